@@ -1,0 +1,1 @@
+"""The domain: records and pure functions, standard library and numpy only."""

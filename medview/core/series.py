@@ -1,0 +1,397 @@
+"""What a header scan found: StudyInfo / SeriesInfo records, and the pure geometry rules that
+turn a bag of frames into ordered stacks with warnings carrying measured values (after 3D
+Slicer's DICOMUtils.getSortedImageFiles: sort along the normal, never by file name or
+InstanceNumber, and say what looks wrong instead of silently guessing)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from medview.core import geometry
+
+# Positions closer than this along the normal are "the same slice".
+SAME_POSITION_MM = 0.01
+# A spacing that deviates more than this fraction from the typical one is reported.
+SPACING_TOLERANCE = 0.01
+# Slice step more than this many degrees off the plane normal is a sheared (tilted) stack.
+TILT_TOLERANCE_DEG = 0.5
+# Orientation cosines that differ by less than this belong to the same stack.
+ORIENTATION_TOLERANCE = 1e-3
+# Never invent more blank slices than this many times the real ones to fill gaps.
+MAX_FILL_RATIO = 1.0
+
+
+@dataclass(frozen=True)
+class LoadWarning:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    name: str = ""
+    id: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    age: str = ""
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where the bytes of one file live: a path, or a member of a zip archive at `path`."""
+
+    path: str
+    member: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else self.path
+
+
+@dataclass(frozen=True)
+class PixelFormat:
+    """How one file stores its pixels; shared by all frames of a multi-frame file."""
+
+    transfer_syntax_uid: str
+    rows: int
+    cols: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int  # 0 unsigned, 1 signed
+    photometric: str
+    planar_configuration: int
+    n_frames: int
+    # Byte offset and length of native (uncompressed, not deflated) pixel data in the file,
+    # so the loader can read it straight into the volume; None when it must be decoded.
+    pixel_data_offset: int | None = None
+    pixel_data_length: int | None = None
+    has_modality_lut_sequence: bool = False
+    float_pixels: bool = False  # FloatPixelData / DoubleFloatPixelData
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One 2D image: a single-frame file, or one frame of a multi-frame file."""
+
+    source: SourceRef
+    frame_index: int
+    pixel: PixelFormat
+    sop_instance_uid: str
+    instance_number: int | None = None
+    position_lps: tuple[float, float, float] | None = None
+    orientation: tuple[float, float, float, float, float, float] | None = None
+    pixel_spacing_row_col_mm: tuple[float, float] | None = None
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    slice_thickness_mm: float | None = None
+    # second-level order for frames that share a position (echo, phase, b-value, time)
+    temporal_key: tuple = ()
+
+
+@dataclass
+class SeriesInfo:
+    study_instance_uid: str
+    series_instance_uid: str
+    modality: str = ""
+    description: str = ""
+    series_number: int | None = None
+    frame_of_reference_uid: str = ""
+    patient: PatientInfo = field(default_factory=PatientInfo)
+    # one entry per output slice in order along the normal; None marks a blank slice that
+    # fills a gap where slices are missing
+    slices: list[FrameRef | None] = field(default_factory=list)
+    affine: np.ndarray = field(default_factory=lambda: np.eye(4))
+    rows: int = 0
+    cols: int = 0
+    samples_per_pixel: int = 1
+    photometric: str = "MONOCHROME2"
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    units: str = ""
+    transfer_syntaxes: list[str] = field(default_factory=list)
+    warnings: list[LoadWarning] = field(default_factory=list)
+    stack_label: str = ""  # "stack 2 of 3" when one SeriesInstanceUID was split
+    has_geometry: bool = True
+
+    @property
+    def frames(self) -> list[FrameRef]:
+        return [f for f in self.slices if f is not None]
+
+    @property
+    def n_instances(self) -> int:
+        return len({f.source for f in self.frames})
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        base = (len(self.slices), self.rows, self.cols)
+        return (*base, 3) if self.samples_per_pixel == 3 else base
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        return geometry.spacing_from_affine(self.affine)
+
+    @property
+    def slice_normal(self) -> np.ndarray:
+        return geometry.slice_normal(self.affine[:3, 2], self.affine[:3, 1])
+
+    @property
+    def key(self) -> str:
+        """Identifies this stack among a scan's results (UID plus split label)."""
+        return self.series_instance_uid + (f"#{self.stack_label}" if self.stack_label else "")
+
+
+@dataclass
+class StudyInfo:
+    study_instance_uid: str
+    study_date: str = ""
+    study_time: str = ""
+    description: str = ""
+    accession_number: str = ""
+    patient: PatientInfo = field(default_factory=PatientInfo)
+    series: list[SeriesInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NonImageObject:
+    path: str
+    modality: str
+    sop_class_uid: str
+    sop_class_name: str
+    series_instance_uid: str = ""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class ScanResult:
+    studies: list[StudyInfo] = field(default_factory=list)
+    non_image_objects: list[NonImageObject] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[LoadWarning] = field(default_factory=list)
+
+    @property
+    def series(self) -> list[SeriesInfo]:
+        return [s for st in self.studies for s in st.series]
+
+    def find_series(self, uid_or_key: str) -> SeriesInfo | None:
+        for s in self.series:
+            if uid_or_key in (s.key, s.series_instance_uid):
+                return s
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# Stacking rules
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def dedupe_by_sop(frames: Sequence[FrameRef]) -> tuple[list[FrameRef], list[LoadWarning]]:
+    """Drop repeated copies of the same instance (same SOP Instance UID and frame), which
+    appear when a study was exported twice into one folder."""
+    seen: dict[tuple[str, int], FrameRef] = {}
+    dupes: list[str] = []
+    for f in frames:
+        key = (f.sop_instance_uid, f.frame_index)
+        if f.sop_instance_uid and key in seen:
+            dupes.append(str(f.source))
+            continue
+        seen[key] = f
+    warnings = []
+    if dupes:
+        warnings.append(LoadWarning(
+            "duplicate_sop_instance",
+            f"{len(dupes)} file(s) repeat an instance already loaded (same SOP Instance UID) "
+            f"and were ignored, e.g. {dupes[0]}"))
+    return list(seen.values()), warnings
+
+
+def _shape_key(f: FrameRef) -> tuple:
+    orient = (tuple(round(v / ORIENTATION_TOLERANCE) for v in f.orientation)
+              if f.orientation else None)
+    spacing = (tuple(round(v, 4) for v in f.pixel_spacing_row_col_mm)
+               if f.pixel_spacing_row_col_mm else None)
+    return (f.pixel.rows, f.pixel.cols, f.pixel.samples_per_pixel, orient, spacing)
+
+
+def split_by_shape(frames: Sequence[FrameRef]) -> list[list[FrameRef]]:
+    """Group frames that can share one voxel grid: same size, orientation and pixel spacing.
+    A localizer, a second orientation or a reformat inside one series becomes its own stack."""
+    groups: dict[tuple, list[FrameRef]] = {}
+    for f in frames:
+        groups.setdefault(_shape_key(f), []).append(f)
+    # biggest stack first, so the main acquisition is stack 1
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def _instance_order(f: FrameRef) -> tuple:
+    return (f.instance_number if f.instance_number is not None else 0, f.frame_index,
+            str(f.source))
+
+
+@dataclass
+class Stack:
+    slices: list[FrameRef | None]
+    affine: np.ndarray
+    warnings: list[LoadWarning]
+    has_geometry: bool
+
+
+def _split_repeated_positions(
+    frames: list[FrameRef], dist: np.ndarray
+) -> tuple[list[list[FrameRef]], list[LoadWarning]]:
+    """Frames that share positions: equal repeats everywhere (multi-echo, cardiac phases,
+    b-values) become separate stacks; otherwise the first of each position is kept."""
+    groups: list[list[int]] = []
+    order = np.argsort(dist, kind="stable")
+    for i in order:
+        if groups and abs(dist[i] - dist[groups[-1][0]]) < SAME_POSITION_MM:
+            groups[-1].append(int(i))
+        else:
+            groups.append([int(i)])
+    counts = {len(g) for g in groups}
+    if counts == {1}:
+        return [frames], []
+    if len(counts) == 1 and len(groups) > 1:
+        m = counts.pop()
+        ordered = [sorted((frames[i] for i in g), key=lambda f: (f.temporal_key,
+                                                                  *_instance_order(f)))
+                   for g in groups]
+        stacks = [[g[k] for g in ordered] for k in range(m)]
+        return stacks, [LoadWarning(
+            "repeated_positions",
+            f"every position holds {m} images (echoes, phases or time points); "
+            f"shown as {m} separate stacks")]
+    kept, dropped_positions = [], []
+    for g in groups:
+        g_sorted = sorted(g, key=lambda i: _instance_order(frames[i]))
+        kept.append(frames[g_sorted[0]])
+        if len(g) > 1:
+            dropped_positions.append(float(dist[g[0]]))
+    n_drop = len(frames) - len(kept)
+    where = ", ".join(_fmt(d) for d in dropped_positions[:3])
+    return [kept], [LoadWarning(
+        "duplicate_position",
+        f"{n_drop} image(s) share a slice position with another image (at {where} mm along "
+        f"the normal); the first by instance number was kept")]
+
+
+def build_stack(frames: Sequence[FrameRef]) -> list[Stack]:
+    """Order frames of one shape group along the slice normal and measure the geometry.
+
+    Returns one stack, or several when every position repeats. Gaps that are whole multiples
+    of the typical spacing are filled with blank slices so every image sits at its true
+    position (SimpleITK instead spreads the gap over all slices, misplacing them)."""
+    frames = list(frames)
+    with_geo = [f for f in frames if f.position_lps is not None and f.orientation is not None]
+    spacing_rc = frames[0].pixel_spacing_row_col_mm
+    if len(with_geo) < len(frames) or not frames:
+        ordered = sorted(frames, key=_instance_order)
+        rc = spacing_rc or (1.0, 1.0)
+        affine = np.diag([1.0, rc[0], rc[1], 1.0])
+        if frames[0].orientation and frames[0].position_lps:
+            affine = geometry.affine_from_plane(
+                frames[0].position_lps, frames[0].orientation[:3], frames[0].orientation[3:],
+                rc, geometry.slice_normal(frames[0].orientation[:3], frames[0].orientation[3:])
+                * (frames[0].slice_thickness_mm or 1.0))
+        warnings = []
+        if len(frames) > 1 or not spacing_rc:
+            what = ("image position or orientation" if spacing_rc
+                    else "image position, orientation or pixel spacing")
+            warnings.append(LoadWarning(
+                "missing_geometry",
+                f"{len(frames) - len(with_geo)} of {len(frames)} images have no {what}; "
+                f"ordered by instance number and shown with assumed 1 mm spacing where absent, "
+                f"so distances are not reliable"))
+        return [Stack(list(ordered), affine, warnings, False)]
+
+    row_cos = np.asarray(frames[0].orientation[:3], float)
+    col_cos = np.asarray(frames[0].orientation[3:], float)
+    normal = geometry.slice_normal(row_cos, col_cos)
+    pos = np.array([f.position_lps for f in frames], float)
+    dist = pos @ normal
+    stacks_frames, warnings = _split_repeated_positions(frames, dist)
+    out = []
+    for sf in stacks_frames:
+        out.append(_stack_geometry(sf, row_cos, col_cos, normal, spacing_rc or (1.0, 1.0),
+                                   list(warnings)))
+    return out
+
+
+def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.ndarray,
+                    normal: np.ndarray, spacing_rc: tuple[float, float],
+                    warnings: list[LoadWarning]) -> Stack:
+    pos = np.array([f.position_lps for f in frames], float)
+    dist = pos @ normal
+    order = np.argsort(dist, kind="stable")
+    frames = [frames[i] for i in order]
+    pos, dist = pos[order], dist[order]
+    n = len(frames)
+    if n == 1:
+        thick = frames[0].slice_thickness_mm or 1.0
+        affine = geometry.affine_from_plane(pos[0], row_cos, col_cos, spacing_rc, normal * thick)
+        return Stack(frames, affine, warnings, True)
+
+    diffs = np.diff(dist)
+    typical = float(np.median(diffs))
+    slices: list[FrameRef | None] = [frames[0]]
+    gap_msgs: list[str] = []
+    n_filled = 0
+    irregular = False
+    for i, d in enumerate(diffs):
+        ratio = d / typical
+        steps = int(round(ratio))
+        if steps >= 2 and abs(ratio - steps) < 0.1 and n_filled + steps - 1 <= MAX_FILL_RATIO * n:
+            gap_msgs.append(f"slice gap of {_fmt(d)} mm between images {i + 1} and {i + 2}, "
+                            f"{_fmt(typical)} mm expected")
+            slices.extend([None] * (steps - 1))
+            n_filled += steps - 1
+        elif abs(d - typical) > max(SPACING_TOLERANCE * typical, SAME_POSITION_MM):
+            irregular = True
+        slices.append(frames[i + 1])
+    if gap_msgs:
+        more = f" (and {len(gap_msgs) - 1} more gaps)" if len(gap_msgs) > 1 else ""
+        warnings.append(LoadWarning(
+            "slice_gap", f"{gap_msgs[0]}{more}; {n_filled} blank slice(s) inserted so the "
+            f"other slices keep their true positions"))
+
+    # Fit the slice step as a vector, which keeps a gantry tilt as shear.
+    k = np.array([i for i, f in enumerate(slices) if f is not None], float)
+    step = (pos[-1] - pos[0]) / (k[-1] - k[0])
+    fitted = pos[0] + np.outer(k, step)
+    err = float(np.max(np.linalg.norm(fitted - pos, axis=1)))
+    if irregular:
+        lo, hi = float(diffs.min()), float(diffs.max())
+        warnings.append(LoadWarning(
+            "unequal_spacing",
+            f"slice spacing varies from {_fmt(lo)} to {_fmt(hi)} mm (typical {_fmt(typical)} mm);"
+            f" slices are placed on a regular grid with up to {_fmt(err)} mm position error"))
+    affine = geometry.affine_from_plane(pos[0], row_cos, col_cos, spacing_rc, step)
+    tilt = geometry.shear_angle_deg(affine)
+    if tilt > TILT_TOLERANCE_DEG:
+        warnings.append(LoadWarning(
+            "gantry_tilt",
+            f"slices are sheared by {_fmt(tilt)}° from the image normal (gantry tilt or "
+            f"sheared geometry); the affine keeps the shear, so positions stay correct"))
+    return Stack(slices, affine, warnings, True)
+
+
+def rescale_warning(frames: Sequence[FrameRef]) -> LoadWarning | None:
+    """Say when the rescale changes from slice to slice (it is applied per slice anyway)."""
+    pairs = {(f.rescale_slope, f.rescale_intercept) for f in frames}
+    if len(pairs) <= 1:
+        return None
+    slopes = sorted({p[0] for p in pairs})
+    inters = sorted({p[1] for p in pairs})
+    return LoadWarning(
+        "rescale_varies",
+        f"rescale changes between slices (slope {_fmt(slopes[0])}..{_fmt(slopes[-1])}, "
+        f"intercept {_fmt(inters[0])}..{_fmt(inters[-1])}); applied per slice")

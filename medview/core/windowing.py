@@ -1,0 +1,62 @@
+"""Window/level values: the file's own, the standard CT presets, and an automatic window.
+
+Preset values (W/L in HU) are those radiology viewers share (OHIF, RadiAnt, Horos; see
+shared NOTES.md "Radiology viewer conventions")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    center: float
+    width: float
+    name: str = ""
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """Display levels (low, high) for this window; width is kept at least 1."""
+        half = max(self.width, 1.0) / 2.0
+        return self.center - half, self.center + half
+
+
+CT_PRESETS: tuple[Window, ...] = (
+    Window(-600, 1500, "Lung"),
+    Window(50, 350, "Mediastinum"),
+    Window(500, 2000, "Bone"),
+    Window(40, 80, "Brain"),
+    Window(75, 200, "Subdural"),
+    Window(40, 40, "Stroke"),
+    Window(40, 400, "Abdomen"),
+    Window(90, 150, "Liver"),
+)
+
+
+def auto_window(array: np.ndarray, low_pct: float = 0.1, high_pct: float = 99.9,
+                max_samples: int = 1_000_000) -> Window:
+    """Window spanning the 0.1–99.9 percentiles (as 3D Slicer's auto W/L), estimated from a
+    strided sample so it stays fast on whole volumes."""
+    flat = array.reshape(-1)
+    step = max(1, flat.size // max_samples)
+    sample = flat[::step]
+    if sample.size == 0:
+        return Window(0.0, 1.0, "Auto")
+    lo, hi = np.percentile(sample, [low_pct, high_pct])
+    width = max(float(hi - lo), 1.0)
+    return Window(float(lo) + width / 2.0, width, "Auto")
+
+
+def default_window(modality: str, file_windows: list[tuple[float, float]],
+                   array: np.ndarray | None = None) -> Window:
+    """The window a series opens with: the file's own first, then a modality default."""
+    if file_windows:
+        c, w = file_windows[0]
+        return Window(c, w, "File")
+    if modality == "CT":
+        return Window(40, 400, "Abdomen")
+    if array is not None:
+        return auto_window(array)
+    return Window(0.0, 1.0, "Auto")
