@@ -100,6 +100,8 @@ class SeriesInfo:
     series_number: int | None = None
     frame_of_reference_uid: str = ""
     patient: PatientInfo = field(default_factory=PatientInfo)
+    study_date: str = ""
+    study_description: str = ""
     # one entry per output slice in order along the normal; None marks a blank slice that
     # fills a gap where slices are missing
     slices: list[FrameRef | None] = field(default_factory=list)
