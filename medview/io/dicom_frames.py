@@ -4,17 +4,36 @@ files one per frame with geometry and rescale from the per-frame functional grou
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from medview.core.series import FrameRef, PixelFormat, SourceRef
 
 
-def floats(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
-    """A keyword's value as exactly n finite floats, or None if absent or malformed."""
+@lru_cache(maxsize=256)
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return tag
+
+
+def value(ds: Dataset | None, keyword: str) -> Any:
+    """An element's value or None. Looks up by tag: pydicom's keyword access goes through
+    __getattr__ and was half the time of a header scan."""
     if ds is None:
         return None
+    elem = ds.get(_tag(keyword))
+    return None if elem is None else elem.value
+
+
+def floats(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
+    """A keyword's value as exactly n finite floats, or None if absent or malformed."""
     try:
-        v = ds.get(keyword)
+        v = value(ds, keyword)
         if v is None or v == "":
             return None
         vals = [float(x) for x in (v if n > 1 else [v])]
@@ -32,7 +51,7 @@ def _float(ds: Dataset | None, keyword: str) -> float | None:
 
 def _int(ds: Dataset | None, keyword: str) -> int | None:
     try:
-        v = None if ds is None else ds.get(keyword)
+        v = value(ds, keyword)
         return None if v is None or v == "" else int(v)
     except (TypeError, ValueError):
         return None
@@ -40,7 +59,7 @@ def _int(ds: Dataset | None, keyword: str) -> int | None:
 
 def _first(ds: Dataset | None, seq_keyword: str) -> Dataset | None:
     try:
-        seq = None if ds is None else ds.get(seq_keyword)
+        seq = value(ds, seq_keyword)
         return seq[0] if seq else None
     except (TypeError, IndexError):
         return None
@@ -83,7 +102,7 @@ def _temporal_key(ds: Dataset | None) -> tuple:
 def frames_of(ds: Dataset, ref: SourceRef, pf: PixelFormat, sop_uid: str) -> list[FrameRef]:
     """FrameRefs for every frame of one file, geometry and rescale per frame."""
     instance = _int(ds, "InstanceNumber")
-    if pf.n_frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+    if pf.n_frames == 1 and _tag("PerFrameFunctionalGroupsSequence") not in ds:
         return [FrameRef(
             source=ref, frame_index=0, pixel=pf, sop_instance_uid=sop_uid,
             instance_number=instance,

@@ -33,7 +33,7 @@ from medview.core.series import (
     split_by_shape,
 )
 from medview.io import sources
-from medview.io.dicom_frames import frames_of
+from medview.io.dicom_frames import frames_of, value
 from medview.io.dicom_parse import (
     MEDIA_STORAGE_DIRECTORY,
     NON_IMAGE_WITH_PIXELS,
@@ -54,7 +54,7 @@ class _ImageFile:
 
 def _text(ds: Dataset, keyword: str) -> str:
     try:
-        v = ds.get(keyword)
+        v = value(ds, keyword)
     except Exception:  # malformed value: treat as absent
         return ""
     return "" if v is None else str(v).strip()

@@ -21,6 +21,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from medview.core.errors import InvalidInputError, ResourceLimitError
 from medview.core.limits import format_bytes, max_volume_bytes
 from medview.core.series import LoadWarning, PixelFormat, SourceRef
+from medview.io.dicom_frames import value
 
 PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData",
               0x7FE00009: "DoubleFloatPixelData"}
@@ -206,7 +207,7 @@ def _short(exc: BaseException) -> str:
 
 def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
     try:
-        v = ds.get(keyword)
+        v = value(ds, keyword)
         return default if v is None or v == "" else int(v)
     except (TypeError, ValueError):
         return default
@@ -260,12 +261,12 @@ def pixel_format(ph: ParsedHeader, where: str) -> PixelFormat:
         transfer_syntax_uid=str(ts), rows=rows, cols=cols, samples_per_pixel=spp,
         bits_allocated=ba, bits_stored=bs,
         pixel_representation=_int(ds, "PixelRepresentation", 0) or 0,
-        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2"
+        photometric=str(value(ds, "PhotometricInterpretation") or "MONOCHROME2"
                         ).strip().upper(),
         planar_configuration=_int(ds, "PlanarConfiguration", 0) or 0,
         n_frames=frames,
         pixel_data_offset=offset if native else None,
         pixel_data_length=length if native else None,
-        has_modality_lut_sequence="ModalityLUTSequence" in ds,
+        has_modality_lut_sequence=value(ds, "ModalityLUTSequence") is not None,
         float_pixels=ph.pixel_tag in ("FloatPixelData", "DoubleFloatPixelData"),
     )

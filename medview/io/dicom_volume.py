@@ -131,6 +131,8 @@ def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef
     try:
         if pf.pixel_data_offset is not None and pf.samples_per_pixel == 1 \
                 and not pf.has_modality_lut_sequence:
+            if _read_native_in_place(opener, fr, target):
+                return
             raw = _read_native(opener, fr)
         else:
             raw = decoder.frame(opener, fr)
@@ -150,21 +152,52 @@ def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef
     _rescale_into(raw, fr, target)
 
 
+def _read_native_in_place(opener: sources.SourceOpener, fr: FrameRef,
+                          target: np.ndarray) -> bool:
+    """The fast path: read the stored bytes straight into the volume's slice and rescale
+    there, with no temporary array. Possible when stored and volume dtypes have the same
+    width, the stored range fits the volume dtype and the rescale is integral (checked)."""
+    pf = fr.pixel
+    dt = stored_dtype(pf)
+    if (dt.itemsize != target.dtype.itemsize or target.dtype.kind not in "iu"
+            or dt.kind not in "iu" or fr.rescale_slope != 1
+            or not float(fr.rescale_intercept).is_integer()):
+        return False
+    lo, hi = _stored_range(pf)
+    info = np.iinfo(target.dtype)
+    if lo < info.min or hi > info.max:
+        return False
+    _readinto(opener, fr, memoryview(target.reshape(-1)).cast("B"))
+    if pf.bits_stored < pf.bits_allocated:
+        shift = pf.bits_allocated - pf.bits_stored
+        if pf.pixel_representation:
+            target <<= shift
+            target >>= shift
+        else:
+            target &= (1 << pf.bits_stored) - 1
+    if fr.rescale_intercept:
+        target += int(fr.rescale_intercept)
+    return True
+
+
+def _readinto(opener: sources.SourceOpener, fr: FrameRef, buf: memoryview) -> None:
+    pf = fr.pixel
+    with opener.open(fr.source) as fh:
+        fh.seek(pf.pixel_data_offset + fr.frame_index * len(buf))
+        got = fh.readinto(buf)
+    if got != len(buf):
+        raise InvalidInputError(str(fr.source), f"pixel data ends early ({got} of "
+                                                f"{len(buf)} bytes of frame "
+                                                f"{fr.frame_index + 1}); the file is truncated")
+
+
 def _read_native(opener: sources.SourceOpener, fr: FrameRef) -> np.ndarray:
     """One frame of native pixel data, read from its byte offset without pydicom."""
     pf = fr.pixel
     dt = stored_dtype(pf)
-    frame_bytes = pf.rows * pf.cols * dt.itemsize
-    with opener.open(fr.source) as fh:
-        fh.seek(pf.pixel_data_offset + fr.frame_index * frame_bytes)
-        buf = bytearray(frame_bytes)
-        got = fh.readinto(buf)
-    if got != frame_bytes:
-        raise InvalidInputError(str(fr.source), f"pixel data ends early ({got} of "
-                                                f"{frame_bytes} bytes of frame "
-                                                f"{fr.frame_index + 1}); the file is truncated")
-    raw = np.frombuffer(buf, dt).reshape(pf.rows, pf.cols)
-    return _mask_bits(raw, pf)
+    buf = bytearray(pf.rows * pf.cols * dt.itemsize)
+    _readinto(opener, fr, memoryview(buf))
+    return _mask_bits(np.frombuffer(buf, dt).reshape(pf.rows, pf.cols), pf)
 
 
 def _mask_bits(raw: np.ndarray, pf: PixelFormat) -> np.ndarray:
