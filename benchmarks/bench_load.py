@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_series import make_ct_series  # noqa: E402
+from make_series import make_ct_series
 
 CHILD = r"""
 import json, resource, sys, time

@@ -19,7 +19,7 @@ def make_ct_series(folder: Path, n: int = 300, size: int = 512, rle: bool = Fals
         return folder
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:size, :size]
-    body = ((yy - size / 2) ** 2 / (0.4 * size) ** 2 + (xx - size / 2) ** 2 / (0.45 * size) ** 2) < 1
+    body = ((yy - size / 2) / (0.4 * size)) ** 2 + ((xx - size / 2) / (0.45 * size)) ** 2 < 1
     study, series, frame = (generate_uid(entropy_srcs=[f"bench-{k}-{rle}"])
                             for k in ("study", "series", "for"))
     for i in range(n):

@@ -16,7 +16,7 @@ def run_convert(path: str, out: str, series_key: str | None) -> int:
         raise UnsupportedInputError(
             out, "has an output suffix MedView cannot write; use one of "
                  + ", ".join(image_files.SUPPORTED_WRITE_SUFFIXES))
-    volume, series = load_volume([path], series_key)
+    volume, _ = load_volume([path], series_key)
     for w in volume.metadata.warnings:
         print(f"medview: warning: {w.message}", file=sys.stderr)
     for w in image_files.write_volume(volume, out):

@@ -350,7 +350,7 @@ def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.nda
     irregular = False
     for i, d in enumerate(diffs):
         ratio = d / typical
-        steps = int(round(ratio))
+        steps = round(ratio)
         if steps >= 2 and abs(ratio - steps) < 0.1 and n_filled + steps - 1 <= MAX_FILL_RATIO * n:
             gap_msgs.append(f"slice gap of {_fmt(d)} mm between images {i + 1} and {i + 2}, "
                             f"{_fmt(typical)} mm expected")

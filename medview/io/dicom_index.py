@@ -66,26 +66,30 @@ def _patient(ds: Dataset) -> PatientInfo:
                        age=_text(ds, "PatientAge"))
 
 
+def _numbers(v: object) -> list[float]:
+    """A numeric value that may be single or multi-valued, as a list of floats."""
+    if v is None:
+        return []
+    items = v if hasattr(v, "__iter__") and not isinstance(v, (str, bytes)) else [v]
+    return [float(x) for x in items]
+
+
 def _windows(ds: Dataset) -> list[tuple[float, float]]:
+    """The file's own (center, width) windows, from the image or its functional groups."""
     try:
-        c, w = ds.get("WindowCenter"), ds.get("WindowWidth")
+        c, w = value(ds, "WindowCenter"), value(ds, "WindowWidth")
         if c is None or w is None:
-            voi = ds.get("FrameVOILUTSequence") or []
+            voi = None
             for fg in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-                seq = ds.get(fg)
-                if seq and "FrameVOILUTSequence" in seq[0]:
-                    voi = seq[0].FrameVOILUTSequence
+                seq = value(ds, fg)
+                if seq and value(seq[0], "FrameVOILUTSequence"):
+                    voi = seq[0].FrameVOILUTSequence[0]
                     break
-            if not voi:
-                return []
-            c, w = voi[0].get("WindowCenter"), voi[0].get("WindowWidth")
-        cs = [float(x) for x in (c if isinstance(c, (list, tuple)) or hasattr(c, "__iter__")
-                                 and not isinstance(c, str) else [c])]
-        ws = [float(x) for x in (w if isinstance(w, (list, tuple)) or hasattr(w, "__iter__")
-                                 and not isinstance(w, str) else [w])]
+            c, w = value(voi, "WindowCenter"), value(voi, "WindowWidth")
+        pairs = zip(_numbers(c), _numbers(w), strict=False)
     except (TypeError, ValueError, AttributeError, IndexError):
         return []
-    return [(cc, ww) for cc, ww in zip(cs, ws) if ww > 0]
+    return [(cc, ww) for cc, ww in pairs if ww > 0]
 
 
 def read_file_header(opener: sources.SourceOpener, ref: SourceRef
@@ -253,7 +257,8 @@ def _series_infos(study_uid: str, series_uid: str, files: list[_ImageFile]
             series_number=_int_or_none(_text(first, "SeriesNumber")),
             frame_of_reference_uid=_text(first, "FrameOfReferenceUID"),
             patient=_patient(first), study_date=_text(first, "StudyDate"),
-            study_description=_text(first, "StudyDescription"), slices=stack.slices, affine=stack.affine,
+            study_description=_text(first, "StudyDescription"), slices=stack.slices,
+            affine=stack.affine,
             rows=fr.pixel.rows, cols=fr.pixel.cols, samples_per_pixel=fr.pixel.samples_per_pixel,
             photometric=fr.pixel.photometric, windows=_windows(first),
             units="HU" if modality == "CT" else _text(first, "RescaleType"),

@@ -122,7 +122,7 @@ class SourceOpener:
         """A binary file object positioned at 0; the caller closes it."""
         if ref.member is None:
             try:
-                return open(ref.path, "rb")  # noqa: SIM115 - returned to the caller
+                return open(ref.path, "rb")
             except OSError as exc:
                 raise InvalidInputError(ref.path, f"cannot be opened ({exc.strerror})") from exc
         zf = self._zip(ref.path)
