@@ -99,7 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from medview.commands.info import run_info
             return run_info(args.paths, as_json=args.json, show_phi=args.show_phi)
         if args.command == "convert":
-            from medview.commands.convert import run_convert
+            from medview.commands.convert import run_convert, writable_suffix
+            if not writable_suffix(args.out):
+                parser.error(f"{args.out}: MedView writes .nii, .nii.gz, .nrrd, .mha, .mhd "
+                             f"or .npy; choose one of those suffixes")
             return run_convert(args.path, args.out, args.series)
         if args.command == "demo":
             from medview.commands.demo import run_demo

@@ -5,17 +5,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from medview.core.errors import UnsupportedInputError
+
+
+def writable_suffix(out: str) -> bool:
+    from medview.io import image_files
+
+    return any(out.lower().endswith(s) for s in image_files.SUPPORTED_WRITE_SUFFIXES)
 
 
 def run_convert(path: str, out: str, series_key: str | None) -> int:
     from medview.io import image_files
     from medview.io.open_volume import load_volume
 
-    if not any(out.lower().endswith(s) for s in image_files.SUPPORTED_WRITE_SUFFIXES):
-        raise UnsupportedInputError(
-            out, "has an output suffix MedView cannot write; use one of "
-                 + ", ".join(image_files.SUPPORTED_WRITE_SUFFIXES))
     volume, _ = load_volume([path], series_key)
     for w in volume.metadata.warnings:
         print(f"medview: warning: {w.message}", file=sys.stderr)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets everything up on a fresh machine and runs all tests (this is what CI runs).
+# Debian tools used as independent references (dcm2niix, dciodvfy, dcmtk) and xvfb are
+# installed when missing and this user may install them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for tool in dcm2niix:dcm2niix dciodvfy:dicom3tools dcmdump:dcmtk Xvfb:xvfb; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "note: ${need[*]} missing and cannot be installed here; tests that need them skip" >&2
+  fi
+fi
+./scripts/setup.sh
+. .venv/bin/activate
+ruff check medview tests benchmarks
+lint-imports
+set +e
+python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+  echo "error: pytest collected no tests; the test tree is missing or broken" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,111 @@
+"""The command line as a user meets it: exit codes, one-line errors, JSON shape, no PHI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dicom_factory import SAGITTAL, write_ct_series
+from medview.cli import main
+
+
+def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medview", "--log-file",
+                           str(tmp_path / "log.txt"), *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture
+def series(tmp_path: Path):
+    return write_ct_series(tmp_path / "study" / "nested", n=6, shuffle=True,
+                           names=lambda i: f"x{i}", extra={"PatientName": "Secret^Person",
+                                                           "PatientID": "ID-12345"})
+
+
+def test_help_is_fast_path_without_heavy_imports():
+    code = ("import sys\nfrom medview.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('numpy', 'pydicom', 'SimpleITK', 'torch', 'PySide6') "
+            "if m in sys.modules]\nprint('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "HEAVY []" in out
+    assert "info" in out and "convert" in out
+
+
+def test_info_json_describes_the_series_and_hides_phi(series, tmp_path, capsys):
+    assert main(["--log-file", str(tmp_path / "l"), "info", str(tmp_path / "study"),
+                 "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "Secret" not in text and "ID-12345" not in text
+    data = json.loads(text)
+    (study,) = data["studies"]
+    (s,) = study["series"]
+    assert s["shape"] == [6, 24, 32] and s["n_instances"] == 6
+    assert s["pixel_spacing_row_col_mm"] == [0.7, 0.8]
+    assert s["slice_spacing_mm"] == pytest.approx(2.5)
+    assert s["origin_mm"] == pytest.approx(list(series.expected_affine[:3, 3]))
+    assert s["slice_normal"] == pytest.approx([0, 0, 1])
+    assert s["modality"] == "CT" and s["samples_per_pixel"] == 1
+    assert s["transfer_syntaxes"] == ["1.2.840.10008.1.2.1"]
+    for key in ("study_instance_uid", "study_date", "description"):
+        assert key in study
+    assert data["skipped"] == [] and data["non_image_objects"] == []
+    assert main(["--log-file", str(tmp_path / "l"), "info", str(tmp_path / "study"),
+                 "--show-phi"]) == 0
+    assert "Secret^Person" in capsys.readouterr().out
+
+
+def test_errors_are_one_line_with_path_and_exit_1(tmp_path):
+    missing = tmp_path / "nope"
+    r = run(["info", str(missing)], tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0
+    assert r.stderr.startswith(f"medview: {missing}: ") and "Traceback" not in r.stderr
+
+
+def test_usage_errors_exit_2(tmp_path, series):
+    assert run(["info"], tmp_path).returncode == 2
+    assert run(["frobnicate"], tmp_path).returncode == 2
+    r = run(["convert", str(tmp_path / "study"), str(tmp_path / "out.jpg")], tmp_path)
+    assert r.returncode == 2 and ".nii.gz" in r.stderr
+
+
+def test_convert_npy_holds_modality_values(series, tmp_path):
+    out = tmp_path / "vol.npy"
+    r = run(["convert", str(tmp_path / "study"), str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    arr = np.load(out)
+    assert arr.dtype == np.int16
+    np.testing.assert_array_equal(arr, series.expected_array)
+
+
+def test_convert_asks_which_series_when_several(tmp_path):
+    write_ct_series(tmp_path / "two", n=4, label="a", series_number=1)
+    b = write_ct_series(tmp_path / "two", n=5, label="b", series_number=2,
+                        orientation=SAGITTAL, names="B{i}.dcm")
+    r = run(["convert", str(tmp_path / "two"), str(tmp_path / "o.npy")], tmp_path)
+    assert r.returncode == 1 and "--series" in r.stderr
+    r = run(["convert", str(tmp_path / "two"), str(tmp_path / "o.npy"), "--series",
+             b.series_uid], tmp_path)
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), b.expected_array)
+
+
+def test_internal_errors_go_to_the_log_not_the_terminal(tmp_path, monkeypatch, capsys):
+    import medview.commands.info as info
+
+    def boom(*a, **k):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(info, "run_info", boom)
+    log = tmp_path / "log.txt"
+    assert main(["--log-file", str(log), "info", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "internal error" in err and "Traceback" not in err and str(log) in err
+    assert "Traceback" in log.read_text()
