@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 
-
 def writable_suffix(out: str) -> bool:
     from medview.io import image_files
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -18,7 +17,7 @@ def default_demo_dir(seed: int, site: str) -> Path:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from medview.commands.info import scan_json, scan_text
+    from medview.commands.info import scan_json, scan_text, terminal_progress
     from medview.io.demo import generate_demo_study
     from medview.io.dicom_index import scan
 
@@ -27,16 +26,10 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_demo_dir(args.seed, args.site)
     series_dir = out / "series"
     if args.out or custom or not series_dir.is_dir():
-        def progress(p) -> None:
-            if sys.stderr.isatty():
-                print(f"\rgenerating demo study: {p.fraction:4.0%}", end="", file=sys.stderr)
-
         study = generate_demo_study(
             out, seed=args.seed, site=args.site, slices=args.slices,
             thickness_mm=args.thickness, noise_hu=args.noise, n_lesions=args.lesions,
-            lesions=not args.no_lesions, progress=progress)
-        if sys.stderr.isatty():
-            print(file=sys.stderr)
+            lesions=not args.no_lesions, progress=terminal_progress)
         series_dir = study.series_dir
     result = scan([series_dir])
     print(json.dumps(scan_json(result), indent=1) if args.json else scan_text(result))

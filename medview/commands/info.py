@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
+from medview.core.jobs import Progress
 from medview.core.series import ScanResult, SeriesInfo, StudyInfo
 
 
@@ -97,10 +99,17 @@ def scan_text(result: ScanResult, show_phi: bool = False) -> str:
     return "\n".join(lines)
 
 
+def terminal_progress(p: Progress) -> None:
+    """Progress on stderr for folders of thousands of files, only when someone watches."""
+    if sys.stderr.isatty():
+        end = "\n" if p.fraction >= 1 else ""
+        print(f"\r{p.message:60.60s}", end=end, file=sys.stderr, flush=True)
+
+
 def run_info(paths: Sequence[str], as_json: bool = False, show_phi: bool = False) -> int:
     from medview.io.dicom_index import scan
 
-    result = scan(paths)
+    result = scan(paths, progress=terminal_progress)
     print(json.dumps(scan_json(result, show_phi), indent=1) if as_json
           else scan_text(result, show_phi))
     return 0 if result.studies or not result.skipped else 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -101,6 +102,8 @@ class SourceOpener:
 
     def __init__(self) -> None:
         self._zips: dict[str, zipfile.ZipFile] = {}
+        # the last member read, so frames of one multi-frame member inflate it only once
+        self._last: tuple[SourceRef, bytes] | None = None
 
     def __enter__(self) -> SourceOpener:
         return self
@@ -112,6 +115,7 @@ class SourceOpener:
         for zf in self._zips.values():
             zf.close()
         self._zips.clear()
+        self._last = None
 
     def size(self, ref: SourceRef) -> int:
         if ref.member is None:
@@ -125,14 +129,20 @@ class SourceOpener:
                 return open(ref.path, "rb")
             except OSError as exc:
                 raise InvalidInputError(ref.path, f"cannot be opened ({exc.strerror})") from exc
+        if self._last is not None and self._last[0] == ref:
+            return io.BytesIO(self._last[1])
         zf = self._zip(ref.path)
         info = zf.getinfo(ref.member)
         if info.file_size > max_volume_bytes():
             raise ResourceLimitError(str(ref), "is larger than this machine can load")
-        with zf.open(info) as fh:
-            data = fh.read(info.file_size + 1)
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(info.file_size + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise InvalidInputError(str(ref), f"could not be extracted ({exc})") from exc
         if len(data) > info.file_size:
             raise ResourceLimitError(str(ref), "inflates past its declared size; refused")
+        self._last = (ref, data)
         return io.BytesIO(data)
 
     def _zip(self, path: str) -> zipfile.ZipFile:
