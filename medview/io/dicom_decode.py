@@ -68,12 +68,26 @@ class FileDecoder:
         if pf.n_frames > 1 and arr.ndim == (4 if pf.samples_per_pixel == 3 else 3):
             arr = arr[0]
         if pf.photometric == "PALETTE COLOR":
-            return _to_uint8_rgb(apply_color_lut(arr, ds), 16)
+            return _palette_rgb(arr, ds)
         if pf.samples_per_pixel == 3:
             return _to_uint8_rgb(arr, pf.bits_stored)
         if pf.has_modality_lut_sequence:
             return np.asarray(apply_modality_lut(arr, ds), np.float32)
         return arr
+
+
+def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Palette colour indices as RGB uint8.
+
+    pydicom 3.0 reads non-segmented 16-bit LUT data in little-endian order even from a
+    big-endian file (NOTES.md; OBXXXX1A_expb.dcm came out black), so it is swapped back here.
+    The LUT Descriptor's third value is the entry depth: 8-bit entries may sit in 16-bit
+    words, and must not be shifted down as if they were 16-bit."""
+    rgb = apply_color_lut(arr, ds)
+    if (rgb.dtype.itemsize == 2 and "RedPaletteColorLookupTableData" in ds
+            and ds.original_encoding[1] is False):
+        rgb = rgb.byteswap()
+    return _to_uint8_rgb(rgb, int(ds.RedPaletteColorLookupTableDescriptor[2]))
 
 
 def _to_uint8_rgb(arr: np.ndarray, bits: int) -> np.ndarray:

@@ -259,7 +259,10 @@ def _series_infos(study_uid: str, series_uid: str, files: list[_ImageFile]
             patient=_patient(first), study_date=_text(first, "StudyDate"),
             study_description=_text(first, "StudyDescription"), slices=stack.slices,
             affine=stack.affine,
-            rows=fr.pixel.rows, cols=fr.pixel.cols, samples_per_pixel=fr.pixel.samples_per_pixel,
+            rows=fr.pixel.rows, cols=fr.pixel.cols,
+            # samples of the loaded volume: palette colour indices load as RGB
+            samples_per_pixel=3 if fr.pixel.photometric == "PALETTE COLOR"
+            else fr.pixel.samples_per_pixel,
             photometric=fr.pixel.photometric, windows=_windows(first),
             units="HU" if modality == "CT" else _text(first, "RescaleType"),
             transfer_syntaxes=tss, warnings=ws,

@@ -130,7 +130,7 @@ def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef
     pf = fr.pixel
     try:
         if pf.pixel_data_offset is not None and pf.samples_per_pixel == 1 \
-                and not pf.has_modality_lut_sequence:
+                and pf.photometric != "PALETTE COLOR" and not pf.has_modality_lut_sequence:
             if _read_native_in_place(opener, fr, target):
                 return
             raw = _read_native(opener, fr)
@@ -145,6 +145,9 @@ def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef
         log.debug("decode failed for %s", fr.source, exc_info=True)
         raise InvalidInputError(str(fr.source), f"has pixel data that could not be decoded "
                                                 f"({str(exc).splitlines()[0][:160]})") from exc
+    if raw.ndim != target.ndim:
+        raise InvalidInputError(str(fr.source), "is a colour image in a grey series (or the "
+                                                "reverse); load it on its own")
     if raw.shape[:2] != target.shape[:2]:
         raise InvalidInputError(str(fr.source), f"frame is {raw.shape[1]} x {raw.shape[0]} "
                                                 f"pixels, not {target.shape[1]} x "
