@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from medview.core.errors import InvalidInputError
 from medview.core.series import FrameRef, PixelFormat, SourceRef
 from medview.io.dicom_parse import read_deflated
 from medview.io.pixel_codecs import plugin_for
@@ -49,6 +50,11 @@ class FileDecoder:
             for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
                 if kw in ds:
                     ds[kw].value  # noqa: B018
+        if not any(kw in ds for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+            # the header scan saw the pixel element, but pydicom drops a dataset whose
+            # encapsulated pixel data runs off the end of the file without an error (NOTES.md)
+            raise InvalidInputError(str(ref), "pixel data ends before its end marker; the "
+                                              "file is truncated")
         if not ds.file_meta.get("TransferSyntaxUID"):
             implicit, little = ds.original_encoding
             ds.file_meta.TransferSyntaxUID = (
