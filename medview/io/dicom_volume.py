@@ -144,7 +144,7 @@ def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef
     except Exception as exc:  # decoders raise many kinds on damaged data
         log.debug("decode failed for %s", fr.source, exc_info=True)
         raise InvalidInputError(str(fr.source), f"has pixel data that could not be decoded "
-                                                f"({str(exc).splitlines()[0][:160]})") from exc
+                                                f"({_decoder_reason(exc)})") from exc
     if raw.ndim != target.ndim:
         raise InvalidInputError(str(fr.source), "is a colour image in a grey series (or the "
                                                 "reverse); load it on its own")
@@ -153,6 +153,14 @@ def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef
                                                 f"pixels, not {target.shape[1]} x "
                                                 f"{target.shape[0]} as the header says")
     _rescale_into(raw, fr, target)
+
+
+def _decoder_reason(exc: Exception) -> str:
+    """The decoder's own reason, short. pydicom's "exceptions were raised by all available
+    plugins:" puts the reasons on the following lines, so the first plugin's line is used."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+    text = lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return text[:160]
 
 
 def _read_native_in_place(opener: sources.SourceOpener, fr: FrameRef,
