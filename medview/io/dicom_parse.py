@@ -235,7 +235,11 @@ def pixel_format(ph: ParsedHeader, where: str) -> PixelFormat:
                                        f"colour (3) images can be shown")
     if frames < 1:
         raise InvalidInputError(where, f"declares {frames} frames")
-    expected = rows * cols * frames * spp * ba // 8 if ba >= 8 else (rows * cols * frames + 7) // 8
+    photometric = str(value(ds, "PhotometricInterpretation") or "MONOCHROME2").strip().upper()
+    # native YBR_FULL_422 stores two chroma samples per pixel pair: 2 samples a pixel, not 3
+    stored_spp = 2 if photometric == "YBR_FULL_422" and spp == 3 else spp
+    expected = (rows * cols * frames * stored_spp * ba // 8 if ba >= 8
+                else (rows * cols * frames + 7) // 8)
     out_bytes = rows * cols * frames * spp * max(ba // 8, 1)
     if out_bytes > max_volume_bytes():
         raise ResourceLimitError(
@@ -261,8 +265,7 @@ def pixel_format(ph: ParsedHeader, where: str) -> PixelFormat:
         transfer_syntax_uid=str(ts), rows=rows, cols=cols, samples_per_pixel=spp,
         bits_allocated=ba, bits_stored=bs,
         pixel_representation=_int(ds, "PixelRepresentation", 0) or 0,
-        photometric=str(value(ds, "PhotometricInterpretation") or "MONOCHROME2"
-                        ).strip().upper(),
+        photometric=photometric,
         planar_configuration=_int(ds, "PlanarConfiguration", 0) or 0,
         n_frames=frames,
         pixel_data_offset=offset if native else None,
