@@ -139,7 +139,9 @@ def _pixel_element(fp: BinaryIO, implicit: bool, little: bool, file_size: int
     name = PIXEL_TAGS.get(tag)
     if name is None:
         return None, None, None
-    if implicit:
+    if implicit or not (head[4:6].isalpha() and head[4:6].isupper()):
+        # implicit VR, or an implicit-VR element inside an explicit-VR dataset, which some
+        # writers emit and pydicom accepts (SC_rgb_jpeg.dcm)
         (length,) = struct.unpack(endian + "I", head[4:8])
         offset = start + 8
     elif head[4:6] in _LONG_VRS:
