@@ -62,8 +62,10 @@ def _sniff_not_dicom(head: bytes) -> str | None:
         return "is not a DICOM file (it is a PDF document)"
     if head.startswith(b"PK\x03\x04"):
         return "is a zip archive inside the folder; open the archive itself"
-    # A raw dataset without preamble begins with a group 0x0002 or 0x0008 tag.
-    if len(head) >= 4 and struct.unpack("<H", head[:2])[0] in (0x0002, 0x0008):
+    # A raw dataset without preamble begins with a group 0x0002 or 0x0008 tag, in either
+    # byte order (ExplVR_BigEndNoMeta.dcm is a big-endian one).
+    if len(head) >= 4 and {struct.unpack("<H", head[:2])[0],
+                           struct.unpack(">H", head[:2])[0]} & {0x0002, 0x0008}:
         return None
     sample = head[:128]
     if sample and all(32 <= b < 127 or b in (9, 10, 13) for b in sample):
