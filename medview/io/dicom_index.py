@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_file_meta_info
 from pydicom.uid import UID
 
 from medview.core.errors import InvalidInputError, MedviewError
@@ -128,6 +129,8 @@ def _dicomdir_refs(path: Path, skipped: list[Skipped]) -> Iterator[SourceRef]:
         skipped.append(Skipped(str(path), f"is a damaged DICOMDIR ({exc}); open its folder "
                                           f"instead"))
         return
+    if not any(rec.get("ReferencedFileID") for rec in records):
+        skipped.append(Skipped(str(path), "is a DICOMDIR that references no image files"))
     for rec in records:
         fid = rec.get("ReferencedFileID")
         if not fid:
@@ -144,6 +147,16 @@ def _dicomdir_refs(path: Path, skipped: list[Skipped]) -> Iterator[SourceRef]:
             yield SourceRef(str(target))
 
 
+def _is_dicomdir(path: Path) -> bool:
+    """A DICOMDIR under another name (a copy, renamed media) says so in its file meta; a file
+    named on the command line is checked so it is followed instead of silently ignored."""
+    try:
+        meta = read_file_meta_info(path)
+    except Exception:  # not DICOM, or no file meta: not a DICOMDIR
+        return False
+    return str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_STORAGE_DIRECTORY
+
+
 def enumerate_sources(paths: Sequence[str | Path], skipped: list[Skipped]
                       ) -> list[SourceRef]:
     """Every file to read from the given paths, de-duplicated, in a stable order."""
@@ -156,7 +169,7 @@ def enumerate_sources(paths: Sequence[str | Path], skipped: list[Skipped]
             for f in sources.iter_folder(p):
                 refs.extend(sources.iter_zip(f, skipped) if f.suffix.lower() == ".zip"
                             else [SourceRef(str(f))])
-        elif p.name.upper() == "DICOMDIR":
+        elif p.name.upper() == "DICOMDIR" or _is_dicomdir(p):
             refs.extend(_dicomdir_refs(p, skipped))
         elif sources.is_zip(p):
             refs.extend(sources.iter_zip(p, skipped))
