@@ -298,7 +298,10 @@ def build_stack(frames: Sequence[FrameRef]) -> list[Stack]:
     if len(with_geo) < len(frames) or not frames:
         ordered = sorted(frames, key=_instance_order)
         rc = spacing_rc or (1.0, 1.0)
-        affine = np.diag([1.0, rc[0], rc[1], 1.0])
+        # no orientation: DICOM's default axial plane (rows along L, columns along P), as
+        # SimpleITK/GDCM assume, so an exported image is not turned on its side
+        affine = geometry.affine_from_plane((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0),
+                                            rc, (0.0, 0.0, 1.0))
         if frames[0].orientation and frames[0].position_lps:
             affine = geometry.affine_from_plane(
                 frames[0].position_lps, frames[0].orientation[:3], frames[0].orientation[3:],
