@@ -9,6 +9,7 @@ anywhere. Good files come from tests/dicom_factory.py.
 from __future__ import annotations
 
 import json
+import os
 import random
 import struct
 import subprocess
@@ -245,9 +246,19 @@ def write_many_tiny(folder: Path, n: int = 3000) -> list[Path]:
 # Reading in a child process under an address-space cap, reporting peak memory.
 
 _CHILD = r"""
-import json, resource, sys
+import json, os, resource, sys
 import numpy, pydicom
 from medview.io import dicom_index, dicom_volume
+
+writes = []
+
+def audit(event, args):
+    if event == "open" and not isinstance(args[0], int) and args[0] is not None and (
+            set(str(args[1] or "")) & set("wax+")
+            or (args[2] or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):
+        writes.append(os.path.abspath(os.fsdecode(args[0])))
+
+sys.addaudithook(audit)
 
 def vm_bytes():
     with open("/proc/self/status") as f:
@@ -281,6 +292,7 @@ try:
                 out["loads"][s.key] = failure(exc)
 except Exception as exc:
     out.update(failure(exc))
+out["writes"] = writes
 out["base_rss_mb"] = base_rss / 1024
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print("RESULT " + json.dumps(out))
@@ -293,10 +305,13 @@ def scan_in_capped_process(paths: list[Path], *, load: bool = True, headroom_mb:
     grow only `headroom_mb` past what its imports took, so a reader that allocates what a
     hostile header declares fails there instead of swapping this machine. Returns the
     child's report: series, skipped, loads (shape/dtype or error/message per series key),
-    base_rss_mb and peak_rss_mb."""
+    writes (every file it opened for writing), base_rss_mb and peak_rss_mb. glibc's
+    per-thread malloc arenas reserve 64 MB of address space each, so they are limited to
+    keep a threaded reader from hitting the cap without using the memory."""
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(headroom_mb), "load" if load else "scan",
-         *map(str, paths)], capture_output=True, text=True, timeout=timeout_s, check=False)
+         *map(str, paths)], capture_output=True, text=True, timeout=timeout_s, check=False,
+        env={**os.environ, "MALLOC_ARENA_MAX": "2"})
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])

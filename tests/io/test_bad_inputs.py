@@ -182,9 +182,15 @@ def test_heavy_hostile_file_with_bounded_memory(tmp_path: Path, name: str) -> No
     hostile = HEAVY[name]
     bad = build(hostile, tmp_path / "in", tmp_path / "src")
     report = H.scan_in_capped_process([bad])
+    assert_contained(report, tmp_path)
+    assert_refused(_refusal_in_report(report, bad), hostile, name)
+
+
+def assert_contained(report: dict, tmp_path: Path) -> None:
+    """The child stayed within its memory allowance and wrote nothing outside tmp_path."""
     assert "error" not in report, report
     assert report["peak_rss_mb"] - report["base_rss_mb"] < MAX_EXTRA_RSS_MB, report
-    assert_refused(_refusal_in_report(report, bad), hostile, name)
+    assert not [w for w in report["writes"] if not w.startswith(str(tmp_path))], report
 
 
 def _refusal_in_report(report: dict, path: Path) -> str | None:
@@ -204,8 +210,7 @@ def test_everything_hostile_in_one_folder_with_bounded_memory(tmp_path: Path) ->
     catalogue = {**HOSTILE, **HEAVY}
     bad = {name: build(h, folder / "bad", tmp_path / "src") for name, h in catalogue.items()}
     report = H.scan_in_capped_process([folder])
-    assert "error" not in report, report
-    assert report["peak_rss_mb"] - report["base_rss_mb"] < MAX_EXTRA_RSS_MB, report
+    assert_contained(report, tmp_path)
     good_series = [s for s in report["series"] if s["uid"] == good.series_uid]
     assert [s["n_slices"] for s in good_series] == [12]
     assert report["loads"][good_series[0]["key"]] == {"shape": [12, 24, 32], "dtype": "int16"}
