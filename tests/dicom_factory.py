@@ -127,15 +127,18 @@ def save(ds: Dataset, path: Path, transfer_syntax: str = ExplicitVRLittleEndian)
     """Write `ds` (native little-endian pixels) as a Part 10 file in `transfer_syntax`.
 
     Compressed syntaxes go through pydicom's encoders without a new SOP Instance UID
-    (pydicom would otherwise make one, NOTES.md). pydicom writes OW pixel bytes as they are,
-    so for big endian the 16-bit words are swapped here."""
+    (pydicom would otherwise make one, NOTES.md). pydicom writes OW bytes as they are, so
+    for big endian the 16-bit words of 16-bit pixels and of palette LUTs are swapped here."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ts = UID(transfer_syntax)
     if ts.is_compressed:
         ds.compress(ts, generate_instance_uid=False)
     else:
-        if ts == ExplicitVRBigEndian and ds.BitsAllocated == 16:
-            ds.PixelData = np.frombuffer(ds.PixelData, "<u2").astype(">u2").tobytes()
+        if ts == ExplicitVRBigEndian:
+            words = [e for e in ds if e.VR == "OW" or (e.keyword == "PixelData"
+                                                        and ds.BitsAllocated == 16)]
+            for elem in words:
+                elem.value = np.frombuffer(elem.value, "<u2").astype(">u2").tobytes()
         ds.file_meta.TransferSyntaxUID = ts
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -287,7 +290,8 @@ def _axial_geometry(ds: Dataset, k: int, spacing: tuple[float, float] = (1.0, 1.
 
 
 def write_rgb_series(folder: Path, n: int = 3, rows: int = 16, cols: int = 20, *,
-                     planar: int = 0, label: str = "rgb") -> Written:
+                     planar: int = 0, label: str = "rgb",
+                     transfer_syntax: str = ExplicitVRLittleEndian) -> Written:
     """Secondary-capture RGB slices (with geometry so they stack); `planar=1` stores
     RRR..GGG..BBB, which a reader that assumes interleaved samples garbles."""
     r, c = np.mgrid[0:rows, 0:cols]
@@ -302,23 +306,26 @@ def write_rgb_series(folder: Path, n: int = 3, rows: int = 16, cols: int = 20, *
         if planar:
             ds.PlanarConfiguration = 1
             ds.PixelData = np.ascontiguousarray(rgb[k].transpose(2, 0, 1)).tobytes()
-        paths.append(save(ds, folder / f"rgb{k}.dcm"))
+        paths.append(save(ds, folder / f"rgb{k}.dcm", transfer_syntax))
     return Written(paths, rgb, expected_affine((0, 0, 0), AXIAL, (1, 1), (0, 0, 2)))
 
 
-def write_palette_image(path: Path, rows: int = 16, cols: int = 20) -> Written:
-    """PALETTE COLOR with 16-bit LUT entries that are 257 times an 8-bit value, so the
-    expected uint8 RGB is unambiguous (v >> 8 == v // 257)."""
+def write_palette_image(path: Path, rows: int = 16, cols: int = 20,
+                        transfer_syntax: str = ExplicitVRLittleEndian) -> Written:
+    """PALETTE COLOR with 16-bit LUT entries v * 257 + 1 for 8-bit v <= 254: every usual
+    16 -> 8 bit mapping (v >> 8, v // 257, round(v / 257)) gives v, yet the two bytes of
+    each entry differ, so a byte-swapped LUT (pydicom 3.0 with big endian, NOTES.md) shows."""
     idx = ((np.arange(rows)[:, None] * 3 + np.arange(cols)[None, :] * 5) % 256).astype(np.uint8)
-    lut = np.stack([np.arange(256), 255 - np.arange(256), (np.arange(256) * 3) % 256], -1)
+    ramp = np.arange(256)
+    lut = np.stack([ramp % 255, 254 - ramp % 255, (ramp * 3) % 255], -1)
     ds = _plain_image(SECONDARY_CAPTURE, "OT", "palette")
     _axial_geometry(ds, 0)
     set_pixels(ds, idx, photometric="PALETTE COLOR", bits=8, signed=False)
     for i, colour in enumerate(("Red", "Green", "Blue")):
         setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
         setattr(ds, f"{colour}PaletteColorLookupTableData",
-                (lut[:, i].astype("<u2") * 257).tobytes())
-    save(ds, path)
+                (lut[:, i].astype("<u2") * 257 + 1).tobytes())
+    save(ds, path, transfer_syntax)
     return Written([path], lut.astype(np.uint8)[idx][None],
                    expected_affine((0, 0, 0), AXIAL, (1, 1), (0, 0, 1)))
 

@@ -161,16 +161,26 @@ def test_enhanced_multiframe_integral_rescale_is_int16(tmp_path: Path) -> None:
     assert_values(load(tmp_path), w, np.int16)
 
 
-@pytest.mark.parametrize("planar", [0, 1])
-def test_rgb_is_slice_row_col_3_uint8(tmp_path: Path, planar: int) -> None:
-    w = F.write_rgb_series(tmp_path, planar=planar)
+# pydicom's RLE encoder and decoder disagree on planar configuration 1, so compressed
+# colour is written interleaved only.
+COLOUR_CASES = [(0, ExplicitVRLittleEndian), (1, ExplicitVRLittleEndian),
+                (1, ExplicitVRBigEndian), (1, DeflatedExplicitVRLittleEndian),
+                (0, RLELossless), (0, JPEGLSLossless)]
+
+
+@pytest.mark.parametrize(("planar", "ts"), COLOUR_CASES,
+                         ids=[f"planar{p}-{ts.name}" for p, ts in COLOUR_CASES])
+def test_rgb_is_slice_row_col_3_uint8(tmp_path: Path, planar: int, ts: str) -> None:
+    w = F.write_rgb_series(tmp_path, planar=planar, transfer_syntax=ts)
     vol = load(tmp_path)
     assert vol.is_colour
     assert_values(vol, w, np.uint8)
 
 
-def test_palette_colour_becomes_rgb(tmp_path: Path) -> None:
-    w = F.write_palette_image(tmp_path / "palette.dcm")
+@pytest.mark.parametrize("ts", [ExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless],
+                         ids=lambda ts: ts.name)
+def test_palette_colour_becomes_rgb(tmp_path: Path, ts: str) -> None:
+    w = F.write_palette_image(tmp_path / "palette.dcm", transfer_syntax=ts)
     assert_values(load(tmp_path), w, np.uint8)
 
 
