@@ -9,11 +9,10 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
-from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from medview.core.errors import InvalidInputError
 from medview.core.series import FrameRef, PixelFormat, SourceRef
-from medview.io.dicom_parse import read_deflated
+from medview.io.dicom_parse import is_deflated, read_deflated
 from medview.io.pixel_codecs import plugin_for
 from medview.io.sources import SourceOpener
 
@@ -43,9 +42,10 @@ class FileDecoder:
             self._parsed.move_to_end(ref)
             return ds
         with opener.open(ref) as fp:
-            ds = pydicom.dcmread(fp, force=True)
-            if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+            if is_deflated(fp):
                 ds = read_deflated(fp, str(ref), stop_before_pixels=False)
+            else:
+                ds = pydicom.dcmread(fp, force=True)
             # touch the pixel bytes while the file is open (values may be deferred)
             for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
                 if kw in ds:

@@ -106,6 +106,20 @@ def _stop_at_pixels(tag, vr, length) -> bool:
     return int(tag) in PIXEL_TAGS
 
 
+def is_deflated(fp: BinaryIO) -> bool:
+    """Whether the file meta declares Deflated Explicit VR Little Endian, read from the meta
+    group alone: pydicom's dcmread inflates the whole dataset before it returns (a bomb)."""
+    fp.seek(0)
+    marked = fp.read(132)[128:132] == b"DICM"
+    fp.seek(0)
+    if not marked:
+        return False
+    read_preamble(fp, force=True)
+    ts = _read_file_meta_info(fp).get("TransferSyntaxUID", "")
+    fp.seek(0)
+    return ts == DeflatedExplicitVRLittleEndian
+
+
 def read_deflated(fp: BinaryIO, where: str, stop_before_pixels: bool) -> Dataset:
     """Read a Deflated Explicit VR Little Endian file with capped inflation."""
     fp.seek(0)
@@ -175,12 +189,10 @@ def parse_header(fp: BinaryIO, ref: SourceRef, file_size: int) -> ParsedHeader:
         reason = _sniff_not_dicom(head)
         if reason:
             raise InvalidInputError(where, reason)
-    fp.seek(0)
     try:
-        ds = pydicom.dcmread(fp, stop_before_pixels=True, defer_size=4096, force=True)
-        deflated = ds.file_meta.get("TransferSyntaxUID", "") == DeflatedExplicitVRLittleEndian
-        if deflated:
-            ds = read_deflated(fp, where, stop_before_pixels=True)
+        deflated = is_deflated(fp)
+        ds = (read_deflated(fp, where, stop_before_pixels=True) if deflated else
+              pydicom.dcmread(fp, stop_before_pixels=True, defer_size=4096, force=True))
     except (InvalidInputError, ResourceLimitError):
         raise
     except Exception as exc:  # pydicom raises many types for damaged files

@@ -14,7 +14,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from medview.core.errors import InvalidInputError, MedviewError, UnsupportedInputError
+from medview.core.errors import (
+    InvalidInputError,
+    MedviewError,
+    ResourceLimitError,
+    UnsupportedInputError,
+)
 from medview.core.jobs import CancelToken, ProgressCallback, report
 from medview.core.limits import format_bytes, max_volume_bytes
 from medview.core.series import FrameRef, PixelFormat, SeriesInfo
@@ -90,7 +95,7 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None,
     shape = series.shape
     nbytes = int(np.prod(shape)) * dtype.itemsize
     if nbytes > max_volume_bytes():
-        raise InvalidInputError(
+        raise ResourceLimitError(
             str(series.frames[0].source),
             f"series would need {format_bytes(nbytes)}, more than MedView can load here "
             f"(limit {format_bytes(max_volume_bytes())})")
