@@ -39,25 +39,36 @@ def _stored_range(pf: PixelFormat) -> tuple[int, int]:
     return 0, (1 << pf.bits_stored) - 1
 
 
-def choose_dtype(series: SeriesInfo) -> np.dtype:
-    """The smallest dtype that holds every rescaled value exactly, decided from headers.
+class _Widen(Exception):
+    """A slice's values do not fit the volume's int16: widen the volume and read it again."""
 
-    int16 when every slope and intercept is integral and the rescaled stored range fits;
-    float32 otherwise. (Stored ranges wider than int16 are narrowed later if the data
-    allow it, see _fit_int16.)"""
+
+def choose_dtype(series: SeriesInfo) -> tuple[np.dtype, bool]:
+    """The smallest dtype that holds every rescaled value exactly, and whether each slice
+    must be checked against it.
+
+    Integral rescale of 16-bit storage loads as int16. When the header's stored range could
+    overflow int16 (signed 16-bit CT with a -1024 intercept, the common GE layout) the real
+    values almost always fit, so each slice is checked and the volume widens to int32 only
+    if one does not. Non-integral rescale gives float32; 32-bit storage int32, narrowed at
+    the end when the values allow (_fit_int16)."""
     frames = series.frames
     if series.samples_per_pixel == 3:
-        return np.dtype(np.uint8)
+        return np.dtype(np.uint8), False
     if any(f.pixel.float_pixels or f.pixel.has_modality_lut_sequence for f in frames):
-        return np.dtype(np.float32)
+        return np.dtype(np.float32), False
     integral = all(float(f.rescale_slope).is_integer() and float(f.rescale_intercept).is_integer()
                    for f in frames)
     if not integral:
-        return np.dtype(np.float32)
+        return np.dtype(np.float32), False
     if all(f.pixel.bits_allocated == 8 and f.pixel.pixel_representation == 0
            and f.rescale_slope == 1 and f.rescale_intercept == 0 for f in frames):
-        return np.dtype(np.uint8)
-    return np.dtype(np.int16) if _fits_int16(frames) else np.dtype(np.int32)
+        return np.dtype(np.uint8), False
+    if _fits_int16(frames):
+        return np.dtype(np.int16), False
+    if all(f.pixel.bits_allocated <= 16 for f in frames):
+        return np.dtype(np.int16), True
+    return np.dtype(np.int32), False
 
 
 def _fits_int16(frames: list[FrameRef]) -> bool:
@@ -91,7 +102,7 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None,
     n = len(series.slices)
     if n == 0:
         raise InvalidInputError(series.series_instance_uid, "has no images to load")
-    dtype = choose_dtype(series)
+    dtype, checked = choose_dtype(series)
     shape = series.shape
     nbytes = int(np.prod(shape)) * dtype.itemsize
     if nbytes > max_volume_bytes():
@@ -115,7 +126,11 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None,
                     cancel.raise_if_cancelled()
                 if fr is None:
                     continue
-                _read_slice(opener, decoder, fr, out[i])
+                try:
+                    _read_slice(opener, decoder, fr, out[i], checked)
+                except _Widen:
+                    out, checked = out.astype(np.int32), False
+                    _read_slice(opener, decoder, fr, out[i], checked)
                 filled[i] = True
                 if on_slice is not None:
                     on_slice(i)
@@ -131,17 +146,17 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None,
 
 
 def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef,
-                target: np.ndarray) -> None:
+                target: np.ndarray, checked: bool) -> None:
     pf = fr.pixel
     try:
         if pf.pixel_data_offset is not None and pf.samples_per_pixel == 1 \
                 and pf.photometric != "PALETTE COLOR" and not pf.has_modality_lut_sequence:
-            if _read_native_in_place(opener, fr, target):
+            if _read_native_in_place(opener, fr, target, checked):
                 return
             raw = _read_native(opener, fr)
         else:
             raw = decoder.frame(opener, fr)
-    except MedviewError:
+    except (MedviewError, _Widen):
         raise
     except NotImplementedError as exc:
         raise UnsupportedInputError(str(fr.source), f"uses a pixel encoding MedView cannot "
@@ -157,7 +172,7 @@ def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef
         raise InvalidInputError(str(fr.source), f"frame is {raw.shape[1]} x {raw.shape[0]} "
                                                 f"pixels, not {target.shape[1]} x "
                                                 f"{target.shape[0]} as the header says")
-    _rescale_into(raw, fr, target)
+    _rescale_into(raw, fr, target, checked)
 
 
 def _decoder_reason(exc: Exception) -> str:
@@ -168,31 +183,39 @@ def _decoder_reason(exc: Exception) -> str:
     return text[:160]
 
 
-def _read_native_in_place(opener: sources.SourceOpener, fr: FrameRef,
-                          target: np.ndarray) -> bool:
+def _read_native_in_place(opener: sources.SourceOpener, fr: FrameRef, target: np.ndarray,
+                          checked: bool) -> bool:
     """The fast path: read the stored bytes straight into the volume's slice and rescale
     there, with no temporary array. Possible when stored and volume dtypes have the same
-    width, the stored range fits the volume dtype and the rescale is integral (checked)."""
+    width and the rescale is a whole-number shift; with `checked`, the slice's real range
+    is verified against the volume dtype first (raises _Widen if it does not fit)."""
     pf = fr.pixel
     dt = stored_dtype(pf)
     if (dt.itemsize != target.dtype.itemsize or target.dtype.kind not in "iu"
             or dt.kind not in "iu" or fr.rescale_slope != 1
             or not float(fr.rescale_intercept).is_integer()):
         return False
+    intercept = int(fr.rescale_intercept)
     lo, hi = _stored_range(pf)
     info = np.iinfo(target.dtype)
-    if lo < info.min or hi > info.max:
+    guaranteed = lo + intercept >= info.min and hi + intercept <= info.max
+    if not (guaranteed or checked):
         return False
     _readinto(opener, fr, memoryview(target.reshape(-1)).cast("B"))
+    stored = target.view(dt)
     if pf.bits_stored < pf.bits_allocated:
         shift = pf.bits_allocated - pf.bits_stored
         if pf.pixel_representation:
-            target <<= shift
-            target >>= shift
+            stored <<= shift
+            stored >>= shift
         else:
-            target &= (1 << pf.bits_stored) - 1
-    if fr.rescale_intercept:
-        target += int(fr.rescale_intercept)
+            stored &= (1 << pf.bits_stored) - 1
+    if not guaranteed and (int(stored.min()) + intercept < info.min
+                           or int(stored.max()) + intercept > info.max):
+        raise _Widen()
+    if intercept or dt != target.dtype:
+        np.add(stored, intercept, out=target, dtype=np.int64 if info.bits > 16 else np.int32,
+               casting="unsafe")
     return True
 
 
@@ -227,7 +250,7 @@ def _mask_bits(raw: np.ndarray, pf: PixelFormat) -> np.ndarray:
     return raw & ((1 << pf.bits_stored) - 1)
 
 
-def _rescale_into(raw: np.ndarray, fr: FrameRef, target: np.ndarray) -> None:
+def _rescale_into(raw: np.ndarray, fr: FrameRef, target: np.ndarray, checked: bool) -> None:
     if target.ndim == 3:  # colour: decoder already gave RGB uint8
         target[...] = raw
         return
@@ -239,13 +262,17 @@ def _rescale_into(raw: np.ndarray, fr: FrameRef, target: np.ndarray) -> None:
         if intercept:
             target += np.float32(intercept)
         return
-    if slope == 1:
-        if intercept:
-            np.add(raw, int(intercept), out=target, casting="unsafe", dtype=np.int32)
-        else:
-            target[...] = raw
-        return
-    np.add(raw.astype(np.int32) * int(slope), int(intercept), out=target, casting="unsafe")
+    wide = np.int64 if max(raw.dtype.itemsize, target.dtype.itemsize) > 2 else np.int32
+    values = raw.astype(wide, copy=False)
+    if slope != 1:
+        values = values * int(slope)
+    if intercept:
+        values = values + int(intercept)
+    if checked:
+        info = np.iinfo(target.dtype)
+        if values.size and (values.min() < info.min or values.max() > info.max):
+            raise _Widen()
+    target[...] = values
 
 
 def _metadata(series: SeriesInfo) -> VolumeMetadata:

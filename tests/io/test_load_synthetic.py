@@ -150,6 +150,28 @@ def test_integral_rescale_beyond_int16_does_not_wrap(tmp_path: Path) -> None:
     np.testing.assert_array_equal(vol.array, w.expected_array)
 
 
+def test_signed_16_bit_ct_with_intercept_stays_int16(tmp_path: Path) -> None:
+    # the GE layout: signed 16-bit storage, intercept -1024. The header range could leave
+    # int16, the real values do not, so the volume keeps 2 bytes a voxel.
+    w = F.write_ct_series(tmp_path, intercept=-1024.0, signed=True,
+                          extra={"BitsStored": 16, "HighBit": 15})
+    assert_values(load(tmp_path), w, np.int16)
+
+
+def test_a_slice_beyond_int16_widens_the_volume_exactly(tmp_path: Path) -> None:
+    def padded(k: int, rows: int, cols: int) -> np.ndarray:
+        a = F.stamp(k, rows, cols)
+        if k == 7:
+            a[0, 0] = -32768  # pixel padding: -32768 - 1024 is below int16
+        return a
+
+    w = F.write_ct_series(tmp_path, intercept=-1024.0, pixel_fn=padded,
+                          extra={"BitsStored": 16, "HighBit": 15})
+    vol = load(tmp_path)
+    assert vol.array.dtype == np.int32
+    np.testing.assert_array_equal(vol.array, w.expected_array)
+
+
 def test_enhanced_multiframe_sorted_with_per_frame_rescale(tmp_path: Path) -> None:
     w = F.write_enhanced_mf(tmp_path / "enhanced.dcm", n_frames=8, shuffled=True)
     assert_values(load(tmp_path), w, np.float32)
