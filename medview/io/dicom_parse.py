@@ -201,6 +201,10 @@ def parse_header(fp: BinaryIO, ref: SourceRef, file_size: int) -> ParsedHeader:
     if len(ds) == 0:
         raise InvalidInputError(where, "holds no readable DICOM data; it is truncated or "
                                        "not a DICOM file")
+    if not deflated and fp.tell() > file_size:
+        raise InvalidInputError(where, f"has a data element whose length runs past the end of "
+                                       f"the file ({fp.tell()} bytes needed, {file_size} "
+                                       f"present); the file is truncated or damaged")
     implicit, little = ds.original_encoding
     ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
     if not ts:
