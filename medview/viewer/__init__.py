@@ -1,0 +1,1 @@
+"""View state without Qt: planes, slices, windows, measurements. `ui` draws what this holds."""
