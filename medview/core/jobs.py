@@ -52,3 +52,20 @@ def report(callback: ProgressCallback | None, fraction: float, message: str = ""
     """Call a progress callback if one was given, so callers need no None checks."""
     if callback is not None:
         callback(Progress(fraction, message))
+
+
+EventCallback = Callable[[object], None]
+
+
+@dataclass
+class JobContext:
+    """What every job receives besides its inputs: the cancel flag, where progress goes, and
+    where intermediate results go (e.g. the first slice of a series still loading)."""
+
+    cancel: CancelToken
+    progress: ProgressCallback | None = None
+    event: EventCallback | None = None
+
+    def emit(self, item: object) -> None:
+        if self.event is not None:
+            self.event(item)

@@ -29,7 +29,7 @@ from medview.io.dicom_decode import FileDecoder, stored_dtype
 
 log = logging.getLogger(__name__)
 
-SliceCallback = Callable[[int], None]
+SliceCallback = Callable[[int, np.ndarray], None]
 INT16 = np.iinfo(np.int16)
 
 
@@ -96,8 +96,9 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None,
                 first_index: int | None = None) -> Volume:
     """Read every slice of `series` into one Volume.
 
-    `first_index` is read first and `on_slice(i)` is called after each slice lands, so a
-    viewer can show a slice before the whole series is in. Raises MedviewError (one sentence
+    `first_index` is read first and `on_slice(i, image)` is called after each slice lands
+    (image is that slice of the volume being filled), so a viewer can show a slice before
+    the whole series is in. Raises MedviewError (one sentence
     naming the file) for pixel data that cannot be read; JobCancelled on cancel."""
     n = len(series.slices)
     if n == 0:
@@ -133,7 +134,7 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None,
                     _read_slice(opener, decoder, fr, out[i], checked)
                 filled[i] = True
                 if on_slice is not None:
-                    on_slice(i)
+                    on_slice(i, out[i])
                 if done % 16 == 0:
                     report(progress, done / n, f"loaded {done} of {n} slices")
         finally:

@@ -1,0 +1,58 @@
+"""The user's store: where MedView keeps what the reader makes (measurements now; labels,
+models and settings as they arrive), and the one way it writes files: atomically.
+
+MEDVIEW_DATA_DIR overrides the folder (tests, portable installs); otherwise the platform's
+user data folder. Nothing is ever written next to source DICOM files."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    override = os.environ.get("MEDVIEW_DATA_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("medview", appauthor=False))
+
+
+def safe_name(key: str) -> str:
+    """A file name for a UID-like key: UIDs are digits and dots, but keys from odd files
+    may hold anything, and must never become a path outside the store."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:180].strip(".")
+    return name or "unnamed"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write so a crash leaves either the old file or the new one, never half of either:
+    temp file in the same folder, fsync, rename, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass  # some file systems cannot fsync a folder; the rename is still atomic
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

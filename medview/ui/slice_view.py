@@ -1,0 +1,382 @@
+"""SliceView: one plane of the open volume, drawn with pyqtgraph and driven the way radiology
+viewers are (NOTES.md "Radiology viewer conventions"; OHIF, Horos/OsiriX, Orthanc Stone):
+wheel = slice, left-drag = active tool (window/level by default: horizontal = width,
+vertical = level), right-drag = zoom, middle-drag = pan, Ctrl+wheel = zoom; keys for
+slices, presets (1-9), R reset, I invert, Space cine, F fit, O overlays, C crosshair link.
+
+Scene units are millimetres: pixel spacing lives in the ImageItem's rect (pyqtgraph's
+setRect), never in resampled pixels, so aspect is right in every plane and zoom is exact."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from medview.viewer import state as st
+from medview.viewer.annotations import corner_lines, scale_bar_mm
+from medview.viewer.layers import OverlayLayer
+from medview.viewer.planes import Plane
+from medview.viewer.state import ViewerState
+
+GREY = np.arange(256, dtype=np.uint8)
+GREY_INVERTED = GREY[::-1].copy()
+TEXT_COLOUR = QtGui.QColor(230, 230, 200)
+CROSSHAIR_PEN = pg.mkPen((255, 200, 0, 160), width=1)
+CINE_FPS = 15
+WL_DRAG_PER_PIXEL = 1 / 200  # fraction of the current width per pixel of drag
+
+
+class DragTool(Protocol):
+    """A left-button tool (ruler, ROI, ...): gets scene points in millimetres."""
+
+    def begin(self, view: SliceView, point_mm: QtCore.QPointF) -> None: ...
+    def move(self, view: SliceView, point_mm: QtCore.QPointF) -> None: ...
+    def finish(self, view: SliceView, point_mm: QtCore.QPointF) -> None: ...
+
+
+class _ViewBox(pg.ViewBox):
+    """pyqtgraph's ViewBox zooms on wheel and pans on left-drag; radiology wants neither."""
+
+    def __init__(self, owner: SliceView) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False,
+                         defaultPadding=0.0)
+        self._owner = owner
+
+    def wheelEvent(self, ev, axis=None) -> None:
+        self._owner.on_wheel(ev.delta(), ev.modifiers(), self.mapToView(ev.pos()))
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        self._owner.on_drag(ev)
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            self._owner.on_click(self.mapToView(ev.pos()))
+            ev.accept()
+
+
+class SliceView(pg.GraphicsView):
+    """One plane of a ViewerState. Several views share one state."""
+
+    hovered = QtCore.Signal(str)  # status-bar text: value and LPS position under the mouse
+    activated = QtCore.Signal(object)  # this view's Plane, when it takes focus
+
+    def __init__(self, state: ViewerState, plane: Plane,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent, background="k")
+        self.state, self.plane = state, plane
+        self.vb = _ViewBox(self)
+        self.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.image_item)
+        self.overlay_items: list[pg.ImageItem] = []
+        self.h_line = pg.InfiniteLine(angle=0, pen=CROSSHAIR_PEN, movable=False)
+        self.v_line = pg.InfiniteLine(angle=90, pen=CROSSHAIR_PEN, movable=False)
+        for line in (self.h_line, self.v_line):
+            line.setZValue(20)
+            self.vb.addItem(line, ignoreBounds=True)
+        self.tool = "wl"
+        self.drag_tools: dict[str, DragTool] = {}
+        self._drag_kind = ""
+        self._shown_index = -1
+        self._cine = QtCore.QTimer(self)
+        self._cine.timeout.connect(self._cine_step)
+        self.cine_fps = CINE_FPS
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        state.subscribe(self._on_state)
+        if state.volume is not None:
+            self._on_state(st.VOLUME)
+
+    # -- geometry helpers
+    @property
+    def plane_map(self):
+        return self.state.maps[self.plane]
+
+    def mm_to_pixel(self, p: QtCore.QPointF) -> tuple[float, float]:
+        """Scene point (mm) -> fractional (row, col) on this view's image."""
+        row_mm, col_mm = self.plane_map.pixel_mm
+        return p.y() / row_mm - 0.5, p.x() / col_mm - 0.5
+
+    def pixel_to_mm(self, row: float, col: float) -> QtCore.QPointF:
+        row_mm, col_mm = self.plane_map.pixel_mm
+        return QtCore.QPointF((col + 0.5) * col_mm, (row + 0.5) * row_mm)
+
+    def zoom(self) -> float:
+        """Screen pixels per image pixel."""
+        px_w, _ = self.vb.viewPixelSize()
+        return self.plane_map.pixel_mm[1] / px_w if px_w else 1.0
+
+    # -- state -> widget
+    def _on_state(self, what: str) -> None:
+        if self.state.volume is None:
+            return
+        if what == st.VOLUME:
+            self._shown_index = -1
+            rows, cols = self.plane_map.screen_shape
+            row_mm, col_mm = self.plane_map.pixel_mm
+            self._refresh_image()
+            self.image_item.setRect(QtCore.QRectF(0, 0, cols * col_mm, rows * row_mm))
+            self._rebuild_overlays()
+            self.fit()
+            self._apply_window()
+        elif what == st.CURSOR:
+            if self.state.slice_index(self.plane) != self._shown_index:
+                self._refresh_image()
+                self._refresh_overlays()
+        elif what == st.WINDOW:
+            self._apply_window()
+        elif what == st.LAYERS:
+            self._rebuild_overlays()
+        self._place_crosshair()
+        self.viewport().update()
+
+    def _refresh_image(self) -> None:
+        idx = self.state.slice_index(self.plane)
+        img = self.plane_map.image(self.state.volume.array, idx)
+        self.image_item.setImage(img, autoLevels=False, levels=self._levels())
+        self._shown_index = idx
+
+    def _levels(self) -> tuple[float, float]:
+        return (0, 255) if self.state.volume.is_colour else self.state.window.bounds
+
+    def _apply_window(self) -> None:
+        self.image_item.setLevels(self._levels())
+        if not self.state.volume.is_colour:
+            self.image_item.setLookupTable(GREY_INVERTED if self.state.invert else GREY)
+
+    def _place_crosshair(self) -> None:
+        _, row, col = self.plane_map.from_index(self.state.cursor_ijk)
+        p = self.pixel_to_mm(row, col)
+        visible = self.state.crosshair_linked and self.state.show_overlays
+        self.h_line.setPos(p.y())
+        self.v_line.setPos(p.x())
+        self.h_line.setVisible(visible)
+        self.v_line.setVisible(visible)
+
+    def _rebuild_overlays(self) -> None:
+        for item in self.overlay_items:
+            self.vb.removeItem(item)
+        self.overlay_items = []
+        rows, cols = self.plane_map.screen_shape
+        row_mm, col_mm = self.plane_map.pixel_mm
+        for k in range(len(self.state.layers)):
+            item = pg.ImageItem(axisOrder="row-major")
+            item.setZValue(10 + k)
+            self.vb.addItem(item)
+            item.setRect(QtCore.QRectF(0, 0, cols * col_mm, rows * row_mm))
+            self.overlay_items.append(item)
+        self._refresh_overlays()
+
+    def _refresh_overlays(self) -> None:
+        idx = self.state.slice_index(self.plane)
+        for item, layer in zip(self.overlay_items, self.state.layers, strict=True):
+            item.setVisible(layer.visible)
+            if not layer.visible:
+                continue
+            item.setImage(self.plane_map.image(layer.array, idx), autoLevels=False,
+                          levels=(0, 255) if layer.kind == "labels" else
+                          (0, layer.heat_scale()))
+            item.setLookupTable(_lut(layer))
+            item.setOpacity(layer.opacity)
+
+    def fit(self) -> None:
+        """F: the whole image in view, centred."""
+        self.vb.autoRange(padding=0.0)
+
+    # -- widget -> state
+    def on_wheel(self, delta: int, modifiers, point_mm: QtCore.QPointF) -> None:
+        if self.state.volume is None or delta == 0:
+            return
+        if modifiers & QtCore.Qt.KeyboardModifier.ControlModifier:
+            factor = 0.9 if delta > 0 else 1 / 0.9
+            self.vb.scaleBy((factor, factor), center=point_mm)
+            self.viewport().update()
+        else:
+            self.state.step(self.plane, -1 if delta > 0 else 1)
+
+    def on_click(self, point_mm: QtCore.QPointF) -> None:
+        if self.state.volume is None or not self.state.crosshair_linked:
+            return
+        row, col = self.mm_to_pixel(point_mm)
+        self.state.set_cursor_screen(self.plane, row, col)
+
+    def on_drag(self, ev) -> None:
+        if self.state.volume is None:
+            ev.ignore()
+            return
+        ev.accept()
+        button = ev.button()
+        pos, last = self.vb.mapToView(ev.pos()), self.vb.mapToView(ev.lastPos())
+        if ev.isStart():
+            self._drag_kind = {QtCore.Qt.MouseButton.LeftButton: self.tool,
+                               QtCore.Qt.MouseButton.RightButton: "zoom",
+                               QtCore.Qt.MouseButton.MiddleButton: "pan"}.get(button, "")
+            tool = self.drag_tools.get(self._drag_kind)
+            if tool is not None:
+                tool.begin(self, self.vb.mapToView(ev.buttonDownPos()))
+        kind = self._drag_kind
+        delta_px = ev.screenPos() - ev.lastScreenPos()
+        if kind == "wl":
+            w = self.state.window
+            step = max(w.width, 10.0) * WL_DRAG_PER_PIXEL
+            self.state.set_window(w.center + delta_px.y() * step,
+                                  w.width + delta_px.x() * step, "Custom")
+        elif kind == "zoom":
+            factor = float(np.exp(delta_px.y() * 0.01))
+            self.vb.scaleBy((factor, factor), center=self.vb.mapToView(ev.buttonDownPos()))
+        elif kind == "pan":
+            self.vb.translateBy(x=last.x() - pos.x(), y=last.y() - pos.y())
+        elif kind in self.drag_tools:
+            tool = self.drag_tools[kind]
+            (tool.finish if ev.isFinish() else tool.move)(self, pos)
+        self.viewport().update()
+
+    def _on_mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
+        if self.state.volume is None:
+            return
+        p = self.vb.mapSceneToView(scene_pos)
+        row, col = self.mm_to_pixel(p)
+        ijk = self.plane_map.to_index(self.state.slice_index(self.plane), round(row),
+                                      round(col))
+        value = self.state.value_at(ijk)
+        if value is None:
+            self.hovered.emit("")
+            return
+        lps = self.state.volume.index_to_lps(ijk)
+        unit = f" {self.state.volume.metadata.units}" if self.state.volume.metadata.units else ""
+        shown = (f"{value:.4g}" if isinstance(value, float) else str(value)) + unit
+        self.hovered.emit(f"{shown}   at ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm LPS   "
+                          f"voxel ({int(ijk[2])}, {int(ijk[1])}, {int(ijk[0])})")
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:
+        if self.state.volume is None or not self._handle_key(ev):
+            super().keyPressEvent(ev)
+
+    def _handle_key(self, ev: QtGui.QKeyEvent) -> bool:
+        k, Key = ev.key(), QtCore.Qt.Key
+        n = self.plane_map.n_slices
+        steps = {Key.Key_Up: -1, Key.Key_Left: -1, Key.Key_Down: 1, Key.Key_Right: 1,
+                 Key.Key_PageUp: -max(1, n // 10), Key.Key_PageDown: max(1, n // 10)}
+        if k in steps:
+            self.state.step(self.plane, steps[k])
+        elif k == Key.Key_Home:
+            self.state.set_slice(self.plane, 0)
+        elif k == Key.Key_End:
+            self.state.set_slice(self.plane, n - 1)
+        elif Key.Key_1 <= k <= Key.Key_9:
+            self.state.apply_preset(k - Key.Key_0)
+        elif k == Key.Key_R:
+            self.state.reset()
+            self.fit()
+        elif k == Key.Key_I:
+            self.state.toggle_invert()
+        elif k == Key.Key_F:
+            self.fit()
+        elif k == Key.Key_O:
+            self.state.toggle_overlays()
+        elif k == Key.Key_C:
+            self.state.set_crosshair_linked(not self.state.crosshair_linked)
+        elif k == Key.Key_Space:
+            self.toggle_cine()
+        else:
+            return False
+        return True
+
+    def focusInEvent(self, ev: QtGui.QFocusEvent) -> None:
+        super().focusInEvent(ev)
+        self.activated.emit(self.plane)
+
+    # -- cine
+    def toggle_cine(self) -> None:
+        if self._cine.isActive():
+            self._cine.stop()
+        else:
+            self._cine.start(int(1000 / max(self.cine_fps, 1)))
+
+    @property
+    def cine_running(self) -> bool:
+        return self._cine.isActive()
+
+    def _cine_step(self) -> None:
+        n = self.plane_map.n_slices
+        self.state.set_slice(self.plane, (self.state.slice_index(self.plane) + 1) % n)
+
+    # -- corner text, orientation letters and scale bar, in screen pixels
+    def drawForeground(self, painter: QtGui.QPainter, rect) -> None:
+        if self.state.volume is None or not self.state.show_overlays:
+            return
+        painter.save()
+        painter.resetTransform()
+        w, h = self.viewport().width(), self.viewport().height()
+        font = painter.font()
+        font.setPixelSize(max(11, min(15, h // 40)))
+        painter.setFont(font)
+        fm = QtGui.QFontMetrics(font)
+        lh = fm.height()
+        corners = corner_lines(self.state, self.plane, self.zoom())
+        for key, lines in corners.items():
+            lines = [ln for ln in lines if ln]
+            for i, text in enumerate(lines):
+                y = 4 + lh * (i + 1) if key[0] == "t" else h - 6 - lh * (len(lines) - 1 - i)
+                x = 6 if key[1] == "l" else w - 6 - fm.horizontalAdvance(text)
+                _shadow_text(painter, x, y - fm.descent(), text)
+        top, bottom, left, right = self.plane_map.edge_letters
+        big = QtGui.QFont(font)
+        big.setPixelSize(font.pixelSize() + 3)
+        big.setBold(True)
+        painter.setFont(big)
+        fm2 = QtGui.QFontMetrics(big)
+        _shadow_text(painter, (w - fm2.horizontalAdvance(top)) // 2, fm2.ascent() + 4, top)
+        _shadow_text(painter, (w - fm2.horizontalAdvance(bottom)) // 2, h - 6 - 2 * lh, bottom)
+        _shadow_text(painter, 6, h // 2, left)
+        _shadow_text(painter, w - 6 - fm2.horizontalAdvance(right), h // 2, right)
+        self._draw_scale_bar(painter, w, h, lh)
+        painter.restore()
+
+    def _draw_scale_bar(self, painter: QtGui.QPainter, w: int, h: int, lh: int) -> None:
+        px_w, _ = self.vb.viewPixelSize()
+        if not px_w:
+            return
+        length_mm = scale_bar_mm(w * px_w)
+        length_px = round(length_mm / px_w)
+        x1, y = w - 12, h - 3 * lh - 12
+        x0 = x1 - length_px
+        painter.setPen(QtGui.QPen(TEXT_COLOUR, 2))
+        painter.drawLine(x0, y, x1, y)
+        painter.drawLine(x0, y - 5, x0, y + 5)
+        painter.drawLine(x1, y - 5, x1, y + 5)
+        label = f"{length_mm:g} mm"
+        _shadow_text(painter, x0, y - 6, label)
+
+
+def _shadow_text(painter: QtGui.QPainter, x: int, y: int, text: str) -> None:
+    """Text with a dark shadow, readable on any part of the image."""
+    painter.setPen(QtGui.QColor(0, 0, 0, 220))
+    painter.drawText(x + 1, y + 1, text)
+    painter.setPen(TEXT_COLOUR)
+    painter.drawText(x, y, text)
+
+
+_LUT_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def _lut(layer: OverlayLayer) -> np.ndarray:
+    """RGBA lookup table for a layer: label colours, or a colour map with values under the
+    threshold transparent."""
+    if layer.kind == "labels":
+        key: tuple = ("labels", tuple(sorted(layer.label_colours.items())))
+        if key not in _LUT_CACHE:
+            _LUT_CACHE[key] = layer.label_lut()
+        return _LUT_CACHE[key]
+    key = ("heat", layer.colour_map, round(layer.threshold, 3))
+    if key not in _LUT_CACHE:
+        lut = pg.colormap.get(layer.colour_map).getLookupTable(0.0, 1.0, 256, alpha=True)
+        lut = np.asarray(lut, np.uint8).copy()
+        lut[: int(np.ceil(layer.threshold * 255)), 3] = 0
+        _LUT_CACHE[key] = lut
+    return _LUT_CACHE[key]

@@ -1,0 +1,60 @@
+"""Text drawn in the corners of a view, following the corner layout radiologists expect
+(NOTES.md: top-left patient, top-right study, bottom-left W/L, zoom, thickness, location,
+bottom-right image number and series)."""
+
+from __future__ import annotations
+
+from medview.viewer.planes import Plane
+from medview.viewer.state import ViewerState
+
+
+def _age_sex(age: str, sex: str) -> str:
+    return " ".join(x for x in (age, sex) if x)
+
+
+def _date(d: str) -> str:
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+
+def corner_lines(state: ViewerState, plane: Plane, zoom: float) -> dict[str, list[str]]:
+    """Lines per corner ("tl", "tr", "bl", "br") for one view."""
+    v = state.volume
+    if v is None:
+        return {}
+    md = v.metadata
+    pm = state.maps[plane]
+    idx = state.slice_index(plane)
+    position = float(v.index_to_lps(state.cursor_ijk)[_lps_axis(plane)])
+    spacing = v.spacing_mm[pm.normal_axis]
+    thick = md.slice_thickness_mm if pm.normal_axis == 0 and md.slice_thickness_mm else spacing
+    w = state.window
+    return {
+        "tl": [x for x in (md.patient.name.replace("^", " ").strip(), md.patient.id,
+                           _age_sex(md.patient.age, md.patient.sex)) if x],
+        "tr": [x for x in (_date(md.study_date), md.study_description,
+                           f"{md.modality} {md.series_description}".strip()) if x],
+        "bl": [f"W {w.width:.0f}  L {w.center:.0f}" + (" (inv)" if state.invert else ""),
+               f"Zoom {zoom:.2f}x",
+               f"Thk {thick:.2f} mm" + ("" if abs(thick - spacing) < 0.01
+                                        else f"  Sp {spacing:.2f} mm"),
+               f"{_LOCATION[plane]} {position:.1f} mm"],
+        "br": [f"Im {idx + 1}/{pm.n_slices}  {plane.value}",
+               f"Se {md.series_number}" if md.series_number is not None else ""],
+    }
+
+
+# the LPS axis whose coordinate a slice location names, per plane (z for axial, ...)
+_LOCATION = {Plane.AXIAL: "Z", Plane.CORONAL: "Y", Plane.SAGITTAL: "X"}
+
+
+def _lps_axis(plane: Plane) -> int:
+    return {Plane.AXIAL: 2, Plane.CORONAL: 1, Plane.SAGITTAL: 0}[plane]
+
+
+def scale_bar_mm(view_width_mm: float) -> float:
+    """A round length about a fifth of the view's width, for the scale bar."""
+    target = max(view_width_mm / 5, 1e-3)
+    for step in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
+        if step >= target:
+            return float(step)
+    return 1000.0

@@ -1,0 +1,152 @@
+"""ViewerState: what the reader is looking at — the volume, the crosshair point, the window,
+overlays — with plain listeners instead of Qt signals, so it is tested without a display and
+every widget that shows it stays in step (napari's model/view split)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from medview.core.volume import Volume
+from medview.core.windowing import CT_PRESETS, Window, auto_window, default_window
+from medview.viewer.layers import OverlayLayer
+from medview.viewer.planes import Plane, PlaneMap, plane_map
+
+Listener = Callable[[str], None]
+# what changed, passed to listeners
+VOLUME, CURSOR, WINDOW, LAYERS, DISPLAY = "volume", "cursor", "window", "layers", "display"
+
+
+class ViewerState:
+    def __init__(self) -> None:
+        self.volume: Volume | None = None
+        self.series_key = ""
+        self.maps: dict[Plane, PlaneMap] = {}
+        self.cursor_ijk = np.zeros(3)
+        self.window = Window(40, 400)
+        self.invert = False
+        self.crosshair_linked = True
+        self.show_overlays = True  # corner text, letters, scale bar, crosshair
+        self.layers: list[OverlayLayer] = []
+        self._listeners: list[Listener] = []
+
+    # -- listeners
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _changed(self, what: str) -> None:
+        for fn in list(self._listeners):
+            fn(what)
+
+    # -- volume
+    def set_volume(self, volume: Volume, series_key: str = "") -> None:
+        self.volume = volume
+        self.series_key = series_key
+        self.maps = {p: plane_map(volume.affine, volume.array.shape, p) for p in Plane}
+        self.cursor_ijk = (np.array(volume.shape, float) - 1) / 2
+        self.cursor_ijk = np.round(self.cursor_ijk)
+        self.layers = []
+        self.invert = volume.metadata.invert_display
+        self.window = self.initial_window()
+        self._changed(VOLUME)
+
+    def initial_window(self) -> Window:
+        v = self.volume
+        if v is None:
+            return self.window
+        if v.is_colour:
+            return Window(127.5, 255, "Colour")
+        return default_window(v.metadata.modality, v.metadata.windows, v.array)
+
+    # -- slices and crosshair
+    def slice_index(self, plane: Plane) -> int:
+        return int(np.rint(self.cursor_ijk[self.maps[plane].normal_axis]))
+
+    def set_slice(self, plane: Plane, index: int) -> None:
+        pm = self.maps[plane]
+        index = int(np.clip(index, 0, pm.n_slices - 1))
+        if index != self.slice_index(plane):
+            self.cursor_ijk[pm.normal_axis] = index
+            self._changed(CURSOR)
+
+    def step(self, plane: Plane, delta: int) -> None:
+        self.set_slice(plane, self.slice_index(plane) + delta)
+
+    def set_cursor_screen(self, plane: Plane, row: float, col: float) -> None:
+        """Crosshair click on `plane`: keeps that plane's slice, moves the other planes."""
+        ijk = self.maps[plane].to_index(self.slice_index(plane), row, col)
+        hi = np.array(self.volume.shape, float) - 1
+        self.cursor_ijk = np.clip(np.round(ijk), 0, hi)
+        self._changed(CURSOR)
+
+    def cursor_lps(self) -> np.ndarray:
+        return self.volume.index_to_lps(self.cursor_ijk)
+
+    def value_at(self, ijk: np.ndarray) -> float | tuple | None:
+        """Voxel value at a (fractional) index, None outside the volume."""
+        idx = tuple(int(np.rint(x)) for x in ijk)
+        if self.volume is None or any(not 0 <= i < n for i, n in
+                                      zip(idx, self.volume.shape, strict=True)):
+            return None
+        v = self.volume.array[idx]
+        return tuple(int(x) for x in v) if np.ndim(v) else v.item()
+
+    # -- window / level
+    def set_window(self, center: float, width: float, name: str = "") -> None:
+        self.window = Window(float(center), max(float(width), 1.0), name)
+        self._changed(WINDOW)
+
+    def apply_preset(self, number: int) -> bool:
+        """Number keys 1..9: the CT presets in order (1 = lung ...), or for other
+        modalities 1 = the file's window, 2 = automatic."""
+        v = self.volume
+        if v is None:
+            return False
+        if v.metadata.modality == "CT" and 1 <= number <= len(CT_PRESETS):
+            w = CT_PRESETS[number - 1]
+        elif number == 1 and v.metadata.windows:
+            w = Window(*v.metadata.windows[0], "File")
+        elif number in (1, 2):
+            w = auto_window(v.array)
+        else:
+            return False
+        self.set_window(w.center, w.width, w.name)
+        return True
+
+    def toggle_invert(self) -> None:
+        self.invert = not self.invert
+        self._changed(WINDOW)
+
+    def reset(self) -> None:
+        """R: the window the series opened with, crosshair at the centre, invert as stored."""
+        if self.volume is None:
+            return
+        self.window = self.initial_window()
+        self.invert = self.volume.metadata.invert_display
+        self.cursor_ijk = np.round((np.array(self.volume.shape, float) - 1) / 2)
+        self._changed(WINDOW)
+        self._changed(CURSOR)
+
+    # -- overlays and layers
+    def toggle_overlays(self) -> None:
+        self.show_overlays = not self.show_overlays
+        self._changed(DISPLAY)
+
+    def set_crosshair_linked(self, linked: bool) -> None:
+        self.crosshair_linked = linked
+        self._changed(DISPLAY)
+
+    def add_layer(self, layer: OverlayLayer) -> None:
+        if self.volume is None or layer.array.shape[:3] != self.volume.shape:
+            raise ValueError(f"layer {layer.name!r} has shape {layer.array.shape}, the image "
+                             f"has {self.volume.shape if self.volume else None}")
+        self.layers.append(layer)
+        self._changed(LAYERS)
+
+    def layers_changed(self) -> None:
+        self._changed(LAYERS)

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from dicom_factory import write_ct_series
+from medview.core.jobs import CancelToken, JobCancelled, JobContext
+from medview.jobs.studies import FirstSlice, load_job, scan_job
+
+
+def drive(gen):
+    """Run a job generator to its return value, collecting what it yields."""
+    yielded = []
+    try:
+        while True:
+            yielded.append(next(gen))
+    except StopIteration as stop:
+        return stop.value, yielded
+
+
+def test_scan_then_load_emits_the_middle_slice_first(tmp_path):
+    w = write_ct_series(tmp_path, n=9, shuffle=True)
+    events, progress = [], []
+    ctx = JobContext(CancelToken(), progress.append, events.append)
+    result, _ = drive(scan_job([tmp_path], ctx))
+    (series,) = result.series
+    volume, yielded = drive(load_job(series, ctx))
+    np.testing.assert_array_equal(volume.array, w.expected_array)
+    (first,) = [e for e in events if isinstance(e, FirstSlice)]
+    assert first.index == 4
+    np.testing.assert_array_equal(first.image, w.expected_array[4])
+    assert yielded and progress[-1].fraction == 1.0
+
+
+def test_cancelled_load_raises(tmp_path):
+    write_ct_series(tmp_path, n=5)
+    token = CancelToken()
+    ctx = JobContext(token)
+    result, _ = drive(scan_job([tmp_path], ctx))
+    token.cancel()
+    with pytest.raises(JobCancelled):
+        drive(load_job(result.series[0], ctx))
