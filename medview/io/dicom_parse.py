@@ -106,17 +106,47 @@ def _stop_at_pixels(tag, vr, length) -> bool:
     return int(tag) in PIXEL_TAGS
 
 
+def _meta_transfer_syntax(meta: bytes) -> str | None:
+    """TransferSyntaxUID from the bytes of an explicit-VR little-endian meta group, or None
+    if they do not parse (then pydicom reads the meta)."""
+    pos = 0
+    while pos + 8 <= len(meta):
+        group, elem = struct.unpack_from("<HH", meta, pos)
+        if group != 2:
+            return None
+        vr = meta[pos + 4:pos + 6]
+        if vr in _LONG_VRS:
+            (length,) = struct.unpack_from("<I", meta, pos + 8)
+            start = pos + 12
+        else:
+            (length,) = struct.unpack_from("<H", meta, pos + 6)
+            start = pos + 8
+        if elem == 0x0010:
+            return meta[start:start + length].rstrip(b"\x00 ").decode("ascii", "replace")
+        pos = start + length
+    return None
+
+
 def is_deflated(fp: BinaryIO) -> bool:
     """Whether the file meta declares Deflated Explicit VR Little Endian, read from the meta
-    group alone: pydicom's dcmread inflates the whole dataset before it returns (a bomb)."""
+    group alone: pydicom's dcmread inflates the whole dataset before it returns (a bomb).
+    The usual layout starts with a group length, so the meta is walked here from its bytes,
+    cheaper than a second pydicom parse (which was a third of a header scan's time)."""
     fp.seek(0)
-    marked = fp.read(132)[128:132] == b"DICM"
+    head = fp.read(144)
     fp.seek(0)
-    if not marked:
+    if head[128:132] != b"DICM":
         return False
-    read_preamble(fp, force=True)
-    ts = _read_file_meta_info(fp).get("TransferSyntaxUID", "")
-    fp.seek(0)
+    ts = None
+    if head[132:138] == b"\x02\x00\x00\x00UL" and len(head) == 144:
+        (length,) = struct.unpack("<I", head[140:144])
+        fp.seek(144)
+        ts = _meta_transfer_syntax(fp.read(min(length, 1 << 16)))
+        fp.seek(0)
+    if ts is None:
+        read_preamble(fp, force=True)
+        ts = _read_file_meta_info(fp).get("TransferSyntaxUID", "")
+        fp.seek(0)
     return ts == DeflatedExplicitVRLittleEndian
 
 
