@@ -16,20 +16,16 @@ import numpy as np
 from medview.io.demo.body import Slice, below_diaphragm, sub
 from medview.io.demo.shapes import F32, Ellipsoid, ellipse_alpha, ellipsoid_alpha, ramp, rotation
 from medview.io.demo.sites import T
-from medview.io.demo.tubes import Tubes, tubes_alpha
+from medview.io.demo.tubes import Tubes, grow_tree, tubes_alpha
 from medview.io.demo.vessels import abdominal_vessels
 
-# Liver's medial edge x at y = -10 along z, its slant (mm of x per mm of y), and lower edge.
-_LIVER_EDGE_Z = np.array([-10.0, -50, -80, -110, -140, -170])
-_LIVER_EDGE_X = np.array([12.0, 8, -15, -40, -60, -80])
-_LIVER_SLANT = 0.8
-_LIVER_BOTTOM = (-175.0, 0.5)  # z at x = -130, and rise per mm toward the left
 GAS_LEVEL_Y = -20.0  # supine air-fluid level in the stomach: gas in front of it
-_SMALL_BOWEL_BOX = ((-85.0, 85.0), (-90.0, 5.0), (-300.0, -135.0))
+_SMALL_BOWEL_BOX = ((-95.0, 95.0), (-98.0, 8.0), (-320.0, -132.0))
 
 
 @dataclass(frozen=True)
 class Abdomen:
+    liver: tuple[Ellipsoid, Ellipsoid]  # right and left lobe, cut by wall and diaphragm
     gallbladder: Ellipsoid
     spleen: Ellipsoid
     stomach: tuple[Ellipsoid, ...]
@@ -54,6 +50,8 @@ class Abdomen:
                 Ellipsoid.make(c + 14 * medial, (10, 8, 27), rot),
                 Ellipsoid.make(c + 17 * medial, (6, 5, 11), rot)))
         return cls(
+            liver=(Ellipsoid.make((-75, 10, -55), (85, 110, 105)),
+                   Ellipsoid.make((18, -52, -42), (62, 34, 38), rotation(yaw_deg=-15))),
             gallbladder=Ellipsoid.make((-52, -52, -100), (15, 15, 35), rotation(pitch_deg=25)),
             spleen=Ellipsoid.make((85, 32, -70), (58, 21, 48), rotation(yaw_deg=-53)),
             stomach=(Ellipsoid.make((50, -5, -45), (42, 46, 45)),
@@ -70,7 +68,7 @@ class Abdomen:
                                   (105, 25, -200), (95, 15, -290)],
                                  [25, 22, 21, 20, 18, 18, 18, 18, 15, 14, 14]),
             small_bowel=_small_bowel(rng),
-            vessels=Tubes.concat(abdominal_vessels()),
+            vessels=Tubes.concat([*abdominal_vessels(), _mesenteric(rng)]),
             liver_vessels=liver_vessels if liver_vessels is not None else Tubes.concat([]),
         )
 
@@ -82,7 +80,7 @@ def _small_bowel(rng: np.random.Generator) -> Tubes:
     p = np.array([-20.0, -40.0, -145.0])
     d = np.array([1.0, 0.0, -0.3])
     pts = [p]
-    for _ in range(150):
+    for _ in range(320):
         d = d + 0.55 * rng.standard_normal(3)
         d /= np.linalg.norm(d)
         nxt = p + 9.0 * d
@@ -90,23 +88,34 @@ def _small_bowel(rng: np.random.Generator) -> Tubes:
         d[out] *= -1
         p = np.clip(p + 9.0 * d, lo, hi)
         pts.append(p)
-    radii = np.linspace(12.5, 10.0, len(pts))
+    radii = np.linspace(12.5, 10.0, len(pts)) * (1 + 0.1 * rng.standard_normal(len(pts)))
     return Tubes.polyline(np.array(pts), radii)
 
 
-def liver_alpha(s: Slice) -> np.ndarray | None:
-    """Occupancy of the liver over the cavity box."""
-    cv = s.cv
-    if s.cav_reg is None or cv.z > 5 or cv.z < -180:
+def _mesenteric(rng: np.random.Generator) -> Tubes:
+    """Mesenteric vessels fanning out from the superior mesenteric vein to the bowel."""
+    lo = np.array([b[0] for b in _SMALL_BOWEL_BOX])
+    hi = np.array([b[1] for b in _SMALL_BOWEL_BOX])
+    pts = lo + (hi - lo) * rng.random((400, 3))
+    return grow_tree(rng, (-8.0, -28.0, -150.0), pts, 4.0, 1.1, step=0.5).vessels
+
+
+def liver_alpha(s: Slice, lobes: tuple[Ellipsoid, Ellipsoid]) -> np.ndarray | None:
+    """Occupancy of the liver over the cavity box: two lobes, moulded by the abdominal wall
+    and the underside of the diaphragm."""
+    if s.cav_reg is None:
         return None
     rs, cs = s.cav_reg
-    x0 = float(np.interp(-cv.z, -_LIVER_EDGE_Z, _LIVER_EDGE_X))
-    x_lim = F32(x0) - F32(_LIVER_SLANT) * (cv.ys[rs] + F32(10.0))
-    medial = ramp((cv.xs[cs][None, :] - x_lim[:, None]) / F32(cv.px))
-    z_bot = F32(_LIVER_BOTTOM[0]) + F32(_LIVER_BOTTOM[1]) * (cv.xs[cs] + F32(130.0))
-    width = F32(np.hypot(_LIVER_BOTTOM[1] * cv.px, cv.dz))
-    bottom = ramp((z_bot - F32(cv.z)) / width)[None, :]
-    return s.cav_alpha * medial * bottom * below_diaphragm(s, s.cav_reg)
+    out = np.zeros((rs.stop - rs.start, cs.stop - cs.start), F32)
+    for lobe in lobes:
+        a = ellipsoid_alpha(s.cv, lobe)
+        if a is not None:
+            both = sub(s.cav_reg, a[0])
+            if both is not None:
+                np.maximum(out[both[0]], a[1][both[1]], out=out[both[0]])
+    if not out.any():
+        return None
+    return out * s.cav_alpha * below_diaphragm(s, s.cav_reg)
 
 
 def _paint_ellipsoid(s: Slice, e: Ellipsoid, tissue: T, gate_dia: bool = False) -> None:

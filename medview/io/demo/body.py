@@ -19,9 +19,9 @@ from medview.io.demo.sites import TISSUES, T
 # Cross-section keyframes along z (reference mm). Cavity = inside of ribs / abdominal wall.
 _Z = np.array([260, 215, 185, 150, 100, 50, 0, -50, -100, -150, -200, -250, -300], float)
 _KEYS = {
-    "cav_a": [45, 80, 105, 126, 138, 143, 141, 134, 126, 122, 122, 125, 128],
-    "cav_ant": [-25, -40, -58, -76, -85, -88, -92, -96, -98, -98, -96, -94, -92],
-    "cav_post": [30, 50, 62, 70, 74, 74, 72, 70, 67, 64, 62, 62, 62],
+    "cav_a": [45, 80, 105, 124, 134, 138, 136, 130, 124, 120, 120, 123, 126],
+    "cav_ant": [-25, -45, -66, -86, -97, -100, -102, -104, -104, -102, -100, -98, -96],
+    "cav_post": [30, 52, 66, 76, 80, 80, 78, 75, 71, 68, 66, 66, 66],
     "mus_lat": [50, 60, 42, 26, 16, 10, 10, 11, 12, 12, 12, 12, 12],
     "mus_ant": [10, 14, 16, 14, 11, 9, 8, 9, 10, 10, 10, 10, 10],
     "mus_post": [20, 30, 30, 27, 22, 15, 13, 15, 17, 18, 18, 18, 18],
@@ -37,8 +37,8 @@ _KEYS = {
 DOMES = {"right": ((-58.0, -12.0, 0.0), (0.0117, 0.0089, 0.0078, 0.0148)),
          "left": ((58.0, -8.0, -16.0), (0.0117, 0.0089, 0.0078, 0.0148))}
 # Lung apices: peak (x, y, z) and curvature.
-APICES = {"right": (-48.0, 18.0, 200.0), "left": (48.0, 18.0, 200.0)}
-APEX_CURVATURE = 0.008
+APICES = {"right": (-45.0, 20.0, 188.0), "left": (45.0, 20.0, 188.0)}
+APEX_CURVATURE = 0.010
 DIAPHRAGM_MM = 6.0  # muscle between lung base and liver / spleen
 
 
@@ -175,10 +175,12 @@ def paint_body(s: Slice, back_y: float) -> None:
         sd[rows] = sa + (sb - sa) * h + k * h * (1 - h)
     body = ramp(sd / F32(cv.px))
     depth = -sd
+    # fat thickness blends lateral / anterior / posterior by direction from the centre
     u2 = ((cv.xs[cs] / F32(a)) ** 2)[None, :]
     v = (cv.ys[rs] - F32(p.cav_y))[:, None]
     v2 = v * v / np.where(v < 0, F32((p.cav_y - ant) ** 2), F32((p.body_post - p.cav_y) ** 2))
-    fat_t = u2 * F32(p.fat_lat) + v2 * np.where(v < 0, F32(p.fat_ant), F32(p.fat_post))
+    fat_ap = np.where(v < 0, F32(p.fat_ant), F32(p.fat_post))
+    fat_t = (u2 * F32(p.fat_lat) + v2 * fat_ap) / (u2 + v2 + F32(1e-6))
     s.paint(reg, body, T.MUSCLE)
     s.paint(reg, body * ramp((depth - fat_t) / F32(cv.px)), T.FAT)
     s.paint(reg, body * ramp((depth - F32(1.6)) / F32(cv.px)), T.SKIN)

@@ -136,12 +136,15 @@ def _shape(rng: np.random.Generator, centre: np.ndarray, r: float) -> Ellipsoid:
 
 
 def place_lesions(phantom: Phantom, rng: np.random.Generator, n: int,
-                  z_range: tuple[float, float]) -> list[Lesion]:
-    """Place `n` lesions (about 3 in 5 lung nodules) fully inside the scanned z range."""
+                  z_range: tuple[float, float], strict: bool = True) -> list[Lesion]:
+    """Place `n` lesions (about 3 in 5 lung nodules) fully inside the scanned z range.
+    When `strict`, failing to fit one is an error; otherwise as many as fit are placed."""
     placer = _Placer(phantom, rng, z_range)
     has_lung = placer.in_range(placer.lung, 5).any()
     has_liver = placer.in_range(placer.liver, 8).any()
-    if n and not (has_lung or has_liver):
+    if not (has_lung or has_liver):
+        if not (strict and n):
+            return []
         raise InvalidInputError(None, "the scanned range holds neither lung nor liver, so "
                                 "lesions cannot be placed; scan more slices or use no lesions")
     n_lung = n if not has_liver else (0 if not has_lung else round(0.6 * n))
@@ -150,7 +153,7 @@ def place_lesions(phantom: Phantom, rng: np.random.Generator, n: int,
     first = int(rng.integers(3))
     out: list[Lesion] = []
     n_seen = 0
-    for idx, what in enumerate(classes):
+    for what in classes:
         lung = what == "lung"
         if lung:  # every third nodule ground glass; attachments take turns
             kind = "ground_glass" if n_seen % 3 == 1 else "solid"
@@ -170,8 +173,10 @@ def place_lesions(phantom: Phantom, rng: np.random.Generator, n: int,
                 centre = c
                 break
         if centre is None:
-            raise InvalidInputError(None, f"only {idx} of {n} lesions fit in the scanned range; "
-                                    "scan more slices or ask for fewer lesions")
+            if not strict:
+                continue
+            raise InvalidInputError(None, f"only {len(out)} of {n} lesions fit in the scanned "
+                                    "range; scan more slices or ask for fewer lesions")
         placer.placed.append((centre, d / 2))
         if kind == "solid":
             plain = float(rng.uniform(25, 55))
@@ -181,7 +186,7 @@ def place_lesions(phantom: Phantom, rng: np.random.Generator, n: int,
             hus = (plain, plain, 45.0)
         else:
             hus = (float(rng.uniform(12, 35)), float(rng.uniform(40, 72)), 5.0)
-        out.append(Lesion(idx + 1, "lung_nodule" if lung else "liver_lesion", kind,
+        out.append(Lesion(len(out) + 1, "lung_nodule" if lung else "liver_lesion", kind,
                           attachment, _shape(rng, centre, d / 2), round(d, 2), *hus))
     return out
 

@@ -134,7 +134,7 @@ class Phantom:
         paint_body(s, self.patient.back_y)
         if s.cav_reg is None:
             return
-        paint_abdomen(s, self.abdomen, liver_alpha(s))
+        paint_abdomen(s, self.abdomen, liver_alpha(s, self.abdomen.liver))
         spine = spine_alpha(s)
         med = mediastinum_alpha(s, self.thorax)
         paint_lungs(s, med, spine)

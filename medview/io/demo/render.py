@@ -22,7 +22,7 @@ from medview.io.demo.output import GENERATOR, LABELS_NAME, LESIONS_NAME, README_
 from medview.io.demo.phantom import Phantom
 from medview.io.demo.scanner import Texture, add_noise, apply_kernel, to_stored
 from medview.io.demo.shapes import F32, Canvas
-from medview.io.demo.sites import TISSUES, Site, T
+from medview.io.demo.sites import TISSUES, Site, T, tissue_hu
 
 MATRIX = 512
 FOV_CENTRE_Y_MM = 15.0  # keeps the patient and the table top in the field of view
@@ -93,10 +93,11 @@ def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float,
     phantom = Phantom.build(seed)
     geo = _geometry(seed, site, z_positions, thickness_mm)
     lesion_rng = np.random.default_rng([seed, _STREAM_LESIONS])
+    strict = n_lesions is not None
     if n_lesions is None:
         n_lesions = int(lesion_rng.integers(5, 9))
     z_span = (z_positions[0] - thickness_mm / 2, z_positions[-1] + thickness_mm / 2)
-    lesions = place_lesions(phantom, lesion_rng, n_lesions, z_span)
+    lesions = place_lesions(phantom, lesion_rng, n_lesions, z_span, strict)
     noise = site.noise_hu if noise_hu is None else float(noise_hu)
     noise_rng = np.random.default_rng([seed, _STREAM_NOISE, ord(site.key)])
     texture = Texture(np.random.default_rng([seed, _STREAM_TEXTURE]), (MATRIX, MATRIX))
@@ -163,8 +164,8 @@ def _readme(meta: dict, site: Site) -> str:
     n, rows, cols = meta["shape"]
     dz, px, _ = meta["spacing_mm"]
     tissues = "\n".join(
-        f"  {t.name.lower():<16} {TISSUES[t].contrast_hu if site.contrast else TISSUES[t].plain_hu:>7.0f}"
-        for t in T if t in TISSUES and t not in (T.TABLE,))
+        f"  {t.name.lower():<16} {tissue_hu(t, site.contrast):>7.0f}"
+        for t in T if t in TISSUES and t != T.TABLE)
     windows = ", ".join(f"{name.lower()} {c}/{w}" for c, w, name in WINDOW_PRESETS)
     return (
         "MedView synthetic demo study - not a patient, free to use for anything.\n\n"

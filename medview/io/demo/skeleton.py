@@ -19,12 +19,12 @@ from medview.io.demo.shapes import F32, Region, ellipse_alpha, ramp
 from medview.io.demo.sites import T
 from medview.io.demo.tubes import Tubes, tubes_alpha
 
-# Vertebral levels: top z of C6 .. L5/S1 (reference mm), vertebral body and disc heights.
-_LEVELS = ([(224.0 - 24 * i, 20.0, 4.0) for i in range(14)]
+# Vertebral levels: top z of C7 .. L5 and below (reference mm), vertebral body and disc heights.
+_LEVELS = ([(224.0 - 24 * i, 20.0, 4.0) for i in range(13)]
            + [(-88.0 - 36 * i, 28.0, 8.0) for i in range(7)])
 # Ribs 1-12: head height, drop to the front, angle (fraction of pi from the back) where bone
 # ends and where costal cartilage ends (None: floating), half height and half thickness.
-_RIB_DROP = (30, 50, 68, 78, 84, 86, 86, 84, 80, 72, 45, 30)
+_RIB_DROP = (38, 62, 85, 98, 105, 108, 108, 105, 100, 90, 56, 38)
 _RIB_BONE_END = (0.78, 0.80, 0.80, 0.80, 0.80, 0.80, 0.79, 0.76, 0.72, 0.66, 0.52, 0.40)
 _RIB_CART_END = (0.93, 0.93, 0.93, 0.93, 0.93, 0.93, 0.93, 0.88, 0.84, 0.76, None, None)
 _RIB_START = 0.09
@@ -59,8 +59,9 @@ def spine_alpha(s: Slice) -> np.ndarray:
     rs, cs = s.cav_reg
     out = np.zeros((rs.stop - rs.start, cs.stop - cs.start), F32)
     back = p.body_post - p.fat_post - 1.5
-    for shape in (ellipse_alpha(cv, 0.0, p.vb_y, p.vb_r + 4, 0.82 * p.vb_r + 4),
-                  ellipse_alpha(cv, 0.0, (p.vb_y + back) / 2, p.vb_r + 24, (back - p.vb_y) / 2)):
+    cy, rx, ry = canal_centre(s)
+    for shape in (ellipse_alpha(cv, 0.0, p.vb_y, p.vb_r + 3, 0.82 * p.vb_r + 3),
+                  ellipse_alpha(cv, 0.0, cy + 14, rx + 16, ry + 14, back - cy - 14)):
         if shape is not None:
             both = sub(s.cav_reg, shape[0])
             if both is not None:
@@ -96,7 +97,7 @@ def paint_spine(s: Slice, block: np.ndarray) -> None:
     _bone(s, 0.0, p.vb_y, p.vb_r, 0.82 * p.vb_r, f_body, cortex=1.2)
     cy, rx, ry = canal_centre(s)
     pedicle = _window(pos, 0.12 * body, 0.7 * body, w)
-    lamina = _window(pos, 0.3 * body, body + 0.8 * disc, w)
+    lamina = _window(pos, 0.2 * body, 0.85 * body, w)
     if max(pedicle, lamina) > 0:
         ring = ellipse_alpha(cv, 0.0, cy, rx + 5.5, ry + 5.5)
         hole = ellipse_alpha(cv, 0.0, cy, rx, ry)
@@ -109,7 +110,7 @@ def paint_spine(s: Slice, block: np.ndarray) -> None:
             if pedicle < lamina:  # below the pedicles only the laminae remain, behind
                 a[cv.ys[reg[0]] < F32(cy)] *= F32(pedicle / lamina)
             s.paint(reg, a, T.BONE_CORTEX)
-    spinous = _window(pos, 0.35 * body, body + disc + 0.3 * body, w)
+    spinous = _window(pos, 0.3 * body, 0.3 * body + 0.55 * (body + disc), w)
     length = 26.0 + 0.3 * p.vb_r
     _bone(s, 0.0, cy + ry + 4 + length / 2, 3.5, length / 2, spinous, cortex=1.0)
     transverse = _window(pos, 0.1 * body, 0.55 * body, w)
@@ -145,6 +146,13 @@ def _paint_points(s: Slice, reg: Region, idx: tuple[np.ndarray, np.ndarray],
         tv[i[a >= 0.5], j[a >= 0.5]] = int(tissue)
 
 
+def _rib_section(radial: np.ndarray, dz: np.ndarray, half_r: float, half_z: float,
+                 px: float, wz: float) -> np.ndarray:
+    """Occupancy of a rib's rounded-box cross-section from the radial distance to its centre
+    line and the z distance to its path."""
+    return ramp((radial - F32(half_r)) / F32(px)) * ramp((dz - F32(half_z)) / F32(wz))
+
+
 def paint_ribs(s: Slice) -> None:
     """Ribs, costal cartilage and scapulae in the band just outside the cavity."""
     p, cv = s.prof, s.cv
@@ -162,19 +170,15 @@ def paint_ribs(s: Slice) -> None:
         if not head - drop - 12 < cv.z < head + 12:
             continue
         t = np.clip((phi - F32(_RIB_START)) / F32(1 - _RIB_START), 0, 1)
-        dz = np.abs(F32(cv.z) - (F32(head) - F32(drop) * t ** F32(1.4)))
+        dz = np.abs(F32(cv.z) - (F32(head) - F32(drop) * t))
         hz, hr = (7.0, 4.0) if k == 0 else (5.5, 3.5)
         start = ramp((F32(_RIB_START) - phi) * arc / F32(cv.px))
         bone_end = ramp((phi - F32(_RIB_BONE_END[k])) * arc / F32(cv.px))
         radial = np.abs(sd - F32(hr + 1.0))
-
-        def section(shrink: float) -> np.ndarray:
-            return (ramp((radial - F32(hr - shrink)) / F32(cv.px))
-                    * ramp((dz - F32(hz - shrink)) / F32(wz)))
-
-        outer = section(0.0)
+        outer = _rib_section(radial, dz, hr, hz, cv.px, wz)
         _paint_points(s, s.cav_reg, band, outer * start * bone_end, T.BONE_CORTEX)
-        _paint_points(s, s.cav_reg, band, section(1.3) * start * bone_end, T.BONE_MARROW)
+        marrow = _rib_section(radial, dz, hr - 1.3, hz - 1.3, cv.px, wz)
+        _paint_points(s, s.cav_reg, band, marrow * start * bone_end, T.BONE_MARROW)
         if _RIB_CART_END[k] is not None:
             cart = (1 - bone_end) * ramp((phi - F32(_RIB_CART_END[k])) * arc / F32(cv.px))
             _paint_points(s, s.cav_reg, band, outer * cart, T.CARTILAGE)

@@ -60,17 +60,18 @@ def arch_branches() -> list[Tubes]:
 # Hilar ends of the pulmonary arteries and veins, and of the main bronchi: the lung trees
 # grow from these points.
 HILA = {
-    "right": {"artery": (-50.0, 5.0, 90.0), "vein": (-42.0, 12.0, 55.0),
-              "airway": (-30.0, 0.0, 88.0)},
-    "left": {"artery": (45.0, 12.0, 96.0), "vein": (42.0, 16.0, 58.0),
-             "airway": (38.0, 10.0, 92.0)},
+    "right": {"artery": (-48.0, 6.0, 86.0), "vein": (-42.0, 12.0, 55.0),
+              "airway": (-26.0, 4.0, 80.0)},
+    "left": {"artery": (44.0, 12.0, 92.0), "vein": (42.0, 16.0, 58.0),
+             "airway": (36.0, 10.0, 74.0)},
 }
 
 
 def pulmonary_vessels() -> list[Tubes]:
     return [
         _line([(18, -38, 52, 14), (20, -25, 78, 14), (12, -8, 90, 13)]),
-        _line([(12, -8, 90, 11), (-5, 0, 92, 10.5), (-30, 2, 92, 10), (*HILA["right"]["artery"], 9)]),
+        _line([(12, -8, 90, 11), (-5, 0, 92, 10.5), (-30, 3, 90, 10),
+               (*HILA["right"]["artery"], 9)]),
         _line([(12, -8, 90, 11), (30, 2, 97, 10), (*HILA["left"]["artery"], 9)]),
         _line([(*HILA["right"]["vein"], 7), (-20, 12, 48, 8), (5, 8, 46, 8)]),
         _line([(*HILA["left"]["vein"], 7), (25, 14, 50, 8), (5, 8, 46, 8)]),
@@ -80,9 +81,9 @@ def pulmonary_vessels() -> list[Tubes]:
 def central_airways() -> Tubes:
     """Trachea and main bronchi (lumen radius; the wall is drawn around it)."""
     return Tubes.concat([
-        _line([(0, -12, 250, 9), (0, -13, 180, 9), (2, -10, 130, 8.5), (2, -4, 100, 8)]),
-        _line([(2, -4, 100, 7), (-18, -2, 94, 6.5), (*HILA["right"]["airway"], 6)]),
-        _line([(2, -4, 100, 6.5), (18, 2, 97, 6), (*HILA["left"]["airway"], 5.5)]),
+        _line([(0, -12, 250, 9), (0, -13, 180, 9), (2, -10, 130, 8.5), (2, -4, 104, 8)]),
+        _line([(2, -4, 104, 7), (-14, 0, 92, 6.5), (*HILA["right"]["airway"], 6)]),
+        _line([(2, -4, 104, 6.5), (18, 4, 92, 6), (*HILA["left"]["airway"], 5.5)]),
     ])
 
 
