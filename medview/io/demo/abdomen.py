@@ -80,13 +80,13 @@ def _small_bowel(rng: np.random.Generator) -> Tubes:
     p = np.array([-20.0, -40.0, -145.0])
     d = np.array([1.0, 0.0, -0.3])
     pts = [p]
-    for _ in range(320):
+    for _ in range(210):
         d = d + 0.55 * rng.standard_normal(3)
         d /= np.linalg.norm(d)
-        nxt = p + 9.0 * d
+        nxt = p + 13.0 * d
         out = (nxt < lo) | (nxt > hi)
         d[out] *= -1
-        p = np.clip(p + 9.0 * d, lo, hi)
+        p = np.clip(p + 13.0 * d, lo, hi)
         pts.append(p)
     radii = np.linspace(12.5, 10.0, len(pts)) * (1 + 0.1 * rng.standard_normal(len(pts)))
     return Tubes.polyline(np.array(pts), radii)
@@ -136,9 +136,16 @@ def _paint_ellipsoid(s: Slice, e: Ellipsoid, tissue: T, gate_dia: bool = False) 
 
 def _paint_hollow(s: Slice, tubes: Tubes, content: T, lumen: float = 0.85) -> None:
     t = tubes_alpha(s.cv, tubes, lumen=lumen)
-    if t is not None:
-        reg, outer, inner = t
-        s.paint(reg, outer, T.BOWEL_WALL)
+    if t is None:
+        return
+    reg, outer, inner = t
+    s.paint(reg, outer, T.BOWEL_WALL)
+    if content == T.STOOL and s.fast_grain is not None:
+        # faeces: mottled soft matter with gas bubbles
+        g = s.fast_grain[reg]
+        value = np.where(g > 0.9, F32(-900.0), F32(-40.0) + F32(70.0) * g)
+        s.cv.paint(reg, inner, value, int(T.STOOL))
+    else:
         s.paint(reg, inner, content)
 
 

@@ -10,16 +10,21 @@ written once, in millimetres a radiologist would recognise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medview.io.demo.shapes import F32, Canvas, Region, ellipse_sd, ramp
 from medview.io.demo.sites import TISSUES, T
 
+if TYPE_CHECKING:
+    from medview.io.demo.scanner import Texture
+
 # Cross-section keyframes along z (reference mm). Cavity = inside of ribs / abdominal wall.
 _Z = np.array([260, 215, 185, 150, 100, 50, 0, -50, -100, -150, -200, -250, -300], float)
 _KEYS = {
-    "cav_a": [45, 80, 105, 124, 134, 138, 136, 130, 124, 120, 120, 123, 126],
+    "cav_a": [42, 75, 98, 115, 124, 128, 126, 121, 116, 112, 112, 115, 118],
     "cav_ant": [-25, -45, -66, -86, -97, -100, -102, -104, -104, -102, -100, -98, -96],
     "cav_post": [30, 52, 66, 76, 80, 80, 78, 75, 71, 68, 66, 66, 66],
     "mus_lat": [50, 60, 42, 26, 16, 10, 10, 11, 12, 12, 12, 12, 12],
@@ -40,6 +45,7 @@ DOMES = {"right": ((-58.0, -12.0, 0.0), (0.0117, 0.0089, 0.0078, 0.0148)),
 APICES = {"right": (-45.0, 20.0, 188.0), "left": (45.0, 20.0, 188.0)}
 APEX_CURVATURE = 0.010
 DIAPHRAGM_MM = 6.0  # muscle between lung base and liver / spleen
+DIAPHRAGM_FLOOR_MM = -125.0  # no recess reaches lower than this
 
 
 @dataclass(frozen=True)
@@ -105,13 +111,23 @@ class Slice:
     cv: Canvas  # reference frame
     prof: Profile
     contrast: bool
-    texture: np.ndarray | None  # smooth grain in -1..1-ish, full slice, or None
+    texture: Texture | None  # tissue grain; None on the coarse planning grid
     cav_reg: Region | None = None
     cav_alpha: np.ndarray | None = None
     cav_sd: np.ndarray | None = None
     below_dia: np.ndarray | None = None  # over cav_reg: below the diaphragm surface
     lung_gate: np.ndarray | None = None  # over cav_reg: above diaphragm, below apices
     cache: dict = field(default_factory=dict)
+
+    @cached_property
+    def grain(self) -> np.ndarray | None:
+        """Smooth unit-SD grain over the whole slice, continuous along z."""
+        return None if self.texture is None else self.texture.at(self.cv.z)
+
+    @cached_property
+    def fast_grain(self) -> np.ndarray | None:
+        """Grain that changes within a few mm along z (bubbles rather than streaks)."""
+        return None if self.texture is None else self.texture.at(3.3 * self.cv.z + 500.0)
 
     def hu(self, t: T) -> float:
         tis = TISSUES[t]
@@ -121,9 +137,9 @@ class Slice:
         """The tissue's CT number over `reg`, with its grain when textures are on."""
         base = self.hu(t)
         amp = TISSUES[t].grain_hu
-        if self.texture is None or amp == 0:
+        if self.grain is None or amp == 0:
             return base
-        return base + F32(amp) * self.texture[reg]
+        return base + F32(amp) * self.grain[reg]
 
     def paint(self, reg: Region, alpha: np.ndarray, t: T) -> None:
         self.cv.paint(reg, alpha, self.value(t, reg), int(t))
@@ -192,8 +208,9 @@ def paint_body(s: Slice, back_y: float) -> None:
     s.cav_alpha = ramp(s.cav_sd / F32(cv.px))
     s.paint(s.cav_reg, s.cav_alpha, T.FAT)
     _surfaces(s)
-    band = s.cav_alpha * s.below_dia * ramp(_dia_height(s, offset=-DIAPHRAGM_MM, above=True))
-    s.paint(s.cav_reg, band, T.MUSCLE)
+    if "dia" in s.cache:
+        band = s.cav_alpha * s.below_dia * ramp(_dia_height(s, offset=-DIAPHRAGM_MM, above=True))
+        s.paint(s.cav_reg, band, T.MUSCLE)
 
 
 def _dome(cv: Canvas, reg: Region, peak, k) -> tuple[np.ndarray, np.ndarray]:
@@ -213,10 +230,15 @@ def _dome(cv: Canvas, reg: Region, peak, k) -> tuple[np.ndarray, np.ndarray]:
 def _surfaces(s: Slice) -> None:
     """Occupancy of "below the diaphragm" and of the lung's vertical extent over the cavity."""
     cv, reg = s.cv, s.cav_reg
+    if cv.z < DIAPHRAGM_FLOOR_MM - DIAPHRAGM_MM - cv.dz:  # wholly below: no lung, no dome
+        shape = (reg[0].stop - reg[0].start, reg[1].stop - reg[1].start)
+        s.below_dia = np.ones(shape, F32)
+        s.lung_gate = np.zeros(shape, F32)
+        return
     hr, gr = _dome(cv, reg, *DOMES["right"])
     hl, gl = _dome(cv, reg, *DOMES["left"])
     right = hr >= hl
-    h = np.where(right, hr, hl)
+    h = np.maximum(np.where(right, hr, hl), F32(DIAPHRAGM_FLOOR_MM))
     g2 = np.where(right, gr, gl)
     width = np.sqrt(g2 * F32(cv.px**2) + F32(cv.dz**2))
     s.cache["dia"] = (h, width)
@@ -245,7 +267,7 @@ def below_diaphragm(s: Slice, reg: Region, gap: float = DIAPHRAGM_MM) -> np.ndar
     """Occupancy of "at least `gap` mm below the diaphragm" over `reg` (a sub-box of the
     cavity; organs outside the cavity box get 1)."""
     out = np.ones((reg[0].stop - reg[0].start, reg[1].stop - reg[1].start), F32)
-    both = sub(reg, s.cav_reg) if s.cav_reg is not None else None
+    both = sub(reg, s.cav_reg) if "dia" in s.cache else None
     if both is not None:
         mine, theirs = both
         out[mine] = ramp(_dia_height(s, offset=-gap, above=False)[theirs])

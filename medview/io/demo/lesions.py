@@ -17,6 +17,7 @@ import numpy as np
 
 from medview.core.errors import InvalidInputError
 from medview.io.demo.phantom import Phantom
+from medview.io.demo.scanner import Texture
 from medview.io.demo.shapes import F32, Canvas, Ellipsoid, Region, ellipsoid_alpha, rotation
 from medview.io.demo.sites import T
 
@@ -192,9 +193,10 @@ def place_lesions(phantom: Phantom, rng: np.random.Generator, n: int,
 
 
 def paint_lesions(cv: Canvas, lesions: list[Lesion], stage: str, contrast: bool,
-                  texture: np.ndarray | None, hits: list[tuple[Lesion, Region, np.ndarray]]
+                  texture: Texture | None, hits: list[tuple[Lesion, Region, np.ndarray]]
                   ) -> None:
     """Paint the lesions of one stage on a real-frame slice; note where each is labelled."""
+    grain = None
     for les in lesions:
         if les.stage != stage:
             continue
@@ -204,7 +206,9 @@ def paint_lesions(cv: Canvas, lesions: list[Lesion], stage: str, contrast: bool,
         reg, a = out
         value = les.contrast_hu if contrast else les.plain_hu
         if texture is not None:
-            value = value + F32(les.grain_hu) * texture[reg]
+            if grain is None:
+                grain = texture.at(cv.z)
+            value = value + F32(les.grain_hu) * grain[reg]
         t = T.GROUND_GLASS_NODULE if les.kind == "ground_glass" else (
             T.LUNG_NODULE if les.cls == "lung_nodule" else T.LIVER_LESION)
         cv.paint(reg, a, value, int(t))

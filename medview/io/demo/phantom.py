@@ -15,6 +15,7 @@ import numpy as np
 from medview.io.demo import vessels
 from medview.io.demo.abdomen import Abdomen, liver_alpha, paint_abdomen
 from medview.io.demo.body import Patient, Profile, Slice, paint_body, table_background
+from medview.io.demo.scanner import Texture
 from medview.io.demo.shapes import F32, Canvas
 from medview.io.demo.sites import T
 from medview.io.demo.skeleton import (
@@ -123,7 +124,7 @@ class Phantom:
         centred = replace(cv, xs=(cv.xs - F32(self.patient.shift_x)).astype(F32))
         return table_background(centred, self.patient.back_y * self.patient.scale[1])
 
-    def render(self, cv: Canvas, contrast: bool, texture: np.ndarray | None,
+    def render(self, cv: Canvas, contrast: bool, texture: Texture | None,
                hook: LesionHook | None = None) -> None:
         """Paint one real-frame slice (its hu/tissue already hold the background)."""
         ref = cv.to_frame((self.patient.shift_x, 0.0, 0.0), self.patient.scale)

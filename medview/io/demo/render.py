@@ -115,13 +115,12 @@ def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float,
         if cancel is not None:
             cancel.raise_if_cancelled()
         cv = Canvas(xs, ys, z, geo.pixel_mm, thickness_mm, background.copy())
-        tex = texture.at(z)
         hits: list = []
 
-        def hook(stage: str, cv=cv, tex=tex, hits=hits) -> None:
-            paint_lesions(cv, lesions, stage, site.contrast, tex, hits)
+        def hook(stage: str, cv=cv, hits=hits) -> None:
+            paint_lesions(cv, lesions, stage, site.contrast, texture, hits)
 
-        phantom.render(cv, site.contrast, tex, hook)
+        phantom.render(cv, site.contrast, texture, hook)
         apply_kernel(cv.hu, site)
         add_noise(cv.hu, noise_rng, site, noise)
         stored = to_stored(cv.hu)

@@ -58,10 +58,13 @@ def spine_alpha(s: Slice) -> np.ndarray:
     p, cv = s.prof, s.cv
     rs, cs = s.cav_reg
     out = np.zeros((rs.stop - rs.start, cs.stop - cs.start), F32)
+    # Behind the vertebral body the lungs stop at a curve from the body's back corners to
+    # the rib angles (the paravertebral gutters), not at the cavity's midline edge.
     back = p.body_post - p.fat_post - 1.5
-    cy, rx, ry = canal_centre(s)
+    centre = p.cav_post + 10.0
+    front = p.vb_y + 0.3 * p.vb_r
     for shape in (ellipse_alpha(cv, 0.0, p.vb_y, p.vb_r + 3, 0.82 * p.vb_r + 3),
-                  ellipse_alpha(cv, 0.0, cy + 14, rx + 16, ry + 14, back - cy - 14)):
+                  ellipse_alpha(cv, 0.0, centre, p.vb_r + 20, centre - front, back - centre)):
         if shape is not None:
             both = sub(s.cav_reg, shape[0])
             if both is not None:

@@ -70,8 +70,8 @@ def paint_lungs(s: Slice, med: np.ndarray, spine: np.ndarray) -> None:
     rs, _ = s.cav_reg
     depth = np.clip((cv.ys[rs] - F32(p.cav_ant)) / F32(p.cav_post - p.cav_ant), 0, 1)
     value = (F32(s.hu(T.LUNG) - 35) + F32(75) * depth * depth)[:, None]
-    if s.texture is not None:
-        value = value + F32(22) * s.texture[s.cav_reg]
+    if s.grain is not None:
+        value = value + F32(22) * s.grain[s.cav_reg]
     cv.paint(s.cav_reg, alpha, value, int(T.LUNG))
 
 

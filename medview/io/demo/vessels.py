@@ -29,9 +29,9 @@ def _line(points) -> Tubes:
 
 
 def aorta() -> Tubes:
-    pts = [(2, -10, 48, 14), (-6, -25, 80, 15), (-8, -27, 105, 15), (-4, -19, 124, 14),
+    pts = [(2, -20, 48, 14), (-6, -28, 80, 15), (-8, -27, 105, 15), (-4, -19, 124, 14),
            (6, -2, 133, 13), (18, 14, 129, 12)]
-    for z, dx, gap in ((118, 26, -12), (90, 27, -14), (50, 26, -14), (10, 20, -8),
+    for z, dx, gap in ((118, 28, -14), (90, 30, -20), (50, 30, -20), (10, 24, -12),
                        (-40, 12, -2), (-100, 8, 1), (-200, 6, 1), (-300, 2, 1)):
         r = 12.0 if z > 0 else (11.0 if z > -150 else 9.5)
         pts.append(_front_of_spine(z, dx, gap, r))
@@ -39,11 +39,11 @@ def aorta() -> Tubes:
 
 
 def systemic_veins() -> list[Tubes]:
-    ivc = [(-28, -8, 32, 12), (-26, 2, 0, 12), (-25, 6, -40, 12)]
+    ivc = [(-28, -18, 32, 12), (-26, -2, 0, 12), (-25, 6, -40, 12)]
     ivc += [_front_of_spine(z, -26, -2, 11) for z in (-100, -200, -300)]
     return [
         _line(ivc),
-        _line([(-34, -16, 178, 8), (-33, -14, 120, 9), (-30, -10, 70, 10), (-28, -8, 45, 11)]),
+        _line([(-34, -16, 178, 8), (-33, -14, 120, 9), (-30, -14, 70, 10), (-28, -18, 45, 11)]),
         _line([(58, -14, 186, 6), (15, -30, 173, 7), (-33, -17, 174, 7.5)]),
         _line([(-62, -10, 202, 7), (-36, -15, 178, 8)]),
     ]
@@ -69,12 +69,12 @@ HILA = {
 
 def pulmonary_vessels() -> list[Tubes]:
     return [
-        _line([(18, -38, 52, 14), (20, -25, 78, 14), (12, -8, 90, 13)]),
+        _line([(18, -48, 52, 14), (20, -30, 78, 14), (12, -8, 90, 13)]),
         _line([(12, -8, 90, 11), (-5, 0, 92, 10.5), (-30, 3, 90, 10),
                (*HILA["right"]["artery"], 9)]),
         _line([(12, -8, 90, 11), (30, 2, 97, 10), (*HILA["left"]["artery"], 9)]),
-        _line([(*HILA["right"]["vein"], 7), (-20, 12, 48, 8), (5, 8, 46, 8)]),
-        _line([(*HILA["left"]["vein"], 7), (25, 14, 50, 8), (5, 8, 46, 8)]),
+        _line([(*HILA["right"]["vein"], 7), (-20, 6, 48, 8), (5, -6, 46, 8)]),
+        _line([(*HILA["left"]["vein"], 7), (25, 8, 50, 8), (5, -6, 46, 8)]),
     ]
 
 
@@ -122,12 +122,12 @@ class Heart:
 def heart() -> Heart:
     """Heart with its long axis pointing anterior, left and down to the apex."""
     rot = rotation(yaw_deg=-42.0, pitch_deg=36.0)  # x axis -> base-to-apex direction
-    centre = (22.0, -20.0, 20.0)
+    centre = (22.0, -32.0, 20.0)
     outer = Ellipsoid.make(centre, (62, 50, 44), rot)
     chambers = (
-        Ellipsoid.make((34, -16, 12), (44, 23, 21), rot),  # left ventricle
-        Ellipsoid.make((6, -42, 20), (40, 15, 26), rot),  # right ventricle
-        Ellipsoid.make((12, 4, 46), (28, 17, 16)),  # left atrium
-        Ellipsoid.make((-24, -12, 28), (24, 22, 30)),  # right atrium
+        Ellipsoid.make((34, -28, 12), (44, 23, 21), rot),  # left ventricle
+        Ellipsoid.make((6, -54, 20), (40, 15, 26), rot),  # right ventricle
+        Ellipsoid.make((10, -12, 46), (28, 16, 16)),  # left atrium
+        Ellipsoid.make((-24, -22, 28), (24, 22, 30)),  # right atrium
     )
     return Heart(outer.grown(4.0), outer, chambers)
