@@ -30,7 +30,8 @@ WL_DRAG_PER_PIXEL = 1 / 200  # fraction of the current width per pixel of drag
 
 
 class DragTool(Protocol):
-    """A left-button tool (ruler, ROI, ...): gets scene points in millimetres."""
+    """A left-button tool (ruler, ROI, ...): gets scene points in millimetres. It may also
+    have click(view, point_mm) -> bool, offered each plain left click first (True = taken)."""
 
     def begin(self, view: SliceView, point_mm: QtCore.QPointF) -> None: ...
     def move(self, view: SliceView, point_mm: QtCore.QPointF) -> None: ...
@@ -200,7 +201,12 @@ class SliceView(pg.GraphicsView):
             self.state.step(self.plane, -1 if delta > 0 else 1)
 
     def on_click(self, point_mm: QtCore.QPointF) -> None:
-        if self.state.volume is None or not self.state.crosshair_linked:
+        if self.state.volume is None:
+            return
+        click = getattr(self.drag_tools.get(self.tool), "click", None)
+        if click is not None and click(self, point_mm):
+            return  # the active tool took the click (e.g. the angle's last point)
+        if not self.state.crosshair_linked:
             return
         row, col = self.mm_to_pixel(point_mm)
         self.state.set_cursor_screen(self.plane, row, col)

@@ -1,0 +1,238 @@
+"""MeasurementStore: the measurements of the open series, kept across sessions.
+
+One JSON file per series under data_dir()/measurements/<safe_name(series_key)>.json,
+rewritten atomically on every committed change (DESIGN.md §5: a reader's work is never lost
+to a crash). Loaded whenever the ViewerState opens a volume. A file that cannot be read is
+never overwritten: a damaged one is moved aside as <name>.damaged-<n> (copied aside when
+only some entries are bad, so the good ones still load), one written by a newer MedView is
+left alone and this session does not save over it; either way one sentence says so and the
+series opens. A volume opened without a series key keeps its measurements in memory only.
+
+Qt-free: widgets listen with subscribe(listener(event, measurement_id))."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from medview.io.workspace import atomic_write_text, data_dir, safe_name
+from medview.viewer import state as st
+from medview.viewer.measurements import Measurement, MeasurementValues, measure
+from medview.viewer.planes import Plane
+from medview.viewer.state import ViewerState
+
+FORMAT = "medview-measurements"
+VERSION = 1
+# events passed to listeners, with the id of the measurement concerned ("" for all)
+RESET, ADDED, CHANGED, REMOVED, SELECTED, MESSAGE = (
+    "reset", "added", "changed", "removed", "selected", "message")
+Listener = Callable[[str, str], None]
+
+
+def measurements_path(series_key: str) -> Path:
+    return data_dir() / "measurements" / f"{safe_name(series_key)}.json"
+
+
+class MeasurementStore:
+    def __init__(self, state: ViewerState) -> None:
+        self.state = state
+        self.measurements: dict[str, Measurement] = {}  # in the order they were drawn
+        self.selected = ""
+        self.message = ""  # the last problem, one sentence for the reader
+        self.path: Path | None = None
+        self._writable = False
+        self._values: dict[str, MeasurementValues] = {}
+        self._listeners: list[Listener] = []
+        state.subscribe(self._on_state)
+        if state.volume is not None:
+            self._load()
+
+    # -- listeners
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, event: str, mid: str = "") -> None:
+        for fn in list(self._listeners):
+            fn(event, mid)
+
+    def _on_state(self, what: str) -> None:
+        if what == st.VOLUME:
+            self._load()
+
+    # -- queries
+    def values(self, mid: str) -> MeasurementValues:
+        """The measurement's values, computed once per change of its points."""
+        if mid not in self._values:
+            m = self.measurements[mid]
+            self._values[mid] = measure(m, self.state.volume, self.state.maps[m.plane])
+        return self._values[mid]
+
+    def on_plane(self, plane: Plane) -> list[Measurement]:
+        return [m for m in self.measurements.values() if m.plane is plane]
+
+    # -- changes
+    def add(self, m: Measurement, save: bool = True) -> Measurement:
+        """A new measurement, numbered after the others of its kind. `save=False` while it
+        is still being drawn; the drawing tool saves when the mouse is released."""
+        m.number = 1 + max((o.number for o in self.measurements.values()
+                            if o.kind == m.kind), default=0)
+        self.measurements[m.id] = m
+        self._emit(ADDED, m.id)
+        self.select(m.id)
+        if save:
+            self.save()
+        return m
+
+    def move(self, mid: str, points_lps: np.ndarray, save: bool = True) -> None:
+        """New points (a handle dragged): values follow at once; `save=False` for the
+        positions in the middle of a drag, the last one saves."""
+        m = self.measurements.get(mid)
+        if m is None:
+            return
+        m.points_lps = np.asarray(points_lps, float).reshape(m.points_lps.shape)
+        self._values.pop(mid, None)
+        self._emit(CHANGED, mid)
+        if save:
+            self.save()
+
+    def rename(self, mid: str, label: str) -> None:
+        m = self.measurements.get(mid)
+        if m is None or m.label == label.strip():
+            return
+        m.label = label.strip()
+        self._emit(CHANGED, mid)
+        self.save()
+
+    def remove(self, mid: str, save: bool = True) -> None:
+        """`save=False` drops one still being drawn (a slip of the hand), unsaved anyway."""
+        if self.measurements.pop(mid, None) is None:
+            return
+        self._values.pop(mid, None)
+        if self.selected == mid:
+            self.selected = ""
+        self._emit(REMOVED, mid)
+        if save:
+            self.save()
+
+    def select(self, mid: str) -> None:
+        if mid != self.selected and (not mid or mid in self.measurements):
+            self.selected = mid
+            self._emit(SELECTED, mid)
+
+    # -- files
+    def save(self) -> None:
+        if self.path is None or not self._writable:
+            return
+        doc = {"format": FORMAT, "version": VERSION, "series_key": self.state.series_key,
+               "measurements": [m.to_dict() for m in self.measurements.values()]}
+        try:
+            atomic_write_text(self.path, json.dumps(doc, indent=1, ensure_ascii=False))
+        except OSError as err:
+            self._tell(f"Measurements could not be saved to {self.path} "
+                       f"({err.strerror or err}); free some space or check the folder's "
+                       "permissions — they stay on screen until MedView closes.")
+
+    def _tell(self, message: str) -> None:
+        self.message = message
+        self._emit(MESSAGE)
+
+    def _load(self) -> None:
+        self.measurements, self._values, self.selected, self.message = {}, {}, "", ""
+        key = self.state.series_key if self.state.volume is not None else ""
+        self.path = measurements_path(key) if key else None
+        self._writable = self.path is not None
+        if self.path is not None:
+            for m in self._read(self.path):
+                self.measurements[m.id] = m
+        self._emit(RESET)
+        if self.message:
+            self._emit(MESSAGE)
+
+    def _read(self, path: Path) -> list[Measurement]:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            return self._unsaved(f"The measurements saved for this series could not be read "
+                                 f"from {path} ({err.strerror or err})")
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return self._damaged(path, "it is not UTF-8 text")
+        except json.JSONDecodeError as err:
+            return self._damaged(path, f"it is not valid JSON: {err.msg} at line {err.lineno}")
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            return self._damaged(path, "it is not a MedView measurements file")
+        version = doc.get("version")
+        if not isinstance(version, int) or version < 1:
+            return self._damaged(path, f"its version {version!r} is not valid")
+        if version > VERSION:
+            return self._unsaved(f"The measurements in {path} were saved by a newer MedView "
+                                 f"(format {version})")
+        if doc.get("series_key") != self.state.series_key:
+            return self._damaged(path, "it belongs to another series")
+        if not isinstance(doc.get("measurements"), list):
+            return self._damaged(path, "it has no list of measurements")
+        return self._entries(path, doc["measurements"])
+
+    def _entries(self, path: Path, entries: list) -> list[Measurement]:
+        """The entries that make sense for this volume; the file is copied aside before a
+        save can drop the others."""
+        good, problems = [], []
+        for entry in entries:
+            try:
+                m = Measurement.from_dict(entry)
+                if not 0 <= m.slice_index < self.state.maps[m.plane].n_slices:
+                    raise ValueError(f"slice {m.slice_index} is outside this series")
+                good.append(m)
+            except ValueError as err:
+                problems.append(str(err))
+        if not problems:
+            return good
+        what = (f"{len(problems)} of the {len(entries)} measurements saved for this series "
+                f"could not be read ({problems[0]})")
+        try:
+            aside = self._aside(path, move=False)
+        except OSError as err:
+            return self._unsaved(f"{what}, and {path} could not be copied aside "
+                                 f"({err.strerror or err})") + good
+        self.message = (f"{what}; the others are shown, and the file as it was is kept as "
+                        f"{aside.name}.")
+        return good
+
+    def _unsaved(self, what: str) -> list[Measurement]:
+        """A file this session must not overwrite: leave it, say so, save nothing."""
+        self._writable = False
+        self.message = f"{what}; it is left as it is and changes made now will not be saved."
+        return []
+
+    def _damaged(self, path: Path, reason: str) -> list[Measurement]:
+        try:
+            aside = self._aside(path, move=True)
+        except OSError as err:
+            return self._unsaved(f"The measurements file {path} is damaged ({reason}) and "
+                                 f"could not be moved aside ({err.strerror or err})")
+        self.message = (f"The measurements file {path.name} is damaged ({reason}); it was "
+                        f"kept as {aside.name} and the series opens without measurements.")
+        return []
+
+    @staticmethod
+    def _aside(path: Path, move: bool) -> Path:
+        """<name>.damaged-<n> with the first free n: nothing the reader made is deleted."""
+        n = 1
+        while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
+            n += 1
+        if move:
+            path.rename(aside)
+        else:
+            shutil.copy2(path, aside)
+        return aside
