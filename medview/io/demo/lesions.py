@@ -59,6 +59,12 @@ def _directions() -> np.ndarray:
                      np.cos(polar)], 1)
 
 
+def _z_margin(r: float) -> float:
+    """Distance a lesion's centre keeps from the ends of the scan: its longest semi-axis
+    (see `_shape`) and a little more."""
+    return 1.3 * r + 2.0
+
+
 class _Placer:
     def __init__(self, phantom: Phantom, rng: np.random.Generator,
                  z_range: tuple[float, float]) -> None:
@@ -85,13 +91,13 @@ class _Placer:
         return all(np.linalg.norm(c - c2) > r + r2 + _GAP_MM for c2, r2 in self.placed)
 
     def pick(self, pool: np.ndarray, r: float) -> np.ndarray | None:
-        ok = np.nonzero(self.in_range(pool, r + 3))[0]
+        ok = np.nonzero(self.in_range(pool, _z_margin(r)))[0]
         return pool[self.rng.choice(ok)] if len(ok) else None
 
     def lung_centre(self, r: float, attachment: str) -> np.ndarray | None:
         if attachment == "vessel":
             tubes, mid, rad = self.vessels
-            ok = np.nonzero(self.in_range(mid, r + 3) & (rad > 0.9) & (rad < 4.0))[0]
+            ok = np.nonzero(self.in_range(mid, _z_margin(r)) & (rad > 0.9) & (rad < 4.0))[0]
             if not len(ok):
                 return None
             s = self.rng.choice(ok)
@@ -119,7 +125,8 @@ class _Placer:
             if c is None:
                 return None
             inside = self.tissue_around(c, r + 3.0)
-        return c if np.all(inside == T.LUNG) else None
+        ok = np.all(inside == T.LUNG) and self.in_range(c[None], _z_margin(r))[0]
+        return c if ok else None
 
     def liver_centre(self, r: float) -> np.ndarray | None:
         c = self.pick(self.liver, r)

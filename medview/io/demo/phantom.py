@@ -82,12 +82,12 @@ class Phantom:
         bare = cls(patient, Thorax.make(), Abdomen.make(bowel_rng), clavicles())
         plan = bare._plan()
         rng = np.random.default_rng([seed, _STREAM_TREES])
-        lungs = lung_side_points(plan.tissue, plan.xs, plan.ys, plan.zs, rng, n=2600)
+        lungs = lung_side_points(plan.tissue, plan.xs, plan.ys, plan.zs, rng, n=3600)
         trees = []
         for side, pts in lungs.items():
             hila = vessels.HILA[side]
-            trees.append(grow_tree(rng, hila["artery"], pts, 8.5, 0.75, airway_min=1.6))
-            trees.append(grow_tree(rng, hila["vein"], pts, 7.5, 0.75))
+            trees.append(grow_tree(rng, hila["artery"], pts, 8.5, 0.65, airway_min=1.6))
+            trees.append(grow_tree(rng, hila["vein"], pts, 7.5, 0.65))
         k, i, j = np.nonzero(plan.tissue == T.LIVER)
         liver_pts = np.stack([plan.xs[j], plan.ys[i], plan.zs[k]], 1).astype(float)
         liver_pts = liver_pts[rng.choice(len(liver_pts), min(1500, len(liver_pts)),

@@ -10,6 +10,8 @@ ground truth is measured from exactly what was written.
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from medview.io.demo.sites import TISSUES, Site, T, tissue_hu
 MATRIX = 512
 FOV_CENTRE_Y_MM = 15.0  # keeps the patient and the table top in the field of view
 _STREAM_SITE, _STREAM_LESIONS, _STREAM_NOISE, _STREAM_TEXTURE = 10, 11, 12, 13
+_WINDOW = 4  # slices rendered ahead of the writer
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,37 @@ class _Tally:
         return out
 
 
+class _SliceMaker:
+    """Renders one slice to stored int16 HU; each slice has its own noise stream, so the
+    result does not depend on which thread made it or in what order."""
+
+    def __init__(self, phantom: Phantom, geo: SeriesGeometry, site: Site,
+                 lesions: list[Lesion], noise_hu: float, seed: int) -> None:
+        self.phantom, self.geo, self.site, self.lesions = phantom, geo, site, lesions
+        self.noise_hu, self.seed = noise_hu, seed
+        self.texture = Texture(np.random.default_rng([seed, _STREAM_TEXTURE]), (MATRIX, MATRIX))
+        self.xs = (geo.origin_xy[0] + geo.pixel_mm * np.arange(MATRIX)).astype(F32)
+        self.ys = (geo.origin_xy[1] + geo.pixel_mm * np.arange(MATRIX)).astype(F32)
+        base = Canvas(self.xs, self.ys, 0.0, geo.pixel_mm, geo.thickness_mm,
+                      np.zeros((MATRIX, MATRIX), F32))
+        self.background = phantom.background(base)[0]
+
+    def make(self, k: int) -> tuple[np.ndarray, list]:
+        geo, site = self.geo, self.site
+        cv = Canvas(self.xs, self.ys, geo.z_positions[k], geo.pixel_mm, geo.thickness_mm,
+                    self.background.copy())
+        hits: list = []
+
+        def hook(stage: str) -> None:
+            paint_lesions(cv, self.lesions, stage, site.contrast, self.texture, hits)
+
+        self.phantom.render(cv, site.contrast, self.texture, hook)
+        apply_kernel(cv.hu, site)
+        rng = np.random.default_rng([self.seed, _STREAM_NOISE, ord(site.key), k])
+        add_noise(cv.hu, rng, site, self.noise_hu)
+        return to_stored(cv.hu), hits
+
+
 def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float, ...],
                  thickness_mm: float, noise_hu: float | None, n_lesions: int | None,
                  progress: ProgressCallback | None, cancel: CancelToken | None) -> Rendered:
@@ -99,34 +133,30 @@ def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float,
     z_span = (z_positions[0] - thickness_mm / 2, z_positions[-1] + thickness_mm / 2)
     lesions = place_lesions(phantom, lesion_rng, n_lesions, z_span, strict)
     noise = site.noise_hu if noise_hu is None else float(noise_hu)
-    noise_rng = np.random.default_rng([seed, _STREAM_NOISE, ord(site.key)])
-    texture = Texture(np.random.default_rng([seed, _STREAM_TEXTURE]), (MATRIX, MATRIX))
+    maker = _SliceMaker(phantom, geo, site, lesions, noise, seed)
     n = len(z_positions)
-    xs = (geo.origin_xy[0] + geo.pixel_mm * np.arange(MATRIX)).astype(F32)
-    ys = (geo.origin_xy[1] + geo.pixel_mm * np.arange(MATRIX)).astype(F32)
-    base = Canvas(xs, ys, 0.0, geo.pixel_mm, thickness_mm, np.zeros((MATRIX, MATRIX), F32))
-    background, _ = phantom.background(base)
     labels = np.zeros((n, MATRIX, MATRIX), np.uint8)
     tally = _Tally(len(lesions))
     (work / SERIES_DIR).mkdir()
     desc = f"Synthetic CT {site.description}"
     writer = SeriesWriter(work / SERIES_DIR, seed, site, geo, desc)
-    for k, z in enumerate(z_positions):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        cv = Canvas(xs, ys, z, geo.pixel_mm, thickness_mm, background.copy())
-        hits: list = []
-
-        def hook(stage: str, cv=cv, hits=hits) -> None:
-            paint_lesions(cv, lesions, stage, site.contrast, texture, hits)
-
-        phantom.render(cv, site.contrast, texture, hook)
-        apply_kernel(cv.hu, site)
-        add_noise(cv.hu, noise_rng, site, noise)
-        stored = to_stored(cv.hu)
-        writer.write(k, stored)
-        tally.add(k, stored, labels[k], hits)
-        report(progress, 0.95 * (k + 1) / n, f"slice {k + 1} of {n}")
+    # Slices render on two threads (numpy releases the GIL in the heavy parts) while this
+    # thread writes them in order; a small window bounds the memory held in flight.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque = deque()
+        try:
+            for k in range(n):
+                while len(pending) < _WINDOW and len(pending) + k < n:
+                    pending.append(pool.submit(maker.make, k + len(pending)))
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                stored, hits = pending.popleft().result()
+                writer.write(k, stored)
+                tally.add(k, stored, labels[k], hits)
+                report(progress, 0.95 * (k + 1) / n, f"slice {k + 1} of {n}")
+        finally:
+            for f in pending:
+                f.cancel()
     report(progress, 0.96, "writing the label map")
     _write_labels(work / LABELS_NAME, labels, geo)
     described = tally.describe(lesions, geo)
