@@ -89,7 +89,11 @@ class SliceView(pg.GraphicsView):
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        state.subscribe(self._on_state)
+        listener = self._on_state
+        state.subscribe(listener)
+        # a deleted view must stop listening, or the next state change calls into a dead
+        # C++ object (a crash, seen when a layout change dropped a view)
+        self.destroyed.connect(lambda *_: state.unsubscribe(listener))
         if state.volume is not None:
             self._on_state(st.VOLUME)
 
