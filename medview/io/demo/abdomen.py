@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medview.io.demo.body import Slice, below_diaphragm, sub
+from medview.io.demo.body import Slice, below_diaphragm, sub, union_into
 from medview.io.demo.shapes import F32, Ellipsoid, ellipse_alpha, ellipsoid_alpha, ramp, rotation
 from medview.io.demo.sites import T
 from medview.io.demo.tubes import Tubes, grow_tree, tubes_alpha
@@ -110,9 +110,7 @@ def liver_alpha(s: Slice, lobes: tuple[Ellipsoid, Ellipsoid]) -> np.ndarray | No
     for lobe in lobes:
         a = ellipsoid_alpha(s.cv, lobe)
         if a is not None:
-            both = sub(s.cav_reg, a[0])
-            if both is not None:
-                np.maximum(out[both[0]], a[1][both[1]], out=out[both[0]])
+            union_into(out, s.cav_reg, *a)
     if not out.any():
         return None
     return out * s.cav_alpha * below_diaphragm(s, s.cav_reg)

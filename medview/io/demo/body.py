@@ -9,7 +9,7 @@ written once, in millimetres a radiologist would recognise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -117,7 +117,9 @@ class Slice:
     cav_sd: np.ndarray | None = None
     below_dia: np.ndarray | None = None  # over cav_reg: below the diaphragm surface
     lung_gate: np.ndarray | None = None  # over cav_reg: above diaphragm, below apices
-    cache: dict = field(default_factory=dict)
+    # over cav_reg: diaphragm height and its partial-volume ramp width; None when the slice
+    # lies wholly below the domes
+    dia: tuple[np.ndarray, np.ndarray] | None = None
 
     @cached_property
     def grain(self) -> np.ndarray | None:
@@ -154,6 +156,14 @@ def sub(reg: Region, inner: Region) -> tuple[Region, Region] | None:
         return None
     return ((slice(r0 - ar.start, r1 - ar.start), slice(c0 - ac.start, c1 - ac.start)),
             (slice(r0 - br.start, r1 - br.start), slice(c0 - bc.start, c1 - bc.start)))
+
+
+def union_into(dst: np.ndarray, dst_reg: Region, reg: Region, alpha: np.ndarray) -> None:
+    """dst = max(dst, alpha) where the box `reg` of `alpha` overlaps the box of `dst`."""
+    both = sub(dst_reg, reg)
+    if both is not None:
+        mine, theirs = both
+        np.maximum(dst[mine], alpha[theirs], out=dst[mine])
 
 
 def table_background(cv: Canvas, back_y: float) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +218,7 @@ def paint_body(s: Slice, back_y: float) -> None:
     s.cav_alpha = ramp(s.cav_sd / F32(cv.px))
     s.paint(s.cav_reg, s.cav_alpha, T.FAT)
     _surfaces(s)
-    if "dia" in s.cache:
+    if s.dia is not None:
         band = s.cav_alpha * s.below_dia * ramp(_dia_height(s, offset=-DIAPHRAGM_MM, above=True))
         s.paint(s.cav_reg, band, T.MUSCLE)
 
@@ -241,7 +251,7 @@ def _surfaces(s: Slice) -> None:
     h = np.maximum(np.where(right, hr, hl), F32(DIAPHRAGM_FLOOR_MM))
     g2 = np.where(right, gr, gl)
     width = np.sqrt(g2 * F32(cv.px**2) + F32(cv.dz**2))
-    s.cache["dia"] = (h, width)
+    s.dia = (h, width)
     s.below_dia = ramp((F32(cv.z) - h) / width)
     rs, cs = reg
     top = None
@@ -258,7 +268,7 @@ def _surfaces(s: Slice) -> None:
 def _dia_height(s: Slice, offset: float, above: bool) -> np.ndarray:
     """Signed distance in ramp units from the diaphragm surface moved by `offset` mm along z:
     feed to `ramp` for the occupancy of the side asked for."""
-    h, width = s.cache["dia"]
+    h, width = s.dia
     q = (F32(s.cv.z) - (h + F32(offset))) / width
     return -q if above else q
 
@@ -267,7 +277,7 @@ def below_diaphragm(s: Slice, reg: Region, gap: float = DIAPHRAGM_MM) -> np.ndar
     """Occupancy of "at least `gap` mm below the diaphragm" over `reg` (a sub-box of the
     cavity; organs outside the cavity box get 1)."""
     out = np.ones((reg[0].stop - reg[0].start, reg[1].stop - reg[1].start), F32)
-    both = sub(reg, s.cav_reg) if "dia" in s.cache else None
+    both = sub(reg, s.cav_reg) if s.dia is not None else None
     if both is not None:
         mine, theirs = both
         out[mine] = ramp(_dia_height(s, offset=-gap, above=False)[theirs])

@@ -107,7 +107,7 @@ class Phantom:
         tissue = np.zeros((len(zs), len(ys), len(xs)), np.uint8)
         for k, z in enumerate(zs):
             cv = Canvas(xs, ys, float(z), PLAN_STEP_MM, PLAN_STEP_MM,
-                        np.zeros((len(ys), len(xs)), F32), tissue[k], detail=False)
+                        np.zeros((len(ys), len(xs)), F32), tissue[k])
             self.render_ref(Slice(cv, Profile.at(float(z), self.patient.fat_factor),
                                   False, None))
         return Plan(tissue, xs, ys, zs)

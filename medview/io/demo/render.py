@@ -53,7 +53,8 @@ def _geometry(seed: int, site: Site, z_positions: tuple[float, ...],
 class _Tally:
     """Per-lesion voxel count, index sums and HU sum, from the written slices."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, contrast: bool) -> None:
+        self.contrast = contrast
         self.count = np.zeros(n, np.int64)
         self.idx_sum = np.zeros((n, 3))
         self.hu_sum = np.zeros(n)
@@ -83,6 +84,7 @@ class _Tally:
                 "diameter_mm": les.diameter_mm,
                 "volume_ml": round(n * voxel_ml, 4),
                 "mean_hu": round(float(self.hu_sum[m] / max(n, 1)), 1),
+                "material_hu": round(les.contrast_hu if self.contrast else les.plain_hu, 1),
                 "n_voxels": n,
                 "nominal_centre_lps_mm": [round(float(v), 2) for v in les.shape.centre],
             })
@@ -136,7 +138,7 @@ def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float,
     maker = _SliceMaker(phantom, geo, site, lesions, noise, seed)
     n = len(z_positions)
     labels = np.zeros((n, MATRIX, MATRIX), np.uint8)
-    tally = _Tally(len(lesions))
+    tally = _Tally(len(lesions), site.contrast)
     (work / SERIES_DIR).mkdir()
     desc = f"Synthetic CT {site.description}"
     writer = SeriesWriter(work / SERIES_DIR, seed, site, geo, desc)

@@ -35,7 +35,6 @@ class Canvas:
     dz: float
     hu: np.ndarray
     tissue: np.ndarray | None = None
-    detail: bool = True  # False on the coarse planning grid: skip texture
 
     def to_frame(self, shift: tuple[float, float, float],
                  scale: tuple[float, float, float]) -> Canvas:

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from medview.io.demo.body import Slice, sub
+from medview.io.demo.body import Slice, sub, union_into
 from medview.io.demo.shapes import F32, Region, ellipse_alpha, ramp
 from medview.io.demo.sites import T
 from medview.io.demo.tubes import Tubes, tubes_alpha
@@ -66,9 +66,7 @@ def spine_alpha(s: Slice) -> np.ndarray:
     for shape in (ellipse_alpha(cv, 0.0, p.vb_y, p.vb_r + 3, 0.82 * p.vb_r + 3),
                   ellipse_alpha(cv, 0.0, centre, p.vb_r + 20, centre - front, back - centre)):
         if shape is not None:
-            both = sub(s.cav_reg, shape[0])
-            if both is not None:
-                np.maximum(out[both[0]], shape[1][both[1]], out=out[both[0]])
+            union_into(out, s.cav_reg, *shape)
     return out
 
 

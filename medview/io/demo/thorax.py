@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from medview.io.demo import vessels
-from medview.io.demo.body import Slice, sub
-from medview.io.demo.shapes import F32, Region, ellipse_alpha, ellipsoid_alpha
-from medview.io.demo.sites import T
+from medview.io.demo.body import Slice, union_into
+from medview.io.demo.shapes import F32, ellipse_alpha, ellipsoid_alpha
+from medview.io.demo.sites import TISSUES, T
 from medview.io.demo.tubes import Tree, Tubes, tubes_alpha
 
 
@@ -37,13 +37,6 @@ class Thorax:
                    Tubes.concat([t.airways for t in trees]))
 
 
-def _union(dst: np.ndarray, dst_reg: Region, reg: Region, alpha: np.ndarray) -> None:
-    both = sub(dst_reg, reg)
-    if both is not None:
-        mine, theirs = both
-        np.maximum(dst[mine], alpha[theirs], out=dst[mine])
-
-
 def mediastinum_alpha(s: Slice, th: Thorax) -> np.ndarray:
     """Occupancy (over the cavity box) of everything between the lungs, with a rim of fat."""
     p, cv = s.prof, s.cv
@@ -52,14 +45,14 @@ def mediastinum_alpha(s: Slice, th: Thorax) -> np.ndarray:
     front, back = p.cav_ant - 4.0, p.vb_y - p.vb_r + 6.0
     col = ellipse_alpha(cv, 3.0, (front + back) / 2, p.med_w, (back - front) / 2)
     if col is not None:
-        _union(med, s.cav_reg, *col)
-    e = ellipsoid_alpha(cv, th.heart.pericardium.grown(2.0))
+        union_into(med, s.cav_reg, *col)
+    e = ellipsoid_alpha(cv, th.heart.envelope)
     if e is not None:
-        _union(med, s.cav_reg, *e)
+        union_into(med, s.cav_reg, *e)
     for tubes, grow in ((th.great_vessels, 2.5), (th.airways, 4.0), (th.esophagus, 3.0)):
         t = tubes_alpha(cv, tubes, grow=grow)
         if t is not None:
-            _union(med, s.cav_reg, t[0], t[1])
+            union_into(med, s.cav_reg, t[0], t[1])
     return med
 
 
@@ -71,25 +64,26 @@ def paint_lungs(s: Slice, med: np.ndarray, spine: np.ndarray) -> None:
     depth = np.clip((cv.ys[rs] - F32(p.cav_ant)) / F32(p.cav_post - p.cav_ant), 0, 1)
     value = (F32(s.hu(T.LUNG) - 35) + F32(75) * depth * depth)[:, None]
     if s.grain is not None:
-        value = value + F32(22) * s.grain[s.cav_reg]
+        value = value + F32(TISSUES[T.LUNG].grain_hu) * s.grain[s.cav_reg]
     cv.paint(s.cav_reg, alpha, value, int(T.LUNG))
 
 
-def paint_lung_trees(s: Slice, th: Thorax) -> None:
-    t = tubes_alpha(s.cv, th.lung_vessels)
-    if t is not None:
-        s.paint(t[0], t[1], T.VESSEL)
-    t = tubes_alpha(s.cv, th.lung_airways, lumen=0.72)
+def _paint_tube_with_lumen(s: Slice, tubes: Tubes, wall: T, lumen: float,
+                           grow: float = 0.0) -> None:
+    """A walled tube: the wall tissue over the whole section, then air in the lumen."""
+    t = tubes_alpha(s.cv, tubes, grow=grow, lumen=lumen)
     if t is not None:
         reg, outer, inner = t
-        wall = ramp_wall(outer, inner)
-        s.paint(reg, wall, T.AIRWAY_WALL)
+        s.paint(reg, outer, wall)
         s.paint(reg, inner, T.GAS)
 
 
-def ramp_wall(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """Occupancy of the ring between two nested occupancies."""
-    return np.clip(outer - inner, 0, 1)
+def paint_lung_trees(s: Slice, th: Thorax) -> None:
+    """Pulmonary arteries and veins, and bronchi with their walls."""
+    t = tubes_alpha(s.cv, th.lung_vessels)
+    if t is not None:
+        s.paint(t[0], t[1], T.VESSEL)
+    _paint_tube_with_lumen(s, th.lung_airways, T.AIRWAY_WALL, lumen=0.72)
 
 
 def paint_mediastinum(s: Slice, th: Thorax) -> None:
@@ -110,11 +104,7 @@ def paint_mediastinum(s: Slice, th: Thorax) -> None:
     t = tubes_alpha(cv, th.esophagus)
     if t is not None:
         s.paint(t[0], t[1], T.MUSCLE)
-    t = tubes_alpha(cv, th.airways, grow=2.0, lumen=0.8)
-    if t is not None:
-        reg, outer, inner = t
-        s.paint(reg, ramp_wall(outer, inner), T.CARTILAGE)
-        s.paint(reg, inner, T.GAS)
+    _paint_tube_with_lumen(s, th.airways, T.CARTILAGE, lumen=0.8, grow=2.0)
 
 
 def lung_side_points(tissue: np.ndarray, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray,

@@ -115,6 +115,7 @@ PORTA_HEPATIS = (-38.0, -6.0, -85.0)
 @dataclass(frozen=True)
 class Heart:
     pericardium: Ellipsoid  # outer contour plus epicardial fat
+    envelope: Ellipsoid  # what keeps the lungs away: the pericardium and a little more
     myocardium: Ellipsoid
     chambers: tuple[Ellipsoid, ...]
 
@@ -130,4 +131,4 @@ def heart() -> Heart:
         Ellipsoid.make((10, -12, 46), (28, 16, 16)),  # left atrium
         Ellipsoid.make((-24, -22, 28), (24, 22, 30)),  # right atrium
     )
-    return Heart(outer.grown(4.0), outer, chambers)
+    return Heart(outer.grown(4.0), outer.grown(6.0), outer, chambers)
