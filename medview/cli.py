@@ -59,6 +59,28 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--lesions", type=int, metavar="N")
     demo.add_argument("--no-lesions", action="store_true")
     demo.add_argument("--json", action="store_true", help="print the study info as JSON")
+
+    snap = sub.add_parser("snapshot", help="draw one view to PNG without a display",
+                          description="Draw one slice of a study to a PNG exactly as the "
+                                      "viewer shows it (corner text, orientation letters, "
+                                      "scale bar), with no display needed.")
+    snap.add_argument("path", metavar="PATH", help="DICOM folder, file, zip or DICOMDIR, "
+                                                   "or a NIfTI / NRRD / MHA file")
+    snap.add_argument("--out", required=True, metavar="FILE.png", help="the PNG to write")
+    snap.add_argument("--plane", metavar="PLANE", help="axial, coronal or sagittal "
+                                                       "(default: the plane of acquisition)")
+    snap.add_argument("--slice", metavar="N", help="image number, 1-based as in the corner "
+                                                   "text 'Im N/total' (default: the middle)")
+    snap.add_argument("--window", metavar="PRESET|W/L",
+                      help="a CT preset (lung, mediastinum, bone, brain, subdural, stroke, "
+                           "abdomen, liver) or WIDTH/LEVEL, e.g. 1500/-600 (default: the "
+                           "file's window, else the modality's)")
+    snap.add_argument("--size", default="512x512", metavar="WxH",
+                      help="image size in pixels (default 512x512)")
+    snap.add_argument("--series", metavar="UID", help="the series to draw when PATH holds "
+                                                      "several")
+    snap.add_argument("--no-overlays", action="store_true",
+                      help="leave out corner text, orientation letters and scale bar")
     return p
 
 
@@ -107,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from medview.commands.demo import run_demo
             return run_demo(args)
+        if args.command == "snapshot":
+            from medview.commands.snapshot import run_snapshot
+            return run_snapshot(args.path, args.out, plane=args.plane, slice_number=args.slice,
+                                window=args.window, size=args.size, series=args.series,
+                                overlays=not args.no_overlays)
     except MedviewError as exc:
         log.debug("command failed", exc_info=True)
         _err(str(exc))

@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from medview.ui.fast_image_item import FastImageItem
 from medview.viewer import state as st
 from medview.viewer.annotations import corner_lines, scale_bar_mm
 from medview.viewer.layers import OverlayLayer
@@ -71,7 +72,7 @@ class SliceView(pg.GraphicsView):
         self.state, self.plane = state, plane
         self.vb = _ViewBox(self)
         self.setCentralItem(self.vb)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item = FastImageItem(axisOrder="row-major")
         self.vb.addItem(self.image_item)
         self.overlay_items: list[pg.ImageItem] = []
         self.h_line = pg.InfiniteLine(angle=0, pen=CROSSHAIR_PEN, movable=False)
@@ -138,7 +139,10 @@ class SliceView(pg.GraphicsView):
         elif what == st.LAYERS:
             self._rebuild_overlays()
         self._place_crosshair()
-        self.viewport().update()
+        # through the scene, not viewport().update(): the scene repaints its changed items
+        # from a queued call, and a direct viewport update painted the first view before the
+        # other views' scenes had queued theirs, so linked views were each painted twice
+        self.scene().update()
 
     def _refresh_image(self) -> None:
         idx = self.state.slice_index(self.plane)
@@ -170,7 +174,7 @@ class SliceView(pg.GraphicsView):
         rows, cols = self.plane_map.screen_shape
         row_mm, col_mm = self.plane_map.pixel_mm
         for k in range(len(self.state.layers)):
-            item = pg.ImageItem(axisOrder="row-major")
+            item = FastImageItem(axisOrder="row-major")
             item.setZValue(10 + k)
             self.vb.addItem(item)
             item.setRect(QtCore.QRectF(0, 0, cols * col_mm, rows * row_mm))
@@ -328,9 +332,13 @@ class SliceView(pg.GraphicsView):
         painter.setFont(font)
         fm = QtGui.QFontMetrics(font)
         lh = fm.height()
+        # corner lines stop short of the middle of the edge, where the orientation letter
+        # stands: long descriptions ran over it in views narrower than about 500 pixels
+        half = max(40, w // 2 - fm.horizontalAdvance("MM") - 6)
         corners = corner_lines(self.state, self.plane, self.zoom())
         for key, lines in corners.items():
-            lines = [ln for ln in lines if ln]
+            lines = [fm.elidedText(ln, QtCore.Qt.TextElideMode.ElideRight, half)
+                     for ln in lines if ln]
             for i, text in enumerate(lines):
                 y = 4 + lh * (i + 1) if key[0] == "t" else h - 6 - lh * (len(lines) - 1 - i)
                 x = 6 if key[1] == "l" else w - 6 - fm.horizontalAdvance(text)
