@@ -1,16 +1,19 @@
-"""Opening studies: scan paths into series, load one series into a Volume."""
+"""Opening studies: scan paths into series, load one series into a Volume, make series
+thumbnails."""
 
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from medview.core.errors import MedviewError
 from medview.core.jobs import JobContext, Progress
 from medview.core.series import ScanResult, SeriesInfo
 from medview.core.volume import Volume
+from medview.core.windowing import default_window
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,49 @@ def open_image_job(path: str | Path, ctx: JobContext) -> Generator[Progress, Non
 
     yield Progress(0.0, f"reading {Path(path).name}")
     return read_image(path)
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """Emitted by thumbnails_job: a series' middle slice as display-ready uint8, in the
+    array's (row, col) order (the viewer turns it to its plane), at most `size` a side."""
+
+    series_key: str
+    image: np.ndarray
+
+
+def _thumbnail(series: SeriesInfo, size: int) -> np.ndarray | None:
+    from medview.io.dicom_volume import load_series
+
+    frames = [f for f in series.slices if f is not None]
+    if not frames:
+        return None
+    one = replace(series, slices=[frames[len(frames) // 2]], warnings=[])
+    image = load_series(one).array[0]
+    step = max(1, -(-max(image.shape[:2]) // size))
+    image = image[::step, ::step]
+    if image.ndim == 3:
+        return np.ascontiguousarray(image, np.uint8)
+    lo, hi = default_window(series.modality, series.windows, image).bounds
+    grey = np.clip((image.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255)
+    if series.photometric == "MONOCHROME1":
+        grey = 255 - grey
+    return grey.astype(np.uint8)
+
+
+def thumbnails_job(series_list: Sequence[SeriesInfo], ctx: JobContext, size: int = 96
+                   ) -> Generator[Progress, None, int]:
+    """Decode the middle slice of each series, in the file's window (or the modality's
+    default), and emit it as a Thumbnail. A series that cannot be decoded is skipped: its
+    load will say why. Returns how many were made."""
+    made = 0
+    for k, series in enumerate(series_list):
+        yield Progress(k / max(len(series_list), 1), "making thumbnails")
+        try:
+            image = _thumbnail(series, size)
+        except (MedviewError, MemoryError):
+            continue
+        if image is not None:
+            ctx.emit(Thumbnail(series.key, image))
+            made += 1
+    return made

@@ -1,0 +1,404 @@
+"""MainWindow: views in the middle, the study browser, warnings and DICOM tags in docks, a
+status bar with the value under the mouse and the progress of what is loading.
+
+Opening follows the reading viewers radiologists use (RadiAnt, Horos): open or drop a
+folder, files, a DICOMDIR or a zip; it is scanned in the background and the first series
+opens at once, its first slice drawn before the rest has loaded; the other series are a
+double-click away in the browser. Everything slow runs through StudyLoader's jobs, so the
+window answers throughout, and every failure ends in one sentence to the reader."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from medview.core.series import ScanResult, SeriesInfo
+from medview.core.volume import Volume
+from medview.io.image_files import SUPPORTED_READ_SUFFIXES, is_image_file
+from medview.io.workspace import safe_name
+from medview.jobs.studies import FirstSlice
+from medview.ui.menus import MainMenus, about_text
+from medview.ui.panels.measurements_panel import MeasurementsPanel
+from medview.ui.panels.study_browser import StudyBrowser
+from medview.ui.panels.tag_browser import TagBrowser
+from medview.ui.panels.warnings_panel import WarningsPanel
+from medview.ui.settings import Settings
+from medview.ui.slice_view import SliceView
+from medview.ui.study_loader import StudyLoader
+from medview.ui.view_grid import ViewGrid
+from medview.viewer import state as st
+from medview.viewer.planes import native_plane
+from medview.viewer.state import ViewerState
+
+log = logging.getLogger(__name__)
+OPEN_FILTER = ("Studies and images (*.dcm *.DCM *.ima *.IMA DICOMDIR *.zip "
+               + " ".join(f"*{s}" for s in SUPPORTED_READ_SUFFIXES) + ");;All files (*)")
+Area = QtCore.Qt.DockWidgetArea
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    image_shown = QtCore.Signal(str)  # "first slice" (while loading) or "volume"
+
+    def __init__(self, settings: Settings, demo: bool = False) -> None:
+        super().__init__()
+        self.settings, self.demo = settings, demo
+        self.series: SeriesInfo | None = None  # the open series (None: none, or a NIfTI)
+        self.state = ViewerState()
+        self.grid = ViewGrid(self.state)
+        self.setCentralWidget(self.grid)
+        self.loader = StudyLoader(self)
+        self.browser, self.warnings, self.tags = StudyBrowser(), WarningsPanel(), TagBrowser()
+        self.last_message: QtWidgets.QMessageBox | None = None
+        self._image_files: list[str] = []
+        self._build_status_bar()
+        self.menus = MainMenus(self)
+        studies = self.add_panel("Studies", self.browser, Area.LeftDockWidgetArea)
+        warnings = self.add_panel("Warnings", self.warnings, Area.LeftDockWidgetArea)
+        # tags and warnings share the left column's lower half, leaving the right side to
+        # the window/level, layer and measurement panels and the middle to the images
+        self.tabifyDockWidget(warnings, self.add_panel("DICOM Tags", self.tags,
+                                                       Area.LeftDockWidgetArea))
+        warnings.raise_()
+        self.measurements = MeasurementsPanel(self.state, self.views)
+        self.add_panel("Measurements", self.measurements)
+        self.resizeDocks([studies], [360], QtCore.Qt.Orientation.Horizontal)
+        self._connect()
+        self.setAcceptDrops(True)
+        self._update_title()
+        if not self.restoreGeometry(settings.geometry):
+            self._first_run_geometry()
+        self.restoreState(settings.window_state)
+        self.set_layout(settings.layout)
+
+    def _first_run_geometry(self) -> None:
+        """Most of the screen: images need the room (reading stations are 1920 px and up)."""
+        screen = self.screen().availableGeometry()
+        self.resize(max(1000, round(screen.width() * 0.9)), max(700, round(screen.height() * 0.9)))
+        self.move(screen.center() - self.rect().center())
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.hover_label = QtWidgets.QLabel()
+        self.status_label = QtWidgets.QLabel("Open a study: File > Open Folder, or drop it "
+                                             "on the window.")
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFixedWidth(180)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.loader.cancel)
+        bar.addWidget(self.hover_label, 1)
+        for widget in (self.status_label, self.progress, self.cancel_button):
+            bar.addPermanentWidget(widget)
+        self._on_busy(False)
+
+    def _connect(self) -> None:
+        ld = self.loader
+        ld.busy_changed.connect(self._on_busy)
+        ld.progress.connect(self._on_progress)
+        ld.scanned.connect(self._on_scanned)
+        ld.first_slice.connect(self._on_first_slice)
+        ld.loaded.connect(self._on_loaded)
+        ld.failed.connect(self._on_failed)
+        ld.cancelled.connect(self._on_cancelled)
+        ld.thumbnail.connect(self.browser.set_thumbnail)
+        self.browser.activated.connect(self.open_item)
+        self.warnings.count_changed.connect(self._on_warning_count)
+        self.measurements.message.connect(self.status_label.setText)
+        for view in self.grid.views:
+            view.hovered.connect(self.hover_label.setText)
+        self.state.subscribe(self._on_state)
+
+    # -- what the lead and the other panels build on
+    @property
+    def views(self) -> list[SliceView]:
+        return self.grid.views
+
+    def add_panel(self, title: str, widget: QtWidgets.QWidget,
+                  area: QtCore.Qt.DockWidgetArea = Area.RightDockWidgetArea
+                  ) -> QtWidgets.QDockWidget:
+        """Dock `widget`; its place is saved with the window state under its title."""
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName("dock-" + safe_name(title))
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.restoreDockWidget(dock)
+        self.menus.panels_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def dock(self, title: str) -> QtWidgets.QDockWidget | None:
+        return self.findChild(QtWidgets.QDockWidget, "dock-" + safe_name(title))
+
+    # -- opening
+    def open_paths(self, paths: list[str]) -> None:
+        """Open folders, files, DICOMDIRs, zips and image files: scan the DICOM ones, then
+        show the first series (or the first image file)."""
+        paths = [str(Path(p).expanduser()) for p in paths if p]
+        missing = [p for p in paths if not Path(p).exists()]
+        paths = [p for p in paths if p not in missing]
+        if missing:
+            self.message("Not found", f"{missing[0]} does not exist"
+                         + (f" (and {len(missing) - 1} more paths)" if len(missing) > 1 else "")
+                         + "; check the path.", QtWidgets.QMessageBox.Icon.Warning)
+        if not paths:
+            return
+        first = Path(paths[0])
+        self.settings.last_folder = str(first if first.is_dir() else first.parent)
+        if not self.demo:
+            for p in reversed(paths):
+                self.settings.add_recent(p)
+        self._image_files = [p for p in paths if is_image_file(p) and Path(p).is_file()]
+        dicom = [p for p in paths if p not in self._image_files]
+        self.warnings.clear()
+        self.grid.end_loading()  # a load still running is superseded by this request
+        self.browser.set_contents(None, self._image_files)
+        if dicom:
+            self.status_label.setText("Scanning…")
+            self.loader.scan(dicom)
+        else:
+            self.open_item(self._image_files[0])
+
+    def open_recent(self, path: str) -> None:
+        if not Path(path).exists():
+            self.settings.remove_recent(path)
+            self.message("Recent study missing", f"{path} no longer exists; it was removed "
+                         "from Recent Studies.", QtWidgets.QMessageBox.Icon.Warning)
+            return
+        self.open_paths([path])
+
+    def open_folder_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open Folder",
+                                                            self.settings.last_folder)
+        if folder:
+            self.open_paths([folder])
+
+    def open_files_dialog(self) -> None:
+        files, _ = QtWidgets.QFileDialog.getOpenFileNames(
+            self, "Open File(s)", self.settings.last_folder, OPEN_FILTER)
+        if files:
+            self.open_paths(files)
+
+    def open_item(self, item: SeriesInfo | str) -> None:
+        """Load a series (SeriesInfo) or an image file (its path), unless it is the one
+        already shown or already loading."""
+        key = _key(item)
+        target = self.loader.target
+        if target is not None and _key(target) == key:
+            return  # already loading
+        if self.state.volume is not None and self.state.series_key == key:
+            if target is not None:
+                self.loader.cancel()  # back to the series on screen, which is this one
+            return
+        self.grid.show_loading(item if isinstance(item, SeriesInfo) else None)
+        self.tags.set_source(None, "Loading…")
+        self.status_label.setText("Loading…")
+        if isinstance(item, SeriesInfo):
+            self.loader.load(item)
+        else:
+            self.loader.open_image(item)
+
+    # -- job results (GUI thread)
+    def _on_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setValue(0)
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        if fraction < 0:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(round(fraction * 1000))
+        if message:
+            self.status_label.setText(message[:1].upper() + message[1:] + "…")
+
+    def _on_scanned(self, result: ScanResult) -> None:
+        self.browser.set_contents(result, self._image_files)
+        for w in result.warnings:
+            self.warnings.add(w.message)
+        for series in result.series:
+            for w in series.warnings:
+                self.warnings.add(w.message, where=_series_label(series))
+        for skipped in result.skipped:
+            self.warnings.add(skipped.reason, "error", where=skipped.path)
+        if self.warnings.messages():
+            self.dock("Warnings").raise_()  # shown to the reader, not hidden
+        if result.non_image_objects:
+            kinds = sorted({o.sop_class_name for o in result.non_image_objects})
+            self.warnings.add(f"{len(result.non_image_objects)} object(s) that are not images "
+                              f"were found and not shown ({', '.join(kinds)})", "info")
+        n = len(result.series)
+        self.status_label.setText(f"Found {n} series in {len(result.studies)} study(ies)."
+                                  if n else "No image series found.")
+        if result.series:
+            self.open_item(result.series[0])
+            self.loader.make_thumbnails([s for s in result.series
+                                         if not self.browser.has_thumbnail(s.key)])
+        elif self._image_files:
+            self.open_item(self._image_files[0])
+        else:
+            reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:2])
+            self.message("No images found", "No image series were found there"
+                         + (f" ({reasons})." if reasons else ".")
+                         + " The Warnings panel lists every file that was skipped.",
+                         QtWidgets.QMessageBox.Icon.Warning)
+
+    def _on_first_slice(self, series: SeriesInfo, first: FirstSlice) -> None:
+        self.grid.show_first_slice(series, first)
+        self.image_shown.emit("first slice")
+
+    def _on_loaded(self, target: SeriesInfo | str, volume: Volume) -> None:
+        self.series = target if isinstance(target, SeriesInfo) else None
+        key = target.key if isinstance(target, SeriesInfo) else target
+        known = {w.message for w in self.series.warnings} if self.series else set()
+        for w in volume.metadata.warnings:
+            if w.message not in known:
+                self.warnings.add(w.message, where=volume.metadata.series_description or key)
+        self.state.set_volume(volume, key)
+        self.grid.end_loading()
+        self.browser.mark_open(key)
+        self.grid.set_focused(native_plane(volume.affine))
+        self._update_title()
+        self.status_label.setText(f"Loaded {volume.shape[0]} slices "
+                                  f"({volume.shape[2]} x {volume.shape[1]}).")
+        self.image_shown.emit("volume")
+
+    def _on_failed(self, message: str) -> None:
+        self.grid.end_loading()
+        self._update_tags()
+        self.warnings.add(message, "error")
+        self.status_label.setText("Could not open it: see the message.")
+        self.message("Could not open", message, QtWidgets.QMessageBox.Icon.Critical)
+
+    def _on_cancelled(self, message: str) -> None:
+        self.grid.end_loading()
+        self._update_tags()
+        self.status_label.setText(message)
+
+    def _on_warning_count(self, n: int) -> None:
+        dock = self.dock("Warnings")
+        if dock is not None:
+            dock.setWindowTitle(f"Warnings ({n})" if n else "Warnings")
+
+    # -- state -> window
+    def _on_state(self, what: str) -> None:
+        if what in (st.VOLUME, st.CURSOR):
+            self._update_tags()
+        if what == st.VOLUME:
+            self.grid.card.setText(_card_text(self.state.volume, self.series))
+
+    def _update_tags(self) -> None:
+        volume = self.state.volume
+        if volume is None or self.series is None:
+            self.tags.set_source(None, "An image file (NIfTI, NRRD, MHA) has no DICOM tags."
+                                 if volume is not None else "No image open.")
+            return
+        i = self.state.slice_index(native_plane(volume.affine))
+        frame = self.series.slices[i] if 0 <= i < len(self.series.slices) else None
+        if frame is None:
+            self.tags.set_source(None, f"Slice {i + 1} fills a gap in the series; it has no "
+                                       "file.")
+        else:
+            self.tags.set_source(frame.source)
+
+    def _update_title(self) -> None:
+        v = self.state.volume
+        what = (v.metadata.series_description or v.metadata.modality or "image") if v else ""
+        demo = " (synthetic demo study)" if self.demo else ""
+        self.setWindowTitle(f"{what} — MedView{demo}" if what else f"MedView{demo}")
+
+    # -- view actions
+    def set_layout(self, name: str) -> None:
+        self.grid.set_layout(name)
+        self.settings.layout = name
+        self.menus.layout_actions[name].setChecked(True)
+
+    def reset_view(self) -> None:
+        self.state.reset()
+        self.grid.fit_all()
+
+    def export_png(self, path: str) -> bool:
+        """Save the focused view as shown (a key image) to `path`."""
+        ok = self.grid.focused_view.grab().save(path, "PNG")
+        if ok:
+            self.status_label.setText(f"Saved {path}")
+        else:
+            self.message("Export failed", f"{path}: could not be written; choose a folder "
+                         "you can write to.", QtWidgets.QMessageBox.Icon.Warning)
+        return ok
+
+    def export_png_dialog(self) -> None:
+        if self.state.volume is None:
+            return
+        view = self.grid.focused_view
+        stem = safe_name(f"{self.state.volume.metadata.series_description or 'view'}-"
+                         f"{view.plane.value}-{self.state.slice_index(view.plane) + 1}")
+        start = str(Path(QtCore.QStandardPaths.writableLocation(
+            QtCore.QStandardPaths.StandardLocation.PicturesLocation)) / f"{stem}.png")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export View as PNG", start,
+                                                        "PNG image (*.png)")
+        if path:
+            self.export_png(path if path.lower().endswith(".png") else path + ".png")
+
+    def message(self, title: str, text: str,
+                icon: QtWidgets.QMessageBox.Icon = QtWidgets.QMessageBox.Icon.Information
+                ) -> QtWidgets.QMessageBox:
+        """One sentence to the reader, in a box that does not block the event loop."""
+        box = QtWidgets.QMessageBox(icon, title, text, QtWidgets.QMessageBox.StandardButton.Ok,
+                                    self)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.last_message = box
+        return box
+
+    def show_about(self) -> None:
+        box = self.message("About MedView", about_text())
+        box.setTextFormat(QtCore.Qt.TextFormat.RichText)
+
+    # -- drag and drop
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:
+        if any(u.isLocalFile() for u in ev.mimeData().urls()):
+            ev.acceptProposedAction()
+
+    def dragMoveEvent(self, ev: QtGui.QDragMoveEvent) -> None:
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            ev.acceptProposedAction()
+            self.open_paths(paths)
+
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
+        self.settings.geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
+        self.loader.shutdown()
+        super().closeEvent(ev)
+
+
+def _key(item: SeriesInfo | str) -> str:
+    return item.key if isinstance(item, SeriesInfo) else item
+
+
+def _series_label(series: SeriesInfo) -> str:
+    number = f"{series.series_number} " if series.series_number is not None else ""
+    return f"Series {number}{series.description}".strip()
+
+
+def _card_text(volume: Volume | None, series: SeriesInfo | None) -> str:
+    """The fourth cell of 2 x 2: what is open, in numbers a reader checks first."""
+    if volume is None:
+        return "No series open."
+    md = volume.metadata
+    s, r, c = volume.shape
+    ds, dr, dc = volume.spacing_mm
+    lines = [f"{md.modality} {md.series_description}".strip(),
+             f"{c} x {r} pixels, {s} slices",
+             f"pixels {dc:.3g} x {dr:.3g} mm, slices every {ds:.3g} mm",
+             f"{len(md.warnings)} warning(s)" if md.warnings else "no warnings"]
+    if series is not None and series.stack_label:
+        lines.insert(1, series.stack_label)
+    return "\n".join(lines) + "\n\n(no 3D view: MedView reads in 2D planes)"

@@ -1,0 +1,89 @@
+"""What the viewer remembers between sessions: layout, last folder, window geometry and dock
+state, recent studies.
+
+Stored with QSettings in INI format as `settings.ini` in the MedView data folder
+(workspace.data_dir(), which MEDVIEW_DATA_DIR overrides), not in the platform registry, so a
+portable install or a test keeps everything in one folder it owns. Recent studies are paths
+the reader opened, never patient names (this file is not protected health information)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6 import QtCore
+
+from medview.io.workspace import data_dir
+
+MAX_RECENT = 10
+LAYOUTS = ("1", "1x3", "2x2")
+DEFAULT_LAYOUT = "1"  # one view of the acquired plane, as reading viewers open a series
+
+
+class Settings:
+    """Typed access to the settings file; every setter writes through at once."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or data_dir() / "settings.ini"
+        self._q = QtCore.QSettings(str(self.path), QtCore.QSettings.Format.IniFormat)
+
+    def _str(self, key: str, default: str = "") -> str:
+        value = self._q.value(key, default)
+        return value if isinstance(value, str) else default
+
+    def _set(self, key: str, value: object) -> None:
+        self._q.setValue(key, value)
+        self._q.sync()
+
+    @property
+    def layout(self) -> str:
+        value = self._str("view/layout", DEFAULT_LAYOUT)
+        return value if value in LAYOUTS else DEFAULT_LAYOUT
+
+    @layout.setter
+    def layout(self, value: str) -> None:
+        self._set("view/layout", value)
+
+    @property
+    def last_folder(self) -> str:
+        return self._str("files/last_folder")
+
+    @last_folder.setter
+    def last_folder(self, value: str) -> None:
+        self._set("files/last_folder", value)
+
+    @property
+    def geometry(self) -> QtCore.QByteArray:
+        value = self._q.value("window/geometry")
+        return value if isinstance(value, QtCore.QByteArray) else QtCore.QByteArray()
+
+    @geometry.setter
+    def geometry(self, value: QtCore.QByteArray) -> None:
+        self._set("window/geometry", value)
+
+    @property
+    def window_state(self) -> QtCore.QByteArray:
+        value = self._q.value("window/state")
+        return value if isinstance(value, QtCore.QByteArray) else QtCore.QByteArray()
+
+    @window_state.setter
+    def window_state(self, value: QtCore.QByteArray) -> None:
+        self._set("window/state", value)
+
+    @property
+    def recent(self) -> list[str]:
+        """Most recent first. Kept as one JSON string: QSettings returns a one-element list
+        as a plain string, and INI lists of paths with commas are fragile."""
+        try:
+            items = json.loads(self._str("files/recent", "[]"))
+        except ValueError:
+            return []
+        return [p for p in items if isinstance(p, str)][:MAX_RECENT] if isinstance(
+            items, list) else []
+
+    def add_recent(self, path: str) -> None:
+        items = [path] + [p for p in self.recent if p != path]
+        self._set("files/recent", json.dumps(items[:MAX_RECENT]))
+
+    def remove_recent(self, path: str) -> None:
+        self._set("files/recent", json.dumps([p for p in self.recent if p != path]))

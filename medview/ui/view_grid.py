@@ -1,0 +1,186 @@
+"""ViewGrid: the image area — one view, 1 x 3 (axial, coronal, sagittal) or 2 x 2.
+
+The three SliceViews are made once and only moved between grid cells when the layout
+changes; all of them draw the one ViewerState, so there is one copy of the volume however
+many views show it. The fourth cell of 2 x 2 is a series card (what is open, its matrix and
+spacing): MedView has no 3D rendering, and a second axial view of the same shared cursor would
+only repeat the first.
+
+While a series loads, each cell shows a loading page instead of its view, so the old series
+is never mixed with the new one and a cancelled load leaves the old one exactly as it was;
+the first slice to arrive is drawn in the native-plane cell at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from medview.core.series import SeriesInfo
+from medview.core.windowing import default_window
+from medview.jobs.studies import FirstSlice
+from medview.ui.settings import DEFAULT_LAYOUT, LAYOUTS
+from medview.ui.slice_view import GREY, GREY_INVERTED, SliceView
+from medview.viewer.planes import Plane, native_plane, plane_map
+from medview.viewer.state import ViewerState
+
+PLANES = (Plane.AXIAL, Plane.CORONAL, Plane.SAGITTAL)
+_CELLS = {"1": {}, "1x3": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (0, 2)},
+          "2x2": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (1, 0),
+                  "card": (1, 1)}}
+
+
+def native_image(series: SeriesInfo, image: np.ndarray
+                 ) -> tuple[np.ndarray, tuple[float, float]]:
+    """One acquired slice of `series` turned for the screen as its native-plane view shows
+    it (radiological convention), with its (row, col) pixel size in mm on screen."""
+    plane = native_plane(series.affine)
+    pm = plane_map(series.affine, series.shape[:3], plane)
+    return pm.image(image[None], 0), pm.pixel_mm
+
+
+class _LoadingPage(pg.GraphicsView):
+    """What a cell shows while its series loads: the first slice, if this is its plane."""
+
+    def __init__(self) -> None:
+        super().__init__(background="k")
+        self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False,
+                             defaultPadding=0.0)
+        self.vb.setMouseEnabled(False, False)
+        self.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.image_item)
+        self.text = "Loading…"
+
+    def clear(self) -> None:
+        self.image_item.clear()
+        self.viewport().update()
+
+    def show_image(self, series: SeriesInfo, image: np.ndarray) -> None:
+        img, (row_mm, col_mm) = native_image(series, image)
+        if img.ndim == 3:
+            levels: tuple[float, float] = (0, 255)
+        else:
+            levels = default_window(series.modality, series.windows, img).bounds
+        self.image_item.setImage(img, autoLevels=False, levels=levels)
+        if img.ndim == 2:
+            inverted = series.photometric == "MONOCHROME1"
+            self.image_item.setLookupTable(GREY_INVERTED if inverted else GREY)
+        self.image_item.setRect(QtCore.QRectF(0, 0, img.shape[1] * col_mm,
+                                              img.shape[0] * row_mm))
+        self.vb.autoRange(padding=0.0)
+        self.viewport().update()
+
+    def drawForeground(self, painter: QtGui.QPainter, rect) -> None:
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(QtGui.QColor(230, 230, 200))
+        painter.drawText(8, 8 + painter.fontMetrics().ascent(), self.text)
+        painter.restore()
+
+
+class ViewGrid(QtWidgets.QWidget):
+    focus_changed = QtCore.Signal(object)  # Plane
+
+    def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self._views = {p: SliceView(state, p) for p in PLANES}
+        self._pages = {p: _LoadingPage() for p in PLANES}
+        self._cells: dict[object, QtWidgets.QWidget] = {}
+        for p in PLANES:
+            stack = QtWidgets.QStackedWidget()
+            stack.addWidget(self._views[p])
+            stack.addWidget(self._pages[p])
+            self._cells[p] = stack
+            self._views[p].activated.connect(self._on_activated)
+        self.card = QtWidgets.QLabel("No series open.\n\nOpen a folder, a DICOMDIR, a zip or an "
+                                     "image file from the File menu, or drop it here.")
+        self.card.setObjectName("placeholder")
+        self.card.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.card.setWordWrap(True)
+        self._cells["card"] = self.card
+        self._grid = QtWidgets.QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setSpacing(2)
+        self._layout = ""
+        self._focused = Plane.AXIAL
+        self.set_layout(DEFAULT_LAYOUT)
+
+    # -- views
+    @property
+    def views(self) -> list[SliceView]:
+        return [self._views[p] for p in PLANES]
+
+    def view(self, plane: Plane) -> SliceView:
+        return self._views[plane]
+
+    @property
+    def focused_view(self) -> SliceView:
+        return self._views[self._focused]
+
+    @property
+    def layout_name(self) -> str:
+        return self._layout
+
+    def set_layout(self, name: str) -> None:
+        if name not in LAYOUTS:
+            raise ValueError(f"unknown layout {name!r}; one of {', '.join(LAYOUTS)}")
+        self._layout = name
+        cells = _CELLS[name] or {self._focused: (0, 0)}
+        for widget in self._cells.values():
+            self._grid.removeWidget(widget)
+        for i in range(3):
+            self._grid.setRowStretch(i, 0)
+            self._grid.setColumnStretch(i, 0)
+        for key, (row, col) in cells.items():
+            self._grid.addWidget(self._cells[key], row, col)
+            self._grid.setRowStretch(row, 1)
+            self._grid.setColumnStretch(col, 1)
+        for key, widget in self._cells.items():  # after addWidget, which reparents
+            widget.setVisible(key in cells)
+        # cells change size once the layout has run: then show each image whole in its cell
+        QtCore.QTimer.singleShot(0, self, self.fit_all)
+
+    def set_focused(self, plane: Plane) -> None:
+        """The view keys go to, and the one the single-view layout shows."""
+        changed = plane != self._focused
+        self._focused = plane
+        if self._layout == "1" and changed:
+            self.set_layout("1")
+        if self._views[plane].isVisible():
+            self._views[plane].setFocus()
+        if changed:
+            self.focus_changed.emit(plane)
+
+    def _on_activated(self, plane: Plane) -> None:
+        if plane != self._focused:
+            self._focused = plane
+            self.focus_changed.emit(plane)
+
+    def fit_all(self) -> None:
+        for view in self.views:
+            view.fit()
+
+    # -- loading
+    @property
+    def loading(self) -> bool:
+        return any(self._cells[p].currentIndex() == 1 for p in PLANES)
+
+    def show_loading(self, series: SeriesInfo | None) -> None:
+        """Cover every view with its loading page until end_loading()."""
+        if series is not None:
+            self.set_focused(native_plane(series.affine))
+        for p in PLANES:
+            self._pages[p].clear()
+            self._cells[p].setCurrentIndex(1)
+
+    def show_first_slice(self, series: SeriesInfo, first: FirstSlice) -> None:
+        self._pages[native_plane(series.affine)].show_image(series, first.image)
+
+    def end_loading(self) -> None:
+        for p in PLANES:
+            self._cells[p].setCurrentIndex(0)
+            self._pages[p].clear()
+        if self._views[self._focused].isVisible():
+            self._views[self._focused].setFocus()
