@@ -1,11 +1,13 @@
 """SliceView: one plane of the open volume, drawn with pyqtgraph and driven the way radiology
 viewers are (NOTES.md "Radiology viewer conventions"; OHIF, Horos/OsiriX, Orthanc Stone):
-wheel = slice, left-drag = active tool (window/level by default: horizontal = width,
-vertical = level), right-drag = zoom, middle-drag = pan, Ctrl+wheel = zoom; keys for
-slices, presets (1-9), R reset, I invert, Space cine, F fit, O overlays, C crosshair link.
+wheel = slice, left-drag = active tool (window/level by default: drag right = wider,
+drag down = higher level, so darker), right-drag = zoom (up = in), middle-drag = pan,
+Ctrl+wheel = zoom; keys for slices, presets (1-9), R reset, I invert, Space cine, F fit,
+O overlays, C crosshair link.
 
 Scene units are millimetres: pixel spacing lives in the ImageItem's rect (pyqtgraph's
-setRect), never in resampled pixels, so aspect is right in every plane and zoom is exact."""
+setRect) or transform, never in resampled pixels, so aspect is right in every plane and
+zoom is exact."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ TEXT_COLOUR = QtGui.QColor(230, 230, 200)
 CROSSHAIR_PEN = pg.mkPen((255, 200, 0, 160), width=1)
 CINE_FPS = 15
 WL_DRAG_PER_PIXEL = 1 / 200  # fraction of the current width per pixel of drag
+WHEEL_NOTCH = 120  # Qt's angleDelta for one wheel notch; touchpads send fractions of it
 
 
 class DragTool(Protocol):
@@ -65,6 +68,7 @@ class SliceView(pg.GraphicsView):
 
     hovered = QtCore.Signal(str)  # status-bar text: value and LPS position under the mouse
     activated = QtCore.Signal(object)  # this view's Plane, when it takes focus
+    cine_toggled = QtCore.Signal(bool)  # cine started (True) or stopped, by key or button
 
     def __init__(self, state: ViewerState, plane: Plane,
                  parent: QtWidgets.QWidget | None = None) -> None:
@@ -83,6 +87,7 @@ class SliceView(pg.GraphicsView):
         self.tool = "wl"
         self.drag_tools: dict[str, DragTool] = {}
         self._drag_kind = ""
+        self._wheel_rest = 0  # angleDelta not yet turned into a whole notch
         self._shown_index = -1
         self._cine = QtCore.QTimer(self)
         self._cine.timeout.connect(self._cine_step)
@@ -137,7 +142,10 @@ class SliceView(pg.GraphicsView):
         elif what == st.WINDOW:
             self._apply_window()
         elif what == st.LAYERS:
-            self._rebuild_overlays()
+            if len(self.overlay_items) == len(self.state.layers):
+                self._refresh_overlays()  # a setting changed (opacity slider...): same items
+            else:
+                self._rebuild_overlays()
         self._place_crosshair()
         # through the scene, not viewport().update(): the scene repaints its changed items
         # from a queued call, and a direct viewport update painted the first view before the
@@ -171,13 +179,14 @@ class SliceView(pg.GraphicsView):
         for item in self.overlay_items:
             self.vb.removeItem(item)
         self.overlay_items = []
-        rows, cols = self.plane_map.screen_shape
         row_mm, col_mm = self.plane_map.pixel_mm
         for k in range(len(self.state.layers)):
             item = FastImageItem(axisOrder="row-major")
             item.setZValue(10 + k)
             self.vb.addItem(item)
-            item.setRect(QtCore.QRectF(0, 0, cols * col_mm, rows * row_mm))
+            # pixel spacing as a transform, not setRect: setRect scales by the size of an
+            # image the item does not have yet, which drew overlays far off the image
+            item.setTransform(QtGui.QTransform.fromScale(col_mm, row_mm))
             self.overlay_items.append(item)
         self._refresh_overlays()
 
@@ -201,12 +210,21 @@ class SliceView(pg.GraphicsView):
     def on_wheel(self, delta: int, modifiers, point_mm: QtCore.QPointF) -> None:
         if self.state.volume is None or delta == 0:
             return
+        # one slice (or zoom step) per notch: coalesced notches each count, a touchpad's
+        # small deltas add up to one; turning back starts afresh
+        if self._wheel_rest * delta < 0:
+            self._wheel_rest = 0
+        self._wheel_rest += delta
+        notches = int(self._wheel_rest / WHEEL_NOTCH)
+        self._wheel_rest -= notches * WHEEL_NOTCH
+        if notches == 0:
+            return
         if modifiers & QtCore.Qt.KeyboardModifier.ControlModifier:
-            factor = 0.9 if delta > 0 else 1 / 0.9
+            factor = 0.9 ** notches
             self.vb.scaleBy((factor, factor), center=point_mm)
             self.viewport().update()
         else:
-            self.state.step(self.plane, -1 if delta > 0 else 1)
+            self.state.step(self.plane, -notches)
 
     def on_click(self, point_mm: QtCore.QPointF) -> None:
         if self.state.volume is None:
@@ -306,11 +324,22 @@ class SliceView(pg.GraphicsView):
         self.activated.emit(self.plane)
 
     # -- cine
+    @property
+    def cine_fps(self) -> int:
+        return self._cine_fps
+
+    @cine_fps.setter
+    def cine_fps(self, fps: int) -> None:
+        """Frames per second, 1..60; a running cine takes the new rate at once."""
+        self._cine_fps = int(np.clip(fps, 1, 60))
+        self._cine.setInterval(round(1000 / self._cine_fps))
+
     def toggle_cine(self) -> None:
         if self._cine.isActive():
             self._cine.stop()
         else:
-            self._cine.start(int(1000 / max(self.cine_fps, 1)))
+            self._cine.start()
+        self.cine_toggled.emit(self._cine.isActive())
 
     @property
     def cine_running(self) -> bool:

@@ -14,7 +14,9 @@ LABEL_COLOURS: tuple[tuple[int, int, int], ...] = (
     (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
     (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
 )
-COLOUR_MAPS = ("hot", "viridis", "inferno", "plasma", "magma", "CET-L17")
+# pyqtgraph's own map names (pg.colormap.get): CET-L3 is the black-red-yellow-white "hot"
+# map; matplotlib's "hot" is not among the maps pyqtgraph ships
+COLOUR_MAPS = ("CET-L3", "viridis", "inferno", "plasma", "magma", "CET-L17")
 
 
 @dataclass
@@ -24,7 +26,7 @@ class OverlayLayer:
     kind: str = "labels"  # "labels" or "heatmap"
     visible: bool = True
     opacity: float = 0.5
-    colour_map: str = "hot"  # heatmaps only
+    colour_map: str = COLOUR_MAPS[0]  # heatmaps only
     # heatmaps: probabilities below this are not drawn
     threshold: float = 0.1
     label_colours: dict[int, tuple[int, int, int]] = field(default_factory=dict)

@@ -148,5 +148,12 @@ class ViewerState:
         self.layers.append(layer)
         self._changed(LAYERS)
 
+    def remove_layer(self, layer: OverlayLayer) -> None:
+        # by identity: layers compare their arrays, so `==` between two of them is ambiguous
+        kept = [x for x in self.layers if x is not layer]
+        if len(kept) != len(self.layers):
+            self.layers = kept
+            self._changed(LAYERS)
+
     def layers_changed(self) -> None:
         self._changed(LAYERS)
