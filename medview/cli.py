@@ -1,5 +1,9 @@
 """The one entry point: the GUI launcher and every headless command.
 
+`medview` and `medview PATH...` (anything that is not a command name) open the viewer;
+`medview demo` opens it on the demo study (`--no-gui` prints it instead); `medview COMMAND`
+runs a headless command.
+
 Kept free of heavy imports (numpy, pydicom, SimpleITK, torch, Qt load inside the command that
 needs them) so that `medview --help` answers at once. Every expected failure ends as one line
 on stderr, `medview: <path>: <problem>`, exit 1; usage errors exit 2; tracebacks go to the
@@ -11,7 +15,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from medview import __version__
 
@@ -58,7 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--noise", type=float, metavar="HU")
     demo.add_argument("--lesions", type=int, metavar="N")
     demo.add_argument("--no-lesions", action="store_true")
-    demo.add_argument("--json", action="store_true", help="print the study info as JSON")
+    demo.add_argument("--json", action="store_true", help="print the study info as JSON "
+                                                          "(implies --no-gui)")
+    demo.add_argument("--no-gui", action="store_true",
+                      help="print what MedView finds in the study instead of opening it")
 
     snap = sub.add_parser("snapshot", help="draw one view to PNG without a display",
                           description="Draw one slice of a study to a PNG exactly as the "
@@ -81,7 +88,23 @@ def _parser() -> argparse.ArgumentParser:
                                                       "several")
     snap.add_argument("--no-overlays", action="store_true",
                       help="leave out corner text, orientation letters and scale bar")
+    p.set_defaults(commands=tuple(sub.choices))
     return p
+
+
+def _gui_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | None:
+    """The options and paths of `medview [--log-file F] [-v] [PATH...]`, which opens the
+    viewer; None when argv names a command or asks for help or the version."""
+    if any(a in ("-h", "--help", "--version") for a in argv):
+        return None
+    gui = argparse.ArgumentParser(prog="medview", add_help=False)
+    gui.add_argument("--log-file")
+    gui.add_argument("-v", "--verbose", action="store_true")
+    gui.add_argument("paths", nargs="*")
+    args, unknown = gui.parse_known_args(argv)
+    if unknown or (args.paths and args.paths[0] in parser.get_default("commands")):
+        return None
+    return args
 
 
 def _setup_logging(log_file: str | None, verbose: bool) -> str:
@@ -108,32 +131,38 @@ def _err(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    gui = _gui_args(parser, argv)
+    if gui is not None:
+        return _open_viewer(parser, gui)
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_OK
     log_file = _setup_logging(args.log_file, args.verbose)
+    return _guarded(lambda: _run_command(parser, args), log_file)
+
+
+def _open_viewer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        commands = ", ".join(parser.get_default("commands"))
+        _err(f"{missing[0]}: no such file or folder, and not a command ({commands}); "
+             f"see medview --help")
+        return EXIT_USAGE
+    log_file = _setup_logging(args.log_file, args.verbose)
+
+    def run() -> int:
+        from medview.app import run_gui
+        return run_gui(args.paths)
+
+    return _guarded(run, log_file)
+
+
+def _guarded(run: Callable[[], int], log_file: str) -> int:
+    """Run a command; expected failures become one line on stderr, the rest go to the log."""
     from medview.core.errors import MedviewError
     from medview.core.jobs import JobCancelled
 
     try:
-        if args.command == "info":
-            from medview.commands.info import run_info
-            return run_info(args.paths, as_json=args.json, show_phi=args.show_phi)
-        if args.command == "convert":
-            from medview.commands.convert import run_convert, writable_suffix
-            if not writable_suffix(args.out):
-                parser.error(f"{args.out}: MedView writes .nii, .nii.gz, .nrrd, .mha, .mhd "
-                             f"or .npy; choose one of those suffixes")
-            return run_convert(args.path, args.out, args.series)
-        if args.command == "demo":
-            from medview.commands.demo import run_demo
-            return run_demo(args)
-        if args.command == "snapshot":
-            from medview.commands.snapshot import run_snapshot
-            return run_snapshot(args.path, args.out, plane=args.plane, slice_number=args.slice,
-                                window=args.window, size=args.size, series=args.series,
-                                overlays=not args.no_overlays)
+        return run()
     except MedviewError as exc:
         log.debug("command failed", exc_info=True)
         _err(str(exc))
@@ -145,11 +174,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.exception("internal error")
         _err(f"internal error ({type(exc).__name__}: {exc}); details in {log_file}")
         return EXIT_BAD_INPUT
+
+
+def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "info":
+        from medview.commands.info import run_info
+        return run_info(args.paths, as_json=args.json, show_phi=args.show_phi)
+    if args.command == "convert":
+        from medview.commands.convert import run_convert, writable_suffix
+        if not writable_suffix(args.out):
+            parser.error(f"{args.out}: MedView writes .nii, .nii.gz, .nrrd, .mha, .mhd "
+                         f"or .npy; choose one of those suffixes")
+        return run_convert(args.path, args.out, args.series)
+    if args.command == "demo":
+        from medview.commands.demo import run_demo
+        return run_demo(args)
+    if args.command == "snapshot":
+        from medview.commands.snapshot import run_snapshot
+        return run_snapshot(args.path, args.out, plane=args.plane, slice_number=args.slice,
+                            window=args.window, size=args.size, series=args.series,
+                            overlays=not args.no_overlays)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
 
 def gui_main() -> int:
-    """Desktop-launcher entry point (gui-scripts): the viewer arrives with the viewer issue;
-    until then it opens the demo study headless."""
-    return main(sys.argv[1:] or ["demo"])
+    """Desktop-launcher entry point (gui-scripts): the viewer, on the paths given if any."""
+    return main(sys.argv[1:])

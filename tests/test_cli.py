@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from dicom_factory import SAGITTAL, write_ct_series
+
 from medview.cli import main
 
 
@@ -109,3 +110,41 @@ def test_internal_errors_go_to_the_log_not_the_terminal(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert "internal error" in err and "Traceback" not in err and str(log) in err
     assert "Traceback" in log.read_text()
+
+
+def test_no_command_or_paths_open_the_viewer(tmp_path, monkeypatch):
+    import medview.app
+
+    calls = []
+    monkeypatch.setattr(medview.app, "run_gui", lambda paths, demo=False: calls.append(
+        (list(paths), demo)) or 0)
+    log = ["--log-file", str(tmp_path / "l")]
+    assert main(log) == 0
+    assert main([*log, str(tmp_path)]) == 0
+    assert main(["-v", str(tmp_path), str(tmp_path)]) == 0
+    assert calls == [([], False), ([str(tmp_path)], False), ([str(tmp_path)] * 2, False)]
+
+
+def test_demo_opens_the_viewer_unless_no_gui(tmp_path, monkeypatch, capsys):
+    import medview.app
+    import medview.commands.demo as demo
+
+    w = write_ct_series(tmp_path / "demo" / "series", n=3)
+    calls = []
+    monkeypatch.setattr(demo, "demo_series_dir", lambda args: w.paths[0].parent)
+    monkeypatch.setattr(medview.app, "run_gui", lambda paths, demo=False: calls.append(
+        (list(paths), demo)) or 0)
+    log = ["--log-file", str(tmp_path / "l")]
+    assert main([*log, "demo"]) == 0
+    assert calls == [([str(w.paths[0].parent)], True)]
+    assert main([*log, "demo", "--no-gui"]) == 0
+    assert "Series 1 CT" in capsys.readouterr().out and len(calls) == 1
+
+
+def test_viewer_without_a_display_says_so_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "-m", "medview", "--log-file", str(tmp_path / "l")],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 1
+    assert r.stderr.startswith("medview: no display found") and r.stderr.count("\n") == 1

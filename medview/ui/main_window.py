@@ -287,7 +287,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if what in (st.VOLUME, st.CURSOR):
             self._update_tags()
         if what == st.VOLUME:
-            self.grid.card.setText(_card_text(self.state.volume, self.series))
+            self.grid.show_card(self.state.volume, self.series)
 
     def _update_tags(self) -> None:
         volume = self.state.volume
@@ -386,19 +386,3 @@ def _key(item: SeriesInfo | str) -> str:
 def _series_label(series: SeriesInfo) -> str:
     number = f"{series.series_number} " if series.series_number is not None else ""
     return f"Series {number}{series.description}".strip()
-
-
-def _card_text(volume: Volume | None, series: SeriesInfo | None) -> str:
-    """The fourth cell of 2 x 2: what is open, in numbers a reader checks first."""
-    if volume is None:
-        return "No series open."
-    md = volume.metadata
-    s, r, c = volume.shape
-    ds, dr, dc = volume.spacing_mm
-    lines = [f"{md.modality} {md.series_description}".strip(),
-             f"{c} x {r} pixels, {s} slices",
-             f"pixels {dc:.3g} x {dr:.3g} mm, slices every {ds:.3g} mm",
-             f"{len(md.warnings)} warning(s)" if md.warnings else "no warnings"]
-    if series is not None and series.stack_label:
-        lines.insert(1, series.stack_label)
-    return "\n".join(lines) + "\n\n(no 3D view: MedView reads in 2D planes)"

@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.core.series import SeriesInfo
+from medview.core.volume import Volume
 from medview.core.windowing import default_window
 from medview.jobs.studies import FirstSlice
 from medview.ui.settings import DEFAULT_LAYOUT, LAYOUTS
@@ -157,6 +158,22 @@ class ViewGrid(QtWidgets.QWidget):
         if plane != self._focused:
             self._focused = plane
             self.focus_changed.emit(plane)
+
+    def show_card(self, volume: Volume | None, series: SeriesInfo | None) -> None:
+        """The fourth cell of 2 x 2: what is open, in the numbers a reader checks first."""
+        if volume is None:
+            self.card.setText("No series open.")
+            return
+        md = volume.metadata
+        s, r, c = volume.shape
+        ds, dr, dc = volume.spacing_mm
+        lines = [f"{md.modality} {md.series_description}".strip(),
+                 f"{c} x {r} pixels, {s} slices",
+                 f"pixels {dc:.3g} x {dr:.3g} mm, slices every {ds:.3g} mm",
+                 f"{len(md.warnings)} warning(s)" if md.warnings else "no warnings"]
+        if series is not None and series.stack_label:
+            lines.insert(1, series.stack_label)
+        self.card.setText("\n".join(lines) + "\n\n(no 3D view: MedView reads in 2D planes)")
 
     def fit_all(self) -> None:
         for view in self.views:

@@ -15,6 +15,7 @@ from PySide6.QtTest import QTest
 
 from medview.core.windowing import CT_PRESETS
 from medview.ui.menus import about_text
+from medview.ui.settings import MAX_RECENT, Settings
 from medview.viewer.planes import Plane
 from tests.ui.main_window_fixtures import (
     LOAD_TIMEOUT_MS,
@@ -38,6 +39,8 @@ def test_open_folder_scans_shows_the_tree_and_the_first_series(qtbot, window, tw
     assert "Loaded 8 slices" in window.status_label.text()
     assert window.windowTitle().startswith("Chest 1 mm")
     assert window.views == window.grid.views and len(window.views) == 3
+    for view in window.views:  # every view draws the one volume: no copy per view
+        assert view.state is window.state
     assert not window.progress.isVisible() and not window.cancel_button.isVisible()
 
 
@@ -301,3 +304,18 @@ def test_screenshot_of_each_layout(qtbot, window, two_series, tmp_path, layout):
     image = window.grab().toImage()
     image.save(str(tmp_path / f"main-{layout}.png"))
     assert not image.isNull() and image.width() >= 1000
+
+
+def test_settings_keep_ten_recent_studies_most_recent_first(data_dir):
+    settings = Settings()
+    assert settings.path == data_dir / "settings.ini" and settings.recent == []
+    for k in range(12):
+        settings.add_recent(f"/studies/{k}")
+    settings.add_recent("/studies/5")
+    again = Settings()
+    assert len(again.recent) == MAX_RECENT
+    assert again.recent[:3] == ["/studies/5", "/studies/11", "/studies/10"]
+    assert again.layout == "1"
+    again._q.setValue("view/layout", "5x5")
+    again._q.setValue("files/recent", "not json")
+    assert again.layout == "1" and again.recent == []
