@@ -118,8 +118,9 @@ class Slice:
     below_dia: np.ndarray | None = None  # over cav_reg: below the diaphragm surface
     lung_gate: np.ndarray | None = None  # over cav_reg: above diaphragm, below apices
     # over cav_reg: diaphragm height and its partial-volume ramp width; None when the slice
-    # lies wholly below the domes
+    # lies wholly below (dia_side 1) or wholly above (dia_side 0) the domes
     dia: tuple[np.ndarray, np.ndarray] | None = None
+    dia_side: float = 1.0
 
     @cached_property
     def grain(self) -> np.ndarray | None:
@@ -207,9 +208,15 @@ def paint_body(s: Slice, back_y: float) -> None:
     v2 = v * v / np.where(v < 0, F32((p.cav_y - ant) ** 2), F32((p.body_post - p.cav_y) ** 2))
     fat_ap = np.where(v < 0, F32(p.fat_ant), F32(p.fat_post))
     fat_t = (u2 * F32(p.fat_lat) + v2 * fat_ap) / (u2 + v2 + F32(1e-6))
-    s.paint(reg, body, T.MUSCLE)
-    s.paint(reg, body * ramp((depth - fat_t) / F32(cv.px)), T.FAT)
-    s.paint(reg, body * ramp((depth - F32(1.6)) / F32(cv.px)), T.SKIN)
+    # one blended wall value (muscle under fat under skin), painted once
+    wall = s.value(T.MUSCLE, reg)
+    wall = wall + ramp((depth - fat_t) / F32(cv.px)) * (s.value(T.FAT, reg) - wall)
+    wall += ramp((depth - F32(1.6)) / F32(cv.px)) * (F32(s.hu(T.SKIN)) - wall)
+    s.cv.paint(reg, body, wall, int(T.MUSCLE))
+    if s.cv.tissue is not None:
+        tissue = s.cv.tissue[reg]
+        tissue[(body >= 0.5) & (depth < fat_t)] = T.FAT
+        tissue[(body >= 0.5) & (depth < 1.6)] = T.SKIN
 
     cav = ellipse_sd(cv, 0.0, p.cav_y, p.cav_a, p.cav_b, pad=14.0)
     if cav is None:
@@ -238,31 +245,43 @@ def _dome(cv: Canvas, reg: Region, peak, k) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _surfaces(s: Slice) -> None:
-    """Occupancy of "below the diaphragm" and of the lung's vertical extent over the cavity."""
+    """Occupancy of "below the diaphragm" and of the lung's vertical extent over the cavity.
+    Slices wholly below the domes, wholly above them, or well below the apices skip the
+    surfaces they cannot meet."""
     cv, reg = s.cv, s.cav_reg
-    if cv.z < DIAPHRAGM_FLOOR_MM - DIAPHRAGM_MM - cv.dz:  # wholly below: no lung, no dome
-        shape = (reg[0].stop - reg[0].start, reg[1].stop - reg[1].start)
-        s.below_dia = np.ones(shape, F32)
-        s.lung_gate = np.zeros(shape, F32)
-        return
-    hr, gr = _dome(cv, reg, *DOMES["right"])
-    hl, gl = _dome(cv, reg, *DOMES["left"])
-    right = hr >= hl
-    h = np.maximum(np.where(right, hr, hl), F32(DIAPHRAGM_FLOOR_MM))
-    g2 = np.where(right, gr, gl)
-    width = np.sqrt(g2 * F32(cv.px**2) + F32(cv.dz**2))
-    s.dia = (h, width)
-    s.below_dia = ramp((F32(cv.z) - h) / width)
+    shape = (reg[0].stop - reg[0].start, reg[1].stop - reg[1].start)
+    if cv.z < DIAPHRAGM_FLOOR_MM - DIAPHRAGM_MM - cv.dz:
+        s.below_dia, s.dia_side = np.ones(shape, F32), 1.0
+    elif cv.z > max(d[0][2] for d in DOMES.values()) + cv.dz + cv.px:
+        s.below_dia, s.dia_side = np.zeros(shape, F32), 0.0
+    else:
+        hr, gr = _dome(cv, reg, *DOMES["right"])
+        hl, gl = _dome(cv, reg, *DOMES["left"])
+        right = hr >= hl
+        h = np.maximum(np.where(right, hr, hl), F32(DIAPHRAGM_FLOOR_MM))
+        g2 = np.where(right, gr, gl)
+        width = np.sqrt(g2 * F32(cv.px**2) + F32(cv.dz**2))
+        s.dia = (h, width)
+        s.below_dia = ramp((F32(cv.z) - h) / width)
+    s.lung_gate = 1 - s.below_dia
     rs, cs = reg
+    xs = (float(cv.xs[cs][0]), float(cv.xs[cs][-1]))
+    ys = (float(cv.ys[rs][0]), float(cv.ys[rs][-1]))
+    # the caps are concave, so their lowest point over the box is at a corner
+    lowest = max(min(az - APEX_CURVATURE * ((x - ax) ** 2 + (y - ay) ** 2)
+                     for x in xs for y in ys) for ax, ay, az in APICES.values())
+    if cv.z < lowest - 15.0:
+        return
     top = None
     for ax, ay, az in APICES.values():
         dx2 = ((cv.xs[cs] - F32(ax)) ** 2)[None, :]
         dy2 = ((cv.ys[rs] - F32(ay)) ** 2)[:, None]
         cap = F32(az) - F32(APEX_CURVATURE) * (dx2 + dy2)
         top = cap if top is None else np.maximum(top, cap)
-    slope2 = F32(4 * APEX_CURVATURE) * np.maximum(F32(az) - top, 0)
+    peak = max(az for _, _, az in APICES.values())
+    slope2 = F32(4 * APEX_CURVATURE) * np.maximum(F32(peak) - top, 0)
     apex_w = np.sqrt(slope2 * F32(cv.px**2) + F32(cv.dz**2))
-    s.lung_gate = (1 - s.below_dia) * ramp((F32(cv.z) - top) / apex_w)
+    s.lung_gate *= ramp((F32(cv.z) - top) / apex_w)
 
 
 def _dia_height(s: Slice, offset: float, above: bool) -> np.ndarray:
@@ -276,7 +295,7 @@ def _dia_height(s: Slice, offset: float, above: bool) -> np.ndarray:
 def below_diaphragm(s: Slice, reg: Region, gap: float = DIAPHRAGM_MM) -> np.ndarray:
     """Occupancy of "at least `gap` mm below the diaphragm" over `reg` (a sub-box of the
     cavity; organs outside the cavity box get 1)."""
-    out = np.ones((reg[0].stop - reg[0].start, reg[1].stop - reg[1].start), F32)
+    out = np.full((reg[0].stop - reg[0].start, reg[1].stop - reg[1].start), s.dia_side, F32)
     both = sub(reg, s.cav_reg) if s.dia is not None else None
     if both is not None:
         mine, theirs = both

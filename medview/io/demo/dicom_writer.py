@@ -1,7 +1,10 @@
 """CT Image Storage files for the demo series: one file per slice, explicit VR little endian.
 
-The header is built once and only the per-slice attributes change, which keeps writing near
-the cost of the pixel bytes. Everything is derived from the seed and site (UIDs hashed from
+pydicom encodes the header once, with fixed-width placeholders for the few attributes that
+change per slice (SOP Instance UID, Instance Number, position); each slice's file is that
+header with the placeholders overwritten, then the pixel bytes. Writing therefore costs
+little more than the bytes themselves and holds the GIL only briefly, while the slices
+render on other threads. Everything is derived from the seed and site (UIDs hashed from
 them, a fixed fake date), never from the clock, so the same seed gives byte-identical files.
 The patient is obviously synthetic by name and ID.
 """
@@ -9,6 +12,7 @@ The patient is obviously synthetic by name and ID.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +50,21 @@ class SeriesGeometry:
 
 
 def uid(seed: int, site: str, *parts: object) -> str:
-    from pydicom.uid import generate_uid
+    """A UUID-derived UID (PS3.5 B.2: "2.25." and a 128-bit integer) hashed from the seed,
+    site and parts; always 38 digits, so every UID has the same length."""
+    key = "\x1f".join(["medview-demo", str(seed), site, *map(str, parts)]).encode()
+    v = int.from_bytes(hashlib.sha256(key).digest()[:16], "big")
+    return f"2.25.{10**37 + v % (9 * 10**37)}"
 
-    return generate_uid(entropy_srcs=["medview-demo", str(seed), site, *map(str, parts)])
+
+def _z_text(z: float) -> str:
+    """Fixed-width DS text for a z position (+/-dddd.dddd)."""
+    return f"{z:+010.4f}"
+
+
+_UID_PLACEHOLDER = "2.25." + "7" * 38
+_NUMBER_PLACEHOLDER = "0000"
+_Z_PLACEHOLDER = _z_text(0.0)
 
 
 def study_date(seed: int) -> str:
@@ -132,24 +148,53 @@ class SeriesWriter:
         ds.RescaleSlope = 1
         ds.RescaleType = "HU"
         ds.WindowCenterWidthExplanation = [w[2] for w in WINDOW_PRESETS]
-        self._ds = ds
         self._n = n
+        self._header, self._slots = self._template(ds)
+
+    def _template(self, ds) -> tuple[bytes, list[tuple[int, str]]]:
+        """Encode the header with placeholders; find where each placeholder's bytes are."""
+        from io import BytesIO
+
+        from pydicom import dcmwrite
+
+        geo = self.geo
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _UID_PLACEHOLDER
+        ds.InstanceNumber = _NUMBER_PLACEHOLDER
+        ds.ImagePositionPatient = [round(geo.origin_xy[0], 4), round(geo.origin_xy[1], 4),
+                                   _Z_PLACEHOLDER]
+        ds.SliceLocation = _Z_PLACEHOLDER
+        n_pixel_bytes = 2 * geo.rows * geo.cols
+        ds.PixelData = bytes(n_pixel_bytes)
+        out = BytesIO()
+        dcmwrite(out, ds, enforce_file_format=True)
+        header = out.getvalue()[:-n_pixel_bytes]
+        slots = []
+        for tag, text, kind in ((b"\x02\x00\x03\x00UI", _UID_PLACEHOLDER, "uid"),
+                                (b"\x08\x00\x18\x00UI", _UID_PLACEHOLDER, "uid"),
+                                (b"\x20\x00\x13\x00IS", _NUMBER_PLACEHOLDER, "number"),
+                                (b"\x20\x00\x32\x00DS", _Z_PLACEHOLDER, "z"),
+                                (b"\x20\x00\x41\x10DS", _Z_PLACEHOLDER, "z")):
+            at = header.find(text.encode(), header.find(tag))
+            if header.find(tag) < 0 or at < 0:
+                raise RuntimeError(f"placeholder for {kind} not found in the DICOM template")
+            slots.append((at, kind))
+        if not header.endswith(b"\xe0\x7f\x10\x00OW\x00\x00" + n_pixel_bytes.to_bytes(4, "little")):
+            raise RuntimeError("pixel data is not the last element of the DICOM template")
+        return header, slots
 
     def filename(self, k: int) -> str:
         """File of array index k; numbered from the top (head) down, as scanners do."""
         return f"IM{self._n - k:0{self._digits}d}.dcm"
 
     def write(self, k: int, pixels: np.ndarray) -> None:
-        from pydicom import dcmwrite
-
-        ds = self._ds
         number = self._n - k
-        z = self.geo.z_positions[k]
-        ds.SOPInstanceUID = uid(self.seed, self.site.key, "image", number)
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.InstanceNumber = number
-        ds.ImagePositionPatient = [round(self.geo.origin_xy[0], 4),
-                                   round(self.geo.origin_xy[1], 4), round(z, 4)]
-        ds.SliceLocation = round(z, 4)
-        ds.PixelData = np.ascontiguousarray(pixels, "<i2").tobytes()
-        dcmwrite(self.folder / self.filename(k), ds, enforce_file_format=True)
+        values = {"uid": uid(self.seed, self.site.key, "image", number).encode(),
+                  "number": f"{number:04d}".encode(),
+                  "z": _z_text(self.geo.z_positions[k]).encode()}
+        buf = bytearray(self._header)
+        for at, kind in self._slots:
+            v = values[kind]
+            buf[at:at + len(v)] = v
+        with open(self.folder / self.filename(k), "wb") as f:
+            f.write(buf)
+            f.write(np.ascontiguousarray(pixels, "<i2").tobytes())

@@ -90,21 +90,33 @@ def tubes_alpha(cv: Canvas, t: Tubes, grow: float = 0.0, lumen: float | None = N
         return None
     sel, p0, u = sel[keep], p0[keep], u[keep]
     h, w, r0, c0 = h[keep], w[keep], r0[keep], c0[keep]
-    n = h * w
-    seg = np.repeat(np.arange(len(sel)), n)
-    local = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    wseg = w[seg]
-    row_in = local // wseg
-    ii = r0[seg] + row_in
-    jj = c0[seg] + (local - row_in * wseg)
+    box_r0, box_c0 = int(r0.min()), int(c0.min())
+    box_h, box_w = int((r0 + h).max()) - box_r0, int((c0 + w).max()) - box_c0
 
-    p0f, uf = p0.astype(F32), u.astype(F32)
-    inv_l2 = (1.0 / np.maximum((u * u).sum(1), 1e-12)).astype(F32)
-    qx = cv.xs[jj] - p0f[seg, 0]
-    qy = cv.ys[ii] - p0f[seg, 1]
-    qz = F32(cv.z) - p0f[seg, 2]
-    ux, uy, uz = uf[seg, 0], uf[seg, 1], uf[seg, 2]
-    tt = (qx * ux + qy * uy + qz * uz) * inv_l2[seg]
+    # Enumerate (pixel, segment) pairs row by row: repeats, no integer division.
+    k = len(sel)
+    row_seg = np.repeat(np.arange(k, dtype=np.int32), h)
+    row_in = np.arange(len(row_seg), dtype=np.int32) - np.repeat(
+        (np.cumsum(h) - h).astype(np.int32), h)
+    row_w = w[row_seg]
+    col_in = np.arange(int(row_w.sum()), dtype=np.int32) - np.repeat(
+        (np.cumsum(row_w) - row_w).astype(np.int32), row_w)
+    seg = np.repeat(row_seg, row_w)
+    row_base = (r0[row_seg] - box_r0 + row_in) * box_w + (c0[row_seg] - box_c0)
+    flat_idx = np.repeat(row_base.astype(np.int32), row_w) + col_in
+    # per-segment values, gathered for every pair in one take
+    per = np.empty((6, k), F32)
+    per[0:3] = u.T
+    per[3] = 1.0 / np.maximum((u * u).sum(1), 1e-12)
+    per[4] = t.r0[sel] + grow
+    per[5] = t.r1[sel] - t.r0[sel]
+    ux, uy, uz, inv_l2, rad, dr = np.take(per, seg, axis=1)
+    qx_row = (x_first + c0 * sx - p0[:, 0]).astype(F32)
+    qy_row = (y_first + r0[row_seg] * sy + row_in * sy - p0[row_seg, 1]).astype(F32)
+    qx = qx_row[seg] + col_in.astype(F32) * F32(sx)
+    qy = np.repeat(qy_row, row_w)
+    qz = (cv.z - p0[:, 2]).astype(F32)[seg]
+    tt = (qx * ux + qy * uy + qz * uz) * inv_l2
     np.clip(tt, 0, 1, out=tt)
     qx -= tt * ux
     qy -= tt * uy
@@ -114,10 +126,7 @@ def tubes_alpha(cv: Canvas, t: Tubes, grow: float = 0.0, lumen: float | None = N
     # through-plane partial volume: the ramp widens where the surface faces along z
     width = np.sqrt(F32(cv.px**2) + F32(cv.dz**2 - cv.px**2) * (qz / d2))
     dist = np.sqrt(d2)
-    rad = (t.r0[sel] + grow).astype(F32)[seg] + tt * (t.r1[sel] - t.r0[sel]).astype(F32)[seg]
-    box_r0, box_c0 = int(r0.min()), int(c0.min())
-    box_h, box_w = int((r0 + h).max()) - box_r0, int((c0 + w).max()) - box_c0
-    flat_idx = (ii - box_r0) * box_w + (jj - box_c0)
+    rad += tt * dr
 
     def splat(radius: np.ndarray) -> np.ndarray:
         q = (dist - radius) / width
