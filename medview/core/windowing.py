@@ -16,10 +16,14 @@ class Window:
     width: float
     name: str = ""
 
+    # Narrowest window allowed: DICOM says width >= 1 for stored integers, but MR and PET
+    # volumes in float (0..1 normalised, SUV) need far narrower ones.
+    MIN_WIDTH = 1e-6
+
     @property
     def bounds(self) -> tuple[float, float]:
         """Display levels (low, high) for this window; width is kept at least 1."""
-        half = max(self.width, 1.0) / 2.0
+        half = max(self.width, self.MIN_WIDTH) / 2.0
         return self.center - half, self.center + half
 
 
@@ -45,7 +49,8 @@ def auto_window(array: np.ndarray, low_pct: float = 0.1, high_pct: float = 99.9,
     if sample.size == 0:
         return Window(0.0, 1.0, "Auto")
     lo, hi = np.percentile(sample, [low_pct, high_pct])
-    width = max(float(hi - lo), 1.0)
+    floor = 1.0 if sample.dtype.kind in "iub" else Window.MIN_WIDTH
+    width = max(float(hi - lo), floor)
     return Window(float(lo) + width / 2.0, width, "Auto")
 
 

@@ -98,7 +98,12 @@ class ViewerState:
 
     # -- window / level
     def set_window(self, center: float, width: float, name: str = "") -> None:
-        self.window = Window(float(center), max(float(width), 1.0), name)
+        """Width is kept at least 1 for integer volumes (DICOM's rule for stored values) and
+        at least Window.MIN_WIDTH for float ones (normalised MR, PET SUV)."""
+        floor = Window.MIN_WIDTH
+        if self.volume is not None and self.volume.array.dtype.kind in "iu":
+            floor = 1.0
+        self.window = Window(float(center), max(float(width), floor), name)
         self._changed(WINDOW)
 
     def apply_preset(self, number: int) -> bool:

@@ -152,6 +152,15 @@ def test_window_width_is_kept_at_least_one(state):
     assert state.window.bounds == (-1350.0, 150.0)
 
 
+def test_float_volumes_take_narrow_windows():
+    s = ViewerState()
+    s.set_volume(Volume(np.linspace(0, 1, 60, dtype=np.float32).reshape(3, 4, 5), np.eye(4),
+                        VolumeMetadata(modality="MR")))
+    s.set_window(0.5, 0.02)
+    assert s.window.width == pytest.approx(0.02)
+    assert s.window.bounds == pytest.approx((0.49, 0.51))
+
+
 def test_invert_toggles_and_notifies(state):
     seen = record(state)
     state.toggle_invert()
