@@ -255,7 +255,8 @@ class SliceView(pg.GraphicsView):
         delta_px = ev.screenPos() - ev.lastScreenPos()
         if kind == "wl":
             w = self.state.window
-            step = max(w.width, 10.0) * WL_DRAG_PER_PIXEL
+            floor = 10.0 if self.state.volume.array.dtype.kind in "iu" else 1e-3
+            step = max(w.width, floor) * WL_DRAG_PER_PIXEL
             self.state.set_window(w.center + delta_px.y() * step,
                                   w.width + delta_px.x() * step, "Custom")
         elif kind == "zoom":
