@@ -74,22 +74,25 @@ class Abdomen:
 
 
 def _small_bowel(rng: np.random.Generator) -> Tubes:
-    """Loops of small bowel: a smooth random walk that bounces inside the lower abdomen."""
+    """Loops of small bowel: smooth random walks that bounce inside the lower abdomen, one
+    starting in each quarter of it so the loops fill the space as real bowel does."""
     lo = np.array([b[0] for b in _SMALL_BOWEL_BOX])
     hi = np.array([b[1] for b in _SMALL_BOWEL_BOX])
-    p = np.array([-20.0, -40.0, -145.0])
-    d = np.array([1.0, 0.0, -0.3])
-    pts = [p]
-    for _ in range(210):
-        d = d + 0.55 * rng.standard_normal(3)
-        d /= np.linalg.norm(d)
-        nxt = p + 13.0 * d
-        out = (nxt < lo) | (nxt > hi)
-        d[out] *= -1
-        p = np.clip(p + 13.0 * d, lo, hi)
-        pts.append(p)
-    radii = np.linspace(12.5, 10.0, len(pts)) * (1 + 0.1 * rng.standard_normal(len(pts)))
-    return Tubes.polyline(np.array(pts), radii)
+    parts = []
+    for fx, fz in ((0.25, 0.2), (0.75, 0.2), (0.25, 0.7), (0.75, 0.7)):
+        p = lo + (hi - lo) * np.array([fx, 0.5, fz])
+        d = rng.standard_normal(3)
+        pts = [p]
+        for _ in range(80):
+            d = d + 0.55 * rng.standard_normal(3)
+            d /= np.linalg.norm(d)
+            out = (p + 12.0 * d < lo) | (p + 12.0 * d > hi)
+            d[out] *= -1
+            p = np.clip(p + 12.0 * d, lo, hi)
+            pts.append(p)
+        radii = np.linspace(12.5, 10.0, len(pts)) * (1 + 0.08 * rng.standard_normal(len(pts)))
+        parts.append(Tubes.polyline(np.array(pts), radii))
+    return Tubes.concat(parts)
 
 
 def _mesenteric(rng: np.random.Generator) -> Tubes:
