@@ -200,12 +200,15 @@ def _readme(meta: dict, site: Site) -> str:
     windows = ", ".join(f"{name.lower()} {c}/{w}" for c, w, name in WINDOW_PRESETS)
     return (
         "MedView synthetic demo study - not a patient, free to use for anything.\n\n"
-        f"Seed {meta['seed']}, {meta['description']}.\n"
+        f"Seed {meta['seed']}, {site.description}.\n"
         f"series/     {n} CT images of {rows} x {cols}, {px} mm pixels, {dz} mm slices,\n"
         "            explicit VR little endian; IM0001 is the most superior slice.\n"
         "labels.nii.gz  lesion labels on the same grid: "
         + ", ".join(f"{v} = {k.replace('_', ' ')}" for k, v in meta["label_values"].items())
-        + ".\nlesions.json   each lesion's class, centre (LPS mm), nominal diameter, voxelised\n"
-        "               volume (mL) and mean HU, measured from the label map.\n\n"
+        + ".\nlesions.json   each lesion's class, kind, centre (LPS mm), nominal diameter,\n"
+        "               voxelised volume (mL) and mean stored HU, measured from the label\n"
+        "               map, and the lesion material's HU before partial volume and noise.\n"
+        "               origin_lps_mm is the centre of the first voxel of the most inferior\n"
+        "               slice; arrays are (slice, row, col) with slice 0 inferior.\n\n"
         f"Window presets (centre/width): {windows}.\n"
         f"Nominal tissue CT numbers (HU) before noise:\n{tissues}\n")
