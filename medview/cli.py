@@ -18,8 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from medview import __version__
+from medview.commands import EXIT_BAD_INPUT, EXIT_USAGE
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("medview")
 
 

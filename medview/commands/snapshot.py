@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medview.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
+from medview.commands import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from medview.core.windowing import Window
