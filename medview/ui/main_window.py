@@ -20,10 +20,12 @@ from medview.io.image_files import SUPPORTED_READ_SUFFIXES, is_image_file
 from medview.io.workspace import safe_name
 from medview.jobs.studies import FirstSlice
 from medview.ui.menus import MainMenus, about_text
+from medview.ui.panels.layers_panel import LayersPanel
 from medview.ui.panels.measurements_panel import MeasurementsPanel
 from medview.ui.panels.study_browser import StudyBrowser
 from medview.ui.panels.tag_browser import TagBrowser
 from medview.ui.panels.warnings_panel import WarningsPanel
+from medview.ui.panels.window_panel import WindowPanel
 from medview.ui.settings import Settings
 from medview.ui.slice_view import SliceView
 from medview.ui.study_loader import StudyLoader
@@ -61,8 +63,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(warnings, self.add_panel("DICOM Tags", self.tags,
                                                        Area.LeftDockWidgetArea))
         warnings.raise_()
+        # the right column: window/level on top, measurements and layers sharing the rest
+        self.window_panel = WindowPanel(self.state, self.views)
         self.measurements = MeasurementsPanel(self.state, self.views)
-        self.add_panel("Measurements", self.measurements)
+        self.layers = LayersPanel(self.state)
+        self.add_panel("Window / Level", self.window_panel)
+        self.tabifyDockWidget(self.add_panel("Measurements", self.measurements),
+                              self.add_panel("Layers", self.layers))
+        self.dock("Measurements").raise_()
         self.resizeDocks([studies], [360], QtCore.Qt.Orientation.Horizontal)
         self._connect()
         self.setAcceptDrops(True)
@@ -106,6 +114,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser.activated.connect(self.open_item)
         self.warnings.count_changed.connect(self._on_warning_count)
         self.measurements.message.connect(self.status_label.setText)
+        self.layers.message.connect(self.status_label.setText)
         for view in self.grid.views:
             view.hovered.connect(self.hover_label.setText)
         self.state.subscribe(self._on_state)

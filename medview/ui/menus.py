@@ -8,7 +8,6 @@ is in the window (a text field keeps its typed characters), and the menus teach 
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -30,6 +29,8 @@ THIRD_PARTY = (("PySide6-Essentials", "Qt for Python (PySide6)", "LGPL-3.0"),
 
 def about_text() -> str:
     """The About box: version, what MedView is not, and the licences it ships under."""
+    from importlib import metadata  # 20 ms of imports: not at start-up
+
     libs = []
     for dist, name, licence in THIRD_PARTY:
         try:

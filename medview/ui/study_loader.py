@@ -50,6 +50,11 @@ class StudyLoader(QtCore.QObject):
         return self._fg is not None
 
     @property
+    def jobs_running(self) -> int:
+        """Jobs that have not ended yet, superseded and cancelled ones included."""
+        return len(self._alive)
+
+    @property
     def target(self) -> SeriesInfo | str | None:
         """What the running foreground job is loading (None for a scan or when idle)."""
         return self._target if self._fg is not None else None

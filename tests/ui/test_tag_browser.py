@@ -60,12 +60,12 @@ def test_shows_the_tags_of_a_file_and_searches_by_tag_or_keyword(qtbot, tags, se
 def test_reads_at_most_once_per_throttle_period(qtbot, tags, series):
     for p in series.paths:  # a fast scroll through six slices
         tags.set_source(SourceRef(str(p)))
-    QTest.qWait(THROTTLE_MS * 3)
+    qtbot.wait(THROTTLE_MS * 3)
     assert tags.reads == 1
     instance = next(r for r in tags.rows if r.keyword == "InstanceNumber").value
     assert instance == str(pydicom.dcmread(series.paths[-1]).InstanceNumber)
     tags.set_source(SourceRef(str(series.paths[-1])))  # same file again: no read
-    QTest.qWait(THROTTLE_MS * 2)
+    qtbot.wait(THROTTLE_MS * 2)
     assert tags.reads == 1
 
 

@@ -27,7 +27,7 @@ class _TagModel(QtCore.QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[TagRow] = []
-        self._mono = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
+        self.mono = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
 
     def set_rows(self, rows: list[TagRow]) -> None:
         self.beginResetModel()
@@ -45,7 +45,7 @@ class _TagModel(QtCore.QAbstractTableModel):
         if role in (QtCore.Qt.ItemDataRole.DisplayRole, QtCore.Qt.ItemDataRole.ToolTipRole):
             return (row.tag, row.label, row.vr, row.value)[index.column()]
         if role == QtCore.Qt.ItemDataRole.FontRole and index.column() in (0, 2):
-            return self._mono
+            return self.mono
         return None
 
     def headerData(self, section: int, orientation, role=QtCore.Qt.ItemDataRole.DisplayRole):
@@ -71,8 +71,10 @@ class TagBrowser(QtWidgets.QWidget):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        for col, width in enumerate((84, 140, 28)):  # the value gets the rest
-            self.table.setColumnWidth(col, width)
+        mono = QtGui.QFontMetrics(self.model.mono)
+        for col, width in enumerate((mono.horizontalAdvance("(0000,0000)") + 14, 140,
+                                     mono.horizontalAdvance("UN") + 14)):
+            self.table.setColumnWidth(col, width)  # the value gets the rest
         self.status = QtWidgets.QLabel("No image open.")
         self.status.setTextInteractionFlags(
             QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
