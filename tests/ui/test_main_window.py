@@ -44,20 +44,48 @@ def test_open_folder_scans_shows_the_tree_and_the_first_series(qtbot, window, tw
     assert not window.progress.isVisible() and not window.cancel_button.isVisible()
 
 
-def test_drop_of_a_folder_opens_it(qtbot, window, two_series):
+def test_file_menu_dialogs_open_a_folder_and_files(qtbot, window, two_series, tmp_path,
+                                                  monkeypatch):
+    folder, a, b = two_series
+    seen = {}
+
+    def folder_dialog(parent, title, start):
+        seen["start"] = start
+        return str(folder)
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory", folder_dialog)
+    with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
+                          check_params_cb=lambda kind: kind == "volume"):
+        window.menus.file_menu.actions()[0].trigger()  # Open Folder…
+    assert window.series.key == a.series_uid
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileNames",
+                        lambda *args: ([str(p) for p in b.paths], "DICOM"))
+    with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
+                          check_params_cb=lambda kind: kind == "volume"):
+        window.menus.file_menu.actions()[1].trigger()  # Open File(s)…
+    assert window.series.key == b.series_uid and window.state.volume.shape == (6, 20, 28)
+    window.open_folder_dialog()
+    assert seen["start"] == str(b.paths[0].parent)  # the last folder opened
+
+
+@pytest.mark.parametrize("target", ["window", "image view"])
+def test_drop_of_a_folder_opens_it(qtbot, window, two_series, target):
+    """Dropped on the window or on an image (pyqtgraph's views ignore drags, so they reach
+    the window)."""
     folder, a, _ = two_series
+    widget = window if target == "window" else window.grid.focused_view.viewport()
     mime = QtCore.QMimeData()
     mime.setUrls([QtCore.QUrl.fromLocalFile(str(folder))])
-    pos = QtCore.QPointF(window.width() / 2, window.height() / 2)
+    pos = QtCore.QPointF(widget.width() / 2, widget.height() / 2)
     enter = QtGui.QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime,
                                   Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QtWidgets.QApplication.sendEvent(window, enter)
+    QtWidgets.QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
     drop = QtGui.QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
                           check_params_cb=lambda kind: kind == "volume"):
-        QtWidgets.QApplication.sendEvent(window, drop)
+        QtWidgets.QApplication.sendEvent(widget, drop)
     assert window.series.key == a.series_uid
     assert window.settings.recent[0] == str(folder)
 
