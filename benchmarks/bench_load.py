@@ -35,8 +35,10 @@ if which == 'medview':
     base = rss_mb()
     t0 = time.perf_counter(); first = []
     r = scan([folder]); t_scan = time.perf_counter() - t0
-    v = load_series(r.series[0], on_slice=lambda i, img: first or first.append(time.perf_counter() - t0),
-                    first_index=len(r.series[0].slices) // 2)
+    def on_slice(i, img):
+        if not first:
+            first.append(time.perf_counter() - t0)
+    v = load_series(r.series[0], on_slice=on_slice, first_index=len(r.series[0].slices) // 2)
     t = time.perf_counter() - t0
     arr = v.array
 else:
