@@ -57,21 +57,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_status_bar()
         self.menus = MainMenus(self)
         studies = self.add_panel("Studies", self.browser, Area.LeftDockWidgetArea)
-        warnings = self.add_panel("Warnings", self.warnings, Area.LeftDockWidgetArea)
-        # tags and warnings share the left column's lower half, leaving the right side to
-        # the window/level, layer and measurement panels and the middle to the images
-        self.tabifyDockWidget(warnings, self.add_panel("DICOM Tags", self.tags,
-                                                       Area.LeftDockWidgetArea))
-        warnings.raise_()
-        # the right column: window/level on top, measurements and layers sharing the rest
+        self.add_panel("Warnings", self.warnings, Area.LeftDockWidgetArea)
+        # the right column: window/level on top, measurements, layers and tags sharing the
+        # rest. One tabbed group only: Qt 6.11 leaves a stray copy of the first group's tab
+        # bar floating over the window when a second group is tabified.
         self.window_panel = WindowPanel(self.state, self.views)
         self.measurements = MeasurementsPanel(self.state, self.views)
         self.layers = LayersPanel(self.state)
-        self.add_panel("Window / Level", self.window_panel)
-        self.tabifyDockWidget(self.add_panel("Measurements", self.measurements),
-                              self.add_panel("Layers", self.layers))
-        self.dock("Measurements").raise_()
-        self.resizeDocks([studies], [360], QtCore.Qt.Orientation.Horizontal)
+        window_level = self.add_panel("Window / Level", self.window_panel)
+        measurements = self.add_panel("Measurements", self.measurements)
+        self.tabifyDockWidget(measurements, self.add_panel("Layers", self.layers))
+        self.tabifyDockWidget(measurements, self.add_panel("DICOM Tags", self.tags))
+        measurements.raise_()
+        self.resizeDocks([studies, window_level], [330, 340], QtCore.Qt.Orientation.Horizontal)
         self._connect()
         self.setAcceptDrops(True)
         self._update_title()
