@@ -88,6 +88,25 @@ def _parser() -> argparse.ArgumentParser:
                                                       "several")
     snap.add_argument("--no-overlays", action="store_true",
                       help="leave out corner text, orientation letters and scale bar")
+
+    models = sub.add_parser("models", help="list the AI models and versions, activate or "
+                                           "import one",
+                            description="List every installed AI model version (bundled and "
+                                        "your own) with its task and validation results.")
+    models.add_argument("--json", action="store_true", help="print one JSON object")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION")
+    activate = models_sub.add_parser("activate", help="choose the version that runs",
+                                     description="Make NAME:VERSION the version that runs "
+                                                 "for NAME and the default for its task.")
+    activate.add_argument("ref", metavar="NAME:VERSION")
+    imp = models_sub.add_parser("import", help="add your own .pt2 or .onnx model",
+                                description="Import a torch.export program (.pt2) or an "
+                                            "ONNX file with its card (JSON) as a new version; "
+                                            "a model that does not fit its card is refused.")
+    imp.add_argument("path", metavar="FILE")
+    imp.add_argument("--card", required=True, metavar="CARD.json")
+    imp.add_argument("--name", help="the model name (default: the card's)")
+    imp.add_argument("--version", help="the new version (default: the card's)")
     p.set_defaults(commands=tuple(sub.choices))
     return p
 
@@ -194,6 +213,9 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         return run_snapshot(args.path, args.out, plane=args.plane, slice_number=args.slice,
                             window=args.window, size=args.size, series=args.series,
                             overlays=not args.no_overlays)
+    if args.command == "models":
+        from medview.commands.models import run_models
+        return run_models(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
