@@ -12,7 +12,7 @@ from medview.cli import main
 from tests.ai.tiny_models import card_dict, export_onnx, tiny_unet
 
 METRICS = {"n_studies": 10, "dice": 0.8312, "lesion_sensitivity_6mm": 0.95,
-           "fp_per_study": 0.4, "seeds": [1001, 1010], "note": "demo seeds"}
+           "false_positives_per_study": 0.4, "seeds": [1001, 1010], "note": "demo seeds"}
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_one_line_per_version_with_its_metrics(models, capsys):
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         "lesion-seg:1.0        segmentation    bundled          dice 0.831, "
-        "lesion_sensitivity_6mm 0.95, fp_per_study 0.4",
+        "lesion_sensitivity_6mm 0.95, false_positives_per_study 0.4",
         "lesion-seg:1.1        segmentation    user     active  no validation results",
         "slice-classifier:1.0  classification  bundled  active  auc 0.97",
     ]
@@ -58,7 +58,7 @@ def test_json_carries_every_version_and_the_full_validation(models, capsys):
     assert first["validation"] == METRICS and first["labels"] == ["lung nodule",
                                                                    "liver lesion"]
     assert first["main_metrics"] == {"dice": 0.8312, "lesion_sensitivity_6mm": 0.95,
-                                     "fp_per_study": 0.4}
+                                     "false_positives_per_study": 0.4}
     assert data["models"][1]["parent_version"] == "1.0"
 
 

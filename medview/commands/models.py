@@ -15,14 +15,14 @@ from medview.ai.registry import ModelEntry, scan_models
 from medview.commands import EXIT_OK, EXIT_USAGE
 
 # validation entries worth a column, matched inside the card's metric names
-_MAIN_METRICS = ("dice", "sensitivity", "fp_per_study", "auc", "accuracy", "specificity")
+_MAIN_METRICS = ("dice", "sensitivity", "per_study", "auc", "accuracy", "specificity")
 _MAX_METRICS = 5
 
 
 def main_metrics(validation: dict[str, Any]) -> dict[str, float]:
     """The headline numbers of a card's validation: the top-level numbers whose names speak
-    of Dice, sensitivity, false positives per study, AUC, accuracy or specificity (in the
-    card's order), else its first few numbers."""
+    of Dice, sensitivity, something per study (false positives), AUC, accuracy or
+    specificity (in the card's order, five at most), else its first few numbers."""
     numbers = {k: float(v) for k, v in validation.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     main = {k: v for k, v in numbers.items() if any(m in k for m in _MAIN_METRICS)}
