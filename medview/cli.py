@@ -189,6 +189,11 @@ def _guarded(run: Callable[[], int], log_file: str) -> int:
     except (JobCancelled, KeyboardInterrupt):
         _err("cancelled")
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # the reader of our output went away (`medview info | head`): not an error to
+        # report; point stdout at /dev/null so Python's exit flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:
         log.exception("internal error")
         _err(f"internal error ({type(exc).__name__}: {exc}); details in {log_file}")
