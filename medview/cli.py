@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from medview import __version__
-from medview.commands import EXIT_BAD_INPUT, EXIT_USAGE
+from medview.commands import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger("medview")
 
@@ -88,6 +88,24 @@ def _parser() -> argparse.ArgumentParser:
                                                       "several")
     snap.add_argument("--no-overlays", action="store_true",
                       help="leave out corner text, orientation letters and scale bar")
+
+    infer = sub.add_parser("infer", help="run an AI segmentation model on a study, headless",
+                           description="Run a segmentation model on one series and write a "
+                                       "DICOM SEG (DICOM input), the label map and "
+                                       "probabilities as NIfTI, and findings.json into DIR. "
+                                       "AI assistance — not a diagnosis.")
+    infer.add_argument("path", metavar="PATH", help="DICOM folder, file, zip or DICOMDIR, "
+                                                    "or a NIfTI / NRRD / MHA file")
+    infer.add_argument("--model", required=True, metavar="NAME[:VERSION]",
+                       help="an installed model (see medview models) or a model folder")
+    infer.add_argument("--out", required=True, metavar="DIR",
+                       help="folder for the results: new, empty, or an earlier infer output")
+    infer.add_argument("--series", metavar="UID", help="the series when PATH holds several")
+    infer.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    infer.add_argument("--threshold", type=float, default=0.5, metavar="P",
+                       help="probability a voxel needs to count as a finding (default 0.5)")
+    infer.add_argument("--tta", action="store_true",
+                       help="test-time augmentation (flips): slower, adds an uncertainty map")
 
     models = sub.add_parser("models", help="list the AI models and versions, activate or "
                                            "import one",
@@ -218,6 +236,13 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         return run_snapshot(args.path, args.out, plane=args.plane, slice_number=args.slice,
                             window=args.window, size=args.size, series=args.series,
                             overlays=not args.no_overlays)
+    if args.command == "infer":
+        from medview.commands.infer import run_infer
+        if not 0.0 < args.threshold <= 1.0:
+            parser.error(f"--threshold {args.threshold:g}: use a probability above 0 and at "
+                         f"most 1")
+        return run_infer(args.path, args.model, args.out, series_key=args.series,
+                         device=args.device, threshold=args.threshold, tta=args.tta)
     if args.command == "models":
         from medview.commands.models import run_models
         return run_models(args)

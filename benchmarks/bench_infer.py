@@ -1,0 +1,211 @@
+"""Segmentation speed and memory over a 300-slice 512² demo study, against references run in
+the same session: a plain torch loop and MONAI's SlidingWindowInferer over the same 2.5D
+slices and the same network.
+
+The model is the bundled lesion model when medview/resources/models/lesion-seg exists, else
+a MONAI U-Net of the same architecture with random weights (the speed is the same; the
+findings are meaningless) — the output says which. Each measurement runs in its own child
+process, so imports and earlier runs do not colour its memory: peak RSS is sampled every
+5 ms while the model runs, over the RSS after the volume was loaded.
+
+Goals (issue 5, this CPU with 2 threads): the whole study in < 15 s; peak memory at most
+2x the volume's bytes plus the model. Run:
+    python benchmarks/bench_infer.py [--slices 300] [--threads 2] [--batch N] [--study DIR]
+        [--model NAME|FOLDER] [--device cpu|cuda|mps|auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import json, sys, threading, time
+which, folder, model_dir, threads, batch, device = sys.argv[1:7]
+threads, batch = int(threads), int(batch) or None
+import numpy as np, torch
+torch.set_num_threads(threads)
+from medview.ai.device import choose_device
+from medview.ai.loading import load_model
+from medview.io.open_volume import load_volume
+
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * 4096
+
+dev = choose_device(device)
+model = load_model(model_dir, dev)
+volume, series = load_volume([folder])
+# one warm-up slice first, so torch's one-time set-up (thread pool, kernel caches) is not
+# counted as the run's memory or time, for MedView and the references alike
+half = model.card.context_slices // 2
+model.predict(np.zeros((1, model.card.context_slices, *volume.shape[1:]), np.float32))
+base = rss()
+peak = [base]
+stop = threading.Event()
+def sample():
+    while not stop.is_set():
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.005)
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
+out = {}
+card = model.card
+if which == 'medview':
+    from medview.ai.findings import findings_for
+    from medview.ai.inference import segment
+    t0 = time.perf_counter()
+    result = segment(volume, model, batch_size=batch)
+    batch = result.batch_size
+    out['t'] = time.perf_counter() - t0
+    out['stages'] = result.timings
+    out['batch_used'] = result.batch_size
+    out['warnings'] = result.warnings
+    out['peak_segment'] = peak[0] - base
+    t0 = time.perf_counter()
+    out['findings'] = {t: len(findings_for(result, volume, t)) for t in (0.3, 0.5, 0.7)}
+    out['t_findings'] = (time.perf_counter() - t0) / 3
+else:
+    s = volume.shape[0]
+    lo, hi = card.intensity.low, card.intensity.high
+    labels = np.zeros(volume.shape, np.uint8)
+    net = model.module
+    if which == 'monai':
+        from monai.inferers import SlidingWindowInferer
+        inferer = SlidingWindowInferer(roi_size=volume.shape[1:], sw_batch_size=batch)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for k0 in range(0, s, batch):
+            n = min(batch, s - k0)
+            idx = np.clip(np.arange(k0 - half, k0 + n + half), 0, s - 1)
+            slab = (torch.from_numpy(volume.array[idx]).float().clamp(lo, hi) - lo) / (hi - lo)
+            x = torch.stack([slab[c:c + n] for c in range(card.context_slices)], 1).to(dev)
+            y = inferer(x, net) if which == 'monai' else net(x)
+            labels[k0:k0 + n] = torch.softmax(y, 1).argmax(1).to(torch.uint8).cpu().numpy()
+    out['t'] = time.perf_counter() - t0
+stop.set()
+sampler.join()
+out.update(slices=volume.shape[0], volume_bytes=volume.array.nbytes,
+           peak_over_volume=peak[0] - base,
+           device=str(model.device), dtype=str(volume.array.dtype))
+print('RESULT ' + json.dumps(out))
+"""
+
+
+def model_folder(ref: str | None, work: Path) -> tuple[Path, str]:
+    """The model to time, and a sentence saying which it is."""
+    from medview.ai.registry import bundled_models_dir, resolve
+
+    if ref:
+        if (Path(ref) / "metadata.json").is_file():
+            return Path(ref), f"model folder {ref}"
+        entry = resolve(ref)
+        return entry.folder, f"{entry.ref} ({'bundled' if entry.bundled else 'user'})"
+    if (bundled_models_dir() / "lesion-seg").is_dir():
+        entry = resolve("lesion-seg")
+        return entry.folder, f"{entry.ref} (bundled, trained)"
+    return random_unet(work / "random-unet"), (
+        "a MONAI U-Net with the bundled lesion model's architecture and RANDOM weights (the "
+        "bundled model is not in medview/resources/models yet; speed is the same)")
+
+
+def random_unet(folder: Path) -> Path:
+    import hashlib
+
+    import torch
+    from safetensors.torch import save_file
+
+    from medview.ai.bundled_training import SEG
+    from medview.ai.cards import card_from_dict
+    from medview.ai.networks import build_network
+
+    folder.mkdir(parents=True, exist_ok=True)
+    card = {"name": "random-unet", "version": "1.0", "task": "segmentation", "modality": "CT",
+            "labels": [{"value": 1, "name": "lung nodule"}, {"value": 2, "name": "liver lesion"}],
+            "intensity": {"low": SEG["low"], "high": SEG["high"]}, "architecture": "monai.UNet",
+            "architecture_args": dict(SEG["args"]), "context_slices": SEG["context"]}
+    torch.manual_seed(0)
+    net = build_network(card_from_dict(card, "random card")).eval()
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+              str(folder / "weights.safetensors"))
+    card["weights_sha256"] = hashlib.sha256((folder / "weights.safetensors").read_bytes()
+                                            ).hexdigest()
+    (folder / "metadata.json").write_text(json.dumps(card))
+    return folder
+
+
+def run_child(which: str, study: Path, model: Path, threads: int, batch: int,
+              device: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", CHILD, which, str(study), str(model),
+                           str(threads), str(batch), device], capture_output=True, text=True)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{which} run failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[7:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--slices", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=0,
+                    help="slices per batch (default: MedView's choice for the device, which "
+                         "the references then use too)")
+    ap.add_argument("--study", type=Path, help="a demo study folder to reuse (its series/)")
+    ap.add_argument("--model", help="model reference or folder (default: see above)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        study = args.study
+        if study is None:
+            from medview.io.demo import generate_demo_study
+
+            study = generate_demo_study(work / "demo", seed=1, slices=args.slices).out_dir
+        series = study / "series"
+        folder, which_model = model_folder(args.model, work)
+        model_bytes = (folder / json.loads((folder / "metadata.json").read_text())
+                       .get("weights_file", "weights.safetensors")).stat().st_size
+        devices = [args.device]
+        import torch
+
+        if args.device == "cpu" and torch.cuda.is_available():
+            devices.append("cuda")
+        print(f"model: {which_model}; weights {model_bytes / 2**20:.1f} MiB")
+        for device in devices:
+            ours = run_child("medview", series, folder, args.threads, args.batch, device)
+            used = ours["batch_used"]
+            plain = run_child("plain", series, folder, args.threads, used, device)
+            monai = run_child("monai", series, folder, args.threads, used, device)
+            vol_mb = ours["volume_bytes"] / 2**20
+            print(f"study: {ours['slices']} x 512 x 512 {ours['dtype']} ({vol_mb:.0f} MiB); "
+                  f"device {ours['device']}, {args.threads} torch threads, batch {used}")
+            stages = ", ".join(f"{k} {v:.2f} s" for k, v in ours["stages"].items())
+            print(f"  medview segment:       {ours['t']:6.2f} s  "
+                  f"{ours['slices'] / ours['t']:6.1f} slices/s  ({stages})")
+            for name, ref in (("plain torch loop", plain), ("MONAI SlidingWindow", monai)):
+                print(f"  {name + ':':22s} {ref['t']:6.2f} s  {ref['slices'] / ref['t']:6.1f} "
+                      f"slices/s  medview/reference time = {ours['t'] / ref['t']:.2f}")
+            print(f"  findings at 0.3/0.5/0.7: {ours['findings']}, "
+                  f"{ours['t_findings'] * 1000:.0f} ms per threshold, peak +"
+                  f"{ours['peak_over_volume'] / 2**20:.0f} MiB over the volume with them")
+            extra = ours["peak_segment"] / 2**20
+            goal = 2 * vol_mb + model_bytes / 2**20
+            print(f"  peak memory while it ran: volume {vol_mb:.0f} MiB + {extra:.0f} MiB more "
+                  f"= {vol_mb + extra:.0f} MiB (goal {goal:.0f} MiB: 2x volume + model; "
+                  f"{'met' if vol_mb + extra <= goal else 'NOT met'}); references: "
+                  f"plain +{plain['peak_over_volume'] / 2**20:.0f} MiB, "
+                  f"MONAI +{monai['peak_over_volume'] / 2**20:.0f} MiB")
+            verdict = "met" if ours["t"] < 15 else "NOT met"
+            print(f"  whole study in {ours['t']:.1f} s: goal < 15 s on this CPU {verdict}")
+            if ours["warnings"]:
+                print(f"  warnings: {ours['warnings']}")
+
+
+if __name__ == "__main__":
+    main()

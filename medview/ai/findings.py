@@ -1,0 +1,266 @@
+"""From kept probabilities to a label map and findings at any threshold, without the model.
+
+Probabilities are kept as one byte per voxel, whatever the number of labels: the code says
+which label is the most probable (background aside) and its probability in
+levels = 255 // n_labels steps (127 for two labels: 0.008 apart):
+    code 0: no label above 0.5 / levels;  code c > 0: label index (c - 1) // levels with
+    probability ((c - 1) % levels + 1) / levels.
+A second label's probability where another label is more probable is not kept (labels of
+one model rarely compete in one voxel). So the kept maps cost one byte per voxel — half an
+int16 volume — which holds inference to the goal of 2x the volume's bytes.
+
+The threshold slider must update the mask and the findings list live, so nothing here
+walks whole volumes per label. A coarse index — the largest foreground probability in each
+BLOCK x BLOCK block of each slice, made while the model runs — is thresholded and labelled
+first (300 x 64 x 64 for a 512^2 study: milliseconds); every finding lies inside the box of
+one coarse component (a 26-connected path of voxels maps to a 26-connected path of blocks),
+so the exact work happens on those boxes only. Each box owns just the voxels of its own
+coarse component, so overlapping boxes never count a voxel twice.
+
+A voxel belongs to label L at threshold t when L is its most probable label (background
+aside) and p_L >= t. At t = 0.5 this is the argmax map almost everywhere; at lower t it
+still gives every voxel at most one label, so the mask and the findings agree.
+
+Regions smaller than the card's validated minimum are not listed (see findings_from), and
+the list stops at MAX_FINDINGS, largest first, so a model that does not suit a study cannot
+freeze the panel with a hundred thousand specks.
+
+Longest axial diameter: on each slice of the finding (the acquisition plane, axial for
+axial CT), the largest distance between the centres of the finding's edge pixels (in mm,
+from the pixel spacing; the convex hull keeps it cheap), plus one pixel's extent along that
+line, so a disc of diameter D measures about D. The largest over the slices is reported."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medview.ai.cards import ModelCard
+from medview.core.findings import Finding
+from medview.core.volume import Volume
+
+if TYPE_CHECKING:
+    from medview.ai.inference import SegmentationResult
+
+BLOCK = 8
+MAX_FINDINGS = 500
+UNCERTAINTY_SCALE = 510.0  # std of values in 0..1 is at most 0.5 -> 255 in uint8
+_S26 = np.ones((3, 3, 3), bool)
+Box = tuple[slice, slice, slice]
+
+
+def levels(n_labels: int) -> int:
+    """Probability steps per label in the one-byte code."""
+    return 255 // max(1, n_labels)
+
+
+def quantized_threshold(threshold: float, n_labels: int = 1) -> int:
+    """The smallest level v with v / levels >= threshold (at least 1)."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be above 0 and at most 1, not {threshold}")
+    return max(1, math.ceil(threshold * levels(n_labels) - 1e-6))
+
+
+def encode(fg: np.ndarray) -> np.ndarray:
+    """Codes (N, ...) uint8 from float probabilities (N, labels, ...) of the labels alone;
+    ties go to the first label."""
+    n = fg.shape[1]
+    best = fg.argmax(axis=1)
+    p = np.take_along_axis(fg, best[:, np.newaxis], axis=1)[:, 0]
+    v = np.rint(np.clip(p, 0.0, 1.0) * levels(n)).astype(np.uint8)
+    return np.where(v > 0, best.astype(np.uint8) * np.uint8(levels(n)) + v, 0).astype(np.uint8)
+
+
+def _code_table(n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per code 0..255: its label index (-1 for none) and its level."""
+    lv = levels(n_labels)
+    codes = np.arange(256)
+    index = np.where((codes > 0) & (codes <= n_labels * lv), (codes - 1) // lv, -1)
+    level = np.where(index >= 0, (codes - 1) % lv + 1, 0).astype(np.uint8)
+    return index, level
+
+
+def level_of(codes: np.ndarray, n_labels: int) -> np.ndarray:
+    """The probability level (0..levels) of each code."""
+    return _code_table(n_labels)[1][codes]
+
+
+def probability_of(codes: np.ndarray, n_labels: int, label_index: int | None) -> np.ndarray:
+    """uint8 0..255 probability of one label (0 where another label is more probable), or
+    with label_index None of whichever label is the most probable."""
+    index, level = _code_table(n_labels)
+    mine = index >= 0 if label_index is None else index == label_index
+    lut = np.where(mine, np.rint(level * (255.0 / levels(n_labels))), 0)
+    return lut.astype(np.uint8)[codes]
+
+
+def _threshold_table(card: ModelCard, q: int) -> np.ndarray:
+    """Per code: the label value it shows at quantized threshold q, else 0."""
+    index, level = _code_table(len(card.labels))
+    values = np.array([0] + [lab.value for lab in card.labels], np.uint8)
+    return np.where(level >= q, values[index + 1], 0).astype(np.uint8)
+
+
+def coarse_index(codes: np.ndarray, n_labels: int, block: int = BLOCK) -> np.ndarray:
+    """uint8 (slice, ceil(row/block), ceil(col/block)): the largest probability level in
+    each block. segment() builds it batch by batch; this is for codes from elsewhere."""
+    n, h, w = codes.shape
+    hb, wb = -(-h // block), -(-w // block)
+    padded = np.zeros((n, hb * block, wb * block), np.uint8)
+    padded[:, :h, :w] = level_of(codes, n_labels)
+    return padded.reshape(n, hb, block, wb, block).max(axis=(2, 4))
+
+
+def _boxes(coarse: np.ndarray, q: int, shape: tuple[int, int, int]
+           ) -> Iterator[tuple[Box, np.ndarray]]:
+    """(box in voxels, mask of the voxels this box owns) per coarse component."""
+    from scipy import ndimage
+
+    comp, _ = ndimage.label(coarse >= q, structure=_S26)
+    for i, sl in enumerate(ndimage.find_objects(comp), 1):
+        if sl is None:
+            continue
+        rows = slice(sl[1].start * BLOCK, min(sl[1].stop * BLOCK, shape[1]))
+        cols = slice(sl[2].start * BLOCK, min(sl[2].stop * BLOCK, shape[2]))
+        own = np.repeat(np.repeat(comp[sl] == i, BLOCK, axis=1), BLOCK, axis=2)
+        yield (sl[0], rows, cols), own[:, :rows.stop - rows.start, :cols.stop - cols.start]
+
+
+def label_map_at(codes: np.ndarray, card: ModelCard, threshold: float,
+                 coarse_max: np.ndarray | None = None, out: np.ndarray | None = None
+                 ) -> np.ndarray:
+    """uint8 (slice, row, col) of label values at `threshold`; pass `out` to reuse a
+    buffer while a slider moves."""
+    n = len(card.labels)
+    q = quantized_threshold(threshold, n)
+    coarse = coarse_index(codes, n) if coarse_max is None else coarse_max
+    if out is None:
+        out = np.zeros(codes.shape, np.uint8)
+    else:
+        out.fill(0)
+    table = _threshold_table(card, q)
+    for box, own in _boxes(coarse, q, codes.shape):
+        np.copyto(out[box], table[codes[box]], where=own)
+    return out
+
+
+def _feret_mm(mask2d: np.ndarray, spacing_rc: tuple[float, float]) -> float:
+    """Longest in-plane extent of one slice of a finding (see the module docstring)."""
+    from scipy import ndimage, spatial
+
+    edge = mask2d & ~ndimage.binary_erosion(mask2d)
+    pts = np.argwhere(edge) * np.asarray(spacing_rc)
+    if len(pts) > 8:
+        with contextlib.suppress(spatial.QhullError):  # on one line: all are extremes
+            pts = pts[spatial.ConvexHull(pts).vertices]
+    d2 = ((pts[:, np.newaxis] - pts[np.newaxis]) ** 2).sum(axis=-1)
+    i, j = np.unravel_index(int(d2.argmax()), d2.shape)
+    d = math.sqrt(float(d2[i, j]))
+    if d == 0.0:
+        return float(max(spacing_rc))
+    u = (pts[j] - pts[i]) / d
+    return d + abs(u[0]) * spacing_rc[0] + abs(u[1]) * spacing_rc[1]
+
+
+class FindingList(list):
+    """Findings, plus how many connected regions were left out of the list: smaller than
+    the card's validated minimum size, or beyond MAX_FINDINGS (the largest are kept)."""
+
+    omitted: int = 0
+
+
+def _components(codes: np.ndarray, coarse: np.ndarray, q: int, card: ModelCard
+                ) -> Iterator[tuple[Box, int, np.ndarray, np.ndarray]]:
+    """(box, label index, code crop, connected components) per box and label."""
+    from scipy import ndimage
+
+    table = _threshold_table(card, q)
+    for box, own in _boxes(coarse, q, codes.shape):
+        crop = codes[box]
+        labels = table[crop]
+        labels[~own] = 0
+        for li, lab in enumerate(card.labels):
+            comp, n = ndimage.label(labels == lab.value, structure=_S26)
+            if n:
+                yield box, li, crop, comp
+
+
+def _measure(region: np.ndarray, start: np.ndarray, p: np.ndarray, volume: Volume,
+             uncertainty: np.ndarray | None) -> dict:
+    """Measurements of one connected region; `p` its probabilities (0..1)."""
+    where = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape, strict=True))
+    coords = np.argwhere(region)
+    centroid = coords.mean(axis=0) + start
+    spacing_rc = volume.spacing_mm[1:]
+    unc = None
+    if uncertainty is not None:
+        unc = float(uncertainty[where][region].mean()) / UNCERTAINTY_SCALE
+    return dict(
+        voxel_count=len(coords),
+        volume_ml=len(coords) * abs(float(np.linalg.det(volume.affine[:3, :3]))) / 1000.0,
+        longest_axial_diameter_mm=max(_feret_mm(region[z], spacing_rc)
+                                      for z in range(region.shape[0]) if region[z].any()),
+        centroid_lps=tuple(float(v) for v in volume.index_to_lps(centroid)),
+        centroid_index=tuple(float(v) for v in centroid),
+        bbox_index=(tuple(int(v) for v in start + coords.min(axis=0)),
+                    tuple(int(v) for v in start + coords.max(axis=0))),
+        slice_range=(int(start[0] + coords[:, 0].min()), int(start[0] + coords[:, 0].max())),
+        mean_hu=float(volume.array[where][region].mean(dtype=np.float64)),
+        peak_probability=float(p.max()),
+        mean_probability=float(p.mean(dtype=np.float64)),
+        uncertainty=unc)
+
+
+def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
+                  threshold: float, *, uncertainty: np.ndarray | None = None,
+                  coarse_max: np.ndarray | None = None,
+                  max_findings: int = MAX_FINDINGS) -> FindingList:
+    """Connected findings (26-connectivity) per label at `threshold`, each with its
+    measurements; ordered by label, then first slice, then position; ids from 1.
+
+    Regions smaller than the card's validation["min_component_voxels"] (the post-processing
+    its validation metrics were measured with) are left out, and at most `max_findings` of
+    the largest are listed (a model gone wrong must not freeze the list); `omitted` counts
+    the rest. The label map (label_map_at) still shows every region."""
+    from scipy import ndimage
+
+    n = len(card.labels)
+    q = quantized_threshold(threshold, n)
+    coarse = coarse_index(codes, n) if coarse_max is None else coarse_max
+    lv = levels(n)
+    min_voxels = max(1, int(card.validation.get("min_component_voxels") or 1))
+    # first pass: sizes only, so the size cut-off is known before anything is measured
+    sizes = [np.bincount(comp.ravel())[1:] for *_, comp in _components(codes, coarse, q, card)]
+    all_sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+    big = np.sort(all_sizes[all_sizes >= min_voxels])
+    cutoff = max(min_voxels, int(big[-max_findings]) if len(big) > max_findings else 0)
+    found: list[dict] = []
+    for box, li, crop, comp in _components(codes, coarse, q, card):
+        counts = np.bincount(comp.ravel())
+        origin = np.array([b.start for b in box])
+        lab = card.labels[li]
+        for j, sl in enumerate(ndimage.find_objects(comp), 1):
+            if sl is None or counts[j] < cutoff:
+                continue
+            region = comp[sl] == j
+            start = origin + [s.start for s in sl]
+            p = (level_of(crop[sl][region], n) / lv).astype(np.float64)
+            found.append({"label_value": lab.value, "label_name": lab.name,
+                          **_measure(region, start, p, volume, uncertainty)})
+    found = sorted(found, key=lambda f: -f["voxel_count"])[:max_findings]
+    found.sort(key=lambda f: (f["label_value"], f["slice_range"][0], f["centroid_index"]))
+    out = FindingList(Finding(id=i, model_name=card.name, model_version=card.version,
+                              threshold=float(threshold), **f) for i, f in enumerate(found, 1))
+    out.omitted = len(all_sizes) - len(out)
+    return out
+
+
+def findings_for(result: SegmentationResult, volume: Volume, threshold: float
+                 ) -> FindingList:
+    """findings_from on a SegmentationResult (its coarse index and uncertainty map)."""
+    return findings_from(result.codes, volume, result.card, threshold,
+                         uncertainty=result.uncertainty, coarse_max=result.coarse_max)
