@@ -56,7 +56,8 @@ class InferenceResult:
     def at_threshold(self, volume: Volume, threshold: float) -> InferenceResult:
         """The same run's findings at another threshold, from the kept probabilities."""
         t0 = time.perf_counter()
-        found = findings_for(self.segmentation, volume, _checked(threshold))
+        threshold = _checked(threshold)
+        found = findings_for(self.segmentation, volume, threshold)
         timings = {**self.timings, "findings": time.perf_counter() - t0}
         warnings = [*self.segmentation.warnings, *_capped(found)]
         return replace(self, findings=found, threshold=threshold, timings=timings,
