@@ -20,6 +20,7 @@ from medview.io.image_files import SUPPORTED_READ_SUFFIXES, is_image_file
 from medview.io.workspace import safe_name
 from medview.jobs.studies import FirstSlice
 from medview.ui.menus import MainMenus, about_text
+from medview.ui.panels.ai_panel import AIPanel
 from medview.ui.panels.layers_panel import LayersPanel
 from medview.ui.panels.measurements_panel import MeasurementsPanel
 from medview.ui.panels.study_browser import StudyBrowser
@@ -64,10 +65,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.window_panel = WindowPanel(self.state, self.views)
         self.measurements = MeasurementsPanel(self.state, self.views)
         self.layers = LayersPanel(self.state)
+        self.ai = AIPanel(self.state, lambda: self.views)
         window_level = self.add_panel("Window / Level", self.window_panel)
         measurements = self.add_panel("Measurements", self.measurements)
         self.tabifyDockWidget(measurements, self.add_panel("Layers", self.layers))
         self.tabifyDockWidget(measurements, self.add_panel("DICOM Tags", self.tags))
+        self.tabifyDockWidget(measurements, self.add_panel("AI", self.ai))
         measurements.raise_()
         self.resizeDocks([studies, window_level], [330, 340], QtCore.Qt.Orientation.Horizontal)
         self._connect()
@@ -113,6 +116,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.warnings.count_changed.connect(self._on_warning_count)
         self.measurements.message.connect(self.status_label.setText)
         self.layers.message.connect(self.status_label.setText)
+        self.ai.message.connect(self.status_label.setText)
         for view in self.grid.views:
             view.hovered.connect(self.hover_label.setText)
         self.state.subscribe(self._on_state)
@@ -383,6 +387,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.loader.shutdown()
+        self.ai.shutdown()
         super().closeEvent(ev)
 
 

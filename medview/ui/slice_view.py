@@ -19,8 +19,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.ui.fast_image_item import FastImageItem
 from medview.viewer import state as st
-from medview.viewer.annotations import corner_lines, scale_bar_mm
-from medview.viewer.layers import OverlayLayer
+from medview.viewer.annotations import ai_notes, corner_lines, scale_bar_mm
+from medview.viewer.layers import OverlayLayer, label_outline
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
 
@@ -196,7 +196,10 @@ class SliceView(pg.GraphicsView):
             item.setVisible(layer.visible)
             if not layer.visible:
                 continue
-            item.setImage(self.plane_map.image(layer.array, idx), autoLevels=False,
+            image = self.plane_map.image(layer.array, idx)
+            if layer.kind == "labels" and layer.outline:
+                image = label_outline(image)
+            item.setImage(image, autoLevels=False,
                           levels=(0, 255) if layer.kind == "labels" else
                           (0, layer.heat_scale()))
             item.setLookupTable(_lut(layer))
@@ -352,7 +355,14 @@ class SliceView(pg.GraphicsView):
 
     # -- corner text, orientation letters and scale bar, in screen pixels
     def drawForeground(self, painter: QtGui.QPainter, rect) -> None:
-        if self.state.volume is None or not self.state.show_overlays:
+        if self.state.volume is None:
+            return
+        full = self.state.show_overlays
+        # with the overlays hidden (O) a model's layers still say what made them and that
+        # they are no diagnosis, on screen and in an exported PNG
+        corners = (corner_lines(self.state, self.plane, self.zoom()) if full
+                   else {"br": ai_notes(self.state)})
+        if not any(corners.values()):
             return
         painter.save()
         painter.resetTransform()
@@ -365,14 +375,28 @@ class SliceView(pg.GraphicsView):
         # corner lines stop short of the middle of the edge, where the orientation letter
         # stands: long descriptions ran over it in views narrower than about 500 pixels
         half = max(40, w // 2 - fm.horizontalAdvance("MM") - 6)
-        corners = corner_lines(self.state, self.plane, self.zoom())
+        # the AI note's lines (the last two) run below the bottom letter, so they may take
+        # all the room the bottom-left lines leave: a narrow view still names the model
+        notes = set(ai_notes(self.state))
+        wide = w - 24 - max((fm.horizontalAdvance(ln) for ln in corners.get("bl", [])),
+                            default=0)
         for key, lines in corners.items():
-            lines = [fm.elidedText(ln, QtCore.Qt.TextElideMode.ElideRight, half)
+            lines = [fm.elidedText(ln, QtCore.Qt.TextElideMode.ElideRight,
+                                   max(half, wide) if ln in notes else half)
                      for ln in lines if ln]
             for i, text in enumerate(lines):
                 y = 4 + lh * (i + 1) if key[0] == "t" else h - 6 - lh * (len(lines) - 1 - i)
                 x = 6 if key[1] == "l" else w - 6 - fm.horizontalAdvance(text)
                 _shadow_text(painter, x, y - fm.descent(), text)
+        if full:
+            self._draw_letters(painter, font, w, h, lh)
+            # above the bottom-right lines (two, or four with an AI layer's note)
+            below = max(2, len([ln for ln in corners.get("br", []) if ln]))
+            self._draw_scale_bar(painter, w, h, lh, below)
+        painter.restore()
+
+    def _draw_letters(self, painter: QtGui.QPainter, font: QtGui.QFont, w: int, h: int,
+                      lh: int) -> None:
         top, bottom, left, right = self.plane_map.edge_letters
         big = QtGui.QFont(font)
         big.setPixelSize(font.pixelSize() + 3)
@@ -383,16 +407,15 @@ class SliceView(pg.GraphicsView):
         _shadow_text(painter, (w - fm2.horizontalAdvance(bottom)) // 2, h - 6 - 2 * lh, bottom)
         _shadow_text(painter, 6, h // 2, left)
         _shadow_text(painter, w - 6 - fm2.horizontalAdvance(right), h // 2, right)
-        self._draw_scale_bar(painter, w, h, lh)
-        painter.restore()
 
-    def _draw_scale_bar(self, painter: QtGui.QPainter, w: int, h: int, lh: int) -> None:
+    def _draw_scale_bar(self, painter: QtGui.QPainter, w: int, h: int, lh: int,
+                        below: int = 2) -> None:
         px_w, _ = self.vb.viewPixelSize()
         if not px_w:
             return
         length_mm = scale_bar_mm(w * px_w)
         length_px = round(length_mm / px_w)
-        x1, y = w - 12, h - 3 * lh - 12
+        x1, y = w - 12, h - (below + 1) * lh - 12
         x0 = x1 - length_px
         painter.setPen(QtGui.QPen(TEXT_COLOUR, 2))
         painter.drawLine(x0, y, x1, y)

@@ -39,8 +39,19 @@ def corner_lines(state: ViewerState, plane: Plane, zoom: float) -> dict[str, lis
                                         else f"  Sp {spacing:.2f} mm"),
                f"{_LOCATION[plane]} {position:.1f} mm"],
         "br": [f"Im {idx + 1}/{pm.n_slices}  {plane.value}",
-               f"Se {md.series_number}" if md.series_number is not None else ""],
+               f"Se {md.series_number}" if md.series_number is not None else "",
+               *ai_notes(state)],
     }
+
+
+def ai_notes(state: ViewerState) -> list[str]:
+    """Which models made the AI layers shown, and that their output is not a diagnosis
+    (DESIGN.md section 7): the last lines of the bottom-right corner, so every view and
+    every exported PNG showing a model's output says so; [] when no AI layer is visible.
+    Two short lines, because a corner line is cut at half the view's width."""
+    refs = dict.fromkeys(layer.made_by for layer in state.layers
+                         if layer.visible and layer.made_by)
+    return [f"AI {', '.join(refs)}", "not a diagnosis"] if refs else []
 
 
 # the LPS axis whose coordinate a slice location names, per plane (z for axial, ...)

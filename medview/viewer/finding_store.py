@@ -1,0 +1,201 @@
+"""FindingStore: the reader's accept / reject decisions on AI findings, kept with the series.
+
+The annotation and training issues build on these decisions (which model output a person
+confirmed, which they threw out), so each one is kept with everything needed to find the
+finding again without the model: the finding as it was decided (Finding.to_dict: id, label,
+centroid in LPS and voxels, bounding box, slice range, measurements, model name and
+version, threshold, decision), plus `model` (name:version), `decided_at` (ISO 8601, UTC)
+and `by` (the operating-system user).
+
+One JSON file per series, data_dir()/findings/<safe_name(series_key)>.json, rewritten
+atomically on every decision. Decisions of several models live side by side in it; each
+model's findings only ever see their own. A damaged file is moved aside as
+<name>.damaged-<n> (copied aside when only some entries are bad, so the good ones still
+count) and one sentence says so; a file from a newer MedView, or one holding another
+series (two keys that make the same file name), is left alone and nothing is saved over it.
+
+Finding ids are renumbered whenever the threshold moves, so a decision is matched to a
+finding by place, not id: same model and label, each one's centroid inside the other's
+bounding box (`same_finding`) — the same lesion, grown or shrunk by the threshold."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from medview.core.errors import MedviewError
+from medview.core.findings import Finding
+from medview.io.workspace import atomic_write_text, data_dir, safe_name
+
+FORMAT = "medview-ai-findings"
+VERSION = 1
+
+
+def findings_path(series_key: str) -> Path:
+    return data_dir() / "findings" / f"{safe_name(series_key)}.json"
+
+
+def reader_name() -> str:
+    """The operating-system user, for `by`; "unknown" where the system will not say."""
+    try:
+        return getpass.getuser() or "unknown"
+    except (OSError, KeyError, ImportError):  # no login name, no passwd entry, no pwd
+        return "unknown"
+
+
+def _inside(point: Iterable[float], box: tuple[tuple[int, ...], tuple[int, ...]]) -> bool:
+    return all(lo - 0.5 <= p <= hi + 0.5 for p, lo, hi in zip(point, *box, strict=True))
+
+
+def same_finding(a: Finding, b: Finding) -> bool:
+    """Whether two findings are the same lesion, possibly at different thresholds."""
+    return (a.model_ref == b.model_ref and a.label_value == b.label_value
+            and _inside(a.centroid_index, b.bbox_index)
+            and _inside(b.centroid_index, a.bbox_index))
+
+
+@dataclass(frozen=True)
+class Decision:
+    finding: Finding  # as it was when decided; finding.decision is the decision
+    decided_at: str
+    by: str
+
+    def to_dict(self) -> dict:
+        return {**self.finding.to_dict(), "model": self.finding.model_ref,
+                "decided_at": self.decided_at, "by": self.by}
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> Decision:
+        finding = Finding.from_dict(data, where)  # refuses a malformed entry in one sentence
+        if finding.decision == "pending":
+            raise ValueError("a decision that decides nothing")
+        extra = data if isinstance(data, dict) else {}
+        return cls(finding, str(extra.get("decided_at", "")), str(extra.get("by", "")))
+
+
+class FindingStore:
+    """Decisions of one series. `message` is the last problem, one sentence for the reader
+    ("" when none); the store keeps working in memory whatever happened to the file."""
+
+    def __init__(self, series_key: str) -> None:
+        self.series_key = series_key
+        self.decisions: list[Decision] = []  # oldest first: a later one overrides
+        self.message = ""
+        self.path = findings_path(series_key) if series_key else None
+        self._writable = self.path is not None
+        if self.path is not None:
+            self.decisions = self._read(self.path)
+
+    # -- queries
+    def decision_for(self, finding: Finding) -> Decision | None:
+        """The latest decision on this finding (at any threshold), or None."""
+        return next((d for d in reversed(self.decisions) if same_finding(d.finding, finding)),
+                    None)
+
+    def apply(self, findings: Iterable[Finding]) -> list[Finding]:
+        """The findings with the decisions taken on them ("pending" where none)."""
+        out = []
+        for f in findings:
+            d = self.decision_for(f)
+            out.append(f.with_decision(d.finding.decision if d else "pending"))
+        return out
+
+    # -- changes
+    def decide(self, finding: Finding, decision: str) -> Finding:
+        """Accept, reject, or ("pending") take back the decision on `finding`; saved at
+        once. Returns the finding with its new decision."""
+        decided = finding.with_decision(decision)  # refuses an unknown decision
+        self.decisions = [d for d in self.decisions if not same_finding(d.finding, finding)]
+        if decision != "pending":
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self.decisions.append(Decision(decided, now, reader_name()))
+        self.save()
+        return decided
+
+    def save(self) -> None:
+        if self.path is None or not self._writable:
+            return
+        doc = {"format": FORMAT, "version": VERSION, "series_key": self.series_key,
+               "decisions": [d.to_dict() for d in self.decisions]}
+        try:
+            atomic_write_text(self.path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        except OSError as err:
+            self.message = (f"Decisions on AI findings could not be saved to {self.path} "
+                            f"({err.strerror or err}); free some space or check the folder's "
+                            f"permissions — they are kept until MedView closes.")
+
+    # -- reading
+    def _read(self, path: Path) -> list[Decision]:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            return self._leave(f"The decisions saved for this series could not be read from "
+                               f"{path} ({err.strerror or err})")
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            return self._damaged(path, f"it is not valid JSON text ({err})")
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            return self._damaged(path, "it is not a MedView findings file")
+        version = doc.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            return self._damaged(path, f"its version {version!r} is not valid")
+        if version > VERSION:
+            return self._leave(f"The decisions in {path} were saved by a newer MedView "
+                               f"(format {version})")
+        if doc.get("series_key") != self.series_key:
+            return self._leave(f"{path} holds the decisions of another series")
+        entries = doc.get("decisions")
+        if not isinstance(entries, list):
+            return self._damaged(path, "it has no list of decisions")
+        good, problems = [], []
+        for entry in entries:
+            try:
+                good.append(Decision.from_dict(entry, path.name))
+            except (MedviewError, ValueError) as err:
+                problems.append(str(err))
+        if problems:
+            what = (f"{len(problems)} of the {len(entries)} decisions saved for this series "
+                    f"could not be read ({problems[0]})")
+            try:
+                aside = _aside(path, move=False)
+            except OSError as err:
+                return self._leave(f"{what}, and {path} could not be copied aside "
+                                   f"({err.strerror or err})") + good
+            self.message = f"{what}; the file as it was is kept as {aside.name}."
+        return good
+
+    def _leave(self, what: str) -> list[Decision]:
+        """A file this session must not overwrite: leave it, say so, save nothing."""
+        self._writable = False
+        self.message = f"{what}; it is left as it is and decisions made now are not saved."
+        return []
+
+    def _damaged(self, path: Path, reason: str) -> list[Decision]:
+        try:
+            aside = _aside(path, move=True)
+        except OSError as err:
+            return self._leave(f"The findings file {path} is damaged ({reason}) and could "
+                               f"not be moved aside ({err.strerror or err})")
+        self.message = (f"The findings file {path.name} is damaged ({reason}); it was kept "
+                        f"as {aside.name} and earlier decisions are not shown.")
+        return []
+
+
+def _aside(path: Path, move: bool) -> Path:
+    """<name>.damaged-<n> with the first free n: nothing the reader decided is deleted."""
+    n = 1
+    while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
+        n += 1
+    if move:
+        path.rename(aside)
+    else:
+        shutil.copy2(path, aside)
+    return aside
