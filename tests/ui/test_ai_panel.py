@@ -472,3 +472,19 @@ def test_explain_is_disabled_and_says_why_without_grad_cam(qtbot, viewer, monkey
     panel.refresh_models()
     assert not panel.explain.button.isEnabled()
     assert "medview.ai.gradcam is missing" in panel.explain.button.toolTip()
+
+
+def test_the_picker_shows_the_cards_headline_validation(qtbot, viewer):
+    _, _, panel = viewer
+    validation = {"studies": 10, "sensitivity_ge_6mm": 0.95, "sensitivity_all": 0.9,
+                  "false_positives_per_study": 0.4, "mean_dice_ge_6mm": 0.83}
+    write_folder(registry.user_models_dir() / "card-seg" / "2.0", bright_unet(),
+                 card=card_dict("card-seg", "2.0", input_size=None, validation=validation))
+    panel.refresh_models()
+    assert panel.model_combo.currentText().startswith("bright-seg:1.0")  # the active one
+    combo = panel.model_combo
+    combo.setCurrentIndex(combo.findText("card-seg:2.0", Qt.MatchFlag.MatchStartsWith))
+    assert panel.card_label.text() == (
+        "card-seg:2.0 · CT · lung nodule, liver lesion\nValidation: sensitivity ≥6 mm 0.95 · "
+        "false positives per study 0.4 · mean dice ≥6 mm 0.83")
+    assert "AI assistance — not a diagnosis" in panel.header.text()

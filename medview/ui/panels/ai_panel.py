@@ -167,10 +167,8 @@ class AIPanel(QtWidgets.QWidget):
             self.card_label.setText("Install a model with 'medview models import'.")
             return
         card = entry.card
-        numbers = [(k, v) for k, v in card.validation.items() if isinstance(v, (int, float))
-                   and not isinstance(v, bool) and any(m in k for m in _MAIN_METRICS)][:3]
         shown = " · ".join(f"{k.replace('_ge_6mm', ' ≥6 mm').replace('_', ' ')} {v:.3g}"
-                           for k, v in numbers)
+                           for k, v in _headline(card.validation))
         labels = ", ".join(lab.name for lab in card.labels)
         self.card_label.setText(f"{card.ref} · {card.modality} · {labels}"
                                 + (f"\nValidation: {shown}" if shown else
@@ -376,3 +374,11 @@ class AIPanel(QtWidgets.QWidget):
         self.last_message = box
         self.message.emit(text)
 
+
+def _headline(validation: dict) -> list[tuple[str, float]]:
+    """The card's first number of each kind the panel has room for: sensitivity, false
+    positives per study, Dice (or AUC, accuracy), in that order, three at most."""
+    numbers = [(k, v) for k, v in validation.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    found = [next(((k, v) for k, v in numbers if kind in k), None) for kind in _MAIN_METRICS]
+    return [x for x in found if x is not None][:3]
