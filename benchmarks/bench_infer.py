@@ -9,7 +9,9 @@ process, so imports and earlier runs do not colour its memory: peak RSS is sampl
 5 ms while the model runs, over the RSS after the volume was loaded.
 
 Goals (issue 5, this CPU with 2 threads): the whole study in < 15 s; peak memory at most
-2x the volume's bytes plus the model. Run:
+2x the volume's bytes plus the model. Two torch threads collapse when another process busies
+the second core (NOTES.md), so on a shared machine compare CPU seconds, or use --threads 1.
+Run:
     python benchmarks/bench_infer.py [--slices 300] [--threads 2] [--batch N] [--study DIR]
         [--model NAME|FOLDER] [--device cpu|cuda|mps|auto]
 """
@@ -63,10 +65,9 @@ card = model.card
 if which == 'medview':
     from medview.ai.findings import findings_for
     from medview.ai.inference import segment
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     result = segment(volume, model, batch_size=batch)
-    batch = result.batch_size
-    out['t'] = time.perf_counter() - t0
+    out['t'], out['cpu'] = time.perf_counter() - t0, cpu() - c0
     out['stages'] = result.timings
     out['batch_used'] = result.batch_size
     out['warnings'] = result.warnings
