@@ -5,6 +5,7 @@ folder reported without hiding the others."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -152,4 +153,4 @@ def test_listing_models_never_imports_torch(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "mine:1" in json.loads(r.stdout.splitlines()[0])
-    assert "mine:1  segmentation" in r.stdout
+    assert re.search(r"^mine:1 +segmentation", r.stdout, re.M)  # columns fit the longest

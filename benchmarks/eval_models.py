@@ -1,0 +1,63 @@
+"""Evaluate the bundled models on demo studies from seeds they were never trained on.
+
+Segmentation (lesion-seg): lesion-level sensitivity for lesions of 6 mm and more, false
+positives per study and mean lesion Dice (medview.ai.bundled_eval explains the scoring),
+against the issue's goals (>= 90%, <= 1, >= 0.80), and the CPU time of one 512² slice with
+2 threads (goal: a 300-slice study in under 15 s). Classifier (slice-classifier): per-slice
+AUC and accuracy, and how often the Grad-CAM peak lies within 15 mm of a lesion centre.
+
+The studies are generated once into --cache (the training command's cache folder works).
+
+Run: python benchmarks/eval_models.py [--seeds 1001-1010] [--cache DIR] [--models seg,cls]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+GOALS = {"sensitivity_ge_6mm": (">=", 0.90), "false_positives_per_study": ("<=", 1.0),
+         "mean_dice_ge_6mm": (">=", 0.80)}
+
+
+def main() -> int:
+    import torch
+
+    from medview.ai import bundled_eval
+    from medview.ai.bundled_training import CLS, SEG, parse_seeds
+    from medview.ai.loading import load_model
+    from medview.ai.registry import bundled_models_dir
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default="1001-1010")
+    p.add_argument("--cache", type=Path, default=Path("/tmp/medview-train"))
+    p.add_argument("--models", default="seg,cls")
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    seeds = parse_seeds(a.seeds)
+    report: dict = {}
+    if "seg" in a.models:
+        model = load_model(bundled_models_dir() / "lesion-seg" / "1.0", "cpu", reuse=False)
+        t = time.perf_counter()
+        seg = bundled_eval.evaluate_segmentation(model.module, a.cache, seeds, SEG)
+        seg["wall_s"] = round(time.perf_counter() - t, 1)
+        ms = 1000 * bundled_eval.seconds_per_slice(model.module, SEG["context"])
+        seg["ms_per_512_slice_2_threads"] = round(ms, 1)
+        seg["study_300_slices_s_2_threads"] = round(0.3 * ms, 1)
+        seg["goals_met"] = {k: (seg[k] >= v if op == ">=" else seg[k] <= v)
+                            for k, (op, v) in GOALS.items()}
+        report["lesion-seg"] = seg
+    if "cls" in a.models:
+        model = load_model(bundled_models_dir() / "slice-classifier" / "1.0", "cpu",
+                           reuse=False)
+        report["slice-classifier"] = bundled_eval.evaluate_classifier(model.module, a.cache,
+                                                                      seeds, CLS)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""Write a bundled model's folder: weights as safetensors and a card that says what the
+model is, how it was trained and what it measured on held-out demo studies.
+
+The card is validated with medview.ai.cards before it is written, and its sha256 is that of
+the weights file beside it, so a card can never describe weights it does not sit with.
+Label codes are SNOMED CT codes found in pydicom's code dictionary (codes.SCT): Nodule and
+Lesion, the segment types DICOM SEG uses, with the anatomy in the label name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from medview.ai.cards import CARD_FILE, DISCLAIMER, card_from_dict
+
+VERSION = "1.0"
+CREATED = "2025-06-01"
+SEG_LABELS = [
+    {"value": 1, "name": "lung nodule", "colour": [255, 160, 0],
+     "code": ["SCT", "27925004", "Nodule"]},
+    {"value": 2, "name": "liver lesion", "colour": [0, 200, 255],
+     "code": ["SCT", "52988006", "Lesion"]},
+]
+CLS_LABELS = [{"value": 1, "name": "slice with a lesion", "colour": [255, 80, 80],
+               "code": ["SCT", "52988006", "Lesion"]}]
+
+
+def _spacing(cache: Path, seeds: list[int]) -> tuple[list[float], list[float]]:
+    """Mean in-plane spacing of the training studies and its range."""
+    from medview.ai.bundled_data import cache_study
+
+    px = [cache_study(cache, s).spacing_mm[1] for s in seeds]
+    mean = round(sum(px) / len(px), 4)
+    return [mean, mean], [min(px), max(px)]
+
+
+def _seed_text(seeds: list[int]) -> str:
+    return f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) \
+        else ",".join(map(str, seeds))
+
+
+def write_model(folder: Path, model: Any, card: dict) -> Path:
+    """Save weights and card into folder (created); returns the card's path."""
+    from safetensors.torch import save_file
+
+    from medview.io.workspace import atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / card["weights_file"]
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights), metadata={"name": card["name"], "version": card["version"]})
+    card["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    card_from_dict(card, str(folder / CARD_FILE))  # refuse to write a card MedView rejects
+    atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=2) + "\n")
+    return folder / CARD_FILE
+
+
+def _common(name: str, task: str, labels: list, spec: dict, arch: str, args: dict,
+            spacing: list, context: int, input_size: list | None, training: str,
+            validation: dict, description: str) -> dict:
+    return {
+        "name": name, "version": VERSION, "parent_version": None, "task": task,
+        "labels": labels, "modality": "CT",
+        "intensity": {"low": spec["low"], "high": spec["high"]},
+        "architecture": arch, "architecture_args": {**args, "outputs": "logits"},
+        "weights_file": "weights.safetensors", "weights_format": "safetensors",
+        "weights_sha256": "", "expected_spacing_mm": spacing, "context_slices": context,
+        "input_size": input_size, "training_data": training, "validation": validation,
+        "created": CREATED, "description": f"{description} {DISCLAIMER}.",
+    }
+
+
+def write_segmentation(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
+                       metrics: dict, speed: dict | None = None) -> Path:
+    spacing, span = _spacing(cfg.cache, cfg.train_seeds)
+    training = (
+        f"medview.io.demo generator, site A (non-contrast, 1.5 mm slices, 512 x 512, pixels "
+        f"{span[0]}..{span[1]} mm), full 300-slice studies from seeds "
+        f"{_seed_text(cfg.train_seeds)} ({info['studies']} studies, {info['lesions']} "
+        f"lesions). Phase 1: {info['steps']} steps of batch {spec['batch']} random 2.5D "
+        f"patches of {spec['patch']}² (half centred on a lesion, every lesion equally likely; "
+        f"a quarter on dense structures in the lung; a quarter anywhere), flips and intensity "
+        f"jitter; DiceCE loss, AdamW lr {spec['lr']}, warm-up + cosine; {info['seconds']} s. "
+        f"Phase 2 (hard negatives): the phase-1 model's false-positive voxels on every other "
+        f"training study ({info['mined_voxels']} voxels, at most 50 per mistake) centre 30% "
+        f"of patches (lesions 40%, lung structures 15%, anywhere 15%); {info['hard_steps']} "
+        f"steps, lr {spec['hard_lr']}, warm-up + cosine; {info['hard_seconds']} s. One CPU "
+        f"thread on a shared 2-core machine; seed {cfg.seed}. Reproduce with "
+        f"scripts/train_bundled_models.sh.")
+    validation = {**metrics, **(speed or {})}
+    card = _common(
+        spec["name"], "segmentation", SEG_LABELS, spec, "monai.UNet",
+        {**spec["args"], "in_channels": spec["context"], "out_channels": 3}, spacing,
+        spec["context"], None, training, validation,
+        "2.5D U-Net (three neighbouring slices in, the centre slice's labels out) that "
+        "outlines lung nodules and liver lesions on non-contrast chest-abdomen CT. Trained "
+        "only on MedView's synthetic demo studies: a demonstration model, not validated on "
+        "patients. Labels: lung nodule (SNOMED Nodule in Lung 39607008), liver lesion "
+        "(SNOMED Lesion in Liver 10200004). Post-processing used for validation: probability "
+        f">= 0.5, 26-connected components of at least {metrics.get('min_component_voxels')} "
+        "voxels.")
+    return write_model(Path(out) / spec["name"] / VERSION, model, card)
+
+
+def write_classifier(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
+                     metrics: dict) -> Path:
+    spacing, _ = _spacing(cfg.cache, cfg.classifier_seeds)
+    training = (
+        f"medview.io.demo generator, site A, full 300-slice studies from seeds "
+        f"{_seed_text(cfg.classifier_seeds)} ({info['studies']} studies); every 512² slice "
+        f"normalised then reduced to 128² by 4 x 4 block means; {info['sequences']} runs of "
+        f"{spec['seq'][0]}..{spec['seq'][1]} neighbouring slices (half placed to include a "
+        f"lesion), flips, z reversal and intensity jitter; target: the slice holds any lesion "
+        f"voxel; cross entropy (lesion class weighted 2) plus, weighted "
+        f"{spec['map_weight']}, a coarse lesion map from the encoder's last stage (one cell "
+        f"per 32 x 32 pixels, binary cross entropy, positives weighted "
+        f"{spec['map_pos_weight']}); AdamW lr {spec['lr']}, warm-up + cosine, batch "
+        f"{spec['batch']} runs, {info['steps']} steps, {info['seconds']} s on one CPU thread "
+        f"of a shared 2-core machine; seed {cfg.seed + 1}. Reproduce with "
+        f"scripts/train_bundled_models.sh.")
+    card = _common(
+        spec["name"], "classification", CLS_LABELS, spec, "medview.SliceClassifier",
+        {**spec["args"], "in_channels": 1, "out_channels": 2}, spacing, 1, None, training,
+        metrics,
+        "Says which slices hold a lung nodule or liver lesion: a small CNN encodes each slice "
+        "(reduced to 128², seen through a full and a soft-tissue window, with the slices 2 "
+        "above and below as extra channels) and a bidirectional GRU reads the stack, so each "
+        "slice's answer uses its neighbours. It takes slices of any size and reduces them to "
+        "128² itself (input_size in architecture_args). Give it runs of neighbouring slices "
+        "(validated with windows of 16 overlapping by half, and with the whole study as one "
+        "run); class 1 is 'lesion present'. Explanation: Grad-CAM on the encoder's last "
+        "stage. Trained only on MedView's synthetic demo studies: a "
+        "demonstration model, not validated on patients.")
+    return write_model(Path(out) / spec["name"] / VERSION, model, card)

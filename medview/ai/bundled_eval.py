@@ -1,0 +1,266 @@
+"""How well the bundled models do on demo studies they never saw, scored the way a reader
+would: per lesion, not per voxel.
+
+Segmentation: every slice is predicted whole (512², the U-Net is fully convolutional) from
+its 2.5D stack; a voxel is a label where that label's probability is at least 0.5; connected
+components (26-connected) smaller than MIN_VOXELS are dropped. A ground-truth lesion is
+detected when a kept component of the same label overlaps it; its Dice is against the union
+of those components (0 when missed). A kept component that overlaps no lesion of its label
+is a false positive. Sensitivity and Dice are reported for lesions of 6 mm and more (the
+generator's volume-equivalent diameter) and for all lesions.
+
+Classifier: per-slice probability of "any lesion voxel", AUC and accuracy at 0.5; Grad-CAM
+peak distance to the nearest lesion centre on slices through a lesion's centre."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medview.ai.bundled_data import CachedStudy, cache_study, normalise, slice_targets
+
+MIN_VOXELS = 20  # fixed before validation: a 4 mm nodule is about 45 voxels at site A
+MIN_DIAMETER_MM = 6.0
+CAM_RADIUS_MM = 15.0
+_CONN = np.ones((3, 3, 3), bool)
+
+
+def segment_study(model: Any, ct: np.ndarray, low: float, high: float, context: int = 3,
+                  batch: int = 4) -> np.ndarray:
+    """Label map (uint8) of a whole volume, slice by slice, each with its neighbours."""
+    import torch
+
+    param = next(model.parameters())
+    n, half = ct.shape[0], context // 2
+    out = np.zeros(ct.shape, np.uint8)
+    model.eval()
+    with torch.inference_mode():
+        for k0 in range(0, n, batch):
+            ks = range(k0, min(n, k0 + batch))
+            idx = np.clip(np.arange(k0 - half, ks[-1] + half + 1), 0, n - 1)
+            x = normalise(ct[idx], low, high)
+            stack = np.stack([x[i:i + context] for i in range(len(ks))])
+            probs = torch.softmax(model(torch.from_numpy(stack).to(param.device)), 1)
+            probs = probs.cpu().numpy()
+            for lab in range(1, probs.shape[1]):
+                out[k0:k0 + len(ks)][probs[:, lab] >= 0.5] = lab
+    return out
+
+
+def score_study(pred: np.ndarray, st: CachedStudy, min_voxels: int = MIN_VOXELS) -> dict:
+    """Per-lesion detection and Dice, and false positives, for one study."""
+    from scipy import ndimage
+
+    gt = np.asarray(st.labels)
+    sp = np.asarray(st.spacing_mm)
+    origin = np.asarray(st.meta["origin_lps_mm"])
+    lesions, fps = [], {1: 0, 2: 0}
+    for value in (1, 2):
+        box = _bbox((gt == value) | (pred == value))
+        g_inst, _ = ndimage.label(gt[box] == value, _CONN)
+        p_inst, n_p = ndimage.label(pred[box] == value, _CONN)
+        offset = np.array([b.start for b in box])
+        p_size = np.bincount(p_inst.ravel(), minlength=n_p + 1)
+        g_size = np.bincount(g_inst.ravel())
+        kept = set(np.flatnonzero(p_size >= min_voxels).tolist()) - {0}
+        # voxels shared by each (predicted component, lesion) pair, kept components only
+        both = (p_inst > 0) & (g_inst > 0)
+        pairs, shared = np.unique(np.stack([p_inst[both], g_inst[both]]), axis=1,
+                                  return_counts=True)
+        keep = np.isin(pairs[0], list(kept))
+        pairs, shared = pairs[:, keep], shared[keep]
+        fps[value] = len(kept - set(pairs[0].tolist()))
+        for les in (x for x in st.lesions if x["label_value"] == value and x["n_voxels"]):
+            c = np.asarray(les["centre_lps_mm"])
+            idx = np.round([(c[2] - origin[2]) / sp[0], (c[1] - origin[1]) / sp[1],
+                            (c[0] - origin[0]) / sp[2]]).astype(int)
+            g_id = _instance_near(g_inst, idx - offset)
+            mine = pairs[1] == g_id
+            comps = pairs[0][mine]
+            dice = 2 * int(shared[mine].sum()) / (int(g_size[g_id]) + int(p_size[comps].sum()))
+            lesions.append({"id": les["id"], "label": value, "kind": les["kind"],
+                            "diameter_mm": les["diameter_mm"], "detected": bool(len(comps)),
+                            "dice": round(dice, 4)})
+    return {"seed": st.seed, "lesions": lesions, "false_positives": fps}
+
+
+def _bbox(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box holding every True voxel (an empty box when there is none)."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1) if len(hit) else slice(0, 0))
+    return tuple(box)
+
+
+def _instance_near(inst: np.ndarray, idx: np.ndarray) -> int:
+    """The ground-truth component at (or, for an odd shape, nearest to) a lesion's centre."""
+    lo = np.maximum(idx - 12, 0)
+    box = inst[lo[0]:idx[0] + 13, lo[1]:idx[1] + 13, lo[2]:idx[2] + 13]
+    pts = np.argwhere(box > 0)
+    if not len(pts):
+        return -1
+    d = np.linalg.norm(pts + lo - idx, axis=1)
+    return int(box[tuple(pts[int(np.argmin(d))])])
+
+
+def summarise_segmentation(per_study: list[dict]) -> dict:
+    """Sensitivity (>= 6 mm and all), false positives per study, mean lesion Dice."""
+    les = [x for s in per_study for x in s["lesions"]]
+    big = [x for x in les if x["diameter_mm"] >= MIN_DIAMETER_MM]
+
+    def sens(items: list[dict]) -> float | None:
+        return round(sum(x["detected"] for x in items) / len(items), 4) if items else None
+
+    def dice(items: list[dict]) -> float | None:
+        return round(float(np.mean([x["dice"] for x in items])), 4) if items else None
+
+    n = len(per_study)
+    fp = [s["false_positives"] for s in per_study]
+    out = {
+        "studies": n, "lesions": len(les), "lesions_ge_6mm": len(big),
+        "sensitivity_ge_6mm": sens(big), "sensitivity_all": sens(les),
+        "false_positives_per_study": round(sum(f[1] + f[2] for f in fp) / max(n, 1), 3),
+        "mean_dice_ge_6mm": dice(big),
+        "mean_dice_detected_ge_6mm": dice([x for x in big if x["detected"]]),
+    }
+    for value, name in ((1, "lung_nodule"), (2, "liver_lesion")):
+        sub = [x for x in big if x["label"] == value]
+        out[f"{name}_sensitivity_ge_6mm"] = sens(sub)
+        out[f"{name}_mean_dice_ge_6mm"] = dice(sub)
+        out[f"{name}_false_positives_per_study"] = round(sum(f[value] for f in fp) /
+                                                         max(n, 1), 3)
+    out["missed_ge_6mm"] = [{"seed": s["seed"], **x} for s in per_study for x in s["lesions"]
+                            if x["diameter_mm"] >= MIN_DIAMETER_MM and not x["detected"]]
+    return out
+
+
+def evaluate_segmentation(model: Any, cache: Path, seeds: list[int], spec: dict) -> dict:
+    per_study, seconds = [], 0.0
+    for seed in seeds:
+        st = cache_study(cache, seed)
+        t = time.perf_counter()
+        pred = segment_study(model, st.ct, spec["low"], spec["high"], spec["context"])
+        seconds += time.perf_counter() - t
+        per_study.append(score_study(pred, st))
+    out = summarise_segmentation(per_study)
+    out.update(held_out_seeds=list(seeds), min_component_voxels=MIN_VOXELS, threshold=0.5,
+               eval_seconds_per_study=round(seconds / max(len(seeds), 1), 1))
+    return out
+
+
+def classify_study(model: Any, small: np.ndarray, window: int = 16) -> np.ndarray:
+    """Per-slice lesion probability: windows of `window` slices overlapping by half, each
+    slice's probability the mean over the windows that hold it."""
+    import torch
+
+    param = next(model.parameters())
+    n = small.shape[0]
+    total, count = np.zeros(n), np.zeros(n)
+    starts = list(range(0, max(n - window, 0) + 1, max(window // 2, 1)))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    model.eval()
+    with torch.inference_mode():
+        for s in starts:
+            x = torch.from_numpy(np.asarray(small[s:s + window], np.float32)[:, None])
+            p = torch.softmax(model(x.to(param.device)), 1)[:, 1].cpu().numpy()
+            total[s:s + len(p)] += p
+            count[s:s + len(p)] += 1
+    return (total / np.maximum(count, 1)).astype(np.float32)
+
+
+def auc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
+    from scipy.stats import rankdata
+
+    pos, neg = int(truth.sum()), int((~truth).sum())
+    if not pos or not neg:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[truth].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def evaluate_classifier(model: Any, cache: Path, seeds: list[int], spec: dict) -> dict:
+    scores, truths, whole, hits = [], [], [], []
+    for seed in seeds:
+        st = cache_study(cache, seed)
+        small = st.small(spec["low"], spec["high"])
+        truth = slice_targets(st.labels)
+        scores.append(classify_study(model, small))
+        truths.append(truth)
+        whole.append(classify_study(model, small, window=len(small)))
+        hits.extend(gradcam_hits(model, st, spec))
+    s, t, w = np.concatenate(scores), np.concatenate(truths), np.concatenate(whole)
+    nod = [h for h in hits if h[0] == 1]
+    return {
+        "held_out_seeds": list(seeds), "slices": len(t), "lesion_slices": int(t.sum()),
+        "auc": round(auc(s, t), 4), "accuracy": round(float(((s >= 0.5) == t).mean()), 4),
+        "sensitivity": round(float((s[t] >= 0.5).mean()), 4),
+        "specificity": round(float((s[~t] < 0.5).mean()), 4),
+        "auc_whole_study_one_sequence": round(auc(w, t), 4),
+        "accuracy_whole_study_one_sequence": round(float(((w >= 0.5) == t).mean()), 4),
+        "window_slices": 16,
+        "gradcam_nodule_peak_within_15mm": round(float(np.mean([h[1] for h in nod])), 4)
+        if nod else None,
+        "gradcam_nodules": len(nod),
+        "gradcam_liver_peak_within_15mm": round(float(np.mean([h[1] for h in hits
+                                                                if h[0] == 2])), 4)
+        if any(h[0] == 2 for h in hits) else None,
+    }
+
+
+def gradcam_hits(model: Any, st: CachedStudy, spec: dict) -> list[tuple[int, bool]]:
+    """For each lesion of 6 mm and more: (its label, whether the Grad-CAM peak of the slice
+    through its centre, in a 16-slice window, lies within 15 mm of a lesion centre on that
+    slice)."""
+    from medview.ai.gradcam import gradcam, peak_index
+
+    sp = np.asarray(st.spacing_mm)
+    origin = np.asarray(st.meta["origin_lps_mm"])
+    n = st.ct.shape[0]
+    centres = []
+    for les in st.lesions:
+        c = np.asarray(les["centre_lps_mm"])
+        centres.append((les, (c[2] - origin[2]) / sp[0], (c[1] - origin[1]) / sp[1],
+                        (c[0] - origin[0]) / sp[2]))
+    out = []
+    for les, k, _r, _c in centres:
+        if les["diameter_mm"] < MIN_DIAMETER_MM or not les["n_voxels"]:
+            continue
+        k = int(np.rint(k))
+        s = int(np.clip(k - 8, 0, max(n - 16, 0)))
+        x = normalise(st.ct[s:s + 16], spec["low"], spec["high"])
+        heat = gradcam(model, x).heatmaps[k - s]
+        pr, pc = peak_index(heat)
+        on_slice = [(r2, c2) for le2, k2, r2, c2 in centres
+                    if abs(k2 - k) * sp[0] <= le2["diameter_mm"] / 2]
+        dist = min(float(np.hypot((pr - r2) * sp[1], (pc - c2) * sp[2]))
+                   for r2, c2 in on_slice)
+        out.append((les["label_value"], dist <= CAM_RADIUS_MM))
+    return out
+
+
+def seconds_per_slice(model: Any, channels: int, size: int = 512, slices: int = 24,
+                      threads: int = 2) -> float:
+    """Median forward time of one 512² slice on the CPU with `threads` threads (batch 1)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    x = torch.rand(1, channels, size, size)
+    times = []
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+            for _ in range(slices):
+                t = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(before)
+    return float(np.median(times))

@@ -1,0 +1,293 @@
+"""Train the two bundled models on demo studies and write their folders (card + weights).
+
+`scripts/train_bundled_models.sh` is the one documented command; it runs
+`python -m medview.ai.bundled_training all`. Everything is seeded: the demo seeds, the patch
+and sequence samplers, torch's initialisation and dropout; on CPU with deterministic
+algorithms the same command gives the same weights (thread counts and library versions can
+still change float rounding). Training checkpoints every few hundred steps and resumes from
+its last checkpoint, so a stopped run loses little.
+
+Validation uses demo seeds that training never sees (1001..1010 by default); the numbers
+that land in each card come from medview.ai.bundled_eval on those seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medview.ai import bundled_cards
+from medview.ai.bundled_data import CachedStudy, PatchSampler, SequenceSampler, cache_study
+
+log = logging.getLogger("medview.train")
+
+
+@dataclass
+class RunConfig:
+    cache: Path
+    work: Path  # checkpoints and logs
+    train_seeds: list[int] = field(default_factory=lambda: list(range(1, 33)))
+    # the classifier's studies: only their 128² slices are used, so it can afford more
+    classifier_seeds: list[int] = field(default_factory=lambda: list(range(1, 97)))
+    val_seeds: list[int] = field(default_factory=lambda: list(range(1001, 1011)))
+    seed: int = 20240501
+    threads: int = 1
+
+
+def _setup_torch(seed: int, threads: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 2% of the peak learning rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    q = (step - warmup) / max(1, total - warmup)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(q, 1.0)))
+
+
+class _Checkpoint:
+    """Model, optimiser, step and sampler RNG state in one weights-only torch file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def save(self, step: int, model: Any, opt: Any, rng: np.random.Generator,
+             history: list, seconds: float) -> None:
+        import torch
+
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"step": step, "model": model.state_dict(), "opt": opt.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "np_rng": json.dumps(rng.bit_generator.state),
+                    "history": json.dumps(history), "seconds": seconds}, tmp)
+        tmp.replace(self.path)
+
+    def load(self, model: Any, opt: Any, rng: np.random.Generator
+             ) -> tuple[int, list, float]:
+        import torch
+
+        if not self.path.exists():
+            return 0, [], 0.0
+        ck = torch.load(self.path, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        torch.set_rng_state(ck["torch_rng"])
+        rng.bit_generator.state = json.loads(ck["np_rng"])
+        log.info("resumed %s at step %d", self.path.name, ck["step"])
+        return int(ck["step"]), json.loads(ck["history"]), float(ck["seconds"])
+
+
+def _loop(name: str, model: Any, batch_loss: Any, rng: np.random.Generator, work: Path,
+          steps: int, lr: float, every: int = 200) -> dict:
+    """The shared training loop: AdamW, warm-up + cosine, logging and checkpoints;
+    `batch_loss()` draws the next batch and returns its loss."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    ck = _Checkpoint(work / f"{name}.ckpt.pt")
+    start, history, seconds = ck.load(model, opt, rng)
+    model.train()
+    t0 = last = time.perf_counter()
+    running: list[float] = []
+    for step in range(start, steps):
+        for g in opt.param_groups:
+            g["lr"] = lr * _schedule(step, steps, warmup=max(1, steps // 40))
+        opt.zero_grad(set_to_none=True)
+        loss = batch_loss()
+        loss.backward()
+        opt.step()
+        running.append(float(loss.detach()))
+        if (step + 1) % 50 == 0:
+            rate = (time.perf_counter() - t0) / len(running)
+            history.append([step + 1, round(float(np.mean(running)), 5)])
+            log.info("%s step %d/%d loss %.4f lr %.2e %.2f s/step", name, step + 1, steps,
+                     np.mean(running), opt.param_groups[0]["lr"], rate)
+            t0, running = time.perf_counter(), []
+        if (step + 1) % every == 0 or step + 1 == steps:
+            now = time.perf_counter()
+            seconds, last = seconds + now - last, now
+            ck.save(step + 1, model, opt, rng, history, seconds)
+    model.eval()
+    return {"steps": steps, "loss_history": history, "seconds": round(seconds)}
+
+
+# Two phases: lesion / lung-vessel / anywhere patches, then hard negatives: the mistakes
+# the phase-1 model makes on every other training study join the mix at a lower rate.
+SEG = {"name": "lesion-seg", "patch": 160, "batch": 16, "steps": 6000, "lr": 2e-3,
+       "hard_steps": 2000, "hard_lr": 5e-4, "hard_mix": (0.4, 0.15, 0.15, 0.3),
+       "context": 3, "low": -1000.0, "high": 400.0,
+       "args": {"spatial_dims": 2, "channels": [8, 16, 32, 64, 128], "strides": [2, 2, 2, 2],
+                "num_res_units": 1, "norm": "batch"}}
+# windows in the card's normalised units: the full -1000..400 HU and -100..200 HU; each
+# slice is seen with the slices 2 above and 2 below (3 mm at site A), so a vessel running
+# through the slice and a nodule ending near it look different to the encoder
+CLS = {"name": "slice-classifier", "seq": (8, 24), "batch": 6, "steps": 3000, "lr": 2e-3,
+       "low": -1000.0, "high": 400.0, "map_weight": 2.0, "map_pos_weight": 5.0,
+       "args": {"features": [16, 32, 64], "embed": 64, "hidden": 32, "input_size": 128,
+                "dropout": 0.2, "windows": [[0.0, 1.0], [0.6429, 0.8571]],
+                "z_offsets": [-2, 0, 2], "map_evidence": True}}
+
+
+def train_segmentation(cfg: RunConfig, steps: int | None = None,
+                       hard_steps: int | None = None) -> tuple[Any, dict]:
+    """2.5D U-Net on lesion-centred, vessel and random 160² patches (DiceCE loss), then on
+    its own mistakes as well (see SEG)."""
+    import torch
+    from monai.losses import DiceCELoss
+    from monai.networks.nets import UNet
+
+    _setup_torch(cfg.seed, cfg.threads)
+    steps = steps or SEG["steps"]
+    studies = [cache_study(cfg.cache, s) for s in cfg.train_seeds]
+    sampler = PatchSampler(studies, SEG["patch"], SEG["context"], SEG["low"], SEG["high"],
+                           seed=cfg.seed)
+    model = UNet(in_channels=SEG["context"], out_channels=3, **SEG["args"])
+    loss = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
+
+    def batch_loss() -> Any:
+        xs, ys = zip(*(sampler.sample() for _ in range(SEG["batch"])), strict=True)
+        x, y = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))[:, None]
+        return loss(model(x), y)
+
+    info = _loop("lesion-seg", model, batch_loss, sampler.rng, cfg.work, steps, SEG["lr"])
+    hard_steps = hard_steps or SEG["hard_steps"]
+    mined_file = cfg.work / "lesion-seg-mined.npz"
+    if not mined_file.exists():
+        mined = mine_false_positives(model, studies[::2], cfg.seed)
+        np.savez(mined_file, *mined)
+    # batch_loss draws from `sampler`, which from here on is the hard-negative one
+    with np.load(mined_file) as f:
+        mined = [f[f"arr_{i}"] for i in range(len(f.files))]
+    mined = [mined[i // 2] if i % 2 == 0 else np.zeros((0, 3), np.int32)
+             for i in range(len(studies))]
+    sampler = PatchSampler(studies, SEG["patch"], SEG["context"], SEG["low"], SEG["high"],
+                           seed=cfg.seed + 2, mix=SEG["hard_mix"], mined=mined)
+    hard = _loop("lesion-seg-hard", model, batch_loss, sampler.rng, cfg.work, hard_steps,
+                 SEG["hard_lr"])
+    info.update(patches=(steps + hard_steps) * SEG["batch"], hard_steps=hard_steps,
+                hard_seconds=hard["seconds"], hard_loss_history=hard["loss_history"],
+                mined_voxels=sum(len(m) for m in mined), lesions=len(sampler.lesion_voxels),
+                studies=len(studies))
+    return model, info
+
+
+def mine_false_positives(model: Any, studies: list[CachedStudy], seed: int,
+                         per_component: int = 50) -> list[np.ndarray]:
+    """Voxels the model wrongly calls lesion in each study (at most `per_component` from
+    each connected mistake, so one large mistake does not crowd out the many small ones)."""
+    from scipy import ndimage
+
+    from medview.ai.bundled_eval import segment_study
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for st in studies:
+        pred = segment_study(model, st.ct, SEG["low"], SEG["high"], SEG["context"])
+        wrong, _ = ndimage.label((pred > 0) & (pred != np.asarray(st.labels)))
+        picked = []
+        for i, box in enumerate(ndimage.find_objects(wrong), start=1):
+            if box is None:
+                continue
+            vox = np.argwhere(wrong[box] == i) + [b.start for b in box]
+            picked.append(vox[rng.permutation(len(vox))[:per_component]])
+        out.append(np.concatenate(picked).astype(np.int32) if picked
+                   else np.zeros((0, 3), np.int32))
+        log.info("mined seed %d: %d voxels from %d mistakes", st.seed, len(out[-1]),
+                 len(picked))
+    return out
+
+
+def train_classifier(cfg: RunConfig, steps: int | None = None) -> tuple[Any, dict]:
+    """CNN + bidirectional GRU on runs of 8..24 neighbouring 128² slices (cross entropy)."""
+    import torch
+
+    from medview.ai.slice_classifier import SliceClassifier
+
+    _setup_torch(cfg.seed + 1, cfg.threads)
+    steps = steps or CLS["steps"]
+    studies = [cache_study(cfg.cache, s) for s in cfg.classifier_seeds]
+    sampler = SequenceSampler(studies, CLS["seq"], CLS["low"], CLS["high"], seed=cfg.seed + 1)
+    model = SliceClassifier(in_channels=1, out_channels=2, **CLS["args"])
+    # lesion slices are about one in five: weight them up a little so both errors count;
+    # lesion cells are about one in a hundred of a lesion slice's map
+    ce = torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0]))
+    bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(CLS["map_pos_weight"]))
+
+    def batch_loss() -> Any:
+        x, y, maps = (torch.from_numpy(a) for a in sampler.batch(CLS["batch"]))
+        logits, map_logits = model.forward_with_map(x)
+        return ce(logits.reshape(-1, 2), y.reshape(-1)) + \
+            CLS["map_weight"] * bce(map_logits, maps)
+
+    info = _loop("slice-classifier", model, batch_loss, sampler.rng, cfg.work, steps,
+                 CLS["lr"])
+    info.update(sequences=steps * CLS["batch"], studies=len(studies))
+    return model, info
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1-32' or '1,2,5' -> list of ints."""
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from medview.ai import bundled_eval
+
+    p = argparse.ArgumentParser(prog="python -m medview.ai.bundled_training",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("model", choices=("seg", "classifier", "all"))
+    p.add_argument("--cache", type=Path, default=Path("/tmp/medview-train"))
+    p.add_argument("--work", type=Path, default=None, help="checkpoints and logs")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "resources" /
+                   "models")
+    p.add_argument("--train-seeds", default="1-32", help="segmentation training seeds")
+    p.add_argument("--classifier-seeds", default="1-96")
+    p.add_argument("--val-seeds", default="1001-1010")
+    p.add_argument("--steps", type=int, default=None, help="override the step count")
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args(argv)
+    work = a.work or a.cache / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        handlers=[logging.FileHandler(work / "train.log"),
+                                  logging.StreamHandler()])
+    cfg = RunConfig(a.cache, work, train_seeds=parse_seeds(a.train_seeds),
+                    classifier_seeds=parse_seeds(a.classifier_seeds),
+                    val_seeds=parse_seeds(a.val_seeds), threads=a.threads)
+    for s in sorted(set(cfg.train_seeds + cfg.classifier_seeds + cfg.val_seeds)):
+        cache_study(cfg.cache, s)
+    if set(cfg.train_seeds + cfg.classifier_seeds) & set(cfg.val_seeds):
+        p.error("training and validation seeds overlap")
+    if a.model in ("seg", "all"):
+        model, info = train_segmentation(cfg, a.steps)
+        metrics = bundled_eval.evaluate_segmentation(model, cfg.cache, cfg.val_seeds, SEG)
+        ms = 1000 * bundled_eval.seconds_per_slice(model, SEG["context"])
+        speed = {"ms_per_512_slice_2_threads": round(ms, 1),
+                 "study_300_slices_s_2_threads": round(0.3 * ms, 1)}
+        bundled_cards.write_segmentation(a.out, model, SEG, cfg, info, metrics, speed)
+    if a.model in ("classifier", "all"):
+        model, info = train_classifier(cfg, a.steps)
+        metrics = bundled_eval.evaluate_classifier(model, cfg.cache, cfg.val_seeds, CLS)
+        bundled_cards.write_classifier(a.out, model, CLS, cfg, info, metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The pieces of the bundled models' training and scoring, on a small synthetic study with
+known lesions: seeded samplers that find the lesions, per-lesion scoring that counts what a
+reader would, and the learning-rate schedule."""
+
+import numpy as np
+import pytest
+
+from medview.ai.bundled_data import (
+    CachedStudy,
+    PatchSampler,
+    SequenceSampler,
+    coarse_maps,
+    downsample,
+    normalise,
+    slice_targets,
+)
+from medview.ai.bundled_eval import auc, score_study, summarise_segmentation
+from medview.ai.bundled_training import _schedule, parse_seeds
+from medview.core.errors import InvalidInputError
+
+SPACING = (1.5, 0.7, 0.7)
+
+
+def _ball(shape, centre, radius_vox):
+    k, i, j = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    c = centre
+    return ((k - c[0]) * SPACING[0]) ** 2 + ((i - c[1]) * SPACING[1]) ** 2 + \
+        ((j - c[2]) * SPACING[2]) ** 2 <= (radius_vox * SPACING[1]) ** 2
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> CachedStudy:
+    """24 x 128 x 128: lung (-850 HU) with a nodule (label 1), soft tissue with a lesion (2)."""
+    shape = (24, 128, 128)
+    ct = np.full(shape, 60, np.int16)
+    ct[:, :, :64] = -850
+    labels = np.zeros(shape, np.uint8)
+    lesions = []
+    for les_id, (value, centre, r, hu) in enumerate(
+            [(1, (8, 60, 28), 6, 40), (2, (15, 60, 96), 8, 20)], start=1):
+        ball = _ball(shape, centre, r)
+        ct[ball], labels[ball] = hu, value
+        lps = [centre[2] * SPACING[2], centre[1] * SPACING[1], centre[0] * SPACING[0]]
+        lesions.append({"id": les_id, "label_value": value, "kind": "solid",
+                        "diameter_mm": 2 * r * SPACING[1], "n_voxels": int(ball.sum()),
+                        "centre_lps_mm": lps})
+    meta = {"lesions": lesions, "spacing_mm": list(SPACING), "origin_lps_mm": [0, 0, 0]}
+    return CachedStudy(tmp_path_factory.mktemp("study"), 7, ct, labels, meta)
+
+
+def test_normalise_and_downsample():
+    hu = np.array([[-2000, -1000, -300, 400, 3000]], np.int16)
+    np.testing.assert_allclose(normalise(hu, -1000, 400), [[0, 0, 0.5, 1, 1]])
+    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    np.testing.assert_allclose(downsample(x, 2), [[[2.5, 4.5], [10.5, 12.5]]])
+    with pytest.raises(InvalidInputError, match="whole blocks"):
+        downsample(np.zeros((1, 5, 5), np.float32), 2)
+
+
+def test_patch_sampler_is_seeded_and_finds_the_lesions(study):
+    def draw(seed):
+        sampler = PatchSampler([study], 32, 3, -1000, 400, seed=seed, mix=(1, 0, 0))
+        return [sampler.sample() for _ in range(20)]
+
+    a, b = draw(3), draw(3)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert a[0][0].shape == (3, 32, 32) and a[0][1].shape == (32, 32)
+    assert all(y.any() for _, y in a)  # lesion-centred patches hold lesion
+    assert {1, 2} <= set(np.unique(np.concatenate([y.ravel() for _, y in a])))
+
+
+def test_patch_sampler_draws_mined_mistakes(study):
+    mistake = np.array([[20, 50, 10]], np.int32)
+    sampler = PatchSampler([study], 32, 3, -1000, 400, seed=0, mix=(0, 0, 0, 1),
+                           mined=[mistake])
+    s, centre = sampler.centre()
+    assert s == 0 and centre[0] == 20 and abs(centre[1] - 50) <= 8 and abs(centre[2] - 10) <= 8
+    with pytest.raises(InvalidInputError, match="mined"):
+        PatchSampler([study], 32, 3, -1000, 400, seed=0, mix=(0, 0, 0, 1))
+
+
+def test_sequence_sampler_targets_and_maps_agree(study):
+    sampler = SequenceSampler([study], (4, 8), -1000, 400, seed=1, grid=16)
+    x, y, maps = sampler.batch(5)
+    assert x.shape[:3] == (5, y.shape[1], 1) and x.shape[3:] == (128, 128)
+    assert maps.shape == (*y.shape, 16, 16)
+    np.testing.assert_array_equal(maps.any(axis=(2, 3)), y.astype(bool))
+    np.testing.assert_array_equal(coarse_maps(study.labels, 16).any(axis=(1, 2)),
+                                  slice_targets(study.labels))
+
+
+def test_perfect_prediction_scores_perfectly(study):
+    scored = score_study(np.asarray(study.labels).copy(), study)
+    assert [les["detected"] for les in scored["lesions"]] == [True, True]
+    assert [les["dice"] for les in scored["lesions"]] == [1.0, 1.0]
+    assert scored["false_positives"] == {1: 0, 2: 0}
+
+
+def test_misses_wrong_labels_and_false_positives_are_counted(study):
+    pred = np.zeros_like(study.labels)
+    pred[study.labels == 1] = 2  # the nodule called a liver lesion: a miss and a false alarm
+    pred[2:4, 100:106, 10:16] = 1  # a false nodule of 72 voxels
+    pred[20, 120, 120] = 1  # a speck below the size limit: dropped
+    scored = score_study(pred, study, min_voxels=20)
+    nodule, lesion = scored["lesions"]
+    assert not nodule["detected"] and nodule["dice"] == 0
+    assert not lesion["detected"]
+    assert scored["false_positives"] == {1: 1, 2: 1}
+    summary = summarise_segmentation([scored])
+    assert summary["sensitivity_ge_6mm"] == 0 and summary["false_positives_per_study"] == 2
+
+
+def test_a_partly_found_lesion_counts_with_its_dice(study):
+    pred = np.asarray(study.labels).copy()
+    pred[:, :, 96:] = 0  # half of the liver lesion kept
+    scored = score_study(pred, study)
+    lesion = scored["lesions"][1]
+    assert lesion["detected"] and 0.5 < lesion["dice"] < 0.8
+
+
+def test_auc_and_seeds_and_schedule():
+    truth = np.array([0, 0, 1, 1], bool)
+    assert auc(np.array([0.1, 0.2, 0.8, 0.9]), truth) == 1.0
+    assert auc(np.array([0.5, 0.5, 0.5, 0.5]), truth) == 0.5
+    assert parse_seeds("1-3,7") == [1, 2, 3, 7]
+    assert _schedule(0, 100, 10) == pytest.approx(0.1)
+    assert _schedule(10, 100, 10) == pytest.approx(1.0)
+    assert _schedule(100, 100, 10) == pytest.approx(0.02)

@@ -1,0 +1,92 @@
+"""The slice classifier: shapes, context across slices, in-network downsampling, building and
+loading through the card, and bad inputs refused in one sentence."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medview.ai.slice_classifier import SliceClassifier
+from medview.core.errors import InvalidInputError
+
+ARGS = {"features": [4, 8], "embed": 8, "hidden": 4, "input_size": 32, "dropout": 0.0}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def tiny(seed: int = 0) -> SliceClassifier:
+    torch.manual_seed(seed)
+    return SliceClassifier(in_channels=1, out_channels=2, **ARGS).eval()
+
+
+def stack(n: int = 6, size: int = 32, seed: int = 1) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).random((n, 1, size, size),
+                                                               dtype=np.float32))
+
+
+def test_batched_stacks_and_one_stack_give_per_slice_logits():
+    model = tiny()
+    with torch.no_grad():
+        batched = model(torch.stack([stack(seed=1), stack(seed=2)]))
+        one = model(stack(seed=2))
+    assert batched.shape == (2, 6, 2) and one.shape == (6, 2)
+    torch.testing.assert_close(batched[1], one)
+
+
+def test_each_slice_answer_uses_its_neighbours():
+    """The GRU carries context: changing slice 0 changes slice 1's logit."""
+    model = tiny()
+    x = stack()
+    y = x.clone()
+    y[0] = 5.0
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    assert (a[1] - b[1]).abs().max() > 1e-4
+    assert (a[5] - b[5]).abs().max() > 1e-6  # a bidirectional GRU reaches the far end too
+
+
+def test_full_size_slices_are_reduced_by_block_means_inside():
+    model = tiny()
+    big = stack(size=128)
+    means = big.reshape(6, 1, 32, 4, 32, 4).mean(dim=(3, 5))
+    with torch.no_grad():
+        torch.testing.assert_close(model(big), model(means), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(6, 32, 32), (6, 2, 32, 32), (1, 2, 3, 1, 32, 32)])
+def test_wrong_input_shapes_are_refused(shape):
+    with pytest.raises(InvalidInputError, match="SliceClassifier expects"):
+        tiny()(torch.zeros(shape))
+
+
+def test_an_input_size_the_stages_cannot_halve_is_refused():
+    with pytest.raises(InvalidInputError, match="input size"):
+        SliceClassifier(features=[4, 8, 16, 32], input_size=8)
+
+
+def test_builds_and_loads_through_its_card(tmp_path):
+    from safetensors.torch import save_file
+
+    from medview.ai.loading import load_model, sha256_hex
+
+    model = tiny(seed=3)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(tmp_path / "weights.safetensors"))
+    card = {"name": "tiny-cls", "version": "1.0", "task": "classification", "modality": "CT",
+            "labels": [{"value": 1, "name": "slice with a lesion"}],
+            "intensity": {"low": -1000, "high": 400}, "architecture": "medview.SliceClassifier",
+            "architecture_args": {**ARGS, "outputs": "logits"}, "context_slices": 1,
+            "weights_sha256": sha256_hex((tmp_path / "weights.safetensors").read_bytes())}
+    (tmp_path / "metadata.json").write_text(json.dumps(card))
+    loaded = load_model(tmp_path, "cpu", reuse=False)
+    x = stack().numpy()
+    probs = loaded.predict(x)
+    assert probs.shape == (6, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
