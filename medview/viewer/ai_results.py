@@ -38,7 +38,7 @@ from medview.viewer.state import ViewerState
 MASK_MODES = ("filled", "outline", "off")
 MASK_OPACITY = {"filled": 0.45, "outline": 1.0}
 THRESHOLD_RANGE = (0.05, 0.95)
-FOCUS_MARGIN_MM = 15.0  # around a finding zoomed to, at least half its size
+FOCUS_MARGIN_MM = 25.0  # around a finding zoomed to, at least half its size
 
 
 class DecodedVolume:
@@ -187,7 +187,7 @@ def focus_rect_mm(finding: Finding, pm: PlaneMap,
                   margin_mm: float = FOCUS_MARGIN_MM) -> tuple[float, float, float, float]:
     """(x, y, width, height) in a view's scene millimetres that shows the finding's bounding
     box with a margin of `margin_mm`, or half its size when larger, on every side: a small
-    nodule fills about a fifth of the view, with enough around it to see where it is."""
+    nodule fills about a tenth of the view, with enough around it to see where it lies."""
     first, last = finding.bbox_index
     rows, cols = [], []
     for corner in itertools.product(*zip(first, last, strict=True)):

@@ -57,7 +57,7 @@ def blobs() -> Volume:
     for (cz, cy, cx), r, hu in (((5, 20, 20), 6, 300), ((10, 44, 40), 8, 150),
                                 ((12, 16, 48), 5, 80)):
         a[((z - cz) * 2) ** 2 + ((y - cy) * 0.8) ** 2 + ((x - cx) * 0.8) ** 2 <= r * r] = hu
-    affine = np.diag([3.0, 1.6, 1.6, 1.0])  # 102 x 102 x 48 mm: room to zoom in
+    affine = np.diag([3.0, 2.4, 2.4, 1.0])  # 154 x 154 x 48 mm: room to zoom in
     affine[:3, 3] = (-50.0, -50.0, 60.0)
     return Volume(a, affine, VolumeMetadata(modality="CT", source="blobs", series_number=4))
 

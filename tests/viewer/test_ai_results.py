@@ -151,7 +151,7 @@ def test_go_to_puts_the_crosshair_on_the_centroid_and_the_box_in_every_plane(sho
         centre = shown.state.maps[plane]
         assert x < (col + 0.5) * centre.pixel_mm[1] < x + w
         assert y < (row + 0.5) * centre.pixel_mm[0] < y + h
-        assert w >= 2 * 15.0 and h >= 2 * 15.0
+        assert w >= 2 * 25.0 and h >= 2 * 25.0
 
 
 def test_tta_adds_an_uncertainty_layer_when_asked(shown):
