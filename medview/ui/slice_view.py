@@ -375,22 +375,23 @@ class SliceView(pg.GraphicsView):
         # corner lines stop short of the middle of the edge, where the orientation letter
         # stands: long descriptions ran over it in views narrower than about 500 pixels
         half = max(40, w // 2 - fm.horizontalAdvance("MM") - 6)
-        # the AI note's lines (the last two) run below the bottom letter, so they may take
+        # the AI note's lines below the bottom letter (the last two of the corner) may take
         # all the room the bottom-left lines leave: a narrow view still names the model
         notes = set(ai_notes(self.state))
         wide = w - 24 - max((fm.horizontalAdvance(ln) for ln in corners.get("bl", [])),
                             default=0)
         for key, lines in corners.items():
-            lines = [fm.elidedText(ln, QtCore.Qt.TextElideMode.ElideRight,
-                                   max(half, wide) if ln in notes else half)
-                     for ln in lines if ln]
-            for i, text in enumerate(lines):
-                y = 4 + lh * (i + 1) if key[0] == "t" else h - 6 - lh * (len(lines) - 1 - i)
+            lines = [ln for ln in lines if ln]
+            for i, line in enumerate(lines):
+                from_bottom = len(lines) - 1 - i
+                room = max(half, wide) if line in notes and from_bottom < 2 else half
+                text = fm.elidedText(line, QtCore.Qt.TextElideMode.ElideRight, room)
+                y = 4 + lh * (i + 1) if key[0] == "t" else h - 6 - lh * from_bottom
                 x = 6 if key[1] == "l" else w - 6 - fm.horizontalAdvance(text)
                 _shadow_text(painter, x, y - fm.descent(), text)
         if full:
             self._draw_letters(painter, font, w, h, lh)
-            # above the bottom-right lines (two, or four with an AI layer's note)
+            # above the bottom-right lines (two, more with the AI note)
             below = max(2, len([ln for ln in corners.get("br", []) if ln]))
             self._draw_scale_bar(painter, w, h, lh, below)
         painter.restore()

@@ -48,10 +48,10 @@ def ai_notes(state: ViewerState) -> list[str]:
     """Which models made the AI layers shown, and that their output is not a diagnosis
     (DESIGN.md section 7): the last lines of the bottom-right corner, so every view and
     every exported PNG showing a model's output says so; [] when no AI layer is visible.
-    Two short lines, because a corner line is cut at half the view's width."""
+    A short line per model, because corner lines are cut to fit a narrow view."""
     refs = dict.fromkeys(layer.made_by for layer in state.layers
                          if layer.visible and layer.made_by)
-    return [f"AI {', '.join(refs)}", "not a diagnosis"] if refs else []
+    return [*(f"AI {ref}" for ref in refs), "not a diagnosis"] if refs else []
 
 
 # the LPS axis whose coordinate a slice location names, per plane (z for axial, ...)

@@ -172,6 +172,13 @@ def test_a_result_belongs_to_its_series(shown):
         AIResults(ViewerState(), shown.result)
 
 
+def test_each_model_shown_is_named_on_its_own_line(shown):
+    shown.state.add_layer(explanation_layer(shown.volume.shape, 4, np.ones((40, 48)),
+                                            "slice-classifier:1.0"))
+    assert ai_notes(shown.state) == ["AI fake-seg:1.0", "AI slice-classifier:1.0",
+                                     "not a diagnosis"]
+
+
 def test_explanation_layer_fills_one_slice_only():
     heat = np.linspace(0, 1, 40 * 48, dtype=np.float32).reshape(40, 48)
     layer = explanation_layer((12, 40, 48), 5, heat, "slice-classifier:1.0")
