@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from job_driver import drive
 
 from medview.ai.findings import findings_for, label_map_at
 from medview.ai.inference import clear_kept
@@ -21,13 +22,6 @@ from tests.ai.seg_models import BRIGHT_NAME, write_bright_model
 torch.set_num_threads(1)
 
 
-def drive(gen):
-    yielded = []
-    try:
-        while True:
-            yielded.append(next(gen))
-    except StopIteration as stop:
-        return stop.value, yielded
 
 
 @pytest.fixture(scope="module")

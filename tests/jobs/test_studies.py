@@ -1,19 +1,10 @@
 import numpy as np
 import pytest
 from dicom_factory import write_ct_series
+from job_driver import drive
 
 from medview.core.jobs import CancelToken, JobCancelled, JobContext
 from medview.jobs.studies import FirstSlice, load_job, scan_job
-
-
-def drive(gen):
-    """Run a job generator to its return value, collecting what it yields."""
-    yielded = []
-    try:
-        while True:
-            yielded.append(next(gen))
-    except StopIteration as stop:
-        return stop.value, yielded
 
 
 def test_scan_then_load_emits_the_middle_slice_first(tmp_path):
