@@ -42,6 +42,12 @@ def _seed_text(seeds: list[int]) -> str:
         else ",".join(map(str, seeds))
 
 
+def _mix_text(mix: tuple) -> str:
+    names = ("lesion", "lung structure", "anywhere", "mined")
+    return ", ".join(f"{round(100 * w / sum(mix))}% {n}" for w, n in zip(mix, names, strict=False)
+                     if w)
+
+
 def write_model(folder: Path, model: Any, card: dict) -> Path:
     """Save weights and card into folder (created); returns the card's path."""
     from safetensors.torch import save_file
@@ -76,20 +82,25 @@ def _common(name: str, task: str, labels: list, spec: dict, arch: str, args: dic
 def write_segmentation(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
                        metrics: dict, speed: dict | None = None) -> Path:
     spacing, span = _spacing(cfg.cache, cfg.train_seeds)
+    studies = [f"{ph['name']}: {ph['steps']} steps, lr {ph['lr']}, studies "
+               f"{_seed_text(cfg.train_seeds[:ph['studies']])}, patch centres "
+               f"{_mix_text(ph['mix'])}"
+               + (f" (the previous model's mistakes on seeds "
+                  f"{_seed_text(cfg.train_seeds[slice(*ph['mine'])])} join the mined pool, "
+                  f"{ph['mined_voxels']} voxels)"
+                  if "mine" in ph else "") + f", {ph['seconds']} s"
+               for ph in info["phases"]]
     training = (
         f"medview.io.demo generator, site A (non-contrast, 1.5 mm slices, 512 x 512, pixels "
         f"{span[0]}..{span[1]} mm), full 300-slice studies from seeds "
         f"{_seed_text(cfg.train_seeds)} ({info['studies']} studies, {info['lesions']} "
-        f"lesions). Phase 1: {info['steps']} steps of batch {spec['batch']} random 2.5D "
-        f"patches of {spec['patch']}² (half centred on a lesion, every lesion equally likely; "
-        f"a quarter on dense structures in the lung; a quarter anywhere), flips and intensity "
-        f"jitter; DiceCE loss, AdamW lr {spec['lr']}, warm-up + cosine; {info['seconds']} s. "
-        f"Phase 2 (hard negatives): the phase-1 model's false-positive voxels on every other "
-        f"training study ({info['mined_voxels']} voxels, at most 50 per mistake) centre 30% "
-        f"of patches (lesions 40%, lung structures 15%, anywhere 15%); {info['hard_steps']} "
-        f"steps, lr {spec['hard_lr']}, warm-up + cosine; {info['hard_seconds']} s. One CPU "
-        f"thread on a shared 2-core machine; seed {cfg.seed}. Reproduce with "
-        f"scripts/train_bundled_models.sh.")
+        f"lesions). Random 2.5D patches of {spec['patch']}², batch {spec['batch']}, flips and "
+        f"intensity jitter, DiceCE loss, AdamW with warm-up + cosine per phase. Phases: "
+        + "; ".join(studies) + f". A lesion patch centres on a voxel of a lesion, every "
+        f"lesion equally likely; a lung-structure patch on a dense voxel in the lung; a "
+        f"mined patch on a voxel a previous phase's model wrongly called lesion (at most 50 "
+        f"per mistake). {info['seconds']} s in all on one CPU thread of a shared 2-core "
+        f"machine; seed {cfg.seed}. Reproduce with scripts/train_bundled_models.sh.")
     validation = {**metrics, **(speed or {})}
     card = _common(
         spec["name"], "segmentation", SEG_LABELS, spec, "monai.UNet",
@@ -132,6 +143,9 @@ def write_classifier(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
         "128² itself (input_size in architecture_args). Give it runs of neighbouring slices "
         "(validated with windows of 16 overlapping by half, and with the whole study as one "
         "run); class 1 is 'lesion present'. Explanation: Grad-CAM on the encoder's last "
-        "stage. Trained only on MedView's synthetic demo studies: a "
+        "stage. Limitations, measured: it leans on the level of the body a slice is at as "
+        "much as on the lesion (see gradcam_*_peak_within_15mm: the Grad-CAM peak seldom "
+        "lies on a nodule) and it is unreliable on short scans (auc_short_scans_*), a layout "
+        "it never saw in training. Trained only on MedView's synthetic demo studies: a "
         "demonstration model, not validated on patients.")
     return write_model(Path(out) / spec["name"] / VERSION, model, card)

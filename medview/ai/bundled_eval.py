@@ -25,6 +25,7 @@ from medview.ai.bundled_data import CachedStudy, cache_study, normalise, slice_t
 MIN_VOXELS = 20  # fixed before validation: a 4 mm nodule is about 45 voxels at site A
 MIN_DIAMETER_MM = 6.0
 CAM_RADIUS_MM = 15.0
+SHORT_SCANS, SHORT_SLICES = 5, 120
 _CONN = np.ones((3, 3, 3), bool)
 
 
@@ -210,7 +211,22 @@ def evaluate_classifier(model: Any, cache: Path, seeds: list[int], spec: dict) -
         "gradcam_liver_peak_within_15mm": round(float(np.mean([h[1] for h in hits
                                                                 if h[0] == 2])), 4)
         if any(h[0] == 2 for h in hits) else None,
+        **_short_scans(model, cache, seeds[:SHORT_SCANS], spec),
     }
+
+
+def _short_scans(model: Any, cache: Path, seeds: list[int], spec: dict) -> dict:
+    """The same held-out seeds as short scans (120 slices centred near the diaphragm, the
+    lesions crowded into them): a layout training never showed."""
+    scores, truths = [], []
+    for seed in seeds:
+        st = cache_study(cache, seed, slices=SHORT_SLICES)
+        scores.append(classify_study(model, st.small(spec["low"], spec["high"])))
+        truths.append(slice_targets(st.labels))
+    per_study = [round(auc(s, t), 3) for s, t in zip(scores, truths, strict=True)]
+    s, t = np.concatenate(scores), np.concatenate(truths)
+    return {f"auc_short_scans_{SHORT_SLICES}_slices": round(auc(s, t), 4),
+            f"auc_short_scans_{SHORT_SLICES}_slices_per_study": per_study}
 
 
 def gradcam_hits(model: Any, st: CachedStudy, spec: dict) -> list[tuple[int, bool]]:

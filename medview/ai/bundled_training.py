@@ -26,6 +26,7 @@ import numpy as np
 
 from medview.ai import bundled_cards
 from medview.ai.bundled_data import CachedStudy, PatchSampler, SequenceSampler, cache_study
+from medview.core.errors import InvalidInputError
 
 log = logging.getLogger("medview.train")
 
@@ -34,7 +35,7 @@ log = logging.getLogger("medview.train")
 class RunConfig:
     cache: Path
     work: Path  # checkpoints and logs
-    train_seeds: list[int] = field(default_factory=lambda: list(range(1, 33)))
+    train_seeds: list[int] = field(default_factory=lambda: list(range(1, 57)))
     # the classifier's studies: only their 128² slices are used, so it can afford more
     classifier_seeds: list[int] = field(default_factory=lambda: list(range(1, 97)))
     val_seeds: list[int] = field(default_factory=lambda: list(range(1001, 1011)))
@@ -124,13 +125,23 @@ def _loop(name: str, model: Any, batch_loss: Any, rng: np.random.Generator, work
     return {"steps": steps, "loss_history": history, "seconds": round(seconds)}
 
 
-# Two phases: lesion / lung-vessel / anywhere patches, then hard negatives: the mistakes
-# the phase-1 model makes on every other training study join the mix at a lower rate.
-SEG = {"name": "lesion-seg", "patch": 160, "batch": 16, "steps": 6000, "lr": 2e-3,
-       "hard_steps": 2000, "hard_lr": 5e-4, "hard_mix": (0.4, 0.15, 0.15, 0.3),
-       "context": 3, "low": -1000.0, "high": 400.0,
+# Phases: (1) lesion / lung-structure / anywhere patches from the first 32 training studies;
+# (2) hard negatives: the phase-1 model's mistakes on every other one of those join the mix;
+# (3) 24 more studies: the phase-2 model's mistakes on them (studies it never saw, so
+# mistakes it has not learnt away) join the pool, and their lesions the lesion patches.
+# mix: lesion, lung structure, anywhere, mined mistake; mine: study indices to mine.
+SEG = {"name": "lesion-seg", "patch": 160, "batch": 16, "context": 3,
+       "low": -1000.0, "high": 400.0,
        "args": {"spatial_dims": 2, "channels": [8, 16, 32, 64, 128], "strides": [2, 2, 2, 2],
-                "num_res_units": 1, "norm": "batch"}}
+                "num_res_units": 1, "norm": "batch"},
+       "phases": [
+           {"name": "lesion-seg", "studies": 32, "steps": 6000, "lr": 2e-3,
+            "mix": (0.5, 0.25, 0.25)},
+           {"name": "lesion-seg-hard", "studies": 32, "steps": 2000, "lr": 5e-4,
+            "mix": (0.4, 0.15, 0.15, 0.3), "mine": (0, 32, 2)},
+           {"name": "lesion-seg-hard2", "studies": 56, "steps": 3000, "lr": 5e-4,
+            "mix": (0.35, 0.1, 0.15, 0.4), "mine": (32, 56, 1)},
+       ]}
 # windows in the card's normalised units: the full -1000..400 HU and -100..200 HU; each
 # slice is seen with the slices 2 above and 2 below (3 mm at site A), so a vessel running
 # through the slice and a nodule ending near it look different to the encoder
@@ -141,47 +152,55 @@ CLS = {"name": "slice-classifier", "seq": (8, 24), "batch": 6, "steps": 3000, "l
                 "z_offsets": [-2, 0, 2], "map_evidence": True}}
 
 
-def train_segmentation(cfg: RunConfig, steps: int | None = None,
-                       hard_steps: int | None = None) -> tuple[Any, dict]:
-    """2.5D U-Net on lesion-centred, vessel and random 160² patches (DiceCE loss), then on
-    its own mistakes as well (see SEG)."""
+def train_segmentation(cfg: RunConfig) -> tuple[Any, dict]:
+    """2.5D U-Net trained in the phases of SEG (DiceCE loss, AdamW, warm-up + cosine each)."""
     import torch
     from monai.losses import DiceCELoss
     from monai.networks.nets import UNet
 
     _setup_torch(cfg.seed, cfg.threads)
-    steps = steps or SEG["steps"]
     studies = [cache_study(cfg.cache, s) for s in cfg.train_seeds]
-    sampler = PatchSampler(studies, SEG["patch"], SEG["context"], SEG["low"], SEG["high"],
-                           seed=cfg.seed)
     model = UNet(in_channels=SEG["context"], out_channels=3, **SEG["args"])
     loss = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
+    sampler: PatchSampler | None = None
 
     def batch_loss() -> Any:
         xs, ys = zip(*(sampler.sample() for _ in range(SEG["batch"])), strict=True)
         x, y = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))[:, None]
         return loss(model(x), y)
 
-    info = _loop("lesion-seg", model, batch_loss, sampler.rng, cfg.work, steps, SEG["lr"])
-    hard_steps = hard_steps or SEG["hard_steps"]
-    mined_file = cfg.work / "lesion-seg-mined.npz"
-    if not mined_file.exists():
-        mined = mine_false_positives(model, studies[::2], cfg.seed)
-        np.savez(mined_file, *mined)
-    # batch_loss draws from `sampler`, which from here on is the hard-negative one
-    with np.load(mined_file) as f:
-        mined = [f[f"arr_{i}"] for i in range(len(f.files))]
-    mined = [mined[i // 2] if i % 2 == 0 else np.zeros((0, 3), np.int32)
-             for i in range(len(studies))]
-    sampler = PatchSampler(studies, SEG["patch"], SEG["context"], SEG["low"], SEG["high"],
-                           seed=cfg.seed + 2, mix=SEG["hard_mix"], mined=mined)
-    hard = _loop("lesion-seg-hard", model, batch_loss, sampler.rng, cfg.work, hard_steps,
-                 SEG["hard_lr"])
-    info.update(patches=(steps + hard_steps) * SEG["batch"], hard_steps=hard_steps,
-                hard_seconds=hard["seconds"], hard_loss_history=hard["loss_history"],
-                mined_voxels=sum(len(m) for m in mined), lesions=len(sampler.lesion_voxels),
-                studies=len(studies))
-    return model, info
+    mined = [np.zeros((0, 3), np.int32) for _ in studies]
+    phases = []
+    for i, ph in enumerate(SEG["phases"]):
+        use = studies[:ph["studies"]]
+        if len(use) < ph["studies"]:
+            raise InvalidInputError(None, f"phase {ph['name']} needs {ph['studies']} "
+                                          f"training studies; give more --train-seeds")
+        if "mine" in ph:
+            _mine(model, studies, range(*ph["mine"]), mined, cfg.work / f"{ph['name']}"
+                  "-mined.npz", cfg.seed + 2 * (i - 1))
+        sampler = PatchSampler(use, SEG["patch"], SEG["context"], SEG["low"], SEG["high"],
+                               seed=cfg.seed + 2 * i, mix=ph["mix"],
+                               mined=mined[:len(use)] if "mine" in ph else None)
+        done = _loop(ph["name"], model, batch_loss, sampler.rng, cfg.work, ph["steps"],
+                     ph["lr"])
+        phases.append({**ph, "seconds": done["seconds"], "loss_history": done["loss_history"],
+                       "mined_voxels": sum(len(m) for m in mined[:len(use)]),
+                       "lesions": len(sampler.lesion_voxels)})
+    return model, {"phases": phases, "studies": len(studies),
+                   "lesions": phases[-1]["lesions"],
+                   "seconds": sum(p["seconds"] for p in phases)}
+
+
+def _mine(model: Any, studies: list[CachedStudy], where: range, mined: list[np.ndarray],
+          path: Path, seed: int) -> None:
+    """Add the model's mistakes on studies[where] to `mined` (kept in `path` for reruns)."""
+    if not path.exists():
+        found = mine_false_positives(model, [studies[i] for i in where], seed)
+        np.savez(path, *found)
+    with np.load(path) as f:
+        for j, i in enumerate(where):
+            mined[i] = np.concatenate([mined[i], f[f"arr_{j}"]])
 
 
 def mine_false_positives(model: Any, studies: list[CachedStudy], seed: int,
@@ -257,10 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=None, help="checkpoints and logs")
     p.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "resources" /
                    "models")
-    p.add_argument("--train-seeds", default="1-32", help="segmentation training seeds")
+    p.add_argument("--train-seeds", default="1-56", help="segmentation training seeds")
     p.add_argument("--classifier-seeds", default="1-96")
     p.add_argument("--val-seeds", default="1001-1010")
-    p.add_argument("--steps", type=int, default=None, help="override the step count")
+    p.add_argument("--steps", type=int, default=None,
+                   help="override the classifier's step count (for a quick trial)")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     work = a.work or a.cache / "work"
@@ -276,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if set(cfg.train_seeds + cfg.classifier_seeds) & set(cfg.val_seeds):
         p.error("training and validation seeds overlap")
     if a.model in ("seg", "all"):
-        model, info = train_segmentation(cfg, a.steps)
+        model, info = train_segmentation(cfg)
         metrics = bundled_eval.evaluate_segmentation(model, cfg.cache, cfg.val_seeds, SEG)
         ms = 1000 * bundled_eval.seconds_per_slice(model, SEG["context"])
         speed = {"ms_per_512_slice_2_threads": round(ms, 1),

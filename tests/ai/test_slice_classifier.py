@@ -90,3 +90,21 @@ def test_builds_and_loads_through_its_card(tmp_path):
     with torch.no_grad():
         expected = torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
     np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_map_evidence_adds_the_maps_soft_maximum_to_the_lesion_logit():
+    torch.manual_seed(0)
+    with_map = SliceClassifier(**ARGS, map_evidence=True, z_offsets=[-1, 0, 1],
+                               windows=[[0, 1], [0.5, 0.8]]).eval()
+    plain = SliceClassifier(**ARGS, z_offsets=[-1, 0, 1], windows=[[0, 1], [0.5, 0.8]]).eval()
+    plain.load_state_dict(with_map.state_dict())
+    x = stack()
+    with torch.no_grad():
+        logits, maps = with_map.forward_with_map(x)
+        base = plain(x)
+    cells = maps.flatten(1)
+    soft_max = (torch.logsumexp(4 * cells, dim=1) - np.log(cells.shape[1])) / 4
+    torch.testing.assert_close(logits[:, 0], base[:, 0])
+    torch.testing.assert_close(logits[:, 1], base[:, 1] + soft_max)
+    assert maps.shape == (6, 8, 8)  # 32² input, two halving stages after a strided stem
+    assert cells.amax(1).ge(soft_max).all() and cells.mean(1).le(soft_max).all()

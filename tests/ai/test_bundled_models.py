@@ -1,0 +1,134 @@
+"""The two bundled models: their cards are complete and honest, their weights load through
+MedView's loader against those cards; on a small demo study from a seed never used in
+training the segmentation model finds the lesions of 6 mm and more, and on a full-length one
+the classifier flags the slices that hold lesions and explains them with Grad-CAM."""
+
+import hashlib
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from medview.ai.bundled_training import CLS, SEG, parse_seeds
+from medview.ai.cards import DISCLAIMER, load_card
+from medview.ai.registry import bundled_models_dir
+
+SEG_DIR = bundled_models_dir() / "lesion-seg" / "1.0"
+CLS_DIR = bundled_models_dir() / "slice-classifier" / "1.0"
+SLAB_SEED, SLAB_SLICES = 9001, 40  # 60 mm through the lung bases and the liver
+FULL_SEED = 9002
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("folder", [SEG_DIR, CLS_DIR], ids=["seg", "cls"])
+def test_cards_are_complete_and_match_their_weights(folder):
+    from pydicom.sr.codedict import codes
+
+    card = load_card(folder)
+    weights = (folder / card.weights_file).read_bytes()
+    assert hashlib.sha256(weights).hexdigest() == card.weights_sha256
+    assert len(weights) < 5 * 2**20 and card.weights_format == "safetensors"
+    assert card.version == "1.0" and card.parent_version is None and card.modality == "CT"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", card.created)
+    assert DISCLAIMER in card.description
+    assert card.architecture_args["outputs"] == "logits"
+    assert card.expected_spacing_mm and 0.6 < card.expected_spacing_mm[0] < 0.75
+    for label in card.labels:  # SNOMED codes DICOM SEG can carry, as pydicom knows them
+        scheme, value, meaning = label.code
+        known = {str(getattr(codes.SCT, n).value) for n in codes.SCT.dir(meaning.split()[0])}
+        assert scheme == "SCT" and value in known
+    held_out = card.validation["held_out_seeds"]
+    trained = parse_seeds(re.search(r"seeds (\d+)\.\.(\d+)", card.training_data)
+                          .expand(r"\1-\2"))
+    assert len(held_out) == 10 and not set(held_out) & set(trained)
+
+
+def test_cards_carry_the_validation_numbers():
+    seg, cls = load_card(SEG_DIR), load_card(CLS_DIR)
+    for key in ("sensitivity_ge_6mm", "false_positives_per_study", "mean_dice_ge_6mm",
+                "min_component_voxels", "ms_per_512_slice_2_threads"):
+        assert isinstance(seg.validation[key], (int, float))
+    for key in ("auc", "accuracy", "gradcam_nodule_peak_within_15mm",
+                "auc_short_scans_120_slices"):
+        assert 0 <= cls.validation[key] <= 1
+    assert seg.context_slices == SEG["context"] and cls.architecture == "medview.SliceClassifier"
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    from medview.ai.loading import load_model
+
+    return load_model(SEG_DIR, "cpu", reuse=False), load_model(CLS_DIR, "cpu", reuse=False)
+
+
+@pytest.fixture(scope="module")
+def slab(tmp_path_factory):
+    """An unseen demo study: 40 slices of 512², through the lung bases and the liver."""
+    from medview.ai.bundled_data import cache_study
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MEDVIEW_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    try:
+        yield cache_study(tmp_path_factory.mktemp("studies"), SLAB_SEED, slices=SLAB_SLICES)
+    finally:
+        mp.undo()
+
+
+def test_weights_load_through_the_loader_and_predict(loaded):
+    seg, cls = loaded
+    x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    assert seg.predict(x).shape == (2, 3, 64, 64)
+    assert cls.predict(x[:, :1]).shape == (2, 2)
+
+
+def test_segmentation_finds_the_lesions_of_an_unseen_study(loaded, slab):
+    from medview.ai.bundled_eval import MIN_DIAMETER_MM, score_study, segment_study
+
+    card = loaded[0].card
+    pred = segment_study(loaded[0].module, slab.ct, card.intensity.low, card.intensity.high,
+                         card.context_slices)
+    scored = score_study(pred, slab, min_voxels=card.validation["min_component_voxels"])
+    big = [les for les in scored["lesions"] if les["diameter_mm"] >= MIN_DIAMETER_MM]
+    assert len(big) >= 4
+    assert all(les["detected"] for les in big), scored
+    assert np.mean([les["dice"] for les in big]) >= 0.7, scored
+    # a guard, not the goal: the card reports about 15 false positives per 300-slice study
+    assert sum(scored["false_positives"].values()) <= 6, scored
+
+
+@pytest.fixture(scope="module")
+def full_study(tmp_path_factory):
+    """An unseen full-length demo study (300 slices), the layout the classifier knows."""
+    from medview.ai.bundled_data import cache_study
+
+    return cache_study(tmp_path_factory.mktemp("full"), FULL_SEED)
+
+
+def test_classifier_flags_lesion_slices_of_an_unseen_study(loaded, full_study):
+    from medview.ai.bundled_data import slice_targets
+    from medview.ai.bundled_eval import auc, classify_study
+
+    probs = classify_study(loaded[1].module, full_study.small(CLS["low"], CLS["high"]))
+    assert auc(probs, slice_targets(full_study.labels)) >= 0.8
+
+
+def test_gradcam_of_the_bundled_classifier_on_full_slices(loaded, full_study):
+    """Heatmaps on the 512² grid, one scale per stack; how often the peak lies on the lesion
+    is measured in the card (gradcam_*_peak_within_15mm), and it is low for nodules."""
+    from medview.ai.bundled_data import normalise
+    from medview.ai.gradcam import gradcam
+
+    lesion = max(full_study.lesions, key=lambda les: les["diameter_mm"])
+    k = round((lesion["centre_lps_mm"][2] - full_study.meta["origin_lps_mm"][2]) /
+              full_study.spacing_mm[0])
+    s = int(np.clip(k - 8, 0, full_study.ct.shape[0] - 16))
+    result = gradcam(loaded[1].module, normalise(full_study.ct[s:s + 16], CLS["low"],
+                                                 CLS["high"]))
+    assert result.heatmaps.shape == (16, 512, 512) and result.peak > 0
+    assert np.isfinite(result.heatmaps).all() and result.heatmaps.max() == pytest.approx(1)
+    assert result.probabilities[k - s] >= 0.5  # the largest lesion's centre slice
