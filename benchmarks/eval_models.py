@@ -3,7 +3,7 @@
 Segmentation (lesion-seg): lesion-level sensitivity for lesions of 6 mm and more, false
 positives per study and mean lesion Dice (medview.ai.bundled_eval explains the scoring),
 against the issue's goals (>= 90%, <= 1, >= 0.80), and the CPU time of one 512² slice with
-2 threads (goal: a 300-slice study in under 15 s). Classifier (slice-classifier): per-slice
+1 and 2 threads (goal: a 300-slice study in under 15 s). Classifier (slice-classifier): per-slice
 AUC and accuracy, and how often the Grad-CAM peak lies within 15 mm of a lesion centre.
 
 The studies are generated once into --cache (the training command's cache folder works).
@@ -44,9 +44,11 @@ def main() -> int:
         t = time.perf_counter()
         seg = bundled_eval.evaluate_segmentation(model.module, a.cache, seeds, SEG)
         seg["wall_s"] = round(time.perf_counter() - t, 1)
-        ms = 1000 * bundled_eval.seconds_per_slice(model.module, SEG["context"])
-        seg["ms_per_512_slice_2_threads"] = round(ms, 1)
-        seg["study_300_slices_s_2_threads"] = round(0.3 * ms, 1)
+        for threads in (1, 2):  # two collapse when another process holds the other core
+            ms = 1000 * bundled_eval.seconds_per_slice(model.module, SEG["context"],
+                                                       threads=threads)
+            seg[f"ms_per_512_slice_{threads}_threads"] = round(ms, 1)
+            seg[f"study_300_slices_s_{threads}_threads"] = round(0.3 * ms, 1)
         seg["goals_met"] = {k: (seg[k] >= v if op == ">=" else seg[k] <= v)
                             for k, (op, v) in GOALS.items()}
         report["lesion-seg"] = seg
