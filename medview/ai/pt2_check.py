@@ -3,7 +3,7 @@ is not safe on a file from elsewhere (torch 2.13, read in torch/export/pt2_archi
 and torch/_export/serde/serialize.py):
 
 - tensors flagged `use_pickle`, legacy `.pt` weights and opaque constants go through
-  `torch.load(weights_only=False)` or `pickle.loads`;
+  torch's full unpickler (weights-only switched off) or `pickle.loads`;
 - the sample inputs are read with weights_only=True but silently retried with False;
 - every shape expression (`expr_str`) goes through `sympy.sympify`, which is `eval`;
 - `guards_code` strings are compiled into Python and run on every call;
