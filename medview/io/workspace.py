@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -56,3 +57,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def keep_aside(path: Path, move: bool) -> Path:
+    """Keep a file the reader's work lives in but MedView cannot use as
+    <name>.damaged-<n> (first free n): moved when nothing in it can be read, copied when
+    some entries survive. Nothing the reader made is ever deleted."""
+    n = 1
+    while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
+        n += 1
+    if move:
+        path.rename(aside)
+    else:
+        shutil.copy2(path, aside)
+    return aside

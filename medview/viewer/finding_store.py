@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,7 +29,7 @@ from pathlib import Path
 
 from medview.core.errors import MedviewError
 from medview.core.findings import Finding
-from medview.io.workspace import atomic_write_text, data_dir, safe_name
+from medview.io.workspace import atomic_write_text, data_dir, keep_aside, safe_name
 
 FORMAT = "medview-ai-findings"
 VERSION = 1
@@ -165,7 +164,7 @@ class FindingStore:
             what = (f"{len(problems)} of the {len(entries)} decisions saved for this series "
                     f"could not be read ({problems[0]})")
             try:
-                aside = _aside(path, move=False)
+                aside = keep_aside(path, move=False)
             except OSError as err:
                 return self._leave(f"{what}, and {path} could not be copied aside "
                                    f"({err.strerror or err})") + good
@@ -180,22 +179,10 @@ class FindingStore:
 
     def _damaged(self, path: Path, reason: str) -> list[Decision]:
         try:
-            aside = _aside(path, move=True)
+            aside = keep_aside(path, move=True)
         except OSError as err:
             return self._leave(f"The findings file {path} is damaged ({reason}) and could "
                                f"not be moved aside ({err.strerror or err})")
         self.message = (f"The findings file {path.name} is damaged ({reason}); it was kept "
                         f"as {aside.name} and earlier decisions are not shown.")
         return []
-
-
-def _aside(path: Path, move: bool) -> Path:
-    """<name>.damaged-<n> with the first free n: nothing the reader decided is deleted."""
-    n = 1
-    while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
-        n += 1
-    if move:
-        path.rename(aside)
-    else:
-        shutil.copy2(path, aside)
-    return aside

@@ -13,13 +13,12 @@ Qt-free: widgets listen with subscribe(listener(event, measurement_id))."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from medview.io.workspace import atomic_write_text, data_dir, safe_name
+from medview.io.workspace import atomic_write_text, data_dir, keep_aside, safe_name
 from medview.viewer import state as st
 from medview.viewer.measurements import Measurement, MeasurementValues, measure
 from medview.viewer.planes import Plane
@@ -201,7 +200,7 @@ class MeasurementStore:
         what = (f"{len(problems)} of the {len(entries)} measurements saved for this series "
                 f"could not be read ({problems[0]})")
         try:
-            aside = self._aside(path, move=False)
+            aside = keep_aside(path, move=False)
         except OSError as err:
             return self._unsaved(f"{what}, and {path} could not be copied aside "
                                  f"({err.strerror or err})") + good
@@ -217,22 +216,10 @@ class MeasurementStore:
 
     def _damaged(self, path: Path, reason: str) -> list[Measurement]:
         try:
-            aside = self._aside(path, move=True)
+            aside = keep_aside(path, move=True)
         except OSError as err:
             return self._unsaved(f"The measurements file {path} is damaged ({reason}) and "
                                  f"could not be moved aside ({err.strerror or err})")
         self.message = (f"The measurements file {path.name} is damaged ({reason}); it was "
                         f"kept as {aside.name} and the series opens without measurements.")
         return []
-
-    @staticmethod
-    def _aside(path: Path, move: bool) -> Path:
-        """<name>.damaged-<n> with the first free n: nothing the reader made is deleted."""
-        n = 1
-        while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
-            n += 1
-        if move:
-            path.rename(aside)
-        else:
-            shutil.copy2(path, aside)
-        return aside

@@ -38,3 +38,13 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         workspace.atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["m.json"]
+
+
+def test_keep_aside_never_overwrites_an_earlier_copy(tmp_path):
+    f = tmp_path / "m.json"
+    f.write_text("first")
+    assert workspace.keep_aside(f, move=False).name == "m.json.damaged-1"
+    assert f.read_text() == "first"
+    assert workspace.keep_aside(f, move=True).name == "m.json.damaged-2"
+    assert not f.exists()
+    assert (tmp_path / "m.json.damaged-1").read_text() == "first"
