@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"medview {__version__}")
     p.add_argument("--log-file", help="where to write the log (default: the user log folder)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    p.add_argument("--selftest", action="store_true",
+                   help="check this installation headless (demo study, load, render, AI, "
+                        "DICOM SEG) and exit 0, or 1 naming what failed")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     info = sub.add_parser("info", help="list the studies and series found (headers only)",
@@ -219,6 +222,9 @@ def _guarded(run: Callable[[], int], log_file: str) -> int:
 
 
 def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.selftest:
+        from medview.commands.selftest import run_selftest
+        return run_selftest()
     if args.command == "info":
         from medview.commands.info import run_info
         return run_info(args.paths, as_json=args.json, show_phi=args.show_phi)

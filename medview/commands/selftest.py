@@ -1,0 +1,195 @@
+"""`medview --selftest`: prove that this installation works, headless, in a few seconds.
+
+A wheel or a frozen bundle can miss a data file, a Qt plugin or a torch library and still
+start; this walks the path a radiologist's first session takes through the real code: it
+generates a small demo study in a temporary folder, loads it through the DICOM reader, draws
+each plane through the viewer's SliceView offscreen, loads every bundled model and runs the
+bundled segmentation models on the study, writes the result as a DICOM SEG and reads it back.
+
+One line per step with its time goes to stdout; the first failure ends the run with one
+sentence on stderr and exit 1. Nothing is written outside the temporary folder, which is
+removed at the end (the log file aside, as for every command). `packaging/build` runs it on
+the frozen app, and tests/commands/test_selftest_wheel.py on an installed wheel."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medview.commands import EXIT_BAD_INPUT, EXIT_OK
+
+log = logging.getLogger(__name__)
+
+DEMO_SLICES = 12  # enough for the 2.5D models' neighbours, ~1 s to generate
+RENDER_SIZE = (256, 256)
+MIN_GREYS = 8  # distinct colours a drawn slice shows at least; a blank view has one or two
+
+
+class SelfTestFailure(Exception):
+    """A step found the installation broken; its message is the sentence the user reads."""
+
+
+@dataclass
+class _Run:
+    work: Path
+    study: Any = None
+    volume: Any = None
+    series: Any = None
+    results: list[Any] = field(default_factory=list)
+
+
+def _demo(run: _Run) -> str:
+    from medview.io.demo import generate_demo_study
+
+    run.study = generate_demo_study(run.work / "demo", seed=0, slices=DEMO_SLICES)
+    z, y, x = run.study.shape
+    return f"{z} slices of {y} x {x}, {len(run.study.lesions)} lesion(s)"
+
+
+def _load(run: _Run) -> str:
+    from medview.io.open_volume import load_volume
+
+    run.volume, run.series = load_volume([run.study.series_dir])
+    if run.series is None or run.volume.shape != run.study.shape:
+        raise SelfTestFailure(f"the demo series loaded as {run.volume.shape}, not the "
+                              f"{run.study.shape} that was written")
+    return f"{run.volume.metadata.modality} {run.volume.shape} {run.volume.array.dtype}"
+
+
+def _distinct_colours(image: Any) -> int:
+    """Distinct pixel values on a 32 x 32 grid over the image (QImage.pixel, so this
+    module needs no Qt import of its own)."""
+    w, h = image.width(), image.height()
+    return len({image.pixel(x * w // 32, y * h // 32) for y in range(32) for x in range(32)})
+
+
+def _render(run: _Run) -> str:
+    from medview.ui.snapshot import ensure_app, render_view
+    from medview.viewer.planes import Plane, plane_map
+
+    drawn = []
+    for plane in Plane:
+        n = plane_map(run.volume.affine, run.volume.shape, plane).n_slices
+        image = render_view(run.volume, plane, n // 2, size=RENDER_SIZE)
+        greys = _distinct_colours(image)
+        if greys < MIN_GREYS:
+            raise SelfTestFailure(f"the {plane.value} view came out blank ({greys} "
+                                  f"colour(s)); Qt cannot draw here")
+        drawn.append(plane.value)
+    platform = ensure_app().platformName()
+    return f"{', '.join(drawn)} at {RENDER_SIZE[0]} x {RENDER_SIZE[1]} (Qt {platform})"
+
+
+def _models(run: _Run) -> str:
+    from medview.ai.device import choose_device
+    from medview.ai.loading import load_model
+    from medview.ai.registry import bundled_models_dir, scan_models
+
+    listing = scan_models()
+    bundled = [e for e in listing.models if e.bundled]
+    if not bundled:
+        raise SelfTestFailure(f"no bundled model was found in {bundled_models_dir()}"
+                              + (f" ({listing.problems[0]})" if listing.problems else ""))
+    device = choose_device("auto")
+    for entry in bundled:
+        load_model(entry.folder, device)
+    return f"{', '.join(e.ref for e in bundled)} on {device}"
+
+
+def _infer(run: _Run) -> str:
+    from medview.ai.registry import scan_models
+    from medview.core.jobs import CancelToken, JobContext
+    from medview.jobs.inference import infer_job
+
+    seg_models = [e for e in scan_models().models
+                  if e.bundled and e.card.task == "segmentation"]
+    if not seg_models:
+        raise SelfTestFailure("no bundled segmentation model to run")
+    notes = []
+    for entry in seg_models:
+        job = infer_job(run.volume, entry.folder, JobContext(CancelToken()),
+                        series_key=run.series.key)
+        try:
+            while True:
+                next(job)
+        except StopIteration as stop:
+            result = stop.value
+        run.results.append(result)
+        voxels = int((result.label_map() > 0).sum())
+        notes.append(f"{entry.ref}: {len(result.findings)} finding(s), {voxels} voxel(s)")
+    return "; ".join(notes)
+
+
+def _seg(run: _Run) -> str:
+    import numpy as np
+
+    from medview.io.dicom_seg import read_seg, write_seg
+
+    notes = []
+    for result in run.results:
+        card = result.card
+        label_map = result.label_map()
+        if not label_map.any():
+            # a SEG needs a segment to hold; the ground truth stands in for a model that
+            # found nothing on these few slices, so the writer and reader still run
+            from medview.io.image_files import read_image
+
+            truth = read_image(run.study.labels_path).array
+            label_map = np.where(np.isin(truth, [lab.value for lab in card.labels]),
+                                 truth, 0).astype(np.uint8)
+        path = run.work / f"{card.name}-{card.version}.seg.dcm"
+        write_seg(label_map, run.series, card, path)
+        back = read_seg(path, run.series)
+        lut = np.zeros(256, np.uint8)
+        for number, lab in enumerate(card.labels, 1):
+            lut[lab.value] = number
+        if not np.array_equal(back.label_map, lut[label_map]):
+            raise SelfTestFailure(f"the DICOM SEG of {card.ref} read back differently from "
+                                  f"what was written")
+        notes.append(f"{card.ref}: {path.stat().st_size // 1024} KiB, "
+                     f"{int(np.count_nonzero(label_map))} voxel(s) read back equal")
+    return "; ".join(notes)
+
+
+STEPS: tuple[tuple[str, Callable[[_Run], str]], ...] = (
+    ("demo study", _demo), ("load", _load), ("render planes", _render),
+    ("bundled models", _models), ("inference", _infer), ("DICOM SEG", _seg))
+
+
+def run_selftest() -> int:
+    """Run every step; 0 when all pass, 1 at the first that fails."""
+    from medview import __version__
+    from medview.core.errors import MedviewError
+
+    frozen = " (frozen)" if getattr(sys, "frozen", False) else ""
+    print(f"MedView {__version__} self-test{frozen}, Python {sys.version.split()[0]}",
+          flush=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="medview-selftest-") as tmp:
+        run = _Run(Path(tmp))
+        for name, step in STEPS:
+            t0 = time.perf_counter()
+            try:
+                detail = step(run)
+            except SelfTestFailure as exc:
+                return _failed(name, str(exc))
+            except MedviewError as exc:
+                return _failed(name, str(exc))
+            except Exception as exc:  # the self-test's job is to say what broke
+                log.exception("self-test step %s failed", name)
+                return _failed(name, f"{type(exc).__name__}: {exc}")
+            print(f"ok   {name:15s} {time.perf_counter() - t0:6.2f} s  {detail}", flush=True)
+    print(f"self-test passed in {time.perf_counter() - started:.1f} s", flush=True)
+    return EXIT_OK
+
+
+def _failed(step: str, sentence: str) -> int:
+    print(f"FAIL {step}", flush=True)
+    print(f"medview: self-test failed at '{step}': {sentence}", file=sys.stderr)
+    return EXIT_BAD_INPUT
