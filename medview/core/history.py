@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,10 @@ class Change:
     indices: np.ndarray  # int64 flat indices into the label array, sorted, unique
     old: np.ndarray  # uint8, value before
     new: np.ndarray  # uint8, value after
+    # (table before, table after) when the edit also changed the segment table (a segment
+    # added, removed, renamed, marked reviewed): undo puts the table back with the voxels,
+    # so an undone "remove segment" brings back both. None for voxel-only edits.
+    segments: tuple[Any, Any] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -88,8 +93,9 @@ class History:
         return self._redo[-1][0] if self._redo else ""
 
     def push(self, name: str, change: Change) -> None:
-        """Record an edit already applied to the array; empty changes are not steps."""
-        if not change.size:
+        """Record an edit already applied to the array; changes of no voxel and no segment
+        are not steps."""
+        if not change.size and change.segments is None:
             return
         self._redo.clear()
         self._undo.append((name, change))

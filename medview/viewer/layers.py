@@ -30,22 +30,24 @@ class OverlayLayer:
     colour_map: str = COLOUR_MAPS[0]  # heatmaps only
     # heatmaps: probabilities below this are not drawn
     threshold: float = 0.1
-    label_colours: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    # RGB, or RGBA where alpha 0 hides a value (a hidden segment of the label editor)
+    label_colours: dict[int, tuple[int, ...]] = field(default_factory=dict)
     # labels only: draw each region's edge instead of filling it (label_outline, per plane)
     outline: bool = False
     # the model that made this layer ("lesion-seg:1.0"), "" for the reader's own layers; the
     # views then name it and say it is not a diagnosis (annotations.ai_notes)
     made_by: str = ""
 
-    def colour_of(self, value: int) -> tuple[int, int, int]:
+    def colour_of(self, value: int) -> tuple[int, ...]:
         return self.label_colours.get(value, LABEL_COLOURS[(value - 1) % len(LABEL_COLOURS)])
 
     def label_lut(self) -> np.ndarray:
         """256 x 4 RGBA table for label values; value 0 fully transparent."""
         lut = np.zeros((256, 4), np.uint8)
+        lut[1:, 3] = 255
         for v in range(1, 256):
-            lut[v, :3] = self.colour_of(v)
-            lut[v, 3] = 255
+            colour = self.colour_of(v)
+            lut[v, :len(colour)] = colour
         return lut
 
     def heat_scale(self) -> float:
