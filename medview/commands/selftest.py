@@ -62,6 +62,28 @@ def _load(run: _Run) -> str:
     return f"{run.volume.metadata.modality} {run.volume.shape} {run.volume.array.dtype}"
 
 
+def _decoders(run: _Run) -> str:
+    """Compressed DICOM needs decoder plugins found at run time (pylibjpeg's entry points,
+    pyjpegls): the first thing a frozen build loses without a word."""
+    from pydicom.uid import (
+        JPEG2000Lossless,
+        JPEGBaseline8Bit,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        RLELossless,
+    )
+
+    from medview.io.pixel_codecs import decodable
+
+    syntaxes = {"JPEG baseline": JPEGBaseline8Bit, "JPEG lossless": JPEGLosslessSV1,
+                "JPEG-LS": JPEGLSLossless, "JPEG 2000": JPEG2000Lossless, "RLE": RLELossless}
+    missing = [name for name, uid in syntaxes.items() if not decodable(uid)]
+    if missing:
+        raise SelfTestFailure(f"no decoder for {', '.join(missing)} DICOM images; the "
+                              f"pixel codec plugins are missing from this installation")
+    return ", ".join(syntaxes)
+
+
 def _distinct_colours(image: Any) -> int:
     """Distinct pixel values on a 32 x 32 grid over the image (QImage.pixel, so this
     module needs no Qt import of its own)."""
@@ -158,7 +180,8 @@ def _seg(run: _Run) -> str:
 
 
 STEPS: tuple[tuple[str, Callable[[_Run], str]], ...] = (
-    ("demo study", _demo), ("load", _load), ("render planes", _render),
+    ("demo study", _demo), ("load", _load), ("decoders", _decoders),
+    ("render planes", _render),
     ("bundled models", _models), ("inference", _infer), ("DICOM SEG", _seg))
 
 
