@@ -205,6 +205,15 @@ class SliceView(pg.GraphicsView):
             item.setLookupTable(_lut(layer))
             item.setOpacity(layer.opacity)
 
+    def refresh_layer(self, layer: OverlayLayer) -> None:
+        """Redraw one layer whose voxels changed in place (a brush dab): its item only,
+        not the image nor the other layers."""
+        for item, shown in zip(self.overlay_items, self.state.layers, strict=False):
+            if shown is layer and layer.visible:
+                image = self.plane_map.image(layer.array, self.state.slice_index(self.plane))
+                item.setImage(label_outline(image) if layer.outline else image,
+                              autoLevels=False, levels=(0, 255))
+
     def fit(self) -> None:
         """F: the whole image in view, centred."""
         self.vb.autoRange(padding=0.0)
