@@ -6,11 +6,13 @@ user data folder. Nothing is ever written next to source DICOM files."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def data_dir() -> Path:
@@ -71,3 +73,42 @@ def keep_aside(path: Path, move: bool) -> Path:
     else:
         shutil.copy2(path, aside)
     return aside
+
+
+class StoreFileProblem(Exception):
+    """Why a store file cannot be used, as the end of a sentence ("it is not valid JSON: …").
+    `damaged`: nothing in it is usable, keep it aside; otherwise leave it as it is and save
+    nothing over it (it could not be read now, or a newer MedView wrote it)."""
+
+    def __init__(self, reason: str, damaged: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.damaged = damaged
+
+
+def read_store_file(path: Path, fmt: str, version: int, what: str) -> dict[str, Any] | None:
+    """The document of one of the store's versioned JSON files ({"format": fmt, "version":
+    n, ...}, n <= `version`), None when there is no such file; otherwise StoreFileProblem.
+    `what` names the kind of file in the reason ("measurements", "labels"). What the
+    document must hold besides is the caller's to check."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise StoreFileProblem(f"it could not be read ({err.strerror or err})", False) from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise StoreFileProblem("it is not UTF-8 text", True) from None
+    except json.JSONDecodeError as err:
+        raise StoreFileProblem(f"it is not valid JSON: {err.msg} at line {err.lineno}",
+                               True) from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise StoreFileProblem(f"it is not a MedView {what} file", True)
+    found = doc.get("version")
+    if not isinstance(found, int) or isinstance(found, bool) or found < 1:
+        raise StoreFileProblem(f"its version {found!r} is not valid", True)
+    if found > version:
+        raise StoreFileProblem(f"it was saved by a newer MedView (format {found})", False)
+    return doc

@@ -29,7 +29,14 @@ from pathlib import Path
 
 from medview.core.errors import MedviewError
 from medview.core.findings import Finding
-from medview.io.workspace import atomic_write_text, data_dir, keep_aside, safe_name
+from medview.io.workspace import (
+    StoreFileProblem,
+    atomic_write_text,
+    data_dir,
+    keep_aside,
+    read_store_file,
+    safe_name,
+)
 
 FORMAT = "medview-ai-findings"
 VERSION = 1
@@ -131,24 +138,13 @@ class FindingStore:
     # -- reading
     def _read(self, path: Path) -> list[Decision]:
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+            doc = read_store_file(path, FORMAT, VERSION, "findings")
+        except StoreFileProblem as problem:
+            if problem.damaged:
+                return self._damaged(path, problem.reason)
+            return self._leave(f"The decisions file {path} is not used: {problem.reason}")
+        if doc is None:
             return []
-        except OSError as err:
-            return self._leave(f"The decisions saved for this series could not be read from "
-                               f"{path} ({err.strerror or err})")
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            return self._damaged(path, f"it is not valid JSON text ({err})")
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            return self._damaged(path, "it is not a MedView findings file")
-        version = doc.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            return self._damaged(path, f"its version {version!r} is not valid")
-        if version > VERSION:
-            return self._leave(f"The decisions in {path} were saved by a newer MedView "
-                               f"(format {version})")
         if doc.get("series_key") != self.series_key:
             return self._leave(f"{path} holds the decisions of another series")
         entries = doc.get("decisions")

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from medview.io.workspace import atomic_write_text, data_dir, keep_aside, safe_name
+from medview.io.workspace import (
+    StoreFileProblem,
+    atomic_write_text,
+    data_dir,
+    keep_aside,
+    read_store_file,
+    safe_name,
+)
 from medview.viewer import state as st
 from medview.viewer.measurements import Measurement, MeasurementValues, measure
 from medview.viewer.planes import Plane
@@ -157,26 +164,14 @@ class MeasurementStore:
 
     def _read(self, path: Path) -> list[Measurement]:
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+            doc = read_store_file(path, FORMAT, VERSION, "measurements")
+        except StoreFileProblem as problem:
+            if problem.damaged:
+                return self._damaged(path, problem.reason)
+            return self._unsaved(f"The measurements file {path} is not used: "
+                                 f"{problem.reason}")
+        if doc is None:
             return []
-        except OSError as err:
-            return self._unsaved(f"The measurements saved for this series could not be read "
-                                 f"from {path} ({err.strerror or err})")
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            return self._damaged(path, "it is not UTF-8 text")
-        except json.JSONDecodeError as err:
-            return self._damaged(path, f"it is not valid JSON: {err.msg} at line {err.lineno}")
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            return self._damaged(path, "it is not a MedView measurements file")
-        version = doc.get("version")
-        if not isinstance(version, int) or version < 1:
-            return self._damaged(path, f"its version {version!r} is not valid")
-        if version > VERSION:
-            return self._unsaved(f"The measurements in {path} were saved by a newer MedView "
-                                 f"(format {version})")
         if doc.get("series_key") != self.state.series_key:
             return self._damaged(path, "it belongs to another series")
         if not isinstance(doc.get("measurements"), list):
