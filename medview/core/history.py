@@ -75,6 +75,9 @@ class History:
         self.max_bytes = max_bytes
         self._undo: deque[tuple[str, Change]] = deque()
         self._redo: list[tuple[str, Change]] = []
+        # the step the last push / undo / redo applied, and whether it was undone (the array
+        # then holds its old values): what autosave journals after each step
+        self.last: tuple[Change, bool] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -99,6 +102,7 @@ class History:
             return
         self._redo.clear()
         self._undo.append((name, change))
+        self.last = (change, False)
         while len(self._undo) > self.max_steps or (
                 len(self._undo) > 1 and self.nbytes > self.max_bytes):
             self._undo.popleft()
@@ -109,6 +113,7 @@ class History:
         name, change = self._undo.pop()
         change.undo(array)
         self._redo.append((name, change))
+        self.last = (change, True)
         return change
 
     def redo(self, array: np.ndarray) -> Change | None:
@@ -117,6 +122,7 @@ class History:
         name, change = self._redo.pop()
         change.redo(array)
         self._undo.append((name, change))
+        self.last = (change, False)
         return change
 
     def clear(self) -> None:
