@@ -229,7 +229,7 @@ class LabelEditor:
         of the plane the series was acquired in), into background only."""
         if axis is None:
             axis = self.state.maps[native_plane(self.volume.affine)].normal_axis
-        flat = lt.interpolated(self.label_map.array, value, axis)
+        flat = lt.interpolated(self.label_map.array, value, axis, self.spacing_mm)
         return self._action("Fill between slices", [(flat, value, 0)])
 
     def remove_islands(self, value: int, min_voxels: int) -> Change:
