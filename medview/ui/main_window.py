@@ -19,7 +19,7 @@ from medview.core.volume import Volume
 from medview.io.image_files import SUPPORTED_READ_SUFFIXES, is_image_file
 from medview.io.workspace import safe_name
 from medview.jobs.studies import FirstSlice
-from medview.ui.menus import MainMenus, about_text
+from medview.ui.menus import MainMenus
 from medview.ui.panels.ai_panel import AIPanel
 from medview.ui.panels.layers_panel import LayersPanel
 from medview.ui.panels.measurements_panel import MeasurementsPanel
@@ -365,8 +365,11 @@ class MainWindow(QtWidgets.QMainWindow):
         return box
 
     def show_about(self) -> None:
-        box = self.message("About MedView", about_text())
-        box.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        from medview.ui.about_dialog import AboutDialog  # reads metadata and cards: not at start
+
+        self.about_dialog = AboutDialog(self)
+        self.about_dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.about_dialog.open()
 
     # -- drag and drop
     def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:

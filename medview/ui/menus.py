@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from medview import __version__
 from medview.core.windowing import CT_PRESETS, auto_window
 from medview.viewer import state as st
 
@@ -21,32 +20,6 @@ if TYPE_CHECKING:
 
 LAYOUT_NAMES = {"1": "1 view", "1x3": "1 x 3 (axial, coronal, sagittal)",
                 "2x2": "2 x 2 (axial, coronal, sagittal, series card)"}
-# (distribution, name shown, licence) of what MedView is built on
-THIRD_PARTY = (("PySide6-Essentials", "Qt for Python (PySide6)", "LGPL-3.0"),
-               ("pyqtgraph", "pyqtgraph", "MIT"), ("pydicom", "pydicom", "MIT"),
-               ("SimpleITK", "SimpleITK", "Apache-2.0"), ("numpy", "NumPy", "BSD-3-Clause"))
-
-
-def about_text() -> str:
-    """The About box: version, what MedView is not, and the licences it ships under."""
-    from importlib import metadata  # 20 ms of imports: not at start-up
-
-    libs = []
-    for dist, name, licence in THIRD_PARTY:
-        try:
-            version = metadata.version(dist)  # metadata only: SimpleITK is not imported
-        except metadata.PackageNotFoundError:
-            version = "?"
-        libs.append(f"<li>{name} {version} — {licence}</li>")
-    return (f"<h3>MedView {__version__}</h3>"
-            "<p>A desktop viewer for CT and MR studies with AI assistance.</p>"
-            "<p><b>MedView is not a medical device.</b> It is not cleared or approved for "
-            "diagnosis; do not use it as the sole basis of a clinical decision. AI output is "
-            "assistance, not a diagnosis.</p>"
-            "<p>MedView is free software under the Apache License 2.0. It is built on:</p>"
-            f"<ul>{''.join(libs)}</ul>"
-            "<p>Qt for Python is used under the GNU LGPL v3: you may replace the PySide6 "
-            "libraries this installation uses with your own build.</p>")
 
 
 class MainMenus(QtCore.QObject):
