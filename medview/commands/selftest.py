@@ -187,12 +187,12 @@ STEPS: tuple[tuple[str, Callable[[_Run], str]], ...] = (
 
 def run_selftest() -> int:
     """Run every step; 0 when all pass, 1 at the first that fails."""
-    from medview import __version__
+    import medview
     from medview.core.errors import MedviewError
 
-    frozen = " (frozen)" if getattr(sys, "frozen", False) else ""
-    print(f"MedView {__version__} self-test{frozen}, Python {sys.version.split()[0]}",
-          flush=True)
+    frozen = ", frozen" if getattr(sys, "frozen", False) else ""
+    print(f"MedView {medview.__version__} self-test (Python {sys.version.split()[0]}{frozen}, "
+          f"{Path(medview.__file__).parent})", flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medview-selftest-") as tmp:
         run = _Run(Path(tmp))
