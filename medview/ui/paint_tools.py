@@ -199,12 +199,20 @@ class PaintController(QtCore.QObject):
                 paint.update_cursor()
 
     def flush(self) -> None:
-        """Show the voxels painted since the last frame, in every view."""
+        """Show the voxels painted since the last frame, in the views whose shown slice
+        they touch (a dab off the crosshair leaves the other two planes alone)."""
         self._timer.stop()
         self._last_flush = time.perf_counter()
+        box = self.editor.take_dirty()
+        if box is None:
+            return  # nothing painted since (other edits redraw through the state)
         for view in self.views:
             # a view already closed (its items deleted) is skipped
-            if shiboken6.isValid(view) and all(map(shiboken6.isValid, view.overlay_items)):
+            if not (shiboken6.isValid(view) and all(map(shiboken6.isValid, view.overlay_items))):
+                continue
+            axis = view.plane_map.normal_axis
+            index = view.state.slice_index(view.plane)
+            if box[0][axis] <= index <= box[1][axis]:
                 view.refresh_layer(self.editor.layer)
 
     # -- keys: undo / redo, brush size; the cursor leaves with the mouse

@@ -69,6 +69,7 @@ class LabelEditor:
         self._stroke_name = ""
         self._stroke_table: dict[int, Segment] = {}
         self._last: tuple[Plane, int, np.ndarray] | None = None  # last dab's plane, slice, ijk
+        self._dirty: tuple[np.ndarray, np.ndarray] | None = None  # box dabs changed, not drawn
 
     # -- listeners ----------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -187,8 +188,21 @@ class LabelEditor:
         if change.size:
             self._stroke.append(change)
             self.revision += 1
+            reach = self.tool.radius_mm / np.asarray(self.spacing_mm) + 1
+            if not self.tool.sphere:
+                reach[pm.normal_axis] = 1
+            lo, hi = centres.min(axis=0) - reach, centres.max(axis=0) + reach
+            if self._dirty is not None:
+                lo, hi = np.minimum(lo, self._dirty[0]), np.maximum(hi, self._dirty[1])
+            self._dirty = (lo, hi)
             self._emit("voxels")
         return change
+
+    def take_dirty(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (first, last) volume index box the dabs have changed since the last call,
+        or None: a view whose shown slice misses it need not be redrawn."""
+        box, self._dirty = self._dirty, None
+        return box
 
     def end_stroke(self) -> Change:
         """Close the stroke: its dabs become one undo step."""

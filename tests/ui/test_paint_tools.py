@@ -97,6 +97,17 @@ def test_dab_is_drawn_in_the_views_overlay(qtbot, painter):
     assert item.image is not None and (np.asarray(item.image)[10, 10:31] == 1).all()
 
 
+def test_a_dab_redraws_only_the_views_whose_slice_it_touches(qtbot, painter):
+    coronal, sagittal = painter.views[Plane.CORONAL], painter.views[Plane.SAGITTAL]
+    before = (coronal.overlay_items[0].image, sagittal.overlay_items[0].image)
+    row = painter.state.slice_index(Plane.CORONAL)  # the coronal slice: axial row
+    painter.drag(Plane.AXIAL, (row, 2), (row, 8))  # crosses the coronal slice only
+    qtbot.wait(40)
+    assert coronal.overlay_items[0].image is not before[0]
+    assert sagittal.overlay_items[0].image is before[1]
+    assert (np.asarray(coronal.overlay_items[0].image) == 1).any()
+
+
 @pytest.mark.parametrize("plane", [Plane.CORONAL, Plane.SAGITTAL])
 def test_painting_in_coronal_and_sagittal_lands_on_the_right_voxels(qtbot, painter, plane):
     pm = painter.state.maps[plane]
