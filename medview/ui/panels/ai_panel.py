@@ -5,7 +5,8 @@ picker (bundled and the user's segmentation models, the active one first chosen)
 validation numbers; device and test-time augmentation; Run / Cancel with progress; the
 display of the result (threshold, probability heatmap, mask filled or outlined,
 uncertainty, legend); the findings table; and Grad-CAM "Explain slice" by the slice
-classifier when one is installed.
+classifier when one is installed. "Accept into labels" hands findings to the main window's
+Annotation (`into_labels`), which copies them into the label map and accepts them here.
 
 Everything slow is a job run by JobWorker (jobs.ai_assist): the model runs with one torch
 thread so the reader keeps scrolling and measuring meanwhile, cancel lands within a batch,
@@ -45,6 +46,8 @@ HEADER_STYLE = "color: #f0b040; font-weight: bold;"
 class AIPanel(QtWidgets.QWidget):
     message = QtCore.Signal(str)  # one sentence for the status bar
     result_shown = QtCore.Signal(object)  # AIResults, once on screen
+    # (AIResults, [Finding]) to copy into the label map; the receiver accepts them (decide)
+    into_labels = QtCore.Signal(object, object)
 
     def __init__(self, state: ViewerState, views: Callable[[], list[SliceView]],
                  parent: QtWidgets.QWidget | None = None) -> None:
@@ -92,6 +95,7 @@ class AIPanel(QtWidgets.QWidget):
         self.table = FindingsTable()
         self.table.activated.connect(self.go_to)
         self.table.decided.connect(self.decide)
+        self.table.to_labels.connect(self._to_labels)
         self.explain = ExplainBox(self.state, self._pool)
         self.explain.failed.connect(lambda text: self._tell("Explain slice failed", text))
         self.device_combo.currentIndexChanged.connect(
@@ -329,6 +333,11 @@ class AIPanel(QtWidgets.QWidget):
             self._tell("Decisions on AI findings", self.results.store.message)
             self.results.store.message = ""
         self._say(self.results.summary() + ".")
+
+    def _to_labels(self, finding_ids: list[int]) -> None:
+        if self.results is not None:
+            found = [self.results.finding(i) for i in finding_ids]
+            self.into_labels.emit(self.results, [f for f in found if f is not None])
 
     # -- state -> panel
     def _on_state(self, what: str) -> None:

@@ -104,6 +104,7 @@ def _sort_key(f: Finding, col: int) -> object:
 class FindingsTable(QtWidgets.QWidget):
     activated = QtCore.Signal(int)  # finding id: go there
     decided = QtCore.Signal(object, str)  # finding ids (list[int]), decision
+    to_labels = QtCore.Signal(object)  # finding ids (list[int]) to accept into the labels
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -138,10 +139,25 @@ class FindingsTable(QtWidgets.QWidget):
             button.clicked.connect(lambda _=False, d=decision: self.decide_selected(d))
             row.addWidget(button)
             self.buttons[decision] = button
+        # accepted into the label map as an editable segment (the Segments panel)
+        self.label_buttons = {
+            "selected": QtWidgets.QPushButton("Accept into labels", toolTip=(
+                "Accept the selected finding(s) and copy them into the label map as an "
+                "editable segment, marked 'not reviewed' until you edit or confirm it")),
+            "all": QtWidgets.QPushButton("Accept all into labels", toolTip=(
+                "Accept every finding not rejected and copy them into the label map"))}
+        self.label_buttons["selected"].clicked.connect(
+            lambda: self.to_labels.emit(self.selected_ids()))
+        self.label_buttons["all"].clicked.connect(lambda: self.to_labels.emit(
+            [f.id for f in self.model.findings if f.decision != "rejected"]))
+        labels_row = QtWidgets.QHBoxLayout()
+        for button in self.label_buttons.values():
+            labels_row.addWidget(button)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view, 1)
         layout.addLayout(row)
+        layout.addLayout(labels_row)
         self.view.selectionModel().selectionChanged.connect(self._update_buttons)
         self._update_buttons()
 
@@ -198,6 +214,9 @@ class FindingsTable(QtWidgets.QWidget):
         chosen = [f for f in self.model.findings if f.id in set(self.selected_ids())]
         for decision, button in self.buttons.items():
             button.setEnabled(any(f.decision != decision for f in chosen))
+        self.label_buttons["selected"].setEnabled(any(f.decision != "rejected" for f in chosen))
+        self.label_buttons["all"].setEnabled(any(f.decision != "rejected"
+                                                 for f in self.model.findings))
 
     def _context_menu(self, pos: QtCore.QPoint) -> None:
         index = self.view.indexAt(pos)
