@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from medview.core.errors import InvalidInputError
-from medview.core.history import History, merge
+from medview.core.history import Change, History, merge
 from medview.core.labels import LabelMap, Segment, segment_for
 
 
@@ -104,3 +104,16 @@ def test_label_map_refuses_wrong_dtype_and_too_many_segments():
         lm.add_segment(f"s{k}")
     with pytest.raises(InvalidInputError, match="at most 255"):
         lm.add_segment("one more")
+
+
+def test_a_segment_table_change_is_a_step_even_without_voxels():
+    h = History()
+    lm = _map()
+    empty = merge([])
+    h.push("Rename", Change(empty.indices, empty.old, empty.new,
+                            segments=(dict(lm.segments), dict(lm.segments))))
+    assert h.can_undo() and h.undo_name() == "Rename"
+    h.push("Nothing", empty)
+    assert h.undo_name() == "Rename"
+    change = h.undo(lm.array)
+    assert change.segments is not None and h.redo_name() == "Rename"
