@@ -233,3 +233,29 @@ def test_listeners_and_revision(ed):
     with pytest.raises(ValueError):
         ed.set_tool(name="scalpel")
     ed.unsubscribe(heard.append)
+
+
+def test_real_ai_findings_go_into_labels_voxel_for_voxel(tmp_path, monkeypatch):
+    """The fake model's findings (ai.findings' own cut) -> finding_indices -> accept."""
+    from medview.ai.inference import clear_kept
+    from medview.viewer.ai_results import AIResults
+    from medview.viewer.label_tools import finding_indices
+    from tests.viewer.test_ai_results import KEY, blobs, run
+
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    clear_kept()
+    state = ViewerState()
+    state.set_volume(blobs(), KEY)
+    ai = AIResults(state, run(state.volume, threshold=0.3))
+    ed = LabelEditor(state, LabelMap.empty(state.volume.shape, KEY))
+    assert len(ai.findings) >= 2
+    total = 0
+    for f in ai.findings:
+        idx = finding_indices(ai.mask_layer.array, f)
+        assert len(idx) == f.voxel_count
+        assert (ai.mask_layer.array.reshape(-1)[idx] == f.label_value).all()
+        seg = ed.accept_finding(f, idx)
+        total += len(idx)
+        assert seg.made_by == f.model_ref and not seg.reviewed
+    assert (ed.label_map.array > 0).sum() == total
+    clear_kept()
