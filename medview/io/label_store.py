@@ -258,9 +258,12 @@ class LabelStore:
     def start(self, source: LabelSource) -> None:
         """Begin a session of edits on this series: records where the labels come from and
         sends the next edits to a new journal (never appended after a torn record)."""
-        if not self.meta_path.exists() or self._meta.get("source") != source.to_dict():
+        described = json.loads(json.dumps(source.to_dict()))  # tuples as JSON has them
+        if not self.meta_path.exists() or self._meta.get("source") != described:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._write_meta(source=source.to_dict())
+            self._write_meta(source=described)
+        for temp in self.folder.glob(".*.tmp"):  # a write a kill interrupted: never renamed,
+            temp.unlink(missing_ok=True)  # so never the only copy of anything
         self._switch_journal(self._next_number())
 
     def _switch_journal(self, n: int) -> None:
