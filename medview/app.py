@@ -45,6 +45,9 @@ def create_application():
     pg.setConfigOptions(imageAxisOrder="row-major")
     app.setApplicationName("MedView")
     app.setApplicationVersion(__version__)
+    icon = os.path.join(os.path.dirname(__file__), "resources", "icons", "medview.png")
+    app.setWindowIcon(QtGui.QIcon(icon))  # title bars and task switchers
+    app.setDesktopFileName("medview")  # Wayland: match the window to medview.desktop
     apply_dark_theme(app)
     return app
 
