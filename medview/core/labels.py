@@ -178,7 +178,8 @@ class LabelMap:
             keep &= ~np.isin(old, locked)
         idx, old = idx[keep], old[keep]
         if idx.size:
-            idx, first = np.unique(idx, return_index=True)
-            old = old[first]
+            if not np.all(idx[1:] > idx[:-1]):  # tools mostly hand in sorted, unique indices
+                idx, first = np.unique(idx, return_index=True)
+                old = old[first]
             flat[idx] = value
         return Change(idx, old, np.full(idx.size, value, np.uint8))

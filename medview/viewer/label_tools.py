@@ -172,9 +172,25 @@ def segment_box(labels: np.ndarray, value: int, margin: Any = 0) -> tuple[slice,
 
 
 def box_flat(box: tuple[slice, ...], local: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Flat indices in the full volume of the True voxels of `local`, a crop at `box`."""
-    ijk = np.argwhere(local) + np.array([s.start for s in box])
-    return np.ravel_multi_index(ijk.T, shape).astype(np.int64)
+    """Flat indices (sorted) in the full volume of the True voxels of `local`, a crop at
+    `box`; slice by slice, so a region of tens of millions of voxels (a 3D fill of the
+    whole body) costs its 8 bytes a voxel of output and no (N, 3) index array."""
+    z0, r0, c0 = (s.start for s in box)
+    _, n_rows, n_cols = shape
+    parts = []
+    full_width = local.shape[2] == n_cols  # then a row-major crop slice is contiguous
+    for k in range(local.shape[0]):
+        nz = np.flatnonzero(local[k])
+        if not nz.size:
+            continue
+        if full_width:
+            nz += ((z0 + k) * n_rows + r0) * n_cols
+        else:
+            rows, cols = np.divmod(nz, local.shape[2])
+            nz = ((z0 + k) * n_rows + r0 + rows) * n_cols + c0 + cols
+        parts.append(nz)
+    return np.concatenate(parts).astype(np.int64, copy=False) if parts else \
+        np.empty(0, np.int64)
 
 
 def small_islands(labels: np.ndarray, value: int, min_voxels: int) -> np.ndarray:

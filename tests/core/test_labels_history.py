@@ -117,3 +117,11 @@ def test_a_segment_table_change_is_a_step_even_without_voxels():
     assert h.undo_name() == "Rename"
     change = h.undo(lm.array)
     assert change.segments is not None and h.redo_name() == "Rename"
+
+
+def test_write_takes_unsorted_indices_with_repeats():
+    lm = _map()
+    change = lm.write(np.array([70, 5, 70, 9, 5]), 1)
+    assert change.indices.tolist() == [5, 9, 70] and change.old.tolist() == [0, 0, 0]
+    change.undo(lm.array)
+    assert not lm.array.any()
