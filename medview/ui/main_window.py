@@ -19,6 +19,7 @@ from medview.core.volume import Volume
 from medview.io.image_files import SUPPORTED_READ_SUFFIXES, is_image_file
 from medview.io.workspace import safe_name
 from medview.jobs.studies import FirstSlice
+from medview.ui.annotation import Annotation
 from medview.ui.menus import MainMenus
 from medview.ui.panels.ai_panel import AIPanel
 from medview.ui.panels.layers_panel import LayersPanel
@@ -71,6 +72,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(measurements, self.add_panel("Layers", self.layers))
         self.tabifyDockWidget(measurements, self.add_panel("DICOM Tags", self.tags))
         self.tabifyDockWidget(measurements, self.add_panel("AI", self.ai))
+        self.annotation = Annotation(self)  # labels: the Segments panel, tabbed here too
         measurements.raise_()
         self.resizeDocks([studies, window_level], [330, 340], QtCore.Qt.Orientation.Horizontal)
         self._connect()
@@ -391,6 +393,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.window_state = self.saveState()
         self.loader.shutdown()
         self.ai.shutdown()
+        self.annotation.shutdown()  # the labels' clean save
         super().closeEvent(ev)
 
 

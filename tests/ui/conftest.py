@@ -1,3 +1,4 @@
 """Fixtures of the main-window tests, shared by every GUI test in this folder."""
 
+from tests.ui.annotation_fixtures import labelled  # noqa: F401
 from tests.ui.main_window_fixtures import data_dir, two_series, window  # noqa: F401
