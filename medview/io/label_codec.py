@@ -12,7 +12,8 @@ worker thread while the reader keeps painting: every slab is consistent in itsel
 made meanwhile are in the journal, which replays on top.
 
 Journal record: b"MVJR", kind (1 byte), u32 payload length, u32 CRC-32 of kind + payload,
-payload. Kind V = voxels set (zlib of u64 count, int64 index deltas, u8 new values): replay
+payload. Kind V = voxels set (zlib of u64 count, u8 step width, index steps as u32 — int64
+for maps past 4 G voxels — and u8 new values): replay
 sets absolute values, so replaying a record twice or on a snapshot that already holds part of
 it gives the same array. Kind S = the segment table as JSON. A record cut short by a kill is
 recognised by its length or CRC and is the end of what can be replayed."""
@@ -33,7 +34,7 @@ RECORD_MAGIC = b"MVJR"
 VOXELS, SEGMENTS = b"V", b"S"
 _U32 = struct.Struct("<I")
 _RECORD_HEAD = struct.Struct("<4scII")  # magic, kind, payload length, crc
-CHUNK_VOXELS = 1 << 22  # about 4 MiB of voxels per slab
+CHUNK_VOXELS = 1 << 20  # 1 MiB of voxels a slab: numpy holds the GIL a millisecond at most
 
 
 class DamagedData(ValueError):
@@ -157,7 +158,9 @@ def voxel_record(indices: np.ndarray, values: np.ndarray) -> bytes:
     """A V record setting `values` at flat `indices` (sorted, as core.history keeps them)."""
     idx = np.asarray(indices, np.int64).ravel()
     deltas = np.diff(idx, prepend=np.int64(0))
-    body = struct.pack("<Q", idx.size) + deltas.tobytes() + np.asarray(
+    wide = bool(idx.size) and int(idx[-1]) >= 1 << 32  # 4-byte steps below 4 G voxels
+    steps = deltas if wide else deltas.astype(np.uint32)
+    body = struct.pack("<QB", idx.size, steps.itemsize) + steps.tobytes() + np.asarray(
         values, np.uint8).ravel().tobytes()
     return _record(VOXELS, zlib.compress(body, 1))
 
@@ -173,11 +176,12 @@ def _record(kind: bytes, payload: bytes) -> bytes:
 
 def decode_voxels(payload: bytes) -> tuple[np.ndarray, np.ndarray]:
     body = zlib.decompress(payload)
-    (n,) = struct.unpack_from("<Q", body)
-    if len(body) != 8 + 9 * n:
+    n, width = struct.unpack_from("<QB", body)
+    if width not in (4, 8) or len(body) != 9 + (width + 1) * n:
         raise DamagedData("a voxel record has the wrong length")
-    idx = np.cumsum(np.frombuffer(body, np.int64, n, 8))
-    return idx, np.frombuffer(body, np.uint8, n, 8 + 8 * n)
+    steps = np.frombuffer(body, np.uint32 if width == 4 else np.int64, n, 9)
+    idx = np.cumsum(steps, dtype=np.int64)
+    return idx, np.frombuffer(body, np.uint8, n, 9 + width * n)
 
 
 @dataclass(frozen=True)
