@@ -180,6 +180,8 @@ class LabelEditor:
         flat = lt.brush_indices(centres, self.volume.shape, self.spacing_mm,
                                 self.tool.radius_mm, None if self.tool.sphere else pm.normal_axis)
         if self.tool.name == "threshold":
+            if self.volume.is_colour:
+                return _empty()  # no HU in a colour image (the tool box offers no range)
             flat = lt.in_range(self.volume.array, flat, *self.tool.hu_range)
         if self.tool.name == "eraser":
             change = self.label_map.write(flat, 0, only=self.active)
@@ -219,7 +221,7 @@ class LabelEditor:
     def fill(self, plane: Plane, row: float, col: float) -> Change:
         """Flood fill / region grow from a click: the connected voxels within the tool's
         HU tolerance of the clicked one, on the shown slice or (fill_3d) in 3D."""
-        if not self._can_paint():
+        if not self._can_paint() or self.volume.is_colour:
             return _empty()
         pm = self.state.maps[plane]
         seed = pm.to_index(self.state.slice_index(plane), row, col)

@@ -259,3 +259,17 @@ def test_real_ai_findings_go_into_labels_voxel_for_voxel(tmp_path, monkeypatch):
         assert seg.made_by == f.model_ref and not seg.reviewed
     assert (ed.label_map.array > 0).sum() == total
     clear_kept()
+
+
+def test_colour_image_paints_but_has_no_hu_for_threshold_or_fill():
+    state = ViewerState()
+    state.set_volume(Volume(np.zeros((*SHAPE, 3), np.uint8), AFFINE.copy()), "rgb")
+    ed = LabelEditor(state, LabelMap.empty(SHAPE))
+    ed.add_segment("Lesion")
+    stroke(ed, Plane.AXIAL, [(20, 20)])
+    n = int(ed.label_map.array.sum())
+    assert n > 0
+    ed.set_tool(name="threshold")
+    stroke(ed, Plane.AXIAL, [(40, 40)])
+    assert ed.fill(Plane.AXIAL, 50, 50).size == 0
+    assert int(ed.label_map.array.sum()) == n
