@@ -191,3 +191,13 @@ def test_stop_gives_the_left_button_back_to_window_level(qtbot, painter):
     painter.drag(Plane.AXIAL, (10, 10), (10, 30))
     assert painter.labels.sum() == 0
     assert painter.state.window.width != w0
+
+
+def test_a_click_paints_one_dab_and_leaves_the_crosshair(qtbot, painter):
+    cursor = painter.state.cursor_ijk.copy()
+    k = painter.state.slice_index(Plane.AXIAL)
+    qtbot.mouseClick(painter.views[Plane.AXIAL].viewport(), Qt.MouseButton.LeftButton,
+                     pos=painter.screen(Plane.AXIAL, 7, 9))
+    assert painter.labels[k, 7, 9] == 1 and 1 <= painter.labels.sum() <= 9
+    assert np.array_equal(painter.state.cursor_ijk, cursor)
+    assert painter.editor.undo_name == "Paint"
