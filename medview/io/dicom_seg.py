@@ -193,6 +193,7 @@ def read_seg(path: str | Path, series: SeriesInfo) -> SegContents:
 
 # --- reading SEG frames, for AI output and for SEGs made elsewhere -----------------------
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+LABEL_MAP_SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
 SEG_TOLERANCE_VOXELS = 0.05  # a frame lies on a slice when within this of it
 
 
@@ -230,7 +231,8 @@ def read_seg_frames(path: str | Path) -> SegFrames:
         ds = pydicom.dcmread(path)
     except Exception as exc:  # pydicom raises many kinds on a broken file
         raise InvalidInputError(where, f"is not a readable DICOM file ({exc})") from exc
-    if ds.get("SOPClassUID") != SEG_STORAGE or "SegmentSequence" not in ds:
+    if ds.get("SOPClassUID") not in (SEG_STORAGE, LABEL_MAP_SEG_STORAGE) \
+            or "SegmentSequence" not in ds:
         raise InvalidInputError(where, "is not a DICOM Segmentation (SEG) object")
     kind = str(ds.get("SegmentationType", ""))
     if kind not in ("BINARY", "FRACTIONAL", "LABELMAP"):

@@ -131,7 +131,9 @@ def import_seg(path: str | Path, targets: Sequence[LabelTarget]) -> ImportedLabe
     frames = read_seg_frames(path)
     if not targets:
         raise InvalidInputError(where, NO_SERIES_OPEN)
-    items = sorted(frames.segments, key=lambda d: int(d.SegmentNumber))
+    # a LABELMAP SEG may describe the background as segment 0: not a segment of ours
+    items = sorted((d for d in frames.segments if int(d.SegmentNumber) > 0),
+                   key=lambda d: int(d.SegmentNumber))
     if len(items) > MAX_SEGMENTS:
         raise UnsupportedInputError(where, f"holds {len(items)} segments; MedView keeps at "
                                     f"most {MAX_SEGMENTS} in one label map")

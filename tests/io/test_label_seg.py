@@ -133,10 +133,11 @@ def test_dciodvfy_finds_no_error_on_a_demo_study(tmp_path):
     assert not [ln for ln in text.splitlines() if ln.startswith("Error")], text
 
 
-def highdicom_seg(series, masks: np.ndarray, out: Path, fractional: bool = False,
+def highdicom_seg(series, masks: np.ndarray, out: Path, kind: str = "BINARY",
                   names=("Kidney", "Cyst")) -> Path:
     """A SEG built from scratch with highdicom, as another tool would: `masks` is
-    (slice, row, col, segment) on the series' order."""
+    (slice, row, col, segment) on the series' order ((slice, row, col) of segment numbers
+    for a LABELMAP)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -150,8 +151,9 @@ def highdicom_seg(series, masks: np.ndarray, out: Path, fractional: bool = False
         for i, name in enumerate(names, 1)]
     seg = hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=masks.astype(np.float32) if fractional else masks.astype(bool),
-        segmentation_type="FRACTIONAL" if fractional else "BINARY",
+        pixel_array=masks.astype({"FRACTIONAL": np.float32, "BINARY": bool,
+                                  "LABELMAP": np.uint8}[kind]),
+        segmentation_type=kind,
         segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=5,
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Elsewhere",
         manufacturer_model_name="Tool", software_versions="1", device_serial_number="1")
@@ -179,11 +181,21 @@ def test_a_fractional_seg_is_taken_at_one_half(tmp_path, oblique):
     prob = np.zeros((*SHAPE, 1), np.float32)
     prob[3, 5:10, 5:10, 0] = 0.4
     prob[3, 7:9, 7:9, 0] = 0.9
-    path = highdicom_seg(series, prob, tmp_path / "frac.dcm", fractional=True,
-                         names=("Kidney",))
+    path = highdicom_seg(series, prob, tmp_path / "frac.dcm", "FRACTIONAL", names=("Kidney",))
     imp = import_seg(path, [LabelTarget.from_series(series)])
     np.testing.assert_array_equal(imp.label_map.array, (prob[..., 0] >= 0.5).astype(np.uint8))
     assert any("fractional" in n and "0.5" in n for n in imp.notes)
+
+
+def test_a_labelmap_seg_imports(tmp_path, oblique):
+    series, _ = oblique
+    numbers = np.zeros(SHAPE, np.uint8)
+    numbers[2:4, 3:8, 3:9] = 1
+    numbers[5, 10:12, 2:30] = 2
+    path = highdicom_seg(series, numbers, tmp_path / "labelmap.dcm", "LABELMAP")
+    imp = import_seg(path, [LabelTarget.from_series(series)])
+    np.testing.assert_array_equal(imp.label_map.array, numbers)
+    assert [s.name for s in imp.label_map.segments.values()] == ["Kidney", "Cyst"]
 
 
 def test_matched_by_geometry_when_the_references_are_another_copy(tmp_path, oblique):
