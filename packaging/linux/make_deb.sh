@@ -4,9 +4,11 @@
 #
 #   packaging/linux/make_deb.sh dist/MedView dist/
 #
-# Depends names the system libraries the bundled Qt needs and does not carry (checked with
-# ldd on the bundled xcb platform plugin: libxcb-cursor0, -icccm4, -keysyms1 are the ones a
-# plain desktop install often lacks; NOTES.md). DEB_COMPRESS picks dpkg-deb's compressor:
+# Depends names the system libraries the bundled Qt platform plugins need (ldd on the
+# bundled xcb and wayland plugins and Qt's libraries). PyInstaller copies the X11/xcb ones it
+# finds on the build machine but never OpenGL/EGL or Wayland; declaring them all keeps a
+# bundle built where libxcb-cursor0, -icccm4 or -keysyms1 are missing (a plain desktop
+# often lacks them; NOTES.md) working. DEB_COMPRESS picks dpkg-deb's compressor:
 # gzip by default (any dpkg; 1 GB in about a minute here), xz for the smallest file (slow),
 # zstd for Debian 12+ / Ubuntu 22.04+.
 set -euo pipefail
@@ -22,7 +24,7 @@ depends="libc6 (>= 2.28), libgl1, libegl1, libglib2.0-0, libfontconfig1, libfree
 libdbus-1-3, libx11-6, libx11-xcb1, libxcb1, libxcb-cursor0, libxcb-icccm4, \
 libxcb-image0, libxcb-keysyms1, libxcb-randr0, libxcb-render0, libxcb-render-util0, \
 libxcb-shape0, libxcb-shm0, libxcb-sync1, libxcb-xfixes0, libxcb-xinerama0, libxcb-xkb1, \
-libxkbcommon0, libxkbcommon-x11-0"
+libxkbcommon0, libxkbcommon-x11-0, libwayland-client0, libwayland-cursor0"
 
 stage="$(mktemp -d "${TMPDIR:-/tmp}/medview-deb.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
