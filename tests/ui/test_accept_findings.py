@@ -94,12 +94,14 @@ def test_accept_all_skips_rejected_and_an_edit_reviews(qtbot, with_ai):
     ed.set_active(seg.value)
     click(qtbot, ann.panel.tools.buttons["brush"])
     ann.panel.tools.size.setValue(4.0)
-    paint(window, (10, 10), (10, 20))  # a person's edit reviews the AI segment
+    native = next(p for p, m in window.state.maps.items() if m.normal_axis == 0)
+    paint(window, (10, 10), (10, 20), native)  # a person's edit reviews the AI segment
     assert ed.segment(seg.value).reviewed
     ann.panel.add_segment()
     ann.panel.tools.pick("brush")
-    paint(window, (40, 40), (50, 50))
-    window.state.set_slice(window.views[0].plane, 10)
+    ann.panel.tools.size.setValue(10.0)
+    paint(window, (40, 40), (50, 50), native)
+    assert np.count_nonzero(ed.label_map.array == ed.active) > 40
     shot(ann.panel, "segments-painted-and-ai.png")
     shot(window, "window-painted-and-ai.png")
 

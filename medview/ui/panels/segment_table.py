@@ -49,7 +49,10 @@ def _glyph(draw, on: bool) -> QtGui.QIcon:
     pix.fill(QtCore.Qt.GlobalColor.transparent)
     painter = QtGui.QPainter(pix)
     painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-    pen = QtGui.QPen(QtGui.QColor("#e8e8e0" if on else "#5a5c60"), 1.4)
+    palette = QtWidgets.QApplication.palette()  # bright on a dark theme, dark on a light one
+    colour = palette.color(QtGui.QPalette.ColorRole.Text) if on else palette.color(
+        QtGui.QPalette.ColorGroup.Disabled, QtGui.QPalette.ColorRole.Text)
+    pen = QtGui.QPen(colour, 1.4)
     painter.setPen(pen)
     draw(painter, on)
     painter.end()
