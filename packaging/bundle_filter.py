@@ -14,14 +14,14 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 # Qt modules the app never imports (PySide6-Essentials ships some of them, PySide6-Addons
-# the rest; naming them all keeps a build from a full PySide6 as lean). QtSvg stays (icons).
-# pyqtgraph tries QtOpenGLWidgets and carries on without it; the app draws with QPainter.
+# the rest; naming them all keeps a build from a full PySide6 as lean). QtSvg stays (icons),
+# and so do QtOpenGL and QtOpenGLWidgets: pyqtgraph's PlotCurveItem imports QtOpenGL.
 UNUSED_QT = (
     "Qt3DAnimation", "Qt3DCore", "Qt3DExtras", "Qt3DInput", "Qt3DLogic", "Qt3DRender",
     "QtAxContainer", "QtBluetooth", "QtCharts", "QtConcurrent", "QtDataVisualization",
     "QtDBus", "QtDesigner", "QtGraphs", "QtGraphsWidgets", "QtHelp", "QtHttpServer",
     "QtLocation", "QtMultimedia", "QtMultimediaWidgets", "QtNetwork", "QtNetworkAuth",
-    "QtNfc", "QtOpenGL", "QtOpenGLWidgets", "QtPdf", "QtPdfWidgets", "QtPositioning",
+    "QtNfc", "QtPdf", "QtPdfWidgets", "QtPositioning",
     "QtPrintSupport", "QtQml", "QtQuick",
     "QtQuick3D", "QtQuickControls2", "QtQuickTest", "QtQuickWidgets", "QtRemoteObjects",
     "QtScxml", "QtSensors", "QtSerialBus", "QtSerialPort", "QtSpatialAudio", "QtSql",

@@ -56,6 +56,7 @@ def test_unused_qt_and_test_tools_are_excluded_but_not_what_the_app_imports():
     assert {"PySide6.QtWebEngineCore", "PySide6.QtQml", "PySide6.Qt3DCore",
             "PySide6.QtMultimedia", "pytest"} <= excluded
     for used in ("PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets", "PySide6.QtSvg",
+                 "PySide6.QtOpenGL",  # pyqtgraph.Qt.OpenGLHelpers imports it
                  "torch", "torch.testing._internal", "monai", "SimpleITK", "onnxruntime"):
         assert used not in excluded  # torch.utils.checkpoint imports torch.testing._internal
 
