@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,21 @@ class Intensity:
 
 
 @dataclass(frozen=True)
+class Postprocess:
+    """How a segmentation model's regions become findings, exactly as its validation
+    numbers were measured (ai.findings applies it): regions of fewer voxels or slices are
+    not listed, nor those the false-positive classifier (a file beside the weights, checked
+    against its SHA-256; ai.fp_reduction) scores below fp_threshold. A card without it
+    (version 1.0 cards) uses validation["min_component_voxels"] alone."""
+
+    min_component_voxels: int = 1
+    min_component_slices: int = 1
+    fp_classifier: str = ""  # file name in the model's folder; "" for no second stage
+    fp_classifier_sha256: str = ""
+    fp_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
 class ModelCard:
     name: str
     version: str
@@ -67,6 +82,9 @@ class ModelCard:
     validation: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     description: str = ""
+    postprocess: Postprocess | None = None
+    # the parsed false-positive classifier, set by load_card from the model's folder
+    fp_model: Any = field(default=None, compare=False, repr=False)
 
     @property
     def ref(self) -> str:
@@ -82,6 +100,9 @@ class ModelCard:
     def to_json(self) -> str:
         data = asdict(self)
         data["labels"] = [asdict(lab) for lab in self.labels]
+        data.pop("fp_model")
+        if self.postprocess is None:
+            data.pop("postprocess")
         return json.dumps(data, indent=2, sort_keys=True)
 
 
@@ -95,6 +116,41 @@ def _req(data: dict, key: str, kind: type, where: str) -> Any:
         raise InvalidInputError(where, f"has '{key}' of the wrong type ({type(value).__name__}"
                                        f", {kind.__name__} expected)")
     return value
+
+
+def _plain_file(value: object, where: str, what: str) -> str:
+    """A file name inside the model's folder (no path, not hidden)."""
+    if not isinstance(value, str) or not value or "/" in value or "\\" in value or \
+            value.startswith("."):
+        raise InvalidInputError(where, f"names {what} outside the model's folder")
+    return value
+
+
+def _postprocess(data: dict, where: str) -> Postprocess | None:
+    raw = data.get("postprocess")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidInputError(where, "has a 'postprocess' that is not an object")
+    try:
+        out = Postprocess(int(raw.get("min_component_voxels", 1)),
+                          int(raw.get("min_component_slices", 1)),
+                          str(raw.get("fp_classifier", "")),
+                          str(raw.get("fp_classifier_sha256", "")).lower(),
+                          float(raw.get("fp_threshold", 0.5)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(where, "has a 'postprocess' with a value of the wrong "
+                                       "type") from exc
+    if out.min_component_voxels < 1 or out.min_component_slices < 1:
+        raise InvalidInputError(where, "has a postprocess minimum below 1")
+    if not 0.0 <= out.fp_threshold <= 1.0:
+        raise InvalidInputError(where, "has a postprocess fp_threshold outside 0..1")
+    if out.fp_classifier:
+        _plain_file(out.fp_classifier, where, "a false-positive classifier")
+        if not re.fullmatch(r"[0-9a-f]{64}", out.fp_classifier_sha256):
+            raise InvalidInputError(where, "names a false-positive classifier without its "
+                                           "fp_classifier_sha256")
+    return out
 
 
 def card_from_dict(data: dict, where: str) -> ModelCard:
@@ -119,10 +175,8 @@ def card_from_dict(data: dict, where: str) -> ModelCard:
     if fmt not in WEIGHT_FORMATS:
         raise InvalidInputError(where, f"has weights_format {fmt!r}; expected one of "
                                        f"{', '.join(WEIGHT_FORMATS)}")
-    weights = data.get("weights_file", "weights.safetensors")
-    if not isinstance(weights, str) or "/" in weights or "\\" in weights or \
-            weights.startswith("."):
-        raise InvalidInputError(where, "names a weights file outside the model's folder")
+    weights = _plain_file(data.get("weights_file", "weights.safetensors"), where,
+                          "a weights file")
     labels_raw = _req(data, "labels", list, where)
     labels = []
     for item in labels_raw:
@@ -158,7 +212,7 @@ def card_from_dict(data: dict, where: str) -> ModelCard:
         context_slices=context, input_size=tuple(int(x) for x in size) if size else None,
         training_data=str(data.get("training_data", "")),
         validation=dict(data.get("validation", {})), created=str(data.get("created", "")),
-        description=str(data.get("description", "")),
+        description=str(data.get("description", "")), postprocess=_postprocess(data, where),
     )
 
 
@@ -177,4 +231,12 @@ def load_card(folder: str | Path) -> ModelCard:
     except json.JSONDecodeError as exc:
         raise InvalidInputError(where, f"is not valid JSON (line {exc.lineno}: {exc.msg})"
                                 ) from exc
-    return card_from_dict(data, where)
+    card = card_from_dict(data, where)
+    post = card.postprocess
+    if post is not None and post.fp_classifier:
+        from medview.ai.fp_reduction import load_classifier
+
+        card = replace(card, fp_model=load_classifier(Path(folder) / post.fp_classifier,
+                                                      post.fp_classifier_sha256,
+                                                      len(card.labels)))
+    return card

@@ -21,7 +21,8 @@ A voxel belongs to label L at threshold t when L is its most probable label (bac
 aside) and p_L >= t. At t = 0.5 this is the argmax map almost everywhere; at lower t it
 still gives every voxel at most one label, so the mask and the findings agree.
 
-Regions smaller than the card's validated minimum are not listed (see findings_from), and
+Regions the card's post-processing rules out are not listed — too small, too few slices,
+or judged false positives by its second-stage classifier (see findings_from) — and
 the list stops at MAX_FINDINGS, largest first, so a model that does not suit a study cannot
 freeze the panel with a hundred thousand specks.
 
@@ -39,7 +40,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medview.ai.cards import ModelCard
+from medview.ai.cards import ModelCard, Postprocess
+from medview.ai.fp_reduction import region_features
+from medview.core.errors import InvalidInputError
 from medview.core.findings import Finding
 from medview.core.volume import Volume
 
@@ -224,47 +227,91 @@ def _measure(region: np.ndarray, start: np.ndarray, p: np.ndarray, volume: Volum
         uncertainty=unc)
 
 
-def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
-                  threshold: float, *, uncertainty: np.ndarray | None = None,
-                  coarse_max: np.ndarray | None = None,
-                  max_findings: int = MAX_FINDINGS) -> FindingList:
-    """Connected findings (26-connectivity) per label at `threshold`, each with its
-    measurements; ordered by label, then first slice, then position; ids from 1.
+def _rules(card: ModelCard) -> Postprocess:
+    """The card's post-processing; a card without one (version 1.0) keeps its validated
+    minimum size alone."""
+    post = card.postprocess
+    if post is None:
+        return Postprocess(max(1, int(card.validation.get("min_component_voxels") or 1)))
+    if post.fp_classifier and card.fp_model is None:
+        raise InvalidInputError(card.ref, "was read without its false-positive classifier "
+                                          "(load its card from the model's folder)")
+    return post
 
-    Regions smaller than the card's validation["min_component_voxels"] (the post-processing
-    its validation metrics were measured with) are left out, and at most `max_findings` of
-    the largest are listed (a model gone wrong must not freeze the list); `omitted` counts
-    the rest. The label map (label_map_at) still shows every region."""
+
+Candidate = tuple[int, np.ndarray, np.ndarray, np.ndarray]
+
+
+def candidate_regions(codes: np.ndarray, card: ModelCard, threshold: float, *,
+                      coarse_max: np.ndarray | None = None, max_findings: int = MAX_FINDINGS
+                      ) -> tuple[list[Candidate], int]:
+    """(label index, bool region crop, its start (slice, row, col), its probabilities 0..1)
+    for each connected region at `threshold` that the card's size rules keep — at least its
+    minimum voxels and slices, and among the `max_findings` largest — and the number of
+    regions in all. The first stage of detection; the false-positive classifier
+    (findings_from) is the second."""
     from scipy import ndimage
 
     n = len(card.labels)
     q = quantized_threshold(threshold, n)
     coarse = coarse_index(codes, n) if coarse_max is None else coarse_max
-    lv = levels(n)
-    min_voxels = max(1, int(card.validation.get("min_component_voxels") or 1))
+    post = _rules(card)
     # first pass: sizes only, so the size cut-off is known before anything is measured
     sizes = [np.bincount(comp.ravel())[1:] for *_, comp in _components(codes, coarse, q, card)]
     all_sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
-    big = np.sort(all_sizes[all_sizes >= min_voxels])
-    cutoff = max(min_voxels, int(big[-max_findings]) if len(big) > max_findings else 0)
-    found: list[dict] = []
+    big = np.sort(all_sizes[all_sizes >= post.min_component_voxels])
+    cutoff = max(post.min_component_voxels,
+                 int(big[-max_findings]) if len(big) > max_findings else 0)
+    out: list[Candidate] = []
     for box, li, crop, comp in _components(codes, coarse, q, card):
         counts = np.bincount(comp.ravel())
         origin = np.array([b.start for b in box])
-        lab = card.labels[li]
         for j, sl in enumerate(ndimage.find_objects(comp), 1):
-            if sl is None or counts[j] < cutoff:
+            # a 26-connected region has a voxel on every slice its box spans
+            if sl is None or counts[j] < cutoff or \
+                    sl[0].stop - sl[0].start < post.min_component_slices:
                 continue
             region = comp[sl] == j
-            start = origin + [s.start for s in sl]
-            p = (level_of(crop[sl][region], n) / lv).astype(np.float64)
-            found.append({"label_value": lab.value, "label_name": lab.name,
-                          **_measure(region, start, p, volume, uncertainty)})
-    found = sorted(found, key=lambda f: -f["voxel_count"])[:max_findings]
+            p = (level_of(crop[sl][region], n) / levels(n)).astype(np.float64)
+            out.append((li, region, origin + [s.start for s in sl], p))
+    out.sort(key=lambda c: -len(c[3]))  # ties at the cut-off: still no more than the cap
+    return out[:max_findings], len(all_sizes)
+
+
+def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
+                  threshold: float, *, uncertainty: np.ndarray | None = None,
+                  coarse_max: np.ndarray | None = None,
+                  max_findings: int = MAX_FINDINGS,
+                  mask_out: np.ndarray | None = None) -> FindingList:
+    """Connected findings (26-connectivity) per label at `threshold`, each with its
+    measurements; ordered by label, then first slice, then position; ids from 1.
+
+    The card's post-processing (cards.Postprocess, what its validation metrics were
+    measured with) decides which regions are listed: the candidates its size rules keep
+    (candidate_regions) that its false-positive classifier, if it has one
+    (ai.fp_reduction), scores at least fp_threshold. `omitted` counts the regions left out.
+    The label map (label_map_at) still shows every region; `mask_out`, a zeroed uint8
+    volume, receives the listed ones only."""
+    post = _rules(card)
+    found: list[dict] = []
+    candidates, total = candidate_regions(codes, card, threshold, coarse_max=coarse_max,
+                                          max_findings=max_findings)
+    for li, region, start, p in candidates:
+        if card.fp_model is not None:
+            f = region_features(region, start, p, volume.array, volume.spacing_mm)
+            if card.fp_model.scores(f[np.newaxis], [li])[0] < post.fp_threshold:
+                continue
+        lab = card.labels[li]
+        found.append({"label_value": lab.value, "label_name": lab.name,
+                      **_measure(region, start, p, volume, uncertainty)})
+        if mask_out is not None:
+            box = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape,
+                                                                   strict=True))
+            mask_out[box][region] = lab.value
     found.sort(key=lambda f: (f["label_value"], f["slice_range"][0], f["centroid_index"]))
     out = FindingList(Finding(id=i, model_name=card.name, model_version=card.version,
                               threshold=float(threshold), **f) for i, f in enumerate(found, 1))
-    out.omitted = len(all_sizes) - len(out)
+    out.omitted = total - len(out)
     return out
 
 

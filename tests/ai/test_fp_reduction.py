@@ -1,0 +1,161 @@
+"""The false-positive stage a card can name (cards.Postprocess, ai.fp_reduction): checked
+against its SHA-256 and refused in one sentence when damaged, applied the same way by
+findings_from, the inference job and `medview infer`; cards without it still load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from medview.ai.cards import load_card
+from medview.ai.findings import candidate_regions, findings_from
+from medview.ai.fp_reduction import FEATURES, FPClassifier, region_features
+from medview.ai.inference import clear_kept
+from medview.core.errors import InvalidInputError
+from tests.ai.seg_models import BRIGHT_NAME, write_bright_model
+from tests.ai.tiny_models import card_dict
+
+torch.set_num_threads(1)
+MIN_VOXELS = 60  # the hand-made classifier keeps regions of at least this many voxels
+
+
+def size_classifier() -> FPClassifier:
+    """One linear layer: logit = log(voxels) - log(MIN_VOXELS), for both labels."""
+    k = len(FEATURES)
+    w = np.zeros((2, k))
+    w[:, FEATURES.index("log_voxels")] = 1.0
+    return FPClassifier(np.zeros(k), np.ones(k), ((w, np.full(2, -math.log(MIN_VOXELS))),),
+                        "")
+
+
+def write_fp_model(folder, text: str | None = None, **post):
+    """The bright test model with a postprocess naming `text` (the size classifier by
+    default) as its false-positive classifier."""
+    write_bright_model(folder)
+    text = size_classifier().to_json() if text is None else text
+    (folder / "fp.json").write_text(text)
+    card = json.loads((folder / "metadata.json").read_text())
+    card["postprocess"] = {"min_component_voxels": 5, "min_component_slices": 2,
+                           "fp_classifier": "fp.json", "fp_threshold": 0.5,
+                           "fp_classifier_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                           **post}
+    (folder / "metadata.json").write_text(json.dumps(card))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from medview.io.demo import generate_demo_study
+
+    return generate_demo_study(tmp_path_factory.mktemp("demo"), seed=3, slices=24)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(data))
+    clear_kept()
+    yield data
+    clear_kept()
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    ("truncated", "does not match the fp_classifier_sha256 in its card"),
+    ("missing", "is missing; the model's card names it as its false-positive classifier"),
+    ("features", "was made for other region features than this MedView computes"),
+    ("not_json", "is truncated or damaged (not complete JSON)"),
+    ("outputs", "gives 3 outputs for a model of 2 labels"),
+    ("no_sha", "names a false-positive classifier without its fp_classifier_sha256"),
+])
+def test_a_damaged_or_mismatched_classifier_is_refused_in_one_sentence(tmp_path, damage,
+                                                                      words):
+    good = size_classifier().to_json()
+    obj = json.loads(good)
+    text = {"features": json.dumps({**obj, "features": obj["features"][::-1]}),
+            "not_json": good[: len(good) // 2],
+            "outputs": json.dumps({**obj, "layers": [{
+                "weight": [[0.0] * len(FEATURES)] * 3, "bias": [0.0] * 3}]}),
+            }.get(damage, good)
+    folder = write_fp_model(tmp_path / "m", text)
+    if damage == "truncated":
+        (folder / "fp.json").write_text(good[:-10])
+    elif damage == "missing":
+        (folder / "fp.json").unlink()
+    elif damage == "no_sha":
+        card = json.loads((folder / "metadata.json").read_text())
+        card["postprocess"]["fp_classifier_sha256"] = ""
+        (folder / "metadata.json").write_text(json.dumps(card))
+    with pytest.raises(InvalidInputError) as err:
+        load_card(folder)
+    message = str(err.value)
+    assert words in message and len(message.splitlines()) == 1, message
+    name = "metadata.json" if damage == "no_sha" else "fp.json"
+    assert name in message
+
+
+def test_cards_without_a_postprocess_still_load_and_keep_their_minimum(tmp_path):
+    from medview.ai.registry import bundled_models_dir
+
+    old = load_card(bundled_models_dir() / "lesion-seg" / "1.0")
+    assert old.postprocess is None and old.fp_model is None
+    assert "postprocess" not in json.loads(old.to_json())
+    card = load_card(write_fp_model(tmp_path / "m"))
+    assert card.postprocess.min_component_slices == 2 and card.fp_model is not None
+    assert "fp_model" not in json.loads(card.to_json())
+
+
+def test_findings_keep_what_the_rules_and_the_classifier_keep(tmp_path, demo):
+    from medview.ai.cards import card_from_dict
+    from medview.ai.inference import segment
+    from medview.ai.loading import load_model
+    from medview.io.open_volume import load_volume
+
+    vol, _ = load_volume([demo.series_dir])
+    folder = write_fp_model(tmp_path / "m")
+    model = load_model(folder, "cpu", reuse=False)
+    result = segment(vol, model, reuse=False)
+    plain = card_from_dict(card_dict(BRIGHT_NAME, input_size=None), "plain card")
+    every = findings_from(result.codes, vol, plain, 0.5)
+    expected = sorted((f.slice_range, f.voxel_count) for f in every
+                      if f.voxel_count >= MIN_VOXELS and f.slice_range[1] > f.slice_range[0])
+    mask = np.zeros(vol.shape, np.uint8)
+    kept = findings_from(result.codes, vol, model.card, 0.5, mask_out=mask)
+    assert 0 < len(kept) < len(every)
+    assert sorted((f.slice_range, f.voxel_count) for f in kept) == expected
+    assert kept.omitted == len(every) + every.omitted - len(kept)
+    assert np.count_nonzero(mask) == sum(f.voxel_count for f in kept)
+    # the classifier sees each candidate's features as computed here
+    cands, _ = candidate_regions(result.codes, model.card, 0.5)
+    feats = np.array([region_features(r, s, p, vol.array, vol.spacing_mm)
+                      for _, r, s, p in cands])
+    assert np.isfinite(feats).all() and feats.shape[1] == len(FEATURES)
+    assert (model.card.fp_model.scores(feats, [li for li, *_ in cands]) >= 0.5).sum() == \
+        len(kept)
+
+
+def test_job_cli_and_card_agree(tmp_path, demo, data_dir):
+    from medview.cli import main
+    from medview.core.jobs import CancelToken, JobContext
+    from medview.io.open_volume import load_volume
+    from medview.jobs.inference import infer_job
+
+    folder = write_fp_model(data_dir / "models" / BRIGHT_NAME / "1.0")
+    out = tmp_path / "out"
+    assert main(["--log-file", str(tmp_path / "log.txt"), "infer", str(demo.series_dir),
+                 "--model", BRIGHT_NAME, "--out", str(out), "--device", "cpu"]) == 0
+    vol, _ = load_volume([demo.series_dir])
+    gen = infer_job(vol, folder, JobContext(CancelToken()), device="cpu")
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        job = stop.value
+    direct = findings_from(job.segmentation.codes, vol, load_card(folder), 0.5)
+    report = json.loads((out / "findings.json").read_text())
+    assert job.findings == list(direct) and len(direct) > 0
+    assert report["findings"] == [f.to_dict() for f in direct]
