@@ -35,6 +35,7 @@ from medview.jobs.labels import snapshot_job
 from medview.ui.paint_tools import PaintController
 from medview.ui.panels.label_tool_box import NAVIGATE
 from medview.ui.panels.segments_panel import SegmentsPanel, when_text
+from medview.ui.segmentation_files import SegmentationFiles
 from medview.ui.workers import JobWorker
 from medview.viewer import state as st
 from medview.viewer.finding_store import reader_name
@@ -84,6 +85,7 @@ class Annotation(QtCore.QObject):
                 button.clicked.connect(lambda _=False: self.set_tool({"name": NAVIGATE}))
         window.ai.into_labels.connect(self.accept_findings)
         self._build_menu()
+        self.files = SegmentationFiles(self)  # File > Import / Export segmentation
         self.state.subscribe(self._on_state)
         QtCore.QTimer.singleShot(0, self, self.offer_recovery_at_start)
 
@@ -189,7 +191,17 @@ class Annotation(QtCore.QObject):
                        f"are {loaded.label_map.array.shape} voxels, the series "
                        f"{volume.shape}; they are left as they are.")
             return
-        label_map = loaded.label_map if loaded else LabelMap.empty(volume.shape, key)
+        self._start_editor(store, loaded.label_map if loaded else
+                           LabelMap.empty(volume.shape, key))
+        if loaded is not None and loaded.messages:
+            self._tell("Labels", " ".join(loaded.messages))
+        elif loaded is not None and loaded.replayed:
+            self.w.status_label.setText(f"Labels recovered ({loaded.replayed} edits after the "
+                                        "last save replayed).")
+        self.session_started.emit(self.editor)
+
+    def _start_editor(self, store: LabelStore, label_map: LabelMap) -> None:
+        volume, key = self.state.volume, self.state.series_key
         series = self.w.series if self.w.series is not None and \
             self.w.series.key == key else None
         source = (LabelSource.from_series(series) if series is not None
@@ -199,12 +211,17 @@ class Annotation(QtCore.QObject):
         self.panel.attach(self.editor, store.status)
         self._timer.start()
         self._update_menu()
-        if loaded is not None and loaded.messages:
-            self._tell("Labels", " ".join(loaded.messages))
-        elif loaded is not None and loaded.replayed:
-            self.w.status_label.setText(f"Labels recovered ({loaded.replayed} edits after the "
-                                        "last save replayed).")
-        self.session_started.emit(self.editor)
+
+    def replace_labels(self, label_map: LabelMap) -> None:
+        """An imported label map becomes the series' labels (the panel's caller checked
+        that the current one is empty); saved at once, so a crash keeps it."""
+        store = self.store
+        self.end_session()
+        try:
+            store.save(label_map)
+        except MedviewError as err:
+            self._tell("Labels not saved", str(err))
+        self._start_editor(store, label_map)
 
     def end_session(self) -> None:
         """Close the open series' labels: painting off, a clean final save."""
@@ -227,6 +244,7 @@ class Annotation(QtCore.QObject):
     def shutdown(self, wait_ms: int = 5000) -> None:
         """The window closes: let a running snapshot end, then the clean save."""
         self._pool.waitForDone(wait_ms)
+        self.files.shutdown(wait_ms)
         self.end_session()
 
     # -- autosave
