@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from medview.ai import registry
 from medview.ai.inference import clear_kept
 from medview.ui.panels import findings_table as ft
+from medview.ui.theme import apply_dark_theme
 from tests.ai.seg_models import write_bright_model
 from tests.ui.annotation_fixtures import click, paint
 from tests.ui.main_window_fixtures import make_window
@@ -107,5 +108,14 @@ def test_accept_all_skips_rejected_and_an_edit_reviews(qtbot, with_ai):
 
 
 def shot(widget, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    assert widget.grab().save(str(SHOTS / name))
+    """Grab `widget` as the app shows it (dark theme), then put the test's look back."""
+    app = QtWidgets.QApplication.instance()
+    style, palette, sheet = app.style().name(), app.palette(), app.styleSheet()
+    apply_dark_theme(app)
+    try:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        assert widget.grab().save(str(SHOTS / name))
+    finally:
+        app.setStyle(style)
+        app.setPalette(palette)
+        app.setStyleSheet(sheet)

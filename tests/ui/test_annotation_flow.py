@@ -139,3 +139,16 @@ def test_a_dicom_series_keeps_its_source_files(qtbot, window, two_series):
     source = ann.store.source
     assert source.series_instance_uid and len(source.source_files) == len(a.paths)
     ann.shutdown()
+
+
+def test_closing_the_window_leaves_a_clean_save(qtbot, labelled):
+    window, ann = labelled
+    click(qtbot, ann.panel.add_button)
+    click(qtbot, ann.panel.tools.buttons["brush"])
+    paint(window, (20, 10), (20, 30))
+    labels = ann.editor.label_map.array.copy()
+    assert LabelStore(KEY).has_unsaved()  # journaled, not yet a clean save
+    window.close()
+    store = LabelStore(KEY)
+    assert not store.has_unsaved()
+    assert np.array_equal(store.load().label_map.array, labels)

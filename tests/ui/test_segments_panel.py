@@ -151,3 +151,15 @@ def test_status_done_shows_who_and_when(qtbot, labelled):
     assert panel.done_button.text() == "Back to draft"
     click(qtbot, panel.done_button)
     assert panel.status_label.text().startswith("Draft — ") and ann.store.status.state == "draft"
+
+
+def test_a_measurement_tool_takes_the_mouse_from_painting(qtbot, labelled):
+    window, ann = labelled
+    add_and_brush(qtbot, ann)
+    assert ann.paint is not None
+    click(qtbot, window.measurements.buttons["ruler"])
+    assert ann.paint is None and ann.panel.tools.buttons["wl"].isChecked()
+    assert all(v.tool == "ruler" for v in window.views)
+    click(qtbot, ann.panel.tools.buttons["brush"])  # and back: the ruler lets go
+    assert all(v.tool == "brush" for v in window.views)
+    assert window.measurements.buttons["wl"].isChecked()

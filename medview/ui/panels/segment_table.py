@@ -101,6 +101,7 @@ class SegmentTable(QtWidgets.QTableWidget):
         self._syncing = False
         self.values: list[int] = []  # segment value of each row
         self.segments: dict[int, Segment] = {}
+        self._shown: tuple | None = None  # set_segments' arguments, to redraw on a new theme
         self.setHorizontalHeaderLabels(COLUMNS)
         for col, tip in enumerate(TIPS):
             self.horizontalHeaderItem(col).setToolTip(tip)
@@ -131,6 +132,7 @@ class SegmentTable(QtWidgets.QTableWidget):
     def set_segments(self, segments: list[Segment], counts: dict[int, int], voxel_ml: float,
                      active: int) -> None:
         """Show these segments (in value order), `active` selected."""
+        self._shown = (segments, dict(counts), voxel_ml)
         self._syncing = True
         try:
             self.clearContents()
@@ -143,7 +145,18 @@ class SegmentTable(QtWidgets.QTableWidget):
         finally:
             self._syncing = False
 
+    def changeEvent(self, ev: QtCore.QEvent) -> None:
+        """A new theme: the icons are drawn again in its colours."""
+        super().changeEvent(ev)
+        if ev.type() == QtCore.QEvent.Type.PaletteChange and self._shown is not None:
+            self.horizontalHeaderItem(SHOWN).setIcon(_glyph(_eye, True))
+            self.horizontalHeaderItem(LOCKED).setIcon(_glyph(_lock, True))
+            segments, counts, voxel_ml = self._shown
+            self.set_segments(segments, counts, voxel_ml, self.current_value())
+
     def set_counts(self, counts: dict[int, int], voxel_ml: float) -> None:
+        if self._shown is not None:
+            self._shown = (self._shown[0], dict(counts), voxel_ml)
         for row, value in enumerate(self.values):
             item = self.item(row, SIZE)
             if item is not None:
