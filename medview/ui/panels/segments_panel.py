@@ -227,13 +227,15 @@ class SegmentsPanel(QtWidgets.QWidget):
         return float(np.prod(v.spacing_mm)) / 1000.0 if v is not None else 0.0
 
     def recount(self) -> None:
-        """Count every segment's voxels (a comparison per segment, not np.bincount: that
-        widens a uint8 volume to int64 and takes seconds)."""
+        """Count every segment's voxels: one pass for the labelled voxels, then a
+        histogram of those only (np.bincount of the whole uint8 volume widens it to int64:
+        seconds for 300 x 512 x 512, where this takes a tenth of one)."""
         ed = self.editor
         if ed is None:
             return
-        array = ed.label_map.array
-        self.counts = {v: int(np.count_nonzero(array == v)) for v in ed.label_map.segments}
+        flat = ed.label_map.array.reshape(-1)
+        hist = np.bincount(flat[flat != 0], minlength=256)
+        self.counts = {v: int(hist[v]) for v in ed.label_map.segments}
         self.table.set_counts(self.counts, self._voxel_ml())
         self._show_detail()
 
