@@ -139,6 +139,9 @@ class Annotation(QtCore.QObject):
         """Labels for the series now on screen: asks first when a crash left edits."""
         key, volume = self.state.series_key, self.state.volume
         if volume is None or volume.is_colour:
+            if volume is not None:
+                self.panel.title.setText("Labels are drawn on grey-scale series (CT, MR), "
+                                         "not on colour images.")
             return
         try:
             store = LabelStore(key)
@@ -208,9 +211,16 @@ class Annotation(QtCore.QObject):
                   else LabelSource.from_volume(volume, key))
         self.store, self.editor = store, LabelEditor(self.state, label_map)
         self.saver = LabelAutosaver(store, self.editor, source, on_problem=self._on_problem)
+        # the menu's Undo / Redo must be enabled as soon as there is a step: a disabled
+        # action's shortcut does not fire
+        self.editor.subscribe(self._on_editor)
         self.panel.attach(self.editor, store.status)
         self._timer.start()
         self._update_menu()
+
+    def _on_editor(self, what: str) -> None:
+        if what in ("history", "segments"):
+            self._update_menu()
 
     def replace_labels(self, label_map: LabelMap) -> None:
         """An imported label map becomes the series' labels (the panel's caller checked

@@ -163,3 +163,16 @@ def test_a_measurement_tool_takes_the_mouse_from_painting(qtbot, labelled):
     click(qtbot, ann.panel.tools.buttons["brush"])  # and back: the ruler lets go
     assert all(v.tool == "brush" for v in window.views)
     assert window.measurements.buttons["wl"].isChecked()
+
+
+def test_undo_and_redo_keys_work_with_the_focus_in_the_panel(qtbot, labelled):
+    window, ann = labelled
+    value = add_and_brush(qtbot, ann)
+    paint(window, (20, 10), (20, 30))
+    ann.panel.table.setFocus()
+    qtbot.keyClick(ann.panel.table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not (ann.editor.label_map.array == value).any()
+    qtbot.keyClick(ann.panel.table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    assert (ann.editor.label_map.array == value).any()
+    assert ann.undo_action.text() == "&Undo Paint"
