@@ -74,7 +74,7 @@ def test_accept_one_finding_into_labels_then_confirm(qtbot, with_ai):
     assert "not reviewed" in panel.detail.text() and "bright-seg:1.0" in panel.detail.text()
     assert ed.undo_name.startswith("Accept lung nodule")
     button = panel.table.confirm_button(seg.value)
-    qtbot.waitUntil(button.isVisible, timeout=2000)
+    qtbot.waitUntil(button.isVisible, timeout=10_000)
     shot(panel, "segments-ai-unreviewed.png")
     click(qtbot, button)
     assert ed.segment(seg.value).reviewed and panel.table.confirm_button(seg.value) is None

@@ -102,7 +102,7 @@ def test_recover_after_a_crash_restores_the_voxels(qtbot, data_dir):
     assert box is not None and box.isVisible() and ann.editor is None
     assert "MedView closed before saving the labels of Chest 2.5 mm at" in box.text()
     click(qtbot, button(box, "Recover"))
-    qtbot.waitUntil(lambda: ann.editor is not None, timeout=2000)
+    qtbot.waitUntil(lambda: ann.editor is not None, timeout=10_000)
     assert np.array_equal(ann.editor.label_map.array, painted())
     assert "recovered" in window.status_label.text()
     ann.shutdown()
@@ -112,7 +112,7 @@ def test_recover_after_a_crash_restores_the_voxels(qtbot, data_dir):
 def test_discard_keeps_the_edits_aside(qtbot, data_dir):
     _window, ann = open_crashed(qtbot, data_dir)
     click(qtbot, button(ann.prompt, "Discard (kept aside)"))
-    qtbot.waitUntil(lambda: ann.editor is not None, timeout=2000)
+    qtbot.waitUntil(lambda: ann.editor is not None, timeout=10_000)
     assert not ann.editor.label_map.array.any()
     kept = list((data_dir / "labels").glob("*/discarded-*/journal-*.log"))
     assert kept and kept[0].stat().st_size > 0
@@ -123,7 +123,7 @@ def test_at_start_one_question_for_every_crashed_series(qtbot, data_dir):
     crashed_store(painted())
     window = make_window(qtbot, (1300, 850))
     ann = window.annotation
-    qtbot.waitUntil(lambda: ann.prompt is not None and ann.prompt.isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: ann.prompt is not None and ann.prompt.isVisible(), timeout=10_000)
     assert "MedView closed before saving the labels of 1 series" in ann.prompt.text()
     click(qtbot, button(ann.prompt, "Recover"))
     window.state.set_volume(ct_volume(), KEY)  # answered already: no second question

@@ -69,7 +69,7 @@ def test_locked_segment_is_not_painted_and_hidden_is_not_drawn(qtbot, labelled):
     click_cell(qtbot, panel.table, value, stb.SHOWN)
     assert not ed.segment(value).visible
     assert ed.layer.label_colours[value][3] == 0  # drawn transparent in every view
-    qtbot.waitUntil(lambda: item.lut[value][3] == 0, timeout=2000)
+    qtbot.waitUntil(lambda: item.lut[value][3] == 0, timeout=10_000)
 
 
 def test_rename_recode_and_colour(qtbot, labelled):
