@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--card", required=True, metavar="CARD.json")
     imp.add_argument("--name", help="the model name (default: the card's)")
     imp.add_argument("--version", help="the new version (default: the card's)")
+    from medview.commands.train import add_parser as add_train_parser
+
+    add_train_parser(sub)
     p.set_defaults(commands=tuple(sub.choices))
     return p
 
@@ -249,6 +252,9 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
                          f"most 1")
         return run_infer(args.path, args.model, args.out, series_key=args.series,
                          device=args.device, threshold=args.threshold, tta=args.tta)
+    if args.command == "train":
+        from medview.commands.train import run_train
+        return run_train(args)
     if args.command == "models":
         from medview.commands.models import run_models
         return run_models(args)

@@ -1,0 +1,262 @@
+"""The studies a fine-tune learns from: found in a folder of labelled studies or in the
+workspace's "done" studies, checked (geometry, labels), split by patient and cached as plain
+arrays that training memory-maps.
+
+Torch-free on purpose: the training panel lists studies and their label counts through
+this module without loading torch, and the child process caches them before its first step.
+
+A study folder holds a label map (labels.nii.gz, .nii, .nrrd or .mha) and its image: a
+`series/` folder of DICOM (the demo generator's layout), an image file named `image.*`, or
+the DICOM files beside the label map. Nothing identifying leaves this module: a study is
+known by a hash of its UIDs (`key`), a patient by a hash of the patient ID, and the card
+records only those hashes.
+
+Labels: a study's values are the base model's values unless names say otherwise. When the
+study's segments have names (the workspace's label store), they are matched to the card's
+label names; an explicit mapping (`{"3": "liver lesion", "tumour": "liver lesion",
+"5": "ignore"}`) wins over both. A value the model does not know is refused in one sentence
+that says how to map it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medview.ai.cards import ModelCard
+from medview.core.errors import InvalidInputError
+
+LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha")
+IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd", "image.mha")
+IGNORE = ("ignore", "background")
+AFFINE_TOLERANCE_MM = 0.05
+CT_FILE, LABEL_FILE, META_FILE = "image.npy", "labels.npy", "meta.json"
+
+
+def short_hash(*parts: str) -> str:
+    """12 hex digits of SHA-256: enough to tell studies apart, says nothing about them."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TrainStudy:
+    key: str  # hash of study + series UIDs (or of the path when the image has none)
+    name: str  # the folder's name, for the panel and messages
+    patient: str  # hash of the patient ID (the key when there is none)
+    image: str  # DICOM folder or image file
+    labels: str  # the label map file
+    segments: dict[int, str] = field(default_factory=dict)  # value -> name, when known
+    series_key: str | None = None
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "segments": {str(k): v for k, v in self.segments.items()}}
+
+    @staticmethod
+    def from_json(data: dict) -> TrainStudy:
+        return TrainStudy(**{**data, "segments": {int(k): v for k, v in
+                                                  data.get("segments", {}).items()}})
+
+
+def _label_file(folder: Path) -> Path | None:
+    return next((folder / n for n in LABEL_NAMES if (folder / n).is_file()), None)
+
+
+def _image_source(folder: Path) -> Path:
+    if (folder / "series").is_dir():
+        return folder / "series"
+    return next((folder / n for n in IMAGE_NAMES if (folder / n).is_file()), folder)
+
+
+def _describe(folder: Path, labels: Path) -> TrainStudy:
+    image = _image_source(folder)
+    study_uid = series_uid = patient = ""
+    series_key = None
+    if image.is_dir():
+        from medview.io.dicom_index import scan
+
+        found = [s for s in scan([image]).series if s.modality != "SEG"]
+        if not found:
+            raise InvalidInputError(str(folder), "holds a label map but no image series; put "
+                                                 "the DICOM series in a 'series' folder beside "
+                                                 "it")
+        if len(found) > 1:
+            raise InvalidInputError(str(folder), f"holds {len(found)} image series beside its "
+                                                 f"label map; keep one series per study folder")
+        s = found[0]
+        study_uid, series_uid, patient = s.study_instance_uid, s.series_instance_uid, \
+            s.patient.id
+        series_key = s.key
+    key = short_hash(study_uid, series_uid) if series_uid else short_hash(str(image.resolve()))
+    return TrainStudy(key, folder.name, short_hash("patient", patient) if patient else key,
+                      str(image), str(labels), {}, series_key)
+
+
+def find_studies(data: str | Path) -> list[TrainStudy]:
+    """The labelled studies under `data`: the folder itself when it is one study, else each
+    sub-folder that holds a label map (sorted by name)."""
+    root = Path(data)
+    if not root.is_dir():
+        raise InvalidInputError(str(root), "is not a folder; give a folder of labelled studies "
+                                           "or the workspace")
+    own = _label_file(root)
+    if own is not None:
+        return [_describe(root, own)]
+    studies = [_describe(sub, lab) for sub in sorted(root.iterdir()) if sub.is_dir()
+               and not sub.name.startswith(".") and (lab := _label_file(sub)) is not None]
+    if not studies:
+        raise InvalidInputError(str(root), "holds no labelled studies (no sub-folder with a "
+                                           "labels.nii.gz and its image); label and mark "
+                                           "studies done first")
+    keys = [s.key for s in studies]
+    if len(set(keys)) != len(keys):
+        twice = next(s.name for s in studies if keys.count(s.key) > 1)
+        raise InvalidInputError(str(root), f"holds the same series twice ({twice} and "
+                                           f"another); keep one copy")
+    return studies
+
+
+def split_by_patient(studies: list[TrainStudy], val_fraction: float = 0.25,
+                     seed: int = 0) -> dict[str, list[str]]:
+    """Train / validation study keys, every patient's studies on one side (a patient in both
+    would flatter the validation numbers). Seeded, so the same studies give the same split."""
+    patients = sorted({s.patient for s in studies})
+    rng = np.random.default_rng(seed)
+    order = [patients[i] for i in rng.permutation(len(patients))]
+    n_val = min(len(patients) - 1, max(1, round(val_fraction * len(patients))))
+    val = set(order[:max(n_val, 0)])
+    return {"train": [s.key for s in studies if s.patient not in val],
+            "val": [s.key for s in studies if s.patient in val]}
+
+
+def label_mapping(study: TrainStudy, present: list[int], card: ModelCard,
+                  explicit: dict[str, str] | None = None) -> dict[int, int]:
+    """Study value -> card value (0 drops it) for every value present in the label map."""
+    by_name = {lab.name.lower(): lab.value for lab in card.labels}
+    known = {lab.value for lab in card.labels}
+    explicit = {str(k).lower(): str(v).lower() for k, v in (explicit or {}).items()}
+    out = {}
+    for value in present:
+        name = study.segments.get(value, "")
+        target = explicit.get(str(value), explicit.get(name.lower()))
+        if target is not None:
+            if target in IGNORE:
+                out[value] = 0
+            elif target in by_name:
+                out[value] = by_name[target]
+            elif target.isdigit() and int(target) in known:
+                out[value] = int(target)
+            else:
+                raise InvalidInputError(None, f"the label mapping sends {value} to "
+                                              f"{target!r}, which {card.ref} does not have "
+                                              f"(it knows {_known(card)})")
+        elif name and name.lower() in by_name:
+            out[value] = by_name[name.lower()]
+        elif not name and value in known:
+            out[value] = value
+        else:
+            shown = f"{value} ({name})" if name else str(value)
+            raise InvalidInputError(study.labels, f"of study {study.name} holds label "
+                                    f"{shown}, which {card.ref} does not know (it knows "
+                                    f"{_known(card)}); map it, e.g. --map "
+                                    f"{name or value}=\"{card.labels[0].name}\" or "
+                                    f"--map {name or value}=ignore")
+    return out
+
+
+def _known(card: ModelCard) -> str:
+    return ", ".join(f"{lab.value} {lab.name}" for lab in card.labels)
+
+
+@dataclass(frozen=True)
+class PreparedStudy:
+    """A study's image and mapped labels as memory-mapped arrays, (slice, row, col)."""
+
+    key: str
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    counts: dict[int, int]  # voxels per card label value
+    folder: Path  # its cache folder (what is derived from it is kept there too)
+
+
+def _check_geometry(study: TrainStudy, image_shape: tuple, image_affine: np.ndarray,
+                    label_shape: tuple, label_affine: np.ndarray) -> None:
+    if tuple(image_shape) != tuple(label_shape):
+        raise InvalidInputError(study.labels, f"of study {study.name} has {label_shape} "
+                                f"voxels but its image has {tuple(image_shape)}; export the "
+                                f"label map on the image's grid")
+    corners = np.array([[0, 0, 0, 1], [image_shape[0] - 1, image_shape[1] - 1,
+                                       image_shape[2] - 1, 1]], float).T
+    moved = np.abs(image_affine @ corners - label_affine @ corners).max()
+    if moved > AFFINE_TOLERANCE_MM:
+        raise InvalidInputError(study.labels, f"of study {study.name} is placed {moved:.1f} "
+                                f"mm away from its image (a different orientation, spacing "
+                                f"or origin); export the label map on the image's grid")
+
+
+def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
+                  mapping: dict[str, str] | None = None) -> PreparedStudy:
+    """Load, check and cache one study (once: later runs and resumes memory-map the cache,
+    until its label map changes)."""
+    folder = Path(cache) / study.key
+    meta_path = folder / META_FILE
+    stat = Path(study.labels).stat()
+    source = [study.labels, stat.st_mtime_ns, stat.st_size]  # relabelled: cached again
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("mapping") == (mapping or {}) and meta.get("card") == card.ref and \
+                meta.get("source") == source:
+            return _open(study, folder, meta)
+    from medview.io.image_files import read_image
+    from medview.io.open_volume import load_volume
+
+    volume, _ = load_volume([study.image], study.series_key)
+    label_volume = read_image(study.labels)
+    _check_geometry(study, volume.shape, volume.affine, label_volume.shape,
+                    label_volume.affine)
+    raw = np.asarray(label_volume.array)
+    if raw.dtype.kind == "f" and not np.all(raw == np.round(raw)):
+        raise InvalidInputError(study.labels, f"of study {study.name} holds fractional values;"
+                                f" a label map holds whole label numbers")
+    present = [int(v) for v in np.unique(raw) if v != 0]
+    lut = np.zeros(int(max(present, default=0)) + 1, np.uint8)
+    for src, dst in label_mapping(study, present, card, mapping).items():
+        lut[src] = dst
+    if raw.min() < 0:
+        raise InvalidInputError(study.labels, f"of study {study.name} holds negative labels")
+    labels = lut[raw.astype(np.int64)]
+    folder.mkdir(parents=True, exist_ok=True)
+    dtype = np.int16 if volume.array.dtype.kind in "iu" and volume.array.dtype.itemsize <= 2 \
+        else np.float32
+    np.save(folder / CT_FILE, np.ascontiguousarray(volume.array, dtype=dtype))
+    np.save(folder / LABEL_FILE, labels)
+    counts = {int(v): int(n) for v, n in zip(*np.unique(labels, return_counts=True),
+                                             strict=True) if v}
+    meta = {"spacing_mm": list(volume.spacing_mm), "counts": counts, "card": card.ref,
+            "mapping": mapping or {}, "source": source}
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")  # last: marks the cache whole
+    return _open(study, folder, meta)
+
+
+def _open(study: TrainStudy, folder: Path, meta: dict) -> PreparedStudy:
+    return PreparedStudy(study.key, study.name, np.load(folder / CT_FILE, mmap_mode="r"),
+                         np.load(folder / LABEL_FILE, mmap_mode="r"),
+                         tuple(float(v) for v in meta["spacing_mm"]),
+                         {int(k): int(v) for k, v in meta["counts"].items()}, folder)
+
+
+def label_counts(study: TrainStudy) -> dict[int, int]:
+    """Voxels per label value in a study's label map (for the panel, before any mapping)."""
+    from medview.io.image_files import read_image
+
+    values, counts = np.unique(np.asarray(read_image(study.labels).array), return_counts=True)
+    return {int(v): int(n) for v, n in zip(values, counts, strict=True) if v}
+
+
+def studies_hash(studies: list[TrainStudy]) -> str:
+    """One hash for a set of studies (order-free): what the card records of its data."""
+    return hashlib.sha256("\n".join(sorted(s.key for s in studies)).encode()).hexdigest()[:16]

@@ -1,0 +1,196 @@
+"""How a fine-tune is judged: the network's label map on validation studies, scored per
+label (Dice) and per lesion (sensitivity, false positives per study), the same numbers for
+the parent and the new version on the same studies.
+
+Prediction goes through preprocess.Plan, the path inference takes (intensity window, 2.5D
+stacks, spacing, padding), so the numbers describe what a reader will see; a voxel is a label
+where that label's probability is at least 0.5, as in bundled_eval. Lesions are the label
+map's connected components (26-connected): a user's labels carry no lesion list, so a
+component is a lesion, its size the volume-equivalent diameter. The rules are bundled_eval's
+(components under MIN_VOXELS dropped, sensitivity and Dice for lesions of MIN_DIAMETER_MM
+and more), so a fine-tuned card reads like the bundled one.
+
+Each epoch's quick check (`quick_dice`) predicts only the slices that hold labels plus a few
+that do not, and scores them with MONAI's Dice per study; the card's numbers come from
+whole volumes (`evaluate`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from medview.ai.bundled_eval import _CONN, MIN_DIAMETER_MM, MIN_VOXELS, _bbox
+from medview.ai.cards import ModelCard
+from medview.ai.preprocess import Plan
+from medview.ai.train_data import PreparedStudy
+from medview.core.volume import Volume
+
+
+def _plan(study: PreparedStudy, card: ModelCard) -> Plan:
+    affine = np.diag([*study.spacing_mm, 1.0])
+    return Plan.make(Volume(study.image, affine), card)
+
+
+def predict(module: Any, card: ModelCard, study: PreparedStudy, slices: np.ndarray | None,
+            device: Any, batch: int = 4) -> np.ndarray:
+    """uint8 label map of `slices` (all when None) of a study, (len, H, W)."""
+    import torch
+
+    from medview.ai.device import autocast_context
+
+    plan = _plan(study, card)
+    ks = np.arange(study.image.shape[0]) if slices is None else np.asarray(slices)
+    out = np.zeros((len(ks), *study.image.shape[1:]), np.uint8)
+    slab = plan.new_slab(1)
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode(), autocast_context(device):
+            for i in range(0, len(ks), batch):
+                part = ks[i:i + batch]
+                x = np.concatenate([plan.inputs(study.image, int(k), 1, slab) for k in part])
+                logits = module(torch.from_numpy(x).to(device)).float()
+                probs = plan.outputs(torch.softmax(logits, 1).cpu().numpy())
+                for lab in range(1, probs.shape[1]):
+                    out[i:i + len(part)][probs[:, lab] >= 0.5] = lab
+    finally:
+        module.train(was_training)
+    return out
+
+
+def quick_dice(module: Any, card: ModelCard, studies: list[PreparedStudy],
+               slices: list[np.ndarray], device: Any) -> dict[str, float | None]:
+    """Mean Dice per label over the studies (MONAI's compute_dice per study; a study
+    without a label is skipped for it) on each study's chosen slices; 'mean' over labels.
+    Not DiceMetric: its aggregate() gathers from every DDP process, and only rank 0
+    validates."""
+    from monai.metrics import compute_dice
+
+    k = len(card.labels) + 1
+    rows = []
+    for st, ks in zip(studies, slices, strict=True):
+        pred = predict(module, card, st, ks, device)
+        gt = np.asarray(st.labels[ks])
+        box = _bbox((pred > 0) | (gt > 0))
+        if not all(b.stop > b.start for b in box):
+            box = tuple(slice(0, 1) for _ in box)
+        rows.append(compute_dice(_onehot(pred[box], k), _onehot(gt[box], k),
+                                 include_background=False, ignore_empty=True)[0].numpy())
+    table = np.array(rows, dtype=float).reshape(len(rows), k - 1)
+    out: dict[str, float | None] = {}
+    for i, lab in enumerate(card.labels):
+        col = table[:, i][~np.isnan(table[:, i])]
+        out[lab.name] = round(float(col.mean()), 4) if len(col) else None
+    given = [v for v in out.values() if v is not None]
+    out["mean"] = round(float(np.mean(given)), 4) if given else None
+    return out
+
+
+def _onehot(labels: np.ndarray, k: int) -> Any:
+    """(S, H, W) labels -> (1, K, S, H, W) float one-hot, as DiceMetric takes them."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))
+    return torch.nn.functional.one_hot(t, k).permute(3, 0, 1, 2)[None].float()
+
+
+def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, float],
+          values: list[int]) -> dict:
+    """Per label: voxel overlap counts, per-lesion detection and Dice, false positives."""
+    from scipy import ndimage
+
+    voxel_ml = float(np.prod(spacing_mm))
+    out: dict = {"overlap": {}, "lesions": [], "false_positives": {}}
+    for v in values:
+        p, g = pred == v, gt == v
+        out["overlap"][v] = (int(np.count_nonzero(p & g)), int(np.count_nonzero(p)) +
+                             int(np.count_nonzero(g)))
+        box = _bbox(p | g)
+        g_inst, n_g = ndimage.label(g[box], _CONN)
+        p_inst, n_p = ndimage.label(p[box], _CONN)
+        p_size = np.bincount(p_inst.ravel(), minlength=n_p + 1)
+        g_size = np.bincount(g_inst.ravel(), minlength=n_g + 1)
+        kept = set(np.flatnonzero(p_size >= MIN_VOXELS).tolist()) - {0}
+        both = (p_inst > 0) & (g_inst > 0)
+        pairs, shared = np.unique(np.stack([p_inst[both], g_inst[both]]), axis=1,
+                                  return_counts=True)
+        keep = np.isin(pairs[0], list(kept))
+        pairs, shared = pairs[:, keep], shared[keep]
+        out["false_positives"][v] = len(kept - set(pairs[0].tolist()))
+        for gid in range(1, n_g + 1):
+            mine = pairs[1] == gid
+            comps = pairs[0][mine]
+            dice = 2 * int(shared[mine].sum()) / (int(g_size[gid]) + int(p_size[comps].sum()))
+            diameter = (6 * g_size[gid] * voxel_ml / math.pi) ** (1 / 3)
+            out["lesions"].append({"label": v, "diameter_mm": round(diameter, 2),
+                                   "detected": bool(len(comps)), "dice": round(dice, 4)})
+    return out
+
+
+def summarise(scores: list[dict], card: ModelCard) -> dict:
+    """The card's validation numbers from per-study scores."""
+    n = max(len(scores), 1)
+    lesions = [x for s in scores for x in s["lesions"]]
+    big = [x for x in lesions if x["diameter_mm"] >= MIN_DIAMETER_MM]
+
+    def rate(items: list[dict], key: str) -> float | None:
+        return round(float(np.mean([x[key] for x in items])), 4) if items else None
+
+    out: dict[str, Any] = {"studies": len(scores), "lesions": len(lesions),
+                           "lesions_ge_6mm": len(big)}
+    dices = []
+    for lab in card.labels:
+        inter = sum(s["overlap"][lab.value][0] for s in scores)
+        total = sum(s["overlap"][lab.value][1] for s in scores)
+        dice = round(2 * inter / total, 4) if total else None
+        out[f"dice_{lab.name.replace(' ', '_')}"] = dice
+        if dice is not None and any(s["overlap"][lab.value][1] for s in scores):
+            dices.append(dice)
+    out["dice_mean"] = round(float(np.mean(dices)), 4) if dices else None
+    out["sensitivity_ge_6mm"] = rate(big, "detected")
+    out["sensitivity_all"] = rate(lesions, "detected")
+    out["mean_dice_ge_6mm"] = rate(big, "dice")
+    out["false_positives_per_study"] = round(sum(sum(s["false_positives"].values())
+                                                 for s in scores) / n, 3)
+    for lab in card.labels:
+        name = lab.name.replace(" ", "_")
+        out[f"{name}_sensitivity_ge_6mm"] = rate([x for x in big if x["label"] == lab.value],
+                                                 "detected")
+        out[f"{name}_false_positives_per_study"] = round(
+            sum(s["false_positives"][lab.value] for s in scores) / n, 3)
+    out["min_component_voxels"], out["threshold"] = MIN_VOXELS, 0.5
+    return out
+
+
+def mistakes(module: Any, card: ModelCard, study: PreparedStudy, device: Any,
+             per_component: int = 50) -> np.ndarray:
+    """(N, 3) voxels a model wrongly labels in a study, at most `per_component` from each
+    connected mistake (so one large mistake does not crowd out the many small ones), as
+    bundled_training.mine_false_positives picks them; seeded, so the same every run."""
+    from scipy import ndimage
+
+    pred = predict(module, card, study, None, device)
+    wrong, _ = ndimage.label((pred > 0) & (pred != np.asarray(study.labels)))
+    rng = np.random.default_rng(0)
+    picked = []
+    for i, box in enumerate(ndimage.find_objects(wrong), start=1):
+        if box is None:
+            continue
+        vox = np.argwhere(wrong[box] == i) + [b.start for b in box]
+        picked.append(vox[rng.permutation(len(vox))[:per_component]])
+    return np.concatenate(picked).astype(np.int32) if picked else np.zeros((0, 3), np.int32)
+
+
+def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
+             progress: Any = None) -> dict:
+    """Whole-volume metrics of `module` on `studies` (see the module docstring)."""
+    values = [lab.value for lab in card.labels]
+    scores = []
+    for i, st in enumerate(studies):
+        pred = predict(module, card, st, None, device)
+        scores.append(score(pred, np.asarray(st.labels), st.spacing_mm, values))
+        if progress is not None:
+            progress(i + 1, len(studies))
+    return summarise(scores, card)

@@ -1,0 +1,75 @@
+"""A finished fine-tune becomes a new model version: a new folder beside its parent's
+(registry rules: never overwritten, never deleted), its card saying where it came from and
+how it compares with its parent on the same validation studies.
+
+Numbering: a fine-tune of 1.0 is 1.0.1, the next 1.0.2, and so on (the first free third
+number above the parent's), so versions sort after their parent and the registry's
+NAME:VERSION syntax needs nothing new. The new version is not activated: the reader compares
+and chooses (registry.activate), and rolls back the same way."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from medview.ai.cards import DISCLAIMER, ModelCard
+from medview.ai.registry import (
+    _read_active,
+    activate,
+    list_models,
+    new_version_folder,
+    resolve,
+    version_key,
+)
+
+
+def next_version(name: str, parent: str) -> str:
+    """The first free 'a.b.n' above the parent's version, over bundled and user models."""
+    a, b, c = version_key(parent)
+    taken = {version_key(e.card.version) for e in list_models() if e.card.name == name}
+    n = c + 1
+    while (a, b, n) in taken:
+        n += 1
+    return f"{a}.{b}.{n}"
+
+
+def keep_active(name: str) -> None:
+    """Pin the version that runs now before a newer one appears: without a choice in
+    active.json the registry runs the newest, and a fine-tune must never switch the model
+    a reader uses behind their back."""
+    if name not in _read_active().get("models", {}):
+        current = resolve(name)
+        activate(current.card.name, current.card.version)
+
+
+def card_dict(parent: ModelCard, version: str, training: str, validation: dict) -> dict:
+    """The new card: the parent's network, labels and preprocessing, new provenance."""
+    data = asdict(parent)
+    data["labels"] = [asdict(lab) for lab in parent.labels]
+    data.update(version=version, parent_version=parent.version, training_data=training,
+                validation=validation, weights_file="weights.safetensors",
+                weights_format="safetensors", weights_sha256="",
+                created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                description=(f"{parent.name} {parent.version} fine-tuned on locally labelled "
+                             f"studies (see training_data and validation.fine_tune). "
+                             f"{DISCLAIMER}."))
+    return data
+
+
+def write_version(parent: ModelCard, version: str, model: Any, training: str,
+                  validation: dict) -> Path:
+    """Create the version folder (refused if it exists), weights first and the card last,
+    so a folder is a version only once it is whole; a failed write leaves nothing."""
+    from medview.ai.bundled_cards import write_model
+
+    keep_active(parent.name)
+    folder = new_version_folder(parent.name, version)
+    try:
+        write_model(folder, model, card_dict(parent, version, training, validation))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # ours, made just above: never a parent's
+        raise
+    return folder

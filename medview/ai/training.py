@@ -1,0 +1,458 @@
+"""The fine-tuning engine behind `medview train`: a job (data, base model, settings, split)
+in, a new model version out, one event dict after another in between.
+
+It runs in a child process (DESIGN.md section 4), so a crash or an out-of-memory cannot take
+the viewer down; the same code runs under `torchrun --nproc-per-node N` with
+DistributedDataParallel (gloo on the CPU, nccl on CUDA): every process draws its own
+patches, rank 0 validates, checkpoints, reports and writes the version.
+
+- Seeded and reproducible: each epoch's draws come from a Generator seeded by (seed, epoch,
+  rank) whose state the checkpoint keeps, so a resumed run repeats the same steps.
+- A checkpoint after every epoch and on stop, written atomically (temp file, fsync, rename):
+  a full disk or a kill leaves the previous one whole. Stop (SIGTERM / SIGINT, or the panel)
+  is checked between steps: the run saves where it is and ends within a step.
+- AdamW with linear warm-up and cosine decay per step (bundled_training's schedule); mixed
+  precision on CUDA only (device.autocast_context); early stopping on the validation Dice
+  (patience in epochs); the best epoch's weights become the version.
+- Nothing of any existing version is touched: the base is read, the result is a new folder
+  (train_versions), and activating it is the reader's choice."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medview.ai.bundled_training import _schedule
+from medview.core.errors import InvalidInputError, ResourceLimitError, UnsupportedInputError
+from medview.io.workspace import atomic_write_bytes, atomic_write_text, data_dir
+
+CHECKPOINT, BEST, JOB_FILE = "checkpoint.pt", "best.safetensors", "job.json"
+Emit = Callable[[dict], None]
+
+
+@dataclass
+class Settings:
+    epochs: int = 12
+    lr: float = 5e-4
+    batch_size: int = 16
+    patch_size: int = 128
+    patches_per_study: int = 32  # patches drawn from each training study per epoch
+    pos_fraction: float = 0.4  # patches centred near a labelled voxel
+    mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
+    augment: bool = True
+    warmup_epochs: float = 0.5
+    patience: int = 4  # epochs without a better validation Dice before stopping
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.25
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision, CUDA only
+    threads: int = 0  # torch threads per process; 0 = this process's cores
+
+
+@dataclass
+class Job:
+    data: str
+    base: str
+    settings: Settings = field(default_factory=Settings)
+    split: dict[str, list[str]] = field(default_factory=dict)
+    mapping: dict[str, str] = field(default_factory=dict)
+    work: str = ""
+    version: str = ""
+    cache: str = ""  # studies as arrays, shared by runs (default data_dir()/training/cache)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @staticmethod
+    def load(path: str | Path) -> Job:
+        where = str(path)
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise InvalidInputError(where, "does not exist; give the job file the training "
+                                           "panel or an earlier run wrote") from exc
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(where, f"is not a readable job file ({exc})") from exc
+        try:
+            known = {f.name for f in fields(Settings)}
+            settings = Settings(**{k: v for k, v in data.get("settings", {}).items()
+                                   if k in known})
+            return Job(data=str(data["data"]), base=str(data["base"]), settings=settings,
+                       split=dict(data.get("split") or {}),
+                       mapping=dict(data.get("mapping") or {}), work=str(data.get("work", "")),
+                       version=str(data.get("version", "")), cache=str(data.get("cache", "")))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInputError(where, f"is not a job file (needs 'data' and 'base'; "
+                                           f"{exc})") from exc
+
+
+def default_work(base: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return data_dir() / "training" / f"{base.replace(':', '-')}-{stamp}"
+
+
+def write_file(path: Path, data: bytes, what: str) -> None:
+    """Atomic write; a full disk is one sentence and leaves the previous file whole."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResourceLimitError(str(path), f"could not be written: the disk is full. The "
+                                                f"previous {what} is intact; free some space "
+                                                f"and run again with --resume") from exc
+        raise InvalidInputError(str(path), f"could not be written ({exc.strerror or exc})"
+                                ) from exc
+
+
+class _Dist:
+    """This process's place in a torchrun group (rank 0 of 1 without torchrun)."""
+
+    def __init__(self, preference: str) -> None:
+        import torch
+
+        from medview.ai.device import choose_device
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = choose_device(preference)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if self.device.type == "cuda":
+                local = int(os.environ.get("LOCAL_RANK", "0"))
+                torch.cuda.set_device(local)
+                self.device = torch.device("cuda", local)
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    def any(self, flag: bool) -> bool:
+        """True when the flag is set in any process (stop, early stop: all end together)."""
+        if self.world == 1:
+            return flag
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _unwrap(model: Any) -> Any:
+    return getattr(model, "module", model) if type(model).__name__ == \
+        "DistributedDataParallel" else model
+
+
+class Trainer:
+    def __init__(self, job: Job, emit: Emit, should_stop: Callable[[], bool],
+                 resume: bool = False) -> None:
+        self.job, self.should_stop, self.resume = job, should_stop, resume
+        self.s = job.settings
+        self._emit = emit
+        self.work = Path(job.work) if job.work else default_work(job.base)
+        job.work = str(self.work)
+
+    def emit(self, event: str, **data: Any) -> None:
+        if self.dist.rank == 0:
+            self._emit({"event": event, **data})
+
+    # ---------------------------------------------------------------- preparing
+    def _studies(self, card: Any) -> tuple[list, list, list]:
+        from medview.ai import train_data as td
+
+        studies = td.find_studies(self.job.data)
+        split = self.job.split or td.split_by_patient(studies, self.s.val_fraction,
+                                                      self.s.seed)
+        by_key = {s.key: s for s in studies}
+        unknown = [k for k in split.get("train", []) + split.get("val", []) if k not in by_key]
+        if unknown:
+            raise InvalidInputError(self.job.data, f"holds no study {unknown[0]} named in the "
+                                                   f"job's split; edit the split or the data")
+        train = [by_key[k] for k in split.get("train", [])]
+        val = [by_key[k] for k in split.get("val", [])]
+        if not train or not val:
+            raise InvalidInputError(self.job.data, f"gives {len(train)} training and "
+                                    f"{len(val)} validation studies; both need at least one "
+                                    f"(label more studies, from more than one patient)")
+        if set(s.key for s in train) & set(s.key for s in val):
+            raise InvalidInputError(None, "the split puts a study in both training and "
+                                          "validation; each belongs to one side")
+        self.job.split = {"train": [s.key for s in train], "val": [s.key for s in val]}
+        prepared = []
+        for i, st in enumerate(train + val):
+            self.emit("prepare", study=st.key, index=i + 1, of=len(train) + len(val))
+            cache = Path(self.job.cache) if self.job.cache else data_dir() / "training" / "cache"
+            prepared.append(td.prepare_study(st, card, cache, self.job.mapping))
+        return train + val, prepared[:len(train)], prepared[len(train):]
+
+    def _setup_torch(self) -> None:
+        import torch
+
+        from medview.ai.device import cpu_cores
+
+        torch.manual_seed(self.s.seed)
+        threads = self.s.threads or max(1, cpu_cores() // self.dist.world)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    # ---------------------------------------------------------------- running
+    def run(self) -> dict | None:
+        """Train; returns the 'done' event (None when stopped)."""
+        self.dist = _Dist(self.s.device)
+        try:
+            return self._run()
+        finally:
+            self.dist.close()
+
+    def _run(self) -> dict | None:
+        import torch
+
+        from medview.ai import registry
+        from medview.ai.loading import load_model
+        from medview.ai.train_tasks import make_task
+
+        entry = registry.resolve(self.job.base)
+        card = entry.card
+        if card.architecture in ("torch.export", "onnx"):
+            raise UnsupportedInputError(str(entry.folder), f"{card.ref} is an imported "
+                                        f"{card.architecture} program; MedView fine-tunes "
+                                        f"only the networks it builds")
+        ck_path = self.work / CHECKPOINT
+        if ck_path.exists() and not self.resume:
+            raise InvalidInputError(str(self.work), "already holds a training run; add "
+                                                    "--resume to continue it or choose "
+                                                    "another --work folder")
+        if self.resume and not ck_path.exists():
+            raise InvalidInputError(str(ck_path), "does not exist: there is nothing to resume "
+                                                  "in this work folder")
+        self.work.mkdir(parents=True, exist_ok=True)
+        studies, train, val = self._studies(card)
+        if self.dist.rank == 0:
+            atomic_write_text(self.work / JOB_FILE, self.job.to_json() + "\n")
+        self._setup_torch()
+        device = self.dist.device
+        model = load_model(entry.folder, "cpu", reuse=False).module.to(device).train()
+        self.emit("mining", studies=len(train))
+        task = make_task(card, train, val, self.s, model, device)
+        net = model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        opt = torch.optim.AdamW(model.parameters(), lr=self.s.lr,
+                                weight_decay=self.s.weight_decay)
+        amp = bool(self.s.amp) and device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported()
+                                      ) if device.type == "cuda" else None
+        per_step = self.s.batch_size * self.dist.world
+        steps = max(1, math.ceil(len(train) * self.s.patches_per_study / per_step))
+        st = self._load_state(model, opt, scaler) if self.resume else None
+        st = st or {"epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0, "loss_n": 0,
+                    "history": [], "best_epoch": 0, "best_dice": -1.0, "bad_epochs": 0,
+                    "seconds": 0.0}
+        self.emit("start", base=card.ref, device=str(device), processes=self.dist.world,
+                  train=len(train), val=len(val), epochs=self.s.epochs, steps_per_epoch=steps,
+                  samples_per_epoch=steps * per_step, work=str(self.work),
+                  resumed_epoch=st["epoch"] if self.resume else None)
+        if not st["history"]:
+            self._validate(task, model, device, st, 0, None, 0.0, steps, per_step)
+        from medview.ai.device import autocast_context
+
+        t_epoch = time.perf_counter()
+        while st["epoch"] < self.s.epochs:
+            e = st["epoch"]
+            rng = np.random.default_rng([self.s.seed, e, self.dist.rank])
+            if st["rng"]:
+                rng.bit_generator.state = json.loads(st["rng"])
+            step = st["step"]
+            last_report = time.perf_counter()
+            while step < steps:
+                if self.dist.any(self.should_stop()):
+                    st.update(step=step, rng=json.dumps(rng.bit_generator.state))
+                    st["seconds"] += time.perf_counter() - t_epoch
+                    self._save(model, opt, scaler, st)
+                    self.emit("stopped", epoch=e, step=step, work=str(self.work),
+                              resume=f"medview train --job {self.work / JOB_FILE} --resume")
+                    return None
+                g = e * steps + step
+                for group in opt.param_groups:
+                    group["lr"] = self.s.lr * _schedule(g, self.s.epochs * steps,
+                                                        max(1, int(self.s.warmup_epochs *
+                                                                   steps)))
+                opt.zero_grad(set_to_none=True)
+                with autocast_context(device) if amp else contextlib.nullcontext():
+                    loss = task.batch_loss(net, rng, device)
+                if scaler is not None and scaler.is_enabled():
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                st["loss_sum"] += float(loss.detach())
+                st["loss_n"] += 1
+                step += 1
+                if time.perf_counter() - last_report > 2.0:
+                    last_report = time.perf_counter()
+                    self.emit("step", epoch=e + 1, step=step, steps=steps,
+                              loss=round(st["loss_sum"] / st["loss_n"], 5))
+            seconds = time.perf_counter() - t_epoch
+            loss_mean = st["loss_sum"] / max(st["loss_n"], 1)
+            st.update(epoch=e + 1, step=0, rng=None, loss_sum=0.0, loss_n=0)
+            st["seconds"] += seconds
+            improved = self._validate(task, model, device, st, e + 1, loss_mean, seconds,
+                                      steps, per_step)
+            if improved and self.dist.rank == 0:
+                self._save_best(model)
+            self._save(model, opt, scaler, st)
+            t_epoch = time.perf_counter()
+            if self.dist.any(st["bad_epochs"] >= self.s.patience):
+                self.emit("early_stop", epoch=e + 1, best_epoch=st["best_epoch"],
+                          patience=self.s.patience)
+                break
+        return self._finish(entry, card, model, task, studies, train, val, st, device)
+
+    def _validate(self, task: Any, model: Any, device: Any, st: dict, epoch: int,
+                  loss: float | None, seconds: float, steps: int, per_step: int) -> bool:
+        """Quick validation on rank 0; updates history, best and patience in every process."""
+        dice = {"mean": 0.0}
+        if self.dist.rank == 0:
+            dice = task.quick(model, device)
+        value = self._broadcast(dice.get("mean") or 0.0)
+        improved = epoch > 0 and value > st["best_dice"] + 1e-4
+        if epoch == 0:
+            st["best_dice"] = value
+        elif improved:
+            st.update(best_dice=value, best_epoch=epoch, bad_epochs=0)
+        else:
+            st["bad_epochs"] += 1
+        done = [h["seconds"] for h in st["history"] if h["epoch"] > 0] + \
+            ([seconds] if epoch else [])
+        eta = float(np.mean(done)) * (self.s.epochs - epoch) if done else None
+        record = {"epoch": epoch, "loss": None if loss is None else round(loss, 5),
+                  "val_dice": dice.get("mean"), "seconds": round(seconds, 2)}
+        st["history"].append(record)
+        self.emit("epoch", **record, epochs=self.s.epochs,
+                  val_dice_per_label={k: v for k, v in dice.items() if k != "mean"},
+                  best_epoch=st["best_epoch"], eta_s=None if eta is None else round(eta, 1),
+                  samples_per_s=round(steps * per_step / seconds, 2) if seconds else None)
+        return improved
+
+    def _broadcast(self, value: float) -> float:
+        if self.dist.world == 1:
+            return float(value)
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], device=self.dist.device)
+        dist.broadcast(t, 0)
+        return float(t.item())
+
+    # ---------------------------------------------------------------- files
+    def _save(self, model: Any, opt: Any, scaler: Any, st: dict) -> None:
+        if self.dist.rank != 0:
+            return
+        state = {**st, "history": json.dumps(st["history"]), "model": model.state_dict(),
+                 "opt": opt.state_dict(),
+                 "scaler": scaler.state_dict() if scaler is not None else {}}
+        path = self.work / CHECKPOINT
+        write_file(path, _torch_bytes(state), "checkpoint")
+        self.emit("checkpoint", epoch=st["epoch"], step=st["step"], path=str(path))
+
+    def _save_best(self, model: Any) -> None:
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        write_file(self.work / BEST, save(state), "best weights")
+
+    def _load_state(self, model: Any, opt: Any, scaler: Any) -> dict:
+        import torch
+
+        path = self.work / CHECKPOINT
+        try:
+            ck = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as exc:
+            raise InvalidInputError(str(path), f"cannot be read as a checkpoint ({exc}); "
+                                               f"start a new run") from exc
+        model.load_state_dict(ck.pop("model"))
+        opt.load_state_dict(ck.pop("opt"))
+        scaler_state = ck.pop("scaler", {})
+        if scaler is not None and scaler_state:
+            scaler.load_state_dict(scaler_state)
+        ck["history"] = json.loads(ck["history"])
+        return ck
+
+    def _finish(self, entry: Any, card: Any, model: Any, task: Any, studies: list,
+                train: list, val: list, st: dict, device: Any) -> dict | None:
+        from safetensors.torch import load_file
+
+        from medview.ai import train_data as td
+        from medview.ai import train_versions as tv
+        from medview.ai.loading import load_model
+
+        if self.dist.rank != 0:
+            return None
+        if (self.work / BEST).exists():
+            model.load_state_dict(load_file(str(self.work / BEST)))
+        parent = load_model(entry.folder, "cpu", reuse=False).module.to(device)
+
+        def report(who: str) -> Callable[[int, int], None]:
+            return lambda i, n: self.emit("evaluate", model=who, study=i, of=n)
+
+        before = task.evaluate(parent, device, report(card.ref))
+        after = task.evaluate(model, device, report("new"))
+        version = self.job.version or tv.next_version(card.name, card.version)
+        by_key = {s.key: s for s in studies}
+        train_keys, val_keys = self.job.split["train"], self.job.split["val"]
+        fine_tune = {
+            "parent": card.ref, "parent_metrics": before,
+            "train_studies": train_keys, "val_studies": val_keys,
+            "train_hash": td.studies_hash([by_key[k] for k in train_keys]),
+            "val_hash": td.studies_hash([by_key[k] for k in val_keys]),
+            "settings": asdict(self.s), "epochs_run": st["epoch"],
+            "best_epoch": st["best_epoch"], "history": st["history"],
+            # no epoch beat the parent's quick validation: the last epoch's weights are kept
+            "improved_on_quick_validation": st["best_epoch"] > 0,
+            "seconds": round(st["seconds"], 1), "device": str(device),
+            "processes": self.dist.world, "label_mapping": self.job.mapping,
+        }
+        training = (f"Fine-tuned from {card.ref} on {len(train)} locally labelled studies "
+                    f"(hash {fine_tune['train_hash']}), validated on {len(val)} others "
+                    f"(hash {fine_tune['val_hash']}), split by patient; {st['epoch']} epochs "
+                    f"of {self.s.patches_per_study} patches of {self.s.patch_size}² per "
+                    f"study, best epoch {st['best_epoch']}; AdamW lr {self.s.lr} with warm-up "
+                    f"and cosine decay, DiceCE loss, flips, rotation, zoom and intensity "
+                    f"jitter; seed {self.s.seed}. Before this: {card.training_data}")
+        folder = tv.write_version(card, version, model, training,
+                                  {**after, "fine_tune": fine_tune})
+        done = {"event": "done", "version": f"{card.name}:{version}", "folder": str(folder),
+                "parent": card.ref, "metrics": after, "parent_metrics": before,
+                "best_epoch": st["best_epoch"],
+                "activate": f"medview models activate {card.name}:{version}"}
+        self._emit(done)
+        return done

@@ -1,0 +1,152 @@
+"""`medview train`: fine-tune a model on labelled studies and write a new model version.
+
+Made to be a child process (the training panel runs it, DESIGN.md section 4): every line on
+stdout is one JSON object (start, prepare, epoch, step, checkpoint, evaluate, done, stopped,
+error), stderr carries only the usual one-line failure. SIGTERM or SIGINT asks the run to
+stop: it saves a checkpoint where it is and ends within a step; `--resume` continues it.
+
+A run is described by a job file (data, base model, settings, split by patient, label
+mapping), written into the work folder when the run starts, so the panel and the command
+line can edit and rerun the same job; flags given beside --job override its fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from medview.commands import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
+
+log = logging.getLogger("medview.train")
+
+# what to try, by the kind of failure, for the error event
+_TRY = {
+    "memory": "use a smaller --batch-size or --patch-size, or --device cpu",
+    "ResourceLimitError": "free disk space, then run again with --resume",
+    "default": "check the data and the job file; `medview models` lists the base models",
+}
+
+
+def add_parser(sub: Any) -> None:
+    """The `train` sub-command's options (cli.py calls this)."""
+    p = sub.add_parser("train", help="fine-tune a model on labelled studies (new version)",
+                       description="Fine-tune a model on labelled studies and write a new "
+                                   "model version beside it (never overwriting one). Prints "
+                                   "one JSON object per line of progress.")
+    p.add_argument("--data", metavar="FOLDER", help="a folder of labelled studies (each a "
+                                                    "series folder and labels.nii.gz)")
+    p.add_argument("--base", metavar="NAME[:VERSION]", help="the model to start from "
+                                                            "(default version: the active)")
+    p.add_argument("--job", metavar="FILE", help="a job file (the panel writes one; a run "
+                                                 "keeps its own in its work folder)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the work "
+                                                         "folder from its last checkpoint")
+    p.add_argument("--out", metavar="DIR", help="work folder for checkpoints, cache and the "
+                                                "job (default: data folder/training/...)")
+    p.add_argument("--new-version", metavar="VERSION",
+                   help="the new version number (default: the parent's plus .1, e.g. 1.0.1)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--lr", type=float, metavar="RATE")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--patch-size", type=int, metavar="PX")
+    p.add_argument("--patches-per-study", type=int, metavar="N")
+    p.add_argument("--patience", type=int, metavar="EPOCHS")
+    p.add_argument("--val-fraction", type=float, metavar="F")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, metavar="N")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--map", action="append", default=[], metavar="SRC=DST",
+                   help="send a study label (value or name) to a model label, or to ignore")
+
+
+_SETTINGS = ("epochs", "device", "lr", "batch_size", "patch_size", "patches_per_study",
+             "patience", "val_fraction", "seed", "threads")
+
+
+def build_job(args: Any) -> Any:
+    from medview.ai.training import Job
+
+    if args.job:
+        job = Job.load(args.job)
+    elif args.data and args.base:
+        job = Job(data=args.data, base=args.base)
+    else:
+        return None
+    job.data = args.data or job.data
+    job.base = args.base or job.base
+    job.work = args.out or job.work
+    job.version = args.new_version or job.version
+    for name in _SETTINGS:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(job.settings, name, value)
+    if args.no_augment:
+        job.settings.augment = False
+    if args.no_amp:
+        job.settings.amp = False
+    for item in args.map:
+        src, sep, dst = item.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise ValueError(f"--map {item}: write SOURCE=TARGET, e.g. 3=\"liver lesion\"")
+        job.mapping[src.strip()] = dst.strip()
+    return job
+
+
+def _print(event: dict) -> None:
+    print(json.dumps(event), flush=True)
+
+
+def _what_to_try(exc: BaseException) -> str:
+    from medview.ai.device import is_out_of_memory
+
+    if is_out_of_memory(exc):
+        return _TRY["memory"]
+    return _TRY.get(type(exc).__name__, _TRY["default"])
+
+
+def run_train(args: Any) -> int:
+    from medview.core.errors import MedviewError
+
+    try:
+        job = build_job(args)
+    except ValueError as exc:
+        print(f"medview: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if job is None:
+        print("medview: train needs --data FOLDER and --base NAME, or --job FILE",
+              file=sys.stderr)
+        return EXIT_USAGE
+    stop = {"asked": False}
+
+    def ask_stop(signum: int, frame: Any) -> None:
+        stop["asked"] = True
+
+    old = {s: signal.signal(s, ask_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        from medview.ai.training import Trainer
+
+        trainer = Trainer(job, _print, lambda: stop["asked"], resume=args.resume)
+        trainer.run()
+        return EXIT_OK
+    except MedviewError as exc:
+        _print({"event": "error", "message": str(exc), "try": _what_to_try(exc)})
+        print(f"medview: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        from medview.ai.device import is_out_of_memory
+
+        if not is_out_of_memory(exc):
+            _print({"event": "error", "message": f"internal error ({type(exc).__name__}: "
+                                                 f"{exc})", "try": "see the log file"})
+            raise  # cli's guard logs it and prints one line
+        message = f"the device ran out of memory ({str(exc).splitlines()[0][:120]})"
+        _print({"event": "error", "message": message, "try": _TRY["memory"]})
+        print(f"medview: {message}; {_TRY['memory']}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)

@@ -1,0 +1,127 @@
+"""The fine-tuning engine on tiny studies: a run makes a new version that loads and leaves the
+parent and the active choice alone; stop and resume repeat the uninterrupted run exactly."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from medview.ai import registry
+from medview.ai.cards import load_card
+from medview.ai.loading import load_model
+from medview.ai.training import Job, Settings, Trainer
+from tests.ai.train_fixtures import install_base, make_studies
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    torch.set_num_threads(1)
+
+
+def tiny_job(tmp_path: Path, epochs: int = 2, work: str = "work", **settings: object) -> Job:
+    if not (tmp_path / "studies").exists():
+        make_studies(tmp_path / "studies", 4)
+    if not (tmp_path / "data" / "models" / "tiny").exists():
+        install_base(tmp_path / "data")
+    s = Settings(epochs=epochs, batch_size=4, patch_size=32, patches_per_study=8, threads=1,
+                 patience=50, **settings)
+    return Job(data=str(tmp_path / "studies"), base="tiny", settings=s,
+               work=str(tmp_path / work))
+
+
+def _files_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def run(job: Job, stop_after_steps: int | None = None, resume: bool = False
+        ) -> tuple[dict | None, list[dict]]:
+    events: list[dict] = []
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return stop_after_steps is not None and calls["n"] > stop_after_steps
+
+    return Trainer(job, events.append, should_stop, resume=resume).run(), events
+
+
+def test_fine_tune_writes_a_new_version_that_loads(tmp_path: Path) -> None:
+    job = tiny_job(tmp_path)
+    parent = tmp_path / "data" / "models" / "tiny" / "1.0"
+    before = _files_digest(parent)
+    done, events = run(job)
+    assert done is not None and done["version"] == "tiny:1.0.1"
+    kinds = [e["event"] for e in events]
+    assert kinds.count("epoch") == 3 and kinds.count("checkpoint") == 2  # epoch 0 = parent
+    card = load_card(done["folder"])
+    assert card.parent_version == "1.0" and card.version == "1.0.1"
+    ft = card.validation["fine_tune"]
+    assert ft["parent"] == "tiny:1.0" and len(ft["train_studies"]) == 3
+    assert len(ft["val_studies"]) == 1 and len(ft["val_hash"]) == 16
+    for metrics in (card.validation, ft["parent_metrics"]):
+        for key in ("dice_lung_nodule", "dice_liver_lesion", "sensitivity_ge_6mm",
+                    "false_positives_per_study"):
+            assert key in metrics
+    assert "study-0" not in card.to_json()  # studies by hash only
+    model = load_model(done["folder"], "cpu", reuse=False)
+    assert model.predict(torch.rand(1, 3, 48, 48).numpy()).shape == (1, 3, 48, 48)
+    assert _files_digest(parent) == before
+    assert registry.resolve("tiny").card.version == "1.0"  # not activated behind our back
+    # a second run numbers on
+    done2, _ = run(tiny_job(tmp_path, epochs=1, work="work2"))
+    assert done2["version"] == "tiny:1.0.2"
+
+
+def test_stop_mid_epoch_then_resume_repeats_the_uninterrupted_run(tmp_path: Path) -> None:
+    whole, whole_events = run(tiny_job(tmp_path, work="whole"))
+    losses = [e["loss"] for e in whole_events if e["event"] == "epoch"][1:]
+    job = tiny_job(tmp_path, work="stopped")
+    parent = tmp_path / "data" / "models" / "tiny" / "1.0"
+    digest = _files_digest(parent)
+    versions = {e.card.version for e in registry.list_models() if e.card.name == "tiny"}
+    stopped, events = run(job, stop_after_steps=8)  # 6 steps an epoch: mid epoch 2
+    assert stopped is None
+    stop = next(e for e in events if e["event"] == "stopped")
+    assert (stop["epoch"], stop["step"]) == (1, 2)
+    assert "--resume" in stop["resume"]
+    assert {e.card.version for e in registry.list_models() if e.card.name == "tiny"} == \
+        versions
+    assert registry.resolve("tiny").card.version == "1.0"  # pinned by the first run
+    assert _files_digest(parent) == digest
+    resumed, events = run(Job.load(Path(job.work) / "job.json"), resume=True)
+    assert resumed is not None
+    again = [e["loss"] for e in events if e["event"] == "epoch"]
+    assert again == losses[1:]
+    assert resumed["metrics"]["dice_mean"] == whole["metrics"]["dice_mean"]
+
+
+def test_slice_classifier_trains_through_the_same_engine(tmp_path: Path) -> None:
+    from tests.ai.tiny_models import write_folder
+
+    card = {"name": "tiny-cls", "version": "1.0", "task": "classification", "modality": "CT",
+            "labels": [{"value": 1, "name": "slice with a lesion"}],
+            "intensity": {"low": -1000, "high": 400},
+            "architecture": "medview.SliceClassifier",
+            "architecture_args": {"features": [4, 8], "embed": 8, "hidden": 4,
+                                  "input_size": 16, "dropout": 0.0},
+            "context_slices": 1}
+    from medview.ai.slice_classifier import SliceClassifier
+
+    torch.manual_seed(0)
+    net = SliceClassifier(in_channels=1, out_channels=2, features=[4, 8], embed=8, hidden=4,
+                          input_size=16, dropout=0.0)
+    write_folder(tmp_path / "data" / "models" / "tiny-cls" / "1.0", net, card=card)
+    job = tiny_job(tmp_path, epochs=1)
+    job.base = "tiny-cls"
+    job.mapping = {"1": "slice with a lesion", "2": "slice with a lesion"}
+    done, events = run(job)
+    assert done["version"] == "tiny-cls:1.0.1"
+    assert {"accuracy", "auc"} <= set(done["metrics"])
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [0, 1]

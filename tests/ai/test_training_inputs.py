@@ -1,0 +1,106 @@
+"""Bad inputs to a fine-tune end in one sentence and leave nothing damaged: no labelled
+studies, a label map off its image's grid, labels the model does not know (and their
+mapping), a disk that fills up while a checkpoint is written."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medview.ai import training
+from medview.ai.train_data import find_studies, split_by_patient
+from medview.core.errors import InvalidInputError, ResourceLimitError
+from tests.ai.test_training import run, tiny_job
+from tests.ai.train_fixtures import install_base, make_studies, make_study
+
+
+@pytest.fixture(autouse=True)
+def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    torch.set_num_threads(1)
+    install_base(tmp_path / "data")
+
+
+def _job(tmp_path: Path, studies: Path) -> training.Job:
+    return training.Job(data=str(studies), base="tiny", work=str(tmp_path / "work"),
+                        settings=training.Settings(epochs=1, batch_size=2, patch_size=32,
+                                                   patches_per_study=2, threads=1))
+
+
+def test_no_labelled_studies(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "just-a-folder").mkdir(parents=True)
+    with pytest.raises(InvalidInputError, match="holds no labelled studies"):
+        run(_job(tmp_path, tmp_path / "empty"))
+
+
+def test_one_patient_cannot_be_split(tmp_path: Path) -> None:
+    make_studies(tmp_path / "one", 1)
+    with pytest.raises(InvalidInputError, match="1 training and 0 validation"):
+        run(_job(tmp_path, tmp_path / "one"))
+
+
+def test_label_map_off_its_image_grid_names_the_study(tmp_path: Path) -> None:
+    make_studies(tmp_path / "s", 2)
+    shifted = np.diag([2.0, 0.7, 0.7, 1.0])
+    shifted[:3, 3] = (0.0, 5.0, 0.0)
+    make_study(tmp_path / "s" / "study-03", 9, labels_affine=shifted)
+    with pytest.raises(InvalidInputError, match=r"study-03.*5\.0 mm away from its image"):
+        run(_job(tmp_path, tmp_path / "s"))
+
+
+def test_unknown_label_is_refused_then_mapped(tmp_path: Path) -> None:
+    make_studies(tmp_path / "s", 2)
+    make_study(tmp_path / "s" / "study-03", 9, extra_label=7)
+    job = _job(tmp_path, tmp_path / "s")
+    with pytest.raises(InvalidInputError, match=r"study-03 holds label 7, which tiny:1.0 does "
+                                                r"not know .*--map 7="):
+        run(job)
+    job.mapping = {"7": "liver lesion"}
+    done, _ = run(job)
+    assert done is not None
+
+
+def test_split_keeps_a_patient_on_one_side(tmp_path: Path) -> None:
+    studies = find_studies(make_studies(tmp_path / "s", 4))
+    same = [s.__class__(**{**s.__dict__, "patient": "p1" if i < 2 else s.patient})
+            for i, s in enumerate(studies)]
+    split = split_by_patient(same, 0.5, seed=3)
+    sides = [("train" if s.key in split["train"] else "val") for s in same[:2]]
+    assert sides[0] == sides[1]
+    assert split == split_by_patient(same, 0.5, seed=3)
+
+
+def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = tiny_job(tmp_path, epochs=3)
+    real = training.atomic_write_bytes
+    writes = {"n": 0}
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk(path: Path, data: bytes) -> None:
+        """The second checkpoint's temp file fills the disk (its fsync fails), inside the
+        real atomic write, so its clean-up runs too."""
+        if path.name == training.CHECKPOINT:
+            writes["n"] += 1
+            if writes["n"] == 2:
+                with monkeypatch.context() as m:
+                    m.setattr(os, "fsync", no_space)
+                    real(path, data)
+                return
+        real(path, data)
+
+    monkeypatch.setattr(training, "atomic_write_bytes", full_disk)
+    with pytest.raises(ResourceLimitError, match=r"the disk is full\. The previous checkpoint "
+                                                 r"is intact"):
+        run(job)
+    ck = torch.load(Path(job.work) / training.CHECKPOINT, weights_only=True)
+    assert ck["epoch"] == 1
+    assert not [p for p in Path(job.work).iterdir() if p.name.endswith(".tmp")]
+    assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()

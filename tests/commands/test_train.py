@@ -1,0 +1,124 @@
+"""`medview train` as the panel runs it: a child process printing one JSON object per line;
+SIGTERM stops it within seconds and leaves every model version as it was; bad input is one
+error event and one line on stderr; under torchrun two gloo processes report the same
+events; `medview models` lists the new version with metrics and activates / rolls back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ai.train_fixtures import install_base, make_studies
+
+PROGRESS = ("prepare", "mining", "step", "evaluate")
+ARGS = ["--base", "tiny", "--batch-size", "4", "--patch-size", "32",
+        "--patches-per-study", "8", "--threads", "1", "--device", "cpu"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict:
+    install_base(tmp_path / "data")
+    make_studies(tmp_path / "studies", 4)
+    return {**os.environ, "MEDVIEW_DATA_DIR": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+
+
+def medview(tmp_path: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medview", "--log-file",
+                           str(tmp_path / "log.txt"), *args], env=env, capture_output=True,
+                          text=True, timeout=240)
+
+
+def events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_train_prints_json_lines_and_models_lists_activates_rolls_back(
+        tmp_path: Path, env: dict) -> None:
+    r = medview(tmp_path, env, "train", "--data", str(tmp_path / "studies"), *ARGS,
+                "--epochs", "2", "--out", str(tmp_path / "work"))
+    assert r.returncode == 0, r.stderr
+    got = events(r.stdout)
+    assert [e["event"] for e in got if e["event"] not in PROGRESS] \
+        == ["start", "epoch", "epoch", "checkpoint", "epoch", "checkpoint", "done"]
+    epoch = [e for e in got if e["event"] == "epoch"][-1]
+    assert {"loss", "val_dice", "seconds", "eta_s", "epochs"} <= set(epoch)
+    assert got[-1]["version"] == "tiny:1.0.1"
+    listing = medview(tmp_path, env, "models")
+    line = next(x for x in listing.stdout.splitlines() if x.startswith("tiny:1.0.1"))
+    assert "dice" in line and "active" not in line
+    assert "active" in next(x for x in listing.stdout.splitlines() if x.startswith("tiny:1.0 "))
+    assert medview(tmp_path, env, "models", "activate", "tiny:1.0.1").returncode == 0
+    assert "active" in next(x for x in medview(tmp_path, env, "models").stdout.splitlines()
+                            if x.startswith("tiny:1.0.1"))
+    assert medview(tmp_path, env, "models", "activate", "tiny:1.0").returncode == 0  # back
+    assert "active" in next(x for x in medview(tmp_path, env, "models").stdout.splitlines()
+                            if x.startswith("tiny:1.0 "))
+
+
+def test_sigterm_stops_within_seconds_and_touches_no_version(tmp_path: Path,
+                                                             env: dict) -> None:
+    models = tmp_path / "data" / "models"
+    before = sorted(p.relative_to(models) for p in models.rglob("*"))
+    proc = subprocess.Popen([sys.executable, "-m", "medview", "--log-file",
+                             str(tmp_path / "log.txt"), "train", "--data",
+                             str(tmp_path / "studies"), *ARGS, "--epochs", "500",
+                             "--out", str(tmp_path / "work")],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(json.loads(line))
+        if seen[-1]["event"] == "epoch" and seen[-1]["epoch"] >= 2:
+            break
+    t = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=30)
+    assert time.perf_counter() - t < 10
+    assert proc.returncode == 0
+    last = events(rest)[-1]
+    assert last["event"] == "stopped" and "--resume" in last["resume"]
+    assert sorted(p.relative_to(models) for p in models.rglob("*")) == before
+    # and it resumes from where it stopped
+    r = medview(tmp_path, env, "train", "--job", str(tmp_path / "work" / "job.json"),
+                "--resume", "--epochs", str(last["epoch"] + 1))
+    assert r.returncode == 0, r.stderr
+    got = events(r.stdout)
+    start = next(e for e in got if e["event"] == "start")
+    assert start["resumed_epoch"] == last["epoch"]
+    assert got[-1]["event"] == "done"
+
+
+def test_bad_input_is_one_error_event_and_one_line(tmp_path: Path, env: dict) -> None:
+    (tmp_path / "nothing").mkdir()
+    r = medview(tmp_path, env, "train", "--data", str(tmp_path / "nothing"), *ARGS)
+    assert r.returncode == 1
+    got = events(r.stdout)
+    assert got[-1]["event"] == "error" and "no labelled studies" in got[-1]["message"]
+    assert got[-1]["try"]
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    usage = medview(tmp_path, env, "train", "--base", "tiny")
+    assert usage.returncode == 2 and "--data" in usage.stderr
+
+
+def test_torchrun_two_gloo_processes_report_the_same_events(tmp_path: Path,
+                                                            env: dict) -> None:
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        "--nproc-per-node", "2", "-m", "medview", "--log-file",
+                        str(tmp_path / "log.txt"), "train", "--data",
+                        str(tmp_path / "studies"), *ARGS, "--epochs", "1",
+                        "--out", str(tmp_path / "work")],
+                       env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = events(r.stdout)
+    start = next(e for e in got if e["event"] == "start")
+    assert start["processes"] == 2 and start["samples_per_epoch"] == 24
+    kinds = [e["event"] for e in got if e["event"] not in PROGRESS]
+    assert kinds == ["start", "epoch", "epoch", "checkpoint", "done"]  # rank 0 only
+    assert {"dice_mean", "sensitivity_ge_6mm", "false_positives_per_study"} <= \
+        set(got[-1]["metrics"])
