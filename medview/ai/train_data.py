@@ -50,14 +50,17 @@ class TrainStudy:
     labels: str  # the label map file
     segments: dict[int, str] = field(default_factory=dict)  # value -> name, when known
     series_key: str | None = None
+    store: str = ""  # the workspace's labels folder, for a done study (labels = its folder)
+    affine: tuple = ()  # the grid the workspace's label map was drawn on
 
     def to_json(self) -> dict:
         return {**asdict(self), "segments": {str(k): v for k, v in self.segments.items()}}
 
     @staticmethod
     def from_json(data: dict) -> TrainStudy:
-        return TrainStudy(**{**data, "segments": {int(k): v for k, v in
-                                                  data.get("segments", {}).items()}})
+        return TrainStudy(**{**data, "affine": tuple(tuple(r) for r in data.get("affine", ())),
+                             "segments": {int(k): v for k, v in
+                                          data.get("segments", {}).items()}})
 
 
 def _label_file(folder: Path) -> Path | None:
@@ -94,10 +97,41 @@ def _describe(folder: Path, labels: Path) -> TrainStudy:
                       str(image), str(labels), {}, series_key)
 
 
+WORKSPACE = "workspace"
+
+
+def workspace_studies(root: Path | None = None) -> list[TrainStudy]:
+    """The studies marked done in the workspace's label store (medview.io.label_catalog)."""
+    from medview.io.label_catalog import done_studies
+
+    out = []
+    for d in done_studies(root):
+        src = d.source
+        key = short_hash(src.study_instance_uid, src.series_instance_uid) \
+            if src.series_instance_uid else short_hash(d.series_key)
+        name = Path(src.series_folder).name or key
+        image = src.series_folder
+        out.append(TrainStudy(key, name, src.patient_key or key, image, str(d.label_folder),
+                              dict(d.segments), d.series_key, str(d.label_folder.parent),
+                              tuple(tuple(r) for r in src.affine)))
+    return out
+
+
 def find_studies(data: str | Path) -> list[TrainStudy]:
-    """The labelled studies under `data`: the folder itself when it is one study, else each
-    sub-folder that holds a label map (sorted by name)."""
+    """The labelled studies in `data`: "workspace" (or the data folder, or its labels
+    folder) for the studies marked done there; a study folder; or a folder of them (each
+    sub-folder holding a label map, sorted by name)."""
+    from medview.io.workspace import data_dir
+
+    if str(data) == WORKSPACE or Path(data) == data_dir():
+        data = data_dir() / "labels"
     root = Path(data)
+    if root.name == "labels" and root.is_dir() and any(root.glob("*/label.json")):
+        studies = workspace_studies(root)
+        if not studies:
+            raise InvalidInputError(str(root), "holds no studies marked done; label studies "
+                                               "and mark them done first")
+        return studies
     if not root.is_dir():
         raise InvalidInputError(str(root), "is not a folder; give a folder of labelled studies "
                                            "or the workspace")
@@ -204,7 +238,7 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
     until its label map changes)."""
     folder = Path(cache) / study.key
     meta_path = folder / META_FILE
-    stat = Path(study.labels).stat()
+    stat = Path(study.labels, "label.json" if study.store else "").stat()
     source = [study.labels, stat.st_mtime_ns, stat.st_size]  # relabelled: cached again
     if meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -215,10 +249,13 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
     from medview.io.open_volume import load_volume
 
     volume, _ = load_volume([study.image], study.series_key)
-    label_volume = read_image(study.labels)
-    _check_geometry(study, volume.shape, volume.affine, label_volume.shape,
-                    label_volume.affine)
-    raw = np.asarray(label_volume.array)
+    if study.store:
+        raw = _store_labels(study)
+        label_affine = np.array(study.affine, float)
+    else:
+        label_volume = read_image(study.labels)
+        raw, label_affine = np.asarray(label_volume.array), label_volume.affine
+    _check_geometry(study, volume.shape, volume.affine, raw.shape, label_affine)
     if raw.dtype.kind == "f" and not np.all(raw == np.round(raw)):
         raise InvalidInputError(study.labels, f"of study {study.name} holds fractional values;"
                                 f" a label map holds whole label numbers")
@@ -242,6 +279,17 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
     return _open(study, folder, meta)
 
 
+def _store_labels(study: TrainStudy) -> np.ndarray:
+    from medview.io.label_catalog import done_studies, load_done_labels
+
+    root = Path(study.store)
+    done = next((d for d in done_studies(root) if d.series_key == study.series_key), None)
+    if done is None:
+        raise InvalidInputError(study.labels, f"of study {study.name} is no longer marked "
+                                              f"done; mark it done again or edit the split")
+    return load_done_labels(done, root)
+
+
 def _open(study: TrainStudy, folder: Path, meta: dict) -> PreparedStudy:
     return PreparedStudy(study.key, study.name, np.load(folder / CT_FILE, mmap_mode="r"),
                          np.load(folder / LABEL_FILE, mmap_mode="r"),
@@ -253,7 +301,8 @@ def label_counts(study: TrainStudy) -> dict[int, int]:
     """Voxels per label value in a study's label map (for the panel, before any mapping)."""
     from medview.io.image_files import read_image
 
-    values, counts = np.unique(np.asarray(read_image(study.labels).array), return_counts=True)
+    labels = _store_labels(study) if study.store else np.asarray(read_image(study.labels).array)
+    values, counts = np.unique(labels, return_counts=True)
     return {int(v): int(n) for v, n in zip(values, counts, strict=True) if v}
 
 

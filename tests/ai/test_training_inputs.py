@@ -104,3 +104,42 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(
     assert ck["epoch"] == 1
     assert not [p for p in Path(job.work).iterdir() if p.name.endswith(".tmp")]
     assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
+
+
+def _done_study(tmp_path: Path, name: str = "Tumour") -> np.ndarray:
+    """A DICOM series labelled in the workspace (segments 'lung nodule' and `name`) and
+    marked done, as the annotation tools leave it."""
+    from medview.core.labels import LabelMap
+    from medview.io.dicom_index import scan
+    from medview.io.label_store import DONE, LabelSource, LabelStore
+    from tests.dicom_factory import write_ct_series
+
+    write_ct_series(tmp_path / "ct", n=12, rows=48, cols=48, spacing=(0.7, 0.7),
+                    pixel_fn=lambda k, r, c: np.full((r, c), 1064, np.int16))
+    (series,) = scan([tmp_path / "ct"]).series
+    store = LabelStore(series.key)
+    store.start(LabelSource.from_series(series))
+    lm = LabelMap.empty((12, 48, 48), series.key)
+    lm.add_segment("lung nodule")
+    lm.add_segment(name)
+    lm.array[3:6, 10:15, 10:15] = 1
+    lm.array[6:9, 30:36, 30:36] = 2
+    store.save(lm, clean=True)
+    store.set_status(DONE, "reader")
+    return lm.array
+
+
+def test_workspace_done_studies_are_found_matched_by_name_and_mapped(tmp_path: Path) -> None:
+    from medview.ai import registry
+    from medview.ai.train_data import find_studies, prepare_study
+
+    labels = _done_study(tmp_path)
+    (study,) = find_studies("workspace")
+    assert study.segments == {1: "lung nodule", 2: "Tumour"} and study.name == "ct"
+    card = registry.resolve("tiny").card
+    with pytest.raises(InvalidInputError, match=r"ct holds label 2 \(Tumour\), which tiny:1.0 "
+                                                r"does not know.*--map Tumour="):
+        prepare_study(study, card, tmp_path / "cache")
+    prepared = prepare_study(study, card, tmp_path / "cache", {"tumour": "liver lesion"})
+    assert prepared.counts == {1: int((labels == 1).sum()), 2: int((labels == 2).sum())}
+    assert np.array_equal(np.asarray(prepared.labels), labels)
