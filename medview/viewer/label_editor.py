@@ -271,6 +271,29 @@ class LabelEditor:
         self._record(f"Accept {finding.label_name} {finding.id}", change, before)
         return seg
 
+    def add_labels(self, imported: LabelMap, name: str = "Import") -> list[Segment]:
+        """Add a label map made elsewhere (an imported SEG or NIfTI) as new segments: each
+        keeps its name, colour, codes and provenance under a free value here, and its voxels
+        go into background only — the reader's labels win — all as one undo step."""
+        if imported.array.shape != self.label_map.array.shape:
+            raise ValueError(f"an imported label map of shape {imported.array.shape} does "
+                             f"not fit this one ({self.label_map.array.shape})")
+        if self._stroke is not None:
+            self.end_stroke()
+        before = dict(self.label_map.segments)
+        source = imported.array.reshape(-1)
+        added, changes = [], []
+        for value in sorted(imported.segments):
+            seg = replace(imported.segments[value], value=self.label_map.free_value())
+            self.label_map.segments[seg.value] = seg
+            added.append(seg)
+            changes.append(self.label_map.write(np.flatnonzero(source == value), seg.value,
+                                                only=0))
+        self._record(name, merge(changes), before)
+        if added:
+            self.set_active(added[0].value)
+        return added
+
     def _action(self, name: str, writes: list[tuple[np.ndarray, int, int | None]]) -> Change:
         if self._stroke is not None:
             self.end_stroke()
