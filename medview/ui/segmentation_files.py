@@ -8,8 +8,8 @@ made elsewhere (3D Slicer, OHIF, ITK-SNAP, highdicom) onto the open series they 
 reference or geometry; anything else is refused in one sentence. Both run as jobs
 (jobs.label_files) on their own thread pool, and a result for a series no longer shown is
 dropped. An import never overwrites the reader's own labels: onto an empty label map it
-becomes the label map; onto one with segments it is added as new segments, as one undo
-step, when the editor can do that, and is otherwise refused with a sentence saying why."""
+becomes the label map; onto one with segments it is added as new segments, into background
+voxels only, as one undo step (LabelEditor.add_labels)."""
 
 from __future__ import annotations
 
@@ -133,13 +133,8 @@ class SegmentationFiles(QtCore.QObject):
         name = Path(path).name
         if not ed.label_map.segments and not ed.label_map.array.any():
             self.ann.replace_labels(imported.label_map)
-        elif hasattr(ed, "add_labels"):
+        else:  # beside the reader's segments, never over their voxels; one undo step
             ed.add_labels(imported.label_map, name=f"Import {name}")
-        else:
-            self._fail("Segmentation not imported", f"{path}: this series already has "
-                       "labels; remove its segments first, then import again (nothing was "
-                       "changed).")
-            return
         n = len(imported.label_map.segments)
         self._finished(f"Imported {n} segment(s) from {name}."
                        + "".join(f" {note}" for note in imported.notes),

@@ -96,9 +96,10 @@ def test_an_import_never_overwrites_the_readers_labels(qtbot, labelled, tmp_path
     out = tmp_path / "mine.nii.gz"
     run(qtbot, ann.files, lambda: ann.files.export_to(NIFTI, str(out)))
     said = run(qtbot, ann.files, lambda: ann.files.import_from(str(out)))
-    painted_voxels = labels > 0
-    assert np.array_equal(ann.editor.label_map.array[painted_voxels], labels[painted_voxels])
-    if hasattr(ann.editor, "add_labels"):
-        assert said.startswith("Imported 1 segment(s)")
-    else:
-        assert "already has labels" in said and len(ann.editor.label_map.segments) == 1
+    assert said.startswith("Imported 1 segment(s)")
+    assert np.array_equal(ann.editor.label_map.array, labels)  # the reader's voxels won
+    assert [s.name for s in ann.editor.label_map.segments.values()] == ["Lesion", "Lesion"]
+    assert ann.panel.table.rowCount() == 2
+    assert ann.panel.undo_button.toolTip().startswith("Undo: Import mine.nii.gz")
+    click(qtbot, ann.panel.undo_button)
+    assert len(ann.editor.label_map.segments) == 1
