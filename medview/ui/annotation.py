@@ -84,6 +84,7 @@ class Annotation(QtCore.QObject):
             if name != NAVIGATE:  # a measurement tool takes the left button from painting
                 button.clicked.connect(lambda _=False: self.set_tool({"name": NAVIGATE}))
         window.ai.into_labels.connect(self.accept_findings)
+        window.ai.result_shown.connect(lambda _results: self._labels_on_top())
         self._build_menu()
         self.files = SegmentationFiles(self)  # File > Import / Export segmentation
         self.state.subscribe(self._on_state)
@@ -330,6 +331,13 @@ class Annotation(QtCore.QObject):
         self.w.status_label.setText(
             f"{len(findings)} finding(s) copied into the labels ({', '.join(names)}), not "
             "reviewed until you edit or confirm them.")
+
+    def _labels_on_top(self) -> None:
+        """The reader's labels drawn over the AI's layers: they are what is being edited."""
+        layer = self.editor.layer if self.editor is not None else None
+        if layer is not None and self.state.layers and self.state.layers[-1] is not layer:
+            self.state.remove_layer(layer)
+            self.state.add_layer(layer)
 
     # -- crashes, at start
     def offer_recovery_at_start(self) -> None:

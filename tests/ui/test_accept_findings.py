@@ -65,6 +65,7 @@ def test_accept_one_finding_into_labels_then_confirm(qtbot, with_ai):
     click(qtbot, window.ai.table.label_buttons["selected"])
     (seg,) = ed.label_map.segments.values()
     assert seg.name == "lung nodule" and seg.made_by == "bright-seg:1.0" and not seg.reviewed
+    assert window.state.layers[-1] is ed.layer  # the reader's labels over the AI's layers
     assert int(np.count_nonzero(ed.label_map.array == seg.value)) == finding.voxel_count
     assert results.finding(finding.id).decision == "accepted"
     assert window.ai.table.proxy.index(window.ai.table.proxy_row(finding.id),

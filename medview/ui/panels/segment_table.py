@@ -120,7 +120,7 @@ class SegmentTable(QtWidgets.QTableWidget):
         header.setSectionResizeMode(NAME, QtWidgets.QHeaderView.ResizeMode.Stretch)
         for col in (SIZE, REVIEW):
             header.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
-        for col, width in ((COLOUR, 24), (CODE, 78), (SHOWN, 26), (LOCKED, 26)):
+        for col, width in ((COLOUR, 22), (CODE, 66), (SHOWN, 24), (LOCKED, 24)):
             header.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.Fixed)
             self.setColumnWidth(col, width)
         self.setMinimumHeight(110)
@@ -197,7 +197,7 @@ class SegmentTable(QtWidgets.QTableWidget):
         if seg.made_by and not seg.reviewed:
             button = QtWidgets.QToolButton(text="Confirm", toolTip=(
                 f"From AI {seg.made_by}, not reviewed: click when you have checked it"))
-            button.setStyleSheet(f"color: {AMBER}; padding: 1px 4px;")
+            button.setStyleSheet(f"color: {AMBER}; padding: 0px 2px;")
             button.clicked.connect(lambda _=False, v=seg.value: self.confirm_clicked.emit(v))
             self.setCellWidget(row, REVIEW, button)
         elif seg.made_by:
