@@ -158,15 +158,9 @@ class Annotation(QtCore.QObject):
         found = next((r for r in pending_recovery() if r.series_key == store.series_key), None)
         what = self.state.volume.metadata.series_description or "this series"
         at = when_text(found.last_change) if found else "an unknown time"
-        box = QtWidgets.QMessageBox(
-            QtWidgets.QMessageBox.Icon.Warning, "Recover labels?",
+        box, _recover, discard = self._recovery_box(
             f"MedView closed before saving the labels of {what} at {at}. Recover them, or "
-            "discard the unsaved edits (they are kept aside in the workspace, not deleted)?",
-            QtWidgets.QMessageBox.StandardButton.NoButton, self.w)
-        recover = box.addButton("Recover", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
-        discard = box.addButton("Discard (kept aside)",
-                                QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(recover)
+            "discard the unsaved edits (they are kept aside in the workspace, not deleted)?")
         volume = self.state.volume
 
         def answered(_result: int) -> None:
@@ -348,16 +342,10 @@ class Annotation(QtCore.QObject):
         lines = "; ".join(f"{r.description or r.series_key} at {when_text(r.last_change)}"
                           for r in found[:3]) + (f" and {len(found) - 3} more"
                                                  if len(found) > 3 else "")
-        box = QtWidgets.QMessageBox(
-            QtWidgets.QMessageBox.Icon.Warning, "Recover labels?",
+        box, recover, discard = self._recovery_box(
             f"MedView closed before saving the labels of {len(found)} series ({lines}). "
             "Recover them (they come back when you open each series), or discard the "
-            "unsaved edits (kept aside in the workspace, not deleted)?",
-            QtWidgets.QMessageBox.StandardButton.NoButton, self.w)
-        recover = box.addButton("Recover", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
-        discard = box.addButton("Discard (kept aside)",
-                                QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(recover)
+            "unsaved edits (kept aside in the workspace, not deleted)?")
 
         def answered(_result: int) -> None:
             # closed unanswered: nothing changes, each series asks when it is opened
@@ -373,6 +361,17 @@ class Annotation(QtCore.QObject):
         box.finished.connect(answered)
         box.open()
         self.prompt = box
+
+    def _recovery_box(self, text: str) -> tuple[QtWidgets.QMessageBox, QtWidgets.QAbstractButton,
+                                                 QtWidgets.QAbstractButton]:
+        """The question, with Recover (the default) and Discard (kept aside)."""
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "Recover labels?", text,
+                                    QtWidgets.QMessageBox.StandardButton.NoButton, self.w)
+        recover = box.addButton("Recover", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard (kept aside)",
+                                QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(recover)
+        return box, recover, discard
 
     def _tell(self, title: str, text: str) -> None:
         self.w.message(title, text, QtWidgets.QMessageBox.Icon.Warning)
