@@ -106,13 +106,20 @@ class Segment:
         return seg
 
 
+def codes_for(name: str) -> tuple[Code, Code]:
+    """The (category, type) of a segment name: the known name it ends with, read from its
+    last word back, as English puts the head noun last ("lung nodule" is a Nodule, "liver
+    lesion" a Lesion, "Liver" the organ); a lesion when no word is known."""
+    known = {k.lower(): c for k, c in COMMON_CODES.items()}
+    words = name.replace("_", " ").replace("-", " ").lower().split()
+    return next((known[w] for w in reversed(words) if w in known), COMMON_CODES["Lesion"])
+
+
 def segment_for(value: int, name: str, made_by: str = "") -> Segment:
-    """A new segment named `name`, coded from COMMON_CODES when the name is a known one
-    (case-insensitive), otherwise as a lesion."""
-    codes = next((c for k, c in COMMON_CODES.items() if k.lower() == name.strip().lower()),
-                 COMMON_CODES["Lesion"])
-    return Segment(value=value, name=name, colour=default_colour(value), category=codes[0],
-                   type=codes[1], made_by=made_by, reviewed=not made_by)
+    """A new segment named `name`, coded by codes_for; AI segments start not reviewed."""
+    category, type_ = codes_for(name)
+    return Segment(value=value, name=name, colour=default_colour(value), category=category,
+                   type=type_, made_by=made_by, reviewed=not made_by)
 
 
 @dataclass

@@ -125,3 +125,10 @@ def test_write_takes_unsorted_indices_with_repeats():
     assert change.indices.tolist() == [5, 9, 70] and change.old.tolist() == [0, 0, 0]
     change.undo(lm.array)
     assert not lm.array.any()
+
+
+@pytest.mark.parametrize(("name", "meaning"), [
+    ("lung nodule", "Nodule"), ("Liver lesion", "Lesion"), ("liver", "Liver"),
+    ("right_kidney", "Kidney"), ("Something else", "Lesion"), ("", "Lesion")])
+def test_segment_names_are_coded_by_their_last_known_word(name, meaning):
+    assert segment_for(1, name).type.meaning == meaning
