@@ -23,6 +23,7 @@ references (or for a copy of the series with new UIDs) still lands on the right 
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from medview import __version__
 from medview.core.errors import InvalidInputError, UnsupportedInputError
 from medview.core.series import SeriesInfo
 from medview.io.workspace import atomic_write_bytes
+
+_log = logging.getLogger(__name__)
 
 DISCLAIMER = "AI assistance — not a diagnosis"
 CONTENT_LABEL = "MEDVIEW_AI"
@@ -230,7 +233,9 @@ def read_seg_frames(path: str | Path) -> SegFrames:
     try:
         ds = pydicom.dcmread(path)
     except Exception as exc:  # pydicom raises many kinds on a broken file
-        raise InvalidInputError(where, f"is not a readable DICOM file ({exc})") from exc
+        _log.debug("reading %s as DICOM: %s", where, exc)
+        raise InvalidInputError(where, "is not a DICOM file that can be read; choose a DICOM SEG "
+                                       "(.dcm) or a NIfTI / NRRD label map") from exc
     if ds.get("SOPClassUID") not in (SEG_STORAGE, LABEL_MAP_SEG_STORAGE) \
             or "SegmentSequence" not in ds:
         raise InvalidInputError(where, "is not a DICOM Segmentation (SEG) object")

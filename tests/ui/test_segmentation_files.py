@@ -81,6 +81,7 @@ def test_a_bad_file_and_a_wrong_grid_end_in_one_sentence(qtbot, labelled, tmp_pa
     bad.write_text("not a segmentation")
     said = run(qtbot, ann.files, lambda: ann.files.import_from(str(bad)))
     assert str(bad) in said and one_sentence(said)
+    assert "choose a DICOM SEG" in said and "force" not in said
     assert window.last_message.text() == said and window.last_message.isVisible()
     window.last_message.close()
     other = tmp_path / "other.nii.gz"
