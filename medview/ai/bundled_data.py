@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from medview.core.errors import InvalidInputError
+from medview.core.volume import Volume, VolumeMetadata
 
 CT_FILE, LABEL_FILE, SMALL_FILE, LESIONS_FILE = "ct.npy", "labels.npy", "small.npy", "lesions.json"
 SMALL_SIZE = 128  # the slice classifier sees each 512² slice as 128² (4 x 4 means)
@@ -58,6 +59,16 @@ class CachedStudy:
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
         return tuple(float(v) for v in self.meta["spacing_mm"])
+
+    def volume(self) -> Volume:
+        """The study as the viewer holds it (HU, LPS affine, modality CT), so evaluation runs
+        the same inference and findings code as the app and `medview infer`."""
+        sp = self.spacing_mm
+        affine = np.eye(4)
+        affine[:3, :3] = [[0.0, 0.0, sp[2]], [0.0, sp[1], 0.0], [sp[0], 0.0, 0.0]]
+        affine[:3, 3] = self.meta["origin_lps_mm"]
+        return Volume(self.ct, affine, VolumeMetadata(modality="CT", units="HU",
+                                                      source=str(self.folder)))
 
     def small(self, low: float, high: float) -> np.ndarray:
         """The study's slices normalised and reduced to 128², cached beside the volume."""

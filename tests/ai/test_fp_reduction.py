@@ -14,7 +14,7 @@ import torch
 
 from medview.ai.cards import load_card
 from medview.ai.findings import candidate_regions, findings_from
-from medview.ai.fp_reduction import FEATURES, FPClassifier, region_features
+from medview.ai.fp_reduction import FEATURES, FPClassifier, Tree, region_features
 from medview.ai.inference import clear_kept
 from medview.core.errors import InvalidInputError
 from tests.ai.seg_models import BRIGHT_NAME, write_bright_model
@@ -25,12 +25,11 @@ MIN_VOXELS = 60  # the hand-made classifier keeps regions of at least this many 
 
 
 def size_classifier() -> FPClassifier:
-    """One linear layer: logit = log(voxels) - log(MIN_VOXELS), for both labels."""
-    k = len(FEATURES)
-    w = np.zeros((2, k))
-    w[:, FEATURES.index("log_voxels")] = 1.0
-    return FPClassifier(np.zeros(k), np.ones(k), ((w, np.full(2, -math.log(MIN_VOXELS))),),
-                        "")
+    """One tree per label: a lesion when it has at least MIN_VOXELS voxels."""
+    tree = Tree(np.array([FEATURES.index("log_voxels"), -1, -1]),
+                np.array([math.log(MIN_VOXELS - 0.5), 0.0, 0.0]), np.array([1, -1, -1]),
+                np.array([2, -1, -1]), np.array([0.0, -10.0, 10.0]))
+    return FPClassifier(((0.0, (tree,)), (0.0, (tree,))), "")
 
 
 def write_fp_model(folder, text: str | None = None, **post):
@@ -69,7 +68,8 @@ def data_dir(tmp_path, monkeypatch):
     ("missing", "is missing; the model's card names it as its false-positive classifier"),
     ("features", "was made for other region features than this MedView computes"),
     ("not_json", "is truncated or damaged (not complete JSON)"),
-    ("outputs", "gives 3 outputs for a model of 2 labels"),
+    ("outputs", "holds 6 label ensembles for a model of 2 labels"),
+    ("cycle", "has a tree that is not well formed"),
     ("no_sha", "names a false-positive classifier without its fp_classifier_sha256"),
 ])
 def test_a_damaged_or_mismatched_classifier_is_refused_in_one_sentence(tmp_path, damage,
@@ -78,8 +78,10 @@ def test_a_damaged_or_mismatched_classifier_is_refused_in_one_sentence(tmp_path,
     obj = json.loads(good)
     text = {"features": json.dumps({**obj, "features": obj["features"][::-1]}),
             "not_json": good[: len(good) // 2],
-            "outputs": json.dumps({**obj, "layers": [{
-                "weight": [[0.0] * len(FEATURES)] * 3, "bias": [0.0] * 3}]}),
+            "outputs": json.dumps({**obj, "labels": obj["labels"] * 3}),
+            "cycle": json.dumps({**obj, "labels": [{"base": 0, "trees": [{
+                "feature": [0, 0], "threshold": [1, 1], "left": [1, 0], "right": [1, 0],
+                "value": [0, 0]}]}] * 2}),
             }.get(damage, good)
     folder = write_fp_model(tmp_path / "m", text)
     if damage == "truncated":
@@ -159,3 +161,21 @@ def test_job_cli_and_card_agree(tmp_path, demo, data_dir):
     report = json.loads((out / "findings.json").read_text())
     assert job.findings == list(direct) and len(direct) > 0
     assert report["findings"] == [f.to_dict() for f in direct]
+
+
+def test_boosted_trees_learn_an_interaction_and_survive_their_json():
+    """Large AND dense is a lesion, for label 0 only: a rule no single feature gives."""
+    from medview.ai.bundled_fp import FP, train_classifier
+    from medview.ai.fp_reduction import parse_classifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, len(FEATURES)))
+    size, hu = FEATURES.index("log_voxels"), FEATURES.index("mean_hu")
+    label = rng.integers(0, 2, 400)
+    truth = (x[:, size] > 0) & (x[:, hu] > 0) & (label == 0)
+    data = {"features": x, "label": label, "truth": truth, "diameter": np.full(400, 8.0)}
+    clf = train_classifier(data, 2, seed=1, spec={**FP, "rounds": 60})
+    again = parse_classifier(clf.to_json().encode(), "fp.json", 2)
+    np.testing.assert_allclose(again.scores(x, label), clf.scores(x, label))
+    scores = clf.scores(x, label)
+    assert ((scores >= 0.5) == truth).mean() > 0.95
