@@ -125,6 +125,9 @@ def find_studies(data: str | Path) -> list[TrainStudy]:
 
     if str(data) == WORKSPACE or Path(data) == data_dir():
         data = data_dir() / "labels"
+        if not data.is_dir():
+            raise InvalidInputError(None, "the workspace holds no studies marked done; label "
+                                          "studies and mark them done first")
     root = Path(data)
     if root.name == "labels" and root.is_dir() and any(root.glob("*/label.json")):
         studies = workspace_studies(root)

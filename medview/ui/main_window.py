@@ -26,6 +26,7 @@ from medview.ui.panels.layers_panel import LayersPanel
 from medview.ui.panels.measurements_panel import MeasurementsPanel
 from medview.ui.panels.study_browser import StudyBrowser
 from medview.ui.panels.tag_browser import TagBrowser
+from medview.ui.panels.training_panel import TrainingPanel
 from medview.ui.panels.warnings_panel import WarningsPanel
 from medview.ui.panels.window_panel import WindowPanel
 from medview.ui.settings import Settings
@@ -73,6 +74,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(measurements, self.add_panel("DICOM Tags", self.tags))
         self.tabifyDockWidget(measurements, self.add_panel("AI", self.ai))
         self.annotation = Annotation(self)  # labels: the Segments panel, tabbed here too
+        self.training = TrainingPanel()  # fine-tuning runs in a child process
+        self.tabifyDockWidget(measurements, self.add_panel("Training", self.training))
         measurements.raise_()
         self.resizeDocks([studies, window_level], [330, 340], QtCore.Qt.Orientation.Horizontal)
         self._connect()
@@ -119,6 +122,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.measurements.message.connect(self.status_label.setText)
         self.layers.message.connect(self.status_label.setText)
         self.ai.message.connect(self.status_label.setText)
+        self.training.message.connect(self.status_label.setText)
         for view in self.grid.views:
             view.hovered.connect(self.hover_label.setText)
         self.state.subscribe(self._on_state)
@@ -393,6 +397,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.window_state = self.saveState()
         self.loader.shutdown()
         self.ai.shutdown()
+        self.training.shutdown()  # a running fine-tune is stopped (it keeps its checkpoint)
         self.annotation.shutdown()  # the labels' clean save
         super().closeEvent(ev)
 

@@ -1,0 +1,29 @@
+"""Listing what a fine-tune would learn from, off the GUI thread: the labelled studies of a
+folder or of the workspace, with voxel counts per label (the workspace keeps them; a folder's
+label maps are read). Training itself runs in a child process (`medview train`), not here."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+from medview.core.jobs import JobContext, Progress
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    study: object  # medview.ai.train_data.TrainStudy
+    counts: dict[int, int]  # voxels per label value of the study's own label map
+
+
+def training_studies_job(data: str, ctx: JobContext) -> Generator[Progress, None, list]:
+    from medview.ai.train_data import find_studies, label_counts
+
+    yield Progress(0.0, "looking for labelled studies")
+    studies = find_studies(data)
+    rows = []
+    for i, st in enumerate(studies):
+        ctx.cancel.raise_if_cancelled()
+        yield Progress(i / len(studies), f"counting labels of {st.name}")
+        rows.append(StudyRow(st, label_counts(st)))
+    return rows

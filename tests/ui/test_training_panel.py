@@ -1,0 +1,95 @@
+"""The training panel drives a real `medview train` child process: studies listed with their
+labels and a split by patient, Start shows epochs in the curves and times, the result appears
+under Versions, which compares and activates (and rolls back); Stop ends the run with a
+checkpoint, touching no version. The viewer's event loop keeps running throughout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6 import QtCore
+
+from medview.ai import registry
+from medview.ui.panels.training_panel import TrainingPanel
+from tests.ai.train_fixtures import install_base, make_studies
+
+LEFT = QtCore.Qt.MouseButton.LeftButton
+SHOTS = Path(os.environ.get("MEDVIEW_SHOTS", "/tmp"))
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrainingPanel:
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))  # the child inherits it
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    install_base(tmp_path / "data")
+    make_studies(tmp_path / "studies", 4)
+    p = TrainingPanel()
+    qtbot.addWidget(p)
+    p.resize(520, 760)
+    p.data_edit.setText(str(tmp_path / "studies"))
+    p.show()  # lists the studies the first time it is shown
+    qtbot.waitUntil(lambda: p.table.rowCount() == 4, timeout=30_000)
+    p.base_combo.setCurrentIndex(p.base_combo.findData("tiny:1.0"))
+    p.batch.setValue(4)
+    p.patch.setValue(32)
+    yield p
+    p.shutdown()
+
+
+def test_panel_runs_a_fine_tune_and_shows_it(qtbot, panel: TrainingPanel) -> None:
+    assert panel.table.item(0, 1).text().startswith("lung nodule: ")  # the base's names
+    panel.grab().save(str(SHOTS / "training_panel_setup.png"))
+    split = panel.split()
+    assert len(split["train"]) == 3 and len(split["val"]) == 1
+    panel.epochs.setValue(2)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    assert panel.stop_button.isEnabled() and not panel.start_button.isEnabled()
+    qtbot.waitUntil(lambda: "written" in panel.status.text(), timeout=180_000)
+    qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=10_000)
+    xs, ys = panel.loss_curve.getData()
+    assert list(xs) == [1, 2] and all(y > 0 for y in ys)
+    assert list(panel.dice_curve.getData()[0]) == [0, 1, 2]
+    assert "time per epoch" in panel.times.text() and "—" not in panel.times.text()
+    assert ", epoch 2, epochs 2," in panel.log_view.toPlainText()
+    panel.tabs.setCurrentIndex(1)
+    panel.grab().save(str(SHOTS / "training_panel_progress.png"))
+    # versions: the new one listed, not active; compare; activate; roll back
+    v = panel.versions
+    assert [v.table.item(r, 0).text() for r in range(v.table.rowCount())] == ["1.0", "1.0.1"]
+    assert v.table.item(0, 1).text() == "active" and v.table.item(1, 1).text() == ""
+    panel.tabs.setCurrentIndex(2)
+    v.select("1.0", "1.0.1")
+    dialog = v.compare()
+    assert "same" not in dialog.note.text() and "validation studies of tiny:1.0.1" in \
+        dialog.note.text()
+    assert dialog.value("dice_mean", 3) not in ("", "—")
+    dialog.grab().save(str(SHOTS / "training_compare.png"))
+    dialog.close()
+    v.select("1.0.1")
+    qtbot.mouseClick(v.activate_button, LEFT)
+    assert registry.resolve("tiny").card.version == "1.0.1"
+    v.select("1.0")
+    qtbot.mouseClick(v.activate_button, LEFT)
+    assert registry.resolve("tiny").card.version == "1.0"
+    panel.grab().save(str(SHOTS / "training_panel_versions.png"))
+
+
+def test_stop_ends_the_child_and_touches_no_version(qtbot, panel: TrainingPanel,
+                                                    tmp_path: Path) -> None:
+    models = tmp_path / "data" / "models"
+    before = sorted(p.relative_to(models) for p in models.rglob("*"))
+    panel.epochs.setValue(400)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: len(getattr(panel, "history", [])) >= 2, timeout=120_000)
+    qtbot.mouseClick(panel.stop_button, LEFT)
+    qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=15_000)
+    assert panel.resume_button.isEnabled()
+    assert "Stopped" in panel.status.text()
+    assert (panel.work / "checkpoint.pt").exists()
+    after = sorted(p.relative_to(models) for p in models.rglob("*"))
+    assert [p for p in after if p not in before] == [Path("active.json")] or after == before
+    assert registry.resolve("tiny").card.version == "1.0"
+    shutil.rmtree(panel.work, ignore_errors=True)
