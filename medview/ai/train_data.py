@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from medview.ai.cards import ModelCard
 from medview.core.errors import InvalidInputError
+from medview.io.workspace import atomic_write_text
 
 LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha")
 IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd", "image.mha")
@@ -272,14 +274,23 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
     folder.mkdir(parents=True, exist_ok=True)
     dtype = np.int16 if volume.array.dtype.kind in "iu" and volume.array.dtype.itemsize <= 2 \
         else np.float32
-    np.save(folder / CT_FILE, np.ascontiguousarray(volume.array, dtype=dtype))
-    np.save(folder / LABEL_FILE, labels)
+    _save(folder / CT_FILE, np.ascontiguousarray(volume.array, dtype=dtype))
+    _save(folder / LABEL_FILE, labels)
     counts = {int(v): int(n) for v, n in zip(*np.unique(labels, return_counts=True),
                                              strict=True) if v}
     meta = {"spacing_mm": list(volume.spacing_mm), "counts": counts, "card": card.ref,
             "mapping": mapping or {}, "source": source}
-    meta_path.write_text(json.dumps(meta), encoding="utf-8")  # last: marks the cache whole
+    atomic_write_text(meta_path, json.dumps(meta))  # last: marks the cache whole
     return _open(study, folder, meta)
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    """np.save to a temp name, then rename: another run memory-mapping the file never sees
+    it half written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)
 
 
 def _store_labels(study: TrainStudy) -> np.ndarray:

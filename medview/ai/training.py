@@ -43,16 +43,16 @@ Emit = Callable[[dict], None]
 
 @dataclass
 class Settings:
-    epochs: int = 12
+    epochs: int = 20
     lr: float = 5e-4
     batch_size: int = 16
     patch_size: int = 128
-    patches_per_study: int = 32  # patches drawn from each training study per epoch
+    patches_per_study: int = 64  # patches drawn from each training study per epoch
     pos_fraction: float = 0.4  # patches centred near a labelled voxel
     mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
     augment: bool = True
     warmup_epochs: float = 0.5
-    patience: int = 4  # epochs without a better validation Dice before stopping
+    patience: int = 6  # epochs without a better validation Dice before stopping
     weight_decay: float = 1e-4
     val_fraction: float = 0.25
     seed: int = 0
@@ -147,6 +147,14 @@ class _Dist:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
+    def first_rank_first(self, before: bool) -> None:
+        """Around work whose result is cached on disk: rank 0 does it while the others wait
+        (call with before=True ahead of it, before=False after it), then they read it."""
+        if self.world > 1 and (self.rank != 0) == before:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def close(self) -> None:
         if self.world > 1:
             import torch.distributed as dist
@@ -204,10 +212,12 @@ class Trainer:
                                           "validation; each belongs to one side")
         self.job.split = {"train": [s.key for s in train], "val": [s.key for s in val]}
         prepared = []
+        self.dist.first_rank_first(before=True)
         for i, st in enumerate(train + val):
             self.emit("prepare", study=st.key, index=i + 1, of=len(train) + len(val))
             cache = Path(self.job.cache) if self.job.cache else data_dir() / "training" / "cache"
             prepared.append(td.prepare_study(st, card, cache, self.job.mapping))
+        self.dist.first_rank_first(before=False)
         return train + val, prepared[:len(train)], prepared[len(train):]
 
     def _setup_torch(self) -> None:
@@ -258,7 +268,9 @@ class Trainer:
         device = self.dist.device
         model = load_model(entry.folder, "cpu", reuse=False).module.to(device).train()
         self.emit("mining", studies=len(train))
+        self.dist.first_rank_first(before=True)  # rank 0 mines and caches, the rest read
         task = make_task(card, train, val, self.s, model, device)
+        self.dist.first_rank_first(before=False)
         net = model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
