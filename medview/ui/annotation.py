@@ -13,7 +13,7 @@ A series whose saved state is newer than its clean save was left by a crash: ope
 such series. Nothing is lost silently: Discard moves the newer edits to a discarded-<n>
 folder of the workspace, and the labels are not editable until the reader has answered.
 
-The Segments panel shows the editor; its tool choice turns painting on in every view
+The Labels panel (SegmentsPanel) shows the editor; its tool choice turns painting on in every view
 (ui.paint_tools.PaintController) or off again ("W/L"). Keys live in a Labels menu, which
 teaches them: B brush, E eraser, T threshold brush, G fill, L lasso, W back to
 window/level, N new segment; Ctrl+Z / Ctrl+Shift+Z undo and redo (the views take the same
@@ -63,8 +63,8 @@ class Annotation(QtCore.QObject):
         self.w, self.state = window, window.state
         self.panel = SegmentsPanel(self.state)
         # in the one tabbed group of the right column (MainWindow.add_panel)
-        self.dock = window.add_panel("Segments", self.panel)
-        measurements = window.dock("Measurements")
+        self.dock = window.add_panel("Labels", self.panel)
+        measurements = window.dock("Measure")
         if measurements is not None:
             window.tabifyDockWidget(measurements, self.dock)
         self.editor: LabelEditor | None = None

@@ -69,15 +69,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.layers = LayersPanel(self.state)
         self.ai = AIPanel(self.state, lambda: self.views)
         window_level = self.add_panel("Window / Level", self.window_panel)
-        measurements = self.add_panel("Measurements", self.measurements)
+        measurements = self.add_panel("Measure", self.measurements)
         self.tabifyDockWidget(measurements, self.add_panel("Layers", self.layers))
-        self.tabifyDockWidget(measurements, self.add_panel("DICOM Tags", self.tags))
+        self.tabifyDockWidget(measurements, self.add_panel("Tags", self.tags))
         self.tabifyDockWidget(measurements, self.add_panel("AI", self.ai))
-        self.annotation = Annotation(self)  # labels: the Segments panel, tabbed here too
+        self.annotation = Annotation(self)  # the Labels panel (segments), tabbed here too
         self.training = TrainingPanel()  # fine-tuning runs in a child process
         self.tabifyDockWidget(measurements, self.add_panel("Training", self.training))
         measurements.raise_()
-        self.resizeDocks([studies, window_level], [330, 340], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([studies, window_level], [330, 380], QtCore.Qt.Orientation.Horizontal)
+        # the histogram needs little height; the tabbed panels (segments, findings) need it all
+        self.resizeDocks([window_level, measurements], [250, 2000], QtCore.Qt.Orientation.Vertical)
         self._connect()
         self.setAcceptDrops(True)
         self._update_title()

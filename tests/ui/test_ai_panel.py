@@ -410,7 +410,7 @@ def test_in_the_main_window_exports_name_the_model(qtbot, data_dir, monkeypatch,
     write_bright_model(registry.user_models_dir() / "bright-seg" / "1.0")
     window = make_window(qtbot, (1400, 900))
     dock = window.dock("AI")
-    assert dock in window.tabifiedDockWidgets(window.dock("Measurements"))
+    assert dock in window.tabifiedDockWidgets(window.dock("Measure"))
     open_and_wait(qtbot, window, [str(demo_study.series_dir)])
     dock.raise_()
     shown = click_run(qtbot, window.ai)

@@ -205,11 +205,11 @@ def test_geometry_docks_and_last_folder_come_back_after_a_restart(qtbot, window,
     open_and_wait(qtbot, window, [str(folder)])
     window.resize(760, 580)  # within the offscreen screen (800 x 600): Qt keeps it on screen
     size = window.size()
-    window.dock("DICOM Tags").close()
+    window.dock("Tags").close()
     window.close()
     again = make_window(qtbot)
     assert again.settings.last_folder == str(folder)
-    assert again.dock("DICOM Tags").isHidden() and not again.dock("Studies").isHidden()
+    assert again.dock("Tags").isHidden() and not again.dock("Studies").isHidden()
     assert again.size() == size != QtCore.QSize(1200, 800)
 
 
@@ -297,7 +297,7 @@ def test_about_names_the_licences_and_says_not_a_medical_device(qtbot, window):
 def test_the_other_panels_are_plugged_in_and_drive_every_view(qtbot, window, two_series):
     folder, _, _ = two_series
     open_and_wait(qtbot, window, [str(folder)])
-    panel = window.dock("Measurements").widget()
+    panel = window.dock("Measure").widget()
     assert panel is window.measurements
     panel.buttons["ruler"].click()
     assert all(v.tool == "ruler" for v in window.views)

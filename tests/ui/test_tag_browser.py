@@ -82,7 +82,7 @@ def test_a_vanished_file_is_one_sentence(qtbot, tags, tmp_path):
 
 def test_follows_the_slice_in_the_main_window(qtbot, window, series):
     open_and_wait(qtbot, window, [str(series.paths[0].parent)])
-    window.dock("DICOM Tags").raise_()
+    window.dock("Tags").raise_()
     qtbot.waitUntil(lambda: window.tags.isVisible() and bool(window.tags.rows),
                     timeout=2000)
 
@@ -104,7 +104,7 @@ def test_follows_the_slice_in_the_main_window(qtbot, window, series):
 def test_a_gap_slice_and_an_image_file_say_they_have_no_tags(qtbot, window, tmp_path):
     write_ct_series(tmp_path / "g", n=6, drop=[2])
     open_and_wait(qtbot, window, [str(tmp_path / "g")])
-    window.dock("DICOM Tags").raise_()
+    window.dock("Tags").raise_()
     window.state.set_slice(Plane.AXIAL, 2)
     qtbot.waitUntil(lambda: "fills a gap" in window.tags.status.text(), timeout=2000)
     nifti = tmp_path / "v.nii.gz"

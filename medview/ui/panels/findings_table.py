@@ -139,7 +139,7 @@ class FindingsTable(QtWidgets.QWidget):
             button.clicked.connect(lambda _=False, d=decision: self.decide_selected(d))
             row.addWidget(button)
             self.buttons[decision] = button
-        # accepted into the label map as an editable segment (the Segments panel)
+        # accepted into the label map as an editable segment (the Labels panel)
         self.label_buttons = {
             "selected": QtWidgets.QPushButton("Accept into labels", toolTip=(
                 "Accept the selected finding(s) and copy them into the label map as an "
