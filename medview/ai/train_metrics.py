@@ -11,8 +11,8 @@ component is a lesion, its size the volume-equivalent diameter. The rules are bu
 and more), so a fine-tuned card reads like the bundled one.
 
 Each epoch's quick check (`quick_dice`) predicts only the slices that hold labels plus a few
-that do not, and scores them with MONAI's Dice per study; the card's numbers come from
-whole volumes (`evaluate`)."""
+that do not, pooled over the validation studies; the card's numbers come from whole
+volumes (`evaluate`)."""
 
 from __future__ import annotations
 
@@ -62,38 +62,29 @@ def predict(module: Any, card: ModelCard, study: PreparedStudy, slices: np.ndarr
 
 def quick_dice(module: Any, card: ModelCard, studies: list[PreparedStudy],
                slices: list[np.ndarray], device: Any) -> dict[str, float | None]:
-    """Mean Dice per label over the studies (MONAI's compute_dice per study; a study
-    without a label is skipped for it) on each study's chosen slices; 'mean' over labels.
-    Not DiceMetric: its aggregate() gathers from every DDP process, and only rank 0
+    """Dice per label over all the studies' chosen slices together (overlap counts summed,
+    as the card's dice_<label>), None for a label none of them holds; 'mean' over labels.
+    Pooled rather than a mean of per-study Dice (MONAI DiceMetric's way): with a lesion or
+    two per study that mean jumped by 0.15 between epochs and made early stopping pick
+    noise; DiceMetric's aggregate also waits for every DDP process, and only rank 0
     validates."""
-    from monai.metrics import compute_dice
-
-    k = len(card.labels) + 1
-    rows = []
+    values = [lab.value for lab in card.labels]
+    inter, total, truth = (np.zeros(len(values), np.int64) for _ in range(3))
     for st, ks in zip(studies, slices, strict=True):
         pred = predict(module, card, st, ks, device)
         gt = np.asarray(st.labels[ks])
-        box = _bbox((pred > 0) | (gt > 0))
-        if not all(b.stop > b.start for b in box):
-            box = tuple(slice(0, 1) for _ in box)
-        rows.append(compute_dice(_onehot(pred[box], k), _onehot(gt[box], k),
-                                 include_background=False, ignore_empty=True)[0].numpy())
-    table = np.array(rows, dtype=float).reshape(len(rows), k - 1)
+        for i, v in enumerate(values):
+            p, g = pred == v, gt == v
+            n_g = int(np.count_nonzero(g))
+            inter[i] += int(np.count_nonzero(p & g))
+            total[i] += int(np.count_nonzero(p)) + n_g
+            truth[i] += n_g
     out: dict[str, float | None] = {}
     for i, lab in enumerate(card.labels):
-        col = table[:, i][~np.isnan(table[:, i])]
-        out[lab.name] = round(float(col.mean()), 4) if len(col) else None
+        out[lab.name] = round(2 * float(inter[i]) / float(total[i]), 4) if truth[i] else None
     given = [v for v in out.values() if v is not None]
     out["mean"] = round(float(np.mean(given)), 4) if given else None
     return out
-
-
-def _onehot(labels: np.ndarray, k: int) -> Any:
-    """(S, H, W) labels -> (1, K, S, H, W) float one-hot, as DiceMetric takes them."""
-    import torch
-
-    t = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))
-    return torch.nn.functional.one_hot(t, k).permute(3, 0, 1, 2)[None].float()
 
 
 def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, float],
