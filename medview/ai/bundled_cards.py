@@ -68,7 +68,8 @@ def _common(name: str, task: str, labels: list, spec: dict, arch: str, args: dic
             spacing: list, context: int, input_size: list | None, training: str,
             validation: dict, description: str) -> dict:
     return {
-        "name": name, "version": VERSION, "parent_version": None, "task": task,
+        "name": name, "version": spec.get("version", VERSION),
+        "parent_version": spec.get("parent_version"), "task": task,
         "labels": labels, "modality": "CT",
         "intensity": {"low": spec["low"], "high": spec["high"]},
         "architecture": arch, "architecture_args": {**args, "outputs": "logits"},
@@ -80,7 +81,10 @@ def _common(name: str, task: str, labels: list, spec: dict, arch: str, args: dic
 
 
 def write_segmentation(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
-                       metrics: dict, speed: dict | None = None) -> Path:
+                       metrics: dict, speed: dict | None = None,
+                       postprocess: dict | None = None, fp_info: dict | None = None) -> Path:
+    """The segmentation model's folder; with `postprocess` (and the false-positive
+    classifier file already in the folder) the card names its second stage."""
     spacing, span = _spacing(cfg.cache, cfg.train_seeds)
     studies = [f"{ph['name']}: {ph['steps']} steps, lr {ph['lr']}, studies "
                f"{_seed_text(cfg.train_seeds[:ph['studies']])}, patch centres "
@@ -100,20 +104,42 @@ def write_segmentation(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
         f"lesion equally likely; a lung-structure patch on a dense voxel in the lung; a "
         f"mined patch on a voxel a previous phase's model wrongly called lesion (at most 50 "
         f"per mistake). {info['seconds']} s in all on one CPU thread of a shared 2-core "
-        f"machine; seed {cfg.seed}. Reproduce with scripts/train_bundled_models.sh.")
+        f"machine; seed {cfg.seed}."
+        + (_fp_text(fp_info, cfg) if fp_info else "")
+        + " Reproduce with scripts/train_bundled_models.sh.")
     validation = {**metrics, **(speed or {})}
+    context = info.get("context", spec["context"])
     card = _common(
         spec["name"], "segmentation", SEG_LABELS, spec, "monai.UNet",
-        {**spec["args"], "in_channels": spec["context"], "out_channels": 3}, spacing,
-        spec["context"], None, training, validation,
-        "2.5D U-Net (three neighbouring slices in, the centre slice's labels out) that "
+        {**spec["args"], "in_channels": context, "out_channels": 3}, spacing,
+        context, None, training, validation,
+        f"2.5D U-Net ({context} neighbouring slices in, the centre slice's labels out) that "
         "outlines lung nodules and liver lesions on non-contrast chest-abdomen CT. Trained "
         "only on MedView's synthetic demo studies: a demonstration model, not validated on "
         "patients. Labels: lung nodule (SNOMED Nodule in Lung 39607008), liver lesion "
         "(SNOMED Lesion in Liver 10200004). Post-processing used for validation: probability "
-        f">= 0.5, 26-connected components of at least {metrics.get('min_component_voxels')} "
-        "voxels.")
-    return write_model(Path(out) / spec["name"] / VERSION, model, card)
+        f">= {metrics.get('threshold', 0.5)}, 26-connected components of at least "
+        f"{metrics.get('min_component_voxels')} voxels"
+        + (f" spanning at least {postprocess['min_component_slices']} slices, each judged by "
+           f"a second-stage false-positive classifier ({postprocess['fp_classifier']}, a "
+           f"small MLP on region features; listed when its score is at least "
+           f"{postprocess['fp_threshold']})" if postprocess else "") + ".")
+    if postprocess:
+        card["postprocess"] = postprocess
+    return write_model(Path(out) / spec["name"] / card["version"], model, card)
+
+
+def _fp_text(info: dict, cfg: Any) -> str:
+    return (f" False-positive stage: an MLP (hidden {info['hidden']}, ReLU, one logit per "
+            f"label; {info['steps']} full-batch AdamW steps, lr {info['lr']}) on the features "
+            f"of {info['train_candidates']} candidate regions ({info['train_on_lesions']} on "
+            f"lesions) of this network on seeds {_seed_text(cfg.fp_seeds)}, which it never "
+            f"trained on; threshold {info['fp_threshold']} chosen on development seeds "
+            f"{_seed_text(cfg.dev_seeds)} as the highest keeping sensitivity for lesions of "
+            f"6 mm and more at {info['min_sensitivity']} (there: false positives per study "
+            f"{info['dev_fp_per_study_before']} -> {info['dev_fp_per_study_after']}, "
+            f"sensitivity {info['dev_sensitivity_ge_6mm_before']} -> "
+            f"{info['dev_sensitivity_ge_6mm_after']}).")
 
 
 def write_classifier(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
@@ -148,4 +174,4 @@ def write_classifier(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
         "lies on a nodule) and it is unreliable on short scans (auc_short_scans_*), a layout "
         "it never saw in training. Trained only on MedView's synthetic demo studies: a "
         "demonstration model, not validated on patients.")
-    return write_model(Path(out) / spec["name"] / VERSION, model, card)
+    return write_model(Path(out) / spec["name"] / card["version"], model, card)

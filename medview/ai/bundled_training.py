@@ -14,6 +14,7 @@ that land in each card come from medview.ai.bundled_eval on those seeds.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ from medview.ai.bundled_data import CachedStudy, PatchSampler, SequenceSampler, 
 from medview.core.errors import InvalidInputError
 
 log = logging.getLogger("medview.train")
+FP_FILE = "fp_classifier.json"
 
 
 @dataclass
@@ -39,6 +41,10 @@ class RunConfig:
     # the classifier's studies: only their 128² slices are used, so it can afford more
     classifier_seeds: list[int] = field(default_factory=lambda: list(range(1, 97)))
     val_seeds: list[int] = field(default_factory=lambda: list(range(1001, 1011)))
+    # the false-positive stage: trained on candidates from studies the network never saw,
+    # its threshold chosen on development studies (neither training nor validation)
+    fp_seeds: list[int] = field(default_factory=lambda: list(range(57, 81)))
+    dev_seeds: list[int] = field(default_factory=lambda: list(range(2001, 2013)))
     seed: int = 20240501
     threads: int = 1
 
@@ -130,7 +136,8 @@ def _loop(name: str, model: Any, batch_loss: Any, rng: np.random.Generator, work
 # (3) 24 more studies: the phase-2 model's mistakes on them (studies it never saw, so
 # mistakes it has not learnt away) join the pool, and their lesions the lesion patches.
 # mix: lesion, lung structure, anywhere, mined mistake; mine: study indices to mine.
-SEG = {"name": "lesion-seg", "patch": 160, "batch": 16, "context": 3,
+SEG = {"name": "lesion-seg", "version": "1.1", "parent_version": "1.0",
+       "patch": 160, "batch": 16, "context": 3,
        "low": -1000.0, "high": 400.0,
        "args": {"spatial_dims": 2, "channels": [8, 16, 32, 64, 128], "strides": [2, 2, 2, 2],
                 "num_res_units": 1, "norm": "batch"},
@@ -141,6 +148,10 @@ SEG = {"name": "lesion-seg", "patch": 160, "batch": 16, "context": 3,
             "mix": (0.4, 0.15, 0.15, 0.3), "mine": (0, 32, 2)},
            {"name": "lesion-seg-hard2", "studies": 56, "steps": 3000, "lr": 5e-4,
             "mix": (0.35, 0.1, 0.15, 0.4), "mine": (32, 56, 1)},
+           # 1.1: the 1.0 network widened to 5 slices (+-2, 3 mm: a vessel running through
+           # and a nodule ending look different), the new channels' weights starting at 0
+           {"name": "lesion-seg-ctx5", "studies": 56, "steps": 1500, "lr": 4e-4,
+            "mix": (0.45, 0.1, 0.1, 0.35), "mined": True, "context": 5},
        ]}
 # windows in the card's normalised units: the full -1000..400 HU and -100..200 HU; each
 # slice is seen with the slices 2 above and 2 below (3 mm at site A), so a vessel running
@@ -171,25 +182,51 @@ def train_segmentation(cfg: RunConfig) -> tuple[Any, dict]:
 
     mined = [np.zeros((0, 3), np.int32) for _ in studies]
     phases = []
+    context = SEG["context"]
     for i, ph in enumerate(SEG["phases"]):
         use = studies[:ph["studies"]]
+        if ph.get("context", context) != context:
+            context = ph["context"]
+            model = widen_context(model, context, SEG["args"])
         if len(use) < ph["studies"]:
             raise InvalidInputError(None, f"phase {ph['name']} needs {ph['studies']} "
                                           f"training studies; give more --train-seeds")
         if "mine" in ph:
             _mine(model, studies, range(*ph["mine"]), mined, cfg.work / f"{ph['name']}"
                   "-mined.npz", cfg.seed + 2 * (i - 1))
-        sampler = PatchSampler(use, SEG["patch"], SEG["context"], SEG["low"], SEG["high"],
+        reuse_mined = "mine" in ph or ph.get("mined", False)
+        sampler = PatchSampler(use, SEG["patch"], context, SEG["low"], SEG["high"],
                                seed=cfg.seed + 2 * i, mix=ph["mix"],
-                               mined=mined[:len(use)] if "mine" in ph else None)
+                               mined=mined[:len(use)] if reuse_mined else None)
         done = _loop(ph["name"], model, batch_loss, sampler.rng, cfg.work, ph["steps"],
                      ph["lr"])
         phases.append({**ph, "seconds": done["seconds"], "loss_history": done["loss_history"],
                        "mined_voxels": sum(len(m) for m in mined[:len(use)]),
                        "lesions": len(sampler.lesion_voxels)})
     return model, {"phases": phases, "studies": len(studies),
-                   "lesions": phases[-1]["lesions"],
+                   "lesions": phases[-1]["lesions"], "context": context,
                    "seconds": sum(p["seconds"] for p in phases)}
+
+
+def widen_context(model: Any, context: int, args: dict) -> Any:
+    """The same U-Net taking `context` slices: the old input channels' weights move to the
+    centre channels and the new outer ones start at 0, so it starts out predicting exactly
+    as before."""
+    import torch
+    from monai.networks.nets import UNet
+
+    old = model.state_dict()
+    wide = UNet(in_channels=context, out_channels=3, **args)
+    state = wide.state_dict()
+    for key, value in old.items():
+        if state[key].shape == value.shape:
+            state[key] = value
+        else:  # the first layer's (out, channels, k, k) weights
+            pad = (state[key].shape[1] - value.shape[1]) // 2
+            state[key] = torch.zeros_like(state[key])
+            state[key][:, pad:pad + value.shape[1]] = value
+    wide.load_state_dict(state)
+    return wide
 
 
 def _mine(model: Any, studies: list[CachedStudy], where: range, mined: list[np.ndarray],
@@ -257,6 +294,37 @@ def train_classifier(cfg: RunConfig, steps: int | None = None) -> tuple[Any, dic
     return model, info
 
 
+def write_segmentation_model(out: Path, model: Any, info: dict, cfg: RunConfig) -> Path:
+    """The segmentation model's folder: weights and a card with the size rules first, then
+    the false-positive stage trained on that network's candidates (ai.bundled_fp) and its
+    file, then the validation numbers measured through the app's own path."""
+    from medview.ai import bundled_eval, bundled_fp
+    from medview.ai.loading import load_model
+    from medview.io.workspace import atomic_write_text
+
+    post = {"min_component_voxels": bundled_eval.MIN_VOXELS, "min_component_slices": 2}
+    pending = {"min_component_voxels": post["min_component_voxels"], "threshold": 0.5}
+    folder = bundled_cards.write_segmentation(out, model, SEG, cfg, info, pending,
+                                              postprocess=post).parent
+    studies = {s: cache_study(cfg.cache, s) for s in cfg.fp_seeds + cfg.dev_seeds}
+    clf, cut, fp_info = bundled_fp.fp_stage(folder, [studies[s] for s in cfg.fp_seeds],
+                                            [studies[s] for s in cfg.dev_seeds], cfg.work,
+                                            cfg.seed + 3)
+    text = clf.to_json()
+    atomic_write_text(folder / FP_FILE, text)
+    post.update(fp_classifier=FP_FILE, fp_threshold=cut,
+                fp_classifier_sha256=hashlib.sha256(text.encode()).hexdigest())
+    bundled_cards.write_segmentation(out, model, SEG, cfg, info, pending, postprocess=post,
+                                     fp_info=fp_info)
+    loaded = load_model(folder, "cpu", reuse=False)
+    metrics = bundled_eval.evaluate_segmentation(loaded, cfg.cache, cfg.val_seeds)
+    ms = 1000 * bundled_eval.seconds_per_slice(model, info["context"])
+    speed = {"ms_per_512_slice_2_threads": round(ms, 1),
+             "study_300_slices_s_2_threads": round(0.3 * ms, 1)}
+    return bundled_cards.write_segmentation(out, model, SEG, cfg, info, metrics, speed,
+                                            postprocess=post, fp_info=fp_info)
+
+
 def parse_seeds(text: str) -> list[int]:
     """'1-32' or '1,2,5' -> list of ints."""
     out: list[int] = []
@@ -279,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-seeds", default="1-56", help="segmentation training seeds")
     p.add_argument("--classifier-seeds", default="1-96")
     p.add_argument("--val-seeds", default="1001-1010")
+    p.add_argument("--fp-seeds", default="57-80", help="false-positive stage training seeds")
+    p.add_argument("--dev-seeds", default="2001-2012", help="false-positive threshold seeds")
     p.add_argument("--steps", type=int, default=None,
                    help="override the classifier's step count (for a quick trial)")
     p.add_argument("--threads", type=int, default=1)
@@ -290,18 +360,19 @@ def main(argv: list[str] | None = None) -> int:
                                   logging.StreamHandler()])
     cfg = RunConfig(a.cache, work, train_seeds=parse_seeds(a.train_seeds),
                     classifier_seeds=parse_seeds(a.classifier_seeds),
-                    val_seeds=parse_seeds(a.val_seeds), threads=a.threads)
-    for s in sorted(set(cfg.train_seeds + cfg.classifier_seeds + cfg.val_seeds)):
+                    val_seeds=parse_seeds(a.val_seeds), fp_seeds=parse_seeds(a.fp_seeds),
+                    dev_seeds=parse_seeds(a.dev_seeds), threads=a.threads)
+    groups = [cfg.train_seeds + cfg.classifier_seeds, cfg.fp_seeds, cfg.dev_seeds,
+              cfg.val_seeds]
+    for s in sorted(set().union(*groups)):
         cache_study(cfg.cache, s)
-    if set(cfg.train_seeds + cfg.classifier_seeds) & set(cfg.val_seeds):
-        p.error("training and validation seeds overlap")
+    if len(set(cfg.train_seeds) | set(cfg.fp_seeds) | set(cfg.dev_seeds) | set(cfg.val_seeds)
+           ) < sum(map(len, (cfg.train_seeds, cfg.fp_seeds, cfg.dev_seeds, cfg.val_seeds))) \
+            or set(cfg.classifier_seeds) & set(cfg.val_seeds):
+        p.error("training, false-positive, development and validation seeds overlap")
     if a.model in ("seg", "all"):
         model, info = train_segmentation(cfg)
-        metrics = bundled_eval.evaluate_segmentation(model, cfg.cache, cfg.val_seeds, SEG)
-        ms = 1000 * bundled_eval.seconds_per_slice(model, SEG["context"])
-        speed = {"ms_per_512_slice_2_threads": round(ms, 1),
-                 "study_300_slices_s_2_threads": round(0.3 * ms, 1)}
-        bundled_cards.write_segmentation(a.out, model, SEG, cfg, info, metrics, speed)
+        write_segmentation_model(a.out, model, info, cfg)
     if a.model in ("classifier", "all"):
         model, info = train_classifier(cfg, a.steps)
         metrics = bundled_eval.evaluate_classifier(model, cfg.cache, cfg.val_seeds, CLS)

@@ -128,3 +128,39 @@ def test_auc_and_seeds_and_schedule():
     assert _schedule(0, 100, 10) == pytest.approx(0.1)
     assert _schedule(10, 100, 10) == pytest.approx(1.0)
     assert _schedule(100, 100, 10) == pytest.approx(0.02)
+
+
+def test_candidates_are_labelled_by_the_lesion_they_overlap(study):
+    """Codes that call both lesions and one blob of soft tissue: three candidates, the
+    blob a false positive, each lesion named with its diameter."""
+    from medview.ai.bundled_fp import label_candidates
+    from medview.ai.cards import card_from_dict
+    from medview.ai.findings import encode
+    from tests.ai.tiny_models import card_dict
+
+    probs = np.zeros((study.ct.shape[0], 2, *study.ct.shape[1:]), np.float32)
+    for value in (1, 2):
+        probs[:, value - 1] = study.labels == value
+    probs[2:6, 1, 100:110, 100:110] = 0.9
+    codes = encode(probs)
+    card = card_from_dict(card_dict("t", input_size=None), "card")
+    got = label_candidates(codes, study, card, 0.5)
+    assert got["features"].shape == (3, got["features"].shape[1])
+    order = np.argsort(got["lesion_id"])
+    assert got["lesion_id"][order].tolist() == [-1, 7001, 7002]
+    assert got["truth"][order].tolist() == [False, True, True]
+    assert got["diameter"][order][1:].tolist() == [les["diameter_mm"] for les in study.lesions]
+
+
+def test_widening_the_context_keeps_the_predictions():
+    import torch
+    from monai.networks.nets import UNet
+
+    from medview.ai.bundled_training import SEG, widen_context
+
+    torch.manual_seed(0)
+    narrow = UNet(in_channels=3, out_channels=3, **SEG["args"]).eval()
+    wide = widen_context(narrow, 5, SEG["args"]).eval()
+    x = torch.rand(2, 5, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), narrow(x[:, 1:4]))
