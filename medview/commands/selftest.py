@@ -4,7 +4,8 @@ A wheel or a frozen bundle can miss a data file, a Qt plugin or a torch library 
 start; this walks the path a radiologist's first session takes through the real code: it
 generates a small demo study in a temporary folder, loads it through the DICOM reader, draws
 each plane through the viewer's SliceView offscreen, loads every bundled model and runs the
-bundled segmentation models on the study, writes the result as a DICOM SEG and reads it back.
+bundled segmentation models on the study, writes the result as a DICOM SEG and reads it back,
+and starts a child process the way the viewer starts a training run.
 
 One line per step with its time goes to stdout; the first failure ends the run with one
 sentence on stderr and exit 1. Nothing is written outside the temporary folder, which is
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 DEMO_SLICES = 12  # enough for the 2.5D models' neighbours, ~1 s to generate
 RENDER_SIZE = (256, 256)
 MIN_GREYS = 8  # distinct colours a drawn slice shows at least; a blank view has one or two
+CHILD_TIMEOUT_S = 120  # `medview --version` in a child: well under 5 s, unless very busy
 
 
 class SelfTestFailure(Exception):
@@ -179,10 +181,33 @@ def _seg(run: _Run) -> str:
     return "; ".join(notes)
 
 
+def _child(run: _Run) -> str:
+    """The viewer starts its training run as a child process (ui.child_command); a frozen
+    app whose sys.executable takes no `-m` fails there and nowhere else, so start one."""
+    import subprocess
+
+    import medview
+    from medview.ui.child_command import medview_argv
+
+    argv = medview_argv("--version")
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SelfTestFailure(f"a child process ({' '.join(argv)}) could not be started: "
+                              f"{exc}") from exc
+    expected = f"medview {medview.__version__}"
+    if done.returncode != 0 or done.stdout.strip() != expected:
+        raise SelfTestFailure(f"a child process ({' '.join(argv)}) answered "
+                              f"{(done.stdout + done.stderr).strip()[:200]!r}, exit "
+                              f"{done.returncode}, not {expected!r}")
+    return " ".join(argv[1:])
+
+
 STEPS: tuple[tuple[str, Callable[[_Run], str]], ...] = (
     ("demo study", _demo), ("load", _load), ("decoders", _decoders),
     ("render planes", _render),
-    ("bundled models", _models), ("inference", _infer), ("DICOM SEG", _seg))
+    ("bundled models", _models), ("inference", _infer), ("DICOM SEG", _seg),
+    ("child process", _child))
 
 
 def run_selftest() -> int:

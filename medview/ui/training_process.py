@@ -1,4 +1,5 @@
-"""The fine-tune as a child process: `python -m medview train --job FILE` under QProcess,
+"""The fine-tune as a child process: `medview train --job FILE` under QProcess (`python -m
+medview` from a Python install, the app itself when frozen: ui.child_command),
 its stdout read as one JSON event per line, on the GUI thread through Qt's event loop (no
 thread, no polling). A crash or an out-of-memory in training ends that process, never the
 viewer (DESIGN.md section 4).
@@ -9,9 +10,10 @@ kills after a grace period, so a hung run cannot outlive the reader's patience."
 from __future__ import annotations
 
 import json
-import sys
 
 from PySide6 import QtCore
+
+from medview.ui.child_command import medview_argv
 
 GRACE_MS = 10_000
 
@@ -36,7 +38,7 @@ class TrainingProcess(QtCore.QObject):
             self.proc.state() != QtCore.QProcess.ProcessState.NotRunning
 
     def start(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        """Run `python -m medview train ARGS`."""
+        """Run `medview train ARGS` in a child process."""
         if self.running:
             return
         proc = QtCore.QProcess(self)
@@ -50,7 +52,8 @@ class TrainingProcess(QtCore.QObject):
         proc.finished.connect(self._finished)
         proc.errorOccurred.connect(self._error)
         self.proc, self._buffer, self._killed = proc, b"", False
-        proc.start(sys.executable, ["-m", "medview", "train", *args])
+        program, *argv = medview_argv("train", *args)
+        proc.start(program, argv)
 
     def stop(self, grace_ms: int = GRACE_MS) -> None:
         """SIGTERM now (the run checkpoints and ends), kill after `grace_ms`."""
@@ -98,7 +101,7 @@ class TrainingProcess(QtCore.QObject):
 
     def _error(self, error: QtCore.QProcess.ProcessError) -> None:
         if error == QtCore.QProcess.ProcessError.FailedToStart:
-            self.log_line.emit(f"could not start {sys.executable} -m medview train")
+            self.log_line.emit(f"could not start {' '.join(medview_argv('train'))}")
             self.finished.emit(-1, False)
 
     def shutdown(self) -> None:
