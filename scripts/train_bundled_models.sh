@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Reproduce MedView's two bundled models (lesion-seg 1.0 and slice-classifier 1.0) from the
+# Reproduce MedView's bundled models (lesion-seg 1.1 and slice-classifier 1.0) from the
 # synthetic demo generator, seeded, and write their folders under medview/resources/models/.
+# lesion-seg 1.1 is 1.0's three training phases (their end state is 1.0's weights), a fourth
+# that widens the network to 5 context slices, and a false-positive stage (gradient-boosted
+# trees on the network's candidate regions) written beside the weights.
 #
 #   scripts/train_bundled_models.sh            # both models (2-3 hours on 2 CPU cores)
 #   scripts/train_bundled_models.sh seg        # only the segmentation model
 #   scripts/train_bundled_models.sh classifier # only the slice classifier
 #
 # Training studies are demo seeds 1..56 (segmentation) and 1..96 (classifier, which only
-# keeps 128² slices) and validation seeds 1001..1010 (never trained on),
+# keeps 128² slices); the false-positive stage learns on seeds 57..80 (which the
+# segmentation network never saw) and picks its threshold on development seeds 2001..2012;
+# validation seeds 1001..1010 are never trained or tuned on;
 # all site A, full 300-slice 512 x 512 studies; each is generated once into the cache
-# folder (MEDVIEW_TRAIN_CACHE, default /tmp/medview-train, about 250 MB a study, 27 GB in all). Checkpoints and
+# folder (MEDVIEW_TRAIN_CACHE, default /tmp/medview-train, about 250 MB a study, 30 GB in all). Checkpoints and
 # train.log go to $MEDVIEW_TRAIN_CACHE/work; a stopped run resumes from its last checkpoint
 # (delete work/*.ckpt.pt to start over). THREADS sets torch's CPU threads (default 1: on a
 # shared 2-core machine one thread is faster than two). Same command, same weights on CPU,
@@ -21,4 +26,5 @@ shift || true
 exec python -m medview.ai.bundled_training "$MODEL" \
     --cache "${MEDVIEW_TRAIN_CACHE:-/tmp/medview-train}" \
     --train-seeds 1-56 --classifier-seeds 1-96 --val-seeds 1001-1010 \
+    --fp-seeds 57-80 --dev-seeds 2001-2012 \
     --threads "${THREADS:-1}" "$@"

@@ -35,7 +35,7 @@ FEATURES = (
     "log_voxels", "slices", "peak_probability", "mean_probability", "core_fraction",
     "mean_hu", "std_hu", "shell_mean_hu", "shell_std_hu", "inplane_extent_mm",
     "z_extent_mm", "fill_fraction", "largest_slice_fraction", "far_shell_mean_hu",
-    "z_position", "row_position", "col_position", "beyond_dense_max", "beyond_dense_min",
+    "row_position", "col_position", "beyond_dense_max", "beyond_dense_min",
 )
 # in-plane rings around the region whose HU describe its surroundings: the first 3 pixels
 # (about 2 mm), and 4..10 pixels out (the organ it lies in: a liver lesion is ringed by liver)
@@ -77,7 +77,9 @@ def region_features(region: np.ndarray, start: np.ndarray, p: np.ndarray, hu: np
         float((p >= CORE).mean()), inside.mean(), inside.std(), shell.mean(), shell.std(),
         float(max(ext[1] * spacing[1], ext[2] * spacing[2])), float(ext[0] * spacing[0]),
         n / float(np.prod(ext)), float(per_slice.max()) / n, far_shell.mean(),
-        *((start + coords.mean(axis=0)) / np.maximum(np.subtract(hu.shape, 1), 1)),
+        # in-plane place only: how far up or down the body a scan starts varies too much
+        *((start[1:] + coords[:, 1:].mean(axis=0)) / np.maximum(np.subtract(hu.shape[1:], 1),
+                                                                  1)),
         max(beyond), min(beyond),
     ], np.float64)
 
