@@ -20,100 +20,27 @@ patches, rank 0 validates, checkpoints, reports and writes the version.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import json
 import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medview.ai.bundled_training import _schedule
-from medview.core.errors import InvalidInputError, ResourceLimitError, UnsupportedInputError
-from medview.io.workspace import atomic_write_bytes, atomic_write_text, data_dir
+from medview.ai.train_job import JOB_FILE, Job, Settings, default_work, write_file
+from medview.core.errors import InvalidInputError, UnsupportedInputError
+from medview.io.workspace import atomic_write_text, data_dir
 
-CHECKPOINT, BEST, JOB_FILE = "checkpoint.pt", "best.safetensors", "job.json"
+__all__ = ["CHECKPOINT", "JOB_FILE", "Job", "Settings", "Trainer"]
+
+CHECKPOINT, BEST = "checkpoint.pt", "best.safetensors"
 Emit = Callable[[dict], None]
-
-
-@dataclass
-class Settings:
-    epochs: int = 20
-    lr: float = 5e-4
-    batch_size: int = 16
-    patch_size: int = 128
-    patches_per_study: int = 64  # patches drawn from each training study per epoch
-    pos_fraction: float = 0.4  # patches centred near a labelled voxel
-    mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
-    augment: bool = True
-    warmup_epochs: float = 0.5
-    patience: int = 6  # epochs without a better validation Dice before stopping
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.25
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # mixed precision, CUDA only
-    threads: int = 0  # torch threads per process; 0 = this process's cores
-
-
-@dataclass
-class Job:
-    data: str
-    base: str
-    settings: Settings = field(default_factory=Settings)
-    split: dict[str, list[str]] = field(default_factory=dict)
-    mapping: dict[str, str] = field(default_factory=dict)
-    work: str = ""
-    version: str = ""
-    cache: str = ""  # studies as arrays, shared by runs (default data_dir()/training/cache)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @staticmethod
-    def load(path: str | Path) -> Job:
-        where = str(path)
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise InvalidInputError(where, "does not exist; give the job file the training "
-                                           "panel or an earlier run wrote") from exc
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(where, f"is not a readable job file ({exc})") from exc
-        try:
-            known = {f.name for f in fields(Settings)}
-            settings = Settings(**{k: v for k, v in data.get("settings", {}).items()
-                                   if k in known})
-            return Job(data=str(data["data"]), base=str(data["base"]), settings=settings,
-                       split=dict(data.get("split") or {}),
-                       mapping=dict(data.get("mapping") or {}), work=str(data.get("work", "")),
-                       version=str(data.get("version", "")), cache=str(data.get("cache", "")))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise InvalidInputError(where, f"is not a job file (needs 'data' and 'base'; "
-                                           f"{exc})") from exc
-
-
-def default_work(base: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return data_dir() / "training" / f"{base.replace(':', '-')}-{stamp}"
-
-
-def write_file(path: Path, data: bytes, what: str) -> None:
-    """Atomic write; a full disk is one sentence and leaves the previous file whole."""
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ResourceLimitError(str(path), f"could not be written: the disk is full. The "
-                                                f"previous {what} is intact; free some space "
-                                                f"and run again with --resume") from exc
-        raise InvalidInputError(str(path), f"could not be written ({exc.strerror or exc})"
-                                ) from exc
 
 
 class _Dist:

@@ -68,7 +68,7 @@ _SETTINGS = ("epochs", "device", "lr", "batch_size", "patch_size", "patches_per_
 
 
 def build_job(args: Any) -> Any:
-    from medview.ai.training import Job
+    from medview.ai.train_job import Job
 
     if args.job:
         job = Job.load(args.job)

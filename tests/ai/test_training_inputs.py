@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai import training
+from medview.ai import train_job, training
 from medview.ai.train_data import find_studies, split_by_patient
 from medview.core.errors import InvalidInputError, ResourceLimitError
 from tests.ai.test_training import run, tiny_job
@@ -78,7 +78,7 @@ def test_split_keeps_a_patient_on_one_side(tmp_path: Path) -> None:
 def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     job = tiny_job(tmp_path, epochs=3)
-    real = training.atomic_write_bytes
+    real = train_job.atomic_write_bytes
     writes = {"n": 0}
 
     def no_space(fd: int) -> None:
@@ -96,7 +96,7 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(
                 return
         real(path, data)
 
-    monkeypatch.setattr(training, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(train_job, "atomic_write_bytes", full_disk)
     with pytest.raises(ResourceLimitError, match=r"the disk is full\. The previous checkpoint "
                                                  r"is intact"):
         run(job)

@@ -18,7 +18,7 @@ from PySide6 import QtCore, QtWidgets
 
 from medview.ai.registry import scan_models
 from medview.ai.train_data import WORKSPACE, split_by_patient
-from medview.ai.training import JOB_FILE, Job, Settings, default_work
+from medview.ai.train_job import JOB_FILE, Job, Settings, default_work
 from medview.io.workspace import atomic_write_text
 from medview.jobs.training import training_studies_job
 from medview.ui.panels.model_versions import ModelVersions
