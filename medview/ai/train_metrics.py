@@ -96,7 +96,7 @@ def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, floa
     out: dict = {"overlap": {}, "lesions": [], "false_positives": {}}
     for v in values:
         p, g = pred == v, gt == v
-        out["overlap"][v] = (int(np.count_nonzero(p & g)), int(np.count_nonzero(p)) +
+        out["overlap"][v] = (int(np.count_nonzero(p & g)), int(np.count_nonzero(p)),
                              int(np.count_nonzero(g)))
         box = _bbox(p | g)
         g_inst, n_g = ndimage.label(g[box], _CONN)
@@ -129,22 +129,23 @@ def summarise(scores: list[dict], card: ModelCard) -> dict:
     def rate(items: list[dict], key: str) -> float | None:
         return round(float(np.mean([x[key] for x in items])), 4) if items else None
 
-    out: dict[str, Any] = {"studies": len(scores), "lesions": len(lesions),
-                           "lesions_ge_6mm": len(big)}
-    dices = []
+    per_label, dices = {}, []
     for lab in card.labels:
-        inter = sum(s["overlap"][lab.value][0] for s in scores)
-        total = sum(s["overlap"][lab.value][1] for s in scores)
-        dice = round(2 * inter / total, 4) if total else None
-        out[f"dice_{lab.name.replace(' ', '_')}"] = dice
-        if dice is not None and any(s["overlap"][lab.value][1] for s in scores):
+        inter, pred, truth = (sum(s["overlap"][lab.value][i] for s in scores) for i in range(3))
+        # a label no validation study holds has no Dice (MONAI's ignore_empty)
+        dice = round(2 * inter / (pred + truth), 4) if truth else None
+        per_label[f"dice_{lab.name.replace(' ', '_')}"] = dice
+        if dice is not None:
             dices.append(dice)
-    out["dice_mean"] = round(float(np.mean(dices)), 4) if dices else None
-    out["sensitivity_ge_6mm"] = rate(big, "detected")
-    out["sensitivity_all"] = rate(lesions, "detected")
-    out["mean_dice_ge_6mm"] = rate(big, "dice")
-    out["false_positives_per_study"] = round(sum(sum(s["false_positives"].values())
-                                                 for s in scores) / n, 3)
+    # headline numbers first: `medview models` shows the first few
+    out: dict[str, Any] = {
+        "dice_mean": round(float(np.mean(dices)), 4) if dices else None,
+        "sensitivity_ge_6mm": rate(big, "detected"),
+        "false_positives_per_study": round(sum(sum(s["false_positives"].values())
+                                               for s in scores) / n, 3),
+        "mean_dice_ge_6mm": rate(big, "dice"), **per_label,
+        "sensitivity_all": rate(lesions, "detected"),
+        "studies": len(scores), "lesions": len(lesions), "lesions_ge_6mm": len(big)}
     for lab in card.labels:
         name = lab.name.replace(" ", "_")
         out[f"{name}_sensitivity_ge_6mm"] = rate([x for x in big if x["label"] == lab.value],
