@@ -25,6 +25,7 @@ class Settings:
     patch_size: int = 128
     patches_per_study: int = 64  # patches drawn from each training study per epoch
     pos_fraction: float = 0.4  # patches centred near a labelled voxel
+    replay_studies: int = 4  # of a bundled model's own training studies (train_replay)
     mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
     augment: bool = True
     warmup_epochs: float = 0.5

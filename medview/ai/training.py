@@ -23,7 +23,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from medview.ai.bundled_training import _schedule
+from medview.ai.train_dist import Dist
 from medview.ai.train_job import JOB_FILE, Job, Settings, default_work, write_file
 from medview.core.errors import InvalidInputError, UnsupportedInputError
 from medview.io.workspace import atomic_write_text, data_dir
@@ -43,64 +43,12 @@ CHECKPOINT, BEST = "checkpoint.pt", "best.safetensors"
 Emit = Callable[[dict], None]
 
 
-class _Dist:
-    """This process's place in a torchrun group (rank 0 of 1 without torchrun)."""
-
-    def __init__(self, preference: str) -> None:
-        import torch
-
-        from medview.ai.device import choose_device
-
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.device = choose_device(preference)
-        if self.world > 1:
-            import torch.distributed as dist
-
-            if self.device.type == "cuda":
-                local = int(os.environ.get("LOCAL_RANK", "0"))
-                torch.cuda.set_device(local)
-                self.device = torch.device("cuda", local)
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-
-    def any(self, flag: bool) -> bool:
-        """True when the flag is set in any process (stop, early stop: all end together)."""
-        if self.world == 1:
-            return flag
-        import torch
-        import torch.distributed as dist
-
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
-
-    def first_rank_first(self, before: bool) -> None:
-        """Around work whose result is cached on disk: rank 0 does it while the others wait
-        (call with before=True ahead of it, before=False after it), then they read it."""
-        if self.world > 1 and (self.rank != 0) == before:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-
-
 def _torch_bytes(obj: Any) -> bytes:
     import torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)
     return buf.getvalue()
-
-
-def _unwrap(model: Any) -> Any:
-    return getattr(model, "module", model) if type(model).__name__ == \
-        "DistributedDataParallel" else model
 
 
 class Trainer:
@@ -117,7 +65,19 @@ class Trainer:
             self._emit({"event": event, **data})
 
     # ---------------------------------------------------------------- preparing
-    def _studies(self, card: Any) -> tuple[list, list, list]:
+    def _replay(self, entry: Any, card: Any) -> list:
+        from medview.ai.train_replay import bundled_ancestor, replay_studies
+
+        if self.s.replay_studies <= 0 or card.task != "segmentation" or \
+                bundled_ancestor(entry) is None:
+            return []
+        self.dist.first_rank_first(before=True)
+        found = replay_studies(self.s.replay_studies, data_dir() / "training" / "replay",
+                               lambda i, n: self.emit("replay", index=i, of=n))
+        self.dist.first_rank_first(before=False)
+        return found
+
+    def _studies(self, entry: Any, card: Any) -> tuple[list, list, list]:
         from medview.ai import train_data as td
 
         studies = td.find_studies(self.job.data)
@@ -138,6 +98,8 @@ class Trainer:
             raise InvalidInputError(None, "the split puts a study in both training and "
                                           "validation; each belongs to one side")
         self.job.split = {"train": [s.key for s in train], "val": [s.key for s in val]}
+        self.replay = self._replay(entry, card)
+        train = train + self.replay  # rehearsal studies train, never validate
         prepared = []
         self.dist.first_rank_first(before=True)
         for i, st in enumerate(train + val):
@@ -160,7 +122,7 @@ class Trainer:
     # ---------------------------------------------------------------- running
     def run(self) -> dict | None:
         """Train; returns the 'done' event (None when stopped)."""
-        self.dist = _Dist(self.s.device)
+        self.dist = Dist(self.s.device)
         try:
             return self._run()
         finally:
@@ -188,7 +150,7 @@ class Trainer:
             raise InvalidInputError(str(ck_path), "does not exist: there is nothing to resume "
                                                   "in this work folder")
         self.work.mkdir(parents=True, exist_ok=True)
-        studies, train, val = self._studies(card)
+        studies, train, val = self._studies(entry, card)
         if self.dist.rank == 0:
             atomic_write_text(self.work / JOB_FILE, self.job.to_json() + "\n")
         self._setup_torch()
@@ -379,8 +341,12 @@ class Trainer:
             "improved_on_quick_validation": st["best_epoch"] > 0,
             "seconds": round(st["seconds"], 1), "device": str(device),
             "processes": self.dist.world, "label_mapping": self.job.mapping,
+            "replay_studies": [s.name for s in self.replay],  # demo studies, no patient
         }
-        training = (f"Fine-tuned from {card.ref} on {len(train)} locally labelled studies "
+        n_own = len(train) - len(self.replay)
+        replay = (f" plus {len(self.replay)} of its own training studies (demo site A, "
+                  f"rehearsal)" if self.replay else "")
+        training = (f"Fine-tuned from {card.ref} on {n_own} locally labelled studies{replay} "
                     f"(hash {fine_tune['train_hash']}), validated on {len(val)} others "
                     f"(hash {fine_tune['val_hash']}), split by patient; {st['epoch']} epochs "
                     f"of {self.s.patches_per_study} patches of {self.s.patch_size}² per "

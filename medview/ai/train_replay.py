@@ -1,0 +1,55 @@
+"""Rehearsal for the bundled models: a few of the demo studies a bundled model was trained
+on are mixed into a fine-tune's training studies, so it learns the reader's site without
+forgetting its own.
+
+Measured (benchmarks/bench_finetune.py): fine-tuning lesion-seg 1.0 on 8 site-B studies
+alone raised site-B Dice from 0.52 to 0.72 but dropped site-A Dice from 0.90 to 0.38 (270
+false positives per study): in contrast-enhanced site-B scans a liver lesion is about as
+dense as a whole liver without contrast, so the model learnt to call site A's liver a
+lesion. The bundled models' training data is not shipped but is reproducible here: the demo
+generator with the seeds of bundled_training (RunConfig.train_seeds, 1..56, site A). Models
+of other origins (imported, or trained elsewhere) have no such data and get no rehearsal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from medview.ai.registry import ModelEntry, resolve
+from medview.ai.train_data import TrainStudy, find_studies
+from medview.core.errors import MedviewError
+
+REPLAY_SEEDS = tuple(range(1, 57))  # bundled_training.RunConfig.train_seeds (site A)
+REPLAY_SITE = "a"
+
+
+def bundled_ancestor(entry: ModelEntry) -> ModelEntry | None:
+    """The bundled model a version descends from (itself when bundled), else None."""
+    seen = set()
+    while not entry.bundled:
+        parent = entry.card.parent_version
+        if not parent or parent in seen:
+            return None
+        seen.add(parent)
+        try:
+            entry = resolve(f"{entry.card.name}:{parent}")
+        except MedviewError:
+            return None
+    return entry
+
+
+def replay_studies(n: int, root: Path, report: Callable[[int, int], None] | None = None
+                   ) -> list[TrainStudy]:
+    """The first `n` of the bundled models' training studies, generated into `root` once."""
+    from medview.io.demo import generate_demo_study
+
+    out = []
+    for i, seed in enumerate(REPLAY_SEEDS[:n]):
+        folder = Path(root) / f"{REPLAY_SITE}-{seed}"
+        if not (folder / "labels.nii.gz").exists():
+            if report is not None:
+                report(i + 1, n)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            generate_demo_study(folder, seed=seed, site=REPLAY_SITE)
+        out.extend(find_studies(folder))
+    return out
