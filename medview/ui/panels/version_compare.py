@@ -46,6 +46,7 @@ class VersionCompareDialog(QtWidgets.QDialog):
         self.note = QtWidgets.QLabel(wordWrap=True)
         self.table = QtWidgets.QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["metric", "A", "B", "B − A"])
+        self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(
             0, QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
