@@ -43,8 +43,11 @@ def x_display() -> Iterator[str]:
                 not os.path.exists(f"/tmp/.X{number}-lock"):
             break
     display = f":{number}"
+    # -noreset: by default the server resets when its last client leaves, and the next
+    # start, arriving during that reset, fails with "could not connect to display"
     server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten",
-                               "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "tcp", "-noreset"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
         while not os.path.exists(f"/tmp/.X11-unix/X{number}"):

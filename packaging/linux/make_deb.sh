@@ -24,7 +24,7 @@ depends="libc6 (>= 2.28), libgl1, libegl1, libglib2.0-0, libfontconfig1, libfree
 libdbus-1-3, libx11-6, libx11-xcb1, libxcb1, libxcb-cursor0, libxcb-icccm4, \
 libxcb-image0, libxcb-keysyms1, libxcb-randr0, libxcb-render0, libxcb-render-util0, \
 libxcb-shape0, libxcb-shm0, libxcb-sync1, libxcb-xfixes0, libxcb-xinerama0, libxcb-xkb1, \
-libxkbcommon0, libxkbcommon-x11-0, libwayland-client0, libwayland-cursor0"
+libxkbcommon0, libxkbcommon-x11-0, libwayland-client0, libwayland-cursor0, libwayland-egl1"
 
 stage="$(mktemp -d "${TMPDIR:-/tmp}/medview-deb.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
