@@ -57,10 +57,14 @@ def write_model(folder: Path, model: Any, card: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / card["weights_file"]
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"name": card["name"], "version": card["version"]})
+    # one metadata key: safetensors writes several in a random order, and the file's
+    # sha256 (in the card) should be the same whenever the tensors are
+    save_file(state, str(weights), metadata={"model": f"{card['name']}:{card['version']}"})
     card["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     card_from_dict(card, str(folder / CARD_FILE))  # refuse to write a card MedView rejects
     atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=2) + "\n")
+    for path in folder.iterdir():  # package data: readable by everyone who runs MedView
+        path.chmod(0o644)
     return folder / CARD_FILE
 
 
@@ -120,21 +124,26 @@ def write_segmentation(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
         "(SNOMED Lesion in Liver 10200004). Post-processing used for validation: probability "
         f">= {metrics.get('threshold', 0.5)}, 26-connected components of at least "
         f"{metrics.get('min_component_voxels')} voxels"
-        + (f" spanning at least {postprocess['min_component_slices']} slices, each judged by "
-           f"a second-stage false-positive classifier ({postprocess['fp_classifier']}, a "
-           f"small MLP on region features; listed when its score is at least "
-           f"{postprocess['fp_threshold']})" if postprocess else "") + ".")
+        + (f" spanning at least {postprocess['min_component_slices']} slice(s)"
+           if postprocess else "")
+        + (f", each judged by a second-stage false-positive classifier "
+           f"({postprocess['fp_classifier']}, boosted trees on region features; listed when "
+           f"its score is at least {postprocess['fp_threshold']})"
+           if postprocess and postprocess.get("fp_classifier") else "") + ".")
     if postprocess:
         card["postprocess"] = postprocess
     return write_model(Path(out) / spec["name"] / card["version"], model, card)
 
 
 def _fp_text(info: dict, cfg: Any) -> str:
-    return (f" False-positive stage: an MLP (hidden {info['hidden']}, ReLU, one logit per "
-            f"label; {info['steps']} full-batch AdamW steps, lr {info['lr']}) on the features "
-            f"of {info['train_candidates']} candidate regions ({info['train_on_lesions']} on "
-            f"lesions) of this network on seeds {_seed_text(cfg.fp_seeds)}, which it never "
-            f"trained on; threshold {info['fp_threshold']} chosen on development seeds "
+    return (f" False-positive stage: gradient-boosted regression trees per label "
+            f"({info['rounds']} rounds of depth {info['depth']}, learning rate {info['lr']}, "
+            f"row subsample {info['subsample']}) on the features of "
+            f"{info['train_candidates']} candidate regions ({info['train_on_lesions']} on "
+            f"lesions; each study's regions cut at probabilities "
+            f"{', '.join(map(str, info['train_thresholds']))}) of this network on seeds "
+            f"{_seed_text(cfg.fp_seeds)}, which it never trained on; threshold "
+            f"{info['fp_threshold']} chosen on development seeds "
             f"{_seed_text(cfg.dev_seeds)} as the highest keeping sensitivity for lesions of "
             f"6 mm and more at {info['min_sensitivity']} (there: false positives per study "
             f"{info['dev_fp_per_study_before']} -> {info['dev_fp_per_study_after']}, "
