@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--skip-site-a", action="store_true", help="site B only (quicker trials)")
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--freeze-norm", action="store_true")
+    p.add_argument("--replay", type=int, default=None,
+                   help="rehearsal studies of the bundled model's own data (default: the "
+                        "engine's)")
     a = p.parse_args(argv)
     os.environ["MEDVIEW_DATA_DIR"] = str(a.work / "data")
     import torch
@@ -78,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         job.settings.epochs = a.epochs
     if a.lr:
         job.settings.lr = a.lr
+    job.settings.freeze_norm = job.settings.freeze_norm or a.freeze_norm
+    if a.replay is not None:
+        job.settings.replay_studies = a.replay
     load0, cpu0, wall0 = os.getloadavg(), time.process_time(), time.perf_counter()
     epochs: list[dict] = []
 

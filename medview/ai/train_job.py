@@ -28,6 +28,7 @@ class Settings:
     replay_studies: int = 4  # of a bundled model's own training studies (train_replay)
     mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
     augment: bool = True
+    freeze_norm: bool = False  # batch-norm statistics kept from the base (training.py)
     warmup_epochs: float = 0.5
     patience: int = 6  # epochs without a better validation Dice before stopping
     weight_decay: float = 1e-4

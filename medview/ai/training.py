@@ -187,6 +187,7 @@ class Trainer:
         t_epoch = time.perf_counter()
         while st["epoch"] < self.s.epochs:
             e = st["epoch"]
+            self._train_mode(model)  # validation leaves it in plain train mode
             rng = np.random.default_rng([self.s.seed, e, self.dist.rank])
             if st["rng"]:
                 rng.bit_generator.state = json.loads(st["rng"])
@@ -237,6 +238,18 @@ class Trainer:
                           patience=self.s.patience)
                 break
         return self._finish(entry, card, model, task, studies, train, val, st, device)
+
+    def _train_mode(self, model: Any) -> None:
+        """Train mode; with freeze_norm the batch norms keep the base model's running
+        statistics (their scale and shift still learn): 128² patches, 40% of them on a
+        lesion, are not the whole slices the statistics describe at inference."""
+        model.train()
+        if self.s.freeze_norm:
+            from torch.nn.modules.batchnorm import _BatchNorm
+
+            for m in model.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
 
     def _validate(self, task: Any, model: Any, device: Any, st: dict, epoch: int,
                   loss: float | None, seconds: float, steps: int, per_step: int) -> bool:

@@ -4,6 +4,7 @@ parent and the active choice alone; stop and resume repeat the uninterrupted run
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,30 @@ def test_slice_classifier_trains_through_the_same_engine(tmp_path: Path) -> None
     assert done["version"] == "tiny-cls:1.0.1"
     assert {"accuracy", "auc"} <= set(done["metrics"])
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [0, 1]
+
+
+def test_freeze_norm_keeps_the_base_batch_norm_statistics(tmp_path: Path) -> None:
+    from medview.ai.cards import load_card as card_of
+    from tests.ai.tiny_models import UNET_ARGS
+
+    base = tmp_path / "data" / "models" / "tiny" / "1.0"
+    job = tiny_job(tmp_path, epochs=1, freeze_norm=True)
+    args = {**UNET_ARGS, "norm": "batch"}
+    from tests.ai.tiny_models import write_folder
+
+    write_folder(base, _bn_unet(args), card={**json.loads((base / "metadata.json")
+                                                          .read_text()),
+                                             "architecture_args": args})
+    done, _ = run(job)
+    before = load_model(base, "cpu", reuse=False).module.state_dict()
+    after = load_model(done["folder"], "cpu", reuse=False).module.state_dict()
+    stats = [k for k in before if k.endswith("running_mean")]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)
+    assert card_of(done["folder"]).validation["fine_tune"]["settings"]["freeze_norm"]
+
+
+def _bn_unet(args: dict) -> torch.nn.Module:
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(0)
+    return UNet(in_channels=3, out_channels=3, **args)
