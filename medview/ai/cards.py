@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +83,6 @@ class ModelCard:
     created: str = ""
     description: str = ""
     postprocess: Postprocess | None = None
-    # the parsed false-positive classifier, set by load_card from the model's folder
-    fp_model: Any = field(default=None, compare=False, repr=False)
 
     @property
     def ref(self) -> str:
@@ -100,7 +98,6 @@ class ModelCard:
     def to_json(self) -> str:
         data = asdict(self)
         data["labels"] = [asdict(lab) for lab in self.labels]
-        data.pop("fp_model")
         if self.postprocess is None:
             data.pop("postprocess")
         return json.dumps(data, indent=2, sort_keys=True)
@@ -234,9 +231,10 @@ def load_card(folder: str | Path) -> ModelCard:
     card = card_from_dict(data, where)
     post = card.postprocess
     if post is not None and post.fp_classifier:
-        from medview.ai.fp_reduction import load_classifier
+        from medview.ai.fp_file import check_file
 
-        card = replace(card, fp_model=load_classifier(Path(folder) / post.fp_classifier,
-                                                      post.fp_classifier_sha256,
-                                                      len(card.labels)))
+        # checked now (no numpy: listing stays light) and kept by its sha256 for
+        # ai.fp_reduction.classifier_for, so the card stays plain data
+        check_file(Path(folder) / post.fp_classifier, post.fp_classifier_sha256,
+                   len(card.labels))
     return card

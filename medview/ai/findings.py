@@ -41,8 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medview.ai.cards import ModelCard, Postprocess
-from medview.ai.fp_reduction import region_features
-from medview.core.errors import InvalidInputError
+from medview.ai.fp_reduction import classifier_for, region_features
 from medview.core.findings import Finding
 from medview.core.volume import Volume
 
@@ -233,9 +232,6 @@ def _rules(card: ModelCard) -> Postprocess:
     post = card.postprocess
     if post is None:
         return Postprocess(max(1, int(card.validation.get("min_component_voxels") or 1)))
-    if post.fp_classifier and card.fp_model is None:
-        raise InvalidInputError(card.ref, "was read without its false-positive classifier "
-                                          "(load its card from the model's folder)")
     return post
 
 
@@ -293,13 +289,14 @@ def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
     The label map (label_map_at) still shows every region; `mask_out`, a zeroed uint8
     volume, receives the listed ones only."""
     post = _rules(card)
+    clf = classifier_for(card)
     found: list[dict] = []
     candidates, total = candidate_regions(codes, card, threshold, coarse_max=coarse_max,
                                           max_findings=max_findings)
     for li, region, start, p in candidates:
-        if card.fp_model is not None:
+        if clf is not None:
             f = region_features(region, start, p, volume.array, volume.spacing_mm)
-            if card.fp_model.scores(f[np.newaxis], [li])[0] < post.fp_threshold:
+            if clf.scores(f[np.newaxis], [li])[0] < post.fp_threshold:
                 continue
         lab = card.labels[li]
         found.append({"label_value": lab.value, "label_name": lab.name,

@@ -23,20 +23,13 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from medview.ai.fp_file import FEATURES, FORMAT, parse_header, verified
 from medview.core.errors import InvalidInputError
 
-FORMAT = "medview.fp-trees"
-# per-region features, in this order; a classifier file must list exactly these names
-FEATURES = (
-    "log_voxels", "slices", "peak_probability", "mean_probability", "core_fraction",
-    "mean_hu", "std_hu", "shell_mean_hu", "shell_std_hu", "inplane_extent_mm",
-    "z_extent_mm", "fill_fraction", "largest_slice_fraction", "far_shell_mean_hu",
-    "row_position", "col_position", "beyond_dense_max", "beyond_dense_min",
-)
 # in-plane rings around the region whose HU describe its surroundings: the first 3 pixels
 # (about 2 mm), and 4..10 pixels out (the organ it lies in: a liver lesion is ringed by liver)
 SHELL_PIXELS, FAR_PIXELS = 3, 10
@@ -185,19 +178,7 @@ def _tree(raw: object, where: str) -> Tree:
 
 def parse_classifier(data: bytes, where: str, n_labels: int) -> FPClassifier:
     """An FPClassifier from the file's bytes; any problem is one sentence naming the file."""
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(where, "is truncated or damaged (not complete JSON)") from exc
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise InvalidInputError(where, f"is not a {FORMAT} false-positive classifier")
-    if obj.get("features") != list(FEATURES):
-        raise InvalidInputError(where, "was made for other region features than this "
-                                       "MedView computes; refused")
-    labels = obj.get("labels")
-    if not isinstance(labels, list) or len(labels) != n_labels:
-        raise InvalidInputError(where, f"holds {len(labels) if isinstance(labels, list) else 0}"
-                                       f" label ensembles for a model of {n_labels} labels")
+    labels = parse_header(data, where, n_labels)["labels"]
     ensembles = []
     for item in labels:
         base = item.get("base") if isinstance(item, dict) else None
@@ -210,17 +191,21 @@ def parse_classifier(data: bytes, where: str, n_labels: int) -> FPClassifier:
     return FPClassifier(tuple(ensembles), hashlib.sha256(data).hexdigest())
 
 
-def load_classifier(path: Path, sha256: str, n_labels: int) -> FPClassifier:
-    """Read, check against the card's SHA-256, and parse a classifier file."""
-    where = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise InvalidInputError(where, "is missing; the model's card names it as its "
-                                       "false-positive classifier") from exc
-    except OSError as exc:
-        raise InvalidInputError(where, f"cannot be read ({exc.strerror or exc})") from exc
-    if hashlib.sha256(data).hexdigest() != sha256.lower():
-        raise InvalidInputError(where, "does not match the fp_classifier_sha256 in its card "
-                                       "(changed, truncated or damaged); refused")
-    return parse_classifier(data, where, n_labels)
+_LOADED: dict[str, FPClassifier] = {}  # by the sha256 of the file's bytes
+
+
+def classifier_for(card: Any) -> FPClassifier | None:
+    """The false-positive classifier a card names (None when it names none), parsed from
+    the bytes load_card read and checked in the model's folder (ai.fp_file)."""
+    post = card.postprocess
+    if post is None or not post.fp_classifier:
+        return None
+    clf = _LOADED.get(post.fp_classifier_sha256)
+    if clf is None:
+        found = verified(post.fp_classifier_sha256)
+        if found is None:
+            raise InvalidInputError(card.ref, "was read without its false-positive "
+                                              "classifier (load its card from the model's "
+                                              "folder)")
+        clf = _LOADED[post.fp_classifier_sha256] = parse_classifier(*found, len(card.labels))
+    return clf

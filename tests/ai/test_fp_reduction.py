@@ -4,6 +4,7 @@ findings_from, the inference job and `medview infer`; cards without it still loa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -14,7 +15,13 @@ import torch
 
 from medview.ai.cards import load_card
 from medview.ai.findings import candidate_regions, findings_from
-from medview.ai.fp_reduction import FEATURES, FPClassifier, Tree, region_features
+from medview.ai.fp_reduction import (
+    FEATURES,
+    FPClassifier,
+    Tree,
+    classifier_for,
+    region_features,
+)
 from medview.ai.inference import clear_kept
 from medview.core.errors import InvalidInputError
 from tests.ai.seg_models import BRIGHT_NAME, write_bright_model
@@ -92,8 +99,8 @@ def test_a_damaged_or_mismatched_classifier_is_refused_in_one_sentence(tmp_path,
         card = json.loads((folder / "metadata.json").read_text())
         card["postprocess"]["fp_classifier_sha256"] = ""
         (folder / "metadata.json").write_text(json.dumps(card))
-    with pytest.raises(InvalidInputError) as err:
-        load_card(folder)
+    with pytest.raises(InvalidInputError) as err:  # trees are parsed when first used
+        classifier_for(load_card(folder))
     message = str(err.value)
     assert words in message and len(message.splitlines()) == 1, message
     name = "metadata.json" if damage == "no_sha" else "fp.json"
@@ -104,11 +111,13 @@ def test_cards_without_a_postprocess_still_load_and_keep_their_minimum(tmp_path)
     from medview.ai.registry import bundled_models_dir
 
     old = load_card(bundled_models_dir() / "lesion-seg" / "1.0")
-    assert old.postprocess is None and old.fp_model is None
+    assert old.postprocess is None and classifier_for(old) is None
     assert "postprocess" not in json.loads(old.to_json())
     card = load_card(write_fp_model(tmp_path / "m"))
-    assert card.postprocess.min_component_slices == 2 and card.fp_model is not None
-    assert "fp_model" not in json.loads(card.to_json())
+    assert card.postprocess.min_component_slices == 2 and classifier_for(card) is not None
+    # plain data: a fine-tune copies a card with asdict, then writes it as JSON
+    assert json.loads(card.to_json())["postprocess"]["fp_classifier"] == "fp.json"
+    json.dumps(dataclasses.asdict(card))
 
 
 def test_findings_keep_what_the_rules_and_the_classifier_keep(tmp_path, demo):
@@ -136,7 +145,7 @@ def test_findings_keep_what_the_rules_and_the_classifier_keep(tmp_path, demo):
     feats = np.array([region_features(r, s, p, vol.array, vol.spacing_mm)
                       for _, r, s, p in cands])
     assert np.isfinite(feats).all() and feats.shape[1] == len(FEATURES)
-    assert (model.card.fp_model.scores(feats, [li for li, *_ in cands]) >= 0.5).sum() == \
+    assert (classifier_for(model.card).scores(feats, [li for li, *_ in cands]) >= 0.5).sum() == \
         len(kept)
 
 
