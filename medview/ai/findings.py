@@ -24,7 +24,11 @@ still gives every voxel at most one label, so the mask and the findings agree.
 Regions the card's post-processing rules out are not listed — too small, too few slices,
 or judged false positives by its second-stage classifier (see findings_from) — and
 the list stops at MAX_FINDINGS, largest first, so a model that does not suit a study cannot
-freeze the panel with a hundred thousand specks.
+freeze the panel with a hundred thousand specks. For a card with a postprocess the list
+also carries its findings' regions (FindingList.regions), and the label map shown and
+exported is painted from them (paint_regions): a region the postprocess dropped must not
+stay on the image, nor in a SEG, without a finding. A card without one (1.0 cards, user
+models) keeps the plain label map, every region at the threshold, as before.
 
 Longest axial diameter: on each slice of the finding (the acquisition plane, axial for
 axial CT), the largest distance between the centres of the finding's edge pixels (in mm,
@@ -177,11 +181,27 @@ def _feret_mm(mask2d: np.ndarray, spacing_rc: tuple[float, float]) -> float:
     return d + abs(u[0]) * spacing_rc[0] + abs(u[1]) * spacing_rc[1]
 
 
+Region = tuple[int, np.ndarray, np.ndarray]  # label value, start (slice, row, col), bool crop
+
+
 class FindingList(list):
     """Findings, plus how many connected regions were left out of the list: smaller than
-    the card's validated minimum size, or beyond MAX_FINDINGS (the largest are kept)."""
+    the card's validated minimum size, or beyond MAX_FINDINGS (the largest are kept) —
+    and, for a card with a postprocess, `regions`: finding i's region is regions[i - 1]
+    (None for a card without one: its label map shows every region)."""
 
     omitted: int = 0
+    regions: tuple[Region, ...] | None = None
+
+
+def paint_regions(out: np.ndarray, regions: tuple[Region, ...]) -> np.ndarray:
+    """`out` (uint8 (slice, row, col), overwritten) holding `regions` alone, each in its
+    label value: the label map of the listed findings. Regions do not overlap."""
+    out.fill(0)
+    for value, start, region in regions:
+        box = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape, strict=True))
+        out[box][region] = value
+    return out
 
 
 def _components(codes: np.ndarray, coarse: np.ndarray, q: int, card: ModelCard
@@ -286,11 +306,12 @@ def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
     measured with) decides which regions are listed: the candidates its size rules keep
     (candidate_regions) that its false-positive classifier, if it has one
     (ai.fp_reduction), scores at least fp_threshold. `omitted` counts the regions left out.
-    The label map (label_map_at) still shows every region; `mask_out`, a zeroed uint8
-    volume, receives the listed ones only."""
+    With a postprocess, `regions` holds the listed findings' regions (paint_regions); the
+    label map (label_map_at) shows every region. `mask_out`, a uint8 volume, receives the
+    listed ones only (overwritten)."""
     post = _rules(card)
     clf = classifier_for(card)
-    found: list[dict] = []
+    found: list[tuple[dict, Region]] = []
     candidates, total = candidate_regions(codes, card, threshold, coarse_max=coarse_max,
                                           max_findings=max_findings)
     for li, region, start, p in candidates:
@@ -299,16 +320,20 @@ def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
             if clf.scores(f[np.newaxis], [li])[0] < post.fp_threshold:
                 continue
         lab = card.labels[li]
-        found.append({"label_value": lab.value, "label_name": lab.name,
-                      **_measure(region, start, p, volume, uncertainty)})
-        if mask_out is not None:
-            box = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape,
-                                                                   strict=True))
-            mask_out[box][region] = lab.value
-    found.sort(key=lambda f: (f["label_value"], f["slice_range"][0], f["centroid_index"]))
+        found.append(({"label_value": lab.value, "label_name": lab.name,
+                       **_measure(region, start, p, volume, uncertainty)},
+                      (lab.value, start, region)))
+    found.sort(key=lambda fr: (fr[0]["label_value"], fr[0]["slice_range"][0],
+                               fr[0]["centroid_index"]))
     out = FindingList(Finding(id=i, model_name=card.name, model_version=card.version,
-                              threshold=float(threshold), **f) for i, f in enumerate(found, 1))
+                              threshold=float(threshold), **f)
+                      for i, (f, _) in enumerate(found, 1))
     out.omitted = total - len(out)
+    regions = tuple(r for _, r in found)
+    if card.postprocess is not None:
+        out.regions = regions
+    if mask_out is not None:
+        paint_regions(mask_out, regions)
     return out
 
 

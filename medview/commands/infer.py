@@ -2,7 +2,9 @@
 
 Writes into DIR only (created if missing):
     seg.dcm                    DICOM SEG referencing the source images (DICOM input only)
-    labels.nii.gz              uint8 label map at the threshold (the card's label values)
+    labels.nii.gz              uint8 label map at the threshold (the card's label values):
+                               the listed findings' regions, like seg.dcm, when the card
+                               has a postprocess; every region at the threshold otherwise
     probabilities_<value>.nii.gz  uint8 probability per label; probability = value / 255,
                                0 where another label is more probable
     uncertainty.nii.gz         with --tta: uint8 spread across flips; std = value / 510

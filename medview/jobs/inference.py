@@ -8,7 +8,11 @@ The model is named by reference ("name[:version]", resolved by the registry), by
 or passed already loaded (the GUI keeps one warm: then `device` is not used). Whether the
 model fits the study is checked from its card before any weights load, and a result kept
 from an earlier run of the same model on the same series is returned without loading the
-model at all. Changing the threshold afterwards needs no model: `at_threshold`."""
+model at all. Changing the threshold afterwards needs no model: `at_threshold`.
+
+For a card with a postprocess, the label map (`label_map`, what the viewer's mask, labels
+NIfTI and SEG show) holds the listed findings' regions only, so image, export and list agree
+at every threshold; other cards' maps show every region at the threshold, as before."""
 
 from __future__ import annotations
 
@@ -21,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from medview.ai.cards import CARD_FILE, ModelCard, load_card
-from medview.ai.findings import MAX_FINDINGS, FindingList, findings_for, quantized_threshold
+from medview.ai.findings import (
+    MAX_FINDINGS,
+    FindingList,
+    Region,
+    findings_for,
+    paint_regions,
+    quantized_threshold,
+)
 from medview.ai.inference import SegmentationResult, check_fits, kept_result, segment
 from medview.core.errors import InvalidInputError
 from medview.core.findings import Finding
@@ -39,6 +50,8 @@ class InferenceResult:
     reused: bool  # True when an earlier run's kept result answered
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # the findings' regions (FindingList.regions); arrays: not compared, not in repr
+    regions: tuple[Region, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def model_ref(self) -> str:
@@ -49,9 +62,23 @@ class InferenceResult:
         return self.segmentation.device
 
     def label_map(self, out: np.ndarray | None = None) -> np.ndarray:
-        """uint8 (slice, row, col) label values at this result's threshold (the mask the
+        """uint8 (slice, row, col) label values at this result's threshold: the listed
+        findings' regions when the card has a postprocess, else every region (the mask the
         findings were cut from)."""
-        return self.segmentation.label_map(self.threshold, out)
+        if self.regions is None:
+            return self.segmentation.label_map(self.threshold, out)
+        if out is None:
+            out = np.zeros(self.segmentation.shape, np.uint8)
+        return paint_regions(out, self.regions)
+
+    def prune(self, label_map: np.ndarray) -> bool:
+        """Make `label_map` (this run's map at this threshold, e.g. the one the slider drew
+        from the segmentation before these findings were measured) show the listed
+        findings only; False, leaving it as it is, for a card without a postprocess."""
+        if self.regions is None:
+            return False
+        paint_regions(label_map, self.regions)
+        return True
 
     def at_threshold(self, volume: Volume, threshold: float) -> InferenceResult:
         """The same run's findings at another threshold, from the kept probabilities."""
@@ -61,7 +88,7 @@ class InferenceResult:
         timings = {**self.timings, "findings": time.perf_counter() - t0}
         warnings = [*self.segmentation.warnings, *_capped(found)]
         return replace(self, findings=found, threshold=threshold, timings=timings,
-                       warnings=warnings)
+                       warnings=warnings, regions=found.regions)
 
 
 def _capped(found: FindingList) -> list[str]:
@@ -133,4 +160,4 @@ def infer_job(volume: Volume, model: Any, ctx: JobContext, device: str = "auto",
             release_device_memory(device_of)
     yield Progress(1.0, f"{len(found)} finding(s)")
     return InferenceResult(seg, found, card, threshold, series_key, reused, timings,
-                           [*seg.warnings, *_capped(found)])
+                           [*seg.warnings, *_capped(found)], found.regions)

@@ -17,8 +17,11 @@ second even for a 300-slice study) from the kept probabilities, never the model.
 findings at the new threshold (`InferenceResult.at_threshold`) are measured apart and
 handed in with `show_findings`: usually milliseconds, but seconds for a model that lights
 up hundreds of regions, so the viewer measures them off the GUI thread while the mask has
-already moved. Decisions on findings go to a FindingStore and come back with the findings
-at any threshold."""
+already moved. For a model whose card has a postprocess (false-positive stage, size
+rules), that instant mask still shows the regions the postprocess drops; when the findings
+at the mask's threshold arrive, the mask is pruned to their regions (`result.prune`), so
+the settled mask and the list agree. Decisions on findings go to a FindingStore and come
+back with the findings at any threshold."""
 
 from __future__ import annotations
 
@@ -114,18 +117,24 @@ class AIResults:
         seconds it took. The findings follow with show_findings."""
         t0 = time.perf_counter()
         self.threshold = float(np.clip(threshold, *THRESHOLD_RANGE))
-        self.result.segmentation.label_map(self.threshold, out=self._mask)
+        if abs(float(self.result.threshold) - self.threshold) <= 1e-9:
+            self.result.label_map(out=self._mask)  # back where the findings are: settled
+        else:
+            self.result.segmentation.label_map(self.threshold, out=self._mask)
         self.state.layers_changed()
         return time.perf_counter() - t0
 
     def show_findings(self, result: Any) -> bool:
         """Take the findings of `result` (this run's at another threshold) if they are at
-        the mask's threshold; False for findings the slider has already moved past."""
+        the mask's threshold, pruning the mask to their regions; False for findings the
+        slider has already moved past."""
         if result.segmentation is not self.result.segmentation or \
                 abs(float(result.threshold) - self.threshold) > 1e-9:
             return False
         self.result = result
         self.findings = self.store.apply(result.findings)
+        if result.prune(self._mask):
+            self.state.layers_changed()
         return True
 
     def set_heat_label(self, label_value: int | None) -> None:

@@ -93,3 +93,19 @@ def expected(vol: Volume, label_value: int, lo: float = -1000.0, hi: float = 400
     p1, p2 = 0.8 * x, 0.2 * (prev + nxt) / 2
     mine, other = (p1, p2) if label_value == 1 else (p2, p1)
     return mine * 255, mine > other + 0.02
+
+
+def assert_map_is_findings(label_map: np.ndarray, findings) -> None:
+    """Every voxel of `label_map` lies in a finding's region, and each finding is one
+    connected region (26-connectivity) of its label there, of its voxel count and box."""
+    from scipy import ndimage
+
+    shown = []
+    for value in np.unique(label_map[label_map > 0]):
+        comp, _ = ndimage.label(label_map == value, structure=np.ones((3, 3, 3), bool))
+        sizes = np.bincount(comp.ravel())
+        shown += [(int(value), int(sizes[j]), tuple(s.start for s in sl),
+                   tuple(s.stop - 1 for s in sl))
+                  for j, sl in enumerate(ndimage.find_objects(comp), 1)]
+    listed = [(f.label_value, f.voxel_count, *f.bbox_index) for f in findings]
+    assert sorted(shown) == sorted(listed)

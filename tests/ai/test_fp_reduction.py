@@ -24,7 +24,7 @@ from medview.ai.fp_reduction import (
 )
 from medview.ai.inference import clear_kept
 from medview.core.errors import InvalidInputError
-from tests.ai.seg_models import BRIGHT_NAME, write_bright_model
+from tests.ai.seg_models import BRIGHT_NAME, assert_map_is_findings, write_bright_model
 from tests.ai.tiny_models import card_dict
 
 torch.set_num_threads(1)
@@ -140,6 +140,10 @@ def test_findings_keep_what_the_rules_and_the_classifier_keep(tmp_path, demo):
     assert sorted((f.slice_range, f.voxel_count) for f in kept) == expected
     assert kept.omitted == len(every) + every.omitted - len(kept)
     assert np.count_nonzero(mask) == sum(f.voxel_count for f in kept)
+    assert_map_is_findings(mask, kept)
+    assert every.regions is None and len(kept.regions) == len(kept)
+    assert [(v, r.sum()) for v, _, r in kept.regions] == \
+        [(f.label_value, f.voxel_count) for f in kept]
     # the classifier sees each candidate's features as computed here
     cands, _ = candidate_regions(result.codes, model.card, 0.5)
     feats = np.array([region_features(r, s, p, vol.array, vol.spacing_mm)
@@ -150,8 +154,12 @@ def test_findings_keep_what_the_rules_and_the_classifier_keep(tmp_path, demo):
 
 
 def test_job_cli_and_card_agree(tmp_path, demo, data_dir):
+    """... and the label map, labels NIfTI and SEG hold the listed findings' regions alone,
+    at the job's threshold and at another."""
     from medview.cli import main
     from medview.core.jobs import CancelToken, JobContext
+    from medview.io.dicom_seg import read_seg
+    from medview.io.image_files import read_image
     from medview.io.open_volume import load_volume
     from medview.jobs.inference import infer_job
 
@@ -159,7 +167,7 @@ def test_job_cli_and_card_agree(tmp_path, demo, data_dir):
     out = tmp_path / "out"
     assert main(["--log-file", str(tmp_path / "log.txt"), "infer", str(demo.series_dir),
                  "--model", BRIGHT_NAME, "--out", str(out), "--device", "cpu"]) == 0
-    vol, _ = load_volume([demo.series_dir])
+    vol, series = load_volume([demo.series_dir])
     gen = infer_job(vol, folder, JobContext(CancelToken()), device="cpu")
     try:
         while True:
@@ -170,6 +178,15 @@ def test_job_cli_and_card_agree(tmp_path, demo, data_dir):
     report = json.loads((out / "findings.json").read_text())
     assert job.findings == list(direct) and len(direct) > 0
     assert report["findings"] == [f.to_dict() for f in direct]
+    labels = job.label_map()
+    assert (job.segmentation.label_map(0.5) > 0).sum() > (labels > 0).sum()  # some dropped
+    assert_map_is_findings(labels, job.findings)
+    np.testing.assert_array_equal(read_image(out / "labels.nii.gz").array, labels)
+    np.testing.assert_array_equal(read_seg(out / "seg.dcm", series).label_map, labels)
+    lower = job.at_threshold(vol, 0.4)
+    assert_map_is_findings(lower.label_map(), lower.findings)
+    raw = job.segmentation.label_map(0.4)
+    assert lower.prune(raw) and np.array_equal(raw, lower.label_map())
 
 
 def test_boosted_trees_learn_an_interaction_and_survive_their_json():

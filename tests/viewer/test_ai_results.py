@@ -17,7 +17,7 @@ from medview.viewer.finding_store import FindingStore
 from medview.viewer.layers import label_outline
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
-from tests.ai.seg_models import FakeModel, card
+from tests.ai.seg_models import FakeModel, assert_map_is_findings, card
 
 torch.set_num_threads(1)
 KEY = "series-blobs"
@@ -43,8 +43,8 @@ def blobs() -> Volume:
     return Volume(a, affine, VolumeMetadata(modality="CT", source="blobs", series_number=3))
 
 
-def run(volume: Volume, threshold: float = 0.5, tta: bool = False):
-    gen = infer_job(volume, FakeModel(card()), JobContext(CancelToken()), tta=tta,
+def run(volume: Volume, threshold: float = 0.5, tta: bool = False, card_=None):
+    gen = infer_job(volume, FakeModel(card_ or card()), JobContext(CancelToken()), tta=tta,
                     threshold=threshold, series_key=KEY)
     try:
         while True:
@@ -98,6 +98,38 @@ def test_threshold_moves_mask_in_place_and_fast_and_findings_follow(shown):
     at(shown, 0.7)
     assert (mask > 0).sum() < at_03 and len(shown.findings) == 2
     assert shown.set_threshold(2.0) < 1 and shown.threshold == 0.95  # clamped to the slider
+
+
+def test_the_settled_mask_holds_the_findings_a_postprocess_keeps_at_every_threshold():
+    """A card whose postprocess drops the small balls: the mask the slider draws at once
+    may show them, the mask once the findings arrive shows exactly the listed regions."""
+    state = ViewerState()
+    state.set_volume(blobs(), KEY)
+    shown = AIResults(state, run(state.volume, card_=card(postprocess={
+        "min_component_voxels": 300})))
+    mask, seg = shown.mask_layer.array, shown.result.segmentation
+    assert len(shown.findings) == 1 and shown.findings[0].voxel_count == 679
+    assert_map_is_findings(mask, shown.findings)
+    assert (seg.label_map(0.5) > 0).sum() > (mask > 0).sum()  # the small bright ball
+    calls = []
+    state.subscribe(calls.append)
+    shown.set_threshold(0.3)  # instant: every region, the dim ball too
+    assert np.array_equal(mask, seg.label_map(0.3))
+    calls.clear()
+    assert shown.show_findings(shown.result.at_threshold(shown.volume, 0.3))
+    assert "layers" in calls and mask is shown.mask_layer.array
+    assert_map_is_findings(mask, shown.findings)
+    for threshold in (0.7, 0.5, 0.3):
+        at(shown, threshold)
+        assert len(shown.findings) == 1
+        assert_map_is_findings(mask, shown.findings)
+    shown.set_threshold(0.6)
+    shown.set_threshold(0.3)  # back at the findings' threshold: settled at once
+    assert_map_is_findings(mask, shown.findings)
+    # a card without a postprocess keeps the plain map
+    plain = run(state.volume, card_=card(name="plain-seg"))
+    assert plain.regions is None and not plain.prune(mask.copy())
+    assert np.array_equal(plain.label_map(), seg.label_map(0.5)) and len(plain.findings) == 2
 
 
 def test_heatmap_per_label_or_max_decoded_per_plane_and_mask_modes(shown):
