@@ -68,8 +68,19 @@ def write_version(parent: ModelCard, version: str, model: Any, training: str,
     keep_active(parent.name)
     folder = new_version_folder(parent.name, version)
     try:
+        _copy_second_stage(parent, folder)
         write_model(folder, model, card_dict(parent, version, training, validation))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # ours, made just above: never a parent's
         raise
     return folder
+
+
+def _copy_second_stage(parent: ModelCard, folder: Path) -> None:
+    """The parent's false-positive classifier goes with the card's postprocess it is named in
+    (same file, same SHA-256), so the new version lists findings by the same rules; its
+    validation numbers, measured after the fine-tune, say how well that still works."""
+    post = parent.postprocess
+    if post is not None and post.fp_classifier:
+        shutil.copyfile(resolve(parent.ref).folder / post.fp_classifier,
+                        folder / post.fp_classifier)

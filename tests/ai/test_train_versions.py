@@ -1,0 +1,47 @@
+"""A fine-tuned version of a model with a second stage keeps that stage: the new folder holds
+the same false-positive classifier its copied card names, so it loads and lists findings by
+the same rules; the parent's folder is left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from medview.ai import train_versions as tv
+from medview.ai.cards import load_card
+from medview.ai.loading import load_model
+from tests.ai.seg_models import BRIGHT_NAME, bright_unet, write_bright_model
+from tests.ai.test_fp_reduction import write_fp_model
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    torch.set_num_threads(1)
+    return tmp_path / "data"
+
+
+def _digest(folder: Path) -> str:
+    return hashlib.sha256(b"".join(p.name.encode() + p.read_bytes()
+                                   for p in sorted(folder.iterdir()))).hexdigest()
+
+
+def test_new_version_carries_the_parents_false_positive_stage(data_dir: Path) -> None:
+    parent_dir = write_fp_model(data_dir / "models" / BRIGHT_NAME / "1.0")
+    before = _digest(parent_dir)
+    parent = load_card(parent_dir)
+    folder = tv.write_version(parent, "1.0.1", bright_unet(), "test run", {"dice": 0.5})
+    card = load_card(folder)  # refused if the classifier were missing or different
+    assert card.postprocess == parent.postprocess and card.parent_version == "1.0"
+    assert (folder / "fp.json").read_bytes() == (parent_dir / "fp.json").read_bytes()
+    assert load_model(folder, "cpu", reuse=False).card.version == "1.0.1"
+    assert _digest(parent_dir) == before
+
+
+def test_a_version_without_a_second_stage_copies_nothing_more(data_dir: Path) -> None:
+    parent = load_card(write_bright_model(data_dir / "models" / BRIGHT_NAME / "1.0"))
+    folder = tv.write_version(parent, "1.0.1", bright_unet(), "test run", {"dice": 0.5})
+    assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "weights.safetensors"]
