@@ -128,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--card", required=True, metavar="CARD.json")
     imp.add_argument("--name", help="the model name (default: the card's)")
     imp.add_argument("--version", help="the new version (default: the card's)")
+    entry = sub.add_parser("desktop-entry", help="add MedView to the desktop's application "
+                                                 "menu (Linux)",
+                           description="Write a desktop entry and icon under XDG_DATA_HOME "
+                                       "(~/.local/share) that start this installation; "
+                                       "--remove takes them back.")
+    entry.add_argument("--remove", action="store_true", help="remove the entry and icon")
     from medview.commands.train import add_parser as add_train_parser
 
     add_train_parser(sub)
@@ -258,6 +264,9 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     if args.command == "models":
         from medview.commands.models import run_models
         return run_models(args)
+    if args.command == "desktop-entry":
+        from medview.commands.desktop_entry import run_desktop_entry
+        return run_desktop_entry(remove=args.remove)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
