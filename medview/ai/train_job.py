@@ -25,10 +25,10 @@ class Settings:
     patch_size: int = 128
     patches_per_study: int = 64  # patches drawn from each training study per epoch
     pos_fraction: float = 0.4  # patches centred near a labelled voxel
-    replay_studies: int = 4  # of a bundled model's own training studies (train_replay)
+    replay_studies: int = 8  # of a bundled model's own training studies (train_replay)
     mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
     augment: bool = True
-    freeze_norm: bool = False  # batch-norm statistics kept from the base (training.py)
+    freeze_norm: bool = True  # batch-norm statistics kept from the base (training.py)
     warmup_epochs: float = 0.5
     patience: int = 6  # epochs without a better validation Dice before stopping
     weight_decay: float = 1e-4
