@@ -321,3 +321,20 @@ def seconds_per_slice(model: Any, channels: int, size: int = 512, slices: int = 
     finally:
         torch.set_num_threads(before)
     return float(np.median(times))
+
+
+def sample_mistakes(pred: np.ndarray, truth: np.ndarray, rng: np.random.Generator,
+                    per_component: int = 50) -> np.ndarray:
+    """(N, 3) voxels `pred` labels wrongly, at most `per_component` from each connected
+    mistake, so one large mistake does not crowd out the many small ones: the hard
+    negatives both the bundled training and fine-tuning feed back."""
+    from scipy import ndimage
+
+    wrong, _ = ndimage.label((pred > 0) & (pred != np.asarray(truth)))
+    picked = []
+    for i, box in enumerate(ndimage.find_objects(wrong), start=1):
+        if box is None:
+            continue
+        vox = np.argwhere(wrong[box] == i) + [b.start for b in box]
+        picked.append(vox[rng.permutation(len(vox))[:per_component]])
+    return np.concatenate(picked).astype(np.int32) if picked else np.zeros((0, 3), np.int32)

@@ -244,25 +244,14 @@ def mine_false_positives(model: Any, studies: list[CachedStudy], seed: int,
                          per_component: int = 50) -> list[np.ndarray]:
     """Voxels the model wrongly calls lesion in each study (at most `per_component` from
     each connected mistake, so one large mistake does not crowd out the many small ones)."""
-    from scipy import ndimage
-
-    from medview.ai.bundled_eval import segment_study
+    from medview.ai.bundled_eval import sample_mistakes, segment_study
 
     rng = np.random.default_rng(seed)
     out = []
     for st in studies:
         pred = segment_study(model, st.ct, SEG["low"], SEG["high"], SEG["context"])
-        wrong, _ = ndimage.label((pred > 0) & (pred != np.asarray(st.labels)))
-        picked = []
-        for i, box in enumerate(ndimage.find_objects(wrong), start=1):
-            if box is None:
-                continue
-            vox = np.argwhere(wrong[box] == i) + [b.start for b in box]
-            picked.append(vox[rng.permutation(len(vox))[:per_component]])
-        out.append(np.concatenate(picked).astype(np.int32) if picked
-                   else np.zeros((0, 3), np.int32))
-        log.info("mined seed %d: %d voxels from %d mistakes", st.seed, len(out[-1]),
-                 len(picked))
+        out.append(sample_mistakes(pred, st.labels, rng, per_component))
+        log.info("mined seed %d: %d voxels", st.seed, len(out[-1]))
     return out
 
 

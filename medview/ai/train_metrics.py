@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from medview.ai.bundled_eval import _CONN, MIN_DIAMETER_MM, MIN_VOXELS, _bbox
+from medview.ai.bundled_eval import _CONN, MIN_DIAMETER_MM, MIN_VOXELS, _bbox, sample_mistakes
 from medview.ai.cards import ModelCard
 from medview.ai.preprocess import Plan
 from medview.ai.train_data import PreparedStudy
@@ -160,19 +160,10 @@ def mistakes(module: Any, card: ModelCard, study: PreparedStudy, device: Any,
              per_component: int = 50) -> np.ndarray:
     """(N, 3) voxels a model wrongly labels in a study, at most `per_component` from each
     connected mistake (so one large mistake does not crowd out the many small ones), as
-    bundled_training.mine_false_positives picks them; seeded, so the same every run."""
-    from scipy import ndimage
-
+    bundled_training.mine_false_positives picks them (bundled_eval.sample_mistakes);
+    seeded, so the same every run."""
     pred = predict(module, card, study, None, device)
-    wrong, _ = ndimage.label((pred > 0) & (pred != np.asarray(study.labels)))
-    rng = np.random.default_rng(0)
-    picked = []
-    for i, box in enumerate(ndimage.find_objects(wrong), start=1):
-        if box is None:
-            continue
-        vox = np.argwhere(wrong[box] == i) + [b.start for b in box]
-        picked.append(vox[rng.permutation(len(vox))[:per_component]])
-    return np.concatenate(picked).astype(np.int32) if picked else np.zeros((0, 3), np.int32)
+    return sample_mistakes(pred, study.labels, np.random.default_rng(0), per_component)
 
 
 def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
