@@ -33,10 +33,10 @@ from medview.io.workspace import (
     StoreFileProblem,
     atomic_write_text,
     data_dir,
-    keep_aside,
     read_store_file,
     safe_name,
 )
+from medview.viewer.store_problems import StoreProblems
 
 FORMAT = "medview-ai-findings"
 VERSION = 1
@@ -84,7 +84,11 @@ class Decision:
         return cls(finding, str(extra.get("decided_at", "")), str(extra.get("by", "")))
 
 
-class FindingStore:
+class FindingStore(StoreProblems):
+    FILE_NOUN = "findings"
+    NOT_SAVED = "decisions made now are not saved"
+    WITHOUT = "earlier decisions are not shown"
+
     """Decisions of one series. `message` is the last problem, one sentence for the reader
     ("" when none); the store keeps working in memory whatever happened to the file."""
 
@@ -156,29 +160,5 @@ class FindingStore:
                 good.append(Decision.from_dict(entry, path.name))
             except (MedviewError, ValueError) as err:
                 problems.append(str(err))
-        if problems:
-            what = (f"{len(problems)} of the {len(entries)} decisions saved for this series "
-                    f"could not be read ({problems[0]})")
-            try:
-                aside = keep_aside(path, move=False)
-            except OSError as err:
-                return self._leave(f"{what}, and {path} could not be copied aside "
-                                   f"({err.strerror or err})") + good
-            self.message = f"{what}; the file as it was is kept as {aside.name}."
-        return good
+        return self._partly_read(path, good, problems, len(entries), "decisions")
 
-    def _leave(self, what: str) -> list[Decision]:
-        """A file this session must not overwrite: leave it, say so, save nothing."""
-        self._writable = False
-        self.message = f"{what}; it is left as it is and decisions made now are not saved."
-        return []
-
-    def _damaged(self, path: Path, reason: str) -> list[Decision]:
-        try:
-            aside = keep_aside(path, move=True)
-        except OSError as err:
-            return self._leave(f"The findings file {path} is damaged ({reason}) and could "
-                               f"not be moved aside ({err.strerror or err})")
-        self.message = (f"The findings file {path.name} is damaged ({reason}); it was kept "
-                        f"as {aside.name} and earlier decisions are not shown.")
-        return []

@@ -22,7 +22,6 @@ from medview.io.workspace import (
     StoreFileProblem,
     atomic_write_text,
     data_dir,
-    keep_aside,
     read_store_file,
     safe_name,
 )
@@ -30,6 +29,7 @@ from medview.viewer import state as st
 from medview.viewer.measurements import Measurement, MeasurementValues, measure
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
+from medview.viewer.store_problems import StoreProblems
 
 FORMAT = "medview-measurements"
 VERSION = 1
@@ -43,7 +43,11 @@ def measurements_path(series_key: str) -> Path:
     return data_dir() / "measurements" / f"{safe_name(series_key)}.json"
 
 
-class MeasurementStore:
+class MeasurementStore(StoreProblems):
+    FILE_NOUN = "measurements"
+    NOT_SAVED = "changes made now will not be saved"
+    WITHOUT = "the series opens without measurements"
+
     def __init__(self, state: ViewerState) -> None:
         self.state = state
         self.measurements: dict[str, Measurement] = {}  # in the order they were drawn
@@ -168,7 +172,7 @@ class MeasurementStore:
         except StoreFileProblem as problem:
             if problem.damaged:
                 return self._damaged(path, problem.reason)
-            return self._unsaved(f"The measurements file {path} is not used: "
+            return self._leave(f"The measurements file {path} is not used: "
                                  f"{problem.reason}")
         if doc is None:
             return []
@@ -190,31 +194,5 @@ class MeasurementStore:
                 good.append(m)
             except ValueError as err:
                 problems.append(str(err))
-        if not problems:
-            return good
-        what = (f"{len(problems)} of the {len(entries)} measurements saved for this series "
-                f"could not be read ({problems[0]})")
-        try:
-            aside = keep_aside(path, move=False)
-        except OSError as err:
-            return self._unsaved(f"{what}, and {path} could not be copied aside "
-                                 f"({err.strerror or err})") + good
-        self.message = (f"{what}; the others are shown, and the file as it was is kept as "
-                        f"{aside.name}.")
-        return good
+        return self._partly_read(path, good, problems, len(entries), "measurements")
 
-    def _unsaved(self, what: str) -> list[Measurement]:
-        """A file this session must not overwrite: leave it, say so, save nothing."""
-        self._writable = False
-        self.message = f"{what}; it is left as it is and changes made now will not be saved."
-        return []
-
-    def _damaged(self, path: Path, reason: str) -> list[Measurement]:
-        try:
-            aside = keep_aside(path, move=True)
-        except OSError as err:
-            return self._unsaved(f"The measurements file {path} is damaged ({reason}) and "
-                                 f"could not be moved aside ({err.strerror or err})")
-        self.message = (f"The measurements file {path.name} is damaged ({reason}); it was "
-                        f"kept as {aside.name} and the series opens without measurements.")
-        return []
