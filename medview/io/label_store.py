@@ -2,8 +2,10 @@
 
 Folder data_dir()/labels/<safe_name(series_key)>/ (DESIGN.md §5):
   label.json         what the labels are of (LabelSource: UIDs, source files, shape, affine,
-                     never a patient name or ID), status (draft / done, by, when), and which
-                     snapshot is current and which was the last clean save; written atomically
+                     never a patient name or ID), status (draft / done, by, when), its
+                     history (status changes, clean saves with voxel counts, discarded
+                     edits: by whom, when; the last HISTORY_KEEP), and which snapshot is
+                     current and which was the last clean save; written atomically
   snapshot-<n>.mvl   a whole label map + segment table (io.label_codec), written atomically
   journal-<n>.log    edits made after snapshot n began, one fsynced, checked record each
 
@@ -41,12 +43,14 @@ from medview.io.workspace import (
     data_dir,
     keep_aside,
     read_store_file,
+    reader_name,
     safe_name,
 )
 
 FORMAT = "medview-labels"
 VERSION = 1
 DRAFT, DONE = "draft", "done"
+HISTORY_KEEP = 500
 _NUMBERED = re.compile(r"^(snapshot|journal)-(\d+)\.(mvl|log)$")
 
 
@@ -115,8 +119,11 @@ class LabelStore:
         self._meta = doc or {"format": FORMAT, "version": VERSION,
                              "series_key": self.series_key}
 
-    def _write_meta(self, **changes: Any) -> None:
+    def _write_meta(self, event: dict[str, Any] | None = None, **changes: Any) -> None:
         with self._lock:
+            if event is not None:
+                kept = list(self._meta.get("history") or [])[-(HISTORY_KEEP - 1):]
+                changes["history"] = [*kept, {"at": now_iso(), "by": reader_name(), **event}]
             self._meta.update(changes, updated_at=now_iso())
             atomic_write_text(self.meta_path, json.dumps(self._meta, indent=1,
                                                          ensure_ascii=False) + "\n")
@@ -136,6 +143,11 @@ class LabelStore:
         return LabelSource.from_dict(src) if src else None
 
     @property
+    def history(self) -> list[dict[str, Any]]:
+        """What happened to these labels, oldest first: {"at", "by", "event", ...}."""
+        return [e for e in self._meta.get("history") or [] if isinstance(e, dict)]
+
+    @property
     def status(self) -> LabelStatus:
         st = self._meta.get("status") or {}
         return LabelStatus(str(st.get("state", DRAFT)), str(st.get("by", "")),
@@ -146,7 +158,7 @@ class LabelStore:
         if state not in (DRAFT, DONE):
             raise ValueError(f"unknown label status {state!r}")
         status = LabelStatus(state, by, now_iso())
-        self._write_meta(status=asdict(status))
+        self._write_meta({"event": f"marked {state}", "by": by}, status=asdict(status))
         return status
 
     # --- files ---------------------------------------------------------------------------
@@ -257,7 +269,12 @@ class LabelStore:
             if stale:
                 path.unlink(missing_ok=True)
                 return snap.counts
-            self._write_meta(snapshot=n, **({"clean_snapshot": n} if clean else {}))
+            if clean:
+                voxels = {str(v): c for v, c in sorted(snap.counts.items()) if v}
+                self._write_meta({"event": "saved", "voxels": voxels}, snapshot=n,
+                                 clean_snapshot=n)
+            else:
+                self._write_meta(snapshot=n)
         except OSError as err:
             why = err.strerror or err
             raise MedviewError(str(path), f"the labels could not be saved ({why}); free some "
@@ -295,7 +312,8 @@ class LabelStore:
         dest.mkdir()
         for p in moving:
             p.rename(dest / p.name)
-        self._write_meta(snapshot=clean)
+        self._write_meta({"event": "discarded unsaved edits", "kept_in": dest.name},
+                         snapshot=clean)
         return dest
 
     # --- loading -------------------------------------------------------------------------

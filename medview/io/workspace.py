@@ -6,6 +6,7 @@ user data folder. Nothing is ever written next to source DICOM files."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -112,3 +113,11 @@ def read_store_file(path: Path, fmt: str, version: int, what: str) -> dict[str, 
     if found > version:
         raise StoreFileProblem(f"it was saved by a newer MedView (format {found})", False)
     return doc
+
+
+def reader_name() -> str:
+    """The operating-system user, for `by`; "unknown" where the system will not say."""
+    try:
+        return getpass.getuser() or "unknown"
+    except (OSError, KeyError, ImportError):  # no login name, no passwd entry, no pwd
+        return "unknown"

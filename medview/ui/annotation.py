@@ -31,6 +31,7 @@ from medview.core.labels import LabelMap
 from medview.io.label_autosave import LabelAutosaver, SnapshotTask
 from medview.io.label_catalog import pending_recovery
 from medview.io.label_store import DONE, DRAFT, LabelSource, LabelStore
+from medview.io.workspace import reader_name
 from medview.jobs.labels import snapshot_job
 from medview.ui.paint_tools import PaintController
 from medview.ui.panels.label_tool_box import NAVIGATE
@@ -38,7 +39,6 @@ from medview.ui.panels.segments_panel import SegmentsPanel, when_text
 from medview.ui.segmentation_files import SegmentationFiles
 from medview.ui.workers import JobWorker
 from medview.viewer import state as st
-from medview.viewer.finding_store import reader_name
 from medview.viewer.label_editor import LabelEditor
 from medview.viewer.label_tools import finding_indices
 

@@ -20,7 +20,6 @@ bounding box (`same_finding`) — the same lesion, grown or shrunk by the thresh
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from medview.io.workspace import (
     atomic_write_text,
     data_dir,
     read_store_file,
+    reader_name,
     safe_name,
 )
 from medview.viewer.store_problems import StoreProblems
@@ -44,14 +44,6 @@ VERSION = 1
 
 def findings_path(series_key: str) -> Path:
     return data_dir() / "findings" / f"{safe_name(series_key)}.json"
-
-
-def reader_name() -> str:
-    """The operating-system user, for `by`; "unknown" where the system will not say."""
-    try:
-        return getpass.getuser() or "unknown"
-    except (OSError, KeyError, ImportError):  # no login name, no passwd entry, no pwd
-        return "unknown"
 
 
 def _inside(point: Iterable[float], box: tuple[tuple[int, ...], tuple[int, ...]]) -> bool:

@@ -233,3 +233,22 @@ def test_opening_without_editing_offers_no_recovery():
     saver = LabelAutosaver(LabelStore(KEY), ed, source(), interval_s=0)
     assert saver.tick() is None
     assert pending_recovery() == []
+
+
+def test_history_records_saves_status_and_discards_by_whom_and_when(monkeypatch):
+    monkeypatch.setattr("medview.io.label_store.reader_name", lambda: "dr-test")
+    ed = editor()
+    saver = LabelAutosaver(LabelStore(KEY), ed, source(), interval_s=0)
+    paint(ed, 10, 10)
+    saver.close()
+    first = int((ed.label_map.array == 1).sum())
+    store = LabelStore(KEY)
+    store.set_status(DONE, "reader")
+    LabelAutosaver(store, ed, source(), interval_s=0)
+    paint(ed, 30, 30)
+    store.discard_unsaved()
+    events = LabelStore(KEY).history
+    assert [e["event"] for e in events] == ["saved", "marked done", "discarded unsaved edits"]
+    assert events[0]["voxels"] == {"1": first} and first > 0
+    assert events[0]["by"] == "dr-test" and events[1]["by"] == "reader"
+    assert all(e["at"] for e in events) and events[2]["kept_in"].startswith("discarded-")
