@@ -10,13 +10,21 @@ component is a lesion, its size the volume-equivalent diameter. The rules are bu
 (components under MIN_VOXELS dropped, sensitivity and Dice for lesions of MIN_DIAMETER_MM
 and more), so a fine-tuned card reads like the bundled one.
 
+A card with a postprocess (lesion-seg 1.1 and its fine-tunes, which copy it) is measured on
+what the reader is shown: the study runs through the app's own path (ai.inference.segment,
+then ai.findings.findings_from with the card's size rules and false-positive classifier),
+as bundled_eval measures 1.1, and the listed findings' regions are scored (none dropped
+for size: the postprocess already decided). A card without one keeps the plain rules above.
+
 Each epoch's quick check (`quick_dice`) predicts only the slices that hold labels plus a few
 that do not, pooled over the validation studies; the card's numbers come from whole
 volumes (`evaluate`)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -33,6 +41,17 @@ def _plan(study: PreparedStudy, card: ModelCard) -> Plan:
     return Plan.make(Volume(study.image, affine), card)
 
 
+@contextlib.contextmanager
+def _eval_mode(module: Any) -> Iterator[None]:
+    """The module in eval mode for a while, then back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
 def predict(module: Any, card: ModelCard, study: PreparedStudy, slices: np.ndarray | None,
             device: Any, batch: int = 4) -> np.ndarray:
     """uint8 label map of `slices` (all when None) of a study, (len, H, W)."""
@@ -44,20 +63,57 @@ def predict(module: Any, card: ModelCard, study: PreparedStudy, slices: np.ndarr
     ks = np.arange(study.image.shape[0]) if slices is None else np.asarray(slices)
     out = np.zeros((len(ks), *study.image.shape[1:]), np.uint8)
     slab = plan.new_slab(1)
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode(), autocast_context(device):
-            for i in range(0, len(ks), batch):
-                part = ks[i:i + batch]
-                x = np.concatenate([plan.inputs(study.image, int(k), 1, slab) for k in part])
-                logits = module(torch.from_numpy(x).to(device)).float()
-                probs = plan.outputs(torch.softmax(logits, 1).cpu().numpy())
-                for lab in range(1, probs.shape[1]):
-                    out[i:i + len(part)][probs[:, lab] >= 0.5] = lab
-    finally:
-        module.train(was_training)
+    with _eval_mode(module), torch.inference_mode(), autocast_context(device):
+        for i in range(0, len(ks), batch):
+            part = ks[i:i + batch]
+            x = np.concatenate([plan.inputs(study.image, int(k), 1, slab) for k in part])
+            logits = module(torch.from_numpy(x).to(device)).float()
+            probs = plan.outputs(torch.softmax(logits, 1).cpu().numpy())
+            for lab in range(1, probs.shape[1]):
+                out[i:i + len(part)][probs[:, lab] >= 0.5] = lab
     return out
+
+
+class _Network:
+    """A training module as ai.inference.segment drives a LoadedModel (card, device,
+    predict, to), so a fine-tune is measured through the app's own path."""
+
+    def __init__(self, module: Any, card: ModelCard, device: Any) -> None:
+        import torch
+
+        self.module, self.card, self.device = module, card, torch.device(device)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, labels + 1, H, W) for a float32 (N, C, H, W) batch."""
+        import torch
+
+        from medview.ai.device import autocast_context
+
+        with torch.inference_mode(), autocast_context(self.device):
+            logits = self.module(torch.from_numpy(np.ascontiguousarray(x)).to(self.device))
+            return torch.softmax(logits.float(), 1).cpu().numpy()
+
+    def to(self, device: Any) -> _Network:
+        import torch
+
+        self.device = torch.device(device)
+        self.module.to(self.device)
+        return self
+
+
+def listed_map(module: Any, card: ModelCard, study: PreparedStudy, device: Any) -> np.ndarray:
+    """uint8 label map of the findings the app lists for a study at threshold 0.5: segment,
+    then findings_from with the card's postprocess (bundled_eval.findings_mask's path)."""
+    from medview.ai.findings import findings_from
+    from medview.ai.inference import segment
+
+    volume = Volume(study.image, np.diag([*study.spacing_mm, 1.0]))
+    with _eval_mode(module):
+        result = segment(volume, _Network(module, card, device), reuse=False)
+    mask = np.zeros(volume.shape, np.uint8)
+    findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max,
+                  mask_out=mask)
+    return mask
 
 
 def quick_dice(module: Any, card: ModelCard, studies: list[PreparedStudy],
@@ -88,8 +144,9 @@ def quick_dice(module: Any, card: ModelCard, studies: list[PreparedStudy],
 
 
 def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, float],
-          values: list[int]) -> dict:
-    """Per label: voxel overlap counts, per-lesion detection and Dice, false positives."""
+          values: list[int], min_voxels: int = MIN_VOXELS) -> dict:
+    """Per label: voxel overlap counts, per-lesion detection and Dice, false positives;
+    predicted components under `min_voxels` are not counted."""
     from scipy import ndimage
 
     voxel_ml = float(np.prod(spacing_mm))
@@ -103,7 +160,7 @@ def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, floa
         p_inst, n_p = ndimage.label(p[box], _CONN)
         p_size = np.bincount(p_inst.ravel(), minlength=n_p + 1)
         g_size = np.bincount(g_inst.ravel(), minlength=n_g + 1)
-        kept = set(np.flatnonzero(p_size >= MIN_VOXELS).tolist()) - {0}
+        kept = set(np.flatnonzero(p_size >= min_voxels).tolist()) - {0}
         both = (p_inst > 0) & (g_inst > 0)
         pairs, shared = np.unique(np.stack([p_inst[both], g_inst[both]]), axis=1,
                                   return_counts=True)
@@ -168,12 +225,23 @@ def mistakes(module: Any, card: ModelCard, study: PreparedStudy, device: Any,
 
 def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
              progress: Any = None) -> dict:
-    """Whole-volume metrics of `module` on `studies` (see the module docstring)."""
+    """Whole-volume metrics of `module` on `studies` (see the module docstring): of the
+    findings the card's postprocess lists when it has one, else of the plain label map."""
     values = [lab.value for lab in card.labels]
+    post = card.postprocess
     scores = []
     for i, st in enumerate(studies):
-        pred = predict(module, card, st, None, device)
-        scores.append(score(pred, np.asarray(st.labels), st.spacing_mm, values))
+        if post is None:
+            pred = predict(module, card, st, None, device)
+            scores.append(score(pred, np.asarray(st.labels), st.spacing_mm, values))
+        else:
+            pred = listed_map(module, card, st, device)
+            scores.append(score(pred, np.asarray(st.labels), st.spacing_mm, values, 1))
         if progress is not None:
             progress(i + 1, len(studies))
-    return summarise(scores, card)
+    out = summarise(scores, card)
+    if post is not None:
+        out.update(min_component_voxels=post.min_component_voxels,
+                   min_component_slices=post.min_component_slices,
+                   fp_classifier=post.fp_classifier or None, fp_threshold=post.fp_threshold)
+    return out
