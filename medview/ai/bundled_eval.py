@@ -75,39 +75,55 @@ def segment_cached(model: Any, st: CachedStudy, store: Path | None = None) -> An
 
 def score_study(pred: np.ndarray, st: CachedStudy, min_voxels: int = MIN_VOXELS) -> dict:
     """Per-lesion detection and Dice, and false positives, for one study."""
-    from scipy import ndimage
 
     gt = np.asarray(st.labels)
     sp = np.asarray(st.spacing_mm)
     origin = np.asarray(st.meta["origin_lps_mm"])
     lesions, fps = [], {1: 0, 2: 0}
     for value in (1, 2):
-        box = _bbox((gt == value) | (pred == value))
-        g_inst, _ = ndimage.label(gt[box] == value, _CONN)
-        p_inst, n_p = ndimage.label(pred[box] == value, _CONN)
-        offset = np.array([b.start for b in box])
-        p_size = np.bincount(p_inst.ravel(), minlength=n_p + 1)
-        g_size = np.bincount(g_inst.ravel())
-        kept = set(np.flatnonzero(p_size >= min_voxels).tolist()) - {0}
-        # voxels shared by each (predicted component, lesion) pair, kept components only
-        both = (p_inst > 0) & (g_inst > 0)
-        pairs, shared = np.unique(np.stack([p_inst[both], g_inst[both]]), axis=1,
-                                  return_counts=True)
-        keep = np.isin(pairs[0], list(kept))
-        pairs, shared = pairs[:, keep], shared[keep]
-        fps[value] = len(kept - set(pairs[0].tolist()))
+        m = Matching(pred == value, gt == value, min_voxels)
+        fps[value] = m.false_positives
         for les in (x for x in st.lesions if x["label_value"] == value and x["n_voxels"]):
             c = np.asarray(les["centre_lps_mm"])
             idx = np.round([(c[2] - origin[2]) / sp[0], (c[1] - origin[1]) / sp[1],
                             (c[0] - origin[0]) / sp[2]]).astype(int)
-            g_id = _instance_near(g_inst, idx - offset)
-            mine = pairs[1] == g_id
-            comps = pairs[0][mine]
-            dice = 2 * int(shared[mine].sum()) / (int(g_size[g_id]) + int(p_size[comps].sum()))
+            detected, dice = m.lesion(_instance_near(m.g_inst, idx - m.offset))
             lesions.append({"id": les["id"], "label": value, "kind": les["kind"],
-                            "diameter_mm": les["diameter_mm"], "detected": bool(len(comps)),
+                            "diameter_mm": les["diameter_mm"], "detected": detected,
                             "dice": round(dice, 4)})
     return {"seed": st.seed, "lesions": lesions, "false_positives": fps}
+
+
+class Matching:
+    """Predicted components against ground-truth lesions (26-connected) of one label, in the
+    box that holds both: which predicted components overlap which lesion and by how many
+    voxels. Predicted components under `min_voxels` are not counted at all; a kept one that
+    touches no lesion is a false positive."""
+
+    def __init__(self, pred: np.ndarray, truth: np.ndarray, min_voxels: int) -> None:
+        from scipy import ndimage
+
+        box = _bbox(pred | truth)
+        self.offset = np.array([b.start for b in box])
+        self.g_inst, self.n_lesions = ndimage.label(truth[box], _CONN)
+        p_inst, n_p = ndimage.label(pred[box], _CONN)
+        self.p_size = np.bincount(p_inst.ravel(), minlength=n_p + 1)
+        self.g_size = np.bincount(self.g_inst.ravel(), minlength=self.n_lesions + 1)
+        kept = set(np.flatnonzero(self.p_size >= min_voxels).tolist()) - {0}
+        both = (p_inst > 0) & (self.g_inst > 0)
+        pairs, shared = np.unique(np.stack([p_inst[both], self.g_inst[both]]), axis=1,
+                                  return_counts=True)
+        keep = np.isin(pairs[0], list(kept))
+        self.pairs, self.shared = pairs[:, keep], shared[keep]
+        self.false_positives = len(kept - set(self.pairs[0].tolist()))
+
+    def lesion(self, g_id: int) -> tuple[bool, float]:
+        """Whether lesion `g_id` is detected, and its Dice with the components touching it."""
+        mine = self.pairs[1] == g_id
+        comps = self.pairs[0][mine]
+        dice = 2 * int(self.shared[mine].sum()) / (int(self.g_size[g_id])
+                                                   + int(self.p_size[comps].sum()))
+        return bool(len(comps)), dice
 
 
 def _bbox(mask: np.ndarray) -> tuple[slice, ...]:

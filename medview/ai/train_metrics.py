@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from medview.ai.bundled_eval import _CONN, MIN_DIAMETER_MM, MIN_VOXELS, _bbox, sample_mistakes
+from medview.ai.bundled_eval import MIN_DIAMETER_MM, MIN_VOXELS, Matching, sample_mistakes
 from medview.ai.cards import ModelCard
 from medview.ai.preprocess import Plan
 from medview.ai.train_data import PreparedStudy
@@ -147,7 +147,6 @@ def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, floa
           values: list[int], min_voxels: int = MIN_VOXELS) -> dict:
     """Per label: voxel overlap counts, per-lesion detection and Dice, false positives;
     predicted components under `min_voxels` are not counted."""
-    from scipy import ndimage
 
     voxel_ml = float(np.prod(spacing_mm))
     out: dict = {"overlap": {}, "lesions": [], "false_positives": {}}
@@ -155,25 +154,13 @@ def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, floa
         p, g = pred == v, gt == v
         out["overlap"][v] = (int(np.count_nonzero(p & g)), int(np.count_nonzero(p)),
                              int(np.count_nonzero(g)))
-        box = _bbox(p | g)
-        g_inst, n_g = ndimage.label(g[box], _CONN)
-        p_inst, n_p = ndimage.label(p[box], _CONN)
-        p_size = np.bincount(p_inst.ravel(), minlength=n_p + 1)
-        g_size = np.bincount(g_inst.ravel(), minlength=n_g + 1)
-        kept = set(np.flatnonzero(p_size >= min_voxels).tolist()) - {0}
-        both = (p_inst > 0) & (g_inst > 0)
-        pairs, shared = np.unique(np.stack([p_inst[both], g_inst[both]]), axis=1,
-                                  return_counts=True)
-        keep = np.isin(pairs[0], list(kept))
-        pairs, shared = pairs[:, keep], shared[keep]
-        out["false_positives"][v] = len(kept - set(pairs[0].tolist()))
-        for gid in range(1, n_g + 1):
-            mine = pairs[1] == gid
-            comps = pairs[0][mine]
-            dice = 2 * int(shared[mine].sum()) / (int(g_size[gid]) + int(p_size[comps].sum()))
-            diameter = (6 * g_size[gid] * voxel_ml / math.pi) ** (1 / 3)
+        m = Matching(p, g, min_voxels)
+        out["false_positives"][v] = m.false_positives
+        for gid in range(1, m.n_lesions + 1):
+            detected, dice = m.lesion(gid)
+            diameter = (6 * m.g_size[gid] * voxel_ml / math.pi) ** (1 / 3)
             out["lesions"].append({"label": v, "diameter_mm": round(diameter, 2),
-                                   "detected": bool(len(comps)), "dice": round(dice, 4)})
+                                   "detected": detected, "dice": round(dice, 4)})
     return out
 
 
