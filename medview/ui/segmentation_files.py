@@ -70,6 +70,15 @@ class SegmentationFiles(QtCore.QObject):
     def busy(self) -> bool:
         return self.worker is not None and self.worker.running
 
+    def _still_busy(self) -> bool:
+        """A request while the last import or export still runs (the menu is disabled then,
+        but a result arrives a moment before its thread ends) is answered, not dropped."""
+        if self.busy():
+            self._finished("An import or export of labels is still running; try again when "
+                           "it has ended.")
+            return True
+        return False
+
     def _series(self):
         s = self.w.series
         return s if s is not None and s.key == self.w.state.series_key else None
@@ -92,7 +101,7 @@ class SegmentationFiles(QtCore.QObject):
         """Write the open series' labels, as they are now, to `path` (chosen by the
         reader) off the GUI thread."""
         ed = self.ann.editor
-        if ed is None or self.busy():
+        if ed is None or self._still_busy():
             return None
         if kind == SEG and not Path(path).suffix:
             path += SUFFIX[SEG]
@@ -114,7 +123,7 @@ class SegmentationFiles(QtCore.QObject):
     def import_from(self, path: str) -> JobWorker | None:
         """Read a DICOM SEG or label map made elsewhere onto the open series."""
         v, key = self.w.state.volume, self.w.state.series_key
-        if self.ann.editor is None or v is None or self.busy():
+        if self.ann.editor is None or v is None or self._still_busy():
             return None
         series = self._series()
         target = (LabelTarget.from_series(series) if series is not None

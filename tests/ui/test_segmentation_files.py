@@ -16,6 +16,9 @@ JOB_MS = 30_000
 
 
 def run(qtbot, files, start):
+    # the last job's result comes a moment before its thread ends; a request before that
+    # is answered "still running" (test_a_request_while_busy_is_answered)
+    qtbot.waitUntil(lambda: not files.busy(), timeout=JOB_MS)
     with qtbot.waitSignal(files.done, timeout=JOB_MS) as blocker:
         start()
     return blocker.args[0]
@@ -104,3 +107,15 @@ def test_an_import_never_overwrites_the_readers_labels(qtbot, labelled, tmp_path
     assert ann.panel.undo_button.toolTip().startswith("Undo: Import mine.nii.gz")
     click(qtbot, ann.panel.undo_button)
     assert len(ann.editor.label_map.segments) == 1
+
+
+def test_a_request_while_busy_is_answered(qtbot, labelled, tmp_path):
+    window, ann = labelled
+    painted(qtbot, window, ann)
+    with qtbot.waitSignal(ann.files.done, timeout=JOB_MS):
+        first = ann.files.export_to(NIFTI, str(tmp_path / "a.nii.gz"))
+        assert first is not None and ann.files.busy()
+        said = []
+        ann.files.done.connect(said.append)
+        assert ann.files.import_from(str(tmp_path / "a.nii.gz")) is None
+        assert said and "still running" in said[0] and one_sentence(said[0])
