@@ -16,7 +16,6 @@ import torch
 from dicom_factory import write_ct_series
 
 from medview.ai.cards import DISCLAIMER
-from medview.ai.inference import clear_kept
 from medview.cli import main
 from medview.core.jobs import CancelToken, JobContext
 from medview.io.dicom_seg import read_seg
@@ -27,21 +26,10 @@ from tests.ai.seg_models import BRIGHT_NAME, write_bright_model
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from medview.io.demo import generate_demo_study
-
-    return generate_demo_study(tmp_path_factory.mktemp("demo"), seed=3, slices=24)
-
-
 @pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(data))
-    write_bright_model(data / "models" / BRIGHT_NAME / "1.0")
-    clear_kept()
-    yield data
-    clear_kept()
+def data_dir(kept_data_dir):
+    write_bright_model(kept_data_dir / "models" / BRIGHT_NAME / "1.0")
+    return kept_data_dir
 
 
 def cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:

@@ -22,7 +22,6 @@ from medview.ai.fp_reduction import (
     classifier_for,
     region_features,
 )
-from medview.ai.inference import clear_kept
 from medview.core.errors import InvalidInputError
 from tests.ai.seg_models import BRIGHT_NAME, assert_map_is_findings, write_bright_model
 from tests.ai.tiny_models import card_dict
@@ -54,20 +53,9 @@ def write_fp_model(folder, text: str | None = None, **post):
     return folder
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from medview.io.demo import generate_demo_study
-
-    return generate_demo_study(tmp_path_factory.mktemp("demo"), seed=3, slices=24)
-
-
 @pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(data))
-    clear_kept()
-    yield data
-    clear_kept()
+def data_dir(kept_data_dir):
+    return kept_data_dir
 
 
 @pytest.mark.parametrize(("damage", "words"), [

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from medview.ai import inference
-from medview.ai.inference import clear_kept, kept_result, segment
+from medview.ai.inference import kept_result, segment
 from medview.core.errors import InvalidInputError, ResourceLimitError
 from medview.core.jobs import CancelToken, JobCancelled
 from tests.ai import seg_models
@@ -21,11 +21,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _fresh(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
-    clear_kept()
-    yield
-    clear_kept()
+def _fresh(kept_data_dir):
+    """Every test: its own data folder, no kept result from another test."""
 
 
 def test_preprocessing_follows_the_card_and_outputs_are_uint8():

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai.inference import clear_kept
 from medview.core.jobs import CancelToken, JobContext
 from medview.core.volume import Volume, VolumeMetadata
 from medview.jobs.inference import infer_job
@@ -24,11 +23,8 @@ KEY = "series-blobs"
 
 
 @pytest.fixture(autouse=True)
-def _fresh(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
-    clear_kept()
-    yield
-    clear_kept()
+def _fresh(kept_data_dir):
+    """Every test: its own data folder, no kept result from another test."""
 
 
 def blobs() -> Volume:
