@@ -84,6 +84,15 @@ class ViewerState:
         self.cursor_ijk = np.clip(np.round(ijk), 0, hi)
         self._changed(CURSOR)
 
+    def set_cursor_index(self, ijk: np.ndarray) -> None:
+        """Crosshair to a volume index (rounded, clamped): how a linked view follows
+        another one's cursor."""
+        hi = np.array(self.volume.shape, float) - 1
+        ijk = np.clip(np.round(np.asarray(ijk, float)), 0, hi)
+        if not np.array_equal(ijk, self.cursor_ijk):
+            self.cursor_ijk = ijk
+            self._changed(CURSOR)
+
     def cursor_lps(self) -> np.ndarray:
         return self.volume.index_to_lps(self.cursor_ijk)
 
