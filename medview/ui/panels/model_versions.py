@@ -1,6 +1,8 @@
 """The versions of one model with their headline numbers, which one runs, and the two
 actions a reader needs after a fine-tune: activate a version (roll back = activate an older
-one) and compare two side by side. Versions are never deleted or overwritten here; the
+one) and compare two side by side: their cards' numbers (VersionCompareDialog) or both
+versions' outputs on the open study (VersionOverlayCompare, once the main window has handed
+over its viewer with set_viewer). Versions are never deleted or overwritten here; the
 registry keeps them all (registry.py)."""
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from PySide6 import QtCore, QtWidgets
 from medview.ai.registry import ModelEntry, activate, scan_models
 from medview.core.errors import MedviewError
 from medview.ui.panels.version_compare import VersionCompareDialog
+from medview.ui.version_overlay_compare import VersionOverlayCompare
+from medview.viewer.state import ViewerState
 
 COLUMNS = ("version", "runs", "parent", "Dice", "sensitivity ≥6 mm", "FP / study")
 KEYS = (("dice_mean", "mean_dice_ge_6mm", "auc"), ("sensitivity_ge_6mm", "accuracy"),
@@ -30,6 +34,8 @@ class ModelVersions(QtWidgets.QWidget):
         super().__init__(parent)
         self.name = ""
         self.entries: list[ModelEntry] = []
+        self.viewer: ViewerState | None = None  # the main window's, for "on this study"
+        self.on_study: VersionOverlayCompare | None = None
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
@@ -42,16 +48,24 @@ class ModelVersions(QtWidgets.QWidget):
                                 "activate an older one)")
         self.compare_button = QtWidgets.QPushButton(
             "Compare…", toolTip="The selected two versions' validation numbers side by side")
+        self.study_button = QtWidgets.QPushButton(
+            "Compare on this study", toolTip="Run the selected two versions on the open study "
+                                             "and show their outputs side by side")
         self.activate_button.clicked.connect(self.activate_selected)
         self.compare_button.clicked.connect(self.compare)
+        self.study_button.clicked.connect(lambda: self.compare_on_study())
+        self.note = QtWidgets.QLabel(wordWrap=True)
+        self.message.connect(self.note.setText)
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.activate_button)
         buttons.addWidget(self.compare_button)
+        buttons.addWidget(self.study_button)
         buttons.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
+        layout.addWidget(self.note)
 
     def show_model(self, name: str) -> None:
         """List `name`'s versions (re-reads the cards: a run may have added one)."""
@@ -91,14 +105,56 @@ class ModelVersions(QtWidgets.QWidget):
         self.message.emit(f"{entry.ref} now runs for {entry.card.name}.")
         self.activated.emit(entry.ref)
 
-    def compare(self) -> VersionCompareDialog | None:
+    def set_viewer(self, state: ViewerState) -> None:
+        """The viewer whose open study "Compare on this study" runs the versions on."""
+        self.viewer = state
+
+    def _pair(self) -> list[str] | None:
+        """The two versions to compare: the selected two, else the active one and the
+        newest."""
         if len(self.entries) < 2:
             self.message.emit("There is only one version to compare.")
             return None
         chosen = self.selected()
-        active = next(e.ref for e in self.entries if e.active)
-        refs = [e.ref for e in chosen] if len(chosen) == 2 else [active, self.entries[-1].ref]
+        active = next((e.ref for e in self.entries if e.active), self.entries[0].ref)
+        return [e.ref for e in chosen] if len(chosen) == 2 else [active, self.entries[-1].ref]
+
+    def compare(self) -> VersionCompareDialog | None:
+        refs = self._pair()
+        if refs is None:
+            return None
         dialog = VersionCompareDialog(self.entries, refs[0], refs[-1], self)
         dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.on_study.connect(self.compare_on_study)
         dialog.show()
         return dialog
+
+    def compare_on_study(self, first: str | None = None,
+                         second: str | None = None) -> VersionOverlayCompare | None:
+        """Both versions' outputs on the open study, in a window of their own (one at a
+        time: a new comparison replaces the last one)."""
+        if self.viewer is None or self.viewer.volume is None:
+            self.message.emit("Open a study first: the comparison runs both versions on "
+                              "the study on screen.")
+            return None
+        refs = [first, second] if first and second else self._pair()
+        if refs is None:
+            return None
+        by_ref = {e.ref: e for e in self.entries}
+        if refs[0] == refs[1] or not all(r in by_ref for r in refs):
+            self.message.emit("Choose two different versions of this model to compare.")
+            return None
+        if self.on_study is not None:
+            self.on_study.close()
+        window = VersionOverlayCompare(self.viewer, by_ref[refs[0]], by_ref[refs[1]], self)
+        window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)  # frees its maps
+        window.message.connect(self.message)
+        key = id(window)
+        window.destroyed.connect(lambda *_: self._forget_on_study(key))
+        window.show()
+        self.on_study = window
+        return window
+
+    def _forget_on_study(self, key: int) -> None:
+        if id(self.on_study) == key:
+            self.on_study = None

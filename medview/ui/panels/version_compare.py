@@ -31,7 +31,35 @@ def paired_metrics(a: ModelEntry, b: ModelEntry) -> tuple[dict, dict, str]:
             "each on its own validation studies (see its card): not directly comparable")
 
 
+def metric_rows(a: ModelEntry, b: ModelEntry) -> tuple[str, list[tuple[str, ...]]]:
+    """(what the numbers were measured on, rows of (metric, A, B, B − A) as shown): the
+    numbers both cards hold first, then those only one holds."""
+    na, nb, where = paired_metrics(a, b)
+    keys = [k for k in na if k in nb] + [k for k in na if k not in nb] + \
+        [k for k in nb if k not in na]
+    rows = []
+    for key in keys:
+        va, vb = na.get(key), nb.get(key)
+        diff = "" if va is None or vb is None else f"{vb - va:+.4g}"
+        rows.append((key, _fmt(va), _fmt(vb), diff))
+    return where, rows
+
+
+def fill_table(table: QtWidgets.QTableWidget, rows: list[tuple[str, ...]]) -> None:
+    """Rows of texts into `table`, numbers (every column but the first) right-aligned."""
+    table.setRowCount(len(rows))
+    for row, texts in enumerate(rows):
+        for col, text in enumerate(texts):
+            item = QtWidgets.QTableWidgetItem(text)
+            if col:
+                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight |
+                                      QtCore.Qt.AlignmentFlag.AlignVCenter)
+            table.setItem(row, col, item)
+
+
 class VersionCompareDialog(QtWidgets.QDialog):
+    on_study = QtCore.Signal(str, str)  # (A, B): show both versions on the open study
+
     def __init__(self, entries: list[ModelEntry], first: str | None = None,
                  second: str | None = None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +85,12 @@ class VersionCompareDialog(QtWidgets.QDialog):
         top.addWidget(self.b, 1)
         close = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
+        self.study_button = close.addButton(
+            "Compare on this study", QtWidgets.QDialogButtonBox.ButtonRole.ActionRole)
+        self.study_button.setToolTip("Run both versions on the open study and show their "
+                                     "outputs side by side")
+        self.study_button.clicked.connect(
+            lambda: self.on_study.emit(self.a.currentText(), self.b.currentText()))
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.note)
@@ -67,20 +101,9 @@ class VersionCompareDialog(QtWidgets.QDialog):
 
     def refresh(self) -> None:
         a, b = self.entries[self.a.currentText()], self.entries[self.b.currentText()]
-        na, nb, where = paired_metrics(a, b)
+        where, rows = metric_rows(a, b)
         self.note.setText(f"A = {a.ref}, B = {b.ref}: {where}.")
-        keys = [k for k in na if k in nb] + [k for k in na if k not in nb] + \
-            [k for k in nb if k not in na]
-        self.table.setRowCount(len(keys))
-        for row, key in enumerate(keys):
-            va, vb = na.get(key), nb.get(key)
-            diff = "" if va is None or vb is None else f"{vb - va:+.4g}"
-            for col, text in enumerate((key, _fmt(va), _fmt(vb), diff)):
-                item = QtWidgets.QTableWidgetItem(text)
-                if col:
-                    item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight |
-                                          QtCore.Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(row, col, item)
+        fill_table(self.table, rows)
 
     def value(self, metric: str, column: int) -> str:
         """The text shown for `metric` in column 1 (A), 2 (B) or 3 (B − A); for tests."""
