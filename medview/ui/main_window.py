@@ -125,6 +125,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.layers.message.connect(self.status_label.setText)
         self.ai.message.connect(self.status_label.setText)
         self.training.message.connect(self.status_label.setText)
+        self.training.versions.set_viewer(self.state)  # "Compare on this study"
         for view in self.grid.views:
             view.hovered.connect(self.hover_label.setText)
         self.state.subscribe(self._on_state)
