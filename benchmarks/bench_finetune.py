@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 TRAIN_B, VAL_B, SITE_A = range(3001, 3009), range(3009, 3013), range(1001, 1005)
@@ -43,7 +44,17 @@ def _headline(m: dict) -> str:
     return (f"Dice mean {m['dice_mean']} (nodule {m['dice_lung_nodule']}, liver "
             f"{m['dice_liver_lesion']}), lesion Dice >=6 mm {m['mean_dice_ge_6mm']}, "
             f"sensitivity >=6 mm {m['sensitivity_ge_6mm']}, FP/study "
-            f"{m['false_positives_per_study']}")
+            f"{m['false_positives_per_study']}{_without_fp(m)}")
+
+
+def _without_fp(m: dict) -> str:
+    bare = m.get("without_fp_classifier")
+    if not bare:
+        return ""
+    return (f"\n    without the FP classifier: Dice mean {bare['dice_mean']} (nodule "
+            f"{bare['dice_lung_nodule']}, liver {bare['dice_liver_lesion']}), lesion Dice "
+            f">=6 mm {bare['mean_dice_ge_6mm']}, sensitivity >=6 mm "
+            f"{bare['sensitivity_ge_6mm']}, FP/study {bare['false_positives_per_study']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,12 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="default: the engine's")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
+    p.add_argument("--base", default="",
+                   help="NAME:VERSION (default: the newest bundled lesion-seg, the app's "
+                        "active one; the private data folder's own choice is ignored)")
     p.add_argument("--skip-site-a", action="store_true", help="site B only (quicker trials)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--freeze-norm", action="store_true")
     p.add_argument("--replay", type=int, default=None,
                    help="rehearsal studies of the bundled model's own data (default: the "
                         "engine's)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any training Settings field, e.g. --set distill=1 --set l2sp=10")
     a = p.parse_args(argv)
     os.environ["MEDVIEW_DATA_DIR"] = str(a.work / "data")
     import torch
@@ -66,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     from medview.ai.loading import load_model
     from medview.ai.training import Job, Settings, Trainer
 
+    base = a.base or max((e for e in registry.list_models()
+                          if e.bundled and e.card.name == "lesion-seg"),
+                         key=lambda e: registry.version_key(e.card.version)).card.ref
     t0 = time.perf_counter()
     b_folders = _generate(a.work, "b", TRAIN_B) + _generate(a.work, "b", VAL_B)
     a_folders = _generate(a.work, "a", SITE_A)
@@ -75,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     split = {"train": [by_name[f.name] for f in b_folders[:8]],
              "val": [by_name[f.name] for f in b_folders[8:]]}
     run = a.work / f"run-{time.strftime('%H%M%S')}"
-    job = Job(data=str(a.work / "site-b"), base="lesion-seg", split=split, work=str(run),
+    job = Job(data=str(a.work / "site-b"), base=base, split=split, work=str(run),
               cache=str(a.work / "cache"),
               settings=Settings(threads=a.threads, device=a.device))
     if a.epochs:
@@ -85,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     job.settings.freeze_norm = job.settings.freeze_norm or a.freeze_norm
     if a.replay is not None:
         job.settings.replay_studies = a.replay
+    for item in a.set:
+        key, _, value = item.partition("=")
+        kind = type(getattr(job.settings, key))
+        setattr(job.settings, key, value.lower() in ("1", "true", "yes") if kind is bool
+                else kind(value))
+    print(f"base {base}; settings {asdict(job.settings)}", flush=True)
     load0, cpu0, wall0 = os.getloadavg(), time.process_time(), time.perf_counter()
     epochs: list[dict] = []
 

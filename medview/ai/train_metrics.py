@@ -23,6 +23,7 @@ volumes (`evaluate`)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -104,16 +105,26 @@ class _Network:
 def listed_map(module: Any, card: ModelCard, study: PreparedStudy, device: Any) -> np.ndarray:
     """uint8 label map of the findings the app lists for a study at threshold 0.5: segment,
     then findings_from with the card's postprocess (bundled_eval.findings_mask's path)."""
+    return listed_maps(module, [card], study, device)[0]
+
+
+def listed_maps(module: Any, cards: list[ModelCard], study: PreparedStudy, device: Any
+                ) -> list[np.ndarray]:
+    """listed_map for several cards of one network (e.g. with and without its
+    false-positive classifier), segmenting the study once."""
     from medview.ai.findings import findings_from
     from medview.ai.inference import segment
 
     volume = Volume(study.image, np.diag([*study.spacing_mm, 1.0]))
     with _eval_mode(module):
-        result = segment(volume, _Network(module, card, device), reuse=False)
-    mask = np.zeros(volume.shape, np.uint8)
-    findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max,
-                  mask_out=mask)
-    return mask
+        result = segment(volume, _Network(module, cards[0], device), reuse=False)
+    masks = []
+    for card in cards:
+        mask = np.zeros(volume.shape, np.uint8)
+        findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max,
+                      mask_out=mask)
+        masks.append(mask)
+    return masks
 
 
 def quick_dice(module: Any, card: ModelCard, studies: list[PreparedStudy],
@@ -210,20 +221,40 @@ def mistakes(module: Any, card: ModelCard, study: PreparedStudy, device: Any,
     return sample_mistakes(pred, study.labels, np.random.default_rng(0), per_component)
 
 
+def without_fp_classifier(card: ModelCard) -> ModelCard | None:
+    """The card with its size rules but no false-positive classifier; None when it has none."""
+    post = card.postprocess
+    if post is None or not post.fp_classifier:
+        return None
+    return dataclasses.replace(card, postprocess=dataclasses.replace(
+        post, fp_classifier="", fp_classifier_sha256=""))
+
+
+# what the card keeps of the numbers measured without the false-positive classifier
+_SHORT = ("dice_mean", "sensitivity_ge_6mm", "false_positives_per_study", "mean_dice_ge_6mm")
+
+
 def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
              progress: Any = None) -> dict:
     """Whole-volume metrics of `module` on `studies` (see the module docstring): of the
-    findings the card's postprocess lists when it has one, else of the plain label map."""
+    findings the card's postprocess lists when it has one, else of the plain label map.
+    With a false-positive classifier the same segmentations are also scored without it
+    ('without_fp_classifier'): a fine-tuned network's outputs are not those the classifier
+    learnt from, and these numbers say whether it still helps."""
     values = [lab.value for lab in card.labels]
     post = card.postprocess
-    scores = []
+    bare = without_fp_classifier(card)
+    scores, scores_bare = [], []
     for i, st in enumerate(studies):
+        gt = np.asarray(st.labels)
         if post is None:
             pred = predict(module, card, st, None, device)
-            scores.append(score(pred, np.asarray(st.labels), st.spacing_mm, values))
+            scores.append(score(pred, gt, st.spacing_mm, values))
         else:
-            pred = listed_map(module, card, st, device)
-            scores.append(score(pred, np.asarray(st.labels), st.spacing_mm, values, 1))
+            preds = listed_maps(module, [card] if bare is None else [card, bare], st, device)
+            scores.append(score(preds[0], gt, st.spacing_mm, values, 1))
+            if bare is not None:
+                scores_bare.append(score(preds[1], gt, st.spacing_mm, values, 1))
         if progress is not None:
             progress(i + 1, len(studies))
     out = summarise(scores, card)
@@ -231,4 +262,8 @@ def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device:
         out.update(min_component_voxels=post.min_component_voxels,
                    min_component_slices=post.min_component_slices,
                    fp_classifier=post.fp_classifier or None, fp_threshold=post.fp_threshold)
+    if scores_bare:
+        full = summarise(scores_bare, card)
+        out["without_fp_classifier"] = {k: v for k, v in full.items()
+                                        if k in _SHORT or k.startswith("dice_")}
     return out

@@ -133,15 +133,17 @@ class PatchSampler:
         return x, y
 
     def batch(self, rng: np.random.Generator, size: int, device: object) -> tuple:
-        """(x (size, C, P, P) float32, y (size, 1, P, P) int64) tensors on `device`."""
+        """(x (size, C, P, P) float32, y (size, 1, P, P) int64) tensors on `device`, and
+        the index of the study each patch came from (numpy)."""
         import torch
 
-        xs, ys = [], []
+        xs, ys, drawn = [], [], []
         for _ in range(size):
             s, centre = self._centre(rng)
             xo, yo = self._resample(*self._crop(s, centre), s, rng, device)
             xs.append(xo)
             ys.append(yo)
+            drawn.append(s)
         x = torch.cat(xs)
         y = torch.cat(ys).long()
         if self.aug.enabled:
@@ -152,7 +154,7 @@ class PatchSampler:
             noise = torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32))
             x = x * gain.float().to(device) + shift.float().to(device) + \
                 noise.to(device) * sd.float().to(device)
-        return x, y
+        return x, y, np.asarray(drawn, np.int64)
 
     def _resample(self, x: np.ndarray, y: np.ndarray, s: int, rng: np.random.Generator,
                   device: object) -> tuple:

@@ -21,11 +21,19 @@ from medview.ai.train_patches import Augment, PatchSampler, validation_slices
 
 
 class SegmentationTask:
+    """`teacher`, the frozen parent, distils into the student (train_keep) on the patches of
+    training studies from index `rehearsal_from` on (the rehearsal studies), or on all
+    patches with Settings.distill_on "all"."""
+
     def __init__(self, card: ModelCard, train: list[PreparedStudy], val: list[PreparedStudy],
-                 settings: Any, base: Any = None, device: Any = "cpu") -> None:
+                 settings: Any, base: Any = None, device: Any = "cpu", teacher: Any = None,
+                 rehearsal_from: int | None = None) -> None:
         from monai.losses import DiceCELoss
 
         self.card, self.train, self.val, self.s = card, train, val, settings
+        self.teacher = teacher if settings.distill > 0 else None
+        self.distill_from = 0 if settings.distill_on == "all" else \
+            (len(train) if rehearsal_from is None else rehearsal_from)
         aug = Augment(enabled=bool(settings.augment))
         mined = None
         if settings.mined_fraction > 0 and base is not None:
@@ -55,8 +63,21 @@ class SegmentationTask:
         return found
 
     def batch_loss(self, model: Any, rng: np.random.Generator, device: Any) -> Any:
-        x, y = self.sampler.batch(rng, self.s.batch_size, device)
-        return self.loss(model(x).float(), y)
+        x, y, drawn = self.sampler.batch(rng, self.s.batch_size, device)
+        logits = model(x).float()
+        loss = self.loss(logits, y)
+        keep = np.flatnonzero(drawn >= self.distill_from) if self.teacher is not None else []
+        if len(keep):
+            import torch
+
+            from medview.ai.train_keep import distillation_loss
+
+            idx = torch.from_numpy(keep).to(logits.device)
+            with torch.no_grad():
+                target = self.teacher(x[idx])
+            loss = loss + self.s.distill * distillation_loss(logits[idx], target) * \
+                (len(keep) / len(drawn))
+        return loss
 
     def quick(self, model: Any, device: Any) -> dict:
         from medview.ai.train_metrics import quick_dice
@@ -138,9 +159,11 @@ class ClassificationTask:
 
 
 def make_task(card: ModelCard, train: list[PreparedStudy], val: list[PreparedStudy],
-              settings: Any, base: Any, device: Any) -> SegmentationTask | ClassificationTask:
+              settings: Any, base: Any, device: Any, teacher: Any = None,
+              rehearsal_from: int | None = None) -> SegmentationTask | ClassificationTask:
     """The task for the card; `base` is the untrained base network (segmentation mines its
-    mistakes on the training studies)."""
+    mistakes on the training studies), `teacher` a frozen copy of it for distillation."""
     if card.task == "segmentation":
-        return SegmentationTask(card, train, val, settings, base, device)
+        return SegmentationTask(card, train, val, settings, base, device, teacher,
+                                rehearsal_from)
     return ClassificationTask(card, train, val, settings)

@@ -141,6 +141,9 @@ class Trainer:
             raise UnsupportedInputError(str(entry.folder), f"{card.ref} is an imported "
                                         f"{card.architecture} program; MedView fine-tunes "
                                         f"only the networks it builds")
+        if self.s.distill_on not in ("rehearsal", "all"):
+            raise InvalidInputError(None, f"distill_on {self.s.distill_on!r} is not one of "
+                                          f"'rehearsal' or 'all'")
         ck_path = self.work / CHECKPOINT
         if ck_path.exists() and not self.resume:
             raise InvalidInputError(str(self.work), "already holds a training run; add "
@@ -156,10 +159,22 @@ class Trainer:
         self._setup_torch()
         device = self.dist.device
         model = load_model(entry.folder, "cpu", reuse=False).module.to(device).train()
+        teacher = None
+        if self.s.distill > 0 and card.task == "segmentation":
+            from medview.ai.train_keep import frozen_parent
+
+            teacher = frozen_parent(load_model(entry.folder, "cpu", reuse=False).module
+                                    .to(device))
         self.emit("mining", studies=len(train))
         self.dist.first_rank_first(before=True)  # rank 0 mines and caches, the rest read
-        task = make_task(card, train, val, self.s, model, device)
+        task = make_task(card, train, val, self.s, model, device, teacher,
+                         len(train) - len(self.replay))
         self.dist.first_rank_first(before=False)
+        anchor = None
+        if self.s.l2sp > 0:
+            from medview.ai.train_keep import Anchor
+
+            anchor = Anchor(model, self.s.l2sp)  # the parent's weights, before any resume
         net = model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -216,6 +231,8 @@ class Trainer:
                 else:
                     loss.backward()
                     opt.step()
+                if anchor is not None:
+                    anchor.pull(opt.param_groups[0]["lr"])
                 st["loss_sum"] += float(loss.detach())
                 st["loss_n"] += 1
                 step += 1
@@ -321,6 +338,14 @@ class Trainer:
         ck["history"] = json.loads(ck["history"])
         return ck
 
+    def _keeping(self) -> str:
+        """The card's words for what kept the parent's knowledge (train_keep)."""
+        where = "all" if self.s.distill_on == "all" else "the rehearsal"
+        return "".join([f" plus distillation from {self.job.base} on {where} patches "
+                        f"(weight {self.s.distill})" if self.s.distill > 0 else "",
+                        f", weights pulled toward the parent's (L2-SP {self.s.l2sp})"
+                        if self.s.l2sp > 0 else ""])
+
     def _finish(self, entry: Any, card: Any, model: Any, task: Any, studies: list,
                 train: list, val: list, st: dict, device: Any) -> dict | None:
         from safetensors.torch import load_file
@@ -364,8 +389,9 @@ class Trainer:
                     f"(hash {fine_tune['val_hash']}), split by patient; {st['epoch']} epochs "
                     f"of {self.s.patches_per_study} patches of {self.s.patch_size}² per "
                     f"study, best epoch {st['best_epoch']}; AdamW lr {self.s.lr} with warm-up "
-                    f"and cosine decay, DiceCE loss, flips, rotation, zoom and intensity "
-                    f"jitter; seed {self.s.seed}. Before this: {card.training_data}")
+                    f"and cosine decay, DiceCE loss{self._keeping()}, flips, rotation, zoom "
+                    f"and intensity jitter; seed {self.s.seed}. Before this: "
+                    f"{card.training_data}")
         folder = tv.write_version(card, version, model, training,
                                   {**after, "fine_tune": fine_tune})
         done = {"event": "done", "version": f"{card.name}:{version}", "folder": str(folder),

@@ -1,6 +1,7 @@
 """A fine-tune's card numbers are those of what the reader is shown: with a card's
 postprocess (size rules, false-positive classifier) train_metrics.evaluate scores the
-findings findings_from lists; a card without one keeps the plain label-map rules."""
+findings findings_from lists, and the same segmentation without the classifier beside them;
+a card without one keeps the plain label-map rules."""
 
 from __future__ import annotations
 
@@ -58,6 +59,10 @@ def test_postprocess_drops_the_speck_as_findings_from_does(tmp_path: Path):
     assert after["false_positives_per_study"] == 0.0
     assert before["sensitivity_ge_6mm"] == after["sensitivity_ge_6mm"] == 1.0
     assert after["min_component_voxels"] == 5 and after["fp_classifier"] == "fp.json"
+    # the same segmentation scored without the classifier: the speck passes the size rules
+    bare = after["without_fp_classifier"]
+    assert bare["false_positives_per_study"] == 1.0 and bare["sensitivity_ge_6mm"] == 1.0
+    assert bare["dice_mean"] < after["dice_mean"] and "without_fp_classifier" not in before
 
     # the app's own path lists exactly the regions evaluate scored
     volume = Volume(st.image, np.diag([*SPACING, 1.0]))
