@@ -79,6 +79,9 @@ class VersionOverlayCompare(QtWidgets.QDialog):
         self._todo: list[int] = []  # the sides the running job's versions are for
         self.setWindowTitle(f"Compare {first.ref} and {second.ref} on "
                             f"{self.volume.metadata.series_description or 'the open series'}")
+        app = QtCore.QCoreApplication.instance()
+        if app is not None:  # the app quits with this window open: end its job first
+            app.aboutToQuit.connect(self.shutdown)
         self._build()
         self._make_views(native_plane(self.volume.affine))
         self.resize(1280, 720)

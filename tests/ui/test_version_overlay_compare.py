@@ -226,6 +226,15 @@ def test_cancel_stops_the_job_and_leaves_no_thread(qtbot, panel, monkeypatch):
     qtbot.mouseClick(window.run_button, LEFT)  # Run finishes what is missing
     wait_done(qtbot, window)
     window.close()
+    clear_kept()
+    monkeypatch.setattr(LoadedModel, "predict", slow)
+    window = start(qtbot, panel)  # closed while it runs: the job ends with the window
+    qtbot.waitUntil(lambda: window.progress.value() > 0, timeout=RUN_MS)
+    pool = window._pool
+    t0 = time.perf_counter()
+    window.close()
+    assert pool.activeThreadCount() == 0 and time.perf_counter() - t0 < 2.0
+    qtbot.waitUntil(lambda: panel.on_study is None, timeout=5000)  # and it is gone
 
 
 def test_a_second_comparison_reuses_the_kept_results(qtbot, panel, monkeypatch):
@@ -239,6 +248,30 @@ def test_a_second_comparison_reuses_the_kept_results(qtbot, panel, monkeypatch):
     assert calls == [] and all(r.result.reused for r in again.runs)
     assert "kept result" in again.status.text()
     again.close()
+
+
+def test_in_the_main_window_the_ai_panels_kept_result_is_reused(qtbot, versions, demo):
+    from tests.ui.main_window_fixtures import make_window, open_and_wait
+
+    window = make_window(qtbot, (1200, 800))
+    versions_list = window.training.versions
+    versions_list.show_model(BRIGHT_NAME)
+    versions_list.select("1.0", "1.1")
+    qtbot.mouseClick(versions_list.study_button, LEFT)  # nothing open yet
+    assert window.status_label.text().startswith("Open a study first")
+    open_and_wait(qtbot, window, [str(demo.series_dir)])
+    window.dock("AI").raise_()
+    with qtbot.waitSignal(window.ai.result_shown, timeout=RUN_MS):
+        qtbot.mouseClick(window.ai.run_button, LEFT)  # bright-seg:1.0, the active one
+    compare = start(qtbot, versions_list)
+    wait_done(qtbot, compare)
+    assert [r.result.reused for r in compare.runs] == [True, False]
+    assert compare.volume is window.state.volume  # the open study, not a copy
+    main_slice = window.state.slice_index(Plane.AXIAL)
+    wheel(compare.views[0].viewport(), (100, 100), -2)  # the main viewer stays as it was
+    assert window.state.slice_index(Plane.AXIAL) == main_slice
+    compare.close()
+    window.close()
 
 
 @pytest.fixture(scope="module")

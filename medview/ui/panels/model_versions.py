@@ -36,6 +36,7 @@ class ModelVersions(QtWidgets.QWidget):
         self.entries: list[ModelEntry] = []
         self.viewer: ViewerState | None = None  # the main window's, for "on this study"
         self.on_study: VersionOverlayCompare | None = None
+        self._study_serial = 0
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
@@ -149,12 +150,13 @@ class ModelVersions(QtWidgets.QWidget):
         window = VersionOverlayCompare(self.viewer, by_ref[refs[0]], by_ref[refs[1]], self)
         window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)  # frees its maps
         window.message.connect(self.message)
-        key = id(window)
-        window.destroyed.connect(lambda *_: self._forget_on_study(key))
+        self._study_serial += 1  # which window a late `destroyed` is about
+        serial = self._study_serial
+        window.destroyed.connect(lambda *_: self._forget_on_study(serial))
         window.show()
         self.on_study = window
         return window
 
-    def _forget_on_study(self, key: int) -> None:
-        if id(self.on_study) == key:
+    def _forget_on_study(self, serial: int) -> None:
+        if serial == self._study_serial:
             self.on_study = None
