@@ -206,16 +206,17 @@ class VersionOverlayCompare(QtWidgets.QDialog):
     def busy(self) -> bool:
         return self.worker is not None and self.worker.running
 
-    def cancel(self) -> None:
-        if self.busy():
-            self.worker.cancel()
-            self._say("Cancelling…")
-
     def shutdown(self, wait_ms: int = 5000) -> None:
         """Cancel what runs and wait for it, before the window goes."""
         if self.busy():
             self.worker.cancel()
         self._pool.waitForDone(wait_ms)
+
+    def cancel(self) -> None:
+        """Stop the job within a batch of slices; a version already in stays shown."""
+        if self.busy():
+            self.worker.cancel()
+            self._say("Cancelling…")
 
     def done(self, code: int) -> None:
         self.shutdown()
