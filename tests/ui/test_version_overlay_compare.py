@@ -237,6 +237,22 @@ def test_cancel_stops_the_job_and_leaves_no_thread(qtbot, panel, monkeypatch):
     qtbot.waitUntil(lambda: panel.on_study is None, timeout=5000)  # and it is gone
 
 
+def test_a_version_that_fails_to_load_is_one_sentence_and_the_other_stays(qtbot, panel):
+    write_folder(registry.user_models_dir() / BRIGHT_NAME / "1.2",
+                 card=card_dict(BRIGHT_NAME, "1.2", input_size=None),
+                 payload=b"not safetensors at all")
+    panel.show_model(BRIGHT_NAME)
+    panel.select("1.0", "1.2")
+    window = start(qtbot, panel)
+    qtbot.waitUntil(lambda: not window.busy(), timeout=RUN_MS)
+    text = window.status.text()
+    assert "weights.safetensors" in text and "\n" not in text and "Traceback" not in text
+    assert window.runs[0] is not None and window.runs[1] is None
+    assert "not run" in window.titles[1].text() and window.run_button.isEnabled()
+    assert window.diff_list.count() == 0 and window.value("findings on this study", 2) == "—"
+    window.close()
+
+
 def test_a_second_comparison_reuses_the_kept_results(qtbot, panel, monkeypatch):
     wait_done(qtbot, start(qtbot, panel))
     calls = []
