@@ -7,12 +7,17 @@ stop: it saves a checkpoint where it is and ends within a step; `--resume` conti
 
 A run is described by a job file (data, base model, settings, split by patient, label
 mapping), written into the work folder when the run starts, so the panel and the command
-line can edit and rerun the same job; flags given beside --job override its fields."""
+line can edit and rerun the same job; flags given beside --job override its fields. The
+run also keeps run.json there (state, checkpoint epoch, curves, last error) and holds
+run.lock while it lives (ai.train_runs), so the panel offers a stopped, failed or
+interrupted run after a restart and no two processes train one folder."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -108,6 +113,14 @@ def _what_to_try(exc: BaseException) -> str:
     return _TRY.get(type(exc).__name__, _TRY["default"])
 
 
+def _kind(exc: BaseException) -> str:
+    """A MedviewError's `kind` in the error event ("disk" when the disk filled up), so the
+    panel words what to try in its own terms (memory and internal errors have their own)."""
+    cause = exc.__cause__
+    full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "disk" if full else "input"
+
+
 def run_train(args: Any) -> int:
     from medview.core.errors import MedviewError
 
@@ -126,27 +139,42 @@ def run_train(args: Any) -> int:
         stop["asked"] = True
 
     old = {s: signal.signal(s, ask_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    from medview.ai.train_runs import RunRecord
+
+    record: RunRecord | None = None
+
+    def emit(event: dict) -> None:
+        _print(event)
+        if record is not None:
+            record.event(event)
+
     try:
         from medview.ai.training import Trainer
 
-        trainer = Trainer(job, _print, lambda: stop["asked"], resume=args.resume)
+        trainer = Trainer(job, emit, lambda: stop["asked"], resume=args.resume)
+        if os.environ.get("RANK", "0") == "0":  # torchrun: the first process reports
+            record = RunRecord(trainer.work)  # run.json and run.lock: the panel finds it
+            record.open()
         trainer.run()
         return EXIT_OK
     except MedviewError as exc:
-        _print({"event": "error", "message": str(exc), "try": _what_to_try(exc)})
+        emit({"event": "error", "kind": _kind(exc), "message": str(exc), "path": exc.path,
+              "try": _what_to_try(exc)})
         print(f"medview: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:
         from medview.ai.device import is_out_of_memory
 
         if not is_out_of_memory(exc):
-            _print({"event": "error", "message": f"internal error ({type(exc).__name__}: "
-                                                 f"{exc})", "try": "see the log file"})
+            emit({"event": "error", "kind": "internal", "message": f"internal error "
+                  f"({type(exc).__name__}: {exc})", "try": "see the log file"})
             raise  # cli's guard logs it and prints one line
         message = f"the device ran out of memory ({str(exc).splitlines()[0][:120]})"
-        _print({"event": "error", "message": message, "try": _TRY["memory"]})
+        emit({"event": "error", "kind": "memory", "message": message, "try": _TRY["memory"]})
         print(f"medview: {message}; {_TRY['memory']}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
+        if record is not None:
+            record.close()
         for s, handler in old.items():
             signal.signal(s, handler)

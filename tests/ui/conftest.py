@@ -2,3 +2,4 @@
 
 from tests.ui.annotation_fixtures import labelled  # noqa: F401
 from tests.ui.main_window_fixtures import data_dir, two_series, window  # noqa: F401
+from tests.ui.training_fixtures import train_panel, train_studies  # noqa: F401

@@ -9,42 +9,23 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 from PySide6 import QtCore
 
 from medview.ai import registry
 from medview.ui.panels.training_panel import TrainingPanel
-from tests.ai.train_fixtures import install_base, make_studies
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 SHOTS = Path(os.environ.get("MEDVIEW_SHOTS", "/tmp"))
 
 
-@pytest.fixture
-def panel(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrainingPanel:
-    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))  # the child inherits it
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    install_base(tmp_path / "data")
-    make_studies(tmp_path / "studies", 4)
-    p = TrainingPanel()
-    qtbot.addWidget(p)
-    p.resize(520, 760)
-    p.data_edit.setText(str(tmp_path / "studies"))
-    p.show()  # lists the studies the first time it is shown
-    qtbot.waitUntil(lambda: p.table.rowCount() == 4, timeout=30_000)
-    p.base_combo.setCurrentIndex(p.base_combo.findData("tiny:1.0"))
-    p.batch.setValue(4)
-    p.patch.setValue(32)
-    yield p
-    p.shutdown()
-
-
-def test_panel_runs_a_fine_tune_and_shows_it(qtbot, panel: TrainingPanel) -> None:
-    assert panel.table.item(0, 1).text().startswith("lung nodule: ")  # the base's names
+def test_panel_runs_a_fine_tune_and_shows_it(qtbot, train_panel: TrainingPanel
+                                             ) -> None:
+    panel = train_panel
+    assert panel.studies.table.item(0, 2).text().startswith("lung nodule: ")  # base's names
     panel.grab().save(str(SHOTS / "training_panel_setup.png"))
-    split = panel.split()
+    split = panel.studies.split()
     assert len(split["train"]) == 3 and len(split["val"]) == 1
-    panel.epochs.setValue(2)
+    panel.form.widgets["epochs"].setValue(2)
     qtbot.mouseClick(panel.start_button, LEFT)
     assert panel.stop_button.isEnabled() and not panel.start_button.isEnabled()
     qtbot.waitUntil(lambda: "written" in panel.status.text(), timeout=180_000)
@@ -77,11 +58,12 @@ def test_panel_runs_a_fine_tune_and_shows_it(qtbot, panel: TrainingPanel) -> Non
     panel.grab().save(str(SHOTS / "training_panel_versions.png"))
 
 
-def test_stop_ends_the_child_and_touches_no_version(qtbot, panel: TrainingPanel,
+def test_stop_ends_the_child_and_touches_no_version(qtbot, train_panel: TrainingPanel,
                                                     tmp_path: Path) -> None:
+    panel = train_panel
     models = tmp_path / "data" / "models"
     before = sorted(p.relative_to(models) for p in models.rglob("*"))
-    panel.epochs.setValue(400)
+    panel.form.widgets["epochs"].setValue(400)
     qtbot.mouseClick(panel.start_button, LEFT)
     qtbot.waitUntil(lambda: len(getattr(panel, "history", [])) >= 2, timeout=120_000)
     qtbot.mouseClick(panel.stop_button, LEFT)

@@ -1,7 +1,13 @@
 """Fine-tuning inside the app: the done studies and their labels, the split by patient
-(visible, editable), the base model and settings, Start / Stop, live loss and validation
-Dice curves, time per epoch and time left, the log, and the model's versions (activate, roll
-back, compare).
+(visible, editable: TrainingStudies), the base model and settings (TrainingSettings, the
+engine's less common ones under Advanced), Start / Stop, live loss and validation Dice
+curves, time per epoch and time left, the log, and the model's versions (activate, roll
+back, compare). A run that was stopped, failed or cut short stays offered above the tabs
+(UnfinishedRuns), also after a restart, until it is resumed or discarded.
+
+Every way a run can end is one sentence under the buttons: the new version, stopped (and how
+to continue), the engine's own error worded for the panel (out of memory, disk full, bad
+input), or a process that died without saying why.
 
 Every button is one line into logic that runs headless (3D Slicer's rule): Start writes a
 job file (ai.training.Job) and runs `medview train --job FILE` as a child process
@@ -17,15 +23,14 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from medview.ai.registry import scan_models
-from medview.ai.train_data import WORKSPACE, split_by_patient
-from medview.ai.train_job import JOB_FILE, Job, Settings, default_work
+from medview.ai.train_job import JOB_FILE, Job, default_work
+from medview.ai.train_runs import CHECKPOINT_FILE, RunInfo
 from medview.io.workspace import atomic_write_text
-from medview.jobs.training import training_studies_job
 from medview.ui.panels.model_versions import ModelVersions
+from medview.ui.panels.training_settings import TrainingSettings
+from medview.ui.panels.training_studies import TrainingStudies
+from medview.ui.panels.unfinished_runs import UnfinishedRuns
 from medview.ui.training_process import TrainingProcess
-from medview.ui.workers import JobWorker
-
-SIDES = ("train", "val")
 
 
 def _minutes(seconds: float | None) -> str:
@@ -34,22 +39,45 @@ def _minutes(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def error_sentence(ev: dict) -> str:
+    """The child's error event as the one sentence the panel shows."""
+    kind, message = ev.get("kind"), str(ev.get("message", ""))
+    if kind == "memory":
+        return ("Training ran out of device memory; Start again with a smaller batch size or "
+                "patch size, or on the CPU device (details in the log).")
+    if kind == "disk":
+        return (f"Training stopped because the disk is full ({ev.get('path') or 'work folder'}"
+                f"); free some space, then Resume: the last checkpoint is intact.")
+    if kind == "internal":
+        return f"Training failed with {message}; the log below and the log file have details."
+    return _sentence(f"Training could not run: {message}")
+
+
 class TrainingPanel(QtWidgets.QWidget):
     message = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.rows: list = []  # jobs.training.StudyRow
         self.work: Path | None = None
-        self._stopped = False
+        self.history: list[dict] = []
+        self._ended: str | None = None  # the run's last word: done, stopped or error
+        self._steps = self._epochs = 0  # of the running run (its start event)
         self._listed = False
-        self._lister: JobWorker | None = None
         self.process = TrainingProcess(self)
         self.process.event.connect(self.on_event)
         self.process.log_line.connect(self.log)
         self.process.finished.connect(self._finished)
         self.versions = ModelVersions()
         self.versions.message.connect(self.message)
+        self.runs = UnfinishedRuns()
+        self.runs.resume_requested.connect(self.resume)
+        self.runs.message.connect(self._say)
+        self.resume_button = self.runs.resume_button
         tabs = QtWidgets.QTabWidget()
         tabs.addTab(self._setup_tab(), "Setup")
         tabs.addTab(self._progress_tab(), "Progress")
@@ -59,70 +87,46 @@ class TrainingPanel(QtWidgets.QWidget):
                                                                    "process; the viewer stays "
                                                                    "usable")
         self.stop_button = QtWidgets.QPushButton("Stop", enabled=False,
-                                                 toolTip="Save a checkpoint and stop")
-        self.resume_button = QtWidgets.QPushButton("Resume", enabled=False,
-                                                   toolTip="Continue the stopped run")
+                                                 toolTip="Save a checkpoint and stop; the run "
+                                                         "stays offered to resume")
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
-        self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1000)
         self.status = QtWidgets.QLabel("Label studies, mark them done, then Start.",
                                        wordWrap=True)
+        self.studies.listed.connect(self.status.setText)
         buttons = QtWidgets.QHBoxLayout()
-        for b in (self.start_button, self.stop_button, self.resume_button):
+        for b in (self.start_button, self.stop_button):
             buttons.addWidget(b)
         layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.runs)
         layout.addWidget(tabs, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         self._fill_models()
+        self.runs.refresh()
 
     # ---------------------------------------------------------------- setup
     def _setup_tab(self) -> QtWidgets.QWidget:
-        w = QtWidgets.QWidget()
-        self.data_edit = QtWidgets.QLineEdit(WORKSPACE, toolTip="'workspace': the studies "
-                                             "marked done; or a folder of studies, each a "
-                                             "series folder with labels.nii.gz")
-        browse = QtWidgets.QPushButton("Folder…")
-        browse.clicked.connect(self._browse)
-        refresh = QtWidgets.QPushButton("Refresh")
-        refresh.clicked.connect(self.refresh_studies)
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(self.data_edit, 1)
-        row.addWidget(browse)
-        row.addWidget(refresh)
-        self.table = QtWidgets.QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(["study", "labels (voxels)", "used for"])
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(
-            1, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.studies = TrainingStudies()
         self.base_combo = QtWidgets.QComboBox(toolTip="The model and version to start from")
         self.base_combo.currentIndexChanged.connect(self._base_changed)
-        d = Settings()
-        self.epochs = QtWidgets.QSpinBox(minimum=1, maximum=500, value=d.epochs)
-        self.lr = QtWidgets.QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1e-2,
-                                           singleStep=1e-4, value=d.lr)
-        self.batch = QtWidgets.QSpinBox(minimum=1, maximum=256, value=d.batch_size)
-        self.patch = QtWidgets.QSpinBox(minimum=16, maximum=512, singleStep=16,
-                                        value=d.patch_size)
-        self.augment = QtWidgets.QCheckBox("flips, rotation, zoom, intensity", checked=True)
-        self.device = QtWidgets.QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda", "mps"])
-        self.amp = QtWidgets.QCheckBox("mixed precision (CUDA)", checked=d.amp)
-        form = QtWidgets.QFormLayout()
-        form.addRow("Base model", self.base_combo)
-        for label, widget in (("Epochs", self.epochs), ("Learning rate", self.lr),
-                              ("Batch size", self.batch), ("Patch size", self.patch),
-                              ("Augmentation", self.augment), ("Device", self.device),
-                              ("", self.amp)):
-            form.addRow(label, widget)
-        layout = QtWidgets.QVBoxLayout(w)
-        layout.addLayout(row)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(form)
-        return w
+        self.form = TrainingSettings()
+        self.form.split_changed.connect(lambda: self.studies.propose(
+            self.form.settings().val_fraction, self.form.settings().seed))
+        base = QtWidgets.QFormLayout()
+        base.addRow("Base model", self.base_combo)
+        inner = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(inner)
+        layout.addWidget(self.studies, 1)
+        layout.addLayout(base)
+        layout.addWidget(self.form)
+        scroll = QtWidgets.QScrollArea(widgetResizable=True,
+                                       frameShape=QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setWidget(inner)
+        return scroll
 
     def _progress_tab(self) -> QtWidgets.QWidget:
         w = QtWidgets.QWidget()
@@ -159,6 +163,7 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def _base_changed(self) -> None:
         ref = self.base_combo.currentData()
+        self.studies.names = self._names.get(ref, {})
         if ref:
             self.versions.show_model(ref.split(":")[0])
 
@@ -169,85 +174,59 @@ class TrainingPanel(QtWidgets.QWidget):
             self._listed = True
             self.refresh_studies()
 
-    def _browse(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of labelled studies")
-        if folder:
-            self.data_edit.setText(folder)
-            self.refresh_studies()
-
     def refresh_studies(self) -> None:
         """List the studies (off the GUI thread) and propose a split by patient."""
-        if self._lister is not None and self._lister.running:
-            return
         self.status.setText("Looking for labelled studies…")
-        worker = JobWorker(training_studies_job, self.data_edit.text().strip(), parent=self)
-        worker.result.connect(self._show_studies)
-        worker.failed.connect(self._listing_failed)
-        self._lister = worker
-        worker.start()
+        s = self.form.settings()
+        self.studies.refresh(s.val_fraction, s.seed)
 
-    def _listing_failed(self, text: str) -> None:
-        self.rows = []
-        self.table.setRowCount(0)
+    def _say(self, text: str) -> None:
         self.status.setText(text)
-
-    def _show_studies(self, rows: list) -> None:
-        self.rows = rows
-        split = split_by_patient([r.study for r in rows], Settings().val_fraction)
-        self.table.setRowCount(len(rows))
-        for i, r in enumerate(rows):
-            st = r.study
-            names = st.segments or self._names.get(self.base_combo.currentData(), {})
-            counts = ", ".join(f"{names.get(v, v)}: {n}" for v, n in sorted(r.counts.items()))
-            self.table.setItem(i, 0, QtWidgets.QTableWidgetItem(st.name))
-            self.table.setItem(i, 1, QtWidgets.QTableWidgetItem(counts or "no labels"))
-            combo = QtWidgets.QComboBox()
-            combo.addItems(["training", "validation"])
-            combo.setCurrentIndex(1 if st.key in split["val"] else 0)
-            self.table.setCellWidget(i, 2, combo)
-        self.table.resizeColumnToContents(0)
-        n_val = len(split["val"])
-        self.status.setText(f"{len(rows)} labelled studies: {len(rows) - n_val} for training, "
-                            f"{n_val} for validation (split by patient; change it per row).")
-
-    def split(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {"train": [], "val": []}
-        for i, r in enumerate(self.rows):
-            out[SIDES[self.table.cellWidget(i, 2).currentIndex()]].append(r.study.key)
-        return out
-
-    def settings(self) -> Settings:
-        return Settings(epochs=self.epochs.value(), lr=self.lr.value(),
-                        batch_size=self.batch.value(), patch_size=self.patch.value(),
-                        augment=self.augment.isChecked(), device=self.device.currentText(),
-                        amp=self.amp.isChecked())
+        self.message.emit(text)
 
     # ---------------------------------------------------------------- running
-    def start(self, resume: bool = False) -> None:
+    def start(self) -> None:
+        """Write the job file into a new work folder and run it."""
         if self.process.running:
             return
-        if resume and self.work is not None:
-            args = ["--job", str(self.work / JOB_FILE), "--resume"]
-        else:
-            if not self.rows:
-                self.status.setText("No labelled studies listed: Refresh first.")
-                return
-            base = self.base_combo.currentData()
-            self.work = default_work(base)
-            job = Job(data=self.data_edit.text().strip(), base=base,
-                      settings=self.settings(), split=self.split(), work=str(self.work))
-            self.work.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.work / JOB_FILE, job.to_json() + "\n")
-            args = ["--job", str(self.work / JOB_FILE)]
-            self.history: list[dict] = []
-            self.loss_curve.setData([], [])
-            self.dice_curve.setData([], [])
-            self.log(f"job {self.work / JOB_FILE}: {asdict(job.settings)}")
+        problem = self.studies.problem()
+        base = self.base_combo.currentData()
+        if problem or not base:
+            self.status.setText(problem or "No model here can be fine-tuned: add or import a "
+                                           "segmentation model first.")
+            return
+        work = default_work(base)
+        job = Job(data=self.studies.data, base=base, settings=self.form.settings(),
+                  split=self.studies.split(), work=str(work))
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(work / JOB_FILE, job.to_json() + "\n")
+        except OSError as exc:
+            self.status.setText(f"The job file could not be written in {work} "
+                                f"({exc.strerror or exc}); free some disk space, then Start.")
+            return
+        self.history = []
+        self._draw()
+        self.log(f"job {work / JOB_FILE}: {asdict(job.settings)}")
+        self._launch(work, ["--job", str(work / JOB_FILE)], "Starting the training process…")
+
+    def resume(self, run: RunInfo) -> None:
+        """Continue an unfinished run from its checkpoint, with its own job file."""
+        if self.process.running:
+            return
+        self.history = list(run.history)
+        self._draw()
+        self.progress.setValue(round(1000 * run.epoch / max(run.epochs, 1)))
+        self.log(f"resuming {run.folder} from the checkpoint of epoch {run.epoch}")
+        self._launch(run.folder, ["--job", str(run.job_file), "--resume"],
+                     f"Resuming from the checkpoint of epoch {run.epoch}…")
+
+    def _launch(self, work: Path, args: list[str], text: str) -> None:
+        self.work, self._ended = work, None
         self.process.start(args)
-        self._stopped = False
         self._running(True)
         self.tabs.setCurrentIndex(1)
-        self.status.setText("Starting the training process…")
+        self.status.setText(text)
 
     def stop(self) -> None:
         self.status.setText("Stopping: saving a checkpoint…")
@@ -256,57 +235,92 @@ class TrainingPanel(QtWidgets.QWidget):
     def _running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
-        self.resume_button.setEnabled(False)
+        self.runs.training = self.work if running else None
+        self.runs.refresh(select=self.work)
 
     def log(self, text: str) -> None:
         self.log_view.appendPlainText(text)
 
+    def _draw(self) -> None:
+        done = [h for h in self.history if h.get("loss") is not None]
+        self.loss_curve.setData([h["epoch"] for h in done], [h["loss"] for h in done])
+        dice = [h for h in self.history if h.get("val_dice") is not None]
+        self.dice_curve.setData([h["epoch"] for h in dice], [h["val_dice"] for h in dice])
+
     def on_event(self, ev: dict) -> None:
         kind = ev["event"]
-        if kind == "epoch":
-            self.history = [h for h in getattr(self, "history", []) if h["epoch"] < ev["epoch"]]
-            self.history.append(ev)
-            done = [h for h in self.history if h.get("loss") is not None]
-            self.loss_curve.setData([h["epoch"] for h in done], [h["loss"] for h in done])
-            dice = [h for h in self.history if h.get("val_dice") is not None]
-            self.dice_curve.setData([h["epoch"] for h in dice], [h["val_dice"] for h in dice])
+        if kind == "start":
+            self._steps, self._epochs = ev["steps_per_epoch"], ev["epochs"]
+            if ev.get("resumed_epoch") is not None:
+                self.status.setText(f"Resumed from the checkpoint of epoch "
+                                    f"{ev['resumed_epoch']} of {ev['epochs']} on "
+                                    f"{ev['device']}.")
+            else:
+                self.status.setText(f"Training on {ev['device']}: {ev['train']} training and "
+                                    f"{ev['val']} validation studies, {ev['epochs']} epochs.")
+        elif kind == "epoch":
+            self.history = [h for h in self.history if h["epoch"] < ev["epoch"]] + [ev]
+            self._draw()
             self.progress.setValue(round(1000 * ev["epoch"] / max(ev["epochs"], 1)))
             self.times.setText(f"time per epoch {_minutes(ev.get('seconds') or None)}, "
                                f"time left {_minutes(ev.get('eta_s'))}")
             self.status.setText(f"Epoch {ev['epoch']} of {ev['epochs']}: loss "
                                 f"{ev['loss']}, validation Dice {ev['val_dice']}")
         elif kind == "step":
+            self.progress.setValue(round(1000 * (ev["epoch"] - 1 + ev["step"] / ev["steps"])
+                                         / max(self._epochs, 1)))
             self.status.setText(f"Epoch {ev['epoch']}: step {ev['step']} of {ev['steps']}, "
                                 f"loss {ev['loss']}")
-        elif kind in ("prepare", "evaluate"):
-            what = "Preparing study" if kind == "prepare" else f"Evaluating {ev['model']} on"
-            self.status.setText(f"{what} {ev.get('index', ev.get('study'))} of {ev['of']}…")
+        elif kind in ("prepare", "evaluate", "replay", "mining"):
+            self.status.setText(self._preparing(ev))
+        elif kind == "early_stop":
+            self.status.setText(f"No better validation Dice for {ev['patience']} epochs: "
+                                f"stopping early with epoch {ev['best_epoch']}'s weights.")
         elif kind == "done":
+            self._ended = kind
             m, p = ev["metrics"], ev["parent_metrics"]
-            self.status.setText(f"{ev['version']} written (not active). Validation Dice "
-                                f"{p.get('dice_mean')} → {m.get('dice_mean')}; compare and "
-                                f"activate it under Versions.")
+            self._say(f"{ev['version']} written (not active). Validation Dice "
+                      f"{p.get('dice_mean')} → {m.get('dice_mean')}; compare and activate it "
+                      f"under Versions.")
             self.versions.show_model(ev["version"].split(":")[0])
             self.versions.select(ev["version"].split(":")[1])
             self._fill_models()
         elif kind == "stopped":
-            self._stopped = True
-            self.status.setText(f"Stopped at epoch {ev['epoch']}; Resume continues it.")
+            self._ended = kind
+            where = f" (step {ev['step']} of {self._steps})" if ev.get("step") else ""
+            self._say(f"Stopped in epoch {ev['epoch'] + 1}{where}; Resume continues it from "
+                      f"there.")
         elif kind == "error":
-            self.status.setText(f"{ev['message']} ({ev.get('try', '')})")
+            self._ended = kind
+            self._say(error_sentence(ev))
         if kind != "step":
             self.log(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in ev.items()
                                              if k not in ("event", "metrics", "parent_metrics")))
 
+    @staticmethod
+    def _preparing(ev: dict) -> str:
+        kind = ev["event"]
+        if kind == "mining":
+            return f"Looking for the base model's mistakes in {ev['studies']} studies…"
+        if kind == "replay":
+            return f"Making rehearsal study {ev['index']} of {ev['of']}…"
+        what = "Preparing study" if kind == "prepare" else f"Evaluating {ev['model']} on study"
+        return f"{what} {ev.get('index', ev.get('study'))} of {ev['of']}…"
+
     def _finished(self, code: int, killed: bool) -> None:
         self._running(False)
-        self.resume_button.setEnabled((self._stopped or killed) and self.work is not None)
-        if killed:
-            self.status.setText("The training process did not stop in time and was ended; "
-                                "Resume continues from its last checkpoint.")
         self.log(f"training process ended (exit code {code})")
+        saved = self.work is not None and (self.work / CHECKPOINT_FILE).exists()
+        then = "Resume continues from its last checkpoint" if saved else \
+            "it had saved no checkpoint, so Start again"
+        if killed:
+            self._say(f"The training process did not stop in time and was ended; {then}.")
+        elif self._ended is None and code == -1:
+            self._say("The training process could not be started; the log shows the command.")
+        elif self._ended is None:
+            self._say(f"The training process ended unexpectedly (exit code {code}); {then} "
+                      f"(the log has the details).")
 
     def shutdown(self) -> None:
         self.process.shutdown()
-        if self._lister is not None:
-            self._lister.cancel()
+        self.studies.shutdown()

@@ -1,0 +1,206 @@
+"""The fine-tune's settings as a form: the few a reader sets every time (epochs, learning
+rate, batch and patch size, augmentation, device, mixed precision) and, folded under
+"Advanced", the rest of the engine's Settings, each with a tooltip that says why one would
+change it. Defaults come from ai.train_job.Settings, never from here; a Settings field this
+form does not describe yet still appears under Advanced with a plain widget, so the form
+cannot silently drop one."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from PySide6 import QtCore, QtWidgets
+
+from medview.ai.train_job import Settings
+
+BASIC = ("epochs", "lr", "batch_size", "patch_size", "augment", "device", "amp")
+# the advanced settings a reader is likeliest to change come first, the rest in their order
+FIRST = ("patches_per_study", "replay_studies", "freeze_norm", "val_fraction", "patience",
+         "seed")
+SPLIT_FIELDS = ("val_fraction", "seed")  # a change proposes a new split
+
+# name: (label, tooltip, widget options: range, step, decimals, check box text)
+SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "epochs": ("Epochs", "Passes over the training studies; early stopping (Patience) may "
+               "end the run sooner, keeping the best epoch.", {"range": (1, 500)}),
+    "lr": ("Learning rate", "AdamW's peak rate after warm-up, decaying to zero. Lower it when "
+           "the base model already does well on your studies; raise it only when the loss "
+           "stays flat.", {"range": (1e-5, 1e-2), "step": 1e-4, "decimals": 5}),
+    "batch_size": ("Batch size", "Patches per step. Lower it when the device runs out of "
+                   "memory.", {"range": (1, 256)}),
+    "patch_size": ("Patch size", "Side of the square patches in pixels. Smaller patches need "
+                   "less memory but see less around a lesion.",
+                   {"range": (16, 512), "step": 16}),
+    "augment": ("Augmentation", "Random flips, small rotations and scaling, and intensity "
+                "jitter: fewer studies are needed before the model overfits.",
+                {"text": "flips, rotation, zoom, intensity"}),
+    "device": ("Device", "Where the training process runs: auto takes a GPU (CUDA or Apple "
+               "MPS) when there is one.", {"choices": ("auto", "cpu", "cuda", "mps")}),
+    "amp": ("", "Mixed precision on CUDA: about twice as fast with half the memory; ignored "
+            "on the CPU and MPS.", {"text": "mixed precision (CUDA)"}),
+    "patches_per_study": ("Patches per study", "Patches drawn from each training study per "
+                          "epoch. More make an epoch longer and its validation Dice steadier; "
+                          "fewer validate (and checkpoint) more often.", {"range": (1, 4096)}),
+    "pos_fraction": ("Patches on labels", "Share of patches centred on a labelled voxel. "
+                     "Raise it when lesions are small and rare, lower it when the model "
+                     "starts marking normal tissue.", {"range": (0.0, 1.0), "step": 0.05}),
+    "mined_fraction": ("Patches on mistakes", "Share of patches centred where the base model "
+                       "is wrong (its false positives), so the new version learns to avoid "
+                       "them; 0 turns this off.", {"range": (0.0, 1.0), "step": 0.05}),
+    "replay_studies": ("Rehearsal studies", "Only for MedView's own models: this many of the "
+                       "studies the model was trained on train alongside yours, so it keeps "
+                       "working on its original data (without rehearsal a fine-tune lost half "
+                       "its Dice there). 0 = none; other models have no such studies.",
+                       {"range": (0, 56)}),
+    "freeze_norm": ("Batch-norm statistics", "Keep the base model's batch-norm statistics "
+                    "(their scale and shift still learn). Patches are not whole slices: "
+                    "statistics learnt from them hurt the original data. Turn off only with "
+                    "many studies from your site.", {"text": "keep the base model's"}),
+    "distill": ("Distillation", "Weight of a pull toward the base model's own answers "
+                "(learning without forgetting). Raise it when the new version forgets what "
+                "the base did well; 0 = off.", {"range": (0.0, 10.0), "step": 0.1}),
+    "distill_on": ("Distil on", "Where distillation applies: the rehearsal studies only, "
+                   "where the base is right, or all patches, also yours, where your labels "
+                   "must still win.", {"choices": ("rehearsal", "all")}),
+    "l2sp": ("Pull to base weights", "Keeps the weights near the base model's (L2-SP) rather "
+             "than near zero; raise it when few studies make the new version drift. 0 = off.",
+             {"range": (0.0, 10.0), "step": 0.1}),
+    "val_fraction": ("Validation share", "Share of patients held out to validate when the "
+                     "split is proposed (changing it proposes a new split; you can still move "
+                     "patients by hand).", {"range": (0.05, 0.5), "step": 0.05}),
+    "patience": ("Patience (epochs)", "Stop after this many epochs without a better "
+                 "validation Dice; the best epoch becomes the version. Raise it when few "
+                 "validation studies make the Dice noisy.", {"range": (1, 500)}),
+    "warmup_epochs": ("Warm-up (epochs)", "Epochs over which the learning rate rises to its "
+                      "peak, so the first steps do not undo what the base model learnt.",
+                      {"range": (0.0, 20.0), "step": 0.5}),
+    "weight_decay": ("Weight decay", "AdamW's pull of the weights towards zero; rarely needs "
+                     "changing.", {"range": (0.0, 0.1), "step": 1e-4, "decimals": 5}),
+    "seed": ("Seed", "Seeds the proposed split, the patches and the augmentation: the same "
+             "seed and studies give the same run. Change it to see how much a result "
+             "varies.", {"range": (0, 2**31 - 1)}),
+    "threads": ("CPU threads", "Threads of the training process; 0 = all cores. Fewer keep "
+                "the viewer quicker on a small computer while it trains.", {"range": (0, 256)}),
+}
+
+
+def _spec(name: str, default: Any) -> tuple[str, str, dict[str, Any]]:
+    """A field's label, tooltip and options; a field not described here gets plain ones."""
+    return SPECS.get(name, (name.replace("_", " ").capitalize(),
+                            f"Engine setting '{name}' (default {default}).", {}))
+
+
+def _widget(name: str, default: Any) -> QtWidgets.QWidget:
+    _, tip, opt = _spec(name, default)
+    if isinstance(default, bool):
+        w: QtWidgets.QWidget = QtWidgets.QCheckBox(opt.get("text", ""), checked=default)
+    elif "choices" in opt:
+        w = QtWidgets.QComboBox()
+        w.addItems(opt["choices"])
+    elif isinstance(default, int):
+        lo, hi = opt.get("range", (0, 10**6))
+        w = QtWidgets.QSpinBox(minimum=lo, maximum=hi, singleStep=opt.get("step", 1))
+    elif isinstance(default, float):
+        lo, hi = opt.get("range", (0.0, 10.0**6))
+        w = QtWidgets.QDoubleSpinBox(minimum=lo, maximum=hi, decimals=opt.get("decimals", 3),
+                                     singleStep=opt.get("step", 0.1))
+    else:
+        w = QtWidgets.QLineEdit()
+    w.setToolTip(tip)
+    w.setObjectName(name)
+    return w
+
+
+class TrainingSettings(QtWidgets.QWidget):
+    changed = QtCore.Signal(str)  # the field's name
+    split_changed = QtCore.Signal()  # validation share or seed: propose a new split
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.defaults = Settings()
+        self.widgets: dict[str, QtWidgets.QWidget] = {}
+        basic, advanced = QtWidgets.QFormLayout(), QtWidgets.QFormLayout()
+        names = [f.name for f in fields(Settings)]
+        for name in [n for n in BASIC + FIRST if n in names] + \
+                [n for n in names if n not in BASIC + FIRST]:
+            default = getattr(self.defaults, name)
+            w = self.widgets[name] = _widget(name, default)
+            (basic if name in BASIC else advanced).addRow(_spec(name, default)[0], w)
+            self._set(name, default)
+            self._connect(name, w)
+        self.toggle = QtWidgets.QToolButton(checkable=True, autoRaise=True,
+                                            toolButtonStyle=QtCore.Qt.ToolButtonStyle.
+                                            ToolButtonTextBesideIcon)
+        self.toggle.setArrowType(QtCore.Qt.ArrowType.RightArrow)
+        self.toggle.setToolTip("The engine's other settings; the defaults suit most runs")
+        self.toggle.toggled.connect(self.set_expanded)
+        self.defaults_button = QtWidgets.QPushButton("Defaults", toolTip="Every setting back "
+                                                     "to the engine's default")
+        self.defaults_button.clicked.connect(self.reset)
+        self.advanced = QtWidgets.QWidget(visible=False)
+        inner = QtWidgets.QVBoxLayout(self.advanced)
+        inner.setContentsMargins(12, 0, 0, 0)
+        inner.addLayout(advanced)
+        inner.addWidget(self.defaults_button, 0, QtCore.Qt.AlignmentFlag.AlignRight)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(basic)
+        layout.addWidget(self.toggle, 0, QtCore.Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.advanced)
+        self._update_toggle()
+
+    def _connect(self, name: str, w: QtWidgets.QWidget) -> None:
+        signal = (w.toggled if isinstance(w, QtWidgets.QCheckBox) else
+                  w.currentIndexChanged if isinstance(w, QtWidgets.QComboBox) else
+                  w.textChanged if isinstance(w, QtWidgets.QLineEdit) else w.valueChanged)
+        signal.connect(lambda *_: self._changed(name))
+
+    def _changed(self, name: str) -> None:
+        self._update_toggle()
+        self.changed.emit(name)
+        if name in SPLIT_FIELDS:
+            self.split_changed.emit()
+
+    def set_expanded(self, expanded: bool) -> None:
+        self.toggle.setChecked(expanded)
+        self.toggle.setArrowType(QtCore.Qt.ArrowType.DownArrow if expanded else
+                                 QtCore.Qt.ArrowType.RightArrow)
+        self.advanced.setVisible(expanded)
+
+    def _update_toggle(self) -> None:
+        now = self.settings()
+        n = sum(getattr(now, f.name) != getattr(self.defaults, f.name)
+                for f in fields(Settings) if f.name not in BASIC)
+        self.toggle.setText("Advanced" + (f" ({n} changed)" if n else ""))
+
+    def _get(self, name: str) -> Any:
+        w, default = self.widgets[name], getattr(self.defaults, name)
+        if isinstance(w, QtWidgets.QCheckBox):
+            return w.isChecked()
+        if isinstance(w, QtWidgets.QComboBox):
+            return w.currentText()
+        if isinstance(w, QtWidgets.QLineEdit):
+            return type(default)(w.text())
+        return w.value()
+
+    def _set(self, name: str, value: Any) -> None:
+        w = self.widgets[name]
+        if isinstance(w, QtWidgets.QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, QtWidgets.QComboBox):
+            w.setCurrentText(str(value))
+        elif isinstance(w, QtWidgets.QLineEdit):
+            w.setText(str(value))
+        else:
+            w.setValue(value)
+
+    def settings(self) -> Settings:
+        return Settings(**{f.name: self._get(f.name) for f in fields(Settings)})
+
+    def set_settings(self, settings: Settings) -> None:
+        for f in fields(Settings):
+            self._set(f.name, getattr(settings, f.name))
+
+    def reset(self) -> None:
+        self.set_settings(Settings())

@@ -1,0 +1,175 @@
+"""What a fine-tune learns from, and the split it is judged on: the labelled studies (the
+workspace's done studies or a folder of them) with voxel counts per label and their patient
+(numbered here, the ID never shown), each patient's studies on one side of the split. The
+split is proposed from the validation share and seed, stays as shown, and is edited per
+patient: moving one study moves that patient's other studies too, since a patient on both
+sides would flatter the validation numbers. Listing runs on the thread pool
+(jobs.training); a summary says how many studies, patients and labelled studies each side
+has, and warns when validation lacks a label."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from medview.ai.train_data import WORKSPACE, split_by_patient
+from medview.ai.train_job import Settings
+from medview.jobs.training import training_studies_job
+from medview.ui.workers import JobWorker
+
+SIDES = ("train", "val")
+SIDE_NAMES = ("training", "validation")
+COLUMNS = ("study", "patient", "labels (voxels)", "used for")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+class TrainingStudies(QtWidgets.QWidget):
+    listed = QtCore.Signal(str)  # one sentence: how many, or why none
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list = []  # jobs.training.StudyRow
+        self.names: dict[int, str] = {}  # the base model's label names
+        self._lister: JobWorker | None = None
+        d = Settings()
+        self._proposal = (d.val_fraction, d.seed)  # the split's share and seed
+        self.data_edit = QtWidgets.QLineEdit(WORKSPACE, toolTip="'workspace': the studies "
+                                             "marked done; or a folder of studies, each a "
+                                             "series folder with labels.nii.gz")
+        browse = QtWidgets.QPushButton("Folder…")
+        browse.clicked.connect(self._browse)
+        refresh = QtWidgets.QPushButton("Refresh")
+        refresh.clicked.connect(lambda: self.refresh(*self._proposal))
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.data_edit, 1)
+        row.addWidget(browse)
+        row.addWidget(refresh)
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.horizontalHeaderItem(1).setToolTip("Patients are numbered here; a "
+                                                      "patient's studies stay on one side")
+        self.table.verticalHeader().hide()
+        self.table.setMinimumHeight(140)  # a few rows stay readable in a short dock
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(
+            2, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.summary = QtWidgets.QLabel("", wordWrap=True)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.summary)
+
+    @property
+    def data(self) -> str:
+        return self.data_edit.text().strip()
+
+    def _browse(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of labelled studies")
+        if folder:
+            self.data_edit.setText(folder)
+            self.refresh(*self._proposal)
+
+    def refresh(self, val_fraction: float, seed: int) -> None:
+        """List the studies (off the GUI thread) and propose a split by patient."""
+        if self._lister is not None and self._lister.running:
+            return
+        self._proposal = (val_fraction, seed)
+        worker = JobWorker(training_studies_job, self.data, parent=self)
+        worker.result.connect(self._show)
+        worker.failed.connect(self._failed)
+        self._lister = worker
+        worker.start()
+
+    def _failed(self, text: str) -> None:
+        self.rows = []
+        self.table.setRowCount(0)
+        self.summary.setText("")
+        text = text[:1].upper() + text[1:]
+        self.listed.emit(text if text.endswith(".") else text + ".")
+
+    def _show(self, rows: list) -> None:
+        self.rows = rows
+        patients = {r.study.patient for r in rows}
+        number = {p: i + 1 for i, p in enumerate(dict.fromkeys(r.study.patient for r in rows))}
+        self.table.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            st = r.study
+            names = st.segments or self.names
+            counts = ", ".join(f"{names.get(v, v)}: {n}" for v, n in sorted(r.counts.items()))
+            self.table.setItem(i, 0, QtWidgets.QTableWidgetItem(st.name))
+            self.table.setItem(i, 1, QtWidgets.QTableWidgetItem(f"P{number[st.patient]}"))
+            self.table.setItem(i, 2, QtWidgets.QTableWidgetItem(counts or "no labels"))
+            combo = QtWidgets.QComboBox(toolTip="Training or validation, for every study of "
+                                                "this patient")
+            combo.addItems(SIDE_NAMES)
+            combo.currentIndexChanged.connect(lambda side, i=i: self._moved(i, side))
+            self.table.setCellWidget(i, 3, combo)
+        self.table.resizeColumnsToContents()
+        self.propose(*self._proposal)
+        self.listed.emit(f"{_count(len(rows), 'labelled study', 'labelled studies')} of "
+                         f"{_count(len(patients), 'patient', 'patients')}; the split is by "
+                         f"patient (change it per row).")
+
+    def propose(self, val_fraction: float, seed: int) -> None:
+        """The proposed split by patient (seeded), replacing edits."""
+        self._proposal = (val_fraction, seed)
+        split = split_by_patient([r.study for r in self.rows], val_fraction, seed)
+        self._apply({k: SIDES.index(side) for side in SIDES for k in split[side]})
+
+    def _moved(self, i: int, side: int) -> None:
+        patient = self.rows[i].study.patient
+        self._apply({r.study.key: side for r in self.rows if r.study.patient == patient})
+
+    def _apply(self, sides: dict[str, int]) -> None:
+        for i, r in enumerate(self.rows):
+            combo = self.table.cellWidget(i, 3)
+            if r.study.key in sides and combo.currentIndex() != sides[r.study.key]:
+                combo.blockSignals(True)
+                combo.setCurrentIndex(sides[r.study.key])
+                combo.blockSignals(False)
+        self._summarise()
+
+    def split(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {side: [] for side in SIDES}
+        for i, r in enumerate(self.rows):
+            out[SIDES[self.table.cellWidget(i, 3).currentIndex()]].append(r.study.key)
+        return out
+
+    def _summarise(self) -> None:
+        split, parts, missing = self.split(), [], []
+        labels = sorted({v for r in self.rows for v in r.counts})
+        for side, title in zip(SIDES, ("Training", "Validation"), strict=True):
+            rows = [r for r in self.rows if r.study.key in split[side]]
+            with_label = {v: sum(1 for r in rows if r.counts.get(v)) for v in labels}
+            names = ", ".join(f"{self.names.get(v, v)} in {n}" for v, n in with_label.items())
+            n_patients = len({r.study.patient for r in rows})
+            parts.append(f"{title}: {_count(len(rows), 'study', 'studies')} of "
+                         f"{_count(n_patients, 'patient', 'patients')}"
+                         f"{' — ' + names if names and rows else ''}.")
+            if side == "val" and rows:
+                missing = [str(self.names.get(v, v)) for v, n in with_label.items() if not n]
+        if missing:
+            parts.append(f"No validation study has {', '.join(missing)}: its Dice will not "
+                         f"be measured.")
+        self.summary.setText(" ".join(parts))
+
+    def problem(self) -> str | None:
+        """Why the split cannot train, as one sentence; None when it can."""
+        if not self.rows:
+            return "No labelled studies are listed: mark studies done (or choose a folder), " \
+                   "then Refresh."
+        if len({r.study.patient for r in self.rows}) < 2:
+            return "All listed studies are of one patient: label a study of another patient " \
+                   "to validate on, since a patient on both sides flatters the numbers."
+        split = self.split()
+        if not split["train"] or not split["val"]:
+            return "Training and validation each need at least one patient's studies: move " \
+                   "one patient to the other side."
+        return None
+
+    def shutdown(self) -> None:
+        if self._lister is not None:
+            self._lister.cancel()
