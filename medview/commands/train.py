@@ -144,9 +144,9 @@ def run_train(args: Any) -> int:
     record: RunRecord | None = None
 
     def emit(event: dict) -> None:
-        _print(event)
-        if record is not None:
+        if record is not None:  # first: a reader gone (closed pipe) must not cost the record
             record.event(event)
+        _print(event)
 
     try:
         from medview.ai.training import Trainer

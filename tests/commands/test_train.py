@@ -100,7 +100,7 @@ def test_bad_input_is_one_error_event_and_one_line(tmp_path: Path, env: dict) ->
     assert r.returncode == 1
     got = events(r.stdout)
     assert got[-1]["event"] == "error" and "no labelled studies" in got[-1]["message"]
-    assert got[-1]["try"]
+    assert got[-1]["try"] and got[-1]["kind"] == "input"
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     usage = medview(tmp_path, env, "train", "--base", "tiny")
     assert usage.returncode == 2 and "--data" in usage.stderr
@@ -122,3 +122,19 @@ def test_torchrun_two_gloo_processes_report_the_same_events(tmp_path: Path,
     assert kinds == ["start", "epoch", "epoch", "checkpoint", "done"]  # rank 0 only
     assert {"dice_mean", "sensitivity_ge_6mm", "false_positives_per_study"} <= \
         set(got[-1]["metrics"])
+
+
+def test_a_full_disk_is_an_error_of_kind_disk() -> None:
+    import errno
+
+    from medview.commands.train import _kind
+    from medview.core.errors import InvalidInputError, ResourceLimitError
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise ResourceLimitError("/w/checkpoint.pt", "the disk is full") from exc
+    except ResourceLimitError as full:
+        assert _kind(full) == "disk"
+    assert _kind(InvalidInputError("/s", "holds no labelled studies")) == "input"

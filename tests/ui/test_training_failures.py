@@ -117,3 +117,15 @@ def test_a_job_file_the_disk_refuses_is_one_sentence(qtbot, empty: TrainingPanel
     assert "could not be written" in empty.status.text() and "No space left" in \
         empty.status.text()
     assert not empty.process.running and empty.start_button.isEnabled()
+
+
+def test_a_child_that_cannot_start_is_one_sentence(qtbot, train_panel: TrainingPanel,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from medview.ui import training_process
+
+    monkeypatch.setattr(training_process, "medview_argv",
+                        lambda *args: ["/nonexistent/medview", *args])
+    qtbot.mouseClick(train_panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: train_panel.start_button.isEnabled(), timeout=10_000)
+    assert train_panel.status.text().startswith("The training process could not be started")
+    assert not train_panel.stop_button.isEnabled()

@@ -168,8 +168,11 @@ class TrainingPanel(QtWidgets.QWidget):
             self.versions.show_model(ref.split(":")[0])
 
     def showEvent(self, ev: object) -> None:
-        """List the studies the first time the panel is seen (not at app start)."""
+        """List the studies the first time the panel is seen (not at app start); the
+        unfinished runs each time (a run may have ended or been resumed elsewhere)."""
         super().showEvent(ev)
+        if not self.process.running:
+            self.runs.refresh()
         if not self._listed:
             self._listed = True
             self.refresh_studies()
@@ -223,10 +226,10 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def _launch(self, work: Path, args: list[str], text: str) -> None:
         self.work, self._ended = work, None
-        self.process.start(args)
         self._running(True)
         self.tabs.setCurrentIndex(1)
         self.status.setText(text)
+        self.process.start(args)  # a program that cannot start answers through _finished
 
     def stop(self) -> None:
         self.status.setText("Stopping: saving a checkpoint…")
