@@ -221,8 +221,9 @@ class TrainingPanel(QtWidgets.QWidget):
         self._draw()
         self.progress.setValue(round(1000 * run.epoch / max(run.epochs, 1)))
         self.log(f"resuming {run.folder} from the checkpoint of epoch {run.epoch}")
-        self._launch(run.folder, ["--job", str(run.job_file), "--resume"],
-                     f"Resuming from the checkpoint of epoch {run.epoch}…")
+        # --out: the folder where the run is now (the job names where it started)
+        args = ["--job", str(run.job_file), "--resume", "--out", str(run.folder)]
+        self._launch(run.folder, args, f"Resuming from the checkpoint of epoch {run.epoch}…")
 
     def _launch(self, work: Path, args: list[str], text: str) -> None:
         self.work, self._ended = work, None
