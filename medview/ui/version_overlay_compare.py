@@ -76,6 +76,7 @@ class VersionOverlayCompare(QtWidgets.QDialog):
         self.views: list[SliceView] = []
         self._pool = QtCore.QThreadPool()  # its own: shutdown() cancels and waits for it
         self.worker: JobWorker | None = None
+        self._running = False
         self._todo: list[int] = []  # the sides the running job's versions are for
         self.setWindowTitle(f"Compare {first.ref} and {second.ref} on "
                             f"{self.volume.metadata.series_description or 'the open series'}")
@@ -199,16 +200,19 @@ class VersionOverlayCompare(QtWidgets.QDialog):
         self.progress.setValue(0)
         self._say("Running " + " and ".join(self.entries[i].ref for i in todo) +
                   " on this study…")
+        self._running = True
         self.worker.start(self._pool)
         self._show_titles()
         self._update_enabled()
 
     def busy(self) -> bool:
-        return self.worker is not None and self.worker.running
+        """Running, until its end has reached this window (the worker's own flag drops
+        on the pool thread, a moment before its last signals arrive here)."""
+        return self._running
 
     def shutdown(self, wait_ms: int = 5000) -> None:
         """Cancel what runs and wait for it, before the window goes."""
-        if self.busy():
+        if self.worker is not None and self.worker.running:
             self.worker.cancel()
         self._pool.waitForDone(wait_ms)
 
@@ -258,6 +262,7 @@ class VersionOverlayCompare(QtWidgets.QDialog):
     def _on_finished(self) -> None:
         if self.sender() is not self.worker:
             return
+        self._running = False
         self._update_enabled()
         self._show_titles()
         if all(self.runs):
@@ -292,11 +297,13 @@ class VersionOverlayCompare(QtWidgets.QDialog):
                 state.layers_changed()
         labels = next((r.result.card.labels for r in self.runs if r), [])
         swatches = " ".join(_swatch(lab.colour, lab.name) for lab in labels)
-        self.legend.setText(
-            (f"Filled: the view's own version ({swatches}). " if swatches else "") +
-            "Outline: the other version (" +
-            ", ".join(_swatch(VERSION_COLOURS[i], f"{SIDES[i]} {e.ref}")
-                      for i, e in enumerate(self.entries)) + f").<br><i>{DISCLAIMER}</i>")
+        parts = [f"Each view's own version, {'hidden' if mode == 'off' else mode}"
+                 + (f": {swatches}" if swatches else "") + "."]
+        if self.other_box.isChecked():
+            parts.append("The other version's outline: " + ", ".join(
+                _swatch(VERSION_COLOURS[i], f"{SIDES[i]} {e.ref}")
+                for i, e in enumerate(self.entries)) + ".")
+        self.legend.setText(" ".join(parts) + f"<br><i>{DISCLAIMER}</i>")
 
     def _show_titles(self) -> None:
         for side, (title, entry) in enumerate(zip(self.titles, self.entries, strict=True)):
