@@ -10,7 +10,7 @@ to continue), the engine's own error worded for the panel (out of memory, disk f
 input), or a process that died without saying why.
 
 Every button is one line into logic that runs headless (3D Slicer's rule): Start writes a
-job file (ai.training.Job) and runs `medview train --job FILE` as a child process
+job file (ai.train_job.Job) and runs `medview train --job FILE` as a child process
 (TrainingProcess), so the viewer stays fully usable and a crash in training cannot take it
 down. Listing studies runs on the thread pool (jobs.training); torch never loads here."""
 
