@@ -24,7 +24,7 @@ from medview.core.errors import InvalidInputError
 from medview.core.volume import Volume, VolumeMetadata
 
 CT_FILE, LABEL_FILE, SMALL_FILE, LESIONS_FILE = "ct.npy", "labels.npy", "small.npy", "lesions.json"
-SMALL_SIZE = 128  # the slice classifier sees each 512² slice as 128² (4 x 4 means)
+SMALL_SIZE = 128  # slice-classifier 1.0 sees each 512² slice as 128² (4 x 4 means)
 
 
 def normalise(hu: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -70,15 +70,19 @@ class CachedStudy:
         return Volume(self.ct, affine, VolumeMetadata(modality="CT", units="HU",
                                                       source=str(self.folder)))
 
-    def small(self, low: float, high: float) -> np.ndarray:
-        """The study's slices normalised and reduced to 128², cached beside the volume."""
-        path = self.folder / SMALL_FILE
+    def small(self, low: float, high: float, size: int = SMALL_SIZE) -> np.ndarray:
+        """The study's slices normalised and reduced to size² by block means, cached beside
+        the volume (small.npy for 128², small<size>.npy otherwise) and memory-mapped: 96
+        studies at 256² are 4 GB."""
+        path = self.folder / (SMALL_FILE if size == SMALL_SIZE else f"small{size}.npy")
         if not path.exists():
-            out = np.empty((self.ct.shape[0], SMALL_SIZE, SMALL_SIZE), np.float16)
+            out = np.empty((self.ct.shape[0], size, size), np.float16)
             for k in range(0, self.ct.shape[0], 32):
-                out[k:k + 32] = downsample(normalise(self.ct[k:k + 32], low, high))
-            np.save(path, out)
-        return np.load(path)
+                out[k:k + 32] = downsample(normalise(self.ct[k:k + 32], low, high), size)
+            tmp = path.with_name(path.stem + ".tmp.npy")
+            np.save(tmp, out)
+            tmp.replace(path)  # a stopped run leaves no half-written cache
+        return np.load(path, mmap_mode="r")
 
 
 def cache_study(root: Path, seed: int, site: str = "a", slices: int | None = None
@@ -233,21 +237,21 @@ def _lesion_voxels(st: CachedStudy, les: dict) -> np.ndarray:
 
 
 class SequenceSampler:
-    """Seeded runs of neighbouring 128² slices, whether each holds any lesion voxel, and a
-    coarse lesion map per slice (grid x grid cells); half the runs are placed to include a
-    lesion, the rest anywhere in the scan."""
+    """Seeded runs of neighbouring slices reduced to size², whether each holds any lesion
+    voxel, and a coarse lesion map per slice (grid x grid cells); half the runs are placed
+    to include a lesion, the rest anywhere in the scan."""
 
     def __init__(self, studies: list[CachedStudy], lengths: tuple[int, int], low: float,
-                 high: float, seed: int, grid: int = 16) -> None:
+                 high: float, seed: int, grid: int = 16, size: int = SMALL_SIZE) -> None:
         self.lengths = lengths
         self.rng = np.random.default_rng(seed)
-        self.small = [st.small(low, high) for st in studies]
+        self.small = [st.small(low, high, size) for st in studies]
         self.maps = [coarse_maps(st.labels, grid) for st in studies]
         self.targets = [m.any(axis=(1, 2)) for m in self.maps]
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(size, L, 1, 128, 128) float32 slices, (size, L) int64 targets and (size, L,
-        grid, grid) float32 maps, one length L per batch."""
+        """(size, L, 1, S, S) float32 slices, (size, L) int64 targets and (size, L, grid,
+        grid) float32 maps, one length L per batch."""
         rng = self.rng
         n_len = int(rng.integers(self.lengths[0], self.lengths[1] + 1))
         xs, ys, ms = [], [], []

@@ -246,7 +246,7 @@ def evaluate_classifier(model: Any, cache: Path, seeds: list[int], spec: dict) -
     scores, truths, whole, hits = [], [], [], []
     for seed in seeds:
         st = cache_study(cache, seed)
-        small = st.small(spec["low"], spec["high"])
+        small = st.small(spec["low"], spec["high"], model.input_size)
         truth = slice_targets(st.labels)
         scores.append(classify_study(model, small))
         truths.append(truth)
@@ -278,7 +278,8 @@ def _short_scans(model: Any, cache: Path, seeds: list[int], spec: dict) -> dict:
     scores, truths = [], []
     for seed in seeds:
         st = cache_study(cache, seed, slices=SHORT_SLICES)
-        scores.append(classify_study(model, st.small(spec["low"], spec["high"])))
+        scores.append(classify_study(model, st.small(spec["low"], spec["high"],
+                                                     model.input_size)))
         truths.append(slice_targets(st.labels))
     per_study = [round(auc(s, t), 3) for s, t in zip(scores, truths, strict=True)]
     s, t = np.concatenate(scores), np.concatenate(truths)
