@@ -59,6 +59,10 @@ class Postprocess:
     fp_classifier: str = ""  # file name in the model's folder; "" for no second stage
     fp_classifier_sha256: str = ""
     fp_threshold: float = 0.5
+    # a listed finding's outline grows into the voxels of its label at least this probable,
+    # at most extent_max_mm beyond it (ai.extent); 0 for the plain mask at the threshold
+    extent_threshold: float = 0.0
+    extent_max_mm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,9 @@ def _postprocess(data: dict, where: str) -> Postprocess | None:
                           int(raw.get("min_component_slices", 1)),
                           str(raw.get("fp_classifier", "")),
                           str(raw.get("fp_classifier_sha256", "")).lower(),
-                          float(raw.get("fp_threshold", 0.5)))
+                          float(raw.get("fp_threshold", 0.5)),
+                          float(raw.get("extent_threshold", 0.0)),
+                          float(raw.get("extent_max_mm", 0.0)))
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(where, "has a 'postprocess' with a value of the wrong "
                                        "type") from exc
@@ -142,6 +148,9 @@ def _postprocess(data: dict, where: str) -> Postprocess | None:
         raise InvalidInputError(where, "has a postprocess minimum below 1")
     if not 0.0 <= out.fp_threshold <= 1.0:
         raise InvalidInputError(where, "has a postprocess fp_threshold outside 0..1")
+    if not 0.0 <= out.extent_threshold < 1.0 or not 0.0 <= out.extent_max_mm <= 100.0:
+        raise InvalidInputError(where, "has a postprocess extent_threshold outside 0..1 or "
+                                       "extent_max_mm outside 0..100")
     if out.fp_classifier:
         _plain_file(out.fp_classifier, where, "a false-positive classifier")
         if not re.fullmatch(r"[0-9a-f]{64}", out.fp_classifier_sha256):

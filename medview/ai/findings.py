@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medview.ai.cards import ModelCard, Postprocess
+from medview.ai.extent import Region, grow_regions
 from medview.ai.fp_reduction import classifier_for, region_features
 from medview.core.findings import Finding
 from medview.core.volume import Volume
@@ -181,9 +182,6 @@ def _feret_mm(mask2d: np.ndarray, spacing_rc: tuple[float, float]) -> float:
     return d + abs(u[0]) * spacing_rc[0] + abs(u[1]) * spacing_rc[1]
 
 
-Region = tuple[int, np.ndarray, np.ndarray]  # label value, start (slice, row, col), bool crop
-
-
 class FindingList(list):
     """Findings, plus how many connected regions were left out of the list: smaller than
     the card's validated minimum size, or beyond MAX_FINDINGS (the largest are kept) —
@@ -314,15 +312,20 @@ def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
     found: list[tuple[dict, Region]] = []
     candidates, total = candidate_regions(codes, card, threshold, coarse_max=coarse_max,
                                           max_findings=max_findings)
+    kept = []
     for li, region, start, p in candidates:
         if clf is not None:
             f = region_features(region, start, p, volume.array, volume.spacing_mm)
             if clf.scores(f[np.newaxis], [li])[0] < post.fp_threshold:
                 continue
-        lab = card.labels[li]
-        found.append(({"label_value": lab.value, "label_name": lab.name,
+        kept.append((card.labels[li].value, start, region))
+    names = {lab.value: lab.name for lab in card.labels}
+    for value, start, region in _extents(codes, card, threshold, kept, volume):
+        box = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape, strict=True))
+        p = (level_of(codes[box][region], len(card.labels)) / levels(len(card.labels)))
+        found.append(({"label_value": value, "label_name": names[value],
                        **_measure(region, start, p, volume, uncertainty)},
-                      (lab.value, start, region)))
+                      (value, start, region)))
     found.sort(key=lambda fr: (fr[0]["label_value"], fr[0]["slice_range"][0],
                                fr[0]["centroid_index"]))
     out = FindingList(Finding(id=i, model_name=card.name, model_version=card.version,
@@ -335,6 +338,18 @@ def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
     if mask_out is not None:
         paint_regions(mask_out, regions)
     return out
+
+
+def _extents(codes: np.ndarray, card: ModelCard, threshold: float, regions: list[Region],
+             volume: Volume) -> list[Region]:
+    """The listed regions grown to the card's extent threshold (ai.extent), when it has one
+    below the detection threshold."""
+    post = card.postprocess
+    if post is None or not 0.0 < post.extent_threshold < threshold or post.extent_max_mm <= 0:
+        return regions
+    table = _threshold_table(card, quantized_threshold(post.extent_threshold, len(card.labels)))
+    allowed = {lab.value: table == lab.value for lab in card.labels}
+    return grow_regions(codes, regions, allowed, post.extent_max_mm, volume.spacing_mm)
 
 
 def findings_for(result: SegmentationResult, volume: Volume, threshold: float
