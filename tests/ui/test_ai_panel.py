@@ -268,6 +268,22 @@ def test_cancel_mid_run_stops_within_a_second_and_leaves_nothing(qtbot, viewer, 
     assert "Cancelled" in panel.status.text() and panel.run_button.isEnabled()
 
 
+def test_a_run_asked_while_one_runs_is_answered_not_dropped(qtbot, viewer, monkeypatch):
+    """The Run button is disabled while a model runs, but other paths (a menu, a shortcut)
+    reach run(): they get one sentence, and the running job goes on untouched."""
+    _state, _views, panel = viewer
+    count_predictions(monkeypatch, delay_s=0.3)
+    with qtbot.waitSignal(panel.progress.valueChanged, timeout=RUN_MS):
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    running = panel.worker
+    panel.run()
+    assert panel.status.text() == "A model is still running; wait for it or cancel it first."
+    assert panel.worker is running and running.running
+    with qtbot.waitSignal(running.finished, timeout=5000):
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    no_worker_left(qtbot, panel)
+
+
 def test_a_model_that_does_not_fit_gives_one_message_and_runs_nothing(qtbot, viewer,
                                                                        monkeypatch):
     state, _views, panel = viewer

@@ -208,7 +208,13 @@ class AIPanel(QtWidgets.QWidget):
     def run(self, *, auto: bool = False) -> None:
         """Run the chosen model on the open series (or show its kept result again)."""
         volume, entry = self.state.volume, self.current_entry()
-        if volume is None or entry is None or self.busy():
+        refusal = ("A model is still running; wait for it or cancel it first."
+                   if self.busy() else "Open a study first." if volume is None else
+                   "Choose a model first: none is installed for this task."
+                   if entry is None else "")
+        if refusal:
+            if not auto:  # a kept result offered on opening waits for the next one quietly
+                self._say(refusal)
             return
         try:
             warnings = check_model_fits(volume, entry.card)
