@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     prepared = [train_data.prepare_study(s, card, a.work / "cache-a")
                 for f in a_folders for s in train_data.find_studies(f)]
     t_eval = time.perf_counter()
-    before_a = train_metrics.evaluate(parent, card, prepared, device)
+    before_a = train_metrics.evaluate_kept(parent, card, prepared, device)
     after_a = train_metrics.evaluate(new, card, prepared, device)
     print(f"site A evaluation {time.perf_counter() - t_eval:.0f} s")
     print(f"\nsite B, 4 unseen studies: {done['parent']}: {_headline(before_b)}")

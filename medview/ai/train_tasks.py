@@ -84,10 +84,14 @@ class SegmentationTask:
 
         return quick_dice(model, self.card, self.val, self.val_slices, device)
 
-    def evaluate(self, model: Any, device: Any, progress: Any = None) -> dict:
-        from medview.ai.train_metrics import evaluate
+    def evaluate(self, model: Any, device: Any, progress: Any = None, kept: bool = False
+                 ) -> dict:
+        """Whole-volume metrics; `kept`: the base model's, reused from an earlier run on the
+        same studies when there is one (train_metrics.evaluate_kept)."""
+        from medview.ai.train_metrics import evaluate, evaluate_kept
 
-        return evaluate(model, self.card, self.val, device, progress)
+        return (evaluate_kept if kept else evaluate)(model, self.card, self.val, device,
+                                                     progress)
 
 
 class ClassificationTask:
@@ -148,7 +152,9 @@ class ClassificationTask:
         s, t = self._scores(model, device)
         return {"mean": round(float(((s >= 0.5) == t).mean()), 4)}
 
-    def evaluate(self, model: Any, device: Any, progress: Any = None) -> dict:
+    def evaluate(self, model: Any, device: Any, progress: Any = None, kept: bool = False
+                 ) -> dict:
+        """Accuracy and AUC over every slice (quick enough that nothing is kept)."""
         from medview.ai.bundled_eval import auc
 
         s, t = self._scores(model, device)

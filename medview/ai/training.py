@@ -338,14 +338,6 @@ class Trainer:
         ck["history"] = json.loads(ck["history"])
         return ck
 
-    def _keeping(self) -> str:
-        """The card's words for what kept the parent's knowledge (train_keep)."""
-        where = "all" if self.s.distill_on == "all" else "the rehearsal"
-        return "".join([f" plus distillation from {self.job.base} on {where} patches "
-                        f"(weight {self.s.distill})" if self.s.distill > 0 else "",
-                        f", weights pulled toward the parent's (L2-SP {self.s.l2sp})"
-                        if self.s.l2sp > 0 else ""])
-
     def _finish(self, entry: Any, card: Any, model: Any, task: Any, studies: list,
                 train: list, val: list, st: dict, device: Any) -> dict | None:
         from safetensors.torch import load_file
@@ -353,6 +345,7 @@ class Trainer:
         from medview.ai import train_data as td
         from medview.ai import train_versions as tv
         from medview.ai.loading import load_model
+        from medview.ai.train_keep import describe
 
         if self.dist.rank != 0:
             return None
@@ -363,7 +356,7 @@ class Trainer:
         def report(who: str) -> Callable[[int, int], None]:
             return lambda i, n: self.emit("evaluate", model=who, study=i, of=n)
 
-        before = task.evaluate(parent, device, report(card.ref))
+        before = task.evaluate(parent, device, report(card.ref), kept=True)
         after = task.evaluate(model, device, report("new"))
         version = self.job.version or tv.next_version(card.name, card.version)
         by_key = {s.key: s for s in studies}
@@ -389,8 +382,8 @@ class Trainer:
                     f"(hash {fine_tune['val_hash']}), split by patient; {st['epoch']} epochs "
                     f"of {self.s.patches_per_study} patches of {self.s.patch_size}² per "
                     f"study, best epoch {st['best_epoch']}; AdamW lr {self.s.lr} with warm-up "
-                    f"and cosine decay, DiceCE loss{self._keeping()}, flips, rotation, zoom "
-                    f"and intensity jitter; seed {self.s.seed}. Before this: "
+                    f"and cosine decay, DiceCE loss{describe(self.s, self.job.base)}, flips, "
+                    f"rotation, zoom and intensity jitter; seed {self.s.seed}. Before this: "
                     f"{card.training_data}")
         folder = tv.write_version(card, version, model, training,
                                   {**after, "fine_tune": fine_tune})

@@ -87,3 +87,25 @@ def test_a_card_without_postprocess_gives_the_plain_numbers(tmp_path: Path):
     old = tm.summarise([tm.score(pred, st.labels, SPACING, [1, 2])], card)
     assert tm.evaluate(module, card, [st], "cpu") == old
     assert old["min_component_voxels"] == MIN_VOXELS and "fp_classifier" not in old
+
+
+def test_parent_numbers_are_kept_until_the_studies_or_model_change(tmp_path: Path,
+                                                                   monkeypatch):
+    card = load_card(write_fp_model(tmp_path / "m"))
+    card = dataclasses.replace(card, weights_sha256="ab" * 32)
+    module = load_model(tmp_path / "m", "cpu", reuse=False).module
+    st = study(tmp_path / "cache" / "k")
+    st.folder.mkdir(parents=True)
+    (st.folder / "meta.json").write_text('{"source": 1}')
+    first = tm.evaluate_kept(module, card, [st], "cpu")
+    assert first == tm.evaluate(module, card, [st], "cpu")
+    calls = []
+    real = tm.evaluate
+    monkeypatch.setattr(tm, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert tm.evaluate_kept(module, card, [st], "cpu") == first and not calls
+    (st.folder / "meta.json").write_text('{"source": 2}')  # relabelled
+    tm.evaluate_kept(module, card, [st], "cpu")
+    other = dataclasses.replace(card, weights_sha256="cd" * 32)
+    tm.evaluate_kept(module, other, [st], "cpu")
+    tm.evaluate_kept(module, dataclasses.replace(card, weights_sha256=""), [st], "cpu")
+    assert len(calls) == 3
