@@ -73,6 +73,31 @@ def test_the_peak_lies_on_what_made_the_slice_positive(trained):
     assert hits >= 0.9 * total
 
 
+def test_heatmap_is_the_gradient_weighted_last_stage(trained):
+    """Grad-CAM by its definition, computed here on its own: slice t's lesion log-odds
+    differentiated w.r.t. the last stage, the gradient's spatial mean weighting that stage's
+    channels, negatives cut, upsampled; gradcam() gives exactly that, on one scale."""
+    from torch.nn import functional as F
+
+    x, _, _, _ = _stacks(np.random.default_rng(6), n=1)
+    stack = torch.from_numpy(x[0])
+    kept = []
+    handle = trained.cam_layer.register_forward_hook(lambda _m, _i, out: kept.append(out))
+    try:
+        logits = trained(stack)
+    finally:
+        handle.remove()
+    result = gradcam(trained, x[0, :, 0])
+    for t in range(len(stack)):
+        (grad,) = torch.autograd.grad(logits[t, 1] - logits[t, 0], kept[0],
+                                      retain_graph=True)
+        cam = F.relu((grad[t].mean(dim=(1, 2))[:, None, None] * kept[0][t]).sum(0))
+        cam = F.interpolate(cam[None, None], size=(SIZE, SIZE), mode="bilinear",
+                            align_corners=False)[0, 0].detach().numpy()
+        np.testing.assert_allclose(result.heatmaps[t] * result.peak, cam, atol=1e-5)
+    assert kept[0].shape[-1] == SIZE // 2 ** len(trained.encoder.stages)
+
+
 def test_heatmaps_come_back_at_the_size_asked_for(trained):
     x, _, _, _ = _stacks(np.random.default_rng(2), n=1)
     big = np.kron(x[0, :, 0], np.ones((4, 4), np.float32))  # 128² slices, reduced inside
