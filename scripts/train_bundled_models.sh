@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Reproduce MedView's bundled models (lesion-seg 1.1 and slice-classifier 1.0) from the
+# Reproduce MedView's bundled models (lesion-seg 1.1 and slice-classifier 1.1) from the
 # synthetic demo generator, seeded, and write their folders under medview/resources/models/.
 # lesion-seg 1.1 is 1.0's three training phases (their end state is 1.0's weights), a fourth
 # that widens the network to 5 context slices, and a false-positive stage (gradient-boosted
-# trees on the network's candidate regions) written beside the weights.
+# trees on the network's candidate regions) written beside the weights. slice-classifier 1.1
+# is 1.0's training at 128² slices (its end state is 1.0's weights), then the same network
+# fine-tuned on 256² slices with its lesion map at 32 x 32 cells (the 256² slices are cached
+# beside each study as small256.npy, 40 MB a study).
 #
-#   scripts/train_bundled_models.sh            # both models (2-3 hours on 2 CPU cores)
+#   scripts/train_bundled_models.sh            # both models (3-4 hours on 2 CPU cores)
 #   scripts/train_bundled_models.sh seg        # only the segmentation model
 #   scripts/train_bundled_models.sh classifier # only the slice classifier
 #
 # Training studies are demo seeds 1..56 (segmentation) and 1..96 (classifier, which only
-# keeps 128² slices); the false-positive stage learns on seeds 57..80 (which the
+# keeps 128² and 256² slices); the false-positive stage learns on seeds 57..80 (which the
 # segmentation network never saw) and picks its threshold on development seeds 2001..2012;
 # validation seeds 1001..1010 are never trained or tuned on;
 # all site A, full 300-slice 512 x 512 studies; each is generated once into the cache

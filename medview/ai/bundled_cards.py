@@ -129,7 +129,12 @@ def write_segmentation(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
         + (f", each judged by a second-stage false-positive classifier "
            f"({postprocess['fp_classifier']}, boosted trees on region features; listed when "
            f"its score is at least {postprocess['fp_threshold']})"
-           if postprocess and postprocess.get("fp_classifier") else "") + ".")
+           if postprocess and postprocess.get("fp_classifier") else "")
+        + (f"; each listed finding's outline then takes in its label's neighbouring voxels "
+           f"of probability at least {postprocess['extent_threshold']} up to "
+           f"{postprocess['extent_max_mm']} mm out (the network is surer of a lesion's core "
+           f"than of its border)" if postprocess and postprocess.get("extent_threshold")
+           else "") + ".")
     if postprocess:
         card["postprocess"] = postprocess
     return write_model(Path(out) / spec["name"] / card["version"], model, card)
@@ -148,39 +153,59 @@ def _fp_text(info: dict, cfg: Any) -> str:
             f"6 mm and more at {info['min_sensitivity']} (there: false positives per study "
             f"{info['dev_fp_per_study_before']} -> {info['dev_fp_per_study_after']}, "
             f"sensitivity {info['dev_sensitivity_ge_6mm_before']} -> "
-            f"{info['dev_sensitivity_ge_6mm_after']}).")
+            f"{info['dev_sensitivity_ge_6mm_after']})."
+            + (f" Outline extent: each listed finding grows into the neighbouring voxels of "
+               f"its label of probability at least {info['extent_threshold']}, at most "
+               f"{info['extent_max_mm']} mm out (hysteresis; ai.extent), chosen on the same "
+               f"development seeds as the best mean lesion Dice of "
+               f"{', '.join(info['dev_dice_by_extent'])} (there: "
+               f"{', '.join(map(str, info['dev_dice_by_extent'].values()))}; 0 = the mask at "
+               f"the threshold)." if "extent_threshold" in info else ""))
+
+
+def _classifier_phase_text(ph: dict, spec: dict) -> str:
+    lo, hi = ph.get("seq", spec["seq"])
+    block, cell = 512 // ph["size"], 512 // ph["grid"]
+    return (f"{ph['name']}: slices reduced to {ph['size']}² ({block} x {block} block means), "
+            f"batches of {ph.get('batch', spec['batch'])} runs of {lo}..{hi} slices, map "
+            f"cells of {cell} x {cell} pixels of 512² (positives weighted "
+            f"{ph['map_pos_weight']}), lr {ph['lr']}, {ph['steps']} steps, {ph['seconds']} s")
 
 
 def write_classifier(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
                      metrics: dict) -> Path:
     spacing, _ = _spacing(cfg.cache, cfg.classifier_seeds)
+    phases = "; ".join(_classifier_phase_text(ph, spec) for ph in info["phases"])
     training = (
         f"medview.io.demo generator, site A, full 300-slice studies from seeds "
         f"{_seed_text(cfg.classifier_seeds)} ({info['studies']} studies); every 512² slice "
-        f"normalised then reduced to 128² by 4 x 4 block means; {info['sequences']} runs of "
-        f"{spec['seq'][0]}..{spec['seq'][1]} neighbouring slices (half placed to include a "
-        f"lesion), flips, z reversal and intensity jitter; target: the slice holds any lesion "
-        f"voxel; cross entropy (lesion class weighted 2) plus, weighted "
-        f"{spec['map_weight']}, a coarse lesion map from the encoder's last stage (one cell "
-        f"per 32 x 32 pixels, binary cross entropy, positives weighted "
-        f"{spec['map_pos_weight']}); AdamW lr {spec['lr']}, warm-up + cosine, batch "
-        f"{spec['batch']} runs, {info['steps']} steps, {info['seconds']} s on one CPU thread "
-        f"of a shared 2-core machine; seed {cfg.seed + 1}. Reproduce with "
+        f"normalised then reduced by block means; runs of neighbouring slices (half placed to "
+        f"include a lesion), flips, z reversal, shifts and intensity jitter; target: the "
+        f"slice holds any lesion voxel; cross entropy (lesion class weighted 2) plus, weighted "
+        f"{spec['map_weight']}, a lesion map from the encoder's last stage (a cell is "
+        f"positive when it holds a lesion voxel; binary cross entropy). Phases, each from the "
+        f"last one's weights: {phases}. AdamW, warm-up + cosine per phase, "
+        f"{info['seconds']} s in all on one CPU thread of a shared 2-core machine; seed "
+        f"{cfg.seed + 1} (the sampler's + 2 each phase). Reproduce with "
         f"scripts/train_bundled_models.sh.")
+    size = spec["args"]["input_size"]
     card = _common(
         spec["name"], "classification", CLS_LABELS, spec, "medview.SliceClassifier",
         {**spec["args"], "in_channels": 1, "out_channels": 2}, spacing, 1, None, training,
         metrics,
-        "Says which slices hold a lung nodule or liver lesion: a small CNN encodes each slice "
-        "(reduced to 128², seen through a full and a soft-tissue window, with the slices 2 "
-        "above and below as extra channels) and a bidirectional GRU reads the stack, so each "
-        "slice's answer uses its neighbours. It takes slices of any size and reduces them to "
-        "128² itself (input_size in architecture_args). Give it runs of neighbouring slices "
-        "(validated with windows of 16 overlapping by half, and with the whole study as one "
-        "run); class 1 is 'lesion present'. Explanation: Grad-CAM on the encoder's last "
-        "stage. Limitations, measured: it leans on the level of the body a slice is at as "
-        "much as on the lesion (see gradcam_*_peak_within_15mm: the Grad-CAM peak seldom "
-        "lies on a nodule) and it is unreliable on short scans (auc_short_scans_*), a layout "
-        "it never saw in training. Trained only on MedView's synthetic demo studies: a "
-        "demonstration model, not validated on patients.")
+        f"Says which slices hold a lung nodule or liver lesion: a small CNN encodes each slice "
+        f"(reduced to {size}², seen through a full and a soft-tissue window, with the slices "
+        f"2 above and below as extra channels) and a bidirectional GRU reads the stack, so "
+        f"each slice's answer uses its neighbours. It takes slices of any size and reduces "
+        f"them to {size}² itself (input_size in architecture_args). Give it runs of "
+        f"neighbouring slices (validated with windows of 16 overlapping by half, and with the "
+        f"whole study as one run); class 1 is 'lesion present'. Explanation: Grad-CAM on the "
+        f"encoder's last stage (stride {2 ** len(spec['args']['features'])}), which also "
+        f"feeds a lesion map whose soft maximum is part of the 'lesion' score; "
+        f"gradcam_*_peak_within_15mm say how often its peak lies on the lesion. "
+        "Limitations, measured: Grad-CAM's peak follows the lesion map, which still misses "
+        "many nodules under about 12 mm and then points at the heart, a hilum or a vessel "
+        "instead (gradcam_*_peak_within_15mm); it is less reliable on short scans "
+        "(auc_short_scans_*), a layout it never saw in training. Trained only on MedView's "
+        "synthetic demo studies: a demonstration model, not validated on patients.")
     return write_model(Path(out) / spec["name"] / card["version"], model, card)

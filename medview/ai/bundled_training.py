@@ -154,13 +154,22 @@ SEG = {"name": "lesion-seg", "version": "1.1", "parent_version": "1.0",
             "mix": (0.45, 0.1, 0.1, 0.35), "mined": True, "context": 5},
        ]}
 # windows in the card's normalised units: the full -1000..400 HU and -100..200 HU; each
-# slice is seen with the slices 2 above and 2 below (3 mm at site A), so a vessel running
-# through the slice and a nodule ending near it look different to the encoder
-CLS = {"name": "slice-classifier", "seq": (8, 24), "batch": 6, "steps": 3000, "lr": 2e-3,
-       "low": -1000.0, "high": 400.0, "map_weight": 2.0, "map_pos_weight": 5.0,
-       "args": {"features": [16, 32, 64], "embed": 64, "hidden": 32, "input_size": 128,
+# slice is seen with the slices 2 above and below (3 mm), so a vessel running through it and
+# a nodule ending near it differ. Phases: 1.0 at 128² (a 6 mm nodule 2 pixels, a map cell 22
+# mm); 1.1 the same weights at 256², last stage and lesion map (grid a side) at stride 8.
+CLS = {"name": "slice-classifier", "version": "1.1", "parent_version": "1.0",
+       "seq": (8, 24), "batch": 6, "low": -1000.0, "high": 400.0, "map_weight": 2.0,
+       "args": {"features": [16, 32, 64], "embed": 64, "hidden": 32, "input_size": 256,
                 "dropout": 0.2, "windows": [[0.0, 1.0], [0.6429, 0.8571]],
-                "z_offsets": [-2, 0, 2], "map_evidence": True}}
+                "z_offsets": [-2, 0, 2], "map_evidence": True},
+       "phases": [
+           {"name": "slice-classifier", "steps": 3000, "lr": 2e-3, "size": 128, "grid": 16,
+            "map_pos_weight": 5.0},
+           # 4 runs of 8..16 slices (a 256² slice costs 4 128² ones); lesion cells are 1 in
+           # 500: at weight 10 the map barely marked nodules even on training studies
+           {"name": "slice-classifier-256", "steps": 1200, "lr": 1e-3, "size": 256,
+            "grid": 32, "map_pos_weight": 50.0, "seq": (8, 16), "batch": 4},
+       ]}
 
 
 def train_segmentation(cfg: RunConfig) -> tuple[Any, dict]:
@@ -256,37 +265,47 @@ def mine_false_positives(model: Any, studies: list[CachedStudy], seed: int,
 
 
 def train_classifier(cfg: RunConfig, steps: int | None = None) -> tuple[Any, dict]:
-    """CNN + bidirectional GRU on runs of 8..24 neighbouring 128² slices (cross entropy)."""
+    """CNN + bidirectional GRU on runs of neighbouring slices (cross entropy + lesion map) in
+    the phases of CLS, each from the last one's weights; `steps`: the last phase's count."""
     import torch
 
     from medview.ai.slice_classifier import SliceClassifier
 
     _setup_torch(cfg.seed + 1, cfg.threads)
-    steps = steps or CLS["steps"]
     studies = [cache_study(cfg.cache, s) for s in cfg.classifier_seeds]
-    sampler = SequenceSampler(studies, CLS["seq"], CLS["low"], CLS["high"], seed=cfg.seed + 1)
-    model = SliceClassifier(in_channels=1, out_channels=2, **CLS["args"])
-    # lesion slices are about one in five: weight them up a little so both errors count;
-    # lesion cells are about one in a hundred of a lesion slice's map
+    # lesion slices are about one in five: weight them up a little so both errors count
     ce = torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0]))
-    bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(CLS["map_pos_weight"]))
+    model, phases = None, []
+    for i, ph in enumerate(CLS["phases"]):
+        n_steps = steps if steps and i == len(CLS["phases"]) - 1 else ph["steps"]
+        state = model.state_dict() if model is not None else None
+        model = SliceClassifier(in_channels=1, out_channels=2,
+                                **{**CLS["args"], "input_size": ph["size"]})
+        if state is not None:  # the same layers at a new input size: the weights carry over
+            model.load_state_dict(state)
+        sampler = SequenceSampler(studies, ph.get("seq", CLS["seq"]), CLS["low"], CLS["high"],
+                                  seed=cfg.seed + 1 + 2 * i, grid=ph["grid"], size=ph["size"])
+        bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(ph["map_pos_weight"]))
 
-    def batch_loss() -> Any:
-        x, y, maps = (torch.from_numpy(a) for a in sampler.batch(CLS["batch"]))
-        logits, map_logits = model.forward_with_map(x)
-        return ce(logits.reshape(-1, 2), y.reshape(-1)) + \
-            CLS["map_weight"] * bce(map_logits, maps)
+        def batch_loss(model: Any = model, sampler: SequenceSampler = sampler,
+                       bce: Any = bce, batch: int = ph.get("batch", CLS["batch"])) -> Any:
+            x, y, maps = (torch.from_numpy(a) for a in sampler.batch(batch))
+            logits, map_logits = model.forward_with_map(x)
+            return ce(logits.reshape(-1, 2), y.reshape(-1)) + \
+                CLS["map_weight"] * bce(map_logits, maps)
 
-    info = _loop("slice-classifier", model, batch_loss, sampler.rng, cfg.work, steps,
-                 CLS["lr"])
-    info.update(sequences=steps * CLS["batch"], studies=len(studies))
-    return model, info
+        done = _loop(ph["name"], model, batch_loss, sampler.rng, cfg.work, n_steps, ph["lr"])
+        phases.append({**ph, "steps": n_steps, "seconds": done["seconds"],
+                       "loss_history": done["loss_history"]})
+    return model, {"phases": phases, "studies": len(studies),
+                   "seconds": sum(p["seconds"] for p in phases)}
 
 
 def write_segmentation_model(out: Path, model: Any, info: dict, cfg: RunConfig) -> Path:
     """The segmentation model's folder: weights and a card with the size rules first, then
     the false-positive stage trained on that network's candidates (ai.bundled_fp) and its
-    file, then the validation numbers measured through the app's own path."""
+    file, the outline's extent chosen on the development studies, then the validation
+    numbers measured through the app's own path."""
     from medview.ai import bundled_eval, bundled_fp
     from medview.ai.loading import load_model
     from medview.io.workspace import atomic_write_text
@@ -305,6 +324,12 @@ def write_segmentation_model(out: Path, model: Any, info: dict, cfg: RunConfig) 
     atomic_write_text(folder / FP_FILE, text)
     post.update(fp_classifier=FP_FILE, fp_threshold=cut,
                 fp_classifier_sha256=hashlib.sha256(text.encode()).hexdigest())
+    bundled_cards.write_segmentation(out, model, SEG, cfg, info, pending, postprocess=post,
+                                     fp_info=fp_info)
+    extent = bundled_fp.choose_extent(folder, [studies[s] for s in cfg.dev_seeds], cfg.work)
+    post.update(extent_threshold=extent["extent_threshold"],
+                extent_max_mm=extent["extent_max_mm"])
+    fp_info.update(extent)
     bundled_cards.write_segmentation(out, model, SEG, cfg, info, pending, postprocess=post,
                                      fp_info=fp_info)
     loaded = load_model(folder, "cpu", reuse=False)
@@ -341,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fp-seeds", default="57-80", help="false-positive stage training seeds")
     p.add_argument("--dev-seeds", default="2001-2012", help="false-positive threshold seeds")
     p.add_argument("--steps", type=int, default=None,
-                   help="override the classifier's step count (for a quick trial)")
+                   help="override the classifier's last phase's step count (a quick trial)")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     work = a.work or a.cache / "work"

@@ -19,6 +19,7 @@ from medview.ai.registry import bundled_models_dir
 SEG_DIR = bundled_models_dir() / "lesion-seg" / "1.0"
 SEG11_DIR = bundled_models_dir() / "lesion-seg" / "1.1"
 CLS_DIR = bundled_models_dir() / "slice-classifier" / "1.0"
+CLS11_DIR = bundled_models_dir() / "slice-classifier" / "1.1"
 SLAB_SEED, SLAB_SLICES = 9001, 40  # 60 mm through the lung bases and the liver
 FULL_SEED = 9002
 
@@ -28,7 +29,8 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("folder", [SEG_DIR, SEG11_DIR, CLS_DIR], ids=["seg", "seg11", "cls"])
+@pytest.mark.parametrize("folder", [SEG_DIR, SEG11_DIR, CLS_DIR, CLS11_DIR],
+                         ids=["seg", "seg11", "cls", "cls11"])
 def test_cards_are_complete_and_match_their_weights(folder):
     from pydicom.sr.codedict import codes
 
@@ -70,10 +72,17 @@ def test_cards_carry_the_validation_numbers():
                     "min_component_voxels", "ms_per_512_slice_2_threads"):
             assert isinstance(card.validation[key], (int, float))
     assert seg11.validation["min_component_voxels"] == seg11.postprocess.min_component_voxels
-    for key in ("auc", "accuracy", "gradcam_nodule_peak_within_15mm",
-                "auc_short_scans_120_slices"):
-        assert 0 <= cls.validation[key] <= 1
-    assert seg.context_slices == SEG["context"] and cls.architecture == "medview.SliceClassifier"
+    cls11 = load_card(CLS11_DIR)
+    for card in (cls, cls11):
+        for key in ("auc", "accuracy", "gradcam_nodule_peak_within_15mm",
+                    "gradcam_liver_peak_within_15mm", "auc_short_scans_120_slices"):
+            assert 0 <= card.validation[key] <= 1
+        assert card.architecture == "medview.SliceClassifier"
+    # 1.1 is bundled, so active: it must beat 1.0 on the slices and on where Grad-CAM points
+    for key in ("auc", "gradcam_nodule_peak_within_15mm", "gradcam_liver_peak_within_15mm"):
+        assert cls11.validation[key] > cls.validation[key], key
+    assert cls11.architecture_args["input_size"] == CLS["args"]["input_size"] == 256
+    assert seg.context_slices == SEG["context"]
     assert seg11.context_slices == SEG["phases"][-1].get("context", SEG["context"])
 
 
@@ -82,7 +91,7 @@ def loaded():
     from medview.ai.loading import load_model
 
     return (load_model(SEG_DIR, "cpu", reuse=False), load_model(CLS_DIR, "cpu", reuse=False),
-            load_model(SEG11_DIR, "cpu", reuse=False))
+            load_model(SEG11_DIR, "cpu", reuse=False), load_model(CLS11_DIR, "cpu", reuse=False))
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +108,23 @@ def slab(tmp_path_factory):
 
 
 def test_weights_load_through_the_loader_and_predict(loaded):
-    seg, cls, seg11 = loaded
+    seg, cls, seg11, cls11 = loaded
     x = np.random.default_rng(0).random((2, 5, 64, 64), dtype=np.float32)
     assert seg.predict(x[:, :3]).shape == (2, 3, 64, 64)
     assert seg11.predict(x[:, :seg11.card.context_slices]).shape == (2, 3, 64, 64)
-    assert cls.predict(x[:, :1]).shape == (2, 2)
+    assert cls.predict(x[:, :1]).shape == (2, 2) and cls11.predict(x[:, :1]).shape == (2, 2)
+    # the card's architecture args build 1.1 at 256², its lesion map at 32 x 32 cells
+    with torch.no_grad():
+        _, maps = cls11.module.forward_with_map(torch.from_numpy(x[:, :1]))
+    assert cls11.module.input_size == 256 and maps.shape == (2, 32, 32)
+
+
+def test_the_newest_classifier_is_the_one_that_runs(tmp_path, monkeypatch):
+    from medview.ai import registry
+
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path))
+    assert registry.resolve("slice-classifier").folder == CLS11_DIR
+    assert registry.active_model("classification").folder == CLS11_DIR
 
 
 @pytest.mark.parametrize(("which", "most_fps"), [(0, 6), (2, 1)], ids=["seg", "seg11"])
@@ -131,26 +152,34 @@ def full_study(tmp_path_factory):
     return cache_study(tmp_path_factory.mktemp("full"), FULL_SEED)
 
 
-def test_classifier_flags_lesion_slices_of_an_unseen_study(loaded, full_study):
+@pytest.mark.parametrize("which", [1, 3], ids=["cls", "cls11"])
+def test_classifier_flags_lesion_slices_of_an_unseen_study(loaded, full_study, which):
     from medview.ai.bundled_data import slice_targets
     from medview.ai.bundled_eval import auc, classify_study
 
-    probs = classify_study(loaded[1].module, full_study.small(CLS["low"], CLS["high"]))
+    module = loaded[which].module
+    probs = classify_study(module, full_study.small(CLS["low"], CLS["high"], module.input_size))
     assert auc(probs, slice_targets(full_study.labels)) >= 0.8
 
 
-def test_gradcam_of_the_bundled_classifier_on_full_slices(loaded, full_study):
+@pytest.mark.parametrize("which", [1, 3], ids=["cls", "cls11"])
+def test_gradcam_of_the_bundled_classifier_on_full_slices(loaded, full_study, which):
     """Heatmaps on the 512² grid, one scale per stack; how often the peak lies on the lesion
-    is measured in the card (gradcam_*_peak_within_15mm), and it is low for nodules."""
+    is measured in the cards (gradcam_*_peak_within_15mm: 1.0 seldom, 1.1 on about half the
+    nodules and most liver lesions); 1.1's lies on this study's largest lesion."""
     from medview.ai.bundled_data import normalise
-    from medview.ai.gradcam import gradcam
+    from medview.ai.gradcam import gradcam, peak_index
 
     lesion = max(full_study.lesions, key=lambda les: les["diameter_mm"])
-    k = round((lesion["centre_lps_mm"][2] - full_study.meta["origin_lps_mm"][2]) /
-              full_study.spacing_mm[0])
+    centre = np.asarray(lesion["centre_lps_mm"]) - full_study.meta["origin_lps_mm"]
+    k, row, col = np.asarray([centre[2], centre[1], centre[0]]) / full_study.spacing_mm
+    k = round(k)
     s = int(np.clip(k - 8, 0, full_study.ct.shape[0] - 16))
-    result = gradcam(loaded[1].module, normalise(full_study.ct[s:s + 16], CLS["low"],
-                                                 CLS["high"]))
+    result = gradcam(loaded[which].module, normalise(full_study.ct[s:s + 16], CLS["low"],
+                                                     CLS["high"]))
     assert result.heatmaps.shape == (16, 512, 512) and result.peak > 0
     assert np.isfinite(result.heatmaps).all() and result.heatmaps.max() == pytest.approx(1)
     assert result.probabilities[k - s] >= 0.5  # the largest lesion's centre slice
+    if which == 3:
+        r, c = peak_index(result.heatmaps[k - s])
+        assert np.hypot(r - row, c - col) * full_study.spacing_mm[1] <= 15

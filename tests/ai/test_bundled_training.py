@@ -91,6 +91,37 @@ def test_sequence_sampler_targets_and_maps_agree(study):
                                   slice_targets(study.labels))
 
 
+def test_sequence_sampler_at_a_finer_size_and_grid(study):
+    """slice-classifier 1.1's phase: slices kept at a finer size (cached once beside the
+    study as small<size>.npy) and a finer map, still agreeing with the targets."""
+    sampler = SequenceSampler([study], (4, 8), -1000, 400, seed=1, grid=32, size=64)
+    x, y, maps = sampler.batch(3)
+    assert x.shape[3:] == (64, 64) and maps.shape[2:] == (32, 32)
+    np.testing.assert_array_equal(maps.any(axis=(2, 3)), y.astype(bool))
+    assert (study.folder / "small64.npy").exists()
+    reduced = downsample(normalise(np.asarray(study.ct[5:6]), -1000, 400), 64)[0]
+    np.testing.assert_allclose(study.small(-1000, 400, 64)[5], reduced, atol=1e-3)
+
+
+def test_classifier_phases_fit_the_network():
+    """Each phase's lesion map is the last stage's grid at that phase's size, the last
+    phase's size is the card's, and the weights carry over between phases."""
+    import torch
+
+    from medview.ai.bundled_training import CLS
+    from medview.ai.slice_classifier import SliceClassifier
+
+    assert CLS["phases"][-1]["size"] == CLS["args"]["input_size"]
+    shapes = set()
+    for ph in CLS["phases"]:
+        model = SliceClassifier(**{**CLS["args"], "input_size": ph["size"]})
+        with torch.no_grad():
+            _, maps = model.forward_with_map(torch.zeros(2, 1, ph["size"], ph["size"]))
+        assert maps.shape == (2, ph["grid"], ph["grid"])
+        shapes.add(tuple((k, tuple(v.shape)) for k, v in model.state_dict().items()))
+    assert len(shapes) == 1
+
+
 def test_perfect_prediction_scores_perfectly(study):
     scored = score_study(np.asarray(study.labels).copy(), study)
     assert [les["detected"] for les in scored["lesions"]] == [True, True]

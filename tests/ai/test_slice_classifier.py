@@ -68,21 +68,26 @@ def test_an_input_size_the_stages_cannot_halve_is_refused():
         SliceClassifier(features=[4, 8, 16, 32], input_size=8)
 
 
-def test_builds_and_loads_through_its_card(tmp_path):
+def _through_card(folder, model: SliceClassifier, args: dict):
+    """`model`'s weights in a folder with a card giving `args`, loaded as MedView does."""
     from safetensors.torch import save_file
 
     from medview.ai.loading import load_model, sha256_hex
 
-    model = tiny(seed=3)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              str(tmp_path / "weights.safetensors"))
+              str(folder / "weights.safetensors"))
     card = {"name": "tiny-cls", "version": "1.0", "task": "classification", "modality": "CT",
             "labels": [{"value": 1, "name": "slice with a lesion"}],
             "intensity": {"low": -1000, "high": 400}, "architecture": "medview.SliceClassifier",
-            "architecture_args": {**ARGS, "outputs": "logits"}, "context_slices": 1,
-            "weights_sha256": sha256_hex((tmp_path / "weights.safetensors").read_bytes())}
-    (tmp_path / "metadata.json").write_text(json.dumps(card))
-    loaded = load_model(tmp_path, "cpu", reuse=False)
+            "architecture_args": {**args, "outputs": "logits"}, "context_slices": 1,
+            "weights_sha256": sha256_hex((folder / "weights.safetensors").read_bytes())}
+    (folder / "metadata.json").write_text(json.dumps(card))
+    return load_model(folder, "cpu", reuse=False)
+
+
+def test_builds_and_loads_through_its_card(tmp_path):
+    model = tiny(seed=3)
+    loaded = _through_card(tmp_path, model, ARGS)
     x = stack().numpy()
     probs = loaded.predict(x)
     assert probs.shape == (6, 2)
@@ -90,6 +95,21 @@ def test_builds_and_loads_through_its_card(tmp_path):
     with torch.no_grad():
         expected = torch.softmax(model(torch.from_numpy(x)), dim=1).numpy()
     np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_the_same_weights_read_finer_slices_when_the_card_says_so(tmp_path):
+    """slice-classifier 1.1 is 1.0's layers at twice the input size: one set of weights fits
+    either, the card's input_size decides, and the lesion map and the stage Grad-CAM
+    explains get finer (input / 4 here, input / 8 for the bundled three stages)."""
+    model = tiny(seed=4)
+    loaded = _through_card(tmp_path, model, {**ARGS, "input_size": 64}).module
+    assert loaded.input_size == 64
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+    with torch.no_grad():
+        _, fine = loaded.forward_with_map(stack(size=128))
+        _, coarse = model.forward_with_map(stack(size=128))
+    assert fine.shape == (6, 16, 16) and coarse.shape == (6, 8, 8)
 
 
 def test_map_evidence_adds_the_maps_soft_maximum_to_the_lesion_logit():
