@@ -6,13 +6,14 @@ app and `medview infer` list (the card's post-processing and false-positive stag
 medview.ai.bundled_eval explains the scoring), against the issue's goals (>= 90%, <= 1,
 >= 0.80); whether they reproduce the card's numbers through the loader; and the CPU time of
 one 512² slice with 1 and 2 threads (goal: a 300-slice study in under 15 s). Classifier
-(slice-classifier): per-slice AUC and accuracy, and how often the Grad-CAM peak lies within
-15 mm of a lesion centre.
+(the active slice-classifier version, or --cls-version): per-slice AUC and accuracy, how
+often the Grad-CAM peak lies within 15 mm of a lesion centre, and the CPU time of a 300-slice
+study of 512² slices (windows of 16 overlapping by half) with 1 and 2 threads.
 
 The studies are generated once into --cache (the training command's cache folder works).
 
 Run: python benchmarks/eval_models.py [--seeds 1001-1010] [--cache DIR] [--models seg,cls]
-     [--seg-version 1.1]
+     [--seg-version 1.1] [--cls-version 1.0]
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def main() -> int:
     import torch
 
     from medview.ai import bundled_eval
+    from medview.ai.bundled_data import cache_study, normalise
     from medview.ai.bundled_training import CLS, parse_seeds
     from medview.ai.loading import load_model
-    from medview.ai.registry import bundled_models_dir, resolve
+    from medview.ai.registry import resolve
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="1001-1010")
@@ -51,6 +53,7 @@ def main() -> int:
     p.add_argument("--models", default="seg,cls")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seg-version", default=None, help="default: the active version")
+    p.add_argument("--cls-version", default=None, help="default: the active version")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     seeds = parse_seeds(a.seeds)
@@ -72,10 +75,17 @@ def main() -> int:
                             for k, (op, v) in GOALS.items()}
         report["lesion-seg"] = seg
     if "cls" in a.models:
-        model = load_model(bundled_models_dir() / "slice-classifier" / "1.0", "cpu",
-                           reuse=False)
-        report["slice-classifier"] = bundled_eval.evaluate_classifier(model.module, a.cache,
-                                                                      seeds, CLS)
+        entry = resolve("slice-classifier" + (f":{a.cls_version}" if a.cls_version else ""))
+        model = load_model(entry.folder, "cpu", reuse=False)
+        cls = {"model": entry.ref, **bundled_eval.evaluate_classifier(model.module, a.cache,
+                                                                      seeds, CLS)}
+        study = normalise(cache_study(a.cache, seeds[0]).ct[:300], CLS["low"], CLS["high"])
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            t = time.perf_counter()
+            bundled_eval.classify_study(model.module, study)
+            cls[f"study_300_slices_s_{threads}_threads"] = round(time.perf_counter() - t, 1)
+        report["slice-classifier"] = cls
     print(json.dumps(report, indent=1))
     return 0
 
