@@ -30,6 +30,11 @@ log = logging.getLogger("medview.train")
 # region at a few sizes (three times the examples from the same studies); min_sensitivity:
 # of ALL development lesions of 6 mm and more, three points over the issue's goal of 0.90
 # (on the development seeds 0.95 kept about 0.5 false positives a study, 0.93 about 0.2)
+# the outline's extent (ai.extent): the extent threshold with the best mean lesion Dice
+# (>= 6 mm) on the development studies, the classifier in place, each finding grown at most
+# max_mm (on lesion-seg 1.1's development studies the rim lay within 2 mm: 3 and 5 mm gave
+# the same Dice)
+EXTENT = {"grid": (0.2, 0.1, 0.05, 0.03, 0.02), "max_mm": 3.0}
 FP = {"rounds": 400, "depth": 2, "lr": 0.1, "lambda": 1.0, "bins": 32, "min_hessian": 2.0,
       "subsample": 0.8, "train_thresholds": (0.4, 0.5, 0.6), "min_sensitivity": 0.93}
 
@@ -236,3 +241,33 @@ def fp_stage(folder: Path, train: list[CachedStudy], dev: list[CachedStudy], wor
             "fp_threshold": cut, **{k: v for k, v in FP.items()}}
     log.info("fp stage: %s", info)
     return clf, cut, info
+
+
+def choose_extent(folder: Path, dev: list[CachedStudy], work: Path) -> dict:
+    """The card's extent_threshold and extent_max_mm chosen on `dev` (EXTENT) for the model
+    in `folder` (its card's classifier and threshold in place), and the development Dice of
+    each choice (0: no growth); ties go to the higher threshold, the smaller change."""
+    import dataclasses
+
+    from medview.ai.bundled_eval import score_study, segment_cached, summarise_segmentation
+    from medview.ai.findings import findings_from
+    from medview.ai.loading import load_model
+
+    model = load_model(folder, "cpu", reuse=False)
+    card, store = model.card, work / f"codes-{model.card.weights_sha256[:12]}"
+    per: dict[float, list] = {t: [] for t in (0.0, *EXTENT["grid"])}
+    for st in dev:
+        result, volume = segment_cached(model, st, store), st.volume()
+        for t in per:
+            post = dataclasses.replace(card.postprocess, extent_threshold=t,
+                                       extent_max_mm=EXTENT["max_mm"] if t else 0.0)
+            mask = np.zeros(result.codes.shape, np.uint8)
+            findings_from(result.codes, volume, dataclasses.replace(card, postprocess=post),
+                          0.5, coarse_max=result.coarse_max, mask_out=mask)
+            per[t].append(score_study(mask, st, min_voxels=1))
+    dice = {t: summarise_segmentation(scores)["mean_dice_ge_6mm"] for t, scores in per.items()}
+    best = max(EXTENT["grid"], key=lambda t: (dice[t], t))
+    info = {"extent_threshold": best, "extent_max_mm": EXTENT["max_mm"],
+            "dev_dice_by_extent": {f"{t:g}": d for t, d in dice.items()}}
+    log.info("extent: %s", info)
+    return info
