@@ -29,7 +29,7 @@ class Settings:
     mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
     augment: bool = True
     freeze_norm: bool = True  # batch-norm statistics kept from the base (training.py)
-    distill: float = 0.0  # weight of distillation from the frozen base (train_keep)
+    distill: float = 1.0  # weight of distillation from the frozen base (train_keep; 0 = none)
     distill_on: str = "rehearsal"  # patches it applies to: "rehearsal" or "all"
     l2sp: float = 0.0  # pull of the weights toward the base's (train_keep.Anchor; 0 = none)
     warmup_epochs: float = 0.5

@@ -15,7 +15,12 @@ remedies for forgetting, beside rehearsal (train_replay) and frozen batch-norm s
   the gradients: with a strength s, a weight the loss keeps pushing settles about 1/s from
   its start (Adam moves a weight about lr a step). Settings.l2sp is that strength.
 
-Measured in benchmarks/bench_finetune.py; the numbers are in the bench's docstring."""
+Measured (benchmarks/bench_finetune.py, lesion-seg 1.1 fine-tuned on 8 site-B studies with
+8 rehearsal studies and frozen batch-norm statistics; Dice of the listed findings): without
+either, site A fell from 0.941 to 0.896 (-0.045) while site B rose from 0.702 to 0.771;
+with distillation (weight 1, rehearsal patches) site A moved by -0.005 and site B by +0.058;
+with L2-SP 10 alone, -0.019 and +0.073. Distillation is on by default (about 10% more time
+a step: the parent's forward pass on the rehearsal half of each batch); L2-SP is off."""
 
 from __future__ import annotations
 

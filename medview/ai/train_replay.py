@@ -8,9 +8,11 @@ false positives per study): in contrast-enhanced site-B scans a liver lesion is 
 dense as a whole liver without contrast, so the model learnt to call site A's liver a
 lesion. With 4 rehearsal studies site A fell to 0.74, with 8 to 0.75, and with the batch
 norms' statistics also kept from the base (Settings.freeze_norm) to 0.85 while site B rose
-to 0.70 (+0.18). The bundled models' training data is not shipped but is reproducible here: the demo
-generator with the seeds of bundled_training (RunConfig.train_seeds, 1..56, site A). Models
-of other origins (imported, or trained elsewhere) have no such data and get no rehearsal."""
+to 0.70 (+0.18). With lesion-seg 1.1 (already 0.70 on site B) the same recipe cost site A
+0.045, and distillation from the parent on the rehearsal patches (train_keep) 0.005. The
+bundled models' training data is not shipped but is reproducible here: the demo generator
+with the seeds of bundled_training (RunConfig.train_seeds, 1..56, site A). Models of other
+origins (imported, or trained elsewhere) have no such data and get no rehearsal."""
 
 from __future__ import annotations
 
