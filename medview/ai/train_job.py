@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -15,6 +16,7 @@ from medview.core.errors import InvalidInputError, ResourceLimitError
 from medview.io.workspace import atomic_write_bytes, data_dir
 
 JOB_FILE = "job.json"
+LOCK_FILE = "running.lock"
 
 
 @dataclass
@@ -95,3 +97,28 @@ def write_file(path: Path, data: bytes, what: str) -> None:
                                                 f"and run again with --resume") from exc
         raise InvalidInputError(str(path), f"could not be written ({exc.strerror or exc})"
                                 ) from exc
+
+
+class WorkLock:
+    """A work folder held by one training run at a time: two runs in one folder would write
+    over each other's checkpoint and best weights (seen when two benchmark runs started in
+    the same second). An OS file lock, so a killed or crashed run leaves nothing to clean."""
+
+    def __init__(self, folder: Path) -> None:
+        self.fd = os.open(folder / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(self.fd, msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self.fd)
+            raise InvalidInputError(str(folder), "is in use by another training run; choose "
+                                                 "another work folder or stop that run") from exc
+
+    def release(self) -> None:
+        os.close(self.fd)  # closing the descriptor releases the lock

@@ -33,7 +33,7 @@ import numpy as np
 
 from medview.ai.bundled_training import _schedule
 from medview.ai.train_dist import Dist
-from medview.ai.train_job import JOB_FILE, Job, Settings, default_work, write_file
+from medview.ai.train_job import JOB_FILE, Job, Settings, WorkLock, default_work, write_file
 from medview.core.errors import InvalidInputError, UnsupportedInputError
 from medview.io.workspace import atomic_write_text, data_dir
 
@@ -122,10 +122,12 @@ class Trainer:
     # ---------------------------------------------------------------- running
     def run(self) -> dict | None:
         """Train; returns the 'done' event (None when stopped)."""
-        self.dist = Dist(self.s.device)
+        self.dist, self.lock = Dist(self.s.device), None
         try:
             return self._run()
         finally:
+            if self.lock is not None:
+                self.lock.release()
             self.dist.close()
 
     def _run(self) -> dict | None:
@@ -153,6 +155,8 @@ class Trainer:
             raise InvalidInputError(str(ck_path), "does not exist: there is nothing to resume "
                                                   "in this work folder")
         self.work.mkdir(parents=True, exist_ok=True)
+        if self.dist.rank == 0:
+            self.lock = WorkLock(self.work)
         studies, train, val = self._studies(entry, card)
         if self.dist.rank == 0:
             atomic_write_text(self.work / JOB_FILE, self.job.to_json() + "\n")

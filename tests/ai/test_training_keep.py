@@ -1,7 +1,9 @@
 """Keeping the parent's knowledge in a fine-tune (train_keep): the distillation loss is zero
 when student and teacher agree and pulls the student toward the teacher; it applies only to
 the patches of rehearsal studies unless asked for all; L2-SP pulls the weights back toward
-the parent's; a tiny fine-tune with both still makes a valid version that says so."""
+the parent's; a tiny fine-tune with both still makes a valid version that says so. Also: one
+run at a time in a work folder (two runs started together shared one and mixed their best
+weights)."""
 
 from __future__ import annotations
 
@@ -118,3 +120,17 @@ def test_fine_tune_with_distillation_and_l2sp_makes_a_valid_version(tmp_path: Pa
 def test_unknown_distill_target_is_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="distill_on 'everything'"):
         run(tiny_job(tmp_path, epochs=1, distill=1.0, distill_on="everything"))
+
+
+def test_a_work_folder_in_use_by_another_run_is_refused(tmp_path: Path) -> None:
+    from medview.ai.train_job import WorkLock
+
+    job = tiny_job(tmp_path, epochs=1)
+    Path(job.work).mkdir(parents=True)
+    held = WorkLock(Path(job.work))  # another run holds it
+    with pytest.raises(InvalidInputError, match="in use by another training run"):
+        run(job)
+    held.release()
+    done, _ = run(job)  # free again; a finished run frees it too
+    assert done is not None
+    WorkLock(Path(job.work)).release()
