@@ -19,7 +19,9 @@ Measured (benchmarks/bench_finetune.py, lesion-seg 1.1 fine-tuned on 8 site-B st
 8 rehearsal studies and frozen batch-norm statistics; Dice of the listed findings): without
 either, site A fell from 0.941 to 0.896 (-0.045) while site B rose from 0.702 to 0.771;
 with distillation (weight 1, rehearsal patches) site A moved by -0.005 and site B by +0.058;
-with L2-SP 10 alone, -0.019 and +0.073. Distillation is on by default (about 10% more time
+with L2-SP 10 alone, -0.019 and +0.073; both together did worse in the one run made
+(-0.037, +0.025; scored with 1.1's later outline extent, under which the others read
++0.002/+0.052 and -0.006/+0.062). Distillation is on by default (about 10% more time
 a step: the parent's forward pass on the rehearsal half of each batch); L2-SP is off."""
 
 from __future__ import annotations
