@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Reproduce MedView's bundled models (lesion-seg 1.1 and slice-classifier 1.1) from the
+# Reproduce MedView's bundled models (lesion-seg 1.2 and slice-classifier 1.1) from the
 # synthetic demo generator, seeded, and write their folders under medview/resources/models/.
-# lesion-seg 1.1 is 1.0's three training phases (their end state is 1.0's weights), a fourth
-# that widens the network to 5 context slices, and a false-positive stage (gradient-boosted
-# trees on the network's candidate regions) written beside the weights. slice-classifier 1.1
+# lesion-seg 1.2 is 1.0's three training phases (their end state is 1.0's weights), a fourth
+# that widens the network to 5 context slices (1.1's weights), a fifth without the mined
+# voxels next to lesions and with small and ground-glass lesions oversampled, a
+# false-positive stage (gradient-boosted trees on the network's candidate regions) written
+# beside the weights, and the outline extent chosen on development seeds. slice-classifier 1.1
 # is 1.0's training at 128² slices (its end state is 1.0's weights), then the same network
 # fine-tuned on 256² slices with its lesion map at 32 x 32 cells (the 256² slices are cached
 # beside each study as small256.npy, 40 MB a study).

@@ -96,7 +96,14 @@ def write_segmentation(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
                + (f" (the previous model's mistakes on seeds "
                   f"{_seed_text(cfg.train_seeds[slice(*ph['mine'])])} join the mined pool, "
                   f"{ph['mined_voxels']} voxels)"
-                  if "mine" in ph else "") + f", {ph['seconds']} s"
+                  if "mine" in ph else "")
+               + (f" (mined voxels within {ph['mined_margin_px']} px of a lesion left out: "
+                  f"{ph['mined_voxels']} kept)" if "mined_margin_px" in ph else "")
+               + (f" (a lesion under 10 mm weighs {1 + ph['lesion_weights'][0]:g}, a "
+                  f"ground-glass one {ph['lesion_weights'][1]:g} more)"
+                  if "lesion_weights" in ph else "")
+               + (f" (its own seed {ph['seed']})" if "seed" in ph else "")
+               + f", {ph['seconds']} s"
                for ph in info["phases"]]
     training = (
         f"medview.io.demo generator, site A (non-contrast, 1.5 mm slices, 512 x 512, pixels "

@@ -1,6 +1,6 @@
-"""Bundled lesion-seg 1.1's outline extent (ai.extent): chosen on the development seeds,
-and on a study it never saw the grown outlines fit the lesions better than the mask at the
-threshold, without finding or losing anything."""
+"""Bundled lesion-seg's outline extent (ai.extent), 1.1's and 1.2's: chosen on the
+development seeds, and on a study it never saw the grown outlines fit the lesions better
+than the mask at the threshold, without finding or losing anything."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ import pytest
 from medview.ai.cards import load_card
 from medview.ai.registry import bundled_models_dir
 
+SEG12_DIR = bundled_models_dir() / "lesion-seg" / "1.2"
 SEG11_DIR = bundled_models_dir() / "lesion-seg" / "1.1"
 SEED, SLICES = 9002, 40  # never trained or tuned on
 
 
-def test_the_card_names_an_extent_chosen_on_the_development_seeds():
-    card = load_card(SEG11_DIR)
+@pytest.mark.parametrize("folder", [SEG11_DIR, SEG12_DIR], ids=["seg11", "seg12"])
+def test_the_card_names_an_extent_chosen_on_the_development_seeds(folder):
+    card = load_card(folder)
     post = card.postprocess
     assert 0.0 < post.extent_threshold < card.validation["threshold"]
     assert 0.0 < post.extent_max_mm <= 10.0
@@ -31,8 +33,8 @@ def test_the_card_names_an_extent_chosen_on_the_development_seeds():
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
-    """Per-lesion scores of 1.1's findings on an unseen slab, with and without the extent,
-    and the two label maps."""
+    """Per-lesion scores of the active version's findings on an unseen slab, with and
+    without the extent, and the two label maps."""
     from medview.ai.bundled_data import cache_study
     from medview.ai.bundled_eval import score_study, segment_cached
     from medview.ai.findings import findings_from
@@ -41,7 +43,7 @@ def scored(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("MEDVIEW_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     try:
-        model = load_model(SEG11_DIR, "cpu", reuse=False)
+        model = load_model(SEG12_DIR, "cpu", reuse=False)
         st = cache_study(tmp_path_factory.mktemp("studies"), SEED, slices=SLICES)
         result = segment_cached(model, st)
         card = model.card

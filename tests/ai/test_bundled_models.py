@@ -18,6 +18,7 @@ from medview.ai.registry import bundled_models_dir
 
 SEG_DIR = bundled_models_dir() / "lesion-seg" / "1.0"
 SEG11_DIR = bundled_models_dir() / "lesion-seg" / "1.1"
+SEG12_DIR = bundled_models_dir() / "lesion-seg" / "1.2"
 CLS_DIR = bundled_models_dir() / "slice-classifier" / "1.0"
 CLS11_DIR = bundled_models_dir() / "slice-classifier" / "1.1"
 SLAB_SEED, SLAB_SLICES = 9001, 40  # 60 mm through the lung bases and the liver
@@ -29,8 +30,8 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("folder", [SEG_DIR, SEG11_DIR, CLS_DIR, CLS11_DIR],
-                         ids=["seg", "seg11", "cls", "cls11"])
+@pytest.mark.parametrize("folder", [SEG_DIR, SEG11_DIR, SEG12_DIR, CLS_DIR, CLS11_DIR],
+                         ids=["seg", "seg11", "seg12", "cls", "cls11"])
 def test_cards_are_complete_and_match_their_weights(folder):
     from pydicom.sr.codedict import codes
 
@@ -38,7 +39,8 @@ def test_cards_are_complete_and_match_their_weights(folder):
     weights = (folder / card.weights_file).read_bytes()
     assert hashlib.sha256(weights).hexdigest() == card.weights_sha256
     assert len(weights) < 5 * 2**20 and card.weights_format == "safetensors"
-    assert (card.version, card.parent_version) in (("1.0", None), ("1.1", "1.0"))
+    assert (card.version, card.parent_version) in (("1.0", None), ("1.1", "1.0"),
+                                                   ("1.2", "1.1"))
     assert card.modality == "CT"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", card.created)
     assert DISCLAIMER in card.description
@@ -67,11 +69,16 @@ def test_cards_are_complete_and_match_their_weights(folder):
 
 def test_cards_carry_the_validation_numbers():
     seg, seg11, cls = load_card(SEG_DIR), load_card(SEG11_DIR), load_card(CLS_DIR)
-    for card in (seg, seg11):
+    seg12 = load_card(SEG12_DIR)
+    for card in (seg, seg11, seg12):
         for key in ("sensitivity_ge_6mm", "false_positives_per_study", "mean_dice_ge_6mm",
                     "min_component_voxels", "ms_per_512_slice_2_threads"):
             assert isinstance(card.validation[key], (int, float))
     assert seg11.validation["min_component_voxels"] == seg11.postprocess.min_component_voxels
+    # 1.2 is the newest bundled, so active: it must do better than 1.1 where 1.1 fell short
+    for key in ("sensitivity_ge_6mm", "mean_dice_ge_6mm"):
+        assert seg12.validation[key] > seg11.validation[key], key
+    assert seg12.context_slices == seg11.context_slices == 5
     cls11 = load_card(CLS11_DIR)
     for card in (cls, cls11):
         for key in ("auc", "accuracy", "gradcam_nodule_peak_within_15mm",
@@ -83,7 +90,7 @@ def test_cards_carry_the_validation_numbers():
         assert cls11.validation[key] > cls.validation[key], key
     assert cls11.architecture_args["input_size"] == CLS["args"]["input_size"] == 256
     assert seg.context_slices == SEG["context"]
-    assert seg11.context_slices == SEG["phases"][-1].get("context", SEG["context"])
+    assert seg11.context_slices == [ph["context"] for ph in SEG["phases"] if "context" in ph][-1]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +98,8 @@ def loaded():
     from medview.ai.loading import load_model
 
     return (load_model(SEG_DIR, "cpu", reuse=False), load_model(CLS_DIR, "cpu", reuse=False),
-            load_model(SEG11_DIR, "cpu", reuse=False), load_model(CLS11_DIR, "cpu", reuse=False))
+            load_model(SEG11_DIR, "cpu", reuse=False), load_model(CLS11_DIR, "cpu", reuse=False),
+            load_model(SEG12_DIR, "cpu", reuse=False))
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +116,7 @@ def slab(tmp_path_factory):
 
 
 def test_weights_load_through_the_loader_and_predict(loaded):
-    seg, cls, seg11, cls11 = loaded
+    seg, cls, seg11, cls11, _ = loaded
     x = np.random.default_rng(0).random((2, 5, 64, 64), dtype=np.float32)
     assert seg.predict(x[:, :3]).shape == (2, 3, 64, 64)
     assert seg11.predict(x[:, :seg11.card.context_slices]).shape == (2, 3, 64, 64)
@@ -119,15 +127,18 @@ def test_weights_load_through_the_loader_and_predict(loaded):
     assert cls11.module.input_size == 256 and maps.shape == (2, 32, 32)
 
 
-def test_the_newest_classifier_is_the_one_that_runs(tmp_path, monkeypatch):
+def test_the_newest_bundled_versions_are_the_ones_that_run(tmp_path, monkeypatch):
     from medview.ai import registry
 
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path))
     assert registry.resolve("slice-classifier").folder == CLS11_DIR
     assert registry.active_model("classification").folder == CLS11_DIR
+    assert registry.resolve("lesion-seg").folder == SEG12_DIR
+    assert registry.active_model("segmentation").folder == SEG12_DIR
 
 
-@pytest.mark.parametrize(("which", "most_fps"), [(0, 6), (2, 1)], ids=["seg", "seg11"])
+@pytest.mark.parametrize(("which", "most_fps"), [(0, 6), (2, 1), (4, 1)],
+                         ids=["seg", "seg11", "seg12"])
 def test_segmentation_finds_the_lesions_of_an_unseen_study(loaded, slab, which, most_fps):
     """Through the findings path of the app and `medview infer` (the card's post-processing
     and, for 1.1, its false-positive stage). The bounds are guards, not the goals: the cards

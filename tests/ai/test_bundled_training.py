@@ -11,6 +11,7 @@ from medview.ai.bundled_data import (
     SequenceSampler,
     coarse_maps,
     downsample,
+    drop_near_lesions,
     normalise,
     slice_targets,
 )
@@ -79,6 +80,32 @@ def test_patch_sampler_draws_mined_mistakes(study):
     assert s == 0 and centre[0] == 20 and abs(centre[1] - 50) <= 8 and abs(centre[2] - 10) <= 8
     with pytest.raises(InvalidInputError, match="mined"):
         PatchSampler([study], 32, 3, -1000, 400, seed=0, mix=(0, 0, 0, 1))
+
+
+def test_mined_voxels_at_a_lesions_edge_are_dropped(study):
+    """The nodule is a ball of radius 6 pixels around (8, 60, 28): its edge on slice 8 is at
+    column 34; voxels within 3 pixels of it, on its slice or the next, are not mistakes."""
+    mined = np.array([[8, 60, 36], [8, 60, 38], [8, 60, 42], [9, 60, 37],
+                      [20, 60, 36], [8, 100, 10]], np.int32)
+    kept = drop_near_lesions(mined, study.labels, 3)
+    assert kept.tolist() == [[8, 60, 38], [8, 60, 42], [20, 60, 36], [8, 100, 10]]
+    assert drop_near_lesions(mined[:0], study.labels, 3).shape == (0, 3)
+
+
+def test_lesion_weights_favour_the_small_and_faint_and_stay_seeded(study):
+    """Lesion 1 (8.4 mm) counts as small, lesion 2 (11.2 mm) does not: with weights (3, 0)
+    four lesion patches in five centre on lesion 1 instead of one in two."""
+    def share_on_nodule(weights, seed=5):
+        sampler = PatchSampler([study], 32, 3, -1000, 400, seed=seed, mix=(1, 0, 0),
+                               lesion_weights=weights)
+        centres = [sampler.centre()[1] for _ in range(400)]
+        return np.mean([c[2] < 62 for c in centres]), centres  # the nodule's side
+
+    plain, _ = share_on_nodule(None)
+    weighted, a = share_on_nodule((3.0, 0.0))
+    _, b = share_on_nodule((3.0, 0.0))
+    assert 0.35 < plain < 0.65 and weighted > 0.7
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_sequence_sampler_targets_and_maps_agree(study):
