@@ -46,6 +46,12 @@ started at 0.52 and gained +0.18); per lesion, sensitivity >= 6 mm on site B fel
 0.86 to 0.82 in every variant, and on site A from 0.92 to 0.80-0.84 (4 studies, 25 lesions:
 2-3 lesions).
 
+On lesion-seg 1.2 (the active base from 19:45; defaults, distillation on; 1 unloaded thread,
+the base's first fine-tune, so mining and the parent's numbers were made afresh): site B
+0.597 -> 0.719 (+0.122, met), site A 0.928 -> 0.813 (-0.115: liver 0.91 -> 0.71, FP a study
+0.75 -> 2.5; without the classifier liver 0.85 -> 0.65, so the network itself forgot), 696 s
+wall (20 epochs of 11.6 s; the rest mining and scoring). Neither base meets both goals yet.
+
     nice -n 10 python benchmarks/bench_finetune.py [--work /tmp/medview-ft-bench]
         [--threads 1] [--set distill=1 --set l2sp=10 ...]"""
 
