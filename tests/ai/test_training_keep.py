@@ -90,14 +90,16 @@ def test_distillation_applies_to_rehearsal_patches_only_unless_all(tmp_path: Pat
     torch.manual_seed(1)
     other = frozen_parent(tiny_unet(seed=7))  # disagrees with the student (seed 0)
     plain, net = _task(tmp_path, other, None, distill=0.0)
-    none_rehearsed, _ = _task(tmp_path, other, 2, distill=1.0)  # both studies are the reader's
-    all_rehearsed, _ = _task(tmp_path, other, 0, distill=1.0)
+    none_rehearsed, _ = _task(tmp_path, other, 2, distill=1.0,  # both are the reader's
+                              distill_on="rehearsal")
+    all_rehearsed, _ = _task(tmp_path, other, 0, distill=1.0, distill_on="rehearsal")
     on_all, _ = _task(tmp_path, other, 2, distill=1.0, distill_on="all")
     base = _loss(plain, net)
     assert _loss(none_rehearsed, net) == pytest.approx(base)
     assert _loss(all_rehearsed, net) > base + 1e-3
     assert _loss(on_all, net) == pytest.approx(_loss(all_rehearsed, net))
-    agreeing, _ = _task(tmp_path, frozen_parent(copy.deepcopy(net).eval()), 0, distill=1.0)
+    agreeing, _ = _task(tmp_path, frozen_parent(copy.deepcopy(net).eval()), 0, distill=1.0,
+                        distill_on="rehearsal")
     net.eval()  # the teacher runs in eval mode: the same outputs, nothing to distil
     assert _loss(agreeing, net) == pytest.approx(_loss(plain, net), abs=1e-5)
 
