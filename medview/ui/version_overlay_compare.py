@@ -74,7 +74,10 @@ class VersionOverlayCompare(QtWidgets.QDialog):
         self.layers: list[tuple | None] = [None, None]  # (own, outline) per side
         self.diffs: list[OnlyIn] = []
         self.views: list[SliceView] = []
-        self._pool = QtCore.QThreadPool()  # its own: shutdown() cancels and waits for it
+        # its own (shutdown() cancels and waits for it), owned by the application: a pool
+        # freed by Python's garbage collector waits for its threads while holding the GIL
+        # they need, which hung a test run when a closed window was collected
+        self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
         self.worker: JobWorker | None = None
         self._running = False
         self._todo: list[int] = []  # the sides the running job's versions are for
