@@ -73,7 +73,9 @@ class Annotation(QtCore.QObject):
         self.paint: PaintController | None = None
         self.prompt: QtWidgets.QMessageBox | None = None  # the recovery question shown
         self._recovering: set[str] = set()  # answered "Recover" at start
-        self._pool = QtCore.QThreadPool()  # autosave's own: shutdown waits for it
+        # autosave's own (shutdown waits for it), owned by the app: a pool freed by
+        # Python's GC waits for its threads holding the GIL they need
+        self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
         self._saving: JobWorker | None = None
         self._timer = QtCore.QTimer(self, interval=AUTOSAVE_TICK_MS)
         self._timer.timeout.connect(self.autosave_tick)

@@ -39,7 +39,9 @@ class SegmentationFiles(QtCore.QObject):
     def __init__(self, annotation: Annotation) -> None:
         super().__init__(annotation)
         self.ann, self.w = annotation, annotation.w
-        self._pool = QtCore.QThreadPool()
+        # owned by the app: a pool freed by Python's GC waits for its threads holding
+        # the GIL they need (see ui/version_overlay_compare.py)
+        self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
         self.worker: JobWorker | None = None
         menu = self.w.menus.file_menu
         quit_action = next(a for a in menu.actions() if a.menuRole()

@@ -54,7 +54,9 @@ class AIPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.state, self._views = state, views
         # the panel's own pool, not a child of it: shutdown() cancels and waits for it
-        self._pool = QtCore.QThreadPool()
+        # owned by the app: a pool freed by Python's GC waits for its threads holding
+        # the GIL they need (see ui/version_overlay_compare.py)
+        self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
         self.results: AIResults | None = None
         self.entries: list[ModelEntry] = []
         self.worker: JobWorker | None = None
