@@ -36,14 +36,14 @@ def grow_regions(codes: np.ndarray, regions: list[Region], allowed: dict[int, np
     shape = np.array(codes.shape)
     taken = np.zeros(codes.shape, bool)  # every finding's voxels: pages touched on demand
     for _, start, region in regions:
-        taken[_box(start, region.shape)] |= region
+        taken[box_of(start, region.shape)] |= region
     out: list[Region] = []
     for value, start, region in regions:
         lo = np.maximum(start - pad, 0)
         hi = np.minimum(start + region.shape + pad, shape)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
         seed = np.zeros(hi - lo, bool)
-        seed[_box(start - lo, region.shape)] = region
+        seed[box_of(start - lo, region.shape)] = region
         near = ndimage.distance_transform_edt(~seed, sampling=spacing) <= max_mm
         free = allowed[value][codes[box]] & near & ~taken[box]
         comp, _ = ndimage.label(seed | free)
@@ -56,5 +56,6 @@ def grow_regions(codes: np.ndarray, regions: list[Region], allowed: dict[int, np
     return out
 
 
-def _box(start: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, ...]:
+def box_of(start: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """The slices of a region's box in the volume, from its start and crop shape."""
     return tuple(slice(int(a), int(a) + r) for a, r in zip(start, shape, strict=True))

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medview.ai.cards import ModelCard, Postprocess
-from medview.ai.extent import Region, grow_regions
+from medview.ai.extent import Region, box_of, grow_regions
 from medview.ai.fp_reduction import classifier_for, region_features
 from medview.core.findings import Finding
 from medview.core.volume import Volume
@@ -197,7 +197,7 @@ def paint_regions(out: np.ndarray, regions: tuple[Region, ...]) -> np.ndarray:
     label value: the label map of the listed findings. Regions do not overlap."""
     out.fill(0)
     for value, start, region in regions:
-        box = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape, strict=True))
+        box = box_of(start, region.shape)
         out[box][region] = value
     return out
 
@@ -221,7 +221,7 @@ def _components(codes: np.ndarray, coarse: np.ndarray, q: int, card: ModelCard
 def _measure(region: np.ndarray, start: np.ndarray, p: np.ndarray, volume: Volume,
              uncertainty: np.ndarray | None) -> dict:
     """Measurements of one connected region; `p` its probabilities (0..1)."""
-    where = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape, strict=True))
+    where = box_of(start, region.shape)
     coords = np.argwhere(region)
     centroid = coords.mean(axis=0) + start
     spacing_rc = volume.spacing_mm[1:]
@@ -321,7 +321,7 @@ def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
         kept.append((card.labels[li].value, start, region))
     names = {lab.value: lab.name for lab in card.labels}
     for value, start, region in _extents(codes, card, threshold, kept, volume):
-        box = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape, strict=True))
+        box = box_of(start, region.shape)
         p = (level_of(codes[box][region], len(card.labels)) / levels(len(card.labels)))
         found.append(({"label_value": value, "label_name": names[value],
                        **_measure(region, start, p, volume, uncertainty)},

@@ -53,9 +53,8 @@ class AIPanel(QtWidgets.QWidget):
                  parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state, self._views = state, views
-        # the panel's own pool, not a child of it: shutdown() cancels and waits for it
-        # owned by the app: a pool freed by Python's GC waits for its threads holding
-        # the GIL they need (see ui/version_overlay_compare.py)
+        # the panel's own pool (shutdown() cancels and waits for it), owned by the app: a
+        # pool freed by Python's GC waits for its threads holding the GIL they need
         self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
         self.results: AIResults | None = None
         self.entries: list[ModelEntry] = []
