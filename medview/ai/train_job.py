@@ -45,6 +45,28 @@ class Settings:
     amp: bool = True  # mixed precision, CUDA only
     threads: int = 0  # torch threads per process; 0 = this process's cores
 
+    def assign(self, text: str) -> None:
+        """Set one field from FIELD=VALUE as typed on a command line (`medview train --set`,
+        the fine-tune benchmark), so every setting, present and future, has a flag; a wrong
+        name or value is a ValueError worded for the person who typed it."""
+        key, sep, value = text.partition("=")
+        key, value = key.strip().replace("-", "_"), value.strip()
+        known = {f.name: f for f in fields(self)}
+        if not sep or key not in known:
+            raise ValueError(f"--set {text}: write FIELD=VALUE with FIELD one of "
+                             f"{', '.join(sorted(known))}")
+        kind = type(getattr(self, key))
+        if kind is bool:
+            if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                raise ValueError(f"--set {text}: {key} is true or false")
+            setattr(self, key, value.lower() in ("1", "true", "yes"))
+            return
+        try:
+            setattr(self, key, kind(value))
+        except ValueError:
+            raise ValueError(f"--set {text}: {key} takes a number like "
+                             f"{getattr(Settings, key)!r}") from None
+
 
 @dataclass
 class Job:

@@ -64,6 +64,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--threads", type=int, metavar="N")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other training setting of the job file, e.g. --set distill=0 "
+                        "--set l2sp=10 --set replay_studies=4")
     p.add_argument("--map", action="append", default=[], metavar="SRC=DST",
                    help="send a study label (value or name) to a model label, or to ignore")
 
@@ -93,6 +96,8 @@ def build_job(args: Any) -> Any:
         job.settings.augment = False
     if args.no_amp:
         job.settings.amp = False
+    for item in args.set:
+        job.settings.assign(item)
     for item in args.map:
         src, sep, dst = item.partition("=")
         if not sep or not src.strip() or not dst.strip():

@@ -112,7 +112,7 @@ def test_torchrun_two_gloo_processes_report_the_same_events(tmp_path: Path,
                         "--nproc-per-node", "2", "-m", "medview", "--log-file",
                         str(tmp_path / "log.txt"), "train", "--data",
                         str(tmp_path / "studies"), *ARGS, "--epochs", "1",
-                        "--out", str(tmp_path / "work")],
+                        "--set", "l2sp=5", "--out", str(tmp_path / "work")],
                        env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     got = events(r.stdout)
@@ -122,6 +122,34 @@ def test_torchrun_two_gloo_processes_report_the_same_events(tmp_path: Path,
     assert kinds == ["start", "epoch", "epoch", "checkpoint", "done"]  # rank 0 only
     assert {"dice_mean", "sensitivity_ge_6mm", "false_positives_per_study"} <= \
         set(got[-1]["metrics"])
+    # both ways of keeping the parent's knowledge ran under DDP (the teacher on each rank)
+    card = json.loads((Path(got[-1]["folder"]) / "metadata.json").read_text())
+    settings = card["validation"]["fine_tune"]["settings"]
+    assert settings["distill"] == 2.0 and settings["l2sp"] == 5.0
+    assert "distillation" in card["training_data"] and "L2-SP 5.0" in card["training_data"]
+
+
+def test_set_reaches_any_setting_and_a_wrong_one_is_one_line(tmp_path: Path,
+                                                             env: dict) -> None:
+    from argparse import Namespace
+
+    from medview.commands.train import build_job
+
+    flags = dict(job=None, data="d", base="tiny", out=None, new_version=None,
+                 no_augment=False, no_amp=False, map=[],
+                 **{k: None for k in ("epochs", "device", "lr", "batch_size", "patch_size",
+                                      "patches_per_study", "patience", "val_fraction",
+                                      "seed", "threads")})
+    job = build_job(Namespace(**flags, set=["distill=0", "distill-on=rehearsal",
+                                             "freeze_norm=no", "replay_studies=3"]))
+    assert (job.settings.distill, job.settings.distill_on, job.settings.freeze_norm,
+            job.settings.replay_studies) == (0.0, "rehearsal", False, 3)
+    for wrong, says in (("colour=red", "FIELD one of"), ("l2sp=lots", "takes a number"),
+                        ("augment=maybe", "true or false"), ("distill", "FIELD=VALUE")):
+        r = medview(tmp_path, env, "train", "--data", str(tmp_path / "studies"), *ARGS,
+                    "--set", wrong)
+        assert r.returncode == 2 and says in r.stderr, (wrong, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
 def test_a_full_disk_is_an_error_of_kind_disk() -> None:
