@@ -37,7 +37,7 @@ from medview.ai.train_job import JOB_FILE, Job, Settings, WorkLock, default_work
 from medview.core.errors import InvalidInputError, UnsupportedInputError
 from medview.io.workspace import atomic_write_text, data_dir
 
-__all__ = ["CHECKPOINT", "JOB_FILE", "Job", "Settings", "Trainer"]
+__all__ = ["CHECKPOINT", "JOB_FILE", "Job", "Settings", "Trainer", "train_mode"]
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.safetensors"
 Emit = Callable[[dict], None]
@@ -49,6 +49,19 @@ def _torch_bytes(obj: Any) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return buf.getvalue()
+
+
+def train_mode(model: Any, freeze_norm: bool) -> None:
+    """Train mode; with freeze_norm the batch norms keep the base model's running
+    statistics (their scale and shift still learn): 128² patches, 40% of them on a lesion,
+    are not the whole slices the statistics describe at inference."""
+    model.train()
+    if freeze_norm:
+        from torch.nn.modules.batchnorm import _BatchNorm
+
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                m.eval()
 
 
 class Trainer:
@@ -206,7 +219,7 @@ class Trainer:
         t_epoch = time.perf_counter()
         while st["epoch"] < self.s.epochs:
             e = st["epoch"]
-            self._train_mode(model)  # validation leaves it in plain train mode
+            train_mode(model, self.s.freeze_norm)  # validation leaves plain train mode
             rng = np.random.default_rng([self.s.seed, e, self.dist.rank])
             if st["rng"]:
                 rng.bit_generator.state = json.loads(st["rng"])
@@ -259,18 +272,6 @@ class Trainer:
                           patience=self.s.patience)
                 break
         return self._finish(entry, card, model, task, studies, train, val, st, device)
-
-    def _train_mode(self, model: Any) -> None:
-        """Train mode; with freeze_norm the batch norms keep the base model's running
-        statistics (their scale and shift still learn): 128² patches, 40% of them on a
-        lesion, are not the whole slices the statistics describe at inference."""
-        model.train()
-        if self.s.freeze_norm:
-            from torch.nn.modules.batchnorm import _BatchNorm
-
-            for m in model.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
 
     def _validate(self, task: Any, model: Any, device: Any, st: dict, epoch: int,
                   loss: float | None, seconds: float, steps: int, per_step: int) -> bool:
