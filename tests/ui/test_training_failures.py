@@ -67,6 +67,7 @@ def test_a_child_that_ends_without_a_word_is_one_sentence(empty: TrainingPanel,
     empty._finished(-11, False)
     assert "ended unexpectedly (exit code -11)" in empty.status.text()
     assert "no checkpoint" in empty.status.text() and one_sentence(empty.status.text())
+    empty._ended = None  # another run (as _launch does)
     empty._finished(-1, False)  # QProcess could not start it
     assert empty.status.text().startswith("The training process could not be started")
 

@@ -27,6 +27,7 @@ from medview.ai.train_job import JOB_FILE, Job, default_work
 from medview.ai.train_runs import CHECKPOINT_FILE, RunInfo
 from medview.io.workspace import atomic_write_text
 from medview.ui.panels.model_versions import ModelVersions
+from medview.ui.panels.training_labels import TrainingLabels
 from medview.ui.panels.training_settings import TrainingSettings
 from medview.ui.panels.training_studies import TrainingStudies
 from medview.ui.panels.unfinished_runs import UnfinishedRuns
@@ -67,7 +68,6 @@ class TrainingPanel(QtWidgets.QWidget):
         self.history: list[dict] = []
         self._ended: str | None = None  # the run's last word: done, stopped or error
         self._steps = self._epochs = 0  # of the running run (its start event)
-        self._listed = False
         self.process = TrainingProcess(self)
         self.process.event.connect(self.on_event)
         self.process.log_line.connect(self.log)
@@ -95,7 +95,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.progress.setRange(0, 1000)
         self.status = QtWidgets.QLabel("Label studies, mark them done, then Start.",
                                        wordWrap=True)
-        self.studies.listed.connect(self.status.setText)
+        self.studies.listed.connect(self._listed)
         buttons = QtWidgets.QHBoxLayout()
         for b in (self.start_button, self.stop_button):
             buttons.addWidget(b)
@@ -111,6 +111,7 @@ class TrainingPanel(QtWidgets.QWidget):
     # ---------------------------------------------------------------- setup
     def _setup_tab(self) -> QtWidgets.QWidget:
         self.studies = TrainingStudies()
+        self.labels = TrainingLabels()
         self.base_combo = QtWidgets.QComboBox(toolTip="The model and version to start from")
         self.base_combo.currentIndexChanged.connect(self._base_changed)
         self.form = TrainingSettings()
@@ -122,6 +123,7 @@ class TrainingPanel(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(inner)
         layout.addWidget(self.studies, 1)
         layout.addLayout(base)
+        layout.addWidget(self.labels)
         layout.addWidget(self.form)
         scroll = QtWidgets.QScrollArea(widgetResizable=True,
                                        frameShape=QtWidgets.QFrame.Shape.NoFrame)
@@ -164,22 +166,33 @@ class TrainingPanel(QtWidgets.QWidget):
     def _base_changed(self) -> None:
         ref = self.base_combo.currentData()
         self.studies.names = self._names.get(ref, {})
+        self._show_labels()
         if ref:
             self.versions.show_model(ref.split(":")[0])
 
     def showEvent(self, ev: object) -> None:
-        """List the studies the first time the panel is seen (not at app start); the
-        unfinished runs each time (a run may have ended or been resumed elsewhere)."""
+        """Each time the panel comes into view while nothing trains: the studies again (the
+        reader may have marked more done since; the split's edits stay) and the unfinished
+        runs (a run may have ended or been resumed elsewhere)."""
         super().showEvent(ev)
         if not self.process.running:
             self.runs.refresh()
-        if not self._listed:
-            self._listed = True
             self.refresh_studies()
+
+    def _listed(self, sentence: str) -> None:
+        """The listing's sentence, unless the status holds how the last run ended (the
+        studies' own summary shows the listing too)."""
+        if self._ended is None:
+            self.status.setText(sentence)
+        self._show_labels()
+
+    def _show_labels(self) -> None:
+        self.labels.set_labels(self.studies.labels(), self.studies.names)
 
     def refresh_studies(self) -> None:
         """List the studies (off the GUI thread) and propose a split by patient."""
-        self.status.setText("Looking for labelled studies…")
+        if self._ended is None:
+            self.status.setText("Looking for labelled studies…")
         s = self.form.settings()
         self.studies.refresh(s.val_fraction, s.seed)
 
@@ -192,7 +205,7 @@ class TrainingPanel(QtWidgets.QWidget):
         """Write the job file into a new work folder and run it."""
         if self.process.running:
             return
-        problem = self.studies.problem()
+        problem = self.studies.problem() or self.labels.problem()
         base = self.base_combo.currentData()
         if problem or not base:
             self.status.setText(problem or "No model here can be fine-tuned: add or import a "
@@ -200,7 +213,7 @@ class TrainingPanel(QtWidgets.QWidget):
             return
         work = default_work(base)
         job = Job(data=self.studies.data, base=base, settings=self.form.settings(),
-                  split=self.studies.split(), work=str(work))
+                  split=self.studies.split(), mapping=self.labels.mapping(), work=str(work))
         try:
             work.mkdir(parents=True, exist_ok=True)
             atomic_write_text(work / JOB_FILE, job.to_json() + "\n")
@@ -324,6 +337,7 @@ class TrainingPanel(QtWidgets.QWidget):
         elif self._ended is None:
             self._say(f"The training process ended unexpectedly (exit code {code}); {then} "
                       f"(the log has the details).")
+        self._ended = self._ended or "ended"
 
     def shutdown(self) -> None:
         self.process.shutdown()

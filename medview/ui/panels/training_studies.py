@@ -9,6 +9,8 @@ has, and warns when validation lacks a label."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6 import QtCore, QtWidgets
 
 from medview.ai.train_data import WORKSPACE, split_by_patient
@@ -23,6 +25,19 @@ COLUMNS = ("study", "patient", "labels (voxels)", "used for")
 
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
+
+
+def study_names(studies: list) -> list[str]:
+    """Each study's name, made unique with the folders above its image when names repeat
+    (every DICOM study of the workspace may sit in a folder called "series")."""
+    names = [s.name for s in studies]
+    parts = [Path(s.image).parts for s in studies]
+    depth = 1
+    while len(set(names)) < len(names) and depth < max((len(p) for p in parts), default=0):
+        depth += 1
+        names = ["/".join(p[-depth:]) if names.count(n) > 1 else n
+                 for n, p in zip(names, parts, strict=True)]
+    return names
 
 
 class TrainingStudies(QtWidgets.QWidget):
@@ -86,20 +101,26 @@ class TrainingStudies(QtWidgets.QWidget):
     def _failed(self, text: str) -> None:
         self.rows = []
         self.table.setRowCount(0)
-        self.summary.setText("")
         text = text[:1].upper() + text[1:]
-        self.listed.emit(text if text.endswith(".") else text + ".")
+        text = text if text.endswith(".") else text + "."
+        self.summary.setText(text)  # stays in view when the panel's status says more
+        self.listed.emit(text)
 
     def _show(self, rows: list) -> None:
+        kept = {r.study.patient: self.table.cellWidget(i, 3).currentIndex()
+                for i, r in enumerate(self.rows)}  # the reader's split, kept by patient
         self.rows = rows
         patients = {r.study.patient for r in rows}
         number = {p: i + 1 for i, p in enumerate(dict.fromkeys(r.study.patient for r in rows))}
         self.table.setRowCount(len(rows))
-        for i, r in enumerate(rows):
+        for i, (r, shown) in enumerate(zip(rows, study_names([r.study for r in rows]),
+                                           strict=True)):
             st = r.study
             names = st.segments or self.names
             counts = ", ".join(f"{names.get(v, v)}: {n}" for v, n in sorted(r.counts.items()))
-            self.table.setItem(i, 0, QtWidgets.QTableWidgetItem(st.name))
+            item = QtWidgets.QTableWidgetItem(shown)
+            item.setToolTip(st.image)
+            self.table.setItem(i, 0, item)
             self.table.setItem(i, 1, QtWidgets.QTableWidgetItem(f"P{number[st.patient]}"))
             self.table.setItem(i, 2, QtWidgets.QTableWidgetItem(counts or "no labels"))
             combo = QtWidgets.QComboBox(toolTip="Training or validation, for every study of "
@@ -109,6 +130,8 @@ class TrainingStudies(QtWidgets.QWidget):
             self.table.setCellWidget(i, 3, combo)
         self.table.resizeColumnsToContents()
         self.propose(*self._proposal)
+        self._apply({r.study.key: kept[r.study.patient] for r in rows
+                     if r.study.patient in kept})
         self.listed.emit(f"{_count(len(rows), 'labelled study', 'labelled studies')} of "
                          f"{_count(len(patients), 'patient', 'patients')}; the split is by "
                          f"patient (change it per row).")
@@ -138,19 +161,36 @@ class TrainingStudies(QtWidgets.QWidget):
             out[SIDES[self.table.cellWidget(i, 3).currentIndex()]].append(r.study.key)
         return out
 
+    def labels(self) -> dict[str, tuple[int, int]]:
+        """Each label of the listed studies by the name the reader gave it (its number
+        when the label map has no names) -> (its value, how many studies hold it)."""
+        out: dict[str, tuple[int, int]] = {}
+        for r in self.rows:
+            for v, n in sorted(r.counts.items()):
+                key = r.study.segments.get(v) or str(v)
+                if n:
+                    out[key] = (v, out.get(key, (v, 0))[1] + 1)
+        return out
+
+    def _label_name(self, value: int) -> str:
+        """A label value as the studies name it (the table's words), else the model's."""
+        named = next((r.study.segments[value] for r in self.rows
+                      if r.study.segments.get(value)), None)
+        return named or str(self.names.get(value, value))
+
     def _summarise(self) -> None:
         split, parts, missing = self.split(), [], []
         labels = sorted({v for r in self.rows for v in r.counts})
         for side, title in zip(SIDES, ("Training", "Validation"), strict=True):
             rows = [r for r in self.rows if r.study.key in split[side]]
             with_label = {v: sum(1 for r in rows if r.counts.get(v)) for v in labels}
-            names = ", ".join(f"{self.names.get(v, v)} in {n}" for v, n in with_label.items())
+            names = ", ".join(f"{self._label_name(v)} in {n}" for v, n in with_label.items())
             n_patients = len({r.study.patient for r in rows})
             parts.append(f"{title}: {_count(len(rows), 'study', 'studies')} of "
                          f"{_count(n_patients, 'patient', 'patients')}"
                          f"{' — ' + names if names and rows else ''}.")
             if side == "val" and rows:
-                missing = [str(self.names.get(v, v)) for v, n in with_label.items() if not n]
+                missing = [self._label_name(v) for v, n in with_label.items() if not n]
         if missing:
             parts.append(f"No validation study has {', '.join(missing)}: its Dice will not "
                          f"be measured.")

@@ -1,0 +1,104 @@
+"""The training panel as a reader meets it after labelling in the app: segments named
+"Segment 1" (an imported label map) are matched to the base model's labels by the reader
+before Start, and the choice reaches the job file; the study list follows the studies marked
+done since it was last seen, keeping the reader's split; studies whose folders share a name
+are told apart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6 import QtCore
+
+from medview.ai.train_data import TrainStudy
+from medview.jobs.training import StudyRow
+from medview.ui.panels.training_panel import TrainingPanel
+from tests.ai.train_fixtures import install_base, make_studies, make_study
+
+Qt = QtCore.Qt
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrainingPanel:
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    install_base(tmp_path / "data")
+    p = TrainingPanel()
+    qtbot.addWidget(p)
+    p.resize(520, 900)
+    p.base_combo.setCurrentIndex(p.base_combo.findData("tiny:1.0"))
+    yield p
+    p.shutdown()
+
+
+def named(i: int, patient: str, segments: dict[int, str]) -> StudyRow:
+    study = TrainStudy(f"k{i}", "series", patient, f"/studies/s{i}/series", "lab", segments)
+    return StudyRow(study, {v: 100 for v in segments})
+
+
+def choose(qtbot, combo, text: str) -> None:
+    """Pick `text` in a combo box with the keyboard, as a reader does."""
+    combo.setFocus()
+    while combo.currentText() != text:
+        before = combo.currentIndex()
+        qtbot.keyClick(combo, Qt.Key.Key_Down)
+        assert combo.currentIndex() != before, f"{text!r} not offered"
+
+
+def test_unknown_segment_names_are_matched_before_start(qtbot, panel: TrainingPanel,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(panel.process, "start", started.append)
+    imported = {1: "Segment 1", 2: "Segment 2"}
+    panel.studies._show([named(0, "a", imported), named(1, "b", imported),
+                         named(2, "c", {2: "liver lesion"})])
+    box = panel.labels
+    assert set(box.combos) == {"Segment 1", "Segment 2", "liver lesion"}
+    assert box.target("liver lesion") == "liver lesion"  # the model knows it by name
+    assert box.target("Segment 1") == ""  # never guessed from its number
+    assert "Segment 1 in 2" in panel.studies.summary.text()  # the reader's own names
+    qtbot.mouseClick(panel.start_button, LEFT)
+    assert "'Segment 1', 'Segment 2'" in panel.status.text() and not started
+    choose(qtbot, box.combos["Segment 1"], "lung nodule")
+    choose(qtbot, box.combos["Segment 2"], "not trained (background)")
+    qtbot.mouseClick(panel.start_button, LEFT)
+    assert started and panel.stop_button.isEnabled()
+    job = json.loads((panel.work / "job.json").read_text())
+    assert job["mapping"] == {"Segment 1": "lung nodule", "Segment 2": "ignore",
+                              "liver lesion": "liver lesion"}
+    # the choices survive a new listing
+    panel.studies._show([named(0, "a", imported)])
+    assert box.target("Segment 1") == "lung nodule"
+
+
+def test_every_label_ignored_is_refused(qtbot, panel: TrainingPanel) -> None:
+    panel.studies._show([named(0, "a", {1: "Segment 1"}), named(1, "b", {1: "Segment 1"})])
+    choose(qtbot, panel.labels.combos["Segment 1"], "not trained (background)")
+    qtbot.mouseClick(panel.start_button, LEFT)
+    assert "at least one must teach" in panel.status.text()
+    assert not panel.process.running
+
+
+def test_studies_in_folders_of_one_name_are_told_apart(panel: TrainingPanel) -> None:
+    panel.studies._show([named(0, "a", {1: "lung nodule"}), named(1, "b", {1: "lung nodule"})])
+    table = panel.studies.table
+    assert [table.item(r, 0).text() for r in range(2)] == ["s0/series", "s1/series"]
+
+
+def test_the_list_follows_studies_marked_done_keeping_the_split(qtbot, panel: TrainingPanel,
+                                                                tmp_path: Path) -> None:
+    folder = make_studies(tmp_path / "studies", 3)
+    panel.studies.data_edit.setText(str(folder))
+    panel.show()  # lists them
+    qtbot.waitUntil(lambda: panel.studies.table.rowCount() == 3, timeout=30_000)
+    sides = [panel.studies.table.cellWidget(r, 3) for r in range(3)]
+    moved = next(i for i, c in enumerate(sides) if c.currentIndex() == 0)
+    sides[moved].setCurrentIndex(1)  # the reader moves a patient to validation
+    panel.hide()  # the reader labels another study meanwhile
+    make_study(folder / "study-04", 9)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.studies.table.rowCount() == 4, timeout=30_000)
+    assert panel.studies.table.cellWidget(moved, 3).currentIndex() == 1
+    assert panel.status.text().startswith("4 labelled studies")
