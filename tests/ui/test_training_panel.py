@@ -30,11 +30,11 @@ def test_panel_runs_a_fine_tune_and_shows_it(qtbot, train_panel: TrainingPanel
     assert panel.stop_button.isEnabled() and not panel.start_button.isEnabled()
     qtbot.waitUntil(lambda: "written" in panel.status.text(), timeout=180_000)
     qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=10_000)
-    xs, ys = panel.loss_curve.getData()
+    xs, ys = panel.curves.loss_curve.getData()
     assert list(xs) == [1, 2] and all(y > 0 for y in ys)
-    assert list(panel.dice_curve.getData()[0]) == [0, 1, 2]
-    assert "time per epoch" in panel.times.text() and "—" not in panel.times.text()
-    assert ", epoch 2, epochs 2," in panel.log_view.toPlainText()
+    assert list(panel.curves.dice_curve.getData()[0]) == [0, 1, 2]
+    assert "time per epoch" in panel.curves.times.text() and "—" not in panel.curves.times.text()
+    assert ", epoch 2, epochs 2," in panel.curves.log_view.toPlainText()
     panel.tabs.setCurrentIndex(1)
     panel.grab().save(str(SHOTS / "training_panel_progress.png"))
     # versions: the new one listed, not active; compare; activate; roll back

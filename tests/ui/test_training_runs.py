@@ -56,7 +56,7 @@ def test_advanced_settings_reach_the_job_file(qtbot, train_panel: TrainingPanel
             s["val_fraction"], s["freeze_norm"]) == (8, 3, 7, 0, 0.5, False)
     assert job["split"] == split
     steps = math.ceil(2 * 8 / 4)  # 2 training studies x 8 patches / batch 4: the child used it
-    qtbot.waitUntil(lambda: f"steps_per_epoch {steps}," in panel.log_view.toPlainText(),
+    qtbot.waitUntil(lambda: f"steps_per_epoch {steps}," in panel.curves.log_view.toPlainText(),
                     timeout=60_000)
     qtbot.mouseClick(panel.stop_button, LEFT)
     wait_ended(qtbot, panel)
@@ -90,8 +90,8 @@ def test_stop_resume_crash_restart_and_discard(qtbot, train_studies: Path,
     start = next(e for e in seen if e["event"] == "start")
     assert start["resumed_epoch"] == run.epoch
     assert next(e for e in seen if e["event"] == "epoch")["epoch"] == run.epoch + 1
-    assert p.status.text().startswith("Epoch") or "Resumed" in p.log_view.toPlainText()
-    xs = list(p.loss_curve.getData()[0])
+    assert p.status.text().startswith("Epoch") or "Resumed" in p.curves.log_view.toPlainText()
+    xs = list(p.curves.loss_curve.getData()[0])
     assert xs == list(range(1, len(xs) + 1)) and len(xs) >= run.epoch + 1  # one curve on
     p.grab().save(str(SHOTS / "training_panel_resumed.png"))
     # the child dies (out-of-memory killer, power cut): one sentence, the run kept

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from medview.ai.registry import scan_models
@@ -27,17 +26,12 @@ from medview.ai.train_job import JOB_FILE, Job, default_work
 from medview.ai.train_runs import CHECKPOINT_FILE, RunInfo
 from medview.io.workspace import atomic_write_text
 from medview.ui.panels.model_versions import ModelVersions
+from medview.ui.panels.training_curves import TrainingCurves
 from medview.ui.panels.training_labels import TrainingLabels
 from medview.ui.panels.training_settings import TrainingSettings
 from medview.ui.panels.training_studies import TrainingStudies
 from medview.ui.panels.unfinished_runs import UnfinishedRuns
 from medview.ui.training_process import TrainingProcess
-
-
-def _minutes(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def _sentence(text: str) -> str:
@@ -57,6 +51,39 @@ def error_sentence(ev: dict) -> str:
     if kind == "internal":
         return f"Training failed with {message}; the log below and the log file have details."
     return _sentence(f"Training could not run: {message}")
+
+
+def _num(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
+
+
+def epoch_sentence(ev: dict) -> str:
+    """An epoch event as the status line says it; epoch 0 is the base model, untrained."""
+    if ev["epoch"] == 0:
+        return (f"The base model before training: validation Dice {_num(ev['val_dice'])} "
+                f"(the dashed line under Progress); epoch 1 of {ev['epochs']} is running.")
+    best = ev.get("best_epoch")
+    note = "" if best in (None, ev["epoch"]) else \
+        (" (the base model is still the best)" if best == 0 else f" (best: epoch {best})")
+    return (f"Epoch {ev['epoch']} of {ev['epochs']}: loss {_num(ev['loss'])}, validation "
+            f"Dice {_num(ev['val_dice'])}{note}.")
+
+
+def done_sentence(ev: dict) -> str:
+    """A finished run in one sentence that says whether the new version did better than
+    its parent on the reader's validation studies, the numbers deciding what to activate."""
+    m, p = ev["metrics"], ev["parent_metrics"]
+    parent = ev.get("parent") or "the base model"
+    dice = f"validation Dice {_num(p.get('dice_mean'))} → {_num(m.get('dice_mean'))}"
+    fp_a, fp_b = p.get("false_positives_per_study"), m.get("false_positives_per_study")
+    fp = "" if fp_a is None or fp_b is None else \
+        f", false positives per study {fp_a:g} → {fp_b:g}"
+    worse = (m.get("dice_mean") or 0.0) < (p.get("dice_mean") or 0.0)
+    if worse:
+        return (f"{ev['version']} written (not active) but it did worse than {parent} on "
+                f"your validation studies ({dice}{fp}): keep {parent} active.")
+    return (f"{ev['version']} written (not active): {dice}{fp}; compare and activate it "
+            f"under Versions.")
 
 
 class TrainingPanel(QtWidgets.QWidget):
@@ -80,7 +107,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self.resume_button = self.runs.resume_button
         tabs = QtWidgets.QTabWidget()
         tabs.addTab(self._setup_tab(), "Setup")
-        tabs.addTab(self._progress_tab(), "Progress")
+        self.curves = TrainingCurves()
+        tabs.addTab(self.curves, "Progress")
         tabs.addTab(self.versions, "Versions")
         self.tabs = tabs
         self.start_button = QtWidgets.QPushButton("Start", toolTip="Fine-tune in a separate "
@@ -129,25 +157,6 @@ class TrainingPanel(QtWidgets.QWidget):
                                        frameShape=QtWidgets.QFrame.Shape.NoFrame)
         scroll.setWidget(inner)
         return scroll
-
-    def _progress_tab(self) -> QtWidgets.QWidget:
-        w = QtWidgets.QWidget()
-        self.loss_plot = pg.PlotWidget(title="training loss")
-        self.dice_plot = pg.PlotWidget(title="validation Dice")
-        for plot in (self.loss_plot, self.dice_plot):
-            plot.setLabel("bottom", "epoch")
-            plot.setMinimumHeight(120)
-        self.loss_curve = self.loss_plot.plot([], [], pen="y", symbol="o", symbolSize=5)
-        self.dice_curve = self.dice_plot.plot([], [], pen="c", symbol="o", symbolSize=5)
-        self.times = QtWidgets.QLabel("time per epoch —, time left —")
-        self.log_view = QtWidgets.QPlainTextEdit(readOnly=True)
-        self.log_view.setMaximumBlockCount(2000)
-        layout = QtWidgets.QVBoxLayout(w)
-        layout.addWidget(self.loss_plot, 1)
-        layout.addWidget(self.dice_plot, 1)
-        layout.addWidget(self.times)
-        layout.addWidget(self.log_view, 1)
-        return w
 
     def _fill_models(self) -> None:
         self.base_combo.blockSignals(True)
@@ -256,18 +265,16 @@ class TrainingPanel(QtWidgets.QWidget):
         self.runs.refresh(select=self.work)
 
     def log(self, text: str) -> None:
-        self.log_view.appendPlainText(text)
+        self.curves.log(text)
 
     def _draw(self) -> None:
-        done = [h for h in self.history if h.get("loss") is not None]
-        self.loss_curve.setData([h["epoch"] for h in done], [h["loss"] for h in done])
-        dice = [h for h in self.history if h.get("val_dice") is not None]
-        self.dice_curve.setData([h["epoch"] for h in dice], [h["val_dice"] for h in dice])
+        self.curves.draw(self.history)
 
     def on_event(self, ev: dict) -> None:
         kind = ev["event"]
         if kind == "start":
             self._steps, self._epochs = ev["steps_per_epoch"], ev["epochs"]
+            self.curves.set_epochs(ev["epochs"])
             if ev.get("resumed_epoch") is not None:
                 self.status.setText(f"Resumed from the checkpoint of epoch "
                                     f"{ev['resumed_epoch']} of {ev['epochs']} on "
@@ -279,15 +286,13 @@ class TrainingPanel(QtWidgets.QWidget):
             self.history = [h for h in self.history if h["epoch"] < ev["epoch"]] + [ev]
             self._draw()
             self.progress.setValue(round(1000 * ev["epoch"] / max(ev["epochs"], 1)))
-            self.times.setText(f"time per epoch {_minutes(ev.get('seconds') or None)}, "
-                               f"time left {_minutes(ev.get('eta_s'))}")
-            self.status.setText(f"Epoch {ev['epoch']} of {ev['epochs']}: loss "
-                                f"{ev['loss']}, validation Dice {ev['val_dice']}")
+            self.curves.show_times(ev)
+            self.status.setText(epoch_sentence(ev))
         elif kind == "step":
             self.progress.setValue(round(1000 * (ev["epoch"] - 1 + ev["step"] / ev["steps"])
                                          / max(self._epochs, 1)))
             self.status.setText(f"Epoch {ev['epoch']}: step {ev['step']} of {ev['steps']}, "
-                                f"loss {ev['loss']}")
+                                f"loss {_num(ev['loss'])}")
         elif kind in ("prepare", "evaluate", "replay", "mining"):
             self.status.setText(self._preparing(ev))
         elif kind == "early_stop":
@@ -295,10 +300,7 @@ class TrainingPanel(QtWidgets.QWidget):
                                 f"stopping early with epoch {ev['best_epoch']}'s weights.")
         elif kind == "done":
             self._ended = kind
-            m, p = ev["metrics"], ev["parent_metrics"]
-            self._say(f"{ev['version']} written (not active). Validation Dice "
-                      f"{p.get('dice_mean')} → {m.get('dice_mean')}; compare and activate it "
-                      f"under Versions.")
+            self._say(done_sentence(ev))
             self.versions.show_model(ev["version"].split(":")[0])
             self.versions.select(ev["version"].split(":")[1])
             self._fill_models()

@@ -1,0 +1,86 @@
+"""The training panel's Progress tab: training loss and validation Dice per epoch, the time
+per epoch and the time left, and the log. The curves are read by someone deciding whether
+the run helps, so each axis says what it shows, the epoch axis spans the whole run from the
+start (whole epochs, never a scaled "x0.001" axis around a single point), Dice keeps its 0–1
+scale, and the base model's own validation Dice (the run's epoch 0) is a dashed line: the
+new version is better only where the curve rises above it."""
+
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+BASE_PEN = pg.mkPen((220, 220, 220), width=1, style=QtCore.Qt.PenStyle.DashLine)
+
+
+def minutes(seconds: float | None) -> str:
+    """A duration as a reader says it: "40 s", "3.5 min"."""
+    if seconds is None:
+        return "—"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _plot(title: str, left: str) -> pg.PlotWidget:
+    plot = pg.PlotWidget(title=title)
+    plot.setLabel("bottom", "epoch")
+    plot.setLabel("left", left)
+    for axis in ("bottom", "left"):
+        plot.getAxis(axis).enableAutoSIPrefix(False)
+    plot.setMouseEnabled(x=False, y=False)  # a scroll over the panel must not zoom it
+    plot.hideButtons()
+    plot.setMinimumHeight(120)
+    return plot
+
+
+class TrainingCurves(QtWidgets.QWidget):
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss_plot = _plot("training loss", "loss")
+        self.dice_plot = _plot("validation Dice", "Dice (0–1)")
+        self.dice_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.loss_curve = self.loss_plot.plot([], [], pen="y", symbol="o", symbolSize=5)
+        self.dice_curve = self.dice_plot.plot([], [], pen="c", symbol="o", symbolSize=5)
+        self.base_line = pg.InfiniteLine(angle=0, pen=BASE_PEN, movable=False,
+                                         label="base model {value:.3f}",
+                                         labelOpts={"position": 0.98, "color": (220, 220, 220),
+                                                    "anchors": [(1, 0), (1, 0)]})  # under it
+        self.base_line.setVisible(False)
+        self.dice_plot.addItem(self.base_line)
+        self.times = QtWidgets.QLabel("time per epoch —, time left —")
+        self.log_view = QtWidgets.QPlainTextEdit(readOnly=True)
+        self.log_view.setMaximumBlockCount(2000)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.loss_plot, 1)
+        layout.addWidget(self.dice_plot, 1)
+        layout.addWidget(self.times)
+        layout.addWidget(self.log_view, 1)
+        self.set_epochs(1)
+
+    def set_epochs(self, epochs: int) -> None:
+        """The epoch axis spans the run: 0 (the base model) to `epochs`, whole epochs."""
+        step = max(1, math.ceil(epochs / 8))
+        for plot in (self.loss_plot, self.dice_plot):
+            plot.setXRange(0, max(epochs, 1), padding=0.04)
+            plot.getAxis("bottom").setTickSpacing(step, step)
+
+    def draw(self, history: list[dict]) -> None:
+        done = [h for h in history if h.get("loss") is not None]
+        self.loss_curve.setData([h["epoch"] for h in done], [h["loss"] for h in done])
+        dice = [h for h in history if h.get("val_dice") is not None]
+        self.dice_curve.setData([h["epoch"] for h in dice], [h["val_dice"] for h in dice])
+        base = next((h["val_dice"] for h in dice if h["epoch"] == 0), None)
+        self.base_line.setVisible(base is not None)
+        if base is not None:
+            self.base_line.setValue(base)
+        if history:
+            epochs = max(h.get("epochs") or h["epoch"] for h in history)
+            self.set_epochs(int(epochs))
+
+    def show_times(self, ev: dict) -> None:
+        self.times.setText(f"time per epoch {minutes(ev.get('seconds') or None)}, "
+                           f"time left {minutes(ev.get('eta_s'))}")
+
+    def log(self, text: str) -> None:
+        self.log_view.appendPlainText(text)
