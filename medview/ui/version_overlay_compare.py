@@ -24,7 +24,7 @@ from medview.ai.cards import DISCLAIMER
 from medview.ai.registry import ModelEntry
 from medview.jobs.version_compare import VersionRun, compare_versions_job
 from medview.ui.panels.ai_panel import HEADER_STYLE
-from medview.ui.panels.version_compare import fill_table, metric_rows
+from medview.ui.panels.version_compare import fill_table, metric_rows, table_value
 from medview.ui.slice_view import SliceView
 from medview.ui.workers import JobWorker
 from medview.viewer.ai_results import MASK_MODES, MASK_OPACITY, focus_rect_mm
@@ -45,11 +45,6 @@ _ROLE = QtCore.Qt.ItemDataRole.UserRole
 
 def _swatch(colour: tuple[int, ...], text: str) -> str:
     return f'<span style="color: rgb{tuple(colour[:3])}">■</span> {text}'
-
-
-def _metric_name(key: str) -> str:
-    """A card's metric key as the AI panel words it: "sensitivity ≥6 mm"."""
-    return key.replace("_ge_6mm", " ≥6 mm").replace("_", " ")
 
 
 class VersionOverlayCompare(QtWidgets.QDialog):
@@ -319,7 +314,7 @@ class VersionOverlayCompare(QtWidgets.QDialog):
                                                          f"</b> — {found}"))
 
     def _fill_metrics(self) -> None:
-        where, rows = metric_rows(*self.entries)
+        where, rows, conditions = metric_rows(*self.entries)
         counts = [len(r.result.findings) if r else None for r in self.runs]
         only = [sum(d.side == i for d in self.diffs) if all(self.runs) else None
                 for i in (0, 1)]
@@ -329,18 +324,13 @@ class VersionOverlayCompare(QtWidgets.QDialog):
             diff = "" if va is None or vb is None else f"{vb - va:+d}"
             study.append((name, "—" if va is None else str(va),
                           "—" if vb is None else str(vb), diff))
-        fill_table(self.metrics, study + [(_metric_name(r[0]), *r[1:]) for r in rows])
-        for row, key in enumerate([name for name, *_ in study] + [r[0] for r in rows]):
-            self.metrics.item(row, 0).setToolTip(key)
+        fill_table(self.metrics, study + rows, conditions)
         self.metrics_note.setText(f"Validation numbers: {where}.")
 
     def value(self, metric: str, column: int) -> str:
         """The text shown for `metric` (a card's key or a row name) in column 1 (A), 2 (B)
         or 3 (B − A); for tests."""
-        for row in range(self.metrics.rowCount()):
-            if self.metrics.item(row, 0).toolTip() == metric:
-                return self.metrics.item(row, column).text()
-        return ""
+        return table_value(self.metrics, metric, column)
 
     def _fill_diffs(self) -> None:
         self.diff_list.clear()

@@ -44,7 +44,7 @@ def test_panel_runs_a_fine_tune_and_shows_it(qtbot, train_panel: TrainingPanel
     panel.tabs.setCurrentIndex(2)
     v.select("1.0", "1.0.1")
     dialog = v.compare()
-    assert "same" not in dialog.note.text() and "validation studies of tiny:1.0.1" in \
+    assert "same" not in dialog.note.text() and "1 validation study of tiny:1.0.1" in \
         dialog.note.text()
     assert dialog.value("dice_mean", 3) not in ("", "—")
     dialog.grab().save(str(SHOTS / "training_compare.png"))

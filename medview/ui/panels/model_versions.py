@@ -11,19 +11,50 @@ from PySide6 import QtCore, QtWidgets
 
 from medview.ai.registry import ModelEntry, activate, scan_models
 from medview.core.errors import MedviewError
-from medview.ui.panels.version_compare import VersionCompareDialog
+from medview.ui.panels.version_compare import VersionCompareDialog, metric_name
 from medview.ui.version_overlay_compare import VersionOverlayCompare
 from medview.viewer.state import ViewerState
 
-COLUMNS = ("version", "runs", "parent", "Dice", "sensitivity ≥6 mm", "FP / study")
-KEYS = (("dice_mean", "mean_dice_ge_6mm", "auc"), ("sensitivity_ge_6mm", "accuracy"),
+COLUMNS = ("version", "runs", "parent", "Dice", "sensitivity", "FP/study", "measured on")
+TIPS = {1: "The version that runs", 2: "The version it was fine-tuned from",
+        6: "The studies these numbers come from: a fine-tune's are your validation studies, "
+           "a bundled version's its own held-out studies, so only versions measured on the "
+           "same studies compare (Compare… pairs a fine-tune with its parent on the same "
+           "studies)"}
+# each headline column shows ONE metric for every version (the first of these most versions
+# have), named in its header: a column must not mix lesion Dice with voxel Dice
+KEYS = (("mean_dice_ge_6mm", "dice_mean", "auc"), ("sensitivity_ge_6mm", "accuracy"),
         ("false_positives_per_study",))
+FIRST_HEADLINE = 3  # the column of KEYS[0]
 
 
-def _headline(entry: ModelEntry, keys: tuple[str, ...]) -> str:
+def _has(entry: ModelEntry, key: str) -> bool:
+    return isinstance(entry.card.validation.get(key), (int, float))
+
+
+def headline_key(entries: list[ModelEntry], keys: tuple[str, ...]) -> str:
+    """The metric a column shows: the one most versions have (ties: the first)."""
+    return max(keys, key=lambda k: (sum(_has(e, k) for e in entries), -keys.index(k)))
+
+
+def _headline(entry: ModelEntry, key: str) -> str:
+    return f"{entry.card.validation[key]:.3g}" if _has(entry, key) else "—"
+
+
+def short_name(key: str) -> str:
+    """A metric's name short enough for a column header in a dock."""
+    return metric_name(key).replace("false positives per study", "FP/study") \
+        .replace("sensitivity", "sens.").replace("mean Dice", "Dice")
+
+
+def measured_on(entry: ModelEntry) -> str:
+    """Which studies a version's numbers come from, in a few words."""
     v = entry.card.validation
-    value = next((v[k] for k in keys if isinstance(v.get(k), (int, float))), None)
-    return "—" if value is None else f"{value:.3g}"
+    n = v.get("studies")
+    if not isinstance(n, int):
+        return "—"
+    studies = f"{n} stud{'y' if n == 1 else 'ies'}"
+    return f"{studies} of yours" if v.get("fine_tune") else f"{studies} (its card)"
 
 
 class ModelVersions(QtWidgets.QWidget):
@@ -39,6 +70,8 @@ class ModelVersions(QtWidgets.QWidget):
         self._study_serial = 0
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for col, tip in TIPS.items():
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -73,9 +106,16 @@ class ModelVersions(QtWidgets.QWidget):
         self.name = name
         self.entries = [e for e in scan_models().models if e.card.name == name]
         self.table.setRowCount(len(self.entries))
+        shown = [headline_key(self.entries, keys) for keys in KEYS]
+        for col, key in enumerate(shown, FIRST_HEADLINE):
+            item = QtWidgets.QTableWidgetItem(short_name(key))
+            item.setToolTip(f"{metric_name(key)} ({key}) on the studies of 'measured on'; "
+                            f"— where a version's card does not have it")
+            self.table.setHorizontalHeaderItem(col, item)
         for row, e in enumerate(self.entries):
             texts = (e.card.version, "active" if e.active else "",
-                     e.card.parent_version or "", *(_headline(e, k) for k in KEYS))
+                     e.card.parent_version or "", *(_headline(e, k) for k in shown),
+                     measured_on(e))
             for col, text in enumerate(texts):
                 self.table.setItem(row, col, QtWidgets.QTableWidgetItem(text))
         self.table.resizeColumnsToContents()

@@ -1,5 +1,9 @@
 """Two versions of a model side by side: every validation number either card holds, the
-difference, and which studies each was measured on. A fine-tuned card also holds its
+difference, and which studies each was measured on. The conditions the numbers were
+measured under (how many studies and lesions, the threshold, the smallest component kept,
+the false-positive stage's threshold) are not results: they are shown apart, under
+"Measured with", each marked same or different, since a "B − A" of +0 for them reads as a
+result that did not change. A fine-tuned card also holds its
 parent's numbers on the same validation studies (validation.fine_tune.parent_metrics): when
 one version is the other's parent, those are the numbers compared, so both columns describe
 the same studies."""
@@ -11,6 +15,20 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from medview.ai.registry import ModelEntry
+
+# keys of a card's validation numbers that say how it was measured, not how well it did
+CONDITIONS = ("studies", "lesions", "lesions_ge_6mm", "threshold", "fp_threshold",
+              "min_component_voxels", "min_component_slices", "extent_threshold",
+              "extent_max_mm")
+CONDITIONS_TITLE = "Measured with (conditions, not results)"
+KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole  # a row's card key, for tests and tooltips
+
+
+def metric_name(key: str) -> str:
+    """A card's metric key as a reader reads it: "sensitivity ≥6 mm", "Dice mean"."""
+    words = key.replace("_ge_6mm", " ≥6 mm").replace("_", " ")
+    return " ".join("Dice" if w == "dice" else "FP" if w == "fp" else w
+                    for w in words.split(" "))
 
 
 def _numbers(validation: dict[str, Any]) -> dict[str, float]:
@@ -24,37 +42,69 @@ def paired_metrics(a: ModelEntry, b: ModelEntry) -> tuple[dict, dict, str]:
         ft = child.card.validation.get("fine_tune") or {}
         if ft.get("parent") == parent.ref:
             pa, ch = _numbers(ft.get("parent_metrics", {})), _numbers(child.card.validation)
-            where = (f"both on the {len(ft.get('val_studies', []))} validation studies of "
+            n = ft.get("val_studies", [])
+            n = n if isinstance(n, int) else len(n)
+            where = (f"both on the {n} validation stud{'y' if n == 1 else 'ies'} of "
                      f"{child.ref}'s fine-tune (hash {ft.get('val_hash', '?')})")
             return (ch, pa, where) if flip else (pa, ch, where)
     return (_numbers(a.card.validation), _numbers(b.card.validation),
             "each on its own validation studies (see its card): not directly comparable")
 
 
-def metric_rows(a: ModelEntry, b: ModelEntry) -> tuple[str, list[tuple[str, ...]]]:
-    """(what the numbers were measured on, rows of (metric, A, B, B − A) as shown): the
-    numbers both cards hold first, then those only one holds."""
+def metric_rows(a: ModelEntry, b: ModelEntry
+                ) -> tuple[str, list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """(what the numbers were measured on, results, conditions), each row (card key, A, B,
+    B − A; for a condition "same" or "differs"): the numbers both cards hold first, then
+    those only one holds."""
     na, nb, where = paired_metrics(a, b)
     keys = [k for k in na if k in nb] + [k for k in na if k not in nb] + \
         [k for k in nb if k not in na]
-    rows = []
+    rows, conditions = [], []
     for key in keys:
         va, vb = na.get(key), nb.get(key)
-        diff = "" if va is None or vb is None else f"{vb - va:+.4g}"
-        rows.append((key, _fmt(va), _fmt(vb), diff))
-    return where, rows
+        if key in CONDITIONS:
+            same = "" if va is None or vb is None else "same" if va == vb else "differs"
+            conditions.append((key, _fmt(va), _fmt(vb), same))
+        else:
+            diff = "" if va is None or vb is None else f"{vb - va:+.4g}"
+            rows.append((key, _fmt(va), _fmt(vb), diff))
+    return where, rows, conditions
 
 
-def fill_table(table: QtWidgets.QTableWidget, rows: list[tuple[str, ...]]) -> None:
-    """Rows of texts into `table`, numbers (every column but the first) right-aligned."""
-    table.setRowCount(len(rows))
-    for row, texts in enumerate(rows):
+def fill_table(table: QtWidgets.QTableWidget, rows: list[tuple[str, ...]],
+               conditions: list[tuple[str, ...]] = ()) -> None:
+    """Rows of (key, texts…) into `table`, the key worded (metric_name) with the key itself
+    as tooltip, numbers right-aligned; the conditions after a title row of their own."""
+    table.clearSpans()
+    table.setRowCount(len(rows) + (len(conditions) + 1 if conditions else 0))
+    right = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+    lines = [*rows, *([None, *conditions] if conditions else [])]
+    for row, texts in enumerate(lines):
+        if texts is None:
+            title = QtWidgets.QTableWidgetItem(CONDITIONS_TITLE)
+            font = title.font()
+            font.setBold(True)
+            title.setFont(font)
+            table.setItem(row, 0, title)
+            table.setSpan(row, 0, 1, table.columnCount())
+            continue
         for col, text in enumerate(texts):
-            item = QtWidgets.QTableWidgetItem(text)
-            if col:
-                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight |
-                                      QtCore.Qt.AlignmentFlag.AlignVCenter)
+            item = QtWidgets.QTableWidgetItem(metric_name(text) if col == 0 else text)
+            if col == 0:
+                item.setToolTip(text)
+                item.setData(KEY_ROLE, text)
+            else:
+                item.setTextAlignment(right)
             table.setItem(row, col, item)
+
+
+def table_value(table: QtWidgets.QTableWidget, key: str, column: int) -> str:
+    """The text shown for the row of card key (or row name) `key` in `column`."""
+    for row in range(table.rowCount()):
+        item = table.item(row, 0)
+        if item is not None and item.data(KEY_ROLE) == key:
+            return table.item(row, column).text()
+    return ""
 
 
 class VersionCompareDialog(QtWidgets.QDialog):
@@ -73,7 +123,7 @@ class VersionCompareDialog(QtWidgets.QDialog):
             combo.currentIndexChanged.connect(self.refresh)
         self.note = QtWidgets.QLabel(wordWrap=True)
         self.table = QtWidgets.QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["metric", "A", "B", "B − A"])
+        self.table.setHorizontalHeaderLabels(["validation result", "A", "B", "B − A"])
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(
             0, QtWidgets.QHeaderView.ResizeMode.Stretch)
@@ -101,16 +151,14 @@ class VersionCompareDialog(QtWidgets.QDialog):
 
     def refresh(self) -> None:
         a, b = self.entries[self.a.currentText()], self.entries[self.b.currentText()]
-        where, rows = metric_rows(a, b)
+        where, rows, conditions = metric_rows(a, b)
         self.note.setText(f"A = {a.ref}, B = {b.ref}: {where}.")
-        fill_table(self.table, rows)
+        fill_table(self.table, rows, conditions)
 
     def value(self, metric: str, column: int) -> str:
-        """The text shown for `metric` in column 1 (A), 2 (B) or 3 (B − A); for tests."""
-        for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).text() == metric:
-                return self.table.item(row, column).text()
-        return ""
+        """The text shown for card key `metric` in column 1 (A), 2 (B) or 3 (B − A, or
+        same/differs for a condition); for tests."""
+        return table_value(self.table, metric, column)
 
 
 def _fmt(value: float | None) -> str:
