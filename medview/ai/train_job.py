@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -17,6 +19,29 @@ from medview.io.workspace import atomic_write_bytes, data_dir
 
 JOB_FILE = "job.json"
 LOCK_FILE = "running.lock"
+# one training step's patch pixels (batch x patch²) at most: --batch-size 100000 of 32² patches
+# took 23 GB on the CPU and the kernel's out-of-memory killer ended the run without a word
+MAX_STEP_PIXELS = 1 << 24
+# what each setting may be; outside it a value is a typo no run can use (as words for a person)
+_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "epochs": (lambda v: 1 <= v <= 100_000, "train at least 1 epoch (at most 100000)"),
+    "lr": (lambda v: 0 < v <= 1, "use a learning rate above 0 and at most 1, e.g. 5e-4"),
+    "batch_size": (lambda v: 1 <= v <= 4096, "use 1 to 4096 patches a step"),
+    "patch_size": (lambda v: 16 <= v <= 4096, "use a patch of 16 to 4096 pixels"),
+    "patches_per_study": (lambda v: 1 <= v <= 1_000_000, "draw at least 1 patch a study"),
+    "pos_fraction": (lambda v: 0 <= v <= 1, "use a fraction from 0 to 1"),
+    "mined_fraction": (lambda v: 0 <= v <= 1, "use a fraction from 0 to 1"),
+    "replay_studies": (lambda v: 0 <= v <= 1000, "use 0 to 1000 rehearsal studies"),
+    "distill": (lambda v: 0 <= v <= 1000, "use a weight from 0 (off) to 1000"),
+    "l2sp": (lambda v: 0 <= v <= 1e6, "use a weight from 0 (off) to 1e6"),
+    "warmup_epochs": (lambda v: 0 <= v <= 100_000, "use 0 or more epochs"),
+    "patience": (lambda v: 1 <= v <= 100_000, "wait at least 1 epoch before stopping early"),
+    "weight_decay": (lambda v: 0 <= v <= 1, "use a weight decay from 0 to 1"),
+    "val_fraction": (lambda v: 0 < v < 1, "use a fraction above 0 and below 1, e.g. 0.25"),
+    "seed": (lambda v: 0 <= v < 2 ** 63, "use a seed of 0 or more"),
+    "threads": (lambda v: 0 <= v <= 1024, "use 0 (this computer's cores) or more threads"),
+}
+_CHOICES = {"device": ("auto", "cpu", "cuda", "mps"), "distill_on": ("rehearsal", "all")}
 
 
 @dataclass
@@ -67,6 +92,36 @@ class Settings:
             raise ValueError(f"--set {text}: {key} takes a number like "
                              f"{getattr(Settings, key)!r}") from None
 
+    def check(self, flag: Callable[[str], str] = str) -> None:
+        """Refuse, before any work, a value no run can use: a wrong type in a job file, a typo
+        (--batch-size 0, --lr -1, --epochs 0, which wrote a copy of the parent as a 'new'
+        version), or a step too big for any memory; a ValueError naming the setting as
+        `flag` spells it (the flag the person typed)."""
+        for f in fields(self):
+            value, name = getattr(self, f.name), flag(f.name)
+            if not _fits(value, type(f.default)):
+                raise ValueError(f"{name} {value!r}: takes a value like {f.default!r}")
+            if f.name in _CHOICES and value not in _CHOICES[f.name]:
+                raise ValueError(f"{name} {value!r}: use one of "
+                                 f"{', '.join(_CHOICES[f.name])}")
+            ok, why = _RANGES.get(f.name, (None, ""))
+            if ok is not None and not (math.isfinite(value) and ok(value)):
+                raise ValueError(f"{name} {value:g}: {why}")
+        if self.batch_size * self.patch_size ** 2 > MAX_STEP_PIXELS:
+            raise ValueError(f"{flag('batch_size')} {self.batch_size} with "
+                             f"{flag('patch_size')} {self.patch_size} is "
+                             f"{self.batch_size * self.patch_size ** 2 / 1e6:.0f} million "
+                             f"pixels a step, more than any memory holds; keep batch size x "
+                             f"patch size² at most {MAX_STEP_PIXELS / 1e6:.1f} million")
+
+
+def _fits(value: object, kind: type) -> bool:
+    """Whether a value (from JSON or a flag) is of a setting's type; an int is a float."""
+    if kind in (int, float):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return number and (kind is float or isinstance(value, int))
+    return isinstance(value, kind)
+
 
 @dataclass
 class Job:
@@ -92,17 +147,21 @@ class Job:
                                            "panel or an earlier run wrote") from exc
         except (OSError, ValueError) as exc:
             raise InvalidInputError(where, f"is not a readable job file ({exc})") from exc
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k]
+                                                 for k in ("data", "base")):
+            raise InvalidInputError(where, "is not a job file: it needs a JSON object with "
+                                           "'data' (the studies) and 'base' (the model)")
         try:
             known = {f.name for f in fields(Settings)}
             settings = Settings(**{k: v for k, v in data.get("settings", {}).items()
                                    if k in known})
-            return Job(data=str(data["data"]), base=str(data["base"]), settings=settings,
+            return Job(data=data["data"], base=data["base"], settings=settings,
                        split=dict(data.get("split") or {}),
                        mapping=dict(data.get("mapping") or {}), work=str(data.get("work", "")),
                        version=str(data.get("version", "")), cache=str(data.get("cache", "")))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise InvalidInputError(where, f"is not a job file (needs 'data' and 'base'; "
-                                           f"{exc})") from exc
+        except (TypeError, AttributeError, ValueError) as exc:
+            raise InvalidInputError(where, "is not a job file: its 'settings', 'split' or "
+                                           "'mapping' is not an object") from exc
 
 
 def default_work(base: str) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 
 from medview.ai.cards import DISCLAIMER, ModelCard
 from medview.ai.registry import (
+    _parse_ref,
     _read_active,
     activate,
     list_models,
@@ -24,6 +25,7 @@ from medview.ai.registry import (
     resolve,
     version_key,
 )
+from medview.core.errors import InvalidInputError
 
 
 def next_version(name: str, parent: str) -> str:
@@ -34,6 +36,21 @@ def next_version(name: str, parent: str) -> str:
     while (a, b, n) in taken:
         n += 1
     return f"{a}.{b}.{n}"
+
+
+def check_new_version(name: str, version: str) -> None:
+    """Refuse a chosen version number that is malformed or taken before the run, not after
+    it (write_version refuses it too, but only once the training is spent)."""
+    try:
+        _parse_ref(f"{name}:{version}")
+    except InvalidInputError:
+        raise InvalidInputError(None, f"--new-version {version}: write a version number "
+                                      f"like 1.2.1") from None
+    if any(e.card.name == name and version_key(e.card.version) == version_key(version)
+           for e in list_models()):
+        raise InvalidInputError(None, f"--new-version {version}: {name} already has version "
+                                      f"{version}; versions are never overwritten, choose "
+                                      f"another number")
 
 
 def keep_active(name: str) -> None:

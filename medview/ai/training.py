@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -32,15 +33,17 @@ from typing import Any
 import numpy as np
 
 from medview.ai.bundled_training import _schedule
+from medview.ai.train_checks import check_run, diverged
 from medview.ai.train_dist import Dist
 from medview.ai.train_job import JOB_FILE, Job, Settings, WorkLock, default_work, write_file
-from medview.core.errors import InvalidInputError, UnsupportedInputError
+from medview.core.errors import InvalidInputError
 from medview.io.workspace import atomic_write_text, data_dir
 
 __all__ = ["CHECKPOINT", "JOB_FILE", "Job", "Settings", "Trainer", "train_mode"]
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.safetensors"
 Emit = Callable[[dict], None]
+log = logging.getLogger(__name__)
 
 
 def _torch_bytes(obj: Any) -> bytes:
@@ -152,21 +155,7 @@ class Trainer:
 
         entry = registry.resolve(self.job.base)
         card = entry.card
-        if card.architecture in ("torch.export", "onnx"):
-            raise UnsupportedInputError(str(entry.folder), f"{card.ref} is an imported "
-                                        f"{card.architecture} program; MedView fine-tunes "
-                                        f"only the networks it builds")
-        if self.s.distill_on not in ("rehearsal", "all"):
-            raise InvalidInputError(None, f"distill_on {self.s.distill_on!r} is not one of "
-                                          f"'rehearsal' or 'all'")
-        ck_path = self.work / CHECKPOINT
-        if ck_path.exists() and not self.resume:
-            raise InvalidInputError(str(self.work), "already holds a training run; add "
-                                                    "--resume to continue it or choose "
-                                                    "another --work folder")
-        if self.resume and not ck_path.exists():
-            raise InvalidInputError(str(ck_path), "does not exist: there is nothing to resume "
-                                                  "in this work folder")
+        check_run(self.job, entry, self.work / CHECKPOINT, self.resume)
         self.work.mkdir(parents=True, exist_ok=True)
         if self.dist.rank == 0:
             self.lock = WorkLock(self.work)
@@ -241,6 +230,9 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 with autocast_context(device) if amp else contextlib.nullcontext():
                     loss = task.batch_loss(net, rng, device)
+                value = float(loss.detach())
+                if self.dist.any(not math.isfinite(value)):  # before backward: every
+                    raise diverged(e, step, value, self.s.lr)  # process stops, no NaN weight
                 if scaler is not None and scaler.is_enabled():
                     scaler.scale(loss).backward()
                     scaler.step(opt)
@@ -250,7 +242,7 @@ class Trainer:
                     opt.step()
                 if anchor is not None:
                     anchor.pull(opt.param_groups[0]["lr"])
-                st["loss_sum"] += float(loss.detach())
+                st["loss_sum"] += value
                 st["loss_n"] += 1
                 step += 1
                 if time.perf_counter() - last_report > 2.0:
@@ -330,17 +322,21 @@ class Trainer:
         import torch
 
         path = self.work / CHECKPOINT
-        try:
+        try:  # weights only: a checkpoint is never code, whoever wrote the file
             ck = torch.load(path, weights_only=True, map_location="cpu")
-        except Exception as exc:
-            raise InvalidInputError(str(path), f"cannot be read as a checkpoint ({exc}); "
-                                               f"start a new run") from exc
-        model.load_state_dict(ck.pop("model"))
-        opt.load_state_dict(ck.pop("opt"))
-        scaler_state = ck.pop("scaler", {})
-        if scaler is not None and scaler_state:
-            scaler.load_state_dict(scaler_state)
-        ck["history"] = json.loads(ck["history"])
+            model.load_state_dict(ck.pop("model"))
+            opt.load_state_dict(ck.pop("opt"))
+            scaler_state = ck.pop("scaler", {})
+            if scaler is not None and scaler_state:
+                scaler.load_state_dict(scaler_state)
+            ck["history"] = json.loads(ck["history"])
+            ck["epoch"], ck["step"] = int(ck["epoch"]), int(ck["step"])
+        except Exception as exc:  # torch's own words are pages long and advise unsafe loads
+            log.debug("checkpoint %s unreadable", path, exc_info=True)
+            raise InvalidInputError(str(path), "cannot be read as this run's checkpoint (it "
+                                               "is damaged or was written for another model); "
+                                               "start a new run with another --out folder"
+                                    ) from exc
         return ck
 
     def _finish(self, entry: Any, card: Any, model: Any, task: Any, studies: list,

@@ -48,8 +48,9 @@ def add_parser(sub: Any) -> None:
                                                  "keeps its own in its work folder)")
     p.add_argument("--resume", action="store_true", help="continue the run in the work "
                                                          "folder from its last checkpoint")
-    p.add_argument("--out", metavar="DIR", help="work folder for checkpoints, cache and the "
-                                                "job (default: data folder/training/...)")
+    p.add_argument("--out", metavar="DIR", help="work folder for the job, checkpoints and "
+                                                "run record, new or empty (default: a new "
+                                                "folder in MedView's data folder, training/)")
     p.add_argument("--new-version", metavar="VERSION",
                    help="the new version number (default: the parent's plus .1, e.g. 1.0.1)")
     p.add_argument("--epochs", type=int)
@@ -103,7 +104,13 @@ def build_job(args: Any) -> Any:
         if not sep or not src.strip() or not dst.strip():
             raise ValueError(f"--map {item}: write SOURCE=TARGET, e.g. 3=\"liver lesion\"")
         job.mapping[src.strip()] = dst.strip()
+    job.settings.check(_flag)
     return job
+
+
+def _flag(name: str) -> str:
+    """A setting as the person sets it: its own flag, else --set (Settings.check's words)."""
+    return f"--{name.replace('_', '-')}" if name in _SETTINGS else f"--set {name}"
 
 
 def _print(event: dict) -> None:
@@ -131,9 +138,11 @@ def run_train(args: Any) -> int:
 
     try:
         job = build_job(args)
-    except ValueError as exc:
+    except (ValueError, MedviewError) as exc:  # a flag, or the job file: the panel reads it
+        _print({"event": "error", "kind": "input", "message": str(exc),
+                "path": getattr(exc, "path", None), "try": _TRY["default"]})
         print(f"medview: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_BAD_INPUT
     if job is None:
         print("medview: train needs --data FOLDER and --base NAME, or --job FILE",
               file=sys.stderr)
@@ -144,6 +153,7 @@ def run_train(args: Any) -> int:
         stop["asked"] = True
 
     old = {s: signal.signal(s, ask_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    from medview.ai.train_checks import claim_work
     from medview.ai.train_runs import RunRecord
 
     record: RunRecord | None = None
@@ -158,6 +168,7 @@ def run_train(args: Any) -> int:
 
         trainer = Trainer(job, emit, lambda: stop["asked"], resume=args.resume)
         if os.environ.get("RANK", "0") == "0":  # torchrun: the first process reports
+            claim_work(trainer.work, args.resume)
             record = RunRecord(trainer.work)  # run.json and run.lock: the panel finds it
             record.open()
         trainer.run()

@@ -106,6 +106,33 @@ def test_bad_input_is_one_error_event_and_one_line(tmp_path: Path, env: dict) ->
     assert usage.returncode == 2 and "--data" in usage.stderr
 
 
+def test_bad_flags_out_folders_and_job_files_are_one_sentence_and_an_error_event(
+        tmp_path: Path, env: dict) -> None:
+    """Each was an internal error, a silent clamp, or a run writing into the wrong place."""
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "letter.txt").write_text("x")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    data = ["--data", str(tmp_path / "studies"), *ARGS]
+    for args, code, says in (
+            ([*data, "--epochs", "0"], 2, "--epochs 0: train at least 1 epoch"),
+            ([*data, "--batch-size", "0"], 2, "--batch-size 0: use 1 to 4096"),
+            ([*data, "--lr", "-1"], 2, "--lr -1: use a learning rate above 0"),
+            ([*data, "--val-fraction", "1.5"], 2, "--val-fraction 1.5: use a fraction"),
+            ([*data, "--set", "epochs=-3"], 2, "--epochs -3: train at least 1 epoch"),
+            ([*data, "--set", "distill=-1"], 2, "--set distill -1: use a weight from 0"),
+            ([*data, "--out", str(tmp_path / "a-file")], 1, "is a file; --out needs a folder"),
+            ([*data, "--out", str(tmp_path / "mine")], 1, "letter.txt) and is not a training"),
+            (["--job", str(tmp_path / "list.json")], 1, "list.json: is not a job file: it")):
+        r = medview(tmp_path, env, "train", *args)
+        assert r.returncode == code and says in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        (last,) = events(r.stdout)
+        assert last["event"] == "error" and says in last["message"]
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["letter.txt"]
+    assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
+
+
 def test_torchrun_two_gloo_processes_report_the_same_events(tmp_path: Path,
                                                             env: dict) -> None:
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",

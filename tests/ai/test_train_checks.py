@@ -1,0 +1,146 @@
+"""What a fine-tune refuses before it spends any time (ai/train_checks): settings no run can
+use, a taken version number, a work folder it must not write into, a job file of the wrong
+shape, a damaged or planted checkpoint (read with weights only, never run); and a loss that
+diverges ends the run with nothing written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from medview.ai import train_job, training
+from medview.core.errors import InvalidInputError
+from tests.ai.test_training import run, tiny_job
+from tests.ai.test_training_inputs import _job
+from tests.ai.train_fixtures import install_base, make_studies
+
+
+@pytest.fixture(autouse=True)
+def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    torch.set_num_threads(1)
+    install_base(tmp_path / "data")
+
+
+def test_settings_no_run_can_use_are_refused_before_any_work(tmp_path: Path) -> None:
+    """--epochs 0 wrote a copy of the parent as a 'new' version, --batch-size 0 and --lr -1
+    ended in internal errors, --batch-size 100000 was killed by the kernel for memory."""
+    for change, says in ((dict(epochs=0), "epochs 0: train at least 1"),
+                         (dict(batch_size=0), "batch_size 0: use 1 to"),
+                         (dict(lr=-1.0), "lr -1: use a learning rate above 0"),
+                         (dict(lr=float("nan")), "lr nan"),
+                         (dict(val_fraction=1.5), "val_fraction 1.5: use a fraction above 0"),
+                         (dict(seed=-1), "seed -1"), (dict(threads=-1), "threads -1"),
+                         (dict(patience=0), "patience 0"), (dict(device="gpu"), "one of auto"),
+                         (dict(epochs="ten"), "epochs 'ten': takes a value like 20"),
+                         (dict(augment=1), "augment 1: takes a value like True"),
+                         (dict(batch_size=4096, patch_size=128), "million pixels a step")):
+        with pytest.raises(ValueError, match=says):
+            training.Settings(**change).check()
+    training.Settings(lr=1, distill=0).check()  # an int is a float
+    job = _job(tmp_path, make_studies(tmp_path / "s", 3))
+    job.settings.epochs = 0
+    events: list[dict] = []
+    with pytest.raises(InvalidInputError, match="setting epochs 0"):
+        training.Trainer(job, events.append, lambda: False).run()
+    assert events == [] and not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
+
+
+def test_a_taken_or_malformed_new_version_is_refused_before_training(tmp_path: Path) -> None:
+    job = _job(tmp_path, make_studies(tmp_path / "s", 3))
+    for version, says in (("1.0", "--new-version 1.0: tiny already has version 1.0"),
+                          ("abc", "--new-version abc: write a version number")):
+        job.version = version
+        events: list[dict] = []
+        with pytest.raises(InvalidInputError, match=says):
+            training.Trainer(job, events.append, lambda: False).run()
+        assert events == []  # nothing prepared, nothing trained
+
+
+def test_a_diverging_loss_ends_the_run_with_nothing_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--lr 1e12 trained on NaN and wrote a version of NaN weights (and 'NaN' into the
+    JSON events): now the run stops before the step, the last checkpoint intact."""
+    from medview.ai.train_tasks import SegmentationTask
+
+    real, calls = SegmentationTask.batch_loss, {"n": 0}
+
+    def nan_from_epoch_2(self: SegmentationTask, *args: object) -> torch.Tensor:
+        calls["n"] += 1
+        loss = real(self, *args)
+        return loss * float("nan") if calls["n"] > 7 else loss
+
+    monkeypatch.setattr(SegmentationTask, "batch_loss", nan_from_epoch_2)
+    job = tiny_job(tmp_path, epochs=3)
+    with pytest.raises(InvalidInputError, match=r"loss became nan in epoch 2, step 2, so "
+                                                r"training stopped.*smaller --lr than"):
+        run(job)
+    ck = torch.load(Path(job.work) / training.CHECKPOINT, weights_only=True)
+    assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values())
+    assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
+
+
+class _Planted:
+    """A pickle that runs code when loaded without weights_only (it creates a file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return open, (str(self.marker), "w")
+
+
+def test_a_damaged_or_planted_checkpoint_is_one_sentence_and_never_runs(
+        tmp_path: Path) -> None:
+    job = tiny_job(tmp_path, epochs=1)
+    run(job)
+    ck_path = Path(job.work) / training.CHECKPOINT
+    good = ck_path.read_bytes()
+    marker = tmp_path / "planted-code-ran"
+    planted = training._torch_bytes({**torch.load(ck_path, weights_only=True),
+                                     "epoch": _Planted(marker)})
+    for bad in (good[:len(good) // 2], os.urandom(5000), b"", planted,
+                training._torch_bytes({"a": 1}), training._torch_bytes([1, 2])):
+        ck_path.write_bytes(bad)
+        job.settings.epochs = 2
+        with pytest.raises(InvalidInputError) as err:
+            run(job, resume=True)
+        message = str(err.value)
+        assert "cannot be read as this run's checkpoint" in message, message
+        assert "\n" not in message and "weights_only" not in message
+    assert not marker.exists()
+
+
+def test_the_work_folder_must_be_a_new_empty_or_run_folder(tmp_path: Path) -> None:
+    from medview.ai.train_checks import claim_work
+
+    (tmp_path / "a-file").write_text("x")
+    mine = tmp_path / "documents"
+    mine.mkdir()
+    (mine / "letter.txt").write_text("x")
+    for folder, says in ((tmp_path / "a-file", "is a file; --out needs a folder"),
+                         (mine, r"holds 1 other file\(s\) \(letter.txt\) and is not a "
+                                r"training work folder"),
+                         (tmp_path / "data" / "models" / "tiny" / "7.0",
+                          "is inside MedView's models folder")):
+        with pytest.raises(InvalidInputError, match=says):
+            claim_work(folder, resume=False)
+    assert sorted(p.name for p in mine.iterdir()) == ["letter.txt"]
+    assert not (tmp_path / "data" / "models" / "tiny" / "7.0").exists()
+    run_folder = tmp_path / "failed-run"
+    run_folder.mkdir()
+    (run_folder / "run.json").write_text("{}")
+    claim_work(run_folder, resume=False)  # a run that failed before its checkpoint
+    claim_work(tmp_path / "new" / "work", resume=False)
+    assert (tmp_path / "new" / "work").is_dir()
+
+
+def test_a_job_file_of_the_wrong_shape_is_one_sentence(tmp_path: Path) -> None:
+    for text in ("[1, 2]", '{"data": 5}', '{"data": "d"}',
+                 '{"data": "d", "base": "tiny", "settings": 5}'):
+        (tmp_path / "job.json").write_text(text)
+        with pytest.raises(InvalidInputError, match=r"job.json: is not a job file: "):
+            train_job.Job.load(tmp_path / "job.json")
