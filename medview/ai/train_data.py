@@ -29,6 +29,7 @@ import numpy as np
 
 from medview.ai.cards import ModelCard
 from medview.core.errors import InvalidInputError
+from medview.core.series import SeriesInfo
 from medview.io.workspace import atomic_write_text
 
 LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha")
@@ -176,10 +177,14 @@ def label_mapping(study: TrainStudy, present: list[int], card: ModelCard,
     by_name = {lab.name.lower(): lab.value for lab in card.labels}
     known = {lab.value for lab in card.labels}
     explicit = {str(k).lower(): str(v).lower() for k, v in (explicit or {}).items()}
+    card_name = {lab.value: lab.name for lab in card.labels}
     out = {}
     for value in present:
         name = study.segments.get(value, "")
-        target = explicit.get(str(value), explicit.get(name.lower()))
+        # an unnamed value is the card's label of that value: --map "lung nodule=ignore"
+        # applies to it (it was silently ignored)
+        alias = name or card_name.get(value, "")
+        target = explicit.get(str(value), explicit.get(alias.lower()))
         if target is not None:
             if target in IGNORE:
                 out[value] = 0
@@ -244,7 +249,8 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
     folder = Path(cache) / study.key
     meta_path = folder / META_FILE
     stat = Path(study.labels, "label.json" if study.store else "").stat()
-    source = [study.labels, stat.st_mtime_ns, stat.st_size]  # relabelled: cached again
+    # relabelled, or its image replaced or a missing slice restored: cached again
+    source = [study.labels, stat.st_mtime_ns, stat.st_size, *_fingerprint(Path(study.image))]
     if meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("mapping") == (mapping or {}) and meta.get("card") == card.ref and \
@@ -253,7 +259,7 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
     from medview.io.image_files import read_image
     from medview.io.open_volume import load_volume
 
-    volume, _ = load_volume([study.image], study.series_key)
+    volume, series = load_volume([study.image], study.series_key)
     if study.store:
         raw = _store_labels(study)
         label_affine = np.array(study.affine, float)
@@ -271,7 +277,10 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
     if raw.min() < 0:
         raise InvalidInputError(study.labels, f"of study {study.name} holds negative labels")
     labels = lut[raw.astype(np.int64)]
+    _check_blank_slices(study, series, labels)
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("mined-*.npy"):  # the base model's mistakes on the old labels
+        stale.unlink()
     dtype = np.int16 if volume.array.dtype.kind in "iu" and volume.array.dtype.itemsize <= 2 \
         else np.float32
     _save(folder / CT_FILE, np.ascontiguousarray(volume.array, dtype=dtype))
@@ -282,6 +291,28 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
             "mapping": mapping or {}, "source": source}
     atomic_write_text(meta_path, json.dumps(meta))  # last: marks the cache whole
     return _open(study, folder, meta)
+
+
+def _check_blank_slices(study: TrainStudy, series: SeriesInfo | None,
+                        labels: np.ndarray) -> None:
+    """A slice missing from the series is loaded blank (dicom_volume keeps the others in
+    place); a lesion labelled there would teach the network that a flat grey slice holds
+    one, so that study is refused."""
+    blank = [i for i, f in enumerate(series.slices) if f is None] if series else []
+    marked = [i for i in blank if labels[i].any()]
+    if marked:
+        raise InvalidInputError(study.image, f"of study {study.name} has no image for slice "
+                                f"{marked[0] + 1} (a missing file) where its label map marks "
+                                f"a lesion; restore the missing file or leave the study out")
+
+
+def _fingerprint(image: Path) -> list[int]:
+    """File count, bytes and newest change of a study's image (a file or a DICOM folder):
+    cheap, and different once any of its files is replaced, added or removed."""
+    files = [image] if image.is_file() else [p for p in image.rglob("*") if p.is_file()]
+    stats = [p.stat() for p in files]
+    return [len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats),
+                                                           default=0)]
 
 
 def _save(path: Path, array: np.ndarray) -> None:

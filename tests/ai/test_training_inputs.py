@@ -143,3 +143,62 @@ def test_workspace_done_studies_are_found_matched_by_name_and_mapped(tmp_path: P
     prepared = prepare_study(study, card, tmp_path / "cache", {"tumour": "liver lesion"})
     assert prepared.counts == {1: int((labels == 1).sum()), 2: int((labels == 2).sum())}
     assert np.array_equal(np.asarray(prepared.labels), labels)
+
+
+def test_a_lesion_on_a_missing_slice_is_refused(tmp_path: Path) -> None:
+    """A missing file loads as a blank slice; labels there would teach a lesion on flat grey
+    (the run trained on it without a word)."""
+    from medview.ai import registry
+    from medview.ai.train_data import prepare_study
+    from medview.core.volume import Volume
+    from medview.io.image_files import write_volume
+    from medview.io.open_volume import load_volume
+    from tests.dicom_factory import write_ct_series
+
+    card = registry.resolve("tiny").card
+    write_ct_series(tmp_path / "s" / "one" / "series", n=12, rows=48, cols=48, drop=(5,))
+    volume, series = load_volume([tmp_path / "s" / "one" / "series"])
+    assert series is not None and series.slices[5] is None
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[2, 10:14, 10:14] = 1
+    write_volume(Volume(labels, volume.affine), tmp_path / "s" / "one" / "labels.nii.gz")
+    (study,) = find_studies(tmp_path / "s" / "one")
+    assert prepare_study(study, card, tmp_path / "cache").counts == {1: 16}
+    labels[5, 20:24, 20:24] = 2
+    write_volume(Volume(labels, volume.affine), tmp_path / "s" / "one" / "labels.nii.gz")
+    with pytest.raises(InvalidInputError, match=r"one has no image for slice 6 \(a missing "
+                                                r"file\) where its label map marks a lesion"):
+        prepare_study(study, card, tmp_path / "cache")
+
+
+def test_the_cache_follows_a_replaced_image_and_drops_old_mistakes(tmp_path: Path) -> None:
+    """Only the label map's change was noticed: a replaced image (or a restored missing
+    slice) kept training on the old cached pixels."""
+    from medview.ai import registry
+    from medview.ai.train_data import prepare_study
+    from medview.core.volume import Volume
+    from medview.io.image_files import read_image, write_volume
+
+    card = registry.resolve("tiny").card
+    folder = make_study(tmp_path / "s" / "one", 1)
+    (study,) = find_studies(folder)
+    first = prepare_study(study, card, tmp_path / "cache")
+    (first.folder / "mined-x.npy").write_bytes(b"old")
+    image = read_image(folder / "image.nii.gz")
+    write_volume(Volume(np.full(image.shape, 77, np.int16), image.affine),
+                 folder / "image.nii.gz")
+    again = prepare_study(study, card, tmp_path / "cache")
+    assert np.all(np.asarray(again.image) == 77)
+    assert not (again.folder / "mined-x.npy").exists()
+
+
+def test_a_card_label_name_maps_the_value_of_an_unnamed_study(tmp_path: Path) -> None:
+    """--map "lung nodule=ignore" on NIfTI labels (no names) was silently a no-op."""
+    from medview.ai import registry
+    from medview.ai.train_data import label_mapping
+
+    card = registry.resolve("tiny").card
+    (study,) = find_studies(make_study(tmp_path / "s" / "one", 1))
+    assert label_mapping(study, [1, 2], card, {"Lung nodule": "ignore"}) == {1: 0, 2: 2}
+    named = study.__class__(**{**study.__dict__, "segments": {1: "liver lesion"}})
+    assert label_mapping(named, [1], card, {"lung nodule": "ignore"}) == {1: 2}
