@@ -78,6 +78,18 @@ def check_run(job: Job, entry: Any, checkpoint: Path, resume: bool) -> None:
                                                  "in this work folder")
 
 
+def check_labelled(train: list, val: list) -> None:
+    """Prepared studies (train_data.PreparedStudy): a training side without one labelled
+    voxel has nothing to teach, a validation side without one cannot measure the Dice that
+    picks the best epoch (empty label maps wrote a version with Dice null)."""
+    for side, studies in (("training", train), ("validation", val)):
+        if not any(p.counts for p in studies):
+            raise InvalidInputError(None, f"none of the {len(studies)} {side} studies has a "
+                                          f"labelled lesion (after the label mapping); label "
+                                          f"lesions in them or move a labelled study into "
+                                          f"{side} in the split")
+
+
 def diverged(epoch: int, step: int, value: float, lr: float) -> InvalidInputError:
     """The loss is no longer a number: from this step on every weight would be NaN, so the
     run ends before the step, its last checkpoint and every version as they were."""

@@ -86,8 +86,8 @@ def _describe(folder: Path, labels: Path) -> TrainStudy:
         found = [s for s in scan([image]).series if s.modality != "SEG"]
         if not found:
             raise InvalidInputError(str(folder), "holds a label map but no image series; put "
-                                                 "the DICOM series in a 'series' folder beside "
-                                                 "it")
+                                                 "the DICOM series in a 'series' folder (or "
+                                                 "the image as image.nii.gz) beside it")
         if len(found) > 1:
             raise InvalidInputError(str(folder), f"holds {len(found)} image series beside its "
                                                  f"label map; keep one series per study folder")

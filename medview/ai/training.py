@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from medview.ai.bundled_training import _schedule
-from medview.ai.train_checks import check_run, diverged
+from medview.ai.train_checks import check_labelled, check_run, diverged
 from medview.ai.train_dist import Dist
 from medview.ai.train_job import JOB_FILE, Job, Settings, WorkLock, default_work, write_file
 from medview.core.errors import InvalidInputError
@@ -123,6 +123,7 @@ class Trainer:
             cache = Path(self.job.cache) if self.job.cache else data_dir() / "training" / "cache"
             prepared.append(td.prepare_study(st, card, cache, self.job.mapping))
         self.dist.first_rank_first(before=False)
+        check_labelled(prepared[:len(train) - len(self.replay)], prepared[len(train):])
         return train + val, prepared[:len(train)], prepared[len(train):]
 
     def _setup_torch(self) -> None:

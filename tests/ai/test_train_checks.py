@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -144,3 +145,28 @@ def test_a_job_file_of_the_wrong_shape_is_one_sentence(tmp_path: Path) -> None:
         (tmp_path / "job.json").write_text(text)
         with pytest.raises(InvalidInputError, match=r"job.json: is not a job file: "):
             train_job.Job.load(tmp_path / "job.json")
+
+
+def test_label_maps_without_a_lesion_on_either_side_are_refused(tmp_path: Path) -> None:
+    """Empty label maps everywhere trained and wrote a version with Dice null."""
+    from medview.core.volume import Volume
+    from medview.io.image_files import read_image, write_volume
+
+    job = _job(tmp_path, make_studies(tmp_path / "s", 4))
+    job.mapping = {"1": "ignore", "2": "ignore"}
+    with pytest.raises(InvalidInputError, match=r"none of the 3 training studies has a "
+                                                r"labelled lesion \(after the label mapping\)"):
+        run(job)
+    job.mapping = {}
+    empty = tmp_path / "s" / "study-04" / "labels.nii.gz"
+    labels = read_image(empty)
+    write_volume(Volume(np.zeros(labels.shape, np.uint8), labels.affine), empty)
+    from medview.ai.train_data import find_studies
+
+    keys = {s.name: s.key for s in find_studies(tmp_path / "s")}
+    job.split = {"train": [keys["study-01"], keys["study-02"], keys["study-03"]],
+                 "val": [keys["study-04"]]}
+    with pytest.raises(InvalidInputError, match="none of the 1 validation studies has a "
+                                                "labelled lesion"):
+        run(job)
+    assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
