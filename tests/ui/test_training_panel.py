@@ -67,6 +67,7 @@ def test_stop_ends_the_child_and_touches_no_version(qtbot, train_panel: Training
     qtbot.mouseClick(panel.start_button, LEFT)
     qtbot.waitUntil(lambda: len(getattr(panel, "history", [])) >= 2, timeout=120_000)
     qtbot.mouseClick(panel.stop_button, LEFT)
+    assert not panel.stop_button.isEnabled() and "Stopping" in panel.status.text()
     qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=15_000)
     assert panel.resume_button.isEnabled()
     assert "Stopped" in panel.status.text()

@@ -256,6 +256,7 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def stop(self) -> None:
         self.status.setText("Stopping: saving a checkpoint…")
+        self.stop_button.setEnabled(False)  # asked once; the process ends within seconds
         self.process.stop()
 
     def _running(self, running: bool) -> None:
