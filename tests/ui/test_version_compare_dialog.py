@@ -68,6 +68,6 @@ def test_the_versions_list_says_where_numbers_come_from(versions: ModelVersions)
            for r in range(t.rowCount())}
     header = [t.horizontalHeaderItem(c).text() for c in range(3, 6)]
     assert header == ["Dice ≥6 mm", "sens. ≥6 mm", "FP/study"]  # one metric a column
-    assert row["1.0"][3] == "0.8" and row["1.0"][6] == "10 studies (its card)"
+    assert row["1.0"][3] == "0.8" and row["1.0"][2] == "10 studies (its card)"
     assert row["1.0.1"][3] == "—"  # its voxel Dice is another metric: not in this column
-    assert row["1.0.1"][6] == "1 study of yours"
+    assert row["1.0.1"][2] == "1 study of yours" and row["1.0.1"][6] == "1.0"

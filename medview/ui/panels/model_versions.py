@@ -15,9 +15,10 @@ from medview.ui.panels.version_compare import VersionCompareDialog, metric_name
 from medview.ui.version_overlay_compare import VersionOverlayCompare
 from medview.viewer.state import ViewerState
 
-COLUMNS = ("version", "runs", "parent", "Dice", "sensitivity", "FP/study", "measured on")
-TIPS = {1: "The version that runs", 2: "The version it was fine-tuned from",
-        6: "The studies these numbers come from: a fine-tune's are your validation studies, "
+# "measured on" before the numbers: in a narrow dock it must not be scrolled out of view
+COLUMNS = ("version", "runs", "measured on", "Dice", "sensitivity", "FP/study", "parent")
+TIPS = {1: "The version that runs", 6: "The version it was fine-tuned from",
+        2: "The studies these numbers come from: a fine-tune's are your validation studies, "
            "a bundled version's its own held-out studies, so only versions measured on the "
            "same studies compare (Compare… pairs a fine-tune with its parent on the same "
            "studies)"}
@@ -113,9 +114,8 @@ class ModelVersions(QtWidgets.QWidget):
                             f"— where a version's card does not have it")
             self.table.setHorizontalHeaderItem(col, item)
         for row, e in enumerate(self.entries):
-            texts = (e.card.version, "active" if e.active else "",
-                     e.card.parent_version or "", *(_headline(e, k) for k in shown),
-                     measured_on(e))
+            texts = (e.card.version, "active" if e.active else "", measured_on(e),
+                     *(_headline(e, k) for k in shown), e.card.parent_version or "")
             for col, text in enumerate(texts):
                 self.table.setItem(row, col, QtWidgets.QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
