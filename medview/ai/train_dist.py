@@ -38,6 +38,17 @@ class Dist:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
+    def broadcast(self, value: float) -> float:
+        """Rank 0's value in every process (the validation Dice that early stopping reads)."""
+        if self.world == 1:
+            return float(value)
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], device=self.device)
+        dist.broadcast(t, 0)
+        return float(t.item())
+
     def first_rank_first(self, before: bool) -> None:
         """Around work whose result is cached on disk: rank 0 does it while the others wait
         (call with before=True ahead of it, before=False after it), then they read it."""

@@ -20,9 +20,7 @@ patches, rank 0 validates, checkpoints, reports and writes the version.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -33,25 +31,30 @@ from typing import Any
 import numpy as np
 
 from medview.ai.bundled_training import _schedule
+from medview.ai.train_checkpoint import (
+    BEST,
+    CHECKPOINT,
+    checkpoint_at,
+    load_checkpoint,
+    save_best,
+    save_checkpoint,
+)
 from medview.ai.train_checks import check_labelled, check_run, diverged
 from medview.ai.train_dist import Dist
-from medview.ai.train_job import JOB_FILE, Job, Settings, WorkLock, default_work, write_file
+from medview.ai.train_job import JOB_FILE, Job, Settings, WorkLock, default_work
 from medview.core.errors import InvalidInputError
 from medview.io.workspace import atomic_write_text, data_dir
 
 __all__ = ["CHECKPOINT", "JOB_FILE", "Job", "Settings", "Trainer", "train_mode"]
 
-CHECKPOINT, BEST = "checkpoint.pt", "best.safetensors"
+# events between long pieces of work outside the steps (minutes on a first run: generating
+# rehearsal studies, caching, mining, the final evaluation), where a stop is also honoured
+BETWEEN = ("prepare", "replay", "mining", "evaluate")
 Emit = Callable[[dict], None]
-log = logging.getLogger(__name__)
 
 
-def _torch_bytes(obj: Any) -> bytes:
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
+class Stopped(Exception):
+    """Stop asked outside the training steps (the steps save a checkpoint themselves)."""
 
 
 def train_mode(model: Any, freeze_norm: bool) -> None:
@@ -79,6 +82,8 @@ class Trainer:
     def emit(self, event: str, **data: Any) -> None:
         if self.dist.rank == 0:
             self._emit({"event": event, **data})
+        if event in BETWEEN and self.dist.world == 1 and self.should_stop():
+            raise Stopped  # (under torchrun the others wait at a barrier: stop in the steps)
 
     # ---------------------------------------------------------------- preparing
     def _replay(self, entry: Any, card: Any) -> list:
@@ -142,6 +147,11 @@ class Trainer:
         self.dist, self.lock = Dist(self.s.device), None
         try:
             return self._run()
+        except Stopped:  # nothing new to save: the checkpoint there, if any, resumes it
+            at = checkpoint_at(self.work)
+            self.emit("stopped", epoch=at[0] if at else 0, step=at[1] if at else 0,
+                      work=str(self.work), resume=self._resume_line() if at else None)
+            return None
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -175,7 +185,8 @@ class Trainer:
         self.emit("mining", studies=len(train))
         self.dist.first_rank_first(before=True)  # rank 0 mines and caches, the rest read
         task = make_task(card, train, val, self.s, model, device, teacher,
-                         len(train) - len(self.replay))
+                         len(train) - len(self.replay),
+                         lambda i, n: self.emit("mining", studies=n, index=i))
         self.dist.first_rank_first(before=False)
         anchor = None
         if self.s.l2sp > 0:
@@ -194,7 +205,7 @@ class Trainer:
                                       ) if device.type == "cuda" else None
         per_step = self.s.batch_size * self.dist.world
         steps = max(1, math.ceil(len(train) * self.s.patches_per_study / per_step))
-        st = self._load_state(model, opt, scaler) if self.resume else None
+        st = load_checkpoint(self.work, model, opt, scaler) if self.resume else None
         st = st or {"epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0, "loss_n": 0,
                     "history": [], "best_epoch": 0, "best_dice": -1.0, "bad_epochs": 0,
                     "seconds": 0.0}
@@ -221,7 +232,7 @@ class Trainer:
                     st["seconds"] += time.perf_counter() - t_epoch
                     self._save(model, opt, scaler, st)
                     self.emit("stopped", epoch=e, step=step, work=str(self.work),
-                              resume=f"medview train --job {self.work / JOB_FILE} --resume")
+                              resume=self._resume_line())
                     return None
                 g = e * steps + step
                 for group in opt.param_groups:
@@ -257,7 +268,7 @@ class Trainer:
             improved = self._validate(task, model, device, st, e + 1, loss_mean, seconds,
                                       steps, per_step)
             if improved and self.dist.rank == 0:
-                self._save_best(model)
+                save_best(self.work, model)
             self._save(model, opt, scaler, st)
             t_epoch = time.perf_counter()
             if self.dist.any(st["bad_epochs"] >= self.s.patience):
@@ -272,7 +283,7 @@ class Trainer:
         dice = {"mean": 0.0}
         if self.dist.rank == 0:
             dice = task.quick(model, device)
-        value = self._broadcast(dice.get("mean") or 0.0)
+        value = self.dist.broadcast(dice.get("mean") or 0.0)
         improved = epoch > 0 and value > st["best_dice"] + 1e-4
         if epoch == 0:
             st["best_dice"] = value
@@ -292,53 +303,13 @@ class Trainer:
                   samples_per_s=round(steps * per_step / seconds, 2) if seconds else None)
         return improved
 
-    def _broadcast(self, value: float) -> float:
-        if self.dist.world == 1:
-            return float(value)
-        import torch
-        import torch.distributed as dist
+    def _resume_line(self) -> str:
+        return f"medview train --job {self.work / JOB_FILE} --resume"
 
-        t = torch.tensor([float(value)], device=self.dist.device)
-        dist.broadcast(t, 0)
-        return float(t.item())
-
-    # ---------------------------------------------------------------- files
     def _save(self, model: Any, opt: Any, scaler: Any, st: dict) -> None:
-        if self.dist.rank != 0:
-            return
-        state = {**st, "history": json.dumps(st["history"]), "model": model.state_dict(),
-                 "opt": opt.state_dict(),
-                 "scaler": scaler.state_dict() if scaler is not None else {}}
-        path = self.work / CHECKPOINT
-        write_file(path, _torch_bytes(state), "checkpoint")
-        self.emit("checkpoint", epoch=st["epoch"], step=st["step"], path=str(path))
-
-    def _save_best(self, model: Any) -> None:
-        from safetensors.torch import save
-
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        write_file(self.work / BEST, save(state), "best weights")
-
-    def _load_state(self, model: Any, opt: Any, scaler: Any) -> dict:
-        import torch
-
-        path = self.work / CHECKPOINT
-        try:  # weights only: a checkpoint is never code, whoever wrote the file
-            ck = torch.load(path, weights_only=True, map_location="cpu")
-            model.load_state_dict(ck.pop("model"))
-            opt.load_state_dict(ck.pop("opt"))
-            scaler_state = ck.pop("scaler", {})
-            if scaler is not None and scaler_state:
-                scaler.load_state_dict(scaler_state)
-            ck["history"] = json.loads(ck["history"])
-            ck["epoch"], ck["step"] = int(ck["epoch"]), int(ck["step"])
-        except Exception as exc:  # torch's own words are pages long and advise unsafe loads
-            log.debug("checkpoint %s unreadable", path, exc_info=True)
-            raise InvalidInputError(str(path), "cannot be read as this run's checkpoint (it "
-                                               "is damaged or was written for another model); "
-                                               "start a new run with another --out folder"
-                                    ) from exc
-        return ck
+        if self.dist.rank == 0:
+            path = save_checkpoint(self.work, model, opt, scaler, st)
+            self.emit("checkpoint", epoch=st["epoch"], step=st["step"], path=str(path))
 
     def _finish(self, entry: Any, card: Any, model: Any, task: Any, studies: list,
                 train: list, val: list, st: dict, device: Any) -> dict | None:

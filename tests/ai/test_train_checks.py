@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from medview.ai import train_job, training
+from medview.ai.train_checkpoint import torch_bytes
 from medview.core.errors import InvalidInputError
 from tests.ai.test_training import run, tiny_job
 from tests.ai.test_training_inputs import _job
@@ -101,10 +102,10 @@ def test_a_damaged_or_planted_checkpoint_is_one_sentence_and_never_runs(
     ck_path = Path(job.work) / training.CHECKPOINT
     good = ck_path.read_bytes()
     marker = tmp_path / "planted-code-ran"
-    planted = training._torch_bytes({**torch.load(ck_path, weights_only=True),
+    planted = torch_bytes({**torch.load(ck_path, weights_only=True),
                                      "epoch": _Planted(marker)})
     for bad in (good[:len(good) // 2], os.urandom(5000), b"", planted,
-                training._torch_bytes({"a": 1}), training._torch_bytes([1, 2])):
+                torch_bytes({"a": 1}), torch_bytes([1, 2])):
         ck_path.write_bytes(bad)
         job.settings.epochs = 2
         with pytest.raises(InvalidInputError) as err:
@@ -170,3 +171,24 @@ def test_label_maps_without_a_lesion_on_either_side_are_refused(tmp_path: Path) 
                                                 "labelled lesion"):
         run(job)
     assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
+
+
+@pytest.mark.parametrize("at", ["prepare", "mining", "evaluate"])
+def test_stop_while_preparing_or_evaluating_ends_at_once(tmp_path: Path, at: str) -> None:
+    """Stop was read only between training steps: a first run spent minutes generating,
+    caching and mining (and the final evaluation) before it noticed, and the panel killed
+    it. Now it ends at the next study; the checkpoint there, if any, resumes the run."""
+    job = tiny_job(tmp_path, epochs=1)
+    events: list[dict] = []
+    asked = lambda: at in [e["event"] for e in events]  # noqa: E731
+    assert training.Trainer(job, events.append, asked).run() is None
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "stopped" and kinds.count(at) == 1, kinds
+    ck = Path(job.work) / training.CHECKPOINT
+    if at != "evaluate":
+        assert "start" not in kinds and events[-1]["resume"] is None and not ck.exists()
+        return
+    assert events[-1]["epoch"] == 1 and "--resume" in events[-1]["resume"]
+    assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
+    done, _ = run(job, resume=True)
+    assert done is not None and done["version"] == "tiny:1.0.1"

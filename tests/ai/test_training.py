@@ -46,7 +46,9 @@ def run(job: Job, stop_after_steps: int | None = None, resume: bool = False
     events: list[dict] = []
     calls = {"n": 0}
 
-    def should_stop() -> bool:
+    def should_stop() -> bool:  # counts the training steps (asked between others too)
+        if not any(e["event"] == "start" for e in events):
+            return False
         calls["n"] += 1
         return stop_after_steps is not None and calls["n"] > stop_after_steps
 
