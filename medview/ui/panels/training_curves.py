@@ -45,6 +45,7 @@ class TrainingCurves(QtWidgets.QWidget):
         self.base_line = pg.InfiniteLine(angle=0, pen=BASE_PEN, movable=False,
                                          label="base model {value:.3f}",
                                          labelOpts={"position": 0.98, "color": (220, 220, 220),
+                                                    "fill": (0, 0, 0, 190),  # over the curve
                                                     "anchors": [(1, 0), (1, 0)]})  # under it
         self.base_line.setVisible(False)
         self.dice_plot.addItem(self.base_line)
