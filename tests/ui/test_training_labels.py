@@ -102,3 +102,16 @@ def test_the_list_follows_studies_marked_done_keeping_the_split(qtbot, panel: Tr
     qtbot.waitUntil(lambda: panel.studies.table.rowCount() == 4, timeout=30_000)
     assert panel.studies.table.cellWidget(moved, 3).currentIndex() == 1
     assert panel.status.text().startswith("4 labelled studies")
+
+
+def test_the_setup_fits_a_narrow_dock(qtbot, panel: TrainingPanel) -> None:
+    """Nothing cut off at the right edge: the form fits the dock's width (it scrolled
+    sideways, or cut the Refresh button and the spin boxes' arrows)."""
+    panel.resize(380, 650)
+    panel.show()
+    imported = {1: "Segment 1", 2: "Segment 2"}
+    panel.studies._show([named(i, p, imported) for i, p in enumerate("abcd")])
+    qtbot.wait(50)
+    scroll = panel.tabs.widget(0)
+    assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
+    assert scroll.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff

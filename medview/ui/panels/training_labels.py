@@ -46,7 +46,9 @@ class TrainingLabels(QtWidgets.QGroupBox):
             named = key != str(value)
             known = by_name.get(key.lower()) if named else model.get(value)
             self.defaults[key] = known or ""
-            combo = QtWidgets.QComboBox()
+            combo = QtWidgets.QComboBox(minimumContentsLength=10)  # fits a narrow dock
+            combo.setSizeAdjustPolicy(
+                QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             if not known:
                 combo.addItem(CHOOSE, "")
             for name in model.values():

@@ -155,6 +155,9 @@ class TrainingPanel(QtWidgets.QWidget):
         layout.addWidget(self.form)
         scroll = QtWidgets.QScrollArea(widgetResizable=True,
                                        frameShape=QtWidgets.QFrame.Shape.NoFrame)
+        # scrolls down only: the form fits the dock's width (the study table scrolls its
+        # own columns), so no button or spin box arrow is cut off at the right edge
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
         return scroll
 

@@ -67,6 +67,8 @@ class TrainingStudies(QtWidgets.QWidget):
                                                       "patient's studies stay on one side")
         self.table.verticalHeader().hide()
         self.table.setMinimumHeight(140)  # a few rows stay readable in a short dock
+        self.table.setWordWrap(False)  # a label a line, its count kept when the name is cut
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(
             2, QtWidgets.QHeaderView.ResizeMode.Stretch)
@@ -117,18 +119,21 @@ class TrainingStudies(QtWidgets.QWidget):
                                            strict=True)):
             st = r.study
             names = st.segments or self.names
-            counts = ", ".join(f"{names.get(v, v)}: {n}" for v, n in sorted(r.counts.items()))
+            counts = "\n".join(f"{names.get(v, v)}: {n}" for v, n in sorted(r.counts.items()))
             item = QtWidgets.QTableWidgetItem(shown)
             item.setToolTip(st.image)
             self.table.setItem(i, 0, item)
             self.table.setItem(i, 1, QtWidgets.QTableWidgetItem(f"P{number[st.patient]}"))
-            self.table.setItem(i, 2, QtWidgets.QTableWidgetItem(counts or "no labels"))
+            item = QtWidgets.QTableWidgetItem(counts or "no labels")
+            item.setToolTip(counts)
+            self.table.setItem(i, 2, item)
             combo = QtWidgets.QComboBox(toolTip="Training or validation, for every study of "
                                                 "this patient")
             combo.addItems(SIDE_NAMES)
             combo.currentIndexChanged.connect(lambda side, i=i: self._moved(i, side))
             self.table.setCellWidget(i, 3, combo)
         self.table.resizeColumnsToContents()
+        self.table.resizeRowsToContents()  # a label a line: the dock is narrow
         self.propose(*self._proposal)
         self._apply({r.study.key: kept[r.study.patient] for r in rows
                      if r.study.patient in kept})
