@@ -54,6 +54,20 @@ def _read(path: Path) -> dict:
     return ck
 
 
+def check_base(work: Path, base: str) -> None:
+    """Refuse to resume a checkpoint of another base model (the exact NAME:VERSION): the new
+    card would name the wrong parent and compare with it (resumed after activating another
+    version, it did). An unreadable checkpoint is load_checkpoint's to report."""
+    path = work / CHECKPOINT
+    try:
+        started = _read(path).get("base", base)
+    except Exception:
+        return
+    if started != base:
+        raise InvalidInputError(str(path), f"was trained from {started}, not {base}; resume it "
+                                           f"with --base {started}")
+
+
 def load_checkpoint(work: Path, model: Any, opt: Any, scaler: Any) -> dict:
     """Restore model, optimiser and scaler; returns the run state."""
     path = work / CHECKPOINT

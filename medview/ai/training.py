@@ -34,6 +34,7 @@ from medview.ai.bundled_training import _schedule
 from medview.ai.train_checkpoint import (
     BEST,
     CHECKPOINT,
+    check_base,
     checkpoint_at,
     load_checkpoint,
     save_best,
@@ -167,6 +168,9 @@ class Trainer:
         entry = registry.resolve(self.job.base)
         card = entry.card
         check_run(self.job, entry, self.work / CHECKPOINT, self.resume)
+        self.job.base = card.ref  # pinned: a resume after activating another version keeps it
+        if self.resume:
+            check_base(self.work, card.ref)
         self.work.mkdir(parents=True, exist_ok=True)
         if self.dist.rank == 0:
             self.lock = WorkLock(self.work)
@@ -206,8 +210,8 @@ class Trainer:
         per_step = self.s.batch_size * self.dist.world
         steps = max(1, math.ceil(len(train) * self.s.patches_per_study / per_step))
         st = load_checkpoint(self.work, model, opt, scaler) if self.resume else None
-        st = st or {"epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0, "loss_n": 0,
-                    "history": [], "best_epoch": 0, "best_dice": -1.0, "bad_epochs": 0,
+        st = st or {"base": card.ref, "epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0,
+                    "loss_n": 0, "history": [], "best_epoch": 0, "best_dice": -1.0, "bad_epochs": 0,
                     "seconds": 0.0}
         self.emit("start", base=card.ref, device=str(device), processes=self.dist.world,
                   train=len(train), val=len(val), epochs=self.s.epochs, steps_per_epoch=steps,

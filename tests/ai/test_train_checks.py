@@ -192,3 +192,23 @@ def test_stop_while_preparing_or_evaluating_ends_at_once(tmp_path: Path, at: str
     assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
     done, _ = run(job, resume=True)
     assert done is not None and done["version"] == "tiny:1.0.1"
+
+
+def test_a_resume_keeps_the_base_it_started_from(tmp_path: Path) -> None:
+    """Resumed after another version became the active one, a run named that version its
+    parent (and compared with it), though its weights came from the first."""
+    job = tiny_job(tmp_path, epochs=1)
+    run(job)
+    saved = train_job.Job.load(Path(job.work) / train_job.JOB_FILE)
+    assert saved.base == "tiny:1.0"  # pinned when the run started
+    from medview.ai.registry import activate
+
+    install_base(tmp_path / "data", version="2.0")
+    activate("tiny", "2.0")  # "tiny" now means 2.0
+    job.base, job.settings.epochs = "tiny", 2
+    with pytest.raises(InvalidInputError, match=r"was trained from tiny:1\.0, not tiny:2\.0; "
+                                                r"resume it with --base tiny:1\.0"):
+        run(job, resume=True)
+    saved.settings.epochs = 2
+    done, _ = run(saved, resume=True)
+    assert done is not None and done["parent"] == "tiny:1.0"
