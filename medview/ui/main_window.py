@@ -396,6 +396,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_paths(paths)
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
+        if not self.training.may_close():  # a fine-tune runs: the reader decides
+            ev.ignore()
+            return
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.loader.shutdown()

@@ -95,6 +95,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.history: list[dict] = []
         self._ended: str | None = None  # the run's last word: done, stopped or error
         self._steps = self._epochs = 0  # of the running run (its start event)
+        self._base = ""  # the running run's base model
         self.process = TrainingProcess(self)
         self.process.event.connect(self.on_event)
         self.process.log_line.connect(self.log)
@@ -233,7 +234,7 @@ class TrainingPanel(QtWidgets.QWidget):
             self.status.setText(f"The job file could not be written in {work} "
                                 f"({exc.strerror or exc}); free some disk space, then Start.")
             return
-        self.history = []
+        self.history, self._base = [], base
         self._draw()
         self.log(f"job {work / JOB_FILE}: {asdict(job.settings)}")
         self._launch(work, ["--job", str(work / JOB_FILE)], "Starting the training process…")
@@ -242,7 +243,7 @@ class TrainingPanel(QtWidgets.QWidget):
         """Continue an unfinished run from its checkpoint, with its own job file."""
         if self.process.running:
             return
-        self.history = list(run.history)
+        self.history, self._base = list(run.history), run.base
         self._draw()
         self.progress.setValue(round(1000 * run.epoch / max(run.epochs, 1)))
         self.log(f"resuming {run.folder} from the checkpoint of epoch {run.epoch}")
@@ -344,6 +345,25 @@ class TrainingPanel(QtWidgets.QWidget):
             self._say(f"The training process ended unexpectedly (exit code {code}); {then} "
                       f"(the log has the details).")
         self._ended = self._ended or "ended"
+
+    def may_close(self) -> bool:
+        """At app close: True when nothing trains, else the reader's answer to whether to
+        stop the run (it keeps its checkpoint and is offered to resume on the next start)
+        or keep the app, and the run, going."""
+        if not self.process.running:
+            return True
+        done = max((h["epoch"] for h in self.history), default=0)
+        where = f" ({done} of {self._epochs} epochs done)" if self._epochs else ""
+        box = QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Icon.Question, "Training is running",
+            f"A fine-tune of {self._base or 'the model'} is running"
+            f"{where}. Quitting stops it with a checkpoint; the Training panel offers to "
+            f"resume it the next time MedView starts.", parent=self)
+        stop = box.addButton("Stop training and quit", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Keep training", QtWidgets.QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is stop
 
     def shutdown(self) -> None:
         self.process.shutdown()
