@@ -126,6 +126,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.ai.message.connect(self.status_label.setText)
         self.training.message.connect(self.status_label.setText)
         self.training.versions.set_viewer(self.state)  # "Compare on this study"
+        # Activate / roll back under Training: the AI panel runs that version from now on
+        self.training.versions.activated.connect(lambda ref: self.ai.refresh_models(ref))
         for view in self.grid.views:
             view.hovered.connect(self.hover_label.setText)
         self.state.subscribe(self._on_state)

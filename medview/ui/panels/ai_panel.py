@@ -133,13 +133,15 @@ class AIPanel(QtWidgets.QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.explain)
 
-    def refresh_models(self) -> None:
-        """Read the model cards again (no torch): segmentation models for the picker, the
+    def refresh_models(self, select: str | None = None) -> None:
+        """Read the model cards again (no torch): segmentation models for the picker (on
+        `select` when given: the version just activated, which is what Run must use), the
         slice classifier for Explain."""
         listing = scan_models()
         self.entries = [e for e in listing.models if e.card.task == "segmentation"]
         preferred = active_model("segmentation")
-        current = self.current_entry()
+        current = next((e for e in self.entries if e.ref == select), None) or \
+            self.current_entry()
         with QtCore.QSignalBlocker(self.model_combo):
             self.model_combo.clear()
             for e in self.entries:
