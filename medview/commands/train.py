@@ -161,7 +161,11 @@ def run_train(args: Any) -> int:
     def emit(event: dict) -> None:
         if record is not None:  # first: a reader gone (closed pipe) must not cost the record
             record.event(event)
-        _print(event)
+        try:
+            _print(event)
+        except BrokenPipeError:  # the reader is gone (the app closed or crashed, `| head`):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # a stop, saved
+            stop["asked"] = True  # where it is (it ended as an internal error, unsaved)
 
     try:
         from medview.ai.training import Trainer

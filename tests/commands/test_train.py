@@ -133,6 +133,27 @@ def test_bad_flags_out_folders_and_job_files_are_one_sentence_and_an_error_event
     assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
 
 
+def test_a_reader_gone_stops_the_run_saved_and_resumable(tmp_path: Path, env: dict) -> None:
+    """The app that read the events closed (or crashed): the child ended at its next line
+    as an 'internal error (BrokenPipeError)', exit 0, without saving where it was."""
+    proc = subprocess.Popen([sys.executable, "-m", "medview", "--log-file",
+                             str(tmp_path / "log.txt"), "train", "--data",
+                             str(tmp_path / "studies"), *ARGS, "--epochs", "500",
+                             "--out", str(tmp_path / "work")],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "checkpoint":
+            break
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    run = json.loads((tmp_path / "work" / "run.json").read_text())
+    assert run["status"] == "stopped" and not run["error"] and run["epoch"] >= 1
+    r = medview(tmp_path, env, "train", "--job", str(tmp_path / "work" / "job.json"),
+                "--resume", "--epochs", str(run["epoch"] + 1))
+    assert r.returncode == 0 and events(r.stdout)[-1]["event"] == "done", r.stderr
+
+
 def test_torchrun_two_gloo_processes_report_the_same_events(tmp_path: Path,
                                                             env: dict) -> None:
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
