@@ -151,17 +151,23 @@ class Job:
                                                  for k in ("data", "base")):
             raise InvalidInputError(where, "is not a job file: it needs a JSON object with "
                                            "'data' (the studies) and 'base' (the model)")
+        split = data.get("split") or {}
+        if not isinstance(split, dict) or not set(split) <= {"train", "val"} or not all(
+                isinstance(v, list) and all(isinstance(k, str) for k in v)
+                for v in split.values()):
+            raise InvalidInputError(where, "is not a job file: its 'split' is not "
+                                           "{\"train\": [...], \"val\": [...]} of study keys")
         try:
             known = {f.name for f in fields(Settings)}
             settings = Settings(**{k: v for k, v in data.get("settings", {}).items()
                                    if k in known})
             return Job(data=data["data"], base=data["base"], settings=settings,
-                       split=dict(data.get("split") or {}),
+                       split=split,
                        mapping=dict(data.get("mapping") or {}), work=str(data.get("work", "")),
                        version=str(data.get("version", "")), cache=str(data.get("cache", "")))
         except (TypeError, AttributeError, ValueError) as exc:
-            raise InvalidInputError(where, "is not a job file: its 'settings', 'split' or "
-                                           "'mapping' is not an object") from exc
+            raise InvalidInputError(where, "is not a job file: its 'settings' or 'mapping' "
+                                           "is not an object") from exc
 
 
 def default_work(base: str) -> Path:

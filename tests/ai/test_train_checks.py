@@ -142,7 +142,10 @@ def test_the_work_folder_must_be_a_new_empty_or_run_folder(tmp_path: Path) -> No
 
 def test_a_job_file_of_the_wrong_shape_is_one_sentence(tmp_path: Path) -> None:
     for text in ("[1, 2]", '{"data": 5}', '{"data": "d"}',
-                 '{"data": "d", "base": "tiny", "settings": 5}'):
+                 '{"data": "d", "base": "tiny", "settings": 5}',
+                 '{"data": "d", "base": "tiny", "mapping": [1]}',
+                 '{"data": "d", "base": "tiny", "split": {"train": "abc"}}',  # internal error
+                 '{"data": "d", "base": "tiny", "split": {"training": ["k"]}}'):
         (tmp_path / "job.json").write_text(text)
         with pytest.raises(InvalidInputError, match=r"job.json: is not a job file: "):
             train_job.Job.load(tmp_path / "job.json")
