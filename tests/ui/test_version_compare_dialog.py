@@ -1,5 +1,5 @@
-"""The Compare dialog of the Versions list, as a reader reads it: results worded ("Dice
-mean", "sensitivity ≥6 mm"), each with B − A; the conditions the numbers were measured
+"""The Compare dialog of the Versions list, as a reader reads it: results worded ("Dice of
+all voxels", "sensitivity ≥6 mm"), each with B − A; the conditions the numbers were measured
 with (studies, lesions, threshold, ...) apart under their own title, marked same or
 differs instead of a "+0" that reads like a result."""
 
@@ -50,7 +50,8 @@ def test_conditions_are_apart_from_results(qtbot, versions: ModelVersions) -> No
     table = dialog.table
     names = [table.item(r, 0).text() for r in range(table.rowCount())]
     title = names.index(CONDITIONS_TITLE)
-    assert names[:title] == ["Dice mean", "sensitivity ≥6 mm", "false positives per study"]
+    assert names[:title] == ["Dice of all voxels (mean of labels)", "sensitivity ≥6 mm",
+                             "false positives per study"]
     assert set(names[title + 1:]) == {"studies", "lesions", "threshold",
                                       "min component voxels", "FP threshold"}
     assert table.columnSpan(title, 0) == 4
@@ -67,7 +68,7 @@ def test_the_versions_list_says_where_numbers_come_from(versions: ModelVersions)
     row = {t.item(r, 0).text(): [t.item(r, c).text() for c in range(t.columnCount())]
            for r in range(t.rowCount())}
     header = [t.horizontalHeaderItem(c).text() for c in range(3, 6)]
-    assert header == ["Dice ≥6 mm", "sens. ≥6 mm", "FP/study"]  # one metric a column
+    assert header == ["lesion Dice", "sens. ≥6 mm", "FP/study"]  # one metric a column
     assert row["1.0"][3] == "0.8" and row["1.0"][2] == "10 studies (its card)"
     assert row["1.0.1"][3] == "—"  # its voxel Dice is another metric: not in this column
     assert row["1.0.1"][2] == "1 study of yours" and row["1.0.1"][6] == "1.0"

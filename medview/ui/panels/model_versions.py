@@ -42,10 +42,14 @@ def _headline(entry: ModelEntry, key: str) -> str:
     return f"{entry.card.validation[key]:.3g}" if _has(entry, key) else "—"
 
 
+SHORT = {"mean_dice_ge_6mm": "lesion Dice", "dice_mean": "voxel Dice", "auc": "AUC",
+         "sensitivity_ge_6mm": "sens. ≥6 mm", "false_positives_per_study": "FP/study"}
+
+
 def short_name(key: str) -> str:
-    """A metric's name short enough for a column header in a dock."""
-    return metric_name(key).replace("false positives per study", "FP/study") \
-        .replace("sensitivity", "sens.").replace("mean Dice", "Dice")
+    """A metric's name short enough for a column header in a dock (the tooltip has it
+    in full)."""
+    return SHORT.get(key) or metric_name(key)
 
 
 def measured_on(entry: ModelEntry) -> str:

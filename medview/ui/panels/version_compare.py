@@ -24,8 +24,18 @@ CONDITIONS_TITLE = "Measured with (conditions, not results)"
 KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole  # a row's card key, for tests and tooltips
 
 
+# the Dice numbers say which Dice: overlap of all voxels, or each lesion's own
+NAMES = {"dice_mean": "Dice of all voxels (mean of labels)",
+         "mean_dice_ge_6mm": "Dice per lesion ≥6 mm (mean)",
+         "mean_dice_detected_ge_6mm": "Dice per found lesion ≥6 mm (mean)",
+         "sensitivity_all": "sensitivity, all lesions"}
+
+
 def metric_name(key: str) -> str:
-    """A card's metric key as a reader reads it: "sensitivity ≥6 mm", "Dice mean"."""
+    """A card's metric key as a reader reads it: "sensitivity ≥6 mm", "Dice per lesion
+    ≥6 mm (mean)"."""
+    if key in NAMES:
+        return NAMES[key]
     words = key.replace("_ge_6mm", " ≥6 mm").replace("_", " ")
     return " ".join("Dice" if w == "dice" else "FP" if w == "fp" else w
                     for w in words.split(" "))
