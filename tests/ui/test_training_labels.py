@@ -68,9 +68,16 @@ def test_unknown_segment_names_are_matched_before_start(qtbot, panel: TrainingPa
     job = json.loads((panel.work / "job.json").read_text())
     assert job["mapping"] == {"Segment 1": "lung nodule", "Segment 2": "ignore",
                               "liver lesion": "liver lesion"}
-    # the choices survive a new listing
+    # the choices survive a new listing, and a restart (a new panel reads the last job)
     panel.studies._show([named(0, "a", imported)])
     assert box.target("Segment 1") == "lung nodule"
+    again = TrainingPanel()
+    qtbot.addWidget(again)
+    again.base_combo.setCurrentIndex(again.base_combo.findData("tiny:1.0"))
+    again.studies._show([named(0, "a", imported), named(1, "b", {1: "Segment 1"})])
+    assert again.labels.target("Segment 1") == "lung nodule"
+    assert again.labels.target("Segment 2") == "ignore"
+    again.shutdown()
 
 
 def test_every_label_ignored_is_refused(qtbot, panel: TrainingPanel) -> None:

@@ -2,13 +2,20 @@
 the listed studies (or per label number, for label maps without names), set to the model
 label it teaches or to "not trained". A segment the model knows by name starts on it; any
 other ("Segment 1" after an import, a name of the reader's own) waits for the reader's
-choice, since guessing by number could teach a liver lesion as a lung nodule. The choices go
+choice, since guessing by number could teach a liver lesion as a lung nodule; the choices of
+the latest run are offered again. The choices go
 into the job file's mapping (ai.train_job.Job.mapping), which the engine applies by name,
 or by number for label maps without names (ai.train_data.label_mapping)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6 import QtCore, QtWidgets
+
+from medview.ai.train_job import JOB_FILE, Job
+from medview.core.errors import MedviewError
+from medview.io.workspace import data_dir
 
 IGNORE = "ignore"  # ai.train_data.IGNORE: the voxels count as background
 CHOOSE = "choose…"
@@ -17,6 +24,24 @@ CHOOSE = "choose…"
 def _key(value: int, name: str) -> str:
     """The mapping's key for a label: its name, or its number when it has none."""
     return name or str(value)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # moved aside (Discard) meanwhile
+        return 0.0
+
+
+def last_mapping() -> dict[str, str]:
+    """The label choices of the latest run started in this data folder (its job file)."""
+    for path in sorted((data_dir() / "training").glob(f"*/{JOB_FILE}"), key=_mtime,
+                       reverse=True):
+        try:
+            return Job.load(path).mapping
+        except MedviewError:
+            continue
+    return {}
 
 
 class TrainingLabels(QtWidgets.QGroupBox):
@@ -54,7 +79,8 @@ class TrainingLabels(QtWidgets.QGroupBox):
             for name in model.values():
                 combo.addItem(name, name)
             combo.addItem("not trained (background)", IGNORE)
-            combo.setCurrentIndex(max(0, combo.findData(self._chosen.get(key, known or ""))))
+            index = combo.findData(self._chosen.get(key))  # -1: not a label of this model
+            combo.setCurrentIndex(index if index >= 0 else combo.findData(known or ""))
             combo.setToolTip(f"What '{key}' is to the base model")
             combo.currentIndexChanged.connect(lambda _i, k=key: self._choose(k))
             self.combos[key] = combo
@@ -62,6 +88,10 @@ class TrainingLabels(QtWidgets.QGroupBox):
             self.form.addRow(f"{shown} ({studies} {'study' if studies == 1 else 'studies'})",
                              combo)
         self.setVisible(bool(found))
+
+    def remember(self, mapping: dict[str, str]) -> None:
+        """Start from the reader's choices of an earlier run (its job's mapping)."""
+        self._chosen.update(mapping)
 
     def _choose(self, key: str) -> None:
         self._chosen[key] = self.combos[key].currentData()

@@ -27,7 +27,7 @@ from medview.ai.train_runs import CHECKPOINT_FILE, RunInfo
 from medview.io.workspace import atomic_write_text
 from medview.ui.panels.model_versions import ModelVersions
 from medview.ui.panels.training_curves import TrainingCurves
-from medview.ui.panels.training_labels import TrainingLabels
+from medview.ui.panels.training_labels import TrainingLabels, last_mapping
 from medview.ui.panels.training_settings import TrainingSettings
 from medview.ui.panels.training_studies import TrainingStudies
 from medview.ui.panels.unfinished_runs import UnfinishedRuns
@@ -135,6 +135,7 @@ class TrainingPanel(QtWidgets.QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         self._fill_models()
+        self.labels.remember(last_mapping())
         self.runs.refresh()
 
     # ---------------------------------------------------------------- setup
