@@ -20,17 +20,17 @@ that says how to map it."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from medview.ai.cards import ModelCard
+from medview.ai.train_job import write_file
 from medview.core.errors import InvalidInputError
 from medview.core.series import SeriesInfo
-from medview.io.workspace import atomic_write_text
 
 LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha")
 IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd", "image.mha")
@@ -289,7 +289,7 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
                                              strict=True) if v}
     meta = {"spacing_mm": list(volume.spacing_mm), "counts": counts, "card": card.ref,
             "mapping": mapping or {}, "source": source}
-    atomic_write_text(meta_path, json.dumps(meta))  # last: marks the cache whole
+    _save(meta_path, json.dumps(meta).encode())  # last: marks the cache whole
     return _open(study, folder, meta)
 
 
@@ -315,13 +315,15 @@ def _fingerprint(image: Path) -> list[int]:
                                                            default=0)]
 
 
-def _save(path: Path, array: np.ndarray) -> None:
-    """np.save to a temp name, then rename: another run memory-mapping the file never sees
-    it half written."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
+def _save(path: Path, array: np.ndarray | bytes) -> None:
+    """Atomically (temp file, rename): another run memory-mapping the file never sees it half
+    written, and a full disk is one sentence that leaves no partial file (it was an internal
+    error that left a 20 MB temp file on the full disk)."""
+    if isinstance(array, np.ndarray):
+        buf = io.BytesIO()
+        np.save(buf, array)
+        array = buf.getvalue()
+    write_file(path, array, "study cache", "run again")
 
 
 def _store_labels(study: TrainStudy) -> np.ndarray:

@@ -175,7 +175,8 @@ def default_work(base: str) -> Path:
     return data_dir() / "training" / f"{base.replace(':', '-')}-{stamp}"
 
 
-def write_file(path: Path, data: bytes, what: str) -> None:
+def write_file(path: Path, data: bytes, what: str, then: str = "run again with --resume"
+               ) -> None:
     """Atomic write; a full disk is one sentence and leaves the previous file whole."""
     try:
         atomic_write_bytes(path, data)
@@ -183,7 +184,7 @@ def write_file(path: Path, data: bytes, what: str) -> None:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise ResourceLimitError(str(path), f"could not be written: the disk is full. The "
                                                 f"previous {what} is intact; free some space "
-                                                f"and run again with --resume") from exc
+                                                f"and {then}") from exc
         raise InvalidInputError(str(path), f"could not be written ({exc.strerror or exc})"
                                 ) from exc
 

@@ -56,8 +56,8 @@ class SegmentationTask:
         import io
 
         from medview.ai.train_data import short_hash
+        from medview.ai.train_job import write_file
         from medview.ai.train_metrics import mistakes
-        from medview.io.workspace import atomic_write_bytes
 
         path = Path(st.folder) / f"mined-{short_hash(self.card.ref, self.card.weights_sha256)}.npy"
         if path.exists():
@@ -65,7 +65,7 @@ class SegmentationTask:
         found = mistakes(base, self.card, st, device)
         buf = io.BytesIO()
         np.save(buf, found)
-        atomic_write_bytes(path, buf.getvalue())  # DDP processes may write it together
+        write_file(path, buf.getvalue(), "study cache", "run again")  # DDP: all may write
         return found
 
     def batch_loss(self, model: Any, rng: np.random.Generator, device: Any) -> Any:

@@ -202,3 +202,22 @@ def test_a_card_label_name_maps_the_value_of_an_unnamed_study(tmp_path: Path) ->
     assert label_mapping(study, [1, 2], card, {"Lung nodule": "ignore"}) == {1: 0, 2: 2}
     named = study.__class__(**{**study.__dict__, "segments": {1: "liver lesion"}})
     assert label_mapping(named, [1], card, {"lung nodule": "ignore"}) == {1: 2}
+
+
+def test_a_full_disk_while_caching_a_study_is_one_sentence_and_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was an internal error (numpy's OSError) that left a temp file on the full disk."""
+    from medview.ai import registry
+    from medview.ai.train_data import prepare_study
+
+    card = registry.resolve("tiny").card
+    (study,) = find_studies(make_study(tmp_path / "s" / "one", 1))
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(ResourceLimitError, match=r"image.npy: could not be written: the disk "
+                                                 r"is full.*free some space and run again$"):
+        prepare_study(study, card, tmp_path / "cache")
+    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
