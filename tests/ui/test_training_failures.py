@@ -52,6 +52,12 @@ def test_no_done_studies_is_one_sentence(qtbot, empty: TrainingPanel) -> None:
                                   "labels.nii.gz and its image); label and mark studies done "
                                   "first"}, "could not run"),
     ({"kind": "internal", "message": "internal error (KeyError: 'x')"}, "log file"),
+    ({"kind": "input", "message": "CUDA was requested but no CUDA device is available; use "
+                                  "--device cpu"}, "choose Device cpu (or auto) under Setup"),
+    ({"kind": "input", "message": "/l: of study s holds label 3 (tumour), which m:1 does not "
+                                  "know (it knows 1 lung nodule); map it, e.g. --map "
+                                  "tumour=\"lung nodule\" or --map tumour=ignore"},
+     "does not know (it knows 1 lung nodule); choose what it is under \"Your labels teach\""),
 ])
 def test_the_childs_errors_are_one_sentence(empty: TrainingPanel, event: dict,
                                             words: str) -> None:

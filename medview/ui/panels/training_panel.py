@@ -16,6 +16,7 @@ down. Listing studies runs on the thread pool (jobs.training); torch never loads
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -50,7 +51,15 @@ def error_sentence(ev: dict) -> str:
                 f"); free some space, then Resume: the last checkpoint is intact.")
     if kind == "internal":
         return f"Training failed with {message}; the log below and the log file have details."
-    return _sentence(f"Training could not run: {message}")
+    return _sentence(f"Training could not run: {_in_panel_words(message)}")
+
+
+def _in_panel_words(message: str) -> str:
+    """The engine's advice names command-line flags; the panel reader has its fields."""
+    message = re.sub(r"use --device (\w+)", r"choose Device \1 (or auto) under Setup",
+                     message)
+    return re.sub(r"; map it, e\.g\. --map .*$", "; choose what it is under \"Your labels "
+                  "teach\"", message)
 
 
 def _num(value: object) -> str:
