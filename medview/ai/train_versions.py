@@ -10,6 +10,7 @@ and chooses (registry.activate), and rolls back the same way."""
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +26,7 @@ from medview.ai.registry import (
     resolve,
     version_key,
 )
-from medview.core.errors import InvalidInputError
+from medview.core.errors import InvalidInputError, ResourceLimitError
 
 
 def next_version(name: str, parent: str) -> str:
@@ -87,8 +88,15 @@ def write_version(parent: ModelCard, version: str, model: Any, training: str,
     try:
         _copy_second_stage(parent, folder)
         write_model(folder, model, card_dict(parent, version, training, validation))
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)  # ours, made just above: never a parent's
+        # safetensors' error has no errno, only the OS's words ("os error 28")
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or \
+                f"os error {errno.ENOSPC})" in str(exc):
+            raise ResourceLimitError(str(folder), "could not be written: the disk is full; "
+                                                  "free some space and run again with --resume "
+                                                  "(the trained weights wait in the work folder)"
+                                     ) from OSError(errno.ENOSPC, str(exc))
         raise
     return folder
 

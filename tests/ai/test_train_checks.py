@@ -215,3 +215,26 @@ def test_a_resume_keeps_the_base_it_started_from(tmp_path: Path) -> None:
     saved.settings.epochs = 2
     done, _ = run(saved, resume=True)
     assert done is not None and done["parent"] == "tiny:1.0"
+
+
+def test_a_full_disk_while_writing_the_version_is_one_sentence_then_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """safetensors' own error (no errno) ended the finished run as an internal error."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from medview.core.errors import ResourceLimitError
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise SafetensorError("Error while serializing: I/O error: No space left on device "
+                              "(os error 28)")
+
+    job = tiny_job(tmp_path, epochs=1)
+    with monkeypatch.context() as m:
+        m.setattr(safetensors.torch, "save_file", full)
+        with pytest.raises(ResourceLimitError, match=r"tiny/1\.0\.1: could not be written: "
+                                                     r"the disk is full.*--resume"):
+            run(job)
+    assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
+    done, _ = run(job, resume=True)
+    assert done is not None and done["version"] == "tiny:1.0.1"
