@@ -42,9 +42,9 @@ from medview.ai.train_checkpoint import (
 )
 from medview.ai.train_checks import check_labelled, check_run, diverged
 from medview.ai.train_dist import Dist
-from medview.ai.train_job import JOB_FILE, Job, Settings, WorkLock, default_work
+from medview.ai.train_job import JOB_FILE, Job, Settings, WorkLock, default_work, write_file
 from medview.core.errors import InvalidInputError
-from medview.io.workspace import atomic_write_text, data_dir
+from medview.io.workspace import data_dir
 
 __all__ = ["CHECKPOINT", "JOB_FILE", "Job", "Settings", "Trainer", "train_mode"]
 
@@ -176,7 +176,8 @@ class Trainer:
             self.lock = WorkLock(self.work)
         studies, train, val = self._studies(entry, card)
         if self.dist.rank == 0:
-            atomic_write_text(self.work / JOB_FILE, self.job.to_json() + "\n")
+            write_file(self.work / JOB_FILE, (self.job.to_json() + "\n").encode(), "job file",
+                       "run again")
         self._setup_torch()
         device = self.dist.device
         model = load_model(entry.folder, "cpu", reuse=False).module.to(device).train()

@@ -221,3 +221,17 @@ def test_a_full_disk_while_caching_a_study_is_one_sentence_and_leaves_nothing(
                                                  r"is full.*free some space and run again$"):
         prepare_study(study, card, tmp_path / "cache")
     assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+def test_a_full_disk_when_the_job_file_is_written_is_one_sentence(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = tiny_job(tmp_path, epochs=1)
+    run(job)  # the studies are cached: the next run writes the job file first
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(ResourceLimitError, match=r"job.json: could not be written: the disk "
+                                                 r"is full"):
+        run(tiny_job(tmp_path, epochs=1, work="work2"))
