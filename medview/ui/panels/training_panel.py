@@ -105,6 +105,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self._ended: str | None = None  # the run's last word: done, stopped or error
         self._steps = self._epochs = 0  # of the running run (its start event)
         self._base = ""  # the running run's base model
+        self._dock: QtWidgets.QDockWidget | None = None  # whose tab shows the panel
         self.process = TrainingProcess(self)
         self.process.event.connect(self.on_event)
         self.process.log_line.connect(self.log)
@@ -196,8 +197,19 @@ class TrainingPanel(QtWidgets.QWidget):
     def showEvent(self, ev: object) -> None:
         """Each time the panel comes into view while nothing trains: the studies again (the
         reader may have marked more done since; the split's edits stay) and the unfinished
-        runs (a run may have ended or been resumed elsewhere)."""
+        runs (a run may have ended or been resumed elsewhere). In a tabbed dock the panel
+        is shown once, at app start, and its tab's selection only changes the dock's
+        visibility: that is followed too."""
         super().showEvent(ev)
+        dock = self.parent()
+        while dock is not None and not isinstance(dock, QtWidgets.QDockWidget):
+            dock = dock.parent()
+        if dock is not None and dock is not self._dock:
+            self._dock = dock
+            dock.visibilityChanged.connect(lambda shown: shown and self._in_view())
+        self._in_view()
+
+    def _in_view(self) -> None:
         if not self.process.running:
             self.runs.refresh()
             self.refresh_studies()
