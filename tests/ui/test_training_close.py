@@ -21,7 +21,10 @@ def training_window(qtbot, data_dir, monkeypatch: pytest.MonkeyPatch):
         sys.executable, "-c", "import time; time.sleep(60)"])
     window = make_window(qtbot, (1200, 800))
     panel = window.training
+    window.dock("Training").raise_()
+    assert not panel.progress.isVisible()  # no run yet: no empty bar
     panel._launch(data_dir / "run", [], "Starting…")
+    assert panel.progress.isVisible()
     qtbot.waitUntil(lambda: panel.process.running, timeout=10_000)
     panel.on_event({"event": "start", "steps_per_epoch": 4, "epochs": 8, "device": "cpu",
                     "train": 3, "val": 1})

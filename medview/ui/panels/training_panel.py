@@ -130,8 +130,8 @@ class TrainingPanel(QtWidgets.QWidget):
                                                          "stays offered to resume")
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setRange(0, 1000)
+        self.progress = QtWidgets.QProgressBar(visible=False)  # shown from the first run:
+        self.progress.setRange(0, 1000)  # empty, it read as a text field
         self.status = QtWidgets.QLabel("Label studies, mark them done, then Start.",
                                        wordWrap=True)
         self.studies.listed.connect(self._listed)
@@ -275,6 +275,7 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def _launch(self, work: Path, args: list[str], text: str) -> None:
         self.work, self._ended = work, None
+        self.progress.setVisible(True)
         self._running(True)
         self.tabs.setCurrentIndex(1)
         self.status.setText(text)
