@@ -90,8 +90,8 @@ def _read_active(listing: ModelListing | None = None) -> dict:
         return {}
     except (OSError, ValueError) as exc:
         if listing is not None:
-            listing.problems.append(f"{path}: cannot be read ({exc}); the newest versions "
-                                    f"run until a version is activated again")
+            listing.problems.append(f"{path}: cannot be read ({exc}); the newest bundled "
+                                    f"versions run until a version is activated again")
         return {}
     if not isinstance(data, dict):
         return {}
@@ -118,10 +118,13 @@ def scan_models() -> ModelListing:
         wanted = chosen.get(name)
         active = next((e for e in versions if wanted is not None and
                        version_key(e.card.version) == version_key(str(wanted))), None)
+        # no valid choice (none yet, or active.json damaged): the newest bundled version, so
+        # a fine-tune nobody activated never starts running behind the reader's back
+        fallback = next((e for e in reversed(versions) if e.bundled), versions[-1])
         if wanted is not None and active is None:
             listing.problems.append(f"{user_models_dir() / ACTIVE_FILE}: names {name}:{wanted}"
-                                    f", which is not installed; {versions[-1].ref} runs")
-        active = active or versions[-1]
+                                    f", which is not installed; {fallback.ref} runs")
+        active = active or fallback
         i = entries.index(active)
         entries[i] = ModelEntry(active.card, active.folder, active.bundled, True)
     listing.models = entries
@@ -141,8 +144,8 @@ def _parse_ref(ref: str) -> tuple[str, str | None]:
 
 
 def resolve(ref: str) -> ModelEntry:
-    """`name:version` exactly, or `name` alone: its active version (the newest unless the
-    user activated another)."""
+    """`name:version` exactly, or `name` alone: its active version (the one the user
+    activated, else the newest bundled one, else the newest)."""
     name, version = _parse_ref(ref)
     entries = list_models()
     versions = [e for e in entries if e.card.name == name]

@@ -55,9 +55,9 @@ def check_new_version(name: str, version: str) -> None:
 
 
 def keep_active(name: str) -> None:
-    """Pin the version that runs now before a newer one appears: without a choice in
-    active.json the registry runs the newest, and a fine-tune must never switch the model
-    a reader uses behind their back."""
+    """Pin the version that runs now before a new one appears: the model a reader uses
+    changes only when they activate one (the registry's fallback without a choice, the
+    newest bundled version, never picks a fine-tune either)."""
     if name not in _read_active().get("models", {}):
         current = resolve(name)
         activate(current.card.name, current.card.version)

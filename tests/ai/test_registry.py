@@ -40,10 +40,14 @@ def refs(entries):
     return [(e.ref, e.bundled, e.active) for e in entries]
 
 
-def test_bundled_and_user_models_listed_newest_active(roots):
+def test_bundled_and_user_models_listed_newest_bundled_active(roots):
+    """Until the reader activates one, the newest bundled version runs: a fine-tune (user
+    version) never starts running because it is newer."""
     assert refs(registry.list_models()) == [
-        ("cls:1", True, True), ("seg:1.0", True, False), ("seg:1.2", False, False),
-        ("seg:1.10", False, True)]
+        ("cls:1", True, True), ("seg:1.0", True, True), ("seg:1.2", False, False),
+        ("seg:1.10", False, False)]
+    assert registry.resolve("seg").ref == "seg:1.0"
+    registry.activate("seg", "1.10")
     assert registry.resolve("seg").ref == "seg:1.10"
     assert registry.resolve("seg:1.2").folder == roots[1] / "seg" / "1.2"
     assert registry.resolve("cls:1.0").ref == "cls:1"  # '1' and '1.0' are one version
@@ -82,16 +86,17 @@ def test_activate_is_kept_and_moves_the_active_mark(roots):
     assert not list(roots[1].glob(".active.json*"))  # atomic write left no temp file
 
 
-def test_active_file_problems_fall_back_to_the_newest(roots):
+def test_active_file_problems_fall_back_to_the_newest_bundled(roots):
     (roots[1] / "active.json").write_text(json.dumps({"models": {"seg": "9"}}))
     listing = registry.scan_models()
-    assert [e.ref for e in listing.models if e.active] == ["cls:1", "seg:1.10"]
+    assert [e.ref for e in listing.models if e.active] == ["cls:1", "seg:1.0"]
     assert listing.problems == [f"{roots[1]}/active.json: names seg:9, which is not "
-                                f"installed; seg:1.10 runs"]
-    (roots[1] / "active.json").write_text("{nope")
+                                f"installed; seg:1.0 runs"]
+    (roots[1] / "active.json").write_text("{nope")  # a crash, a hand edit
     listing = registry.scan_models()
     assert "active.json: cannot be read" in listing.problems[0]
-    assert registry.resolve("seg").ref == "seg:1.10"
+    assert "newest bundled" in listing.problems[0]
+    assert registry.resolve("seg").ref == "seg:1.0"  # not the unactivated fine-tune 1.10
 
 
 @pytest.mark.parametrize(("ref", "message"), [
