@@ -19,7 +19,8 @@ START = {"event": "start", "steps_per_epoch": 2, "epochs": 20, "device": "cpu", 
 
 def epoch(n: int, loss: float | None, dice: float, best: int) -> dict:
     return {"event": "epoch", "epoch": n, "epochs": 20, "loss": loss, "val_dice": dice,
-            "best_epoch": best, "seconds": 12.0 if n else 0.0, "eta_s": 12.0 * (20 - n)}
+            "best_epoch": best, "seconds": 12.0 if n else 0.0, "eta_s": 12.0 * (20 - n),
+            "val_dice_per_label": {"lung nodule": dice + 0.05, "liver lesion": dice - 0.05}}
 
 
 @pytest.fixture
@@ -51,6 +52,13 @@ def test_the_base_model_is_epoch_zero_and_a_line(qtbot, panel: TrainingPanel) ->
     assert panel.status.text() == ("Epoch 2 of 20: loss 2.655, validation Dice 0.694 (the "
                                    "base model is still the best).")
     assert c.times.text() == "time per epoch 12 s, time left 3.6 min"
+    # each label's Dice beside the mean, named in the legend
+    assert list(c.label_curves) == ["lung nodule", "liver lesion"]
+    xs, ys = c.label_curves["liver lesion"].getData()
+    assert list(xs) == [0, 1, 2] and ys[-1] == pytest.approx(0.6435)
+    legend = c.legend.text()
+    assert legend.index("mean of labels") < legend.index("lung nodule") < \
+        legend.index("liver lesion")
     qtbot.wait(50)
     panel.grab().save(str(SHOTS / "training_curves.png"))
 

@@ -3,7 +3,9 @@ per epoch and the time left, and the log. The curves are read by someone decidin
 the run helps, so each axis says what it shows, the epoch axis spans the whole run from the
 start (whole epochs, never a scaled "x0.001" axis around a single point), Dice keeps its 0–1
 scale, and the base model's own validation Dice (the run's epoch 0) is a dashed line: the
-new version is better only where the curve rises above it."""
+new version is better only where the curve rises above it. Each label's Dice is a thin line
+of its own beside the mean (named in a legend): a run can lift one label while another
+collapses, which the mean hides."""
 
 from __future__ import annotations
 
@@ -13,6 +15,13 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 BASE_PEN = pg.mkPen((220, 220, 220), width=1, style=QtCore.Qt.PenStyle.DashLine)
+LABEL_COLOURS = ((255, 150, 40), (110, 170, 255), (140, 220, 120), (230, 110, 230))
+MEAN_COLOUR = (0, 220, 220)
+
+
+def _swatch(colour: tuple[int, int, int], text: str) -> str:
+    return f'<span style="color: rgb{colour}">■</span> {text}'
+
 
 
 def minutes(seconds: float | None) -> str:
@@ -41,7 +50,13 @@ class TrainingCurves(QtWidgets.QWidget):
         self.dice_plot = _plot("validation Dice", "Dice (0–1)")
         self.dice_plot.setYRange(0.0, 1.0, padding=0.02)
         self.loss_curve = self.loss_plot.plot([], [], pen="y", symbol="o", symbolSize=5)
-        self.dice_curve = self.dice_plot.plot([], [], pen="c", symbol="o", symbolSize=5)
+        self.dice_curve = self.dice_plot.plot([], [], pen=pg.mkPen(MEAN_COLOUR, width=2),
+                                              symbol="o", symbolSize=5)
+        # the legend under the plot, not in it: a small plot's legend covers the curves
+        self.legend = QtWidgets.QLabel(textFormat=QtCore.Qt.TextFormat.RichText,
+                                       wordWrap=True)
+        self.label_curves: dict[str, pg.PlotDataItem] = {}  # per label, made as they come
+        self._legend = [_swatch(MEAN_COLOUR, "mean of labels")]
         self.base_line = pg.InfiniteLine(angle=0, pen=BASE_PEN, movable=False,
                                          label="base model {value:.3f}",
                                          labelOpts={"position": 0.98, "color": (220, 220, 220),
@@ -55,6 +70,7 @@ class TrainingCurves(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.loss_plot, 1)
         layout.addWidget(self.dice_plot, 1)
+        layout.addWidget(self.legend)
         layout.addWidget(self.times)
         layout.addWidget(self.log_view, 1)
         self.set_epochs(1)
@@ -71,6 +87,17 @@ class TrainingCurves(QtWidgets.QWidget):
         self.loss_curve.setData([h["epoch"] for h in done], [h["loss"] for h in done])
         dice = [h for h in history if h.get("val_dice") is not None]
         self.dice_curve.setData([h["epoch"] for h in dice], [h["val_dice"] for h in dice])
+        names = dict.fromkeys(n for h in dice for n in (h.get("val_dice_per_label") or {}))
+        for name in names:
+            if name not in self.label_curves:
+                colour = LABEL_COLOURS[len(self.label_curves) % len(LABEL_COLOURS)]
+                self.label_curves[name] = self.dice_plot.plot(
+                    [], [], pen=pg.mkPen(colour, width=1))
+                self._legend.append(_swatch(colour, name))
+            points = [(h["epoch"], h["val_dice_per_label"][name]) for h in dice
+                      if name in (h.get("val_dice_per_label") or {})]
+            self.label_curves[name].setData([x for x, _ in points], [y for _, y in points])
+        self.legend.setText("  ".join(self._legend))
         base = next((h["val_dice"] for h in dice if h["epoch"] == 0), None)
         self.base_line.setVisible(base is not None)
         if base is not None:
