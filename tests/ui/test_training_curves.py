@@ -59,6 +59,9 @@ def test_the_base_model_is_epoch_zero_and_a_line(qtbot, panel: TrainingPanel) ->
     legend = c.legend.text()
     assert legend.index("mean of labels") < legend.index("lung nodule") < \
         legend.index("liver lesion")
+    c.draw([{"epoch": 0, "epochs": 5, "val_dice": 0.5, "val_dice_per_label": {"x": 0.5}}])
+    assert len(c.label_curves["liver lesion"].getData()[0] or []) == 0  # another run's
+    assert "liver lesion" not in c.legend.text() and "x" in c.legend.text()
     qtbot.wait(50)
     panel.grab().save(str(SHOTS / "training_curves.png"))
 

@@ -56,7 +56,7 @@ class TrainingCurves(QtWidgets.QWidget):
         self.legend = QtWidgets.QLabel(textFormat=QtCore.Qt.TextFormat.RichText,
                                        wordWrap=True)
         self.label_curves: dict[str, pg.PlotDataItem] = {}  # per label, made as they come
-        self._legend = [_swatch(MEAN_COLOUR, "mean of labels")]
+        self._colours: dict[str, tuple[int, int, int]] = {}
         self.base_line = pg.InfiniteLine(angle=0, pen=BASE_PEN, movable=False,
                                          label="base model {value:.3f}",
                                          labelOpts={"position": 0.98, "color": (220, 220, 220),
@@ -93,11 +93,15 @@ class TrainingCurves(QtWidgets.QWidget):
                 colour = LABEL_COLOURS[len(self.label_curves) % len(LABEL_COLOURS)]
                 self.label_curves[name] = self.dice_plot.plot(
                     [], [], pen=pg.mkPen(colour, width=1))
-                self._legend.append(_swatch(colour, name))
+                self._colours[name] = colour
             points = [(h["epoch"], h["val_dice_per_label"][name]) for h in dice
                       if name in (h.get("val_dice_per_label") or {})]
             self.label_curves[name].setData([x for x, _ in points], [y for _, y in points])
-        self.legend.setText("  ".join(self._legend))
+        for name, curve in self.label_curves.items():
+            if name not in names:  # a label of an earlier run
+                curve.setData([], [])
+        self.legend.setText("  ".join([_swatch(MEAN_COLOUR, "mean of labels")] +
+                                      [_swatch(self._colours[n], n) for n in names]))
         base = next((h["val_dice"] for h in dice if h["epoch"] == 0), None)
         self.base_line.setVisible(base is not None)
         if base is not None:
