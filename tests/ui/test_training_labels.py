@@ -122,3 +122,13 @@ def test_the_setup_fits_a_narrow_dock(qtbot, panel: TrainingPanel) -> None:
     scroll = panel.tabs.widget(0)
     assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
     assert scroll.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+
+
+def test_one_validation_study_is_said(panel: TrainingPanel) -> None:
+    rows = [named(i, p, {1: "lung nodule"}) for i, p in enumerate("abcd")]
+    panel.studies._show(rows)
+    for i in range(4):  # the reader puts one patient on validation
+        panel.studies.table.cellWidget(i, 3).setCurrentIndex(int(i == 0))
+    assert "One validation study" in panel.studies.summary.text()
+    panel.studies.table.cellWidget(1, 3).setCurrentIndex(1)
+    assert "One validation study" not in panel.studies.summary.text()

@@ -199,6 +199,9 @@ class TrainingStudies(QtWidgets.QWidget):
         if missing:
             parts.append(f"No validation study has {', '.join(missing)}: its Dice will not "
                          f"be measured.")
+        if len(split["val"]) == 1:
+            parts.append("One validation study: the numbers that decide whether the new "
+                         "version is better are from that study alone, so they vary a lot.")
         self.summary.setText(" ".join(parts))
 
     def problem(self) -> str | None:
