@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from medview import __version__
 from medview.commands import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
@@ -23,8 +24,16 @@ from medview.commands import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
 log = logging.getLogger("medview")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other failure (argparse prints its whole usage
+    first); sub-command parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="medview",
         description="MedView: a CT and MR viewer with AI assistance. Not a medical device.",
     )

@@ -75,6 +75,12 @@ def test_usage_errors_exit_2(tmp_path, series):
     assert run(["frobnicate"], tmp_path).returncode == 2
     r = run(["convert", str(tmp_path / "study"), str(tmp_path / "out.jpg")], tmp_path)
     assert r.returncode == 2 and ".nii.gz" in r.stderr
+    for args, says in ((["train", "--epochs", "abc"], "invalid int value: 'abc'"),
+                       (["models", "activate"], "required: NAME:VERSION"),
+                       (["info", "x", "--colour"], "unrecognized arguments: --colour")):
+        r = run(args, tmp_path)
+        assert r.returncode == 2 and says in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("medview")
 
 
 def test_convert_npy_holds_modality_values(series, tmp_path):

@@ -41,9 +41,9 @@ def test_one_line_per_version_with_its_metrics(models, capsys):
     code, out, err = run(capsys, models, "models")
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        "lesion-seg:1.0        segmentation    bundled          dice 0.831, "
+        "lesion-seg:1.0        segmentation    bundled  active  dice 0.831, "
         "lesion_sensitivity_6mm 0.95, false_positives_per_study 0.4",
-        "lesion-seg:1.1        segmentation    user     active  no validation results",
+        "lesion-seg:1.1        segmentation    user             no validation results",
         "slice-classifier:1.0  classification  bundled  active  auc 0.97",
     ]
 
@@ -54,7 +54,7 @@ def test_json_carries_every_version_and_the_full_validation(models, capsys):
     assert code == 0 and data["problems"] == []
     first = data["models"][0]
     assert (first["ref"], first["source"], first["active"]) == ("lesion-seg:1.0", "bundled",
-                                                                False)
+                                                                True)
     assert first["validation"] == METRICS and first["labels"] == ["lung nodule",
                                                                    "liver lesion"]
     assert first["main_metrics"] == {"dice": 0.8312, "lesion_sensitivity_6mm": 0.95,
@@ -63,13 +63,13 @@ def test_json_carries_every_version_and_the_full_validation(models, capsys):
 
 
 def test_activate_then_list(models, capsys):
-    code, out, _ = run(capsys, models, "models", "activate", "lesion-seg:1.0")
+    code, out, _ = run(capsys, models, "models", "activate", "lesion-seg:1.1")
     assert code == 0
-    assert out == "lesion-seg:1.0 now runs for lesion-seg and is the default segmentation " \
+    assert out == "lesion-seg:1.1 now runs for lesion-seg and is the default segmentation " \
                   "model\n"
     _, out, _ = run(capsys, models, "models")
     assert [line.split()[0] for line in out.splitlines() if " active " in line] == [
-        "lesion-seg:1.0", "slice-classifier:1.0"]
+        "lesion-seg:1.1", "slice-classifier:1.0"]
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
