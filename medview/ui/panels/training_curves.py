@@ -63,6 +63,7 @@ class TrainingCurves(QtWidgets.QWidget):
                                                     "fill": (0, 0, 0, 190),  # over the curve
                                                     "anchors": [(1, 0), (1, 0)]})  # under it
         self.base_line.setVisible(False)
+        self.base_line.setZValue(10)  # its label over the per-label lines made later
         self.dice_plot.addItem(self.base_line)
         self.times = QtWidgets.QLabel("time per epoch —, time left —")
         self.log_view = QtWidgets.QPlainTextEdit(readOnly=True)
