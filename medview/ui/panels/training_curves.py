@@ -20,7 +20,12 @@ MEAN_COLOUR = (0, 220, 220)
 
 
 def _swatch(colour: tuple[int, int, int], text: str) -> str:
-    return f'<span style="color: rgb{colour}">■</span> {text}'
+    """A legend entry; it wraps as a whole, never inside."""
+    return f'<span style="color: rgb{colour}">■</span>&nbsp;{_unbroken(text)}'
+
+
+def _unbroken(text: str) -> str:
+    return text.replace(" ", "&nbsp;")
 
 
 
@@ -57,13 +62,9 @@ class TrainingCurves(QtWidgets.QWidget):
                                        wordWrap=True)
         self.label_curves: dict[str, pg.PlotDataItem] = {}  # per label, made as they come
         self._colours: dict[str, tuple[int, int, int]] = {}
-        self.base_line = pg.InfiniteLine(angle=0, pen=BASE_PEN, movable=False,
-                                         label="base model {value:.3f}",
-                                         labelOpts={"position": 0.98, "color": (220, 220, 220),
-                                                    "fill": (0, 0, 0, 190),  # over the curve
-                                                    "anchors": [(1, 0), (1, 0)]})  # under it
+        # named in the legend, not on the plot: a label there covers the latest epochs
+        self.base_line = pg.InfiniteLine(angle=0, pen=BASE_PEN, movable=False)
         self.base_line.setVisible(False)
-        self.base_line.setZValue(10)  # its label over the per-label lines made later
         self.dice_plot.addItem(self.base_line)
         self.times = QtWidgets.QLabel("time per epoch —, time left —")
         self.log_view = QtWidgets.QPlainTextEdit(readOnly=True)
@@ -101,9 +102,11 @@ class TrainingCurves(QtWidgets.QWidget):
         for name, curve in self.label_curves.items():
             if name not in names:  # a label of an earlier run
                 curve.setData([], [])
-        self.legend.setText("  ".join([_swatch(MEAN_COLOUR, "mean of labels")] +
-                                      [_swatch(self._colours[n], n) for n in names]))
         base = next((h["val_dice"] for h in dice if h["epoch"] == 0), None)
+        self.legend.setText("  ".join(
+            [_swatch(MEAN_COLOUR, "mean of labels")] +
+            [_swatch(self._colours[n], n) for n in names] +
+            ([_unbroken(f"dashed: base model {base:.3f}")] if base is not None else [])))
         self.base_line.setVisible(base is not None)
         if base is not None:
             self.base_line.setValue(base)
