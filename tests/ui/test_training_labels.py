@@ -132,3 +132,17 @@ def test_one_validation_study_is_said(panel: TrainingPanel) -> None:
     assert "One validation study" in panel.studies.summary.text()
     panel.studies.table.cellWidget(1, 3).setCurrentIndex(1)
     assert "One validation study" not in panel.studies.summary.text()
+
+
+def test_a_listing_asked_while_one_runs_is_not_dropped(qtbot, panel: TrainingPanel,
+                                                       tmp_path: Path) -> None:
+    """Asked again before the first listing ends (its tab selected twice, or another
+    folder chosen), the list ends up showing what was asked last."""
+    three, four = make_studies(tmp_path / "a", 3), make_studies(tmp_path / "b", 4)
+    studies = panel.studies
+    studies.data_edit.setText(str(three))
+    studies.refresh(0.25, 0)
+    studies.data_edit.setText(str(four))
+    studies.refresh(0.25, 0)  # the first still runs: it used to be ignored
+    qtbot.waitUntil(lambda: studies.table.rowCount() == 4 and not studies._listing,
+                    timeout=30_000)

@@ -48,6 +48,7 @@ class TrainingStudies(QtWidgets.QWidget):
         self.rows: list = []  # jobs.training.StudyRow
         self.names: dict[int, str] = {}  # the base model's label names
         self._lister: JobWorker | None = None
+        self._listing = self._again = False  # a listing runs; another is asked for
         d = Settings()
         self._proposal = (d.val_fraction, d.seed)  # the split's share and seed
         self.data_edit = QtWidgets.QLineEdit(WORKSPACE, toolTip="'workspace': the studies "
@@ -90,15 +91,25 @@ class TrainingStudies(QtWidgets.QWidget):
             self.refresh(*self._proposal)
 
     def refresh(self, val_fraction: float, seed: int) -> None:
-        """List the studies (off the GUI thread) and propose a split by patient."""
-        if self._lister is not None and self._lister.running:
-            return
+        """List the studies (off the GUI thread) and propose a split by patient; asked
+        while a listing runs, once more when it ends (the folder or the done studies may
+        have changed since it began)."""
         self._proposal = (val_fraction, seed)
+        if self._listing:
+            self._again = True
+            return
+        self._listing, self._again = True, False
         worker = JobWorker(training_studies_job, self.data, parent=self)
         worker.result.connect(self._show)
         worker.failed.connect(self._failed)
+        worker.finished.connect(self._listed_once)
         self._lister = worker
         worker.start()
+
+    def _listed_once(self) -> None:
+        self._listing = False
+        if self._again:
+            self.refresh(*self._proposal)
 
     def _failed(self, text: str) -> None:
         self.rows = []
@@ -219,5 +230,6 @@ class TrainingStudies(QtWidgets.QWidget):
         return None
 
     def shutdown(self) -> None:
+        self._again = False  # no listing after this one
         if self._lister is not None:
             self._lister.cancel()
