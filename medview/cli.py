@@ -187,17 +187,7 @@ def _err(message: str) -> None:
     print(f"medview: {message}", file=sys.stderr)
 
 
-def _polite_threads() -> None:
-    """Idle OpenMP threads sleep instead of spinning (unless the user chose otherwise), set
-    before torch loads: a spinning pool of 2 threads collapses when anything else wants a
-    core (the viewer's UI thread beside a training child, another program). Measured on the
-    2-core machine with other work running (benchmarks/bench_train_speed.py): the fine-tune
-    engine learnt from 36-58 samples/s with PASSIVE against 5-27 with the default."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _polite_threads()
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     gui = _gui_args(parser, argv)

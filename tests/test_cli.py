@@ -154,14 +154,3 @@ def test_viewer_without_a_display_says_so_in_one_line(tmp_path):
                        capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 1
     assert r.stderr.startswith("medview: no display found") and r.stderr.count("\n") == 1
-
-
-def test_openmp_threads_sleep_when_idle_unless_the_user_chose(tmp_path, monkeypatch):
-    """main sets it first, before any command loads torch (the training child is `python -m
-    medview train`: a spinning pool collapses beside the viewer); a user's own choice stands."""
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    assert main(["--log-file", str(tmp_path / "log.txt"), "info", str(tmp_path / "no")]) == 1
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    main(["--log-file", str(tmp_path / "log.txt"), "info", str(tmp_path / "no")])
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
