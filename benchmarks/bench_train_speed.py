@@ -15,10 +15,15 @@ The ratio engine / bare says how much of the device's speed reaches training: on
 low ratio points at the per-patch sampling, not the network. The 8-study fine-tune's time per
 epoch is 1024 samples over the engine's pace (bench_finetune measures the whole run).
 
-Measured 2026-11-29 on this 2-core CPU (2 threads; lesion-seg 1.2, 128² patches, batch 16):
-see the note of issue 7 for the numbers of the run that committed this. No GPU was lent to
-this task; on one, run it with --device cuda and compare against the 1-minute goal (20
-epochs of 1024 samples plus validation).
+Measured 2026-11-29 on this 2-core CPU (2 threads; lesion-seg 1.2, 128² patches, batch 16),
+nothing else running, four runs: engine 101-115 samples/s (an epoch of 1024 in 9-10 s; the
+fine-tune's own epochs took 8.5 s at 120), without distillation 115-149, bare loop 141-197:
+the engine keeps about 0.6 of the network's pace, distillation costs about 15%. One thread:
+75 / 105 / 118. With one busy process beside it (the viewer, another program) 2 threads
+collapse to 31-33 samples/s, less than 1 thread; with OMP_WAIT_POLICY=PASSIVE (idle OpenMP
+threads sleep) 52-62, but 88 instead of 104 unloaded, so only the GUI's training child uses
+it (ui/training_process). No GPU was lent to this task; on one, run it with --device cuda
+and compare against the 1-minute goal (20 epochs of 1024 samples plus validation).
 
     nice -n 10 python benchmarks/bench_train_speed.py [--device auto|cpu|cuda|mps]
         [--threads 2] [--steps 20] [--work /tmp/medview-train-speed]"""
