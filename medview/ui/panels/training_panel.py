@@ -7,7 +7,7 @@ back, compare). A run that was stopped, failed or cut short stays offered above 
 
 Every way a run can end is one sentence under the buttons: the new version, stopped (and how
 to continue), the engine's own error worded for the panel (out of memory, disk full, bad
-input), or a process that died without saying why.
+input), or a process that died without saying why (training_sentences words them).
 
 Every button is one line into logic that runs headless (3D Slicer's rule): Start writes a
 job file (ai.train_job.Job) and runs `medview train --job FILE` as a child process
@@ -16,7 +16,6 @@ down. Listing studies runs on the thread pool (jobs.training); torch never loads
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,70 +28,17 @@ from medview.io.workspace import atomic_write_text
 from medview.ui.panels.model_versions import ModelVersions
 from medview.ui.panels.training_curves import TrainingCurves
 from medview.ui.panels.training_labels import TrainingLabels, last_mapping
+from medview.ui.panels.training_sentences import (
+    done_sentence,
+    epoch_sentence,
+    error_sentence,
+    number,
+    stopped_sentence,
+)
 from medview.ui.panels.training_settings import TrainingSettings
 from medview.ui.panels.training_studies import TrainingStudies
 from medview.ui.panels.unfinished_runs import UnfinishedRuns
 from medview.ui.training_process import TrainingProcess
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def error_sentence(ev: dict) -> str:
-    """The child's error event as the one sentence the panel shows."""
-    kind, message = ev.get("kind"), str(ev.get("message", ""))
-    if kind == "memory":
-        return ("Training ran out of device memory; Start again with a smaller batch size or "
-                "patch size, or on the CPU device (details in the log).")
-    if kind == "disk":
-        return (f"Training stopped because the disk is full ({ev.get('path') or 'work folder'}"
-                f"); free some space, then Resume: the last checkpoint is intact.")
-    if kind == "internal":
-        return f"Training failed with {message}; the log below and the log file have details."
-    return _sentence(f"Training could not run: {_in_panel_words(message)}")
-
-
-def _in_panel_words(message: str) -> str:
-    """The engine's advice names command-line flags; the panel reader has its fields."""
-    message = re.sub(r"use --device (\w+)", r"choose Device \1 (or auto) under Setup",
-                     message)
-    return re.sub(r"; map it, e\.g\. --map .*$", "; choose what it is under \"Your labels "
-                  "teach\"", message)
-
-
-def _num(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
-
-
-def epoch_sentence(ev: dict) -> str:
-    """An epoch event as the status line says it; epoch 0 is the base model, untrained."""
-    if ev["epoch"] == 0:
-        return (f"The base model before training: validation Dice {_num(ev['val_dice'])} "
-                f"(the dashed line under Progress); epoch 1 of {ev['epochs']} is running.")
-    best = ev.get("best_epoch")
-    note = "" if best in (None, ev["epoch"]) else \
-        (" (the base model is still the best)" if best == 0 else f" (best: epoch {best})")
-    return (f"Epoch {ev['epoch']} of {ev['epochs']}: loss {_num(ev['loss'])}, validation "
-            f"Dice {_num(ev['val_dice'])}{note}.")
-
-
-def done_sentence(ev: dict) -> str:
-    """A finished run in one sentence that says whether the new version did better than
-    its parent on the reader's validation studies, the numbers deciding what to activate."""
-    m, p = ev["metrics"], ev["parent_metrics"]
-    parent = ev.get("parent") or "the base model"
-    dice = f"validation Dice {_num(p.get('dice_mean'))} → {_num(m.get('dice_mean'))}"
-    fp_a, fp_b = p.get("false_positives_per_study"), m.get("false_positives_per_study")
-    fp = "" if fp_a is None or fp_b is None else \
-        f", false positives per study {fp_a:g} → {fp_b:g}"
-    worse = (m.get("dice_mean") or 0.0) < (p.get("dice_mean") or 0.0)
-    if worse:
-        return (f"{ev['version']} written (not active) but it did worse than {parent} on "
-                f"your validation studies ({dice}{fp}): keep {parent} active.")
-    return (f"{ev['version']} written (not active): {dice}{fp}; compare and activate it "
-            f"under Versions.")
 
 
 class TrainingPanel(QtWidgets.QWidget):
@@ -320,7 +266,7 @@ class TrainingPanel(QtWidgets.QWidget):
             self.progress.setValue(round(1000 * (ev["epoch"] - 1 + ev["step"] / ev["steps"])
                                          / max(self._epochs, 1)))
             self.status.setText(f"Epoch {ev['epoch']}: step {ev['step']} of {ev['steps']}, "
-                                f"loss {_num(ev['loss'])}")
+                                f"loss {number(ev['loss'])}")
         elif kind in ("prepare", "evaluate", "replay", "mining"):
             self.status.setText(self._preparing(ev))
         elif kind == "early_stop":
@@ -334,9 +280,7 @@ class TrainingPanel(QtWidgets.QWidget):
             self._fill_models()
         elif kind == "stopped":
             self._ended = kind
-            where = f" (step {ev['step']} of {self._steps})" if ev.get("step") else ""
-            self._say(f"Stopped in epoch {ev['epoch'] + 1}{where}; Resume continues it from "
-                      f"there.")
+            self._say(stopped_sentence(ev, self._steps))
         elif kind == "error":
             self._ended = kind
             self._say(error_sentence(ev))

@@ -1,0 +1,78 @@
+"""What the training panel says when its child's events arrive: each epoch, a finished run
+(did it beat its parent?), a stop (and whether anything was saved to resume), and the
+engine's errors, whose words were written for the command line, in the panel's terms."""
+
+from __future__ import annotations
+
+import re
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def error_sentence(ev: dict) -> str:
+    """The child's error event as the one sentence the panel shows."""
+    kind, message = ev.get("kind"), str(ev.get("message", ""))
+    if kind == "memory":
+        return ("Training ran out of device memory; Start again with a smaller batch size or "
+                "patch size, or on the CPU device (details in the log).")
+    if kind == "disk":
+        return (f"Training stopped because the disk is full ({ev.get('path') or 'work folder'}"
+                f"); free some space, then Resume: the last checkpoint is intact.")
+    if kind == "internal":
+        return f"Training failed with {message}; the log below and the log file have details."
+    return _sentence(f"Training could not run: {_in_panel_words(message)}")
+
+
+def _in_panel_words(message: str) -> str:
+    """The engine's advice names command-line flags; the panel reader has its fields."""
+    message = re.sub(r"use --device (\w+)", r"choose Device \1 (or auto) under Setup",
+                     message)
+    return re.sub(r"; map it, e\.g\. --map .*$", "; choose what it is under \"Your labels "
+                  "teach\"", message)
+
+
+def number(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
+
+
+def epoch_sentence(ev: dict) -> str:
+    """An epoch event as the status line says it; epoch 0 is the base model, untrained."""
+    if ev["epoch"] == 0:
+        return (f"The base model before training: validation Dice {number(ev['val_dice'])} "
+                f"(the dashed line under Progress); epoch 1 of {ev['epochs']} is running.")
+    best = ev.get("best_epoch")
+    note = "" if best in (None, ev["epoch"]) else \
+        (" (the base model is still the best)" if best == 0 else f" (best: epoch {best})")
+    return (f"Epoch {ev['epoch']} of {ev['epochs']}: loss {number(ev['loss'])}, validation "
+            f"Dice {number(ev['val_dice'])}{note}.")
+
+
+def done_sentence(ev: dict) -> str:
+    """A finished run in one sentence that says whether the new version did better than
+    its parent on the reader's validation studies, the numbers deciding what to activate."""
+    m, p = ev["metrics"], ev["parent_metrics"]
+    parent = ev.get("parent") or "the base model"
+    dice = f"validation Dice {number(p.get('dice_mean'))} → {number(m.get('dice_mean'))}"
+    fp_a, fp_b = p.get("false_positives_per_study"), m.get("false_positives_per_study")
+    fp = "" if fp_a is None or fp_b is None else \
+        f", false positives per study {fp_a:g} → {fp_b:g}"
+    worse = (m.get("dice_mean") or 0.0) < (p.get("dice_mean") or 0.0)
+    if worse:
+        return (f"{ev['version']} written (not active) but it did worse than {parent} on "
+                f"your validation studies ({dice}{fp}): keep {parent} active.")
+    return (f"{ev['version']} written (not active): {dice}{fp}; compare and activate it "
+            f"under Versions.")
+
+
+def stopped_sentence(ev: dict, steps: int) -> str:
+    """A stop, and what continues it: the checkpoint it left (`resume`), or nothing when it
+    was stopped while preparing or mining, before the first checkpoint: then only Start
+    begins the run again (Resume would have nothing to continue from)."""
+    if ev.get("resume") is None:
+        return ("Stopped before training began, while preparing: nothing was saved to "
+                "resume, so Start begins the run again.")
+    where = f" (step {ev['step']} of {steps})" if ev.get("step") else ""
+    return f"Stopped in epoch {ev['epoch'] + 1}{where}; Resume continues it from there."
