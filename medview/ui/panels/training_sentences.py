@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from medview.ui.panels.training_settings import SETTING_NAMES, field_label
+
 
 def _sentence(text: str) -> str:
     text = text.strip()
@@ -26,12 +28,35 @@ def error_sentence(ev: dict) -> str:
     return _sentence(f"Training could not run: {_in_panel_words(message)}")
 
 
+# the engine's advice for flags the panel has no field for, as what the reader can do here
+_ADVICE = (
+    (r"use --device (\w+)", r"choose Device \1 (or auto) under Setup"),
+    (r"; map it, e\.g\. --map .*$", "; choose what it is under \"Your labels teach\""),
+    (r"add --resume to continue it or choose another --out folder",
+     "Resume it above or Start a new run"),
+    (r"start a new run with another --out folder", "Discard it and Start a new run"),
+    (r"resume it with --base (\S+)", r"Discard it and Start a new run from \1"),
+    (r"--new-version (\S+): (.*), choose another number$", r"New version \1 (in the run's "
+     r"job file): \2: Discard this run and Start a new one"),
+    (r"--new-version (\S+):", r"New version \1 (in the run's job file):"),
+    (r"a smaller --lr than (\S+)", r"a Learning rate below \1"),
+    (r";[^;]*--out[^;]*$", "; the panel keeps its runs in MedView's data folder (training), "
+                           "which must be a folder it can write"),
+)
+
+
 def _in_panel_words(message: str) -> str:
-    """The engine's advice names command-line flags; the panel reader has its fields."""
-    message = re.sub(r"use --device (\w+)", r"choose Device \1 (or auto) under Setup",
-                     message)
-    return re.sub(r"; map it, e\.g\. --map .*$", "; choose what it is under \"Your labels "
-                  "teach\"", message)
+    """The engine's sentences name command-line flags (`--epochs 0: train at least 1
+    epoch`); the panel's reader never saw them, only the fields under Setup: a setting's flag
+    (its own, or --set NAME) becomes the field's label, the rest the panel's way to do it."""
+    for pattern, words in _ADVICE:
+        message = re.sub(pattern, words, message)
+
+    def label(m: re.Match) -> str:
+        name = (m.group(1) or m.group(2)).replace("-", "_")
+        return field_label(name) if name in SETTING_NAMES else m.group(0)
+
+    return re.sub(r"--set (\w+)|--(\w[\w-]*)", label, message)
 
 
 def number(value: object) -> str:

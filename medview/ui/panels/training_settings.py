@@ -19,6 +19,7 @@ BASIC = ("epochs", "lr", "batch_size", "patch_size", "augment", "device", "amp")
 FIRST = ("patches_per_study", "replay_studies", "freeze_norm", "val_fraction", "patience",
          "seed")
 SPLIT_FIELDS = ("val_fraction", "seed")  # a change proposes a new split
+SETTING_NAMES = frozenset(f.name for f in fields(Settings))
 
 # name: (label, tooltip, widget options: range, step, decimals, check box text)
 SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -93,6 +94,14 @@ def _spec(name: str, default: Any) -> tuple[str, str, dict[str, Any]]:
     """A field's label, tooltip and options; a field not described here gets plain ones."""
     return SPECS.get(name, (name.replace("_", " ").capitalize(),
                             f"Engine setting '{name}' (default {default}).", {}))
+
+
+def field_label(name: str) -> str:
+    """A setting as the reader finds it in the form: its label, and where when folded."""
+    label, _, opt = _spec(name, None)
+    if not label:  # a check box's text is its label
+        label = opt.get("text", name)[:1].upper() + opt.get("text", name)[1:]
+    return label if name in BASIC else f"{label} (under Advanced)"
 
 
 def _widget(name: str, default: Any) -> QtWidgets.QWidget:
