@@ -21,6 +21,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from medview.ai.preprocess import pad_multiple
 from medview.ai.registry import scan_models
 from medview.ai.train_job import JOB_FILE, Job, default_work
 from medview.ai.train_runs import CHECKPOINT_FILE, RunInfo
@@ -122,9 +123,10 @@ class TrainingPanel(QtWidgets.QWidget):
     def _fill_models(self) -> None:
         self.base_combo.blockSignals(True)
         self.base_combo.clear()
-        self._names = {}
+        self._names, self._multiple = {}, {}
         for e in scan_models().models:
             self._names[e.ref] = {lab.value: lab.name for lab in e.card.labels}
+            self._multiple[e.ref] = pad_multiple(e.card)
             if e.card.architecture in ("torch.export", "onnx"):
                 continue  # imported programs cannot be fine-tuned
             self.base_combo.addItem(e.ref + ("  (active)" if e.active else ""), e.ref)
@@ -136,6 +138,7 @@ class TrainingPanel(QtWidgets.QWidget):
     def _base_changed(self) -> None:
         ref = self.base_combo.currentData()
         self.studies.names = self._names.get(ref, {})
+        self.form.set_patch_multiple(self._multiple.get(ref, 1))
         self._show_labels()
         if ref:
             self.versions.show_model(ref.split(":")[0])

@@ -7,12 +7,13 @@ cannot silently drop one."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from typing import Any
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
-from medview.ai.train_job import Settings
+from medview.ai.train_job import MAX_STEP_PIXELS, Settings
 
 BASIC = ("epochs", "lr", "batch_size", "patch_size", "augment", "device", "amp")
 # the advanced settings a reader is likeliest to change come first, the rest in their order
@@ -104,10 +105,39 @@ def field_label(name: str) -> str:
     return label if name in BASIC else f"{label} (under Advanced)"
 
 
+class _MultipleSpinBox(QtWidgets.QSpinBox):
+    """Whole multiples of `multiple` only (a patch side the network's down- and up-sampling
+    can take; the engine refuses others): a typed 100 becomes 96 when editing ends, and so
+    does one set from code (a remembered job's)."""
+
+    multiple = 1
+
+    def validate(self, text: str, pos: int) -> object:
+        state, text, pos = super().validate(text, pos)
+        if state == QtGui.QValidator.State.Acceptable and int(text) % self.multiple:
+            state = QtGui.QValidator.State.Intermediate
+        return state, text, pos
+
+    def fixup(self, text: str) -> str:
+        try:
+            return str(self._whole(int(text)))
+        except ValueError:
+            return text
+
+    def setValue(self, value: int) -> None:  # a remembered job's value too
+        super().setValue(self._whole(value))
+
+    def _whole(self, value: int) -> int:
+        return max(self.minimum(), value - value % self.multiple)
+
+
 def _widget(name: str, default: Any) -> QtWidgets.QWidget:
     _, tip, opt = _spec(name, default)
-    if isinstance(default, bool):
-        w: QtWidgets.QWidget = QtWidgets.QCheckBox(opt.get("text", ""), checked=default)
+    if name == "patch_size":
+        w: QtWidgets.QWidget = _MultipleSpinBox(minimum=opt["range"][0],
+                                                maximum=opt["range"][1])
+    elif isinstance(default, bool):
+        w = QtWidgets.QCheckBox(opt.get("text", ""), checked=default)
     elif "choices" in opt:
         w = QtWidgets.QComboBox()
         w.addItems(opt["choices"])
@@ -136,12 +166,16 @@ class TrainingSettings(QtWidgets.QWidget):
         self.defaults = Settings()
         self.widgets: dict[str, QtWidgets.QWidget] = {}
         basic, advanced = QtWidgets.QFormLayout(), QtWidgets.QFormLayout()
+        # why batch size or patch size goes no higher, shown while the engine's cap binds
+        self.step_note = QtWidgets.QLabel(wordWrap=True, visible=False)
         names = [f.name for f in fields(Settings)]
         for name in [n for n in BASIC + FIRST if n in names] + \
                 [n for n in names if n not in BASIC + FIRST]:
             default = getattr(self.defaults, name)
             w = self.widgets[name] = _widget(name, default)
             (basic if name in BASIC else advanced).addRow(_spec(name, default)[0], w)
+            if name == "patch_size":
+                basic.addRow(self.step_note)
             self._set(name, default)
             self._connect(name, w)
         self.toggle = QtWidgets.QToolButton(checkable=True, autoRaise=True,
@@ -164,6 +198,8 @@ class TrainingSettings(QtWidgets.QWidget):
         layout.addWidget(self.toggle, 0, QtCore.Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.advanced)
         self._update_toggle()
+        self.widest = {n: self.widgets[n].maximum() for n in ("batch_size", "patch_size")}
+        self.set_patch_multiple(1)
 
     def _connect(self, name: str, w: QtWidgets.QWidget) -> None:
         signal = (w.toggled if isinstance(w, QtWidgets.QCheckBox) else
@@ -171,7 +207,47 @@ class TrainingSettings(QtWidgets.QWidget):
                   w.textChanged if isinstance(w, QtWidgets.QLineEdit) else w.valueChanged)
         signal.connect(lambda *_: self._changed(name))
 
+    def set_patch_multiple(self, multiple: int) -> None:
+        """The base model's patch multiple (preprocess.pad_multiple): the patch size box
+        offers only sides its network takes (the engine refuses others)."""
+        box = self.widgets["patch_size"]
+        step = multiple * math.ceil(16 / multiple)  # the arrows' step, 16 or more
+        box.multiple = multiple
+        box.setSingleStep(step)
+        box.setMinimum(max(SPECS["patch_size"][2]["range"][0], step))
+        self.widest["patch_size"] = SPECS["patch_size"][2]["range"][1] // step * step
+        box.setMaximum(self.widest["patch_size"])
+        box.setValue(max(box.minimum(), box.value() - box.value() % multiple))
+        self._fit_step()
+
+    def _fit_step(self) -> None:
+        """Batch size x patch size² at most the engine's MAX_STEP_PIXELS (it refuses a
+        larger step): each box's maximum is what the other's value leaves, and a note
+        under them says so while that is below the box's own maximum."""
+        batch, patch = self.widgets["batch_size"], self.widgets["patch_size"]
+        b, p = batch.value(), patch.value()
+        most_b = min(self.widest["batch_size"], MAX_STEP_PIXELS // p ** 2)
+        side = math.isqrt(MAX_STEP_PIXELS // b)
+        most_p = min(self.widest["patch_size"], side - side % patch.multiple)
+        for box, most in ((batch, most_b), (patch, most_p)):
+            box.blockSignals(True)  # a clamp (only of settings set as a whole) is told below
+            box.setMaximum(most)
+            box.blockSignals(False)
+        binds = [f"with patch size {p}, batch size goes up to {most_b}"] * \
+            (most_b < self.widest["batch_size"]) + \
+            [f"with batch size {b}, patch size goes up to {most_p}"] * \
+            (most_p < self.widest["patch_size"])
+        self.step_note.setText(f"Batch size × patch size² is at most "
+                               f"{MAX_STEP_PIXELS / 1e6:.1f} million pixels a step (the "
+                               f"training engine's limit): {'; '.join(binds)}.")
+        self.step_note.setVisible(bool(binds))
+        for name, was in (("batch_size", b), ("patch_size", p)):
+            if self.widgets[name].value() != was:
+                self._changed(name)
+
     def _changed(self, name: str) -> None:
+        if name in ("batch_size", "patch_size"):
+            self._fit_step()
         self._update_toggle()
         self.changed.emit(name)
         if name in SPLIT_FIELDS:
@@ -214,8 +290,13 @@ class TrainingSettings(QtWidgets.QWidget):
         return Settings(**{f.name: self._get(f.name) for f in fields(Settings)})
 
     def set_settings(self, settings: Settings) -> None:
+        """Every field; batch and patch size each up to its own maximum first, so the order
+        they are set in does not clamp one by the other's old value."""
+        for name, most in self.widest.items():
+            self.widgets[name].setMaximum(most)
         for f in fields(Settings):
             self._set(f.name, getattr(settings, f.name))
+        self._fit_step()
 
     def reset(self) -> None:
         self.set_settings(Settings())
