@@ -67,7 +67,10 @@ mined on 16 in about 110 s (file times), then 20 epochs of 8.5 s training (120 s
 528 s wall (8.8 min, goal 10; 933 s CPU). Site B 0.597 -> 0.740 (+0.142), site A 0.928 ->
 0.921 (-0.007): all three goals met by a cold run. Per lesion, sensitivity >= 6 mm fell on
 B from 0.86 to 0.82 and on A from 1.0 to 0.92 (as on 1 thread); false positives a study on
-B 5.25 -> 3.0, on A 0.75 -> 1.0.
+B 5.25 -> 3.0, on A 0.75 -> 1.0. After the session's engine fixes (the study cache also
+follows the image, so every study was cached and mined again: a cold run) 551 s (9.2 min,
+load 1.3-2.0 from other work), then warm 299 s (5.0 min); both gave the same weights'
+numbers as above to the last digit (seeded).
 
     nice -n 10 python benchmarks/bench_finetune.py [--work /tmp/medview-ft-bench]
         [--threads 2] [--set distill=1 --set l2sp=10 ...]"""
