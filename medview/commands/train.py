@@ -117,12 +117,13 @@ def _print(event: dict) -> None:
     print(json.dumps(event), flush=True)
 
 
-def _what_to_try(exc: BaseException) -> str:
+def _what_to_try(exc: BaseException, resumable: bool = True) -> str:
     from medview.ai.device import is_out_of_memory
 
     if is_out_of_memory(exc):
         return _TRY["memory"]
-    return _TRY.get(type(exc).__name__, _TRY["default"])
+    advice = _TRY.get(type(exc).__name__, _TRY["default"])
+    return advice if resumable else advice.replace(" with --resume", "")
 
 
 def _kind(exc: BaseException) -> str:
@@ -157,6 +158,7 @@ def run_train(args: Any) -> int:
     from medview.ai.train_runs import RunRecord
 
     record: RunRecord | None = None
+    trainer = None
 
     def emit(event: dict) -> None:
         if record is not None:  # first: a reader gone (closed pipe) must not cost the record
@@ -178,8 +180,12 @@ def run_train(args: Any) -> int:
         trainer.run()
         return EXIT_OK
     except MedviewError as exc:
+        from medview.ai.training import CHECKPOINT
+
+        # a disk that filled before the first checkpoint leaves nothing to resume
+        resumable = trainer is not None and (trainer.work / CHECKPOINT).exists()
         emit({"event": "error", "kind": _kind(exc), "message": str(exc), "path": exc.path,
-              "try": _what_to_try(exc)})
+              "try": _what_to_try(exc, resumable), "resumable": resumable})
         print(f"medview: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:

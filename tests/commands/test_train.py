@@ -203,7 +203,7 @@ def test_set_reaches_any_setting_and_a_wrong_one_is_one_line(tmp_path: Path,
 def test_a_full_disk_is_an_error_of_kind_disk() -> None:
     import errno
 
-    from medview.commands.train import _kind
+    from medview.commands.train import _kind, _what_to_try
     from medview.core.errors import InvalidInputError, ResourceLimitError
 
     try:
@@ -213,4 +213,7 @@ def test_a_full_disk_is_an_error_of_kind_disk() -> None:
             raise ResourceLimitError("/w/checkpoint.pt", "the disk is full") from exc
     except ResourceLimitError as full:
         assert _kind(full) == "disk"
+        assert _what_to_try(full) == "free disk space, then run again with --resume"
+        # full before the first checkpoint (while caching studies): nothing to resume
+        assert _what_to_try(full, resumable=False) == "free disk space, then run again"
     assert _kind(InvalidInputError("/s", "holds no labelled studies")) == "input"

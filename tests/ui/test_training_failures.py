@@ -47,7 +47,11 @@ def test_no_done_studies_is_one_sentence(qtbot, empty: TrainingPanel) -> None:
                                    "to allocate 2.00 GiB)"}, "smaller batch size"),
     ({"kind": "disk", "message": "x: could not be written: the disk is full. The previous "
                                  "checkpoint is intact", "path": "/w/checkpoint.pt"},
-     "disk is full (/w/checkpoint.pt)"),
+     "disk is full (/w/checkpoint.pt); free some space, then Resume"),
+    ({"kind": "disk", "message": "/c/image.npy: could not be written: the disk is full",
+      "path": "/c/image.npy", "resumable": False},  # full while caching: no checkpoint yet
+     "then Start it again: it stopped before its first checkpoint, so there is nothing to "
+     "resume"),
     ({"kind": "input", "message": "/s: holds no labelled studies (no sub-folder with a "
                                   "labels.nii.gz and its image); label and mark studies done "
                                   "first"}, "could not run"),

@@ -21,8 +21,11 @@ def error_sentence(ev: dict) -> str:
         return ("Training ran out of device memory; Start again with a smaller batch size or "
                 "patch size, or on the CPU device (details in the log).")
     if kind == "disk":
+        then = ("Resume: the last checkpoint is intact" if ev.get("resumable", True) else
+                "Start it again: it stopped before its first checkpoint, so there is "
+                "nothing to resume")
         return (f"Training stopped because the disk is full ({ev.get('path') or 'work folder'}"
-                f"); free some space, then Resume: the last checkpoint is intact.")
+                f"); free some space, then {then}.")
     if kind == "internal":
         return f"Training failed with {message}; the log below and the log file have details."
     return _sentence(f"Training could not run: {_in_panel_words(message)}")
