@@ -90,6 +90,15 @@ def check_labelled(train: list, val: list) -> None:
                                           f"{side} in the split")
 
 
+def unmatched_names(mapping: dict[str, str], studies: list, card: Any) -> list[str]:
+    """The --map sources given by name that no study's segment and no label of the model is
+    called: a typo ("tumor" for "tumour") would otherwise map nothing without a word. Values
+    (digits) are not checked here: that needs every label map read."""
+    names = {n.lower() for st in studies for n in st.segments.values()} | \
+        {lab.name.lower() for lab in card.labels}
+    return [k for k in mapping if not str(k).isdigit() and str(k).lower() not in names]
+
+
 def diverged(epoch: int, step: int, value: float, lr: float) -> InvalidInputError:
     """The loss is no longer a number: from this step on every weight would be NaN, so the
     run ends before the step, its last checkpoint and every version as they were."""

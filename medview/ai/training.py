@@ -40,7 +40,7 @@ from medview.ai.train_checkpoint import (
     save_best,
     save_checkpoint,
 )
-from medview.ai.train_checks import check_labelled, check_run, diverged
+from medview.ai.train_checks import check_labelled, check_run, diverged, unmatched_names
 from medview.ai.train_dist import Dist
 from medview.ai.train_job import JOB_FILE, Job, Settings, WorkLock, default_work, write_file
 from medview.core.errors import InvalidInputError
@@ -122,6 +122,9 @@ class Trainer:
         self.job.split = {"train": [s.key for s in train], "val": [s.key for s in val]}
         self.replay = self._replay(entry, card)
         train = train + self.replay  # rehearsal studies train, never validate
+        for src in unmatched_names(self.job.mapping, train + val, card):
+            self.emit("warning", message=f"--map {src}={self.job.mapping[src]}: no study has "
+                                         f"a label named {src!r}, so it changes nothing")
         prepared = []
         self.dist.first_rank_first(before=True)
         for i, st in enumerate(train + val):

@@ -60,9 +60,12 @@ def test_unknown_label_is_refused_then_mapped(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"study-03 holds label 7, which tiny:1.0 does "
                                                 r"not know .*--map 7="):
         run(job)
-    job.mapping = {"7": "liver lesion"}
-    done, _ = run(job)
+    job.mapping = {"7": "liver lesion", "tumor": "ignore"}  # the second a typo of nothing
+    done, events = run(job)
     assert done is not None
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert warnings == ["--map tumor=ignore: no study has a label named 'tumor', so it "
+                        "changes nothing"]
 
 
 def test_split_keeps_a_patient_on_one_side(tmp_path: Path) -> None:
