@@ -51,7 +51,6 @@ def claim_work(folder: Path, resume: bool) -> None:
                                              "write for --out")
 
 
-
 def check_run(job: Job, entry: Any, checkpoint: Path, resume: bool) -> None:
     """Everything about the job that can be refused before the studies are prepared."""
     from medview.ai.train_patches import check_patch

@@ -283,13 +283,13 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
         stale.unlink()
     dtype = np.int16 if volume.array.dtype.kind in "iu" and volume.array.dtype.itemsize <= 2 \
         else np.float32
-    _save(folder / CT_FILE, np.ascontiguousarray(volume.array, dtype=dtype))
-    _save(folder / LABEL_FILE, labels)
+    save_cached(folder / CT_FILE, np.ascontiguousarray(volume.array, dtype=dtype))
+    save_cached(folder / LABEL_FILE, labels)
     counts = {int(v): int(n) for v, n in zip(*np.unique(labels, return_counts=True),
                                              strict=True) if v}
     meta = {"spacing_mm": list(volume.spacing_mm), "counts": counts, "card": card.ref,
             "mapping": mapping or {}, "source": source}
-    _save(meta_path, json.dumps(meta).encode())  # last: marks the cache whole
+    save_cached(meta_path, json.dumps(meta).encode())  # last: marks the cache whole
     return _open(study, folder, meta)
 
 
@@ -315,7 +315,7 @@ def _fingerprint(image: Path) -> list[int]:
                                                            default=0)]
 
 
-def _save(path: Path, array: np.ndarray | bytes) -> None:
+def save_cached(path: Path, array: np.ndarray | bytes) -> None:
     """Atomically (temp file, rename): another run memory-mapping the file never sees it half
     written, and a full disk is one sentence that leaves no partial file (it was an internal
     error that left a 20 MB temp file on the full disk)."""

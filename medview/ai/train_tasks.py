@@ -53,19 +53,14 @@ class SegmentationTask:
 
     def _mined(self, base: Any, st: PreparedStudy, device: Any) -> np.ndarray:
         """The base model's mistakes on a training study, kept beside its cached arrays."""
-        import io
-
-        from medview.ai.train_data import short_hash
-        from medview.ai.train_job import write_file
+        from medview.ai.train_data import save_cached, short_hash
         from medview.ai.train_metrics import mistakes
 
         path = Path(st.folder) / f"mined-{short_hash(self.card.ref, self.card.weights_sha256)}.npy"
         if path.exists():
             return np.load(path)
         found = mistakes(base, self.card, st, device)
-        buf = io.BytesIO()
-        np.save(buf, found)
-        write_file(path, buf.getvalue(), "study cache", "run again")  # DDP: all may write
+        save_cached(path, found)  # atomic: DDP processes may write it together
         return found
 
     def batch_loss(self, model: Any, rng: np.random.Generator, device: Any) -> Any:

@@ -55,9 +55,10 @@ def check_new_version(name: str, version: str) -> None:
 
 
 def keep_active(name: str) -> None:
-    """Pin the version that runs now before a new one appears: the model a reader uses
-    changes only when they activate one (the registry's fallback without a choice, the
-    newest bundled version, never picks a fine-tune either)."""
+    """Pin the version that runs now before a new one appears, so the model a reader uses
+    changes only when they activate one: without a choice the registry runs the newest
+    bundled version, but a model the reader imported has none, and its newest is the
+    fine-tune."""
     if name not in _read_active().get("models", {}):
         current = resolve(name)
         activate(current.card.name, current.card.version)
