@@ -128,6 +128,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training.versions.set_viewer(self.state)  # "Compare on this study"
         # Activate / roll back under Training: the AI panel runs that version from now on
         self.training.versions.activated.connect(lambda ref: self.ai.refresh_models(ref))
+        # a new version is offered in the AI panel's picker at once (the running one stays)
+        self.training.version_made.connect(lambda _ref: self.ai.refresh_models())
         for view in self.grid.views:
             view.hovered.connect(self.hover_label.setText)
         self.state.subscribe(self._on_state)

@@ -46,3 +46,23 @@ def test_selecting_the_tab_lists_the_studies_again(qtbot, data_dir, tmp_path) ->
     make_study(folder / "study-04", 9)
     window.dock("Training").raise_()
     qtbot.waitUntil(lambda: panel.studies.table.rowCount() == 4, timeout=30_000)
+
+
+def test_a_new_version_is_offered_in_the_ai_panel_at_once(qtbot, data_dir) -> None:
+    """A run's new version joins the AI panel's picker when the run ends (it appeared only
+    after Activate or a restart), and the version the reader runs stays chosen."""
+    write_folder(data_dir / "models" / "tiny" / "1.0", tiny_unet(),
+                 card=card_dict("tiny", "1.0", input_size=None))
+    registry.activate("tiny", "1.0")
+    window = make_window(qtbot, (1200, 800))
+    ai = window.ai
+    ai.model_combo.setCurrentIndex(ai.model_combo.findText("tiny:1.0  (yours)"))
+    assert ai.model_combo.findText("tiny:1.0.1  (yours)") == -1
+    write_folder(data_dir / "models" / "tiny" / "1.0.1", tiny_unet(),
+                 card=card_dict("tiny", "1.0.1", input_size=None))  # as the child writes it
+    metrics = {"dice_mean": 0.5, "false_positives_per_study": 1.0}
+    window.training.on_event({"event": "done", "version": "tiny:1.0.1", "parent": "tiny:1.0",
+                              "metrics": metrics, "parent_metrics": metrics})
+    assert ai.model_combo.findText("tiny:1.0.1  (yours)") >= 0
+    assert ai.current_entry().ref == "tiny:1.0"
+    assert registry.resolve("tiny").card.version == "1.0"  # offered, not activated

@@ -44,6 +44,7 @@ from medview.ui.training_process import TrainingProcess
 
 class TrainingPanel(QtWidgets.QWidget):
     message = QtCore.Signal(str)
+    version_made = QtCore.Signal(str)  # NAME:VERSION a run just wrote (not yet active)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -281,6 +282,7 @@ class TrainingPanel(QtWidgets.QWidget):
             self.versions.show_model(ev["version"].split(":")[0])
             self.versions.select(ev["version"].split(":")[1])
             self._fill_models()
+            self.version_made.emit(ev["version"])
         elif kind == "stopped":
             self._ended = kind
             self._say(stopped_sentence(ev, self._steps))
