@@ -17,7 +17,8 @@ from medview.ai.train_job import JOB_FILE, LOCK_FILE, Job
 from medview.core.errors import InvalidInputError, UnsupportedInputError
 
 # what a run keeps in its work folder (train_runs, training); anything else is someone's
-RUN_FILES = {JOB_FILE, LOCK_FILE, "run.json", "run.lock", "checkpoint.pt", "best.safetensors"}
+SAVED_FILES = ("checkpoint.pt", "best.safetensors")  # what a resume continues from
+RUN_FILES = {JOB_FILE, LOCK_FILE, "run.json", "run.lock", *SAVED_FILES}
 
 
 def claim_work(folder: Path, resume: bool) -> None:

@@ -8,7 +8,9 @@ process died is told apart from one still running elsewhere without trusting pro
 which a reboot reuses (the operating system drops the lock with the process). The training
 panel lists the unfinished runs after a restart (unfinished_runs) and resumes them
 (`medview train --job FILE --resume`) or discards them: moved into training/discarded,
-never deleted. Torch-free: the panel lists runs without loading torch."""
+never deleted. A run that ends before its first checkpoint (stopped while preparing, or
+refused) leaves nothing to resume, so its own files go with it (forget_unsaved). Torch-free:
+the panel lists runs without loading torch."""
 
 from __future__ import annotations
 
@@ -113,6 +115,26 @@ def unfinished_runs(root: Path | None = None) -> list[RunInfo]:
     found = [info for sub in root.iterdir() if sub.is_dir() and sub.name != DISCARDED
              and (sub / CHECKPOINT_FILE).exists() and (info := _read(sub)) is not None]
     return sorted(found, key=lambda r: (r.started, r.folder.name), reverse=True)
+
+
+def forget_unsaved(folder: Path) -> bool:
+    """Remove a run's own files when it ended with no checkpoint, and its folder when that
+    is one of MedView's (under data_dir()/training) and now empty; True when the folder is
+    gone. No list shows such a run (nothing resumes it), so every stop while preparing used
+    to leave one more folder behind. Anything but a run's files stays, and so does a folder
+    the reader chose with --out."""
+    from medview.ai.train_checks import RUN_FILES, SAVED_FILES
+
+    folder = Path(folder)
+    if not folder.is_dir() or any((folder / name).exists() for name in SAVED_FILES):
+        return False
+    for name in RUN_FILES:  # (atomic writes remove their temporary files themselves)
+        with contextlib.suppress(OSError):
+            (folder / name).unlink(missing_ok=True)
+    if folder.resolve().parent == (data_dir() / "training").resolve():
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
+    return not folder.exists()
 
 
 def discard_run(folder: Path) -> Path:

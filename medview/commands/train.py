@@ -202,5 +202,8 @@ def run_train(args: Any) -> int:
     finally:
         if record is not None:
             record.close()
+            from medview.ai.train_runs import forget_unsaved
+
+            forget_unsaved(trainer.work)  # ended before its first checkpoint: nothing to keep
         for s, handler in old.items():
             signal.signal(s, handler)

@@ -217,3 +217,31 @@ def test_a_full_disk_is_an_error_of_kind_disk() -> None:
         # full before the first checkpoint (while caching studies): nothing to resume
         assert _what_to_try(full, resumable=False) == "free disk space, then run again"
     assert _kind(InvalidInputError("/s", "holds no labelled studies")) == "input"
+
+
+def test_a_run_ended_before_its_first_checkpoint_leaves_no_folder(tmp_path: Path,
+                                                                  env: dict) -> None:
+    """Nothing resumes a run stopped while preparing or refused for its data, and no list
+    shows it: each one used to leave a folder (job.json, run.json, run.lock) in training/.
+    A folder chosen with --out stays, emptied of the run's files only."""
+    training = tmp_path / "data" / "training"
+    proc = subprocess.Popen([sys.executable, "-m", "medview", "--log-file",
+                             str(tmp_path / "log.txt"), "train", "--data",
+                             str(tmp_path / "studies"), *ARGS, "--epochs", "50"],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "prepare":
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=60)
+    assert events(rest)[-1]["event"] == "stopped" and events(rest)[-1]["resume"] is None
+    runs = [p.name for p in training.iterdir() if p.name.startswith("tiny-")]
+    assert runs == [], runs  # (the study cache beside them stays)
+    (tmp_path / "empty").mkdir()
+    r = medview(tmp_path, env, "train", "--data", str(tmp_path / "empty"), *ARGS)
+    assert r.returncode == 1 and "no labelled studies" in r.stderr
+    assert not [p for p in training.iterdir() if p.name.startswith("tiny-")]
+    (tmp_path / "mine").mkdir()
+    r = medview(tmp_path, env, "train", "--data", str(tmp_path / "empty"), *ARGS,
+                "--out", str(tmp_path / "mine"))
+    assert r.returncode == 1 and list((tmp_path / "mine").iterdir()) == []

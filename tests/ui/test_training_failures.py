@@ -140,3 +140,4 @@ def test_a_child_that_cannot_start_is_one_sentence(qtbot, train_panel: TrainingP
     qtbot.waitUntil(lambda: train_panel.start_button.isEnabled(), timeout=10_000)
     assert train_panel.status.text().startswith("The training process could not be started")
     assert not train_panel.stop_button.isEnabled()
+    assert not train_panel.work.exists()  # the job file it wrote for the child went too

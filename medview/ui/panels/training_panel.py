@@ -24,7 +24,7 @@ from PySide6 import QtCore, QtWidgets
 from medview.ai.preprocess import pad_multiple
 from medview.ai.registry import scan_models
 from medview.ai.train_job import JOB_FILE, Job, default_work
-from medview.ai.train_runs import CHECKPOINT_FILE, RunInfo
+from medview.ai.train_runs import CHECKPOINT_FILE, RunInfo, forget_unsaved
 from medview.io.workspace import atomic_write_text
 from medview.ui.panels.model_versions import ModelVersions
 from medview.ui.panels.training_curves import TrainingCurves
@@ -307,6 +307,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self._running(False)
         self.log(f"training process ended (exit code {code})")
         saved = self.work is not None and (self.work / CHECKPOINT_FILE).exists()
+        if self.work is not None and not saved:  # a child that never started, or was
+            forget_unsaved(self.work)  # killed, left the job file the panel wrote
         then = "Resume continues from its last checkpoint" if saved else \
             "it had saved no checkpoint, so Start again"
         if killed:
