@@ -202,7 +202,8 @@ class RunRecord:
                      started=s.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"))
         elif kind == "epoch":
             s["history"] = [h for h in s["history"] if h["epoch"] < ev["epoch"]] + [
-                {k: ev.get(k) for k in ("epoch", "loss", "val_dice", "seconds")}]
+                {k: ev.get(k) for k in ("epoch", "loss", "val_dice", "seconds",
+                                     "val_dice_per_label")}]
         elif kind in ("checkpoint", "stopped"):
             s.update(epoch=ev["epoch"], step=ev["step"])
             if kind == "stopped":

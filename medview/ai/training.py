@@ -302,12 +302,12 @@ class Trainer:
         done = [h["seconds"] for h in st["history"] if h["epoch"] > 0] + \
             ([seconds] if epoch else [])
         eta = float(np.mean(done)) * (self.s.epochs - epoch) if done else None
+        # per label too: the curves after a resume (or in the card) draw each label's line
         record = {"epoch": epoch, "loss": None if loss is None else round(loss, 5),
-                  "val_dice": dice.get("mean"), "seconds": round(seconds, 2)}
+                  "val_dice": dice.get("mean"), "seconds": round(seconds, 2),
+                  "val_dice_per_label": {k: v for k, v in dice.items() if k != "mean"}}
         st["history"].append(record)
-        self.emit("epoch", **record, epochs=self.s.epochs,
-                  val_dice_per_label={k: v for k, v in dice.items() if k != "mean"},
-                  best_epoch=st["best_epoch"], eta_s=None if eta is None else round(eta, 1),
+        self.emit("epoch", **record, epochs=self.s.epochs, best_epoch=st["best_epoch"], eta_s=None if eta is None else round(eta, 1),
                   samples_per_s=round(steps * per_step / seconds, 2) if seconds else None)
         return improved
 

@@ -37,7 +37,7 @@ START = {"event": "start", "base": "tiny:1.0", "epochs": 10, "steps_per_epoch": 
 
 def epoch(n: int) -> list[dict]:
     return [{"event": "epoch", "epoch": n, "loss": 1.0 / (n + 1), "val_dice": 0.1 * n,
-             "seconds": 1.0, "epochs": 10},
+             "seconds": 1.0, "epochs": 10, "val_dice_per_label": {"lesion": 0.1 * n}},
             {"event": "checkpoint", "epoch": n, "step": 0, "path": "p"}]
 
 
@@ -62,6 +62,7 @@ def test_unfinished_runs_are_listed_with_where_they_stand(tmp_path: Path) -> Non
     s = runs["stopped"]
     assert (s.status, s.epoch, s.step, s.epochs, s.steps_per_epoch) == ("stopped", 2, 3, 10, 6)
     assert [h["epoch"] for h in s.history] == [0, 1, 2] and (s.train, s.val) == (3, 1)
+    assert s.history[2]["val_dice_per_label"] == {"lesion": 0.2}  # Resume draws its line
     assert runs["failed"].status == "failed" and runs["failed"].error == "the disk is full"
     assert runs["killed"].status == "interrupted" and runs["killed"].epoch == 1
     assert runs["live"].status == "running"

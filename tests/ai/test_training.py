@@ -103,6 +103,13 @@ def test_stop_mid_epoch_then_resume_repeats_the_uninterrupted_run(tmp_path: Path
     again = [e["loss"] for e in events if e["event"] == "epoch"]
     assert again == losses[1:]
     assert resumed["metrics"]["dice_mean"] == whole["metrics"]["dice_mean"]
+    # every epoch's per-label Dice, also those before the stop (the checkpoint keeps them):
+    # the card's history, and the panel's curves after a resume, draw each label's line
+    card = registry.resolve(resumed["version"]).card
+    history = card.validation["fine_tune"]["history"]
+    assert [h["epoch"] for h in history] == list(range(job.settings.epochs + 1))
+    names = {lab.name for lab in card.labels}
+    assert all(set(h["val_dice_per_label"]) == names for h in history), history
 
 
 def test_slice_classifier_trains_through_the_same_engine(tmp_path: Path) -> None:
