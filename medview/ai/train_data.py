@@ -344,13 +344,22 @@ def _open(study: TrainStudy, folder: Path, meta: dict) -> PreparedStudy:
                          {int(k): int(v) for k, v in meta["counts"].items()}, folder)
 
 
-def label_counts(study: TrainStudy) -> dict[int, int]:
-    """Voxels per label value in a study's label map (for the panel, before any mapping)."""
+def label_counts(study: TrainStudy) -> tuple[dict[int, int], float | None]:
+    """Voxels per label value in a study's label map (for the panel, before any mapping)
+    and one voxel's volume in mL (None when the map's grid is unknown): the panel shows
+    volumes, which a reader compares across studies of other slice thickness."""
     from medview.io.image_files import read_image
 
-    labels = _store_labels(study) if study.store else np.asarray(read_image(study.labels).array)
+    if study.store:
+        labels = _store_labels(study)
+        affine = np.asarray(study.affine, float) if study.affine else None
+    else:
+        image = read_image(study.labels)
+        labels, affine = np.asarray(image.array), np.asarray(image.affine, float)
+    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0 \
+        if affine is not None and affine.shape == (4, 4) else None
     values, counts = np.unique(labels, return_counts=True)
-    return {int(v): int(n) for v, n in zip(values, counts, strict=True) if v}
+    return {int(v): int(n) for v, n in zip(values, counts, strict=True) if v}, voxel_ml or None
 
 
 def studies_hash(studies: list[TrainStudy]) -> str:

@@ -1,6 +1,6 @@
 """Listing what a fine-tune would learn from, off the GUI thread: the labelled studies of a
-folder or of the workspace, with voxel counts per label (the workspace keeps them; a folder's
-label maps are read). Training itself runs in a child process (`medview train`), not here."""
+folder or of the workspace, with voxel counts and volumes per label (the workspace keeps
+them; a folder's label maps are read). Training itself runs in a child process (`medview train`), not here."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from medview.core.jobs import JobContext, Progress
 class StudyRow:
     study: object  # medview.ai.train_data.TrainStudy
     counts: dict[int, int]  # voxels per label value of the study's own label map
+    voxel_ml: float | None = None  # one voxel's volume (None: the grid is unknown)
 
 
 def training_studies_job(data: str, ctx: JobContext) -> Generator[Progress, None, list]:
@@ -25,5 +26,5 @@ def training_studies_job(data: str, ctx: JobContext) -> Generator[Progress, None
     for i, st in enumerate(studies):
         ctx.cancel.raise_if_cancelled()
         yield Progress(i / len(studies), f"counting labels of {st.name}")
-        rows.append(StudyRow(st, label_counts(st)))
+        rows.append(StudyRow(st, *label_counts(st)))
     return rows

@@ -134,11 +134,13 @@ def _done_study(tmp_path: Path, name: str = "Tumour") -> np.ndarray:
 
 def test_workspace_done_studies_are_found_matched_by_name_and_mapped(tmp_path: Path) -> None:
     from medview.ai import registry
-    from medview.ai.train_data import find_studies, prepare_study
+    from medview.ai.train_data import find_studies, label_counts, prepare_study
 
     labels = _done_study(tmp_path)
     (study,) = find_studies("workspace")
     assert study.segments == {1: "lung nodule", 2: "Tumour"} and study.name == "ct"
+    counts, voxel_ml = label_counts(study)  # what the panel lists: 0.7 x 0.7 x 2.5 mm voxels
+    assert counts == {1: 75, 2: 108} and voxel_ml == pytest.approx(0.7 * 0.7 * 2.5 / 1000)
     card = registry.resolve("tiny").card
     with pytest.raises(InvalidInputError, match=r"ct holds label 2 \(Tumour\), which tiny:1.0 "
                                                 r"does not know.*--map Tumour="):

@@ -1,5 +1,6 @@
 """What a fine-tune learns from, and the split it is judged on: the labelled studies (the
-workspace's done studies or a folder of them) with voxel counts per label and their patient
+workspace's done studies or a folder of them) with the volume of each label (mL; voxels in
+the tooltip, and where the label map's grid is unknown) and their patient
 (numbered here, the ID never shown), each patient's studies on one side of the split. The
 split is proposed from the validation share and seed, stays as shown, and is edited per
 patient: moving one study moves that patient's other studies too, since a patient on both
@@ -16,11 +17,18 @@ from PySide6 import QtCore, QtWidgets
 from medview.ai.train_data import WORKSPACE, split_by_patient
 from medview.ai.train_job import Settings
 from medview.jobs.training import training_studies_job
+from medview.ui.panels.segment_table import ml_text
 from medview.ui.workers import JobWorker
 
 SIDES = ("train", "val")
 SIDE_NAMES = ("training", "validation")
-COLUMNS = ("study", "patient", "labels (voxels)", "used for")
+COLUMNS = ("study", "patient", "labels", "used for")
+
+
+def size_text(voxels: int, voxel_ml: float | None) -> str:
+    """A label's size as a reader compares it across studies: its volume, or the voxel
+    count where the label map's grid is unknown."""
+    return f"{ml_text(voxels, voxel_ml)} mL" if voxel_ml else f"{voxels:,} voxels"
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -130,13 +138,15 @@ class TrainingStudies(QtWidgets.QWidget):
                                            strict=True)):
             st = r.study
             names = st.segments or self.names
-            counts = "\n".join(f"{names.get(v, v)}: {n}" for v, n in sorted(r.counts.items()))
+            counts = "\n".join(f"{names.get(v, v)}: {size_text(n, r.voxel_ml)}"
+                               for v, n in sorted(r.counts.items()))
             item = QtWidgets.QTableWidgetItem(shown)
             item.setToolTip(st.image)
             self.table.setItem(i, 0, item)
             self.table.setItem(i, 1, QtWidgets.QTableWidgetItem(f"P{number[st.patient]}"))
             item = QtWidgets.QTableWidgetItem(counts or "no labels")
-            item.setToolTip(counts)
+            item.setToolTip("\n".join(f"{names.get(v, v)}: {n:,} voxels"
+                                      for v, n in sorted(r.counts.items())))
             self.table.setItem(i, 2, item)
             combo = QtWidgets.QComboBox(toolTip="Training or validation, for every study of "
                                                 "this patient")
