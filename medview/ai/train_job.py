@@ -133,6 +133,7 @@ class Job:
     work: str = ""
     version: str = ""
     cache: str = ""  # studies as arrays, shared by runs (default data_dir()/training/cache)
+    names: dict[str, str] = field(default_factory=dict)  # study key -> its folder's name
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -164,7 +165,8 @@ class Job:
             return Job(data=data["data"], base=data["base"], settings=settings,
                        split=split,
                        mapping=dict(data.get("mapping") or {}), work=str(data.get("work", "")),
-                       version=str(data.get("version", "")), cache=str(data.get("cache", "")))
+                       version=str(data.get("version", "")), cache=str(data.get("cache", "")),
+                       names={str(k): str(v) for k, v in (data.get("names") or {}).items()})
         except (TypeError, AttributeError, ValueError) as exc:
             raise InvalidInputError(where, "is not a job file: its 'settings' or 'mapping' "
                                            "is not an object") from exc

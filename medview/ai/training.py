@@ -108,8 +108,12 @@ class Trainer:
         by_key = {s.key: s for s in studies}
         unknown = [k for k in split.get("train", []) + split.get("val", []) if k not in by_key]
         if unknown:
-            raise InvalidInputError(self.job.data, f"holds no study {unknown[0]} named in the "
-                                                   f"job's split; edit the split or the data")
+            name = self.job.names.get(unknown[0])
+            which = f"{name!r} (key {unknown[0]})" if name else unknown[0]
+            more = f" and {len(unknown) - 1} other(s)" if len(unknown) > 1 else ""
+            raise InvalidInputError(self.job.data, f"no longer holds study {which}{more} of "
+                                    f"the job's split (moved, deleted or no longer marked "
+                                    f"done); put it back, or start a new run")
         train = [by_key[k] for k in split.get("train", [])]
         val = [by_key[k] for k in split.get("val", [])]
         if not train or not val:
@@ -120,6 +124,7 @@ class Trainer:
             raise InvalidInputError(None, "the split puts a study in both training and "
                                           "validation; each belongs to one side")
         self.job.split = {"train": [s.key for s in train], "val": [s.key for s in val]}
+        self.job.names = {s.key: s.name for s in train + val}
         self.replay = self._replay(entry, card)
         train = train + self.replay  # rehearsal studies train, never validate
         for src in unmatched_names(self.job.mapping, train + val, card):
@@ -217,6 +222,7 @@ class Trainer:
         st = st or {"base": card.ref, "epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0,
                     "loss_n": 0, "history": [], "best_epoch": 0, "best_dice": -1.0, "bad_epochs": 0,
                     "seconds": 0.0}
+        self._labels_now(st, train[:len(train) - len(self.replay)] + val)
         self.emit("start", base=card.ref, device=str(device), processes=self.dist.world,
                   train=len(train), val=len(val), epochs=self.s.epochs, steps_per_epoch=steps,
                   samples_per_epoch=steps * per_step, work=str(self.work),
@@ -285,6 +291,25 @@ class Trainer:
                 break
         return self._finish(entry, card, model, task, studies, train, val, st, device)
 
+    def _labels_now(self, st: dict, own: list) -> None:
+        """Keep the voxels per label of the reader's studies in the checkpoint; a resume after
+        some were relabelled says so, and the best epoch is chosen again among the epochs
+        from here (the earlier ones were validated on the old labels: their Dice are not
+        comparable). The parent's and the new version's final numbers are both measured on
+        the labels as they are at the end, so that comparison stays fair."""
+        now = {p.key: {str(v): n for v, n in sorted(p.counts.items())} for p in own}
+        before = st.get("labels")
+        if before is not None and before != now:
+            changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            names = ", ".join(self.job.names.get(k, k) for k in changed[:3]) + \
+                (", …" if len(changed) > 3 else "")
+            self.emit("warning", message=f"the labels of {len(changed)} "
+                      f"{'study' if len(changed) == 1 else 'studies'} ({names}) changed since "
+                      f"this run began: epochs 1-{st['epoch']} were validated on the old "
+                      f"labels, so the best epoch is chosen again from epoch {st['epoch'] + 1}")
+            st.update(best_dice=-1.0, bad_epochs=0, labels_changed_at_epoch=st["epoch"])
+        st["labels"] = now
+
     def _validate(self, task: Any, model: Any, device: Any, st: dict, epoch: int,
                   loss: float | None, seconds: float, steps: int, per_step: int) -> bool:
         """Quick validation on rank 0; updates history, best and patience in every process."""
@@ -350,7 +375,9 @@ class Trainer:
             "settings": asdict(self.s), "epochs_run": st["epoch"],
             "best_epoch": st["best_epoch"], "history": st["history"],
             # no epoch beat the parent's quick validation: the last epoch's weights are kept
-            "improved_on_quick_validation": st["best_epoch"] > 0,
+            "improved_on_quick_validation": st["best_epoch"] > 0 if
+            st.get("labels_changed_at_epoch") is None else None,  # (unknown: relabelled)
+            "labels_changed_at_epoch": st.get("labels_changed_at_epoch"),
             "seconds": round(st["seconds"], 1), "device": str(device),
             "processes": self.dist.world, "label_mapping": self.job.mapping,
             "replay_studies": [s.name for s in self.replay],  # demo studies, no patient

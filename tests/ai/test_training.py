@@ -14,6 +14,7 @@ from medview.ai import registry
 from medview.ai.cards import load_card
 from medview.ai.loading import load_model
 from medview.ai.training import Job, Settings, Trainer
+from medview.core.errors import InvalidInputError
 from tests.ai.train_fixtures import install_base, make_studies
 
 
@@ -110,6 +111,44 @@ def test_stop_mid_epoch_then_resume_repeats_the_uninterrupted_run(tmp_path: Path
     assert [h["epoch"] for h in history] == list(range(job.settings.epochs + 1))
     names = {lab.name for lab in card.labels}
     assert all(set(h["val_dice_per_label"]) == names for h in history), history
+
+
+def test_a_resume_after_relabelling_says_so_and_a_lost_study_is_named(tmp_path: Path
+                                                                     ) -> None:
+    """The labels a run validated on were not remembered: a resume after a relabel went on
+    silently, its best epoch chosen by comparing Dice across old and new labels; a study gone
+    from the data was named by its hash key alone."""
+    import numpy as np
+
+    from medview.core.volume import Volume
+    from medview.io.image_files import read_image, write_volume
+
+    job = tiny_job(tmp_path, epochs=3, work="relabelled")
+    stopped, _ = run(job, stop_after_steps=8)
+    assert stopped is None
+    saved = Job.load(Path(job.work) / "job.json")
+    moved = saved.names[saved.split["val"][0]]
+    path = tmp_path / "studies" / moved / "labels.nii.gz"
+    labels = read_image(path)
+    grown = np.asarray(labels.array).copy()
+    grown[np.roll(grown, 1, axis=2) == 1] = 1  # the reader widened a lesion
+    write_volume(Volume(grown, labels.affine), path)
+    done, events = run(saved, resume=True)
+    (warning,) = [e for e in events if e["event"] == "warning"]
+    assert f"the labels of 1 study ({moved}) changed since this run began: epochs 1-1 " \
+           f"were validated on the old labels" in warning["message"]
+    fine_tune = registry.resolve(done["version"]).card.validation["fine_tune"]
+    assert fine_tune["labels_changed_at_epoch"] == 1
+    assert fine_tune["improved_on_quick_validation"] is None
+    assert fine_tune["best_epoch"] >= 2  # chosen among the epochs on the new labels
+    # a study of the split gone from the data: named, not only by its key
+    job2 = tiny_job(tmp_path, epochs=3, work="lost")
+    run(job2, stop_after_steps=8)
+    saved = Job.load(Path(job2.work) / "job.json")
+    gone = saved.names[saved.split["train"][0]]
+    (tmp_path / "studies" / gone).rename(tmp_path / f"away-{gone}")
+    with pytest.raises(InvalidInputError, match=rf"no longer holds study '{gone}' \(key "):
+        run(saved, resume=True)
 
 
 def test_slice_classifier_trains_through_the_same_engine(tmp_path: Path) -> None:

@@ -11,10 +11,13 @@ import os
 import signal
 from pathlib import Path
 
+import numpy as np
 from PySide6 import QtCore
 
 from medview.ai import registry
-from medview.ai.train_job import Settings
+from medview.ai.train_job import Job, Settings
+from medview.core.volume import Volume
+from medview.io.image_files import read_image, write_volume
 from medview.ui.panels.training_panel import TrainingPanel
 from tests.ui.training_fixtures import make_panel
 
@@ -81,6 +84,14 @@ def test_stop_resume_crash_restart_and_discard(qtbot, train_studies: Path,
     assert "stopped" in p.runs.text.text() and f"epoch {run.epoch} of 400" in \
         p.runs.text.text()
     assert p.status.text().startswith(f"Stopped in epoch {run.epoch + 1}")
+    # the reader widens a lesion of a validation study before resuming
+    job = Job.load(run.job_file)
+    relabelled = job.names[job.split["val"][0]]
+    path = studies / relabelled / "labels.nii.gz"
+    labels = read_image(path)
+    grown = np.asarray(labels.array).copy()
+    grown[np.roll(grown, 1, axis=2) == 1] = 1
+    write_volume(Volume(grown, labels.affine), path)
     # Resume in the same panel continues from the checkpoint's epoch
     seen: list[dict] = []
     p.process.event.connect(seen.append)
@@ -93,6 +104,12 @@ def test_stop_resume_crash_restart_and_discard(qtbot, train_studies: Path,
     assert p.status.text().startswith("Epoch") or "Resumed" in p.curves.log_view.toPlainText()
     xs = list(p.curves.loss_curve.getData()[0])
     assert xs == list(range(1, len(xs) + 1)) and len(xs) >= run.epoch + 1  # one curve on
+    # each label's line from epoch 0, the epochs before the stop included
+    for curve in p.curves.label_curves.values():
+        assert list(curve.getData()[0])[:run.epoch + 2] == list(range(run.epoch + 2))
+    # the relabel is said, and stays in view while the run goes on
+    assert p.notes.isVisible() and p.notes.text().startswith(
+        f"⚠ The labels of 1 study ({relabelled}) changed since this run began")
     p.grab().save(str(SHOTS / "training_panel_resumed.png"))
     # the child dies (out-of-memory killer, power cut): one sentence, the run kept
     os.kill(p.process.proc.processId(), signal.SIGKILL)

@@ -82,6 +82,10 @@ class TrainingPanel(QtWidgets.QWidget):
         self.progress.setRange(0, 1000)  # empty, it read as a text field
         self.status = QtWidgets.QLabel("Label studies, mark them done, then Start.",
                                        wordWrap=True)
+        # the run's warnings (labels changed before a resume, a --map that maps nothing)
+        # stay in view until the next run: the status line moves on at every step
+        self.notes = QtWidgets.QLabel("", wordWrap=True, visible=False,
+                                      styleSheet="color: rgb(255, 190, 60)")
         self.studies.listed.connect(self._listed)
         buttons = QtWidgets.QHBoxLayout()
         for b in (self.start_button, self.stop_button):
@@ -92,6 +96,7 @@ class TrainingPanel(QtWidgets.QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.notes)
         self._fill_models()
         self.labels.remember(last_mapping())
         self.runs.refresh()
@@ -225,6 +230,8 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def _launch(self, work: Path, args: list[str], text: str) -> None:
         self.work, self._ended = work, None
+        self.notes.clear()
+        self.notes.setVisible(False)
         self.progress.setVisible(True)
         self._running(True)
         self.tabs.setCurrentIndex(1)
@@ -273,6 +280,11 @@ class TrainingPanel(QtWidgets.QWidget):
                                 f"loss {number(ev['loss'])}")
         elif kind in ("prepare", "evaluate", "replay", "mining"):
             self.status.setText(self._preparing(ev))
+        elif kind == "warning":
+            text = ev["message"][:1].upper() + ev["message"][1:] + "."
+            self.notes.setText("\n".join(filter(None, [self.notes.text(), "⚠ " + text])))
+            self.notes.setVisible(True)
+            self.message.emit(text)
         elif kind == "early_stop":
             self.status.setText(f"No better validation Dice for {ev['patience']} epochs: "
                                 f"stopping early with epoch {ev['best_epoch']}'s weights.")
