@@ -332,7 +332,8 @@ class Trainer:
                   "val_dice": dice.get("mean"), "seconds": round(seconds, 2),
                   "val_dice_per_label": {k: v for k, v in dice.items() if k != "mean"}}
         st["history"].append(record)
-        self.emit("epoch", **record, epochs=self.s.epochs, best_epoch=st["best_epoch"], eta_s=None if eta is None else round(eta, 1),
+        self.emit("epoch", **record, epochs=self.s.epochs, best_epoch=st["best_epoch"],
+                  eta_s=None if eta is None else round(eta, 1),
                   samples_per_s=round(steps * per_step / seconds, 2) if seconds else None)
         return improved
 

@@ -1,6 +1,7 @@
 """Listing what a fine-tune would learn from, off the GUI thread: the labelled studies of a
 folder or of the workspace, with voxel counts and volumes per label (the workspace keeps
-them; a folder's label maps are read). Training itself runs in a child process (`medview train`), not here."""
+them; a folder's label maps are read). Training itself runs in a child process
+(`medview train`), not here."""
 
 from __future__ import annotations
 
