@@ -242,20 +242,34 @@ def _check_geometry(study: TrainStudy, image_shape: tuple, image_affine: np.ndar
                                 f"or origin); export the label map on the image's grid")
 
 
+def _source(study: TrainStudy) -> list:
+    """What the cache of a study follows: relabelled, or its image replaced or a missing
+    slice restored, it is cached again."""
+    stat = Path(study.labels, "label.json" if study.store else "").stat()
+    return [study.labels, stat.st_mtime_ns, stat.st_size, *_fingerprint(Path(study.image))]
+
+
+def cached_meta(study: TrainStudy, card: ModelCard, cache: Path,
+                mapping: dict[str, str] | None = None) -> dict | None:
+    """The cache's record of a study when it is current for this model and mapping."""
+    meta_path = Path(cache) / study.key / META_FILE
+    if not meta_path.exists():
+        return None
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    current = meta.get("mapping") == (mapping or {}) and meta.get("card") == card.ref and \
+        meta.get("source") == _source(study)
+    return meta if current else None
+
+
 def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
                   mapping: dict[str, str] | None = None) -> PreparedStudy:
     """Load, check and cache one study (once: later runs and resumes memory-map the cache,
     until its label map changes)."""
     folder = Path(cache) / study.key
-    meta_path = folder / META_FILE
-    stat = Path(study.labels, "label.json" if study.store else "").stat()
-    # relabelled, or its image replaced or a missing slice restored: cached again
-    source = [study.labels, stat.st_mtime_ns, stat.st_size, *_fingerprint(Path(study.image))]
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("mapping") == (mapping or {}) and meta.get("card") == card.ref and \
-                meta.get("source") == source:
-            return _open(study, folder, meta)
+    meta = cached_meta(study, card, cache, mapping)
+    if meta is not None:
+        return _open(study, folder, meta)
+    source = _source(study)
     from medview.io.image_files import read_image
     from medview.io.open_volume import load_volume
 
@@ -279,8 +293,9 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
     labels = lut[raw.astype(np.int64)]
     _check_blank_slices(study, series, labels)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("mined-*.npy"):  # the base model's mistakes on the old labels
-        stale.unlink()
+    # the base model's mistakes on the old labels; a temp file of a worker ended mid-write
+    for stale in [*folder.glob("mined-*.npy"), *folder.glob(".*.tmp")]:
+        stale.unlink(missing_ok=True)
     dtype = np.int16 if volume.array.dtype.kind in "iu" and volume.array.dtype.itemsize <= 2 \
         else np.float32
     save_cached(folder / CT_FILE, np.ascontiguousarray(volume.array, dtype=dtype))
@@ -289,7 +304,7 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
                                              strict=True) if v}
     meta = {"spacing_mm": list(volume.spacing_mm), "counts": counts, "card": card.ref,
             "mapping": mapping or {}, "source": source}
-    save_cached(meta_path, json.dumps(meta).encode())  # last: marks the cache whole
+    save_cached(folder / META_FILE, json.dumps(meta).encode())  # last: marks it whole
     return _open(study, folder, meta)
 
 

@@ -42,18 +42,26 @@ def bundled_ancestor(entry: ModelEntry) -> ModelEntry | None:
     return entry
 
 
-def replay_studies(n: int, root: Path, report: Callable[[int, int], None] | None = None
-                   ) -> list[TrainStudy]:
-    """The first `n` of the bundled models' training studies, generated into `root` once."""
+def _folders(n: int, root: Path) -> list[tuple[Path, int]]:
+    return [(Path(root) / f"{REPLAY_SITE}-{seed}", seed) for seed in REPLAY_SEEDS[:n]]
+
+
+def make_replay(folder_seed: tuple[Path, int]) -> None:
+    """One rehearsal study (a worker process of train_prepare may run it)."""
     from medview.io.demo import generate_demo_study
 
-    out = []
-    for i, seed in enumerate(REPLAY_SEEDS[:n]):
-        folder = Path(root) / f"{REPLAY_SITE}-{seed}"
-        if not (folder / "labels.nii.gz").exists():
-            if report is not None:
-                report(i + 1, n)
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            generate_demo_study(folder, seed=seed, site=REPLAY_SITE)
-        out.extend(find_studies(folder))
-    return out
+    folder, seed = folder_seed
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    generate_demo_study(folder, seed=seed, site=REPLAY_SITE)
+
+
+def replay_studies(n: int, root: Path, workers: int = 1,
+                   report: Callable[[int, int], None] | None = None) -> list[TrainStudy]:
+    """The first `n` of the bundled models' training studies, generated into `root` once
+    (in `workers` processes; report(k, m): k of the m missing ones made)."""
+    from medview.ai.train_prepare import run_each
+
+    folders = _folders(n, root)
+    missing = [f for f in folders if not (f[0] / "labels.nii.gz").exists()]
+    run_each(make_replay, missing, workers, report or (lambda k, m: None))
+    return [s for folder, _ in folders for s in find_studies(folder)]

@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +96,25 @@ class Trainer:
             return []
         self.dist.first_rank_first(before=True)
         found = replay_studies(self.s.replay_studies, data_dir() / "training" / "replay",
-                               lambda i, n: self.emit("replay", index=i, of=n))
+                               self._workers(), self._progress("replay"))
         self.dist.first_rank_first(before=False)
         return found
 
+    def _workers(self) -> int:
+        """Processes for the preparation: as many as the run's threads (under torchrun the
+        first process prepares while the others wait, so it takes every core)."""
+        from medview.ai.device import cpu_cores
+        from medview.ai.train_prepare import worker_count
+
+        return worker_count(self.s.threads or cpu_cores())
+
+    def _progress(self, event: str) -> Callable[[int, int], None]:
+        """The event for the study underway when k of n have ended (a stop is read there)."""
+        return lambda k, n: self.emit(event, index=k + 1, of=n) if k < n else None
+
     def _studies(self, entry: Any, card: Any) -> tuple[list, list, list]:
         from medview.ai import train_data as td
+        from medview.ai.train_prepare import run_each
 
         studies = td.find_studies(self.job.data)
         split = self.job.split or td.split_by_patient(studies, self.s.val_fraction,
@@ -130,12 +144,13 @@ class Trainer:
         for src in unmatched_names(self.job.mapping, train + val, card):
             self.emit("warning", message=f"--map {src}={self.job.mapping[src]}: no study has "
                                          f"a label named {src!r}, so it changes nothing")
-        prepared = []
+        cache = Path(self.job.cache) if self.job.cache else data_dir() / "training" / "cache"
         self.dist.first_rank_first(before=True)
-        for i, st in enumerate(train + val):
-            self.emit("prepare", study=st.key, index=i + 1, of=len(train) + len(val))
-            cache = Path(self.job.cache) if self.job.cache else data_dir() / "training" / "cache"
-            prepared.append(td.prepare_study(st, card, cache, self.job.mapping))
+        todo = [st for st in train + val
+                if td.cached_meta(st, card, cache, self.job.mapping) is None]
+        run_each(partial(td.prepare_study, card=card, cache=cache, mapping=self.job.mapping),
+                 todo, self._workers(), self._progress("prepare"))
+        prepared = [td.prepare_study(st, card, cache, self.job.mapping) for st in train + val]
         self.dist.first_rank_first(before=False)
         check_labelled(prepared[:len(train) - len(self.replay)], prepared[len(train):])
         return train + val, prepared[:len(train)], prepared[len(train):]
