@@ -171,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     load0, cpu0, wall0 = os.getloadavg(), time.process_time(), time.perf_counter()
     epochs: list[dict] = []
 
+    first: dict[str, float] = {}  # when each kind of event came first: the phases' times
+
     def emit(event: dict) -> None:
+        first.setdefault(event["event"], time.perf_counter() - wall0)
         if event["event"] in ("start", "epoch", "early_stop", "done", "stopped"):
             shown = {k: v for k, v in event.items() if k not in ("metrics", "parent_metrics")}
             print(json.dumps(shown), flush=True)
@@ -186,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nfine-tune: {wall:.0f} s wall ({wall / 60:.1f} min; goal <= 10 min on 2 CPU "
           f"cores), {cpu:.0f} s CPU in this process (CPU/wall {cpu / wall:.2f} with "
           f"{a.threads} threads), load average {load0[0]:.1f} -> {load1[0]:.1f}")
+    phases = [k for k in ("replay", "prepare", "mining", "start", "evaluate", "done")
+              if k in first]
+    print("phases (s from the start): " + ", ".join(f"{k} {first[k]:.0f}" for k in phases))
     train_s = sum(e["seconds"] for e in epochs)
     print(f"epochs {len(epochs)}, {train_s / max(len(epochs), 1):.1f} s per epoch of "
           f"training, {max(e['samples_per_s'] or 0 for e in epochs):.0f} samples/s at best, "

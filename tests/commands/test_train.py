@@ -245,3 +245,17 @@ def test_a_run_ended_before_its_first_checkpoint_leaves_no_folder(tmp_path: Path
     r = medview(tmp_path, env, "train", "--data", str(tmp_path / "empty"), *ARGS,
                 "--out", str(tmp_path / "mine"))
     assert r.returncode == 1 and list((tmp_path / "mine").iterdir()) == []
+
+
+def test_two_threads_prepare_in_worker_processes_of_the_command(tmp_path: Path,
+                                                                env: dict) -> None:
+    """`python -m medview train`, as the panel runs it, with two threads: the studies are
+    cached by spawned workers of the command (the other tests run one thread, here)."""
+    args = [a for a in ARGS if a not in ("--threads", "1")]
+    r = medview(tmp_path, env, "train", "--data", str(tmp_path / "studies"), *args,
+                "--threads", "2", "--epochs", "1")
+    assert r.returncode == 0, r.stderr
+    got = events(r.stdout)
+    assert [(e["index"], e["of"]) for e in got if e["event"] == "prepare"] == \
+        [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert got[-1]["event"] == "done" and "Traceback" not in r.stderr
