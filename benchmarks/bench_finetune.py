@@ -72,6 +72,14 @@ follows the image, so every study was cached and mined again: a cold run) 551 s 
 load 1.3-2.0 from other work), then warm 299 s (5.0 min); both gave the same weights'
 numbers as above to the last digit (seeded).
 
+With the preparation in 2 worker processes (train_prepare; 2026-11-29 22:45 and 23:08, cold,
+nothing else running): 522 s and 514 s (8.7 and 8.6 min), the same numbers to the last digit.
+Phases, from this bench's event times: rehearsal studies 26 s, caching 26 s (the two took
+about 109 s one study at a time, by file times), mining the base's mistakes 137-144 s (the
+8 rehearsal studies about 10 s each, the reader's 7 s: inference on both cores already, so
+more processes would not help here), 20 epochs with their quick validations 275 s (9.1-9.2
+s of training an epoch, 113 samples/s), the parent's and the new version's numbers 48 s.
+
     nice -n 10 python benchmarks/bench_finetune.py [--work /tmp/medview-ft-bench]
         [--threads 2] [--set distill=1 --set l2sp=10 ...]"""
 
