@@ -76,8 +76,10 @@ class TrainingStudies(QtWidgets.QWidget):
                                                       "patient's studies stay on one side")
         self.table.verticalHeader().hide()
         self.table.setMinimumHeight(140)  # a few rows stay readable in a short dock
-        self.table.setWordWrap(False)  # a label a line, its count kept when the name is cut
-        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        # a label a line, its size first: a narrow dock cuts the name, never the number (cut
+        # in the middle, "lung nodule: 0.40 mL" read "lung no….40 mL")
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(
             2, QtWidgets.QHeaderView.ResizeMode.Stretch)
@@ -138,7 +140,7 @@ class TrainingStudies(QtWidgets.QWidget):
                                            strict=True)):
             st = r.study
             names = st.segments or self.names
-            counts = "\n".join(f"{names.get(v, v)}: {size_text(n, r.voxel_ml)}"
+            counts = "\n".join(f"{size_text(n, r.voxel_ml)}  {names.get(v, v)}"
                                for v, n in sorted(r.counts.items()))
             item = QtWidgets.QTableWidgetItem(shown)
             item.setToolTip(st.image)
