@@ -2,14 +2,17 @@
 the studies (reading DICOM, checking and mapping labels) run one study a process.
 
 Both are plain Python and numpy work on one core a study; on this 2-core machine they took
-about 110 s of a cold 8.8-minute run one study at a time, and on a many-core GPU machine
-they would be most of the run. Processes, not threads: the work holds the GIL.
+about 110 s of a cold 8.8-minute run one study at a time and take 52 s in 2 processes
+(bench_finetune), and on a many-core GPU machine they would have been most of the run.
+Processes, not threads: the work holds the GIL.
 
 Spawned, not forked (the run has imported torch; a fork after that can hang, and macOS and
 Windows spawn anyway); each worker does one thing at a time (one OpenMP and ITK thread) and
 ignores Ctrl-C, which the run itself answers with a stop. A stop, or an error in one study,
 ends the workers at once: a study half cached is cached again next time (its record is
-written last). With one worker, or one study to do, the work runs here, in this process."""
+written last). A worker the kernel kills (out of memory) is one sentence: with
+multiprocessing.Pool the run waited for its study forever, so concurrent.futures it is.
+With one worker, or one study to do, the work runs here, in this process."""
 
 from __future__ import annotations
 
@@ -17,9 +20,12 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from medview.core import errors
+from medview.core.errors import InvalidInputError
 from medview.core.limits import GIB, physical_memory_bytes
 
 WORKER_MEMORY = 4 * GIB  # a large CT series, its labels and their copies while checked
@@ -71,14 +77,24 @@ def run_each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int,
             fn(item)
             done(k, n)
         return
-    pool = multiprocessing.get_context("spawn").Pool(min(workers, n), _start_worker)
+    pool = ProcessPoolExecutor(min(workers, n), multiprocessing.get_context("spawn"),
+                               _start_worker)
     try:
-        for k, failed in enumerate(pool.imap_unordered(_call, [(fn, i) for i in items]), 1):
+        running = [pool.submit(_call, (fn, item)) for item in items]
+        for k, future in enumerate(as_completed(running), 1):
+            try:
+                failed = future.result()
+            except BrokenProcessPool as exc:  # (multiprocessing.Pool waited forever here)
+                raise InvalidInputError(None, "a process preparing the studies ended "
+                                              "abruptly (killed, or out of memory on a large "
+                                              "study); run again with --threads 1, which "
+                                              "prepares one study at a time") from exc
             if failed is not None:
                 _raise(*failed)
             done(k, n)
-        pool.close()
     finally:
-        pool.terminate()  # a stop or an error: the others end now, not after their study
-        pool.join()
-
+        # a stop or an error: the others end now, not after their study (the executor
+        # offers no public way: its own shutdown waits for the studies under way)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 import multiprocessing
+import os
+import signal
 import time
 from functools import partial
 from pathlib import Path
@@ -83,6 +85,21 @@ def test_a_stop_ends_the_workers_at_once(tmp_path: Path) -> None:
     assert not multiprocessing.active_children()
     time.sleep(1.0)  # what a worker left running would still finish meanwhile
     assert 1 <= sum(p.exists() for p in items) < len(items)
+
+
+def _killed_at_two(item: int) -> None:
+    if item == 2:  # as the out-of-memory killer ends a worker
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.2)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_a_worker_killed_is_one_sentence_not_a_hang() -> None:
+    """multiprocessing.Pool waited forever for the study of a worker the kernel killed."""
+    with pytest.raises(InvalidInputError, match=r"a process preparing the studies ended "
+                                                r"abruptly .*run again with --threads 1"):
+        run_each(_killed_at_two, list(range(6)), 2, lambda k, n: None)
+    assert not multiprocessing.active_children()
 
 
 def _full(_item: object) -> None:
