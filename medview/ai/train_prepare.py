@@ -29,6 +29,9 @@ from medview.core.errors import InvalidInputError
 from medview.core.limits import GIB, physical_memory_bytes
 
 WORKER_MEMORY = 4 * GIB  # a large CT series, its labels and their copies while checked
+WORKER_DIED = ("a process preparing the studies ended abruptly (killed, or out of memory on "
+               "a large study); run again with --threads 1, which prepares one study at a "
+               "time")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1"}
 
@@ -85,10 +88,7 @@ def run_each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int,
             try:
                 failed = future.result()
             except BrokenProcessPool as exc:  # (multiprocessing.Pool waited forever here)
-                raise InvalidInputError(None, "a process preparing the studies ended "
-                                              "abruptly (killed, or out of memory on a large "
-                                              "study); run again with --threads 1, which "
-                                              "prepares one study at a time") from exc
+                raise InvalidInputError(None, WORKER_DIED) from exc
             if failed is not None:
                 _raise(*failed)
             done(k, n)

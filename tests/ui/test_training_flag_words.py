@@ -14,6 +14,7 @@ import pytest
 
 from medview.ai.train_checks import diverged
 from medview.ai.train_job import Settings
+from medview.ai.train_prepare import WORKER_DIED
 from medview.commands.train import _flag
 from medview.ui.panels.training_panel import TrainingPanel
 
@@ -45,6 +46,8 @@ CASES = [
      "folder", "already holds a training run; Resume it above or Start a new run"),
     ("/w: cannot be created (Permission denied); choose a folder you can write for --out",
      "(Permission denied); the panel keeps its runs in MedView's data folder"),
+    (WORKER_DIED, "large study); set CPU threads to 1 under Advanced and Start again, which "
+                  "prepares one study at a time"),
 ]
 
 

@@ -43,6 +43,7 @@ _ADVICE = (
      r"job file): \2: Discard this run and Start a new one"),
     (r"--new-version (\S+):", r"New version \1 (in the run's job file):"),
     (r"a smaller --lr than (\S+)", r"a Learning rate below \1"),
+    (r"run again with --threads 1", "set CPU threads to 1 under Advanced and Start again"),
     (r";[^;]*--out[^;]*$", "; the panel keeps its runs in MedView's data folder (training), "
                            "which must be a folder it can write"),
 )
