@@ -168,8 +168,8 @@ class Job:
                        version=str(data.get("version", "")), cache=str(data.get("cache", "")),
                        names={str(k): str(v) for k, v in (data.get("names") or {}).items()})
         except (TypeError, AttributeError, ValueError) as exc:
-            raise InvalidInputError(where, "is not a job file: its 'settings' or 'mapping' "
-                                           "is not an object") from exc
+            raise InvalidInputError(where, "is not a job file: its 'settings', 'mapping' or "
+                                           "'names' is not an object") from exc
 
 
 def default_work(base: str) -> Path:

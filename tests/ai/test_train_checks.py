@@ -144,6 +144,7 @@ def test_a_job_file_of_the_wrong_shape_is_one_sentence(tmp_path: Path) -> None:
     for text in ("[1, 2]", '{"data": 5}', '{"data": "d"}',
                  '{"data": "d", "base": "tiny", "settings": 5}',
                  '{"data": "d", "base": "tiny", "mapping": [1]}',
+                 '{"data": "d", "base": "tiny", "names": "study-01"}',
                  '{"data": "d", "base": "tiny", "split": {"train": "abc"}}',  # internal error
                  '{"data": "d", "base": "tiny", "split": {"training": ["k"]}}'):
         (tmp_path / "job.json").write_text(text)
