@@ -39,6 +39,7 @@ def test_panel_runs_a_fine_tune_and_shows_it(qtbot, train_panel: TrainingPanel
     assert list(panel.curves.dice_curve.getData()[0]) == [0, 1, 2]
     assert "time per epoch" in panel.curves.times.text() and "—" not in panel.curves.times.text()
     assert ", epoch 2, epochs 2," in panel.curves.log_view.toPlainText()
+    assert panel.progress.text() == "100%"  # (the final numbers' count of studies was last)
     panel.tabs.setCurrentIndex(1)
     panel.grab().save(str(SHOTS / "training_panel_progress.png"))
     # versions: the new one listed, not active; compare; activate; roll back

@@ -52,6 +52,7 @@ def test_stop_while_preparing_offers_start_not_resume(
     qtbot.mouseClick(p.start_button, LEFT)
     qtbot.waitUntil(lambda: p.status.text().startswith("Preparing study 1 of"),
                     timeout=60_000)
+    assert p.progress.text() == "caching: 0 of 4 studies"  # it sat empty until epoch 1
     qtbot.mouseClick(p.stop_button, LEFT)
     qtbot.waitUntil(lambda: p.start_button.isEnabled() and not p.process.running,
                     timeout=30_000)

@@ -41,6 +41,9 @@ from medview.ui.panels.training_studies import TrainingStudies
 from medview.ui.panels.unfinished_runs import UnfinishedRuns
 from medview.ui.training_process import TrainingProcess
 
+PHASES = {"replay": "rehearsal studies", "prepare": "caching", "mining": "base model's "
+          "mistakes", "evaluate": "final numbers"}
+
 
 class TrainingPanel(QtWidgets.QWidget):
     message = QtCore.Signal(str)
@@ -257,6 +260,8 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def on_event(self, ev: dict) -> None:
         kind = ev["event"]
+        if kind in ("start", "epoch", "step"):
+            self._phase(None)
         if kind == "start":
             self._steps, self._epochs = ev["steps_per_epoch"], ev["epochs"]
             self.curves.set_epochs(ev["epochs"])
@@ -280,6 +285,7 @@ class TrainingPanel(QtWidgets.QWidget):
                                 f"loss {number(ev['loss'])}")
         elif kind in ("prepare", "evaluate", "replay", "mining"):
             self.status.setText(self._preparing(ev))
+            self._phase(ev)
         elif kind == "warning":
             text = ev["message"][:1].upper() + ev["message"][1:] + "."
             self.notes.setText("\n".join(filter(None, [self.notes.text(), "⚠ " + text])))
@@ -289,6 +295,8 @@ class TrainingPanel(QtWidgets.QWidget):
             self.status.setText(f"No better validation Dice for {ev['patience']} epochs: "
                                 f"stopping early with epoch {ev['best_epoch']}'s weights.")
         elif kind == "done":
+            self._phase(None)
+            self.progress.setValue(1000)
             self._ended = kind
             self._say(done_sentence(ev))
             self.versions.show_model(ev["version"].split(":")[0])
@@ -305,11 +313,27 @@ class TrainingPanel(QtWidgets.QWidget):
             self.log(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in ev.items()
                                              if k not in ("event", "metrics", "parent_metrics")))
 
+    def _phase(self, ev: dict | None) -> None:
+        """The bar counts the studies of the work before training (minutes on a first run:
+        it sat empty) and after it; the epochs' share of the run otherwise."""
+        done, of = (ev.get("index", ev.get("study")), ev.get("of", ev.get("studies"))) \
+            if ev else (None, None)
+        if ev is None or not done or not of:
+            if self.progress.maximum() != 1000:
+                self.progress.setRange(0, 1000)
+                self.progress.setFormat("%p%")
+            return
+        self.progress.setRange(0, int(of))
+        self.progress.setValue(int(done) - 1)  # the study under way is not done yet
+        self.progress.setFormat(f"{PHASES[ev['event']]}: %v of %m studies")
+
     @staticmethod
     def _preparing(ev: dict) -> str:
         kind = ev["event"]
         if kind == "mining":
-            return f"Looking for the base model's mistakes in {ev['studies']} studies…"
+            at = f"study {ev['index']} of {ev['studies']}" if ev.get("index") else \
+                f"{ev['studies']} studies"
+            return f"Looking for the base model's mistakes in {at}…"
         if kind == "replay":
             return f"Making rehearsal study {ev['index']} of {ev['of']}…"
         what = "Preparing study" if kind == "prepare" else f"Evaluating {ev['model']} on study"
