@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,11 @@ def _eval_mode(module: Any) -> Iterator[None]:
         module.train(was_training)
 
 
+Check = Callable[[], None] | None  # called between batches; raises to stop (a stop asked)
+
+
 def predict(module: Any, card: ModelCard, study: PreparedStudy, slices: np.ndarray | None,
-            device: Any, batch: int = 4) -> np.ndarray:
+            device: Any, batch: int = 4, check: Check = None) -> np.ndarray:
     """uint8 label map of `slices` (all when None) of a study, (len, H, W)."""
     import torch
 
@@ -67,6 +70,8 @@ def predict(module: Any, card: ModelCard, study: PreparedStudy, slices: np.ndarr
     slab = plan.new_slab(1)
     with _eval_mode(module), torch.inference_mode(), autocast_context(device):
         for i in range(0, len(ks), batch):
+            if check is not None:
+                check()
             part = ks[i:i + batch]
             x = np.concatenate([plan.inputs(study.image, int(k), 1, slab) for k in part])
             logits = module(torch.from_numpy(x).to(device)).float()
@@ -80,10 +85,12 @@ class _Network:
     """A training module as ai.inference.segment drives a LoadedModel (card, device,
     predict, to), so a fine-tune is measured through the app's own path."""
 
-    def __init__(self, module: Any, card: ModelCard, device: Any) -> None:
+    def __init__(self, module: Any, card: ModelCard, device: Any, check: Check = None
+                 ) -> None:
         import torch
 
         self.module, self.card, self.device = module, card, torch.device(device)
+        self.check = check
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, labels + 1, H, W) for a float32 (N, C, H, W) batch."""
@@ -91,6 +98,8 @@ class _Network:
 
         from medview.ai.device import autocast_context
 
+        if self.check is not None:
+            self.check()
         with torch.inference_mode(), autocast_context(self.device):
             logits = self.module(torch.from_numpy(np.ascontiguousarray(x)).to(self.device))
             return torch.softmax(logits.float(), 1).cpu().numpy()
@@ -109,8 +118,8 @@ def listed_map(module: Any, card: ModelCard, study: PreparedStudy, device: Any) 
     return listed_maps(module, [card], study, device)[0]
 
 
-def listed_maps(module: Any, cards: list[ModelCard], study: PreparedStudy, device: Any
-                ) -> list[np.ndarray]:
+def listed_maps(module: Any, cards: list[ModelCard], study: PreparedStudy, device: Any,
+                check: Check = None) -> list[np.ndarray]:
     """listed_map for several cards of one network (e.g. with and without its
     false-positive classifier), segmenting the study once."""
     from medview.ai.findings import findings_from
@@ -118,7 +127,7 @@ def listed_maps(module: Any, cards: list[ModelCard], study: PreparedStudy, devic
 
     volume = Volume(study.image, np.diag([*study.spacing_mm, 1.0]))
     with _eval_mode(module):
-        result = segment(volume, _Network(module, cards[0], device), reuse=False)
+        result = segment(volume, _Network(module, cards[0], device, check), reuse=False)
     masks = []
     for card in cards:
         mask = np.zeros(volume.shape, np.uint8)
@@ -213,12 +222,12 @@ def summarise(scores: list[dict], card: ModelCard) -> dict:
 
 
 def mistakes(module: Any, card: ModelCard, study: PreparedStudy, device: Any,
-             per_component: int = 50) -> np.ndarray:
+             per_component: int = 50, check: Check = None) -> np.ndarray:
     """(N, 3) voxels a model wrongly labels in a study, at most `per_component` from each
     connected mistake (so one large mistake does not crowd out the many small ones), as
     bundled_training.mine_false_positives picks them (bundled_eval.sample_mistakes);
     seeded, so the same every run."""
-    pred = predict(module, card, study, None, device)
+    pred = predict(module, card, study, None, device, check=check)
     return sample_mistakes(pred, study.labels, np.random.default_rng(0), per_component)
 
 
@@ -236,7 +245,7 @@ _SHORT = ("dice_mean", "sensitivity_ge_6mm", "false_positives_per_study", "mean_
 
 
 def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
-             progress: Any = None) -> dict:
+             progress: Any = None, check: Check = None) -> dict:
     """Whole-volume metrics of `module` on `studies` (see the module docstring): of the
     findings the card's postprocess lists when it has one, else of the plain label map.
     With a false-positive classifier the same segmentations are also scored without it
@@ -249,10 +258,11 @@ def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device:
     for i, st in enumerate(studies):
         gt = np.asarray(st.labels)
         if post is None:
-            pred = predict(module, card, st, None, device)
+            pred = predict(module, card, st, None, device, check=check)
             scores.append(score(pred, gt, st.spacing_mm, values))
         else:
-            preds = listed_maps(module, [card] if bare is None else [card, bare], st, device)
+            preds = listed_maps(module, [card] if bare is None else [card, bare], st, device,
+                                check)
             scores.append(score(preds[0], gt, st.spacing_mm, values, 1))
             if bare is not None:
                 scores_bare.append(score(preds[1], gt, st.spacing_mm, values, 1))
@@ -274,7 +284,7 @@ METRICS_FORMAT = "2"  # bump when evaluate's numbers change meaning: older kept 
 
 
 def evaluate_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
-                  progress: Any = None) -> dict:
+                  progress: Any = None, check: Check = None) -> dict:
     """evaluate(), kept beside the studies' cache for a model whose weights (SHA-256) and
     postprocess and whose studies (their cache's record of the label file) are unchanged:
     a parent's numbers on a validation split are the same in every fine-tune of it, and
@@ -286,7 +296,7 @@ def evaluate_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], de
 
     metas = [Path(st.folder) / META_FILE for st in studies]
     if not card.weights_sha256 or not studies or not all(m.exists() for m in metas):
-        return evaluate(module, card, studies, device, progress)
+        return evaluate(module, card, studies, device, progress, check)
     post = json.dumps(dataclasses.asdict(card.postprocess) if card.postprocess else None,
                       sort_keys=True)
     key = short_hash(METRICS_FORMAT, card.weights_sha256, post,
@@ -297,6 +307,6 @@ def evaluate_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], de
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass  # not kept yet, or damaged: measure again
-    out = evaluate(module, card, studies, device, progress)
+    out = evaluate(module, card, studies, device, progress, check)
     atomic_write_text(path, json.dumps(out))
     return out

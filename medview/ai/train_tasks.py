@@ -29,10 +29,12 @@ class SegmentationTask:
     def __init__(self, card: ModelCard, train: list[PreparedStudy], val: list[PreparedStudy],
                  settings: Any, base: Any = None, device: Any = "cpu", teacher: Any = None,
                  rehearsal_from: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None,
+                 check: Callable[[], None] | None = None) -> None:
         from monai.losses import DiceCELoss
 
         self.card, self.train, self.val, self.s = card, train, val, settings
+        self.check = check  # between inference batches: a stop ends mining and evaluation
         self.teacher = teacher if settings.distill > 0 else None
         self.distill_from = 0 if settings.distill_on == "all" else \
             (len(train) if rehearsal_from is None else rehearsal_from)
@@ -59,7 +61,7 @@ class SegmentationTask:
         path = Path(st.folder) / f"mined-{short_hash(self.card.ref, self.card.weights_sha256)}.npy"
         if path.exists():
             return np.load(path)
-        found = mistakes(base, self.card, st, device)
+        found = mistakes(base, self.card, st, device, check=self.check)
         save_cached(path, found)  # atomic: DDP processes may write it together
         return found
 
@@ -92,7 +94,7 @@ class SegmentationTask:
         from medview.ai.train_metrics import evaluate, evaluate_kept
 
         return (evaluate_kept if kept else evaluate)(model, self.card, self.val, device,
-                                                     progress)
+                                                     progress, self.check)
 
 
 class ClassificationTask:
@@ -168,12 +170,13 @@ class ClassificationTask:
 def make_task(card: ModelCard, train: list[PreparedStudy], val: list[PreparedStudy],
               settings: Any, base: Any, device: Any, teacher: Any = None,
               rehearsal_from: int | None = None,
-              progress: Callable[[int, int], None] | None = None
+              progress: Callable[[int, int], None] | None = None,
+              check: Callable[[], None] | None = None
               ) -> SegmentationTask | ClassificationTask:
     """The task for the card; `base` is the untrained base network (segmentation mines its
     mistakes on the training studies, calling `progress(i, n)` before each), `teacher` a
     frozen copy of it for distillation."""
     if card.task == "segmentation":
         return SegmentationTask(card, train, val, settings, base, device, teacher,
-                                rehearsal_from, progress)
+                                rehearsal_from, progress, check)
     return ClassificationTask(card, train, val, settings)

@@ -87,6 +87,12 @@ class Trainer:
         if event in BETWEEN and self.dist.world == 1 and self.should_stop():
             raise Stopped  # (under torchrun the others wait at a barrier: stop in the steps)
 
+    def _check_stop(self) -> None:
+        """Between inference batches of mining and evaluating (a large study takes longer
+        than the panel's grace before it kills the run)."""
+        if self.dist.world == 1 and self.should_stop():
+            raise Stopped
+
     # ---------------------------------------------------------------- preparing
     def _replay(self, entry: Any, card: Any) -> list:
         from medview.ai.train_replay import bundled_ancestor, replay_studies
@@ -214,7 +220,8 @@ class Trainer:
         self.dist.first_rank_first(before=True)  # rank 0 mines and caches, the rest read
         task = make_task(card, train, val, self.s, model, device, teacher,
                          len(train) - len(self.replay),
-                         lambda i, n: self.emit("mining", studies=n, index=i))
+                         lambda i, n: self.emit("mining", studies=n, index=i),
+                         self._check_stop)
         self.dist.first_rank_first(before=False)
         anchor = None
         if self.s.l2sp > 0:

@@ -198,6 +198,25 @@ def test_stop_while_preparing_or_evaluating_ends_at_once(tmp_path: Path, at: str
     assert done is not None and done["version"] == "tiny:1.0.1"
 
 
+def test_a_stop_ends_mining_inside_a_study(tmp_path: Path) -> None:
+    """Stop was read between studies only: mining (and evaluating) a large study outlasted
+    the panel's 10 s grace, and the run was killed. Now it is read between batches, so the
+    study under way is left unmined."""
+    job = tiny_job(tmp_path, epochs=1)
+    events: list[dict] = []
+    calls = {"n": 0}
+
+    def asked() -> bool:  # False where the event itself asks, True at the next question
+        if not any(e["event"] == "mining" and e.get("index") == 1 for e in events):
+            return False
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    assert training.Trainer(job, events.append, asked).run() is None
+    assert events[-1]["event"] == "stopped" and events[-1]["resume"] is None
+    assert not list((tmp_path / "data" / "training" / "cache").glob("*/mined-*.npy"))
+
+
 def test_a_resume_keeps_the_base_it_started_from(tmp_path: Path) -> None:
     """Resumed after another version became the active one, a run named that version its
     parent (and compared with it), though its weights came from the first."""
