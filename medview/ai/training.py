@@ -325,10 +325,12 @@ class Trainer:
             changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             names = ", ".join(self.job.names.get(k, k) for k in changed[:3]) + \
                 (", …" if len(changed) > 3 else "")
+            e = st["epoch"]  # (epoch 0: the base model's own validation)
+            judged = "epoch 0 was" if e == 0 else f"epochs 0-{e} were"
             self.emit("warning", message=f"the labels of {len(changed)} "
                       f"{'study' if len(changed) == 1 else 'studies'} ({names}) changed since "
-                      f"this run began: epochs 1-{st['epoch']} were validated on the old "
-                      f"labels, so the best epoch is chosen again from epoch {st['epoch'] + 1}")
+                      f"this run began: {judged} validated on the old labels, so the best "
+                      f"epoch is chosen again from epoch {e + 1}")
             st.update(best_dice=-1.0, bad_epochs=0, labels_changed_at_epoch=st["epoch"])
         st["labels"] = now
 

@@ -135,7 +135,7 @@ def test_a_resume_after_relabelling_says_so_and_a_lost_study_is_named(tmp_path: 
     write_volume(Volume(grown, labels.affine), path)
     done, events = run(saved, resume=True)
     (warning,) = [e for e in events if e["event"] == "warning"]
-    assert f"the labels of 1 study ({moved}) changed since this run began: epochs 1-1 " \
+    assert f"the labels of 1 study ({moved}) changed since this run began: epochs 0-1 " \
            f"were validated on the old labels" in warning["message"]
     fine_tune = registry.resolve(done["version"]).card.validation["fine_tune"]
     assert fine_tune["labels_changed_at_epoch"] == 1
