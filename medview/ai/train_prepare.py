@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -67,11 +67,13 @@ def _raise(name: str, path: str | None, problem: str, code: int | None) -> None:
 
 
 def run_each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int,
-             done: Callable[[int, int], None]) -> None:
+             done: Callable[[int, int], None], check: Callable[[], None] | None = None
+             ) -> None:
     """fn(item) for every item, in up to `workers` processes; done(k, n) when k of the n
-    have ended, from done(0, n) before any (it may raise, a stop: the workers are ended at
-    once). `fn` is a module-level function and the items plain data: both travel to the
-    workers."""
+    have ended, from done(0, n) before any, and check() twice a second while they work
+    (either may raise, a stop: the workers are ended at once; waiting for a study to end
+    took up to a study's time, 6 s for a rehearsal study). `fn` is a module-level function
+    and the items plain data: both travel to the workers."""
     items = list(items)
     n = len(items)
     done(0, n)
@@ -83,15 +85,20 @@ def run_each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int,
     pool = ProcessPoolExecutor(min(workers, n), multiprocessing.get_context("spawn"),
                                _start_worker)
     try:
-        running = [pool.submit(_call, (fn, item)) for item in items]
-        for k, future in enumerate(as_completed(running), 1):
-            try:
-                failed = future.result()
-            except BrokenProcessPool as exc:  # (multiprocessing.Pool waited forever here)
-                raise InvalidInputError(None, WORKER_DIED) from exc
-            if failed is not None:
-                _raise(*failed)
-            done(k, n)
+        waiting, k = {pool.submit(_call, (fn, item)) for item in items}, 0
+        while waiting:
+            ended, waiting = wait(waiting, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in ended:
+                try:
+                    failed = future.result()
+                except BrokenProcessPool as exc:  # (multiprocessing.Pool waited forever)
+                    raise InvalidInputError(None, WORKER_DIED) from exc
+                if failed is not None:
+                    _raise(*failed)
+                k += 1
+                done(k, n)
+            if check is not None and waiting:
+                check()
     finally:
         # a stop or an error: the others end now, not after their study (the executor
         # offers no public way: its own shutdown waits for the studies under way)

@@ -56,12 +56,13 @@ def make_replay(folder_seed: tuple[Path, int]) -> None:
 
 
 def replay_studies(n: int, root: Path, workers: int = 1,
-                   report: Callable[[int, int], None] | None = None) -> list[TrainStudy]:
+                   report: Callable[[int, int], None] | None = None,
+                   check: Callable[[], None] | None = None) -> list[TrainStudy]:
     """The first `n` of the bundled models' training studies, generated into `root` once
-    (in `workers` processes; report(k, m): k of the m missing ones made)."""
+    (in `workers` processes; report(k, m): k of the m missing ones made; check: a stop)."""
     from medview.ai.train_prepare import run_each
 
     folders = _folders(n, root)
     missing = [f for f in folders if not (f[0] / "labels.nii.gz").exists()]
-    run_each(make_replay, missing, workers, report or (lambda k, m: None))
+    run_each(make_replay, missing, workers, report or (lambda k, m: None), check)
     return [s for folder, _ in folders for s in find_studies(folder)]

@@ -88,8 +88,9 @@ class Trainer:
             raise Stopped  # (under torchrun the others wait at a barrier: stop in the steps)
 
     def _check_stop(self) -> None:
-        """Between inference batches of mining and evaluating (a large study takes longer
-        than the panel's grace before it kills the run)."""
+        """Between inference batches of mining and evaluating, and twice a second while
+        studies are prepared in other processes (a large study takes longer than the
+        panel's grace before it kills the run)."""
         if self.dist.world == 1 and self.should_stop():
             raise Stopped
 
@@ -102,7 +103,8 @@ class Trainer:
             return []
         self.dist.first_rank_first(before=True)
         found = replay_studies(self.s.replay_studies, data_dir() / "training" / "replay",
-                               self._workers(), self._progress("replay"))
+                               self._workers(), self._progress("replay"),
+                               self._check_stop)
         self.dist.first_rank_first(before=False)
         return found
 
@@ -155,7 +157,7 @@ class Trainer:
         todo = [st for st in train + val
                 if td.cached_meta(st, card, cache, self.job.mapping) is None]
         run_each(partial(td.prepare_study, card=card, cache=cache, mapping=self.job.mapping),
-                 todo, self._workers(), self._progress("prepare"))
+                 todo, self._workers(), self._progress("prepare"), self._check_stop)
         prepared = [td.prepare_study(st, card, cache, self.job.mapping) for st in train + val]
         self.dist.first_rank_first(before=False)
         check_labelled(prepared[:len(train) - len(self.replay)], prepared[len(train):])

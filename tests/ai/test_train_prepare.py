@@ -87,6 +87,30 @@ def test_a_stop_ends_the_workers_at_once(tmp_path: Path) -> None:
     assert 1 <= sum(p.exists() for p in items) < len(items)
 
 
+def _long(marker: Path) -> None:
+    time.sleep(5)
+    marker.write_text("done")
+
+
+def test_a_stop_is_read_while_the_workers_are_busy(tmp_path: Path) -> None:
+    """It was read only as a study ended: up to a study's time (6 s a rehearsal study)."""
+    items = [tmp_path / f"item-{i}" for i in range(4)]
+    asked = {"n": 0}
+
+    class Stop(Exception):
+        pass
+
+    def check() -> None:
+        asked["n"] += 1
+        if asked["n"] >= 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_each(_long, items, 2, lambda k, n: None, check)
+    assert not multiprocessing.active_children()
+    assert not any(p.exists() for p in items)  # no study had ended when it stopped
+
+
 def _killed_at_two(item: int) -> None:
     if item == 2:  # as the out-of-memory killer ends a worker
         os.kill(os.getpid(), signal.SIGKILL)
