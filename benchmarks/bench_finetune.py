@@ -79,6 +79,7 @@ about 109 s one study at a time, by file times), mining the base's mistakes 137-
 8 rehearsal studies about 10 s each, the reader's 7 s: inference on both cores already, so
 more processes would not help here), 20 epochs with their quick validations 275 s (9.1-9.2
 s of training an epoch, 113 samples/s), the parent's and the new version's numbers 48 s.
+Warm again at 23:55: 300 s (nothing to prepare or mine; the parent's numbers kept).
 
     nice -n 10 python benchmarks/bench_finetune.py [--work /tmp/medview-ft-bench]
         [--threads 2] [--set distill=1 --set l2sp=10 ...]"""
