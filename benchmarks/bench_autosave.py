@@ -87,8 +87,8 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-autosave-"))
     os.environ["MEDVIEW_DATA_DIR"] = str(work / "data")
     from medview.core.labels import LabelMap
-    from medview.io import label_codec as codec
-    from medview.io.label_store import LabelSource, LabelStore
+    from medview.io.labels import codec
+    from medview.io.labels.store import LabelSource, LabelStore
 
     a = realistic_map()
     lm = LabelMap(a, {}, "bench")

@@ -98,7 +98,7 @@ TRAIN_B, VAL_B, SITE_A = range(3001, 3009), range(3009, 3013), range(1001, 1005)
 
 
 def _generate(root: Path, site: str, seeds: range) -> list[Path]:
-    from medview.io.demo import generate_demo_study
+    from medview.demo import generate_demo_study
 
     out = []
     for seed in seeds:
@@ -148,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MEDVIEW_DATA_DIR"] = str(a.work / "data")
     import torch
 
-    from medview.ai import registry, train_data, train_metrics
-    from medview.ai.loading import load_model
-    from medview.ai.training import Job, Settings, Trainer
+    from medview.ai.models import registry
+    from medview.ai.runtime.loading import load_model
+    from medview.ai.training import data as train_data
+    from medview.ai.training import metrics as train_metrics
+    from medview.ai.training.engine import Job, Settings, Trainer
 
     base = a.base or max((e for e in registry.list_models()
                           if e.bundled and e.card.name == "lesion-seg"),

@@ -32,8 +32,8 @@ which, folder, model_dir, threads, batch, device = sys.argv[1:7]
 threads, batch = int(threads), int(batch) or None
 import numpy as np, torch
 torch.set_num_threads(threads)
-from medview.ai.device import choose_device
-from medview.ai.loading import load_model
+from medview.ai.runtime.device import choose_device
+from medview.ai.runtime.loading import load_model
 from medview.io.open_volume import load_volume
 
 def cpu():
@@ -63,8 +63,8 @@ sampler.start()
 out = {}
 card = model.card
 if which == 'medview':
-    from medview.ai.findings import findings_for
-    from medview.ai.inference import segment
+    from medview.ai.findings.postprocess import findings_for
+    from medview.ai.runtime.inference import segment
     t0, c0 = time.perf_counter(), cpu()
     result = segment(volume, model, batch_size=batch)
     out['t'], out['cpu'] = time.perf_counter() - t0, cpu() - c0
@@ -104,7 +104,7 @@ print('RESULT ' + json.dumps(out))
 
 def model_folder(ref: str | None, work: Path) -> tuple[Path, str]:
     """The model to time, and a sentence saying which it is."""
-    from medview.ai.registry import bundled_models_dir, resolve
+    from medview.ai.models.registry import bundled_models_dir, resolve
 
     if ref:
         if (Path(ref) / "metadata.json").is_file():
@@ -125,9 +125,9 @@ def random_unet(folder: Path) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from medview.ai.bundled_training import SEG
-    from medview.ai.cards import card_from_dict
-    from medview.ai.networks import build_network
+    from medview.ai.bundled.training import SEG
+    from medview.ai.models.cards import card_from_dict
+    from medview.ai.runtime.networks import build_network
 
     folder.mkdir(parents=True, exist_ok=True)
     card = {"name": "random-unet", "version": "1.0", "task": "segmentation", "modality": "CT",
@@ -170,7 +170,7 @@ def main() -> None:
         work = Path(tmp)
         study = args.study
         if study is None:
-            from medview.io.demo import generate_demo_study
+            from medview.demo import generate_demo_study
 
             study = generate_demo_study(work / "demo", seed=1, slices=args.slices).out_dir
         series = study / "series"

@@ -29,8 +29,8 @@ def rss_mb():
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * 4096 / 2**20
 if which == 'medview':
-    from medview.io.dicom_index import scan
-    from medview.io.dicom_volume import load_series
+    from medview.io.dicom.index import scan
+    from medview.io.dicom.volume import load_series
     import numpy as np
     base = rss_mb()
     t0 = time.perf_counter(); first = []

@@ -40,8 +40,8 @@ from pathlib import Path
 
 def _studies(work: Path, card: object, n: int) -> list:
     """`n` small demo studies (80 slices), cached as the engine caches them."""
-    from medview.ai import train_data
-    from medview.io.demo import generate_demo_study
+    from medview.ai.training import data as train_data
+    from medview.demo import generate_demo_study
 
     prepared = []
     for seed in range(1, n + 1):
@@ -78,12 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from monai.losses import DiceCELoss
 
-    from medview.ai import registry
-    from medview.ai.device import autocast_context, choose_device
-    from medview.ai.loading import load_model
-    from medview.ai.train_keep import frozen_parent
-    from medview.ai.train_tasks import SegmentationTask
-    from medview.ai.training import Settings, train_mode
+    from medview.ai.models import registry
+    from medview.ai.runtime.device import autocast_context, choose_device
+    from medview.ai.runtime.loading import load_model
+    from medview.ai.training.engine import Settings, train_mode
+    from medview.ai.training.keep import frozen_parent
+    from medview.ai.training.tasks import SegmentationTask
 
     torch.set_num_threads(a.threads)
     device = choose_device(a.device)

@@ -3,7 +3,7 @@
 Segmentation (the active lesion-seg version, or --seg-version): lesion-level sensitivity for
 lesions of 6 mm and more, false positives per study and mean lesion Dice of the findings the
 app and `medview infer` list (the card's post-processing and false-positive stage included;
-medview.ai.bundled_eval explains the scoring), against the issue's goals (>= 90%, <= 1,
+medview.ai.bundled.evaluation explains the scoring), against the issue's goals (>= 90%, <= 1,
 >= 0.80); whether they reproduce the card's numbers through the loader; and the CPU time of
 one 512² slice with 1 and 2 threads (goal: a 300-slice study in under 15 s). Classifier
 (the active slice-classifier version, or --cls-version): per-slice AUC and accuracy, how
@@ -41,11 +41,11 @@ def reproduces(card: dict, measured: dict) -> dict:
 def main() -> int:
     import torch
 
-    from medview.ai import bundled_eval
-    from medview.ai.bundled_data import cache_study, normalise
-    from medview.ai.bundled_training import CLS, parse_seeds
-    from medview.ai.loading import load_model
-    from medview.ai.registry import resolve
+    from medview.ai.bundled import evaluation as bundled_eval
+    from medview.ai.bundled.data import cache_study, normalise
+    from medview.ai.bundled.training import CLS, parse_seeds
+    from medview.ai.models.registry import resolve
+    from medview.ai.runtime.loading import load_model
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="1001-1010")

@@ -30,7 +30,7 @@ def load_study(work: Path):
     folder = work / "demo" / "series"
     try:
         if not folder.is_dir():
-            from medview.io.demo import generate_demo_study
+            from medview.demo import generate_demo_study
 
             print(f"generating the demo study in {folder.parent} (once)", flush=True)
             generate_demo_study(folder.parent, seed=0)

@@ -28,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL="${1:-all}"
 shift || true
-exec python -m medview.ai.bundled_training "$MODEL" \
+exec python -m medview.ai.bundled.training "$MODEL" \
     --cache "${MEDVIEW_TRAIN_CACHE:-/tmp/medview-train}" \
     --train-seeds 1-56 --classifier-seeds 1-96 --val-seeds 1001-1010 \
     --fp-seeds 57-80 --dev-seeds 2001-2012 \

@@ -248,7 +248,8 @@ def write_many_tiny(folder: Path, n: int = 3000) -> list[Path]:
 _CHILD = r"""
 import json, os, resource, sys
 import numpy, pydicom
-from medview.io import dicom_index, dicom_volume
+from medview.io.dicom import index as dicom_index
+from medview.io.dicom import volume as dicom_volume
 
 writes = []
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 from dicom_factory import write_ct_series
 
-from medview.ai.cards import DISCLAIMER
+from medview.ai.models.cards import DISCLAIMER
 from medview.cli import main
 from medview.core.jobs import CancelToken, JobContext
-from medview.io.dicom_seg import read_seg
+from medview.io.dicom.seg import read_seg
 from medview.io.image_files import read_image
 from medview.jobs.inference import infer_job
 from tests.ai.seg_models import BRIGHT_NAME, write_bright_model

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from medview.ai import registry
+from medview.ai.models import registry
 from medview.cli import main
 from tests.ai.tiny_models import card_dict, export_onnx, tiny_unet
 

@@ -20,7 +20,7 @@ def default_demo_dir(seed: int, site: str) -> Path:
 def demo_series_dir(args: argparse.Namespace) -> Path:
     """The demo series folder for these options, generated unless the default one exists."""
     from medview.commands.info import terminal_progress
-    from medview.io.demo import generate_demo_study
+    from medview.demo import generate_demo_study
 
     custom = any(v is not None for v in (args.slices, args.thickness, args.noise, args.lesions)
                  ) or args.no_lesions
@@ -44,7 +44,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
         return run_gui([str(series_dir)], demo=True)
     from medview.commands.info import scan_json, scan_text
-    from medview.io.dicom_index import scan
+    from medview.io.dicom.index import scan
 
     result = scan([series_dir])
     print(json.dumps(scan_json(result), indent=1) if args.json else scan_text(result))

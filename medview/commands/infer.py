@@ -65,7 +65,7 @@ def _write_map(array: Any, volume: Any, path: Path) -> list[str]:
 
 
 def _summary(result: Any, volume: Any, path: str, files: list[str], tta: bool) -> dict:
-    from medview.ai.cards import DISCLAIMER
+    from medview.ai.models.cards import DISCLAIMER
 
     card = result.card
     return {
@@ -115,7 +115,7 @@ def run_infer(path: str, model: str, out: str, series_key: str | None = None,
     notes = [w.message for w in volume.metadata.warnings]
     written = []
     if series is not None:
-        from medview.io.dicom_seg import write_seg
+        from medview.io.dicom.seg import write_seg
 
         notes += write_seg(label_map, series, result.card, folder / "seg.dcm")
         written.append("seg.dcm")

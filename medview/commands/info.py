@@ -107,7 +107,7 @@ def terminal_progress(p: Progress) -> None:
 
 
 def run_info(paths: Sequence[str], as_json: bool = False, show_phi: bool = False) -> int:
-    from medview.io.dicom_index import scan
+    from medview.io.dicom.index import scan
 
     result = scan(paths, progress=terminal_progress)
     print(json.dumps(scan_json(result, show_phi), indent=1) if as_json

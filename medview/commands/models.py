@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from medview.ai.registry import ModelEntry, scan_models
+from medview.ai.models.registry import ModelEntry, scan_models
 from medview.commands import EXIT_OK, EXIT_USAGE
 
 # validation entries worth a column, matched inside the card's metric names
@@ -71,7 +71,7 @@ def run_list(as_json: bool) -> int:
 
 
 def run_activate(ref: str) -> int:
-    from medview.ai.registry import activate
+    from medview.ai.models.registry import activate
 
     name, _, version = ref.partition(":")
     if not version:
@@ -85,7 +85,7 @@ def run_activate(ref: str) -> int:
 
 
 def run_import(path: str, card: str, name: str | None, version: str | None) -> int:
-    from medview.ai.user_models import import_model
+    from medview.ai.runtime.user_models import import_model
 
     entry = import_model(path, card, name=name, version=version)
     print(f"imported {entry.ref} into {entry.folder}")

@@ -47,7 +47,7 @@ class _Run:
 
 
 def _demo(run: _Run) -> str:
-    from medview.io.demo import generate_demo_study
+    from medview.demo import generate_demo_study
 
     run.study = generate_demo_study(run.work / "demo", seed=0, slices=DEMO_SLICES)
     z, y, x = run.study.shape
@@ -75,7 +75,7 @@ def _decoders(run: _Run) -> str:
         RLELossless,
     )
 
-    from medview.io.pixel_codecs import decodable
+    from medview.io.dicom.pixel_codecs import decodable
 
     syntaxes = {"JPEG baseline": JPEGBaseline8Bit, "JPEG lossless": JPEGLosslessSV1,
                 "JPEG-LS": JPEGLSLossless, "JPEG 2000": JPEG2000Lossless, "RLE": RLELossless}
@@ -111,9 +111,9 @@ def _render(run: _Run) -> str:
 
 
 def _models(run: _Run) -> str:
-    from medview.ai.device import choose_device
-    from medview.ai.loading import load_model
-    from medview.ai.registry import bundled_models_dir, scan_models
+    from medview.ai.models.registry import bundled_models_dir, scan_models
+    from medview.ai.runtime.device import choose_device
+    from medview.ai.runtime.loading import load_model
 
     listing = scan_models()
     bundled = [e for e in listing.models if e.bundled]
@@ -127,7 +127,7 @@ def _models(run: _Run) -> str:
 
 
 def _infer(run: _Run) -> str:
-    from medview.ai.registry import scan_models
+    from medview.ai.models.registry import scan_models
     from medview.core.jobs import CancelToken, JobContext
     from medview.jobs.inference import infer_job
 
@@ -153,7 +153,7 @@ def _infer(run: _Run) -> str:
 def _seg(run: _Run) -> str:
     import numpy as np
 
-    from medview.io.dicom_seg import read_seg, write_seg
+    from medview.io.dicom.seg import read_seg, write_seg
 
     notes = []
     for result in run.results:

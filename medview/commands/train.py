@@ -77,7 +77,7 @@ _SETTINGS = ("epochs", "device", "lr", "batch_size", "patch_size", "patches_per_
 
 
 def build_job(args: Any) -> Any:
-    from medview.ai.train_job import Job
+    from medview.ai.training.job import Job
 
     if args.job:
         job = Job.load(args.job)
@@ -118,7 +118,7 @@ def _print(event: dict) -> None:
 
 
 def _what_to_try(exc: BaseException, resumable: bool = True) -> str:
-    from medview.ai.device import is_out_of_memory
+    from medview.ai.runtime.device import is_out_of_memory
 
     if is_out_of_memory(exc):
         return _TRY["memory"]
@@ -154,8 +154,8 @@ def run_train(args: Any) -> int:
         stop["asked"] = True
 
     old = {s: signal.signal(s, ask_stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    from medview.ai.train_checks import claim_work
-    from medview.ai.train_runs import RunRecord
+    from medview.ai.training.checks import claim_work
+    from medview.ai.training.runs import RunRecord
 
     record: RunRecord | None = None
     trainer = None
@@ -170,7 +170,7 @@ def run_train(args: Any) -> int:
             stop["asked"] = True  # where it is (it ended as an internal error, unsaved)
 
     try:
-        from medview.ai.training import Trainer
+        from medview.ai.training.engine import Trainer
 
         trainer = Trainer(job, emit, lambda: stop["asked"], resume=args.resume)
         if os.environ.get("RANK", "0") == "0":  # torchrun: the first process reports
@@ -180,7 +180,7 @@ def run_train(args: Any) -> int:
         trainer.run()
         return EXIT_OK
     except MedviewError as exc:
-        from medview.ai.training import CHECKPOINT
+        from medview.ai.training.engine import CHECKPOINT
 
         # a disk that filled before the first checkpoint leaves nothing to resume
         resumable = trainer is not None and (trainer.work / CHECKPOINT).exists()
@@ -189,7 +189,7 @@ def run_train(args: Any) -> int:
         print(f"medview: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:
-        from medview.ai.device import is_out_of_memory
+        from medview.ai.runtime.device import is_out_of_memory
 
         if not is_out_of_memory(exc):
             emit({"event": "error", "kind": "internal", "message": f"internal error "
@@ -202,7 +202,7 @@ def run_train(args: Any) -> int:
     finally:
         if record is not None:
             record.close()
-            from medview.ai.train_runs import forget_unsaved
+            from medview.ai.training.runs import forget_unsaved
 
             forget_unsaved(trainer.work)  # ended before its first checkpoint: nothing to keep
         for s, handler in old.items():

@@ -38,8 +38,8 @@ def load_volume(paths: Sequence[str | Path], series_key: str | None = None,
 
     if len(paths) == 1 and image_files.is_image_file(paths[0]) and Path(paths[0]).is_file():
         return image_files.read_image(paths[0]), None
-    from medview.io.dicom_index import scan
-    from medview.io.dicom_volume import load_series
+    from medview.io.dicom.index import scan
+    from medview.io.dicom.volume import load_series
 
     result = scan(paths, progress=None, cancel=cancel)
     series = pick_series(result, str(paths[0]), series_key)

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from medview.ai.cards import ModelCard, load_card
-from medview.ai.inference import check_fits, kept_result
+from medview.ai.models.cards import ModelCard, load_card
+from medview.ai.runtime.inference import check_fits, kept_result
 from medview.core.errors import InvalidInputError, UnsupportedInputError
 from medview.core.jobs import JobContext, Progress
 from medview.core.volume import Volume
@@ -31,7 +31,7 @@ def devices_job(ctx: JobContext) -> Generator[Progress, None, tuple[str, ...]]:
     """The device choices this machine can honour: "auto", "cpu", then "cuda" and "mps"
     where present."""
     yield Progress(-1, "looking for GPUs")
-    from medview.ai.device import choose_device
+    from medview.ai.runtime.device import choose_device
 
     found = ["auto", "cpu"]
     for kind in ("cuda", "mps"):
@@ -47,7 +47,7 @@ def live_infer_job(volume: Volume, model: Any, ctx: JobContext, **options: Any
                    ) -> Generator[Progress, None, InferenceResult]:
     """jobs.inference.infer_job as the viewer runs it: one torch thread (module docstring).
     Same options, same result."""
-    from medview.ai.device import set_threads_for_ui
+    from medview.ai.runtime.device import set_threads_for_ui
 
     set_threads_for_ui(True)
     return (yield from infer_job(volume, model, ctx, **options))
@@ -105,9 +105,9 @@ def explain_slice_job(volume: Volume, folder: Path, index: int, ctx: JobContext,
     if not 0 <= index < volume.shape[0]:
         raise InvalidInputError(None, f"slice {index + 1} is outside the series")
     yield Progress(0.0, f"loading {card.ref}")
-    from medview.ai.device import choose_device, set_threads_for_ui
-    from medview.ai.gradcam import gradcam
-    from medview.ai.loading import load_model
+    from medview.ai.runtime.device import choose_device, set_threads_for_ui
+    from medview.ai.runtime.gradcam import gradcam
+    from medview.ai.runtime.loading import load_model
 
     set_threads_for_ui(True)
     model = load_model(folder, choose_device(device))

@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from medview.ai.cards import CARD_FILE, ModelCard, load_card
-from medview.ai.findings import (
+from medview.ai.findings.postprocess import (
     MAX_FINDINGS,
     FindingList,
     Region,
@@ -33,7 +32,8 @@ from medview.ai.findings import (
     paint_regions,
     quantized_threshold,
 )
-from medview.ai.inference import SegmentationResult, check_fits, kept_result, segment
+from medview.ai.models.cards import CARD_FILE, ModelCard, load_card
+from medview.ai.runtime.inference import SegmentationResult, check_fits, kept_result, segment
 from medview.core.errors import InvalidInputError
 from medview.core.findings import Finding
 from medview.core.jobs import JobContext, Progress
@@ -113,7 +113,7 @@ def resolve_model(model: Any) -> tuple[ModelCard, Path | None, Any]:
         return model.card, None, model
     if isinstance(model, Path) or (isinstance(model, str) and (Path(model) / CARD_FILE).is_file()):
         return load_card(model), Path(model), None
-    from medview.ai.registry import resolve
+    from medview.ai.models.registry import resolve
 
     entry = resolve(str(model))
     return entry.card, Path(entry.folder), None
@@ -135,8 +135,8 @@ def infer_job(volume: Volume, model: Any, ctx: JobContext, device: str = "auto",
     try:
         if seg is None:
             if loaded is None:
-                from medview.ai.device import choose_device
-                from medview.ai.loading import load_model
+                from medview.ai.runtime.device import choose_device
+                from medview.ai.runtime.loading import load_model
 
                 yield Progress(0.0, f"loading {card.ref}")
                 t0 = time.perf_counter()
@@ -153,7 +153,7 @@ def infer_job(volume: Volume, model: Any, ctx: JobContext, device: str = "auto",
         timings["findings"] = time.perf_counter() - t0
     finally:
         if own_model is not None:  # a model this job loaded goes with the job
-            from medview.ai.inference import release_device_memory
+            from medview.ai.runtime.inference import release_device_memory
 
             device_of = own_model.device
             own_model = loaded = None

@@ -15,9 +15,9 @@ import numpy as np
 from medview.core.jobs import JobContext, Progress
 from medview.core.labels import LabelMap
 from medview.core.series import SeriesInfo
-from medview.io.label_files import LABEL_SUFFIXES, export_label_file, import_label_file
-from medview.io.label_match import ImportedLabels, LabelTarget
-from medview.io.label_seg import export_seg, import_seg
+from medview.io.labels.files import LABEL_SUFFIXES, export_label_file, import_label_file
+from medview.io.labels.match import ImportedLabels, LabelTarget
+from medview.io.labels.seg import export_seg, import_seg
 
 SEG, NIFTI = "seg", "nifti"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator
 
 from medview.core.jobs import JobContext, Progress, report
-from medview.io.label_autosave import SnapshotTask
+from medview.io.labels.autosave import SnapshotTask
 
 
 def snapshot_job(task: SnapshotTask, ctx: JobContext) -> Generator[Progress, None, dict]:

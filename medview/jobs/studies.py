@@ -27,7 +27,7 @@ class FirstSlice:
 
 def scan_job(paths: Sequence[str | Path], ctx: JobContext
              ) -> Generator[Progress, None, ScanResult]:
-    from medview.io.dicom_index import scan
+    from medview.io.dicom.index import scan
 
     yield Progress(0.0, "looking for studies")
     return scan(paths, progress=ctx.progress, cancel=ctx.cancel)
@@ -37,7 +37,7 @@ def load_job(series: SeriesInfo, ctx: JobContext, first_index: int | None = None
              ) -> Generator[Progress, None, Volume]:
     """Load a series; the first slice read (the middle one unless told) is emitted as
     FirstSlice so the viewer can draw it before the rest is in."""
-    from medview.io.dicom_volume import load_series
+    from medview.io.dicom.volume import load_series
 
     yield Progress(0.0, f"loading {series.description or series.series_instance_uid}")
     first = len(series.slices) // 2 if first_index is None else first_index
@@ -71,7 +71,7 @@ class Thumbnail:
 
 
 def _thumbnail(series: SeriesInfo, size: int) -> np.ndarray | None:
-    from medview.io.dicom_volume import load_series
+    from medview.io.dicom.volume import load_series
 
     frames = [f for f in series.slices if f is not None]
     if not frames:

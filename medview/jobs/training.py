@@ -13,13 +13,13 @@ from medview.core.jobs import JobContext, Progress
 
 @dataclass(frozen=True)
 class StudyRow:
-    study: object  # medview.ai.train_data.TrainStudy
+    study: object  # medview.ai.training.data.TrainStudy
     counts: dict[int, int]  # voxels per label value of the study's own label map
     voxel_ml: float | None = None  # one voxel's volume (None: the grid is unknown)
 
 
 def training_studies_job(data: str, ctx: JobContext) -> Generator[Progress, None, list]:
-    from medview.ai.train_data import find_studies, label_counts
+    from medview.ai.training.data import find_studies, label_counts
 
     yield Progress(0.0, "looking for labelled studies")
     studies = find_studies(data)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medview.ai.cards import load_card
+from medview.ai.models.cards import load_card
 from medview.core.jobs import JobContext, Progress
 from medview.core.volume import Volume
 from medview.jobs.ai_assist import has_kept_result, live_infer_job

@@ -21,8 +21,8 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview import __version__
-from medview.ai.cards import DISCLAIMER
-from medview.ai.registry import ModelEntry, resources_dir, scan_models
+from medview.ai.models.cards import DISCLAIMER
+from medview.ai.models.registry import ModelEntry, resources_dir, scan_models
 
 NOT_A_DEVICE = ("MedView is not a medical device. It is not cleared or approved for "
                 "diagnosis; do not use it as the sole basis of a clinical decision. AI "

@@ -28,9 +28,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.core.errors import MedviewError
 from medview.core.labels import LabelMap
-from medview.io.label_autosave import LabelAutosaver, SnapshotTask
-from medview.io.label_catalog import pending_recovery
-from medview.io.label_store import DONE, DRAFT, LabelSource, LabelStore
+from medview.io.labels.autosave import LabelAutosaver, SnapshotTask
+from medview.io.labels.catalog import pending_recovery
+from medview.io.labels.store import DONE, DRAFT, LabelSource, LabelStore
 from medview.io.workspace import reader_name
 from medview.jobs.labels import snapshot_job
 from medview.ui.paint_tools import PaintController

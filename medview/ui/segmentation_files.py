@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.core.labels import LabelMap
-from medview.io.label_match import ImportedLabels, LabelTarget
+from medview.io.labels.match import ImportedLabels, LabelTarget
 from medview.io.workspace import safe_name
 from medview.jobs.label_files import NIFTI, SEG, export_labels_job, import_labels_job
 from medview.ui.workers import JobWorker

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.cards import DISCLAIMER
-from medview.ai.registry import ModelEntry
+from medview.ai.models.cards import DISCLAIMER
+from medview.ai.models.registry import ModelEntry
 from medview.jobs.version_compare import VersionRun, compare_versions_job
 from medview.ui.panels.ai_panel import HEADER_STYLE
 from medview.ui.panels.version_compare import fill_table, metric_rows, table_value

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medview.ai.cards import card_from_dict
+from medview.ai.models.cards import card_from_dict
 from medview.core.volume import Volume, VolumeMetadata
 from tests.ai.tiny_models import card_dict, tiny_unet, write_folder
 

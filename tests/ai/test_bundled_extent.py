@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from medview.ai.cards import load_card
-from medview.ai.registry import bundled_models_dir
+from medview.ai.models.cards import load_card
+from medview.ai.models.registry import bundled_models_dir
 
 SEG12_DIR = bundled_models_dir() / "lesion-seg" / "1.2"
 SEG11_DIR = bundled_models_dir() / "lesion-seg" / "1.1"
@@ -35,10 +35,10 @@ def test_the_card_names_an_extent_chosen_on_the_development_seeds(folder):
 def scored(tmp_path_factory):
     """Per-lesion scores of the active version's findings on an unseen slab, with and
     without the extent, and the two label maps."""
-    from medview.ai.bundled_data import cache_study
-    from medview.ai.bundled_eval import score_study, segment_cached
-    from medview.ai.findings import findings_from
-    from medview.ai.loading import load_model
+    from medview.ai.bundled.data import cache_study
+    from medview.ai.bundled.evaluation import score_study, segment_cached
+    from medview.ai.findings.postprocess import findings_from
+    from medview.ai.runtime.loading import load_model
 
     mp = pytest.MonkeyPatch()
     mp.setenv("MEDVIEW_DATA_DIR", str(tmp_path_factory.mktemp("data")))

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai.bundled_training import CLS, SEG, parse_seeds
-from medview.ai.cards import DISCLAIMER, load_card
-from medview.ai.fp_reduction import classifier_for
-from medview.ai.registry import bundled_models_dir
+from medview.ai.bundled.training import CLS, SEG, parse_seeds
+from medview.ai.findings.fp_reduction import classifier_for
+from medview.ai.models.cards import DISCLAIMER, load_card
+from medview.ai.models.registry import bundled_models_dir
 
 SEG_DIR = bundled_models_dir() / "lesion-seg" / "1.0"
 SEG11_DIR = bundled_models_dir() / "lesion-seg" / "1.1"
@@ -95,7 +95,7 @@ def test_cards_carry_the_validation_numbers():
 
 @pytest.fixture(scope="module")
 def loaded():
-    from medview.ai.loading import load_model
+    from medview.ai.runtime.loading import load_model
 
     return (load_model(SEG_DIR, "cpu", reuse=False), load_model(CLS_DIR, "cpu", reuse=False),
             load_model(SEG11_DIR, "cpu", reuse=False), load_model(CLS11_DIR, "cpu", reuse=False),
@@ -105,7 +105,7 @@ def loaded():
 @pytest.fixture(scope="module")
 def slab(tmp_path_factory):
     """An unseen demo study: 40 slices of 512², through the lung bases and the liver."""
-    from medview.ai.bundled_data import cache_study
+    from medview.ai.bundled.data import cache_study
 
     mp = pytest.MonkeyPatch()
     mp.setenv("MEDVIEW_DATA_DIR", str(tmp_path_factory.mktemp("data")))
@@ -128,7 +128,7 @@ def test_weights_load_through_the_loader_and_predict(loaded):
 
 
 def test_the_newest_bundled_versions_are_the_ones_that_run(tmp_path, monkeypatch):
-    from medview.ai import registry
+    from medview.ai.models import registry
 
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path))
     assert registry.resolve("slice-classifier").folder == CLS11_DIR
@@ -144,7 +144,8 @@ def test_segmentation_finds_the_lesions_of_an_unseen_study(loaded, slab, which, 
     and, for 1.1, its false-positive stage). The bounds are guards, not the goals: the cards
     report 15.1 (1.0) and 0.7 (1.1) false positives per 300-slice study, and 1.1's second
     stage drops this slab's 6.2 mm liver lesion (score 0.27, threshold 0.48)."""
-    from medview.ai.bundled_eval import MIN_DIAMETER_MM, findings_mask, score_study
+    from medview.ai.bundled.evaluation import findings_mask, score_study
+    from medview.ai.findings.scoring import MIN_DIAMETER_MM
 
     mask, n = findings_mask(loaded[which], slab)
     scored = score_study(mask, slab, min_voxels=1)
@@ -158,15 +159,16 @@ def test_segmentation_finds_the_lesions_of_an_unseen_study(loaded, slab, which, 
 @pytest.fixture(scope="module")
 def full_study(tmp_path_factory):
     """An unseen full-length demo study (300 slices), the layout the classifier knows."""
-    from medview.ai.bundled_data import cache_study
+    from medview.ai.bundled.data import cache_study
 
     return cache_study(tmp_path_factory.mktemp("full"), FULL_SEED)
 
 
 @pytest.mark.parametrize("which", [1, 3], ids=["cls", "cls11"])
 def test_classifier_flags_lesion_slices_of_an_unseen_study(loaded, full_study, which):
-    from medview.ai.bundled_data import slice_targets
-    from medview.ai.bundled_eval import auc, classify_study
+    from medview.ai.bundled.data import slice_targets
+    from medview.ai.bundled.evaluation import classify_study
+    from medview.ai.findings.scoring import auc
 
     module = loaded[which].module
     probs = classify_study(module, full_study.small(CLS["low"], CLS["high"], module.input_size))
@@ -178,8 +180,8 @@ def test_gradcam_of_the_bundled_classifier_on_full_slices(loaded, full_study, wh
     """Heatmaps on the 512² grid, one scale per stack; how often the peak lies on the lesion
     is measured in the cards (gradcam_*_peak_within_15mm: 1.0 seldom, 1.1 on about half the
     nodules and most liver lesions); 1.1's lies on this study's largest lesion."""
-    from medview.ai.bundled_data import normalise
-    from medview.ai.gradcam import gradcam, peak_index
+    from medview.ai.bundled.data import normalise
+    from medview.ai.runtime.gradcam import gradcam, peak_index
 
     lesion = max(full_study.lesions, key=lambda les: les["diameter_mm"])
     centre = np.asarray(lesion["centre_lps_mm"]) - full_study.meta["origin_lps_mm"]

@@ -5,7 +5,7 @@ reader would, and the learning-rate schedule."""
 import numpy as np
 import pytest
 
-from medview.ai.bundled_data import (
+from medview.ai.bundled.data import (
     CachedStudy,
     PatchSampler,
     SequenceSampler,
@@ -15,8 +15,10 @@ from medview.ai.bundled_data import (
     normalise,
     slice_targets,
 )
-from medview.ai.bundled_eval import auc, score_study, summarise_segmentation
-from medview.ai.bundled_training import _schedule, parse_seeds
+from medview.ai.bundled.evaluation import score_study, summarise_segmentation
+from medview.ai.bundled.training import parse_seeds
+from medview.ai.findings.scoring import auc
+from medview.ai.training.schedule import warmup_cosine
 from medview.core.errors import InvalidInputError
 
 SPACING = (1.5, 0.7, 0.7)
@@ -135,8 +137,8 @@ def test_classifier_phases_fit_the_network():
     phase's size is the card's, and the weights carry over between phases."""
     import torch
 
-    from medview.ai.bundled_training import CLS
-    from medview.ai.slice_classifier import SliceClassifier
+    from medview.ai.bundled.training import CLS
+    from medview.ai.runtime.slice_classifier import SliceClassifier
 
     assert CLS["phases"][-1]["size"] == CLS["args"]["input_size"]
     shapes = set()
@@ -178,22 +180,22 @@ def test_a_partly_found_lesion_counts_with_its_dice(study):
     assert lesion["detected"] and 0.5 < lesion["dice"] < 0.8
 
 
-def test_auc_and_seeds_and_schedule():
+def test_auc_and_seeds_andwarmup_cosine():
     truth = np.array([0, 0, 1, 1], bool)
     assert auc(np.array([0.1, 0.2, 0.8, 0.9]), truth) == 1.0
     assert auc(np.array([0.5, 0.5, 0.5, 0.5]), truth) == 0.5
     assert parse_seeds("1-3,7") == [1, 2, 3, 7]
-    assert _schedule(0, 100, 10) == pytest.approx(0.1)
-    assert _schedule(10, 100, 10) == pytest.approx(1.0)
-    assert _schedule(100, 100, 10) == pytest.approx(0.02)
+    assert warmup_cosine(0, 100, 10) == pytest.approx(0.1)
+    assert warmup_cosine(10, 100, 10) == pytest.approx(1.0)
+    assert warmup_cosine(100, 100, 10) == pytest.approx(0.02)
 
 
 def test_candidates_are_labelled_by_the_lesion_they_overlap(study):
     """Codes that call both lesions and one blob of soft tissue: three candidates, the
     blob a false positive, each lesion named with its diameter."""
-    from medview.ai.bundled_fp import label_candidates
-    from medview.ai.cards import card_from_dict
-    from medview.ai.findings import encode
+    from medview.ai.bundled.fp import label_candidates
+    from medview.ai.findings.postprocess import encode
+    from medview.ai.models.cards import card_from_dict
     from tests.ai.tiny_models import card_dict
 
     probs = np.zeros((study.ct.shape[0], 2, *study.ct.shape[1:]), np.float32)
@@ -214,7 +216,7 @@ def test_widening_the_context_keeps_the_predictions():
     import torch
     from monai.networks.nets import UNet
 
-    from medview.ai.bundled_training import SEG, widen_context
+    from medview.ai.bundled.training import SEG, widen_context
 
     torch.manual_seed(0)
     narrow = UNet(in_channels=3, out_channels=3, **SEG["args"]).eval()

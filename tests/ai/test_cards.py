@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from medview.ai.cards import DISCLAIMER, card_from_dict, load_card
+from medview.ai.models.cards import DISCLAIMER, card_from_dict, load_card
 from medview.core.errors import InvalidInputError
 
 GOOD = {

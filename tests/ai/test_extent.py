@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medview.ai.cards import Postprocess
-from medview.ai.findings import encode, findings_from
+from medview.ai.findings.postprocess import encode, findings_from
+from medview.ai.models.cards import Postprocess
 from medview.core.errors import InvalidInputError
 from medview.core.volume import Volume, VolumeMetadata
 from tests.ai.seg_models import card

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medview.ai.findings import (
+from medview.ai.findings.postprocess import (
     coarse_index,
     encode,
     findings_from,

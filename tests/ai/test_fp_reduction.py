@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai.cards import load_card
-from medview.ai.findings import candidate_regions, findings_from
-from medview.ai.fp_reduction import (
+from medview.ai.findings.fp_reduction import (
     FEATURES,
     FPClassifier,
     Tree,
     classifier_for,
     region_features,
 )
+from medview.ai.findings.postprocess import candidate_regions, findings_from
+from medview.ai.models.cards import load_card
 from medview.core.errors import InvalidInputError
 from tests.ai.seg_models import BRIGHT_NAME, assert_map_is_findings, write_bright_model
 from tests.ai.tiny_models import card_dict
@@ -96,7 +96,7 @@ def test_a_damaged_or_mismatched_classifier_is_refused_in_one_sentence(tmp_path,
 
 
 def test_cards_without_a_postprocess_still_load_and_keep_their_minimum(tmp_path):
-    from medview.ai.registry import bundled_models_dir
+    from medview.ai.models.registry import bundled_models_dir
 
     old = load_card(bundled_models_dir() / "lesion-seg" / "1.0")
     assert old.postprocess is None and classifier_for(old) is None
@@ -109,9 +109,9 @@ def test_cards_without_a_postprocess_still_load_and_keep_their_minimum(tmp_path)
 
 
 def test_findings_keep_what_the_rules_and_the_classifier_keep(tmp_path, demo):
-    from medview.ai.cards import card_from_dict
-    from medview.ai.inference import segment
-    from medview.ai.loading import load_model
+    from medview.ai.models.cards import card_from_dict
+    from medview.ai.runtime.inference import segment
+    from medview.ai.runtime.loading import load_model
     from medview.io.open_volume import load_volume
 
     vol, _ = load_volume([demo.series_dir])
@@ -146,7 +146,7 @@ def test_job_cli_and_card_agree(tmp_path, demo, data_dir):
     at the job's threshold and at another."""
     from medview.cli import main
     from medview.core.jobs import CancelToken, JobContext
-    from medview.io.dicom_seg import read_seg
+    from medview.io.dicom.seg import read_seg
     from medview.io.image_files import read_image
     from medview.io.open_volume import load_volume
     from medview.jobs.inference import infer_job
@@ -179,8 +179,8 @@ def test_job_cli_and_card_agree(tmp_path, demo, data_dir):
 
 def test_boosted_trees_learn_an_interaction_and_survive_their_json():
     """Large AND dense is a lesion, for label 0 only: a rule no single feature gives."""
-    from medview.ai.bundled_fp import FP, train_classifier
-    from medview.ai.fp_reduction import parse_classifier
+    from medview.ai.bundled.fp import FP, train_classifier
+    from medview.ai.findings.fp_reduction import parse_classifier
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, len(FEATURES)))

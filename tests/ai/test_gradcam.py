@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai.gradcam import gradcam, peak_index
-from medview.ai.slice_classifier import SliceClassifier
+from medview.ai.runtime.gradcam import gradcam, peak_index
+from medview.ai.runtime.slice_classifier import SliceClassifier
 from medview.core.errors import InvalidInputError
 
 SIZE = 32

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai import inference
-from medview.ai.inference import kept_result, segment
+from medview.ai.runtime import inference
+from medview.ai.runtime.inference import kept_result, segment
 from medview.core.errors import InvalidInputError, ResourceLimitError
 from medview.core.jobs import CancelToken, JobCancelled
 from tests.ai import seg_models
@@ -262,7 +262,7 @@ def test_memory_grows_only_by_the_uint8_maps_no_float_volume_copy():
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from medview.io.demo import generate_demo_study
+    from medview.demo import generate_demo_study
     from medview.io.open_volume import load_volume
 
     study = generate_demo_study(tmp_path_factory.mktemp("demo"), seed=3, slices=24)
@@ -270,7 +270,7 @@ def demo(tmp_path_factory):
 
 
 def test_tiny_real_model_on_a_demo_study(tmp_path, demo):
-    from medview.ai.loading import load_model
+    from medview.ai.runtime.loading import load_model
 
     vol, series = demo
     folder = seg_models.write_bright_model(tmp_path / "bright")

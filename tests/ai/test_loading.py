@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai.loading import load_model, release_models
+from medview.ai.runtime.loading import load_model, release_models
 from medview.core.errors import InvalidInputError
 from tests.ai.tiny_models import (
     batch,
@@ -84,8 +84,8 @@ def test_probabilities_card_gets_no_second_softmax(tmp_path, unet):
 
 
 def test_classifier_gives_one_row_per_slice(tmp_path):
-    from medview.ai.cards import card_from_dict
-    from medview.ai.networks import build_network
+    from medview.ai.models.cards import card_from_dict
+    from medview.ai.runtime.networks import build_network
 
     card = card_dict(name="cls", task="classification", context_slices=1, input_size=None,
                      architecture="medview.SliceClassifier",

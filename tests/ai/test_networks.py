@@ -10,9 +10,9 @@ import warnings
 import pytest
 import torch
 
-from medview.ai import device as dev
-from medview.ai.cards import card_from_dict
-from medview.ai.networks import build_network, n_classes, outputs_logits
+from medview.ai.models.cards import card_from_dict
+from medview.ai.runtime import device as dev
+from medview.ai.runtime.networks import build_network, n_classes, outputs_logits
 from medview.core.errors import InvalidInputError, ResourceLimitError, UnsupportedInputError
 from tests.ai.tiny_models import card_dict
 
@@ -50,7 +50,7 @@ def test_slice_classifier_is_built_from_its_module():
 
 
 def test_missing_slice_classifier_module_is_named(monkeypatch):
-    monkeypatch.setitem(sys.modules, "medview.ai.slice_classifier", None)
+    monkeypatch.setitem(sys.modules, "medview.ai.runtime.slice_classifier", None)
     c = card(task="classification", context_slices=1, architecture="medview.SliceClassifier")
     with pytest.raises(UnsupportedInputError, match=r"medview\.ai\.slice_classifier"):
         build_network(c)

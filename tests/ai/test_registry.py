@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from medview.ai import registry
+from medview.ai.models import registry
 from medview.core.errors import InvalidInputError
 from tests.ai.tiny_models import card_dict
 
@@ -144,7 +144,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split('.')[0] in {'torch', 'monai', 'onnxruntime', 'safetensors', 'numpy'}:
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Block())
-from medview.ai import registry
+from medview.ai.models import registry
 print(json.dumps([e.ref for e in registry.list_models()]))
 from medview.cli import main
 main(['--log-file', sys.argv[1], 'models'])

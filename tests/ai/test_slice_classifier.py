@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai.slice_classifier import SliceClassifier
+from medview.ai.runtime.slice_classifier import SliceClassifier
 from medview.core.errors import InvalidInputError
 
 ARGS = {"features": [4, 8], "embed": 8, "hidden": 4, "input_size": 32, "dropout": 0.0}
@@ -72,7 +72,7 @@ def _through_card(folder, model: SliceClassifier, args: dict):
     """`model`'s weights in a folder with a card giving `args`, loaded as MedView does."""
     from safetensors.torch import save_file
 
-    from medview.ai.loading import load_model, sha256_hex
+    from medview.ai.runtime.loading import load_model, sha256_hex
 
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               str(folder / "weights.safetensors"))

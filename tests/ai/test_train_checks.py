@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai import train_job, training
-from medview.ai.train_checkpoint import torch_bytes
+from medview.ai.training import engine as training
+from medview.ai.training import job as train_job
+from medview.ai.training.checkpoint import torch_bytes
 from medview.core.errors import InvalidInputError
 from tests.ai.test_training import run, tiny_job
 from tests.ai.test_training_inputs import _job
@@ -66,7 +67,7 @@ def test_a_diverging_loss_ends_the_run_with_nothing_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--lr 1e12 trained on NaN and wrote a version of NaN weights (and 'NaN' into the
     JSON events): now the run stops before the step, the last checkpoint intact."""
-    from medview.ai.train_tasks import SegmentationTask
+    from medview.ai.training.tasks import SegmentationTask
 
     real, calls = SegmentationTask.batch_loss, {"n": 0}
 
@@ -117,7 +118,7 @@ def test_a_damaged_or_planted_checkpoint_is_one_sentence_and_never_runs(
 
 
 def test_the_work_folder_must_be_a_new_empty_or_run_folder(tmp_path: Path) -> None:
-    from medview.ai.train_checks import claim_work
+    from medview.ai.training.checks import claim_work
 
     (tmp_path / "a-file").write_text("x")
     mine = tmp_path / "documents"
@@ -166,7 +167,7 @@ def test_label_maps_without_a_lesion_on_either_side_are_refused(tmp_path: Path) 
     empty = tmp_path / "s" / "study-04" / "labels.nii.gz"
     labels = read_image(empty)
     write_volume(Volume(np.zeros(labels.shape, np.uint8), labels.affine), empty)
-    from medview.ai.train_data import find_studies
+    from medview.ai.training.data import find_studies
 
     keys = {s.name: s.key for s in find_studies(tmp_path / "s")}
     job.split = {"train": [keys["study-01"], keys["study-02"], keys["study-03"]],
@@ -224,7 +225,7 @@ def test_a_resume_keeps_the_base_it_started_from(tmp_path: Path) -> None:
     run(job)
     saved = train_job.Job.load(Path(job.work) / train_job.JOB_FILE)
     assert saved.base == "tiny:1.0"  # pinned when the run started
-    from medview.ai.registry import activate
+    from medview.ai.models.registry import activate
 
     install_base(tmp_path / "data", version="2.0")
     activate("tiny", "2.0")  # "tiny" now means 2.0

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai import train_metrics as tm
-from medview.ai.bundled_eval import MIN_VOXELS
-from medview.ai.cards import load_card
-from medview.ai.findings import findings_from
-from medview.ai.inference import clear_kept, segment
-from medview.ai.loading import load_model
-from medview.ai.train_data import PreparedStudy
+from medview.ai.findings.postprocess import findings_from
+from medview.ai.findings.scoring import MIN_VOXELS
+from medview.ai.models.cards import load_card
+from medview.ai.runtime.inference import clear_kept, segment
+from medview.ai.runtime.loading import load_model
+from medview.ai.training import metrics as tm
+from medview.ai.training.data import PreparedStudy
 from medview.core.volume import Volume
 from tests.ai.test_fp_reduction import MIN_VOXELS as FP_MIN_VOXELS
 from tests.ai.test_fp_reduction import write_fp_model

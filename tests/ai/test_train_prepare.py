@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medview.ai import registry
-from medview.ai.train_data import find_studies, prepare_study
-from medview.ai.train_prepare import _call, _raise, run_each, worker_count
+from medview.ai.models import registry
+from medview.ai.training.data import find_studies, prepare_study
+from medview.ai.training.prepare import _call, _raise, run_each, worker_count
 from medview.core.errors import InvalidInputError, ResourceLimitError
 from tests.ai.train_fixtures import _affine, install_base, make_studies, make_study
 
@@ -145,7 +145,7 @@ def test_a_full_disk_in_a_worker_is_still_a_full_disk() -> None:
 
 
 def test_workers_are_bounded_by_cores_and_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    from medview.ai import train_prepare as tp
+    from medview.ai.training import prepare as tp
 
     monkeypatch.setattr(tp, "physical_memory_bytes", lambda: 64 * tp.GIB)
     assert (worker_count(1), worker_count(8), worker_count(64)) == (1, 8, 16)
@@ -154,7 +154,7 @@ def test_workers_are_bounded_by_cores_and_memory(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_run_on_two_threads_prepares_in_two_processes(tmp_path: Path, card) -> None:
-    from medview.ai.training import Job, Settings, Trainer
+    from medview.ai.training.engine import Job, Settings, Trainer
 
     make_studies(tmp_path / "studies", 4)
     s = Settings(epochs=1, batch_size=4, patch_size=32, patches_per_study=8, threads=2)

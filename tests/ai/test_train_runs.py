@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from medview.ai import train_runs as tr
-from medview.ai.training import CHECKPOINT
+from medview.ai.training import runs as tr
+from medview.ai.training.engine import CHECKPOINT
 from medview.core.errors import InvalidInputError
 
 

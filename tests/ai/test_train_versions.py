@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from medview.ai import train_versions as tv
-from medview.ai.cards import load_card
-from medview.ai.loading import load_model
+from medview.ai.models.cards import load_card
+from medview.ai.runtime.loading import load_model
+from medview.ai.training import versions as tv
 from tests.ai.seg_models import BRIGHT_NAME, bright_unet, write_bright_model
 from tests.ai.test_fp_reduction import write_fp_model
 

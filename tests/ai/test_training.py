@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from medview.ai import registry
-from medview.ai.cards import load_card
-from medview.ai.loading import load_model
-from medview.ai.training import Job, Settings, Trainer
+from medview.ai.models import registry
+from medview.ai.models.cards import load_card
+from medview.ai.runtime.loading import load_model
+from medview.ai.training.engine import Job, Settings, Trainer
 from medview.core.errors import InvalidInputError
 from tests.ai.train_fixtures import install_base, make_studies
 
@@ -161,7 +161,7 @@ def test_slice_classifier_trains_through_the_same_engine(tmp_path: Path) -> None
             "architecture_args": {"features": [4, 8], "embed": 8, "hidden": 4,
                                   "input_size": 16, "dropout": 0.0},
             "context_slices": 1}
-    from medview.ai.slice_classifier import SliceClassifier
+    from medview.ai.runtime.slice_classifier import SliceClassifier
 
     torch.manual_seed(0)
     net = SliceClassifier(in_channels=1, out_channels=2, features=[4, 8], embed=8, hidden=4,
@@ -177,7 +177,7 @@ def test_slice_classifier_trains_through_the_same_engine(tmp_path: Path) -> None
 
 
 def test_freeze_norm_keeps_the_base_batch_norm_statistics(tmp_path: Path) -> None:
-    from medview.ai.cards import load_card as card_of
+    from medview.ai.models.cards import load_card as card_of
     from tests.ai.tiny_models import UNET_ARGS
 
     base = tmp_path / "data" / "models" / "tiny" / "1.0"

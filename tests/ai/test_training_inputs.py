@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai import train_job, training
-from medview.ai.train_data import find_studies, split_by_patient
+from medview.ai.training import engine as training
+from medview.ai.training import job as train_job
+from medview.ai.training.data import find_studies, split_by_patient
 from medview.core.errors import InvalidInputError, ResourceLimitError
 from tests.ai.test_training import run, tiny_job
 from tests.ai.train_fixtures import install_base, make_studies, make_study
@@ -113,8 +114,8 @@ def _done_study(tmp_path: Path, name: str = "Tumour") -> np.ndarray:
     """A DICOM series labelled in the workspace (segments 'lung nodule' and `name`) and
     marked done, as the annotation tools leave it."""
     from medview.core.labels import LabelMap
-    from medview.io.dicom_index import scan
-    from medview.io.label_store import DONE, LabelSource, LabelStore
+    from medview.io.dicom.index import scan
+    from medview.io.labels.store import DONE, LabelSource, LabelStore
     from tests.dicom_factory import write_ct_series
 
     write_ct_series(tmp_path / "ct", n=12, rows=48, cols=48, spacing=(0.7, 0.7),
@@ -133,8 +134,8 @@ def _done_study(tmp_path: Path, name: str = "Tumour") -> np.ndarray:
 
 
 def test_workspace_done_studies_are_found_matched_by_name_and_mapped(tmp_path: Path) -> None:
-    from medview.ai import registry
-    from medview.ai.train_data import find_studies, label_counts, prepare_study
+    from medview.ai.models import registry
+    from medview.ai.training.data import find_studies, label_counts, prepare_study
 
     labels = _done_study(tmp_path)
     (study,) = find_studies("workspace")
@@ -153,8 +154,8 @@ def test_workspace_done_studies_are_found_matched_by_name_and_mapped(tmp_path: P
 def test_a_lesion_on_a_missing_slice_is_refused(tmp_path: Path) -> None:
     """A missing file loads as a blank slice; labels there would teach a lesion on flat grey
     (the run trained on it without a word)."""
-    from medview.ai import registry
-    from medview.ai.train_data import prepare_study
+    from medview.ai.models import registry
+    from medview.ai.training.data import prepare_study
     from medview.core.volume import Volume
     from medview.io.image_files import write_volume
     from medview.io.open_volume import load_volume
@@ -179,8 +180,8 @@ def test_a_lesion_on_a_missing_slice_is_refused(tmp_path: Path) -> None:
 def test_the_cache_follows_a_replaced_image_and_drops_old_mistakes(tmp_path: Path) -> None:
     """Only the label map's change was noticed: a replaced image (or a restored missing
     slice) kept training on the old cached pixels."""
-    from medview.ai import registry
-    from medview.ai.train_data import prepare_study
+    from medview.ai.models import registry
+    from medview.ai.training.data import prepare_study
     from medview.core.volume import Volume
     from medview.io.image_files import read_image, write_volume
 
@@ -199,8 +200,8 @@ def test_the_cache_follows_a_replaced_image_and_drops_old_mistakes(tmp_path: Pat
 
 def test_a_card_label_name_maps_the_value_of_an_unnamed_study(tmp_path: Path) -> None:
     """--map "lung nodule=ignore" on NIfTI labels (no names) was silently a no-op."""
-    from medview.ai import registry
-    from medview.ai.train_data import label_mapping
+    from medview.ai.models import registry
+    from medview.ai.training.data import label_mapping
 
     card = registry.resolve("tiny").card
     (study,) = find_studies(make_study(tmp_path / "s" / "one", 1))
@@ -212,8 +213,8 @@ def test_a_card_label_name_maps_the_value_of_an_unnamed_study(tmp_path: Path) ->
 def test_a_full_disk_while_caching_a_study_is_one_sentence_and_leaves_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """It was an internal error (numpy's OSError) that left a temp file on the full disk."""
-    from medview.ai import registry
-    from medview.ai.train_data import prepare_study
+    from medview.ai.models import registry
+    from medview.ai.training.data import prepare_study
 
     card = registry.resolve("tiny").card
     (study,) = find_studies(make_study(tmp_path / "s" / "one", 1))

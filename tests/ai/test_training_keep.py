@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai.cards import load_card
-from medview.ai.loading import load_model
-from medview.ai.train_data import find_studies, prepare_study
-from medview.ai.train_keep import Anchor, distillation_loss, frozen_parent
-from medview.ai.train_tasks import SegmentationTask
+from medview.ai.models.cards import load_card
+from medview.ai.runtime.loading import load_model
+from medview.ai.training.data import find_studies, prepare_study
+from medview.ai.training.keep import Anchor, distillation_loss, frozen_parent
+from medview.ai.training.tasks import SegmentationTask
 from medview.core.errors import InvalidInputError
 from tests.ai.test_training import run, tiny_job
 from tests.ai.tiny_models import tiny_unet
@@ -125,7 +125,7 @@ def test_unknown_distill_target_is_one_sentence(tmp_path: Path) -> None:
 
 
 def test_a_work_folder_in_use_by_another_run_is_refused(tmp_path: Path) -> None:
-    from medview.ai.train_job import WorkLock
+    from medview.ai.training.job import WorkLock
 
     job = tiny_job(tmp_path, epochs=1)
     Path(job.work).mkdir(parents=True)

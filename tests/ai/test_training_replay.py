@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from medview.ai import registry
-from medview.ai.train_replay import REPLAY_SEEDS, bundled_ancestor, replay_studies
+from medview.ai.models import registry
+from medview.ai.training.replay import REPLAY_SEEDS, bundled_ancestor, replay_studies
 from tests.ai.train_fixtures import install_base, make_study
 
 
@@ -40,7 +40,7 @@ def test_replay_studies_are_generated_once(tmp_path: Path, monkeypatch) -> None:
         made.append((seed, site))
         make_study(Path(folder), seed)
 
-    monkeypatch.setattr("medview.io.demo.generate_demo_study", fake_demo)
+    monkeypatch.setattr("medview.demo.generate_demo_study", fake_demo)
     first = replay_studies(2, tmp_path / "replay")
     again = replay_studies(2, tmp_path / "replay")
     assert made == [(REPLAY_SEEDS[0], "a"), (REPLAY_SEEDS[1], "a")]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from medview.ai import registry
-from medview.ai.loading import load_model, release_models
-from medview.ai.user_models import import_model
+from medview.ai.models import registry
+from medview.ai.runtime.loading import load_model, release_models
+from medview.ai.runtime.user_models import import_model
 from medview.core.errors import InvalidInputError, UnsupportedInputError
 from tests.ai.tiny_models import batch, card_dict, export_onnx, export_pt2, reference, tiny_unet
 

@@ -31,7 +31,7 @@ third_party_licenses = _load("third_party_licenses")
     "torch/lib/libtorch_cpu.so",
     "medview/resources/models/lesion-seg/1.0/weights.safetensors",
     "medview/resources/icons/medview.png",
-    "medview/io/demo/__init__.pyc",
+    "medview/demo/__init__.pyc",
     "PySide6/Qt/plugins/platforms/libqxcb.so",
     "PySide6/Qt/plugins/platforms/libqoffscreen.so",
     "PySide6/Qt/plugins/platforms/libqwayland.so",

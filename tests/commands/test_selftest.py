@@ -25,7 +25,7 @@ def test_selftest_passes_and_prints_one_timed_line_per_step(own_folders, capsys)
 
 def test_missing_bundled_models_fail_in_one_sentence(own_folders, monkeypatch, tmp_path,
                                                     capsys):
-    monkeypatch.setattr("medview.ai.registry.bundled_models_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr("medview.ai.models.registry.bundled_models_dir", lambda: tmp_path / "none")
     monkeypatch.setattr(selftest, "STEPS", (("bundled models", selftest._models),))
     assert main(own_folders) == 1
     captured = capsys.readouterr()

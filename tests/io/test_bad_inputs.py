@@ -24,8 +24,8 @@ from medview.core.errors import InvalidInputError, MedviewError
 from medview.core.jobs import CancelToken, JobCancelled, Progress
 from medview.core.series import ScanResult, Skipped
 
-dicom_index = pytest.importorskip("medview.io.dicom_index")
-dicom_volume = pytest.importorskip("medview.io.dicom_volume")
+dicom_index = pytest.importorskip("medview.io.dicom.index")
+dicom_volume = pytest.importorskip("medview.io.dicom.volume")
 
 # Extra memory a capped child may use beyond its imports; a reader that inflates or
 # allocates what a hostile header declares goes far past it.

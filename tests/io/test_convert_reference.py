@@ -131,11 +131,11 @@ class Converted:
 @pytest.fixture(scope="module", params=sorted(SERIES))
 def converted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A 20-slice 64 x 48 CT series written with pydicom, converted by every reader."""
-    for name in ("medview.io.dicom_index", "medview.io.dicom_volume"):
+    for name in ("medview.io.dicom.index", "medview.io.dicom.volume"):
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} (MedView's DICOM reader) is not written yet")
-    from medview.io.dicom_index import scan
-    from medview.io.dicom_volume import load_series
+    from medview.io.dicom.index import scan
+    from medview.io.dicom.volume import load_series
 
     kind = request.param
     folder = tmp_path_factory.mktemp(kind)

@@ -1,4 +1,4 @@
-"""The synthetic demo study (medview.io.demo): deterministic files, a valid DICOM series that
+"""The synthetic demo study (medview.demo): deterministic files, a valid DICOM series that
 independent readers place identically, ground truth that matches the label map lesion by
 lesion, tissue CT numbers in range, a measurable site A / site B shift, clear refusals of bad
 options, and cancellation that leaves nothing half-written."""
@@ -20,10 +20,10 @@ import pytest
 
 from medview.core.errors import InvalidInputError
 from medview.core.jobs import CancelToken, JobCancelled, Progress
-from medview.io.demo import generate_demo_study
-from medview.io.demo.phantom import Phantom
-from medview.io.demo.shapes import F32, Canvas
-from medview.io.demo.sites import TISSUES, T
+from medview.demo import generate_demo_study
+from medview.demo.phantom import Phantom
+from medview.demo.shapes import F32, Canvas
+from medview.demo.sites import TISSUES, T
 
 SMALL = 36  # slices in the quick studies: about 54 mm around the diaphragm at site A
 
@@ -106,7 +106,7 @@ def test_different_seeds_differ(tmp_path):
 
 
 def test_import_does_not_load_heavy_libraries():
-    code = ("import sys, medview.io.demo; "
+    code = ("import sys, medview.demo; "
             "print([m for m in ('SimpleITK', 'pydicom', 'torch', 'PySide6') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
@@ -165,8 +165,8 @@ def test_labels_read_by_nibabel_land_on_the_same_ras_positions(study_a):
 
 
 def test_medview_reader_loads_the_demo_like_simpleitk(study_a):
-    dicom_index = pytest.importorskip("medview.io.dicom_index")
-    dicom_volume = pytest.importorskip("medview.io.dicom_volume")
+    dicom_index = pytest.importorskip("medview.io.dicom.index")
+    dicom_volume = pytest.importorskip("medview.io.dicom.volume")
     result = dicom_index.scan([study_a.series_dir])
     assert len(result.series) == 1 and not result.skipped
     series = result.series[0]

@@ -13,11 +13,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from medview.ai.cards import DISCLAIMER, card_from_dict
+from medview.ai.models.cards import DISCLAIMER, card_from_dict
 from medview.core.errors import UnsupportedInputError
-from medview.io.dicom_index import scan
-from medview.io.dicom_seg import CONTENT_LABEL, read_seg, write_seg
-from medview.io.dicom_seg import DISCLAIMER as SEG_DISCLAIMER
+from medview.io.dicom.index import scan
+from medview.io.dicom.seg import CONTENT_LABEL, read_seg, write_seg
+from medview.io.dicom.seg import DISCLAIMER as SEG_DISCLAIMER
 from medview.io.image_files import read_image
 
 CARD = card_from_dict({
@@ -30,7 +30,7 @@ CARD = card_from_dict({
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from medview.io.demo import generate_demo_study
+    from medview.demo import generate_demo_study
 
     demo = generate_demo_study(tmp_path_factory.mktemp("demo"), seed=3, slices=24)
     (series,) = scan([demo.series_dir]).series

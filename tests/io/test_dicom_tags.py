@@ -12,7 +12,7 @@ from pydicom.sequence import Sequence as DicomSequence
 
 from medview.core.errors import MedviewError
 from medview.core.series import SourceRef
-from medview.io.dicom_tags import MAX_VALUE_CHARS, TagRow, filter_rows, read_tags
+from medview.io.dicom.tags import MAX_VALUE_CHARS, TagRow, filter_rows, read_tags
 
 
 def by_keyword(rows: list[TagRow]) -> dict[str, TagRow]:

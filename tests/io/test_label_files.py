@@ -12,8 +12,8 @@ from medview.core.errors import InvalidInputError, UnsupportedInputError
 from medview.core.labels import LabelMap
 from medview.core.volume import Volume
 from medview.io.image_files import write_volume
-from medview.io.label_files import export_label_file, import_label_file, sidecar_path
-from medview.io.label_match import LabelTarget
+from medview.io.labels.files import export_label_file, import_label_file, sidecar_path
+from medview.io.labels.match import LabelTarget
 
 SHAPE = (9, 20, 26)
 # oblique, flipped rows, anisotropic: (slice, row, col, 1) -> LPS

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medview.io.label_store import LabelStore
+from medview.io.labels.store import LabelStore
 
 SHAPE = (48, 192, 192)
 KEY = "1.2.826.0.1.kill"
@@ -25,7 +25,7 @@ CHILD = r"""
 import sys, threading
 import numpy as np
 from medview.core.labels import LabelMap
-from medview.io.label_store import LabelSource, LabelStore
+from medview.io.labels.store import LabelSource, LabelStore
 sys.path.insert(0, sys.argv[2])
 from tests.io.test_label_kill import KEY, SHAPE, stroke
 

@@ -16,9 +16,9 @@ import pytest
 
 from medview.core.errors import InvalidInputError
 from medview.core.labels import LabelMap
-from medview.io.dicom_index import scan
-from medview.io.label_match import LabelTarget
-from medview.io.label_seg import export_seg, import_seg
+from medview.io.dicom.index import scan
+from medview.io.labels.match import LabelTarget
+from medview.io.labels.seg import export_seg, import_seg
 from tests.dicom_factory import write_ct_series
 
 OBLIQUE = (0.8660254, 0.5, 0.0, 0.0, 0.0, -1.0)  # a coronal-ish plane turned by 30°
@@ -116,7 +116,7 @@ def test_no_segments_is_refused(tmp_path, oblique):
 @pytest.mark.external
 @pytest.mark.skipif(not Path("/usr/bin/dciodvfy").exists(), reason="dciodvfy not installed")
 def test_dciodvfy_finds_no_error_on_a_demo_study(tmp_path):
-    from medview.io.demo import generate_demo_study
+    from medview.demo import generate_demo_study
     from medview.io.image_files import read_image
 
     demo = generate_demo_study(tmp_path / "demo", seed=5, slices=40)

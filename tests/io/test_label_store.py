@@ -12,10 +12,10 @@ import pytest
 from medview.core.errors import MedviewError
 from medview.core.labels import LabelMap
 from medview.core.volume import Volume
-from medview.io import label_codec as codec
-from medview.io.label_autosave import LabelAutosaver
-from medview.io.label_catalog import done_studies, load_done_labels, pending_recovery
-from medview.io.label_store import DONE, DRAFT, LabelSource, LabelStore
+from medview.io.labels import codec
+from medview.io.labels.autosave import LabelAutosaver
+from medview.io.labels.catalog import done_studies, load_done_labels, pending_recovery
+from medview.io.labels.store import DONE, DRAFT, LabelSource, LabelStore
 from medview.viewer.label_editor import LabelEditor
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
@@ -236,7 +236,7 @@ def test_opening_without_editing_offers_no_recovery():
 
 
 def test_history_records_saves_status_and_discards_by_whom_and_when(monkeypatch):
-    monkeypatch.setattr("medview.io.label_store.reader_name", lambda: "dr-test")
+    monkeypatch.setattr("medview.io.labels.store.reader_name", lambda: "dr-test")
     ed = editor()
     saver = LabelAutosaver(LabelStore(KEY), ed, source(), interval_s=0)
     paint(ed, 10, 10)

@@ -28,8 +28,8 @@ from medview.core.errors import ResourceLimitError
 from medview.core.jobs import CancelToken, JobCancelled
 from medview.core.volume import Volume
 
-dicom_index = pytest.importorskip("medview.io.dicom_index")
-dicom_volume = pytest.importorskip("medview.io.dicom_volume")
+dicom_index = pytest.importorskip("medview.io.dicom.index")
+dicom_volume = pytest.importorskip("medview.io.dicom.volume")
 
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
                      DeflatedExplicitVRLittleEndian, RLELossless, JPEGLSLossless,

@@ -83,11 +83,11 @@ def test_stamp_nifti_seen_by_nibabel(tmp_path: Path) -> None:
 
 def _dicom_reader():
     """MedView's DICOM reader (scan, load_series); skip only when the modules do not exist."""
-    for name in ("medview.io.dicom_index", "medview.io.dicom_volume"):
+    for name in ("medview.io.dicom.index", "medview.io.dicom.volume"):
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} is not written yet")
-    from medview.io.dicom_index import scan
-    from medview.io.dicom_volume import load_series
+    from medview.io.dicom.index import scan
+    from medview.io.dicom.volume import load_series
 
     return scan, load_series
 

@@ -28,8 +28,8 @@ import pytest
 from medview.core.errors import InvalidInputError, MedviewError, UnsupportedInputError
 from medview.core.series import SeriesInfo
 from medview.core.volume import Volume
-from medview.io.dicom_index import scan
-from medview.io.dicom_volume import load_series
+from medview.io.dicom.index import scan
+from medview.io.dicom.volume import load_series
 from tests.io.real_files_expectations import DEFAULT, EXPECTED
 
 _DATA_STORE = importlib.util.find_spec("data_store")

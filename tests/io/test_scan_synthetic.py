@@ -14,7 +14,7 @@ import pytest
 from medview.core.errors import InvalidInputError
 from medview.core.series import ScanResult, SeriesInfo
 
-dicom_index = pytest.importorskip("medview.io.dicom_index")
+dicom_index = pytest.importorskip("medview.io.dicom.index")
 
 
 def scan(*paths: Path) -> ScanResult:

@@ -12,8 +12,8 @@ import pytest
 import torch
 from job_driver import drive
 
-from medview.ai.findings import findings_for, label_map_at
-from medview.ai.inference import clear_kept
+from medview.ai.findings.postprocess import findings_for, label_map_at
+from medview.ai.runtime.inference import clear_kept
 from medview.core.errors import InvalidInputError
 from medview.core.jobs import CancelToken, JobCancelled, JobContext
 from medview.jobs.inference import infer_job
@@ -26,7 +26,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from medview.io.demo import generate_demo_study
+    from medview.demo import generate_demo_study
     from medview.io.open_volume import load_volume
 
     study = generate_demo_study(tmp_path_factory.mktemp("demo"), seed=3, slices=24)
@@ -72,7 +72,7 @@ def test_second_run_by_registry_reference_reuses_without_loading(demo, model_dir
     def no_loading(*args, **kwargs):
         raise AssertionError("the model was loaded again")
 
-    monkeypatch.setattr("medview.ai.loading.load_model", no_loading)
+    monkeypatch.setattr("medview.ai.runtime.loading.load_model", no_loading)
     t0 = time.perf_counter()
     again, _ = drive(infer_job(vol, BRIGHT_NAME, ctx, series_key=series.key))
     assert again.reused and time.perf_counter() - t0 < 1.0
@@ -83,7 +83,7 @@ def test_models_that_do_not_fit_are_refused_before_loading(demo, model_dir, monk
     from dataclasses import replace
 
     vol, _ = demo
-    monkeypatch.setattr("medview.ai.loading.load_model",
+    monkeypatch.setattr("medview.ai.runtime.loading.load_model",
                         lambda *a, **k: pytest.fail("loaded a model that does not fit"))
     mr = replace(vol, metadata=replace(vol.metadata, modality="MR"))
     with pytest.raises(InvalidInputError, match=r"is a MR series; model bright-seg:1\.0 is made "
@@ -124,7 +124,7 @@ def test_cancel_from_another_thread_ends_within_a_second_and_leaves_no_thread(de
     assert not worker.is_alive() and outcome["end"] == "cancelled"
     assert outcome["t"] - t_cancel < 1.0
     assert threading.active_count() == baseline
-    from medview.ai.cards import load_card
-    from medview.ai.inference import kept_result
+    from medview.ai.models.cards import load_card
+    from medview.ai.runtime.inference import kept_result
 
     assert kept_result(vol, load_card(model_dir), True, series.key) is None  # nothing half-kept

@@ -9,7 +9,7 @@ import pytest
 import torch
 from job_driver import drive
 
-from medview.ai.inference import clear_kept
+from medview.ai.runtime.inference import clear_kept
 from medview.core.jobs import CancelToken, JobCancelled, JobContext
 from medview.jobs.inference import infer_job
 from medview.jobs.version_compare import VersionRun, compare_versions_job

@@ -59,7 +59,7 @@ def open_and_wait(qtbot, window: MainWindow, paths: list[str]) -> None:
 
 def slow_loading(monkeypatch, seconds_per_slice: float = 0.05) -> None:
     """Every slice of every load takes this long after it lands (cancel still works)."""
-    import medview.io.dicom_volume as dv
+    import medview.io.dicom.volume as dv
 
     real = dv.load_series
 

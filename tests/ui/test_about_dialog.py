@@ -7,7 +7,7 @@ from importlib import metadata
 from PySide6 import QtCore, QtWidgets
 
 from medview import __version__
-from medview.ai.registry import bundled_models_dir
+from medview.ai.models.registry import bundled_models_dir
 from medview.ui.about_dialog import AboutDialog, components, licences_file
 
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai import registry
-from medview.ai.inference import clear_kept
+from medview.ai.models import registry
+from medview.ai.runtime.inference import clear_kept
 from medview.ui.panels import findings_table as ft
 from medview.ui.theme import apply_dark_theme
 from tests.ai.seg_models import write_bright_model

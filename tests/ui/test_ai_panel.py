@@ -14,9 +14,9 @@ import pytest
 import torch
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from medview.ai import registry
-from medview.ai.inference import clear_kept
-from medview.ai.loading import LoadedModel
+from medview.ai.models import registry
+from medview.ai.runtime.inference import clear_kept
+from medview.ai.runtime.loading import LoadedModel
 from medview.core.jobs import CancelToken, JobContext
 from medview.core.volume import Volume, VolumeMetadata
 from medview.jobs.inference import infer_job
@@ -363,7 +363,7 @@ def test_mask_outline_draws_only_edges(qtbot, viewer):
 
 
 def tiny_classifier(folder):
-    from medview.ai.slice_classifier import SliceClassifier
+    from medview.ai.runtime.slice_classifier import SliceClassifier
 
     torch.manual_seed(0)
     net = SliceClassifier(1, 2, features=(4, 8), embed=8, hidden=4, input_size=16)
@@ -396,7 +396,7 @@ def test_explain_slice_shows_grad_cam_on_that_slice(qtbot, viewer):
 
 @pytest.fixture(scope="module")
 def demo_study(tmp_path_factory):
-    from medview.io.demo import generate_demo_study
+    from medview.demo import generate_demo_study
 
     return generate_demo_study(tmp_path_factory.mktemp("demo"), seed=5, slices=24)
 
@@ -484,10 +484,11 @@ def test_explain_is_disabled_and_says_why_without_grad_cam(qtbot, viewer, monkey
     tiny_classifier(registry.user_models_dir() / "tiny-cls" / "1.0")
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "medview.ai.gradcam" else real(name, *a))
+                        lambda name, *a: None if name == "medview.ai.runtime.gradcam"
+                        else real(name, *a))
     panel.refresh_models()
     assert not panel.explain.button.isEnabled()
-    assert "medview.ai.gradcam is missing" in panel.explain.button.toolTip()
+    assert "medview.ai.runtime.gradcam is missing" in panel.explain.button.toolTip()
 
 
 def test_the_picker_shows_the_cards_headline_validation(qtbot, viewer):

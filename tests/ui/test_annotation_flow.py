@@ -11,8 +11,8 @@ import numpy as np
 from PySide6 import QtWidgets
 
 from medview.core.labels import LabelMap
-from medview.io import label_autosave
-from medview.io.label_store import LabelSource, LabelStore
+from medview.io.labels import autosave as label_autosave
+from medview.io.labels.store import LabelSource, LabelStore
 from tests.ui.annotation_fixtures import KEY, click, ct_volume, paint
 from tests.ui.main_window_fixtures import make_window, open_and_wait
 

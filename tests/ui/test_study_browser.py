@@ -12,7 +12,7 @@ from PySide6 import QtCore
 from PySide6.QtTest import QTest
 
 from medview.core.jobs import CancelToken, JobContext
-from medview.io.dicom_index import scan
+from medview.io.dicom.index import scan
 from medview.jobs import studies
 from medview.ui.panels.study_browser import StudyBrowser, patient_text
 from tests.ui.main_window_fixtures import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6 import QtCore
 
-from medview.ai.train_data import TrainStudy
+from medview.ai.training.data import TrainStudy
 from medview.jobs.training import StudyRow
 from medview.ui.panels import training_panel as tp
 from medview.ui.panels.training_panel import TrainingPanel

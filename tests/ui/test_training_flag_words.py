@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from medview.ai.train_checks import diverged
-from medview.ai.train_job import Settings
-from medview.ai.train_prepare import WORKER_DIED
+from medview.ai.training.checks import diverged
+from medview.ai.training.job import Settings
+from medview.ai.training.prepare import WORKER_DIED
 from medview.commands.train import _flag
 from medview.ui.panels.training_panel import TrainingPanel
 

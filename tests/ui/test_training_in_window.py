@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore
 
-from medview.ai import registry
+from medview.ai.models import registry
 from tests.ai.tiny_models import card_dict, tiny_unet, write_folder
 from tests.ai.train_fixtures import make_studies, make_study
 from tests.ui.main_window_fixtures import make_window

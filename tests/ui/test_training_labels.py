@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PySide6 import QtCore
 
-from medview.ai.train_data import TrainStudy
+from medview.ai.training.data import TrainStudy
 from medview.jobs.training import StudyRow
 from medview.ui.panels.training_panel import TrainingPanel
 from tests.ai.train_fixtures import install_base, make_studies, make_study

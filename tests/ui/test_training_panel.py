@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6 import QtCore
 
-from medview.ai import registry
+from medview.ai.models import registry
 from medview.ui.panels.training_panel import TrainingPanel
 
 LEFT = QtCore.Qt.MouseButton.LeftButton

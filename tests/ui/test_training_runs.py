@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from medview.ai import registry
-from medview.ai.train_job import Job, Settings
+from medview.ai.models import registry
+from medview.ai.training.job import Job, Settings
 from medview.core.volume import Volume
 from medview.io.image_files import read_image, write_volume
 from medview.ui.panels.training_panel import TrainingPanel

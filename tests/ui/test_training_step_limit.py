@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.cards import ModelCard
-from medview.ai.preprocess import pad_multiple
-from medview.ai.registry import resolve
-from medview.ai.train_job import MAX_STEP_PIXELS, Settings
-from medview.ai.train_patches import check_patch
+from medview.ai.models.cards import ModelCard, pad_multiple
+from medview.ai.models.registry import resolve
+from medview.ai.training.job import MAX_STEP_PIXELS, Settings
+from medview.ai.training.patches import check_patch
 from medview.ui.panels.training_panel import TrainingPanel
 from medview.ui.panels.training_settings import TrainingSettings
 

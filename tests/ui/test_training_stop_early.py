@@ -22,7 +22,7 @@ SHOTS = Path(os.environ.get("MEDVIEW_SHOTS", "/tmp"))
 # so the stop lands while preparing however busy the machine is
 HELD_IN_PREPARING = """
 import signal, sys, time
-from medview.ai import train_data
+from medview.ai.training import data as train_data
 from medview.cli import main
 
 prepare = train_data.prepare_study

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6 import QtCore
 
-from medview.ai import registry
+from medview.ai.models import registry
 from medview.ui.panels.model_versions import ModelVersions
 from medview.ui.panels.version_compare import CONDITIONS_TITLE, VersionCompareDialog
 from tests.ai.tiny_models import card_dict, tiny_unet, write_folder

@@ -17,11 +17,11 @@ import pytest
 import torch
 from PySide6 import QtCore
 
-from medview.ai import registry
-from medview.ai.inference import clear_kept
-from medview.ai.loading import LoadedModel
-from medview.io.dicom_index import scan
-from medview.io.dicom_volume import load_series
+from medview.ai.models import registry
+from medview.ai.runtime.inference import clear_kept
+from medview.ai.runtime.loading import LoadedModel
+from medview.io.dicom.index import scan
+from medview.io.dicom.volume import load_series
 from medview.ui.panels.model_versions import ModelVersions
 from medview.ui.version_overlay_compare import VersionOverlayCompare
 from medview.viewer.planes import Plane
@@ -292,7 +292,7 @@ def test_in_the_main_window_the_ai_panels_kept_result_is_reused(qtbot, versions,
 
 @pytest.fixture(scope="module")
 def demo40(tmp_path_factory):
-    from medview.io.demo import generate_demo_study
+    from medview.demo import generate_demo_study
 
     return generate_demo_study(tmp_path_factory.mktemp("demo40"), seed=7, slices=40)
 

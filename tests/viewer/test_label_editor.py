@@ -237,7 +237,7 @@ def test_listeners_and_revision(ed):
 
 def test_real_ai_findings_go_into_labels_voxel_for_voxel(tmp_path, monkeypatch):
     """The fake model's findings (ai.findings' own cut) -> finding_indices -> accept."""
-    from medview.ai.inference import clear_kept
+    from medview.ai.runtime.inference import clear_kept
     from medview.viewer.ai_results import AIResults
     from medview.viewer.label_tools import finding_indices
     from tests.viewer.test_ai_results import KEY, blobs, run

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.cards import DISCLAIMER
+from medview.ai.models.cards import DISCLAIMER
 from medview.jobs.ai_assist import findings_job
 from medview.ui.panels.layers_panel import MAP_TITLES
 from medview.ui.workers import JobWorker

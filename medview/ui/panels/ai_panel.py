@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.cards import DISCLAIMER
-from medview.ai.registry import ModelEntry, active_model, scan_models
+from medview.ai.models.cards import DISCLAIMER
+from medview.ai.models.registry import ModelEntry, active_model, scan_models
 from medview.core.errors import MedviewError
 from medview.jobs.ai_assist import (
     check_model_fits,

@@ -13,8 +13,8 @@ import importlib.util
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.cards import DISCLAIMER
-from medview.ai.registry import ModelEntry
+from medview.ai.models.cards import DISCLAIMER
+from medview.ai.models.registry import ModelEntry
 from medview.jobs.ai_assist import SliceExplanation, explain_slice_job
 from medview.ui.workers import JobWorker
 from medview.viewer.ai_results import explanation_layer
@@ -26,8 +26,8 @@ READY_TIP = "Grad-CAM of the slice classifier on the current image: where its ev
 
 def unavailable_reason(entry: ModelEntry | None) -> str:
     """Why Explain slice cannot run here, or "" when it can."""
-    if importlib.util.find_spec("medview.ai.gradcam") is None:
-        return "Grad-CAM is not part of this MedView (medview.ai.gradcam is missing)."
+    if importlib.util.find_spec("medview.ai.runtime.gradcam") is None:
+        return "Grad-CAM is not part of this MedView (medview.ai.runtime.gradcam is missing)."
     if entry is None:
         return ("No slice classifier is installed: Grad-CAM explains MedView's bundled "
                 "slice-classifier model.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.registry import ModelEntry, activate, scan_models
+from medview.ai.models.registry import ModelEntry, activate, scan_models
 from medview.core.errors import MedviewError
 from medview.ui.panels.version_compare import VersionCompareDialog, metric_name
 from medview.ui.version_overlay_compare import VersionOverlayCompare

@@ -21,7 +21,7 @@ from datetime import datetime
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from medview.io.label_store import DONE, LabelStatus
+from medview.io.labels.store import DONE, LabelStatus
 from medview.ui.panels.label_tool_box import NAVIGATE, LabelToolBox
 from medview.ui.panels.segment_table import SegmentTable
 from medview.viewer.label_editor import LabelEditor

@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.core.errors import MedviewError
 from medview.core.series import SourceRef
-from medview.io.dicom_tags import TagRow, filter_rows, read_tags
+from medview.io.dicom.tags import TagRow, filter_rows, read_tags
 
 THROTTLE_MS = 100
 HEADERS = ("Tag", "Keyword", "VR", "Value")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.train_job import JOB_FILE, Job
+from medview.ai.training.job import JOB_FILE, Job
 from medview.core.errors import MedviewError
 from medview.io.workspace import data_dir
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.preprocess import pad_multiple
-from medview.ai.registry import scan_models
-from medview.ai.train_job import JOB_FILE, Job, default_work
-from medview.ai.train_runs import CHECKPOINT_FILE, RunInfo, forget_unsaved
+from medview.ai.models.cards import pad_multiple
+from medview.ai.models.registry import scan_models
+from medview.ai.training.job import JOB_FILE, Job, default_work
+from medview.ai.training.runs import CHECKPOINT_FILE, RunInfo, forget_unsaved
 from medview.io.workspace import atomic_write_text
 from medview.ui.panels.model_versions import ModelVersions
 from medview.ui.panels.training_curves import TrainingCurves

@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from medview.ai.train_job import MAX_STEP_PIXELS, Settings
+from medview.ai.training.job import MAX_STEP_PIXELS, Settings
 
 BASIC = ("epochs", "lr", "batch_size", "patch_size", "augment", "device", "amp")
 # the advanced settings a reader is likeliest to change come first, the rest in their order
@@ -208,7 +208,7 @@ class TrainingSettings(QtWidgets.QWidget):
         signal.connect(lambda *_: self._changed(name))
 
     def set_patch_multiple(self, multiple: int) -> None:
-        """The base model's patch multiple (preprocess.pad_multiple): the patch size box
+        """The base model's patch multiple (cards.pad_multiple): the patch size box
         offers only sides its network takes (the engine refuses others)."""
         box = self.widgets["patch_size"]
         step = multiple * math.ceil(16 / multiple)  # the arrows' step, 16 or more

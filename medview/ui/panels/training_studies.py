@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.train_data import WORKSPACE, split_by_patient
-from medview.ai.train_job import Settings
+from medview.ai.training.data import WORKSPACE, split_by_patient
+from medview.ai.training.job import Settings
 from medview.jobs.training import training_studies_job
 from medview.ui.panels.segment_table import ml_text
 from medview.ui.workers import JobWorker

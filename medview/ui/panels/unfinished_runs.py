@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.train_runs import RunInfo, discard_run, unfinished_runs
+from medview.ai.training.runs import RunInfo, discard_run, unfinished_runs
 from medview.core.errors import MedviewError
 
 STATES = {"stopped": "stopped", "failed": "ended with an error",

@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
-from medview.ai.registry import ModelEntry
+from medview.ai.models.registry import ModelEntry
 
 # keys of a card's validation numbers that say how it was measured, not how well it did
 CONDITIONS = ("studies", "lesions", "lesions_ge_6mm", "threshold", "fp_threshold",

@@ -1,0 +1,107 @@
+"""What a fine-tune refuses before it spends any time, and the one sentence for each: a
+setting no run can use, an imported base, a patch the network cannot take, a version number
+that is taken, a work folder it must not write into, a checkpoint that is or is not there;
+and the run that diverged. Torch-free: these are checks on names, numbers and folders.
+
+Each was seen failing late or badly: --new-version 1.2 refused only after the whole run,
+--epochs 0 writing a copy of the parent as a new version, --batch-size 0 or --lr -1 ending
+in an internal error, --out on a file or ~/Documents, --lr 1e12 writing NaN weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from medview.ai.training.job import JOB_FILE, LOCK_FILE, Job
+from medview.core.errors import InvalidInputError, UnsupportedInputError
+
+# what a run keeps in its work folder (train_runs, training); anything else is someone's
+SAVED_FILES = ("checkpoint.pt", "best.safetensors")  # what a resume continues from
+RUN_FILES = {JOB_FILE, LOCK_FILE, "run.json", "run.lock", *SAVED_FILES}
+
+
+def claim_work(folder: Path, resume: bool) -> None:
+    """Make the work folder, refusing one a run must not write into: a file, a folder that
+    cannot be written, MedView's models folder (a version is made only by write_version) or
+    a folder of other files (--out ~/Documents would have put job.json among them)."""
+    from medview.ai.models.registry import bundled_models_dir, user_models_dir
+
+    where = folder.resolve()
+    if any(where.is_relative_to(m.resolve()) for m in (bundled_models_dir(),
+                                                        user_models_dir())):
+        raise InvalidInputError(str(folder), "is inside MedView's models folder; choose a work "
+                                             "folder for --out outside it")
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(str(folder), "is a file; --out needs a folder (new or empty)")
+    others = sorted(p.name for p in folder.iterdir() if p.name not in RUN_FILES
+                    and not p.name.startswith(".")) if folder.is_dir() else []
+    if others and not resume:
+        raise InvalidInputError(str(folder), f"holds {len(others)} other file(s) ({others[0]}"
+                                             f"{', ...' if len(others) > 1 else ''}) and is "
+                                             f"not a training work folder; choose a new or "
+                                             f"empty folder for --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(str(folder), f"cannot be created ({exc.strerror or exc}); "
+                                             f"choose a folder you can write for --out"
+                                ) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidInputError(str(folder), "cannot be written; choose a folder you can "
+                                             "write for --out")
+
+
+def check_run(job: Job, entry: Any, checkpoint: Path, resume: bool) -> None:
+    """Everything about the job that can be refused before the studies are prepared."""
+    from medview.ai.training.patches import check_patch
+    from medview.ai.training.versions import check_new_version
+
+    card = entry.card
+    if card.architecture in ("torch.export", "onnx"):
+        raise UnsupportedInputError(str(entry.folder), f"{card.ref} is an imported "
+                                    f"{card.architecture} program; MedView fine-tunes only "
+                                    f"the networks it builds")
+    try:
+        job.settings.check()
+    except ValueError as exc:
+        raise InvalidInputError(None, f"setting {exc}") from None
+    check_patch(card, job.settings.patch_size)
+    if job.version:
+        check_new_version(card.name, job.version)
+    if checkpoint.exists() and not resume:
+        raise InvalidInputError(str(checkpoint.parent), "already holds a training run; add "
+                                                        "--resume to continue it or choose "
+                                                        "another --out folder")
+    if resume and not checkpoint.exists():
+        raise InvalidInputError(str(checkpoint), "does not exist: there is nothing to resume "
+                                                 "in this work folder")
+
+
+def check_labelled(train: list, val: list) -> None:
+    """Prepared studies (train_data.PreparedStudy): a training side without one labelled
+    voxel has nothing to teach, a validation side without one cannot measure the Dice that
+    picks the best epoch (empty label maps wrote a version with Dice null)."""
+    for side, studies in (("training", train), ("validation", val)):
+        if not any(p.counts for p in studies):
+            raise InvalidInputError(None, f"none of the {len(studies)} {side} studies has a "
+                                          f"labelled lesion (after the label mapping); label "
+                                          f"lesions in them or move a labelled study into "
+                                          f"{side} in the split")
+
+
+def unmatched_names(mapping: dict[str, str], studies: list, card: Any) -> list[str]:
+    """The --map sources given by name that no study's segment and no label of the model is
+    called: a typo ("tumor" for "tumour") would otherwise map nothing without a word. Values
+    (digits) are not checked here: that needs every label map read."""
+    names = {n.lower() for st in studies for n in st.segments.values()} | \
+        {lab.name.lower() for lab in card.labels}
+    return [k for k in mapping if not str(k).isdigit() and str(k).lower() not in names]
+
+
+def diverged(epoch: int, step: int, value: float, lr: float) -> InvalidInputError:
+    """The loss is no longer a number: from this step on every weight would be NaN, so the
+    run ends before the step, its last checkpoint and every version as they were."""
+    return InvalidInputError(None, f"the training loss became {value} in epoch {epoch + 1}, "
+                                   f"step {step + 1}, so training stopped with nothing "
+                                   f"written; start again with a smaller --lr than {lr:g}")

@@ -1,0 +1,430 @@
+"""The fine-tuning engine behind `medview train`: a job (data, base model, settings, split)
+in, a new model version out, one event dict after another in between.
+
+It runs in a child process (DESIGN.md section 4), so a crash or an out-of-memory cannot take
+the viewer down; the same code runs under `torchrun --nproc-per-node N` with
+DistributedDataParallel (gloo on the CPU, nccl on CUDA): every process draws its own
+patches, rank 0 validates, checkpoints, reports and writes the version.
+
+- Seeded and reproducible: each epoch's draws come from a Generator seeded by (seed, epoch,
+  rank) whose state the checkpoint keeps, so a resumed run repeats the same steps.
+- A checkpoint after every epoch and on stop, written atomically (temp file, fsync, rename):
+  a full disk or a kill leaves the previous one whole. Stop (SIGTERM / SIGINT, or the panel)
+  is checked between steps: the run saves where it is and ends within a step.
+- AdamW with linear warm-up and cosine decay per step (bundled_training's schedule); mixed
+  precision on CUDA only (device.autocast_context); early stopping on the validation Dice
+  (patience in epochs); the best epoch's weights become the version.
+- Nothing of any existing version is touched: the base is read, the result is a new folder
+  (train_versions), and activating it is the reader's choice."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medview.ai.training.checkpoint import (
+    BEST,
+    CHECKPOINT,
+    check_base,
+    checkpoint_at,
+    load_checkpoint,
+    save_best,
+    save_checkpoint,
+)
+from medview.ai.training.checks import check_labelled, check_run, diverged, unmatched_names
+from medview.ai.training.dist import Dist
+from medview.ai.training.job import JOB_FILE, Job, Settings, WorkLock, default_work, write_file
+from medview.ai.training.schedule import warmup_cosine
+from medview.core.errors import InvalidInputError
+from medview.io.workspace import data_dir
+
+__all__ = ["CHECKPOINT", "JOB_FILE", "Job", "Settings", "Trainer", "train_mode"]
+
+# events between long pieces of work outside the steps (minutes on a first run: generating
+# rehearsal studies, caching, mining, the final evaluation), where a stop is also honoured
+BETWEEN = ("prepare", "replay", "mining", "evaluate")
+Emit = Callable[[dict], None]
+
+
+class Stopped(Exception):
+    """Stop asked outside the training steps (the steps save a checkpoint themselves)."""
+
+
+def train_mode(model: Any, freeze_norm: bool) -> None:
+    """Train mode; with freeze_norm the batch norms keep the base model's running
+    statistics (their scale and shift still learn): 128² patches, 40% of them on a lesion,
+    are not the whole slices the statistics describe at inference."""
+    model.train()
+    if freeze_norm:
+        from torch.nn.modules.batchnorm import _BatchNorm
+
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                m.eval()
+
+
+class Trainer:
+    def __init__(self, job: Job, emit: Emit, should_stop: Callable[[], bool],
+                 resume: bool = False) -> None:
+        self.job, self.should_stop, self.resume = job, should_stop, resume
+        self.s = job.settings
+        self._emit = emit
+        self.work = Path(job.work) if job.work else default_work(job.base)
+        job.work = str(self.work)
+
+    def emit(self, event: str, **data: Any) -> None:
+        if self.dist.rank == 0:
+            self._emit({"event": event, **data})
+        if event in BETWEEN and self.dist.world == 1 and self.should_stop():
+            raise Stopped  # (under torchrun the others wait at a barrier: stop in the steps)
+
+    def _check_stop(self) -> None:
+        """Between inference batches of mining and evaluating, and twice a second while
+        studies are prepared in other processes (a large study takes longer than the
+        panel's grace before it kills the run)."""
+        if self.dist.world == 1 and self.should_stop():
+            raise Stopped
+
+    # ---------------------------------------------------------------- preparing
+    def _replay(self, entry: Any, card: Any) -> list:
+        from medview.ai.training.replay import bundled_ancestor, replay_studies
+
+        if self.s.replay_studies <= 0 or card.task != "segmentation" or \
+                bundled_ancestor(entry) is None:
+            return []
+        self.dist.first_rank_first(before=True)
+        found = replay_studies(self.s.replay_studies, data_dir() / "training" / "replay",
+                               self._workers(), self._progress("replay"),
+                               self._check_stop)
+        self.dist.first_rank_first(before=False)
+        return found
+
+    def _workers(self) -> int:
+        """Processes for the preparation: as many as the run's threads (under torchrun the
+        first process prepares while the others wait, so it takes every core)."""
+        from medview.ai.runtime.device import cpu_cores
+        from medview.ai.training.prepare import worker_count
+
+        return worker_count(self.s.threads or cpu_cores())
+
+    def _progress(self, event: str) -> Callable[[int, int], None]:
+        """The event for the study underway when k of n have ended (a stop is read there)."""
+        return lambda k, n: self.emit(event, index=k + 1, of=n) if k < n else None
+
+    def _studies(self, entry: Any, card: Any) -> tuple[list, list, list]:
+        from medview.ai.training import data as td
+        from medview.ai.training.prepare import run_each
+
+        studies = td.find_studies(self.job.data)
+        split = self.job.split or td.split_by_patient(studies, self.s.val_fraction,
+                                                      self.s.seed)
+        by_key = {s.key: s for s in studies}
+        unknown = [k for k in split.get("train", []) + split.get("val", []) if k not in by_key]
+        if unknown:
+            name = self.job.names.get(unknown[0])
+            which = f"{name!r} (key {unknown[0]})" if name else unknown[0]
+            more = f" and {len(unknown) - 1} other(s)" if len(unknown) > 1 else ""
+            raise InvalidInputError(self.job.data, f"no longer holds study {which}{more} of "
+                                    f"the job's split (moved, deleted or no longer marked "
+                                    f"done); put it back, or start a new run")
+        train = [by_key[k] for k in split.get("train", [])]
+        val = [by_key[k] for k in split.get("val", [])]
+        if not train or not val:
+            raise InvalidInputError(self.job.data, f"gives {len(train)} training and "
+                                    f"{len(val)} validation studies; both need at least one "
+                                    f"(label more studies, from more than one patient)")
+        if set(s.key for s in train) & set(s.key for s in val):
+            raise InvalidInputError(None, "the split puts a study in both training and "
+                                          "validation; each belongs to one side")
+        self.job.split = {"train": [s.key for s in train], "val": [s.key for s in val]}
+        self.job.names = {s.key: s.name for s in train + val}
+        self.replay = self._replay(entry, card)
+        train = train + self.replay  # rehearsal studies train, never validate
+        for src in unmatched_names(self.job.mapping, train + val, card):
+            self.emit("warning", message=f"--map {src}={self.job.mapping[src]}: no study has "
+                                         f"a label named {src!r}, so it changes nothing")
+        cache = Path(self.job.cache) if self.job.cache else data_dir() / "training" / "cache"
+        self.dist.first_rank_first(before=True)
+        todo = [st for st in train + val
+                if td.cached_meta(st, card, cache, self.job.mapping) is None]
+        run_each(partial(td.prepare_study, card=card, cache=cache, mapping=self.job.mapping),
+                 todo, self._workers(), self._progress("prepare"), self._check_stop)
+        prepared = [td.prepare_study(st, card, cache, self.job.mapping) for st in train + val]
+        self.dist.first_rank_first(before=False)
+        check_labelled(prepared[:len(train) - len(self.replay)], prepared[len(train):])
+        return train + val, prepared[:len(train)], prepared[len(train):]
+
+    def _setup_torch(self) -> None:
+        import torch
+
+        from medview.ai.runtime.device import cpu_cores
+
+        torch.manual_seed(self.s.seed)
+        threads = self.s.threads or max(1, cpu_cores() // self.dist.world)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    # ---------------------------------------------------------------- running
+    def run(self) -> dict | None:
+        """Train; returns the 'done' event (None when stopped)."""
+        self.dist, self.lock = Dist(self.s.device), None
+        try:
+            return self._run()
+        except Stopped:  # nothing new to save: the checkpoint there, if any, resumes it
+            at = checkpoint_at(self.work)
+            self.emit("stopped", epoch=at[0] if at else 0, step=at[1] if at else 0,
+                      work=str(self.work), resume=self._resume_line() if at else None)
+            return None
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+            self.dist.close()
+
+    def _run(self) -> dict | None:
+        import torch
+
+        from medview.ai.models import registry
+        from medview.ai.runtime.loading import load_model
+        from medview.ai.training.tasks import make_task
+
+        entry = registry.resolve(self.job.base)
+        card = entry.card
+        check_run(self.job, entry, self.work / CHECKPOINT, self.resume)
+        self.job.base = card.ref  # pinned: a resume after activating another version keeps it
+        if self.resume:
+            check_base(self.work, card.ref)
+        self.work.mkdir(parents=True, exist_ok=True)
+        if self.dist.rank == 0:
+            self.lock = WorkLock(self.work)
+        studies, train, val = self._studies(entry, card)
+        if self.dist.rank == 0:
+            write_file(self.work / JOB_FILE, (self.job.to_json() + "\n").encode(), "job file",
+                       "run again")
+        self._setup_torch()
+        device = self.dist.device
+        model = load_model(entry.folder, "cpu", reuse=False).module.to(device).train()
+        teacher = None
+        if self.s.distill > 0 and card.task == "segmentation":
+            from medview.ai.training.keep import frozen_parent
+
+            teacher = frozen_parent(load_model(entry.folder, "cpu", reuse=False).module
+                                    .to(device))
+        self.emit("mining", studies=len(train))
+        self.dist.first_rank_first(before=True)  # rank 0 mines and caches, the rest read
+        task = make_task(card, train, val, self.s, model, device, teacher,
+                         len(train) - len(self.replay),
+                         lambda i, n: self.emit("mining", studies=n, index=i),
+                         self._check_stop)
+        self.dist.first_rank_first(before=False)
+        anchor = None
+        if self.s.l2sp > 0:
+            from medview.ai.training.keep import Anchor
+
+            anchor = Anchor(model, self.s.l2sp)  # the parent's weights, before any resume
+        net = model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        opt = torch.optim.AdamW(model.parameters(), lr=self.s.lr,
+                                weight_decay=self.s.weight_decay)
+        amp = bool(self.s.amp) and device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported()
+                                      ) if device.type == "cuda" else None
+        per_step = self.s.batch_size * self.dist.world
+        steps = max(1, math.ceil(len(train) * self.s.patches_per_study / per_step))
+        st = load_checkpoint(self.work, model, opt, scaler) if self.resume else None
+        st = st or {"base": card.ref, "epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0,
+                    "loss_n": 0, "history": [], "best_epoch": 0, "best_dice": -1.0, "bad_epochs": 0,
+                    "seconds": 0.0}
+        self._labels_now(st, train[:len(train) - len(self.replay)] + val)
+        self.emit("start", base=card.ref, device=str(device), processes=self.dist.world,
+                  train=len(train), val=len(val), epochs=self.s.epochs, steps_per_epoch=steps,
+                  samples_per_epoch=steps * per_step, work=str(self.work),
+                  resumed_epoch=st["epoch"] if self.resume else None)
+        if not st["history"]:
+            self._validate(task, model, device, st, 0, None, 0.0, steps, per_step)
+        from medview.ai.runtime.device import autocast_context
+
+        t_epoch = time.perf_counter()
+        while st["epoch"] < self.s.epochs:
+            e = st["epoch"]
+            train_mode(model, self.s.freeze_norm)  # validation leaves plain train mode
+            rng = np.random.default_rng([self.s.seed, e, self.dist.rank])
+            if st["rng"]:
+                rng.bit_generator.state = json.loads(st["rng"])
+            step = st["step"]
+            last_report = time.perf_counter()
+            while step < steps:
+                if self.dist.any(self.should_stop()):
+                    st.update(step=step, rng=json.dumps(rng.bit_generator.state))
+                    st["seconds"] += time.perf_counter() - t_epoch
+                    self._save(model, opt, scaler, st)
+                    self.emit("stopped", epoch=e, step=step, work=str(self.work),
+                              resume=self._resume_line())
+                    return None
+                g = e * steps + step
+                for group in opt.param_groups:
+                    group["lr"] = self.s.lr * warmup_cosine(g, self.s.epochs * steps,
+                                                        max(1, int(self.s.warmup_epochs *
+                                                                   steps)))
+                opt.zero_grad(set_to_none=True)
+                with autocast_context(device) if amp else contextlib.nullcontext():
+                    loss = task.batch_loss(net, rng, device)
+                value = float(loss.detach())
+                if self.dist.any(not math.isfinite(value)):  # before backward: every
+                    raise diverged(e, step, value, self.s.lr)  # process stops, no NaN weight
+                if scaler is not None and scaler.is_enabled():
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                if anchor is not None:
+                    anchor.pull(opt.param_groups[0]["lr"])
+                st["loss_sum"] += value
+                st["loss_n"] += 1
+                step += 1
+                if time.perf_counter() - last_report > 2.0:
+                    last_report = time.perf_counter()
+                    self.emit("step", epoch=e + 1, step=step, steps=steps,
+                              loss=round(st["loss_sum"] / st["loss_n"], 5))
+            seconds = time.perf_counter() - t_epoch
+            loss_mean = st["loss_sum"] / max(st["loss_n"], 1)
+            st.update(epoch=e + 1, step=0, rng=None, loss_sum=0.0, loss_n=0)
+            st["seconds"] += seconds
+            improved = self._validate(task, model, device, st, e + 1, loss_mean, seconds,
+                                      steps, per_step)
+            if improved and self.dist.rank == 0:
+                save_best(self.work, model)
+            self._save(model, opt, scaler, st)
+            t_epoch = time.perf_counter()
+            if self.dist.any(st["bad_epochs"] >= self.s.patience):
+                self.emit("early_stop", epoch=e + 1, best_epoch=st["best_epoch"],
+                          patience=self.s.patience)
+                break
+        return self._finish(entry, card, model, task, studies, train, val, st, device)
+
+    def _labels_now(self, st: dict, own: list) -> None:
+        """Keep the voxels per label of the reader's studies in the checkpoint; a resume after
+        some were relabelled says so, and the best epoch is chosen again among the epochs
+        from here (the earlier ones were validated on the old labels: their Dice are not
+        comparable). The parent's and the new version's final numbers are both measured on
+        the labels as they are at the end, so that comparison stays fair."""
+        now = {p.key: {str(v): n for v, n in sorted(p.counts.items())} for p in own}
+        before = st.get("labels")
+        if before is not None and before != now:
+            changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            names = ", ".join(self.job.names.get(k, k) for k in changed[:3]) + \
+                (", …" if len(changed) > 3 else "")
+            e = st["epoch"]  # (epoch 0: the base model's own validation)
+            judged = "epoch 0 was" if e == 0 else f"epochs 0-{e} were"
+            self.emit("warning", message=f"the labels of {len(changed)} "
+                      f"{'study' if len(changed) == 1 else 'studies'} ({names}) changed since "
+                      f"this run began: {judged} validated on the old labels, so the best "
+                      f"epoch is chosen again from epoch {e + 1}")
+            st.update(best_dice=-1.0, bad_epochs=0, labels_changed_at_epoch=st["epoch"])
+        st["labels"] = now
+
+    def _validate(self, task: Any, model: Any, device: Any, st: dict, epoch: int,
+                  loss: float | None, seconds: float, steps: int, per_step: int) -> bool:
+        """Quick validation on rank 0; updates history, best and patience in every process."""
+        dice = {"mean": 0.0}
+        if self.dist.rank == 0:
+            dice = task.quick(model, device)
+        value = self.dist.broadcast(dice.get("mean") or 0.0)
+        improved = epoch > 0 and value > st["best_dice"] + 1e-4
+        if epoch == 0:
+            st["best_dice"] = value
+        elif improved:
+            st.update(best_dice=value, best_epoch=epoch, bad_epochs=0)
+        else:
+            st["bad_epochs"] += 1
+        done = [h["seconds"] for h in st["history"] if h["epoch"] > 0] + \
+            ([seconds] if epoch else [])
+        eta = float(np.mean(done)) * (self.s.epochs - epoch) if done else None
+        # per label too: the curves after a resume (or in the card) draw each label's line
+        record = {"epoch": epoch, "loss": None if loss is None else round(loss, 5),
+                  "val_dice": dice.get("mean"), "seconds": round(seconds, 2),
+                  "val_dice_per_label": {k: v for k, v in dice.items() if k != "mean"}}
+        st["history"].append(record)
+        self.emit("epoch", **record, epochs=self.s.epochs, best_epoch=st["best_epoch"],
+                  eta_s=None if eta is None else round(eta, 1),
+                  samples_per_s=round(steps * per_step / seconds, 2) if seconds else None)
+        return improved
+
+    def _resume_line(self) -> str:
+        return f"medview train --job {self.work / JOB_FILE} --resume"
+
+    def _save(self, model: Any, opt: Any, scaler: Any, st: dict) -> None:
+        if self.dist.rank == 0:
+            path = save_checkpoint(self.work, model, opt, scaler, st)
+            self.emit("checkpoint", epoch=st["epoch"], step=st["step"], path=str(path))
+
+    def _finish(self, entry: Any, card: Any, model: Any, task: Any, studies: list,
+                train: list, val: list, st: dict, device: Any) -> dict | None:
+        from safetensors.torch import load_file
+
+        from medview.ai.runtime.loading import load_model
+        from medview.ai.training import data as td
+        from medview.ai.training import versions as tv
+        from medview.ai.training.keep import describe
+
+        if self.dist.rank != 0:
+            return None
+        if (self.work / BEST).exists():
+            model.load_state_dict(load_file(str(self.work / BEST)))
+        parent = load_model(entry.folder, "cpu", reuse=False).module.to(device)
+
+        def report(who: str) -> Callable[[int, int], None]:
+            return lambda i, n: self.emit("evaluate", model=who, study=i, of=n)
+
+        before = task.evaluate(parent, device, report(card.ref), kept=True)
+        after = task.evaluate(model, device, report("new"))
+        version = self.job.version or tv.next_version(card.name, card.version)
+        by_key = {s.key: s for s in studies}
+        train_keys, val_keys = self.job.split["train"], self.job.split["val"]
+        fine_tune = {
+            "parent": card.ref, "parent_metrics": before,
+            "train_studies": train_keys, "val_studies": val_keys,
+            "train_hash": td.studies_hash([by_key[k] for k in train_keys]),
+            "val_hash": td.studies_hash([by_key[k] for k in val_keys]),
+            "settings": asdict(self.s), "epochs_run": st["epoch"],
+            "best_epoch": st["best_epoch"], "history": st["history"],
+            # no epoch beat the parent's quick validation: the last epoch's weights are kept
+            "improved_on_quick_validation": st["best_epoch"] > 0 if
+            st.get("labels_changed_at_epoch") is None else None,  # (unknown: relabelled)
+            "labels_changed_at_epoch": st.get("labels_changed_at_epoch"),
+            "seconds": round(st["seconds"], 1), "device": str(device),
+            "processes": self.dist.world, "label_mapping": self.job.mapping,
+            "replay_studies": [s.name for s in self.replay],  # demo studies, no patient
+        }
+        n_own = len(train) - len(self.replay)
+        replay = (f" plus {len(self.replay)} of its own training studies (demo site A, "
+                  f"rehearsal)" if self.replay else "")
+        training = (f"Fine-tuned from {card.ref} on {n_own} locally labelled studies{replay} "
+                    f"(hash {fine_tune['train_hash']}), validated on {len(val)} others "
+                    f"(hash {fine_tune['val_hash']}), split by patient; {st['epoch']} epochs "
+                    f"of {self.s.patches_per_study} patches of {self.s.patch_size}² per "
+                    f"study, best epoch {st['best_epoch']}; AdamW lr {self.s.lr} with warm-up "
+                    f"and cosine decay, DiceCE loss{describe(self.s, self.job.base)}, flips, "
+                    f"rotation, zoom and intensity jitter; seed {self.s.seed}. Before this: "
+                    f"{card.training_data}")
+        folder = tv.write_version(card, version, model, training,
+                                  {**after, "fine_tune": fine_tune})
+        done = {"event": "done", "version": f"{card.name}:{version}", "folder": str(folder),
+                "parent": card.ref, "metrics": after, "parent_metrics": before,
+                "best_epoch": st["best_epoch"],
+                "activate": f"medview models activate {card.name}:{version}"}
+        self._emit(done)
+        return done

@@ -1,0 +1,313 @@
+"""How a fine-tune is judged: the network's label map on validation studies, scored per
+label (Dice) and per lesion (sensitivity, false positives per study), the same numbers for
+the parent and the new version on the same studies.
+
+Prediction goes through preprocess.Plan, the path inference takes (intensity window, 2.5D
+stacks, spacing, padding), so the numbers describe what a reader will see; a voxel is a label
+where that label's probability is at least 0.5, as in the bundled models' evaluation. Lesions are
+the label map's connected components (26-connected): a user's labels carry no lesion list, so a
+component is a lesion, its size the volume-equivalent diameter. The rules are findings.scoring's
+(components under MIN_VOXELS dropped, sensitivity and Dice for lesions of MIN_DIAMETER_MM
+and more), so a fine-tuned card reads like the bundled one.
+
+A card with a postprocess (lesion-seg 1.1 and its fine-tunes, which copy it) is measured on
+what the reader is shown: the study runs through the app's own path (ai.inference.segment,
+then ai.findings.findings_from with the card's size rules and false-positive classifier),
+as bundled_eval measures 1.1, and the listed findings' regions are scored (none dropped
+for size: the postprocess already decided). A card without one keeps the plain rules above.
+
+Each epoch's quick check (`quick_dice`) predicts only the slices that hold labels plus a few
+that do not, pooled over the validation studies; the card's numbers come from whole
+volumes (`evaluate`)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medview.ai.findings.scoring import MIN_DIAMETER_MM, MIN_VOXELS, Matching, sample_mistakes
+from medview.ai.models.cards import ModelCard
+from medview.ai.runtime.preprocess import Plan
+from medview.ai.training.data import PreparedStudy
+from medview.core.volume import Volume
+
+
+def _plan(study: PreparedStudy, card: ModelCard) -> Plan:
+    affine = np.diag([*study.spacing_mm, 1.0])
+    return Plan.make(Volume(study.image, affine), card)
+
+
+@contextlib.contextmanager
+def _eval_mode(module: Any) -> Iterator[None]:
+    """The module in eval mode for a while, then back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+Check = Callable[[], None] | None  # called between batches; raises to stop (a stop asked)
+
+
+def predict(module: Any, card: ModelCard, study: PreparedStudy, slices: np.ndarray | None,
+            device: Any, batch: int = 4, check: Check = None) -> np.ndarray:
+    """uint8 label map of `slices` (all when None) of a study, (len, H, W)."""
+    import torch
+
+    from medview.ai.runtime.device import autocast_context
+
+    plan = _plan(study, card)
+    ks = np.arange(study.image.shape[0]) if slices is None else np.asarray(slices)
+    out = np.zeros((len(ks), *study.image.shape[1:]), np.uint8)
+    slab = plan.new_slab(1)
+    with _eval_mode(module), torch.inference_mode(), autocast_context(device):
+        for i in range(0, len(ks), batch):
+            if check is not None:
+                check()
+            part = ks[i:i + batch]
+            x = np.concatenate([plan.inputs(study.image, int(k), 1, slab) for k in part])
+            logits = module(torch.from_numpy(x).to(device)).float()
+            probs = plan.outputs(torch.softmax(logits, 1).cpu().numpy())
+            for lab in range(1, probs.shape[1]):
+                out[i:i + len(part)][probs[:, lab] >= 0.5] = lab
+    return out
+
+
+class _Network:
+    """A training module as ai.inference.segment drives a LoadedModel (card, device,
+    predict, to), so a fine-tune is measured through the app's own path."""
+
+    def __init__(self, module: Any, card: ModelCard, device: Any, check: Check = None
+                 ) -> None:
+        import torch
+
+        self.module, self.card, self.device = module, card, torch.device(device)
+        self.check = check
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, labels + 1, H, W) for a float32 (N, C, H, W) batch."""
+        import torch
+
+        from medview.ai.runtime.device import autocast_context
+
+        if self.check is not None:
+            self.check()
+        with torch.inference_mode(), autocast_context(self.device):
+            logits = self.module(torch.from_numpy(np.ascontiguousarray(x)).to(self.device))
+            return torch.softmax(logits.float(), 1).cpu().numpy()
+
+    def to(self, device: Any) -> _Network:
+        import torch
+
+        self.device = torch.device(device)
+        self.module.to(self.device)
+        return self
+
+
+def listed_map(module: Any, card: ModelCard, study: PreparedStudy, device: Any) -> np.ndarray:
+    """uint8 label map of the findings the app lists for a study at threshold 0.5: segment,
+    then findings_from with the card's postprocess
+    (the path the bundled models are evaluated on)."""
+    return listed_maps(module, [card], study, device)[0]
+
+
+def listed_maps(module: Any, cards: list[ModelCard], study: PreparedStudy, device: Any,
+                check: Check = None) -> list[np.ndarray]:
+    """listed_map for several cards of one network (e.g. with and without its
+    false-positive classifier), segmenting the study once."""
+    from medview.ai.findings.postprocess import findings_from
+    from medview.ai.runtime.inference import segment
+
+    volume = Volume(study.image, np.diag([*study.spacing_mm, 1.0]))
+    with _eval_mode(module):
+        result = segment(volume, _Network(module, cards[0], device, check), reuse=False)
+    masks = []
+    for card in cards:
+        mask = np.zeros(volume.shape, np.uint8)
+        findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max,
+                      mask_out=mask)
+        masks.append(mask)
+    return masks
+
+
+def quick_dice(module: Any, card: ModelCard, studies: list[PreparedStudy],
+               slices: list[np.ndarray], device: Any) -> dict[str, float | None]:
+    """Dice per label over all the studies' chosen slices together (overlap counts summed,
+    as the card's dice_<label>), None for a label none of them holds; 'mean' over labels.
+    Pooled rather than a mean of per-study Dice (MONAI DiceMetric's way): with a lesion or
+    two per study that mean jumped by 0.15 between epochs and made early stopping pick
+    noise; DiceMetric's aggregate also waits for every DDP process, and only rank 0
+    validates."""
+    values = [lab.value for lab in card.labels]
+    inter, total, truth = (np.zeros(len(values), np.int64) for _ in range(3))
+    for st, ks in zip(studies, slices, strict=True):
+        pred = predict(module, card, st, ks, device)
+        gt = np.asarray(st.labels[ks])
+        for i, v in enumerate(values):
+            p, g = pred == v, gt == v
+            n_g = int(np.count_nonzero(g))
+            inter[i] += int(np.count_nonzero(p & g))
+            total[i] += int(np.count_nonzero(p)) + n_g
+            truth[i] += n_g
+    out: dict[str, float | None] = {}
+    for i, lab in enumerate(card.labels):
+        out[lab.name] = round(2 * float(inter[i]) / float(total[i]), 4) if truth[i] else None
+    given = [v for v in out.values() if v is not None]
+    out["mean"] = round(float(np.mean(given)), 4) if given else None
+    return out
+
+
+def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, float],
+          values: list[int], min_voxels: int = MIN_VOXELS) -> dict:
+    """Per label: voxel overlap counts, per-lesion detection and Dice, false positives;
+    predicted components under `min_voxels` are not counted."""
+
+    voxel_ml = float(np.prod(spacing_mm))
+    out: dict = {"overlap": {}, "lesions": [], "false_positives": {}}
+    for v in values:
+        p, g = pred == v, gt == v
+        out["overlap"][v] = (int(np.count_nonzero(p & g)), int(np.count_nonzero(p)),
+                             int(np.count_nonzero(g)))
+        m = Matching(p, g, min_voxels)
+        out["false_positives"][v] = m.false_positives
+        for gid in range(1, m.n_lesions + 1):
+            detected, dice = m.lesion(gid)
+            diameter = (6 * m.g_size[gid] * voxel_ml / math.pi) ** (1 / 3)
+            out["lesions"].append({"label": v, "diameter_mm": round(diameter, 2),
+                                   "detected": detected, "dice": round(dice, 4)})
+    return out
+
+
+def summarise(scores: list[dict], card: ModelCard) -> dict:
+    """The card's validation numbers from per-study scores."""
+    n = max(len(scores), 1)
+    lesions = [x for s in scores for x in s["lesions"]]
+    big = [x for x in lesions if x["diameter_mm"] >= MIN_DIAMETER_MM]
+
+    def rate(items: list[dict], key: str) -> float | None:
+        return round(float(np.mean([x[key] for x in items])), 4) if items else None
+
+    per_label, dices = {}, []
+    for lab in card.labels:
+        inter, pred, truth = (sum(s["overlap"][lab.value][i] for s in scores) for i in range(3))
+        # a label no validation study holds has no Dice (MONAI's ignore_empty)
+        dice = round(2 * inter / (pred + truth), 4) if truth else None
+        per_label[f"dice_{lab.name.replace(' ', '_')}"] = dice
+        if dice is not None:
+            dices.append(dice)
+    # headline numbers first: `medview models` shows the first few
+    out: dict[str, Any] = {
+        "dice_mean": round(float(np.mean(dices)), 4) if dices else None,
+        "sensitivity_ge_6mm": rate(big, "detected"),
+        "false_positives_per_study": round(sum(sum(s["false_positives"].values())
+                                               for s in scores) / n, 3),
+        "mean_dice_ge_6mm": rate(big, "dice"), **per_label,
+        "sensitivity_all": rate(lesions, "detected"),
+        "studies": len(scores), "lesions": len(lesions), "lesions_ge_6mm": len(big)}
+    for lab in card.labels:
+        name = lab.name.replace(" ", "_")
+        out[f"{name}_sensitivity_ge_6mm"] = rate([x for x in big if x["label"] == lab.value],
+                                                 "detected")
+        out[f"{name}_false_positives_per_study"] = round(
+            sum(s["false_positives"][lab.value] for s in scores) / n, 3)
+    out["min_component_voxels"], out["threshold"] = MIN_VOXELS, 0.5
+    return out
+
+
+def mistakes(module: Any, card: ModelCard, study: PreparedStudy, device: Any,
+             per_component: int = 50, check: Check = None) -> np.ndarray:
+    """(N, 3) voxels a model wrongly labels in a study, at most `per_component` from each
+    connected mistake (so one large mistake does not crowd out the many small ones), as
+    the bundled recipe picks them (findings.scoring.sample_mistakes);
+    seeded, so the same every run."""
+    pred = predict(module, card, study, None, device, check=check)
+    return sample_mistakes(pred, study.labels, np.random.default_rng(0), per_component)
+
+
+def without_fp_classifier(card: ModelCard) -> ModelCard | None:
+    """The card with its size rules but no false-positive classifier; None when it has none."""
+    post = card.postprocess
+    if post is None or not post.fp_classifier:
+        return None
+    return dataclasses.replace(card, postprocess=dataclasses.replace(
+        post, fp_classifier="", fp_classifier_sha256=""))
+
+
+# what the card keeps of the numbers measured without the false-positive classifier
+_SHORT = ("dice_mean", "sensitivity_ge_6mm", "false_positives_per_study", "mean_dice_ge_6mm")
+
+
+def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
+             progress: Any = None, check: Check = None) -> dict:
+    """Whole-volume metrics of `module` on `studies` (see the module docstring): of the
+    findings the card's postprocess lists when it has one, else of the plain label map.
+    With a false-positive classifier the same segmentations are also scored without it
+    ('without_fp_classifier'): a fine-tuned network's outputs are not those the classifier
+    learnt from, and these numbers say whether it still helps."""
+    values = [lab.value for lab in card.labels]
+    post = card.postprocess
+    bare = without_fp_classifier(card)
+    scores, scores_bare = [], []
+    for i, st in enumerate(studies):
+        gt = np.asarray(st.labels)
+        if post is None:
+            pred = predict(module, card, st, None, device, check=check)
+            scores.append(score(pred, gt, st.spacing_mm, values))
+        else:
+            preds = listed_maps(module, [card] if bare is None else [card, bare], st, device,
+                                check)
+            scores.append(score(preds[0], gt, st.spacing_mm, values, 1))
+            if bare is not None:
+                scores_bare.append(score(preds[1], gt, st.spacing_mm, values, 1))
+        if progress is not None:
+            progress(i + 1, len(studies))
+    out = summarise(scores, card)
+    if post is not None:
+        out.update(min_component_voxels=post.min_component_voxels,
+                   min_component_slices=post.min_component_slices,
+                   fp_classifier=post.fp_classifier or None, fp_threshold=post.fp_threshold)
+    if scores_bare:
+        full = summarise(scores_bare, card)
+        out["without_fp_classifier"] = {k: v for k, v in full.items()
+                                        if k in _SHORT or k.startswith("dice_")}
+    return out
+
+
+METRICS_FORMAT = "2"  # bump when evaluate's numbers change meaning: older kept ones are unused
+
+
+def evaluate_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
+                  progress: Any = None, check: Check = None) -> dict:
+    """evaluate(), kept beside the studies' cache for a model whose weights (SHA-256) and
+    postprocess and whose studies (their cache's record of the label file) are unchanged:
+    a parent's numbers on a validation split are the same in every fine-tune of it, and
+    whole-volume evaluation is a fifth of a warm run on the CPU."""
+    import json
+
+    from medview.ai.training.data import META_FILE, short_hash
+    from medview.io.workspace import atomic_write_text
+
+    metas = [Path(st.folder) / META_FILE for st in studies]
+    if not card.weights_sha256 or not studies or not all(m.exists() for m in metas):
+        return evaluate(module, card, studies, device, progress, check)
+    post = json.dumps(dataclasses.asdict(card.postprocess) if card.postprocess else None,
+                      sort_keys=True)
+    key = short_hash(METRICS_FORMAT, card.weights_sha256, post,
+                     *(st.key + m.read_text(encoding="utf-8")
+                       for st, m in zip(studies, metas, strict=True)))
+    path = Path(studies[0].folder).parent / f"metrics-{key}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass  # not kept yet, or damaged: measure again
+    out = evaluate(module, card, studies, device, progress, check)
+    atomic_write_text(path, json.dumps(out))
+    return out
