@@ -130,7 +130,7 @@ def test_versions_are_never_overwritten(roots):
 
 def test_the_real_bundled_models_have_valid_cards(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path))
-    assert registry.bundled_models_dir() == (Path(registry.__file__).parent.parent /
+    assert registry.bundled_models_dir() == (Path(registry.__file__).parents[2] /
                                              "resources" / "models")
     listing = registry.scan_models()
     assert listing.problems == []

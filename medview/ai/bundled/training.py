@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", choices=("seg", "classifier", "all"))
     p.add_argument("--cache", type=Path, default=Path("/tmp/medview-train"))
     p.add_argument("--work", type=Path, default=None, help="checkpoints and logs")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "resources" /
+    p.add_argument("--out", type=Path, default=Path(__file__).parents[2] / "resources" /
                    "models")
     p.add_argument("--train-seeds", default="1-56", help="segmentation training seeds")
     p.add_argument("--classifier-seeds", default="1-96")

@@ -24,7 +24,7 @@ ACTIVE_FILE = "active.json"
 def resources_dir() -> Path:
     """Package data shipped with MedView (inside the package, so source checkouts, wheels
     and frozen builds all find it the same way)."""
-    return Path(__file__).resolve().parent.parent / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
 
 
 def bundled_models_dir() -> Path:
