@@ -39,8 +39,8 @@ def _previous_output(folder: Path) -> bool:
 
 
 def prepare(out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """Check the output folder (creating it if needed) and make the hidden work folder in it.
-    Returns (out_dir, work_dir)."""
+    """Check the output folder (creating it and its parents if needed) and make the hidden
+    work folder in it. Returns (out_dir, work_dir)."""
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise InvalidInputError(str(out), "is a file, not a folder; give a folder for the demo "
@@ -55,11 +55,10 @@ def prepare(out_dir: str | os.PathLike) -> tuple[Path, Path]:
         for name in leftovers:  # from an interrupted run
             shutil.rmtree(out / name, ignore_errors=True)
     else:
-        if not out.parent.is_dir():
-            raise InvalidInputError(str(out), "cannot be created because its parent folder "
-                                    "does not exist; create the parent first")
+        # parents are created as `mkdir -p` and every exporter does; a parent that is a file
+        # or unwritable ends in the OSError sentence below
         try:
-            out.mkdir()
+            out.mkdir(parents=True)
         except OSError as e:
             raise InvalidInputError(str(out), f"cannot be created ({e.strerror or e}); choose "
                                     "a folder you can write to") from None

@@ -334,8 +334,15 @@ def test_bad_folders_are_refused(tmp_path):
     with pytest.raises(InvalidInputError, match="already holds other files"):
         generate_demo_study(foreign, slices=2)
     assert [p.name for p in foreign.iterdir()] == ["holiday.jpg"]
-    with pytest.raises(InvalidInputError, match="parent folder does not exist"):
-        generate_demo_study(tmp_path / "no" / "such" / "dir", slices=2)
+    with pytest.raises(InvalidInputError, match="cannot be created"):
+        generate_demo_study(a_file / "under" / "a-file", slices=2)
+
+
+def test_missing_parents_are_created(tmp_path):
+    """`medview demo --out a/b/c` makes a and b as `mkdir -p` does (issue 20, point 3)."""
+    study = generate_demo_study(tmp_path / "a" / "b" / "c", slices=2)
+    assert study.series_dir == tmp_path / "a" / "b" / "c" / "series"
+    assert len(list(study.series_dir.iterdir())) == 2
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
