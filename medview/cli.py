@@ -108,8 +108,10 @@ def _parser() -> argparse.ArgumentParser:
                                        "AI assistance — not a diagnosis.")
     infer.add_argument("path", metavar="PATH", help="DICOM folder, file, zip or DICOMDIR, "
                                                     "or a NIfTI / NRRD / MHA file")
-    infer.add_argument("--model", required=True, metavar="NAME[:VERSION]",
-                       help="an installed model (see medview models) or a model folder")
+    infer.add_argument("--model", metavar="NAME[:VERSION]",
+                       help="an installed model (see medview models) or a model folder "
+                            "(default: the active version of the only model that fits the "
+                            "study's modality)")
     infer.add_argument("--out", required=True, metavar="DIR",
                        help="folder for the results: new, empty, or an earlier infer output")
     infer.add_argument("--series", metavar="UID", help="the series when PATH holds several")

@@ -127,12 +127,57 @@ def test_refusals_are_one_line_with_exit_1(tmp_path, demo, data_dir, capsys, mak
 
 
 @pytest.mark.parametrize("args", [["--threshold", "1.5"], ["--threshold", "0"],
-                                  ["--device", "tpu"], []])
+                                  ["--device", "tpu"]])
 def test_usage_errors_exit_2(tmp_path, demo, args):
-    base = ["infer", str(demo.series_dir), "--out", str(tmp_path / "o")]
-    if args:
-        base += ["--model", BRIGHT_NAME]
+    base = ["infer", str(demo.series_dir), "--out", str(tmp_path / "o"), "--model", BRIGHT_NAME]
     with pytest.raises(SystemExit) as stop:
         main(base + args)
     assert stop.value.code == 2
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture
+def only_user_models(tmp_path, monkeypatch):
+    """No bundled models: the user's folder alone decides which models fit."""
+    import medview.ai.models.registry as registry
+
+    empty = tmp_path / "no-bundled-models"
+    empty.mkdir()
+    monkeypatch.setattr(registry, "bundled_models_dir", lambda: empty)
+
+
+def test_without_model_the_only_fitting_model_runs_and_is_named(tmp_path, demo, data_dir,
+                                                                 only_user_models, capsys):
+    write_bright_model(data_dir / "models" / BRIGHT_NAME / "1.1", version="1.1")
+    from medview.ai.models.registry import activate
+
+    activate(BRIGHT_NAME, "1.0")  # the active version runs, not the newest
+    out = tmp_path / "out"
+    assert main(["infer", str(demo.series_dir), "--out", str(out), "--device", "cpu"]) == 0
+    said = capsys.readouterr().out
+    assert said.splitlines()[0].startswith(f"model: {BRIGHT_NAME}:1.0 (the active version")
+    report = json.loads((out / "findings.json").read_text())
+    assert (report["model"]["name"], report["model"]["version"]) == (BRIGHT_NAME, "1.0")
+
+
+def test_without_model_several_fitting_models_are_listed_with_exit_2(tmp_path, demo, data_dir,
+                                                                     capsys):
+    out = tmp_path / "out"
+    code = main(["--log-file", str(tmp_path / "log.txt"), "infer", str(demo.series_dir),
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    # the bundled lesion model and the user's bright-seg are both CT segmentation models
+    assert "models fit this CT series" in err and f"{BRIGHT_NAME}:1.0" in err
+    assert "lesion-seg:" in err and "--model" in err
+    assert not out.exists()
+
+
+def test_without_model_no_fitting_model_is_one_line_with_exit_1(tmp_path, data_dir,
+                                                                 only_user_models, capsys):
+    write_ct_series(tmp_path / "mr", n=4, modality="MR")
+    code = main(["--log-file", str(tmp_path / "log.txt"), "infer", str(tmp_path / "mr"),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert "no installed segmentation model fits this MR series" in err

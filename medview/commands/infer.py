@@ -92,15 +92,51 @@ def _summary(result: Any, volume: Any, path: str, files: list[str], tta: bool) -
     }
 
 
-def run_infer(path: str, model: str, out: str, series_key: str | None = None,
+class SeveralModelsFit(InvalidInputError):
+    """More than one installed model fits and none was named: the reader must choose."""
+
+
+def default_model(modality: str) -> str:
+    """The model to run when `--model` is not given: the active version of the only
+    segmentation model made for `modality` (any segmentation model when the image does not
+    say its modality), as the AI panel would offer it. Raises SeveralModelsFit listing the
+    candidates when several fit, InvalidInputError when none does."""
+    from medview.ai.models.registry import list_models
+
+    wanted = modality.upper()
+    fits = [e for e in list_models() if e.active and e.card.task == "segmentation"
+            and (not wanted or e.card.modality.upper() == wanted)]
+    what = f"{wanted} series" if wanted else "series that does not say its modality"
+    if not fits:
+        raise InvalidInputError(None, f"no installed segmentation model fits this {what}; "
+                                      f"see medview models")
+    if len(fits) > 1:
+        refs = ", ".join(e.ref for e in fits)
+        raise SeveralModelsFit(None, f"{len(fits)} models fit this {what} ({refs}); choose "
+                                     f"one with --model NAME")
+    return fits[0].ref
+
+
+def run_infer(path: str, model: str | None, out: str, series_key: str | None = None,
               device: str = "auto", threshold: float = 0.5, tta: bool = False) -> int:
-    from medview.io.open_volume import load_volume
+    """Run `model` (None: the only model that fits, see default_model) and write DIR."""
+    from medview.commands import EXIT_USAGE
+    from medview.io.open_volume import find_series, load_found
     from medview.io.workspace import atomic_write_text
     from medview.jobs.inference import infer_job
 
+    found = find_series([path], series_key)
+    if model is None:
+        try:
+            model = default_model(found.modality if found is not None else "")
+        except SeveralModelsFit as exc:
+            print(f"medview: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"model: {model} (the active version of the only model that fits; choose "
+              f"another with --model)")
     folder, previous = prepare_out_dir(out)
     (folder / "findings.json").unlink(missing_ok=True)  # present again only when all is done
-    volume, series = load_volume([path], series_key, progress=terminal_progress)
+    volume, series = load_found([path], found, progress=terminal_progress)
     ctx = JobContext(CancelToken(), terminal_progress)
     job = infer_job(volume, model, ctx, device=device, tta=tta, threshold=threshold,
                     series_key=series.key if series is not None else "")

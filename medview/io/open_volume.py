@@ -34,13 +34,30 @@ def load_volume(paths: Sequence[str | Path], series_key: str | None = None,
                 progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> tuple[Volume, SeriesInfo | None]:
     """Read an image file (NIfTI, NRRD, MHA) or scan DICOM and load one series."""
+    return load_found(paths, find_series(paths, series_key, cancel), progress, cancel)
+
+
+def find_series(paths: Sequence[str | Path], series_key: str | None = None,
+                cancel: CancelToken | None = None) -> SeriesInfo | None:
+    """The DICOM series `load_volume` would load, from headers only (so a command can check
+    it, e.g. its modality, before reading pixels); None when `paths` is one image file."""
     from medview.io import image_files
 
     if len(paths) == 1 and image_files.is_image_file(paths[0]) and Path(paths[0]).is_file():
-        return image_files.read_image(paths[0]), None
+        return None
     from medview.io.dicom.index import scan
+
+    return pick_series(scan(paths, progress=None, cancel=cancel), str(paths[0]), series_key)
+
+
+def load_found(paths: Sequence[str | Path], series: SeriesInfo | None,
+               progress: ProgressCallback | None = None,
+               cancel: CancelToken | None = None) -> tuple[Volume, SeriesInfo | None]:
+    """Load what `find_series` found: the series, or the image file when it found none."""
+    if series is None:
+        from medview.io import image_files
+
+        return image_files.read_image(paths[0]), None
     from medview.io.dicom.volume import load_series
 
-    result = scan(paths, progress=None, cancel=cancel)
-    series = pick_series(result, str(paths[0]), series_key)
     return load_series(series, progress=progress, cancel=cancel), series
