@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Sets everything up on a fresh machine and runs all tests (this is what CI runs).
-# Debian tools used as independent references (dcm2niix, dciodvfy, dcmtk) and xvfb are
-# installed when missing and this user may install them.
+# Debian tools used as independent references (dcm2niix, dciodvfy, dcmtk), xvfb and the test
+# PACS (orthanc with its DICOMweb plugin) are installed when missing and this user may
+# install them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for tool in dcm2niix:dcm2niix dciodvfy:dicom3tools dcmdump:dcmtk Xvfb:xvfb; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+for tool in dcm2niix:dcm2niix dciodvfy:dicom3tools dcmdump:dcmtk Xvfb:xvfb Orthanc:orthanc \
+    /usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb; do
+  # a name is a command on PATH; a path (the DICOMweb plugin) must exist
+  [ -e "${tool%%:*}" ] || command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
