@@ -1,6 +1,6 @@
 """`medview train`: fine-tune a model on labelled studies and write a new model version.
 
-Made to be a child process (the training panel runs it, DESIGN.md section 4): every line on
+Made to be a child process (the training panel runs it, docs/architecture.md): every line on
 stdout is one JSON object (start, prepare, epoch, step, checkpoint, evaluate, done, stopped,
 error), stderr carries only the usual one-line failure. SIGTERM or SIGINT asks the run to
 stop: it saves a checkpoint where it is and ends within a step; `--resume` continues it.

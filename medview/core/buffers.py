@@ -1,7 +1,7 @@
 """Allocating large volume buffers fast.
 
 Memory a process touches for the first time costs about 1 ms per MiB on these machines
-(NOTES.md): a fresh 150 MiB np.empty took 0.32 s just to fault its pages in, more than
+(docs/development.md): a fresh 150 MiB np.empty took 0.32 s just to fault its pages in, more than
 reading 300 CT slices into it. An anonymous mapping with MAP_POPULATE has the kernel fill
 every page in one call (0.05 s for the same 150 MiB). Elsewhere (macOS, Windows) it falls
 back to numpy."""

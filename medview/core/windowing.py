@@ -1,7 +1,7 @@
 """Window/level values: the file's own, the standard CT presets, and an automatic window.
 
 Preset values (W/L in HU) are those radiology viewers share (OHIF, RadiAnt, Horos; see
-shared NOTES.md "Radiology viewer conventions")."""
+docs/development.md, "Qt and pyqtgraph")."""
 
 from __future__ import annotations
 

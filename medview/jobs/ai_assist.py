@@ -5,7 +5,7 @@ explanation of one slice by the slice classifier.
 Each imports torch inside the job, on the worker thread, so the window never waits for
 torch to load. One thread, set on the thread that runs the model (torch initialises each
 thread's pool from it): two threads collapse to a third of one thread's speed when the UI
-busies the other core (NOTES.md, "Models and torch"), and a reader who keeps scrolling
+busies the other core (docs/development.md, "torch"), and a reader who keeps scrolling
 matters more than a faster model."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every action is one line into the window or the state (3D Slicer's rule: the button calls
 logic that also runs headless). Keys follow the radiology conventions SliceView documents
-(NOTES.md; OHIF): 1-8 the CT presets in CT_PRESETS order, I invert, R reset, F fit,
+(docs/development.md; OHIF): 1-8 the CT presets in CT_PRESETS order, I invert, R reset, F fit,
 O overlays, C crosshair link. They are real shortcuts here, so they work wherever the focus
 is in the window (a text field keeps its typed characters), and the menus teach them."""
 

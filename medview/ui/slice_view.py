@@ -1,5 +1,5 @@
 """SliceView: one plane of the open volume, drawn with pyqtgraph and driven the way radiology
-viewers are (NOTES.md "Radiology viewer conventions"; OHIF, Horos/OsiriX, Orthanc Stone):
+viewers are (docs/development.md "Qt and pyqtgraph"; OHIF, Horos/OsiriX, Orthanc Stone):
 wheel = slice, left-drag = active tool (window/level by default: drag right = wider,
 drag down = higher level, so darker), right-drag = zoom (up = in), middle-drag = pan,
 Ctrl+wheel = zoom; keys for slices, presets (1-9), R reset, I invert, Space cine, F fit,

@@ -1,6 +1,6 @@
 """StudyLoader: the main window's scan, load and thumbnail jobs, one foreground job at a time.
 
-DESIGN.md §4 and napari's layer slicer: requests start on the GUI thread, the work runs on
+docs/architecture.md and napari's layer slicer: requests start on the GUI thread, the work runs on
 a worker (ui/workers.py JobWorker), results come back to the GUI thread tagged with the
 request that made them, and a result for a request that is no longer wanted — the reader
 cancelled it or opened something else — is dropped instead of shown. Signals are connected

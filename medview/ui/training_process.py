@@ -2,7 +2,7 @@
 medview` from a Python install, the app itself when frozen: ui.child_command),
 its stdout read as one JSON event per line, on the GUI thread through Qt's event loop (no
 thread, no polling). A crash or an out-of-memory in training ends that process, never the
-viewer (DESIGN.md section 4).
+viewer (docs/architecture.md, "Threads and processes").
 
 The child's idle OpenMP threads sleep rather than spin (OMP_WAIT_POLICY=PASSIVE), because
 the viewer shares the cores with it: on this 2-core machine with one other busy process the

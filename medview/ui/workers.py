@@ -2,7 +2,7 @@
 progress, events, result, error or cancellation to the GUI thread as signals.
 
 Signals are emitted from the pool thread by a QObject that lives in the GUI thread, so Qt
-queues them to GUI-thread receivers (NOTES.md: a plain function connected to a worker's
+queues them to GUI-thread receivers (docs/development.md: a plain function connected to a worker's
 signal ran in the worker thread and hung the app). On cancel the job's generator is closed
 on its own thread so its `finally` blocks free files at once."""
 

@@ -1,5 +1,5 @@
 """Text drawn in the corners of a view, following the corner layout radiologists expect
-(NOTES.md: top-left patient, top-right study, bottom-left W/L, zoom, thickness, location,
+(docs/development.md: top-left patient, top-right study, bottom-left W/L, zoom, thickness, location,
 bottom-right image number and series)."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def corner_lines(state: ViewerState, plane: Plane, zoom: float) -> dict[str, lis
 
 def ai_notes(state: ViewerState) -> list[str]:
     """Which models made the AI layers shown, and that their output is not a diagnosis
-    (DESIGN.md section 7): the last lines of the bottom-right corner, so every view and
+    (docs/architecture.md): the last lines of the bottom-right corner, so every view and
     every exported PNG showing a model's output says so; [] when no AI layer is visible.
     A short line per model, because corner lines are cut to fit a narrow view."""
     refs = dict.fromkeys(layer.made_by for layer in state.layers

@@ -1,6 +1,6 @@
 """Which array axis each display plane cuts, and how its 2D image is turned for the screen.
 
-Display conventions of radiology viewers (Horos, RadiAnt, OHIF; NOTES.md): axial and
+Display conventions of radiology viewers (Horos, RadiAnt, OHIF; docs/development.md): axial and
 coronal in radiological convention — patient right on screen left; axial with anterior up;
 coronal and sagittal with superior up; sagittal with anterior on screen left. Each plane
 slices the volume along the array axis most aligned with that plane's normal, so an oblique

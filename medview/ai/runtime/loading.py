@@ -79,7 +79,7 @@ def _state_dict(card: ModelCard, data: bytes, where: str) -> dict[str, torch.Ten
             return load(data)
         except (SafetensorError, ValueError, RuntimeError) as exc:
             raise InvalidInputError(where, f"{_DAMAGED} ({_first_line(exc)})") from exc
-    try:  # never weights_only=False: a pickle can run code (DESIGN.md §7)
+    try:  # never weights_only=False: a pickle can run code (docs/architecture.md)
         obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
         raise InvalidInputError(where, _CODE) from exc

@@ -52,7 +52,8 @@ class FileDecoder:
                     ds[kw].value  # noqa: B018
         if not any(kw in ds for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
             # the header scan saw the pixel element, but pydicom drops a dataset whose
-            # encapsulated pixel data runs off the end of the file without an error (NOTES.md)
+            # encapsulated pixel data runs off the end of the file without an error
+            # (docs/development.md)
             raise InvalidInputError(str(ref), "pixel data ends before its end marker; the "
                                               "file is truncated")
         if not ds.file_meta.get("TransferSyntaxUID"):
@@ -86,7 +87,8 @@ def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     """Palette colour indices as RGB uint8.
 
     pydicom 3.0 reads non-segmented 16-bit LUT data in little-endian order even from a
-    big-endian file (NOTES.md; OBXXXX1A_expb.dcm came out black), so it is swapped back here.
+    big-endian file (docs/development.md; OBXXXX1A_expb.dcm came out black), so it is
+    swapped back here.
     The LUT Descriptor's third value is the entry depth: 8-bit entries may sit in 16-bit
     words, and must not be shifted down as if they were 16-bit."""
     rgb = apply_color_lut(arr, ds)

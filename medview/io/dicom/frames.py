@@ -1,6 +1,6 @@
 """Turn one parsed image header into FrameRefs: single-frame files give one, multi-frame
 files one per frame with geometry and rescale from the per-frame functional groups
-(which pydicom's apply_modality_lut and SimpleITK both ignore, NOTES.md)."""
+(which pydicom's apply_modality_lut and SimpleITK both ignore, docs/development.md)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 against the file and the memory limit, and find where native pixel data starts.
 
 pydicom alone would inflate a deflated dataset all at once (a 1 MB bomb peaked at 2 GB) and
-can return an empty dataset for a truncated file without complaint (NOTES.md), so both are
-checked here before any pixels are touched."""
+can return an empty dataset for a truncated file without complaint (docs/development.md),
+so both are checked here before any pixels are touched."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """SeriesInfo -> Volume: pixels in modality values, each slice placed where the scan put it.
 
 Native little-endian pixels are read straight from the file into the preallocated volume
-(measured 0.44x SimpleITK's time, NOTES.md); compressed frames are decoded one at a time with
-the fastest plugin. Rescale (or the Modality LUT) is applied per frame, because enhanced
-multi-frames and some scanners change it from slice to slice, and the volume keeps int16
-wherever that is exact, so a 300-slice CT needs 2 bytes a voxel and no float copy."""
+(measured 0.44x SimpleITK's time, docs/development.md); compressed frames are decoded one
+at a time with the fastest plugin. Rescale (or the Modality LUT) is applied per frame,
+because enhanced multi-frames and some scanners change it from slice to slice, and the
+volume keeps int16 wherever that is exact, so a 300-slice CT needs 2 bytes a voxel and no
+float copy."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ presets, W and L boxes, invert, and the cine rate — all two-way bound to Viewe
 The histogram is a curve with a LinearRegionItem rather than pyqtgraph's
 HistogramLUTItem, which owns the image levels itself and would fight the state. Its
 x-range always takes in the current window as well as the data, so a lung window
-(-1350..150 HU) is never clipped to the data range (NOTES.md: a slider bound to the data
+(-1350..150 HU) is never clipped to the data range (docs/development.md: a slider bound to the data
 range clips it). The histogram is computed once per volume from a strided sample, never
 on a slice change, so the panel costs nothing while scrolling."""
 
