@@ -10,7 +10,8 @@ process, so imports and earlier runs do not colour its memory: peak RSS is sampl
 
 Goals (issue 5, this CPU with 2 threads): the whole study in < 15 s; peak memory at most
 2x the volume's bytes plus the model. Two torch threads collapse when another process busies
-the second core (NOTES.md), so on a shared machine compare CPU seconds, or use --threads 1.
+the second core (docs/development.md), so on a shared machine compare CPU seconds, or use
+--threads 1.
 Run:
     python benchmarks/bench_infer.py [--slices 300] [--threads 2] [--batch N] [--study DIR]
         [--model NAME|FOLDER] [--device cpu|cuda|mps|auto]

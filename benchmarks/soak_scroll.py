@@ -5,8 +5,8 @@ Each frame steps one view by a slice (back and forth through the series, switchi
 every 1000 frames) and lets the event loop paint what changed; every 2500 frames a CT preset
 is applied and every 5000 the crosshair is clicked elsewhere, so levels, reslices and
 overlays are all exercised. Resident memory is printed every 10 000 frames, with the
-reference counts of True and None (the PySide6 leak of NOTES.md, which aborted CPython 3.11
-after about a thousand frames).
+reference counts of True and None (the PySide6 leak in docs/development.md, which aborted
+CPython 3.11 after about a thousand frames).
 
 Fails (exit 1) if RSS grows more than --max-growth-mb (50) after the warm-up, or if the
 viewer process dies: the soak runs in a child process, so a segfault or a "Fatal Python

@@ -127,7 +127,7 @@ def save(ds: Dataset, path: Path, transfer_syntax: str = ExplicitVRLittleEndian)
     """Write `ds` (native little-endian pixels) as a Part 10 file in `transfer_syntax`.
 
     Compressed syntaxes go through pydicom's encoders without a new SOP Instance UID
-    (pydicom would otherwise make one, NOTES.md). pydicom writes OW bytes as they are, so
+    (pydicom would otherwise make one, docs/development.md). pydicom writes OW bytes as they are, so
     for big endian the 16-bit words of 16-bit pixels and of palette LUTs are swapped here."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ts = UID(transfer_syntax)
@@ -314,7 +314,8 @@ def write_palette_image(path: Path, rows: int = 16, cols: int = 20,
                         transfer_syntax: str = ExplicitVRLittleEndian) -> Written:
     """PALETTE COLOR with 16-bit LUT entries v * 257 + 1 for 8-bit v <= 254: every usual
     16 -> 8 bit mapping (v >> 8, v // 257, round(v / 257)) gives v, yet the two bytes of
-    each entry differ, so a byte-swapped LUT (pydicom 3.0 with big endian, NOTES.md) shows."""
+    each entry differ, so a byte-swapped LUT (pydicom 3.0 with big endian,
+    docs/development.md) shows."""
     idx = ((np.arange(rows)[:, None] * 3 + np.arange(cols)[None, :] * 5) % 256).astype(np.uint8)
     ramp = np.arange(256)
     lut = np.stack([ramp % 255, 254 - ramp % 255, (ramp * 3) % 255], -1)

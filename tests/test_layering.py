@@ -1,4 +1,4 @@
-"""DESIGN.md §2 as a check: core, io, jobs and viewer load with Qt and torch made
+"""docs/architecture.md's layers as a check: core, io, jobs and viewer load with Qt and torch made
 unimportable (pyproject's import-linter contracts check the same statically)."""
 
 import subprocess

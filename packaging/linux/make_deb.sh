@@ -8,7 +8,7 @@
 # bundled xcb and wayland plugins and Qt's libraries). PyInstaller copies the X11/xcb ones it
 # finds on the build machine but never OpenGL/EGL or Wayland; declaring them all keeps a
 # bundle built where libxcb-cursor0, -icccm4 or -keysyms1 are missing (a plain desktop
-# often lacks them; NOTES.md) working. DEB_COMPRESS picks dpkg-deb's compressor:
+# often lacks them; docs/development.md) working. DEB_COMPRESS picks dpkg-deb's compressor:
 # gzip by default (any dpkg; 1 GB in about a minute here), xz for the smallest file (slow),
 # zstd for Debian 12+ / Ubuntu 22.04+.
 set -euo pipefail

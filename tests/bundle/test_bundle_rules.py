@@ -27,7 +27,7 @@ third_party_licenses = _load("third_party_licenses")
 
 
 @pytest.mark.parametrize("dest", [
-    "torch/bin/torch_shm_manager",  # torch dies without it (NOTES.md)
+    "torch/bin/torch_shm_manager",  # torch dies without it (docs/development.md)
     "torch/lib/libtorch_cpu.so",
     "medview/resources/models/lesion-seg/1.0/weights.safetensors",
     "medview/resources/icons/medview.png",

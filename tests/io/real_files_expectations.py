@@ -1,10 +1,11 @@
 """Known, explained disagreements between MedView and other DICOM readers on the real files
 that pydicom and pydicom-data ship (used by test_real_files.py).
 
-No reader is always right (NOTES.md), so each file that does not follow the default — MedView
-loads it and SimpleITK (GDCM) is the reference for its values and geometry — is listed here
-with the reader that was shown to be right and a one-line reason. Each reason was settled by
-DICOM semantics and by the file's twins (the same image in another transfer syntax)."""
+No reader is always right (docs/development.md), so each file that does not follow the
+default — MedView loads it and SimpleITK (GDCM) is the reference for its values and
+geometry — is listed here with the reader that was shown to be right and a one-line reason.
+Each reason was settled by DICOM semantics and by the file's twins (the same image in
+another transfer syntax)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Hostile and broken inputs, alone and mixed with good files.
 
-The contract (DESIGN.md section 6): a folder with bad files loads the good ones and lists
-each bad one with one specific sentence; nothing escapes as a traceback, memory stays
+The contract (docs/development.md, conventions): a folder with bad files loads the good
+ones and lists each bad one with one specific sentence; nothing escapes as a traceback, memory stays
 bounded whatever a header declares, nothing outside the input is opened and nothing is
 written anywhere. A bad file is "refused" either by the scan (in `skipped`) or, for pixel
 data a header-only scan cannot judge, by load_series raising a MedviewError."""

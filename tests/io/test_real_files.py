@@ -7,7 +7,7 @@ toolkits and bug reports. Each one must load and equal the reader established as
 says which and why) — in voxels and in geometry, or end in a one-sentence reason. Twins (one
 image stored in several transfer syntaxes) must load identically when lossless and within a
 few grey levels when lossy: twins settle disagreements better than a second reader, because
-GDCM and pydicom's plugins share OpenJPEG and CharLS (NOTES.md)."""
+GDCM and pydicom's plugins share OpenJPEG and CharLS (docs/development.md)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ LOSSLESS = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99"
             "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.57",
             "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
             "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202"}
-# Lossy JPEG decoders differ by up to 5 grey levels (NOTES.md).
+# Lossy JPEG decoders differ by up to 5 grey levels (docs/development.md).
 LOSSY_TOLERANCE = 5.0
 # float32 voxels against a float64 reference: a few float32 steps of the largest value.
 FLOAT_RTOL = 4e-7
@@ -104,7 +104,8 @@ def read_pydicom(path: Path) -> np.ndarray | None:
     """Modality values (or RGB) per frame by pydicom alone, or None if it cannot decode.
 
     Rescale comes from the per-frame functional groups when present, which
-    apply_modality_lut ignores (NOTES.md); MONOCHROME1 is left as stored, as DICOM means."""
+    apply_modality_lut ignores (docs/development.md); MONOCHROME1 is left as stored, as
+    DICOM means."""
     from pydicom.pixels import apply_color_lut, apply_modality_lut
 
     with _quiet():
@@ -371,7 +372,8 @@ def test_twins_load_alike(first: str) -> None:
 
 
 def test_twin_groups_cover_the_known_families() -> None:
-    """Guard the grouping rule itself: it must keep finding the families NOTES.md names."""
+    """Guard the grouping rule itself: it must keep finding the families that
+    docs/development.md names."""
     grouped = {k for members in TWINS.values() for k in members}
     for key in ("pydicom/MR_small_RLE.dcm", "pydicom/MR_small_jpeg_ls_lossless.dcm",
                 "pydicom/SC_rgb_rle_16bit.dcm", "pydicom-data/US1_J2KI.dcm",

@@ -1,4 +1,4 @@
-"""Guard against the PySide6 build that leaks references to True/None (NOTES.md): on
+"""Guard against the PySide6 build that leaks references to True/None (docs/development.md): on
 CPython 3.11, PySide6-Essentials 6.12.0 drops one reference to True per Signal.emit() and
 about five to None per pyqtgraph repaint, and the viewer aborts with "Fatal Python error:
 bool_dealloc" after about a thousand frames. Run in a child so a leaking build cannot take
