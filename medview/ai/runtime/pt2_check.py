@@ -15,7 +15,14 @@ So an archive is accepted only when it holds nothing but raw weights, JSON, samp
 that load as plain tensors with weights_only=True, expressions and guards made of a small
 vocabulary, and graph nodes calling aten operators (minus file access) or a few arithmetic
 functions. Plain exports of ordinary networks pass; anything else is refused in one
-sentence. The caller hands torch the same bytes this module vetted."""
+sentence. The caller hands torch the same bytes this module vetted.
+
+The zip itself is read as hostile too: member names must be unique under one root folder
+(else this module and torch's own zip reader could read different entries), the unpacked
+size is capped on the declared sizes before anything is decompressed, and no member is
+decompressed beyond its declared size. The vetting knows one export format (archive version
+and program schema of torch 2.13); a file, or an installed torch, of another is refused
+rather than trusted."""
 
 from __future__ import annotations
 
@@ -25,9 +32,17 @@ import re
 import zipfile
 from typing import Any
 
-from medview.core.errors import InvalidInputError, ResourceLimitError
+from medview.core.errors import (
+    InvalidInputError,
+    ResourceLimitError,
+    UnsupportedInputError,
+)
 
 MAX_UNPACKED_BYTES = 8 << 30  # a CT model far beyond this is a zip bomb, not a model
+MAX_MEMBERS = 100_000
+# the one format this vetting was written against (torch 2.13): .pt2 archive version "0"
+# (archive_format "pt2") holding programs of serialisation schema major version 8
+_KNOWN_FORMAT = ("0", 8)
 _CODE = "contains code or objects that are not plain weights; refused"
 _FORBIDDEN_DIRS = ("data/aotinductor/", "data/executorch/", "data/mtia", "xl_model_weights/")
 
@@ -141,35 +156,107 @@ def _check_plain_tensors(data: bytes, where: str) -> None:
                       ) from exc
 
 
+def _torch_format_known() -> str:
+    """"" when the installed torch reads the .pt2 format this vetting was written against,
+    else a few words naming the format it reads instead."""
+    import torch
+
+    try:
+        from torch._export.serde.schema import SCHEMA_VERSION
+        from torch.export.pt2_archive.constants import ARCHIVE_VERSION_VALUE
+    except ImportError:
+        return f"torch {torch.__version__} reads a .pt2 format older than MedView knows"
+    if (str(ARCHIVE_VERSION_VALUE), int(SCHEMA_VERSION[0])) != _KNOWN_FORMAT:
+        return (f"torch {torch.__version__} reads .pt2 archive version {ARCHIVE_VERSION_VALUE}"
+                f" with program schema {SCHEMA_VERSION[0]}, which MedView has not vetted")
+    return ""
+
+
+def _members(archive: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]:
+    """The members by their name inside the one root folder, from the central directory
+    alone (nothing decompressed yet). Duplicate names or several roots are refused: the
+    vetting would see one entry and torch's own reader might take the other."""
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ResourceLimitError(where, f"holds more than {MAX_MEMBERS} files; refused")
+    if sum(info.file_size for info in infos) > MAX_UNPACKED_BYTES:
+        raise ResourceLimitError(where, "unpacks to more than 8 GiB; refused")
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise _refuse(where, f"holds two files named {twice!r}; refused")
+    roots = {name.partition("/")[0] for name in names}
+    if len(roots) != 1 or any("/" not in name for name in names):
+        raise _refuse(where, f"holds {len(roots)} root folders; a file made by "
+                             f"torch.export.save has one; refused")
+    return {info.filename.partition("/")[2]: info for info in infos}
+
+
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
+    """A member's bytes, decompressing no more than it declares (the declared sizes are what
+    the cap was checked on) and verifying its checksum."""
+    chunks, left = [], info.file_size
+    try:
+        with archive.open(info) as member:
+            while chunk := member.read(min(left + 1, 1 << 20)):
+                left -= len(chunk)
+                if left < 0:
+                    raise ResourceLimitError(where, f"{info.filename} unpacks to more than it "
+                                                    f"declares; refused")
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise _refuse(where, f"is truncated or damaged ({info.filename} fails its "
+                             f"checksum)") from exc
+    return b"".join(chunks)
+
+
 def check_pt2(data: bytes, where: str) -> None:
     """Refuse a .pt2 archive (its bytes) that torch.export.load could not read without
     running code from it; `where` names the file in the message."""
+    unknown = _torch_format_known()
+    if unknown:
+        raise UnsupportedInputError(where, f"{unknown}; refused rather than trusted")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        damaged = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise _refuse(where, "is truncated or damaged (not a complete .pt2 archive)") from exc
-    if damaged is not None:
-        raise _refuse(where, f"is truncated or damaged ({damaged} fails its checksum)")
-    if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED_BYTES:
-        raise ResourceLimitError(where, "unpacks to more than 8 GiB; refused")
-    # members sit under one archive root folder whose name is free
-    members = {name.partition("/")[2]: name for name in archive.namelist()}
+    members = _members(archive, where)
+    contents = {}
+    for rel, info in members.items():  # every checksum; the bytes of what is vetted below
+        content = _read(archive, info, where)
+        if rel.endswith(".json") or not rel.startswith(("data/weights/", "data/constants/")):
+            contents[rel] = content
+    form, version = contents.get("archive_format"), contents.get("archive_version")
+    if (form, version) != (b"pt2", _KNOWN_FORMAT[0].encode()):
+        raise UnsupportedInputError(where, f"is a .pt2 of format {_shown(form)} version "
+                                           f"{_shown(version)}, which MedView's vetting does "
+                                           f"not know; refused rather than trusted")
     programs = [m for m in members if m.startswith("models/") and m.endswith(".json")]
     if len(programs) != 1:
         raise _refuse(where, f"holds {len(programs)} exported programs; MedView imports a "
                              f"file made by torch.export.save of one program")
-    for rel, name in members.items():
+    for rel in members:
+        content = contents.get(rel, b"")
         if rel.startswith(_FORBIDDEN_DIRS):
             raise _refuse(where, "contains compiled code (AOTInductor or similar); refused")
         if rel.startswith("data/sample_inputs/"):
-            _check_plain_tensors(archive.read(name), where)
+            _check_plain_tensors(content, where)
         elif rel.endswith(".pt"):
             raise _refuse(where)
         elif rel.endswith(("_weights_config.json", "_constants_config.json")):
-            _check_payload_config(archive.read(name), where)
+            _check_payload_config(content, where)
     try:
-        program = json.loads(archive.read(members[programs[0]]))
+        program = json.loads(contents[programs[0]])
     except ValueError as exc:
         raise _refuse(where, "is truncated or damaged (its program is not JSON)") from exc
+    schema = program.get("schema_version") if isinstance(program, dict) else None
+    major = schema.get("major") if isinstance(schema, dict) else None
+    if major != _KNOWN_FORMAT[1]:
+        raise UnsupportedInputError(where, f"holds a program of schema version {major}, "
+                                           f"which MedView's vetting does not know; refused "
+                                           f"rather than trusted")
     _check_program(program, where)
+
+
+def _shown(value: bytes | None) -> str:
+    return "(none)" if value is None else repr(value.decode("utf-8", "replace")[:20])
