@@ -25,6 +25,16 @@ def _check_display() -> None:
                                  "commands (medview info, medview demo --no-gui)")
 
 
+def _check_platform_plugin() -> None:
+    """A platform plugin that cannot load makes Qt abort with a core dump; name the missing
+    library and the command that installs it in one sentence instead."""
+    from medview.ui.qt_platform import platform_problem, qt_platform_plugin_dir
+
+    problem = platform_problem(os.environ, qt_platform_plugin_dir(os.environ))
+    if problem:
+        raise MedviewError(None, problem)
+
+
 def create_application():
     """The QApplication, configured once; an existing one (tests) is reused."""
     from PySide6 import QtCore, QtGui, QtWidgets
@@ -72,6 +82,7 @@ def run_gui(paths: Sequence[str], demo: bool = False) -> int:
     `demo`: the paths are the generated demo study (kept out of Recent Studies, and the
     title says it is synthetic)."""
     _check_display()
+    _check_platform_plugin()
     app = create_application()
     window = create_main_window(paths, demo)  # noqa: F841 (kept alive while the loop runs)
     return app.exec()

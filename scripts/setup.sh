@@ -3,6 +3,28 @@
 # TORCH_SPEC overrides the torch pin (e.g. TORCH_SPEC="torch==2.13.0 --index-url ..." for CUDA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The system libraries Qt's window (the xcb platform plugin) loads, one list of them with
+# their Debian packages (a test keeps it complete with ldd and dpkg -S): installed when
+# missing and this user may, else the one line to run is printed. Tests run offscreen and
+# pass without them; `medview` would say what is missing and stop.
+if command -v dpkg-query >/dev/null 2>&1; then
+  qt_missing=()
+  for pkg in $(awk '!/^#/ && NF == 2 {print $2}' medview/resources/qt-debian-packages.txt \
+               | sort -u); do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q " installed$" \
+      || qt_missing+=("$pkg")
+  done
+  if [ ${#qt_missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${qt_missing[@]}" >/dev/null
+    else
+      echo "note: MedView's window needs system libraries that are missing; install them with:" >&2
+      echo "  sudo apt-get install ${qt_missing[*]}" >&2
+    fi
+  fi
+fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
