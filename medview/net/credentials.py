@@ -1,0 +1,63 @@
+"""Passwords and tokens of DICOMweb nodes live in the OS keyring (`keyring`), never in a
+settings file or the log. Without a usable keyring backend nothing is stored: the caller asks
+the reader each time (the CLI reads MEDVIEW_PACS_SECRET or prompts)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+log = logging.getLogger(__name__)
+
+SERVICE = "medview-pacs"
+
+
+def _backend_usable() -> bool:
+    try:
+        import keyring
+        from keyring.backends import fail
+
+        return not isinstance(keyring.get_keyring(), fail.Keyring)
+    except Exception:  # keyring raises many kinds of errors for a broken backend
+        return False
+
+
+def keyring_available() -> bool:
+    """Whether a secret can be kept between runs on this machine."""
+    return _backend_usable()
+
+
+def store_secret(node_name: str, secret: str) -> bool:
+    """Keep a node's password or token; False (nothing stored) when there is no keyring."""
+    if not _backend_usable():
+        return False
+    import keyring
+
+    try:
+        keyring.set_password(SERVICE, node_name, secret)
+    except Exception as exc:
+        log.warning("the keyring refused to store a secret (%s)", type(exc).__name__)
+        return False
+    return True
+
+
+def load_secret(node_name: str) -> str | None:
+    """A node's stored password or token, or None (none stored, or no keyring)."""
+    if not _backend_usable():
+        return None
+    import keyring
+
+    try:
+        return keyring.get_password(SERVICE, node_name)
+    except Exception as exc:
+        log.warning("the keyring could not be read (%s)", type(exc).__name__)
+        return None
+
+
+def forget_secret(node_name: str) -> None:
+    if not _backend_usable():
+        return
+    import keyring
+
+    with contextlib.suppress(Exception):  # nothing stored is fine
+        keyring.delete_password(SERVICE, node_name)
