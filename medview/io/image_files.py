@@ -32,6 +32,7 @@ from medview.core.errors import InvalidInputError, ResourceLimitError, Unsupport
 from medview.core.limits import format_bytes, max_volume_bytes
 from medview.core.series import LoadWarning
 from medview.core.volume import Volume, VolumeMetadata
+from medview.io.sources import check_detached_data_files
 
 SUPPORTED_READ_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SUPPORTED_WRITE_SUFFIXES: tuple[str, ...] = (*SUPPORTED_READ_SUFFIXES, ".npy")
@@ -202,6 +203,8 @@ def read_image(path: str | Path) -> Volume:
     kind, image_io = _FORMATS[suffix]
     if suffix in _NIFTI:
         expected_bytes, sform = _nifti_header(p, suffix, location)
+    else:
+        check_detached_data_files(p)
 
     import SimpleITK as sitk
 

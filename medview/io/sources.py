@@ -1,17 +1,19 @@
-"""Where DICOM bytes come from: files in folder trees, members of zip archives, and the
-files a DICOMDIR references — each enumerated safely.
+"""Where image bytes come from: files in folder trees, members of zip archives, the files
+a DICOMDIR references and the data files a MetaImage / NRRD header names — each safely.
 
-A path inside an archive or a DICOMDIR that would lead outside its folder is never opened,
-and archive members are read with size caps so a zip bomb cannot exhaust memory."""
+A path inside an archive, a DICOMDIR or a MetaImage / NRRD header that would lead outside
+its folder (by "..", an absolute path or a link) is never opened, and archive members are
+read with size caps so a zip bomb cannot exhaust memory."""
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
 from medview.core.errors import InvalidInputError, ResourceLimitError
@@ -24,6 +26,9 @@ IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "LOCKFILE", "VERSION"}
 # (DICOM images compress at most ~10-50x even when mostly air).
 MAX_ZIP_RATIO = 1000
 MAX_ZIP_RATIO_FLOOR = 64 * 1024 * 1024  # ratios are only checked above this size
+MAX_HEADER_BYTES = 1 << 20  # of a MetaImage / NRRD header, where its data file is named
+_MHD_DATA_FILE = re.compile(r"^[ \t]*ElementDataFile[ \t]*[=:](.*)$", re.M | re.I)
+_NRRD_DATA_FILE = re.compile(r"^data ?file:(.*)$", re.M | re.I)
 
 
 def is_zip(path: Path) -> bool:
@@ -87,14 +92,66 @@ def resolve_dicomdir_reference(dicomdir: Path, file_id: list[str] | str) -> Path
         return None
     base = dicomdir.parent.resolve()
     target = (base.joinpath(*parts)).resolve()
-    if base != target and base not in target.parents:
+    if not _inside(base, target):
         return None
     if not target.exists():
-        # media written on case-insensitive systems often differ in case
+        # media written on case-insensitive systems often differ in case; the file found
+        # that way may be a link too, and must stay inside the folder as well
         for cand in target.parent.glob("*") if target.parent.exists() else []:
             if cand.name.upper() == target.name.upper():
-                return cand
+                found = cand.resolve()
+                return found if _inside(base, found) else None
     return target
+
+
+def _inside(base: Path, target: Path) -> bool:
+    """Whether `target` (resolved) is `base` (resolved) or lies below it."""
+    return base == target or base in target.parents
+
+
+def check_detached_data_files(header: Path) -> None:
+    """Refuse a MetaImage or NRRD header whose detached data file (ElementDataFile /
+    data file, a LIST of them or a numbered pattern) is an absolute path or leads outside
+    the header's folder, links included: opening a study must not read `../../etc/shadow`."""
+    try:
+        with open(header, "rb") as fh:
+            text = fh.read(MAX_HEADER_BYTES + 1).decode("latin-1")
+    except OSError as exc:
+        raise InvalidInputError(str(header), f"cannot be opened ({exc.strerror})") from exc
+    base = header.parent.resolve()
+    for name in _data_file_names(text, header):
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor:
+            raise InvalidInputError(str(header), f"names its data file by an absolute path "
+                                                 f"({shown}); MedView reads data files only "
+                                                 f"from the header's own folder")
+        # a numbered pattern (slice%03d.raw) is checked by its folder part
+        plain = re.sub(r"%[-+ #0]*\d*[diouxX]", "0", name).replace("\\", "/")
+        if not _inside(base, (base / plain).resolve()):
+            raise InvalidInputError(str(header), f"names a data file outside its own folder "
+                                                 f"({shown}); refused")
+
+
+def _data_file_names(text: str, header: Path) -> list[str]:
+    """The data file names a MetaImage or NRRD header gives: none for LOCAL (attached
+    data), the lines after a LIST, the pattern of a numbered series, else the one name."""
+    nrrd = text.startswith("NRRD")
+    head = text.split("\n\n", 1)[0] if nrrd else text
+    field = (_NRRD_DATA_FILE if nrrd else _MHD_DATA_FILE).search(head)
+    if field is None:
+        return []
+    value = field.group(1).strip()
+    if value.upper() == "LOCAL":
+        return []
+    if value.upper().startswith("LIST"):
+        if len(text) > MAX_HEADER_BYTES:
+            raise ResourceLimitError(str(header), "lists more data files than MedView reads "
+                                                  "from one header; refused")
+        rest = head[field.end():] if nrrd else text[field.end():]
+        return [line.strip() for line in rest.splitlines() if line.strip()]
+    tokens = value.split()
+    numbered = len(tokens) in (4, 5) and all(re.fullmatch(r"-?\d+", t) for t in tokens[1:4])
+    return [tokens[0]] if numbered else [value]
 
 
 class SourceOpener:
