@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO
 
 from medview import __version__
 from medview.commands import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
@@ -197,7 +197,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _open_viewer(parser, gui)
     args = parser.parse_args(argv)
     log_file = _setup_logging(args.log_file, args.verbose)
-    return _guarded(lambda: _run_command(parser, args), log_file)
+    said = _CountingStderr(sys.stderr)
+    sys.stderr = said
+    try:
+        status = _guarded(lambda: _run_command(parser, args), log_file)
+    finally:
+        sys.stderr = said.stream
+    if status != EXIT_OK and not said.written:
+        # every failure is told in one line, even one a command forgot to word
+        _err(f"{args.command or 'medview'} failed (exit {status}); details in {log_file}")
+    return status
+
+
+class _CountingStderr:
+    """sys.stderr while a command runs, noting whether the command said anything there."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self.written = stream, False
+
+    def write(self, text: str) -> int:
+        self.written = self.written or bool(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _open_viewer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

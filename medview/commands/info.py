@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from medview.commands import EXIT_BAD_INPUT, EXIT_OK
 from medview.core.jobs import Progress
 from medview.core.series import ScanResult, SeriesInfo, StudyInfo
 
@@ -112,4 +113,11 @@ def run_info(paths: Sequence[str], as_json: bool = False, show_phi: bool = False
     result = scan(paths, progress=terminal_progress)
     print(json.dumps(scan_json(result, show_phi), indent=1) if as_json
           else scan_text(result, show_phi))
-    return 0 if result.studies or not result.skipped else 1
+    if result.studies:
+        return EXIT_OK
+    # stdout keeps the full listing (scripts read the JSON); stderr gets the one line
+    where = paths[0] if len(paths) == 1 else f"the {len(paths)} paths given"
+    skipped = f" ({len(result.skipped)} file(s) not read: {result.skipped[0].reason})" \
+        if result.skipped else ""
+    print(f"medview: {where}: no image series found{skipped}", file=sys.stderr)
+    return EXIT_BAD_INPUT
