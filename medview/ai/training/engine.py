@@ -1,7 +1,7 @@
 """The fine-tuning engine behind `medview train`: a job (data, base model, settings, split)
 in, a new model version out, one event dict after another in between.
 
-It runs in a child process (DESIGN.md section 4), so a crash or an out-of-memory cannot take
+It runs in a child process (docs/architecture.md, threads), so a crash or an out-of-memory cannot take
 the viewer down; the same code runs under `torchrun --nproc-per-node N` with
 DistributedDataParallel (gloo on the CPU, nccl on CUDA): every process draws its own
 patches, rank 0 validates, checkpoints, reports and writes the version.
