@@ -12,10 +12,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from medview.core.errors import InvalidInputError
+from medview.io import saved
 from medview.io.workspace import (
     StoreFileProblem,
     atomic_write_text,
-    data_dir,
     keep_aside,
     read_store_file,
 )
@@ -30,7 +30,7 @@ _AE_OK = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # printable ASCII without 
 
 def pacs_dir() -> Path:
     """<data>/pacs: nodes.json, studies.sqlite and received/ (files stored by UID)."""
-    return data_dir() / "pacs"
+    return saved.pacs_dir()
 
 
 def nodes_file() -> Path:

@@ -29,7 +29,7 @@ class Received:
 
     stored: int = 0
     refused: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[BaseException] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -85,7 +85,7 @@ class StorageSCP:
     def _refused(self, err: BaseException) -> None:
         with self.received.lock:
             self.received.refused += 1
-            self.received.problems.append(str(err))
+            self.received.problems.append(err)
         log.warning("a received instance was refused: %s", err)
 
     def stop(self) -> None:
