@@ -1,6 +1,6 @@
 """LabelStore: one series' label map in the workspace, kept so that nothing painted is lost.
 
-Folder data_dir()/labels/<safe_name(series_key)>/ (DESIGN.md §5):
+Folder data_dir()/labels/<safe_name(series_key)>/ (docs/architecture.md):
   label.json         what the labels are of (LabelSource: UIDs, source files, shape, affine,
                      never a patient name or ID), status (draft / done, by, when), its
                      history (status changes, clean saves with voxel counts, discarded
