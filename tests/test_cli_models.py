@@ -112,3 +112,20 @@ def test_no_models(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(registry, "bundled_models_dir", lambda: tmp_path / "none")
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path))
     assert run(capsys, tmp_path, "models") == (0, "no models installed\n", "")
+
+
+def test_development_numbers_are_labelled_in_the_listing(models, capsys):
+    """A card's numbers from seeds that shaped the model are shown on a line of their own
+    that says so, never as the version's validation."""
+    path = models / "bundled" / "lesion-seg" / "1.0" / "metadata.json"
+    card = json.loads(path.read_text())
+    card["validation"]["development"] = {"note": "Development numbers: ...",
+                                         "seeds": list(range(1001, 1011)), "dice": 0.9}
+    path.write_text(json.dumps(card))
+    code, out, _ = run(capsys, models, "models")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("lesion-seg:1.0") and "dice 0.831" in lines[0]
+    assert lines[1] == " " * 22 + ("Development numbers (not held out; demo seeds 1001-1010): "
+                                   "dice 0.9")
+    code, out, _ = run(capsys, models, "models", "--json")
+    assert json.loads(out)["models"][0]["development_metrics"] == {"dice": 0.9}

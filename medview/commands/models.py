@@ -3,7 +3,8 @@
 FILE --card CARD.json` adds the user's own .pt2 or .onnx model as a new version.
 
 Listing reads only the cards (no torch), so it answers at once; a damaged model folder is
-reported on its own line and never hides the others."""
+reported on its own line and never hides the others. A card's development numbers (measured
+on seeds that shaped the model, ai.models.card_numbers) get a line of their own that says so."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from medview.ai.models.card_numbers import development, development_title
 from medview.ai.models.registry import ModelEntry, scan_models
 from medview.commands import EXIT_OK, EXIT_USAGE
 
@@ -42,16 +44,22 @@ def entry_json(entry: ModelEntry) -> dict[str, Any]:
         "architecture": card.architecture, "parent_version": card.parent_version,
         "created": card.created, "folder": str(entry.folder),
         "main_metrics": main_metrics(card.validation), "validation": card.validation,
+        "development_metrics": main_metrics(development(card.validation)),
     }
 
 
 def entry_line(entry: ModelEntry, ref_width: int) -> str:
     card = entry.card
     metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in main_metrics(card.validation).items())
-    return (f"{card.ref:<{ref_width}}  {card.task:<14}  "
+    line = (f"{card.ref:<{ref_width}}  {card.task:<14}  "
             f"{'bundled' if entry.bundled else 'user':<7}  "
             f"{'active' if entry.active else '':<6}  {metrics or 'no validation results'}"
             ).rstrip()
+    dev = main_metrics(development(card.validation))
+    if dev:
+        line += (f"\n{'':<{ref_width}}  {development_title(card.validation)}: "
+                 + ", ".join(f"{k} {_fmt(v)}" for k, v in dev.items()))
+    return line
 
 
 def run_list(as_json: bool) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview import __version__
+from medview.ai.models.card_numbers import development, development_title
 from medview.ai.models.cards import DISCLAIMER
 from medview.ai.models.registry import ModelEntry, resources_dir, scan_models
 
@@ -78,13 +79,24 @@ def _metric(value: object) -> str | None:
     return f"{value:.4g}"
 
 
+def _rows(values: dict) -> str:
+    metrics = [(k, _metric(v)) for k, v in values.items()]
+    return "".join(f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td align='right'>{v}"
+                   f"</td></tr>" for k, v in metrics if v is not None)
+
+
 def model_card_html(entry: ModelEntry) -> str:
-    """One model's card: what it does, its labels, validation numbers and training data."""
+    """One model's card: what it does, its labels, validation numbers (held-out, and apart
+    from them, labelled, its development numbers) and training data."""
     card = entry.card
     esc = html.escape
-    metrics = [(k, _metric(v)) for k, v in card.validation.items()]
-    rows = "".join(f"<tr><td>{esc(k.replace('_', ' '))}</td><td align='right'>{v}</td></tr>"
-                   for k, v in metrics if v is not None)
+    rows = _rows(card.validation)
+    dev = development(card.validation)
+    measured = card.validation.get("measured")
+    measured = f": {esc(measured)}" if isinstance(measured, str) else ""
+    development_html = (
+        f"<p><b>{esc(development_title(card.validation))}</b>: {esc(str(dev.get('note', '')))}"
+        f"</p><table cellspacing='0' cellpadding='2'>{_rows(dev)}</table>" if dev else "")
     labels = ", ".join(f"{lab.value} {esc(lab.name)}" for lab in card.labels)
     origin = "bundled with MedView" if entry.bundled else "added on this computer"
     return (f"<h3>{esc(card.name)} {esc(card.version)}</h3>"
@@ -92,8 +104,8 @@ def model_card_html(entry: ModelEntry) -> str:
             f"{esc(card.architecture)}; created {esc(card.created or 'unknown')}.</p>"
             f"<p>{esc(card.description)}</p>"
             f"<p><b>Labels:</b> {labels}</p>"
-            f"<p><b>Validation</b> (held-out data):</p><table cellspacing='0' "
-            f"cellpadding='2'>{rows}</table>"
+            f"<p><b>Validation</b> (held-out data){measured}"
+            f"</p><table cellspacing='0' cellpadding='2'>{rows}</table>{development_html}"
             f"<p><b>Training data:</b> {esc(card.training_data)}</p>"
             f"<p><i>{esc(DISCLAIMER)}</i></p>")
 

@@ -2,21 +2,29 @@
 model is, how it was trained and what it measured on held-out demo studies.
 
 The card is validated with medview.ai.models.cards before it is written, and its sha256 is that of
-the weights file beside it, so a card can never describe weights it does not sit with.
+the weights file beside it, so a card can never describe weights it does not sit with. The
+numbers the recipe measures on its validation seeds go under validation.development: those
+seeds were looked at while the models were designed (medview.ai.bundled.held_out puts numbers
+from fresh seeds on top).
 Label codes are SNOMED CT codes found in pydicom's code dictionary (codes.SCT): Nodule and
 Lesion, the segment types DICOM SEG uses, with the anatomy in the label name.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from medview.ai.bundled.held_out import SPEED_PREFIXES, development_numbers
+from medview.ai.models.card_numbers import DEVELOPMENT
 from medview.ai.models.cards import DISCLAIMER
 from medview.ai.training.versions import write_model
 
 VERSION = "1.0"
-CREATED = "2025-06-01"
+# what stays on top of a recipe card's validation: the post-processing a 1.0 card's findings
+# follow (ai.findings.postprocess reads min_component_voxels there) and measured speeds
+CONDITIONS = ("threshold", "min_component_voxels")
 SEG_LABELS = [
     {"value": 1, "name": "lung nodule", "colour": [255, 160, 0],
      "code": ["SCT", "27925004", "Nodule"]},
@@ -47,6 +55,13 @@ def _mix_text(mix: tuple) -> str:
                      if w)
 
 
+def _as_development(validation: dict) -> dict:
+    """The recipe's numbers on its validation seeds, labelled as development numbers."""
+    top = {k: v for k, v in validation.items()
+           if k in CONDITIONS or k.startswith(SPEED_PREFIXES)}
+    return {**top, DEVELOPMENT: development_numbers(validation)}
+
+
 def _common(name: str, task: str, labels: list, spec: dict, arch: str, args: dict,
             spacing: list, context: int, input_size: list | None, training: str,
             validation: dict, description: str) -> dict:
@@ -58,8 +73,9 @@ def _common(name: str, task: str, labels: list, spec: dict, arch: str, args: dic
         "architecture": arch, "architecture_args": {**args, "outputs": "logits"},
         "weights_file": "weights.safetensors", "weights_format": "safetensors",
         "weights_sha256": "", "expected_spacing_mm": spacing, "context_slices": context,
-        "input_size": input_size, "training_data": training, "validation": validation,
-        "created": CREATED, "description": f"{description} {DISCLAIMER}.",
+        "input_size": input_size, "training_data": training,
+        "validation": _as_development(validation), "created": date.today().isoformat(),
+        "description": f"{description} {DISCLAIMER}.",
     }
 
 
