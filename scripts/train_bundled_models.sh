@@ -17,7 +17,10 @@
 # Training studies are demo seeds 1..56 (segmentation) and 1..96 (classifier, which only
 # keeps 128² and 256² slices); the false-positive stage learns on seeds 57..80 (which the
 # segmentation network never saw) and picks its threshold on development seeds 2001..2012;
-# validation seeds 1001..1010 are never trained or tuned on;
+# validation seeds 1001..1010 are never trained on, but their numbers guided the design, so
+# the cards keep them as development numbers (validation.development); the cards' numbers
+# come from fresh seeds (3001..3020) no step here uses: benchmarks/eval_models.py, then
+# python -m medview.ai.bundled.held_out (docs/development.md);
 # all site A, full 300-slice 512 x 512 studies; each is generated once into the cache
 # folder (MEDVIEW_TRAIN_CACHE, default /tmp/medview-train, about 250 MB a study, 30 GB in all). Checkpoints and
 # train.log go to $MEDVIEW_TRAIN_CACHE/work; a stopped run resumes from its last checkpoint
