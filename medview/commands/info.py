@@ -71,6 +71,7 @@ def scan_json(result: ScanResult, show_phi: bool = False) -> dict[str, Any]:
 
 def scan_text(result: ScanResult, show_phi: bool = False) -> str:
     lines: list[str] = []
+    said: set[tuple[str, str]] = set()  # a series' warning is said once, not once per stack
     for st in result.studies:
         date = f" {st.study_date}" if st.study_date else ""
         lines.append(f"Study{date} \"{st.description}\"  [{st.study_instance_uid}]")
@@ -86,7 +87,9 @@ def scan_text(result: ScanResult, show_phi: bool = False) -> str:
                 f"pixels {sp[1]:.3g} x {sp[2]:.3g} mm, slices {sp[0]:.3g} mm  "
                 f"[{s.series_instance_uid}]")
             for w in s.warnings:
-                lines.append(f"    warning: {w.message}")
+                if (s.series_instance_uid, w.message) not in said:
+                    said.add((s.series_instance_uid, w.message))
+                    lines.append(f"    warning: {w.message}")
     if result.non_image_objects:
         lines.append(f"Non-image objects: {len(result.non_image_objects)}")
         lines.extend(f"  {o.sop_class_name} ({o.modality or '-'}): {o.path}"

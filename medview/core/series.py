@@ -22,6 +22,9 @@ TILT_TOLERANCE_DEG = 0.5
 ORIENTATION_TOLERANCE = 1e-3
 # Never invent more blank slices than this many times the real ones to fill gaps.
 MAX_FILL_RATIO = 1.0
+# Slices placed on one regular grid may sit this far from their true position, in mm, at
+# least; see position_error_limit_mm.
+MIN_POSITION_ERROR_LIMIT_MM = 1.0
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,70 @@ def split_by_shape(frames: Sequence[FrameRef]) -> list[list[FrameRef]]:
     return sorted(groups.values(), key=len, reverse=True)
 
 
+def plane_description(orientation: Sequence[float] | None) -> str:
+    """'axial', 'sagittal' or 'coronal' by the plane's normal, with the tilt when the plane
+    is more than a degree oblique ('coronal tilted 16°'), for warnings a reader can follow."""
+    if orientation is None:
+        return "no orientation"
+    normal = np.abs(geometry.slice_normal(orientation[:3], orientation[3:]))
+    axis = int(np.argmax(normal))
+    name = ("sagittal", "coronal", "axial")[axis]
+    tilt = float(np.degrees(np.arccos(min(1.0, float(normal[axis])))))
+    return f"{name} tilted {_degrees(tilt)}" if tilt >= 1.0 else name
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
+def split_warning(groups: Sequence[Sequence[FrameRef]], first_stacks: Sequence[int],
+                  n_stacks: int) -> LoadWarning:
+    """The one warning for a series whose images cannot share a grid (split_by_shape):
+    what differs (size, orientation, pixel spacing, colour) and each group's value, e.g.
+    'different orientation (stack 1: axial, 1 image; stack 2: sagittal, 1 image)'.
+    `first_stacks` is the stack number (from 1) each group's first stack gets."""
+    def size(g: Sequence[FrameRef]) -> str:
+        return f"{g[0].pixel.cols} x {g[0].pixel.rows} pixels"
+
+    def spacing(g: Sequence[FrameRef]) -> str:
+        sp = g[0].pixel_spacing_row_col_mm
+        return f"{_fmt(sp[1])} x {_fmt(sp[0])} mm pixels" if sp else "no pixel spacing"
+
+    def colour(g: Sequence[FrameRef]) -> str:
+        return "colour" if g[0].pixel.samples_per_pixel == 3 else "grey"
+
+    planes = [plane_description(g[0].orientation) for g in groups]
+    if len(set(planes)) < len({_shape_key(g[0])[3] for g in groups}):
+        # orientations that differ by less than a degree: say by how much
+        base = groups[0][0].orientation
+        planes = [p if k == 0 or g[0].orientation is None or base is None else
+                  f"{p}, {_degrees(_angle_deg(base, g[0].orientation))} from stack 1"
+                  for k, (p, g) in enumerate(zip(planes, groups, strict=True))]
+    aspects = {"size": [size(g) for g in groups], "orientation": planes,
+               "pixel spacing": [spacing(g) for g in groups],
+               "colour": [colour(g) for g in groups]}
+    differing = [name for name, values in aspects.items() if len(set(values)) > 1]
+    parts = []
+    for k, g in enumerate(groups):
+        what = ", ".join(aspects[name][k] for name in differing)
+        parts.append(f"stack {first_stacks[k]}: {what + ', ' if what else ''}"
+                     f"{_images(len(g))}")
+    return LoadWarning(
+        "split_series",
+        f"one series holds images of different {' and '.join(differing) or 'geometry'} "
+        f"({'; '.join(parts)}); shown as {n_stacks} stacks")
+
+
+def _degrees(angle: float) -> str:
+    return f"{angle:.0f}°" if angle >= 1.0 else f"{angle:.2f}°"
+
+
+def _angle_deg(a: Sequence[float], b: Sequence[float]) -> float:
+    na = geometry.slice_normal(a[:3], a[3:])
+    nb = geometry.slice_normal(b[:3], b[3:])
+    return float(np.degrees(np.arccos(min(1.0, abs(float(na @ nb))))))
+
+
 def _instance_order(f: FrameRef) -> tuple:
     return (f.instance_number if f.instance_number is not None else 0, f.frame_index,
             str(f.source))
@@ -326,14 +393,95 @@ def build_stack(frames: Sequence[FrameRef]) -> list[Stack]:
     stacks_frames, warnings = _split_repeated_positions(frames, dist)
     out = []
     for sf in stacks_frames:
-        out.append(_stack_geometry(sf, row_cos, col_cos, normal, spacing_rc or (1.0, 1.0),
+        out.extend(_stack_geometry(sf, row_cos, col_cos, normal, spacing_rc or (1.0, 1.0),
                                    list(warnings)))
+    return out
+
+
+def position_error_limit_mm(step_mm: float) -> float:
+    """How far a slice may sit from its true position on a regular grid before its series
+    is shown as separate stacks instead of one volume: half the slice step, at least
+    MIN_POSITION_ERROR_LIMIT_MM.
+
+    Half a step is where a slice starts being drawn nearer to its neighbour's place than to
+    its own: below it every image still lands in its own grid cell, and the error is within
+    the slab the slice already stands for (a 5 mm slice shows anything within ±2.5 mm), so
+    the volume adds no uncertainty a reader does not already have. Above it an MPR shows
+    anatomy where it is not and a distance across slices is off by more than a slice. The
+    1 mm floor keeps sub-millimetre series whole when their positions merely jitter (written
+    with few decimals, table rounding), an error below what a caliper reading resolves."""
+    return max(0.5 * abs(step_mm), MIN_POSITION_ERROR_LIMIT_MM)
+
+
+def _fit_error(pos: np.ndarray) -> float:
+    """Largest distance from a position to the regular grid through the first and last."""
+    if len(pos) < 3:
+        return 0.0
+    k = np.arange(len(pos), dtype=float)
+    fitted = pos[0] + np.outer(k, (pos[-1] - pos[0]) / (len(pos) - 1))
+    return float(np.max(np.linalg.norm(fitted - pos, axis=1)))
+
+
+def _regular_runs(pos: np.ndarray, diffs: np.ndarray) -> list[slice]:
+    """Split positions ordered along the normal into runs that each fit one regular grid
+    within position_error_limit_mm of their own step.
+
+    Consecutive steps that agree form a segment; a slice between two segments (the end of
+    one, the start of the next) goes to the longer one, so an odd outlier slice becomes a
+    run of its own rather than pulling a regular run apart (Routine Brain: one slice 202.5
+    mm away from three at 1.25 mm gives runs of 3 and 1)."""
+    segments: list[tuple[int, int]] = []  # (first slice, last slice), inclusive
+    i = 0
+    while i < len(diffs):
+        j = i + 1
+        while (j < len(diffs)
+               and abs(diffs[j] - diffs[i]) <= position_error_limit_mm(diffs[i])
+               and _fit_error(pos[i:j + 2]) <= position_error_limit_mm(
+                   float(np.linalg.norm(pos[j + 1] - pos[i])) / (j + 1 - i))):
+            j += 1
+        segments.append((i, j))
+        i = j
+    owner = [-1] * len(pos)
+    for k in sorted(range(len(segments)), key=lambda k: segments[k][0] - segments[k][1]):
+        first, last = segments[k]
+        for n in range(first, last + 1):
+            if owner[n] < 0:
+                owner[n] = k
+    runs: list[slice] = []
+    for n in range(len(pos)):
+        if n == 0 or owner[n] != owner[n - 1]:
+            runs.append(slice(n, n + 1))
+        else:
+            runs[-1] = slice(runs[-1].start, n + 1)
+    return runs
+
+
+def _split_irregular(frames: list[FrameRef], pos: np.ndarray, diffs: np.ndarray, err: float,
+                     row_cos: np.ndarray, col_cos: np.ndarray, normal: np.ndarray,
+                     spacing_rc: tuple[float, float], warnings: list[LoadWarning]
+                     ) -> list[Stack]:
+    """A series whose regular grid would misplace slices by more than the limit: each run
+    of regular spacing becomes its own stack at its true position (largest first), so no
+    MPR or measurement across the gaps is off by the error."""
+    runs = sorted(_regular_runs(pos, diffs), key=lambda r: r.stop - r.start, reverse=True)
+    note = LoadWarning(
+        "irregular_spacing_split",
+        f"slice spacing varies from {_fmt(float(diffs.min()))} to {_fmt(float(diffs.max()))} "
+        f"mm; one regular grid would place slices up to {_fmt(err)} mm from where they were "
+        f"taken, so the {_images(len(frames))} are shown as {len(runs)} separate stacks at "
+        f"their true positions")
+    out = []
+    for run in runs:
+        out.extend(_stack_geometry(frames[run], row_cos, col_cos, normal, spacing_rc,
+                                   [*warnings, note], split=False))
     return out
 
 
 def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.ndarray,
                     normal: np.ndarray, spacing_rc: tuple[float, float],
-                    warnings: list[LoadWarning]) -> Stack:
+                    warnings: list[LoadWarning], split: bool = True) -> list[Stack]:
+    """One stack on a regular grid, or (with `split`, when that grid would misplace slices
+    past position_error_limit_mm) several, each regular, from _split_irregular."""
     pos = np.array([f.position_lps for f in frames], float)
     dist = pos @ normal
     order = np.argsort(dist, kind="stable")
@@ -343,7 +491,7 @@ def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.nda
     if n == 1:
         thick = frames[0].slice_thickness_mm or 1.0
         affine = geometry.affine_from_plane(pos[0], row_cos, col_cos, spacing_rc, normal * thick)
-        return Stack(frames, affine, warnings, True)
+        return [Stack(list(frames), affine, warnings, True)]
 
     diffs = np.diff(dist)
     typical = float(np.median(diffs))
@@ -373,6 +521,9 @@ def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.nda
     step = (pos[-1] - pos[0]) / (k[-1] - k[0])
     fitted = pos[0] + np.outer(k, step)
     err = float(np.max(np.linalg.norm(fitted - pos, axis=1)))
+    if split and irregular and err > position_error_limit_mm(float(np.linalg.norm(step))):
+        return _split_irregular(frames, pos, diffs, err, row_cos, col_cos, normal, spacing_rc,
+                                warnings)
     if irregular:
         lo, hi = float(diffs.min()), float(diffs.max())
         warnings.append(LoadWarning(
@@ -386,7 +537,7 @@ def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.nda
             "gantry_tilt",
             f"slices are sheared by {_fmt(tilt)}° from the image normal (gantry tilt or "
             f"sheared geometry); the affine keeps the shear, so positions stay correct"))
-    return Stack(slices, affine, warnings, True)
+    return [Stack(slices, affine, warnings, True)]
 
 
 def rescale_warning(frames: Sequence[FrameRef]) -> LoadWarning | None:

@@ -242,9 +242,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser.set_contents(result, self._image_files)
         for w in result.warnings:
             self.warnings.add(w.message)
+        said: set[tuple[str, str]] = set()  # a series' warning once, not once per stack
         for series in result.series:
             for w in series.warnings:
-                self.warnings.add(w.message, where=_series_label(series))
+                if (series.series_instance_uid, w.message) not in said:
+                    said.add((series.series_instance_uid, w.message))
+                    self.warnings.add(w.message, where=_series_label(series))
         for skipped in result.skipped:
             self.warnings.add(skipped.reason, "error", where=skipped.path)
         if self.warnings.messages():

@@ -32,6 +32,7 @@ from medview.core.series import (
     dedupe_by_sop,
     rescale_warning,
     split_by_shape,
+    split_warning,
 )
 from medview.io import sources
 from medview.io.dicom.frames import frames_of, value
@@ -242,14 +243,13 @@ def _series_infos(study_uid: str, series_uid: str, files: list[_ImageFile]
     for f in files:
         warnings_.extend(f.warnings)
     groups = split_by_shape(frames)
-    stacks = [s for g in groups for s in build_stack(g)]
+    stacks, first_stacks = [], []
+    for g in groups:
+        first_stacks.append(len(stacks) + 1)
+        stacks.extend(build_stack(g))
     n = len(stacks)
     if len(groups) > 1:
-        sizes = "; ".join(f"{len(g)} image(s) of {g[0].pixel.rows} x {g[0].pixel.cols}"
-                          for g in groups)
-        warnings_.append(LoadWarning(
-            "split_series", f"one series holds images of different size, orientation or "
-                            f"spacing ({sizes}); shown as {len(groups)} stacks"))
+        warnings_.append(split_warning(groups, first_stacks, n))
     modality = _text(first, "Modality")
     out = []
     for k, stack in enumerate(stacks):
