@@ -56,9 +56,18 @@ def lps_to_index(affine: np.ndarray, point_lps: np.ndarray | Sequence[float]) ->
 
 
 def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
-    """Voxel size in mm along (slice, row, col)."""
-    s = np.linalg.norm(affine[:3, :3], axis=0)
-    return float(s[0]), float(s[1]), float(s[2])
+    """Voxel size in mm along (slice, row, col). The slice spacing is the distance between
+    the image planes along their normal (what DICOM's Spacing Between Slices means), not
+    the length of the step between slice origins: under a gantry tilt that step is sheared
+    and longer (planes 3 mm of table feed apart at 15° lie 3 cos 15° = 2.898 mm apart), while
+    mm and volumes (their product is the voxel's volume) need the distance. The affine keeps
+    the shear; only this number is along the normal."""
+    m = np.asarray(affine, float)[:3, :3]
+    s = np.linalg.norm(m, axis=0)
+    normal = np.cross(m[:, 2], m[:, 1])  # row cosine x column cosine, scaled
+    area = float(np.linalg.norm(normal))
+    between = abs(float(m[:, 0] @ normal)) / area if area > 0 else float(s[0])
+    return between, float(s[1]), float(s[2])
 
 
 def shear_angle_deg(affine: np.ndarray) -> float:
