@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from medview.cli import main
+from tests.unprivileged import run_unprivileged, unprivileged_folder
 
 
 @pytest.fixture
@@ -49,16 +50,24 @@ def test_entry_and_icon_are_written_and_start_this_installation(xdg: Path, capsy
     assert not any(p.is_file() for p in xdg.rglob("*"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
-def test_an_unwritable_folder_ends_in_one_sentence(xdg: Path, capsys) -> None:
-    xdg.mkdir()
-    xdg.chmod(0o500)
-    try:
-        assert main(["desktop-entry"]) == 1
-    finally:
-        xdg.chmod(0o700)
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "could not be written" in err
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_an_unwritable_folder_ends_in_one_sentence() -> None:
+    code = """if True:
+        import os, sys
+        from pathlib import Path
+        share = Path(sys.argv[1]) / "share"
+        share.mkdir()
+        share.chmod(0o500)
+        os.environ["XDG_DATA_HOME"] = str(share)
+        from medview.cli import main
+        sys.exit(main(["--log-file", str(Path(sys.argv[1]) / "log.txt"), "desktop-entry"]))
+        """
+    with unprivileged_folder() as folder:
+        done = run_unprivileged(code, folder)
+        err = done.stderr.strip()
+        assert done.returncode == 1, done.stderr
+        assert err.count("\n") == 0 and "could not be written" in err
+        assert list((folder / "share").iterdir()) == []
 
 
 def test_a_file_where_the_folder_should_be_ends_in_one_sentence(xdg: Path, capsys) -> None:

@@ -23,9 +23,8 @@ import pytest
 from medview.core.errors import InvalidInputError, MedviewError
 from medview.core.jobs import CancelToken, JobCancelled, Progress
 from medview.core.series import ScanResult, Skipped
-
-dicom_index = pytest.importorskip("medview.io.dicom.index")
-dicom_volume = pytest.importorskip("medview.io.dicom.volume")
+from medview.io.dicom import index as dicom_index
+from medview.io.dicom import volume as dicom_volume
 
 # Extra memory a capped child may use beyond its imports; a reader that inflates or
 # allocates what a hostile header declares goes far past it.

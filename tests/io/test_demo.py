@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -24,6 +25,9 @@ from medview.demo import generate_demo_study
 from medview.demo.phantom import Phantom
 from medview.demo.shapes import F32, Canvas
 from medview.demo.sites import TISSUES, T
+from medview.io.dicom import index as dicom_index
+from medview.io.dicom import volume as dicom_volume
+from tests.unprivileged import run_unprivileged, unprivileged_folder
 
 SMALL = 36  # slices in the quick studies: about 54 mm around the diaphragm at site A
 
@@ -154,7 +158,6 @@ def test_simpleitk_labels_and_json_share_one_geometry(study_a):
 
 
 def test_labels_read_by_nibabel_land_on_the_same_ras_positions(study_a):
-    nib = pytest.importorskip("nibabel")
     meta = json.loads(study_a.lesions_json.read_text())
     affine = nib.load(study_a.labels_path).affine  # (i, j, k) = (col, row, slice) -> RAS
     dz, px, _ = meta["spacing_mm"]
@@ -165,8 +168,6 @@ def test_labels_read_by_nibabel_land_on_the_same_ras_positions(study_a):
 
 
 def test_medview_reader_loads_the_demo_like_simpleitk(study_a):
-    dicom_index = pytest.importorskip("medview.io.dicom.index")
-    dicom_volume = pytest.importorskip("medview.io.dicom.volume")
     result = dicom_index.scan([study_a.series_dir])
     assert len(result.series) == 1 and not result.skipped
     series = result.series[0]
@@ -194,7 +195,6 @@ def test_dciodvfy_finds_no_errors(study_a):
 def test_dcm2niix_places_voxels_where_the_labels_are(study_a, tmp_path):
     if shutil.which("dcm2niix") is None:
         pytest.skip("dcm2niix not installed")
-    nib = pytest.importorskip("nibabel")
     subprocess.run(["dcm2niix", "-z", "n", "-o", str(tmp_path), "-f", "ct",
                     str(study_a.series_dir)], capture_output=True, check=True)
     ct, lab = nib.load(tmp_path / "ct.nii"), nib.load(study_a.labels_path)
@@ -345,16 +345,26 @@ def test_missing_parents_are_created(tmp_path):
     assert len(list(study.series_dir.iterdir())) == 2
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
-def test_unwritable_folder_is_refused(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        with pytest.raises(InvalidInputError, match="not writable"):
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_unwritable_folder_is_refused():
+    code = """if True:
+        import sys
+        from pathlib import Path
+        from medview.core.errors import InvalidInputError
+        from medview.demo import generate_demo_study
+        locked = Path(sys.argv[1]) / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
             generate_demo_study(locked, slices=2)
-    finally:
-        locked.chmod(0o700)
+        except InvalidInputError as exc:
+            print("refused:", exc)
+        """
+    with unprivileged_folder() as folder:
+        done = run_unprivileged(code, folder)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("refused: ") and "not writable" in done.stdout
+        assert list((folder / "locked").iterdir()) == []
 
 
 def test_previous_output_is_replaced(tmp_path):

@@ -27,6 +27,7 @@ from medview.io.image_files import (
     read_image,
     write_volume,
 )
+from tests.unprivileged import run_unprivileged, unprivileged_folder
 
 ITK_SUFFIXES = SUPPORTED_READ_SUFFIXES
 NIFTI = (".nii", ".nii.gz")
@@ -609,16 +610,28 @@ def test_write_below_a_file(tmp_path: Path) -> None:
         write_volume(_volume(), tmp_path / "plain" / "v.nrrd")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
-def test_write_into_read_only_folder(tmp_path: Path) -> None:
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        with pytest.raises(InvalidInputError, match="another folder"):
-            write_volume(_volume(), folder / "v.nii.gz")
-    finally:
-        folder.chmod(0o700)
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_write_into_read_only_folder() -> None:
+    code = """if True:
+        import sys
+        from pathlib import Path
+        import numpy as np
+        from medview.core.errors import InvalidInputError
+        from medview.core.volume import Volume
+        from medview.io.image_files import write_volume
+        folder = Path(sys.argv[1]) / "ro"
+        folder.mkdir()
+        folder.chmod(0o500)
+        try:
+            write_volume(Volume(np.zeros((4, 5, 6), np.int16), np.eye(4)), folder / "v.nii.gz")
+        except InvalidInputError as exc:
+            print("refused:", exc)
+        """
+    with unprivileged_folder() as folder:
+        done = run_unprivileged(code, folder)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("refused: ") and "another folder" in done.stdout
+        assert list((folder / "ro").iterdir()) == []
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".mhd", ".npy"])

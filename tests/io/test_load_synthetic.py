@@ -27,9 +27,8 @@ from pydicom.uid import (
 from medview.core.errors import ResourceLimitError
 from medview.core.jobs import CancelToken, JobCancelled
 from medview.core.volume import Volume
-
-dicom_index = pytest.importorskip("medview.io.dicom.index")
-dicom_volume = pytest.importorskip("medview.io.dicom.volume")
+from medview.io.dicom import index as dicom_index
+from medview.io.dicom import volume as dicom_volume
 
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
                      DeflatedExplicitVRLittleEndian, RLELossless, JPEGLSLossless,

@@ -5,7 +5,6 @@ changes either its values or its affine."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import dicom_factory as F
@@ -15,6 +14,8 @@ import pytest
 
 from medview.core import geometry
 from medview.core.volume import Volume
+from medview.io.dicom.index import scan
+from medview.io.dicom.volume import load_series
 from medview.io.image_files import SUPPORTED_READ_SUFFIXES, read_image, write_volume
 
 # An oblique plane whose cosines are exact decimals, so DICOM's decimal strings hold them
@@ -81,15 +82,6 @@ def test_stamp_nifti_seen_by_nibabel(tmp_path: Path) -> None:
     )
 
 
-def _dicom_reader():
-    """MedView's DICOM reader (scan, load_series); skip only when the modules do not exist."""
-    for name in ("medview.io.dicom.index", "medview.io.dicom.volume"):
-        if importlib.util.find_spec(name) is None:
-            pytest.skip(f"{name} is not written yet")
-    from medview.io.dicom.index import scan
-    from medview.io.dicom.volume import load_series
-
-    return scan, load_series
 
 
 def write_stamp_series(folder: Path) -> F.Written:
@@ -112,7 +104,6 @@ def write_stamp_series(folder: Path) -> F.Written:
 
 
 def test_stamp_dicom_to_nifti_and_back(tmp_path: Path) -> None:
-    scan, load_series = _dicom_reader()
     stamp = stamp_volume()
     written = write_stamp_series(tmp_path / "dicom")
     # the factory computes what a reader must produce from DICOM's formulas, not ours

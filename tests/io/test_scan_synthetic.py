@@ -13,8 +13,7 @@ import pytest
 
 from medview.core.errors import InvalidInputError
 from medview.core.series import ScanResult, SeriesInfo
-
-dicom_index = pytest.importorskip("medview.io.dicom.index")
+from medview.io.dicom import index as dicom_index
 
 
 def scan(*paths: Path) -> ScanResult:
