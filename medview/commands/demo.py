@@ -1,7 +1,7 @@
 """`medview demo`: make the synthetic demo study (once) and open it in the viewer, or with
 `--no-gui` (or `--json`) show what MedView finds in it.
 
-The study is generated into the MedView data folder (workspace.data_dir()) and reused on
+The study is generated into the MedView data folder (io.saved.demo_dir) and reused on
 later runs, since the same seed gives byte-identical files."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 
 def default_demo_dir(seed: int, site: str) -> Path:
-    from medview.io.workspace import data_dir
+    from medview.io import saved
 
-    return data_dir() / "demo" / f"seed{seed}-site{site}"
+    return saved.demo_dir(seed, site)
 
 
 def demo_series_dir(args: argparse.Namespace) -> Path:

@@ -26,3 +26,16 @@ class UnsupportedInputError(MedviewError):
 
 class ResourceLimitError(MedviewError):
     """Reading the input would need more memory or disk than is safe to give it."""
+
+
+class StoreFileProblem(Exception):
+    """Why one of the reader's saved files cannot be used, as the end of a sentence ("it is
+    not valid JSON: …"). `damaged`: nothing in it is usable, keep it aside; otherwise leave
+    it as it is and save nothing over it (it could not be read now, or a newer MedView wrote
+    it). Here, not in io, because the viewer's stores decide what to do about it and the
+    viewer does not import io."""
+
+    def __init__(self, reason: str, damaged: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.damaged = damaged

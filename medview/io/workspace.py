@@ -1,5 +1,5 @@
-"""The user's store: where MedView keeps what the reader makes (measurements now; labels,
-models and settings as they arrive), and the one way it writes files: atomically.
+"""The user's store: the data folder MedView keeps what the reader makes in (io.saved says
+where each thing lives in it), and the one way it writes files: atomically.
 
 MEDVIEW_DATA_DIR overrides the folder (tests, portable installs); otherwise the platform's
 user data folder. Nothing is ever written next to source DICOM files."""
@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from medview.core.errors import StoreFileProblem
 
 
 def data_dir() -> Path:
@@ -74,17 +76,6 @@ def keep_aside(path: Path, move: bool) -> Path:
     else:
         shutil.copy2(path, aside)
     return aside
-
-
-class StoreFileProblem(Exception):
-    """Why a store file cannot be used, as the end of a sentence ("it is not valid JSON: …").
-    `damaged`: nothing in it is usable, keep it aside; otherwise leave it as it is and save
-    nothing over it (it could not be read now, or a newer MedView wrote it)."""
-
-    def __init__(self, reason: str, damaged: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.damaged = damaged
 
 
 def read_store_file(path: Path, fmt: str, version: int, what: str) -> dict[str, Any] | None:

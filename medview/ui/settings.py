@@ -2,7 +2,7 @@
 state, recent studies.
 
 Stored with QSettings in INI format as `settings.ini` in the MedView data folder
-(workspace.data_dir(), which MEDVIEW_DATA_DIR overrides), not in the platform registry, so a
+(io.saved; MEDVIEW_DATA_DIR overrides the folder), not in the platform registry, so a
 portable install or a test keeps everything in one folder it owns. Recent studies are paths
 the reader opened, never patient names (this file is not protected health information)."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6 import QtCore
 
-from medview.io.workspace import data_dir
+from medview.io import saved
 
 MAX_RECENT = 10
 LAYOUTS = ("1", "1x3", "2x2")
@@ -24,7 +24,7 @@ class Settings:
     """Typed access to the settings file; every setter writes through at once."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or data_dir() / "settings.ini"
+        self.path = path or saved.settings_file()
         self._q = QtCore.QSettings(str(self.path), QtCore.QSettings.Format.IniFormat)
 
     def _str(self, key: str, default: str = "") -> str:

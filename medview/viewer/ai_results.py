@@ -73,6 +73,7 @@ class AIResults:
         self.threshold = float(result.threshold)  # the mask's
         self.card = result.card
         self.ref: str = result.card.ref
+        # without a store the decisions are kept in memory only
         self.store = store if store is not None else FindingStore(state.series_key)
         self.findings: list[Finding] = self.store.apply(result.findings)
         self.heat_label: int | None = None  # None: the most probable label's probability

@@ -7,12 +7,13 @@ centroid in LPS and voxels, bounding box, slice range, measurements, model name 
 version, threshold, decision), plus `model` (name:version), `decided_at` (ISO 8601, UTC)
 and `by` (the operating-system user).
 
-One JSON file per series, data_dir()/findings/<safe_name(series_key)>.json, rewritten
-atomically on every decision. Decisions of several models live side by side in it; each
-model's findings only ever see their own. A damaged file is moved aside as
+One document per series, rewritten whole on every decision: on disk findings/<series>.json
+in the data folder (io.series_files, handed to the store as `file`; without one the
+decisions are kept in memory only). Decisions of several models live side by side in it;
+each model's findings only ever see their own. A damaged file is moved aside as
 <name>.damaged-<n> (copied aside when only some entries are bad, so the good ones still
-count) and one sentence says so; a file from a newer MedView, or one holding another
-series (two keys that make the same file name), is left alone and nothing is saved over it.
+count) and one sentence says so; a file from a newer MedView, or one holding another series
+(two keys that make the same file name), is left alone and nothing is saved over it.
 
 Finding ids are renumbered whenever the threshold moves, so a decision is matched to a
 finding by place, not id: same model and label, each one's centroid inside the other's
@@ -20,30 +21,17 @@ bounding box (`same_finding`) — the same lesion, grown or shrunk by the thresh
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
-from medview.core.errors import MedviewError
+from medview.core.errors import MedviewError, StoreFileProblem
 from medview.core.findings import Finding
-from medview.io.workspace import (
-    StoreFileProblem,
-    atomic_write_text,
-    data_dir,
-    read_store_file,
-    reader_name,
-    safe_name,
-)
+from medview.viewer.store_file import StoreFile
 from medview.viewer.store_problems import StoreProblems
 
 FORMAT = "medview-ai-findings"
 VERSION = 1
-
-
-def findings_path(series_key: str) -> Path:
-    return data_dir() / "findings" / f"{safe_name(series_key)}.json"
 
 
 def _inside(point: Iterable[float], box: tuple[tuple[int, ...], tuple[int, ...]]) -> bool:
@@ -84,14 +72,16 @@ class FindingStore(StoreProblems):
     """Decisions of one series. `message` is the last problem, one sentence for the reader
     ("" when none); the store keeps working in memory whatever happened to the file."""
 
-    def __init__(self, series_key: str) -> None:
+    def __init__(self, series_key: str, file: StoreFile | None = None, by: str = "") -> None:
+        """`by`: who decides (the operating-system user, for the record)."""
         self.series_key = series_key
+        self.by = by
         self.decisions: list[Decision] = []  # oldest first: a later one overrides
         self.message = ""
-        self.path = findings_path(series_key) if series_key else None
-        self._writable = self.path is not None
-        if self.path is not None:
-            self.decisions = self._read(self.path)
+        self.file = file if series_key else None
+        self._writable = self.file is not None
+        if self.file is not None:
+            self.decisions = self._read(self.file)
 
     # -- queries
     def decision_for(self, finding: Finding) -> Decision | None:
@@ -115,42 +105,42 @@ class FindingStore(StoreProblems):
         self.decisions = [d for d in self.decisions if not same_finding(d.finding, finding)]
         if decision != "pending":
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            self.decisions.append(Decision(decided, now, reader_name()))
+            self.decisions.append(Decision(decided, now, self.by))
         self.save()
         return decided
 
     def save(self) -> None:
-        if self.path is None or not self._writable:
+        if self.file is None or not self._writable:
             return
         doc = {"format": FORMAT, "version": VERSION, "series_key": self.series_key,
                "decisions": [d.to_dict() for d in self.decisions]}
         try:
-            atomic_write_text(self.path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+            self.file.write(doc)
         except OSError as err:
-            self.message = (f"Decisions on AI findings could not be saved to {self.path} "
+            self.message = (f"Decisions on AI findings could not be saved to {self.file.where} "
                             f"({err.strerror or err}); free some space or check the folder's "
                             f"permissions — they are kept until MedView closes.")
 
     # -- reading
-    def _read(self, path: Path) -> list[Decision]:
+    def _read(self, file: StoreFile) -> list[Decision]:
         try:
-            doc = read_store_file(path, FORMAT, VERSION, "findings")
+            doc = file.read(FORMAT, VERSION, "findings")
         except StoreFileProblem as problem:
             if problem.damaged:
-                return self._damaged(path, problem.reason)
-            return self._leave(f"The decisions file {path} is not used: {problem.reason}")
+                return self._damaged(file, problem.reason)
+            return self._leave(f"The decisions file {file.where} is not used: {problem.reason}")
         if doc is None:
             return []
         if doc.get("series_key") != self.series_key:
-            return self._leave(f"{path} holds the decisions of another series")
+            return self._leave(f"{file.where} holds the decisions of another series")
         entries = doc.get("decisions")
         if not isinstance(entries, list):
-            return self._damaged(path, "it has no list of decisions")
+            return self._damaged(file, "it has no list of decisions")
         good, problems = [], []
         for entry in entries:
             try:
-                good.append(Decision.from_dict(entry, path.name))
+                good.append(Decision.from_dict(entry, file.name))
             except (MedviewError, ValueError) as err:
                 problems.append(str(err))
-        return self._partly_read(path, good, problems, len(entries), "decisions")
+        return self._partly_read(file, good, problems, len(entries), "decisions")
 

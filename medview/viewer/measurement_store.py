@@ -1,34 +1,28 @@
 """MeasurementStore: the measurements of the open series, kept across sessions.
 
-One JSON file per series under data_dir()/measurements/<safe_name(series_key)>.json,
-rewritten atomically on every committed change (DESIGN.md §5: a reader's work is never lost
-to a crash). Loaded whenever the ViewerState opens a volume. A file that cannot be read is
-never overwritten: a damaged one is moved aside as <name>.damaged-<n> (copied aside when
-only some entries are bad, so the good ones still load), one written by a newer MedView is
-left alone and this session does not save over it; either way one sentence says so and the
-series opens. A volume opened without a series key keeps its measurements in memory only.
+One document per series, rewritten whole on every committed change (a reader's work is never
+lost to a crash): on disk, measurements/<series>.json in the data folder (io.series_files,
+which whoever makes the store hands it as `open_file`). Loaded whenever the ViewerState
+opens a volume. A file that cannot be read is never overwritten: a damaged one is moved
+aside as <name>.damaged-<n> (copied aside when only some entries are bad, so the good ones
+still load), one written by a newer MedView is left alone and this session does not save
+over it; either way one sentence says so and the series opens. A volume opened without a
+series key, or a store made without `open_file`, keeps its measurements in memory only.
 
 Qt-free: widgets listen with subscribe(listener(event, measurement_id))."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-from medview.io.workspace import (
-    StoreFileProblem,
-    atomic_write_text,
-    data_dir,
-    read_store_file,
-    safe_name,
-)
+from medview.core.errors import StoreFileProblem
 from medview.viewer import state as st
 from medview.viewer.measurements import Measurement, MeasurementValues, measure
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
+from medview.viewer.store_file import OpenStoreFile, StoreFile
 from medview.viewer.store_problems import StoreProblems
 
 FORMAT = "medview-measurements"
@@ -39,21 +33,18 @@ RESET, ADDED, CHANGED, REMOVED, SELECTED, MESSAGE = (
 Listener = Callable[[str, str], None]
 
 
-def measurements_path(series_key: str) -> Path:
-    return data_dir() / "measurements" / f"{safe_name(series_key)}.json"
-
-
 class MeasurementStore(StoreProblems):
     FILE_NOUN = "measurements"
     NOT_SAVED = "changes made now will not be saved"
     WITHOUT = "the series opens without measurements"
 
-    def __init__(self, state: ViewerState) -> None:
+    def __init__(self, state: ViewerState, open_file: OpenStoreFile | None = None) -> None:
         self.state = state
+        self._open_file = open_file
         self.measurements: dict[str, Measurement] = {}  # in the order they were drawn
         self.selected = ""
         self.message = ""  # the last problem, one sentence for the reader
-        self.path: Path | None = None
+        self.file: StoreFile | None = None
         self._writable = False
         self._values: dict[str, MeasurementValues] = {}
         self._listeners: list[Listener] = []
@@ -139,14 +130,14 @@ class MeasurementStore(StoreProblems):
 
     # -- files
     def save(self) -> None:
-        if self.path is None or not self._writable:
+        if self.file is None or not self._writable:
             return
         doc = {"format": FORMAT, "version": VERSION, "series_key": self.state.series_key,
                "measurements": [m.to_dict() for m in self.measurements.values()]}
         try:
-            atomic_write_text(self.path, json.dumps(doc, indent=1, ensure_ascii=False))
+            self.file.write(doc)
         except OSError as err:
-            self._tell(f"Measurements could not be saved to {self.path} "
+            self._tell(f"Measurements could not be saved to {self.file.where} "
                        f"({err.strerror or err}); free some space or check the folder's "
                        "permissions — they stay on screen until MedView closes.")
 
@@ -157,32 +148,32 @@ class MeasurementStore(StoreProblems):
     def _load(self) -> None:
         self.measurements, self._values, self.selected, self.message = {}, {}, "", ""
         key = self.state.series_key if self.state.volume is not None else ""
-        self.path = measurements_path(key) if key else None
-        self._writable = self.path is not None
-        if self.path is not None:
-            for m in self._read(self.path):
+        self.file = self._open_file(key) if key and self._open_file is not None else None
+        self._writable = self.file is not None
+        if self.file is not None:
+            for m in self._read(self.file):
                 self.measurements[m.id] = m
         self._emit(RESET)
         if self.message:
             self._emit(MESSAGE)
 
-    def _read(self, path: Path) -> list[Measurement]:
+    def _read(self, file: StoreFile) -> list[Measurement]:
         try:
-            doc = read_store_file(path, FORMAT, VERSION, "measurements")
+            doc = file.read(FORMAT, VERSION, "measurements")
         except StoreFileProblem as problem:
             if problem.damaged:
-                return self._damaged(path, problem.reason)
-            return self._leave(f"The measurements file {path} is not used: "
-                                 f"{problem.reason}")
+                return self._damaged(file, problem.reason)
+            return self._leave(f"The measurements file {file.where} is not used: "
+                               f"{problem.reason}")
         if doc is None:
             return []
         if doc.get("series_key") != self.state.series_key:
-            return self._damaged(path, "it belongs to another series")
+            return self._damaged(file, "it belongs to another series")
         if not isinstance(doc.get("measurements"), list):
-            return self._damaged(path, "it has no list of measurements")
-        return self._entries(path, doc["measurements"])
+            return self._damaged(file, "it has no list of measurements")
+        return self._entries(file, doc["measurements"])
 
-    def _entries(self, path: Path, entries: list) -> list[Measurement]:
+    def _entries(self, file: StoreFile, entries: list) -> list[Measurement]:
         """The entries that make sense for this volume; the file is copied aside before a
         save can drop the others."""
         good, problems = [], []
@@ -194,5 +185,5 @@ class MeasurementStore(StoreProblems):
                 good.append(m)
             except ValueError as err:
                 problems.append(str(err))
-        return self._partly_read(path, good, problems, len(entries), "measurements")
+        return self._partly_read(file, good, problems, len(entries), "measurements")
 

@@ -1,17 +1,16 @@
 """What a per-series store (measurements, decisions on AI findings) does when its file is not
 what it should be: one sentence for the reader, and never a silent loss.
 
-A damaged file is moved aside (workspace.keep_aside) and the series opens without it; a file
+A damaged file is moved aside (StoreFile.keep_aside) and the series opens without it; a file
 this session must not overwrite (a newer MedView's, another series', one that cannot be moved
 aside) is left as it is and nothing is saved over it; a file with some unreadable entries is
 copied aside before a save can drop them. The stores differ only in their words."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from medview.io.workspace import keep_aside
+from medview.viewer.store_file import StoreFile
 
 
 class StoreProblems:
@@ -30,17 +29,17 @@ class StoreProblems:
         self.message = f"{what}; it is left as it is and {self.NOT_SAVED}."
         return []
 
-    def _damaged(self, path: Path, reason: str) -> list[Any]:
+    def _damaged(self, file: StoreFile, reason: str) -> list[Any]:
         try:
-            aside = keep_aside(path, move=True)
+            aside = file.keep_aside(move=True)
         except OSError as err:
-            return self._leave(f"The {self.FILE_NOUN} file {path} is damaged ({reason}) and "
-                               f"could not be moved aside ({err.strerror or err})")
-        self.message = (f"The {self.FILE_NOUN} file {path.name} is damaged ({reason}); it "
-                        f"was kept as {aside.name} and {self.WITHOUT}.")
+            return self._leave(f"The {self.FILE_NOUN} file {file.where} is damaged ({reason}) "
+                               f"and could not be moved aside ({err.strerror or err})")
+        self.message = (f"The {self.FILE_NOUN} file {file.name} is damaged ({reason}); it "
+                        f"was kept as {aside} and {self.WITHOUT}.")
         return []
 
-    def _partly_read(self, path: Path, good: list[Any], problems: list[str], total: int,
+    def _partly_read(self, file: StoreFile, good: list[Any], problems: list[str], total: int,
                      items: str) -> list[Any]:
         """`good` of `total` entries (`items`, e.g. "measurements") could be read: the file
         as it was is copied aside first, since the next save writes only the good ones."""
@@ -49,10 +48,10 @@ class StoreProblems:
         what = (f"{len(problems)} of the {total} {items} saved for this series could not be "
                 f"read ({problems[0]})")
         try:
-            aside = keep_aside(path, move=False)
+            aside = file.keep_aside(move=False)
         except OSError as err:
-            return self._leave(f"{what}, and {path} could not be copied aside "
+            return self._leave(f"{what}, and {file.where} could not be copied aside "
                                f"({err.strerror or err})") + good
         self.message = (f"{what}; the others are shown, and the file as it was is kept as "
-                        f"{aside.name}.")
+                        f"{aside}.")
         return good

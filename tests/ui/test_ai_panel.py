@@ -19,12 +19,13 @@ from medview.ai.runtime.inference import clear_kept
 from medview.ai.runtime.loading import LoadedModel
 from medview.core.jobs import CancelToken, JobContext
 from medview.core.volume import Volume, VolumeMetadata
+from medview.io.saved import findings_file as findings_path
 from medview.jobs.inference import infer_job
 from medview.ui.panels import findings_table as ft
 from medview.ui.panels.ai_panel import AIPanel
 from medview.ui.slice_view import SliceView
 from medview.viewer.ai_results import focus_rect_mm
-from medview.viewer.finding_store import findings_path, same_finding
+from medview.viewer.finding_store import same_finding
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
 from tests.ai.seg_models import bright_unet, write_bright_model

@@ -14,9 +14,9 @@ from PySide6.QtTest import QTest
 
 from medview.core.geometry import affine_from_plane
 from medview.core.volume import Volume, VolumeMetadata
+from medview.io.saved import measurements_file as measurements_path
 from medview.ui.panels.measurements_panel import MeasurementsPanel
 from medview.ui.slice_view import SliceView
-from medview.viewer.measurement_store import measurements_path
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
 from tests.ui.qt_input import drag, view_to_widget, wheel

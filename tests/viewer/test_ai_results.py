@@ -17,6 +17,7 @@ from medview.viewer.layers import label_outline
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
 from tests.ai.seg_models import FakeModel, assert_map_is_findings, card
+from tests.viewer.memory_store_file import MemoryStoreFile
 
 torch.set_num_threads(1)
 KEY = "series-blobs"
@@ -53,7 +54,7 @@ def run(volume: Volume, threshold: float = 0.5, tta: bool = False, card_=None):
 def shown():
     state = ViewerState()
     state.set_volume(blobs(), KEY)
-    return AIResults(state, run(state.volume))
+    return AIResults(state, run(state.volume), FindingStore(KEY, MemoryStoreFile()))
 
 
 def test_layers_name_the_model_and_share_the_volume_grid(shown):
@@ -163,7 +164,7 @@ def test_decisions_are_kept_and_come_back_at_another_threshold(shown):
     assert shown.decide(999, "accepted") is None
     at(shown, 0.3)
     assert sum(f.decision == "accepted" for f in shown.findings) == 1
-    again = AIResults(shown.state, run(shown.state.volume), FindingStore(KEY))
+    again = AIResults(shown.state, run(shown.state.volume), FindingStore(KEY, shown.store.file))
     assert [f.decision for f in again.findings] == ["accepted", "pending"]
     assert "1 accepted" in again.summary()
 

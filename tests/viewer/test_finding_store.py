@@ -7,17 +7,21 @@ from datetime import datetime
 
 import pytest
 
+from medview.core.errors import StoreFileProblem
 from medview.core.findings import Finding
-from medview.viewer.finding_store import (
-    FORMAT,
-    VERSION,
-    FindingStore,
-    findings_path,
-    reader_name,
-    same_finding,
-)
+from medview.io import series_files
+from medview.io.saved import findings_file as findings_path
+from medview.io.workspace import reader_name
+from medview.viewer.finding_store import FORMAT, VERSION, same_finding
+from medview.viewer.finding_store import FindingStore as InMemory
+from tests.viewer.memory_store_file import MemoryStoreFile
 
 KEY = "1.2.826.0.1.3680043.99.7"
+
+
+def FindingStore(key: str) -> InMemory:
+    """The store on its file in the data folder, as the AI panel makes it."""
+    return InMemory(key, series_files.findings_file(key), reader_name())
 
 
 @pytest.fixture(autouse=True)
@@ -122,12 +126,10 @@ def test_foreign_files_are_left_alone_and_never_overwritten(change, words):
 
 
 def test_a_failed_save_gives_one_sentence_and_keeps_the_decision(monkeypatch):
-    import medview.viewer.finding_store as fs
-
     def full(path, text):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(fs, "atomic_write_text", full)
+    monkeypatch.setattr(series_files, "atomic_write_text", full)
     store = FindingStore(KEY)
     store.decide(finding(1), "accepted")
     assert "could not be saved" in store.message and "No space left" in store.message
@@ -144,4 +146,22 @@ def test_without_a_series_key_decisions_stay_in_memory(data_dir):
 def test_odd_series_keys_stay_inside_the_store(data_dir):
     store = FindingStore("../../etc/passwd")
     store.decide(finding(1), "accepted")
-    assert store.path.parent == data_dir / "findings" and store.path.is_file()
+    assert store.file.path.parent == data_dir / "findings" and store.file.path.is_file()
+
+
+def test_the_store_needs_no_disk_and_decides_about_its_file_itself():
+    """The viewer's store on a file in memory: its decisions go to the file given, a damaged
+    file is kept aside (moved) and a foreign one left alone with nothing written over it."""
+    kept = MemoryStoreFile()
+    store = InMemory(KEY, kept, "dr. who")
+    store.decide(finding(1), "accepted")
+    assert kept.doc["decisions"][0]["by"] == "dr. who" and kept.doc["series_key"] == KEY
+    assert InMemory(KEY, kept).apply([finding(1)])[0].decision == "accepted"
+
+    damaged = MemoryStoreFile({"x": 1}, StoreFileProblem("it is not valid JSON", True))
+    assert InMemory(KEY, damaged).decisions == [] and damaged.aside == [({"x": 1}, True)]
+    newer = MemoryStoreFile({"x": 1}, StoreFileProblem("it was saved by a newer MedView",
+                                                       False))
+    left = InMemory(KEY, newer)
+    left.decide(finding(1), "rejected")
+    assert "left as it is" in left.message and newer.writes == 0 and newer.aside == []

@@ -10,6 +10,8 @@ import pytest
 
 from medview.core.geometry import affine_from_plane
 from medview.core.volume import Volume, VolumeMetadata
+from medview.io import series_files
+from medview.io.saved import measurements_file as measurements_path
 from medview.viewer.measurement_store import (
     ADDED,
     CHANGED,
@@ -19,11 +21,11 @@ from medview.viewer.measurement_store import (
     SELECTED,
     VERSION,
     MeasurementStore,
-    measurements_path,
 )
 from medview.viewer.measurements import ELLIPSE, RULER, Measurement, screen_to_lps
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
+from tests.viewer.memory_store_file import MemoryStoreFile
 
 SHAPE = (12, 24, 32)
 AFFINE = affine_from_plane((-10, 20, -30), (1, 0, 0), (0, 1, 0), (0.6, 0.9), (0, 0, 2.5))
@@ -43,7 +45,7 @@ def volume() -> Volume:
 
 def open_series(key=KEY):
     state = ViewerState()
-    store = MeasurementStore(state)
+    store = MeasurementStore(state, series_files.measurements_file)
     events = []
     store.subscribe(lambda event, mid: events.append((event, mid)))
     state.set_volume(volume(), key)
@@ -203,3 +205,22 @@ def test_an_unreadable_file_is_not_overwritten():
     assert "could not be read" in store.message
     store.add(new(state))
     assert path.is_dir()
+
+
+def test_the_store_needs_no_disk_only_the_file_it_is_handed(data_dir):
+    """The viewer's store asks whoever made it for each series' file: here one in memory,
+    which gets every committed change; a store made without one keeps them in memory."""
+    files: dict[str, MemoryStoreFile] = {}
+    state = ViewerState()
+    store = MeasurementStore(state, lambda key: files.setdefault(key, MemoryStoreFile()))
+    state.set_volume(volume(), KEY)
+    ruler = store.add(new(state))
+    assert [m["id"] for m in files[KEY].doc["measurements"]] == [ruler.id]
+    state.set_volume(volume(), KEY)  # the series again: read back from its file
+    assert list(store.measurements) == [ruler.id] and files[KEY].writes == 1
+
+    alone = ViewerState()
+    kept = MeasurementStore(alone)
+    alone.set_volume(volume(), KEY)
+    kept.add(new(alone))
+    assert len(kept.measurements) == 1 and kept.file is None and not data_dir.exists()

@@ -1,12 +1,13 @@
 """The models MedView can run: bundled ones shipped inside the package
 (`medview/resources/models/<name>/<version>/`, package data so an install carries them) and
-the user's own in `data_dir()/models/<name>/<version>/`, each a folder with its card.
+the user's own in `models/<name>/<version>/` of the data folder (io.saved), each a folder
+with its card.
 
 Torch-free on purpose: listing reads only the cards, so the models panel and
 `medview models` answer at once. A damaged folder never hides the others; it is reported
 as a problem in one sentence. Versions are never overwritten and never deleted: a fine-tuned
 or imported model is always a new version folder, and which version runs is a choice kept
-in `data_dir()/models/active.json` (per model name, and per task for the default model)."""
+in `models/active.json` there (per model name, and per task for the default model)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from pathlib import Path
 
 from medview.ai.models.cards import _NAME, _VERSION, ModelCard, load_card
 from medview.core.errors import InvalidInputError, MedviewError
-from medview.io.workspace import atomic_write_text, data_dir
-
-ACTIVE_FILE = "active.json"
+from medview.io import saved
+from medview.io.workspace import atomic_write_text
 
 
 def resources_dir() -> Path:
@@ -32,7 +32,7 @@ def bundled_models_dir() -> Path:
 
 
 def user_models_dir() -> Path:
-    return data_dir() / "models"
+    return saved.models_dir()
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _scan_root(root: Path, bundled: bool, listing: ModelListing) -> list[ModelEn
 
 
 def _read_active(listing: ModelListing | None = None) -> dict:
-    path = user_models_dir() / ACTIVE_FILE
+    path = saved.active_models_file()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -122,7 +122,7 @@ def scan_models() -> ModelListing:
         # a fine-tune nobody activated never starts running behind the reader's back
         fallback = next((e for e in reversed(versions) if e.bundled), versions[-1])
         if wanted is not None and active is None:
-            listing.problems.append(f"{user_models_dir() / ACTIVE_FILE}: names {name}:{wanted}"
+            listing.problems.append(f"{saved.active_models_file()}: names {name}:{wanted}"
                                     f", which is not installed; {fallback.ref} runs")
         active = active or fallback
         i = entries.index(active)
@@ -172,7 +172,7 @@ def activate(name: str, version: str) -> ModelEntry:
     models[entry.card.name] = entry.card.version
     tasks[entry.card.task] = entry.card.name
     text = json.dumps({"models": models, "tasks": tasks}, indent=2, sort_keys=True)
-    atomic_write_text(user_models_dir() / ACTIVE_FILE, text + "\n")
+    atomic_write_text(saved.active_models_file(), text + "\n")
     return ModelEntry(entry.card, entry.folder, entry.bundled, True)
 
 

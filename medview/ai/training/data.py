@@ -124,10 +124,10 @@ def find_studies(data: str | Path) -> list[TrainStudy]:
     """The labelled studies in `data`: "workspace" (or the data folder, or its labels
     folder) for the studies marked done there; a study folder; or a folder of them (each
     sub-folder holding a label map, sorted by name)."""
-    from medview.io.workspace import data_dir
+    from medview.io import saved
 
-    if str(data) == WORKSPACE or Path(data) == data_dir():
-        data = data_dir() / "labels"
+    if str(data) == WORKSPACE or Path(data) == saved.root():
+        data = saved.labels_dir()
         if not data.is_dir():
             raise InvalidInputError(None, "the workspace holds no studies marked done; label "
                                           "studies and mark them done first")

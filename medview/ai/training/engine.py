@@ -42,10 +42,10 @@ from medview.ai.training.checkpoint import (
 )
 from medview.ai.training.checks import check_labelled, check_run, diverged, unmatched_names
 from medview.ai.training.dist import Dist
-from medview.ai.training.job import JOB_FILE, Job, Settings, WorkLock, default_work, write_file
+from medview.ai.training.job import JOB_FILE, Job, Settings, WorkLock, write_file
 from medview.ai.training.schedule import warmup_cosine
 from medview.core.errors import InvalidInputError
-from medview.io.workspace import data_dir
+from medview.io import saved
 
 __all__ = ["CHECKPOINT", "JOB_FILE", "Job", "Settings", "Trainer", "train_mode"]
 
@@ -78,7 +78,7 @@ class Trainer:
         self.job, self.should_stop, self.resume = job, should_stop, resume
         self.s = job.settings
         self._emit = emit
-        self.work = Path(job.work) if job.work else default_work(job.base)
+        self.work = Path(job.work) if job.work else saved.new_run_dir(job.base)
         job.work = str(self.work)
 
     def emit(self, event: str, **data: Any) -> None:
@@ -102,7 +102,7 @@ class Trainer:
                 bundled_ancestor(entry) is None:
             return []
         self.dist.first_rank_first(before=True)
-        found = replay_studies(self.s.replay_studies, data_dir() / "training" / "replay",
+        found = replay_studies(self.s.replay_studies, saved.replay_dir(),
                                self._workers(), self._progress("replay"),
                                self._check_stop)
         self.dist.first_rank_first(before=False)
@@ -152,7 +152,7 @@ class Trainer:
         for src in unmatched_names(self.job.mapping, train + val, card):
             self.emit("warning", message=f"--map {src}={self.job.mapping[src]}: no study has "
                                          f"a label named {src!r}, so it changes nothing")
-        cache = Path(self.job.cache) if self.job.cache else data_dir() / "training" / "cache"
+        cache = Path(self.job.cache) if self.job.cache else saved.training_cache_dir()
         self.dist.first_rank_first(before=True)
         todo = [st for st in train + val
                 if td.cached_meta(st, card, cache, self.job.mapping) is None]

@@ -9,13 +9,12 @@ import errno
 import json
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from medview.core.errors import InvalidInputError, ResourceLimitError
-from medview.io.workspace import atomic_write_bytes, data_dir
+from medview.io.workspace import atomic_write_bytes
 
 JOB_FILE = "job.json"
 LOCK_FILE = "running.lock"
@@ -132,7 +131,7 @@ class Job:
     mapping: dict[str, str] = field(default_factory=dict)
     work: str = ""
     version: str = ""
-    cache: str = ""  # studies as arrays, shared by runs (default data_dir()/training/cache)
+    cache: str = ""  # studies as arrays, shared by runs (default saved.training_cache_dir())
     names: dict[str, str] = field(default_factory=dict)  # study key -> its folder's name
 
     def to_json(self) -> str:
@@ -170,11 +169,6 @@ class Job:
         except (TypeError, AttributeError, ValueError) as exc:
             raise InvalidInputError(where, "is not a job file: its 'settings', 'mapping' or "
                                            "'names' is not an object") from exc
-
-
-def default_work(base: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return data_dir() / "training" / f"{base.replace(':', '-')}-{stamp}"
 
 
 def write_file(path: Path, data: bytes, what: str, then: str = "run again with --resume"

@@ -25,7 +25,8 @@ from typing import IO, Any
 
 from medview.ai.training.job import JOB_FILE
 from medview.core.errors import InvalidInputError
-from medview.io.workspace import atomic_write_text, data_dir
+from medview.io import saved
+from medview.io.workspace import atomic_write_text
 
 RUN_FILE, LOCK_FILE = "run.json", "run.lock"
 CHECKPOINT_FILE = "checkpoint.pt"  # training.CHECKPOINT (that module is not imported here)
@@ -107,9 +108,9 @@ def _read(folder: Path) -> RunInfo | None:
 
 
 def unfinished_runs(root: Path | None = None) -> list[RunInfo]:
-    """Runs under data_dir()/training that have a checkpoint but no new version yet, the
+    """Runs under the data folder's training/ that have a checkpoint but no new version yet, the
     latest first."""
-    root = Path(root) if root is not None else data_dir() / "training"
+    root = Path(root) if root is not None else saved.training_dir()
     if not root.is_dir():
         return []
     found = [info for sub in root.iterdir() if sub.is_dir() and sub.name != DISCARDED
@@ -119,7 +120,7 @@ def unfinished_runs(root: Path | None = None) -> list[RunInfo]:
 
 def forget_unsaved(folder: Path) -> bool:
     """Remove a run's own files when it ended with no checkpoint, and its folder when that
-    is one of MedView's (under data_dir()/training) and now empty; True when the folder is
+    is one of MedView's (under the data folder's training/) and now empty; True when the folder is
     gone. No list shows such a run (nothing resumes it), so every stop while preparing used
     to leave one more folder behind. Anything but a run's files stays, and so does a folder
     the reader chose with --out."""
@@ -131,7 +132,7 @@ def forget_unsaved(folder: Path) -> bool:
     for name in RUN_FILES:  # (atomic writes remove their temporary files themselves)
         with contextlib.suppress(OSError):
             (folder / name).unlink(missing_ok=True)
-    if folder.resolve().parent == (data_dir() / "training").resolve():
+    if folder.resolve().parent == saved.training_dir().resolve():
         with contextlib.suppress(OSError):
             folder.rmdir()  # only when empty
     return not folder.exists()

@@ -1,6 +1,6 @@
 """LabelStore: one series' label map in the workspace, kept so that nothing painted is lost.
 
-Folder data_dir()/labels/<safe_name(series_key)>/ (docs/architecture.md):
+Folder labels/<safe_name(series_key)>/ of the data folder (io.saved) (docs/architecture.md):
   label.json         what the labels are of (LabelSource: UIDs, source files, shape, affine,
                      never a patient name or ID), status (draft / done, by, when), its
                      history (status changes, clean saves with voxel counts, discarded
@@ -34,13 +34,13 @@ import numpy as np
 
 from medview.core.errors import MedviewError
 from medview.core.labels import LabelMap, Segment
+from medview.io import saved
 from medview.io.labels import codec
 from medview.io.labels.source import LabelSource
 from medview.io.workspace import (
     StoreFileProblem,
     atomic_write_bytes,
     atomic_write_text,
-    data_dir,
     keep_aside,
     read_store_file,
     reader_name,
@@ -55,7 +55,7 @@ _NUMBERED = re.compile(r"^(snapshot|journal)-(\d+)\.(mvl|log)$")
 
 
 def labels_root(root: Path | None = None) -> Path:
-    return root if root is not None else data_dir() / "labels"
+    return root if root is not None else saved.labels_dir()
 
 
 def now_iso() -> str:

@@ -22,6 +22,8 @@ from PySide6 import QtCore, QtWidgets
 from medview.ai.models.cards import DISCLAIMER
 from medview.ai.models.registry import ModelEntry, active_model, scan_models
 from medview.core.errors import MedviewError
+from medview.io import series_files
+from medview.io.workspace import reader_name
 from medview.jobs.ai_assist import (
     check_model_fits,
     devices_job,
@@ -278,7 +280,7 @@ class AIPanel(QtWidgets.QWidget):
             return
         if self.results is not None:
             self.results.detach()
-        store = FindingStore(key)
+        store = FindingStore(key, series_files.findings_file(key), reader_name())
         self.results = AIResults(self.state, result, store)
         self.display.attach(self.results)
         self._fill_table()

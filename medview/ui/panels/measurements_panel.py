@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from medview.io import series_files
 from medview.ui.measure_tools import MeasureTools
 from medview.ui.slice_view import SliceView
 from medview.viewer import measurement_store as ms
@@ -42,7 +43,7 @@ class MeasurementsPanel(QtWidgets.QWidget):
                  parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.store = MeasurementStore(state)
+        self.store = MeasurementStore(state, series_files.measurements_file)
         self.tools: list[MeasureTools] = []
         self.tool = WL
         self.buttons: dict[str, QtWidgets.QToolButton] = {}

@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtWidgets
 
 from medview.ai.training.job import JOB_FILE, Job
 from medview.core.errors import MedviewError
-from medview.io.workspace import data_dir
+from medview.io import saved
 
 IGNORE = "ignore"  # ai.train_data.IGNORE: the voxels count as background
 CHOOSE = "choose…"
@@ -35,7 +35,7 @@ def _mtime(path: Path) -> float:
 
 def last_mapping() -> dict[str, str]:
     """The label choices of the latest run started in this data folder (its job file)."""
-    for path in sorted((data_dir() / "training").glob(f"*/{JOB_FILE}"), key=_mtime,
+    for path in sorted(saved.training_dir().glob(f"*/{JOB_FILE}"), key=_mtime,
                        reverse=True):
         try:
             return Job.load(path).mapping

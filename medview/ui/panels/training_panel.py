@@ -23,8 +23,9 @@ from PySide6 import QtCore, QtWidgets
 
 from medview.ai.models.cards import pad_multiple
 from medview.ai.models.registry import scan_models
-from medview.ai.training.job import JOB_FILE, Job, default_work
+from medview.ai.training.job import JOB_FILE, Job
 from medview.ai.training.runs import CHECKPOINT_FILE, RunInfo, forget_unsaved
+from medview.io import saved
 from medview.io.workspace import atomic_write_text
 from medview.ui.panels.model_versions import ModelVersions
 from medview.ui.panels.training_curves import TrainingCurves
@@ -204,7 +205,7 @@ class TrainingPanel(QtWidgets.QWidget):
             self.status.setText(problem or "No model here can be fine-tuned: add or import a "
                                            "segmentation model first.")
             return
-        work = default_work(base)
+        work = saved.new_run_dir(base)
         job = Job(data=self.studies.data, base=base, settings=self.form.settings(),
                   split=self.studies.split(), mapping=self.labels.mapping(), work=str(work))
         try:
