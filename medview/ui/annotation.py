@@ -10,8 +10,10 @@ marker that says nothing is left to recover.
 
 A series whose saved state is newer than its clean save was left by a crash: opening it asks
 "Recover / Discard (kept aside)" before any label shows; at start one question covers every
-such series. Nothing is lost silently: Discard moves the newer edits to a discarded-<n>
-folder of the workspace, and the labels are not editable until the reader has answered.
+such series, and a series opened while it is still open waits for that answer rather than
+asking again (one question per set of edits). Nothing is lost silently: Discard moves the
+newer edits to a discarded-<n> folder of the workspace, and the labels are not editable until
+the reader has answered.
 
 The Labels panel (SegmentsPanel) shows the editor; its tool choice turns painting on in every view
 (ui.paint_tools.PaintController) or off again ("W/L"). Keys live in a Labels menu, which
@@ -73,6 +75,12 @@ class Annotation(QtCore.QObject):
         self.paint: PaintController | None = None
         self.prompt: QtWidgets.QMessageBox | None = None  # the recovery question shown
         self._recovering: set[str] = set()  # answered "Recover" at start
+        # the question at start while it is open: the series it asks about, and the store of
+        # one of them opened meanwhile, which waits for that answer instead of a second
+        # question (one question per set of edits)
+        self._asking_at_start: set[str] = set()
+        self._start_prompt: QtWidgets.QMessageBox | None = None
+        self._waiting: LabelStore | None = None
         # autosave's own (shutdown waits for it), owned by the app: a pool freed by
         # Python's GC waits for its threads holding the GIL they need
         self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
@@ -152,6 +160,10 @@ class Annotation(QtCore.QObject):
             self._tell("Labels not available", str(err))
             return
         if store.has_unsaved() and key not in self._recovering:
+            if key in self._asking_at_start:  # the question at start covers it: wait
+                self._waiting = store
+                self.panel.title.setText("Recover or discard the unsaved labels first.")
+                return
             self._ask_recovery(store)
             return
         self._open(store)
@@ -166,6 +178,8 @@ class Annotation(QtCore.QObject):
         volume = self.state.volume
 
         def answered(_result: int) -> None:
+            if self.prompt is box:
+                self.prompt = None
             if self.state.volume is not volume:
                 return  # another series opened meanwhile: it asks again next time
             if box.clickedButton() is discard:  # closed unanswered: recovered, as safest
@@ -232,8 +246,12 @@ class Annotation(QtCore.QObject):
 
     def end_session(self) -> None:
         """Close the open series' labels: painting off, a clean final save."""
-        if self.prompt is not None:
-            self.prompt.close()  # an unanswered question: asked again when it reopens
+        if self.prompt is not None and self.prompt is not self._start_prompt:
+            # an unanswered question about this series: asked again when it reopens. done(),
+            # not close(): a box without an Escape button ignores close() and stayed open
+            # beside the next question
+            self.prompt.finished.disconnect()
+            self.prompt.done(0)
             self.prompt = None
         self._timer.stop()
         if self.paint is not None:
@@ -351,6 +369,10 @@ class Annotation(QtCore.QObject):
 
         def answered(_result: int) -> None:
             # closed unanswered: nothing changes, each series asks when it is opened
+            self._asking_at_start.clear()
+            self._start_prompt = None
+            if self.prompt is box:
+                self.prompt = None
             for r in found:
                 if box.clickedButton() is recover:
                     self._recovering.add(r.series_key)
@@ -359,10 +381,14 @@ class Annotation(QtCore.QObject):
                         LabelStore(r.series_key).discard_unsaved()
                     except (MedviewError, OSError) as err:
                         self._tell("Labels not discarded", str(err))
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None and waiting.series_key == self.state.series_key:
+                self.begin_session()  # the series opened meanwhile, on this answer
 
         box.finished.connect(answered)
+        self._asking_at_start = {r.series_key for r in found}
         box.open()
-        self.prompt = box
+        self.prompt = self._start_prompt = box
 
     def _recovery_box(self, text: str) -> tuple[QtWidgets.QMessageBox, QtWidgets.QAbstractButton,
                                                  QtWidgets.QAbstractButton]:

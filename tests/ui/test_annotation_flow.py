@@ -131,6 +131,56 @@ def test_at_start_one_question_for_every_crashed_series(qtbot, data_dir):
     ann.shutdown()
 
 
+def recovery_boxes(window) -> list[QtWidgets.QMessageBox]:
+    return [b for b in window.findChildren(QtWidgets.QMessageBox)
+            if b.isVisible() and b.windowTitle() == "Recover labels?"]
+
+
+def test_a_series_opened_while_the_start_question_is_open_is_not_asked_again(qtbot, data_dir):
+    """kill -9, then MedView started on the same series: the series opens while the question
+    at start is still open; it waits for that answer, no second question (issue 20.1)."""
+    crashed_store(painted())
+    window = make_window(qtbot, (1300, 850))
+    ann = window.annotation
+    qtbot.waitUntil(lambda: len(recovery_boxes(window)) == 1, timeout=10_000)
+    start = ann.prompt
+    window.state.set_volume(ct_volume(), KEY)  # the series the labels belong to opens
+    qtbot.wait(50)
+    assert recovery_boxes(window) == [start] and ann.editor is None
+    assert "first" in ann.panel.title.text()
+    click(qtbot, button(start, "Recover"))
+    qtbot.waitUntil(lambda: ann.editor is not None, timeout=10_000)
+    assert np.array_equal(ann.editor.label_map.array, painted())
+    qtbot.wait(50)
+    assert recovery_boxes(window) == []  # and no question after the answer either
+    ann.shutdown()
+
+
+def test_discard_at_start_applies_to_the_series_that_opened_meanwhile(qtbot, data_dir):
+    crashed_store(painted())
+    window = make_window(qtbot, (1300, 850))
+    ann = window.annotation
+    qtbot.waitUntil(lambda: len(recovery_boxes(window)) == 1, timeout=10_000)
+    window.state.set_volume(ct_volume(), KEY)
+    click(qtbot, button(ann.prompt, "Discard (kept aside)"))
+    qtbot.waitUntil(lambda: ann.editor is not None, timeout=10_000)
+    assert not ann.editor.label_map.array.any() and recovery_boxes(window) == []
+    ann.shutdown()
+
+
+def test_an_unanswered_question_goes_when_another_series_opens(qtbot, data_dir):
+    window, ann = open_crashed(qtbot, data_dir)
+    assert len(recovery_boxes(window)) == 1
+    window.state.set_volume(ct_volume("Other"), "another series")
+    assert recovery_boxes(window) == [] and ann.editor is not None
+    window.state.set_volume(ct_volume(), KEY)  # asked again when it reopens
+    assert len(recovery_boxes(window)) == 1
+    click(qtbot, button(ann.prompt, "Recover"))
+    qtbot.waitUntil(lambda: ann.editor is not None, timeout=10_000)
+    assert np.array_equal(ann.editor.label_map.array, painted())
+    ann.shutdown()
+
+
 def test_a_dicom_series_keeps_its_source_files(qtbot, window, two_series):
     folder, a, _b = two_series
     ann = window.annotation
