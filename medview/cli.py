@@ -68,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", metavar="DIR", help="folder to write (default: user data "
                                                    "folder)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--site", choices=("a", "b"), default="a")
+    demo.add_argument("--site", choices=("a", "b", "c"), default="a",
+                      help="scanner: a soft kernel 1.5 mm, b contrast sharp kernel 2 mm, "
+                           "c low dose smooth kernel 3 mm")
     demo.add_argument("--slices", type=int)
     demo.add_argument("--thickness", type=float, metavar="MM")
     demo.add_argument("--noise", type=float, metavar="HU")
@@ -145,9 +147,11 @@ def _parser() -> argparse.ArgumentParser:
                                        "(~/.local/share) that start this installation; "
                                        "--remove takes them back.")
     entry.add_argument("--remove", action="store_true", help="remove the entry and icon")
+    from medview.commands.pacs import add_parser as add_pacs_parser
     from medview.commands.train import add_parser as add_train_parser
 
     add_train_parser(sub)
+    add_pacs_parser(sub)
     p.set_defaults(commands=tuple(sub.choices))
     return p
 
@@ -241,6 +245,7 @@ def _open_viewer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
 
 def _guarded(run: Callable[[], int], log_file: str) -> int:
     """Run a command; expected failures become one line on stderr, the rest go to the log."""
+    from medview.commands.setting_words import sentence
     from medview.core.errors import MedviewError
     from medview.core.jobs import JobCancelled
 
@@ -248,7 +253,7 @@ def _guarded(run: Callable[[], int], log_file: str) -> int:
         return run()
     except MedviewError as exc:
         log.debug("command failed", exc_info=True)
-        _err(str(exc))
+        _err(sentence(exc))  # a refused setting in the command line's words (its flag)
         return EXIT_BAD_INPUT
     except (JobCancelled, KeyboardInterrupt):
         _err("cancelled")
@@ -298,6 +303,9 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     if args.command == "models":
         from medview.commands.models import run_models
         return run_models(args)
+    if args.command == "pacs":
+        from medview.commands.pacs import run_pacs
+        return run_pacs(args)
     if args.command == "desktop-entry":
         from medview.commands.desktop_entry import run_desktop_entry
         return run_desktop_entry(remove=args.remove)

@@ -84,7 +84,9 @@ def retrieve(node: Node, study_uid: str, ctx: JobContext, *, series_uid: str | N
     total = here = 0
     for s in series_uids:
         remote = _instances(node, study_uid, s, secret)
-        have = set(db.instances_of(s))
+        # only files in this retrieval's folder count: `pacs get --out` elsewhere fetches
+        have = {sop for sop, path in db.instances_of(s).items()
+                if path.is_relative_to(root.resolve())}
         missing = [u for u in remote if u not in have]
         total += len(remote)
         here += len(remote) - len(missing)

@@ -62,11 +62,15 @@ def orthanc(tmp_path_factory) -> OrthancServer:
 
 @pytest.fixture(scope="session")
 def dcmtk() -> Path:
-    """The folder of dcmtk's tools (storescu, findscu, getscu), or skip."""
-    found = shutil.which("getscu")
-    if found is None or shutil.which("findscu") is None or shutil.which("storescu") is None:
+    """The folder of dcmtk's tools (storescu, findscu, getscu), or skip. Found beside
+    dcmdump, because pynetdicom installs apps of the same names into the virtual
+    environment."""
+    found = shutil.which("dcmdump")
+    folder = Path(found).parent if found else None
+    if folder is None or not all((folder / t).exists() for t in ("storescu", "findscu",
+                                                                 "getscu")):
         pytest.skip("dcmtk is not installed (apt-get install dcmtk)")
-    return Path(found).parent
+    return folder
 
 
 @pytest.fixture(scope="session")
