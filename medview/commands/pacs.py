@@ -158,10 +158,49 @@ def _dicom_files(paths: list[str]) -> list[Path]:
     return dicom
 
 
+def infer_report(folder: Path, out: Path) -> Path | None:
+    """The SR of a `medview infer` output folder (findings.json beside seg.dcm), written to
+    `out`; None when it found nothing to report. The infer folder itself is not touched."""
+    from medview.core.findings import Finding
+    from medview.io.dicom.index import scan
+    from medview.io.dicom.sr import write_measurement_report
+
+    where = str(folder / "findings.json")
+    try:
+        doc = json.loads((folder / "findings.json").read_text(encoding="utf-8"))
+        findings = [Finding.from_dict(f, where) for f in doc["findings"]]
+        source, series_uid = str(doc["input"]), str(doc["series_instance_uid"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InvalidInputError(where, f"is not a findings file of medview infer ({err})") \
+            from None
+    if not findings:
+        return None
+    series = [s for s in scan([source]).series if s.series_instance_uid == series_uid]
+    if not series:
+        raise InvalidInputError(source, "no longer holds the series the findings were made "
+                                        "on; the report needs its images")
+    files = [Path(str(f.source)) for f in series[0].slices if f is not None]
+    if not all(f.is_file() for f in files):
+        raise InvalidInputError(source, "holds its images in an archive; extract them to "
+                                        "send a report")
+    return write_measurement_report(findings, files, folder / "seg.dcm", out)
+
+
 def _send(node: Any, paths: list[str]) -> int:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="medview-sr-") as tmp:
+        extra = []
+        for p in map(Path, paths):
+            if (p / "findings.json").is_file() and (p / "seg.dcm").is_file():
+                sr = infer_report(p, Path(tmp) / f"sr-{len(extra)}.dcm")
+                extra += [sr] if sr else []
+        return _send_files(node, _dicom_files(paths) + extra)
+
+
+def _send_files(node: Any, files: list[Path]) -> int:
     from medview.net import dimse, web
 
-    files = _dicom_files(paths)
     if node.kind == "dimse":
         sent = dimse.send(node, files)
     else:

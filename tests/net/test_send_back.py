@@ -121,3 +121,36 @@ def test_c_store_then_stow_and_wado_read_back_equal(orthanc, stored_study, resul
     sr_back = pydicom.dcmread(BytesIO(back[str(sr_ds.SOPInstanceUID)]))
     assert numbers(sr_back) == numbers(sr_ds)
     assert sr_back.ContentSequence == sr_ds.ContentSequence
+
+
+def test_send_an_infer_folder_sends_seg_and_a_report(orthanc, stored_study, results,
+                                                    tmp_path):
+    """`medview pacs send NODE INFER_DIR`: the SEG and an SR made from findings.json."""
+    import json
+    import shutil
+
+    from tests.net.test_cli_pacs import medview
+
+    _, _, seg_path, _ = results
+    folder = tmp_path / "infer-out"
+    folder.mkdir()
+    shutil.copy(seg_path, folder / "seg.dcm")
+    found = [finding(1, 1, "lung nodule", "pending").to_dict()]
+    (folder / "findings.json").write_text(json.dumps({
+        "input": str(stored_study.series_dir), "findings": found,
+        "series_instance_uid": stored_study.series_instance_uid}))
+    before = sorted(p.name for p in folder.iterdir())
+    sent = medview("pacs", "send", orthanc.dicomweb_url, str(folder), env_dir=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout == f"2 instances sent to {orthanc.dicomweb_url}\n"
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written there
+    study = next(f for f in orthanc.rest("/tools/lookup", "POST",
+                                         data=stored_study.study_instance_uid)
+                 if f["Type"] == "Study")
+    descriptions = [s["MainDicomTags"].get("SeriesDescription", "")
+                    for s in orthanc.rest(f"/studies/{study['ID']}/series")]
+    assert "AI findings (lesion-seg 1.2)" in descriptions
+    (folder / "findings.json").write_text("{not json")
+    bad = medview("pacs", "send", orthanc.dicomweb_url, str(folder), env_dir=tmp_path)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+    assert "findings.json: is not a findings file of medview infer" in bad.stderr
