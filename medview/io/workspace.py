@@ -34,9 +34,11 @@ def safe_name(key: str) -> str:
     return name or "unnamed"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, sync_folder: bool = True) -> None:
     """Write so a crash leaves either the old file or the new one, never half of either:
-    temp file in the same folder, fsync, rename, fsync the folder."""
+    temp file in the same folder, fsync, rename, fsync the folder. `sync_folder=False`
+    skips the last step where losing the rename in a power cut only means the file is
+    fetched again (received PACS instances: a retrieval resumes what is missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -48,6 +50,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not sync_folder:
+        return
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:

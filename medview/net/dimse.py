@@ -294,8 +294,13 @@ def store_handler(sink: Sink, on_error: Callable[[BaseException], None]) -> Call
     return handle
 
 
+# told the number of instances a retrieval will bring, from the node's first pending status
+OnTotal = Callable[[int], None]
+
+
 def _run_retrieve(node: DimseNode, responses: Iterator, assoc: Any, what: str,
-                  cancel: CancelToken | None) -> tuple[int, int]:
+                  cancel: CancelToken | None, on_total: OnTotal | None = None
+                  ) -> tuple[int, int]:
     """Follow C-GET / C-MOVE responses to the end; (completed, failed) sub-operations."""
     completed = failed = 0
     for status, _ident in responses:
@@ -303,9 +308,13 @@ def _run_retrieve(node: DimseNode, responses: Iterator, assoc: Any, what: str,
             assoc.abort()
             raise JobCancelled()
         code = _check_status(node, status, what)
-        completed = int(status.get("NumberOfCompletedSuboperations", completed) or 0)
-        failed = int(status.get("NumberOfFailedSuboperations", failed) or 0)
+        counts = [int(status.get(f"Number{k}Suboperations", 0) or 0)
+                  for k in ("OfRemaining", "OfCompleted", "OfFailed", "OfWarning")]
+        completed, failed = counts[1], counts[2]
         if code in (0xFF00, 0xFF01):
+            if on_total is not None:
+                on_total(sum(counts))
+                on_total = None
             continue
         if code in (0x0000, 0xB000):
             break
@@ -321,7 +330,8 @@ def _run_retrieve(node: DimseNode, responses: Iterator, assoc: Any, what: str,
 
 def get(node: DimseNode, study_uid: str, sink: Sink, *, series_uid: str | None = None,
         sop_uids: list[str] | None = None, cancel: CancelToken | None = None,
-        on_error: Callable[[BaseException], None] | None = None) -> tuple[int, int]:
+        on_error: Callable[[BaseException], None] | None = None,
+        on_total: OnTotal | None = None) -> tuple[int, int]:
     """C-GET: the node sends the instances back on the same association."""
     from pynetdicom import build_role, evt
 
@@ -334,7 +344,7 @@ def get(node: DimseNode, study_uid: str, sink: Sink, *, series_uid: str | None =
     with association(node, contexts, handlers=[(evt.EVT_C_STORE, handler)],
                      roles=roles) as assoc:
         result = _run_retrieve(node, assoc.send_c_get(ident, GET_MODEL), assoc, "C-GET",
-                               cancel)
+                               cancel, on_total)
     _raise_first(errors)
     return result
 
@@ -348,14 +358,14 @@ def _raise_first(errors: list[BaseException]) -> None:
 
 
 def move(node: DimseNode, study_uid: str, *, series_uid: str | None = None,
-         sop_uids: list[str] | None = None, cancel: CancelToken | None = None
-         ) -> tuple[int, int]:
+         sop_uids: list[str] | None = None, cancel: CancelToken | None = None,
+         on_total: OnTotal | None = None) -> tuple[int, int]:
     """C-MOVE to our AE title: the node opens its own association to our storage SCP
     (which must be listening on node.our_port: net.scp)."""
     ident = _retrieve_identifier(study_uid, series_uid, sop_uids)
     with association(node, [(MOVE_MODEL, None)]) as assoc:
         return _run_retrieve(node, assoc.send_c_move(ident, node.our_ae, MOVE_MODEL), assoc,
-                             "C-MOVE", cancel)
+                             "C-MOVE", cancel, on_total)
 
 
 def send(node: DimseNode, paths: list[Path], *, cancel: CancelToken | None = None,

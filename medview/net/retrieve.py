@@ -59,12 +59,20 @@ class _Progress:
             raise
         self.arrived(path)
 
+    def told(self, count: int) -> None:
+        """The node said how many instances this transfer brings (DIMSE pending status)."""
+        if not self.total:  # only a whole-study transfer leaves the total to the node
+            self.total = self.done - self.fetched + count
+
     def arrived(self, path: Path) -> None:
         self.db.add_file(path, self.source)
         self.fetched += 1
         self.done += 1
-        report(self.ctx.progress, self.done / max(1, self.total),
-               f"{self.done} of {self.total} instances")
+        if self.total:
+            report(self.ctx.progress, min(1.0, self.done / self.total),
+                   f"{self.done} of {self.total} instances")
+        else:
+            report(self.ctx.progress, -1, f"{self.done} instances")
         self.ctx.emit(path)
         if self.ctx.cancel.cancelled:
             self.stop.cancel()
@@ -76,28 +84,17 @@ def retrieve(node: Node, study_uid: str, ctx: JobContext, *, series_uid: str | N
     """Fetch what is missing of the study (or series) into `root` (the received folder)."""
     from medview.net.storage import instance_path, received_dir
 
-    root = root or received_dir()
+    root = (root or received_dir()).resolve()
     db = db or StudyDB()
     instance_path(root, study_uid, "0", "0")  # the study UID must be a UID
-    series_uids = [series_uid] if series_uid else _series(node, study_uid, secret)
-    plan = []
-    total = here = 0
-    for s in series_uids:
-        remote = _instances(node, study_uid, s, secret)
-        # only files in this retrieval's folder count: `pacs get --out` elsewhere fetches
-        have = {sop for sop, path in db.instances_of(s).items()
-                if path.is_relative_to(root.resolve())}
-        missing = [u for u in remote if u not in have]
-        total += len(remote)
-        here += len(remote) - len(missing)
-        if missing:
-            plan.append((s, missing, len(missing) == len(remote)))
+    plan, total, here = _plan(node, study_uid, series_uid, db, root, secret)
     tracker = _Progress(ctx, total, here, db, node.name, root)
-    report(ctx.progress, here / max(1, total), f"{here} of {total} instances")
+    if total:
+        report(ctx.progress, here / total, f"{here} of {total} instances")
     try:
-        for s, missing, whole in plan:
+        for s, missing in plan:
             ctx.cancel.raise_if_cancelled()
-            _fetch(node, study_uid, s, None if whole else missing, tracker, secret)
+            _fetch(node, study_uid, s, missing, tracker, secret)
     except JobCancelled:
         if tracker.disk_full is not None:
             raise tracker.disk_full from None
@@ -107,20 +104,48 @@ def retrieve(node: Node, study_uid: str, ctx: JobContext, *, series_uid: str | N
     return Retrieved(study_uid, tracker.fetched, here, root / study_uid)
 
 
-def _fetch(node: Node, study_uid: str, series_uid: str, sops: list[str] | None,
+def _plan(node: Node, study_uid: str, series_uid: str | None, db: StudyDB, root: Path,
+          secret: str | None) -> tuple[list[tuple[str | None, list[str] | None]], int, int]:
+    """What to fetch: [(series or None for the whole study, instances or None for all)],
+    the instances in all (0 when the node will say), and those already here. Nothing of the
+    study here: one retrieval of it all, without listing instances first (the first slice
+    comes sooner); otherwise each series' instances are listed and only the missing asked
+    for. Only files in `root` count (`pacs get --out` elsewhere fetches)."""
+    here_study = {sop for sop, path in db.instances_in_study(study_uid).items()
+                  if path.is_relative_to(root)}
+    if not here_study:
+        if isinstance(node, DimseNode):  # the C-GET / C-MOVE status tells the total
+            return [(series_uid, None)], 0, 0
+        rows = [r for r in web.find_series(node, study_uid, secret)
+                if series_uid in (None, r.series_uid)]
+        return [(r.series_uid, None) for r in rows], sum(r.instances or 0 for r in rows), 0
+    plan: list[tuple[str | None, list[str] | None]] = []
+    total = here = 0
+    for s in [series_uid] if series_uid else _series(node, study_uid, secret):
+        remote = _instances(node, study_uid, s, secret)
+        missing = [u for u in remote if u not in here_study]
+        total += len(remote)
+        here += len(remote) - len(missing)
+        if missing:
+            plan.append((s, None if len(missing) == len(remote) else missing))
+    return plan, total, here
+
+
+def _fetch(node: Node, study_uid: str, series_uid: str | None, sops: list[str] | None,
            tracker: _Progress, secret: str | None) -> None:
     if not isinstance(node, DimseNode):
+        assert series_uid is not None  # WADO-RS plans are by series
         web.get(node, study_uid, tracker.sink, series_uid=series_uid, sop_uids=sops,
                 cancel=tracker.stop, secret=secret)
         return
     if node.retrieve == "get":
         dimse.get(node, study_uid, tracker.sink, series_uid=series_uid, sop_uids=sops,
-                  cancel=tracker.stop)
+                  cancel=tracker.stop, on_total=tracker.told)
         return
     with StorageSCP(tracker.root, ae_title=node.our_ae, port=node.our_port,
                     allowed_aes=[node.called_ae], on_stored=tracker.arrived) as scp:
         dimse.move(node, study_uid, series_uid=series_uid, sop_uids=sops,
-                   cancel=tracker.stop)
+                   cancel=tracker.stop, on_total=tracker.told)
     for problem in scp.received.problems:
         if isinstance(problem, DiskFullError):
             raise problem

@@ -42,7 +42,8 @@ def store_instance(root: Path, study_uid: str, series_uid: str, sop_uid: str,
     the disk is full (the half-written temporary file is removed by the atomic write)."""
     path = instance_path(root, study_uid, series_uid, sop_uid)
     try:
-        atomic_write_bytes(path, encoded)
+        # the folder is not fsynced: a rename lost in a power cut is fetched again
+        atomic_write_bytes(path, encoded, sync_folder=False)
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(str(root), "the disk is full; the retrieval stopped and the "

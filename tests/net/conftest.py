@@ -9,55 +9,27 @@ where they cannot be installed these tests skip, saying why."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.net.orthanc import (
-    DCMTK_AET,
-    MEDVIEW_AET,
-    ORTHANC_AET,
     PLUGIN,
     OrthancServer,
-    config,
     dimse_node,
-    free_port,
     orthanc_binary,
-    wait_until_up,
+    running_orthanc,
 )
 
 
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory) -> OrthancServer:
-    binary = orthanc_binary()
-    if binary is None or not PLUGIN.exists():
+    if orthanc_binary() is None or not PLUGIN.exists():
         pytest.skip("Orthanc or its DICOMweb plugin is not installed (apt-get install orthanc "
                     "orthanc-dicomweb; scripts/test.sh does so when it may)")
-    tmp = tmp_path_factory.mktemp("orthanc")
-    http_port, dicom_port, medview_port, dcmtk_port = (free_port() for _ in range(4))
-    cfg = tmp / "orthanc.json"
-    cfg.write_text(json.dumps(config(tmp, http_port, dicom_port, medview_port, dcmtk_port),
-                              indent=1))
-    log = tmp / "orthanc.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([binary, str(cfg)], stdout=out, stderr=subprocess.STDOUT,
-                                cwd=tmp)
-    url = f"http://127.0.0.1:{http_port}"
-    try:
-        wait_until_up(proc, url, log)
-        yield OrthancServer(http_url=url, dicom_port=dicom_port, aet=ORTHANC_AET,
-                            medview_aet=MEDVIEW_AET, medview_port=medview_port,
-                            dcmtk_aet=DCMTK_AET, dcmtk_port=dcmtk_port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

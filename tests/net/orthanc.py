@@ -3,10 +3,13 @@ its configuration, how to start it and wait for it, and MedView's node for it.""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,3 +123,34 @@ def dimse_node(server: OrthancServer, **kw):
             "port": server.dicom_port, "our_ae": server.medview_aet,
             "our_port": server.medview_port, "timeout_s": 10.0} | kw
     return DimseNode(**args)
+
+
+@contextmanager
+def running_orthanc(tmp: Path) -> Iterator[OrthancServer]:
+    """Orthanc started on loopback with the test configuration in `tmp`, stopped on leaving
+    (the tests' session fixture and benchmarks/bench_pacs.py)."""
+    binary = orthanc_binary()
+    if binary is None or not PLUGIN.exists():
+        raise RuntimeError("Orthanc or its DICOMweb plugin is not installed")
+    tmp.mkdir(parents=True, exist_ok=True)
+    http_port, dicom_port, medview_port, dcmtk_port = (free_port() for _ in range(4))
+    cfg = tmp / "orthanc.json"
+    cfg.write_text(json.dumps(config(tmp, http_port, dicom_port, medview_port, dcmtk_port),
+                              indent=1))
+    log = tmp / "orthanc.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([binary, str(cfg)], stdout=out, stderr=subprocess.STDOUT,
+                                cwd=tmp)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_until_up(proc, url, log)
+        yield OrthancServer(http_url=url, dicom_port=dicom_port, aet=ORTHANC_AET,
+                            medview_aet=MEDVIEW_AET, medview_port=medview_port,
+                            dcmtk_aet=DCMTK_AET, dcmtk_port=dcmtk_port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -80,11 +80,11 @@ def test_full_disk_stops_in_one_sentence_and_keeps_what_arrived(orthanc, stored_
     real = storage.atomic_write_bytes
     calls = []
 
-    def filling(path, data):
+    def filling(path, data, **kw):
         calls.append(path)
         if len(calls) > 5:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
+        real(path, data, **kw)
 
     monkeypatch.setattr(storage, "atomic_write_bytes", filling)
     db = StudyDB(tmp_path / "db.sqlite", tmp_path / "received")
