@@ -23,6 +23,7 @@ fi
 . .venv/bin/activate
 ruff check medview tests benchmarks
 lint-imports
+mypy  # [tool.mypy] in pyproject.toml: medview/
 set +e
 # a hang that holds Python's lock (which no per-test timeout can break) ends here, in time
 # to be reported inside CI's 90 minutes

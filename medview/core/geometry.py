@@ -15,8 +15,11 @@ import numpy as np
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
+# a 3-vector as DICOM gives it (a list of floats) or as computed (a numpy array)
+Vector = Sequence[float] | np.ndarray
 
-def slice_normal(row_cosine: Sequence[float], col_cosine: Sequence[float]) -> np.ndarray:
+
+def slice_normal(row_cosine: Vector, col_cosine: Vector) -> np.ndarray:
     """Unit normal of an image plane: row cosine x column cosine (DICOM's right-handed rule)."""
     n = np.cross(np.asarray(row_cosine, float), np.asarray(col_cosine, float))
     norm = np.linalg.norm(n)
@@ -26,11 +29,11 @@ def slice_normal(row_cosine: Sequence[float], col_cosine: Sequence[float]) -> np
 
 
 def affine_from_plane(
-    origin_lps: Sequence[float],
-    row_cosine: Sequence[float],
-    col_cosine: Sequence[float],
-    pixel_spacing_row_col_mm: Sequence[float],
-    slice_step_lps: Sequence[float],
+    origin_lps: Vector,
+    row_cosine: Vector,
+    col_cosine: Vector,
+    pixel_spacing_row_col_mm: Vector,
+    slice_step_lps: Vector,
 ) -> np.ndarray:
     """Affine for a stack whose first slice is at `origin_lps` and whose slices step by
     `slice_step_lps` (a vector, so tilted stacks keep their shear)."""
@@ -86,7 +89,7 @@ def lps_affine_to_ras(affine: np.ndarray) -> np.ndarray:
     return LPS_TO_RAS @ affine
 
 
-def orientation_letter(direction_lps: Sequence[float]) -> str:
+def orientation_letter(direction_lps: Vector) -> str:
     """Patient-direction letters for a direction, most dominant axis first (e.g. 'LP').
 
     Used for orientation labels at view edges; components under 0.25 of the largest are

@@ -66,7 +66,7 @@ def _check(seed: int, site: str, slices: int | None, thickness_mm: float | None,
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise bad(f"seed must be a whole number from 0 to 2**63-1, not {seed!r}")
     if site not in SITES:
-        raise bad(f"site must be 'a' or 'b', not {site!r}")
+        raise bad(f"site must be one of {', '.join(repr(k) for k in SITES)}, not {site!r}")
     if slices is not None and (isinstance(slices, bool) or not isinstance(slices, (int, np.integer))
                                or not 1 <= slices <= MAX_SLICES):
         raise bad(f"slices must be a whole number from 1 to {MAX_SLICES}, not {slices!r}")
@@ -97,7 +97,8 @@ def generate_demo_study(out_dir: str | os.PathLike, *, seed: int = 0, site: str 
     """Write a synthetic CT study with known lesions into `out_dir` and describe it.
 
     Defaults come from the site: A is 1.5 mm slices, non-contrast, soft kernel, 10 HU noise;
-    B is 2 mm, contrast, sharp kernel, 18 HU noise; both cover 450 mm (300 / 225 slices).
+    B is 2 mm, contrast, sharp kernel, 18 HU noise; C is 3 mm, non-contrast, low dose: a
+    smooth kernel and 30 HU of coarse noise; all cover 450 mm (300 / 225 / 150 slices).
     `slices` alone keeps the site's thickness (a shorter scan is centred near the diaphragm
     so it still holds lung and liver); `thickness_mm` alone keeps the 450 mm coverage.
     Raises InvalidInputError for bad options or an unusable folder, JobCancelled on cancel

@@ -59,12 +59,13 @@ class Texture:
 
 
 def apply_kernel(hu: np.ndarray, site: Site) -> np.ndarray:
-    """The reconstruction kernel's point-spread: a soft blur, plus overshoot if sharp."""
+    """The reconstruction kernel's point-spread: a soft blur (more passes for a smoother
+    kernel), plus overshoot if sharp."""
     if site.sharpen > 0:
         soft = _smooth(hu.copy(), 1)
         hu += F32(site.sharpen) * (hu - soft)
     else:
-        _smooth(hu, 1)
+        _smooth(hu, site.blur_passes)
     return hu
 
 

@@ -1,9 +1,12 @@
-"""Tissues and their CT numbers, and the two scanner "sites" of the demo study.
+"""Tissues and their CT numbers, and the three scanner "sites" of the demo study.
 
 Site A is a soft-kernel, non-contrast scan with thin slices and fine low noise; site B is a
 portal-venous-phase contrast scan on another scanner: thicker slices, larger field of view,
-a sharp kernel with edge overshoot and coarser, stronger noise. A model trained on one meets
-a realistic domain shift on the other, while the anatomy of a seed stays the same.
+a sharp kernel with edge overshoot and coarser, stronger noise. Site C is a low-dose,
+non-contrast scan (screening protocol): 3 mm slices, a smooth kernel that blurs edges
+further, and strong, blotchy noise. A model trained on one meets a realistic domain shift on
+the others, while the anatomy of a seed stays the same; site C is there so that what a
+fine-tune is tuned to do on site B is shown on a shift it was not tuned on (issue 15).
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class Site:
     kernel: str
     manufacturer_model: str
     institution: str
+    blur_passes: int = 1  # [1, 2, 1] passes of a soft kernel's blur (sharpen 0): more = smoother
 
 
 SITES: dict[str, Site] = {
@@ -110,6 +114,11 @@ SITES: dict[str, Site] = {
               thickness_mm=2.0, pixel_mm=(0.74, 0.80), noise_hu=18.0, noise_smooth_passes=1,
               sharpen=0.6, kvp=100, tube_current_ma=300, kernel="MV-SHARP",
               manufacturer_model="SynthCT 128 Dual", institution="MedView Synthetic Site B"),
+    "c": Site("c", "site C: low dose, smooth kernel, non-contrast, 3 mm", contrast=False,
+              thickness_mm=3.0, pixel_mm=(0.68, 0.76), noise_hu=30.0, noise_smooth_passes=3,
+              sharpen=0.0, kvp=100, tube_current_ma=40, kernel="MV-SMOOTH",
+              manufacturer_model="SynthCT 16 LD", institution="MedView Synthetic Site C",
+              blur_passes=3),
 }
 
 # Head-foot length the default study covers, and where it is centred (mm from the right

@@ -53,7 +53,7 @@ class PlaneMap:
 
     def image(self, array: np.ndarray, index: int) -> np.ndarray:
         """The 2D (rows, cols[, 3]) view for slice `index` along the normal axis."""
-        sl: list[object] = [slice(None)] * array.ndim
+        sl: list[slice | int] = [slice(None)] * array.ndim
         sl[self.normal_axis] = index
         img = array[tuple(sl)]
         # remaining axes keep their array order; put row_axis first

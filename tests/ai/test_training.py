@@ -29,6 +29,9 @@ def tiny_job(tmp_path: Path, epochs: int = 2, work: str = "work", **settings: ob
         make_studies(tmp_path / "studies", 4)
     if not (tmp_path / "data" / "models" / "tiny").exists():
         install_base(tmp_path / "data")
+    # one held-out split unless a test asks for folds: cross-validation (the default, tested
+    # in test_training_crossval) trains once per fold, which these tests do not need
+    settings = {"folds": 1, **settings}
     s = Settings(epochs=epochs, batch_size=4, patch_size=32, patches_per_study=8, threads=1,
                  patience=50, **settings)
     return Job(data=str(tmp_path / "studies"), base="tiny", settings=s,

@@ -304,11 +304,47 @@ def test_site_b_differs_measurably_from_site_a(study_a, study_b):
     assert means_b[T.LIVER] - means_a[T.LIVER] > 30  # contrast enhancement
 
 
+def test_site_c_is_low_dose_thick_and_smooth(study_a, tmp_path):
+    """Site C (issue 15's third site): 3 mm slices, non-contrast like A, but a smooth kernel
+    and low-dose noise: liver noise about 3 times A's, and edges blurred more than A's."""
+    study_c = generate_demo_study(tmp_path / "c", seed=3, site="c", slices=SMALL // 2)
+    assert study_c.spacing_mm[0] == 3.0
+    vol_c, _ = read_series(study_c)
+    vol_a, _ = read_series(study_a)
+    sds = {}
+    for study, vol in ((study_a, vol_a), (study_c, vol_c)):
+        k = len(vol) // 2
+        liver = erode(tissue_maps(study, [k])[k] == T.LIVER, 4) & (read_labels(study)[k] == 0)
+        sds[study.site] = float(vol[k][liver].std())
+    assert 25 <= sds["c"] <= 36 and sds["c"] > 2.5 * sds["a"], sds
+    from medview.demo.scanner import apply_kernel
+    from medview.demo.sites import SITES
+
+    width = {}
+    for key in ("a", "c"):  # a step edge: how many pixels the kernel spreads it over
+        step = np.zeros((16, 32), np.float32)
+        step[:, 16:] = 100.0
+        row = apply_kernel(step, SITES[key])[8]
+        width[key] = int(np.count_nonzero((row > 1) & (row < 99)))
+    assert width["c"] > width["a"] >= 2, width
+    means_a, means_c = (_tissue_means(s, [len(v) // 2]) for s, v in ((study_a, vol_a),
+                                                                   (study_c, vol_c)))
+    assert abs(means_c[T.LIVER] - means_a[T.LIVER]) < 15  # no contrast, as site A
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "medview", "demo", "--site", "c", "--seed",
+                          "4", "--slices", "3", "--out", str(tmp_path / "cli"), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "site C: low dose" in out.stdout and '"slice_spacing_mm": 3.0' in out.stdout
+
+
 # --- options, folders, progress and cancel -------------------------------------------------
 
 
 @pytest.mark.parametrize(("kwargs", "words"), [
-    ({"site": "c"}, "site must be 'a' or 'b'"),
+    ({"site": "d"}, "site must be one of 'a', 'b', 'c', not 'd'"),
     ({"slices": 0}, "slices must be"),
     ({"slices": 5000}, "slices must be"),
     ({"thickness_mm": 0}, "thickness must be"),

@@ -39,6 +39,17 @@ def save_checkpoint(work: Path, model: Any, opt: Any, scaler: Any, st: dict) -> 
     return path
 
 
+def save_state(work: Path, model: Any, st: dict) -> Path:
+    """A checkpoint at the start of a phase of cross-validation: the parent's weights and
+    no optimiser state, so a resume begins the next fold and never trains a finished one
+    again."""
+    state = {**st, "history": json.dumps(st["history"]), "model": model.state_dict(),
+             "opt": {}, "scaler": {}}
+    path = work / CHECKPOINT
+    write_file(path, torch_bytes(state), "checkpoint")
+    return path
+
+
 def save_best(work: Path, model: Any) -> None:
     from safetensors.torch import save
 
@@ -74,7 +85,9 @@ def load_checkpoint(work: Path, model: Any, opt: Any, scaler: Any) -> dict:
     try:
         ck = _read(path)
         model.load_state_dict(ck.pop("model"))
-        opt.load_state_dict(ck.pop("opt"))
+        opt_state = ck.pop("opt")
+        if opt_state:  # (none at the start of a cross-validation phase: a fresh optimiser)
+            opt.load_state_dict(opt_state)
         scaler_state = ck.pop("scaler", {})
         if scaler is not None and scaler_state:
             scaler.load_state_dict(scaler_state)
@@ -85,6 +98,15 @@ def load_checkpoint(work: Path, model: Any, opt: Any, scaler: Any) -> dict:
                                            "damaged or was written for another model); start "
                                            "a new run with another --out folder") from exc
     return ck
+
+
+def checkpoint_phase(work: Path) -> int:
+    """The cross-validation phase (fold index; the number of folds = the version itself)
+    the checkpoint in `work` is in; 0 without one or for a run of one split."""
+    try:
+        return int(_read(work / CHECKPOINT).get("phase", 0))
+    except Exception:
+        return 0
 
 
 def checkpoint_at(work: Path) -> tuple[int, int] | None:

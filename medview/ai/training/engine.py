@@ -1,8 +1,8 @@
 """The fine-tuning engine behind `medview train`: a job (data, base model, settings, split)
 in, a new model version out, one event dict after another in between.
 
-It runs in a child process (docs/architecture.md, threads), so a crash or an out-of-memory cannot take
-the viewer down; the same code runs under `torchrun --nproc-per-node N` with
+It runs in a child process (docs/architecture.md, threads), so a crash or an out-of-memory
+cannot take the viewer down; the same code runs under `torchrun --nproc-per-node N` with
 DistributedDataParallel (gloo on the CPU, nccl on CUDA): every process draws its own
 patches, rank 0 validates, checkpoints, reports and writes the version.
 
@@ -36,6 +36,7 @@ from medview.ai.training.checkpoint import (
     CHECKPOINT,
     check_base,
     checkpoint_at,
+    checkpoint_phase,
     load_checkpoint,
     save_best,
     save_checkpoint,
@@ -190,11 +191,7 @@ class Trainer:
             self.dist.close()
 
     def _run(self) -> dict | None:
-        import torch
-
         from medview.ai.models import registry
-        from medview.ai.runtime.loading import load_model
-        from medview.ai.training.tasks import make_task
 
         entry = registry.resolve(self.job.base)
         card = entry.card
@@ -210,6 +207,51 @@ class Trainer:
             write_file(self.work / JOB_FILE, (self.job.to_json() + "\n").encode(), "job file",
                        "run again")
         self._setup_torch()
+        n_own = len(train) - len(self.replay)
+        own, self.replay_prepared = train[:n_own] + val, train[n_own:]
+        self.folds = self._fold_split(studies, card, own)
+        st = None
+        while True:  # one phase per fold, then the version itself
+            phase = st["phase"] if st is not None else \
+                checkpoint_phase(self.work) if self.resume else 0
+            fold = self.folds[phase] if phase < len(self.folds) else None
+            if fold is not None:
+                fit_train = [p for p in own if p.key not in fold] + self.replay_prepared
+                fit_val = [p for p in own if p.key in fold]
+            elif self.folds:  # the version: every labelled study trains, none validates
+                fit_train, fit_val = own + self.replay_prepared, []
+            else:
+                fit_train, fit_val = train, val
+            got = self._fit(entry, card, fit_train, fit_val, st, phase)
+            if got is None:
+                return None
+            model, task, st = got
+            if fold is None:
+                break
+            st = self._end_fold(entry, card, model, task, st)
+        return self._finish(entry, card, model, task, studies, train, val, st, self.dist.device)
+
+    def _fold_split(self, studies: list, card: Any, own: list) -> list[list[str]]:
+        """The folds of cross-validation (crossval.fold_split), [] for one held-out split:
+        folds 1, a classifier, or studies of one patient."""
+        from medview.ai.training.crossval import fold_split
+
+        if self.s.folds < 2 or card.task != "segmentation":
+            return []
+        keys = {p.key for p in own}
+        return fold_split([s for s in studies if s.key in keys], self.s.folds, self.s.seed)
+
+    def _fit(self, entry: Any, card: Any, train: list, val: list, st: dict | None,
+             phase: int) -> tuple[Any, Any, dict] | None:
+        """One training from the parent on `train`, validated on `val` each epoch (none: the
+        version of a cross-validated run, trained on every study); resumes from the
+        checkpoint when the run's state `st` is None and this is a resume. Returns (model,
+        task, state), None when stopped."""
+        import torch
+
+        from medview.ai.runtime.loading import load_model
+        from medview.ai.training.tasks import make_task
+
         device = self.dist.device
         model = load_model(entry.folder, "cpu", reuse=False).module.to(device).train()
         teacher = None
@@ -218,10 +260,11 @@ class Trainer:
 
             teacher = frozen_parent(load_model(entry.folder, "cpu", reuse=False).module
                                     .to(device))
+        rehearsal = {p.key for p in self.replay_prepared}
+        n_own = sum(p.key not in rehearsal for p in train)  # (the rehearsal studies come last)
         self.emit("mining", studies=len(train))
         self.dist.first_rank_first(before=True)  # rank 0 mines and caches, the rest read
-        task = make_task(card, train, val, self.s, model, device, teacher,
-                         len(train) - len(self.replay),
+        task = make_task(card, train, val, self.s, model, device, teacher, n_own,
                          lambda i, n: self.emit("mining", studies=n, index=i),
                          self._check_stop)
         self.dist.first_rank_first(before=False)
@@ -242,16 +285,24 @@ class Trainer:
                                       ) if device.type == "cuda" else None
         per_step = self.s.batch_size * self.dist.world
         steps = max(1, math.ceil(len(train) * self.s.patches_per_study / per_step))
-        st = load_checkpoint(self.work, model, opt, scaler) if self.resume else None
+        if st is None:
+            st = load_checkpoint(self.work, model, opt, scaler) if self.resume else None
+            resumed = st is not None
+        else:
+            resumed = False
         st = st or {"base": card.ref, "epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0,
-                    "loss_n": 0, "history": [], "best_epoch": 0, "best_dice": -1.0, "bad_epochs": 0,
-                    "seconds": 0.0}
-        self._labels_now(st, train[:len(train) - len(self.replay)] + val)
+                    "loss_n": 0, "history": [], "best_epoch": 0, "best_dice": -1.0,
+                    "bad_epochs": 0, "seconds": 0.0}
+        st.setdefault("phase", phase)
+        st.setdefault("folds_done", "[]")
+        if val:
+            self._labels_now(st, [p for p in train if p.key not in rehearsal] + val)
+        fold = {"fold": phase + 1, "folds": len(self.folds)} if phase < len(self.folds) else {}
         self.emit("start", base=card.ref, device=str(device), processes=self.dist.world,
                   train=len(train), val=len(val), epochs=self.s.epochs, steps_per_epoch=steps,
                   samples_per_epoch=steps * per_step, work=str(self.work),
-                  resumed_epoch=st["epoch"] if self.resume else None)
-        if not st["history"]:
+                  resumed_epoch=st["epoch"] if resumed else None, **fold)
+        if not st["history"] and val:
             self._validate(task, model, device, st, 0, None, 0.0, steps, per_step)
         from medview.ai.runtime.device import autocast_context
 
@@ -259,7 +310,7 @@ class Trainer:
         while st["epoch"] < self.s.epochs:
             e = st["epoch"]
             train_mode(model, self.s.freeze_norm)  # validation leaves plain train mode
-            rng = np.random.default_rng([self.s.seed, e, self.dist.rank])
+            rng = np.random.default_rng([self.s.seed, e, self.dist.rank, phase])
             if st["rng"]:
                 rng.bit_generator.state = json.loads(st["rng"])
             step = st["step"]
@@ -304,16 +355,51 @@ class Trainer:
             st.update(epoch=e + 1, step=0, rng=None, loss_sum=0.0, loss_n=0)
             st["seconds"] += seconds
             improved = self._validate(task, model, device, st, e + 1, loss_mean, seconds,
-                                      steps, per_step)
-            if improved and self.dist.rank == 0:
+                                      steps, per_step, bool(val))
+            # cross-validated runs train a fixed number of epochs: 1-2 studies a fold
+            # would pick an epoch by noise (and the version has no validation studies)
+            if improved and self.dist.rank == 0 and not self.folds:
                 save_best(self.work, model)
             self._save(model, opt, scaler, st)
             t_epoch = time.perf_counter()
-            if self.dist.any(st["bad_epochs"] >= self.s.patience):
+            if not self.folds and self.dist.any(st["bad_epochs"] >= self.s.patience):
                 self.emit("early_stop", epoch=e + 1, best_epoch=st["best_epoch"],
                           patience=self.s.patience)
                 break
-        return self._finish(entry, card, model, task, studies, train, val, st, device)
+        return model, task, st
+
+    def _end_fold(self, entry: Any, card: Any, model: Any, task: Any, st: dict) -> dict:
+        """Score a fold's version and the parent on the fold's held-out studies, keep the
+        scores in the run's state and start the next phase from the parent (a checkpoint at
+        its epoch 0, so a resume does not train this fold again)."""
+        from medview.ai.runtime.loading import load_model
+        from medview.ai.training.metrics import scores_kept, study_scores
+
+        device = self.dist.device
+        done = json.loads(st["folds_done"])
+        phase = st["phase"]
+        if self.dist.rank == 0:
+            parent = load_model(entry.folder, "cpu", reuse=False).module.to(device)
+            report = lambda who: lambda i, n: self.emit(  # noqa: E731
+                "evaluate", model=who, study=i, of=n, fold=phase + 1, folds=len(self.folds))
+            before = scores_kept(parent, card, task.val, device, report(card.ref),
+                                 self._check_stop)
+            after = study_scores(model, card, task.val, device, report(f"fold {phase + 1}"),
+                                 self._check_stop)[0]
+            done.append({"studies": [p.key for p in task.val], "parent": before,
+                         "new": after, "history": st["history"],
+                         "seconds": round(st["seconds"], 1)})
+        fresh = {"base": card.ref, "epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0,
+                 "loss_n": 0, "history": [], "best_epoch": 0, "best_dice": -1.0,
+                 "bad_epochs": 0, "seconds": st["seconds"], "phase": phase + 1,
+                 "folds_done": json.dumps(done)}
+        if self.dist.rank == 0:  # the parent's weights: the next phase starts from them
+            from medview.ai.training.checkpoint import save_state
+
+            parent_model = load_model(entry.folder, "cpu", reuse=False).module
+            save_state(self.work, parent_model, fresh)
+            self.emit("checkpoint", epoch=0, step=0, path=str(self.work / CHECKPOINT))
+        return fresh
 
     def _labels_now(self, st: dict, own: list) -> None:
         """Keep the voxels per label of the reader's studies in the checkpoint; a resume after
@@ -337,14 +423,18 @@ class Trainer:
         st["labels"] = now
 
     def _validate(self, task: Any, model: Any, device: Any, st: dict, epoch: int,
-                  loss: float | None, seconds: float, steps: int, per_step: int) -> bool:
-        """Quick validation on rank 0; updates history, best and patience in every process."""
-        dice = {"mean": 0.0}
-        if self.dist.rank == 0:
+                  loss: float | None, seconds: float, steps: int, per_step: int,
+                  measure: bool = True) -> bool:
+        """Quick validation on rank 0; updates history, best and patience in every process.
+        Without `measure` (no validation studies) the epoch is recorded with its loss."""
+        dice: dict = {"mean": 0.0} if measure else {"mean": None}
+        if self.dist.rank == 0 and measure:
             dice = task.quick(model, device)
         value = self.dist.broadcast(dice.get("mean") or 0.0)
-        improved = epoch > 0 and value > st["best_dice"] + 1e-4
-        if epoch == 0:
+        improved = measure and epoch > 0 and value > st["best_dice"] + 1e-4
+        if not measure:  # the version of a cross-validated run: its last epoch is kept
+            st["best_epoch"] = epoch
+        elif epoch == 0:
             st["best_dice"] = value
         elif improved:
             st.update(best_dice=value, best_epoch=epoch, bad_epochs=0)
@@ -358,7 +448,9 @@ class Trainer:
                   "val_dice": dice.get("mean"), "seconds": round(seconds, 2),
                   "val_dice_per_label": {k: v for k, v in dice.items() if k != "mean"}}
         st["history"].append(record)
-        self.emit("epoch", **record, epochs=self.s.epochs, best_epoch=st["best_epoch"],
+        phase = st.get("phase", 0)
+        fold = {"fold": phase + 1, "folds": len(self.folds)} if phase < len(self.folds) else {}
+        self.emit("epoch", **record, **fold, epochs=self.s.epochs, best_epoch=st["best_epoch"],
                   eta_s=None if eta is None else round(eta, 1),
                   samples_per_s=round(steps * per_step / seconds, 2) if seconds else None)
         return improved
@@ -382,18 +474,30 @@ class Trainer:
 
         if self.dist.rank != 0:
             return None
-        if (self.work / BEST).exists():
-            model.load_state_dict(load_file(str(self.work / BEST)))
-        parent = load_model(entry.folder, "cpu", reuse=False).module.to(device)
+        cv = None
+        if self.folds:  # every study scored by a version trained without it
+            from medview.ai.training.crossval import summary
 
-        def report(who: str) -> Callable[[int, int], None]:
-            return lambda i, n: self.emit("evaluate", model=who, study=i, of=n)
+            done_folds = json.loads(st["folds_done"])
+            cv = summary([x for f in done_folds for x in f["parent"]],
+                         [x for f in done_folds for x in f["new"]], card, len(self.folds))
+            cv["fold_histories"] = [f["history"] for f in done_folds]
+            before, after = cv.pop("parent_metrics"), cv.pop("metrics")
+        else:
+            if (self.work / BEST).exists():
+                model.load_state_dict(load_file(str(self.work / BEST)))
+            parent = load_model(entry.folder, "cpu", reuse=False).module.to(device)
 
-        before = task.evaluate(parent, device, report(card.ref), kept=True)
-        after = task.evaluate(model, device, report("new"))
+            def report(who: str) -> Callable[[int, int], None]:
+                return lambda i, n: self.emit("evaluate", model=who, study=i, of=n)
+
+            before = task.evaluate(parent, device, report(card.ref), kept=True)
+            after = task.evaluate(model, device, report("new"))
         version = self.job.version or tv.next_version(card.name, card.version)
         by_key = {s.key: s for s in studies}
         train_keys, val_keys = self.job.split["train"], self.job.split["val"]
+        if self.folds:  # all of them trained the version, and all were held out once
+            train_keys = val_keys = train_keys + val_keys
         fine_tune = {
             "parent": card.ref, "parent_metrics": before,
             "train_studies": train_keys, "val_studies": val_keys,
@@ -403,18 +507,24 @@ class Trainer:
             "best_epoch": st["best_epoch"], "history": st["history"],
             # no epoch beat the parent's quick validation: the last epoch's weights are kept
             "improved_on_quick_validation": st["best_epoch"] > 0 if
-            st.get("labels_changed_at_epoch") is None else None,  # (unknown: relabelled)
+            st.get("labels_changed_at_epoch") is None and not self.folds else None,
             "labels_changed_at_epoch": st.get("labels_changed_at_epoch"),
             "seconds": round(st["seconds"], 1), "device": str(device),
             "processes": self.dist.world, "label_mapping": self.job.mapping,
             "replay_studies": [s.name for s in self.replay],  # demo studies, no patient
         }
-        n_own = len(train) - len(self.replay)
+        if cv is not None:
+            fine_tune["cross_validation"] = cv
+        n_own = len(train) - len(self.replay) + (len(val) if self.folds else 0)
         replay = (f" plus {len(self.replay)} of its own training studies (demo site A, "
                   f"rehearsal)" if self.replay else "")
+        checked = (f"{len(self.folds)}-fold cross-validated by patient on the same studies "
+                   f"(each scored by a version trained without it), then trained on all; "
+                   f"{st['epoch']} epochs" if self.folds else
+                   f"validated on {len(val)} others (hash {fine_tune['val_hash']}), split by "
+                   f"patient; {st['epoch']} epochs")
         training = (f"Fine-tuned from {card.ref} on {n_own} locally labelled studies{replay} "
-                    f"(hash {fine_tune['train_hash']}), validated on {len(val)} others "
-                    f"(hash {fine_tune['val_hash']}), split by patient; {st['epoch']} epochs "
+                    f"(hash {fine_tune['train_hash']}), {checked} "
                     f"of {self.s.patches_per_study} patches of {self.s.patch_size}² per "
                     f"study, best epoch {st['best_epoch']}; AdamW lr {self.s.lr} with warm-up "
                     f"and cosine decay, DiceCE loss{describe(self.s, self.job.base)}, flips, "
@@ -424,7 +534,7 @@ class Trainer:
                                   {**after, "fine_tune": fine_tune})
         done = {"event": "done", "version": f"{card.name}:{version}", "folder": str(folder),
                 "parent": card.ref, "metrics": after, "parent_metrics": before,
-                "best_epoch": st["best_epoch"],
+                "best_epoch": st["best_epoch"], "cross_validation": cv,
                 "activate": f"medview models activate {card.name}:{version}"}
         self._emit(done)
         return done

@@ -38,6 +38,7 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "weight_decay": (lambda v: 0 <= v <= 1, "use a weight decay from 0 to 1"),
     "val_fraction": (lambda v: 0 < v < 1, "use a fraction above 0 and below 1, e.g. 0.25"),
     "seed": (lambda v: 0 <= v < 2 ** 63, "use a seed of 0 or more"),
+    "folds": (lambda v: 1 <= v <= 100, "use 1 (one held-out split) to 100 folds"),
     "threads": (lambda v: 0 <= v <= 1024, "use 0 (this computer's cores) or more threads"),
 }
 _CHOICES = {"device": ("auto", "cpu", "cuda", "mps"), "distill_on": ("rehearsal", "all")}
@@ -63,7 +64,11 @@ class Settings:
     warmup_epochs: float = 0.5
     patience: int = 6  # epochs without a better validation Dice before stopping
     weight_decay: float = 1e-4
-    val_fraction: float = 0.25
+    val_fraction: float = 0.25  # with folds < 2: the share of patients held out
+    # cross-validation (training.crossval): k = min(folds, patients) trainings on the other
+    # folds score every study held out, then the version trains on all; 1 = one held-out
+    # split (val_fraction) that picks the best epoch, as before issue 15
+    folds: int = 5
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision, CUDA only

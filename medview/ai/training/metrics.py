@@ -245,13 +245,11 @@ def without_fp_classifier(card: ModelCard) -> ModelCard | None:
 _SHORT = ("dice_mean", "sensitivity_ge_6mm", "false_positives_per_study", "mean_dice_ge_6mm")
 
 
-def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
-             progress: Any = None, check: Check = None) -> dict:
-    """Whole-volume metrics of `module` on `studies` (see the module docstring): of the
-    findings the card's postprocess lists when it has one, else of the plain label map.
-    With a false-positive classifier the same segmentations are also scored without it
-    ('without_fp_classifier'): a fine-tuned network's outputs are not those the classifier
-    learnt from, and these numbers say whether it still helps."""
+def study_scores(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
+                 progress: Any = None, check: Check = None) -> tuple[list[dict], list[dict]]:
+    """Per-study scores (`score`) of `module` on `studies`: of the findings the card's
+    postprocess lists when it has one, else of the plain label map; and, with a
+    false-positive classifier, of the same segmentations without it (else [])."""
     values = [lab.value for lab in card.labels]
     post = card.postprocess
     bare = without_fp_classifier(card)
@@ -269,7 +267,13 @@ def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device:
                 scores_bare.append(score(preds[1], gt, st.spacing_mm, values, 1))
         if progress is not None:
             progress(i + 1, len(studies))
+    return scores, scores_bare
+
+
+def summarised(scores: list[dict], scores_bare: list[dict], card: ModelCard) -> dict:
+    """The card's numbers from study_scores' two lists."""
     out = summarise(scores, card)
+    post = card.postprocess
     if post is not None:
         out.update(min_component_voxels=post.min_component_voxels,
                    min_component_slices=post.min_component_slices,
@@ -279,6 +283,16 @@ def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device:
         out["without_fp_classifier"] = {k: v for k, v in full.items()
                                         if k in _SHORT or k.startswith("dice_")}
     return out
+
+
+def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
+             progress: Any = None, check: Check = None) -> dict:
+    """Whole-volume metrics of `module` on `studies` (see the module docstring): of the
+    findings the card's postprocess lists when it has one, else of the plain label map.
+    With a false-positive classifier the same segmentations are also scored without it
+    ('without_fp_classifier'): a fine-tuned network's outputs are not those the classifier
+    learnt from, and these numbers say whether it still helps."""
+    return summarised(*study_scores(module, card, studies, device, progress, check), card)
 
 
 METRICS_FORMAT = "2"  # bump when evaluate's numbers change meaning: older kept ones are unused
@@ -310,4 +324,39 @@ def evaluate_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], de
         pass  # not kept yet, or damaged: measure again
     out = evaluate(module, card, studies, device, progress, check)
     atomic_write_text(path, json.dumps(out))
+    return out
+
+
+def scores_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
+                progress: Any = None, check: Check = None) -> list[dict]:
+    """study_scores' first list, each study's kept beside its cache for unchanged weights,
+    postprocess and labels (evaluate_kept's rule): cross-validation scores the parent on
+    every study in every fine-tune of it. Label values come back as str keys from JSON
+    (crossval reads either)."""
+    import json
+
+    from medview.ai.training.data import META_FILE, short_hash
+    from medview.io.workspace import atomic_write_text
+
+    post = json.dumps(dataclasses.asdict(card.postprocess) if card.postprocess else None,
+                      sort_keys=True)
+    out = []
+    for i, st in enumerate(studies):
+        meta = Path(st.folder) / META_FILE
+        path = None
+        if card.weights_sha256 and meta.exists():
+            key = short_hash(METRICS_FORMAT, card.weights_sha256, post,
+                             st.key + meta.read_text(encoding="utf-8"))
+            path = Path(st.folder) / f"scores-{key}.json"
+            with contextlib.suppress(OSError, ValueError):
+                out.append(json.loads(path.read_text(encoding="utf-8")))
+                if progress is not None:
+                    progress(i + 1, len(studies))
+                continue
+        found = study_scores(module, card, [st], device, None, check)[0][0]
+        if path is not None:
+            atomic_write_text(path, json.dumps(found))
+        out.append(found)
+        if progress is not None:
+            progress(i + 1, len(studies))
     return out

@@ -54,7 +54,7 @@ class DoneStudy:
 def _stores(root: Path | None) -> list[tuple[Path, dict]]:
     """(folder, label.json document) of every readable label folder."""
     base = labels_root(root)
-    out = []
+    out: list[tuple[Path, dict]] = []
     if not base.is_dir():
         return out
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):

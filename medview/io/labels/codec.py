@@ -91,10 +91,10 @@ def encode_snapshot(array: np.ndarray, header: dict[str, Any],
     step = slices_per_chunk(shape)  # type: ignore[arg-type]
     chunks, crcs, total = [], [], np.zeros(256, np.int64)
     for z in range(0, shape[0], step):
-        blob, counts = encode_slab(array[z:z + step].copy())
+        blob, slab_counts = encode_slab(array[z:z + step].copy())
         chunks.append(blob)
         crcs.append(zlib.crc32(blob))
-        total += counts
+        total += slab_counts
         if on_chunk is not None:
             on_chunk(min(1.0, (z + step) / shape[0]))
     counts = {v: int(total[v]) for v in range(1, 256) if total[v]}
@@ -195,7 +195,8 @@ class JournalTail:
 
 def read_records(data: bytes) -> tuple[list[tuple[bytes, bytes]], JournalTail]:
     """The good (kind, payload) records of journal bytes, in order, and how it ended."""
-    out, pos, head = [], 0, _RECORD_HEAD.size
+    out: list[tuple[bytes, bytes]] = []
+    pos, head = 0, _RECORD_HEAD.size
     while pos < len(data):
         if len(data) - pos < head:
             return out, JournalTail("torn", pos)

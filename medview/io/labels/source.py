@@ -58,14 +58,17 @@ class LabelSource:
 
     @classmethod
     def from_dict(cls, data: Any) -> LabelSource:
-        shape = tuple(int(s) for s in data["shape"])
+        shape = [int(s) for s in data["shape"]]
         affine = np.array(data["affine"], float)
         if len(shape) != 3 or affine.shape != (4, 4):
             raise ValueError("the shape or affine of the source is not valid")
-        return cls(str(data["series_key"]), shape, _affine_tuple(affine),  # type: ignore[arg-type]
-                   *(str(data.get(k, "")) for k in (
-                       "study_instance_uid", "series_instance_uid", "frame_of_reference_uid",
-                       "modality", "series_folder")),
+        depth, rows, cols = shape
+        text = {k: str(data.get(k, "")) for k in (
+            "study_instance_uid", "series_instance_uid", "frame_of_reference_uid", "modality",
+            "series_folder")}
+        return cls(str(data["series_key"]), (depth, rows, cols), _affine_tuple(affine),
+                   text["study_instance_uid"], text["series_instance_uid"],
+                   text["frame_of_reference_uid"], text["modality"], text["series_folder"],
                    tuple(str(f) for f in data.get("source_files", ())),
                    str(data.get("patient_key", "")))
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from medview.ai.models.registry import ModelEntry, activate, scan_models
+from medview.ai.models.verdict import verdict
 from medview.core.errors import MedviewError
-from medview.ui.panels.version_compare import VersionCompareDialog, metric_name
+from medview.ui.panels.version_compare import VersionCompareDialog, metric_name, verdict_style
 from medview.ui.version_overlay_compare import VersionOverlayCompare
 from medview.viewer.state import ViewerState
 
@@ -59,7 +60,10 @@ def measured_on(entry: ModelEntry) -> str:
     if not isinstance(n, int):
         return "—"
     studies = f"{n} stud{'y' if n == 1 else 'ies'}"
-    return f"{studies} of yours" if v.get("fine_tune") else f"{studies} (its card)"
+    ft = v.get("fine_tune")
+    if isinstance(ft, dict) and isinstance(ft.get("cross_validation"), dict):
+        return f"{studies} of yours, cross-validated"
+    return f"{studies} of yours" if ft else f"{studies} (its card)"
 
 
 class ModelVersions(QtWidgets.QWidget):
@@ -95,14 +99,22 @@ class ModelVersions(QtWidgets.QWidget):
         self.study_button.clicked.connect(lambda: self.compare_on_study())
         self.note = QtWidgets.QLabel(wordWrap=True)
         self.message.connect(self.note.setText)
+        # what the selected version's numbers say against its parent, beside Activate: the
+        # reader decides, informed (issue 15)
+        self.verdict = QtWidgets.QLabel(wordWrap=True)
+        self.verdict.setVisible(False)
+        self.table.itemSelectionChanged.connect(self._show_verdict)
+        choose = QtWidgets.QHBoxLayout()
+        choose.addWidget(self.activate_button, 0, QtCore.Qt.AlignmentFlag.AlignTop)
+        choose.addWidget(self.verdict, 1)
         buttons = QtWidgets.QHBoxLayout()
-        buttons.addWidget(self.activate_button)
         buttons.addWidget(self.compare_button)
         buttons.addWidget(self.study_button)
         buttons.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table, 1)
+        layout.addLayout(choose)
         layout.addLayout(buttons)
         layout.addWidget(self.note)
 
@@ -124,6 +136,14 @@ class ModelVersions(QtWidgets.QWidget):
                 self.table.setItem(row, col, QtWidgets.QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
 
+    def _show_verdict(self) -> None:
+        """The selected fine-tune's verdict against its parent; nothing for a bundled
+        version, a version without a parent's numbers, or several selected."""
+        chosen = self.selected()
+        said = verdict(chosen[0].card.validation, chosen[0].card.parent_version or "its "
+                       "parent") if len(chosen) == 1 else None
+        verdict_style(self.verdict, *((said.level, said.text) if said else ("", "")))
+
     def selected(self) -> list[ModelEntry]:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
         return [self.entries[r] for r in rows]
@@ -141,8 +161,16 @@ class ModelVersions(QtWidgets.QWidget):
         if len(chosen) != 1:
             self.message.emit("Select one version to activate.")
             return
+        self._activate_ref(chosen[0].ref)
+
+    def _activate_ref(self, ref: str) -> None:
+        """Activate `ref` (a version of this model) at the reader's request."""
+        entry = next((e for e in self.entries if e.ref == ref), None)
+        if entry is None:
+            self.message.emit(f"{ref} is not a version of {self.name}.")
+            return
         try:
-            entry = activate(chosen[0].card.name, chosen[0].card.version)
+            entry = activate(entry.card.name, entry.card.version)
         except MedviewError as exc:
             self.message.emit(str(exc))
             return
@@ -171,6 +199,7 @@ class ModelVersions(QtWidgets.QWidget):
         dialog = VersionCompareDialog(self.entries, refs[0], refs[-1], self)
         dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.on_study.connect(self.compare_on_study)
+        dialog.activate.connect(self._activate_ref)
         dialog.show()
         return dialog
 

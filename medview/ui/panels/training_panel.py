@@ -270,6 +270,14 @@ class TrainingPanel(QtWidgets.QWidget):
                 self.status.setText(f"Resumed from the checkpoint of epoch "
                                     f"{ev['resumed_epoch']} of {ev['epochs']} on "
                                     f"{ev['device']}.")
+            elif ev.get("fold"):
+                self.status.setText(f"Cross-validation on {ev['device']}: fold {ev['fold']} "
+                                    f"of {ev['folds']}, training on {ev['train']} studies and "
+                                    f"scoring the {ev['val']} held out, {ev['epochs']} "
+                                    f"epochs; then the version trains on all.")
+            elif not ev["val"]:
+                self.status.setText(f"Training the version on {ev['device']}: all "
+                                    f"{ev['train']} studies, {ev['epochs']} epochs.")
             else:
                 self.status.setText(f"Training on {ev['device']}: {ev['train']} training and "
                                     f"{ev['val']} validation studies, {ev['epochs']} epochs.")

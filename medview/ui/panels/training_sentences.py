@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from medview.ai.models.verdict import WORSE, verdict
 from medview.ui.panels.training_settings import SETTING_NAMES, field_label
 
 
@@ -69,9 +70,17 @@ def number(value: object) -> str:
 
 def epoch_sentence(ev: dict) -> str:
     """An epoch event as the status line says it; epoch 0 is the base model, untrained."""
+    fold = f"Cross-validation fold {ev['fold']} of {ev['folds']}: " if ev.get("fold") else ""
+    if ev.get("val_dice") is None and ev["epoch"] > 0:  # the version, trained on every study
+        return (f"Training the version on all your studies: epoch {ev['epoch']} of "
+                f"{ev['epochs']}, loss {number(ev['loss'])}.")
     if ev["epoch"] == 0:
-        return (f"The base model before training: validation Dice {number(ev['val_dice'])} "
-                f"(the dashed line under Progress); epoch 1 of {ev['epochs']} is running.")
+        return (f"{fold}The base model before training: validation Dice "
+                f"{number(ev['val_dice'])} (the dashed line under Progress); epoch 1 of "
+                f"{ev['epochs']} is running.")
+    if fold:  # a fixed number of epochs: no best epoch is picked
+        return (f"{fold}epoch {ev['epoch']} of {ev['epochs']}, loss {number(ev['loss'])}, "
+                f"held-out Dice {number(ev['val_dice'])}.")
     best = ev.get("best_epoch")
     note = "" if best in (None, ev["epoch"]) else \
         (" (the base model is still the best)" if best == 0 else f" (best: epoch {best})")
@@ -84,6 +93,13 @@ def done_sentence(ev: dict) -> str:
     its parent on the reader's validation studies, the numbers deciding what to activate."""
     m, p = ev["metrics"], ev["parent_metrics"]
     parent = ev.get("parent") or "the base model"
+    cv = ev.get("cross_validation")
+    if isinstance(cv, dict):  # the numbers of every study, held out: the verdict says it
+        said = verdict({"fine_tune": {"cross_validation": cv}}, parent)
+        advice = f"keep {parent} active unless you choose otherwise" if said.level == WORSE \
+            else "compare and activate it under Versions if you choose"
+        return f"{ev['version']} written (not active). {said.text} {advice[:1].upper()}" \
+            f"{advice[1:]}."
     dice = f"validation Dice {number(p.get('dice_mean'))} → {number(m.get('dice_mean'))}"
     fp_a, fp_b = p.get("false_positives_per_study"), m.get("false_positives_per_study")
     fp = "" if fp_a is None or fp_b is None else \

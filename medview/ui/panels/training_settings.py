@@ -17,8 +17,8 @@ from medview.ai.training.job import MAX_STEP_PIXELS, Settings
 
 BASIC = ("epochs", "lr", "batch_size", "patch_size", "augment", "device", "amp")
 # the advanced settings a reader is likeliest to change come first, the rest in their order
-FIRST = ("patches_per_study", "replay_studies", "freeze_norm", "val_fraction", "patience",
-         "seed")
+FIRST = ("patches_per_study", "replay_studies", "freeze_norm", "folds", "val_fraction",
+         "patience", "seed")
 SPLIT_FIELDS = ("val_fraction", "seed")  # a change proposes a new split
 SETTING_NAMES = frozenset(f.name for f in fields(Settings))
 
@@ -71,12 +71,20 @@ SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "l2sp": ("Pull to base weights", "Keeps the weights near the base model's (L2-SP) rather "
              "than near zero; raise it when few studies make the new version drift. 0 = off.",
              {"range": (0.0, 10.0), "step": 0.1, "zero": "off"}),
-    "val_fraction": ("Validation share", "Share of patients held out to validate when the "
-                     "split is proposed (changing it proposes a new split; you can still move "
-                     "patients by hand).", {"range": (0.05, 0.5), "step": 0.05}),
-    "patience": ("Patience (epochs)", "Stop after this many epochs without a better "
-                 "validation Dice; the best epoch becomes the version. Raise it when few "
-                 "validation studies make the Dice noisy.", {"range": (1, 500)}),
+    "folds": ("Cross-validation folds", "Every labelled study is scored by a version trained "
+              "without it: the same training runs once per fold on the other folds (by "
+              "patient), then once on all studies for the version you get. The numbers and "
+              "their intervals then rest on all your studies, not two; the run takes "
+              "folds + 1 trainings. 1 = one held-out split (Validation share) that also "
+              "picks the best epoch.", {"range": (1, 20)}),
+    "val_fraction": ("Validation share", "With one fold only: share of patients held out to "
+                     "validate when the split is proposed (changing it proposes a new split; "
+                     "you can still move patients by hand). With cross-validation every "
+                     "study is held out once, whichever side it is on.",
+                     {"range": (0.05, 0.5), "step": 0.05}),
+    "patience": ("Patience (epochs)", "With one fold only: stop after this many epochs "
+                 "without a better validation Dice; the best epoch becomes the version. "
+                 "Cross-validated runs train every epoch.", {"range": (1, 500)}),
     "warmup_epochs": ("Warm-up (epochs)", "Epochs over which the learning rate rises to its "
                       "peak, so the first steps do not undo what the base model learnt.",
                       {"range": (0.0, 20.0), "step": 0.5}),
