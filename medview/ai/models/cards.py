@@ -20,9 +20,19 @@ CARD_FILE = "metadata.json"
 TASKS = ("segmentation", "classification")
 # Networks a card may name; each maps to a builder in medview.ai.runtime.networks. Anything else
 # is refused: a card must never make MedView import or run arbitrary code.
-ARCHITECTURES = ("monai.UNet", "monai.BasicUNet", "medview.SliceClassifier", "torch.export",
-                 "onnx")
-WEIGHT_FORMATS = ("safetensors", "state_dict", "torch.export", "onnx")
+# The monai.* names are monai.networks.nets classes built with literal arguments; the
+# last three are imported models (runtime.bundle_import, runtime.nnunet_models).
+ARCHITECTURES = ("monai.UNet", "monai.BasicUNet", "monai.SegResNet", "monai.UNETR",
+                 "monai.SwinUNETR", "monai.AttentionUnet", "monai.VNet", "monai.DynUNet",
+                 "medview.SliceClassifier", "torch.export", "onnx", "torchscript",
+                 "monai.bundle-config", "nnunet")
+# Architectures that run code shipped with the model (TorchScript, a bundle's own config, an
+# nnU-Net checkpoint's trainer classes are not: nnU-Net builds from its plans): a card may
+# name them only with the reader's recorded consent.
+CODE_ARCHITECTURES = ("torchscript", "monai.bundle-config")
+WEIGHT_FORMATS = ("safetensors", "state_dict", "torch.export", "onnx", "torchscript", "nnunet")
+BLENDS = ("gaussian", "constant")
+NORMALISATIONS = ("range", "zscore")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
 DISCLAIMER = "AI assistance — not a diagnosis"
@@ -66,6 +76,29 @@ class Postprocess:
 
 
 @dataclass(frozen=True)
+class Volume3D:
+    """How a 3D model sees a volume, read from a MONAI bundle's transforms (Orientationd,
+    Spacingd, ScaleIntensityRanged / NormalizeIntensityd, SlidingWindowInferer): the voxel
+    axes are turned to `axcodes` (NIfTI/RAS letters: "RAS" = axis 0 increases to the right),
+    resampled to `spacing_mm` (in those axes' order; None keeps the study's), normalised, and
+    run window by window. `normalise` "range" maps the card's intensity low..high to
+    out_low..out_high (clipped when `clip`); "zscore" subtracts the mean and divides by the
+    standard deviation (over voxels != 0 when `nonzero`)."""
+
+    roi_size: tuple[int, int, int]
+    axcodes: str = "RAS"
+    spacing_mm: tuple[float, float, float] | None = None
+    overlap: float = 0.25
+    blend: str = "gaussian"
+    sw_batch_size: int = 1
+    normalise: str = "range"
+    out_low: float = 0.0
+    out_high: float = 1.0
+    clip: bool = True
+    nonzero: bool = False
+
+
+@dataclass(frozen=True)
 class ModelCard:
     name: str
     version: str
@@ -87,6 +120,15 @@ class ModelCard:
     created: str = ""
     description: str = ""
     postprocess: Postprocess | None = None
+    # imported models: how they run in 3D (None: 2.5D slices), where they came from (kind,
+    # file name, sha256, authors...), the licence text they ship, their own published
+    # numbers (`claims`, never mixed with `validation`, which MedView measured), and the
+    # reader's consent to run their code ({} when none was needed or given)
+    volume3d: Volume3D | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    licence: str = ""
+    claims: dict[str, Any] = field(default_factory=dict)
+    consent: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -102,8 +144,9 @@ class ModelCard:
     def to_json(self) -> str:
         data = asdict(self)
         data["labels"] = [asdict(lab) for lab in self.labels]
-        if self.postprocess is None:
-            data.pop("postprocess")
+        for key in ("postprocess", "volume3d"):
+            if data[key] is None:
+                data.pop(key)
         return json.dumps(data, indent=2, sort_keys=True)
 
 
@@ -159,6 +202,47 @@ def _postprocess(data: dict, where: str) -> Postprocess | None:
     return out
 
 
+def _volume3d(data: dict, where: str) -> Volume3D | None:
+    raw = data.get("volume3d")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidInputError(where, "has a 'volume3d' that is not an object")
+    try:
+        spacing = raw.get("spacing_mm")
+        out = Volume3D(
+            roi_size=tuple(int(x) for x in raw["roi_size"]),  # type: ignore[arg-type]
+            axcodes=str(raw.get("axcodes", "RAS")).upper(),
+            spacing_mm=tuple(float(x) for x in spacing) if spacing else None,  # type: ignore
+            overlap=float(raw.get("overlap", 0.25)), blend=str(raw.get("blend", "gaussian")),
+            sw_batch_size=int(raw.get("sw_batch_size", 1)),
+            normalise=str(raw.get("normalise", "range")),
+            out_low=float(raw.get("out_low", 0.0)), out_high=float(raw.get("out_high", 1.0)),
+            clip=bool(raw.get("clip", True)), nonzero=bool(raw.get("nonzero", False)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(where, f"has a 'volume3d' with a missing or wrong value "
+                                       f"({exc})") from exc
+    axes = sorted(out.axcodes.replace("L", "R").replace("P", "A").replace("I", "S"))
+    if len(out.roi_size) != 3 or min(out.roi_size) < 1 or axes != ["A", "R", "S"] or \
+            (out.spacing_mm is not None and (len(out.spacing_mm) != 3
+                                             or min(out.spacing_mm) <= 0)):
+        raise InvalidInputError(where, "has a 'volume3d' whose roi_size, axcodes or "
+                                       "spacing_mm is not three valid values")
+    if not 0.0 <= out.overlap < 1.0 or out.blend not in BLENDS or out.sw_batch_size < 1 \
+            or out.normalise not in NORMALISATIONS:
+        raise InvalidInputError(where, f"has a 'volume3d' with overlap outside 0..1, blend "
+                                       f"not in {BLENDS}, sw_batch_size below 1 or normalise "
+                                       f"not in {NORMALISATIONS}")
+    return out
+
+
+def _dict_field(data: dict, key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise InvalidInputError(where, f"has a '{key}' that is not an object")
+    return dict(value)
+
+
 def card_from_dict(data: dict, where: str) -> ModelCard:
     """Validate a parsed card; every problem is one sentence naming the file."""
     if not isinstance(data, dict):
@@ -205,6 +289,12 @@ def card_from_dict(data: dict, where: str) -> ModelCard:
     context = int(data.get("context_slices", 1))
     if context < 1 or context % 2 == 0:
         raise InvalidInputError(where, f"has context_slices {context}; use an odd number")
+    consent = _dict_field(data, "consent", where)
+    if arch in CODE_ARCHITECTURES and not consent.get("granted"):
+        raise InvalidInputError(where, f"is a {arch} model, which runs code shipped with it, "
+                                       f"but records no consent to run that code; import it "
+                                       f"again and consent (medview models import "
+                                       f"--allow-code)")
     spacing = data.get("expected_spacing_mm")
     size = data.get("input_size")
     return ModelCard(
@@ -219,6 +309,9 @@ def card_from_dict(data: dict, where: str) -> ModelCard:
         training_data=str(data.get("training_data", "")),
         validation=dict(data.get("validation", {})), created=str(data.get("created", "")),
         description=str(data.get("description", "")), postprocess=_postprocess(data, where),
+        volume3d=_volume3d(data, where), provenance=_dict_field(data, "provenance", where),
+        licence=str(data.get("licence", "")), claims=_dict_field(data, "claims", where),
+        consent=consent,
     )
 
 

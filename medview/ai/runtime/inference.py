@@ -25,6 +25,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,14 +295,20 @@ def _flip(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 def segment(volume: Volume, model: Any, *, batch_size: int | None = None,
             progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-            tta: bool = False, series_key: str = "", reuse: bool = True
+            tta: bool = False, series_key: str = "", reuse: bool = True,
+            focus: int | None = None, on_partial: PartialCallback | None = None
             ) -> SegmentationResult:
-    """Segment every slice of `volume` with a LoadedModel (card, device, predict, to).
+    """Segment every slice of `volume` with a LoadedModel (card, device, predict, to), or a
+    3D model (runtime.sliding3d, runtime.nnunet_models) when its card says so.
 
     batch_size None: CPU_BATCH slices a batch on the CPU (batching gains nothing on a few
     cores and its working memory grows fast: 30 MiB at 1, 190 MiB at 4 for 512^2 here),
     GPU_BATCH on a GPU. Returns the kept result at once when this model already ran on this
-    series (see `kept_result`); `reuse=False` always runs (and replaces what was kept)."""
+    series (see `kept_result`); `reuse=False` always runs (and replaces what was kept).
+
+    Progressive results: with `focus` (the slice the reader looks at), the slices around it
+    are computed first and `on_partial(result, (k0, k1))` receives the result so far (its
+    maps are filled in as the run goes on) as soon as slices k0..k1-1 are ready."""
     card: ModelCard = model.card
     if reuse:
         kept = kept_result(volume, card, tta, series_key)
@@ -309,52 +316,122 @@ def segment(volume: Volume, model: Any, *, batch_size: int | None = None,
             report(progress, 1.0, f"{card.ref}: reused the earlier result")
             return kept
     warnings = check_fits(volume, card, volume.metadata.source or "the series")
+    if card.volume3d is not None or card.architecture == "nnunet":
+        return _segment_3d(volume, model, warnings, progress, cancel, tta, series_key, focus,
+                           on_partial)
     plan = Plan.make(volume, card)
     runner = _Runner(model, batch_size, warnings)
     out = _Outputs(volume.shape, len(card.labels), tta)
     slab = plan.new_slab(runner.batch)
     members = TTA_FLIPS if tta else TTA_FLIPS[:1]
     s = volume.shape[0]
+    done = 0
     try:
-        k0 = 0
-        while k0 < s:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            t0 = time.perf_counter()
-            n = min(runner.batch, s - k0)
-            x = plan.inputs(volume.array, k0, n, slab)
-            t1 = time.perf_counter()
-            total = sq = None
-            t_back = 0.0
-            for axes in members:
+        for first, last in _focus_first(s, focus):
+            k0 = first
+            while k0 < last:
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                y = runner.predict(_flip(x, axes), cancel)
-                tb = time.perf_counter()
-                if y.shape[1] != len(card.labels) + 1:
-                    raise InvalidInputError(None, f"model {card.ref} gives {y.shape[1]} output "
-                                                  f"channels for {len(card.labels)} labels plus "
-                                                  f"background; the card does not match the "
-                                                  f"weights")
-                y = plan.outputs(_flip(y, axes))
-                if total is None:
-                    total, sq = y, (y * y if tta else None)
-                else:
-                    total += y
-                    sq += y * y
-                t_back += time.perf_counter() - tb
-            t2 = time.perf_counter()
-            out.store(k0, total, sq, len(members))
-            t3 = time.perf_counter()
-            out.timings["preprocess"] += t1 - t0
-            out.timings["predict"] += t2 - t1 - t_back
-            out.timings["postprocess"] += t3 - t2 + t_back
-            k0 += n
-            report(progress, k0 / s, f"{card.ref}: {k0} of {s} slices")
+                t0 = time.perf_counter()
+                n = min(runner.batch, last - k0)
+                x = plan.inputs(volume.array, k0, n, slab)
+                t1 = time.perf_counter()
+                total = sq = None
+                t_back = 0.0
+                for axes in members:
+                    if cancel is not None:
+                        cancel.raise_if_cancelled()
+                    y = runner.predict(_flip(x, axes), cancel)
+                    tb = time.perf_counter()
+                    _check_channels(card, y.shape[1])
+                    y = plan.outputs(_flip(y, axes))
+                    if total is None:
+                        total, sq = y, (y * y if tta else None)
+                    else:
+                        total += y
+                        sq += y * y
+                    t_back += time.perf_counter() - tb
+                t2 = time.perf_counter()
+                out.store(k0, total, sq, len(members))
+                t3 = time.perf_counter()
+                out.timings["preprocess"] += t1 - t0
+                out.timings["predict"] += t2 - t1 - t_back
+                out.timings["postprocess"] += t3 - t2 + t_back
+                k0 += n
+                done += n
+                report(progress, done / s, f"{card.ref}: {done} of {s} slices")
+            if on_partial is not None and (first, last) != (0, s):
+                on_partial(_result(out, card, runner, tta, warnings), (first, last))
     finally:
         release_device_memory(getattr(runner.model, "device", "cpu"))
-    result = SegmentationResult(out.codes, out.coarse, out.uncertainty, card,
-                                str(getattr(runner.model, "device", "cpu")), tta,
-                                runner.batch, warnings, out.timings)
+    result = _result(out, card, runner, tta, warnings)
+    _keep(volume, series_key, result)
+    return result
+
+
+PartialCallback = Callable[[SegmentationResult, tuple[int, int]], None]
+
+
+def _check_channels(card: ModelCard, channels: int) -> None:
+    if channels != len(card.labels) + 1:
+        raise InvalidInputError(None, f"model {card.ref} gives {channels} output channels "
+                                      f"for {len(card.labels)} labels plus background; the "
+                                      f"card does not match the weights")
+FOCUS_HALF = 8  # slices either side of the focus computed first
+
+
+def _focus_first(s: int, focus: int | None) -> list[tuple[int, int]]:
+    """Slice ranges in the order they run: the slab around `focus`, then the rest."""
+    if focus is None:
+        return [(0, s)]
+    k = min(max(int(focus), 0), s - 1)
+    a, b = max(0, k - FOCUS_HALF), min(s, k + FOCUS_HALF + 1)
+    return [r for r in ((a, b), (0, a), (b, s)) if r[1] > r[0]]
+
+
+def _result(out: _Outputs, card: ModelCard, runner: Any, tta: bool, warnings: list[str]
+            ) -> SegmentationResult:
+    return SegmentationResult(out.codes, out.coarse, out.uncertainty, card,
+                              str(getattr(runner.model, "device", "cpu")), tta,
+                              getattr(runner, "batch", 1), warnings, out.timings)
+
+
+class _Held:
+    """What _result needs of a runner, for the 3D runners (their model may move to the CPU
+    on out-of-memory, so the device is read at the end)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.batch = model, 1
+
+
+def _segment_3d(volume: Volume, model: Any, warnings: list[str],
+                progress: ProgressCallback | None, cancel: CancelToken | None, tta: bool,
+                series_key: str, focus: int | None, on_partial: PartialCallback | None
+                ) -> SegmentationResult:
+    """A 3D model's run (MONAI bundle or nnU-Net), kept like a 2.5D one."""
+    out = _Outputs(volume.shape, len(model.card.labels), False)
+    held = _Held(model)
+    if tta:
+        warnings.append("Flip averaging (TTA) is not used with 3D models.")
+
+    def store(k0: int, probs: np.ndarray) -> None:
+        _check_channels(model.card, probs.shape[1])
+        out.store(k0, probs, None, 1)
+
+    def partial(span: tuple[int, int]) -> None:
+        if on_partial is not None:
+            on_partial(_result(out, model.card, held, False, warnings), span)
+
+    try:
+        if model.card.architecture == "nnunet":
+            from medview.ai.runtime.nnunet_models import segment_nnunet as run
+        else:
+            from medview.ai.runtime.sliding3d import segment_volume as run
+        out.timings.update(run(volume, model, store=store, warnings=warnings,
+                               progress=progress, cancel=cancel, focus=focus,
+                               on_partial=partial))
+    finally:
+        release_device_memory(getattr(model, "device", "cpu"))
+    result = _result(out, model.card, held, False, warnings)
     _keep(volume, series_key, result)
     return result

@@ -32,7 +32,7 @@ from medview.core.errors import InvalidInputError
 
 _DAMAGED = "is truncated or damaged"
 _CODE = "contains code or objects that are not plain weights; refused"
-_PROGRAMS = ("torch.export", "onnx")
+_PROGRAMS = ("torch.export", "onnx", "torchscript", "nnunet")
 _CACHE_SIZE = 4
 
 
@@ -288,6 +288,19 @@ def _stamp(folder: Path, card: ModelCard) -> tuple:
     return tuple(out)
 
 
+def _model_class(card: ModelCard) -> type:
+    """LoadedModel for 2.5D slice models; the 3D runners' own for imported 3D models."""
+    if card.architecture == "nnunet":
+        from medview.ai.runtime.nnunet_models import NnunetModel
+
+        return NnunetModel
+    if card.volume3d is not None:
+        from medview.ai.runtime.volume_models import VolumeModel
+
+        return VolumeModel
+    return LoadedModel
+
+
 def load_model(folder: str | Path, device: torch.device | str, *,
                reuse: bool = True) -> LoadedModel:
     """The model in `folder` on `device`: warm from the cache when its files are unchanged
@@ -307,7 +320,7 @@ def load_model(folder: str | Path, device: torch.device | str, *,
                 return model if model.requested == device else model.to(device)
     _check_formats(card, folder)
     where, data = _read_weights(card, folder)
-    model = LoadedModel(card, folder, where, data, device)
+    model = _model_class(card)(card, folder, where, data, device)
     if reuse:
         with _cache_lock:
             _cache[key] = (stamp, model)

@@ -24,8 +24,10 @@ from medview.ai.models.cards import ModelCard
 from medview.core.errors import InvalidInputError, UnsupportedInputError
 
 OUTPUT_KINDS = ("logits", "probabilities")
-_SEGMENTATION_NETS = ("monai.UNet", "monai.BasicUNet")
-_FILE_PROGRAMS = ("torch.export", "onnx")
+# monai.networks.nets classes a card may name (cards.ARCHITECTURES), all segmentation nets
+_SEGMENTATION_NETS = ("monai.UNet", "monai.BasicUNet", "monai.SegResNet", "monai.UNETR",
+                      "monai.SwinUNETR", "monai.AttentionUnet", "monai.VNet", "monai.DynUNet")
+_FILE_PROGRAMS = ("torch.export", "onnx", "torchscript", "monai.bundle-config", "nnunet")
 
 
 def n_classes(card: ModelCard) -> int:
@@ -75,12 +77,10 @@ def _builder(card: ModelCard) -> type[nn.Module]:
     if arch in _SEGMENTATION_NETS and card.task != "segmentation":
         raise InvalidInputError(f"model {card.ref}", f"uses {arch}, a segmentation network, "
                                                      f"for the task {card.task!r}")
-    if arch == "monai.UNet":
-        from monai.networks.nets import UNet
-        return UNet
-    if arch == "monai.BasicUNet":
-        from monai.networks.nets import BasicUNet
-        return BasicUNet
+    if arch in _SEGMENTATION_NETS:
+        from monai.networks import nets
+
+        return getattr(nets, arch.removeprefix("monai."))
     if arch == "medview.SliceClassifier":
         return _slice_classifier()
     # cards.py refuses unknown names; this guards a card built in code
