@@ -135,7 +135,7 @@ def test_torchscript_needs_consent_and_the_card_records_it(tmp_path, kept_data_d
 def test_unknown_network_class_needs_consent(tmp_path, kept_data_dir, study):
     config = bf.inference({"_target_": "scripts.net.MyNet", "channels": 4})
     bundle = bf.make_bundle(tmp_path / "custom", study[2], config)
-    with pytest.raises(CodeConsentRequired, match="scripts.net.MyNet"):
+    with pytest.raises(CodeConsentRequired, match=r"scripts\.net\.MyNet"):
         import_bundle(bundle)
 
 
