@@ -2,8 +2,11 @@
 
 Made to be a child process (the training panel runs it, docs/architecture.md): every line on
 stdout is one JSON object (start, prepare, epoch, step, checkpoint, evaluate, done, stopped,
-error), stderr carries only the usual one-line failure. SIGTERM or SIGINT asks the run to
-stop: it saves a checkpoint where it is and ends within a step; `--resume` continues it.
+error; an error refusing a setting also carries it as data, `setting`, which the panel
+words with its fields: core.errors.SettingError), stderr carries only the usual one-line
+failure, a refused setting named by its flag (commands.setting_words). SIGTERM or SIGINT
+asks the run to stop: it saves a checkpoint where it is and ends within a step; `--resume`
+continues it.
 
 A run is described by a job file (data, base model, settings, split by patient, label
 mapping), written into the work folder when the run starts, so the panel and the command
@@ -23,6 +26,8 @@ import sys
 from typing import Any
 
 from medview.commands import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
+from medview.commands.setting_words import OWN_FLAGS, sentence
+from medview.core.errors import SettingError
 
 log = logging.getLogger("medview.train")
 
@@ -72,10 +77,6 @@ def add_parser(sub: Any) -> None:
                    help="send a study label (value or name) to a model label, or to ignore")
 
 
-_SETTINGS = ("epochs", "device", "lr", "batch_size", "patch_size", "patches_per_study",
-             "patience", "val_fraction", "seed", "threads")
-
-
 def build_job(args: Any) -> Any:
     from medview.ai.training.job import Job
 
@@ -89,7 +90,7 @@ def build_job(args: Any) -> Any:
     job.base = args.base or job.base
     job.work = args.out or job.work
     job.version = args.new_version or job.version
-    for name in _SETTINGS:
+    for name in OWN_FLAGS:
         value = getattr(args, name)
         if value is not None:
             setattr(job.settings, name, value)
@@ -104,13 +105,17 @@ def build_job(args: Any) -> Any:
         if not sep or not src.strip() or not dst.strip():
             raise ValueError(f"--map {item}: write SOURCE=TARGET, e.g. 3=\"liver lesion\"")
         job.mapping[src.strip()] = dst.strip()
-    job.settings.check(_flag)
+    job.settings.check()
     return job
 
 
-def _flag(name: str) -> str:
-    """A setting as the person sets it: its own flag, else --set (Settings.check's words)."""
-    return f"--{name.replace('_', '-')}" if name in _SETTINGS else f"--set {name}"
+def _error_event(exc: BaseException, **fields: Any) -> dict:
+    """The error event: the sentence in the command line's words, and a refused setting's
+    data (SettingError.to_dict) for the panel to word in its own."""
+    event = {"event": "error", "message": sentence(exc), **fields}
+    if isinstance(exc, SettingError):
+        event["setting"] = exc.to_dict()
+    return event
 
 
 def _print(event: dict) -> None:
@@ -140,9 +145,9 @@ def run_train(args: Any) -> int:
     try:
         job = build_job(args)
     except (ValueError, MedviewError) as exc:  # a flag, or the job file: the panel reads it
-        _print({"event": "error", "kind": "input", "message": str(exc),
-                "path": getattr(exc, "path", None), "try": _TRY["default"]})
-        print(f"medview: {exc}", file=sys.stderr)
+        _print(_error_event(exc, kind="input", path=getattr(exc, "path", None),
+                            **{"try": _TRY["default"]}))
+        print(f"medview: {sentence(exc)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_BAD_INPUT
     if job is None:
         print("medview: train needs --data FOLDER and --base NAME, or --job FILE",
@@ -184,9 +189,9 @@ def run_train(args: Any) -> int:
 
         # a disk that filled before the first checkpoint leaves nothing to resume
         resumable = trainer is not None and (trainer.work / CHECKPOINT).exists()
-        emit({"event": "error", "kind": _kind(exc), "message": str(exc), "path": exc.path,
-              "try": _what_to_try(exc, resumable), "resumable": resumable})
-        print(f"medview: {exc}", file=sys.stderr)
+        emit(_error_event(exc, kind=_kind(exc), path=exc.path, resumable=resumable,
+                          **{"try": _what_to_try(exc, resumable)}))
+        print(f"medview: {sentence(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:
         from medview.ai.runtime.device import is_out_of_memory

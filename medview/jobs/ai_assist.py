@@ -19,7 +19,7 @@ import numpy as np
 
 from medview.ai.models.cards import ModelCard, load_card
 from medview.ai.runtime.inference import check_fits, kept_result
-from medview.core.errors import InvalidInputError, UnsupportedInputError
+from medview.core.errors import InvalidInputError, SettingError
 from medview.core.jobs import JobContext, Progress
 from medview.core.volume import Volume
 from medview.jobs.inference import InferenceResult, infer_job
@@ -37,7 +37,7 @@ def devices_job(ctx: JobContext) -> Generator[Progress, None, tuple[str, ...]]:
     for kind in ("cuda", "mps"):
         try:
             choose_device(kind)
-        except UnsupportedInputError:
+        except SettingError:  # this machine has none
             continue
         found.append(kind)
     return tuple(found)

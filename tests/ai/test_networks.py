@@ -13,7 +13,13 @@ import torch
 from medview.ai.models.cards import card_from_dict
 from medview.ai.runtime import device as dev
 from medview.ai.runtime.networks import build_network, n_classes, outputs_logits
-from medview.core.errors import InvalidInputError, ResourceLimitError, UnsupportedInputError
+from medview.commands.setting_words import sentence
+from medview.core.errors import (
+    InvalidInputError,
+    ResourceLimitError,
+    SettingError,
+    UnsupportedInputError,
+)
 from tests.ai.tiny_models import card_dict
 
 torch.set_num_threads(1)
@@ -52,7 +58,7 @@ def test_slice_classifier_is_built_from_its_module():
 def test_missing_slice_classifier_module_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "medview.ai.runtime.slice_classifier", None)
     c = card(task="classification", context_slices=1, architecture="medview.SliceClassifier")
-    with pytest.raises(UnsupportedInputError, match=r"medview\.ai\.slice_classifier"):
+    with pytest.raises(UnsupportedInputError, match=r"medview\.ai\.runtime\.slice_classifier"):
         build_network(c)
 
 
@@ -88,11 +94,13 @@ def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
 def test_an_unavailable_device_is_refused_in_one_sentence(monkeypatch):
     monkeypatch.setattr(dev.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(dev, "_mps_available", lambda: False)
-    with pytest.raises(UnsupportedInputError) as err:
+    with pytest.raises(SettingError) as err:
         dev.choose_device("cuda")
-    assert str(err.value) == ("CUDA was requested but no CUDA device is available; "
-                              "use --device cpu")
-    with pytest.raises(UnsupportedInputError, match="Apple MPS was requested"):
+    assert (err.value.setting, err.value.value, err.value.kind) == ("device", "cuda",
+                                                                    "unavailable")
+    assert sentence(err.value) == ("CUDA was requested but no CUDA device is available; "
+                                   "use --device cpu")
+    with pytest.raises(SettingError, match="Apple MPS was requested"):
         dev.choose_device("mps")
     with pytest.raises(UnsupportedInputError, match="unknown device 'tpu'"):
         dev.choose_device("tpu")

@@ -6,6 +6,7 @@ diverges ends the run with nothing written."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import torch
 from medview.ai.training import engine as training
 from medview.ai.training import job as train_job
 from medview.ai.training.checkpoint import torch_bytes
-from medview.core.errors import InvalidInputError
+from medview.commands.setting_words import sentence
+from medview.core.errors import InvalidInputError, SettingError
 from tests.ai.test_training import run, tiny_job
 from tests.ai.test_training_inputs import _job
 from tests.ai.train_fixtures import install_base, make_studies
@@ -47,8 +49,9 @@ def test_settings_no_run_can_use_are_refused_before_any_work(tmp_path: Path) -> 
     job = _job(tmp_path, make_studies(tmp_path / "s", 3))
     job.settings.epochs = 0
     events: list[dict] = []
-    with pytest.raises(InvalidInputError, match="setting epochs 0"):
+    with pytest.raises(SettingError, match="epochs 0: train at least 1") as err:
         training.Trainer(job, events.append, lambda: False).run()
+    assert (err.value.setting, err.value.value, err.value.kind) == ("epochs", 0, "range")
     assert events == [] and not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
 
 
@@ -58,8 +61,9 @@ def test_a_taken_or_malformed_new_version_is_refused_before_training(tmp_path: P
                           ("abc", "--new-version abc: write a version number")):
         job.version = version
         events: list[dict] = []
-        with pytest.raises(InvalidInputError, match=says):
+        with pytest.raises(SettingError) as err:
             training.Trainer(job, events.append, lambda: False).run()
+        assert says in sentence(err.value) and err.value.setting == "version"
         assert events == []  # nothing prepared, nothing trained
 
 
@@ -78,9 +82,12 @@ def test_a_diverging_loss_ends_the_run_with_nothing_written(
 
     monkeypatch.setattr(SegmentationTask, "batch_loss", nan_from_epoch_2)
     job = tiny_job(tmp_path, epochs=3)
-    with pytest.raises(InvalidInputError, match=r"loss became nan in epoch 2, step 2, so "
-                                                r"training stopped.*smaller --lr than"):
+    with pytest.raises(SettingError, match=r"loss became nan in epoch 2, step 2, so "
+                                           r"training stopped") as err:
         run(job)
+    assert (err.value.setting, err.value.kind) == ("lr", "diverged")
+    assert sentence(err.value).endswith(f"; start again with a smaller --lr than "
+                                        f"{job.settings.lr:g}")
     ck = torch.load(Path(job.work) / training.CHECKPOINT, weights_only=True)
     assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values())
     assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
@@ -129,8 +136,10 @@ def test_the_work_folder_must_be_a_new_empty_or_run_folder(tmp_path: Path) -> No
                                 r"training work folder"),
                          (tmp_path / "data" / "models" / "tiny" / "7.0",
                           "is inside MedView's models folder")):
-        with pytest.raises(InvalidInputError, match=says):
+        with pytest.raises(SettingError) as err:
             claim_work(folder, resume=False)
+        assert err.value.setting == "work" and err.value.kind == "folder"
+        assert re.search(says, sentence(err.value)), sentence(err.value)
     assert sorted(p.name for p in mine.iterdir()) == ["letter.txt"]
     assert not (tmp_path / "data" / "models" / "tiny" / "7.0").exists()
     run_folder = tmp_path / "failed-run"
@@ -230,9 +239,10 @@ def test_a_resume_keeps_the_base_it_started_from(tmp_path: Path) -> None:
     install_base(tmp_path / "data", version="2.0")
     activate("tiny", "2.0")  # "tiny" now means 2.0
     job.base, job.settings.epochs = "tiny", 2
-    with pytest.raises(InvalidInputError, match=r"was trained from tiny:1\.0, not tiny:2\.0; "
-                                                r"resume it with --base tiny:1\.0"):
+    with pytest.raises(SettingError) as err:
         run(job, resume=True)
+    assert sentence(err.value).endswith("was trained from tiny:1.0, not tiny:2.0; resume it "
+                                        "with --base tiny:1.0")
     saved.settings.epochs = 2
     done, _ = run(saved, resume=True)
     assert done is not None and done["parent"] == "tiny:1.0"

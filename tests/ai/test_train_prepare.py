@@ -19,7 +19,8 @@ import pytest
 from medview.ai.models import registry
 from medview.ai.training.data import find_studies, prepare_study
 from medview.ai.training.prepare import _call, _raise, run_each, worker_count
-from medview.core.errors import InvalidInputError, ResourceLimitError
+from medview.commands.setting_words import sentence
+from medview.core.errors import InvalidInputError, ResourceLimitError, SettingError
 from tests.ai.train_fixtures import _affine, install_base, make_studies, make_study
 
 
@@ -120,9 +121,11 @@ def _killed_at_two(item: int) -> None:
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 def test_a_worker_killed_is_one_sentence_not_a_hang() -> None:
     """multiprocessing.Pool waited forever for the study of a worker the kernel killed."""
-    with pytest.raises(InvalidInputError, match=r"a process preparing the studies ended "
-                                                r"abruptly .*run again with --threads 1"):
+    with pytest.raises(SettingError, match=r"a process preparing the studies ended "
+                                           r"abruptly") as err:
         run_each(_killed_at_two, list(range(6)), 2, lambda k, n: None)
+    assert (err.value.setting, err.value.kind) == ("threads", "workers_died")
+    assert "; run again with --threads 1, which prepares one" in sentence(err.value)
     assert not multiprocessing.active_children()
 
 

@@ -15,7 +15,8 @@ import torch
 from medview.ai.training import engine as training
 from medview.ai.training import job as train_job
 from medview.ai.training.data import find_studies, split_by_patient
-from medview.core.errors import InvalidInputError, ResourceLimitError
+from medview.commands.setting_words import sentence
+from medview.core.errors import InvalidInputError, ResourceLimitError, SettingError
 from tests.ai.test_training import run, tiny_job
 from tests.ai.train_fixtures import install_base, make_studies, make_study
 
@@ -58,9 +59,12 @@ def test_unknown_label_is_refused_then_mapped(tmp_path: Path) -> None:
     make_studies(tmp_path / "s", 2)
     make_study(tmp_path / "s" / "study-03", 9, extra_label=7)
     job = _job(tmp_path, tmp_path / "s")
-    with pytest.raises(InvalidInputError, match=r"study-03 holds label 7, which tiny:1.0 does "
-                                                r"not know .*--map 7="):
-        run(job)
+    with pytest.raises(SettingError, match=r"study-03 holds label 7, which tiny:1.0 does "
+                                           r"not know") as err:
+        run(job)  # (the studies are prepared in worker processes: the data comes back whole)
+    assert (err.value.setting, err.value.value, err.value.kind) == ("mapping", "7", "unmapped")
+    assert sentence(err.value).endswith('; map it, e.g. --map 7="lung nodule" or --map '
+                                        '7=ignore')
     job.mapping = {"7": "liver lesion", "tumor": "ignore"}  # the second a typo of nothing
     done, events = run(job)
     assert done is not None
@@ -143,9 +147,10 @@ def test_workspace_done_studies_are_found_matched_by_name_and_mapped(tmp_path: P
     counts, voxel_ml = label_counts(study)  # what the panel lists: 0.7 x 0.7 x 2.5 mm voxels
     assert counts == {1: 75, 2: 108} and voxel_ml == pytest.approx(0.7 * 0.7 * 2.5 / 1000)
     card = registry.resolve("tiny").card
-    with pytest.raises(InvalidInputError, match=r"ct holds label 2 \(Tumour\), which tiny:1.0 "
-                                                r"does not know.*--map Tumour="):
+    with pytest.raises(SettingError, match=r"ct holds label 2 \(Tumour\), which tiny:1.0 "
+                                           r"does not know") as err:
         prepare_study(study, card, tmp_path / "cache")
+    assert "; map it, e.g. --map Tumour=" in sentence(err.value)
     prepared = prepare_study(study, card, tmp_path / "cache", {"tumour": "liver lesion"})
     assert prepared.counts == {1: int((labels == 1).sum()), 2: int((labels == 2).sum())}
     assert np.array_equal(np.asarray(prepared.labels), labels)

@@ -12,6 +12,7 @@ import pytest
 from PySide6 import QtCore
 
 from medview.ai.training.data import TrainStudy
+from medview.core.errors import SettingError
 from medview.jobs.training import StudyRow
 from medview.ui.panels import training_panel as tp
 from medview.ui.panels.training_panel import TrainingPanel
@@ -56,11 +57,17 @@ def test_no_done_studies_is_one_sentence(qtbot, empty: TrainingPanel) -> None:
                                   "labels.nii.gz and its image); label and mark studies done "
                                   "first"}, "could not run"),
     ({"kind": "internal", "message": "internal error (KeyError: 'x')"}, "log file"),
+    # a refused setting: worded from its data (tests/ui/test_training_flag_words.py has all)
     ({"kind": "input", "message": "CUDA was requested but no CUDA device is available; use "
-                                  "--device cpu"}, "choose Device cpu (or auto) under Setup"),
+                                  "--device cpu",
+      "setting": SettingError("device", "cuda", "unavailable", device_name="CUDA").to_dict()},
+     "choose Device cpu (or auto) under Setup"),
     ({"kind": "input", "message": "/l: of study s holds label 3 (tumour), which m:1 does not "
                                   "know (it knows 1 lung nodule); map it, e.g. --map "
-                                  "tumour=\"lung nodule\" or --map tumour=ignore"},
+                                  "tumour=\"lung nodule\" or --map tumour=ignore",
+      "setting": SettingError("mapping", "tumour", "unmapped", "/l", study="s",
+                              label="3 (tumour)", model="m:1", known="1 lung nodule",
+                              example="lung nodule").to_dict()},
      "does not know (it knows 1 lung nodule); choose what it is under \"Your labels teach\""),
 ])
 def test_the_childs_errors_are_one_sentence(empty: TrainingPanel, event: dict,

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 
 import torch
 
-from medview.core.errors import MedviewError, UnsupportedInputError
+from medview.core.errors import MedviewError, SettingError, UnsupportedInputError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 _NAMES = {"cuda": "CUDA", "mps": "Apple MPS"}
@@ -43,8 +43,7 @@ def choose_device(preference: str = "auto") -> torch.device:
     if kind == "auto":
         kind = next(k for k in ("cuda", "mps", "cpu") if _available(k))
     elif not _available(kind):
-        raise UnsupportedInputError(None, f"{_NAMES[kind]} was requested but no {_NAMES[kind]} "
-                                          f"device is available; use --device cpu")
+        raise SettingError("device", kind, "unavailable", device_name=_NAMES[kind])
     return torch.device(kind)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medview.ai.training.job import write_file
-from medview.core.errors import InvalidInputError
+from medview.core.errors import SettingError
 
 CHECKPOINT, BEST = "checkpoint.pt", "best.safetensors"
 log = logging.getLogger(__name__)
@@ -75,8 +75,7 @@ def check_base(work: Path, base: str) -> None:
     except Exception:
         return
     if started != base:
-        raise InvalidInputError(str(path), f"was trained from {started}, not {base}; resume it "
-                                           f"with --base {started}")
+        raise SettingError("base", base, "base_mismatch", str(path), trained_from=started)
 
 
 def load_checkpoint(work: Path, model: Any, opt: Any, scaler: Any) -> dict:
@@ -94,9 +93,8 @@ def load_checkpoint(work: Path, model: Any, opt: Any, scaler: Any) -> dict:
         ck["history"] = json.loads(ck["history"])
     except Exception as exc:
         log.debug("checkpoint %s unreadable", path, exc_info=True)
-        raise InvalidInputError(str(path), "cannot be read as this run's checkpoint (it is "
-                                           "damaged or was written for another model); start "
-                                           "a new run with another --out folder") from exc
+        raise SettingError("work", str(path.parent), "checkpoint_unreadable",
+                           str(path)) from exc
     return ck
 
 

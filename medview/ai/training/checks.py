@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medview.ai.training.job import JOB_FILE, LOCK_FILE, Job
-from medview.core.errors import InvalidInputError, UnsupportedInputError
+from medview.core.errors import InvalidInputError, SettingError, UnsupportedInputError
 
 # what a run keeps in its work folder (train_runs, training); anything else is someone's
 SAVED_FILES = ("checkpoint.pt", "best.safetensors")  # what a resume continues from
@@ -27,29 +27,30 @@ def claim_work(folder: Path, resume: bool) -> None:
     a folder of other files (--out ~/Documents would have put job.json among them)."""
     from medview.ai.models.registry import bundled_models_dir, user_models_dir
 
+    def refuse(problem: str, need: str) -> SettingError:
+        """`need`: what the folder must be instead (outside_models, a_folder, empty,
+        writable), for the interface to say how to choose one."""
+        return SettingError("work", str(folder), "folder", str(folder), problem=problem,
+                            need=need)
+
     where = folder.resolve()
     if any(where.is_relative_to(m.resolve()) for m in (bundled_models_dir(),
                                                         user_models_dir())):
-        raise InvalidInputError(str(folder), "is inside MedView's models folder; choose a work "
-                                             "folder for --out outside it")
+        raise refuse("is inside MedView's models folder", "outside_models")
     if folder.exists() and not folder.is_dir():
-        raise InvalidInputError(str(folder), "is a file; --out needs a folder (new or empty)")
+        raise refuse("is a file", "a_folder")
     others = sorted(p.name for p in folder.iterdir() if p.name not in RUN_FILES
                     and not p.name.startswith(".")) if folder.is_dir() else []
     if others and not resume:
-        raise InvalidInputError(str(folder), f"holds {len(others)} other file(s) ({others[0]}"
-                                             f"{', ...' if len(others) > 1 else ''}) and is "
-                                             f"not a training work folder; choose a new or "
-                                             f"empty folder for --out")
+        raise refuse(f"holds {len(others)} other file(s) ({others[0]}"
+                     f"{', ...' if len(others) > 1 else ''}) and is not a training work "
+                     f"folder", "empty")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InvalidInputError(str(folder), f"cannot be created ({exc.strerror or exc}); "
-                                             f"choose a folder you can write for --out"
-                                ) from exc
+        raise refuse(f"cannot be created ({exc.strerror or exc})", "writable") from exc
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InvalidInputError(str(folder), "cannot be written; choose a folder you can "
-                                             "write for --out")
+        raise refuse("cannot be written", "writable")
 
 
 def check_run(job: Job, entry: Any, checkpoint: Path, resume: bool) -> None:
@@ -62,17 +63,13 @@ def check_run(job: Job, entry: Any, checkpoint: Path, resume: bool) -> None:
         raise UnsupportedInputError(str(entry.folder), f"{card.ref} is an imported "
                                     f"{card.architecture} program; MedView fine-tunes only "
                                     f"the networks it builds")
-    try:
-        job.settings.check()
-    except ValueError as exc:
-        raise InvalidInputError(None, f"setting {exc}") from None
+    job.settings.check()
     check_patch(card, job.settings.patch_size)
     if job.version:
         check_new_version(card.name, job.version)
     if checkpoint.exists() and not resume:
-        raise InvalidInputError(str(checkpoint.parent), "already holds a training run; add "
-                                                        "--resume to continue it or choose "
-                                                        "another --out folder")
+        raise SettingError("work", str(checkpoint.parent), "run_exists",
+                           str(checkpoint.parent))
     if resume and not checkpoint.exists():
         raise InvalidInputError(str(checkpoint), "does not exist: there is nothing to resume "
                                                  "in this work folder")
@@ -99,9 +96,9 @@ def unmatched_names(mapping: dict[str, str], studies: list, card: Any) -> list[s
     return [k for k in mapping if not str(k).isdigit() and str(k).lower() not in names]
 
 
-def diverged(epoch: int, step: int, value: float, lr: float) -> InvalidInputError:
+def diverged(epoch: int, step: int, value: float, lr: float) -> SettingError:
     """The loss is no longer a number: from this step on every weight would be NaN, so the
-    run ends before the step, its last checkpoint and every version as they were."""
-    return InvalidInputError(None, f"the training loss became {value} in epoch {epoch + 1}, "
-                                   f"step {step + 1}, so training stopped with nothing "
-                                   f"written; start again with a smaller --lr than {lr:g}")
+    run ends before the step, its last checkpoint and every version as they were. The
+    learning rate is the setting to change (the interface says how)."""
+    return SettingError("lr", lr, "diverged", loss=str(value), epoch=epoch + 1,
+                        step=step + 1)

@@ -29,7 +29,7 @@ import numpy as np
 
 from medview.ai.models.cards import ModelCard
 from medview.ai.training.job import write_file
-from medview.core.errors import InvalidInputError
+from medview.core.errors import InvalidInputError, SettingError
 from medview.core.series import SeriesInfo
 
 LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha")
@@ -202,11 +202,9 @@ def label_mapping(study: TrainStudy, present: list[int], card: ModelCard,
             out[value] = value
         else:
             shown = f"{value} ({name})" if name else str(value)
-            raise InvalidInputError(study.labels, f"of study {study.name} holds label "
-                                    f"{shown}, which {card.ref} does not know (it knows "
-                                    f"{_known(card)}); map it, e.g. --map "
-                                    f"{name or value}=\"{card.labels[0].name}\" or "
-                                    f"--map {name or value}=ignore")
+            raise SettingError("mapping", str(name or value), "unmapped", str(study.labels),
+                               study=study.name, label=shown, model=card.ref,
+                               known=_known(card), example=card.labels[0].name)
     return out
 
 

@@ -9,11 +9,10 @@ import errno
 import json
 import math
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from medview.core.errors import InvalidInputError, ResourceLimitError
+from medview.core.errors import InvalidInputError, ResourceLimitError, SettingError
 from medview.io.workspace import atomic_write_bytes
 
 JOB_FILE = "job.json"
@@ -21,25 +20,26 @@ LOCK_FILE = "running.lock"
 # one training step's patch pixels (batch x patch²) at most: --batch-size 100000 of 32² patches
 # took 23 GB on the CPU and the kernel's out-of-memory killer ended the run without a word
 MAX_STEP_PIXELS = 1 << 24
-# what each setting may be; outside it a value is a typo no run can use (as words for a person)
-_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "epochs": (lambda v: 1 <= v <= 100_000, "train at least 1 epoch (at most 100000)"),
-    "lr": (lambda v: 0 < v <= 1, "use a learning rate above 0 and at most 1, e.g. 5e-4"),
-    "batch_size": (lambda v: 1 <= v <= 4096, "use 1 to 4096 patches a step"),
-    "patch_size": (lambda v: 16 <= v <= 4096, "use a patch of 16 to 4096 pixels"),
-    "patches_per_study": (lambda v: 1 <= v <= 1_000_000, "draw at least 1 patch a study"),
-    "pos_fraction": (lambda v: 0 <= v <= 1, "use a fraction from 0 to 1"),
-    "mined_fraction": (lambda v: 0 <= v <= 1, "use a fraction from 0 to 1"),
-    "replay_studies": (lambda v: 0 <= v <= 1000, "use 0 to 1000 rehearsal studies"),
-    "distill": (lambda v: 0 <= v <= 1000, "use a weight from 0 (off) to 1000"),
-    "l2sp": (lambda v: 0 <= v <= 1e6, "use a weight from 0 (off) to 1e6"),
-    "warmup_epochs": (lambda v: 0 <= v <= 100_000, "use 0 or more epochs"),
-    "patience": (lambda v: 1 <= v <= 100_000, "wait at least 1 epoch before stopping early"),
-    "weight_decay": (lambda v: 0 <= v <= 1, "use a weight decay from 0 to 1"),
-    "val_fraction": (lambda v: 0 < v < 1, "use a fraction above 0 and below 1, e.g. 0.25"),
-    "seed": (lambda v: 0 <= v < 2 ** 63, "use a seed of 0 or more"),
-    "folds": (lambda v: 1 <= v <= 100, "use 1 (one held-out split) to 100 folds"),
-    "threads": (lambda v: 0 <= v <= 1024, "use 0 (this computer's cores) or more threads"),
+# what each setting may be, as an interval ("[" includes its end, "(" does not) and in words
+# for a person; outside it a value is a typo no run can use
+_RANGES: dict[str, tuple[str, float, float, str]] = {
+    "epochs": ("[]", 1, 100_000, "train at least 1 epoch (at most 100000)"),
+    "lr": ("(]", 0, 1, "use a learning rate above 0 and at most 1, e.g. 5e-4"),
+    "batch_size": ("[]", 1, 4096, "use 1 to 4096 patches a step"),
+    "patch_size": ("[]", 16, 4096, "use a patch of 16 to 4096 pixels"),
+    "patches_per_study": ("[]", 1, 1_000_000, "draw at least 1 patch a study"),
+    "pos_fraction": ("[]", 0, 1, "use a fraction from 0 to 1"),
+    "mined_fraction": ("[]", 0, 1, "use a fraction from 0 to 1"),
+    "replay_studies": ("[]", 0, 1000, "use 0 to 1000 rehearsal studies"),
+    "distill": ("[]", 0, 1000, "use a weight from 0 (off) to 1000"),
+    "l2sp": ("[]", 0, 1e6, "use a weight from 0 (off) to 1e6"),
+    "warmup_epochs": ("[]", 0, 100_000, "use 0 or more epochs"),
+    "patience": ("[]", 1, 100_000, "wait at least 1 epoch before stopping early"),
+    "weight_decay": ("[]", 0, 1, "use a weight decay from 0 to 1"),
+    "val_fraction": ("()", 0, 1, "use a fraction above 0 and below 1, e.g. 0.25"),
+    "seed": ("[)", 0, 2 ** 63, "use a seed of 0 or more"),
+    "folds": ("[]", 1, 100, "use 1 (one held-out split) to 100 folds"),
+    "threads": ("[]", 0, 1024, "use 0 (this computer's cores) or more threads"),
 }
 _CHOICES = {"device": ("auto", "cpu", "cuda", "mps"), "distill_on": ("rehearsal", "all")}
 
@@ -69,6 +69,9 @@ class Settings:
     # folds score every study held out, then the version trains on all; 1 = one held-out
     # split (val_fraction) that picks the best epoch, as before issue 15
     folds: int = 5
+    # refit the false-positive classifier on the fold versions' own candidates (needs
+    # folds >= 2 and a card with a postprocess); used only when better out of fold
+    refit_fp: bool = True
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision, CUDA only
@@ -96,27 +99,31 @@ class Settings:
             raise ValueError(f"--set {text}: {key} takes a number like "
                              f"{getattr(Settings, key)!r}") from None
 
-    def check(self, flag: Callable[[str], str] = str) -> None:
+    def check(self) -> None:
         """Refuse, before any work, a value no run can use: a wrong type in a job file, a typo
         (--batch-size 0, --lr -1, --epochs 0, which wrote a copy of the parent as a 'new'
-        version), or a step too big for any memory; a ValueError naming the setting as
-        `flag` spells it (the flag the person typed)."""
+        version), or a step too big for any memory; a SettingError whose data each
+        interface words (the command line its flags, the panel its fields)."""
         for f in fields(self):
-            value, name = getattr(self, f.name), flag(f.name)
+            value, name = getattr(self, f.name), f.name
             if not _fits(value, type(f.default)):
-                raise ValueError(f"{name} {value!r}: takes a value like {f.default!r}")
-            if f.name in _CHOICES and value not in _CHOICES[f.name]:
-                raise ValueError(f"{name} {value!r}: use one of "
-                                 f"{', '.join(_CHOICES[f.name])}")
-            ok, why = _RANGES.get(f.name, (None, ""))
-            if ok is not None and not (math.isfinite(value) and ok(value)):
-                raise ValueError(f"{name} {value:g}: {why}")
+                raise SettingError(name, value, "type", like=f.default)
+            if name in _CHOICES and value not in _CHOICES[name]:
+                raise SettingError(name, value, "choice", choices=list(_CHOICES[name]))
+            if name in _RANGES and not (math.isfinite(value) and _within(value, _RANGES[name])):
+                interval, low, high, advice = _RANGES[name]
+                raise SettingError(name, value, "range", interval=interval, low=low,
+                                   high=high, advice=advice)
         if self.batch_size * self.patch_size ** 2 > MAX_STEP_PIXELS:
-            raise ValueError(f"{flag('batch_size')} {self.batch_size} with "
-                             f"{flag('patch_size')} {self.patch_size} is "
-                             f"{self.batch_size * self.patch_size ** 2 / 1e6:.0f} million "
-                             f"pixels a step, more than any memory holds; keep batch size x "
-                             f"patch size² at most {MAX_STEP_PIXELS / 1e6:.1f} million")
+            raise SettingError("batch_size", self.batch_size, "step_size",
+                               patch_size=self.patch_size, max_pixels=MAX_STEP_PIXELS)
+
+
+def _within(value: float, bounds: tuple[str, float, float, str]) -> bool:
+    interval, low, high, _ = bounds
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[1] == "]" else value < high
+    return above and below
 
 
 def _fits(value: object, kind: type) -> bool:

@@ -25,13 +25,10 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from medview.core import errors
-from medview.core.errors import InvalidInputError
+from medview.core.errors import SettingError
 from medview.core.limits import GIB, physical_memory_bytes
 
 WORKER_MEMORY = 4 * GIB  # a large CT series, its labels and their copies while checked
-WORKER_DIED = ("a process preparing the studies ended abruptly (killed, or out of memory on "
-               "a large study); run again with --threads 1, which prepares one study at a "
-               "time")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1"}
 
@@ -52,6 +49,8 @@ def _call(job: tuple[Callable[[Any], Any], Any]) -> tuple | None:
     fn, item = job
     try:
         fn(item)
+    except errors.SettingError:
+        raise  # pickled whole (SettingError.__reduce__): its data is what the event tells
     except errors.MedviewError as exc:
         cause = exc.__cause__
         code = cause.errno if isinstance(cause, OSError) else None
@@ -92,7 +91,8 @@ def run_each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int,
                 try:
                     failed = future.result()
                 except BrokenProcessPool as exc:  # (multiprocessing.Pool waited forever)
-                    raise InvalidInputError(None, WORKER_DIED) from exc
+                    # one study a process is what the threads setting changes
+                    raise SettingError("threads", workers, "workers_died") from exc
                 if failed is not None:
                     _raise(*failed)
                 k += 1

@@ -78,6 +78,7 @@ class RunInfo:
     history: list[dict] = field(default_factory=list)
     train: int = 0  # studies
     val: int = 0
+    error_setting: dict | None = None  # a refused setting's data, for the panel's words
 
     @property
     def job_file(self) -> Path:
@@ -104,7 +105,9 @@ def _read(folder: Path) -> RunInfo | None:
                    int(run.get("steps_per_epoch", 0)), str(run.get("started", "")),
                    str(run.get("error", "")),
                    [h for h in run.get("history", []) if h.get("epoch", 0) <= epoch],
-                   len(split.get("train", [])), len(split.get("val", [])))
+                   len(split.get("train", [])), len(split.get("val", [])),
+                   run.get("error_setting") if isinstance(run.get("error_setting"), dict)
+                   else None)
 
 
 def unfinished_runs(root: Path | None = None) -> list[RunInfo]:
@@ -199,7 +202,7 @@ class RunRecord:
         if kind == "start":
             self._started = True
             s.update(status="running", base=ev.get("base", ""), epochs=ev.get("epochs", 0),
-                     steps_per_epoch=ev.get("steps_per_epoch", 0), error="",
+                     steps_per_epoch=ev.get("steps_per_epoch", 0), error="", error_setting=None,
                      started=s.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"))
         elif kind == "epoch":
             s["history"] = [h for h in s["history"] if h["epoch"] < ev["epoch"]] + [
@@ -212,7 +215,8 @@ class RunRecord:
         elif kind == "done":
             s.update(status="done", version=ev.get("version", ""))
         elif kind == "error" and (self._started or not (self.work / RUN_FILE).exists()):
-            s.update(status="failed", error=f"{ev.get('message', '')}")
+            s.update(status="failed", error=f"{ev.get('message', '')}",
+                     error_setting=ev.get("setting"))
         else:
             return
         s["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -28,7 +28,7 @@ from medview.ai.models.registry import (
     resolve,
     version_key,
 )
-from medview.core.errors import InvalidInputError, ResourceLimitError
+from medview.core.errors import InvalidInputError, ResourceLimitError, SettingError
 
 
 def next_version(name: str, parent: str) -> str:
@@ -47,13 +47,10 @@ def check_new_version(name: str, version: str) -> None:
     try:
         _parse_ref(f"{name}:{version}")
     except InvalidInputError:
-        raise InvalidInputError(None, f"--new-version {version}: write a version number "
-                                      f"like 1.2.1") from None
+        raise SettingError("version", version, "version_format") from None
     if any(e.card.name == name and version_key(e.card.version) == version_key(version)
            for e in list_models()):
-        raise InvalidInputError(None, f"--new-version {version}: {name} already has version "
-                                      f"{version}; versions are never overwritten, choose "
-                                      f"another number")
+        raise SettingError("version", version, "version_taken", model=name)
 
 
 def keep_active(name: str) -> None:

@@ -1,12 +1,15 @@
 """What the training panel says when its child's events arrive: each epoch, a finished run
 (did it beat its parent?), a stop (and whether anything was saved to resume), and the
-engine's errors, whose words were written for the command line, in the panel's terms."""
+engine's errors: a refused setting arrives as data (core.errors.SettingError in the event's
+`setting`), worded here with the panel's fields and buttons, as the command line words it
+with its flags (commands.setting_words)."""
 
 from __future__ import annotations
 
-import re
+from typing import ClassVar
 
 from medview.ai.models.verdict import WORSE, verdict
+from medview.core.errors import SettingError
 from medview.ui.panels.training_settings import SETTING_NAMES, field_label
 
 
@@ -29,39 +32,56 @@ def error_sentence(ev: dict) -> str:
                 f"); free some space, then {then}.")
     if kind == "internal":
         return f"Training failed with {message}; the log below and the log file have details."
-    return _sentence(f"Training could not run: {_in_panel_words(message)}")
+    return _sentence(f"Training could not run: {setting_sentence(ev.get('setting')) or message}")
 
 
-# the engine's advice for flags the panel has no field for, as what the reader can do here
-_ADVICE = (
-    (r"use --device (\w+)", r"choose Device \1 (or auto) under Setup"),
-    (r"; map it, e\.g\. --map .*$", "; choose what it is under \"Your labels teach\""),
-    (r"add --resume to continue it or choose another --out folder",
-     "Resume it above or Start a new run"),
-    (r"start a new run with another --out folder", "Discard it and Start a new run"),
-    (r"resume it with --base (\S+)", r"Discard it and Start a new run from \1"),
-    (r"--new-version (\S+): (.*), choose another number$", r"New version \1 (in the run's "
-     r"job file): \2: Discard this run and Start a new one"),
-    (r"--new-version (\S+):", r"New version \1 (in the run's job file):"),
-    (r"a smaller --lr than (\S+)", r"a Learning rate below \1"),
-    (r"run again with --threads 1", "set CPU threads to 1 under Advanced and Start again"),
-    (r";[^;]*--out[^;]*$", "; the panel keeps its runs in MedView's data folder (training), "
-                           "which must be a folder it can write"),
-)
+class Panel:
+    """SettingError's voice for the Training panel (core.errors.SettingVoice): a setting is
+    the field the reader sets it in (and Advanced where that is folded), what to do is what
+    the panel offers; the reader never saw `medview train`'s flags."""
+
+    # the job's fields that are not settings, as the panel presents them
+    NAMES: ClassVar[dict[str, str]] = {"version": "New version", "work": "The work folder",
+                                       "base": "The base model", "mapping": "Your labels"}
+
+    def name(self, setting: str) -> str:
+        if setting in SETTING_NAMES:
+            return field_label(setting)
+        return self.NAMES.get(setting, setting)
+
+    # what to do in the panel, by kind of problem (formatted with the value `v`, the limits
+    # and `lr`, the learning rate's field)
+    REMEDIES: ClassVar[dict[str, str]] = {
+        "version_taken": "Discard this run and Start a new one",
+        "folder": "the panel keeps its runs in MedView's data folder (training), which must "
+                  "be a folder it can write",
+        "run_exists": "Resume it above or Start a new run",
+        "checkpoint_unreadable": "Discard it and Start a new run",
+        "base_mismatch": "Discard it and Start a new run from {trained_from}",
+        "diverged": "start again with a {lr} below {v:g}",
+        "workers_died": "set CPU threads to 1 under Advanced and Start again, which prepares "
+                        "one study at a time",
+        "unmapped": "choose what it is under \"Your labels teach\"",
+        "unavailable": "choose Device cpu (or auto) under Setup",
+    }
+
+    def remedy(self, error: SettingError) -> str:
+        return self.REMEDIES.get(error.kind, "").format(v=error.value, lr=self.name("lr"),
+                                                       **error.limits)
 
 
-def _in_panel_words(message: str) -> str:
-    """The engine's sentences name command-line flags (`--epochs 0: train at least 1
-    epoch`); the panel's reader never saw them, only the fields under Setup: a setting's flag
-    (its own, or --set NAME) becomes the field's label, the rest the panel's way to do it."""
-    for pattern, words in _ADVICE:
-        message = re.sub(pattern, words, message)
+PANEL = Panel()
 
-    def label(m: re.Match) -> str:
-        name = (m.group(1) or m.group(2)).replace("-", "_")
-        return field_label(name) if name in SETTING_NAMES else m.group(0)
 
-    return re.sub(r"--set (\w+)|--(\w[\w-]*)", label, message)
+def setting_sentence(data: object) -> str:
+    """A refused setting (the error event's `setting`) in the panel's words; "" when the
+    event carries none, or one this MedView cannot read (the message then stands)."""
+    if not isinstance(data, dict):
+        return ""
+    try:
+        return SettingError.from_dict(data).sentence(PANEL)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return ""
 
 
 def number(value: object) -> str:

@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtWidgets
 
 from medview.ai.training.runs import RunInfo, discard_run, unfinished_runs
 from medview.core.errors import MedviewError
+from medview.ui.panels.training_sentences import setting_sentence
 
 STATES = {"stopped": "stopped", "failed": "ended with an error",
           "interrupted": "interrupted (the app or the computer stopped while it ran)",
@@ -29,7 +30,8 @@ def describe(run: RunInfo) -> str:
     text = (f"{run.base}, started {started}: {STATES.get(run.status, run.status)} — {where}"
             f"{f', last validation Dice {dice[-1]:.3f}' if dice else ''}; {run.train} "
             f"training and {run.val} validation studies.")
-    return text + (f" {run.error}" if run.error and run.status == "failed" else "")
+    error = setting_sentence(run.error_setting) or run.error  # the panel's words if it can
+    return text + (f" {error.rstrip('.')}." if error and run.status == "failed" else "")
 
 
 class UnfinishedRuns(QtWidgets.QGroupBox):
