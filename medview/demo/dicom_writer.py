@@ -78,13 +78,13 @@ class SeriesWriter:
     def __init__(self, folder: Path, seed: int, site: Site, geo: SeriesGeometry,
                  description: str) -> None:
         from pydicom.dataset import Dataset, FileMetaDataset
-        from pydicom.uid import ExplicitVRLittleEndian
+        from pydicom.uid import UID, ExplicitVRLittleEndian
 
         self.folder, self.seed, self.site, self.geo = folder, seed, site, geo
         n = len(geo.z_positions)
         self._digits = max(4, len(str(n)))
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+        meta.MediaStorageSOPClassUID = UID(CT_IMAGE_STORAGE)
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = Dataset()
         ds.file_meta = meta

@@ -176,7 +176,7 @@ def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float,
     (work / LESIONS_NAME).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     (work / README_NAME).write_text(_readme(meta, site), encoding="utf-8")
     return Rendered(described, (n, MATRIX, MATRIX), (thickness_mm, geo.pixel_mm, geo.pixel_mm),
-                    uid(seed, site.key, "study"), meta["series_instance_uid"])
+                    uid(seed, site.key, "study"), uid(seed, site.key, "series"))
 
 
 def _write_labels(path: Path, labels: np.ndarray, geo: SeriesGeometry) -> None:

@@ -131,7 +131,8 @@ class Ellipsoid:
     def make(cls, centre, semi_axes, rot: np.ndarray | None = None) -> Ellipsoid:
         r = np.eye(3) if rot is None else np.asarray(rot, float)
         m = r @ np.diag(1.0 / np.asarray(semi_axes, float) ** 2) @ r.T
-        return cls(tuple(float(v) for v in centre), m)
+        x, y, z = (float(v) for v in centre)
+        return cls((x, y, z), m)
 
     def grown(self, mm: float) -> Ellipsoid:
         """The same ellipsoid with every semi-axis longer by `mm` (a fat rim, a wall)."""

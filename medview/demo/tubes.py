@@ -199,8 +199,8 @@ def grow_tree(rng: np.random.Generator, start, points: np.ndarray, r_root: float
                 stack.append((end, part, min(rc, r_end), side_end))
     vessels = Tubes(np.array(seg_p0), np.array(seg_p1), np.array(seg_r0), np.array(seg_r1))
     if aw_r:
-        r = np.array(aw_r)
-        airways = Tubes(np.array(aw_p0), np.array(aw_p1), r, r.copy())
+        radii = np.array(aw_r)
+        airways = Tubes(np.array(aw_p0), np.array(aw_p1), radii, radii.copy())
     else:
         airways = Tubes.concat([])
     return Tree(vessels, airways)

@@ -11,7 +11,7 @@ thread; progress covers both runs (0..0.5 the first, 0.5..1 the second)."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,12 @@ from medview.core.jobs import JobContext, Progress
 from medview.core.volume import Volume
 from medview.jobs.ai_assist import has_kept_result, live_infer_job
 from medview.jobs.inference import InferenceResult
+
+
+def _through(scale: Callable[[Progress], Progress],
+             report: Callable[[Progress], None]) -> Callable[[Progress], None]:
+    """A progress callback that scales each report into its model's share of the whole."""
+    return lambda p: report(scale(p))
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ def compare_versions_job(volume: Volume, folders: Sequence[Path], ctx: JobContex
                             f"{ref}: {p.message}" if p.message else "")
 
         sub = JobContext(ctx.cancel, None if ctx.progress is None else
-                         (lambda p, f=scaled: ctx.progress(f(p))), ctx.event)
+                         _through(scaled, ctx.progress), ctx.event)
         gen = live_infer_job(volume, folders[index], sub, device=device, tta=False,
                              threshold=threshold, series_key=series_key)
         try:

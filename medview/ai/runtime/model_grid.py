@@ -67,7 +67,8 @@ class ModelGrid:
                 m[j, t], m[j, 3] = -step[t], n[t] - 1
             else:
                 m[j, t] = step[t]
-        return cls(tuple(int(s) for s in shape), m, volume.shape, perm.index(0))
+        depth, rows, cols = (int(s) for s in shape)
+        return cls((depth, rows, cols), m, volume.shape, perm.index(0))
 
     @property
     def study_to_model(self) -> np.ndarray:
