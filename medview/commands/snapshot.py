@@ -127,8 +127,9 @@ def run_snapshot(path: str, out: str, *, plane: str | None = None, slice_number:
         print(f"medview: --slice {number} is out of range: the {chosen.value} plane has "
               f"slices 1 to {n}", file=sys.stderr)
         return EXIT_USAGE
-    if win is not None and volume.is_colour:
-        print("medview: warning: --window is ignored for a colour image", file=sys.stderr)
+    if win is not None and not volume.windowed:
+        print("medview: warning: --window is ignored for an 8-bit colour image",
+              file=sys.stderr)
 
     from medview.ui.snapshot import png_bytes, render_view
 

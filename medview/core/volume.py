@@ -1,7 +1,9 @@
 """Volume: voxels in (slice, row, col) order with an affine to LPS mm and what a reader needs.
 
 Voxels hold modality values (HU for CT) in the smallest exact dtype: int16 where the rescale
-is integral and fits, float32 otherwise; colour images are (slice, row, col, 3) uint8.
+is integral and fits, float32 otherwise; colour images are (slice, row, col, 3): RGB in its
+stored uint8, uint16 or uint32 (windowed for display when deeper than 8 bits), palette colour
+looked up into uint8.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ class Volume:
     @property
     def is_colour(self) -> bool:
         return self.array.ndim == 4
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the display maps values through a window: grey images, and RGB deeper
+        than 8 bits (its values are measurements, not screen colours); 8-bit RGB is shown
+        as it is."""
+        return not self.is_colour or self.array.dtype != np.uint8
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:

@@ -54,6 +54,16 @@ def auto_window(array: np.ndarray, low_pct: float = 0.1, high_pct: float = 99.9,
     return Window(float(lo) + width / 2.0, width, "Auto")
 
 
+def colour_window(array: np.ndarray) -> Window:
+    """The window an RGB image opens with: 0..255 for 8 bits; deeper RGB spans the full
+    range of the bits its values use (0..65535 for 16-bit RGB that reaches the top, 0..4095
+    for 12 bits stored), so its colours look as the 8-bit twin's."""
+    if array.dtype == np.uint8 or array.size == 0:
+        return Window(127.5, 255.0, "Colour")
+    top = float((1 << int(array.max()).bit_length()) - 1) or 1.0
+    return Window(top / 2.0, top, "Colour")
+
+
 def default_window(modality: str, file_windows: list[tuple[float, float]],
                    array: np.ndarray | None = None) -> Window:
     """The window a series opens with: the file's own first, then a modality default."""

@@ -50,6 +50,7 @@ _NIFTI_SMALL_INT_TYPES = {"2", "4", "256", "512"}
 _SHEAR_TOLERANCE_VOXELS = 0.01
 # ITK reads a NIfTI vector image with one slice as 2D, dropping where that slice lies.
 _ONE_COLOUR_SLICE = "SimpleITK loses where a single-slice colour NIfTI lies; use .nrrd or .mha"
+_RGB = (np.uint8, np.uint16, np.uint32)  # RGB keeps its depth (io/dicom/decode.py)
 _NUMPY_NAMES = ("UInt8", "Int8", "UInt16", "Int16", "UInt32", "Int32", "UInt64", "Int64")
 _NPY_WARNING = LoadWarning("geometry_not_saved", ".npy keeps no spacing, orientation or position")
 
@@ -232,7 +233,7 @@ def read_image(path: str | Path) -> Volume:
 
     components = reader.GetNumberOfComponents()
     dtype = _component_dtype(sitk, reader.GetPixelID())
-    if dtype is None or components not in (1, 3) or (components == 3 and dtype != np.uint8):
+    if dtype is None or components not in (1, 3) or (components == 3 and dtype not in _RGB):
         pixel = sitk.GetPixelIDValueAsString(reader.GetPixelID())
         raise UnsupportedInputError(location, f"has '{pixel}' voxels; MedView opens grey and RGB")
     _refuse_if_too_big(location, size, components * dtype.itemsize, "crop or downsample it")

@@ -13,7 +13,7 @@ from medview.core.errors import MedviewError
 from medview.core.jobs import JobContext, Progress
 from medview.core.series import ScanResult, SeriesInfo
 from medview.core.volume import Volume
-from medview.core.windowing import default_window
+from medview.core.windowing import colour_window, default_window
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,12 @@ def _thumbnail(series: SeriesInfo, size: int) -> np.ndarray | None:
     image = load_series(one).array[0]
     step = max(1, -(-max(image.shape[:2]) // size))
     image = image[::step, ::step]
-    if image.ndim == 3:
-        return np.ascontiguousarray(image, np.uint8)
-    lo, hi = default_window(series.modality, series.windows, image).bounds
+    if image.ndim == 3 and image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    lo, hi = (colour_window(image) if image.ndim == 3 else
+              default_window(series.modality, series.windows, image)).bounds
     grey = np.clip((image.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255)
-    if series.photometric == "MONOCHROME1":
+    if series.photometric == "MONOCHROME1" and image.ndim == 2:
         grey = 255 - grey
     return grey.astype(np.uint8)
 

@@ -111,7 +111,7 @@ class MainMenus(QtCore.QObject):
 
     def _auto(self) -> None:
         volume = self.w.state.volume
-        if volume is not None and not volume.is_colour:
+        if volume is not None and volume.windowed:
             win = auto_window(volume.array)
             self.w.state.set_window(win.center, win.width, "Auto")
 
@@ -124,7 +124,7 @@ class MainMenus(QtCore.QObject):
             grey = v is not None and not v.is_colour
             for act in self.preset_actions:
                 act.setEnabled(grey and v.metadata.modality == "CT")
-            self.auto_action.setEnabled(grey)
+            self.auto_action.setEnabled(v is not None and v.windowed)
             self.invert_action.setEnabled(grey)
             self.export_action.setEnabled(v is not None)
         self.crosshair_action.setChecked(s.crosshair_linked)

@@ -159,7 +159,7 @@ class SliceView(pg.GraphicsView):
         self._shown_index = idx
 
     def _levels(self) -> tuple[float, float]:
-        return (0, 255) if self.state.volume.is_colour else self.state.window.bounds
+        return self.state.window.bounds if self.state.volume.windowed else (0, 255)
 
     def _apply_window(self) -> None:
         self.image_item.setLevels(self._levels())

@@ -9,7 +9,13 @@ from collections.abc import Callable
 import numpy as np
 
 from medview.core.volume import Volume
-from medview.core.windowing import CT_PRESETS, Window, auto_window, default_window
+from medview.core.windowing import (
+    CT_PRESETS,
+    Window,
+    auto_window,
+    colour_window,
+    default_window,
+)
 from medview.viewer.layers import OverlayLayer
 from medview.viewer.planes import Plane, PlaneMap, plane_map
 
@@ -60,7 +66,7 @@ class ViewerState:
         if v is None:
             return self.window
         if v.is_colour:
-            return Window(127.5, 255, "Colour")
+            return colour_window(v.array)
         return default_window(v.metadata.modality, v.metadata.windows, v.array)
 
     # -- slices and crosshair

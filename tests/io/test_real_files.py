@@ -172,19 +172,16 @@ def read_sitk(path: Path) -> SitkImage | None:
                      direction)
 
 
-def _to_uint8(ref: np.ndarray, depth: int) -> np.ndarray:
-    """MedView keeps colour as uint8 (Volume's contract): scale a wider reference the same
-    way, by its nominal depth (BitsStored, or the palette LUT's entry depth)."""
-    if ref.dtype.itemsize == 1 or ref.dtype.kind not in "ui" or depth <= 8:
-        return ref
-    return ref >> (depth - 8)
-
-
-def _colour_depth(path: Path) -> int:
+def _palette_to_uint8(ref: np.ndarray, path: Path) -> np.ndarray:
+    """MedView looks palette colour up into 8-bit RGB (RGB itself keeps its stored 8, 16 or
+    32 bits): scale a wider palette reference by the LUT's entry depth the same way."""
     with _quiet():
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     desc = ds.get("RedPaletteColorLookupTableDescriptor")
-    return int(desc[2]) if desc else int(ds.get("BitsStored") or 8)
+    depth = int(desc[2]) if desc else 8
+    if ref.dtype.itemsize == 1 or ref.dtype.kind not in "ui" or depth <= 8:
+        return ref
+    return ref >> (depth - 8)
 
 
 def _tolerance(series: SeriesInfo, volume: Volume, ref: np.ndarray) -> float:
@@ -199,8 +196,10 @@ def assert_voxels_equal(series: SeriesInfo, volume: Volume, ref: np.ndarray, pat
                         reader: str) -> None:
     """Each loaded slice equals the reference frame it came from (MedView sorts slices along
     the normal; the reference keeps file order), compared in float64."""
-    if volume.is_colour:
-        ref = _to_uint8(ref, _colour_depth(path))
+    if volume.is_colour and series.frames[0].pixel.photometric == "PALETTE COLOR":
+        ref = _palette_to_uint8(ref, path)
+    elif volume.is_colour:  # RGB keeps its stored values, 16- and 32-bit included
+        assert volume.array.dtype == ref.dtype, f"{reader} {ref.dtype} != {volume.array.dtype}"
     assert ref.shape[1:] == volume.array.shape[1:], (
         f"{reader} frame shape {ref.shape[1:]} != MedView {volume.array.shape[1:]}")
     tol = _tolerance(series, volume, ref)
@@ -366,9 +365,16 @@ def test_twins_load_alike(first: str) -> None:
         shared = sorted(set(frames) & set(base))
         assert shared, f"{key} and {base_key} share no frame"
         for i in shared:
-            worst = float(np.max(np.abs(frames[i].astype(np.float64)
-                                        - base[i].astype(np.float64))))
+            worst = float(np.max(np.abs(_twin_scale(frames[i]) - _twin_scale(base[i]))))
             assert worst <= tol, f"{key} frame {i} differs from {base_key} by {worst:g}"
+
+
+def _twin_scale(frame: np.ndarray) -> np.ndarray:
+    """Grey as it is; RGB on the 8-bit scale, since RGB keeps its stored depth and the 8-,
+    16- and 32-bit twins are one image at three depths (128 = 32896 = 2155905152)."""
+    if frame.ndim != 3 or frame.dtype == np.uint8:
+        return frame.astype(np.float64)
+    return frame.astype(np.float64) * (255.0 / np.iinfo(frame.dtype).max)
 
 
 def test_twin_groups_cover_the_known_families() -> None:

@@ -79,7 +79,8 @@ def test_a_data_file_outside_the_folder_is_refused(study: Path, secret: Path, wr
 
 @pytest.mark.parametrize("write", [_mhd, _nhdr])
 def test_an_absolute_data_file_is_refused(study: Path, secret: Path, write) -> None:
-    _refused(write(study, str(secret)), f"names its data file by an absolute path ({secret})")
+    # the path is shown, shortened when long: a temporary folder's may be
+    _refused(write(study, str(secret)), "names its data file by an absolute path (/")
 
 
 @pytest.mark.parametrize("write", [_mhd, _nhdr])

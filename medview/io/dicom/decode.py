@@ -67,7 +67,8 @@ class FileDecoder:
         return ds
 
     def frame(self, opener: SourceOpener, fr: FrameRef) -> np.ndarray:
-        """One frame: grey in stored values (or Modality-LUT values), colour as RGB uint8."""
+        """One frame: grey in stored values (or Modality-LUT values), RGB in its stored
+        values (uint8, uint16 or uint32), palette colour as RGB uint8."""
         ds = self._dataset(opener, fr.source)
         pf = fr.pixel
         arr = pixel_array(ds, index=fr.frame_index if pf.n_frames > 1 else None,
@@ -77,7 +78,7 @@ class FileDecoder:
         if pf.photometric == "PALETTE COLOR":
             return _palette_rgb(arr, ds)
         if pf.samples_per_pixel == 3:
-            return _to_uint8_rgb(arr, pf.bits_stored)
+            return rgb_as_stored(arr)
         if pf.has_modality_lut_sequence:
             return np.asarray(apply_modality_lut(arr, ds), np.float32)
         return arr
@@ -96,6 +97,21 @@ def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
             and ds.original_encoding[1] is False):
         rgb = rgb.byteswap()
     return _to_uint8_rgb(rgb, int(ds.RedPaletteColorLookupTableDescriptor[2]))
+
+
+def rgb_dtype(bits_allocated: int) -> np.dtype:
+    """The dtype an RGB image of this storage keeps its values in: 16- and 32-bit RGB
+    (secondary captures, microscopy) are measurements, not 8-bit screen colours."""
+    return np.dtype({16: np.uint16, 32: np.uint32}.get(bits_allocated, np.uint8))
+
+
+def rgb_as_stored(arr: np.ndarray) -> np.ndarray:
+    """RGB values kept as stored: unsigned samples of 8, 16 or 32 bits unchanged (the
+    display windows them), a signed or float rarity clipped into the unsigned type."""
+    if arr.dtype in (np.uint8, np.uint16, np.uint32):
+        return arr
+    target = rgb_dtype(8 * arr.dtype.itemsize)
+    return np.clip(arr, 0, np.iinfo(target).max).astype(target)
 
 
 def _to_uint8_rgb(arr: np.ndarray, bits: int) -> np.ndarray:

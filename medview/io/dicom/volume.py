@@ -27,7 +27,7 @@ from medview.core.limits import format_bytes, max_volume_bytes
 from medview.core.series import FrameRef, PixelFormat, SeriesInfo
 from medview.core.volume import Volume, VolumeMetadata
 from medview.io import sources
-from medview.io.dicom.decode import FileDecoder, stored_dtype
+from medview.io.dicom.decode import FileDecoder, rgb_dtype, stored_dtype
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,10 @@ def choose_dtype(series: SeriesInfo) -> tuple[np.dtype, bool]:
     if one does not. Non-integral rescale gives float32; 32-bit storage int32, narrowed at
     the end when the values allow (_fit_int16)."""
     frames = series.frames
-    if series.samples_per_pixel == 3:
-        return np.dtype(np.uint8), False
+    if series.samples_per_pixel == 3:  # palette colour is looked up into 8-bit RGB
+        return max((np.dtype(np.uint8) if f.pixel.photometric == "PALETTE COLOR"
+                    else rgb_dtype(f.pixel.bits_allocated) for f in frames),
+                   key=lambda d: d.itemsize), False
     if any(f.pixel.float_pixels or f.pixel.has_modality_lut_sequence for f in frames):
         return np.dtype(np.float32), False
     integral = all(float(f.rescale_slope).is_integer() and float(f.rescale_intercept).is_integer()
@@ -274,7 +276,7 @@ def _mask_bits(raw: np.ndarray, pf: PixelFormat) -> np.ndarray:
 
 
 def _rescale_into(raw: np.ndarray, fr: FrameRef, target: np.ndarray, checked: bool) -> None:
-    if target.ndim == 3:  # colour: decoder already gave RGB uint8
+    if target.ndim == 3:  # colour: the decoder gave RGB values as stored
         target[...] = raw
         return
     slope, intercept = fr.rescale_slope, fr.rescale_intercept

@@ -160,24 +160,27 @@ class WindowPanel(QtWidgets.QWidget):
     def _on_state(self, what: str) -> None:
         if what == st.VOLUME:
             self._load_volume()
-        elif what == st.WINDOW and self._grey():
+        elif what == st.WINDOW and self._windowed():
             self._show_window()
 
-    def _grey(self) -> bool:
+    def _windowed(self) -> bool:
         v = self.state.volume
-        return v is not None and not v.is_colour
+        return v is not None and v.windowed
 
     def _load_volume(self) -> None:
         v = self.state.volume
-        grey = self._grey()
-        for w in (self.plot, self.presets, self.width_box, self.level_box, self.invert_box):
-            w.setEnabled(grey)
-        self.note.setText("" if grey or v is None else
+        windowed = self._windowed()
+        for w in (self.plot, self.presets, self.width_box, self.level_box):
+            w.setEnabled(windowed)
+        self.invert_box.setEnabled(v is not None and not v.is_colour)
+        self.note.setText("" if v is None or not v.is_colour else
+                          f"Colour image of {8 * v.array.itemsize}-bit values: window/level "
+                          f"applies to all three channels." if windowed else
                           "Colour image: window/level does not apply.")
         self.note.setVisible(bool(self.note.text()))
         self.presets.clear()
         self.preset_windows = []
-        if not grey:
+        if not windowed:
             self.curve.clear()
             self.ramp.clear()
             return
@@ -186,6 +189,10 @@ class WindowPanel(QtWidgets.QWidget):
         self._y_top = float(counts.max()) * 1.05 or 1.0
         self.vb.setYRange(0, self._y_top, padding=0)
         self._data_range = (float(edges[0]), float(edges[-1]))
+        # the boxes reach past the data: 32-bit RGB runs to 4.3e9, beyond a CT's 1e6
+        reach = max(1e6, 4 * max(abs(self._data_range[0]), abs(self._data_range[1])))
+        self.width_box.setMaximum(reach)
+        self.level_box.setRange(-reach, reach)
         decimals = _decimals(self._data_range[1] - self._data_range[0])
         step = max((self._data_range[1] - self._data_range[0]) / 200, 10.0 ** -decimals)
         for box in (self.width_box, self.level_box):
@@ -231,7 +238,7 @@ class WindowPanel(QtWidgets.QWidget):
 
     def _fit_range(self) -> None:
         """x-range: the data and the window, whichever reaches further, plus a margin."""
-        if self._syncing or not self._grey():
+        if self._syncing or not self._windowed():
             return
         lo, hi = self.state.window.bounds
         lo, hi = min(lo, self._data_range[0]), max(hi, self._data_range[1])
@@ -239,7 +246,7 @@ class WindowPanel(QtWidgets.QWidget):
 
     # -- widgets -> state
     def _on_region(self) -> None:
-        if self._syncing or not self._grey():
+        if self._syncing or not self._windowed():
             return
         lo, hi = self.region.getRegion()
         if hi - lo < 1.0:  # the lines met: keep the one not dragged, as the state keeps W >= 1
@@ -256,15 +263,15 @@ class WindowPanel(QtWidgets.QWidget):
 
     # each box changes its own value only: the other box shows a rounded one
     def _on_width(self, width: float) -> None:
-        if not self._syncing and self._grey():
+        if not self._syncing and self._windowed():
             self.state.set_window(self.state.window.center, width, CUSTOM)
 
     def _on_level(self, level: float) -> None:
-        if not self._syncing and self._grey():
+        if not self._syncing and self._windowed():
             self.state.set_window(level, self.state.window.width, CUSTOM)
 
     def _on_invert(self, checked: bool) -> None:
-        if not self._syncing and self._grey() and checked != self.state.invert:
+        if not self._syncing and self._windowed() and checked != self.state.invert:
             self.state.toggle_invert()
 
     # -- cine
