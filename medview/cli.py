@@ -182,11 +182,29 @@ def _setup_logging(log_file: str | None, verbose: bool) -> str:
         handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
     except OSError:
         handler = logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from medview.core.log_privacy import ScrubbingFormatter
+    from medview.io.workspace import data_dir
+
+    # every record, MedView's and other libraries' (pydicom quotes raw values), tracebacks
+    # too, is scrubbed of paths outside the opened folders and of quoted values
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                            data_folder=str(data_dir())))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     return log_file
+
+
+def _note_opened(args: argparse.Namespace) -> None:
+    """The files and folders named on the command line: paths inside them reach the log
+    relative to them (core/log_privacy.py)."""
+    from medview.core.log_privacy import note_opened
+
+    for name in ("paths", "path", "out", "data", "job", "card"):
+        value = getattr(args, name, None)
+        for path in value if isinstance(value, list) else [value]:
+            if isinstance(path, str):
+                note_opened(path)
 
 
 def _err(message: str) -> None:
@@ -200,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if gui is not None:
         return _open_viewer(parser, gui)
     args = parser.parse_args(argv)
+    _note_opened(args)
     log_file = _setup_logging(args.log_file, args.verbose)
     said = _CountingStderr(sys.stderr)
     sys.stderr = said
@@ -234,6 +253,7 @@ def _open_viewer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         _err(f"{missing[0]}: no such file or folder, and not a command ({commands}); "
              f"see medview --help")
         return EXIT_USAGE
+    _note_opened(args)
     log_file = _setup_logging(args.log_file, args.verbose)
 
     def run() -> int:

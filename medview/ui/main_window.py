@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from medview.core.log_privacy import note_opened
 from medview.core.series import ScanResult, SeriesInfo
 from medview.core.volume import Volume
 from medview.io.image_files import SUPPORTED_READ_SUFFIXES, is_image_file
@@ -161,6 +162,8 @@ class MainWindow(QtWidgets.QMainWindow):
         paths = [str(Path(p).expanduser()) for p in paths if p]
         missing = [p for p in paths if not Path(p).exists()]
         paths = [p for p in paths if p not in missing]
+        for p in paths:  # paths inside them reach the log relative to them, never whole
+            note_opened(p)
         if missing:
             self.message("Not found", f"{missing[0]} does not exist"
                          + (f" (and {len(missing) - 1} more paths)" if len(missing) > 1 else "")
