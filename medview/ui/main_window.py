@@ -68,7 +68,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.window_panel = WindowPanel(self.state, self.views)
         self.measurements = MeasurementsPanel(self.state, self.views)
         self.layers = LayersPanel(self.state)
-        self.ai = AIPanel(self.state, lambda: self.views)
+        self.ai = AIPanel(self.state, lambda: self.views, settings=settings)
         window_level = self.add_panel("Window / Level", self.window_panel)
         measurements = self.add_panel("Measure", self.measurements)
         self.tabifyDockWidget(measurements, self.add_panel("Layers", self.layers))

@@ -45,6 +45,16 @@ class Settings:
         self._set("view/layout", value)
 
     @property
+    def finding_window(self) -> bool:
+        """Going to an AI finding sets the window its label calls for (lung for a lung
+        nodule); the reader may turn that off in the AI panel."""
+        return self._str("ai/finding_window", "true") != "false"
+
+    @finding_window.setter
+    def finding_window(self, value: bool) -> None:
+        self._set("ai/finding_window", "true" if value else "false")
+
+    @property
     def last_folder(self) -> str:
         return self._str("files/last_folder")
 

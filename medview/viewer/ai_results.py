@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from medview.core.findings import Finding
+from medview.core.windowing import CT_PRESETS, Window
 from medview.viewer.finding_store import FindingStore
 from medview.viewer.layers import OverlayLayer
 from medview.viewer.planes import Plane, PlaneMap
@@ -41,7 +42,21 @@ from medview.viewer.state import ViewerState
 MASK_MODES = ("filled", "outline", "off")
 MASK_OPACITY = {"filled": 0.45, "outline": 1.0}
 THRESHOLD_RANGE = (0.05, 0.95)
-FOCUS_MARGIN_MM = 25.0  # around a finding zoomed to, at least half its size
+# Going to a finding: it fills this share of the view, unless that needs more than
+# MAX_FOCUS_ZOOM screen pixels per image pixel (see focus_rect_mm)
+FOCUS_FRACTION = 1 / 3
+MAX_FOCUS_ZOOM = 4.0
+# The CT window a finding's label calls for, by words in its name: the first match wins
+# (the preset names of core.windowing.CT_PRESETS)
+LABEL_WINDOWS = (
+    (("lung", "pulmonary"), "Lung"),
+    (("liver", "hepatic"), "Liver"),
+    (("bone", "osseous", "fracture", "vertebra", "rib", "skelet"), "Bone"),
+    (("brain", "intracranial", "haemorrhage", "hemorrhage"), "Brain"),
+    (("mediastin", "lymph", "aort"), "Mediastinum"),
+    (("kidney", "renal", "pancrea", "spleen", "splenic", "adrenal", "bowel", "abdom"),
+     "Abdomen"),
+)
 
 
 class DecodedVolume:
@@ -194,10 +209,18 @@ class AIResults:
 
 
 def focus_rect_mm(finding: Finding, pm: PlaneMap,
-                  margin_mm: float = FOCUS_MARGIN_MM) -> tuple[float, float, float, float]:
-    """(x, y, width, height) in a view's scene millimetres that shows the finding's bounding
-    box with a margin of `margin_mm`, or half its size when larger, on every side: a small
-    nodule fills about a tenth of the view, with enough around it to see where it lies."""
+                  view_px: tuple[float, float] | None = None
+                  ) -> tuple[float, float, float, float]:
+    """(x, y, width, height) in a view's scene millimetres, a square on the finding's box
+    centre in which the finding's larger side fills FOCUS_FRACTION (a third): enough around
+    it to see where it lies, the finding itself large enough to read.
+
+    With the view's size in screen pixels (`view_px`), the zoom stays at most
+    MAX_FOCUS_ZOOM screen pixels per image pixel, or the zoom that fits the whole image when
+    that is larger (going to a finding never zooms out): past about 4 a pixel shows as a
+    block, not anatomy (8x, the old zoom, made pixels the size of a fingertip), so a
+    finding under about a twelfth of the view's width fills less than a third. A finding
+    larger than a third of the image shows the whole image."""
     first, last = finding.bbox_index
     rows, cols = [], []
     for corner in itertools.product(*zip(first, last, strict=True)):
@@ -207,8 +230,27 @@ def focus_rect_mm(finding: Finding, pm: PlaneMap,
     row_mm, col_mm = pm.pixel_mm
     x0, x1 = min(cols) * col_mm, (max(cols) + 1) * col_mm
     y0, y1 = min(rows) * row_mm, (max(rows) + 1) * row_mm
-    m = max(margin_mm, (x1 - x0) / 2, (y1 - y0) / 2)
-    return x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m
+    image_h, image_w = (n * mm for n, mm in zip(pm.screen_shape, pm.pixel_mm, strict=True))
+    side = min(max(x1 - x0, y1 - y0) / FOCUS_FRACTION, max(image_w, image_h))
+    if view_px is not None and min(view_px) > 0:
+        # screen pixels per mm, at most: MAX_FOCUS_ZOOM on the finer pixel side, or the
+        # whole image's fit when that is closer already
+        fit = min(view_px[0] / image_w, view_px[1] / image_h)
+        most = max(MAX_FOCUS_ZOOM / min(row_mm, col_mm), fit)
+        side = max(side, min(view_px) / most)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return cx - side / 2, cy - side / 2, side, side
+
+
+def window_for_label(label_name: str, modality: str) -> Window | None:
+    """The CT preset a finding's label calls for (Lung for 'lung nodule', Liver for 'liver
+    lesion'), or None: not CT, or a label whose name says no organ (LABEL_WINDOWS)."""
+    if modality.upper() != "CT":
+        return None
+    words = label_name.lower()
+    name = next((preset for keys, preset in LABEL_WINDOWS if any(k in words for k in keys)),
+                None)
+    return next((w for w in CT_PRESETS if w.name == name), None)
 
 
 def explanation_layer(shape: tuple[int, int, int], index: int, heatmap: np.ndarray,

@@ -191,13 +191,37 @@ def test_clicking_a_finding_moves_the_crosshair_and_zooms_every_view(qtbot, view
         _, row, col = view.plane_map.from_index(np.asarray(target.centroid_index))
         centre = view.pixel_to_mm(row, col)
         assert x0 < centre.x() < x1 and y0 < centre.y() < y1
-        fx, fy, fw, fh = focus_rect_mm(target, view.plane_map)
+        fx, fy, fw, fh = focus_rect_mm(target, view.plane_map,
+                                       (view.vb.width(), view.vb.height()))
         assert x0 <= fx + 0.01 and fx + fw <= x1 + 0.01 and y0 <= fy + 0.01
         assert fy + fh <= y1 + 0.01  # the finding's box and its margin are in view...
         assert x1 - x0 == pytest.approx(fw, rel=0.02) or \
             y1 - y0 == pytest.approx(fh, rel=0.02)  # ...and fill it one way
-        assert x1 - x0 < wx[1] - wx[0] or y1 - y0 < wy[1] - wy[0]  # zoomed in
+        # pixels of 2.4 mm already show at about 5x when the whole image fits: the zoom
+        # stays at most there (4 screen pixels per image pixel, or the fit), on the finding
+        rows, cols = view.plane_map.screen_shape
+        row_mm, col_mm = view.plane_map.pixel_mm
+        fit = min(view.vb.width() / (cols * col_mm), view.vb.height() / (rows * row_mm))
+        per_mm = 1 / view.vb.viewPixelSize()[0]
+        assert per_mm <= max(4.0 / min(row_mm, col_mm), fit) * 1.02
+        assert x1 - x0 <= wx[1] - wx[0] + 0.01 and y1 - y0 <= wy[1] - wy[0] + 0.01
     assert f"Finding {target.id}" in panel.status.text()
+    # the label calls for the lung window (bright-seg's label 1 is a lung nodule)
+    assert target.label_name == "lung nodule"
+    assert (state.window.name, state.window.width, state.window.center) == ("Lung", 1500, -600)
+    assert "Lung window" in panel.status.text()
+
+
+def test_going_to_a_finding_keeps_the_readers_window_when_turned_off(qtbot, viewer):
+    state, _views, panel = viewer
+    shown = click_run(qtbot, panel)
+    state.set_window(40, 400, "Abdomen")
+    assert panel.window_box.isChecked()  # on unless the reader turns it off
+    qtbot.mouseClick(panel.window_box, Qt.MouseButton.LeftButton,
+                     pos=QtCore.QPoint(8, panel.window_box.height() // 2))
+    assert not panel.window_box.isChecked()
+    click_row(qtbot, panel, shown.findings[0].id)
+    assert state.window.name == "Abdomen" and "window" not in panel.status.text()
 
 
 def test_findings_sort_by_any_column(qtbot, viewer):

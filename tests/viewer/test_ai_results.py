@@ -1,6 +1,7 @@
 """AIResults without Qt: the layers made from a model's result, the threshold moved without
 the model, decisions kept, going and zooming to a finding, and the AI notes in the corners."""
 
+import itertools
 import time
 
 import numpy as np
@@ -10,7 +11,12 @@ import torch
 from medview.core.jobs import CancelToken, JobContext
 from medview.core.volume import Volume, VolumeMetadata
 from medview.jobs.inference import infer_job
-from medview.viewer.ai_results import AIResults, explanation_layer, focus_rect_mm
+from medview.viewer.ai_results import (
+    AIResults,
+    explanation_layer,
+    focus_rect_mm,
+    window_for_label,
+)
 from medview.viewer.annotations import ai_notes, corner_lines
 from medview.viewer.finding_store import FindingStore
 from medview.viewer.layers import label_outline
@@ -180,7 +186,38 @@ def test_go_to_puts_the_crosshair_on_the_centroid_and_the_box_in_every_plane(sho
         centre = shown.state.maps[plane]
         assert x < (col + 0.5) * centre.pixel_mm[1] < x + w
         assert y < (row + 0.5) * centre.pixel_mm[0] < y + h
-        assert w >= 2 * 25.0 and h >= 2 * 25.0
+        assert w == pytest.approx(h)  # a square on the finding: it fills a third of it
+        first, last = f.bbox_index
+        box = [pm.from_index(np.asarray(c, float))[1:]
+               for c in itertools.product(*zip(first, last, strict=True))]
+        size_mm = max((max(b[1] for b in box) - min(b[1] for b in box) + 1) * pm.pixel_mm[1],
+                      (max(b[0] for b in box) - min(b[0] for b in box) + 1) * pm.pixel_mm[0])
+        whole = max(n * mm for n, mm in zip(pm.screen_shape, pm.pixel_mm, strict=True))
+        assert w == pytest.approx(min(3 * size_mm, whole))
+
+
+def test_focus_zoom_is_capped_at_4_screen_pixels_per_image_pixel(shown):
+    """A small finding in a big view fills less than a third rather than showing pixels as
+    blocks; never zoomed out past the whole image either (issue 20, point 6)."""
+    f = min(shown.findings, key=lambda x: x.volume_ml)
+    pm = shown.state.maps[Plane.AXIAL]
+    free = focus_rect_mm(f, pm)[2]
+    view = (4000.0, 3000.0)  # a wall display: a third would be far past 4x
+    w = focus_rect_mm(f, pm, view)[2]
+    assert w > free
+    per_mm = min(view) / w  # screen pixels per mm
+    (rows, cols), (row_mm, col_mm) = pm.screen_shape, pm.pixel_mm
+    fit = min(view[0] / (cols * col_mm), view[1] / (rows * row_mm))
+    assert per_mm == pytest.approx(max(4.0 / min(row_mm, col_mm), fit))
+
+
+@pytest.mark.parametrize(("label", "modality", "preset"), [
+    ("lung nodule", "CT", "Lung"), ("Liver lesion", "CT", "Liver"),
+    ("rib fracture", "CT", "Bone"), ("renal cyst", "CT", "Abdomen"),
+    ("lesion", "CT", None), ("lung nodule", "MR", None)])
+def test_the_window_a_label_calls_for(label, modality, preset):
+    window = window_for_label(label, modality)
+    assert (window.name if window else None) == preset
 
 
 def test_tta_adds_an_uncertainty_layer_when_asked(shown):

@@ -33,10 +33,11 @@ from medview.jobs.ai_assist import (
 from medview.ui.panels.ai_display import AIDisplay
 from medview.ui.panels.explain_box import ExplainBox
 from medview.ui.panels.findings_table import FindingsTable
+from medview.ui.settings import Settings
 from medview.ui.slice_view import SliceView
 from medview.ui.workers import JobWorker
 from medview.viewer import state as st
-from medview.viewer.ai_results import AIResults, focus_rect_mm
+from medview.viewer.ai_results import AIResults, focus_rect_mm, window_for_label
 from medview.viewer.finding_store import FindingStore
 from medview.viewer.state import ViewerState
 
@@ -52,9 +53,11 @@ class AIPanel(QtWidgets.QWidget):
     into_labels = QtCore.Signal(object, object)
 
     def __init__(self, state: ViewerState, views: Callable[[], list[SliceView]],
-                 parent: QtWidgets.QWidget | None = None) -> None:
+                 parent: QtWidgets.QWidget | None = None,
+                 settings: Settings | None = None) -> None:
         super().__init__(parent)
         self.state, self._views = state, views
+        self.settings = settings  # where the window-by-finding choice is kept, when given
         # the panel's own pool (shutdown() cancels and waits for it), owned by the app: a
         # pool freed by Python's GC waits for its threads holding the GIL they need
         self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
@@ -97,6 +100,12 @@ class AIPanel(QtWidgets.QWidget):
         self.display.failed.connect(lambda text: self._tell("Findings not measured", text))
         self.table = FindingsTable()
         self.table.activated.connect(self.go_to)
+        self.window_box = QtWidgets.QCheckBox(
+            "Window for the finding (lung for a lung nodule)", toolTip=(
+                "Going to a finding sets the CT window its label calls for; untick to keep "
+                "your own window"))
+        self.window_box.setChecked(self.settings is None or self.settings.finding_window)
+        self.window_box.toggled.connect(self._keep_window_choice)
         self.table.decided.connect(self.decide)
         self.table.to_labels.connect(self._to_labels)
         self.explain = ExplainBox(self.state, self._pool)
@@ -133,6 +142,7 @@ class AIPanel(QtWidgets.QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.display)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.window_box)
         layout.addWidget(self.explain)
 
     def refresh_models(self, select: str | None = None) -> None:
@@ -321,17 +331,30 @@ class AIPanel(QtWidgets.QWidget):
         self.table.set_findings(r.findings if r else [], colours, bool(r and r.tta))
 
     def go_to(self, finding_id: int) -> None:
-        """Every view to the finding's centre, zoomed to its box with a margin."""
+        """Every view to the finding's centre, zoomed so it fills about a third of the view
+        (focus_rect_mm), in the window its label calls for unless the reader turned that
+        off (window_box)."""
         finding = self.results.finding(finding_id) if self.results else None
         if finding is None:
             return
         self.results.go_to(finding)
         for view in self._views():
-            x, y, w, h = focus_rect_mm(finding, self.state.maps[view.plane])
+            x, y, w, h = focus_rect_mm(finding, self.state.maps[view.plane],
+                                       (view.vb.width(), view.vb.height()))
             view.vb.setRange(QtCore.QRectF(x, y, w, h), padding=0.0)
         first, last = finding.slice_range
+        said = ""
+        window = window_for_label(finding.label_name, self.state.volume.metadata.modality)
+        if window is not None and self.window_box.isChecked():
+            self.state.set_window(window.center, window.width, window.name)
+            said = f" {window.name} window."
         self._say(f"Finding {finding.id}: {finding.label_name}, "
-                  f"{finding.longest_axial_diameter_mm:.1f} mm, images {first + 1}–{last + 1}.")
+                  f"{finding.longest_axial_diameter_mm:.1f} mm, images {first + 1}–{last + 1}."
+                  + said)
+
+    def _keep_window_choice(self, on: bool) -> None:
+        if self.settings is not None:
+            self.settings.finding_window = on
 
     def decide(self, finding_ids: list[int], decision: str) -> None:
         if self.results is None:
