@@ -88,13 +88,20 @@ def _store_many_studies(node: DimseNode, template: Path, n: int, work: Path) -> 
     dimse.send(node, files)
 
 
+# the keys MedView's study query asks for (net.dimse.study_identifier), so both answer the
+# same question
+_STUDY_KEYS = ("QueryRetrieveLevel=STUDY", "StudyInstanceUID", "PatientName", "PatientID",
+               "StudyDate", "ModalitiesInStudy", "AccessionNumber", "StudyDescription",
+               "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")
+
+
 def _findscu(server, out: Path) -> float:
     out.mkdir(parents=True)
     started = time.perf_counter()
     subprocess.run([_dcmtk("findscu"), "-S", "-X", "-od", str(out), "-aet", server.dcmtk_aet,
                     "-aec", server.aet, "127.0.0.1", str(server.dicom_port),
-                    "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID",
-                    "-k", "PatientID", "-k", "StudyDate"], check=True, capture_output=True)
+                    *(a for k in _STUDY_KEYS for a in ("-k", k))], check=True,
+                   capture_output=True)
     return time.perf_counter() - started
 
 

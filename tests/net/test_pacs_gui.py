@@ -1,0 +1,120 @@
+"""The PACS pages driven as a reader would, with pytest-qt, against a real PACS: add the
+local Orthanc in the node settings and Echo it; search local and remote studies in one list;
+retrieve a study (it then lists as local); an unverified TLS node shows its warning; a secret
+never lands in the saved node list."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pydicom
+import pytest
+
+from medview.net.nodes import WebNode, load_nodes
+from tests.net.orthanc import free_port
+
+pytestmark = pytest.mark.external
+SHOTS = os.environ.get("MEDVIEW_SHOTS")  # a folder to save screenshots into, when set
+
+
+def shot(widget, name: str) -> None:
+    if SHOTS:
+        widget.grab().save(os.path.join(SHOTS, f"{name}.png"))
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_add_the_pacs_and_echo_it(qtbot, orthanc, data_dir):
+    from medview.ui.panels.pacs_nodes import INSECURE, PacsNodesPage
+
+    page = PacsNodesPage()
+    qtbot.addWidget(page)
+    page.resize(900, 420)
+    page.fields["name"].setText("orthanc")
+    page.fields["called_ae"].setText(orthanc.aet)
+    page.fields["host"].setText("127.0.0.1")
+    page.port.setValue(orthanc.dicom_port)
+    page.fields["our_ae"].setText(orthanc.medview_aet)
+    page.our_port.setValue(orthanc.medview_port)
+    qtbot.mouseClick(page.save_button, qtbot_button())
+    assert [n.name for n in load_nodes()] == ["orthanc"]
+    with qtbot.waitSignal(page.echoed, timeout=20000) as echoed:
+        qtbot.mouseClick(page.echo_button, qtbot_button())
+    assert echoed.args[0].startswith("orthanc answered in ")
+    shot(page, "pacs-nodes-echo")
+    page.port.setValue(free_port())
+    qtbot.waitUntil(page.echo_button.isEnabled)  # the first test has ended
+    with qtbot.waitSignal(page.echoed, timeout=20000) as down:
+        qtbot.mouseClick(page.echo_button, qtbot_button())
+    assert "the node is down or the port is wrong" in down.args[0]
+    # a DICOMweb node with a token and TLS unverified
+    page.kind.setCurrentIndex(1)
+    page.fields["name"].setText("web")
+    page.fields["url"].setText("https://pacs.example/dicom-web")
+    page.auth.setCurrentText("bearer")
+    page.fields["secret"].setText("s3cret-token")
+    page.verify.setChecked(False)
+    assert page.warning.isVisibleTo(page) and page.warning.text() == INSECURE
+    qtbot.mouseClick(page.save_button, qtbot_button())
+    shot(page, "pacs-nodes-insecure")
+    saved = (data_dir / "pacs" / "nodes.json").read_text()
+    assert "s3cret-token" not in saved
+    assert json.loads(saved)["nodes"][1]["verify_tls"] is False
+    assert "⚠" in page.list.item(1).text()
+    assert isinstance(load_nodes()[1], WebNode) and load_nodes()[1].insecure
+
+
+def qtbot_button():
+    from PySide6 import QtCore
+    return QtCore.Qt.MouseButton.LeftButton
+
+
+def test_search_retrieve_and_see_it_local(qtbot, orthanc, stored_study, data_dir):
+    from medview.ui.panels.pacs_studies import LOCAL, PacsStudies
+    from tests.net.orthanc import dimse_node
+
+    node = dimse_node(orthanc)
+    panel = PacsStudies([node])
+    qtbot.addWidget(panel)
+    panel.resize(1100, 420)
+    pid = str(pydicom.dcmread(next(stored_study.series_dir.glob("*.dcm"))).PatientID)
+    panel.edits["patient_id"].setText(pid)
+    with qtbot.waitSignal(panel.searched, timeout=30000) as found:
+        qtbot.mouseClick(panel.search_button, qtbot_button())
+    rows = found.args[0].rows
+    assert [(r.source, r.study_uid) for r in rows] == [("orthanc",
+                                                         stored_study.study_instance_uid)]
+    assert panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == "orthanc"
+    assert panel.table.item(0, 6).text() == str(stored_study.n_slices)
+    shot(panel, "pacs-studies-remote")
+    panel.table.selectRow(0)
+    qtbot.waitUntil(panel.retrieve_button.isEnabled)  # the search job has ended
+    with qtbot.waitSignal(panel.retrieved, timeout=60000) as first:
+        qtbot.mouseClick(panel.retrieve_button, qtbot_button())
+    assert first.args[0].endswith(stored_study.study_instance_uid)
+    qtbot.waitUntil(lambda: panel.search_button.isEnabled(), timeout=60000)
+    assert panel.note.text() == f"{stored_study.n_slices} instances retrieved, 0 were here " \
+                                f"already."
+    panel.source.setCurrentText(LOCAL)
+    with qtbot.waitSignal(panel.searched, timeout=30000) as local:
+        qtbot.mouseClick(panel.search_button, qtbot_button())
+    assert [(r.source, r.instance_count) for r in local.args[0].rows] == [
+        ("local", stored_study.n_slices)]
+    panel.source.setCurrentIndex(0)  # all sources: the study twice, local and remote
+    qtbot.waitUntil(panel.search_button.isEnabled)
+    with qtbot.waitSignal(panel.searched, timeout=30000) as both:
+        qtbot.mouseClick(panel.search_button, qtbot_button())
+    assert sorted(r.source for r in both.args[0].rows) == ["local", "orthanc"]
+    shot(panel, "pacs-studies-both")
+    # a node that is down is a note beside the local results, not a failed search
+    panel.set_nodes([dimse_node(orthanc, name="down", port=free_port())])
+    qtbot.waitUntil(panel.search_button.isEnabled)
+    with qtbot.waitSignal(panel.searched, timeout=30000) as partial:
+        qtbot.mouseClick(panel.search_button, qtbot_button())
+    assert [r.source for r in partial.args[0].rows] == ["local"]
+    assert "down: nothing answers" in panel.note.text()
