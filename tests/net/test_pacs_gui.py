@@ -65,7 +65,7 @@ def test_add_the_pacs_and_echo_it(qtbot, orthanc, data_dir):
     saved = (data_dir / "pacs" / "nodes.json").read_text()
     assert "s3cret-token" not in saved
     assert json.loads(saved)["nodes"][1]["verify_tls"] is False
-    assert "⚠" in page.list.item(1).text()
+    assert page.list.item(1).text() == "⚠ web (TLS not verified)"
     assert isinstance(load_nodes()[1], WebNode) and load_nodes()[1].insecure
 
 
@@ -91,9 +91,9 @@ def test_search_retrieve_and_see_it_local(qtbot, orthanc, stored_study, data_dir
                                                          stored_study.study_instance_uid)]
     assert panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == "orthanc"
     assert panel.table.item(0, 6).text() == str(stored_study.n_slices)
+    qtbot.waitUntil(panel.retrieve_button.isEnabled)  # the search job has ended
     shot(panel, "pacs-studies-remote")
     panel.table.selectRow(0)
-    qtbot.waitUntil(panel.retrieve_button.isEnabled)  # the search job has ended
     with qtbot.waitSignal(panel.retrieved, timeout=60000) as first:
         qtbot.mouseClick(panel.retrieve_button, qtbot_button())
     assert first.args[0].endswith(stored_study.study_instance_uid)
@@ -110,6 +110,7 @@ def test_search_retrieve_and_see_it_local(qtbot, orthanc, stored_study, data_dir
     with qtbot.waitSignal(panel.searched, timeout=30000) as both:
         qtbot.mouseClick(panel.search_button, qtbot_button())
     assert sorted(r.source for r in both.args[0].rows) == ["local", "orthanc"]
+    qtbot.waitUntil(panel.search_button.isEnabled)
     shot(panel, "pacs-studies-both")
     # a node that is down is a note beside the local results, not a failed search
     panel.set_nodes([dimse_node(orthanc, name="down", port=free_port())])

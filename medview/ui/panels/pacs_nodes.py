@@ -159,10 +159,11 @@ class PacsNodesPage(QtWidgets.QWidget):
     def _refresh_list(self) -> None:
         self.list.clear()
         for n in self.nodes:
-            text = f"{n.name}  ({n.address})"
-            if isinstance(n, WebNode) and n.insecure:
-                text = f"⚠ {text}  TLS not verified"
-            self.list.addItem(text)
+            insecure = isinstance(n, WebNode) and n.insecure
+            item = QtWidgets.QListWidgetItem(f"⚠ {n.name} (TLS not verified)" if insecure
+                                             else n.name)
+            item.setToolTip(n.address)
+            self.list.addItem(item)
 
     # -- actions
     def save_current(self) -> Node | None:

@@ -53,6 +53,9 @@ class PacsStudies(QtWidgets.QWidget):
             d.setDisplayFormat("yyyy-MM-dd")
             d.setDate(QtCore.QDate.currentDate())
         self.date_from.setDate(QtCore.QDate.currentDate().addYears(-1))
+        for d in (self.date_from, self.date_to):
+            d.setEnabled(False)
+            self.use_dates.toggled.connect(d.setEnabled)
         self.search_button = QtWidgets.QPushButton("Search")
         self.retrieve_button = QtWidgets.QPushButton("Retrieve")
         self.send_button = QtWidgets.QPushButton("Send files…")
