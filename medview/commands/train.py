@@ -166,6 +166,8 @@ def run_train(args: Any) -> int:
     trainer = None
 
     def emit(event: dict) -> None:
+        if isinstance(event.get("setting"), dict):  # (a warning about one) in our words
+            event = {**event, "message": sentence(SettingError.from_dict(event["setting"]))}
         if record is not None:  # first: a reader gone (closed pipe) must not cost the record
             record.event(event)
         try:

@@ -64,6 +64,9 @@ class SettingError(InvalidInputError, ValueError):
         "unmapped": "of study {study} holds label {label}, which {model} does not know (it "
                     "knows {known})",
         "unavailable": "{device_name} was requested but no {device_name} device is available",
+        # (a warning: the run goes on)
+        "mapping_unused": "{n} {v}={target}: no study has a label named {v!r}, so it changes "
+                          "nothing",
     }
 
     def __init__(self, setting: str, value: Any, kind: str, path: str | None = None,

@@ -68,9 +68,9 @@ def test_unknown_label_is_refused_then_mapped(tmp_path: Path) -> None:
     job.mapping = {"7": "liver lesion", "tumor": "ignore"}  # the second a typo of nothing
     done, events = run(job)
     assert done is not None
-    warnings = [e["message"] for e in events if e["event"] == "warning"]
-    assert warnings == ["--map tumor=ignore: no study has a label named 'tumor', so it "
-                        "changes nothing"]
+    (warning,) = [e for e in events if e["event"] == "warning"]
+    said = sentence(SettingError.from_dict(warning["setting"]))  # as `medview train` says it
+    assert said == "--map tumor=ignore: no study has a label named 'tumor', so it changes nothing"
 
 
 def test_split_keeps_a_patient_on_one_side(tmp_path: Path) -> None:

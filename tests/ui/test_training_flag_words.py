@@ -94,6 +94,11 @@ CASES = [
      "/l: of study s holds label 3 (tumour), which m:1 does not know (it knows 1 lung "
      "nodule); map it, e.g. --map tumour=\"lung nodule\" or --map tumour=ignore",
      "does not know (it knows 1 lung nodule); choose what it is under \"Your labels teach\""),
+    ("mapping_unused", lambda _: SettingError("mapping", "tumor", "mapping_unused",
+                                              target="ignore"),
+     "--map tumor=ignore: no study has a label named 'tumor', so it changes nothing",
+     "under \"Your labels teach\", tumor=ignore: no study has a label named 'tumor', so it "
+     "changes nothing"),
     ("unavailable", lambda _: SettingError("device", "cuda", "unavailable",
                                            device_name="CUDA"),
      "CUDA was requested but no CUDA device is available; use --device cpu",
@@ -138,6 +143,16 @@ def test_the_command_line_names_its_flags_and_the_panel_its_fields(
     if kind in ("range", "step_size") and "epochs" in cli + words.lower():
         qtbot.wait(30)  # the layout makes room for the longer sentence
         panel.grab().save(str(SHOTS / "training_error_epochs.png"))
+
+
+def test_a_warning_about_a_setting_is_worded_by_the_panel(panel: TrainingPanel) -> None:
+    """The run goes on; the note under the status says it in the panel's words."""
+    unused = SettingError("mapping", "tumor", "mapping_unused", target="ignore")
+    panel.on_event({"event": "warning", "message": cli_sentence(unused),
+                    "setting": unused.to_dict()})
+    note = panel.notes.text().splitlines()[-1]
+    assert note == ("⚠ Under \"Your labels teach\", tumor=ignore: no study has a label named "
+                    "'tumor', so it changes nothing.")
 
 
 def test_an_event_without_readable_setting_data_keeps_its_message(panel: TrainingPanel) -> None:

@@ -45,7 +45,7 @@ from medview.ai.training.checks import check_labelled, check_run, diverged, unma
 from medview.ai.training.dist import Dist
 from medview.ai.training.job import JOB_FILE, Job, Settings, WorkLock, write_file
 from medview.ai.training.schedule import warmup_cosine
-from medview.core.errors import InvalidInputError
+from medview.core.errors import InvalidInputError, SettingError
 from medview.io import saved
 
 __all__ = ["CHECKPOINT", "JOB_FILE", "Job", "Settings", "Trainer", "train_mode"]
@@ -151,8 +151,8 @@ class Trainer:
         self.replay = self._replay(entry, card)
         train = train + self.replay  # rehearsal studies train, never validate
         for src in unmatched_names(self.job.mapping, train + val, card):
-            self.emit("warning", message=f"--map {src}={self.job.mapping[src]}: no study has "
-                                         f"a label named {src!r}, so it changes nothing")
+            unused = SettingError("mapping", src, "mapping_unused", target=self.job.mapping[src])
+            self.emit("warning", message=str(unused), setting=unused.to_dict())
         cache = Path(self.job.cache) if self.job.cache else saved.training_cache_dir()
         self.dist.first_rank_first(before=True)
         todo = [st for st in train + val

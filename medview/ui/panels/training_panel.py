@@ -35,6 +35,7 @@ from medview.ui.panels.training_sentences import (
     epoch_sentence,
     error_sentence,
     number,
+    setting_sentence,
     stopped_sentence,
 )
 from medview.ui.panels.training_settings import TrainingSettings
@@ -296,7 +297,8 @@ class TrainingPanel(QtWidgets.QWidget):
             self.status.setText(self._preparing(ev))
             self._phase(ev)
         elif kind == "warning":
-            text = ev["message"][:1].upper() + ev["message"][1:] + "."
+            said = setting_sentence(ev.get("setting")) or ev["message"]
+            text = said[:1].upper() + said[1:] + "."
             self.notes.setText("\n".join(filter(None, [self.notes.text(), "⚠ " + text])))
             self.notes.setVisible(True)
             self.message.emit(text)

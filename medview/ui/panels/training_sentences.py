@@ -42,7 +42,8 @@ class Panel:
 
     # the job's fields that are not settings, as the panel presents them
     NAMES: ClassVar[dict[str, str]] = {"version": "New version", "work": "The work folder",
-                                       "base": "The base model", "mapping": "Your labels"}
+                                       "base": "The base model",
+                                       "mapping": "under \"Your labels teach\","}
 
     def name(self, setting: str) -> str:
         if setting in SETTING_NAMES:
