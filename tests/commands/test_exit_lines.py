@@ -22,9 +22,10 @@ def log(tmp_path, monkeypatch) -> list[str]:
 
 @pytest.fixture
 def not_images(tmp_path) -> Path:
+    """A folder whose one file claims to be DICOM and is broken: no image series."""
     folder = tmp_path / "notes"
     folder.mkdir()
-    (folder / "report.txt").write_text("no images here")
+    (folder / "IM0001.dcm").write_bytes(bytes(128) + b"DICM" + b"\xff" * 64)
     return folder
 
 
