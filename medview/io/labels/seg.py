@@ -27,6 +27,9 @@ from medview.io.dicom.seg import SegFrames, place_frames, read_seg_frames, write
 from medview.io.labels.match import NO_SERIES_OPEN, ImportedLabels, LabelTarget
 
 CONTENT_LABEL = "MEDVIEW_LABELS"
+# the content label of labels the reader marked done (ready for training): what a
+# department's PACS is searched for when training from pacs:// (net.training_source)
+CONTENT_LABEL_DONE = "MEDVIEW_DONE"
 SERIES_NUMBER = 901
 
 
@@ -61,8 +64,9 @@ def _descriptions(segments: list[Segment]) -> list[Any]:
 
 
 def export_seg(label_map: LabelMap, series: SeriesInfo, out_path: str | Path,
-               source_datasets: Sequence[Any] | None = None) -> list[str]:
-    """Write the label map of `series` as a BINARY DICOM SEG at `out_path`, atomically.
+               source_datasets: Sequence[Any] | None = None, done: bool = False) -> list[str]:
+    """Write the label map of `series` as a BINARY DICOM SEG at `out_path`, atomically;
+    `done`: the reader marked the labels done, and the SEG says so (CONTENT_LABEL_DONE).
     Returns notes for the reader (voxels left out, and why)."""
     segments = [label_map.segments[v] for v in sorted(label_map.segments)]
     if not segments:
@@ -80,8 +84,10 @@ def export_seg(label_map: LabelMap, series: SeriesInfo, out_path: str | Path,
     description = "Reader's labels" + (f", with AI segments ({', '.join(ai)})" if ai else "")
     notes += write_segmentation(
         lut[label_map.array], series, _descriptions(segments), out_path,
-        source_datasets=source_datasets, content_label=CONTENT_LABEL,
-        content_description=description, series_description="MedView labels",
+        source_datasets=source_datasets,
+        content_label=CONTENT_LABEL_DONE if done else CONTENT_LABEL,
+        content_description=description + (", marked done" if done else ""),
+        series_description="MedView labels",
         series_number=SERIES_NUMBER)
     return notes
 
