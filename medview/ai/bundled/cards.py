@@ -16,14 +16,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from medview.ai.bundled.held_out import SPEED_PREFIXES, development_numbers
+from medview.ai.bundled.held_out import development_numbers
 from medview.ai.models.card_numbers import DEVELOPMENT
 from medview.ai.models.cards import DISCLAIMER
 from medview.ai.training.versions import write_model
 
 VERSION = "1.0"
 # what stays on top of a recipe card's validation: the post-processing a 1.0 card's findings
-# follow (ai.findings.postprocess reads min_component_voxels there) and measured speeds
+# follow (ai.findings.postprocess reads min_component_voxels there)
 CONDITIONS = ("threshold", "min_component_voxels")
 SEG_LABELS = [
     {"value": 1, "name": "lung nodule", "colour": [255, 160, 0],
@@ -57,8 +57,7 @@ def _mix_text(mix: tuple) -> str:
 
 def _as_development(validation: dict) -> dict:
     """The recipe's numbers on its validation seeds, labelled as development numbers."""
-    top = {k: v for k, v in validation.items()
-           if k in CONDITIONS or k.startswith(SPEED_PREFIXES)}
+    top = {k: v for k, v in validation.items() if k in CONDITIONS}
     return {**top, DEVELOPMENT: development_numbers(validation)}
 
 
@@ -80,7 +79,7 @@ def _common(name: str, task: str, labels: list, spec: dict, arch: str, args: dic
 
 
 def write_segmentation(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
-                       metrics: dict, speed: dict | None = None,
+                       metrics: dict,
                        postprocess: dict | None = None, fp_info: dict | None = None) -> Path:
     """The segmentation model's folder; with `postprocess` (and the false-positive
     classifier file already in the folder) the card names its second stage."""
@@ -113,7 +112,7 @@ def write_segmentation(out: Path, model: Any, spec: dict, cfg: Any, info: dict,
         f"machine; seed {cfg.seed}."
         + (_fp_text(fp_info, cfg) if fp_info else "")
         + " Reproduce with scripts/train_bundled_models.sh.")
-    validation = {**metrics, **(speed or {})}
+    validation = metrics
     context = info.get("context", spec["context"])
     card = _common(
         spec["name"], "segmentation", SEG_LABELS, spec, "monai.UNet",

@@ -7,8 +7,13 @@ kept or changed after its numbers on them. Numbers on those seeds are developmen
 This step scores every version through the same evaluation code
 (medview.ai.bundled.evaluation, run by benchmarks/eval_models.py) on demo seeds that no
 training, tuning or design decision used, and rewrites only the card's `validation`: the
-weights and everything else stay, so weights_sha256 stays valid. Speeds are measured here by
-evaluation.seconds_per_slice, in the same run for every version, never typed in.
+weights and everything else stay, so weights_sha256 stays valid.
+
+Speed is not on the cards: it is the machine's and its load's as much as the model's. On the
+shared 2-core machine the cards were made on, evaluation.seconds_per_slice gave lesion-seg
+1.2 273 ms a 512² slice with 1 thread and 2743 ms with 2 at load average 15, against the
+28.7 ms once typed into the 1.1 and 1.2 cards from an unloaded run. benchmarks/bench_infer.py
+measures speed against references in the same run.
 
     python benchmarks/eval_models.py --seeds 3001-3020 --models seg --seg-version 1.2 \\
         --threads 1 > seg-1.2.json          # and so on for each version
@@ -19,16 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from medview.ai.models.card_numbers import DEVELOPMENT, seed_range
 from medview.ai.models.cards import CARD_FILE, card_from_dict, load_card
 
-# what eval_models adds around the evaluation's numbers, and speeds measured under whatever
-# load that run had: neither goes on a card (speed is measured again here, for all versions
-# in one run)
+# what eval_models adds around the evaluation's numbers, and speeds (typed or measured):
+# none goes on a card
 NOT_ON_CARD = ("model", "wall_s", "goals_met", "card_reproduces", "seconds_per_study",
                "eval_seconds_per_study", "speed_measured_on")
 SPEED_PREFIXES = ("ms_per_512_slice_", "study_300_slices_s_")
@@ -57,17 +60,15 @@ def development_numbers(validation: dict[str, Any]) -> dict[str, Any]:
             "seeds": seeds, **dev}
 
 
-def held_out_validation(old: dict[str, Any], measured: dict[str, Any],
-                        speed: dict[str, float] | None = None) -> dict[str, Any]:
+def held_out_validation(old: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
     """The card's new validation: the measured numbers on top (seeds and missed lesions in
-    order), the pipeline's speed, and the old numbers under `development`."""
+    order) and the old numbers under `development`."""
     new = {k: v for k, v in measured.items() if not _is_speed(k)}
     seeds = sorted(new["held_out_seeds"])
     new["held_out_seeds"] = seeds
     if isinstance(new.get("missed_ge_6mm"), list):
         new["missed_ge_6mm"] = sorted(new["missed_ge_6mm"],
                                       key=lambda m: (m["seed"], m["id"]))
-    new.update(speed or {})
     new["measured"] = HELD_OUT_NOTE.format(seeds=seed_range(seeds))
     new[DEVELOPMENT] = development_numbers(old)
     return new
@@ -85,22 +86,6 @@ def rewrite_validation(folder: Path, validation: dict[str, Any]) -> None:
     load_card(folder)  # the weights still match the sha256 the card names
 
 
-def measure_speed(folder: Path) -> dict[str, float]:
-    """evaluation.seconds_per_slice of a segmentation version with 1 and 2 threads."""
-    from medview.ai.bundled.evaluation import seconds_per_slice
-    from medview.ai.runtime.loading import load_model
-
-    model = load_model(folder, "cpu", reuse=False)
-    out: dict[str, float] = {}
-    for threads in (1, 2):
-        ms = 1000 * seconds_per_slice(model.module, model.card.context_slices,
-                                      threads=threads)
-        out[f"ms_per_512_slice_{threads}_threads"] = round(ms, 1)
-        out[f"study_300_slices_s_{threads}_threads"] = round(0.3 * ms, 1)
-    out["speed_load_average"] = round(os.getloadavg()[0], 1)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     from medview.ai.models.registry import resolve
 
@@ -110,9 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     for file in a.results:
         for measured in json.loads(file.read_text(encoding="utf-8")).values():
             entry = resolve(measured["model"])
-            speed = measure_speed(entry.folder) if entry.card.task == "segmentation" else None
             rewrite_validation(entry.folder, held_out_validation(entry.card.validation,
-                                                                 measured, speed))
+                                                                 measured))
             print(f"{entry.ref}: {len(measured['held_out_seeds'])} held-out studies")
     return 0
 

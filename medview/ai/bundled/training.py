@@ -344,10 +344,7 @@ def write_segmentation_model(out: Path, model: Any, info: dict, cfg: RunConfig) 
                                      fp_info=fp_info)
     loaded = load_model(folder, "cpu", reuse=False)
     metrics = bundled_eval.evaluate_segmentation(loaded, cfg.cache, cfg.val_seeds)
-    ms = 1000 * bundled_eval.seconds_per_slice(model, info["context"])
-    speed = {"ms_per_512_slice_2_threads": round(ms, 1),
-             "study_300_slices_s_2_threads": round(0.3 * ms, 1)}
-    return bundled_cards.write_segmentation(out, model, SEG, cfg, info, metrics, speed,
+    return bundled_cards.write_segmentation(out, model, SEG, cfg, info, metrics,
                                             postprocess=post, fp_info=fp_info)
 
 
