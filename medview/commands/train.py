@@ -46,7 +46,9 @@ def add_parser(sub: Any) -> None:
                                    "model version beside it (never overwriting one). Prints "
                                    "one JSON object per line of progress.")
     p.add_argument("--data", metavar="FOLDER", help="a folder of labelled studies (each a "
-                                                    "series folder and labels.nii.gz)")
+                                                    "series folder and labels.nii.gz), or "
+                                                    "pacs://NODE[?query]: the studies on "
+                                                    "the PACS with labels marked done")
     p.add_argument("--base", metavar="NAME[:VERSION]", help="the model to start from "
                                                             "(default version: the active)")
     p.add_argument("--job", metavar="FILE", help="a job file (the panel writes one; a run "
@@ -87,6 +89,10 @@ def build_job(args: Any) -> Any:
     else:
         return None
     job.data = args.data or job.data
+    if str(job.data).startswith("pacs://"):  # the department's PACS (net.training_source)
+        from medview.net.training_source import fetch_training_data
+
+        job.data = str(fetch_training_data(str(job.data)))
     job.base = args.base or job.base
     job.work = args.out or job.work
     job.version = args.new_version or job.version

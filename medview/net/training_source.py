@@ -16,7 +16,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from medview.core.errors import InvalidInputError
 from medview.core.jobs import CancelToken, JobContext, report
@@ -154,6 +154,3 @@ def fetch_training_data(text: str, ctx: JobContext | None = None,
     report(ctx.progress, 1.0, f"{len(record['studies'])} labelled studies from {node.name}")
     return out
 
-
-def is_pacs_data(text: str | None) -> bool:
-    return bool(text) and urlsplit(str(text)).scheme == "pacs"

@@ -66,3 +66,14 @@ def test_done_labels_on_the_pacs_become_training_studies(orthanc, stored_study, 
     with pytest.raises(InvalidInputError, match="holds no study with MedView labels "
                                                 "marked done"):
         fetch_training_data("pacs://hospital?patient_id=NOBODY")
+
+
+def test_train_from_a_pacs_without_labelled_studies_is_one_line(orthanc, tmp_path):
+    from tests.net.test_cli_pacs import medview
+
+    save_nodes([dimse_node(orthanc, name="hospital")], tmp_path / "pacs" / "nodes.json")
+    run = medview("train", "--data", "pacs://hospital?patient_id=NOBODY", "--base",
+                  "lesion-seg", env_dir=tmp_path, timeout=300)
+    assert run.returncode == 1
+    assert run.stderr == ("medview: pacs://hospital?patient_id=NOBODY: hospital holds no "
+                          "study with MedView labels marked done that matches the query\n")
