@@ -183,12 +183,12 @@ def _setup_logging(log_file: str | None, verbose: bool) -> str:
     except OSError:
         handler = logging.NullHandler()
     from medview.core.log_privacy import ScrubbingFormatter
-    from medview.io.workspace import data_dir
+    from medview.io import saved
 
     # every record, MedView's and other libraries' (pydicom quotes raw values), tracebacks
     # too, is scrubbed of paths outside the opened folders and of quoted values
     handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                            data_folder=str(data_dir())))
+                                            data_folder=str(saved.root())))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

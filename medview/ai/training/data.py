@@ -31,6 +31,7 @@ from medview.ai.models.cards import ModelCard
 from medview.ai.training.job import write_file
 from medview.core.errors import InvalidInputError, SettingError
 from medview.core.series import SeriesInfo
+from medview.io.patient_key import current_key, patient_key
 
 LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha")
 IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd", "image.mha")
@@ -96,7 +97,7 @@ def _describe(folder: Path, labels: Path) -> TrainStudy:
             s.patient.id
         series_key = s.key
     key = short_hash(study_uid, series_uid) if series_uid else short_hash(str(image.resolve()))
-    return TrainStudy(key, folder.name, short_hash("patient", patient) if patient else key,
+    return TrainStudy(key, folder.name, patient_key(patient) if patient else key,
                       str(image), str(labels), {}, series_key)
 
 
@@ -114,7 +115,10 @@ def workspace_studies(root: Path | None = None) -> list[TrainStudy]:
             if src.series_instance_uid else short_hash(d.series_key)
         name = Path(src.series_folder).name or key
         image = src.series_folder
-        out.append(TrainStudy(key, name, src.patient_key or key, image, str(d.label_folder),
+        # a label map saved before patient keys were salted gets the salted key here, so
+        # one patient's old and new label maps stay on one side of the split
+        patient = current_key(src.patient_key, src.source_files)
+        out.append(TrainStudy(key, name, patient or key, image, str(d.label_folder),
                               dict(d.segments), d.series_key, str(d.label_folder.parent),
                               tuple(tuple(r) for r in src.affine)))
     return out

@@ -3,7 +3,6 @@ training (UIDs, source files, folder, grid, affine) and nothing that names the p
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -12,14 +11,16 @@ import numpy as np
 
 from medview.core.series import SeriesInfo
 from medview.core.volume import Volume
+from medview.io.patient_key import patient_key
 
 
 @dataclass(frozen=True)
 class LabelSource:
     """What is needed to find a label map's images again (for training): UIDs, the source
     files one per slice ("" for a slice that fills a gap), the folder, grid and affine.
-    `patient_key` is a hash of the patient ID, enough to split training data by patient
-    without keeping the ID."""
+    `patient_key` is a salted hash of the patient ID (io.patient_key), enough to split
+    training data by patient without keeping the ID; label maps saved before the salt keep
+    the unsalted one, which io.patient_key.current_key turns into the salted one."""
 
     series_key: str
     shape: tuple[int, int, int]
@@ -76,6 +77,3 @@ class LabelSource:
 def _affine_tuple(affine: np.ndarray) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v) for v in row) for row in np.asarray(affine, float))
 
-
-def patient_key(patient_id: str) -> str:
-    return hashlib.sha256(patient_id.encode("utf-8")).hexdigest()[:16] if patient_id else ""
