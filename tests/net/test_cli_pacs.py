@@ -170,3 +170,20 @@ def test_dcmtk_findscu_and_getscu_agree_with_medview(orthanc, dcmtk, stored_stud
     assert set(mine) == set(theirs_px)
     for sop, enc in mine.items():
         assert (pydicom.dcmread(BytesIO(enc)).pixel_array == theirs_px[sop]).all()
+
+
+def test_listen_on_a_port_in_use_or_with_no_allowed_ae_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        run = medview("pacs", "listen", "--port", str(port), "--any-ae", env_dir=tmp_path)
+    assert run.returncode == 1 and run.stderr.count("\n") == 1
+    assert run.stderr.startswith(f"medview: port {port}: MedView's storage SCP cannot "
+                                 f"listen there")
+    none = medview("pacs", "listen", "--port", str(free_port()), env_dir=tmp_path)
+    assert none.returncode == 1
+    assert none.stderr == ("medview: no calling AE title is allowed: save a DIMSE node, "
+                           "give --allow AE, or --any-ae\n")

@@ -70,3 +70,34 @@ def test_missing_secret_and_wrong_path(orthanc):
         web.echo(web_node(orthanc, auth="bearer"))
     with pytest.raises(NetworkError, match="HTTP 404"):
         web.echo(web_node(orthanc, url=f"{orthanc.http_url}/no-dicom-web-here"))
+
+
+def test_malformed_answers_are_one_sentence():
+    """A server that answers QIDO-RS with something that is not DICOM JSON."""
+    import http.server
+    import threading
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"not": "a list"' if "studies" in self.path else b"[1, 2"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/dicom+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        node = WebNode(name="garbage", url=f"http://127.0.0.1:{server.server_port}/dw",
+                       timeout_s=5)
+        with pytest.raises(NetworkError, match="answered the QIDO-RS search with a "
+                                               "malformed response"):
+            web.find_studies(node, StudyQuery())
+    finally:
+        server.shutdown()
+        thread.join()

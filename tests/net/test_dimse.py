@@ -142,3 +142,34 @@ def test_silent_peer_times_out(tmp_path):
             c.close()
         server.close()
     assert time.monotonic() - started < 10
+
+
+def test_a_peer_that_is_not_dicom_is_one_sentence():
+    """A server that answers the association request with bytes that are not a PDU."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    stop = threading.Event()
+
+    def answer():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = server.accept()
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"\xff" * 64)
+                conn.close()
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    from medview.net.nodes import DimseNode
+    node = DimseNode(name="web-server", called_ae="X", host="127.0.0.1",
+                     port=server.getsockname()[1], timeout_s=5)
+    try:
+        with pytest.raises(NetworkError, match="closed the connection without accepting "
+                                               "the association; is it a DICOM node"):
+            dimse.echo(node)
+    finally:
+        stop.set()
+        t.join()
+        server.close()
