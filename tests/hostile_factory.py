@@ -278,6 +278,7 @@ def failure(exc):
 try:
     result = dicom_index.scan(sys.argv[3:])
     out["skipped"] = [[s.path, s.reason] for s in result.skipped]
+    out["other_files"] = list(result.other_files)
     out["non_image"] = [o.path for o in result.non_image_objects]
     for s in result.series:
         out["series"].append({"uid": s.series_instance_uid, "key": s.key,

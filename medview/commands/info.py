@@ -65,6 +65,7 @@ def scan_json(result: ScanResult, show_phi: bool = False) -> dict[str, Any]:
              "sop_class_name": o.sop_class_name, "series_instance_uid": o.series_instance_uid}
             for o in result.non_image_objects],
         "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
+        "other_files": list(result.other_files),
         "warnings": [{"code": w.code, "message": w.message} for w in result.warnings],
     }
 
@@ -94,6 +95,8 @@ def scan_text(result: ScanResult, show_phi: bool = False) -> str:
         lines.append(f"Non-image objects: {len(result.non_image_objects)}")
         lines.extend(f"  {o.sop_class_name} ({o.modality or '-'}): {o.path}"
                      for o in result.non_image_objects)
+    if result.other_files:
+        lines.append(result.other_files_note())
     if result.skipped:
         lines.append(f"Skipped: {len(result.skipped)} file(s)")
         lines.extend(f"  {s.path}: {s.reason}" for s in result.skipped)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import numpy as np
 
@@ -179,10 +180,23 @@ class ScanResult:
     non_image_objects: list[NonImageObject] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[LoadWarning] = field(default_factory=list)
+    # files found in a folder that do not claim to be DICOM (README.txt, a label map, a
+    # JSON): a quiet note, not an error; a file named on its own is skipped with the reason
+    other_files: list[str] = field(default_factory=list)
 
     @property
     def series(self) -> list[SeriesInfo]:
         return [s for st in self.studies for s in st.series]
+
+    def other_files_note(self, shown: int = 5) -> str:
+        """'3 other files not read (README.txt, labels.nii.gz, lesions.json)', or ''."""
+        n = len(self.other_files)
+        if not n:
+            return ""
+        names = [PurePath(p.split("!")[-1]).name for p in self.other_files[:shown]]
+        more = f" and {n - shown} more" if n > shown else ""
+        return (f"{n} other file{'s' if n > 1 else ''} not read ({', '.join(names)}{more}): "
+                f"not DICOM")
 
     def find_series(self, uid_or_key: str) -> SeriesInfo | None:
         for s in self.series:

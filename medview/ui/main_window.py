@@ -18,6 +18,7 @@ from medview.core.log_privacy import note_opened
 from medview.core.series import ScanResult, SeriesInfo
 from medview.core.volume import Volume
 from medview.io.image_files import SUPPORTED_READ_SUFFIXES, is_image_file
+from medview.io.labels.files import labels_beside
 from medview.io.workspace import safe_name
 from medview.jobs.studies import FirstSlice
 from medview.ui.annotation import Annotation
@@ -75,6 +76,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(measurements, self.add_panel("Tags", self.tags))
         self.tabifyDockWidget(measurements, self.add_panel("AI", self.ai))
         self.annotation = Annotation(self)  # the Labels panel (segments), tabbed here too
+        self.layers.import_labels.connect(self.annotation.files.import_from)
+        self.layers.offered.connect(self._on_labels_offered)
         self.training = TrainingPanel()  # fine-tuning runs in a child process
         self.tabifyDockWidget(measurements, self.add_panel("Training", self.training))
         measurements.raise_()
@@ -259,6 +262,8 @@ class MainWindow(QtWidgets.QMainWindow):
             kinds = sorted({o.sop_class_name for o in result.non_image_objects})
             self.warnings.add(f"{len(result.non_image_objects)} object(s) that are not images "
                               f"were found and not shown ({', '.join(kinds)})", "info")
+        if result.other_files:  # a quiet note, added after the panel decided to come up
+            self.warnings.add(result.other_files_note(), "info")
         n = len(result.series)
         self.status_label.setText(f"Found {n} series in {len(result.studies)} study(ies)."
                                   if n else "No image series found.")
@@ -269,7 +274,8 @@ class MainWindow(QtWidgets.QMainWindow):
         elif self._image_files:
             self.open_item(self._image_files[0])
         else:
-            reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:2])
+            reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:2]) \
+                or result.other_files_note()
             self.message("No images found", "No image series were found there"
                          + (f" ({reasons})." if reasons else ".")
                          + " The Warnings panel lists every file that was skipped.",
@@ -287,6 +293,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if w.message not in known:
                 self.warnings.add(w.message, where=volume.metadata.series_description or key)
         self.state.set_volume(volume, key)
+        beside = _labels_beside(target)
+        if beside is not None:
+            self.layers.offer_labels(str(beside))
         self.grid.end_loading()
         self.browser.mark_open(key)
         self.grid.set_focused(native_plane(volume.affine))
@@ -294,6 +303,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_label.setText(f"Loaded {volume.shape[0]} slices "
                                   f"({volume.shape[2]} x {volume.shape[1]}).")
         self.image_shown.emit("volume")
+
+    def _on_labels_offered(self, path: str) -> None:
+        self.warnings.add(f"Labels found beside this series: {Path(path).name}; show them or "
+                          f"import them into the labels in the Layers panel", "info")
+        layers = self.dock("Layers")
+        if layers is not None:
+            layers.raise_()
 
     def _on_failed(self, message: str) -> None:
         self.grid.end_loading()
@@ -416,6 +432,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training.shutdown()  # a running fine-tune is stopped (it keeps its checkpoint)
         self.annotation.shutdown()  # the labels' clean save
         super().closeEvent(ev)
+
+
+def _labels_beside(target: SeriesInfo | str) -> Path | None:
+    """A label map in the study folder of what was opened (a series' files or an image
+    file), by the layout `medview train` reads; none for a series inside a zip."""
+    if isinstance(target, str):
+        return labels_beside(target)
+    source = next((f.source for f in target.frames), None)
+    return labels_beside(source.path) if source is not None and source.member is None \
+        else None
 
 
 def _key(item: SeriesInfo | str) -> str:

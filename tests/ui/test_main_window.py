@@ -163,7 +163,9 @@ def test_unreadable_files_and_gaps_are_shown_in_the_warnings_panel(qtbot, window
     open_and_wait(qtbot, window, [str(tmp_path / "s")])
     messages = window.warnings.messages()
     assert any("slice gap" in m for m in messages)
-    assert any("notes.txt" in m for m in window.warnings.messages("error"))
+    # a file that does not claim to be DICOM is a quiet note, not an error (issue 14.2)
+    assert any("notes.txt" in m for m in window.warnings.messages("info"))
+    assert not window.warnings.messages("error")
     assert window.dock("Warnings").windowTitle() == f"Warnings ({len(messages)})"
     item = window.browser.item(w.series_uid)
     assert item.text(3) == "1" and "slice gap" in item.toolTip(0)
@@ -175,6 +177,7 @@ def test_nothing_found_says_so(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.loader.scanned, timeout=LOAD_TIMEOUT_MS):
         window.open_paths([str(tmp_path / "empty")])
     assert "No image series" in window.last_message.text()
+    assert "1 other file not read (readme.txt)" in window.last_message.text()
     window.open_paths([str(tmp_path / "missing")])
     assert "does not exist" in window.last_message.text()
 

@@ -5,7 +5,8 @@ arrays that training memory-maps.
 Torch-free on purpose: the training panel lists studies and their label counts through
 this module without loading torch, and the child process caches them before its first step.
 
-A study folder holds a label map (labels.nii.gz, .nii, .nrrd or .mha) and its image: a
+A study folder holds a label map (labels.nii.gz, .nii, .nrrd or .mha: io.labels.files, where
+the viewer finds the same label map beside a series it opens) and its image: a
 `series/` folder of DICOM (the demo generator's layout), an image file named `image.*`, or
 the DICOM files beside the label map. Nothing identifying leaves this module: a study is
 known by a hash of its UIDs (`key`), a patient by a hash of the patient ID, and the card
@@ -31,9 +32,9 @@ from medview.ai.models.cards import ModelCard
 from medview.ai.training.job import write_file
 from medview.core.errors import InvalidInputError, SettingError
 from medview.core.series import SeriesInfo
+from medview.io.labels.files import study_label_file
 from medview.io.patient_key import current_key, patient_key
 
-LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha")
 IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd", "image.mha")
 IGNORE = ("ignore", "background")
 AFFINE_TOLERANCE_MM = 0.05
@@ -65,10 +66,6 @@ class TrainStudy:
         return TrainStudy(**{**data, "affine": tuple(tuple(r) for r in data.get("affine", ())),
                              "segments": {int(k): v for k, v in
                                           data.get("segments", {}).items()}})
-
-
-def _label_file(folder: Path) -> Path | None:
-    return next((folder / n for n in LABEL_NAMES if (folder / n).is_file()), None)
 
 
 def _image_source(folder: Path) -> Path:
@@ -145,11 +142,11 @@ def find_studies(data: str | Path) -> list[TrainStudy]:
     if not root.is_dir():
         raise InvalidInputError(str(root), "is not a folder; give a folder of labelled studies "
                                            "or the workspace")
-    own = _label_file(root)
+    own = study_label_file(root)
     if own is not None:
         return [_describe(root, own)]
     studies = [_describe(sub, lab) for sub in sorted(root.iterdir()) if sub.is_dir()
-               and not sub.name.startswith(".") and (lab := _label_file(sub)) is not None]
+               and not sub.name.startswith(".") and (lab := study_label_file(sub)) is not None]
     if not studies:
         raise InvalidInputError(str(root), "holds no labelled studies (no sub-folder with a "
                                            "labels.nii.gz and its image); label and mark "

@@ -39,6 +39,7 @@ from medview.io.dicom.frames import frames_of, value
 from medview.io.dicom.parse import (
     MEDIA_STORAGE_DIRECTORY,
     NON_IMAGE_WITH_PIXELS,
+    NotDicomError,
     parse_header,
     pixel_format,
 )
@@ -185,6 +186,7 @@ def scan(paths: Sequence[str | Path], progress: ProgressCallback | None = None,
     """Find every study and series under `paths`, reading headers only."""
     result = ScanResult()
     refs = enumerate_sources(paths, result.skipped)
+    named = {SourceRef(str(Path(p))) for p in paths}  # files the reader named themselves
     report(progress, 0.0, f"reading {len(refs)} files")
     images: list[_ImageFile] = []
     with sources.SourceOpener() as opener, warnings.catch_warnings():
@@ -196,6 +198,12 @@ def scan(paths: Sequence[str | Path], progress: ProgressCallback | None = None,
                 report(progress, i / len(refs), f"read {i} of {len(refs)} files")
             try:
                 got = read_file_header(opener, ref)
+            except NotDicomError as exc:
+                if ref in named:
+                    result.skipped.append(Skipped(str(ref), exc.problem))
+                else:
+                    result.other_files.append(str(ref))
+                continue
             except MedviewError as exc:
                 result.skipped.append(Skipped(str(ref), exc.problem))
                 continue

@@ -38,6 +38,19 @@ MAX_INFLATE_RATIO = 200
 INFLATE_RATIO_FLOOR = 64 * 1024 * 1024
 
 
+# File names that claim DICOM: such a file that does not parse is broken, not "other".
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
+
+
+class NotDicomError(InvalidInputError):
+    """A file that does not claim to be DICOM (no DICM marker, no DICOM data at its start,
+    no DICOM file name): beside a series it is one of the "other files", not an error."""
+
+
+def claims_dicom_name(ref: SourceRef) -> bool:
+    return (ref.member or ref.path).lower().endswith(DICOM_SUFFIXES)
+
+
 @dataclass
 class ParsedHeader:
     """A header read with `stop_before_pixels`, plus what was learnt about its pixels."""
@@ -218,7 +231,8 @@ def parse_header(fp: BinaryIO, ref: SourceRef, file_size: int) -> ParsedHeader:
     else:
         reason = _sniff_not_dicom(head)
         if reason:
-            raise InvalidInputError(where, reason)
+            kind = InvalidInputError if claims_dicom_name(ref) else NotDicomError
+            raise kind(where, reason)
     try:
         deflated = is_deflated(fp)
         ds = (read_deflated(fp, where, stop_before_pixels=True) if deflated else

@@ -28,6 +28,29 @@ from medview.io.workspace import atomic_write_text
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".seg.nrrd")
 SIDECAR_FORMAT = "medview-segments"
 MAX_SHEAR_DEG = 0.05
+# The label map of a study folder, as `medview train` reads one (ai.training.data) and the
+# demo generator writes one: labels.* beside a `series/` folder, an image.* file, or the
+# DICOM files themselves.
+STUDY_LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.mha")
+STUDY_SERIES_FOLDER = "series"
+
+
+def study_label_file(folder: Path) -> Path | None:
+    """The study folder's label map, by STUDY_LABEL_NAMES, or None."""
+    return next((folder / n for n in STUDY_LABEL_NAMES if (folder / n).is_file()), None)
+
+
+def labels_beside(source: str | Path) -> Path | None:
+    """The label map a study folder keeps beside an image, or None: `source` is one file of
+    a DICOM series or an image file. The folder is the file's own, or the one above a
+    folder named `series` (the layouts `medview train` reads)."""
+    folder = Path(source).parent
+    found = study_label_file(folder)
+    if found is None and folder.name == STUDY_SERIES_FOLDER:
+        found = study_label_file(folder.parent)
+    if found is not None and found.resolve() == Path(source).resolve():
+        return None  # the image itself (a label map opened as an image)
+    return found
 
 
 def sidecar_path(path: str | Path) -> Path:

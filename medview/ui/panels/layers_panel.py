@@ -5,7 +5,12 @@ The layer list comes first and the selected layer's controls below it (the napar
 Slicer arrangement). Every change goes to the layer in ViewerState and `layers_changed()`,
 so every SliceView, in every plane, redraws the overlay. A file is read off the GUI thread
 (jobs.studies.open_image_job through JobWorker) and checked against the image grid by
-viewer.overlay_files; what does not fit ends in one sentence in the panel and `message`."""
+viewer.overlay_files; what does not fit ends in one sentence in the panel and `message`.
+
+A label map found beside the series (io.labels.files.labels_beside: the demo's ground truth,
+a study folder `medview train` reads) is read the same way and, when it fits the grid,
+offered at the top: "Labels found beside this series: Show / Import into labels" — shown as
+a layer here, or handed (`import_labels`) to File > Import segmentation's code."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from PySide6 import QtCore, QtWidgets
 from medview.core.errors import MedviewError
 from medview.core.volume import Volume
 from medview.io.image_files import SUPPORTED_READ_SUFFIXES
+from medview.jobs.label_files import is_label_file
 from medview.jobs.studies import open_image_job
 from medview.ui.workers import JobWorker
 from medview.viewer import state as st
@@ -33,6 +39,8 @@ class LayersPanel(QtWidgets.QWidget):
     """Layers of one ViewerState; row 0 is the image itself (always shown, not removable)."""
 
     message = QtCore.Signal(str)  # one sentence for the status bar
+    offered = QtCore.Signal(str)  # a label map beside the series fits it and is offered
+    import_labels = QtCore.Signal(str)  # the reader asked to import that file into labels
 
     def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -41,6 +49,9 @@ class LayersPanel(QtWidgets.QWidget):
         self._syncing = False
         self._worker: JobWorker | None = None
         self._pending: tuple[str, Volume] | None = None  # file being read, for this image
+        self._offer_worker: JobWorker | None = None
+        self._offer_for: tuple[str, Volume] | None = None  # label file beside, being read
+        self.offered_layer: OverlayLayer | None = None  # read, fits, offered
         self._build()
         state.subscribe(self._on_state)
         self._on_state(st.VOLUME)
@@ -68,6 +79,22 @@ class LayersPanel(QtWidgets.QWidget):
         self.remove_button.clicked.connect(self._on_remove)
         self.status = QtWidgets.QLabel()
         self.status.setWordWrap(True)
+        self.offer = QtWidgets.QFrame(frameShape=QtWidgets.QFrame.Shape.StyledPanel)
+        self.offer_text = QtWidgets.QLabel(wordWrap=True)
+        self.offer_show = QtWidgets.QPushButton("Show", clicked=self._show_offered)
+        self.offer_show.setToolTip("Draw the label map over the image as a layer")
+        self.offer_import = QtWidgets.QPushButton("Import into labels",
+                                                  clicked=self._import_offered)
+        self.offer_import.setToolTip("Copy it into this series' labels (Labels panel), to "
+                                     "edit it; as File > Import segmentation")
+        offer_buttons = QtWidgets.QHBoxLayout()
+        offer_buttons.addWidget(self.offer_show)
+        offer_buttons.addWidget(self.offer_import)
+        offer_layout = QtWidgets.QVBoxLayout(self.offer)
+        offer_layout.setContentsMargins(6, 6, 6, 6)
+        offer_layout.addWidget(self.offer_text)
+        offer_layout.addLayout(offer_buttons)
+        self.offer.hide()
 
         form = QtWidgets.QGridLayout()
         form.addWidget(QtWidgets.QLabel("Opacity"), 0, 0)
@@ -83,6 +110,7 @@ class LayersPanel(QtWidgets.QWidget):
         buttons.addWidget(self.remove_button)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.offer)
         layout.addWidget(self.list, 1)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -92,11 +120,15 @@ class LayersPanel(QtWidgets.QWidget):
     def _on_state(self, what: str) -> None:
         if what == st.VOLUME:
             self._pending = None  # a file still being read was for the previous image
+            self._offer_for = self.offered_layer = None  # so was a label file beside it
+            self.offer.hide()
             self._set_status("")
             self._fill_list()
         elif what == st.LAYERS and [id(x) for x in self.state.layers] != \
                 [id(x) for x in self._shown]:
             self._fill_list()  # added or removed; a changed setting keeps the rows
+            self.offer_show.setEnabled(self.offered_layer is not None and not any(
+                x is self.offered_layer for x in self.state.layers))
         else:
             return  # slices, window, display: nothing here changes (scrolling stays free)
         self.add_button.setEnabled(self.state.volume is not None and self._pending is None)
@@ -229,6 +261,58 @@ class LayersPanel(QtWidgets.QWidget):
         self._pending = None
         self.add_button.setEnabled(self.state.volume is not None)
         self._set_status(sentence)
+
+    # -- a label map found beside the series
+    def offer_labels(self, path: str) -> None:
+        """Read `path` (labels_beside found it) in the background and offer it when it is a
+        label map on the image's grid; one that does not fit is said in the status line."""
+        if self.state.volume is None:
+            return
+        self._offer_for = (path, self.state.volume)
+        self._offer_worker = JobWorker(open_image_job, path, parent=self)
+        self._offer_worker.result.connect(self._on_offer_read)
+        self._offer_worker.failed.connect(self._on_offer_failed)
+        self._offer_worker.start()
+
+    def _on_offer_read(self, overlay: Volume) -> None:
+        if self.sender() is not self._offer_worker or self._offer_for is None:
+            return
+        path, volume = self._offer_for
+        if volume is not self.state.volume:
+            return
+        name = Path(path).name
+        try:
+            layer = overlay_from_image(overlay, volume, f"{layer_name(path)} (beside the "
+                                                        f"series)")
+        except MedviewError as error:
+            self._set_status(f"Labels found beside this series do not fit it: {error}")
+            return
+        if layer.kind != "labels":
+            return  # a probability map is not offered as labels
+        self.offered_layer = layer
+        self.offer_text.setText(f"Labels found beside this series: <b>{name}</b>")
+        self.offer_text.setToolTip(path)
+        self.offer_show.setEnabled(True)
+        self.offer_import.setVisible(is_label_file(path))
+        self.offer_import.setEnabled(True)
+        self.offer.show()
+        self.offered.emit(path)
+
+    def _on_offer_failed(self, sentence: str) -> None:
+        if self.sender() is self._offer_worker and self._offer_for is not None:
+            self._set_status(f"Labels found beside this series could not be read: {sentence}")
+
+    def _show_offered(self) -> None:
+        layer = self.offered_layer
+        if layer is not None and not any(x is layer for x in self.state.layers):
+            self.state.add_layer(layer)
+            self.list.setCurrentRow(len(self._shown))
+            self._set_status(f"Added {layer.name} as a label map.")
+
+    def _import_offered(self) -> None:
+        if self._offer_for is not None and self.offered_layer is not None:
+            self.offer_import.setEnabled(False)
+            self.import_labels.emit(self._offer_for[0])
 
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
