@@ -119,3 +119,21 @@ def test_search_retrieve_and_see_it_local(qtbot, orthanc, stored_study, data_dir
         qtbot.mouseClick(panel.search_button, qtbot_button())
     assert [r.source for r in partial.args[0].rows] == ["local"]
     assert "down: nothing answers" in panel.note.text()
+
+
+def test_pacs_window_offers_a_node_saved_in_its_nodes_tab(qtbot, orthanc, data_dir):
+    from medview.ui.pacs_window import PacsWindow
+
+    win = PacsWindow()
+    qtbot.addWidget(win)
+    assert win.tabs.currentWidget() is win.nodes_page  # no node yet
+    page = win.nodes_page
+    page.fields["name"].setText("orthanc")
+    page.fields["called_ae"].setText(orthanc.aet)
+    page.fields["host"].setText("127.0.0.1")
+    page.port.setValue(orthanc.dicom_port)
+    qtbot.mouseClick(page.save_button, qtbot_button())
+    sources = [win.studies.source.itemText(i) for i in range(win.studies.source.count())]
+    assert sources == ["All sources", "Local only", "orthanc"]
+    win.tabs.setCurrentWidget(win.studies)
+    shot(win, "pacs-window")
