@@ -516,6 +516,28 @@ def test_explain_is_disabled_and_says_why_without_grad_cam(qtbot, viewer, monkey
     assert "medview.ai.runtime.gradcam is missing" in panel.explain.button.toolTip()
 
 
+def test_the_picker_labels_a_cards_development_numbers(qtbot, viewer):
+    """Numbers from seeds that shaped the model stay out of the headline and are labelled
+    in the tooltip; the headline says its numbers are held out."""
+    _, _, panel = viewer
+    validation = {"studies": 20, "sensitivity_ge_6mm": 0.9, "mean_dice_ge_6mm": 0.77,
+                  "held_out_seeds": list(range(3001, 3021)),
+                  "development": {"note": "Development numbers: they shaped it.",
+                                  "seeds": list(range(1001, 1011)),
+                                  "sensitivity_ge_6mm": 0.944, "mean_dice_ge_6mm": 0.816}}
+    write_folder(registry.user_models_dir() / "dev-seg" / "2.0", bright_unet(),
+                 card=card_dict("dev-seg", "2.0", input_size=None, validation=validation))
+    panel.refresh_models()
+    combo = panel.model_combo
+    combo.setCurrentIndex(combo.findText("dev-seg:2.0", Qt.MatchFlag.MatchStartsWith))
+    assert panel.card_label.text().endswith(
+        "Validation (held out): sensitivity ≥6 mm 0.9 · mean dice ≥6 mm 0.77")
+    assert "0.944" not in panel.card_label.text()
+    assert ("Development numbers (not held out; demo seeds 1001-1010): sensitivity ≥6 mm "
+            "0.944 · mean dice ≥6 mm 0.816\nDevelopment numbers: they shaped it.") \
+        in panel.card_label.toolTip()
+
+
 def test_the_picker_shows_the_cards_headline_validation(qtbot, viewer):
     _, _, panel = viewer
     validation = {"studies": 10, "sensitivity_ge_6mm": 0.95, "sensitivity_all": 0.9,

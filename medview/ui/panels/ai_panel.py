@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from PySide6 import QtCore, QtWidgets
 
+from medview.ai.models.card_numbers import development, development_title
 from medview.ai.models.cards import DISCLAIMER
 from medview.ai.models.registry import ModelEntry, active_model, scan_models
 from medview.core.errors import MedviewError
@@ -186,16 +187,18 @@ class AIPanel(QtWidgets.QWidget):
             self.card_label.setText("Install a model with 'medview models import'.")
             return
         card = entry.card
-        shown = " · ".join(f"{k.replace('_ge_6mm', ' ≥6 mm').replace('_', ' ')} {v:.3g}"
-                           for k, v in _headline(card.validation))
+        shown = _shown(card.validation)
+        # numbers from seeds that shaped the model: labelled, and only in the tooltip
+        dev = development(card.validation)
+        dev_text = f"{development_title(card.validation)}: {_shown(dev)}\n{dev.get('note', '')}"
         labels = ", ".join(lab.name for lab in card.labels)
         self.card_label.setText(f"{card.ref} · {card.modality} · {labels}"
-                                + (f"\nValidation: {shown}" if shown else
-                                   "\nNo validation numbers in its card."))
+                                + (f"\nValidation{' (held out)' if dev else ''}: {shown}"
+                                   if shown else "\nNo validation numbers in its card."))
         self.card_label.setToolTip("\n\n".join(x for x in (
             card.description, card.training_data,
             "\n".join(f"{k}: {v}" for k, v in card.validation.items()
-                      if not isinstance(v, (list, dict)))) if x))
+                      if not isinstance(v, (list, dict))), dev_text if dev else "") if x))
 
     def _enable_devices(self, available: tuple[str, ...],
                         why_not: str = "Not found on this machine") -> None:
@@ -416,6 +419,11 @@ class AIPanel(QtWidgets.QWidget):
         box.open()
         self.last_message = box
         self.message.emit(text)
+
+
+def _shown(validation: dict) -> str:
+    return " · ".join(f"{k.replace('_ge_6mm', ' ≥6 mm').replace('_', ' ')} {v:.3g}"
+                      for k, v in _headline(validation))
 
 
 def _headline(validation: dict) -> list[tuple[str, float]]:

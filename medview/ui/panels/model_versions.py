@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from medview.ai.models.card_numbers import development, development_title, numbers
 from medview.ai.models.registry import ModelEntry, activate, scan_models
 from medview.ai.models.verdict import verdict
 from medview.core.errors import MedviewError
@@ -28,6 +29,7 @@ TIPS = {1: "The version that runs", 6: "The version it was fine-tuned from",
 KEYS = (("mean_dice_ge_6mm", "dice_mean", "auc"), ("sensitivity_ge_6mm", "accuracy"),
         ("false_positives_per_study",))
 FIRST_HEADLINE = 3  # the column of KEYS[0]
+KEYS_SHOWN = {k for keys in KEYS for k in keys}
 
 
 def _has(entry: ModelEntry, key: str) -> bool:
@@ -63,7 +65,21 @@ def measured_on(entry: ModelEntry) -> str:
     ft = v.get("fine_tune")
     if isinstance(ft, dict) and isinstance(ft.get("cross_validation"), dict):
         return f"{studies} of yours, cross-validated"
-    return f"{studies} of yours" if ft else f"{studies} (its card)"
+    if ft:
+        return f"{studies} of yours"
+    return f"{n} held-out demo studies" if development(v) else f"{studies} (its card)"
+
+
+def measured_tip(entry: ModelEntry) -> str:
+    """The 'measured on' cell's tooltip: how the numbers were measured and, labelled, the
+    development numbers the card keeps apart from them."""
+    v = entry.card.validation
+    dev = numbers(development(v))
+    parts = [str(v["measured"])] if isinstance(v.get("measured"), str) else []
+    if dev:
+        parts.append(f"{development_title(v)}: " + ", ".join(
+            f"{metric_name(k)} {x:.3g}" for k, x in dev.items() if k in KEYS_SHOWN))
+    return "\n\n".join(parts)
 
 
 class ModelVersions(QtWidgets.QWidget):
@@ -134,6 +150,7 @@ class ModelVersions(QtWidgets.QWidget):
                      *(_headline(e, k) for k in shown), e.card.parent_version or "")
             for col, text in enumerate(texts):
                 self.table.setItem(row, col, QtWidgets.QTableWidgetItem(text))
+            self.table.item(row, 2).setToolTip(measured_tip(e))
         self.table.resizeColumnsToContents()
 
     def _show_verdict(self) -> None:
