@@ -104,7 +104,8 @@ def wait_until_up(proc: subprocess.Popen, url: str, log: Path, seconds: float = 
             raise RuntimeError(f"Orthanc exited with {proc.returncode}: "
                                f"{log.read_text(errors='replace')[-2000:]}")
         try:
-            if requests.get(f"{url}/system", timeout=2).ok and \
+            # 401: up, with authentication on
+            if requests.get(f"{url}/system", timeout=2).status_code in (200, 401) and \
                     requests.get(f"{url}/dicom-web/studies", timeout=5).status_code < 500:
                 return
         except requests.RequestException:
@@ -126,17 +127,17 @@ def dimse_node(server: OrthancServer, **kw):
 
 
 @contextmanager
-def running_orthanc(tmp: Path) -> Iterator[OrthancServer]:
-    """Orthanc started on loopback with the test configuration in `tmp`, stopped on leaving
-    (the tests' session fixture and benchmarks/bench_pacs.py)."""
+def running_orthanc(tmp: Path, **overrides: object) -> Iterator[OrthancServer]:
+    """Orthanc started on loopback with the test configuration in `tmp` (and `overrides` of
+    its settings), stopped on leaving (the tests' fixture and benchmarks/bench_pacs.py)."""
     binary = orthanc_binary()
     if binary is None or not PLUGIN.exists():
         raise RuntimeError("Orthanc or its DICOMweb plugin is not installed")
     tmp.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port, medview_port, dcmtk_port = (free_port() for _ in range(4))
     cfg = tmp / "orthanc.json"
-    cfg.write_text(json.dumps(config(tmp, http_port, dicom_port, medview_port, dcmtk_port),
-                              indent=1))
+    cfg.write_text(json.dumps(config(tmp, http_port, dicom_port, medview_port, dcmtk_port)
+                              | overrides, indent=1))
     log = tmp / "orthanc.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([binary, str(cfg)], stdout=out, stderr=subprocess.STDOUT,
