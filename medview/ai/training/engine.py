@@ -373,7 +373,7 @@ class Trainer:
         scores in the run's state and start the next phase from the parent (a checkpoint at
         its epoch 0, so a resume does not train this fold again)."""
         from medview.ai.runtime.loading import load_model
-        from medview.ai.training.metrics import scores_kept, study_scores
+        from medview.ai.training.metrics import held_out, scores_kept
 
         device = self.dist.device
         done = json.loads(st["folds_done"])
@@ -384,10 +384,11 @@ class Trainer:
                 "evaluate", model=who, study=i, of=n, fold=phase + 1, folds=len(self.folds))
             before = scores_kept(parent, card, task.val, device, report(card.ref),
                                  self._check_stop)
-            after = study_scores(model, card, task.val, device, report(f"fold {phase + 1}"),
-                                 self._check_stop)[0]
+            first = sum(len(f["studies"]) for f in done)  # the candidates' study ids
+            after, candidates = held_out(model, card, task.val, device, first,
+                                         report(f"fold {phase + 1}"), self._check_stop)
             done.append({"studies": [p.key for p in task.val], "parent": before,
-                         "new": after, "history": st["history"],
+                         "new": after, "candidates": candidates, "history": st["history"],
                          "seconds": round(st["seconds"], 1)})
         fresh = {"base": card.ref, "epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0,
                  "loss_n": 0, "history": [], "best_epoch": 0, "best_dice": -1.0,
@@ -400,6 +401,37 @@ class Trainer:
             save_state(self.work, parent_model, fresh)
             self.emit("checkpoint", epoch=0, step=0, path=str(self.work / CHECKPOINT))
         return fresh
+
+    def _refit_fp(self, card: Any, done_folds: list[dict]) -> tuple[Any, float, dict] | None:
+        """The false-positive stage refit on the fold versions' own candidates in their
+        held-out studies (findings.fp_fit.cross_validated_refit), with the out-of-fold
+        numbers of none, the parent's and the refit classifier, and whether it is used
+        (fp_fit.refit_is_better); None when off or there is nothing to fit."""
+        from medview.ai.findings.fp_fit import cross_validated_refit, refit_is_better
+        from medview.ai.findings.fp_reduction import classifier_for
+
+        if not self.s.refit_fp or card.postprocess is None:
+            return None
+        studies = []
+        for f, fold in enumerate(done_folds):
+            for rec in fold.get("candidates") or []:
+                studies.append({
+                    "fold": f, "at": _candidate_arrays(rec["at"]),
+                    "train": [_candidate_arrays(c) for c in rec["train"]],
+                    "big": rec["big"], "truth_voxels": rec["truth_voxels"]})
+        if not studies or not any(len(st["at"]["truth"]) for st in studies):
+            return None
+        post = card.postprocess
+        parent = (classifier_for(card), post.fp_threshold) if post.fp_classifier else None
+        clf, cut, info = cross_validated_refit(studies, len(card.labels), self.s.seed, parent)
+        info["used"] = refit_is_better(info)
+        kept = info.get("parent") or info["none"]
+        self.emit("fp_refit", used=info["used"], threshold=cut, refit=info["refit"],
+                  kept=kept, message=f"false-positive classifier refit on the new network's "
+                  f"candidates, out of fold: {info['refit']}; "
+                  f"{'the parent' + chr(39) + 's' if 'parent' in info else 'none'}: {kept}; "
+                  f"{'used' if info['used'] else 'not better: the parent' + chr(39) + 's kept'}")
+        return clf, cut, info
 
     def _labels_now(self, st: dict, own: list) -> None:
         """Keep the voxels per label of the reader's studies in the checkpoint; a resume after
@@ -474,7 +506,7 @@ class Trainer:
 
         if self.dist.rank != 0:
             return None
-        cv = None
+        cv, refit = None, None
         if self.folds:  # every study scored by a version trained without it
             from medview.ai.training.crossval import summary
 
@@ -483,6 +515,7 @@ class Trainer:
                          [x for f in done_folds for x in f["new"]], card, len(self.folds))
             cv["fold_histories"] = [f["history"] for f in done_folds]
             before, after = cv.pop("parent_metrics"), cv.pop("metrics")
+            refit = self._refit_fp(card, done_folds)
         else:
             if (self.work / BEST).exists():
                 model.load_state_dict(load_file(str(self.work / BEST)))
@@ -515,6 +548,8 @@ class Trainer:
         }
         if cv is not None:
             fine_tune["cross_validation"] = cv
+        if refit is not None:
+            fine_tune["fp_refit"] = refit[2]
         n_own = len(train) - len(self.replay) + (len(val) if self.folds else 0)
         replay = (f" plus {len(self.replay)} of its own training studies (demo site A, "
                   f"rehearsal)" if self.replay else "")
@@ -530,11 +565,29 @@ class Trainer:
                     f"and cosine decay, DiceCE loss{describe(self.s, self.job.base)}, flips, "
                     f"rotation, zoom and intensity jitter; seed {self.s.seed}. Before this: "
                     f"{card.training_data}")
+        used = refit is not None and refit[2]["used"]
+        if used:
+            training += (f" Its false-positive classifier was refit on this network's own "
+                         f"candidates in the held-out studies, threshold "
+                         f"{refit[1]:g} chosen out of fold (validation.fine_tune.fp_refit); "
+                         f"the validation numbers were measured with the parent's.")
         folder = tv.write_version(card, version, model, training,
-                                  {**after, "fine_tune": fine_tune})
+                                  {**after, "fine_tune": fine_tune},
+                                  (refit[0].to_json(), refit[1]) if used else None)
         done = {"event": "done", "version": f"{card.name}:{version}", "folder": str(folder),
                 "parent": card.ref, "metrics": after, "parent_metrics": before,
                 "best_epoch": st["best_epoch"], "cross_validation": cv,
                 "activate": f"medview models activate {card.name}:{version}"}
         self._emit(done)
         return done
+
+
+def _candidate_arrays(lists: dict) -> dict[str, np.ndarray]:
+    """A candidate set from its JSON lists (findings.fp_fit's arrays and dtypes)."""
+    from medview.ai.findings.fp_reduction import FEATURES
+
+    kinds = {"features": np.float64, "label": np.int64, "truth": bool, "lesion_id": np.int64,
+             "diameter": np.float64, "size": np.int64, "inter": np.int64}
+    out = {k: np.asarray(lists[k], kind) for k, kind in kinds.items()}
+    out["features"] = out["features"].reshape(-1, len(FEATURES))
+    return out

@@ -360,3 +360,44 @@ def scores_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], devi
         if progress is not None:
             progress(i + 1, len(studies))
     return out
+
+
+def held_out(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
+             first: int, progress: Any = None, check: Check = None
+             ) -> tuple[list[dict], list[dict]]:
+    """A cross-validation fold's version on its held-out studies, each segmented once: the
+    per-study scores of what the app lists (study_scores' first list) and, when the card
+    has a postprocess, the network's candidate regions with what the labels say of them
+    (findings.fp_fit.label_map_candidates at the listing threshold and at the refit's
+    training thresholds), for refitting the false-positive stage on this network's own
+    candidates; study ids count from `first`. Candidates as JSON-ready lists."""
+    from medview.ai.findings.fp_fit import FP, big_lesions, label_map_candidates
+    from medview.ai.findings.postprocess import findings_from
+    from medview.ai.runtime.inference import segment
+
+    if card.postprocess is None:
+        return study_scores(module, card, studies, device, progress, check)[0], []
+    values = [lab.value for lab in card.labels]
+    scores, records = [], []
+    for i, st in enumerate(studies):
+        volume = Volume(st.image, np.diag([*st.spacing_mm, 1.0]))
+        gt = np.asarray(st.labels)
+        with _eval_mode(module):
+            result = segment(volume, _Network(module, card, device, check), reuse=False)
+        mask = np.zeros(volume.shape, np.uint8)
+        findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max,
+                      mask_out=mask)
+        scored = score(mask, gt, st.spacing_mm, values, 1)
+        scores.append(scored)
+
+        cut = {t: {k: v.tolist() for k, v in label_map_candidates(
+            result.codes, volume, gt, card, t, first + i).items()}
+            for t in {0.5, *FP["train_thresholds"]}}
+        big = big_lesions(gt, card, st.spacing_mm, first + i)
+        records.append({"at": cut[0.5], "train": [cut[t] for t in FP["train_thresholds"]],
+                        "big": big, "truth_voxels": {
+                            str(li): int(np.count_nonzero(gt == lab.value))
+                            for li, lab in enumerate(card.labels)}})
+        if progress is not None:
+            progress(i + 1, len(studies))
+    return scores, records

@@ -78,15 +78,21 @@ def card_dict(parent: ModelCard, version: str, training: str, validation: dict) 
 
 
 def write_version(parent: ModelCard, version: str, model: Any, training: str,
-                  validation: dict) -> Path:
+                  validation: dict, fp: tuple[str, float] | None = None) -> Path:
     """Create the version folder (refused if it exists), weights first and the card last,
-    so a folder is a version only once it is whole; a failed write leaves nothing."""
+    so a folder is a version only once it is whole; a failed write leaves nothing. `fp`:
+    a false-positive classifier refit on the new network's candidates (its JSON text and
+    threshold), written instead of the parent's."""
 
     keep_active(parent.name)
     folder = new_version_folder(parent.name, version)
     try:
-        _copy_second_stage(parent, folder)
-        write_model(folder, model, card_dict(parent, version, training, validation))
+        card = card_dict(parent, version, training, validation)
+        if fp is None:
+            _copy_second_stage(parent, folder)
+        else:
+            _write_second_stage(card, folder, *fp)
+        write_model(folder, model, card)
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)  # ours, made just above: never a parent's
         # safetensors' error has no errno, only the OS's words ("os error 28")
@@ -108,6 +114,19 @@ def _copy_second_stage(parent: ModelCard, folder: Path) -> None:
     if post is not None and post.fp_classifier:
         shutil.copyfile(resolve(parent.ref).folder / post.fp_classifier,
                         folder / post.fp_classifier)
+
+
+def _write_second_stage(card: dict, folder: Path, text: str, threshold: float) -> None:
+    """A refit false-positive classifier into the new folder, named in the card's
+    postprocess with its SHA-256 and threshold (the parent's file is not copied)."""
+    from medview.io.workspace import atomic_write_text
+
+    post = card["postprocess"]
+    post["fp_classifier"] = post.get("fp_classifier") or "fp_classifier.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / post["fp_classifier"], text)
+    post["fp_classifier_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    post["fp_threshold"] = threshold
 
 
 def write_model(folder: Path, model: Any, card: dict) -> Path:
