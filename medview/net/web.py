@@ -28,6 +28,12 @@ def _session(node: WebNode, secret: str | None) -> Any:
 
     s = requests.Session()
     s.verify = node.ca_file or node.verify_tls
+    if s.verify is not True:
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify`,
+        # which would drop the reader's CA (or explicit choice): keep only the environment's
+        # proxies for this URL
+        s.trust_env = False
+        s.proxies = requests.utils.get_environ_proxies(node.url)
     if node.auth != "none":
         secret = secret if secret is not None else load_secret(node.name)
         if secret is None:
@@ -49,7 +55,11 @@ def client(node: WebNode, secret: str | None = None) -> Any:
         import urllib3
 
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    return DICOMwebClient(node.url, session=_session(node, secret), timeout=node.timeout_s)
+    c = DICOMwebClient(node.url, session=_session(node, secret), timeout=node.timeout_s)
+    # its default retries every failure (a refused connection, an unverified certificate)
+    # five times over 31 s of back-off: the reader would wait half a minute for a sentence
+    c.set_http_retry_params(retry=True, max_attempts=2, wait_exponential_multiplier=250)
+    return c
 
 
 @contextmanager

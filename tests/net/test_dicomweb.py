@@ -3,6 +3,7 @@ the failures (server down, wrong credentials)."""
 
 from __future__ import annotations
 
+import time
 from io import BytesIO
 
 import pydicom
@@ -61,8 +62,10 @@ def test_wado_returns_the_series_pixel_equal(orthanc, stored_study):
 def test_echo_and_server_down(orthanc):
     assert web.echo(web_node(orthanc)) < 5
     down = web_node(orthanc, url=f"http://127.0.0.1:{free_port()}/dicom-web")
+    started = time.monotonic()
     with pytest.raises(NetworkError, match="cannot be reached; the server is down"):
         web.echo(down)
+    assert time.monotonic() - started < 6  # not half a minute of retries
 
 
 def test_missing_secret_and_wrong_path(orthanc):
