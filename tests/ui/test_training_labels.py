@@ -127,6 +127,10 @@ def test_the_setup_fits_a_narrow_dock(qtbot, panel: TrainingPanel) -> None:
 def test_one_validation_study_is_said(panel: TrainingPanel) -> None:
     rows = [named(i, p, {1: "lung nodule"}) for i, p in enumerate("abcd")]
     panel.studies._show(rows)
+    summary = panel.studies.summary.text()  # the default: cross-validation, no sides
+    assert summary.startswith("Cross-validation: 4 studies of 4 patients in 4 folds by "
+                              "patient — lung nodule in 4.") and "One validation" not in summary
+    panel.form.widgets["folds"].setValue(1)  # the reader asks for one held-out split
     for i in range(4):  # the reader puts one patient on validation
         panel.studies.table.cellWidget(i, 3).setCurrentIndex(int(i == 0))
     assert "One validation study" in panel.studies.summary.text()

@@ -115,6 +115,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self.form = TrainingSettings()
         self.form.split_changed.connect(lambda: self.studies.propose(
             self.form.settings().val_fraction, self.form.settings().seed))
+        self.form.changed.connect(lambda name: self.studies.set_folds(
+            self.form.settings().folds) if name == "folds" else None)
         base = QtWidgets.QFormLayout()
         base.addRow("Base model", self.base_combo)
         inner = QtWidgets.QWidget()

@@ -59,6 +59,7 @@ class TrainingStudies(QtWidgets.QWidget):
         self._listing = self._again = False  # a listing runs; another is asked for
         d = Settings()
         self._proposal = (d.val_fraction, d.seed)  # the split's share and seed
+        self.folds = d.folds  # cross-validation: every study is held out once (crossval)
         self.data_edit = QtWidgets.QLineEdit(WORKSPACE, toolTip="'workspace': the studies "
                                              "marked done; or a folder of studies, each a "
                                              "series folder with labels.nii.gz")
@@ -219,6 +220,18 @@ class TrainingStudies(QtWidgets.QWidget):
                          f"{' — ' + names if names and rows else ''}.")
             if side == "val" and rows:
                 missing = [self._label_name(v) for v, n in with_label.items() if not n]
+        if self.folds >= 2:  # the sides only matter for a run of one held-out split
+            with_label = {v: sum(1 for r in self.rows if r.counts.get(v)) for v in labels}
+            names = ", ".join(f"{self._label_name(v)} in {n}" for v, n in with_label.items())
+            n_patients = len({r.study.patient for r in self.rows})
+            self.summary.setText(
+                f"Cross-validation: {_count(len(self.rows), 'study', 'studies')} of "
+                f"{_count(n_patients, 'patient', 'patients')} in "
+                f"{min(self.folds, n_patients)} folds by patient"
+                f"{' — ' + names if names else ''}. Each study is held out once, then the "
+                f"version trains on all of them (the sides below apply with 1 fold only, "
+                f"set under Advanced).")
+            return
         if missing:
             parts.append(f"No validation study has {', '.join(missing)}: its Dice will not "
                          f"be measured.")
@@ -226,6 +239,12 @@ class TrainingStudies(QtWidgets.QWidget):
             parts.append("One validation study: the numbers that decide whether the new "
                          "version is better are from that study alone, so they vary a lot.")
         self.summary.setText(" ".join(parts))
+
+    def set_folds(self, folds: int) -> None:
+        """The form's cross-validation folds changed: say how the studies will be used."""
+        self.folds = folds
+        if self.rows:
+            self._summarise()
 
     def problem(self) -> str | None:
         """Why the split cannot train, as one sentence; None when it can."""
