@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.core.windowing import CT_PRESETS, auto_window
 from medview.viewer import state as st
+from medview.viewer.slab import step_thickness
 
 if TYPE_CHECKING:
     from medview.ui.main_window import MainWindow
@@ -90,6 +91,14 @@ class MainMenus(QtCore.QObject):
                                              "C", checkable=True)
         self.overlays_action = self._action(m, "Show &overlays", lambda _=False:
                                             s.toggle_overlays(), "O", checkable=True)
+        m.addSeparator()
+        self._action(m, "Thick &slab: next mode (off, MIP, MinIP, average)",
+                     lambda _=False: s.cycle_slab_mode(), "M")
+        thicker = self._action(m, "Slab &thicker", lambda _=False: s.set_slab(
+            thickness_mm=step_thickness(s.slab.thickness_mm, 1)), "+")
+        thicker.setShortcuts([QtGui.QKeySequence("+"), QtGui.QKeySequence("=")])
+        self._action(m, "Slab t&hinner", lambda _=False: s.set_slab(
+            thickness_mm=step_thickness(s.slab.thickness_mm, -1)), "-")
         m.addSeparator()
         self._action(m, "&Fit", w.grid.fit_all, "F")
         self._action(m, "&Reset", w.reset_view, "R")

@@ -3,7 +3,8 @@ viewers are (docs/development.md "Qt and pyqtgraph"; OHIF, Horos/OsiriX, Orthanc
 wheel = slice, left-drag = active tool (window/level by default: drag right = wider,
 drag down = higher level, so darker), right-drag = zoom (up = in), middle-drag = pan,
 Ctrl+wheel = zoom; keys for slices, presets (1-9), R reset, I invert, Space cine, F fit,
-O overlays, C crosshair link.
+O overlays, C crosshair link, M thick-slab mode (off, MIP, MinIP, average), + and - the slab
+thickness.
 
 Scene units are millimetres: pixel spacing lives in the ImageItem's rect (pyqtgraph's
 setRect) or transform, never in resampled pixels, so aspect is right in every plane and
@@ -22,6 +23,7 @@ from medview.viewer import state as st
 from medview.viewer.annotations import ai_notes, corner_lines, scale_bar_mm
 from medview.viewer.layers import OverlayLayer, label_outline
 from medview.viewer.planes import Plane
+from medview.viewer.slab import layer_image, step_thickness
 from medview.viewer.state import ViewerState
 
 GREY = np.arange(256, dtype=np.uint8)
@@ -141,6 +143,9 @@ class SliceView(pg.GraphicsView):
                 self._refresh_overlays()
         elif what == st.WINDOW:
             self._apply_window()
+        elif what == st.SLAB:
+            self._refresh_image()
+            self._refresh_overlays()
         elif what == st.LAYERS:
             if len(self.overlay_items) == len(self.state.layers):
                 self._refresh_overlays()  # a setting changed (opacity slider...): same items
@@ -154,7 +159,10 @@ class SliceView(pg.GraphicsView):
 
     def _refresh_image(self) -> None:
         idx = self.state.slice_index(self.plane)
-        img = self.plane_map.image(self.state.volume.array, idx)
+        slab = self.state.slab
+        img = (self.state.projector.image(self.plane_map, idx, slab,
+                                          self.state.slab_spacing(self.plane)) if slab.on
+               else self.plane_map.image(self.state.volume.array, idx))
         self.image_item.setImage(img, autoLevels=False, levels=self._levels())
         self._shown_index = idx
 
@@ -196,7 +204,7 @@ class SliceView(pg.GraphicsView):
             item.setVisible(layer.visible)
             if not layer.visible:
                 continue
-            image = self.plane_map.image(layer.array, idx)
+            image = self._layer_image(layer, idx)
             if layer.kind == "labels" and layer.outline:
                 image = label_outline(image)
             item.setImage(image, autoLevels=False,
@@ -210,9 +218,14 @@ class SliceView(pg.GraphicsView):
         not the image nor the other layers."""
         for item, shown in zip(self.overlay_items, self.state.layers, strict=False):
             if shown is layer and layer.visible:
-                image = self.plane_map.image(layer.array, self.state.slice_index(self.plane))
+                image = self._layer_image(layer, self.state.slice_index(self.plane))
                 item.setImage(label_outline(image) if layer.outline else image,
                               autoLevels=False, levels=(0, 255))
+
+    def _layer_image(self, layer: OverlayLayer, idx: int) -> np.ndarray:
+        """A layer's slice, or its maximum over the slab the image shows."""
+        return layer_image(self.plane_map, layer.array, idx, self.state.slab,
+                           self.state.slab_spacing(self.plane))
 
     def fit(self) -> None:
         """F: the whole image in view, centred."""
@@ -328,6 +341,12 @@ class SliceView(pg.GraphicsView):
             self.state.set_crosshair_linked(not self.state.crosshair_linked)
         elif k == Key.Key_Space:
             self.toggle_cine()
+        elif k == Key.Key_M:
+            self.state.cycle_slab_mode()
+        elif k in (Key.Key_Plus, Key.Key_Equal, Key.Key_Minus):
+            direction = -1 if k == Key.Key_Minus else 1
+            self.state.set_slab(thickness_mm=step_thickness(self.state.slab.thickness_mm,
+                                                            direction))
         else:
             return False
         return True

@@ -35,6 +35,7 @@ def corner_lines(state: ViewerState, plane: Plane, zoom: float) -> dict[str, lis
                            f"{md.modality} {md.series_description}".strip()) if x],
         "bl": [f"W {w.width:.0f}  L {w.center:.0f}" + (" (inv)" if state.invert else ""),
                f"Zoom {zoom:.2f}x",
+               *([state.slab.label()] if state.slab.on else []),
                f"Thk {thick:.2f} mm" + ("" if abs(thick - spacing) < 0.01
                                         else f"  Sp {spacing:.2f} mm"),
                f"{_LOCATION[plane]} {position:.1f} mm"],

@@ -55,8 +55,11 @@ class PlaneMap:
         """The 2D (rows, cols[, 3]) view for slice `index` along the normal axis."""
         sl: list[slice | int] = [slice(None)] * array.ndim
         sl[self.normal_axis] = index
-        img = array[tuple(sl)]
-        # remaining axes keep their array order; put row_axis first
+        return self.orient(array[tuple(sl)])
+
+    def orient(self, img: np.ndarray) -> np.ndarray:
+        """A plane cut out along the normal axis (the other two axes in array order) turned
+        for the screen: row axis first, flips as negative strides (no copy)."""
         rest = [a for a in range(3) if a != self.normal_axis]
         if rest.index(self.row_axis) == 1:
             img = img.swapaxes(0, 1)

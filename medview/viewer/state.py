@@ -18,10 +18,12 @@ from medview.core.windowing import (
 )
 from medview.viewer.layers import OverlayLayer
 from medview.viewer.planes import Plane, PlaneMap, plane_map
+from medview.viewer.slab import MAX_SLAB_MM, Slab, SlabMode, SlabProjector
 
 Listener = Callable[[str], None]
 # what changed, passed to listeners
 VOLUME, CURSOR, WINDOW, LAYERS, DISPLAY = "volume", "cursor", "window", "layers", "display"
+SLAB = "slab"
 
 
 class ViewerState:
@@ -35,6 +37,9 @@ class ViewerState:
         self.crosshair_linked = True
         self.show_overlays = True  # corner text, letters, scale bar, crosshair
         self.layers: list[OverlayLayer] = []
+        # thick-slab projection, the same in every plane (medview.viewer.slab)
+        self.slab = Slab()
+        self.projector = SlabProjector()
         self._listeners: list[Listener] = []
 
     # -- listeners
@@ -57,6 +62,8 @@ class ViewerState:
         self.cursor_ijk = (np.array(volume.shape, float) - 1) / 2
         self.cursor_ijk = np.round(self.cursor_ijk)
         self.layers = []
+        self.projector = SlabProjector(volume.array)
+        self.slab = Slab(SlabMode.OFF, self.slab.thickness_mm)  # a new series opens thin
         self.invert = volume.metadata.invert_display
         self.window = self.initial_window()
         self._changed(VOLUME)
@@ -151,6 +158,28 @@ class ViewerState:
         self.cursor_ijk = np.round((np.array(self.volume.shape, float) - 1) / 2)
         self._changed(WINDOW)
         self._changed(CURSOR)
+
+    # -- thick slabs
+    def set_slab(self, mode: SlabMode | None = None, thickness_mm: float | None = None) -> None:
+        """Slab mode and/or thickness (kept within 1..MAX_SLAB_MM mm); colour images have
+        no slab (a maximum of RGB triplets means nothing)."""
+        if mode is not None and self.volume is not None and self.volume.is_colour:
+            mode = SlabMode.OFF
+        mm = self.slab.thickness_mm if thickness_mm is None else float(
+            np.clip(thickness_mm, 1.0, MAX_SLAB_MM))
+        slab = Slab(self.slab.mode if mode is None else mode, mm)
+        if slab != self.slab:
+            self.slab = slab
+            self._changed(SLAB)
+
+    def cycle_slab_mode(self) -> None:
+        """M: off, MIP, MinIP, average, off..."""
+        modes = list(SlabMode)
+        self.set_slab(modes[(modes.index(self.slab.mode) + 1) % len(modes)])
+
+    def slab_spacing(self, plane: Plane) -> float:
+        """Distance between the slices a slab in `plane` adds up, in mm."""
+        return float(self.volume.spacing_mm[self.maps[plane].normal_axis])
 
     # -- overlays and layers
     def toggle_overlays(self) -> None:

@@ -16,6 +16,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.core.volume import Volume
 from medview.core.windowing import CT_PRESETS, Window, auto_window
+from medview.ui.slab_control import SlabControl
 from medview.ui.slice_view import SliceView
 from medview.viewer import state as st
 from medview.viewer.state import ViewerState
@@ -146,6 +147,9 @@ class WindowPanel(QtWidgets.QWidget):
         form.addWidget(QtWidgets.QLabel("Cine"), 3, 0)
         form.addWidget(self.fps_box, 3, 1)
         form.addWidget(self.play_button, 3, 2, 1, 2)
+        self.slab = SlabControl(self.state)
+        form.addWidget(QtWidgets.QLabel("Slab"), 4, 0)
+        form.addWidget(self.slab, 4, 1, 1, 3)
         form.setColumnStretch(1, 1)
         form.setColumnStretch(3, 1)
         self.note = QtWidgets.QLabel()
