@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from medview.commands import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE
-from medview.commands.info import terminal_progress
 from medview.core.errors import InvalidInputError
 
 
@@ -123,6 +122,7 @@ def _find(node: Any, args: Any) -> int:
 def _get(node: Any, args: Any) -> int:
     import dataclasses
 
+    from medview.commands.info import terminal_progress
     from medview.core.jobs import CancelToken, JobContext
     from medview.net.retrieve import retrieve
     from medview.net.studydb import StudyDB
