@@ -311,6 +311,17 @@ class SliceView(pg.GraphicsView):
         self.hovered.emit(f"{shown}   at ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm LPS   "
                           f"voxel ({int(ijk[2])}, {int(ijk[1])}, {int(ijk[0])})")
 
+    def mousePressEvent(self, ev: QtGui.QMouseEvent) -> None:
+        super().mousePressEvent(ev)
+        # pyqtgraph makes its clicks and drags from the press but leaves the Qt event
+        # unaccepted where no item grabbed it, so Qt also offers it to the dock and the main
+        # window: every button's press here is the view's (crosshair, tools, pan, W/L)
+        ev.accept()
+
+    def mouseReleaseEvent(self, ev: QtGui.QMouseEvent) -> None:
+        super().mouseReleaseEvent(ev)
+        ev.accept()
+
     def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:
         if self.state.volume is None or not self._handle_key(ev):
             super().keyPressEvent(ev)
