@@ -133,12 +133,20 @@ def _parser() -> argparse.ArgumentParser:
                                      description="Make NAME:VERSION the version that runs "
                                                  "for NAME and the default for its task.")
     activate.add_argument("ref", metavar="NAME:VERSION")
-    imp = models_sub.add_parser("import", help="add your own .pt2 or .onnx model",
+    imp = models_sub.add_parser("import", help="add a model: .pt2 / .onnx with its card, a "
+                                               "MONAI bundle, an nnU-Net v2 folder",
                                 description="Import a torch.export program (.pt2) or an "
-                                            "ONNX file with its card (JSON) as a new version; "
-                                            "a model that does not fit its card is refused.")
-    imp.add_argument("path", metavar="FILE")
-    imp.add_argument("--card", required=True, metavar="CARD.json")
+                                            "ONNX file with its card (JSON), a MONAI bundle "
+                                            "(folder or zip in the Model Zoo layout) or an "
+                                            "nnU-Net v2 model folder as a new version; a "
+                                            "model that does not fit its card is refused.")
+    imp.add_argument("path", metavar="PATH")
+    imp.add_argument("--card", metavar="CARD.json", help="the card of a .pt2 or .onnx file")
+    imp.add_argument("--allow-code", action="store_true",
+                     help="consent to run code that comes with a MONAI bundle (a TorchScript "
+                          "model, expressions or classes in its config); recorded on the card")
+    imp.add_argument("--describe", action="store_true",
+                     help="only say what a MONAI bundle would run; import nothing")
     imp.add_argument("--name", help="the model name (default: the card's)")
     imp.add_argument("--version", help="the new version (default: the card's)")
     entry = sub.add_parser("desktop-entry", help="add MedView to the desktop's application "

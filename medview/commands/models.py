@@ -1,6 +1,8 @@
 """`medview models`: the installed models and versions with their validation numbers;
 `medview models activate NAME:VERSION` chooses the version that runs; `medview models import
-FILE --card CARD.json` adds the user's own .pt2 or .onnx model as a new version.
+FILE --card CARD.json` adds the user's own .pt2 or .onnx model as a new version, and `medview
+models import PATH` a MONAI bundle (folder or zip; --allow-code for one that runs code) or an
+nnU-Net v2 model folder.
 
 Listing reads only the cards (no torch), so it answers at once; a damaged model folder is
 reported on its own line and never hides the others. A card's development numbers (measured
@@ -45,6 +47,9 @@ def entry_json(entry: ModelEntry) -> dict[str, Any]:
         "created": card.created, "folder": str(entry.folder),
         "main_metrics": main_metrics(card.validation), "validation": card.validation,
         "development_metrics": main_metrics(development(card.validation)),
+        # an imported model's own published numbers, never mixed with MedView's
+        "claims": card.claims, "provenance": card.provenance,
+        "runs_code_with_consent": bool(card.consent),
     }
 
 
@@ -59,6 +64,10 @@ def entry_line(entry: ModelEntry, ref_width: int) -> str:
     if dev:
         line += (f"\n{'':<{ref_width}}  {development_title(card.validation)}: "
                  + ", ".join(f"{k} {_fmt(v)}" for k, v in dev.items()))
+    claims = main_metrics(card.claims)
+    if claims:
+        line += (f"\n{'':<{ref_width}}  the model's own claims (not measured by MedView): "
+                 + ", ".join(f"{k} {_fmt(v)}" for k, v in claims.items()))
     return line
 
 
@@ -92,11 +101,48 @@ def run_activate(ref: str) -> int:
     return EXIT_OK
 
 
-def run_import(path: str, card: str, name: str | None, version: str | None) -> int:
-    from medview.ai.runtime.user_models import import_model
+def describe(path: str) -> int:
+    """What a MONAI bundle would run, as read without running it."""
+    from medview.ai.runtime.bundle_import import opened_bundle
 
-    entry = import_model(path, card, name=name, version=version)
+    with opened_bundle(path) as plan:
+        for line in plan.description:
+            print(line)
+        for line in plan.needs_code:
+            print(f"needs code: {line}")
+        for line in plan.unsupported:
+            print(f"cannot run: {line}")
+        print("MedView runs it without running code from it" if plan.runs_without_code else
+              "importing it needs --allow-code" if not plan.unsupported else
+              "MedView cannot run it")
+    return EXIT_OK
+
+
+def run_import(path: str, card: str | None, name: str | None, version: str | None,
+               allow_code: bool = False) -> int:
+    """A .pt2 / .onnx file with --card, else a MONAI bundle or an nnU-Net v2 folder."""
+    from pathlib import Path
+
+    source = Path(path)
+    if card is not None or source.suffix.lower() in (".pt2", ".onnx"):
+        from medview.ai.runtime.user_models import import_model
+
+        if card is None:
+            print(f"medview: {path}: a .pt2 or .onnx model needs its card (--card CARD.json)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        entry = import_model(path, card, name=name, version=version)
+    elif (source / "dataset.json").is_file() and (source / "plans.json").is_file():
+        from medview.ai.runtime.nnunet_models import import_nnunet
+
+        entry = import_nnunet(source, name=name, version=version)
+    else:
+        from medview.ai.runtime.bundle_import import import_bundle
+
+        entry = import_bundle(source, allow_code=allow_code, name=name, version=version)
     print(f"imported {entry.ref} into {entry.folder}")
+    if entry.card.consent:
+        print(f"{entry.ref} runs code that came with it; your consent is recorded on its card")
     return EXIT_OK
 
 
@@ -104,5 +150,7 @@ def run_models(args: Any) -> int:
     if args.models_command == "activate":
         return run_activate(args.ref)
     if args.models_command == "import":
-        return run_import(args.path, args.card, args.name, args.version)
+        if args.describe:
+            return describe(args.path)
+        return run_import(args.path, args.card, args.name, args.version, args.allow_code)
     return run_list(args.json)

@@ -209,9 +209,11 @@ def _validate(folder: Path, card: ModelCard) -> None:
         raise InvalidInputError(None, "gives NaN or infinite outputs on a test window")
 
 
-def install(staging_fill: Any, card_data: dict[str, Any], where: str) -> registry.ModelEntry:
+def install(staging_fill: Any, card_data: dict[str, Any], where: str,
+            validate: Any = None) -> registry.ModelEntry:
     """Stage a model folder (`staging_fill(folder)` writes its files), write its card,
-    validate it and move it into its new version folder; all or nothing."""
+    check it (`validate(folder, card)`, by default: one test window through the network)
+    and move it into its new version folder; all or nothing."""
     from medview.ai.runtime.user_models import _move_into
 
     card = card_from_dict(card_data, where)
@@ -231,7 +233,7 @@ def install(staging_fill: Any, card_data: dict[str, Any], where: str) -> registr
         staging_fill(staging)
         atomic_write_text(staging / CARD_FILE, card.to_json() + "\n")
         try:
-            _validate(staging, card)
+            (validate or _validate)(staging, card)
         except MedviewError as exc:  # name the user's file, not the staging copy
             raise type(exc)(where, exc.problem) from exc
         folder = registry.new_version_folder(card.name, card.version)

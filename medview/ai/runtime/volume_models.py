@@ -13,6 +13,7 @@ How the network is made follows the card and nothing else:
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import torch
@@ -55,7 +56,9 @@ class VolumeModel:
                                            "records no consent; refused")
         try:
             if card.architecture == "torchscript":
-                module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+                with warnings.catch_warnings():  # deprecated in torch 2.13; still the format
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    module = torch.jit.load(io.BytesIO(data), map_location="cpu")
             else:
                 module = (config_network(folder, card)
                           if card.architecture == "monai.bundle-config"

@@ -1,0 +1,138 @@
+"""nnU-Net v2 models made here with nnU-Net's own planning, preprocessing and checkpoint
+writer (tests/ai/nnunet_factory.py): import (API and CLI), labels and codes, a run through
+nnUNetPredictor on the study's grid, the checkpoint read without running code, and the one
+sentence without the extra."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from medview.core.errors import InvalidInputError, UnsupportedInputError
+
+pytest.importorskip("nnunetv2")
+
+
+@pytest.fixture(scope="module")
+def nnunet_folder(tmp_path_factory):
+    """Two tiny demo studies (12 slices, downsampled 8x in-plane by the factory) planned
+    and preprocessed by nnU-Net, and its checkpoint of the initialised network."""
+    from medview.demo import generate_demo_study
+    from tests.ai.nnunet_factory import build
+
+    root = tmp_path_factory.mktemp("nnunet")
+    series = [generate_demo_study(root / f"demo{i}", seed=i, slices=12).series_dir
+              for i in (1, 2)]
+    return build(root / "work", series), series
+
+
+@pytest.fixture
+def small_study(nnunet_folder):
+    from medview.core.volume import Volume
+    from medview.io.open_volume import load_volume
+
+    volume, _ = load_volume([nnunet_folder[1][0]])
+    affine = volume.affine @ np.diag([1.0, 8.0, 8.0, 1.0])
+    return Volume(volume.array[:, ::8, ::8].copy(), affine, volume.metadata)
+
+
+def test_import_and_run_through_nnunets_predictor(nnunet_folder, small_study, kept_data_dir):
+    from medview.ai.runtime.inference import segment
+    from medview.ai.runtime.loading import load_model
+    from medview.ai.runtime.nnunet_models import import_nnunet
+
+    folder, _ = nnunet_folder
+    entry = import_nnunet(folder)
+    card = entry.card
+    assert entry.ref == "dataset517-tinydemo:1.0"
+    assert [(lab.value, lab.name, lab.code[:2]) for lab in card.labels] == [
+        (1, "liver", ("SCT", "10200004")), (2, "bone", ("99MEDVIEW", "label-2"))]
+    assert card.licence == "CC-BY-4.0 (MedView tests)" and card.claims == {}
+    assert card.provenance["kind"] == "nnunet-v2" and card.provenance["folds"] == ["0"]
+    assert sorted(p.name for p in entry.folder.iterdir()) == [
+        "checkpoint_fold0.pth", "dataset.json", "metadata.json", "plans.json"]
+    torch.set_num_threads(1)
+    model = load_model(entry.folder, "cpu", reuse=False)
+    progress = []
+    result = segment(small_study, model, reuse=False, progress=progress.append)
+    assert result.shape == small_study.shape
+    # the same probabilities nnU-Net gives for the array on its own
+    _, probs = model.predictor.predict_single_npy_array(
+        small_study.array.astype(np.float32)[None], {"spacing": list(small_study.spacing_mm)},
+        None, None, True)
+    # where one label is clearly the most probable, MedView keeps nnU-Net's probability
+    fg = probs[1:]
+    top2 = np.sort(fg, axis=0)[-2:]
+    clear = top2[1] - top2[0] > 0.02
+    for value in (1, 2):
+        mine = clear & (np.argmax(fg, axis=0) == value - 1)
+        assert mine.sum() > 100
+        got = result.probability(value)[mine] / 255.0
+        assert np.abs(got - probs[value][mine]).max() < 0.02
+    assert any("window" in p.message for p in progress)
+
+
+def test_checkpoint_with_code_is_refused(nnunet_folder, tmp_path, kept_data_dir):
+    import shutil
+
+    from medview.ai.runtime.nnunet_models import import_nnunet
+
+    folder = tmp_path / "model"
+    shutil.copytree(nnunet_folder[0], folder)
+    canary = tmp_path / "canary"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(canary), "w"))
+
+    torch.save({"network_weights": {}, "x": Evil()}, folder / "fold_0" / "checkpoint_final.pth")
+    with pytest.raises(InvalidInputError, match="without running code"):
+        import_nnunet(folder)
+    assert not canary.exists()
+
+
+def test_bad_folders_are_one_sentence(nnunet_folder, tmp_path, kept_data_dir):
+    import shutil
+
+    from medview.ai.runtime.nnunet_models import import_nnunet
+
+    folder = tmp_path / "model"
+    shutil.copytree(nnunet_folder[0], folder)
+    plans = json.loads((folder / "plans.json").read_text())
+    for conf in plans["configurations"].values():
+        if "architecture" in conf:
+            conf["architecture"]["network_class_name"] = "os.system"
+    (folder / "plans.json").write_text(json.dumps(plans))
+    with pytest.raises(UnsupportedInputError, match="dynamic_network_architectures"):
+        import_nnunet(folder)
+    shutil.rmtree(folder / "fold_0")
+    with pytest.raises(InvalidInputError, match="no fold_N"):
+        import_nnunet(folder)
+
+
+def test_cli_imports_an_nnunet_folder(nnunet_folder, kept_data_dir, capsys):
+    from medview.cli import main
+
+    folder, _ = nnunet_folder
+    code = main(["--log-file", str(kept_data_dir.parent / "log.txt"), "models", "import",
+                 str(folder), "--name", "tiny-nnunet", "--version", "2.0"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.startswith("imported tiny-nnunet:2.0 into ")
+
+
+def test_without_the_extra_one_sentence_says_what_to_install(nnunet_folder, kept_data_dir,
+                                                              monkeypatch, capsys):
+    from medview.cli import main
+
+    monkeypatch.setitem(sys.modules, "nnunetv2", None)
+    code = main(["--log-file", str(kept_data_dir.parent / "log.txt"), "models", "import",
+                 str(nnunet_folder[0])])
+    _, err = capsys.readouterr()
+    assert code != 0
+    assert err.strip().count("\n") == 0
+    assert "pip install 'medview[nnunet]'" in err
