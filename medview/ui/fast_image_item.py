@@ -22,8 +22,9 @@ import pyqtgraph as pg
 from PySide6 import QtGui
 
 # every value of each handled dtype, in the order of its unsigned bit pattern
-_ALL_VALUES = {np.dtype(np.int16): np.arange(65536, dtype=np.uint16).view(np.int16),
-               np.dtype(np.uint8): np.arange(256, dtype=np.uint8)}
+_ALL_VALUES: dict[np.dtype, np.ndarray] = {
+    np.dtype(np.int16): np.arange(65536, dtype=np.uint16).view(np.int16),
+    np.dtype(np.uint8): np.arange(256, dtype=np.uint8)}
 _BITS = {np.dtype(np.int16): np.uint16, np.dtype(np.uint8): np.uint8}
 
 
@@ -65,7 +66,7 @@ class FastImageItem(pg.ImageItem):
             super().render()
             return
         key = (image.dtype, float(levels[0]), float(levels[1]), lut.shape, lut.tobytes())
-        if key != self._table_key:
+        if key != self._table_key or self._table is None:
             self._table_key = key
             self._table = pixel_table(image.dtype, key[1], key[2], lut)
         words, fmt = self._table

@@ -163,9 +163,9 @@ class StudyBrowser(QtWidgets.QWidget):
             font = item.font(0)
             font.setBold(k == key)
             item.setFont(0, font)
-        item = self._items.get(key)
-        if item is not None:
-            self.tree.setCurrentItem(item)
+        shown = self._items.get(key)
+        if shown is not None:
+            self.tree.setCurrentItem(shown)
 
     def _on_item_activated(self, item: QtWidgets.QTreeWidgetItem, _column: int) -> None:
         key = item.data(0, KEY_ROLE)
