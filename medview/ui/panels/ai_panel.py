@@ -35,7 +35,6 @@ from medview.ui.panels.ai_display import AIDisplay
 from medview.ui.panels.explain_box import ExplainBox
 from medview.ui.panels.findings_table import FindingsTable
 from medview.ui.panels.model_import import ModelImporter
-from medview.ui.panels.model_import import ModelImporter
 from medview.ui.settings import Settings
 from medview.ui.slice_view import SliceView
 from medview.ui.workers import JobWorker
@@ -99,12 +98,6 @@ class AIPanel(QtWidgets.QWidget):
         self.import_button = QtWidgets.QPushButton(
             "Import model…", clicked=self.importer.choose,
             toolTip="Add a MONAI bundle or an nnU-Net v2 model as a new model version")
-        self.importer = ModelImporter(self, self._pool)
-        self.importer.imported.connect(lambda entry: self.refresh_models(select=entry.ref))
-        self.importer.said.connect(self._say)
-        self.import_button = QtWidgets.QPushButton(
-            "Import model…", clicked=self.importer.choose,
-            toolTip="Add a MONAI bundle or an nnU-Net v2 model as a new model version")
         self.cancel_button = QtWidgets.QPushButton("Cancel", clicked=self.cancel)
         self.progress = QtWidgets.QProgressBar(textVisible=False, maximumHeight=10)
         self.progress.setRange(0, 1000)
@@ -135,7 +128,6 @@ class AIPanel(QtWidgets.QWidget):
         form.addWidget(QtWidgets.QLabel("Device"), 2, 0)
         form.addWidget(self.device_combo, 2, 1)
         form.addWidget(self.tta_box, 2, 2)
-        form.addWidget(self.import_button, 3, 0, 1, 3)
         form.addWidget(self.import_button, 3, 0, 1, 3)
         form.setColumnStretch(1, 1)
         run = QtWidgets.QHBoxLayout()
