@@ -1,4 +1,5 @@
-"""NIfTI, NRRD and MetaImage import and export through SimpleITK, plus .npy export.
+"""NIfTI, NRRD and MetaImage import and export through SimpleITK, plus .npy export (and
+greyscale .nii export streamed slice by slice without SimpleITK: io/nifti_stream.py).
 
 SimpleITK works in LPS like MedView and its NIfTI IO converts RAS itself, so RAS<->LPS
 happens only at this boundary (by hand only for a sheared sform, which ITK ignores). Its
@@ -32,6 +33,7 @@ from medview.core.errors import InvalidInputError, ResourceLimitError, Unsupport
 from medview.core.limits import format_bytes, max_volume_bytes
 from medview.core.series import LoadWarning
 from medview.core.volume import Volume, VolumeMetadata
+from medview.io.nifti_stream import streamable, write_nifti
 from medview.io.sources import check_detached_data_files
 
 SUPPORTED_READ_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -375,13 +377,16 @@ def write_volume(volume: Volume, path: str | Path) -> list[LoadWarning]:
             np.save(header, volume.array)
             warnings.insert(0, _NPY_WARNING)
         else:
-            import SimpleITK as sitk
-
             if suffix in _NIFTI:
                 volume, shear_warnings = _orthogonal_for_nifti(volume, location)
                 warnings = shear_warnings + warnings
-            image = _image_from_volume(sitk, volume)
-            sitk.WriteImage(image, str(header), suffix != ".nii", imageIO=image_io)
+            if suffix == ".nii" and streamable(volume):
+                write_nifti(volume, header)  # no copy of the volume, no SimpleITK import
+            else:
+                import SimpleITK as sitk
+
+                image = _image_from_volume(sitk, volume)
+                sitk.WriteImage(image, str(header), suffix != ".nii", imageIO=image_io)
         data_files = sorted(f for f in temp_dir.iterdir() if f != header)
         for f in [*data_files, header]:
             _fsync(f)
