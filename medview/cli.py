@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--noise", type=float, metavar="HU")
     demo.add_argument("--lesions", type=int, metavar="N")
     demo.add_argument("--no-lesions", action="store_true")
+    demo.add_argument("--follow-up-months", type=float, metavar="N",
+                      help="instead the same patient N months later: moved on the table, "
+                           "lesions grown by known factors, one gone, one new (truth in "
+                           "lesions.json 'follow_up')")
     demo.add_argument("--json", action="store_true", help="print the study info as JSON "
                                                           "(implies --no-gui)")
     demo.add_argument("--no-gui", action="store_true",

@@ -22,9 +22,12 @@ def demo_series_dir(args: argparse.Namespace) -> Path:
     from medview.commands.info import terminal_progress
     from medview.demo import generate_demo_study
 
-    custom = any(v is not None for v in (args.slices, args.thickness, args.noise, args.lesions)
-                 ) or args.no_lesions
+    months = getattr(args, "follow_up_months", None)
+    custom = any(v is not None for v in (args.slices, args.thickness, args.noise, args.lesions,
+                                         months)) or args.no_lesions
     out = Path(args.out) if args.out else default_demo_dir(args.seed, args.site)
+    if months is not None and not args.out:  # beside the baseline, never over it
+        out = out.with_name(f"{out.name}-follow-up-{months:g}m")
     series_dir = out / "series"
     if args.out or custom or not series_dir.is_dir():
         if not args.out:
@@ -32,7 +35,7 @@ def demo_series_dir(args: argparse.Namespace) -> Path:
         study = generate_demo_study(
             out, seed=args.seed, site=args.site, slices=args.slices,
             thickness_mm=args.thickness, noise_hu=args.noise, n_lesions=args.lesions,
-            lesions=not args.no_lesions, progress=terminal_progress)
+            lesions=not args.no_lesions, follow_up_months=months, progress=terminal_progress)
         series_dir = study.series_dir
     return series_dir
 

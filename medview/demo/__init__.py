@@ -31,6 +31,7 @@ import numpy as np
 
 from medview.core.errors import InvalidInputError
 from medview.core.jobs import CancelToken, ProgressCallback, report
+from medview.demo.follow_up import FollowUp
 from medview.demo.output import LABELS_NAME, LESIONS_NAME, SERIES_DIR
 from medview.demo.sites import COVERAGE_MM, SITES, scan_centre_mm
 
@@ -39,6 +40,7 @@ __all__ = ["DemoStudy", "generate_demo_study"]
 MAX_SLICES = 2000
 MAX_THICKNESS_MM = 10.0
 MAX_NOISE_HU = 500.0
+MAX_FOLLOW_UP_MONTHS = 60
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def _check(seed: int, site: str, slices: int | None, thickness_mm: float | None,
 def generate_demo_study(out_dir: str | os.PathLike, *, seed: int = 0, site: str = "a",
                         slices: int | None = None, thickness_mm: float | None = None,
                         noise_hu: float | None = None, n_lesions: int | None = None,
-                        lesions: bool = True, progress: ProgressCallback | None = None,
+                        lesions: bool = True, follow_up_months: float | None = None,
+                        progress: ProgressCallback | None = None,
                         cancel: CancelToken | None = None) -> DemoStudy:
     """Write a synthetic CT study with known lesions into `out_dir` and describe it.
 
@@ -101,12 +104,19 @@ def generate_demo_study(out_dir: str | os.PathLike, *, seed: int = 0, site: str 
     smooth kernel and 30 HU of coarse noise; all cover 450 mm (300 / 225 / 150 slices).
     `slices` alone keeps the site's thickness (a shorter scan is centred near the diaphragm
     so it still holds lung and liver); `thickness_mm` alone keeps the 450 mm coverage.
+    `follow_up_months`: instead the same patient that many months later (demo/follow_up.py:
+    moved on the table, lesions grown by known factors, one gone, one new).
     Raises InvalidInputError for bad options or an unusable folder, JobCancelled on cancel
     (leaving no partial study behind)."""
     from medview.demo import output
     from medview.demo.render import render_study
 
     _check(seed, site, slices, thickness_mm, noise_hu, n_lesions)
+    if follow_up_months is not None and (
+            isinstance(follow_up_months, bool) or not isinstance(follow_up_months, (int, float))
+            or not 0 < follow_up_months <= MAX_FOLLOW_UP_MONTHS):
+        raise InvalidInputError(None, f"follow-up months must be a number above 0 up to "
+                                f"{MAX_FOLLOW_UP_MONTHS}, not {follow_up_months!r}")
     s = SITES[site]
     thickness = float(thickness_mm if thickness_mm is not None else s.thickness_mm)
     n = int(slices) if slices is not None else max(1, round(COVERAGE_MM / thickness))
@@ -118,7 +128,8 @@ def generate_demo_study(out_dir: str | os.PathLike, *, seed: int = 0, site: str 
         result = render_study(work, seed=int(seed), site=s, z_positions=z_positions,
                               thickness_mm=thickness, noise_hu=noise_hu,
                               n_lesions=n_lesions if lesions else 0, progress=progress,
-                              cancel=cancel)
+                              cancel=cancel, follow_up=None if follow_up_months is None
+                              else FollowUp(float(follow_up_months)))
         output.publish(out, work)
     except BaseException:
         output.discard(work)

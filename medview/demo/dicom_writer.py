@@ -76,11 +76,14 @@ class SeriesWriter:
     """Writes slices of one series; `write(k, pixels)` for each index k (0 = inferior)."""
 
     def __init__(self, folder: Path, seed: int, site: Site, geo: SeriesGeometry,
-                 description: str) -> None:
+                 description: str, days_later: int = 0) -> None:
+        """`days_later`: a follow-up's study, that many days after the seed's (its own date
+        and UIDs, the same patient)."""
         from pydicom.dataset import Dataset, FileMetaDataset
         from pydicom.uid import UID, ExplicitVRLittleEndian
 
         self.folder, self.seed, self.site, self.geo = folder, seed, site, geo
+        self._later = (f"after {days_later} days",) if days_later else ()
         n = len(geo.z_positions)
         self._digits = max(4, len(str(n)))
         meta = FileMetaDataset()
@@ -88,7 +91,8 @@ class SeriesWriter:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = Dataset()
         ds.file_meta = meta
-        date = study_date(seed)
+        date = (dt.datetime.strptime(study_date(seed), "%Y%m%d").date()
+                + dt.timedelta(days=days_later)).strftime("%Y%m%d")
         tag = f"{seed:06d}-{site.key.upper()}"
         ds.SpecificCharacterSet = "ISO_IR 100"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
@@ -123,8 +127,9 @@ class SeriesWriter:
         ds.XRayTubeCurrent = site.tube_current_ma
         ds.ConvolutionKernel = site.kernel
         ds.PatientPosition = "HFS"
-        ds.StudyInstanceUID = uid(seed, site.key, "study")
-        ds.SeriesInstanceUID = uid(seed, site.key, "series")
+        ds.StudyInstanceUID = uid(seed, site.key, "study", *self._later)
+        ds.SeriesInstanceUID = uid(seed, site.key, "series", *self._later)
+        self.study_uid, self.series_uid = ds.StudyInstanceUID, ds.SeriesInstanceUID
         ds.StudyID = f"DEMO{seed}"
         ds.SeriesNumber = 2 if site.key == "b" else 1
         ds.AcquisitionNumber = 1
@@ -188,7 +193,7 @@ class SeriesWriter:
 
     def write(self, k: int, pixels: np.ndarray) -> None:
         number = self._n - k
-        values = {"uid": uid(self.seed, self.site.key, "image", number).encode(),
+        values = {"uid": uid(self.seed, self.site.key, "image", number, *self._later).encode(),
                   "number": f"{number:04d}".encode(),
                   "z": _z_text(self.geo.z_positions[k]).encode()}
         buf = bytearray(self._header)

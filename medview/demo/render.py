@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from medview.core.jobs import CancelToken, ProgressCallback, report
-from medview.demo.dicom_writer import WINDOW_PRESETS, SeriesGeometry, SeriesWriter, uid
+from medview.demo.dicom_writer import WINDOW_PRESETS, SeriesGeometry, SeriesWriter
+from medview.demo.follow_up import DAYS_PER_MONTH, FollowUp, follow_up_lesions, moved_phantom
 from medview.demo.lesions import LABEL_VALUES, Lesion, paint_lesions, place_lesions
 from medview.demo.output import GENERATOR, LABELS_NAME, LESIONS_NAME, README_NAME, SERIES_DIR
 from medview.demo.phantom import Phantom
@@ -124,16 +125,25 @@ class _SliceMaker:
 
 def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float, ...],
                  thickness_mm: float, noise_hu: float | None, n_lesions: int | None,
-                 progress: ProgressCallback | None, cancel: CancelToken | None) -> Rendered:
+                 progress: ProgressCallback | None, cancel: CancelToken | None,
+                 follow_up: FollowUp | None = None) -> Rendered:
+    """The study of `seed`; with `follow_up`, that study's patient months later (the lesions
+    placed as in the baseline, then moved, grown, one gone and one new: follow_up.py)."""
     report(progress, 0.0, "building the synthetic patient")
     phantom = Phantom.build(seed)
-    geo = _geometry(seed, site, z_positions, thickness_mm)
+    # a follow-up scans the range a few mm along the table: the same anatomy, other slices
+    dz = follow_up.shift_mm[1] if follow_up is not None else 0.0
+    geo = _geometry(seed, site, tuple(round(z + dz, 4) for z in z_positions), thickness_mm)
     lesion_rng = np.random.default_rng([seed, _STREAM_LESIONS])
     strict = n_lesions is not None
     if n_lesions is None:
         n_lesions = int(lesion_rng.integers(5, 9))
     z_span = (z_positions[0] - thickness_mm / 2, z_positions[-1] + thickness_mm / 2)
     lesions = place_lesions(phantom, lesion_rng, n_lesions, z_span, strict)
+    truth = None
+    if follow_up is not None:
+        phantom = moved_phantom(phantom, follow_up.shift_mm[0])
+        lesions, truth = follow_up_lesions(lesions, phantom, seed, follow_up, z_span)
     noise = site.noise_hu if noise_hu is None else float(noise_hu)
     maker = _SliceMaker(phantom, geo, site, lesions, noise, seed)
     n = len(z_positions)
@@ -141,7 +151,8 @@ def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float,
     tally = _Tally(len(lesions), site.contrast)
     (work / SERIES_DIR).mkdir()
     desc = f"Synthetic CT {site.description}"
-    writer = SeriesWriter(work / SERIES_DIR, seed, site, geo, desc)
+    days = round(follow_up.months * DAYS_PER_MONTH) if follow_up is not None else 0
+    writer = SeriesWriter(work / SERIES_DIR, seed, site, geo, desc, days)
     # Slices render on two threads (numpy releases the GIL in the heavy parts) while this
     # thread writes them in order; a small window bounds the memory held in flight.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -168,15 +179,17 @@ def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float,
         "label_values": {name: v for name, v in LABEL_VALUES.items()},
         "shape": [n, MATRIX, MATRIX],
         "spacing_mm": [thickness_mm, geo.pixel_mm, geo.pixel_mm],
-        "origin_lps_mm": [geo.origin_xy[0], geo.origin_xy[1], z_positions[0]],
+        "origin_lps_mm": [geo.origin_xy[0], geo.origin_xy[1], geo.z_positions[0]],
         "noise_hu": noise, "contrast": site.contrast,
-        "series_instance_uid": uid(seed, site.key, "series"),
+        "series_instance_uid": writer.series_uid,
         "lesions": described,
     }
+    if truth is not None:
+        meta["follow_up"] = truth
     (work / LESIONS_NAME).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     (work / README_NAME).write_text(_readme(meta, site), encoding="utf-8")
     return Rendered(described, (n, MATRIX, MATRIX), (thickness_mm, geo.pixel_mm, geo.pixel_mm),
-                    uid(seed, site.key, "study"), uid(seed, site.key, "series"))
+                    writer.study_uid, writer.series_uid)
 
 
 def _write_labels(path: Path, labels: np.ndarray, geo: SeriesGeometry) -> None:
