@@ -1,16 +1,21 @@
 """PACS work as jobs the UI runs on its thread pool (ui.workers): test a node, search the
 local database and the nodes as one list, retrieve a study, send files. Each is a generator
 over net; a node that fails a search becomes a note beside the others' results, not a
-failed search."""
+failed search; send the
+viewer's results (labels, the AI's SEG, the findings report) back."""
 
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from medview.core.errors import MedviewError
+from medview.core.errors import InvalidInputError, MedviewError
+from medview.core.findings import Finding
 from medview.core.jobs import JobContext, Progress
+from medview.core.labels import LabelMap
+from medview.core.series import SeriesInfo
 from medview.net.nodes import Node
 from medview.net.query import StudyQuery, StudyRow
 from medview.net.retrieve import Retrieved
@@ -74,3 +79,66 @@ def send_job(node: Node, paths: Sequence[Path], ctx: JobContext
     if node.kind == "dimse":
         return dimse.send(node, list(paths), cancel=ctx.cancel)
     return web.send(node, list(paths), cancel=ctx.cancel)
+
+
+@dataclass(frozen=True)
+class AIOutput:
+    """What the AI showed on the open series, copied on the GUI thread: the findings mask
+    (the model's label values), its model card and the findings with the reader's
+    decisions."""
+    mask: Any  # uint8 ndarray (slice, row, col)
+    card: Any  # ai.models.cards.ModelCard
+    findings: list[Finding]
+
+
+@dataclass(frozen=True)
+class SentResults:
+    sent: int
+    what: list[str]  # "your labels (marked done)", "the AI's SEG", "the findings report"
+    notes: list[str]
+
+
+def send_results_job(node: Node, series: SeriesInfo, labels: LabelMap | None, done: bool,
+                     ai: AIOutput | None, ctx: JobContext
+                     ) -> Generator[Progress, None, SentResults]:
+    """Send the viewer's results on `series` back to `node`: the reader's labels as a DICOM
+    SEG (marked done when `done`), the AI's findings mask as its SEG, and the TID 1500 SR of
+    the findings referencing that SEG. The files are written to a temporary folder, never
+    beside the images, and removed once sent."""
+    import tempfile
+
+    from medview.io.dicom.seg import write_seg
+    from medview.io.dicom.sr import write_measurement_report
+    from medview.io.labels.seg import export_seg
+
+    sources = [f.source for f in series.slices if f is not None]
+    if any(s.member is not None for s in sources):
+        raise InvalidInputError(sources[0].path, "holds the images in an archive; extract "
+                                                 "them to send results to a PACS")
+    if labels is None and ai is None:
+        raise InvalidInputError(None, "there is nothing to send: no labels and no AI result "
+                                      "on this series")
+    what: list[str] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="medview-send-") as tmp:
+        files: list[Path] = []
+        if labels is not None:
+            yield Progress(-1, "writing your labels as DICOM SEG")
+            notes += export_seg(labels, series, Path(tmp) / "labels.dcm", done=done)
+            files.append(Path(tmp) / "labels.dcm")
+            what.append("your labels (marked done)" if done else "your labels (draft)")
+        if ai is not None:
+            ctx.cancel.raise_if_cancelled()
+            yield Progress(-1, "writing the AI's SEG")
+            seg = Path(tmp) / "ai-seg.dcm"
+            notes += write_seg(ai.mask, series, ai.card, seg)
+            files.append(seg)
+            what.append("the AI's SEG")
+            if ai.findings:
+                yield Progress(-1, "writing the findings report (SR)")
+                files.append(write_measurement_report(
+                    ai.findings, [Path(s.path) for s in sources], seg, Path(tmp) / "sr.dcm"))
+                what.append("the findings report (SR)")
+        ctx.cancel.raise_if_cancelled()
+        sent = yield from send_job(node, files, ctx)
+    return SentResults(sent, what, notes)

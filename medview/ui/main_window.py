@@ -23,6 +23,7 @@ from medview.io.workspace import safe_name
 from medview.jobs.studies import FirstSlice
 from medview.ui.annotation import Annotation
 from medview.ui.menus import MainMenus
+from medview.ui.pacs_actions import PacsActions
 from medview.ui.panels.ai_panel import AIPanel
 from medview.ui.panels.layers_panel import LayersPanel
 from medview.ui.panels.measurements_panel import MeasurementsPanel
@@ -76,6 +77,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(measurements, self.add_panel("Tags", self.tags))
         self.tabifyDockWidget(measurements, self.add_panel("AI", self.ai))
         self.annotation = Annotation(self)  # the Labels panel (segments), tabbed here too
+        self.pacs = PacsActions(self)  # File > PACS: Query / Retrieve…, Send to PACS…
         self.layers.import_labels.connect(self.annotation.files.import_from)
         self.layers.offered.connect(self._on_labels_offered)
         self.training = TrainingPanel()  # fine-tuning runs in a child process
@@ -431,6 +433,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.ai.shutdown()
         self.training.shutdown()  # a running fine-tune is stopped (it keeps its checkpoint)
         self.annotation.shutdown()  # the labels' clean save
+        self.pacs.shutdown()  # a send under way ends first
         super().closeEvent(ev)
 
 

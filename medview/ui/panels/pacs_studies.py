@@ -1,8 +1,9 @@
 """PacsStudies: local and remote studies in one list with a Source column, searchable by
 patient name, patient ID, date range, modality, accession number and description (the PACS
 study lists of Horos and Weasis). Retrieve fetches the selected remote study as a job
-(progress by instance, Cancel; a partial study is resumed) and announces its folder as the
-first instances arrive; Send sends chosen DICOM files (images, SEG, SR) to the node chosen.
+(progress by instance, Cancel; a partial study is resumed) and announces its folder once its
+first series has arrived and again at the end; Send sends chosen DICOM files (images, SEG,
+SR) to the node chosen.
 
 Patient names are shown (this is the reader's own screen) but never logged."""
 
@@ -28,7 +29,7 @@ def _date(d: str) -> str:
 
 
 class PacsStudies(QtWidgets.QWidget):
-    retrieved = QtCore.Signal(str)  # the folder of a study, at its first instance and at end
+    retrieved = QtCore.Signal(str)  # a study's folder: its first series whole, and at the end
     searched = QtCore.Signal(object)  # SearchResult
     sent = QtCore.Signal(int)
 
@@ -223,13 +224,16 @@ class PacsStudies(QtWidgets.QWidget):
             self.note.setText(f"{row.source} is no longer a saved node.")
             return
         worker = JobWorker(retrieve_job, node, row.study_uid, parent=self)
-        announced: list[str] = []
+        series_seen: list[Path] = []
 
         def arrived(path: object) -> None:
-            folder = str(Path(str(path)).parent.parent)
-            if not announced:
-                announced.append(folder)
-                self.retrieved.emit(folder)
+            """Files arrive series by series: a file of a second series means the first
+            is whole, and the study can open on it while the rest arrives."""
+            series = Path(str(path)).parent
+            if series not in series_seen:
+                series_seen.append(series)
+                if len(series_seen) == 2:
+                    self.retrieved.emit(str(series.parent))
 
         worker.event.connect(arrived)
         worker.result.connect(lambda r: (self.note.setText(
