@@ -55,6 +55,9 @@ def test_dialog_shows_version_warning_licences_and_model_cards(qtbot, tmp_path):
         assert f"{data['name']} {data['version']}" in models
     assert "Training data:" in models and "Validation" in models
     assert "sensitivity ge 6mm" in models  # a headline number of the lesion model
+    # every bundled card's numbers from development seeds are shown apart, labelled
+    assert models.count("Development numbers (not held out; demo seeds 1001-1010)") == \
+        len(list(bundled_models_dir().glob("*/*/metadata.json")))
 
     # a real click on the Models tab, then Close
     bar = dialog.tabs.tabBar()

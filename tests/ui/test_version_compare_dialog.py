@@ -72,3 +72,24 @@ def test_the_versions_list_says_where_numbers_come_from(versions: ModelVersions)
     assert row["1.0"][3] == "0.8" and row["1.0"][2] == "10 studies (its card)"
     assert row["1.0.1"][3] == "—"  # its voxel Dice is another metric: not in this column
     assert row["1.0.1"][2] == "1 study of yours" and row["1.0.1"][6] == "1.0"
+
+
+def test_the_versions_list_labels_the_bundled_cards_development_numbers(qtbot, tmp_path,
+                                                                         monkeypatch) -> None:
+    """The bundled cards' numbers are from held-out demo seeds; the numbers from seeds that
+    shaped the models are in the 'measured on' tooltip, labelled, never in a column."""
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    v = ModelVersions()
+    qtbot.addWidget(v)
+    v.show_model("lesion-seg")
+    t = v.table
+    for r in range(t.rowCount()):
+        card = v.entries[r].card.validation
+        cell = t.item(r, 2)
+        assert cell.text() == f"{card['studies']} held-out demo studies"
+        assert "Held-out numbers" in cell.toolTip()
+        _, dev = cell.toolTip().split("Development numbers (not held out; demo seeds "
+                                      "1001-1010): ")
+        assert f"Dice per lesion ≥6 mm (mean) {card['development']['mean_dice_ge_6mm']:.3g}" \
+            in dev
+        assert t.item(r, 3).text() == f"{card['mean_dice_ge_6mm']:.3g}"
