@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pydicom
 import pytest
-import torch
 
 from medview.ai.models import registry
 from medview.ai.runtime.inference import clear_kept
@@ -19,11 +18,16 @@ from tests.ai.seg_models import write_bright_model
 from tests.net.orthanc import dimse_node, free_port
 from tests.net.test_pacs_gui import shot
 from tests.ui.annotation_fixtures import click
-from tests.ui.main_window_fixtures import data_dir, make_window  # noqa: F401 (fixture)
+from tests.ui.main_window_fixtures import make_window
 
 pytestmark = pytest.mark.external
-torch.set_num_threads(1)
 RUN_MS = 60_000
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
 
 
 def _orthanc_series(orthanc, study_uid: str) -> dict[str, dict]:
