@@ -119,11 +119,23 @@ def resolve_model(model: Any) -> tuple[ModelCard, Path | None, Any]:
     return entry.card, Path(entry.folder), None
 
 
+@dataclass(frozen=True)
+class PartialSegmentation:
+    """Emitted (ctx.emit) while a run with a focus goes on: study slices span[0]..span[1]-1
+    of `segmentation` are final; its maps fill in as the run continues."""
+
+    segmentation: SegmentationResult
+    span: tuple[int, int]
+
+
 def infer_job(volume: Volume, model: Any, ctx: JobContext, device: str = "auto",
               tta: bool = False, threshold: float = 0.5, series_key: str = "",
-              batch_size: int | None = None) -> Generator[Progress, None, InferenceResult]:
+              batch_size: int | None = None, focus: int | None = None
+              ) -> Generator[Progress, None, InferenceResult]:
     """Segment `volume` with `model` and cut findings at `threshold`. `series_key` (the
-    SeriesInfo key) lets a second run on the same series reuse the first one's result."""
+    SeriesInfo key) lets a second run on the same series reuse the first one's result.
+    `focus` (the slice the reader looks at) is computed first and announced with a
+    PartialSegmentation through ctx.emit, then the rest (ai.runtime.inference.segment)."""
     threshold = _checked(threshold)
     yield Progress(0.0, "checking the model")
     card, folder, loaded = resolve_model(model)
@@ -145,7 +157,9 @@ def infer_job(volume: Volume, model: Any, ctx: JobContext, device: str = "auto",
             ctx.cancel.raise_if_cancelled()
             yield Progress(0.0, f"running {card.ref}")
             seg = segment(volume, loaded, batch_size=batch_size, progress=ctx.progress,
-                          cancel=ctx.cancel, tta=tta, series_key=series_key, reuse=False)
+                          cancel=ctx.cancel, tta=tta, series_key=series_key, reuse=False,
+                          focus=focus, on_partial=lambda r, span: ctx.emit(
+                              PartialSegmentation(r, span)))
             timings.update(seg.timings)
         yield Progress(0.98, "measuring findings")
         t0 = time.perf_counter()

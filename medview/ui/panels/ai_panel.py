@@ -252,8 +252,10 @@ class AIPanel(QtWidgets.QWidget):
                                 device=self.device_combo.currentData(),
                                 tta=self.tta_box.isChecked(),
                                 threshold=self.display.threshold(),
-                                series_key=self.state.series_key)
+                                series_key=self.state.series_key,
+                                focus=int(self.state.cursor_ijk[0]))
         self.worker.progress.connect(self._on_progress)
+        self.worker.event.connect(self._on_partial)
         self.worker.result.connect(self._on_result)
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
@@ -291,6 +293,12 @@ class AIPanel(QtWidgets.QWidget):
     def _on_progress(self, p) -> None:
         if self.sender() is self.worker and p.fraction >= 0:
             self.progress.setValue(round(p.fraction * 1000))
+
+    def _on_partial(self, partial) -> None:
+        """The slices around the reader's slice are done first (jobs.inference)."""
+        if self.sender() is self.worker and hasattr(partial, "span"):
+            first, last = partial.span
+            self._say(f"Slices {first + 1}–{last} are done; the rest of the series follows.")
 
     def _on_result(self, result) -> None:
         if self.sender() is not self.worker:
