@@ -93,3 +93,18 @@ def test_the_versions_list_labels_the_bundled_cards_development_numbers(qtbot, t
         assert f"Dice per lesion ≥6 mm (mean) {card['development']['mean_dice_ge_6mm']:.3g}" \
             in dev
         assert t.item(r, 3).text() == f"{card['mean_dice_ge_6mm']:.3g}"
+
+
+def test_two_bundled_versions_compare_on_their_shared_held_out_seeds(tmp_path,
+                                                                     monkeypatch) -> None:
+    """Every bundled lesion-seg version was scored on the same held-out demo seeds, so the
+    comparison says so instead of 'not directly comparable'."""
+    from medview.ui.panels.version_compare import paired_metrics
+
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    seg = {e.card.version: e for e in registry.scan_models().models
+           if e.card.name == "lesion-seg"}
+    a, b, where = paired_metrics(seg["1.1"], seg["1.2"])
+    assert where == "both on the same held-out demo seeds 3001-3020 (see their cards)"
+    assert a["mean_dice_ge_6mm"] == seg["1.1"].card.validation["mean_dice_ge_6mm"]
+    assert "development" not in a and "development" not in b

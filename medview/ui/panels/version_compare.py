@@ -16,6 +16,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
+from medview.ai.models.card_numbers import seed_range
 from medview.ai.models.registry import ModelEntry
 from medview.ai.models.verdict import BETTER, verdict
 
@@ -77,8 +78,12 @@ def paired_metrics(a: ModelEntry, b: ModelEntry) -> tuple[dict, dict, str]:
             where = (f"both on the {n} validation stud{'y' if n == 1 else 'ies'} of "
                      f"{child.ref}'s fine-tune (hash {ft.get('val_hash', '?')})")
         return (ch, pa, where) if parent is b else (pa, ch, where)
-    return (_numbers(a.card.validation), _numbers(b.card.validation),
-            "each on its own validation studies (see its card): not directly comparable")
+    seeds = a.card.validation.get("held_out_seeds")
+    if seed_range(seeds) and seeds == b.card.validation.get("held_out_seeds"):
+        where = f"both on the same held-out demo seeds {seed_range(seeds)} (see their cards)"
+    else:
+        where = "each on its own validation studies (see its card): not directly comparable"
+    return _numbers(a.card.validation), _numbers(b.card.validation), where
 
 
 def intervals(a: ModelEntry, b: ModelEntry) -> tuple[dict, dict]:
