@@ -74,19 +74,21 @@ class ModelGrid:
     def study_to_model(self) -> np.ndarray:
         return np.linalg.inv(self.model_to_study)
 
-    def to_model(self, array: np.ndarray) -> np.ndarray:
-        """float32 model-grid image of a study array (slice, row, col), trilinear."""
+    def to_model(self, array: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+        """float32 model-grid image of a study array (slice, row, col), trilinear (sampled
+        on `device`: the model's GPU makes it fast)."""
         out = np.empty(self.shape, np.float32)
         step = max(1, _CHUNK_VOXELS // (self.shape[1] * self.shape[2]))
         for a in range(0, self.shape[0], step):
             b = min(self.shape[0], a + step)
             out[a:b] = _sample(array[None], self.model_to_study, 0, (a, b),
-                               self.shape)[0]
+                               self.shape, device)[0]
         return out
 
-    def to_study(self, values: torch.Tensor, k0: int, k1: int) -> np.ndarray:
+    def to_study(self, values: torch.Tensor, k0: int, k1: int,
+                 device: torch.device | str = "cpu") -> np.ndarray:
         """Model-grid values (C, *shape) sampled at study slices k0..k1: (k1-k0, C, R, C)."""
-        out = _sample(values, self.study_to_model, 0, (k0, k1), self.study_shape)
+        out = _sample(values, self.study_to_model, 0, (k0, k1), self.study_shape, device)
         return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
     def model_range(self, k0: int, k1: int) -> tuple[int, int]:
@@ -108,7 +110,8 @@ class ModelGrid:
 
 
 def _sample(source: np.ndarray | torch.Tensor, out_to_src: np.ndarray, axis: int,
-            span: tuple[int, int], out_shape: tuple[int, int, int]) -> np.ndarray:
+            span: tuple[int, int], out_shape: tuple[int, int, int],
+            device: torch.device | str = "cpu") -> np.ndarray:
     """`source` (C, *src) sampled trilinearly at output voxels span[0]..span[1]-1 along
     `axis` of an output grid `out_shape`, where `out_to_src` maps output to source indices.
     Only the part of the source those voxels need is made float."""
@@ -127,14 +130,18 @@ def _sample(source: np.ndarray | torch.Tensor, out_to_src: np.ndarray, axis: int
     part = source[:, lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     part = part.float() if isinstance(part, torch.Tensor) else torch.from_numpy(
         np.ascontiguousarray(part, dtype=np.float32))
-    # source index of every output voxel, relative to the part, then to grid_sample's -1..1
-    m = out_to_src[:3, :3]
-    offset = out_to_src[:3, 3] - lo
-    grid = (axes[0][:, None, None, None] * m[:, 0] + axes[1][None, :, None, None] * m[:, 1]
-            + axes[2][None, None, :, None] * m[:, 2] + offset)
-    size = np.array(part.shape[1:], float)
-    norm = np.where(size > 1, 2.0 * grid / np.maximum(size - 1, 1) - 1.0, 0.0)
-    g = torch.from_numpy(norm[..., ::-1].astype(np.float32).copy())[None]  # (x, y, z) order
+    part = part.to(device)
+    # source index of every output voxel relative to the part, then grid_sample's -1..1,
+    # built in float32 on the device (indices stay far below float32's exact range)
+    m = torch.tensor(out_to_src[:3, :3], dtype=torch.float32, device=device)
+    offset = torch.tensor(out_to_src[:3, 3] - lo, dtype=torch.float32, device=device)
+    a = [torch.tensor(x, dtype=torch.float32, device=device) for x in axes]
+    grid = (a[0][:, None, None, None] * m[:, 0] + a[1][None, :, None, None] * m[:, 1]
+            + a[2][None, None, :, None] * m[:, 2] + offset)
+    size = torch.tensor(part.shape[1:], dtype=torch.float32, device=device)
+    scale = torch.where(size > 1, 2.0 / (size - 1).clamp(min=1), torch.zeros_like(size))
+    shift = torch.where(size > 1, -torch.ones_like(size), torch.zeros_like(size))
+    g = (grid * scale + shift).flip(-1)[None]  # grid_sample wants (x, y, z)
     out = F.grid_sample(part[None], g, mode="bilinear", padding_mode="border",
                         align_corners=True)
-    return out[0].numpy()
+    return out[0].cpu().numpy()

@@ -174,7 +174,7 @@ def segment_volume(volume: Volume, model: Any, *, store: Callable[[int, np.ndarr
     timings = {"preprocess": 0.0, "predict": 0.0, "postprocess": 0.0}
     t0 = time.perf_counter()
     grid = ModelGrid.make(volume, spec)
-    image = normalise(grid.to_model(volume.array), card)
+    image = normalise(grid.to_model(volume.array, _resampling_device(model)), card)
     timings["preprocess"] = time.perf_counter() - t0
     parts = _parts(grid, focus, tuple(spec.roi_size))
     ax = grid.slice_axis
@@ -199,26 +199,36 @@ def segment_volume(volume: Volume, model: Any, *, store: Callable[[int, np.ndarr
         k0, k1 = (0, grid.study_shape[0]) if keep1 - keep0 == grid.shape[ax] else \
             grid.study_range(keep0, keep1)
         ready = [k for k in range(k0, k1) if not stored[k]]
-        _store_slices(grid, probs, ready, store)
+        _store_slices(grid, probs, ready, store, _resampling_device(windows.model))
         stored[ready] = True
         timings["predict"] += t2 - t1
         timings["postprocess"] += time.perf_counter() - t2
         if ready and on_partial is not None and len(parts) > 1:
             on_partial((ready[0], ready[-1] + 1))
     t3 = time.perf_counter()
-    _store_slices(grid, probs, [k for k in range(grid.study_shape[0]) if not stored[k]], store)
+    _store_slices(grid, probs, [k for k in range(grid.study_shape[0]) if not stored[k]], store,
+                  _resampling_device(windows.model))
     timings["postprocess"] += time.perf_counter() - t3
     report(progress, 0.97, f"{card.ref}: {windows.done} windows")
     return timings
 
 
+def _resampling_device(model: Any) -> torch.device:
+    """Resampling runs on the model's CUDA device (tens of times faster than the CPU for a
+    300-slice study), else on the CPU (3D grid_sample is not on every other backend)."""
+    device = torch.device(model.device)
+    return device if device.type == "cuda" and torch.cuda.is_available() else \
+        torch.device("cpu")
+
+
 def _store_slices(grid: ModelGrid, probs: torch.Tensor, slices: list[int],
-                  store: Callable[[int, np.ndarray], None], chunk: int = 8) -> None:
+                  store: Callable[[int, np.ndarray], None], device: torch.device,
+                  chunk: int = 8) -> None:
     """Sample `probs` back at the listed study slices, in runs of consecutive slices."""
     i = 0
     while i < len(slices):
         j = i
         while j + 1 < len(slices) and slices[j + 1] == slices[j] + 1 and j - i < chunk - 1:
             j += 1
-        store(slices[i], grid.to_study(probs, slices[i], slices[j] + 1))
+        store(slices[i], grid.to_study(probs, slices[i], slices[j] + 1, device))
         i = j + 1
