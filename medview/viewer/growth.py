@@ -10,8 +10,11 @@ deeper). Each current finding then takes the nearest unpaired prior finding with
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -111,3 +114,34 @@ def growth_rows(pairs: list[Pair], days: float) -> list[dict]:
             "doubling_days": None if vdt is None else round(vdt),
         })
     return rows
+
+
+def days_between(then_date: str, now_date: str) -> float | None:
+    """Days from one DICOM date (YYYYMMDD) to another; None when either is missing."""
+    try:
+        a = dt.datetime.strptime(then_date, "%Y%m%d").date()
+        b = dt.datetime.strptime(now_date, "%Y%m%d").date()
+    except ValueError:
+        return None
+    return float((b - a).days)
+
+
+def lesions_from_findings(findings: list) -> list[Lesion]:
+    """An AI result's findings (core.findings.Finding) as the pairing needs them."""
+    return [Lesion(tuple(f.centroid_lps), f.longest_axial_diameter_mm, f.volume_ml,
+                   f"{f.label_name} {f.id}") for f in findings]
+
+
+def truth_lesions(study_folder: Path) -> list[Lesion] | None:
+    """The ground-truth lesions of a demo study (lesions.json beside its series folder), or
+    None when the folder has none. A broken file raises ValueError with one sentence."""
+    path = Path(study_folder) / "lesions.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        return [Lesion(tuple(float(v) for v in x["centre_lps_mm"]), float(x["diameter_mm"]),
+                       float(x["volume_ml"]), f"{x['class'].replace('_', ' ')} {x['id']}")
+                for x in meta["lesions"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path.name}: not a demo study's lesion list ({exc})") from None

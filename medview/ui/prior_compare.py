@@ -1,0 +1,178 @@
+"""PriorCompare: the prior study beside the current one, scrolled together by table position,
+with each finding's growth (viewer.growth) listed below.
+
+Each study has its own ViewerState and axial SliceView (the reader can window, zoom and
+scroll either); a slice change in one moves the other to the same point of the patient:
+the current point less the alignment shift (body centres across the table, table position
+plus the reader's offset along it). The offset box is for a breath held differently; it
+moves the prior, not the findings' pairing reach. Double-clicking a row goes to that
+finding in both views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from medview.core.volume import Volume
+from medview.ui.slice_view import SliceView
+from medview.viewer import state as st
+from medview.viewer.growth import (
+    Lesion,
+    Pair,
+    alignment,
+    body_centre_xy,
+    days_between,
+    growth_rows,
+    pair_findings,
+    truth_lesions,
+)
+from medview.viewer.planes import Plane
+from medview.viewer.state import ViewerState
+
+COLUMNS = ("Finding", "Status", "Ø then mm", "Ø now mm", "Vol then ml", "Vol now ml",
+           "Change %", "VDT days")
+MAX_OFFSET_MM = 200.0
+
+
+@dataclass
+class Study:
+    volume: Volume
+    lesions: list[Lesion]
+    date: str = ""  # DICOM YYYYMMDD
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+class PriorCompare(QtWidgets.QWidget):
+    def __init__(self, prior: Study, current: Study,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Prior comparison")
+        self.prior_state, self.current_state = ViewerState(), ViewerState()
+        self.prior_state.set_volume(prior.volume)
+        self.current_state.set_volume(current.volume)
+        w = self.current_state.window
+        self.prior_state.set_window(w.center, w.width, w.name)
+        self.prior_view = SliceView(self.prior_state, Plane.AXIAL)
+        self.current_view = SliceView(self.current_state, Plane.AXIAL)
+        self._xy = (body_centre_xy(prior.volume.array, prior.volume.affine),
+                    body_centre_xy(current.volume.array, current.volume.affine))
+        self.days = days_between(prior.date, current.date)
+        self.pairs: list[Pair] = pair_findings(prior.lesions, current.lesions, self.shift)
+        self._syncing = False
+
+        self.offset_box = QtWidgets.QDoubleSpinBox()
+        self.offset_box.setRange(-MAX_OFFSET_MM, MAX_OFFSET_MM)
+        self.offset_box.setDecimals(1)
+        self.offset_box.setSuffix(" mm")
+        self.offset_box.setKeyboardTracking(False)
+        self.offset_box.setToolTip("Where the prior's slices lie against the current's along "
+                                   "the table, beyond the scanner's table position")
+        self.offset_box.valueChanged.connect(lambda _v: self._follow(self.current_state))
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        self.table.cellDoubleClicked.connect(self.go_to_pair)
+
+        views = QtWidgets.QHBoxLayout()
+        for title, date, view in (("Prior", prior.date, self.prior_view),
+                                  ("Current", current.date, self.current_view)):
+            box = QtWidgets.QVBoxLayout()
+            box.addWidget(QtWidgets.QLabel(f"<b>{title}</b> {_date(date)}"))
+            box.addWidget(view, 1)
+            views.addLayout(box, 1)
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(QtWidgets.QLabel("Prior offset along the table"))
+        bar.addWidget(self.offset_box)
+        interval = f"{self.days:.0f} days apart" if self.days is not None else "dates unknown"
+        self.summary = QtWidgets.QLabel(interval)
+        bar.addWidget(self.summary, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(views, 3)
+        layout.addLayout(bar)
+        layout.addWidget(self.table, 1)
+        self._fill_table()
+        for s in (self.prior_state, self.current_state):
+            s.subscribe(lambda what, s=s: what == st.CURSOR and self._follow(s))
+        self._follow(self.current_state)
+
+    @property
+    def shift(self) -> np.ndarray:
+        """current - prior, in LPS mm."""
+        offset = self.offset_box.value() if hasattr(self, "offset_box") else 0.0
+        return alignment(*self._xy, offset)
+
+    def _fill_table(self) -> None:
+        rows = growth_rows(self.pairs, self.days or 0.0)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            change = row["volume_change_pct"]
+            values = (row["name"], row["status"], row["diameter_then_mm"],
+                      row["diameter_now_mm"], row["volume_then_ml"], row["volume_now_ml"],
+                      None if change is None else f"{change:+.0f}", row["doubling_days"])
+            for c, value in enumerate(values):
+                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(_cell(value)))
+        self.table.resizeColumnsToContents()
+        counts = {s: sum(p.status == s for p in self.pairs) for s in ("paired", "new", "gone")}
+        self.table.setToolTip(f"{counts['paired']} paired, {counts['new']} new, "
+                              f"{counts['gone']} gone")
+
+    def _follow(self, source: ViewerState) -> None:
+        """Move the other study to the point of the patient `source` shows."""
+        if self._syncing:
+            return
+        target = self.prior_state if source is self.current_state else self.current_state
+        sign = -1.0 if source is self.current_state else 1.0
+        point = source.cursor_lps() + sign * self.shift
+        self._syncing = True
+        try:
+            target.set_cursor_index(target.volume.lps_to_index(point))
+        finally:
+            self._syncing = False
+
+    def go_to_pair(self, row: int, _col: int = 0) -> None:
+        pair = self.pairs[row]
+        if pair.now is not None:
+            ijk = self.current_state.volume.lps_to_index(pair.now.centre_lps_mm)
+            self.current_state.set_cursor_index(ijk)
+        else:
+            ijk = self.prior_state.volume.lps_to_index(pair.then.centre_lps_mm)
+            self.prior_state.set_cursor_index(ijk)
+
+
+def _date(d: str) -> str:
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+
+def open_prior_compare(parent: QtWidgets.QWidget, current: Volume, current_folder: Path,
+                       prior_folder: Path) -> PriorCompare:
+    """The comparison of the open study with the one in `prior_folder`, as a window of its
+    own. Findings: each study's ground truth where it is a demo study (lesions.json).
+    Raises InvalidInputError / ValueError with one sentence for a folder that cannot serve."""
+    from medview.io.open_volume import load_volume
+
+    prior, _series = load_volume([prior_folder])
+    studies = []
+    for volume, folder in ((prior, prior_folder), (current, current_folder)):
+        lesions = truth_lesions(_study_root(folder)) or []
+        studies.append(Study(volume, lesions, volume.metadata.study_date))
+    window = PriorCompare(*studies, parent=parent)
+    window.setWindowFlag(QtCore.Qt.WindowType.Window)
+    window.resize(1200, 800)
+    window.show()
+    return window
+
+
+def _study_root(folder: Path) -> Path:
+    """A demo study's folder from its series folder or itself."""
+    folder = Path(folder)
+    return folder.parent if folder.name == "series" else folder
