@@ -21,6 +21,11 @@ class StudyRow:
 def training_studies_job(data: str, ctx: JobContext) -> Generator[Progress, None, list]:
     from medview.ai.training.data import find_studies, label_counts
 
+    if data.startswith("pacs://"):  # studies on the PACS labelled done, fetched first
+        from medview.net.training_source import fetch_training_data
+
+        yield Progress(-1, "fetching the studies labelled done from the PACS")
+        data = str(fetch_training_data(data, ctx))
     yield Progress(0.0, "looking for labelled studies")
     studies = find_studies(data)
     rows = []

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from medview.core.errors import MedviewError
 from medview.core.labels import LabelMap
 from medview.io.labels.store import DONE
 from medview.jobs.pacs import AIOutput, SentResults, send_results_job
@@ -129,7 +130,11 @@ class PacsActions(QtCore.QObject):
         return offered, labels, done, ai
 
     def send_dialog(self) -> SendDialog | None:
-        nodes = load_nodes()
+        try:
+            nodes = load_nodes()
+        except MedviewError as err:
+            self.w.message("PACS nodes", str(err), QtWidgets.QMessageBox.Icon.Warning)
+            return None
         if not nodes:
             self.w.message("No PACS node", "No PACS node is saved yet; add one under File > "
                            "PACS: Query / Retrieve…, Nodes.")

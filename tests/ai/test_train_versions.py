@@ -45,3 +45,26 @@ def test_a_version_without_a_second_stage_copies_nothing_more(data_dir: Path) ->
     parent = load_card(write_bright_model(data_dir / "models" / BRIGHT_NAME / "1.0"))
     folder = tv.write_version(parent, "1.0.1", bright_unet(), "test run", {"dice": 0.5})
     assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "weights.safetensors"]
+
+
+def test_studies_from_a_pacs_are_on_the_card_and_not_inherited(data_dir: Path) -> None:
+    """The pacs.json net.training_source writes beside fetched studies (node, query, each
+    study's hashes) goes on the new card; its own fine-tune on local studies drops it."""
+    import json
+
+    parent = load_card(write_bright_model(data_dir / "models" / BRIGHT_NAME / "1.0"))
+    studies = data_dir / "pacs-studies"
+    studies.mkdir(parents=True)
+    record = {"node": "dicom://ORTHANC@127.0.0.1:4343", "query": "pacs://orthanc",
+              "studies": {"ab12": {"seg_sha256": "0" * 64, "images_sha256": "1" * 64,
+                                   "segments": {"1": "lung nodule"}}}}
+    (studies / "pacs.json").write_text(json.dumps(record), encoding="utf-8")
+    folder = tv.write_version(parent, "1.0.1", bright_unet(), "test run", {"dice": 0.5},
+                              data=studies)
+    child = load_card(folder)
+    assert child.provenance["training_source"] == record
+    local = data_dir / "local-studies"
+    local.mkdir()
+    grandchild = load_card(tv.write_version(child, "1.0.2", bright_unet(), "test run",
+                                            {"dice": 0.5}, data=local))
+    assert "training_source" not in grandchild.provenance

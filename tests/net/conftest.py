@@ -61,3 +61,21 @@ def stored_study(orthanc, net_demo):
     files = sorted(net_demo.series_dir.glob("*.dcm"))
     assert dimse.send(dimse_node(orthanc), files) == len(files)
     return net_demo
+
+
+@pytest.fixture
+def study_as_stored(orthanc, stored_study):
+    """The stored study; the series a test sends into it (SEG, SR) are deleted again after
+    it, so the other tests see the study as stored."""
+    def series() -> dict[str, str]:
+        (found,) = [f for f in orthanc.rest("/tools/lookup", "POST",
+                                            data=stored_study.study_instance_uid)
+                    if f["Type"] == "Study"]
+        return {s["MainDicomTags"]["SeriesInstanceUID"]: s["ID"]
+                for s in orthanc.rest(f"/studies/{found['ID']}/series?expand")}
+
+    before = set(series())
+    yield stored_study
+    for uid, orthanc_id in series().items():
+        if uid not in before:
+            orthanc.rest(f"/series/{orthanc_id}", "DELETE")

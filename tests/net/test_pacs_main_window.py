@@ -45,8 +45,9 @@ def _orthanc_series(orthanc, study_uid: str) -> dict[str, dict]:
     return out
 
 
-def test_retrieve_open_and_send_results_back(qtbot, orthanc, stored_study, data_dir,
+def test_retrieve_open_and_send_results_back(qtbot, orthanc, study_as_stored, data_dir,
                                              monkeypatch):
+    stored_study = study_as_stored
     monkeypatch.setattr(registry, "bundled_models_dir", lambda: data_dir / "no-bundled")
     clear_kept()
     write_bright_model(registry.user_models_dir() / "bright-seg" / "1.0")

@@ -573,7 +573,8 @@ class Trainer:
                          f"the validation numbers were measured with the parent's.")
         folder = tv.write_version(card, version, model, training,
                                   {**after, "fine_tune": fine_tune},
-                                  (refit[0].to_json(), refit[1]) if used else None)
+                                  (refit[0].to_json(), refit[1]) if used else None,
+                                  data=self.job.data)
         done = {"event": "done", "version": f"{card.name}:{version}", "folder": str(folder),
                 "parent": card.ref, "metrics": after, "parent_metrics": before,
                 "best_epoch": st["best_epoch"], "cross_validation": cv,

@@ -63,9 +63,28 @@ def keep_active(name: str) -> None:
         activate(current.card.name, current.card.version)
 
 
-def card_dict(parent: ModelCard, version: str, training: str, validation: dict) -> dict:
-    """The new card: the parent's network, labels and preprocessing, new provenance."""
+def training_source(data: str | Path) -> dict | None:
+    """Where the studies came from when they are not the reader's own: the pacs.json that
+    net.training_source writes beside studies fetched from a PACS (the node, the query and
+    each study's SEG and image hashes); None for local studies."""
+    path = Path(data) / "pacs.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def card_dict(parent: ModelCard, version: str, training: str, validation: dict,
+              studies: str | Path = "") -> dict:
+    """The new card: the parent's network, labels and preprocessing, new provenance; the
+    studies' source (training_source) under provenance.training_source, never the
+    parent's."""
     data = asdict(parent)
+    data["provenance"].pop("training_source", None)
+    source = training_source(studies) if studies else None
+    if source is not None:
+        data["provenance"]["training_source"] = source
     data["labels"] = [asdict(lab) for lab in parent.labels]
     data.update(version=version, parent_version=parent.version, training_data=training,
                 validation=validation, weights_file="weights.safetensors",
@@ -78,16 +97,18 @@ def card_dict(parent: ModelCard, version: str, training: str, validation: dict) 
 
 
 def write_version(parent: ModelCard, version: str, model: Any, training: str,
-                  validation: dict, fp: tuple[str, float] | None = None) -> Path:
+                  validation: dict, fp: tuple[str, float] | None = None,
+                  data: str | Path = "") -> Path:
     """Create the version folder (refused if it exists), weights first and the card last,
     so a folder is a version only once it is whole; a failed write leaves nothing. `fp`:
     a false-positive classifier refit on the new network's candidates (its JSON text and
-    threshold), written instead of the parent's."""
+    threshold), written instead of the parent's. `data`: the studies' folder (its
+    pacs.json goes on the card)."""
 
     keep_active(parent.name)
     folder = new_version_folder(parent.name, version)
     try:
-        card = card_dict(parent, version, training, validation)
+        card = card_dict(parent, version, training, validation, data)
         if fp is None:
             _copy_second_stage(parent, folder)
         else:

@@ -1,6 +1,8 @@
 """What a fine-tune learns from, and the split it is judged on: the labelled studies (the
-workspace's done studies or a folder of them) with the volume of each label (mL; voxels in
-the tooltip, and where the label map's grid is unknown) and their patient
+workspace's done studies, a folder of them, or "Studies on the PACS": pacs://NODE, a saved
+node's studies carrying a MedView SEG marked done, fetched by net.training_source) with
+the volume of each label (mL; voxels in the tooltip, and where the label map's grid is
+unknown) and their patient
 (numbered here, the ID never shown), each patient's studies on one side of the split. The
 split is proposed from the validation share and seed, stays as shown, and is edited per
 patient: moving one study moves that patient's other studies too, since a patient on both
@@ -16,6 +18,7 @@ from PySide6 import QtCore, QtWidgets
 
 from medview.ai.training.data import WORKSPACE, split_by_patient
 from medview.ai.training.job import Settings
+from medview.core.errors import MedviewError
 from medview.jobs.training import training_studies_job
 from medview.ui.panels.segment_table import ml_text
 from medview.ui.workers import JobWorker
@@ -61,15 +64,25 @@ class TrainingStudies(QtWidgets.QWidget):
         self._proposal = (d.val_fraction, d.seed)  # the split's share and seed
         self.folds = d.folds  # cross-validation: every study is held out once (crossval)
         self.data_edit = QtWidgets.QLineEdit(WORKSPACE, toolTip="'workspace': the studies "
-                                             "marked done; or a folder of studies, each a "
-                                             "series folder with labels.nii.gz")
+                                             "marked done; a folder of studies, each a "
+                                             "series folder with labels.nii.gz; or "
+                                             "pacs://NODE[?query], the studies on a PACS")
         browse = QtWidgets.QPushButton("Folder…")
         browse.clicked.connect(self._browse)
+        # "Studies on the PACS": a saved node's studies whose MedView SEG is marked done
+        self.pacs_button = QtWidgets.QPushButton("PACS…", toolTip="Studies on the PACS: a "
+                                                 "node's studies with MedView labels marked "
+                                                 "done (pacs://NODE)")
+        self.pacs_menu = QtWidgets.QMenu(self.pacs_button)
+        self.pacs_menu.aboutToShow.connect(self._fill_pacs_menu)
+        self.pacs_menu.triggered.connect(lambda act: self.use_pacs(act.data()))
+        self.pacs_button.setMenu(self.pacs_menu)
         refresh = QtWidgets.QPushButton("Refresh")
         refresh.clicked.connect(lambda: self.refresh(*self._proposal))
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.data_edit, 1)
         row.addWidget(browse)
+        row.addWidget(self.pacs_button)
         row.addWidget(refresh)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -100,6 +113,26 @@ class TrainingStudies(QtWidgets.QWidget):
         if folder:
             self.data_edit.setText(folder)
             self.refresh(*self._proposal)
+
+    def _fill_pacs_menu(self) -> None:
+        from medview.net.nodes import load_nodes
+
+        self.pacs_menu.clear()
+        try:
+            names = [n.name for n in load_nodes()]
+        except MedviewError as err:  # a damaged node list: its sentence, in the menu
+            self.pacs_menu.addAction(str(err)).setEnabled(False)
+            return
+        for name in names:
+            self.pacs_menu.addAction(name).setData(name)
+        if not names:
+            self.pacs_menu.addAction("No PACS node saved: File > PACS, Nodes").setEnabled(False)
+
+    def use_pacs(self, node: str) -> None:
+        """Train on `node`'s studies labelled done: they are fetched and listed."""
+        self.data_edit.setText(f"pacs://{node}")
+        self.summary.setText(f"Fetching the studies labelled done from {node}…")
+        self.refresh(*self._proposal)
 
     def refresh(self, val_fraction: float, seed: int) -> None:
         """List the studies (off the GUI thread) and propose a split by patient; asked
