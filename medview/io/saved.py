@@ -14,6 +14,7 @@ the panels (it was computed in six places in four layers):
     training/discarded/              runs the reader discarded (moved beside the run)
     pacs/                            PACS nodes, the study index, received files (net)
     settings.ini                     the application's settings (ui.settings)
+    protocols.json                   the reader's hanging protocols (viewer.protocols)
     patient_salt                     this installation's salt of patient keys (io.patient_key)
     demo/seed<seed>-site<site>/      the demo study `medview demo` generates
 
@@ -76,6 +77,10 @@ def pacs_dir() -> Path:
 
 def settings_file() -> Path:
     return data_dir() / "settings.ini"
+
+
+def protocols_file() -> Path:
+    return data_dir() / "protocols.json"
 
 
 def patient_salt_file() -> Path:

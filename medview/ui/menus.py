@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.core.windowing import CT_PRESETS, auto_window
+from medview.ui.hanging import HangingProtocols
 from medview.viewer import state as st
+from medview.viewer.protocols import protocol_name
 from medview.viewer.slab import step_thickness
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ class MainMenus(QtCore.QObject):
         self.view_menu = bar.addMenu("&View")
         self.window_menu = bar.addMenu("&Window")
         self.help_menu = bar.addMenu("&Help")
+        self.hanging = HangingProtocols(window)
         self._build_file()
         self._build_view()
         self._build_window()
@@ -120,6 +123,8 @@ class MainMenus(QtCore.QObject):
         thicker.setShortcuts([QtGui.QKeySequence("+"), QtGui.QKeySequence("=")])
         self._action(m, "Slab t&hinner", lambda _=False: s.set_slab(
             thickness_mm=step_thickness(s.slab.thickness_mm, -1)), "-")
+        self.protocol_action = self._action(m, "Save as &Protocol for this study…",
+                                            lambda _=False: self.hanging.save_dialog())
         m.addSeparator()
         self._action(m, "&Fit", w.grid.fit_all, "F")
         self._action(m, "&Reset", w.reset_view, "R")
@@ -158,6 +163,10 @@ class MainMenus(QtCore.QObject):
             self.invert_action.setEnabled(grey)
             self.export_action.setEnabled(v is not None)
             self.prior_action.setEnabled(v is not None)
+            self.protocol_action.setEnabled(v is not None)
+            self.protocol_action.setText(
+                f"Save as &Protocol for {protocol_name(v.metadata)}…" if v is not None
+                else "Save as &Protocol for this study…")
         self.crosshair_action.setChecked(s.crosshair_linked)
         self.overlays_action.setChecked(s.show_overlays)
         self.invert_action.setChecked(s.invert)

@@ -46,7 +46,8 @@ def test_a_finding_fills_a_third_of_the_view_in_its_labels_window(qtbot, demo, b
     window.dock("AI").raise_()
     shown = click_run(qtbot, window.ai)
     view = window.grid.focused_view
-    assert window.state.window.name != "Lung"
+    # the CT chest hanging protocol opens the demo in the lung window: start from another
+    window.state.set_window(40, 400, "Abdomen")
     filled = capped = 0
     for finding in shown.findings[:8]:
         click_row(qtbot, window.ai, finding.id)

@@ -186,7 +186,9 @@ def test_layouts_switch_and_persist(qtbot, window, two_series):
     folder, _, _ = two_series
     open_and_wait(qtbot, window, [str(folder)])
     grid = window.grid
-    assert grid.layout_name == "1"  # a series opens in one view of its acquired plane
+    # "Chest 1 mm" opens with the CT chest hanging protocol (viewer.protocols): 1 x 3
+    assert grid.layout_name == "1x3" and grid.focused_view.plane is Plane.AXIAL
+    window.menus.layout_actions["1"].trigger()
     assert [v.plane for v in grid.views if v.isVisible()] == [Plane.AXIAL]
     window.menus.layout_actions["1x3"].trigger()
     assert all(v.isVisible() for v in grid.views) and not grid.card.isVisible()
