@@ -14,7 +14,8 @@ both sides find their bytecode cached and the files in the page cache, as an ins
 does). The machine's load average is printed beside the table: on a busy machine compare
 ratios, not seconds. Goals are issue 19's, on this machine's 2 cores.
 
-Run: python benchmarks/run_all.py [--work DIR] [--repeat N] [--quick]
+Run: python benchmarks/run_all.py [--work DIR] [--repeat N] [--paths convert,first,infer,train]
+    [--quick]
   --quick: a smoke run on an 8 x 32² series (convert, first image, infer; no train), for the
   test that keeps this script working; its figures mean nothing.
 """
@@ -63,6 +64,9 @@ QtCore.QTimer.singleShot(60_000, app.quit)
 app.exec()
 print(json.dumps(marks))
 """
+
+
+PATHS = ("convert", "first", "infer", "train")
 
 
 @dataclass
@@ -202,8 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "medview-bench")
     ap.add_argument("--repeat", type=int, default=3, help="timed launches per start-up figure")
+    ap.add_argument("--paths", default=",".join(PATHS),
+                    help=f"which paths to run, comma-separated (default: all of {PATHS})")
     ap.add_argument("--quick", action="store_true", help="smoke run on a tiny series")
     args = ap.parse_args(argv)
+    paths = set(args.paths.split(","))
+    if not paths <= set(PATHS):
+        ap.error(f"--paths takes some of {', '.join(PATHS)}")
     work = args.work / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     env = child_env(work)
@@ -220,18 +229,22 @@ def main(argv: list[str] | None = None) -> int:
         if not (demo / "labels.nii.gz").exists():
             generate_demo_study(demo, seed=1, slices=300)
         infer_series, repeat = demo / "series", args.repeat
-    rows = convert_rows(series, work, repeat, env)
-    rows.append(first_image_row(series, repeat, env))
-    infer, stages = infer_row(infer_series, work, env)
-    rows.append(infer)
-    if not args.quick:
+    rows = convert_rows(series, work, repeat, env) if "convert" in paths else []
+    if "first" in paths:
+        rows.append(first_image_row(series, repeat, env))
+    stages: dict[str, float] = {}
+    if "infer" in paths:
+        infer, stages = infer_row(infer_series, work, env)
+        rows.append(infer)
+    if "train" in paths and not args.quick:
         rows.append(train_row(work, env))
     print(table(rows))
     for r in rows:
         if r.note:
             print(f"- {r.path}: {r.note}")
-    print("- infer phases (findings.json timings_s): "
-          + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
+    if stages:
+        print("- infer phases (findings.json timings_s): "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     load_after = os.getloadavg()
     print(f"- load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on "
           f"{os.cpu_count()} cores; {time.perf_counter() - t0:.0f} s in all"
