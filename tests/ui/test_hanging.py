@@ -17,7 +17,7 @@ def screen(w):
 
 
 def test_defaults_open_chest_in_lung_window_and_abdomen_in_its_own(qtbot, window, two_series):
-    folder, a, b = two_series
+    folder, _a, _b = two_series
     open_and_wait(qtbot, window, [str(folder / "a")])
     assert screen(window)[:3] == ("1x3", Plane.AXIAL, "Lung")
     open_and_wait(qtbot, window, [str(folder / "b")])
