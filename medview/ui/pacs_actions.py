@@ -176,4 +176,6 @@ class PacsActions(QtCore.QObject):
         self.sent.emit(r)
 
     def shutdown(self, wait_ms: int = 5000) -> None:
+        if self.pacs_window is not None:
+            self.pacs_window.receive.stop()
         self._pool.waitForDone(wait_ms)

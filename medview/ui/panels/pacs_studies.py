@@ -108,6 +108,10 @@ class PacsStudies(QtWidgets.QWidget):
         self.send_button.clicked.connect(self._choose_and_send)
         self.cancel_button.clicked.connect(self._cancel)
         self.set_nodes(self.nodes)
+        # received instances come in bursts: the local rows are listed again once they pause
+        self._local_timer = QtCore.QTimer(self, singleShot=True, interval=300)
+        self._local_timer.timeout.connect(self.refresh_local)
+        self._local_worker: JobWorker | None = None
 
     def set_nodes(self, nodes: list[Node]) -> None:
         self.nodes = list(nodes)
@@ -204,6 +208,31 @@ class PacsStudies(QtWidgets.QWidget):
         found = f"{n} {'study' if n == 1 else 'studies'}."
         self.note.setText(" ".join([found, *result.notes]))
         self.searched.emit(result)
+
+    def refresh_local_soon(self) -> None:
+        self._local_timer.start()
+
+    def refresh_local(self) -> None:
+        """The local studies again (what the storage SCP received since), the remote rows
+        as they were; while another search runs, after it."""
+        if self._source_is_remote_only():
+            return
+        if (self._worker is not None and self._worker.running) or \
+                (self._local_worker is not None and self._local_worker.running):
+            self._local_timer.start()
+            return
+        try:
+            q = self.query()
+        except MedviewError:
+            return
+        worker = JobWorker(search_job, [], q, include_local=True, parent=self)
+        worker.result.connect(lambda r: self._show(SearchResult(
+            r.rows + [row for row in self.rows if row.source != "local"], r.notes)))
+        self._local_worker = worker
+        worker.start()
+
+    def _source_is_remote_only(self) -> bool:
+        return self.source.currentText() not in (ALL, LOCAL)
 
     def selected_row(self) -> StudyRow | None:
         items = self.table.selectedItems()
