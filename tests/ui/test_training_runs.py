@@ -45,18 +45,18 @@ def test_advanced_settings_reach_the_job_file(qtbot, train_panel: TrainingPanel
     qtbot.mouseClick(form.toggle, LEFT)
     assert form.advanced.isVisible()
     for name, text in (("patches_per_study", "8"), ("patience", "3"), ("seed", "7"),
-                       ("replay_studies", "0"), ("val_fraction", "0.5")):
-        type_value(qtbot, form.widgets[name], text)
+                       ("replay_studies", "0"), ("folds", "1"), ("val_fraction", "0.5")):
+        type_value(qtbot, form.widgets[name], text)  # folds 1: the split below decides
     box = form.widgets["freeze_norm"]
     qtbot.mouseClick(box, LEFT, pos=QtCore.QPoint(8, box.height() // 2))
-    assert form.toggle.text() == "Advanced (7 changed)"  # and threads (the fixture)
+    assert form.toggle.text() == "Advanced (8 changed)"  # and threads (the fixture)
     split = panel.studies.split()
     assert len(split["val"]) == 2 and len(split["train"]) == 2  # the new share, by patient
     qtbot.mouseClick(panel.start_button, LEFT)
     job = json.loads((panel.work / "job.json").read_text())
     s = job["settings"]
     assert (s["patches_per_study"], s["patience"], s["seed"], s["replay_studies"],
-            s["val_fraction"], s["freeze_norm"]) == (8, 3, 7, 0, 0.5, False)
+            s["val_fraction"], s["freeze_norm"], s["folds"]) == (8, 3, 7, 0, 0.5, False, 1)
     assert job["split"] == split
     steps = math.ceil(2 * 8 / 4)  # 2 training studies x 8 patches / batch 4: the child used it
     qtbot.waitUntil(lambda: f"steps_per_epoch {steps}," in panel.curves.log_view.toPlainText(),
@@ -101,7 +101,8 @@ def test_stop_resume_crash_restart_and_discard(qtbot, train_studies: Path,
     start = next(e for e in seen if e["event"] == "start")
     assert start["resumed_epoch"] == run.epoch
     assert next(e for e in seen if e["event"] == "epoch")["epoch"] == run.epoch + 1
-    assert p.status.text().startswith("Epoch") or "Resumed" in p.curves.log_view.toPlainText()
+    assert p.status.text().startswith(("Epoch", "Cross-validation fold")) or \
+        "Resumed" in p.curves.log_view.toPlainText()
     xs = list(p.curves.loss_curve.getData()[0])
     assert xs == list(range(1, len(xs) + 1)) and len(xs) >= run.epoch + 1  # one curve on
     # each label's line from epoch 0, the epochs before the stop included

@@ -268,8 +268,8 @@ class TrainingPanel(QtWidgets.QWidget):
             self._phase(None)
         if kind == "start":
             self._steps, self._epochs = ev["steps_per_epoch"], ev["epochs"]
-            if ev.get("fold") or not ev["val"]:  # a cross-validation phase: its own curves
-                self.history = []
+            if (ev.get("fold") or not ev["val"]) and ev.get("resumed_epoch") is None:
+                self.history = []  # a new cross-validation phase: its own curves
                 self._draw()
             self.curves.set_epochs(ev["epochs"])
             if ev.get("resumed_epoch") is not None:
