@@ -1,6 +1,7 @@
 """Prior comparison on the demo study and its 6-month follow-up (demo/follow_up.py): the
 ground-truth lesions of both, aligned by the body's centre, pair as the generator made them
-and report its known growth; the new and the gone lesion are marked."""
+and report its known growth; the new and the gone lesion are marked. The same holds for
+findings measured by the AI post-processing (ai.findings) from a perfect model's output."""
 
 import json
 import math
@@ -16,6 +17,7 @@ from medview.viewer.growth import (
     alignment,
     body_centre_xy,
     growth_rows,
+    lesions_from_findings,
     pair_findings,
 )
 
@@ -35,12 +37,12 @@ def studies(tmp_path_factory):
         s = generate_demo_study(root / name, seed=0, slices=120, follow_up_months=months)
         vol = load_volume([s.series_dir])
         vol = vol[0] if isinstance(vol, tuple) else vol
-        out.append((json.loads(s.lesions_json.read_text()), vol))
+        out.append((json.loads(s.lesions_json.read_text()), vol, s.labels_path))
     return out
 
 
 def test_follow_up_pairs_with_the_known_growth(studies):
-    (then_meta, then_vol), (now_meta, now_vol) = studies
+    (then_meta, then_vol, _), (now_meta, now_vol, _) = studies
     truth = now_meta["follow_up"]
     shift = alignment(body_centre_xy(then_vol.array, then_vol.affine),
                       body_centre_xy(now_vol.array, now_vol.affine))
@@ -80,3 +82,41 @@ def test_shrinking_has_no_doubling_time():
     assert p.volume_change_pct == -50.0 and p.doubling_days(180) is None
     assert Pair(Lesion((0, 0, 0), 10, 0.5), Lesion((0, 0, 0), 12.6, 1.0)).doubling_days(
         180) == pytest.approx(180)
+
+
+def ai_findings(volume, labels_path):
+    """The findings the AI post-processing measures (ai.findings) from a perfect model's
+    output: the truth label map as probabilities, under the bundled lesion model's card."""
+    import SimpleITK as sitk
+
+    from medview.ai.findings.postprocess import encode, findings_from
+    from medview.ai.models.cards import load_card
+    from medview.ai.models.registry import bundled_models_dir
+
+    card = load_card(bundled_models_dir() / "lesion-seg" / "1.0")
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(labels_path)))
+    values = [lab.value for lab in card.labels]
+    probs = np.stack([(labels == v).astype(np.float32) for v in values], axis=1)
+    return list(findings_from(encode(probs), volume, card, 0.5))
+
+
+def test_ai_findings_pair_with_the_known_growth(studies):
+    (_, then_vol, then_labels), (now_meta, now_vol, now_labels) = studies
+    then_f = lesions_from_findings(ai_findings(then_vol, then_labels))
+    now_f = lesions_from_findings(ai_findings(now_vol, now_labels))
+    truth = now_meta["follow_up"]
+    assert len(now_f) == len(truth["lesions"])
+    shift = alignment(body_centre_xy(then_vol.array, then_vol.affine),
+                      body_centre_xy(now_vol.array, now_vol.affine))
+    pairs = pair_findings(then_f, now_f, shift)
+    assert sorted(p.status for p in pairs).count("new") == 1
+    assert sorted(p.status for p in pairs).count("gone") == 1
+    # each paired finding's growth is one of the known factors (AI ids follow position)
+    factors = [t["volume_factor"] for t in truth["lesions"] if t["volume_factor"]]
+    checked = 0
+    for p in pairs:
+        if p.status == "paired" and p.then.volume_ml >= 0.5:
+            ratio = p.now.volume_ml / p.then.volume_ml
+            assert min(abs(ratio / f - 1) for f in factors) <= 0.05
+            checked += 1
+    assert checked >= 2
