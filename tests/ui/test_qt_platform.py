@@ -100,6 +100,14 @@ def test_what_cannot_be_told_is_left_to_qt(tmp_path):
     assert platform_problem({}, plugins, lambda _: None, PACKAGES) is None
 
 
+def test_a_plugin_that_loads_is_not_looked_into():
+    def never(plugin: Path) -> list[str]:
+        raise AssertionError(f"ldd was run on {plugin}, which loads")
+
+    plugins = qt_platform_plugin_dir({})
+    assert platform_problem({"QT_QPA_PLATFORM": "offscreen"}, plugins, never, PACKAGES) is None
+
+
 def test_the_list_maps_each_library_to_one_package():
     packages = debian_packages()
     assert packages["libxcb-cursor.so.0"] == "libxcb-cursor0"  # Qt 6.5+ needs it
