@@ -63,14 +63,15 @@ class StorageSCP:
         ae.add_supported_context("1.2.840.10008.1.1")
         handler = store_handler(self._store, self._refused)
         try:
-            self._server = ae.start_server((host, check_port(port, "the storage port")),
-                                           block=False,
-                                           evt_handlers=[(evt.EVT_C_STORE, handler)])
+            server = ae.start_server((host, check_port(port, "the storage port")),
+                                     block=False, evt_handlers=[(evt.EVT_C_STORE, handler)])
         except OSError as err:
             raise NetworkError(f"port {port}", f"MedView's storage SCP cannot listen there "
                                                f"({err.strerror or err}); is another "
                                                f"program using it?") from None
-        self.port = self._server.server_address[1]
+        assert server is not None  # block=False returns the running server, never None
+        self._server = server
+        self.port = server.server_address[1]
 
     def _store(self, study: str, series: str, sop: str, encoded: bytes) -> None:
         path = store_instance(self.root, study, series, sop, encoded)
