@@ -22,6 +22,7 @@ from medview.ui.fast_image_item import FastImageItem
 from medview.viewer import state as st
 from medview.viewer.annotations import ai_notes, corner_lines, scale_bar_mm
 from medview.viewer.layers import OverlayLayer, label_outline
+from medview.viewer.oblique import crosshair_angles
 from medview.viewer.planes import Plane
 from medview.viewer.slab import layer_image, step_thickness
 from medview.viewer.state import ViewerState
@@ -33,6 +34,9 @@ CROSSHAIR_PEN = pg.mkPen((255, 200, 0, 160), width=1)
 CINE_FPS = 15
 WL_DRAG_PER_PIXEL = 1 / 200  # fraction of the current width per pixel of drag
 WHEEL_NOTCH = 120  # Qt's angleDelta for one wheel notch; touchpads send fractions of it
+HANDLE_PX = 11  # the rotation handle's size on screen
+HANDLE_OFFSET_PX = 60  # how far from the crosshair's centre it sits, along one line
+OBLIQUE_TOOLS = ("wl", "zoom", "pan", "rotate", "ruler", "angle")  # what works obliquely
 
 
 class DragTool(Protocol):
@@ -91,6 +95,12 @@ class SliceView(pg.GraphicsView):
         self._drag_kind = ""
         self._wheel_rest = 0  # angleDelta not yet turned into a whole notch
         self._shown_index = -1
+        self._fitted_shape = (0, 0)
+        # the crosshair's handle: dragged round the crosshair, it turns the other planes
+        self.handle = pg.ScatterPlotItem(size=HANDLE_PX, pen=pg.mkPen((255, 200, 0)),
+                                         brush=pg.mkBrush(255, 200, 0, 120))
+        self.handle.setZValue(21)
+        self.vb.addItem(self.handle, ignoreBounds=True)
         self._cine = QtCore.QTimer(self)
         self._cine.timeout.connect(self._cine_step)
         self.cine_fps = CINE_FPS
@@ -108,7 +118,7 @@ class SliceView(pg.GraphicsView):
     # -- geometry helpers
     @property
     def plane_map(self):
-        return self.state.maps[self.plane]
+        return self.state.view_map(self.plane)
 
     def mm_to_pixel(self, p: QtCore.QPointF) -> tuple[float, float]:
         """Scene point (mm) -> fractional (row, col) on this view's image."""
@@ -128,14 +138,16 @@ class SliceView(pg.GraphicsView):
     def _on_state(self, what: str) -> None:
         if self.state.volume is None:
             return
-        if what == st.VOLUME:
+        if what in (st.VOLUME, st.OBLIQUE):
             self._shown_index = -1
             rows, cols = self.plane_map.screen_shape
             row_mm, col_mm = self.plane_map.pixel_mm
             self._refresh_image()
             self.image_item.setRect(QtCore.QRectF(0, 0, cols * col_mm, rows * row_mm))
             self._rebuild_overlays()
-            self.fit()
+            if what == st.VOLUME or (rows, cols) != self._fitted_shape:
+                self.fit()  # not the view the axes are turned in: it stays as it is
+            self._fitted_shape = (rows, cols)
             self._apply_window()
         elif what == st.CURSOR:
             if self.state.slice_index(self.plane) != self._shown_index:
@@ -160,8 +172,10 @@ class SliceView(pg.GraphicsView):
     def _refresh_image(self) -> None:
         idx = self.state.slice_index(self.plane)
         slab = self.state.slab
+        # slabs are drawn in the orthogonal planes (an oblique plane shows its own slice)
         img = (self.state.projector.image(self.plane_map, idx, slab,
-                                          self.state.slab_spacing(self.plane)) if slab.on
+                                          self.state.slab_spacing(self.plane))
+               if slab.on and not self.state.oblique
                else self.plane_map.image(self.state.volume.array, idx))
         self.image_item.setImage(img, autoLevels=False, levels=self._levels())
         self._shown_index = idx
@@ -178,10 +192,14 @@ class SliceView(pg.GraphicsView):
         _, row, col = self.plane_map.from_index(self.state.cursor_ijk)
         p = self.pixel_to_mm(row, col)
         visible = self.state.crosshair_linked and self.state.show_overlays
-        self.h_line.setPos(p.y())
-        self.v_line.setPos(p.x())
-        self.h_line.setVisible(visible)
-        self.v_line.setVisible(visible)
+        # each line is where one of the other planes cuts this one: 0 and 90 degrees until
+        # a plane is turned (rotation_handle)
+        for line, angle in zip((self.h_line, self.v_line), crosshair_angles(
+                self.state, self.plane), strict=True):
+            line.setAngle(angle)
+            line.setPos(p)
+            line.setVisible(visible)
+        self._place_handle(p, visible)
 
     def _rebuild_overlays(self) -> None:
         for item in self.overlay_items:
@@ -223,9 +241,34 @@ class SliceView(pg.GraphicsView):
                               autoLevels=False, levels=(0, 255))
 
     def _layer_image(self, layer: OverlayLayer, idx: int) -> np.ndarray:
-        """A layer's slice, or its maximum over the slab the image shows."""
+        """A layer's slice, or its maximum over the slab the image shows; in an oblique
+        plane the layers held as arrays resampled (a decoded AI heatmap is not shown)."""
+        if self.state.oblique:
+            if isinstance(layer.array, np.ndarray):
+                return self.plane_map.image(layer.array, idx)
+            return np.zeros(self.plane_map.screen_shape, np.uint8)
         return layer_image(self.plane_map, layer.array, idx, self.state.slab,
                            self.state.slab_spacing(self.plane))
+
+    def _handle_mm(self, centre: QtCore.QPointF) -> QtCore.QPointF:
+        px_w, _ = self.vb.viewPixelSize()
+        t = np.radians(self.h_line.angle)
+        reach = HANDLE_OFFSET_PX * (px_w or 1.0)
+        return QtCore.QPointF(centre.x() + reach * np.cos(t), centre.y() + reach * np.sin(t))
+
+    def _place_handle(self, centre: QtCore.QPointF, visible: bool) -> None:
+        p = self._handle_mm(centre)
+        self.handle.setData([p.x()], [p.y()])
+        self.handle.setVisible(visible)
+
+    def _on_handle(self, point_mm: QtCore.QPointF) -> bool:
+        if not self.handle.isVisible():
+            return False
+        pts = self.handle.getData()
+        px_w, _ = self.vb.viewPixelSize()
+        return bool(len(pts[0])) and float(np.hypot(point_mm.x() - pts[0][0],
+                                                    point_mm.y() - pts[1][0])) <= (
+            HANDLE_PX * (px_w or 1.0))
 
     def fit(self) -> None:
         """F: the whole image in view, centred."""
@@ -273,6 +316,11 @@ class SliceView(pg.GraphicsView):
             self._drag_kind = {QtCore.Qt.MouseButton.LeftButton: self.tool,
                                QtCore.Qt.MouseButton.RightButton: "zoom",
                                QtCore.Qt.MouseButton.MiddleButton: "pan"}.get(button, "")
+            if button == QtCore.Qt.MouseButton.LeftButton and self._on_handle(
+                    self.vb.mapToView(ev.buttonDownPos())):
+                self._drag_kind = "rotate"
+            elif self.state.oblique and self._drag_kind not in OBLIQUE_TOOLS:
+                self._drag_kind = ""  # painting and ROI areas work in orthogonal planes
             tool = self.drag_tools.get(self._drag_kind)
             if tool is not None:
                 tool.begin(self, self.vb.mapToView(ev.buttonDownPos()))
@@ -289,6 +337,12 @@ class SliceView(pg.GraphicsView):
             self.vb.scaleBy((factor, factor), center=self.vb.mapToView(ev.buttonDownPos()))
         elif kind == "pan":
             self.vb.translateBy(x=last.x() - pos.x(), y=last.y() - pos.y())
+        elif kind == "rotate":
+            centre = self.pixel_to_mm(*self.plane_map.from_index(self.state.cursor_ijk)[1:])
+            a0 = np.degrees(np.arctan2(last.y() - centre.y(), last.x() - centre.x()))
+            a1 = np.degrees(np.arctan2(pos.y() - centre.y(), pos.x() - centre.x()))
+            # a turn on screen (x right, y down) is a turn about down x right the other way
+            self.state.rotate(self.plane, -float((a1 - a0 + 180) % 360 - 180))
         elif kind in self.drag_tools:
             tool = self.drag_tools[kind]
             (tool.finish if ev.isFinish() else tool.move)(self, pos)

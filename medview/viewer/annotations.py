@@ -4,6 +4,9 @@ bottom-right image number and series)."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from medview.viewer.oblique import ObliqueMap
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
 
@@ -22,11 +25,19 @@ def corner_lines(state: ViewerState, plane: Plane, zoom: float) -> dict[str, lis
     if v is None:
         return {}
     md = v.metadata
-    pm = state.maps[plane]
     idx = state.slice_index(plane)
+    shown = state.view_map(plane)
     position = float(v.index_to_lps(state.cursor_ijk)[_lps_axis(plane)])
-    spacing = v.spacing_mm[pm.normal_axis]
-    thick = md.slice_thickness_mm if pm.normal_axis == 0 and md.slice_thickness_mm else spacing
+    if isinstance(shown, ObliqueMap):  # resampled: its slices are a pixel apart
+        spacing = thick = shown.pixel
+        where = (f"Oblique {_tilt_deg(shown, plane):.0f}°  {_LOCATION[plane]} "
+                 f"{position:.1f} mm")
+    else:
+        pm = state.maps[plane]
+        spacing = v.spacing_mm[pm.normal_axis]
+        thick = (md.slice_thickness_mm if pm.normal_axis == 0 and md.slice_thickness_mm
+                 else spacing)
+        where = f"{_LOCATION[plane]} {position:.1f} mm"
     w = state.window
     return {
         "tl": [x for x in (md.patient.name.replace("^", " ").strip(), md.patient.id,
@@ -38,8 +49,8 @@ def corner_lines(state: ViewerState, plane: Plane, zoom: float) -> dict[str, lis
                *([state.slab.label()] if state.slab.on else []),
                f"Thk {thick:.2f} mm" + ("" if abs(thick - spacing) < 0.01
                                         else f"  Sp {spacing:.2f} mm"),
-               f"{_LOCATION[plane]} {position:.1f} mm"],
-        "br": [f"Im {idx + 1}/{pm.n_slices}  {plane.value}",
+               where],
+        "br": [f"Im {idx + 1}/{shown.n_slices}  {plane.value}",
                f"Se {md.series_number}" if md.series_number is not None else "",
                *ai_notes(state)],
     }
@@ -53,6 +64,13 @@ def ai_notes(state: ViewerState) -> list[str]:
     refs = dict.fromkeys(layer.made_by for layer in state.layers
                          if layer.visible and layer.made_by)
     return [*(f"AI {ref}" for ref in refs), "not a diagnosis"] if refs else []
+
+
+def _tilt_deg(shown: ObliqueMap, plane: Plane) -> float:
+    """How far an oblique plane's normal is from its orthogonal plane's, in degrees."""
+    axis = np.zeros(3)
+    axis[_lps_axis(plane)] = 1.0
+    return float(np.degrees(np.arccos(min(1.0, abs(float(shown.normal @ axis))))))
 
 
 # the LPS axis whose coordinate a slice location names, per plane (z for axial, ...)

@@ -151,3 +151,42 @@ def reslice(array: np.ndarray, start: np.ndarray, d_row: np.ndarray, d_col: np.n
     acc = c0 + (c1 - c0) * f0
     out[inside] = np.rint(acc).astype(array.dtype) if array.dtype.kind in "iu" else acc
     return out
+
+
+def plane_axes(pm, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit LPS vectors of an orthogonal PlaneMap's screen: down (rows), right (columns) and
+    their normal down x right; an oblique plane starts from these and turns."""
+    dirs = np.asarray(affine, float)[:3, :3]
+    down = dirs[:, pm.row_axis] * (-1 if pm.row_flip else 1)
+    right = dirs[:, pm.col_axis] * (-1 if pm.col_flip else 1)
+    down, right = down / np.linalg.norm(down), right / np.linalg.norm(right)
+    return down, right, np.cross(down, right)
+
+
+def crosshair_angles(state, plane) -> tuple[float, float]:
+    """Angles (degrees, scene x right and y down) of the crosshair's two lines in `plane`'s
+    view: where the other planes cut it. (0, 90) while no plane is turned; the first line
+    is the axial (or, in the axial view, the coronal) plane's, the second the sagittal's
+    (the coronal's in the sagittal view)."""
+    from medview.viewer.planes import Plane
+
+    if state.volume is None:
+        return 0.0, 90.0
+    first = Plane.CORONAL if plane is Plane.AXIAL else Plane.AXIAL
+    second = Plane.CORONAL if plane is Plane.SAGITTAL else Plane.SAGITTAL
+
+    def axes(p):
+        m = state.view_map(p)
+        if isinstance(m, ObliqueMap):
+            return m.down, m.right, m.normal
+        return plane_axes(m, state.volume.affine)
+
+    down, right, normal = axes(plane)
+    out = []
+    for other, default in ((first, 0.0), (second, 90.0)):
+        d = np.cross(normal, axes(other)[2])
+        if np.linalg.norm(d) < 1e-9:
+            out.append(default)
+            continue
+        out.append(float(np.degrees(np.arctan2(d @ down, d @ right))) % 180.0)
+    return out[0], out[1]

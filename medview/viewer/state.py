@@ -17,6 +17,7 @@ from medview.core.windowing import (
     default_window,
 )
 from medview.viewer.layers import OverlayLayer
+from medview.viewer.oblique import ObliqueMap, plane_axes, rotation
 from medview.viewer.planes import Plane, PlaneMap, plane_map
 from medview.viewer.slab import MAX_SLAB_MM, Slab, SlabMode, SlabProjector
 
@@ -24,6 +25,7 @@ Listener = Callable[[str], None]
 # what changed, passed to listeners
 VOLUME, CURSOR, WINDOW, LAYERS, DISPLAY = "volume", "cursor", "window", "layers", "display"
 SLAB = "slab"
+OBLIQUE = "oblique"  # a plane turned: its geometry (size, pixel spacing, letters) changed
 
 
 class ViewerState:
@@ -40,6 +42,10 @@ class ViewerState:
         # thick-slab projection, the same in every plane (medview.viewer.slab)
         self.slab = Slab()
         self.projector = SlabProjector()
+        # oblique planes: each plane's rotation (LPS) from its orthogonal axes; identity for
+        # all = the orthogonal planes of `maps`. Turned planes are cut through `_pivot`.
+        self.rotations: dict[Plane, np.ndarray] = {p: np.eye(3) for p in Plane}
+        self._oblique: dict[Plane, ObliqueMap] = {}
         self._listeners: list[Listener] = []
 
     # -- listeners
@@ -59,6 +65,8 @@ class ViewerState:
         self.volume = volume
         self.series_key = series_key
         self.maps = {p: plane_map(volume.affine, volume.array.shape, p) for p in Plane}
+        self.rotations = {p: np.eye(3) for p in Plane}
+        self._oblique = {}
         self.cursor_ijk = (np.array(volume.shape, float) - 1) / 2
         self.cursor_ijk = np.round(self.cursor_ijk)
         self.layers = []
@@ -78,9 +86,64 @@ class ViewerState:
 
     # -- slices and crosshair
     def slice_index(self, plane: Plane) -> int:
+        if plane in self._oblique:
+            return int(np.rint(self._oblique[plane].from_index(self.cursor_ijk)[0]))
         return int(np.rint(self.cursor_ijk[self.maps[plane].normal_axis]))
 
+    # -- oblique planes
+    @property
+    def oblique(self) -> bool:
+        return bool(self._oblique)
+
+    def view_map(self, plane: Plane) -> PlaneMap | ObliqueMap:
+        """The map a view of `plane` draws with: its orthogonal PlaneMap, or its oblique one
+        once a plane has been turned."""
+        return self._oblique.get(plane) or self.maps[plane]
+
+    def rotate(self, about: Plane, degrees: float) -> None:
+        """Turn the other two planes about `about`'s normal, through the crosshair (the
+        crosshair's axes dragged round in that view); their slices then cut obliquely."""
+        if self.volume is None or not degrees:
+            return
+        normal = self.view_map(about).normal if about in self._oblique else plane_axes(
+            self.maps[about], self.volume.affine)[2]
+        turn = rotation(normal, degrees)
+        for p in Plane:
+            if p is not about:
+                self.rotations[p] = turn @ self.rotations[p]
+        self._rebuild_oblique()
+
+    def reset_oblique(self) -> None:
+        if self._oblique:
+            self.rotations = {p: np.eye(3) for p in Plane}
+            self._oblique = {}
+            self.cursor_ijk = np.clip(np.round(self.cursor_ijk), 0,
+                                      np.array(self.volume.shape, float) - 1)
+            self._changed(OBLIQUE)
+
+    def _rebuild_oblique(self) -> None:
+        v = self.volume
+        centre = v.index_to_lps(self.cursor_ijk)
+        self._oblique = {}
+        for p in Plane:
+            if np.allclose(self.rotations[p], np.eye(3)):
+                continue
+            down, right, _n = plane_axes(self.maps[p], v.affine)
+            r = self.rotations[p]
+            self._oblique[p] = ObliqueMap.through(v.affine, v.shape, centre, r @ down,
+                                                  r @ right)
+        self._changed(OBLIQUE)
+
     def set_slice(self, plane: Plane, index: int) -> None:
+        if plane in self._oblique:
+            om = self._oblique[plane]
+            index = int(np.clip(index, 0, om.n_slices - 1))
+            _k, row, col = om.from_index(self.cursor_ijk)
+            ijk = om.to_index(index, row, col)
+            if index != self.slice_index(plane) and self._inside(ijk):
+                self.cursor_ijk = ijk
+                self._changed(CURSOR)
+            return
         pm = self.maps[plane]
         index = int(np.clip(index, 0, pm.n_slices - 1))
         if index != self.slice_index(plane):
@@ -92,16 +155,21 @@ class ViewerState:
 
     def set_cursor_screen(self, plane: Plane, row: float, col: float) -> None:
         """Crosshair click on `plane`: keeps that plane's slice, moves the other planes."""
-        ijk = self.maps[plane].to_index(self.slice_index(plane), row, col)
+        ijk = self.view_map(plane).to_index(self.slice_index(plane), row, col)
         hi = np.array(self.volume.shape, float) - 1
-        self.cursor_ijk = np.clip(np.round(ijk), 0, hi)
+        # oblique planes keep the exact point: rounded to a voxel it leaves their slice
+        self.cursor_ijk = np.clip(ijk if self._oblique else np.round(ijk), 0, hi)
         self._changed(CURSOR)
+
+    def _inside(self, ijk: np.ndarray) -> bool:
+        return bool(np.all((ijk >= -0.5) & (ijk <= np.array(self.volume.shape) - 0.5)))
 
     def set_cursor_index(self, ijk: np.ndarray) -> None:
         """Crosshair to a volume index (rounded, clamped): how a linked view follows
         another one's cursor."""
         hi = np.array(self.volume.shape, float) - 1
-        ijk = np.clip(np.round(np.asarray(ijk, float)), 0, hi)
+        ijk = np.asarray(ijk, float)
+        ijk = np.clip(ijk if self._oblique else np.round(ijk), 0, hi)
         if not np.array_equal(ijk, self.cursor_ijk):
             self.cursor_ijk = ijk
             self._changed(CURSOR)
@@ -155,6 +223,7 @@ class ViewerState:
             return
         self.window = self.initial_window()
         self.invert = self.volume.metadata.invert_display
+        self.reset_oblique()
         self.cursor_ijk = np.round((np.array(self.volume.shape, float) - 1) / 2)
         self._changed(WINDOW)
         self._changed(CURSOR)

@@ -1,0 +1,86 @@
+"""Oblique planes driven by the mouse: dragging the axial view's crosshair handle round by
+30° turns the coronal and sagittal planes about the axial normal (double oblique after a turn
+in the coronal view too); their corner text and crosshair lines follow; a ruler drawn in the
+turned coronal view measures true millimetres on a volume with anisotropic spacing."""
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from medview.viewer.annotations import corner_lines
+from medview.viewer.oblique import ObliqueMap, plane_axes
+from medview.viewer.planes import Plane
+from tests.ui.qt_input import drag, view_to_widget
+from tests.ui.test_measure_tools import Reader
+
+Qt = QtCore.Qt
+
+
+@pytest.fixture
+def reader(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    return Reader(qtbot)
+
+
+def turn_handle(view, degrees: float) -> None:
+    """Drag the view's handle round the crosshair's centre by `degrees` (on screen)."""
+    centre = view.pixel_to_mm(*view.plane_map.from_index(view.state.cursor_ijk)[1:])
+    hx, hy = view.handle.getData()[0][0], view.handle.getData()[1][0]
+    t = np.radians(degrees)
+    dx, dy = hx - centre.x(), hy - centre.y()
+    end = (centre.x() + dx * np.cos(t) - dy * np.sin(t),
+           centre.y() + dx * np.sin(t) + dy * np.cos(t))
+    drag(view.viewport(), view_to_widget(view, view.vb, hx, hy),
+         view_to_widget(view, view.vb, *end), steps=8)
+
+
+def tilt(state, plane) -> float:
+    normal = plane_axes(state.maps[plane], state.volume.affine)[2]
+    return float(np.degrees(np.arccos(abs(state.view_map(plane).normal @ normal))))
+
+
+def test_turning_the_axial_handle_reslices_the_other_planes(qtbot, reader):
+    state, axial, coronal = reader.state, reader.views[Plane.AXIAL], reader.views[Plane.CORONAL]
+    before = axial.image_item.image.copy()
+    turn_handle(axial, 30)
+    assert state.oblique
+    assert isinstance(state.view_map(Plane.CORONAL), ObliqueMap)
+    assert state.view_map(Plane.AXIAL) is state.maps[Plane.AXIAL]  # its own plane stays
+    assert tilt(state, Plane.CORONAL) == pytest.approx(30, abs=3)
+    assert tilt(state, Plane.SAGITTAL) == pytest.approx(30, abs=3)
+    assert np.array_equal(axial.image_item.image, before)
+    assert axial.h_line.angle == pytest.approx(30, abs=3)  # the coronal plane's trace
+    # the coronal view now shows the resampled plane, its corner text says so
+    assert coronal.image_item.image.shape == state.view_map(Plane.CORONAL).screen_shape
+    assert any(ln.startswith("Oblique 30°") or ln.startswith("Oblique 29°")
+               or ln.startswith("Oblique 31°")
+               for ln in corner_lines(state, Plane.CORONAL, 1.0)["bl"])
+    # double oblique: a turn in the (turned) coronal view tilts the axial plane too
+    turn_handle(coronal, 20)
+    assert isinstance(state.view_map(Plane.AXIAL), ObliqueMap)
+    assert tilt(state, Plane.AXIAL) == pytest.approx(20, abs=3)
+    # R: back to the orthogonal planes
+    coronal.setFocus()
+    qtbot.keyClick(coronal, Qt.Key.Key_R)
+    assert not state.oblique and state.view_map(Plane.CORONAL) is state.maps[Plane.CORONAL]
+
+
+def test_ruler_in_a_turned_plane_measures_true_millimetres(qtbot, reader):
+    state, axial, coronal = reader.state, reader.views[Plane.AXIAL], reader.views[Plane.CORONAL]
+    turn_handle(axial, 35)
+    om = state.view_map(Plane.CORONAL)
+    reader.pick(qtbot, "ruler")
+    c = (om.size - 1) / 2
+    a, b = (c - 12, c - 15), (c + 10, c + 14)  # screen (row, col) of the oblique plane
+    wa, wb = reader.screen(Plane.CORONAL, *a), reader.screen(Plane.CORONAL, *b)
+    drag(coronal.viewport(), wa, wb)
+    m, values = reader.only()
+    # the points where the mouse really was, in the oblique plane's millimetres
+    pa, pb = (coronal.vb.mapSceneToView(coronal.mapToScene(w)) for w in (wa, wb))
+    on_screen = float(np.hypot(pb.x() - pa.x(), pb.y() - pa.y()))
+    assert values.length_mm == pytest.approx(on_screen, abs=0.1)
+    # and in the patient: the ends lie in the oblique plane, that far apart in LPS
+    ends = np.asarray(m.points_lps)
+    assert float(np.linalg.norm(ends[1] - ends[0])) == pytest.approx(on_screen, abs=0.1)
+    assert abs((ends[1] - ends[0]) @ om.normal) < 0.05
+    assert on_screen == pytest.approx(np.hypot(22, 29) * om.pixel, rel=0.03)
