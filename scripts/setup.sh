@@ -33,4 +33,14 @@ fi
 python -m pip install --quiet --upgrade pip
 # Install the CPU torch pin first: a loose spec would pull a multi-GB CUDA build.
 python -m pip install --quiet ${TORCH_SPEC:-torch==2.13.0}
-python -m pip install --quiet -e ".[${MEDVIEW_EXTRAS:-dev}]"
+# Extras are installed with the torch already here held fixed: nnunetv2 (the nnunet extra)
+# would otherwise swap it for a CUDA build.
+pip freeze | grep -i "^torch==" > .venv/torch-constraint.txt
+python -m pip install --quiet -c .venv/torch-constraint.txt -e ".[${MEDVIEW_EXTRAS:-dev}]"
+# PyPI's torchvision (pulled by nnunetv2 through timm) is built against another torch and
+# fails to import beside the CPU pin ("operator torchvision::nms does not exist"); nnU-Net's
+# planner and predictor do not need it, so one that does not import is removed.
+if python -m pip show --quiet torchvision >/dev/null 2>&1 \
+    && ! python -c "import torchvision" >/dev/null 2>&1; then
+  python -m pip uninstall --quiet -y torchvision
+fi

@@ -19,7 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "note: ${need[*]} missing and cannot be installed here; tests that need them skip" >&2
   fi
 fi
-./scripts/setup.sh
+# the tests also run an nnU-Net v2 model made here with nnU-Net's own tools
+MEDVIEW_EXTRAS="${MEDVIEW_EXTRAS:-dev,nnunet}" ./scripts/setup.sh
 . .venv/bin/activate
 ruff check medview tests benchmarks
 lint-imports
