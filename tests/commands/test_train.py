@@ -18,8 +18,11 @@ import pytest
 from tests.ai.train_fixtures import install_base, make_studies
 
 PROGRESS = ("prepare", "mining", "step", "evaluate")
+# 2 cross-validation folds (the default is 5): each fold trains, then the version on all
 ARGS = ["--base", "tiny", "--batch-size", "4", "--patch-size", "32",
-        "--patches-per-study", "8", "--threads", "1", "--device", "cpu"]
+        "--patches-per-study", "8", "--threads", "1", "--device", "cpu", "--set", "folds=2"]
+# a fold: epoch 0 (the parent), 2 epochs each with its checkpoint, the next phase's checkpoint
+FOLD = ["start", "epoch", "epoch", "checkpoint", "epoch", "checkpoint", "checkpoint"]
 
 
 @pytest.fixture
@@ -46,7 +49,8 @@ def test_train_prints_json_lines_and_models_lists_activates_rolls_back(
     assert r.returncode == 0, r.stderr
     got = events(r.stdout)
     assert [e["event"] for e in got if e["event"] not in PROGRESS] \
-        == ["start", "epoch", "epoch", "checkpoint", "epoch", "checkpoint", "done"]
+        == FOLD + FOLD + ["start", "epoch", "checkpoint", "epoch", "checkpoint", "done"]
+    assert [e.get("fold") for e in got if e["event"] == "start"] == [1, 2, None]
     epoch = [e for e in got if e["event"] == "epoch"][-1]
     assert {"loss", "val_dice", "seconds", "eta_s", "epochs"} <= set(epoch)
     assert got[-1]["version"] == "tiny:1.0.1"
@@ -165,9 +169,11 @@ def test_torchrun_two_gloo_processes_report_the_same_events(tmp_path: Path,
     assert r.returncode == 0, r.stderr[-2000:]
     got = events(r.stdout)
     start = next(e for e in got if e["event"] == "start")
-    assert start["processes"] == 2 and start["samples_per_epoch"] == 24
+    # fold 1 trains on the other fold's 2 studies: 2 x 8 patches over 2 processes of 4
+    assert start["processes"] == 2 and start["samples_per_epoch"] == 16
     kinds = [e["event"] for e in got if e["event"] not in PROGRESS]
-    assert kinds == ["start", "epoch", "epoch", "checkpoint", "done"]  # rank 0 only
+    one = ["start", "epoch", "epoch", "checkpoint", "checkpoint"]  # a fold, then the next's
+    assert kinds == one + one + ["start", "epoch", "checkpoint", "done"]  # rank 0 only
     assert {"dice_mean", "sensitivity_ge_6mm", "false_positives_per_study"} <= \
         set(got[-1]["metrics"])
     # both ways of keeping the parent's knowledge ran under DDP (the teacher on each rank)
