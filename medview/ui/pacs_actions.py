@@ -47,12 +47,21 @@ class SendDialog(QtWidgets.QDialog):
             box.setToolTip(why_not)
             self.checks[key] = box
             form.addRow(box)
+        if AI_SEG in self.checks and REPORT in self.checks and self.checks[REPORT].isEnabled():
+            # the report points into the AI's SEG: without it there is nothing to point at
+            self.checks[AI_SEG].toggled.connect(self._report_needs_seg)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Cancel)
         self.send_button = buttons.addButton(
             "Send", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _report_needs_seg(self, on: bool) -> None:
+        report = self.checks[REPORT]
+        report.setEnabled(on)
+        report.setChecked(on)
+        report.setToolTip("" if on else "The report refers to the AI's SEG; send it too.")
 
     def chosen(self) -> set[str]:
         return {k for k, box in self.checks.items() if box.isChecked()}

@@ -93,6 +93,10 @@ def test_retrieve_open_and_send_results_back(qtbot, orthanc, study_as_stored, da
     assert {k for k, b in dialog.checks.items() if b.isEnabled()} == {LABELS, AI_SEG, REPORT}
     assert "marked done" in dialog.checks[LABELS].text()
     shot(dialog, "mw-send-dialog")
+    dialog.checks[AI_SEG].setChecked(False)  # the report refers to the AI's SEG
+    assert not dialog.checks[REPORT].isEnabled() and not dialog.checks[REPORT].isChecked()
+    dialog.checks[AI_SEG].setChecked(True)
+    assert dialog.checks[REPORT].isChecked()
     with qtbot.waitSignal(window.pacs.sent, timeout=RUN_MS) as sent:
         click(qtbot, dialog.send_button)
     assert sent.args[0].sent == 3
