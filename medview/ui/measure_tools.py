@@ -155,13 +155,26 @@ class MeasureTools(QtCore.QObject):
     # -- used by the drawing tools
     def start(self, kind: str, points_mm: list[QtCore.QPointF]) -> str:
         index = self.state.slice_index(self.view.plane)
-        m = Measurement(kind, self.view.plane, index, self.to_lps(index, points_mm))
+        points = self.to_lps(index, points_mm)
+        # a measurement drawn in a turned plane is kept on the orthogonal slice nearest its
+        # centre (what the store checks and saves), and shown where its points lie
+        stored = index if not self.state.oblique else int(np.rint(
+            self.state.maps[self.view.plane].from_index(
+                self.state.volume.lps_to_index(points.mean(axis=0)))[0]))
+        m = Measurement(kind, self.view.plane, stored, points)
         return self.store.add(m, save=False).id
+
+    def shown_index(self, m: Measurement) -> int:
+        """The slice of this view a measurement is drawn on."""
+        if not self.state.oblique:
+            return m.slice_index
+        centre = self.state.volume.lps_to_index(np.asarray(m.points_lps, float).mean(axis=0))
+        return int(np.rint(self.view.plane_map.from_index(centre)[0]))
 
     def reshape(self, mid: str, points_mm: list[QtCore.QPointF], save: bool) -> None:
         m = self.store.measurements.get(mid)
         if m is not None:
-            self.store.move(mid, self.to_lps(m.slice_index, points_mm), save=save)
+            self.store.move(mid, self.to_lps(self.shown_index(m), points_mm), save=save)
 
     def too_small(self, kind: str, a: QtCore.QPointF, b: QtCore.QPointF) -> bool:
         d = self.view.vb.mapViewToDevice(b) - self.view.vb.mapViewToDevice(a)
@@ -205,7 +218,7 @@ class MeasureTools(QtCore.QObject):
                                on_clicked=lambda mid=m.id: self.store.select(mid))
         item.add_to(self.view.vb)
         item.set_selected(m.id == self.store.selected)
-        item.set_visible(m.slice_index == self.state.slice_index(self.view.plane))
+        item.set_visible(self.shown_index(m) == self.state.slice_index(self.view.plane))
         self.items[m.id] = item
         self._sync(m.id)
 
@@ -216,17 +229,23 @@ class MeasureTools(QtCore.QObject):
         item.set_text(([m.label] if m.label else []) + value_lines(m, self.store.values(mid)))
 
     def _on_state(self, what: str) -> None:
-        if self.state.volume is None or what != st.CURSOR:
+        if self.state.volume is None:
+            return
+        if what == st.OBLIQUE:  # the plane turned: every drawing moves on screen
+            self.angle.cancel()
+            self._rebuild()
+            return
+        if what != st.CURSOR:
             return
         index = self.state.slice_index(self.view.plane)
         if index == self._shown_index:
             return
         self._shown_index = index
         pending = self.store.measurements.get(self.angle.mid)
-        if pending is not None and pending.slice_index != index:
+        if pending is not None and self.shown_index(pending) != index:
             self.angle.cancel()
         for mid, item in self.items.items():
-            item.set_visible(self.store.measurements[mid].slice_index == index)
+            item.set_visible(self.shown_index(self.store.measurements[mid]) == index)
 
     # -- items -> model
     def _dragging(self, mid: str, points_mm: list[QtCore.QPointF], final: bool) -> None:
@@ -236,7 +255,7 @@ class MeasureTools(QtCore.QObject):
             return
         self._dragged = mid
         try:
-            self.store.move(mid, self.to_lps(m.slice_index, points_mm), save=final)
+            self.store.move(mid, self.to_lps(self.shown_index(m), points_mm), save=final)
         finally:
             self._dragged = ""
         if final:

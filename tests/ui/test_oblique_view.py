@@ -84,3 +84,11 @@ def test_ruler_in_a_turned_plane_measures_true_millimetres(qtbot, reader):
     assert float(np.linalg.norm(ends[1] - ends[0])) == pytest.approx(on_screen, abs=0.1)
     assert abs((ends[1] - ends[0]) @ om.normal) < 0.05
     assert on_screen == pytest.approx(np.hypot(22, 29) * om.pixel, rel=0.03)
+    # kept on the orthogonal coronal slice nearest its centre: valid when saved and reread
+    assert 0 <= m.slice_index < state.maps[Plane.CORONAL].n_slices
+    tools = next(t for t in reader.panel.tools if t.view is coronal)
+    assert tools.items[m.id].roi.isVisible()  # drawn where its points lie
+    coronal.setFocus()
+    qtbot.keyClick(coronal, Qt.Key.Key_R)  # orthogonal again: on its stored slice
+    state.set_slice(Plane.CORONAL, m.slice_index)
+    assert tools.items[m.id].roi.isVisible()
