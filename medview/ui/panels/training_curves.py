@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 BASE_PEN = pg.mkPen((220, 220, 220), width=1, style=QtCore.Qt.PenStyle.DashLine)
 LABEL_COLOURS = ((255, 150, 40), (110, 170, 255), (140, 220, 120), (230, 110, 230))
@@ -49,36 +49,62 @@ def _plot(title: str, left: str) -> pg.PlotWidget:
 
 
 class TrainingCurves(QtWidgets.QWidget):
+    """The Progress tab. Its two plots are built when the tab is first shown or drawn on:
+    two PlotWidgets were about a tenth of `medview PATH`'s start-up to the first image
+    (issue 19's profile), for a tab most sessions never open. Until then `loss_plot`,
+    `dice_plot`, `loss_curve`, `dice_curve` and `base_line` are built on first use."""
+
+    _LAZY = frozenset({"loss_plot", "dice_plot", "loss_curve", "dice_curve", "base_line"})
+
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
+        # the legend under the plot, not in it: a small plot's legend covers the curves
+        self.legend = QtWidgets.QLabel(textFormat=QtCore.Qt.TextFormat.RichText,
+                                       wordWrap=True)
+        self.label_curves: dict[str, pg.PlotDataItem] = {}  # per label, made as they come
+        self._colours: dict[str, tuple[int, int, int]] = {}
+        self.times = QtWidgets.QLabel("time per epoch —, time left —")
+        self.log_view = QtWidgets.QPlainTextEdit(readOnly=True)
+        self.log_view.setMaximumBlockCount(2000)
+        self._layout = QtWidgets.QVBoxLayout(self)
+        self._layout.addWidget(self.legend)
+        self._layout.addWidget(self.times)
+        self._layout.addWidget(self.log_view, 1)
+        self._epochs = 1
+        self._built = False
+
+    def __getattr__(self, name: str):  # only called for attributes not (yet) set
+        if name in TrainingCurves._LAZY and not self.__dict__.get("_built", True):
+            self._build_plots()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _build_plots(self) -> None:
+        self._built = True
         self.loss_plot = _plot("training loss", "loss")
         self.dice_plot = _plot("validation Dice", "Dice (0–1)")
         self.dice_plot.setYRange(0.0, 1.0, padding=0.02)
         self.loss_curve = self.loss_plot.plot([], [], pen="y", symbol="o", symbolSize=5)
         self.dice_curve = self.dice_plot.plot([], [], pen=pg.mkPen(MEAN_COLOUR, width=2),
                                               symbol="o", symbolSize=5)
-        # the legend under the plot, not in it: a small plot's legend covers the curves
-        self.legend = QtWidgets.QLabel(textFormat=QtCore.Qt.TextFormat.RichText,
-                                       wordWrap=True)
-        self.label_curves: dict[str, pg.PlotDataItem] = {}  # per label, made as they come
-        self._colours: dict[str, tuple[int, int, int]] = {}
         # named in the legend, not on the plot: a label there covers the latest epochs
         self.base_line = pg.InfiniteLine(angle=0, pen=BASE_PEN, movable=False)
         self.base_line.setVisible(False)
         self.dice_plot.addItem(self.base_line)
-        self.times = QtWidgets.QLabel("time per epoch —, time left —")
-        self.log_view = QtWidgets.QPlainTextEdit(readOnly=True)
-        self.log_view.setMaximumBlockCount(2000)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(self.loss_plot, 1)
-        layout.addWidget(self.dice_plot, 1)
-        layout.addWidget(self.legend)
-        layout.addWidget(self.times)
-        layout.addWidget(self.log_view, 1)
-        self.set_epochs(1)
+        self._layout.insertWidget(0, self.loss_plot, 1)
+        self._layout.insertWidget(1, self.dice_plot, 1)
+        self.set_epochs(self._epochs)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        if not self._built:
+            self._build_plots()
+        super().showEvent(event)
 
     def set_epochs(self, epochs: int) -> None:
         """The epoch axis spans the run: 0 (the base model) to `epochs`, whole epochs."""
+        self._epochs = epochs
+        if not self._built:
+            return
         step = max(1, math.ceil(epochs / 8))
         for plot in (self.loss_plot, self.dice_plot):
             plot.setXRange(0, max(epochs, 1), padding=0.04)
