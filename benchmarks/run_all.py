@@ -89,22 +89,32 @@ class Row:
         return [self.path, fig(self.medview), fig(self.reference), ratio, self.goal, verdict]
 
 
-def run_timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None
-              ) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MiB (the child's own, from wait4) and stdout of one run."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
-            raise SystemExit(f"{' '.join(map(str, cmd[:4]))} failed (exit {proc.returncode}):"
+# Starts the measured command from a small process and reports its wall time and peak RSS:
+# a child forked from this (large) process would carry this process's RSS into its own
+# ru_maxrss (the kernel keeps the high-water mark across exec).
+LAUNCHER = r"""
+import os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{time.perf_counter() - t0} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MiB (the command's own) and stdout of one run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        marks = Path(tmp) / "usage"
+        out = subprocess.run([sys.executable, "-c", LAUNCHER, str(marks), *map(str, cmd)],
+                             env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            tail = out.stderr.strip().splitlines()[-3:]
+            raise SystemExit(f"{' '.join(map(str, cmd[:4]))} failed (exit {out.returncode}):"
                              f" {' / '.join(tail)}")
-        return wall, usage.ru_maxrss / 1024, out.read().decode(errors="replace")
+        wall, maxrss_kib = marks.read_text().split()
+    return float(wall), float(maxrss_kib) / 1024, out.stdout
 
 
 def child_env(work: Path) -> dict:
