@@ -111,9 +111,9 @@ class PacsActions(QtCore.QObject):
         return self.pacs_window
 
     def open_retrieved(self, folder: str) -> None:
-        """A retrieved study's folder, announced when its first series has arrived and
-        again when the retrieval ends: the first time it opens; the second rescans it, so
-        the browser lists every series while the one on screen stays."""
+        """A retrieved study's first image series (its folder, whole) while the rest
+        arrives, then the study's folder when the retrieval ends: rescanned, so the browser
+        lists every series (the study's first series is shown)."""
         self.w.open_paths([folder])
 
     # -- send back

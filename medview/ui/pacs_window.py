@@ -1,7 +1,7 @@
 """PacsWindow: the PACS in one window, as the main window opens it: "Studies" (local and
 remote studies in one list, retrieve, send) and "Nodes" (the settings page with Echo /
 Test); a node saved in one is offered in the other at once. `open_study` carries the folder
-of a retrieved study (when its first series is whole, then at the end) for the viewer.
+of a retrieved study's first image series once whole, then the study's, for the viewer.
 Below the tabs, MedView's storage SCP (PacsReceive): studies a PACS pushes appear in the
 list as they arrive."""
 

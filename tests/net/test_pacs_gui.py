@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pydicom
 import pytest
 
 from medview.net.nodes import WebNode, load_nodes
-from tests.net.orthanc import free_port
+from tests.net.orthanc import dimse_node, free_port
 
 pytestmark = pytest.mark.external
 SHOTS = os.environ.get("MEDVIEW_SHOTS")  # a folder to save screenshots into, when set
@@ -76,7 +77,6 @@ def qtbot_button():
 
 def test_search_retrieve_and_see_it_local(qtbot, orthanc, stored_study, data_dir):
     from medview.ui.panels.pacs_studies import LOCAL, PacsStudies
-    from tests.net.orthanc import dimse_node
 
     node = dimse_node(orthanc)
     panel = PacsStudies([node])
@@ -137,3 +137,42 @@ def test_pacs_window_offers_a_node_saved_in_its_nodes_tab(qtbot, orthanc, data_d
     assert sources == ["All sources", "Local only", "orthanc"]
     win.tabs.setCurrentWidget(win.studies)
     shot(win, "pacs-window")
+
+
+def test_a_studys_first_series_opens_while_the_rest_arrives(qtbot, orthanc, study_as_stored,
+                                                            data_dir, tmp_path):
+    """A study of two image series: the first is announced (its folder, whole) before the
+    retrieval ends, then the study."""
+    from pydicom.uid import generate_uid
+
+    from medview.net import dimse
+    from medview.ui.panels.pacs_studies import PacsStudies
+
+    stored = study_as_stored
+    second = tmp_path / "second"
+    second.mkdir()
+    series_uid = generate_uid()
+    for f in sorted(stored.series_dir.glob("*.dcm")):  # a copy as a second series
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID, ds.SeriesNumber = series_uid, 2
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.save_as(second / f.name)
+    node = dimse_node(orthanc)
+    assert dimse.send(node, sorted(second.glob("*.dcm"))) == stored.n_slices
+    panel = PacsStudies([node])
+    qtbot.addWidget(panel)
+    pid = str(pydicom.dcmread(next(stored.series_dir.glob("*.dcm"))).PatientID)
+    panel.edits["patient_id"].setText(pid)
+    with qtbot.waitSignal(panel.searched, timeout=30000):
+        qtbot.mouseClick(panel.search_button, qtbot_button())
+    qtbot.waitUntil(panel.retrieve_button.isEnabled)
+    panel.table.selectRow(0)
+    announced = []
+    panel.retrieved.connect(lambda folder: announced.append(
+        (folder, len(list(Path(folder).glob("*.dcm"))), panel.search_button.isEnabled())))
+    qtbot.mouseClick(panel.retrieve_button, qtbot_button())
+    qtbot.waitUntil(lambda: len(announced) == 2, timeout=60000)
+    (first, n_first, idle_first), (study, _, _) = announced
+    assert Path(first).parent == Path(study) and study.endswith(stored.study_instance_uid)
+    assert n_first == stored.n_slices  # whole when announced
+    assert not idle_first  # while the second series was still arriving

@@ -1,8 +1,8 @@
 """PacsStudies: local and remote studies in one list with a Source column, searchable by
 patient name, patient ID, date range, modality, accession number and description (the PACS
 study lists of Horos and Weasis). Retrieve fetches the selected remote study as a job
-(progress by instance, Cancel; a partial study is resumed) and announces its folder once its
-first series has arrived and again at the end; Send sends chosen DICOM files (images, SEG,
+(progress by instance, Cancel; a partial study is resumed) and announces its first image
+series once that has arrived, and the study at the end; Send sends chosen DICOM files (images, SEG,
 SR) to the node chosen.
 
 Patient names are shown (this is the reader's own screen) but never logged."""
@@ -24,12 +24,28 @@ COLUMNS = ("Source", "Patient", "Date", "Modality", "Accession", "Description", 
 ALL, LOCAL = "All sources", "Local only"
 
 
+NOT_IMAGES = {"SEG", "SR", "PR", "KO", "RTSTRUCT", "RTPLAN", "DOC"}
+
+
+def _is_image_series(folder: Path) -> bool:
+    """Whether a received series folder holds images, by its first file's modality."""
+    import pydicom
+
+    try:
+        first = next(folder.glob("*.dcm"))
+        ds = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["Modality"])
+    except (StopIteration, OSError, pydicom.errors.InvalidDicomError):
+        return False
+    return str(ds.get("Modality", "")) not in NOT_IMAGES
+
+
 def _date(d: str) -> str:
     return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
 
 class PacsStudies(QtWidgets.QWidget):
-    retrieved = QtCore.Signal(str)  # a study's folder: its first series whole, and at the end
+    retrieved = QtCore.Signal(str)  # its first image series' folder once whole; the study's
+    # folder at the end
     searched = QtCore.Signal(object)  # SearchResult
     sent = QtCore.Signal(int)
 
@@ -257,12 +273,13 @@ class PacsStudies(QtWidgets.QWidget):
 
         def arrived(path: object) -> None:
             """Files arrive series by series: a file of a second series means the first
-            is whole, and the study can open on it while the rest arrives."""
+            is whole, and it can open (an image series: not a SEG or a report) while the
+            rest arrives; the whole study is announced at the end."""
             series = Path(str(path)).parent
             if series not in series_seen:
                 series_seen.append(series)
-                if len(series_seen) == 2:
-                    self.retrieved.emit(str(series.parent))
+                if len(series_seen) == 2 and _is_image_series(series_seen[0]):
+                    self.retrieved.emit(str(series_seen[0]))
 
         worker.event.connect(arrived)
         worker.result.connect(lambda r: (self.note.setText(
