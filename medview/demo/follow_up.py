@@ -9,12 +9,15 @@ malignant nodules in the Fleischner literature), so factor = 2 ** (days / doubli
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from medview.demo.lesions import Lesion, place_lesions
+from medview.demo.output import LESIONS_NAME
 from medview.demo.phantom import Phantom
 from medview.demo.shapes import Ellipsoid
 
@@ -73,3 +76,18 @@ def follow_up_lesions(baseline: list[Lesion], phantom: Phantom, seed: int, fu: F
             break
     return out, {"months": fu.months, "shift_mm": [dx, dz], "lesions": pairs,
                  "gone_baseline_ids": [gone] if gone is not None else []}
+
+
+def read_lesions(study_folder: Path) -> list[dict] | None:
+    """The lesion entries of a demo study's lesions.json, None when the folder has none;
+    ValueError with one sentence naming the file when it cannot be read as one."""
+    path = Path(study_folder) / LESIONS_NAME
+    if not path.is_file():
+        return None
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["lesions"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path.name}: not a demo study's lesion list ({exc})") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"{path.name}: its 'lesions' is not a list")
+    return entries

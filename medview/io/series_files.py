@@ -42,3 +42,8 @@ def measurements_file(series_key: str) -> JsonStoreFile:
 
 def findings_file(series_key: str) -> JsonStoreFile:
     return JsonStoreFile(saved.findings_file(series_key))
+
+
+def protocols_file() -> JsonStoreFile:
+    """The reader's hanging protocols (viewer.protocols)."""
+    return JsonStoreFile(saved.protocols_file())

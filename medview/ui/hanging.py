@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from PySide6 import QtCore, QtWidgets
 
 from medview.core.windowing import CT_PRESETS
-from medview.io import saved
+from medview.io.series_files import protocols_file
 from medview.viewer import protocols as hp
 from medview.viewer.planes import Plane
 from medview.viewer.slab import SlabMode
@@ -34,7 +34,7 @@ class HangingProtocols(QtCore.QObject):
 
     def reload(self) -> None:
         try:
-            self.protocols = hp.load(saved.protocols_file())
+            self.protocols = hp.load(protocols_file())
         except ValueError as exc:
             self.protocols, self.problem = [], str(exc)
 
@@ -83,7 +83,7 @@ class HangingProtocols(QtCore.QObject):
     def save_current(self, name: str) -> hp.HangingProtocol:
         """Save the screen as protocol `name`; ValueError/OSError say why not."""
         p = self.current(name)
-        self.protocols = hp.save(saved.protocols_file(), self.protocols, p)
+        self.protocols = hp.save(protocols_file(), self.protocols, p)
         return p
 
     def save_dialog(self) -> None:

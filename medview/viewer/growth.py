@@ -11,12 +11,13 @@ deeper). Each current finding then takes the nearest unpaired prior finding with
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from medview.demo.follow_up import read_lesions
 
 PAIR_REACH_MM = 10.0
 BODY_HU = -500.0  # denser than this is body (not air, not lung at its darkest)
@@ -133,15 +134,14 @@ def lesions_from_findings(findings: list) -> list[Lesion]:
 
 
 def truth_lesions(study_folder: Path) -> list[Lesion] | None:
-    """The ground-truth lesions of a demo study (lesions.json beside its series folder), or
-    None when the folder has none. A broken file raises ValueError with one sentence."""
-    path = Path(study_folder) / "lesions.json"
-    if not path.is_file():
+    """The ground-truth lesions of a demo study (its lesions.json, read by demo.follow_up),
+    or None when the folder has none; ValueError with one sentence for a broken list."""
+    entries = read_lesions(study_folder)
+    if entries is None:
         return None
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
         return [Lesion(tuple(float(v) for v in x["centre_lps_mm"]), float(x["diameter_mm"]),
                        float(x["volume_ml"]), f"{x['class'].replace('_', ' ')} {x['id']}")
-                for x in meta["lesions"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path.name}: not a demo study's lesion list ({exc})") from None
+                for x in entries]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"lesions.json: not a demo study's lesion list ({exc})") from None

@@ -7,18 +7,19 @@ and its words are found in the study and series descriptions: body part words in
 (MedView's volume carries no BodyPartExamined, and descriptions name the region: "CT chest",
 "Thorax routine"), the series words in the series description. The most specific match wins
 (more fields given), then the reader's own over the defaults, then the order listed. The
-reader's protocols live in saved.protocols_file() as JSON; a broken file is one sentence and
-the defaults still apply."""
+reader's protocols live in saved.protocols_file() as JSON, read and written through a
+StoreFile (io.series_files.protocols_file); a broken file is one sentence and the defaults
+still apply."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
+from medview.core.errors import StoreFileProblem
 from medview.core.volume import VolumeMetadata
 from medview.core.windowing import CT_PRESETS
 from medview.viewer.slab import SlabMode
+from medview.viewer.store_file import StoreFile
 
 LAYOUT_NAMES = ("1", "1x3", "2x2")
 PLANES = ("axial", "coronal", "sagittal")
@@ -89,44 +90,47 @@ def check(p: HangingProtocol) -> None:
         raise ValueError(f"protocol {p.name!r}: slab mode {p.slab_mode!r} is unknown")
 
 
-def load(path: Path) -> list[HangingProtocol]:
-    """The reader's protocols; [] when none were saved. ValueError (one sentence naming the
-    file) for a file that is not a list of protocols."""
-    if not path.is_file():
+FORMAT, VERSION = "medview-hanging-protocols", 1
+
+
+def load(file: StoreFile) -> list[HangingProtocol]:
+    """The reader's protocols; [] when none were saved. ValueError, one sentence naming the
+    file, for a file that is not a list of protocols (the defaults then apply)."""
+    try:
+        doc = file.read(FORMAT, VERSION, "hanging protocols")
+    except StoreFileProblem as exc:
+        raise ValueError(f"{file.name} is not a list of hanging protocols: {exc.reason}; "
+                         "the defaults apply") from None
+    if doc is None:
         return []
     names = {f.name for f in fields(HangingProtocol)} - {"own"}
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
         out = []
-        for item in raw["protocols"]:
+        for item in doc["protocols"]:
             values = {k: v for k, v in item.items() if k in names}
             values["panels"] = tuple(values.get("panels", ()))
             p = HangingProtocol(**values)
             check(p)
             out.append(p)
         return out
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path.name} is not a list of hanging protocols ({exc}); the "
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{file.name} is not a list of hanging protocols ({exc}); the "
                          "defaults apply") from None
 
 
-def save(path: Path, protocols: list[HangingProtocol], new: HangingProtocol
+def save(file: StoreFile, protocols: list[HangingProtocol], new: HangingProtocol
          ) -> list[HangingProtocol]:
-    """`new` added to (or replacing the one of its name in) the reader's protocols, written
-    to `path` through a temporary file, so a crash never leaves half a file."""
+    """`new` added to (or replacing the one of its name in) the reader's protocols, the file
+    replaced whole (StoreFile.write: a crash leaves the old or the new)."""
     check(new)
     kept = [p for p in protocols if p.name != new.name] + [new]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     items = []
     for p in kept:
         d = asdict(p)
         d.pop("own")
         d["panels"] = list(p.panels)
         items.append(d)
-    tmp.write_text(json.dumps({"format_version": 1, "protocols": items}, indent=1) + "\n",
-                   encoding="utf-8")
-    tmp.replace(path)
+    file.write({"format": FORMAT, "version": VERSION, "protocols": items})
     return kept
 
 

@@ -5,7 +5,10 @@ import json
 import pytest
 
 from medview.core.volume import VolumeMetadata
+from medview.io.series_files import JsonStoreFile
 from medview.viewer import protocols as hp
+
+HEAD = '{"format": "medview-hanging-protocols", "version": 1, '
 
 
 def md(modality="CT", study="", series=""):
@@ -31,7 +34,7 @@ def test_more_specific_and_own_protocols_win():
 
 
 def test_save_then_load_is_the_same(tmp_path):
-    path = tmp_path / "p" / "protocols.json"
+    path = JsonStoreFile(tmp_path / "p" / "protocols.json")
     p = hp.HangingProtocol("CT chest", "CT", "chest", layout="1", plane="coronal",
                            window="Bone", tool="ruler", panels=("Measure", "AI"),
                            slab_mode="MIP", slab_mm=20.0)
@@ -40,32 +43,33 @@ def test_save_then_load_is_the_same(tmp_path):
     assert len(again) == 1 and again[0].layout == "2x2"  # same name: replaced
     hp.save(path, again, p)
     assert hp.load(path) == [p]
-    assert not path.with_suffix(".tmp").exists()
+    assert [f.name for f in (tmp_path / "p").iterdir()] == ["protocols.json"]  # no leftovers
 
 
 @pytest.mark.parametrize("text, words", [
-    ("{not json", "not a list of hanging protocols"),
-    ('{"protocols": [{"name": "x", "layout": "5x5"}]}', "layout must be one of"),
-    ('{"protocols": [{"name": "x", "window": "Disco"}]}', "is not a preset"),
-    ('{"protocols": 3}', "not a list of hanging protocols"),
-    ('[]', "not a list of hanging protocols"),
+    ("{not json", "it is not valid JSON"),
+    (HEAD + '"protocols": [{"name": "x", "layout": "5x5"}]}', "layout must be one of"),
+    (HEAD + '"protocols": [{"name": "x", "window": "Disco"}]}', "is not a preset"),
+    (HEAD + '"protocols": 3}', "not a list of hanging protocols"),
+    ('[]', "it is not a MedView hanging protocols file"),
+    ('{"format": "medview-hanging-protocols", "version": 9}', "newer MedView"),
 ])
 def test_bad_files_are_one_sentence_naming_the_file(tmp_path, text, words):
     path = tmp_path / "protocols.json"
     path.write_text(text)
     with pytest.raises(ValueError) as info:
-        hp.load(path)
+        hp.load(JsonStoreFile(path))
     msg = str(info.value)
     assert msg.startswith("protocols.json") and words in msg and "\n" not in msg
 
 
 def test_missing_file_is_no_protocols(tmp_path):
-    assert hp.load(tmp_path / "none.json") == []
+    assert hp.load(JsonStoreFile(tmp_path / "none.json")) == []
 
 
 def test_saving_a_bad_protocol_is_refused(tmp_path):
     with pytest.raises(ValueError, match="plane must be"):
-        hp.save(tmp_path / "p.json", [], hp.HangingProtocol("x", plane="oblique"))
+        hp.save(JsonStoreFile(tmp_path / "p.json"), [], hp.HangingProtocol("x", plane="oblique"))
     assert not (tmp_path / "p.json").exists()
 
 
