@@ -101,10 +101,12 @@ def _sha256(path: Path) -> str:
 
 def _study_folder(seg: DoneSeg, images: list[Path], folder: Path) -> dict:
     """<folder>/series/ (the images) and labels.nii.gz (the SEG on their grid)."""
+    from medview.core.labels import segment_for
     from medview.core.volume import Volume, VolumeMetadata
     from medview.io.dicom.index import scan
     from medview.io.dicom.seg import read_seg
     from medview.io.image_files import write_volume
+    from medview.io.labels.files import write_segment_table
 
     for img in images:
         _link(img, folder / "series" / img.name)
@@ -113,6 +115,10 @@ def _study_folder(seg: DoneSeg, images: list[Path], folder: Path) -> dict:
     labels = read_seg(seg.path, series)
     write_volume(Volume(labels.label_map.astype("uint8"), series.affine,
                         VolumeMetadata(source=str(seg.path))), folder / "labels.nii.gz")
+    # the SEG's segment names travel with the map, so training matches them to the model's
+    # labels by name: a reader who accepted only liver lesions sent them as segment 1
+    write_segment_table(folder / "labels.nii.gz",
+                        {v: segment_for(v, name) for v, name in labels.segment_labels.items()})
     return {"seg_sha256": _sha256(seg.path),
             "images_sha256": hashlib.sha256("".join(sorted(_sha256(i) for i in images))
                                             .encode()).hexdigest(),

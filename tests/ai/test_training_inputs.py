@@ -246,3 +246,22 @@ def test_a_full_disk_when_the_job_file_is_written_is_one_sentence(
     with pytest.raises(ResourceLimitError, match=r"job.json: could not be written: the disk "
                                                  r"is full"):
         run(tiny_job(tmp_path, epochs=1, work="work2"))
+
+
+def test_a_study_folders_segment_table_names_its_values(tmp_path: Path) -> None:
+    """A label map with a segment table beside it (a reader's export; a SEG brought from the
+    PACS for training) is matched by name: value 1 named 'liver lesion' teaches the model's
+    liver lesion (2), not its lung nodule (1); without the table the values are the model's."""
+    from medview.ai.models import registry
+    from medview.ai.training.data import label_mapping
+    from medview.core.labels import segment_for
+    from medview.io.labels.files import write_segment_table
+
+    card = registry.resolve("tiny").card
+    folder = make_study(tmp_path / "s" / "one", 1)
+    (plain,) = find_studies(folder)
+    assert plain.segments == {} and label_mapping(plain, [1], card) == {1: 1}
+    write_segment_table(folder / "labels.nii.gz", {1: segment_for(1, "liver lesion")})
+    (named,) = find_studies(folder)
+    assert named.segments == {1: "liver lesion"}
+    assert label_mapping(named, [1], card) == {1: 2}

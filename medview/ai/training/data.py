@@ -32,7 +32,7 @@ from medview.ai.models.cards import ModelCard
 from medview.ai.training.job import write_file
 from medview.core.errors import InvalidInputError, SettingError
 from medview.core.series import SeriesInfo
-from medview.io.labels.files import study_label_file
+from medview.io.labels.files import segment_names, study_label_file
 from medview.io.patient_key import current_key, patient_key
 
 IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd", "image.mha")
@@ -94,8 +94,10 @@ def _describe(folder: Path, labels: Path) -> TrainStudy:
             s.patient.id
         series_key = s.key
     key = short_hash(study_uid, series_uid) if series_uid else short_hash(str(image.resolve()))
+    # names in a segment table beside the label map (a reader's export, a SEG from the PACS)
+    # are matched to the card's labels like the workspace's
     return TrainStudy(key, folder.name, patient_key(patient) if patient else key,
-                      str(image), str(labels), {}, series_key)
+                      str(image), str(labels), segment_names(labels), series_key)
 
 
 WORKSPACE = "workspace"

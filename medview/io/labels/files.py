@@ -77,10 +77,23 @@ def export_label_file(label_map: LabelMap, affine: np.ndarray, path: str | Path)
                                     "resampling the labels; save it as .nrrd instead")
     warnings = write_volume(Volume(label_map.array, np.asarray(affine, float),
                                    VolumeMetadata()), path)
-    doc = {"format": SIDECAR_FORMAT, "version": 1,
-           "segments": [label_map.segments[v].to_dict() for v in sorted(label_map.segments)]}
-    atomic_write_text(sidecar_path(path), json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    write_segment_table(path, label_map.segments)
     return [w.message for w in warnings]
+
+
+def write_segment_table(path: str | Path, segments: dict[int, Segment]) -> None:
+    """Write the segment table beside the label file `path`: without it a label map is only
+    numbers, and whoever reads it next (the viewer, a fine-tune) would guess what 1 means."""
+    doc = {"format": SIDECAR_FORMAT, "version": 1,
+           "segments": [segments[v].to_dict() for v in sorted(segments)]}
+    atomic_write_text(sidecar_path(path), json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+
+
+def segment_names(path: str | Path) -> dict[int, str]:
+    """Value -> name from the segment table beside a label file; {} when there is none or it
+    cannot be read (the values then mean the base model's labels)."""
+    segments, notes = _sidecar_segments(Path(path), [])
+    return {} if notes else {v: s.name for v, s in segments.items()}
 
 
 def _sidecar_segments(path: Path, values: list[int]) -> tuple[dict[int, Segment], list[str]]:
