@@ -453,6 +453,7 @@ def test_in_the_main_window_exports_name_the_model(qtbot, data_dir, monkeypatch,
     dock = window.dock("AI")
     assert dock in window.tabifiedDockWidgets(window.dock("Measure"))
     open_and_wait(qtbot, window, [str(demo_study.series_dir)])
+    window.set_layout("1")  # one wide view (the CT chest hanging protocol opens 1 x 3)
     dock.raise_()
     shown = click_run(qtbot, window.ai)
     assert len(shown.findings) > 0 and "finding" in window.status_label.text()
