@@ -68,7 +68,7 @@ def gui_pauses(seconds: float, during=None) -> float:
     if worker:
         worker.start()
     end = time.perf_counter() + seconds
-    while (worker.is_alive() if worker else time.perf_counter() < end):
+    while worker.is_alive() if worker else time.perf_counter() < end:
         frame[:] = 7  # a slice's worth of drawing
         time.sleep(1 / 60)
         now = time.perf_counter()
@@ -94,8 +94,10 @@ def main() -> None:
     lm = LabelMap(a, {}, "bench")
     for name in ("Nodule", "Liver", "Threshold"):
         lm.add_segment(name)
-    print(f"label map {SHAPE}, {np.count_nonzero(a) / 1e6:.2f} M labelled voxels, "
-          f"{a.nbytes / 2**20:.0f} MiB")
+    print(
+        f"label map {SHAPE}, {np.count_nonzero(a) / 1e6:.2f} M labelled voxels, "
+        f"{a.nbytes / 2**20:.0f} MiB"
+    )
     store = LabelStore("bench")
     store.start(LabelSource("bench", SHAPE, tuple(map(tuple, np.eye(4)))))
 
@@ -103,14 +105,18 @@ def main() -> None:
     snap = codec.encode_snapshot(a, {})
     rows["MedView snapshot (runs+zlib1, atomic, fsync)"] = (
         best(lambda: store.write_snapshot(store.begin_snapshot(), a, lm.segments), args.repeat),
-        len(snap.data))
-    rows["  of which encoding"] = (best(lambda: codec.encode_snapshot(a, {}), args.repeat),
-                                   len(snap.data))
+        len(snap.data),
+    )
+    rows["  of which encoding"] = (
+        best(lambda: codec.encode_snapshot(a, {}), args.repeat),
+        len(snap.data),
+    )
     rows["np.save uncompressed (fsync)"] = (
-        best(lambda: fsynced(work / "raw.npy", a.tobytes()), args.repeat), a.nbytes)
+        best(lambda: fsynced(work / "raw.npy", a.tobytes()), args.repeat),
+        a.nbytes,
+    )
     raw_zlib = zlib.compress(a, 1)
-    rows["zlib level 1 of the raw voxels"] = (best(lambda: zlib.compress(a, 1), 1),
-                                              len(raw_zlib))
+    rows["zlib level 1 of the raw voxels"] = (best(lambda: zlib.compress(a, 1), 1), len(raw_zlib))
 
     def savez() -> None:
         buf = io.BytesIO()
@@ -122,10 +128,14 @@ def main() -> None:
 
     img = sitk.GetImageFromArray(a)
     nii = work / "ref.nii.gz"
-    rows["SimpleITK WriteImage .nii.gz"] = (best(lambda: sitk.WriteImage(img, str(nii), True),
-                                                 1), 0)
-    rows["SimpleITK WriteImage .nii.gz"] = (rows["SimpleITK WriteImage .nii.gz"][0],
-                                            nii.stat().st_size)
+    rows["SimpleITK WriteImage .nii.gz"] = (
+        best(lambda: sitk.WriteImage(img, str(nii), True), 1),
+        0,
+    )
+    rows["SimpleITK WriteImage .nii.gz"] = (
+        rows["SimpleITK WriteImage .nii.gz"][0],
+        nii.stat().st_size,
+    )
     ours_t, ours_b = rows["MedView snapshot (runs+zlib1, atomic, fsync)"]
     print(f"{'':46s} {'seconds':>8s} {'MB':>8s} {'time ratio':>11s} {'size ratio':>11s}")
     for name, (t, b) in rows.items():
@@ -138,8 +148,10 @@ def main() -> None:
             store.write_snapshot(store.begin_snapshot(), a, lm.segments)
 
     during = gui_pauses(0, five_snapshots)
-    print(f"GUI loop at 60 Hz, longest pause beyond its frame: idle {idle:.1f} ms, "
-          f"while 5 snapshots are written on a worker {during:.1f} ms")
+    print(
+        f"GUI loop at 60 Hz, longest pause beyond its frame: idle {idle:.1f} ms, "
+        f"while 5 snapshots are written on a worker {during:.1f} ms"
+    )
 
     rng = np.random.default_rng(1)
     per = {}
@@ -149,14 +161,16 @@ def main() -> None:
         for _ in range(30):
             lo = rng.integers(0, np.array(SHAPE) - box)
             grid = np.zeros(SHAPE, bool)
-            grid[lo[0]:lo[0] + box[0], lo[1]:lo[1] + box[1], lo[2]:lo[2] + box[2]] = True
+            grid[lo[0] : lo[0] + box[0], lo[1] : lo[1] + box[1], lo[2] : lo[2] + box[2]] = True
             idx = np.flatnonzero(grid)
             t0 = time.perf_counter()
             store.append_voxels(idx, np.full(idx.size, 1, np.uint8))
             times.append(time.perf_counter() - t0)
         per[int(np.prod(box))] = statistics.median(times)
-    print("journal append per stroke (fsynced), median: " + ", ".join(
-        f"{v:,} voxels {1000 * t:.2f} ms" for v, t in per.items()))
+    print(
+        "journal append per stroke (fsynced), median: "
+        + ", ".join(f"{v:,} voxels {1000 * t:.2f} ms" for v, t in per.items())
+    )
     t_load = best(lambda: LabelStore("bench").load(), args.repeat)
     print(f"load = snapshot + replay of {3 * 30} strokes: {t_load:.3f} s")
 

@@ -115,20 +115,24 @@ def _generate(root: Path, site: str, seeds: range) -> list[Path]:
 
 
 def _headline(m: dict) -> str:
-    return (f"Dice mean {m['dice_mean']} (nodule {m['dice_lung_nodule']}, liver "
-            f"{m['dice_liver_lesion']}), lesion Dice >=6 mm {m['mean_dice_ge_6mm']}, "
-            f"sensitivity >=6 mm {m['sensitivity_ge_6mm']}, FP/study "
-            f"{m['false_positives_per_study']}{_without_fp(m)}")
+    return (
+        f"Dice mean {m['dice_mean']} (nodule {m['dice_lung_nodule']}, liver "
+        f"{m['dice_liver_lesion']}), lesion Dice >=6 mm {m['mean_dice_ge_6mm']}, "
+        f"sensitivity >=6 mm {m['sensitivity_ge_6mm']}, FP/study "
+        f"{m['false_positives_per_study']}{_without_fp(m)}"
+    )
 
 
 def _without_fp(m: dict) -> str:
     bare = m.get("without_fp_classifier")
     if not bare:
         return ""
-    return (f"\n    without the FP classifier: Dice mean {bare['dice_mean']} (nodule "
-            f"{bare['dice_lung_nodule']}, liver {bare['dice_liver_lesion']}), lesion Dice "
-            f">=6 mm {bare['mean_dice_ge_6mm']}, sensitivity >=6 mm "
-            f"{bare['sensitivity_ge_6mm']}, FP/study {bare['false_positives_per_study']}")
+    return (
+        f"\n    without the FP classifier: Dice mean {bare['dice_mean']} (nodule "
+        f"{bare['dice_lung_nodule']}, liver {bare['dice_liver_lesion']}), lesion Dice "
+        f">=6 mm {bare['mean_dice_ge_6mm']}, sensitivity >=6 mm "
+        f"{bare['sensitivity_ge_6mm']}, FP/study {bare['false_positives_per_study']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,17 +141,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="default: the engine's")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
-    p.add_argument("--base", default="",
-                   help="NAME:VERSION (default: the newest bundled lesion-seg, the app's "
-                        "active one; the private data folder's own choice is ignored)")
+    p.add_argument(
+        "--base",
+        default="",
+        help="NAME:VERSION (default: the newest bundled lesion-seg, the app's "
+        "active one; the private data folder's own choice is ignored)",
+    )
     p.add_argument("--skip-site-a", action="store_true", help="site B only (quicker trials)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--freeze-norm", action="store_true")
-    p.add_argument("--replay", type=int, default=None,
-                   help="rehearsal studies of the bundled model's own data (default: the "
-                        "engine's)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any training Settings field, e.g. --set distill=1 --set l2sp=10")
+    p.add_argument(
+        "--replay",
+        type=int,
+        default=None,
+        help="rehearsal studies of the bundled model's own data (default: the engine's)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any training Settings field, e.g. --set distill=1 --set l2sp=10",
+    )
     a = p.parse_args(argv)
     os.environ["MEDVIEW_DATA_DIR"] = str(a.work / "data")
     import torch
@@ -158,21 +173,32 @@ def main(argv: list[str] | None = None) -> int:
     from medview.ai.training import metrics as train_metrics
     from medview.ai.training.engine import Job, Settings, Trainer
 
-    base = a.base or max((e for e in registry.list_models()
-                          if e.bundled and e.card.name == "lesion-seg"),
-                         key=lambda e: registry.version_key(e.card.version)).card.ref
+    base = (
+        a.base
+        or max(
+            (e for e in registry.list_models() if e.bundled and e.card.name == "lesion-seg"),
+            key=lambda e: registry.version_key(e.card.version),
+        ).card.ref
+    )
     t0 = time.perf_counter()
     b_folders = _generate(a.work, "b", TRAIN_B) + _generate(a.work, "b", VAL_B)
     a_folders = _generate(a.work, "a", SITE_A)
     print(f"studies ready in {time.perf_counter() - t0:.0f} s", flush=True)
     studies = train_data.find_studies(a.work / "site-b")
     by_name = {s.name: s.key for s in studies}
-    split = {"train": [by_name[f.name] for f in b_folders[:8]],
-             "val": [by_name[f.name] for f in b_folders[8:]]}
+    split = {
+        "train": [by_name[f.name] for f in b_folders[:8]],
+        "val": [by_name[f.name] for f in b_folders[8:]],
+    }
     run = a.work / f"run-{time.strftime('%H%M%S')}-{os.getpid()}"  # runs started together
-    job = Job(data=str(a.work / "site-b"), base=base, split=split, work=str(run),
-              cache=str(a.work / "cache"),
-              settings=Settings(threads=a.threads, device=a.device))
+    job = Job(
+        data=str(a.work / "site-b"),
+        base=base,
+        split=split,
+        work=str(run),
+        cache=str(a.work / "cache"),
+        settings=Settings(threads=a.threads, device=a.device),
+    )
     if a.epochs:
         job.settings.epochs = a.epochs
     if a.lr:
@@ -201,31 +227,42 @@ def main(argv: list[str] | None = None) -> int:
     cpu = time.process_time() - cpu0
     load1 = os.getloadavg()
     assert done is not None
-    print(f"\nfine-tune: {wall:.0f} s wall ({wall / 60:.1f} min; goal <= 10 min on 2 CPU "
-          f"cores), {cpu:.0f} s CPU in this process (CPU/wall {cpu / wall:.2f} with "
-          f"{a.threads} threads), load average {load0[0]:.1f} -> {load1[0]:.1f}")
-    phases = [k for k in ("replay", "prepare", "mining", "start", "evaluate", "done")
-              if k in first]
+    print(
+        f"\nfine-tune: {wall:.0f} s wall ({wall / 60:.1f} min; goal <= 10 min on 2 CPU "
+        f"cores), {cpu:.0f} s CPU in this process (CPU/wall {cpu / wall:.2f} with "
+        f"{a.threads} threads), load average {load0[0]:.1f} -> {load1[0]:.1f}"
+    )
+    phases = [k for k in ("replay", "prepare", "mining", "start", "evaluate", "done") if k in first]
     print("phases (s from the start): " + ", ".join(f"{k} {first[k]:.0f}" for k in phases))
     train_s = sum(e["seconds"] for e in epochs)
-    print(f"epochs {len(epochs)}, {train_s / max(len(epochs), 1):.1f} s per epoch of "
-          f"training, {max(e['samples_per_s'] or 0 for e in epochs):.0f} samples/s at best, "
-          f"{sum(e['samples_per_s'] or 0 for e in epochs) / max(len(epochs), 1):.1f} on "
-          f"average (patches {job.settings.patch_size}², batch {job.settings.batch_size})")
+    print(
+        f"epochs {len(epochs)}, {train_s / max(len(epochs), 1):.1f} s per epoch of "
+        f"training, {max(e['samples_per_s'] or 0 for e in epochs):.0f} samples/s at best, "
+        f"{sum(e['samples_per_s'] or 0 for e in epochs) / max(len(epochs), 1):.1f} on "
+        f"average (patches {job.settings.patch_size}², batch {job.settings.batch_size})"
+    )
     before_b, after_b = done["parent_metrics"], done["metrics"]
     if a.skip_site_a:
-        print(f"site B: {done['parent']}: {_headline(before_b)}\nsite B: {done['version']}: "
-              f"{_headline(after_b)}")
+        print(
+            f"site B: {done['parent']}: {_headline(before_b)}\nsite B: {done['version']}: "
+            f"{_headline(after_b)}"
+        )
         return 0
     # site A: the same two models on studies of the site the parent was trained for
     parent_entry = registry.resolve(done["parent"])
     card = parent_entry.card
-    device = torch.device("cpu") if a.device == "auto" and not torch.cuda.is_available() \
+    device = (
+        torch.device("cpu")
+        if a.device == "auto" and not torch.cuda.is_available()
         else torch.device("cuda" if a.device == "auto" else a.device)
+    )
     parent = load_model(parent_entry.folder, device, reuse=False).module
     new = load_model(done["folder"], device, reuse=False).module
-    prepared = [train_data.prepare_study(s, card, a.work / "cache-a")
-                for f in a_folders for s in train_data.find_studies(f)]
+    prepared = [
+        train_data.prepare_study(s, card, a.work / "cache-a")
+        for f in a_folders
+        for s in train_data.find_studies(f)
+    ]
     t_eval = time.perf_counter()
     before_a = train_metrics.evaluate_kept(parent, card, prepared, device)
     after_a = train_metrics.evaluate(new, card, prepared, device)
@@ -236,15 +273,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"site A, 4 studies:        {done['version']}: {_headline(after_a)}")
     gain_b = after_b["dice_mean"] - before_b["dice_mean"]
     loss_a = before_a["dice_mean"] - after_a["dice_mean"]
-    print(f"\nsite B Dice change {gain_b:+.3f} (goal >= +0.10): "
-          f"{'PASS' if gain_b >= 0.10 else 'FAIL'}")
-    print(f"site A Dice change {-loss_a:+.3f} (goal >= -0.02): "
-          f"{'PASS' if loss_a <= 0.02 else 'FAIL'}")
+    print(
+        f"\nsite B Dice change {gain_b:+.3f} (goal >= +0.10): "
+        f"{'PASS' if gain_b >= 0.10 else 'FAIL'}"
+    )
+    print(
+        f"site A Dice change {-loss_a:+.3f} (goal >= -0.02): {'PASS' if loss_a <= 0.02 else 'FAIL'}"
+    )
     print(f"time {wall / 60:.1f} min (goal <= 10): {'PASS' if wall <= 600 else 'FAIL'}")
-    summary = {"site_b_before": before_b, "site_b_after": after_b, "site_a_before": before_a,
-               "site_a_after": after_a, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-               "load_before": load0, "load_after": load1, "epochs": epochs,
-               "version": done["version"], "threads": a.threads}
+    summary = {
+        "site_b_before": before_b,
+        "site_b_after": after_b,
+        "site_a_before": before_a,
+        "site_a_after": after_a,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "load_before": load0,
+        "load_after": load1,
+        "epochs": epochs,
+        "version": done["version"],
+        "threads": a.threads,
+    }
     (run / "bench.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0
 

@@ -117,7 +117,8 @@ def model_folder(ref: str | None, work: Path) -> tuple[Path, str]:
         return entry.folder, f"{entry.ref} (bundled, trained)"
     return random_unet(work / "random-unet"), (
         "a MONAI U-Net with the bundled lesion model's architecture and RANDOM weights (the "
-        "bundled model is not in medview/resources/models yet; speed is the same)")
+        "bundled model is not in medview/resources/models yet; speed is the same)"
+    )
 
 
 def random_unet(folder: Path) -> Path:
@@ -131,24 +132,46 @@ def random_unet(folder: Path) -> Path:
     from medview.ai.runtime.networks import build_network
 
     folder.mkdir(parents=True, exist_ok=True)
-    card = {"name": "random-unet", "version": "1.0", "task": "segmentation", "modality": "CT",
-            "labels": [{"value": 1, "name": "lung nodule"}, {"value": 2, "name": "liver lesion"}],
-            "intensity": {"low": SEG["low"], "high": SEG["high"]}, "architecture": "monai.UNet",
-            "architecture_args": dict(SEG["args"]), "context_slices": SEG["context"]}
+    card = {
+        "name": "random-unet",
+        "version": "1.0",
+        "task": "segmentation",
+        "modality": "CT",
+        "labels": [{"value": 1, "name": "lung nodule"}, {"value": 2, "name": "liver lesion"}],
+        "intensity": {"low": SEG["low"], "high": SEG["high"]},
+        "architecture": "monai.UNet",
+        "architecture_args": dict(SEG["args"]),
+        "context_slices": SEG["context"],
+    }
     torch.manual_seed(0)
     net = build_network(card_from_dict(card, "random card")).eval()
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()},
-              str(folder / "weights.safetensors"))
-    card["weights_sha256"] = hashlib.sha256((folder / "weights.safetensors").read_bytes()
-                                            ).hexdigest()
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        str(folder / "weights.safetensors"),
+    )
+    card["weights_sha256"] = hashlib.sha256(
+        (folder / "weights.safetensors").read_bytes()
+    ).hexdigest()
     (folder / "metadata.json").write_text(json.dumps(card))
     return folder
 
 
-def run_child(which: str, study: Path, model: Path, threads: int, batch: int,
-              device: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, which, str(study), str(model),
-                           str(threads), str(batch), device], capture_output=True, text=True)
+def run_child(which: str, study: Path, model: Path, threads: int, batch: int, device: str) -> dict:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            which,
+            str(study),
+            str(model),
+            str(threads),
+            str(batch),
+            device,
+        ],
+        capture_output=True,
+        text=True,
+    )
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise SystemExit(f"{which} run failed:\n{proc.stderr[-3000:]}")
@@ -159,9 +182,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=0,
-                    help="slices per batch (default: MedView's choice for the device, which "
-                         "the references then use too)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="slices per batch (default: MedView's choice for the device, which "
+        "the references then use too)",
+    )
     ap.add_argument("--study", type=Path, help="a demo study folder to reuse (its series/)")
     ap.add_argument("--model", help="model reference or folder (default: see above)")
     ap.add_argument("--device", default="cpu")
@@ -176,8 +203,16 @@ def main() -> None:
             study = generate_demo_study(work / "demo", seed=1, slices=args.slices).out_dir
         series = study / "series"
         folder, which_model = model_folder(args.model, work)
-        model_bytes = (folder / json.loads((folder / "metadata.json").read_text())
-                       .get("weights_file", "weights.safetensors")).stat().st_size
+        model_bytes = (
+            (
+                folder
+                / json.loads((folder / "metadata.json").read_text()).get(
+                    "weights_file", "weights.safetensors"
+                )
+            )
+            .stat()
+            .st_size
+        )
         devices = [args.device]
         import torch
 
@@ -190,33 +225,48 @@ def main() -> None:
             plain = run_child("plain", series, folder, args.threads, used, device)
             monai = run_child("monai", series, folder, args.threads, used, device)
             vol_mb = ours["volume_bytes"] / 2**20
-            print(f"study: {ours['slices']} x 512 x 512 {ours['dtype']} ({vol_mb:.0f} MiB); "
-                  f"device {ours['device']}, {args.threads} torch threads, batch {used}")
+            print(
+                f"study: {ours['slices']} x 512 x 512 {ours['dtype']} ({vol_mb:.0f} MiB); "
+                f"device {ours['device']}, {args.threads} torch threads, batch {used}"
+            )
             stages = ", ".join(f"{k} {v:.2f} s" for k, v in ours["stages"].items())
-            print(f"  medview segment:       {ours['t']:6.2f} s  "
-                  f"{ours['slices'] / ours['t']:6.1f} slices/s  CPU {ours['cpu']:6.1f} s  "
-                  f"({stages})")
+            print(
+                f"  medview segment:       {ours['t']:6.2f} s  "
+                f"{ours['slices'] / ours['t']:6.1f} slices/s  CPU {ours['cpu']:6.1f} s  "
+                f"({stages})"
+            )
             for name, ref in (("plain torch loop", plain), ("MONAI SlidingWindow", monai)):
-                print(f"  {name + ':':22s} {ref['t']:6.2f} s  {ref['slices'] / ref['t']:6.1f} "
-                      f"slices/s  CPU {ref['cpu']:6.1f} s  medview/reference: time "
-                      f"{ours['t'] / ref['t']:.2f}, CPU {ours['cpu'] / ref['cpu']:.2f}")
-            print(f"  findings at 0.3/0.5/0.7: {ours['findings']}, "
-                  f"{ours['t_findings'] * 1000:.0f} ms per threshold, peak +"
-                  f"{ours['peak_over_volume'] / 2**20:.0f} MiB over the volume with them")
+                print(
+                    f"  {name + ':':22s} {ref['t']:6.2f} s  {ref['slices'] / ref['t']:6.1f} "
+                    f"slices/s  CPU {ref['cpu']:6.1f} s  medview/reference: time "
+                    f"{ours['t'] / ref['t']:.2f}, CPU {ours['cpu'] / ref['cpu']:.2f}"
+                )
+            print(
+                f"  findings at 0.3/0.5/0.7: {ours['findings']}, "
+                f"{ours['t_findings'] * 1000:.0f} ms per threshold, peak +"
+                f"{ours['peak_over_volume'] / 2**20:.0f} MiB over the volume with them"
+            )
             extra = ours["peak_segment"] / 2**20
             goal = 2 * vol_mb + model_bytes / 2**20
-            print(f"  peak memory while it ran: volume {vol_mb:.0f} MiB + {extra:.0f} MiB more "
-                  f"= {vol_mb + extra:.0f} MiB (goal {goal:.0f} MiB: 2x volume + model; "
-                  f"{'met' if vol_mb + extra <= goal else 'NOT met'}); references: "
-                  f"plain +{plain['peak_over_volume'] / 2**20:.0f} MiB, "
-                  f"MONAI +{monai['peak_over_volume'] / 2**20:.0f} MiB")
+            print(
+                f"  peak memory while it ran: volume {vol_mb:.0f} MiB + {extra:.0f} MiB more "
+                f"= {vol_mb + extra:.0f} MiB (goal {goal:.0f} MiB: 2x volume + model; "
+                f"{'met' if vol_mb + extra <= goal else 'NOT met'}); references: "
+                f"plain +{plain['peak_over_volume'] / 2**20:.0f} MiB, "
+                f"MONAI +{monai['peak_over_volume'] / 2**20:.0f} MiB"
+            )
             verdict = "met" if ours["t"] < 15 else "NOT met"
             load = os.getloadavg()[0]
-            others = ("were competing: CPU seconds are the steadier measure" if load > 1.5
-                      else "were idle")
-            print(f"  whole study in {ours['t']:.1f} s: goal < 15 s on this CPU {verdict} "
-                  f"(load average {load:.1f} on {os.cpu_count()} cores: other processes "
-                  f"{others})")
+            others = (
+                "were competing: CPU seconds are the steadier measure"
+                if load > 1.5
+                else "were idle"
+            )
+            print(
+                f"  whole study in {ours['t']:.1f} s: goal < 15 s on this CPU {verdict} "
+                f"(load average {load:.1f} on {os.cpu_count()} cores: other processes "
+                f"{others})"
+            )
             if ours["warnings"]:
                 print(f"  warnings: {ours['warnings']}")
 

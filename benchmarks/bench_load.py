@@ -57,8 +57,12 @@ print(json.dumps({"t": t, "first": first[0], "scan": t_scan, "peak_mb": peak - b
 
 
 def run_child(which: str, folder: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, which, str(folder)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, which, str(folder)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -78,23 +82,32 @@ def main() -> None:
     args = ap.parse_args()
     for label, rle in (("uncompressed", False), ("RLE", True)):
         folder = make_ct_series(args.work / label, rle=rle)
-        runs = {w: [run_child(w, folder) for _ in range(args.repeat)]
-                for w in ("medview", "sitk")}
-        med = {k: statistics.median(r[k] for r in runs["medview"])
-               for k in ("t", "first", "scan", "peak_mb")}
+        runs = {w: [run_child(w, folder) for _ in range(args.repeat)] for w in ("medview", "sitk")}
+        med = {
+            k: statistics.median(r[k] for r in runs["medview"])
+            for k in ("t", "first", "scan", "peak_mb")
+        }
         ref = {k: statistics.median(r[k] for r in runs["sitk"]) for k in ("t", "peak_mb")}
         vol = runs["medview"][0]["vol_mb"]
         print(f"[{label}] 300 x 512 x 512 ({runs['medview'][0]['dtype']}, {vol:.0f} MiB)")
-        print(f"  MedView full load {med['t']:.3f} s (scan {med['scan']:.3f} s), "
-              f"SimpleITK {ref['t']:.3f} s -> ratio {med['t'] / ref['t']:.2f}x (goal <= 0.5x)")
-        print(f"  first displayable slice {med['first']:.3f} s from start (incl. scan) "
-              f"(goal <= 0.15 s)")
-        print(f"  peak memory {med['peak_mb']:.0f} MiB = {med['peak_mb'] / vol:.2f}x volume "
-              f"(goal <= 1.3x); SimpleITK {ref['peak_mb'] / vol:.2f}x")
+        print(
+            f"  MedView full load {med['t']:.3f} s (scan {med['scan']:.3f} s), "
+            f"SimpleITK {ref['t']:.3f} s -> ratio {med['t'] / ref['t']:.2f}x (goal <= 0.5x)"
+        )
+        print(
+            f"  first displayable slice {med['first']:.3f} s from start (incl. scan) "
+            f"(goal <= 0.15 s)"
+        )
+        print(
+            f"  peak memory {med['peak_mb']:.0f} MiB = {med['peak_mb'] / vol:.2f}x volume "
+            f"(goal <= 1.3x); SimpleITK {ref['peak_mb'] / vol:.2f}x"
+        )
     folder = args.work / "uncompressed"
     exe = [sys.executable, "-m", "medview"]
-    print(f"medview info on the series: {wall([*exe, 'info', str(folder)], args.repeat):.3f} s "
-          f"(goal < 1 s)")
+    print(
+        f"medview info on the series: {wall([*exe, 'info', str(folder)], args.repeat):.3f} s "
+        f"(goal < 1 s)"
+    )
     print(f"medview --help: {wall([*exe, '--help'], args.repeat):.3f} s (goal < 0.5 s)")
 
 

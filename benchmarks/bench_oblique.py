@@ -44,8 +44,9 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     array = rng.integers(-1000, 1500, SHAPE, dtype=np.int16)
-    affine = affine_from_plane((-180, -180, 0), (1, 0, 0), (0, 1, 0), SPACING[1:],
-                               (0, 0, SPACING[0]))
+    affine = affine_from_plane(
+        (-180, -180, 0), (1, 0, 0), (0, 1, 0), SPACING[1:], (0, 0, SPACING[0])
+    )
     rot = rotation((0, 0, 1), 30) @ rotation((1, 0, 0), 20)
     down, right = rot @ [0, 1, 0], rot @ [1, 0, 0]
     px = SPACING[1]
@@ -72,8 +73,7 @@ def main() -> None:
     ref.SetDirection(tuple(np.stack([right, down, np.cross(right, down)], 1).ravel()))
 
     def sitk_way():
-        out = sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, -1024.0,
-                            sitk.sitkInt16)
+        out = sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, -1024.0, sitk.sitkInt16)
         return sitk.GetArrayFromImage(out)[0]
 
     t_ours, a = median_ms(ours, args.frames)
@@ -84,9 +84,11 @@ def main() -> None:
     print(f"medview   {t_ours:7.2f} ms")
     print(f"scipy     {t_scipy:7.2f} ms   ratio medview/scipy {t_ours / t_scipy:.2f}")
     print(f"SimpleITK {t_sitk:7.2f} ms   ratio medview/SimpleITK {t_ours / t_sitk:.2f}")
-    print(f"largest difference inside, HU: vs scipy "
-          f"{int(np.abs(a[inside].astype(int) - b[inside]).max())}, vs SimpleITK "
-          f"{int(np.abs(a[inside].astype(int) - c[inside]).max())}")
+    print(
+        f"largest difference inside, HU: vs scipy "
+        f"{int(np.abs(a[inside].astype(int) - b[inside]).max())}, vs SimpleITK "
+        f"{int(np.abs(a[inside].astype(int) - c[inside]).max())}"
+    )
     print(f"goal <= {GOAL_MS:g} ms: {'met' if t_ours <= GOAL_MS else 'MISSED'}")
 
 

@@ -43,10 +43,28 @@ def _dcmtk(tool: str) -> str:
 def _getscu(server, study: str, series: str, out: Path) -> float:
     out.mkdir(parents=True)
     started = time.perf_counter()
-    subprocess.run([_dcmtk("getscu"), "-S", "-aet", server.dcmtk_aet, "-aec", server.aet,
-                    "127.0.0.1", str(server.dicom_port), "-od", str(out),
-                    "-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={study}",
-                    "-k", f"SeriesInstanceUID={series}"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            _dcmtk("getscu"),
+            "-S",
+            "-aet",
+            server.dcmtk_aet,
+            "-aec",
+            server.aet,
+            "127.0.0.1",
+            str(server.dicom_port),
+            "-od",
+            str(out),
+            "-k",
+            "QueryRetrieveLevel=SERIES",
+            "-k",
+            f"StudyInstanceUID={study}",
+            "-k",
+            f"SeriesInstanceUID={series}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -63,8 +81,14 @@ def _medview(node, study: str, series: str, work: Path) -> tuple[float, float]:
             first.append(time.perf_counter() - started)
 
     db = StudyDB(work / "db.sqlite", work / "received")
-    retrieve(node, study, JobContext(CancelToken(), event=shown), series_uid=series, db=db,
-             root=work / "received")
+    retrieve(
+        node,
+        study,
+        JobContext(CancelToken(), event=shown),
+        series_uid=series,
+        db=db,
+        root=work / "received",
+    )
     total = time.perf_counter() - started
     db.close()
     return first[0], total
@@ -90,18 +114,41 @@ def _store_many_studies(node: DimseNode, template: Path, n: int, work: Path) -> 
 
 # the keys MedView's study query asks for (net.dimse.study_identifier), so both answer the
 # same question
-_STUDY_KEYS = ("QueryRetrieveLevel=STUDY", "StudyInstanceUID", "PatientName", "PatientID",
-               "StudyDate", "ModalitiesInStudy", "AccessionNumber", "StudyDescription",
-               "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")
+_STUDY_KEYS = (
+    "QueryRetrieveLevel=STUDY",
+    "StudyInstanceUID",
+    "PatientName",
+    "PatientID",
+    "StudyDate",
+    "ModalitiesInStudy",
+    "AccessionNumber",
+    "StudyDescription",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+)
 
 
 def _findscu(server, out: Path) -> float:
     out.mkdir(parents=True)
     started = time.perf_counter()
-    subprocess.run([_dcmtk("findscu"), "-S", "-X", "-od", str(out), "-aet", server.dcmtk_aet,
-                    "-aec", server.aet, "127.0.0.1", str(server.dicom_port),
-                    *(a for k in _STUDY_KEYS for a in ("-k", k))], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            _dcmtk("findscu"),
+            "-S",
+            "-X",
+            "-od",
+            str(out),
+            "-aet",
+            server.dcmtk_aet,
+            "-aec",
+            server.aet,
+            "127.0.0.1",
+            str(server.dicom_port),
+            *(a for k in _STUDY_KEYS for a in ("-k", k)),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -120,9 +167,14 @@ def main() -> int:
     files = sorted(demo.series_dir.glob("*.dcm"))
     mb = sum(f.stat().st_size for f in files) / 1e6
     with running_orthanc(work / "orthanc") as server:
-        node = DimseNode(name="bench", called_ae=server.aet, host="127.0.0.1",
-                         port=server.dicom_port, our_ae=server.medview_aet,
-                         our_port=server.medview_port)
+        node = DimseNode(
+            name="bench",
+            called_ae=server.aet,
+            host="127.0.0.1",
+            port=server.dicom_port,
+            our_ae=server.medview_aet,
+            our_port=server.medview_port,
+        )
         wnode = WebNode(name="bench-web", url=server.dicomweb_url)
         t = time.perf_counter()
         dimse.send(node, files)
@@ -139,12 +191,13 @@ def main() -> int:
         for name, runs in (("MedView C-GET", get), ("MedView WADO-RS", wado)):
             whole = statistics.median(x[1] for x in runs)
             first = statistics.median(x[0] for x in runs)
-            print(f"  {name:18s}  {whole:6.2f} s  ratio {whole / g:4.2f}x getscu "
-                  f"(goal <= 1.2x); first slice {first:5.3f} s (goal <= 0.5 s)")
+            print(
+                f"  {name:18s}  {whole:6.2f} s  ratio {whole / g:4.2f}x getscu "
+                f"(goal <= 1.2x); first slice {first:5.3f} s (goal <= 0.5 s)"
+            )
         (work / "many").mkdir()
         _store_many_studies(node, files[0], args.studies, work / "many")
-        f_ref = statistics.median(_findscu(server, work / f"find{r}")
-                                  for r in range(args.repeat))
+        f_ref = statistics.median(_findscu(server, work / f"find{r}") for r in range(args.repeat))
         f_dimse, f_qido, counts = [], [], set()
         for _ in range(args.repeat):
             t = time.perf_counter()

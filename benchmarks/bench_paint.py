@@ -78,8 +78,9 @@ def screen_point(view: SliceView, row: float, col: float) -> QtCore.QPointF:
     return QtCore.QPointF(view.mapFromScene(view.vb.mapViewToScene(p)))
 
 
-def stroke_times(app, views, dabs: int, row: float, cpu: list[float] | None = None
-                 ) -> tuple[list[float], list[float]]:
+def stroke_times(
+    app, views, dabs: int, row: float, cpu: list[float] | None = None
+) -> tuple[list[float], list[float]]:
     """(ms to the axial view repainted, ms to every view painted by the event loop), on
     alternate moves of one stroke; the forced ones' CPU ms go to `cpu`."""
     cpu = [] if cpu is None else cpu
@@ -161,8 +162,10 @@ def main() -> None:
     pump(app, 0.3)
     editor.add_segment("Lesion")
     PaintController(views, editor)
-    print(f"setup {time.perf_counter() - t0:.1f} s; 300 x 512 x 512 int16 CT + uint8 labels; "
-          f"1 x 3 views of 512 x 512 px")
+    print(
+        f"setup {time.perf_counter() - t0:.1f} s; 300 x 512 x 512 int16 CT + uint8 labels; "
+        f"1 x 3 views of 512 x 512 px"
+    )
     for radius in (5.0, 15.0):
         editor.set_tool(name="brush", radius_mm=radius)
         stroke_times(app, views, 8, 100)  # warm-up
@@ -175,8 +178,12 @@ def main() -> None:
             stroke_times(app, views, 20, 300)
             change_size = len(editor.history._undo[-1][1].indices)
             t1, c1 = time.perf_counter(), time.process_time()
-            QtWidgets.QApplication.sendEvent(views[0], QtGui.QKeyEvent(
-                QtCore.QEvent.Type.KeyPress, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier))
+            QtWidgets.QApplication.sendEvent(
+                views[0],
+                QtGui.QKeyEvent(
+                    QtCore.QEvent.Type.KeyPress, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+                ),
+            )
             app.processEvents()  # paints each view the undo changed, once
             undo_ms.append((time.perf_counter() - t1) * 1e3)
             undo_cpu.append((time.process_time() - c1) * 1e3)
@@ -194,23 +201,35 @@ def main() -> None:
             views[0].viewport().repaint()
             floor.append((time.perf_counter() - t1) * 1e3)
         med = statistics.median(own)
-        print(f"\nbrush {radius:g} mm ({len(lt.ball_offsets(editor.spacing_mm, radius, 0))} "
-              f"voxels a dab), {args.dabs} dabs:")
-        print(f"  dab -> axial repainted     {summary(own)}   goal <= 16 ms: "
-              f"{'met' if np.percentile(own, 95) <= 16 else 'MISSED'}")
+        print(
+            f"\nbrush {radius:g} mm ({len(lt.ball_offsets(editor.spacing_mm, radius, 0))} "
+            f"voxels a dab), {args.dabs} dabs:"
+        )
+        print(
+            f"  dab -> axial repainted     {summary(own)}   goal <= 16 ms: "
+            f"{'met' if np.percentile(own, 95) <= 16 else 'MISSED'}"
+        )
         print(f"  dab -> event loop painted  {summary(all_views)}")
         print(f"  CPU time of a dab to the axial repaint (this process) {summary(cpu)}")
-        print(f"  reference numpy+ImageItem  {summary(ref)}   ratio "
-              f"{med / statistics.median(ref):.2f}x")
-        print(f"  repaint of the axial view alone (no dab) {summary(floor)}   ratio "
-              f"{med / statistics.median(floor):.2f}x")
+        print(
+            f"  reference numpy+ImageItem  {summary(ref)}   ratio "
+            f"{med / statistics.median(ref):.2f}x"
+        )
+        print(
+            f"  repaint of the axial view alone (no dab) {summary(floor)}   ratio "
+            f"{med / statistics.median(floor):.2f}x"
+        )
         um = statistics.median(undo_ms)
-        print(f"  undo of a {change}-voxel stroke (Ctrl+Z to painted): median "
-              f"{um:.1f} ms, max {max(undo_ms):.1f} ms   goal <= 50 ms: "
-              f"{'met' if max(undo_ms) <= 50 else 'MISSED'}; CPU median "
-              f"{statistics.median(undo_cpu):.1f} ms")
-        print(f"  reference numpy write-back {statistics.median(ref_undo):.2f} ms   ratio "
-              f"{um / max(statistics.median(ref_undo), 1e-3):.0f}x")
+        print(
+            f"  undo of a {change}-voxel stroke (Ctrl+Z to painted): median "
+            f"{um:.1f} ms, max {max(undo_ms):.1f} ms   goal <= 50 ms: "
+            f"{'met' if max(undo_ms) <= 50 else 'MISSED'}; CPU median "
+            f"{statistics.median(undo_cpu):.1f} ms"
+        )
+        print(
+            f"  reference numpy write-back {statistics.median(ref_undo):.2f} ms   ratio "
+            f"{um / max(statistics.median(ref_undo), 1e-3):.0f}x"
+        )
     window.close()
 
 

@@ -47,10 +47,14 @@ def main() -> None:
 
     segment(volume, model, reuse=False, focus=focus, on_partial=partial)
     whole = time.perf_counter() - t0
-    print(f"{folder.parent.name}:{folder.name}, {args.slices} slices, {args.threads} thread(s), "
-          f"load {os.getloadavg()[0]:.1f}")
-    print(f"focus slab with findings: {first[0]:.2f} s; whole series: {whole:.2f} s; "
-          f"ratio {whole / first[0]:.1f}x")
+    print(
+        f"{folder.parent.name}:{folder.name}, {args.slices} slices, {args.threads} thread(s), "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"focus slab with findings: {first[0]:.2f} s; whole series: {whole:.2f} s; "
+        f"ratio {whole / first[0]:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def volume():
 
     rng = np.random.default_rng(0)
     array = rng.integers(-1000, 1500, SHAPE, dtype=np.int16)
-    affine = affine_from_plane((-180, -180, 0), (1, 0, 0), (0, 1, 0), SPACING[1:],
-                               (0, 0, SPACING[0]))
+    affine = affine_from_plane(
+        (-180, -180, 0), (1, 0, 0), (0, 1, 0), SPACING[1:], (0, 0, SPACING[0])
+    )
     return Volume(array, affine, VolumeMetadata(modality="CT"))
 
 
@@ -70,8 +71,10 @@ def main() -> None:
     t0 = time.perf_counter()
     state.projector.image(sag, 100, state.slab, state.slab_spacing(Plane.SAGITTAL))
     copy_s = time.perf_counter() - t0
-    print(f"volume {SHAPE} int16, {SLAB_MM:g} mm MIP; sagittal copy made once in "
-          f"{copy_s:.2f} s ({a.nbytes / 2**20:.0f} MiB)")
+    print(
+        f"volume {SHAPE} int16, {SLAB_MM:g} mm MIP; sagittal copy made once in "
+        f"{copy_s:.2f} s ({a.nbytes / 2**20:.0f} MiB)"
+    )
     worst = 0.0
     views = []  # kept open: a closed view still listens to the state
     for plane in Plane:
@@ -100,11 +103,15 @@ def main() -> None:
         ref, got, whole = (median_ms(f, args.frames) for f in (numpy_max, slab, frame))
         worst = max(worst, whole)
         n = slab_bounds(pm.n_slices, 100, SLAB_MM, spacing)
-        print(f"{plane.value:9s} {n[1] - n[0]:3d} slices  numpy max {ref:7.2f} ms   slab "
-              f"{got:7.2f} ms (ratio {got / ref:5.2f})   whole frame {whole:7.2f} ms")
+        print(
+            f"{plane.value:9s} {n[1] - n[0]:3d} slices  numpy max {ref:7.2f} ms   slab "
+            f"{got:7.2f} ms (ratio {got / ref:5.2f})   whole frame {whole:7.2f} ms"
+        )
         views.append(view)
-    print(f"worst whole frame {worst:.2f} ms; goal <= {GOAL_MS:g} ms: "
-          f"{'met' if worst <= GOAL_MS else 'MISSED'}")
+    print(
+        f"worst whole frame {worst:.2f} ms; goal <= {GOAL_MS:g} ms: "
+        f"{'met' if worst <= GOAL_MS else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,10 @@ def _studies(work: Path, card: object, n: int) -> list:
         if not (folder / "labels.nii.gz").exists():
             folder.parent.mkdir(parents=True, exist_ok=True)
             generate_demo_study(folder, seed=seed, slices=80)
-        prepared += [train_data.prepare_study(s, card, work / "cache")
-                     for s in train_data.find_studies(folder)]
+        prepared += [
+            train_data.prepare_study(s, card, work / "cache")
+            for s in train_data.find_studies(folder)
+        ]
     return prepared
 
 
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 loss = loss_of(model)
             loss.backward()
             opt.step()
+
         return step
 
     rng = np.random.default_rng(0)
@@ -119,22 +122,35 @@ def main(argv: list[str] | None = None) -> int:
         s.distill = distill
         teacher = frozen_parent(net()) if distill else None
         task = SegmentationTask(card, studies, studies[:1], s, None, device, teacher)
-        results[name] = _pace(stepper(lambda m, t=task: t.batch_loss(m, rng, device), net()),
-                              a.steps, s.batch_size, sync)
+        results[name] = _pace(
+            stepper(lambda m, t=task: t.batch_loss(m, rng, device), net()),
+            a.steps,
+            s.batch_size,
+            sync,
+        )
     x = torch.randn(s.batch_size, card.in_channels, s.patch_size, s.patch_size, device=device)
-    y = torch.randint(0, len(card.labels) + 1, (s.batch_size, 1, s.patch_size, s.patch_size),
-                      device=device)
+    y = torch.randint(
+        0, len(card.labels) + 1, (s.batch_size, 1, s.patch_size, s.patch_size), device=device
+    )
     dice_ce = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
     results["bare loop (reference)"] = _pace(
-        stepper(lambda m: dice_ce(m(x).float(), y), net()), a.steps, s.batch_size, sync)
+        stepper(lambda m: dice_ce(m(x).float(), y), net()), a.steps, s.batch_size, sync
+    )
     bare = results["bare loop (reference)"]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"{device.type}, {a.threads} threads"
-    print(f"{card.ref} on {name}; patches {s.patch_size}², batch {s.batch_size}, "
-          f"{a.steps} steps each, mixed precision {'on' if amp else 'off'}")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{device.type}, {a.threads} threads"
+    )
+    print(
+        f"{card.ref} on {name}; patches {s.patch_size}², batch {s.batch_size}, "
+        f"{a.steps} steps each, mixed precision {'on' if amp else 'off'}"
+    )
     for key, pace in results.items():
-        print(f"  {key:28s} {pace:8.1f} samples/s  ratio to bare {pace / bare:.2f}  "
-              f"epoch of 1024 samples {1024 / pace:6.1f} s")
+        print(
+            f"  {key:28s} {pace:8.1f} samples/s  ratio to bare {pace / bare:.2f}  "
+            f"epoch of 1024 samples {1024 / pace:6.1f} s"
+        )
     return 0
 
 

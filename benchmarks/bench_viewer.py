@@ -109,8 +109,10 @@ def scroll_benchmark(volume, labels, frames: int) -> None:
     fmed, fp95 = stats(timed(floor, frames))
     print(f"axial scroll, 1 view 512x512, W/L + label overlay + corner text ({frames} frames):")
     print(f"  median {med:.2f} ms ({verdict(med, 6)}), p95 {p95:.2f} ms ({verdict(p95, 16)})")
-    print(f"  floor (bare ImageItem.setImage + repaint): median {fmed:.2f} ms, p95 {fp95:.2f}"
-          f" ms -> ours/floor {med / fmed:.2f}x median, {p95 / fp95:.2f}x p95")
+    print(
+        f"  floor (bare ImageItem.setImage + repaint): median {fmed:.2f} ms, p95 {fp95:.2f}"
+        f" ms -> ours/floor {med / fmed:.2f}x median, {p95 / fp95:.2f}x p95"
+    )
     fview.close()
     window.close()
 
@@ -147,10 +149,14 @@ def reslice_benchmark(volume, labels, frames: int) -> None:
 
         med, p95 = stats(timed(ours, frames))
         npm, itkm = stats(timed(np_copy, frames))[0], stats(timed(itk, frames))[0]
-        print(f"{plane.value} reslice, 1 view 512x512, W/L + overlay: median {med:.2f} ms "
-              f"({verdict(med, 10)}), p95 {p95:.2f} ms")
-        print(f"  the plane alone: numpy contiguous copy {npm:.3f} ms (ours {med / npm:.0f}x), "
-              f"SimpleITK Extract {itkm:.3f} ms (ours {med / itkm:.1f}x)")
+        print(
+            f"{plane.value} reslice, 1 view 512x512, W/L + overlay: median {med:.2f} ms "
+            f"({verdict(med, 10)}), p95 {p95:.2f} ms"
+        )
+        print(
+            f"  the plane alone: numpy contiguous copy {npm:.3f} ms (ours {med / npm:.0f}x), "
+            f"SimpleITK Extract {itkm:.3f} ms (ours {med / itkm:.1f}x)"
+        )
         window.close()
 
 
@@ -169,13 +175,16 @@ def three_view_benchmark(volume, labels, frames: int) -> None:
 
     def drag(k: int) -> None:
         t = k / frames * 2 * np.pi
-        state.set_cursor_screen(Plane.AXIAL, rows * (0.5 + 0.3 * np.sin(t)),
-                                cols * (0.5 + 0.35 * np.cos(0.7 * t)))
+        state.set_cursor_screen(
+            Plane.AXIAL, rows * (0.5 + 0.3 * np.sin(t)), cols * (0.5 + 0.35 * np.cos(0.7 * t))
+        )
         app.processEvents()
 
     med, p95 = stats(timed(drag, frames))
-    print(f"crosshair dragged in axial, all three views redrawn: median {med:.2f} ms "
-          f"({verdict(med, 16)}), p95 {p95:.2f} ms ({verdict(p95, 16)})")
+    print(
+        f"crosshair dragged in axial, all three views redrawn: median {med:.2f} ms "
+        f"({verdict(med, 16)}), p95 {p95:.2f} ms ({verdict(p95, 16)})"
+    )
 
     def browse(k: int) -> None:
         plane = list(Plane)[(k // frames) % 3]
@@ -185,10 +194,12 @@ def three_view_benchmark(volume, labels, frames: int) -> None:
     timed(browse, 3 * frames, warm=0)
     after = rss_mb()
     vol_mb = volume.array.nbytes / 2**20
-    print(f"memory: volume {vol_mb:.0f} MiB + labels {labels.nbytes / 2**20:.0f} MiB; RSS "
-          f"{before:.0f} MiB before the views, {built:.0f} with three built (+{built - before:.1f})"
-          f", {after:.0f} after {3 * frames} frames browsing them (+{after - built:.1f}); "
-          f"growth {(after - before) / vol_mb:.3f}x the volume (goal << 1: no copy per view)")
+    print(
+        f"memory: volume {vol_mb:.0f} MiB + labels {labels.nbytes / 2**20:.0f} MiB; RSS "
+        f"{before:.0f} MiB before the views, {built:.0f} with three built (+{built - before:.1f})"
+        f", {after:.0f} after {3 * frames} frames browsing them (+{after - built:.1f}); "
+        f"growth {(after - before) / vol_mb:.3f}x the volume (goal << 1: no copy per view)"
+    )
     window.close()
 
 
@@ -273,19 +284,32 @@ print(json.dumps(t))
 
 def first_image(folder: str, repeat: int, work: Path) -> None:
     """Launch to first image, in a fresh process each time (cold imports every run)."""
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
-           "MEDVIEW_DATA_DIR": str(work / "data")}  # the app's settings and recent list
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "MEDVIEW_DATA_DIR": str(work / "data"),
+    }  # the app's settings and recent list
     runs: list[dict] = []
     for child in (APP_CHILD, INPROCESS_CHILD):
         for _ in range(repeat):
             t0 = time.time()
-            out = subprocess.run([sys.executable, "-c", child, folder, str(t0)], env=env,
-                                 capture_output=True, text=True, timeout=120)
-            marks = json.loads(out.stdout.strip().splitlines()[-1] or "{}") if (
-                out.returncode == 0 and out.stdout.strip()) else {}
+            out = subprocess.run(
+                [sys.executable, "-c", child, folder, str(t0)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            marks = (
+                json.loads(out.stdout.strip().splitlines()[-1] or "{}")
+                if (out.returncode == 0 and out.stdout.strip())
+                else {}
+            )
             if "first" not in marks:
-                print(f"  ({'app' if child is APP_CHILD else 'in-process'} run gave no "
-                      f"first image: {out.stderr.strip().splitlines()[-1:]})")
+                print(
+                    f"  ({'app' if child is APP_CHILD else 'in-process'} run gave no "
+                    f"first image: {out.stderr.strip().splitlines()[-1:]})"
+                )
                 runs = []
                 break
             runs.append(marks)
@@ -294,15 +318,22 @@ def first_image(folder: str, repeat: int, work: Path) -> None:
     if not runs:
         print("launch to first image: not measured (see above)")
         return
-    what = ("`python -m medview PATH` (cli.main -> run_gui) to the first painted image"
-            if child is APP_CHILD else "process start -> scan + load_job's first slice "
-            "painted in a SliceView (the app's code path in-process; the app did not run)")
+    what = (
+        "`python -m medview PATH` (cli.main -> run_gui) to the first painted image"
+        if child is APP_CHILD
+        else "process start -> scan + load_job's first slice "
+        "painted in a SliceView (the app's code path in-process; the app did not run)"
+    )
     first = statistics.median(r["first"] for r in runs)
-    print(f"launch to first image, {what}, median of {repeat}: {first:.3f} s "
-          f"({'met' if first <= 1.0 else 'MISSED'}: goal <= 1.0 s)")
+    print(
+        f"launch to first image, {what}, median of {repeat}: {first:.3f} s "
+        f"({'met' if first <= 1.0 else 'MISSED'}: goal <= 1.0 s)"
+    )
     if all("all" in r for r in runs):
-        print(f"  whole series loaded and shown in a SliceView: "
-              f"{statistics.median(r['all'] for r in runs):.3f} s")
+        print(
+            f"  whole series loaded and shown in a SliceView: "
+            f"{statistics.median(r['all'] for r in runs):.3f} s"
+        )
 
 
 def main() -> None:
@@ -316,8 +347,10 @@ def main() -> None:
     _app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     volume, source, folder = load_study(args.work)
     labels = blob_labels(volume.shape)
-    print(f"{source} ({folder}): {' x '.join(map(str, volume.shape))} {volume.array.dtype}, "
-          f"spacing {', '.join(f'{s:.2f}' for s in volume.spacing_mm)} mm")
+    print(
+        f"{source} ({folder}): {' x '.join(map(str, volume.shape))} {volume.array.dtype}, "
+        f"spacing {', '.join(f'{s:.2f}' for s in volume.spacing_mm)} mm"
+    )
     scroll_benchmark(volume, labels, args.frames)
     reslice_benchmark(volume, labels, args.frames)
     three_view_benchmark(volume, labels, args.frames)

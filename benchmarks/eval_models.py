@@ -23,19 +23,29 @@ import json
 import time
 from pathlib import Path
 
-GOALS = {"sensitivity_ge_6mm": (">=", 0.90), "false_positives_per_study": ("<=", 1.0),
-         "mean_dice_ge_6mm": (">=", 0.80)}
+GOALS = {
+    "sensitivity_ge_6mm": (">=", 0.90),
+    "false_positives_per_study": ("<=", 1.0),
+    "mean_dice_ge_6mm": (">=", 0.80),
+}
 # the card's numbers reproduce when each is within this of the measured one (thread counts
 # can move float rounding, so a voxel at exactly the threshold may flip)
-REPRODUCE = {"sensitivity_ge_6mm": 0.0, "false_positives_per_study": 0.1,
-             "mean_dice_ge_6mm": 0.005, "lung_nodule_mean_dice_ge_6mm": 0.005,
-             "liver_lesion_mean_dice_ge_6mm": 0.005}
+REPRODUCE = {
+    "sensitivity_ge_6mm": 0.0,
+    "false_positives_per_study": 0.1,
+    "mean_dice_ge_6mm": 0.005,
+    "lung_nodule_mean_dice_ge_6mm": 0.005,
+    "liver_lesion_mean_dice_ge_6mm": 0.005,
+}
 
 
 def reproduces(card: dict, measured: dict) -> dict:
     """Per headline number: whether the card's value is within REPRODUCE of the measured."""
-    return {k: card.get(k) is not None and abs(card[k] - measured[k]) <= tol + 1e-9
-            for k, tol in REPRODUCE.items() if measured.get(k) is not None}
+    return {
+        k: card.get(k) is not None and abs(card[k] - measured[k]) <= tol + 1e-9
+        for k, tol in REPRODUCE.items()
+        if measured.get(k) is not None
+    }
 
 
 def main() -> int:
@@ -67,18 +77,22 @@ def main() -> int:
         if seeds == model.card.validation.get("held_out_seeds"):
             seg["card_reproduces"] = reproduces(model.card.validation, seg)
         for threads in (1, 2):  # two collapse when another process holds the other core
-            ms = 1000 * bundled_eval.seconds_per_slice(model.module, model.card.context_slices,
-                                                       threads=threads)
+            ms = 1000 * bundled_eval.seconds_per_slice(
+                model.module, model.card.context_slices, threads=threads
+            )
             seg[f"ms_per_512_slice_{threads}_threads"] = round(ms, 1)
             seg[f"study_300_slices_s_{threads}_threads"] = round(0.3 * ms, 1)
-        seg["goals_met"] = {k: (seg[k] >= v if op == ">=" else seg[k] <= v)
-                            for k, (op, v) in GOALS.items()}
+        seg["goals_met"] = {
+            k: (seg[k] >= v if op == ">=" else seg[k] <= v) for k, (op, v) in GOALS.items()
+        }
         report["lesion-seg"] = seg
     if "cls" in a.models:
         entry = resolve("slice-classifier" + (f":{a.cls_version}" if a.cls_version else ""))
         model = load_model(entry.folder, "cpu", reuse=False)
-        cls = {"model": entry.ref, **bundled_eval.evaluate_classifier(model.module, a.cache,
-                                                                      seeds, CLS)}
+        cls = {
+            "model": entry.ref,
+            **bundled_eval.evaluate_classifier(model.module, a.cache, seeds, CLS),
+        }
         study = normalise(cache_study(a.cache, seeds[0]).ct[:300], CLS["low"], CLS["high"])
         for threads in (1, 2):
             torch.set_num_threads(threads)

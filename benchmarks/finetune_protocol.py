@@ -71,8 +71,13 @@ def committed_runs(path: Path = RESULTS) -> list[dict]:
     disk (outside a git checkout)."""
     try:
         rel = path.resolve().relative_to(Path(__file__).resolve().parent.parent)
-        text = subprocess.run(["git", "show", f"HEAD:{rel.as_posix()}"], capture_output=True,
-                              text=True, check=True, cwd=path.parent).stdout
+        text = subprocess.run(
+            ["git", "show", f"HEAD:{rel.as_posix()}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=path.parent,
+        ).stdout
     except (ValueError, OSError, subprocess.CalledProcessError):
         text = path.read_text(encoding="utf-8") if path.exists() else ""
     return json.loads(text).get("runs", []) if text.strip() else []
@@ -81,25 +86,31 @@ def committed_runs(path: Path = RESULTS) -> list[dict]:
 def check_test_range(seeds: list[int], runs: list[dict]) -> None:
     """Refuse a test run whose seeds overlap a test run already recorded."""
     if seeds[0] < TEST_BASE:
-        raise Refused(f"test seeds start at {TEST_BASE} (below are development seeds); "
-                      f"choose --test-base {TEST_BASE} or more")
+        raise Refused(
+            f"test seeds start at {TEST_BASE} (below are development seeds); "
+            f"choose --test-base {TEST_BASE} or more"
+        )
     for run in runs:
         if run.get("kind") != "test":
             continue
         lo, hi = run["seed_range"]
         if seeds[0] <= hi and lo <= seeds[1]:
-            raise Refused(f"test seeds {seeds[0]}-{seeds[1]} overlap {lo}-{hi}, used by the "
-                          f"test run of {run.get('date', '?')} in {RESULTS.name}; the test "
-                          f"seeds are used once: choose --test-base {max(hi + 1, TEST_BASE)} "
-                          f"or more")
+            raise Refused(
+                f"test seeds {seeds[0]}-{seeds[1]} overlap {lo}-{hi}, used by the "
+                f"test run of {run.get('date', '?')} in {RESULTS.name}; the test "
+                f"seeds are used once: choose --test-base {max(hi + 1, TEST_BASE)} "
+                f"or more"
+            )
 
 
 def check_test_size(a: argparse.Namespace) -> None:
     """A test run uses the protocol's sizes: nothing shrunk to make it pass."""
     if a.slices or a.draws < 3 or a.test_n < 5 or a.test_a < 3:
-        raise Refused("a test run uses full-size studies, at least 3 draws, 5 studies of the "
-                      "new site and 3 of site A: drop --slices and keep --draws >= 3, "
-                      "--test-n >= 5, --test-a >= 3")
+        raise Refused(
+            "a test run uses full-size studies, at least 3 draws, 5 studies of the "
+            "new site and 3 of site A: drop --slices and keep --draws >= 3, "
+            "--test-n >= 5, --test-a >= 3"
+        )
 
 
 def _generate(root: Path, site: str, seeds: list[int], slices: int | None) -> Path:
@@ -143,16 +154,26 @@ def goals(draws: list[dict], site: str) -> list[tuple[str, bool]]:
     wall = [d["fine_tune_s"] for d in draws]
     S = site.upper()
     return [
-        (f"site {S} Dice +{GOAL_MEAN:.2f} on average (measured {np.mean(gains):+.3f})",
-         float(np.mean(gains)) >= GOAL_MEAN),
-        (f"no draw below +{GOAL_MIN:.2f} on site {S} (lowest {min(gains):+.3f})",
-         min(gains) >= GOAL_MIN),
-        (f"site {S} false positives a study not above the parent's (change "
-         f"{np.mean(fp):+.2f})", float(np.mean(fp)) <= 0),
-        (f"site A Dice down at most {-GOAL_A:.2f} (measured {np.mean(a):+.3f})",
-         float(np.mean(a)) >= GOAL_A),
-        (f"each fine-tune within {GOAL_S / 60:.0f} min (longest {max(wall) / 60:.1f} min)",
-         max(wall) <= GOAL_S),
+        (
+            f"site {S} Dice +{GOAL_MEAN:.2f} on average (measured {np.mean(gains):+.3f})",
+            float(np.mean(gains)) >= GOAL_MEAN,
+        ),
+        (
+            f"no draw below +{GOAL_MIN:.2f} on site {S} (lowest {min(gains):+.3f})",
+            min(gains) >= GOAL_MIN,
+        ),
+        (
+            f"site {S} false positives a study not above the parent's (change {np.mean(fp):+.2f})",
+            float(np.mean(fp)) <= 0,
+        ),
+        (
+            f"site A Dice down at most {-GOAL_A:.2f} (measured {np.mean(a):+.3f})",
+            float(np.mean(a)) >= GOAL_A,
+        ),
+        (
+            f"each fine-tune within {GOAL_S / 60:.0f} min (longest {max(wall) / 60:.1f} min)",
+            max(wall) <= GOAL_S,
+        ),
     ]
 
 
@@ -163,23 +184,29 @@ def _pair(d: dict, side: str, key: str, digits: int = 3) -> str:
 
 def table(draws: list[dict], site: str) -> str:
     S = site.upper()
-    head = (f"{'draw':<5}{'seeds':<14}{S + ' Dice parent->new':<24}{'A Dice parent->new':<24}"
-            f"{S + ' sens>=6mm':<16}{S + ' FP/study':<16}{'A FP/study':<14}{'min':>5}")
+    head = (
+        f"{'draw':<5}{'seeds':<14}{S + ' Dice parent->new':<24}{'A Dice parent->new':<24}"
+        f"{S + ' sens>=6mm':<16}{S + ' FP/study':<16}{'A FP/study':<14}{'min':>5}"
+    )
     lines = [head]
     for d in draws:
-        lines.append(f"{d['draw']:<5}{str(d['train_seeds'][0]) + '..':<14}"
-                     f"{_pair(d, site, 'dice_mean'):<24}{_pair(d, 'a', 'dice_mean'):<24}"
-                     f"{_pair(d, site, 'sensitivity_ge_6mm', 2):<16}"
-                     f"{_pair(d, site, 'false_positives_per_study', 1):<16}"
-                     f"{_pair(d, 'a', 'false_positives_per_study', 1):<14}"
-                     f"{d['fine_tune_s'] / 60:>5.1f}")
-    lines.append(f"mean ± sd over {len(draws)} draws: site {S} Dice change "
-                 f"{mean_sd([_change(d, site, 'dice_mean') for d in draws])}, site A "
-                 f"{mean_sd([_change(d, 'a', 'dice_mean') for d in draws])}; sensitivity "
-                 f">=6 mm {S} {mean_sd([_change(d, site, 'sensitivity_ge_6mm') for d in draws])}"
-                 f"; FP a study {S} "
-                 f"{mean_sd([_change(d, site, 'false_positives_per_study') for d in draws])}, A "
-                 f"{mean_sd([_change(d, 'a', 'false_positives_per_study') for d in draws])}")
+        lines.append(
+            f"{d['draw']:<5}{str(d['train_seeds'][0]) + '..':<14}"
+            f"{_pair(d, site, 'dice_mean'):<24}{_pair(d, 'a', 'dice_mean'):<24}"
+            f"{_pair(d, site, 'sensitivity_ge_6mm', 2):<16}"
+            f"{_pair(d, site, 'false_positives_per_study', 1):<16}"
+            f"{_pair(d, 'a', 'false_positives_per_study', 1):<14}"
+            f"{d['fine_tune_s'] / 60:>5.1f}"
+        )
+    lines.append(
+        f"mean ± sd over {len(draws)} draws: site {S} Dice change "
+        f"{mean_sd([_change(d, site, 'dice_mean') for d in draws])}, site A "
+        f"{mean_sd([_change(d, 'a', 'dice_mean') for d in draws])}; sensitivity "
+        f">=6 mm {S} {mean_sd([_change(d, site, 'sensitivity_ge_6mm') for d in draws])}"
+        f"; FP a study {S} "
+        f"{mean_sd([_change(d, site, 'false_positives_per_study') for d in draws])}, A "
+        f"{mean_sd([_change(d, 'a', 'false_positives_per_study') for d in draws])}"
+    )
     return "\n".join(lines)
 
 
@@ -207,17 +234,30 @@ def run_draw(a: argparse.Namespace, draw: int, base: str) -> dict:
     for item in a.set:
         settings.assign(item)
     work = a.work / f"run-{a.site}-{block}-{time.strftime('%H%M%S')}-{os.getpid()}"
-    job = Job(data=str(root / f"train-{a.site}-{block}"), base=base, work=str(work),
-              cache=str(a.work / "cache"), settings=settings)
+    job = Job(
+        data=str(root / f"train-{a.site}-{block}"),
+        base=base,
+        work=str(work),
+        cache=str(a.work / "cache"),
+        settings=settings,
+    )
     events: dict[str, float] = {}
     wall0 = time.perf_counter()
 
     def emit(ev: dict) -> None:
         events.setdefault(ev["event"], round(time.perf_counter() - wall0, 1))
         if ev["event"] in ("start", "done", "error"):
-            print(f"  {ev['event']} at {time.perf_counter() - wall0:.0f} s: " + json.dumps(
-                {k: v for k, v in ev.items() if k in ("fold", "folds", "train", "val",
-                                                     "version", "message")}), flush=True)
+            print(
+                f"  {ev['event']} at {time.perf_counter() - wall0:.0f} s: "
+                + json.dumps(
+                    {
+                        k: v
+                        for k, v in ev.items()
+                        if k in ("fold", "folds", "train", "val", "version", "message")
+                    }
+                ),
+                flush=True,
+            )
 
     load0 = os.getloadavg()[0]
     done = Trainer(job, emit, lambda: False).run()
@@ -229,25 +269,41 @@ def run_draw(a: argparse.Namespace, draw: int, base: str) -> dict:
     device = torch.device("cpu")
     parent = load_model(entry.folder, device, reuse=False).module
     new = load_model(done["folder"], device, reuse=False).module
-    out = {"draw": draw, "train_seeds": train, "site_seeds": site_test, "a_seeds": a_test,
-           "fine_tune_s": round(wall, 1), "load_before": round(load0, 1),
-           "load_after": round(os.getloadavg()[0], 1), "phases_s": events,
-           "version": done["version"]}
+    out = {
+        "draw": draw,
+        "train_seeds": train,
+        "site_seeds": site_test,
+        "a_seeds": a_test,
+        "fine_tune_s": round(wall, 1),
+        "load_before": round(load0, 1),
+        "load_after": round(os.getloadavg()[0], 1),
+        "phases_s": events,
+        "version": done["version"],
+    }
     for side in (a.site, "a"):
         folder = root / f"test-{side}-{block}"
-        prepared = [train_data.prepare_study(s, card, a.work / "cache")
-                    for s in train_data.find_studies(folder)]
-        out[side] = {"parent": summary(scores_kept(parent, card, prepared, device), card),
-                     "new": summary(study_scores(new, card, prepared, device)[0], card)}
+        prepared = [
+            train_data.prepare_study(s, card, a.work / "cache")
+            for s in train_data.find_studies(folder)
+        ]
+        out[side] = {
+            "parent": summary(scores_kept(parent, card, prepared, device), card),
+            "new": summary(study_scores(new, card, prepared, device)[0], card),
+        }
     said = verdict(registry.resolve(done["version"]).card.validation, card.version)
     cv = done.get("cross_validation") or {}
-    out["card"] = {"verdict": said.text if said else None,
-                   "dice_change": (cv.get("change") or {}).get("dice"),
-                   "parent": {k: done["parent_metrics"].get(k) for k in KEYS},
-                   "new": {k: done["metrics"].get(k) for k in KEYS}}
-    print(f"  draw {draw}: fine-tune {wall:.0f} s (load {load0:.1f}); site {a.site.upper()} "
-          f"{out[a.site]['parent']} -> {out[a.site]['new']}; site A {out['a']['parent']} -> "
-          f"{out['a']['new']}; the card said: {out['card']['verdict']}", flush=True)
+    out["card"] = {
+        "verdict": said.text if said else None,
+        "dice_change": (cv.get("change") or {}).get("dice"),
+        "parent": {k: done["parent_metrics"].get(k) for k in KEYS},
+        "new": {k: done["metrics"].get(k) for k in KEYS},
+    }
+    print(
+        f"  draw {draw}: fine-tune {wall:.0f} s (load {load0:.1f}); site {a.site.upper()} "
+        f"{out[a.site]['parent']} -> {out[a.site]['new']}; site A {out['a']['parent']} -> "
+        f"{out['a']['new']}; the card said: {out['card']['verdict']}",
+        flush=True,
+    )
     return out
 
 
@@ -262,17 +318,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--site", choices=("b", "c"), default="b")
     p.add_argument("--draws", type=int, default=3)
-    p.add_argument("--slices", type=int, default=None,
-                   help="smaller studies (development only)")
+    p.add_argument("--slices", type=int, default=None, help="smaller studies (development only)")
     p.add_argument("--test-n", type=int, default=5, help="unseen studies of the new site")
     p.add_argument("--test-a", type=int, default=3, help="unseen studies of site A")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any training Settings field (development: the defaults are what a "
-                        "test run measures)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any training Settings field (development: the defaults are what a test run measures)",
+    )
     p.add_argument("--work", type=Path, default=Path("/tmp/finetune-protocol"))
-    p.add_argument("--test", action="store_true",
-                   help="use the test seeds (once, with the frozen defaults)")
+    p.add_argument(
+        "--test", action="store_true", help="use the test seeds (once, with the frozen defaults)"
+    )
     p.add_argument("--test-base", type=int, default=TEST_BASE)
     p.add_argument("--dev-base", type=int, default=DEV_BASE)
     p.add_argument("--note", default="", help="what this run tries, for the results file")
@@ -284,12 +344,15 @@ def main(argv: list[str] | None = None) -> int:
         if a.test:
             check_test_size(a)
             if a.set:
-                raise Refused("a test run measures the engine's defaults: drop --set (change "
-                              "the defaults in Settings first, on development seeds)")
+                raise Refused(
+                    "a test run measures the engine's defaults: drop --set (change "
+                    "the defaults in Settings first, on development seeds)"
+                )
             check_test_range(seeds, committed_runs())
         elif not (seeds[0] >= DEV_BASE and seeds[1] < TEST_BASE):
-            raise Refused(f"development seeds lie in {DEV_BASE}-{TEST_BASE - 1}: choose "
-                          f"another --dev-base")
+            raise Refused(
+                f"development seeds lie in {DEV_BASE}-{TEST_BASE - 1}: choose another --dev-base"
+            )
     except Refused as exc:
         print(f"finetune_protocol: {exc}", file=sys.stderr)
         return 2
@@ -297,15 +360,19 @@ def main(argv: list[str] | None = None) -> int:
     from medview.ai.models import registry
     from medview.ai.training.job import Settings
 
-    base = max((e for e in registry.list_models() if e.bundled and e.card.name == "lesion-seg"),
-               key=lambda e: registry.version_key(e.card.version)).card.ref
+    base = max(
+        (e for e in registry.list_models() if e.bundled and e.card.name == "lesion-seg"),
+        key=lambda e: registry.version_key(e.card.version),
+    ).card.ref
     settings = Settings(threads=a.threads)
     for item in a.set:
         settings.assign(item)
     kind = "test" if a.test else "development"
-    print(f"{kind} run: site {a.site.upper()}, base {base}, seeds {seeds[0]}-{seeds[1]}, "
-          f"{a.draws} draws, studies {a.slices or 'full size'}; settings {asdict(settings)}",
-          flush=True)
+    print(
+        f"{kind} run: site {a.site.upper()}, base {base}, seeds {seeds[0]}-{seeds[1]}, "
+        f"{a.draws} draws, studies {a.slices or 'full size'}; settings {asdict(settings)}",
+        flush=True,
+    )
     draws = [run_draw(a, d, base) for d in range(a.draws)]
     print("\n" + table(draws, a.site))
     met = goals(draws, a.site)
@@ -313,11 +380,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'MET    ' if ok else 'NOT MET'} {words}")
     if kind == "development":
         print("(development seeds: these numbers rank variants; they prove nothing)")
-    entry = {"kind": kind, "site": a.site, "seed_range": seeds, "base_model": base,
-             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-             "slices": a.slices, "draws": draws, "settings": asdict(settings),
-             "set": a.set, "note": a.note, "goals": [[w, ok] for w, ok in met],
-             "machine": f"{os.cpu_count()} cores, threads {a.threads}"}
+    entry = {
+        "kind": kind,
+        "site": a.site,
+        "seed_range": seeds,
+        "base_model": base,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "slices": a.slices,
+        "draws": draws,
+        "settings": asdict(settings),
+        "set": a.set,
+        "note": a.note,
+        "goals": [[w, ok] for w, ok in met],
+        "machine": f"{os.cpu_count()} cores, threads {a.threads}",
+    }
     if not a.no_record:
         record(entry)
         print(f"recorded in {RESULTS}")

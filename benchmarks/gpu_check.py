@@ -82,14 +82,32 @@ def unet3d(device: torch.device, roi: int = 96, batch: int = 4):
     from medview.ai.runtime.networks import build_network
     from medview.ai.runtime.volume_models import VolumeModel
 
-    card = card_from_dict({
-        "name": "gpu-check-3d", "version": "1.0", "task": "segmentation", "modality": "CT",
-        "labels": [{"value": 1, "name": "spleen"}], "intensity": {"low": -57, "high": 164},
-        "architecture": "monai.UNet", "context_slices": 1,
-        "architecture_args": {"spatial_dims": 3, "channels": [16, 32, 64, 128, 256],
-                              "strides": [2, 2, 2, 2], "num_res_units": 2, "norm": "batch"},
-        "volume3d": {"roi_size": [roi] * 3, "spacing_mm": [1.5, 1.5, 2.0], "overlap": 0.25,
-                     "sw_batch_size": batch}}, "gpu_check")
+    card = card_from_dict(
+        {
+            "name": "gpu-check-3d",
+            "version": "1.0",
+            "task": "segmentation",
+            "modality": "CT",
+            "labels": [{"value": 1, "name": "spleen"}],
+            "intensity": {"low": -57, "high": 164},
+            "architecture": "monai.UNet",
+            "context_slices": 1,
+            "architecture_args": {
+                "spatial_dims": 3,
+                "channels": [16, 32, 64, 128, 256],
+                "strides": [2, 2, 2, 2],
+                "num_res_units": 2,
+                "norm": "batch",
+            },
+            "volume3d": {
+                "roi_size": [roi] * 3,
+                "spacing_mm": [1.5, 1.5, 2.0],
+                "overlap": 0.25,
+                "sw_batch_size": batch,
+            },
+        },
+        "gpu_check",
+    )
     torch.manual_seed(0)  # weights: the network's own initialisation, as safetensors
     weights = save({k: v.contiguous() for k, v in build_network(card).state_dict().items()})
     return VolumeModel(card, Path("."), "gpu_check", weights, device)
@@ -104,8 +122,10 @@ def sliding_3d(device: torch.device, slices: int) -> str:
     t0 = time.perf_counter()
     result = segment(study(slices), model, reuse=False)
     sync(device)
-    return (f"{slices} slices in {time.perf_counter() - t0:.2f} s on {result.device} "
-            f"(goal <= 5 s on an H100); {result.warnings or 'no warnings'}")
+    return (
+        f"{slices} slices in {time.perf_counter() - t0:.2f} s on {result.device} "
+        f"(goal <= 5 s on an H100); {result.warnings or 'no warnings'}"
+    )
 
 
 def autocast_agreement(device: torch.device, dims: int) -> str:
@@ -223,14 +243,21 @@ def tiny_unet():
     from monai.networks.nets import UNet
 
     torch.manual_seed(0)
-    return UNet(spatial_dims=2, in_channels=3, out_channels=3, channels=[4, 8], strides=[2],
-                num_res_units=0).eval()
+    return UNet(
+        spatial_dims=2, in_channels=3, out_channels=3, channels=[4, 8], strides=[2], num_res_units=0
+    ).eval()
 
 
 def tiny_card(name: str) -> dict:
-    return {"name": name, "version": "1.0", "task": "segmentation", "modality": "CT",
-            "labels": [{"value": 1, "name": "lung nodule"}, {"value": 2, "name": "lesion"}],
-            "intensity": {"low": -1000, "high": 400}, "context_slices": 3}
+    return {
+        "name": name,
+        "version": "1.0",
+        "task": "segmentation",
+        "modality": "CT",
+        "labels": [{"value": 1, "name": "lung nodule"}, {"value": 2, "name": "lesion"}],
+        "intensity": {"low": -1000, "high": 400},
+        "context_slices": 3,
+    }
 
 
 def onnx_cuda(device: torch.device, work: Path) -> str:
@@ -242,8 +269,14 @@ def onnx_cuda(device: torch.device, work: Path) -> str:
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return f"skipped: onnxruntime has no CUDA provider ({ort.get_available_providers()})"
     path = work / "tiny.onnx"
-    torch.onnx.export(tiny_unet(), torch.rand(1, 3, 32, 32), str(path), dynamo=False,
-                      input_names=["x"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
+    torch.onnx.export(
+        tiny_unet(),
+        torch.rand(1, 3, 32, 32),
+        str(path),
+        dynamo=False,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}},
+    )
     entry = import_model(path, tiny_card("gpu-check-onnx"))
     model = load_model(entry.folder, device, reuse=False)
     x = np.random.default_rng(0).random((4, 3, 64, 64), dtype=np.float32)
@@ -260,8 +293,9 @@ def pt2_to_gpu(device: torch.device, work: Path) -> str:
 
     path = work / "tiny.pt2"
     n = torch.export.Dim("n", min=1, max=64)
-    program = torch.export.export(tiny_unet(), (torch.rand(2, 3, 32, 32),),
-                                  dynamic_shapes={"x": {0: n}})
+    program = torch.export.export(
+        tiny_unet(), (torch.rand(2, 3, 32, 32),), dynamic_shapes={"x": {0: n}}
+    )
     torch.export.save(program, str(path))
     card = {**tiny_card("gpu-check-pt2"), "input_size": [32, 32]}
     entry = import_model(path, card)
@@ -276,8 +310,11 @@ def pt2_to_gpu(device: torch.device, work: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rehearse", action="store_true",
-                        help="without CUDA, run the CPU-capable steps on small inputs")
+    parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="without CUDA, run the CPU-capable steps on small inputs",
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("no device: CUDA is not available on this machine; nothing ran on a GPU")
@@ -287,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         device, slices = torch.device("cuda", 0), 300
         name = torch.cuda.get_device_name(device)
-        print(f"device: {name}, torch {torch.__version__}, bf16 "
-              f"{torch.cuda.is_bf16_supported()}")
+        print(f"device: {name}, torch {torch.__version__}, bf16 {torch.cuda.is_bf16_supported()}")
     with tempfile.TemporaryDirectory(prefix="medview-gpu-check-") as tmp:
         work = Path(tmp)
         os.environ["MEDVIEW_DATA_DIR"] = str(work / "data")  # imports go here, not to the user

@@ -20,12 +20,13 @@ def make_ct_series(folder: Path, n: int = 300, size: int = 512, rle: bool = Fals
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:size, :size]
     body = ((yy - size / 2) / (0.4 * size)) ** 2 + ((xx - size / 2) / (0.45 * size)) ** 2 < 1
-    study, series, frame = (generate_uid(entropy_srcs=[f"bench-{k}-{rle}"])
-                            for k in ("study", "series", "for"))
+    study, series, frame = (
+        generate_uid(entropy_srcs=[f"bench-{k}-{rle}"]) for k in ("study", "series", "for")
+    )
     for i in range(n):
         img = np.where(body, 1024 + 40, 0).astype(np.uint16)
         img += rng.integers(0, 30, img.shape, dtype=np.uint16) * body.astype(np.uint16)
-        img[size // 4: size // 4 + 20, size // 2 + (i % 50)] = 2000
+        img[size // 4 : size // 4 + 20, size // 2 + (i % 50)] = 2000
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[f"bench-{rle}-{i}"])

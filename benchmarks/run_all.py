@@ -83,8 +83,11 @@ class Row:
         def fig(v: float | None) -> str:
             return "–" if v is None else f"{v:.2f} {self.unit}"
 
-        ratio = (f"{self.medview / self.reference:.2f}x" if self.medview is not None
-                 and self.reference else "–")
+        ratio = (
+            f"{self.medview / self.reference:.2f}x"
+            if self.medview is not None and self.reference
+            else "–"
+        )
         verdict = {True: "met", False: "NOT met", None: "–"}[self.met]
         return [self.path, fig(self.medview), fig(self.reference), ratio, self.goal, verdict]
 
@@ -107,12 +110,17 @@ def run_timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, st
     """Wall seconds, peak RSS in MiB (the command's own) and stdout of one run."""
     with tempfile.TemporaryDirectory() as tmp:
         marks = Path(tmp) / "usage"
-        out = subprocess.run([sys.executable, "-c", LAUNCHER, str(marks), *map(str, cmd)],
-                             env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(marks), *map(str, cmd)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0:
             tail = out.stderr.strip().splitlines()[-3:]
-            raise SystemExit(f"{' '.join(map(str, cmd[:4]))} failed (exit {out.returncode}):"
-                             f" {' / '.join(tail)}")
+            raise SystemExit(
+                f"{' '.join(map(str, cmd[:4]))} failed (exit {out.returncode}): {' / '.join(tail)}"
+            )
         wall, maxrss_kib = marks.read_text().split()
     return float(wall), float(maxrss_kib) / 1024, out.stdout
 
@@ -138,8 +146,9 @@ def convert_rows(series: Path, work: Path, repeat: int, env: dict) -> list[Row]:
         if k:
             runs["medview"].append((wall, peak))
         if have_ref:
-            wall, peak, _ = run_timed(["dcm2niix", "-z", "n", "-f", "ref", "-o", str(out),
-                                       str(series)], env)
+            wall, peak, _ = run_timed(
+                ["dcm2niix", "-z", "n", "-f", "ref", "-o", str(out), str(series)], env
+            )
             if k:
                 runs["dcm2niix"].append((wall, peak))
     med = [statistics.median(x) for x in zip(*runs["medview"], strict=True)]
@@ -147,10 +156,26 @@ def convert_rows(series: Path, work: Path, repeat: int, env: dict) -> list[Row]:
     if have_ref:
         ref = [statistics.median(x) for x in zip(*runs["dcm2niix"], strict=True)]
     note = "" if have_ref else "dcm2niix not installed"
-    rows = [Row("convert to .nii: time", med[0], ref[0], "s", "<= 1.2x dcm2niix",
-                None if ref[0] is None else med[0] <= 1.2 * ref[0], note),
-            Row("convert to .nii: peak memory", med[1], ref[1], "MiB", "<= 1.5x dcm2niix",
-                None if ref[1] is None else med[1] <= 1.5 * ref[1], note)]
+    rows = [
+        Row(
+            "convert to .nii: time",
+            med[0],
+            ref[0],
+            "s",
+            "<= 1.2x dcm2niix",
+            None if ref[0] is None else med[0] <= 1.2 * ref[0],
+            note,
+        ),
+        Row(
+            "convert to .nii: peak memory",
+            med[1],
+            ref[1],
+            "MiB",
+            "<= 1.5x dcm2niix",
+            None if ref[1] is None else med[1] <= 1.5 * ref[1],
+            note,
+        ),
+    ]
     return rows
 
 
@@ -160,16 +185,22 @@ def first_image_row(series: Path, repeat: int, env: dict) -> Row:
     figures: dict[str, list[float]] = {"medview": [], "minimal": []}
     for k in range(repeat + 1):
         for which, child in (("medview", APP_CHILD), ("minimal", MINIMAL_QT_CHILD)):
-            _, _, out = run_timed([sys.executable, "-c", child, str(series), str(time.time())],
-                                  env)
+            _, _, out = run_timed([sys.executable, "-c", child, str(series), str(time.time())], env)
             marks = json.loads(out.strip().splitlines()[-1])
             if "first" not in marks:
                 raise SystemExit(f"{which}: no first image painted")
             if k:
                 figures[which].append(marks["first"])
     med, ref = (statistics.median(figures[w]) for w in ("medview", "minimal"))
-    return Row("`medview PATH` to first image", med, ref, "s", "<= 0.8 s", med <= 0.8,
-               "reference: a bare PySide6 + pyqtgraph image window")
+    return Row(
+        "`medview PATH` to first image",
+        med,
+        ref,
+        "s",
+        "<= 0.8 s",
+        med <= 0.8,
+        "reference: a bare PySide6 + pyqtgraph image window",
+    )
 
 
 def infer_row(series: Path, work: Path, env: dict) -> tuple[Row, dict]:
@@ -177,13 +208,35 @@ def infer_row(series: Path, work: Path, env: dict) -> tuple[Row, dict]:
 
     out = work / "infer"
     shutil.rmtree(out, ignore_errors=True)
-    wall, _, _ = run_timed([sys.executable, "-m", "medview", "infer", str(series), "--out",
-                            str(out), "--device", "cpu"], env)
+    wall, _, _ = run_timed(
+        [
+            sys.executable,
+            "-m",
+            "medview",
+            "infer",
+            str(series),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        env,
+    )
     timings = json.loads((out / "findings.json").read_text())["timings_s"]
     folder, _ = model_folder(None, work)
     plain = run_child("plain", series, folder, os.cpu_count() or 1, 1, "cpu")
-    return (Row("`medview infer`, bundled model", wall, plain["t"], "s", "<= 8 s", wall <= 8,
-                "reference: a plain torch loop over the same slices (network only)"), timings)
+    return (
+        Row(
+            "`medview infer`, bundled model",
+            wall,
+            plain["t"],
+            "s",
+            "<= 8 s",
+            wall <= 8,
+            "reference: a plain torch loop over the same slices (network only)",
+        ),
+        timings,
+    )
 
 
 def train_row(work: Path, env: dict) -> Row:
@@ -196,18 +249,32 @@ def train_row(work: Path, env: dict) -> Row:
             generate_demo_study(folder, seed=seed, site="b")
     out = work / "train-run"
     shutil.rmtree(out, ignore_errors=True)
-    wall, _, _ = run_timed([sys.executable, "-m", "medview", "train", "--data", str(data),
-                            "--base", "lesion-seg", "--out", str(out)], env)
-    return Row("`medview train`, 8 studies, defaults", wall, None, "s", "<= 300 s",
-               wall <= 300)
+    wall, _, _ = run_timed(
+        [
+            sys.executable,
+            "-m",
+            "medview",
+            "train",
+            "--data",
+            str(data),
+            "--base",
+            "lesion-seg",
+            "--out",
+            str(out),
+        ],
+        env,
+    )
+    return Row("`medview train`, 8 studies, defaults", wall, None, "s", "<= 300 s", wall <= 300)
 
 
 def table(rows: list[Row]) -> str:
     head = ["path", "MedView", "reference", "ratio", "goal", "verdict"]
     cells = [head, *(r.cells() for r in rows)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
-             for line in cells]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+        for line in cells
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -216,8 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "medview-bench")
     ap.add_argument("--repeat", type=int, default=3, help="timed launches per start-up figure")
-    ap.add_argument("--paths", default=",".join(PATHS),
-                    help=f"which paths to run, comma-separated (default: all of {PATHS})")
+    ap.add_argument(
+        "--paths",
+        default=",".join(PATHS),
+        help=f"which paths to run, comma-separated (default: all of {PATHS})",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run on a tiny series")
     args = ap.parse_args(argv)
     paths = set(args.paths.split(","))
@@ -253,12 +323,16 @@ def main(argv: list[str] | None = None) -> int:
         if r.note:
             print(f"- {r.path}: {r.note}")
     if stages:
-        print("- infer phases (findings.json timings_s): "
-              + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
+        print(
+            "- infer phases (findings.json timings_s): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items())
+        )
     load_after = os.getloadavg()
-    print(f"- load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on "
-          f"{os.cpu_count()} cores; {time.perf_counter() - t0:.0f} s in all"
-          + ("; --quick: figures mean nothing" if args.quick else ""))
+    print(
+        f"- load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on "
+        f"{os.cpu_count()} cores; {time.perf_counter() - t0:.0f} s in all"
+        + ("; --quick: figures mean nothing" if args.quick else "")
+    )
     return 0
 
 

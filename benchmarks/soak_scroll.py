@@ -51,9 +51,12 @@ def soak(frames: int, work: Path, max_growth_mb: float) -> int:
     window, _views = make_views(state, list(Plane))
     planes = list(Plane)
     warm_up = min(REPORT_EVERY, max(frames // 10, 1000))
-    print(f"soak: {frames} frames over {source} {folder} "
-          f"({' x '.join(map(str, volume.shape))}), 3 views 512x512 with a label overlay; "
-          f"warm-up {warm_up} frames, fail above +{max_growth_mb:g} MB after it", flush=True)
+    print(
+        f"soak: {frames} frames over {source} {folder} "
+        f"({' x '.join(map(str, volume.shape))}), 3 views 512x512 with a label overlay; "
+        f"warm-up {warm_up} frames, fail above +{max_growth_mb:g} MB after it",
+        flush=True,
+    )
     rng = np.random.default_rng(0)
     direction = {p: 1 for p in planes}
     base_rss, peak_growth = None, 0.0
@@ -78,16 +81,24 @@ def soak(frames: int, work: Path, max_growth_mb: float) -> int:
             growth = rss - base_rss if base_rss is not None else 0.0
             peak_growth = max(peak_growth, growth)
             elapsed = time.perf_counter() - t0
-            print(f"frame {frame:>7}: RSS {rss:7.1f} MiB ({growth:+.1f} since warm-up), "
-                  f"refs True {sys.getrefcount(True)} None {sys.getrefcount(None)}, "
-                  f"{elapsed:6.1f} s, {elapsed / frame * 1e3:.2f} ms/frame", flush=True)
+            print(
+                f"frame {frame:>7}: RSS {rss:7.1f} MiB ({growth:+.1f} since warm-up), "
+                f"refs True {sys.getrefcount(True)} None {sys.getrefcount(None)}, "
+                f"{elapsed:6.1f} s, {elapsed / frame * 1e3:.2f} ms/frame",
+                flush=True,
+            )
             if growth > max_growth_mb:
-                print(f"FAIL: memory grew {growth:.1f} MB after warm-up (limit "
-                      f"{max_growth_mb:g} MB)", flush=True)
+                print(
+                    f"FAIL: memory grew {growth:.1f} MB after warm-up (limit {max_growth_mb:g} MB)",
+                    flush=True,
+                )
                 return 1
     window.close()
-    print(f"PASS: {frames} frames in {time.perf_counter() - t0:.1f} s, largest growth after "
-          f"warm-up {peak_growth:+.1f} MB (limit {max_growth_mb:g} MB)", flush=True)
+    print(
+        f"PASS: {frames} frames in {time.perf_counter() - t0:.1f} s, largest growth after "
+        f"warm-up {peak_growth:+.1f} MB (limit {max_growth_mb:g} MB)",
+        flush=True,
+    )
     return 0
 
 
@@ -100,12 +111,23 @@ def main() -> int:
     args = ap.parse_args()
     if args.child:
         return soak(args.frames, args.work, args.max_growth_mb)
-    cmd = [sys.executable, "-X", "faulthandler", __file__, "--child", "--frames",
-           str(args.frames), "--work", str(args.work), "--max-growth-mb",
-           str(args.max_growth_mb)]
+    cmd = [
+        sys.executable,
+        "-X",
+        "faulthandler",
+        __file__,
+        "--child",
+        "--frames",
+        str(args.frames),
+        "--work",
+        str(args.work),
+        "--max-growth-mb",
+        str(args.max_growth_mb),
+    ]
     last = ""
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as child:
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as child:
         for line in child.stdout:
             if "propagateSizeHints" not in line:
                 print(line, end="", flush=True)
@@ -115,8 +137,10 @@ def main() -> int:
         print(f"FAIL: the viewer process was killed by {name}; last report: {last or 'none'}")
         return 1
     if child.returncode not in (0, 1):
-        print(f"FAIL: the viewer process exited with {child.returncode} (a crash or abort); "
-              f"last report: {last or 'none'}")
+        print(
+            f"FAIL: the viewer process exited with {child.returncode} (a crash or abort); "
+            f"last report: {last or 'none'}"
+        )
         return 1
     return child.returncode
 

@@ -36,8 +36,9 @@ def load_study(work: Path):
             generate_demo_study(folder.parent, seed=0)
         source = "demo study"
     except Exception as exc:  # the demo generator is another issue's work in progress
-        print(f"demo study unavailable ({type(exc).__name__}: {exc}); using make_series",
-              flush=True)
+        print(
+            f"demo study unavailable ({type(exc).__name__}: {exc}); using make_series", flush=True
+        )
         folder, source = make_ct_series(work / "uncompressed"), "make_series CT"
     volume, _ = load_volume([str(folder)])
     return volume, source, folder
@@ -54,10 +55,13 @@ def blob_labels(shape: tuple[int, int, int], n: int = 6, seed: int = 0) -> np.nd
         centre = rng.uniform(0.25, 0.75, 3) * np.array(shape)
         lo = np.maximum(np.floor(centre - radius), 0).astype(int)
         hi = np.minimum(np.ceil(centre + radius), shape).astype(int)
-        zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        inside = (((zz - centre[0]) / radius[0]) ** 2 + ((yy - centre[1]) / radius[1]) ** 2
-                  + ((xx - centre[2]) / radius[2]) ** 2) <= 1
-        labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][inside] = value
+        zz, yy, xx = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        inside = (
+            ((zz - centre[0]) / radius[0]) ** 2
+            + ((yy - centre[1]) / radius[1]) ** 2
+            + ((xx - centre[2]) / radius[2]) ** 2
+        ) <= 1
+        labels[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]][inside] = value
     return labels
 
 

@@ -18,11 +18,17 @@ from medview.core.errors import MedviewError
 def _check_display() -> None:
     """On Linux without X11 or Wayland Qt would abort with a long plugin error; say what is
     wrong in one sentence instead."""
-    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
-            and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))):
-        raise MedviewError(None, "no display found (neither DISPLAY nor WAYLAND_DISPLAY is "
-                                 "set); run MedView on a desktop, or use the headless "
-                                 "commands (medview info, medview demo --no-gui)")
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("QT_QPA_PLATFORM")
+        and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    ):
+        raise MedviewError(
+            None,
+            "no display found (neither DISPLAY nor WAYLAND_DISPLAY is "
+            "set); run MedView on a desktop, or use the headless "
+            "commands (medview info, medview demo --no-gui)",
+        )
 
 
 def _check_platform_plugin() -> None:
@@ -45,7 +51,8 @@ def create_application():
         # (150 %) exact instead of rounding them, which would blur or crop images. It must
         # be set before the QApplication exists.
         QtGui.QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
-            QtCore.Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+            QtCore.Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+        )
         app = QtWidgets.QApplication([sys.argv[0] if sys.argv else "medview"])
     import pyqtgraph as pg
 

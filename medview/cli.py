@@ -40,124 +40,203 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"medview {__version__}")
     p.add_argument("--log-file", help="where to write the log (default: the user log folder)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    p.add_argument("--selftest", action="store_true",
-                   help="check this installation headless (demo study, load, render, AI, "
-                        "DICOM SEG) and exit 0, or 1 naming what failed")
+    p.add_argument(
+        "--selftest",
+        action="store_true",
+        help="check this installation headless (demo study, load, render, AI, "
+        "DICOM SEG) and exit 0, or 1 naming what failed",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    info = sub.add_parser("info", help="list the studies and series found (headers only)",
-                          description="List every study and series under the given paths: "
-                                      "folders, files, DICOMDIRs, zip archives.")
+    info = sub.add_parser(
+        "info",
+        help="list the studies and series found (headers only)",
+        description="List every study and series under the given paths: "
+        "folders, files, DICOMDIRs, zip archives.",
+    )
     info.add_argument("paths", nargs="+", metavar="PATH")
     info.add_argument("--json", action="store_true", help="print one JSON object")
-    info.add_argument("--show-phi", action="store_true",
-                      help="include patient name and ID (hidden by default)")
+    info.add_argument(
+        "--show-phi", action="store_true", help="include patient name and ID (hidden by default)"
+    )
 
-    conv = sub.add_parser("convert", help="write a series as NIfTI, NRRD, MHA or .npy",
-                          description="Load one series and write it by OUT's suffix: .nii, "
-                                      ".nii.gz, .nrrd, .mha, .mhd or .npy (modality values "
-                                      "in slice, row, col order).")
+    conv = sub.add_parser(
+        "convert",
+        help="write a series as NIfTI, NRRD, MHA or .npy",
+        description="Load one series and write it by OUT's suffix: .nii, "
+        ".nii.gz, .nrrd, .mha, .mhd or .npy (modality values "
+        "in slice, row, col order).",
+    )
     conv.add_argument("path", metavar="PATH")
     conv.add_argument("out", metavar="OUT")
-    conv.add_argument("--series", metavar="UID",
-                      help="the series to convert when PATH holds several")
+    conv.add_argument(
+        "--series", metavar="UID", help="the series to convert when PATH holds several"
+    )
 
-    demo = sub.add_parser("demo", help="generate the synthetic demo CT study and show it",
-                          description="Generate the synthetic chest-abdomen CT with known "
-                                      "lesions (deterministic from the seed).")
-    demo.add_argument("--out", metavar="DIR", help="folder to write (default: user data "
-                                                   "folder)")
+    demo = sub.add_parser(
+        "demo",
+        help="generate the synthetic demo CT study and show it",
+        description="Generate the synthetic chest-abdomen CT with known "
+        "lesions (deterministic from the seed).",
+    )
+    demo.add_argument("--out", metavar="DIR", help="folder to write (default: user data folder)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--site", choices=("a", "b", "c"), default="a",
-                      help="scanner: a soft kernel 1.5 mm, b contrast sharp kernel 2 mm, "
-                           "c low dose smooth kernel 3 mm")
+    demo.add_argument(
+        "--site",
+        choices=("a", "b", "c"),
+        default="a",
+        help="scanner: a soft kernel 1.5 mm, b contrast sharp kernel 2 mm, "
+        "c low dose smooth kernel 3 mm",
+    )
     demo.add_argument("--slices", type=int)
     demo.add_argument("--thickness", type=float, metavar="MM")
     demo.add_argument("--noise", type=float, metavar="HU")
     demo.add_argument("--lesions", type=int, metavar="N")
     demo.add_argument("--no-lesions", action="store_true")
-    demo.add_argument("--follow-up-months", type=float, metavar="N",
-                      help="instead the same patient N months later: moved on the table, "
-                           "lesions grown by known factors, one gone, one new (truth in "
-                           "lesions.json 'follow_up')")
-    demo.add_argument("--json", action="store_true", help="print the study info as JSON "
-                                                          "(implies --no-gui)")
-    demo.add_argument("--no-gui", action="store_true",
-                      help="print what MedView finds in the study instead of opening it")
+    demo.add_argument(
+        "--follow-up-months",
+        type=float,
+        metavar="N",
+        help="instead the same patient N months later: moved on the table, "
+        "lesions grown by known factors, one gone, one new (truth in "
+        "lesions.json 'follow_up')",
+    )
+    demo.add_argument(
+        "--json", action="store_true", help="print the study info as JSON (implies --no-gui)"
+    )
+    demo.add_argument(
+        "--no-gui",
+        action="store_true",
+        help="print what MedView finds in the study instead of opening it",
+    )
 
-    snap = sub.add_parser("snapshot", help="draw one view to PNG without a display",
-                          description="Draw one slice of a study to a PNG exactly as the "
-                                      "viewer shows it (corner text, orientation letters, "
-                                      "scale bar), with no display needed.")
-    snap.add_argument("path", metavar="PATH", help="DICOM folder, file, zip or DICOMDIR, "
-                                                   "or a NIfTI / NRRD / MHA file")
+    snap = sub.add_parser(
+        "snapshot",
+        help="draw one view to PNG without a display",
+        description="Draw one slice of a study to a PNG exactly as the "
+        "viewer shows it (corner text, orientation letters, "
+        "scale bar), with no display needed.",
+    )
+    snap.add_argument(
+        "path",
+        metavar="PATH",
+        help="DICOM folder, file, zip or DICOMDIR, or a NIfTI / NRRD / MHA file",
+    )
     snap.add_argument("--out", required=True, metavar="FILE.png", help="the PNG to write")
-    snap.add_argument("--plane", metavar="PLANE", help="axial, coronal or sagittal "
-                                                       "(default: the plane of acquisition)")
-    snap.add_argument("--slice", metavar="N", help="image number, 1-based as in the corner "
-                                                   "text 'Im N/total' (default: the middle)")
-    snap.add_argument("--window", metavar="PRESET|W/L",
-                      help="a CT preset (lung, mediastinum, bone, brain, subdural, stroke, "
-                           "abdomen, liver) or WIDTH/LEVEL, e.g. 1500/-600 (default: the "
-                           "file's window, else the modality's)")
-    snap.add_argument("--size", default="512x512", metavar="WxH",
-                      help="image size in pixels (default 512x512)")
-    snap.add_argument("--series", metavar="UID", help="the series to draw when PATH holds "
-                                                      "several")
-    snap.add_argument("--no-overlays", action="store_true",
-                      help="leave out corner text, orientation letters and scale bar")
+    snap.add_argument(
+        "--plane",
+        metavar="PLANE",
+        help="axial, coronal or sagittal (default: the plane of acquisition)",
+    )
+    snap.add_argument(
+        "--slice",
+        metavar="N",
+        help="image number, 1-based as in the corner text 'Im N/total' (default: the middle)",
+    )
+    snap.add_argument(
+        "--window",
+        metavar="PRESET|W/L",
+        help="a CT preset (lung, mediastinum, bone, brain, subdural, stroke, "
+        "abdomen, liver) or WIDTH/LEVEL, e.g. 1500/-600 (default: the "
+        "file's window, else the modality's)",
+    )
+    snap.add_argument(
+        "--size", default="512x512", metavar="WxH", help="image size in pixels (default 512x512)"
+    )
+    snap.add_argument("--series", metavar="UID", help="the series to draw when PATH holds several")
+    snap.add_argument(
+        "--no-overlays",
+        action="store_true",
+        help="leave out corner text, orientation letters and scale bar",
+    )
 
-    infer = sub.add_parser("infer", help="run an AI segmentation model on a study, headless",
-                           description="Run a segmentation model on one series and write a "
-                                       "DICOM SEG (DICOM input), the label map and "
-                                       "probabilities as NIfTI, and findings.json into DIR. "
-                                       "AI assistance — not a diagnosis.")
-    infer.add_argument("path", metavar="PATH", help="DICOM folder, file, zip or DICOMDIR, "
-                                                    "or a NIfTI / NRRD / MHA file")
-    infer.add_argument("--model", metavar="NAME[:VERSION]",
-                       help="an installed model (see medview models) or a model folder "
-                            "(default: the active version of the only model that fits the "
-                            "study's modality)")
-    infer.add_argument("--out", required=True, metavar="DIR",
-                       help="folder for the results: new, empty, or an earlier infer output")
+    infer = sub.add_parser(
+        "infer",
+        help="run an AI segmentation model on a study, headless",
+        description="Run a segmentation model on one series and write a "
+        "DICOM SEG (DICOM input), the label map and "
+        "probabilities as NIfTI, and findings.json into DIR. "
+        "AI assistance — not a diagnosis.",
+    )
+    infer.add_argument(
+        "path",
+        metavar="PATH",
+        help="DICOM folder, file, zip or DICOMDIR, or a NIfTI / NRRD / MHA file",
+    )
+    infer.add_argument(
+        "--model",
+        metavar="NAME[:VERSION]",
+        help="an installed model (see medview models) or a model folder "
+        "(default: the active version of the only model that fits the "
+        "study's modality)",
+    )
+    infer.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for the results: new, empty, or an earlier infer output",
+    )
     infer.add_argument("--series", metavar="UID", help="the series when PATH holds several")
     infer.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    infer.add_argument("--threshold", type=float, default=0.5, metavar="P",
-                       help="probability a voxel needs to count as a finding (default 0.5)")
-    infer.add_argument("--tta", action="store_true",
-                       help="test-time augmentation (flips): slower, adds an uncertainty map")
+    infer.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="probability a voxel needs to count as a finding (default 0.5)",
+    )
+    infer.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation (flips): slower, adds an uncertainty map",
+    )
 
-    models = sub.add_parser("models", help="list the AI models and versions, activate or "
-                                           "import one",
-                            description="List every installed AI model version (bundled and "
-                                        "your own) with its task and validation results.")
+    models = sub.add_parser(
+        "models",
+        help="list the AI models and versions, activate or import one",
+        description="List every installed AI model version (bundled and "
+        "your own) with its task and validation results.",
+    )
     models.add_argument("--json", action="store_true", help="print one JSON object")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION")
-    activate = models_sub.add_parser("activate", help="choose the version that runs",
-                                     description="Make NAME:VERSION the version that runs "
-                                                 "for NAME and the default for its task.")
+    activate = models_sub.add_parser(
+        "activate",
+        help="choose the version that runs",
+        description="Make NAME:VERSION the version that runs "
+        "for NAME and the default for its task.",
+    )
     activate.add_argument("ref", metavar="NAME:VERSION")
-    imp = models_sub.add_parser("import", help="add a model: .pt2 / .onnx with its card, a "
-                                               "MONAI bundle, an nnU-Net v2 folder",
-                                description="Import a torch.export program (.pt2) or an "
-                                            "ONNX file with its card (JSON), a MONAI bundle "
-                                            "(folder or zip in the Model Zoo layout) or an "
-                                            "nnU-Net v2 model folder as a new version; a "
-                                            "model that does not fit its card is refused.")
+    imp = models_sub.add_parser(
+        "import",
+        help="add a model: .pt2 / .onnx with its card, a MONAI bundle, an nnU-Net v2 folder",
+        description="Import a torch.export program (.pt2) or an "
+        "ONNX file with its card (JSON), a MONAI bundle "
+        "(folder or zip in the Model Zoo layout) or an "
+        "nnU-Net v2 model folder as a new version; a "
+        "model that does not fit its card is refused.",
+    )
     imp.add_argument("path", metavar="PATH")
     imp.add_argument("--card", metavar="CARD.json", help="the card of a .pt2 or .onnx file")
-    imp.add_argument("--allow-code", action="store_true",
-                     help="consent to run code that comes with a MONAI bundle (a TorchScript "
-                          "model, expressions or classes in its config); recorded on the card")
-    imp.add_argument("--describe", action="store_true",
-                     help="only say what a MONAI bundle would run; import nothing")
+    imp.add_argument(
+        "--allow-code",
+        action="store_true",
+        help="consent to run code that comes with a MONAI bundle (a TorchScript "
+        "model, expressions or classes in its config); recorded on the card",
+    )
+    imp.add_argument(
+        "--describe",
+        action="store_true",
+        help="only say what a MONAI bundle would run; import nothing",
+    )
     imp.add_argument("--name", help="the model name (default: the card's)")
     imp.add_argument("--version", help="the new version (default: the card's)")
-    entry = sub.add_parser("desktop-entry", help="add MedView to the desktop's application "
-                                                 "menu (Linux)",
-                           description="Write a desktop entry and icon under XDG_DATA_HOME "
-                                       "(~/.local/share) that start this installation; "
-                                       "--remove takes them back.")
+    entry = sub.add_parser(
+        "desktop-entry",
+        help="add MedView to the desktop's application menu (Linux)",
+        description="Write a desktop entry and icon under XDG_DATA_HOME "
+        "(~/.local/share) that start this installation; "
+        "--remove takes them back.",
+    )
     entry.add_argument("--remove", action="store_true", help="remove the entry and icon")
     from medview.commands.pacs import add_parser as add_pacs_parser
     from medview.commands.train import add_parser as add_train_parser
@@ -199,8 +278,11 @@ def _setup_logging(log_file: str | None, verbose: bool) -> str:
 
     # every record, MedView's and other libraries' (pydicom quotes raw values), tracebacks
     # too, is scrubbed of paths outside the opened folders and of quoted values
-    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                            data_folder=str(saved.root())))
+    handler.setFormatter(
+        ScrubbingFormatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", data_folder=str(saved.root())
+        )
+    )
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -262,14 +344,17 @@ def _open_viewer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     missing = [p for p in args.paths if not os.path.exists(p)]
     if missing:
         commands = ", ".join(parser.get_default("commands"))
-        _err(f"{missing[0]}: no such file or folder, and not a command ({commands}); "
-             f"see medview --help")
+        _err(
+            f"{missing[0]}: no such file or folder, and not a command ({commands}); "
+            f"see medview --help"
+        )
         return EXIT_USAGE
     _note_opened(args)
     log_file = _setup_logging(args.log_file, args.verbose)
 
     def run() -> int:
         from medview.app import run_gui
+
         return run_gui(args.paths)
 
     return _guarded(run, log_file)
@@ -304,42 +389,67 @@ def _guarded(run: Callable[[], int], log_file: str) -> int:
 def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.selftest:
         from medview.commands.selftest import run_selftest
+
         return run_selftest()
     if args.command == "info":
         from medview.commands.info import run_info
+
         return run_info(args.paths, as_json=args.json, show_phi=args.show_phi)
     if args.command == "convert":
         from medview.commands.convert import run_convert, writable_suffix
+
         if not writable_suffix(args.out):
-            parser.error(f"{args.out}: MedView writes .nii, .nii.gz, .nrrd, .mha, .mhd "
-                         f"or .npy; choose one of those suffixes")
+            parser.error(
+                f"{args.out}: MedView writes .nii, .nii.gz, .nrrd, .mha, .mhd "
+                f"or .npy; choose one of those suffixes"
+            )
         return run_convert(args.path, args.out, args.series)
     if args.command == "demo":
         from medview.commands.demo import run_demo
+
         return run_demo(args)
     if args.command == "snapshot":
         from medview.commands.snapshot import run_snapshot
-        return run_snapshot(args.path, args.out, plane=args.plane, slice_number=args.slice,
-                            window=args.window, size=args.size, series=args.series,
-                            overlays=not args.no_overlays)
+
+        return run_snapshot(
+            args.path,
+            args.out,
+            plane=args.plane,
+            slice_number=args.slice,
+            window=args.window,
+            size=args.size,
+            series=args.series,
+            overlays=not args.no_overlays,
+        )
     if args.command == "infer":
         from medview.commands.infer import run_infer
+
         if not 0.0 < args.threshold <= 1.0:
-            parser.error(f"--threshold {args.threshold:g}: use a probability above 0 and at "
-                         f"most 1")
-        return run_infer(args.path, args.model, args.out, series_key=args.series,
-                         device=args.device, threshold=args.threshold, tta=args.tta)
+            parser.error(f"--threshold {args.threshold:g}: use a probability above 0 and at most 1")
+        return run_infer(
+            args.path,
+            args.model,
+            args.out,
+            series_key=args.series,
+            device=args.device,
+            threshold=args.threshold,
+            tta=args.tta,
+        )
     if args.command == "train":
         from medview.commands.train import run_train
+
         return run_train(args)
     if args.command == "models":
         from medview.commands.models import run_models
+
         return run_models(args)
     if args.command == "pacs":
         from medview.commands.pacs import run_pacs
+
         return run_pacs(args)
     if args.command == "desktop-entry":
         from medview.commands.desktop_entry import run_desktop_entry
+
         return run_desktop_entry(remove=args.remove)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE

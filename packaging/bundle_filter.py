@@ -27,17 +27,57 @@ from pathlib import Path
 # the rest; naming them all keeps a build from a full PySide6 as lean). QtSvg stays (icons),
 # and so do QtOpenGL and QtOpenGLWidgets: pyqtgraph's PlotCurveItem imports QtOpenGL.
 UNUSED_QT = (
-    "Qt3DAnimation", "Qt3DCore", "Qt3DExtras", "Qt3DInput", "Qt3DLogic", "Qt3DRender",
-    "QtAxContainer", "QtBluetooth", "QtCharts", "QtConcurrent", "QtDataVisualization",
-    "QtDBus", "QtDesigner", "QtGraphs", "QtGraphsWidgets", "QtHelp", "QtHttpServer",
-    "QtLocation", "QtMultimedia", "QtMultimediaWidgets", "QtNetwork", "QtNetworkAuth",
-    "QtNfc", "QtPdf", "QtPdfWidgets", "QtPositioning",
-    "QtPrintSupport", "QtQml", "QtQuick",
-    "QtQuick3D", "QtQuickControls2", "QtQuickTest", "QtQuickWidgets", "QtRemoteObjects",
-    "QtScxml", "QtSensors", "QtSerialBus", "QtSerialPort", "QtSpatialAudio", "QtSql",
-    "QtStateMachine", "QtTest", "QtTextToSpeech", "QtUiTools", "QtWebChannel",
-    "QtWebEngineCore", "QtWebEngineQuick", "QtWebEngineWidgets", "QtWebSockets",
-    "QtWebView", "QtXml",
+    "Qt3DAnimation",
+    "Qt3DCore",
+    "Qt3DExtras",
+    "Qt3DInput",
+    "Qt3DLogic",
+    "Qt3DRender",
+    "QtAxContainer",
+    "QtBluetooth",
+    "QtCharts",
+    "QtConcurrent",
+    "QtDataVisualization",
+    "QtDBus",
+    "QtDesigner",
+    "QtGraphs",
+    "QtGraphsWidgets",
+    "QtHelp",
+    "QtHttpServer",
+    "QtLocation",
+    "QtMultimedia",
+    "QtMultimediaWidgets",
+    "QtNetwork",
+    "QtNetworkAuth",
+    "QtNfc",
+    "QtPdf",
+    "QtPdfWidgets",
+    "QtPositioning",
+    "QtPrintSupport",
+    "QtQml",
+    "QtQuick",
+    "QtQuick3D",
+    "QtQuickControls2",
+    "QtQuickTest",
+    "QtQuickWidgets",
+    "QtRemoteObjects",
+    "QtScxml",
+    "QtSensors",
+    "QtSerialBus",
+    "QtSerialPort",
+    "QtSpatialAudio",
+    "QtSql",
+    "QtStateMachine",
+    "QtTest",
+    "QtTextToSpeech",
+    "QtUiTools",
+    "QtWebChannel",
+    "QtWebEngineCore",
+    "QtWebEngineQuick",
+    "QtWebEngineWidgets",
+    "QtWebSockets",
+    "QtWebView",
+    "QtXml",
 )
 
 # torch.testing._internal is torch's own test suite (6.7 MB); torch itself imports only
@@ -50,22 +90,45 @@ TORCH_TESTING_KEPT = ("common_dtype", "logging_tensor", "distributed", "distribu
 # networks eagerly, trains with plain DDP and loads torch.export programs: none was loaded
 # by any recorded process (training and .pt2 import included).
 TORCH_UNUSED = (
-    "torch._inductor.kernel", "torch._inductor.scheduler", "torch._inductor.lowering",
-    "torch._inductor.select_algorithm", "torch._inductor.graph", "torch._inductor.compile_fx",
-    "torch._inductor.codegen.triton", "torch._inductor.codegen.cpp",
-    "torch._inductor.codegen.cutlass", "torch._inductor.codegen.wrapper",
-    "torch._inductor.codegen.pallas", "torch._inductor.codegen.simd",
-    "torch._inductor.fx_passes.serialized_patterns", "torch._inductor.autoheuristic",
-    "torch._inductor.cudagraph_trees", "torch._inductor.pattern_matcher",
-    "torch._inductor.template_heuristics", "torch._inductor.runtime.triton_heuristics",
-    "torch._vendor.quack", "torch.sparse._triton_ops", "torch.sparse._triton_ops_meta",
-    "torch.distributed.checkpoint", "torch.distributed.pipelining", "torch.distributed._tools",
-    "torch.distributed.flight_recorder", "torch.ao.quantization.fx", "torch.ao.ns",
-    "torch.ao.pruning", "torch.utils.benchmark", "torch.utils.hipify",
-    "torch.backends._nnapi", "torch._dynamo.repro",
+    "torch._inductor.kernel",
+    "torch._inductor.scheduler",
+    "torch._inductor.lowering",
+    "torch._inductor.select_algorithm",
+    "torch._inductor.graph",
+    "torch._inductor.compile_fx",
+    "torch._inductor.codegen.triton",
+    "torch._inductor.codegen.cpp",
+    "torch._inductor.codegen.cutlass",
+    "torch._inductor.codegen.wrapper",
+    "torch._inductor.codegen.pallas",
+    "torch._inductor.codegen.simd",
+    "torch._inductor.fx_passes.serialized_patterns",
+    "torch._inductor.autoheuristic",
+    "torch._inductor.cudagraph_trees",
+    "torch._inductor.pattern_matcher",
+    "torch._inductor.template_heuristics",
+    "torch._inductor.runtime.triton_heuristics",
+    "torch._vendor.quack",
+    "torch.sparse._triton_ops",
+    "torch.sparse._triton_ops_meta",
+    "torch.distributed.checkpoint",
+    "torch.distributed.pipelining",
+    "torch.distributed._tools",
+    "torch.distributed.flight_recorder",
+    "torch.ao.quantization.fx",
+    "torch.ao.ns",
+    "torch.ao.pruning",
+    "torch.utils.benchmark",
+    "torch.utils.hipify",
+    "torch.backends._nnapi",
+    "torch._dynamo.repro",
     "functorch",  # the old standalone name of torch.func
     # sympy (torch's symbolic shapes) without physics, vectors, code printers, its tests
-    "sympy.physics", "sympy.vector", "sympy.testing", "sympy.codegen", "sympy.categories",
+    "sympy.physics",
+    "sympy.vector",
+    "sympy.testing",
+    "sympy.codegen",
+    "sympy.categories",
 )
 
 # Python packages the app does not need at run time: test tools, notebooks, plotting,
@@ -78,13 +141,39 @@ TORCH_UNUSED = (
 # optional_import, which tolerates its absence).
 EXCLUDED_MODULES = (
     *(f"PySide6.{m}" for m in UNUSED_QT),
-    "tkinter", "_tkinter", "matplotlib", "IPython", "ipykernel", "jupyter_client",
-    "notebook", "pytest", "_pytest", "pytestqt", "hypothesis", "expecttest",
-    "nibabel", "onnx", "tensorboard", "torch.utils.tensorboard", "data_store",
-    "torchvision", "onnxruntime.tools",
-    "onnxruntime.transformers", "onnxruntime.quantization", "setuptools", "pip",
-    "rich", "markdown_it", "mdurl", "pygments", "jinja2", "markupsafe", "fsspec",
-    "pydoc_data", "scipy.io", "scipy.signal",
+    "tkinter",
+    "_tkinter",
+    "matplotlib",
+    "IPython",
+    "ipykernel",
+    "jupyter_client",
+    "notebook",
+    "pytest",
+    "_pytest",
+    "pytestqt",
+    "hypothesis",
+    "expecttest",
+    "nibabel",
+    "onnx",
+    "tensorboard",
+    "torch.utils.tensorboard",
+    "data_store",
+    "torchvision",
+    "onnxruntime.tools",
+    "onnxruntime.transformers",
+    "onnxruntime.quantization",
+    "setuptools",
+    "pip",
+    "rich",
+    "markdown_it",
+    "mdurl",
+    "pygments",
+    "jinja2",
+    "markupsafe",
+    "fsspec",
+    "pydoc_data",
+    "scipy.io",
+    "scipy.signal",
     "readline",  # line editing for an interactive prompt; the app has none
     *TORCH_UNUSED,
 )
@@ -93,53 +182,91 @@ EXCLUDED_MODULES = (
 # forward slashes; fnmatch patterns, "*" crosses folders). A link PyInstaller makes to a
 # dropped file goes with it.
 DROPPED_FILES = (
-    "torch/test/*",        # C++ test programs and their data (83 MB)
-    "torch/bin/*",         # test programs and protoc; torch_shm_manager is kept below
-    "torch/include/*",     # C++ headers (62 MB)
+    "torch/test/*",  # C++ test programs and their data (83 MB)
+    "torch/bin/*",  # test programs and protoc; torch_shm_manager is kept below
+    "torch/include/*",  # C++ headers (62 MB)
     "torch/share/cmake/*",
-    "*.a", "*.lib", "*.pyi", "*.cmake",
-    "*/tests/data/*", "*/test_files/*",  # libraries' own test data (pydicom: 10 MB)
+    "*.a",
+    "*.lib",
+    "*.pyi",
+    "*.cmake",
+    "*/tests/data/*",
+    "*/test_files/*",  # libraries' own test data (pydicom: 10 MB)
     "PySide6/Qt/translations/*",  # Qt's own dialogs in other languages; MedView is English
-    "PySide6/Qt/qml/*",    # Qt Quick: the app is all widgets
+    "PySide6/Qt/qml/*",  # Qt Quick: the app is all widgets
     # Qt platforms for embedded devices and remote framebuffers (xcb, wayland and
     # offscreen stay: desktops and the headless self-test)
-    "PySide6/Qt/plugins/platforms/libqeglfs.so", "PySide6/Qt/plugins/platforms/libqlinuxfb.so",
-    "PySide6/Qt/plugins/platforms/libqminimal*.so", "PySide6/Qt/plugins/platforms/libqvnc.so",
-    "PySide6/Qt/plugins/platforms/libqvkkhrdisplay.so", "PySide6/Qt/plugins/generic/*",
-    "PySide6/Qt/plugins/egldeviceintegrations/*", "PySide6/Qt/lib/libQt6EglFs*",
+    "PySide6/Qt/plugins/platforms/libqeglfs.so",
+    "PySide6/Qt/plugins/platforms/libqlinuxfb.so",
+    "PySide6/Qt/plugins/platforms/libqminimal*.so",
+    "PySide6/Qt/plugins/platforms/libqvnc.so",
+    "PySide6/Qt/plugins/platforms/libqvkkhrdisplay.so",
+    "PySide6/Qt/plugins/generic/*",
+    "PySide6/Qt/plugins/egldeviceintegrations/*",
+    "PySide6/Qt/lib/libQt6EglFs*",
     "PySide6/Qt/lib/libQt6EglFS*",  # libQt6EglFSDeviceIntegration: eglfs only
     # QtNetwork's library: no bundled library or plugin needs it (readelf) and the Python
     # module is excluded; with it go the Kerberos libraries only it needs (3.7 MB)
-    "PySide6/Qt/lib/libQt6Network.so*", "libgssapi_krb5.so*", "libkrb5.so*",
-    "libkrb5support.so*", "libk5crypto.so*", "libcom_err.so*", "libkeyutils.so*",
+    "PySide6/Qt/lib/libQt6Network.so*",
+    "libgssapi_krb5.so*",
+    "libkrb5.so*",
+    "libkrb5support.so*",
+    "libk5crypto.so*",
+    "libcom_err.so*",
+    "libkeyutils.so*",
     # image formats MedView never reads or writes: it draws PNG (built into QtGui) and
     # SVG (icons); DICOM pixels never go through Qt's image plugins
     "PySide6/Qt/plugins/imageformats/libq[!s]*.so",
     # Pillow is imported by highdicom and pydicom, but never for AVIF, fonts or Tk: its
     # AVIF codec (libavif 4.9 MB) and font renderer (FreeType, HarfBuzz) stay out;
     # PIL.AvifImagePlugin and ImageFont report them as unavailable
-    "PIL/_avif.*", "pillow.libs/libavif-*", "PIL/_imagingft.*", "pillow.libs/libfreetype-*",
-    "pillow.libs/libharfbuzz-*", "pillow.libs/libbrotli*", "PIL/_imagingtk.*",
+    "PIL/_avif.*",
+    "pillow.libs/libavif-*",
+    "PIL/_imagingft.*",
+    "pillow.libs/libfreetype-*",
+    "pillow.libs/libharfbuzz-*",
+    "pillow.libs/libbrotli*",
+    "PIL/_imagingtk.*",
     # install records and SBOMs of the bundled distributions: nothing reads them at run
     # time (versions and entry points come from METADATA and entry_points.txt, kept)
-    "*.dist-info/RECORD", "*.dist-info/sboms/*", "*.dist-info/*.cdx.json",
+    "*.dist-info/RECORD",
+    "*.dist-info/sboms/*",
+    "*.dist-info/*.cdx.json",
     # readline's terminal libraries (the module is excluded above)
-    "libreadline.so*", "libtinfo.so*",
+    "libreadline.so*",
+    "libtinfo.so*",
     # Qt's GTK 3 platform theme (native GTK dialogs and colours on GNOME-like desktops) and
     # the GTK stack libraries only it needs (9.5 MB; readelf: no other bundled file needs
     # them). It cannot work from a bundle: it needs the desktop's own libgtk-3, which
     # PyInstaller does not bundle, and would load it against the build machine's pango,
     # cairo and gio from the bundle. MedView draws with Fusion and its own palette; its
     # file dialogs come from the XDG desktop portal (libqxdgdesktopportal, kept) or Qt.
-    "PySide6/Qt/plugins/platformthemes/libqgtk3.so", "libatk-1.0.so*", "libcairo*.so*",
-    "libgdk_pixbuf-2.0.so*", "libgio-2.0.so*", "libgobject-2.0.so*", "libgmodule-2.0.so*",
-    "libharfbuzz.so*", "libpango*.so*", "libpixman-1.so*", "libXext.so*", "libXrender.so*",
-    "libfribidi.so*", "libthai.so*", "libdatrie.so*", "libgraphite2.so*", "libmount.so*",
-    "libblkid.so*", "libselinux.so*", "libjpeg.so.62*",
+    "PySide6/Qt/plugins/platformthemes/libqgtk3.so",
+    "libatk-1.0.so*",
+    "libcairo*.so*",
+    "libgdk_pixbuf-2.0.so*",
+    "libgio-2.0.so*",
+    "libgobject-2.0.so*",
+    "libgmodule-2.0.so*",
+    "libharfbuzz.so*",
+    "libpango*.so*",
+    "libpixman-1.so*",
+    "libXext.so*",
+    "libXrender.so*",
+    "libfribidi.so*",
+    "libthai.so*",
+    "libdatrie.so*",
+    "libgraphite2.so*",
+    "libmount.so*",
+    "libblkid.so*",
+    "libselinux.so*",
+    "libjpeg.so.62*",
     # torch.testing._internal beyond TORCH_TESTING_KEPT: data files of its tests
-    "torch/testing/_internal/data/*", "torch/testing/_internal/generated/*",
+    "torch/testing/_internal/data/*",
+    "torch/testing/_internal/generated/*",
     # torch's own test libraries
-    "torch/lib/*test*.so", "torch/lib/libaoti_custom_ops.so",
+    "torch/lib/*test*.so",
+    "torch/lib/libaoti_custom_ops.so",
     "torch/lib/libbackend_with_compiler.so",
 )
 
@@ -172,13 +299,17 @@ SOURCE_PACKAGES = ("torch", "monai")
 NEEDS_SOURCE = re.compile(
     r"install_config_module|jit\.script|jit\.interface|jit\.ignore|jit\.unused|jit\.export"
     r"|jit\.trace|(?<!\w)_overload\b|_overload_method|boolean_dispatch|script_if_tracing"
-    r"|getsource|findsource")
+    r"|getsource|findsource"
+)
 
 
 def _package_dir(package: str) -> Path | None:
     spec = find_spec(package)
-    return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations \
+    return (
+        Path(spec.submodule_search_locations[0])
+        if spec and spec.submodule_search_locations
         else None
+    )
 
 
 def module_collection_mode(packages: tuple[str, ...] = SOURCE_PACKAGES) -> dict[str, str]:
@@ -224,12 +355,11 @@ def keep(dest: str) -> bool:
 def filter_toc(toc: list) -> list:
     """A PyInstaller TOC (dest, source, kind) without the files the rules above drop, and
     without the links (kind SYMLINK, source = the bundle path linked to) to them."""
-    return [entry for entry in toc
-            if keep(entry[0]) and (entry[2] != "SYMLINK" or keep(entry[1]))]
+    return [entry for entry in toc if keep(entry[0]) and (entry[2] != "SYMLINK" or keep(entry[1]))]
 
 
 def needed_but_dropped(before: list, after: list) -> list[str]:
-    """"BINARY needs LIBRARY" for each library that a kept binary links to (PyInstaller's
+    """ "BINARY needs LIBRARY" for each library that a kept binary links to (PyInstaller's
     own dependency reader: ldd, pefile or macholib) and the rules dropped; the spec fails
     the build unless this is empty, so a rule can never cut a library out from under a
     part that stays, whatever the build machine links."""
@@ -240,8 +370,11 @@ def needed_but_dropped(before: list, after: list) -> list[str]:
     problems = []
     for dest, source, kind in after:
         if kind in ("BINARY", "EXTENSION"):
-            problems += [f"{dest} needs {name}" for name, _ in get_imports(source)
-                         if Path(name).name in dropped]
+            problems += [
+                f"{dest} needs {name}"
+                for name, _ in get_imports(source)
+                if Path(name).name in dropped
+            ]
     return problems
 
 
@@ -253,8 +386,9 @@ def minify_json(toc: list, workdir: Path) -> list:
             target = Path(workdir, "minified", dest)
             target.parent.mkdir(parents=True, exist_ok=True)
             data = json.loads(Path(source).read_text(encoding="utf-8"))
-            target.write_text(json.dumps(data, separators=(",", ":"), ensure_ascii=False),
-                              encoding="utf-8")
+            target.write_text(
+                json.dumps(data, separators=(",", ":"), ensure_ascii=False), encoding="utf-8"
+            )
             source = str(target)
         out.append((dest, source, kind))
     return out

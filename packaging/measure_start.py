@@ -39,15 +39,18 @@ def x_display() -> Iterator[str]:
     if shutil.which("Xvfb") is None:
         sys.exit("measure_start: neither DISPLAY nor Xvfb; install xvfb (Debian) to measure")
     for number in range(90, 140):
-        if not os.path.exists(f"/tmp/.X11-unix/X{number}") and \
-                not os.path.exists(f"/tmp/.X{number}-lock"):
+        if not os.path.exists(f"/tmp/.X11-unix/X{number}") and not os.path.exists(
+            f"/tmp/.X{number}-lock"
+        ):
             break
     display = f":{number}"
     # -noreset: by default the server resets when its last client leaves, and the next
     # start, arriving during that reset, fails with "could not connect to display"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten",
-                               "tcp", "-noreset"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp", "-noreset"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
@@ -61,25 +64,33 @@ def x_display() -> Iterator[str]:
 
 
 def window_visible(display: str) -> bool:
-    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^MedView"],
-                           env={**os.environ, "DISPLAY": display},
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    found = subprocess.run(
+        ["xdotool", "search", "--onlyvisible", "--name", "^MedView"],
+        env={**os.environ, "DISPLAY": display},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return found.returncode == 0
 
 
 def one_start(command: Sequence[str], display: str) -> float:
     with tempfile.TemporaryDirectory(prefix="medview-start-") as tmp:
-        env = {**os.environ, "DISPLAY": display, "MEDVIEW_DATA_DIR": tmp,
-               "QT_QPA_PLATFORM": "xcb"}
+        env = {**os.environ, "DISPLAY": display, "MEDVIEW_DATA_DIR": tmp, "QT_QPA_PLATFORM": "xcb"}
         t0 = time.perf_counter()
-        app = subprocess.Popen([*command, "--log-file", os.path.join(tmp, "medview.log")],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        app = subprocess.Popen(
+            [*command, "--log-file", os.path.join(tmp, "medview.log")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             while not window_visible(display):
                 if app.poll() is not None:
                     err = app.stderr.read().decode(errors="replace").strip()
-                    sys.exit(f"measure_start: the app exited ({app.returncode}) before its "
-                             f"window showed: {err[-500:]}")
+                    sys.exit(
+                        f"measure_start: the app exited ({app.returncode}) before its "
+                        f"window showed: {err[-500:]}"
+                    )
                 if time.perf_counter() - t0 > TIMEOUT_S:
                     sys.exit(f"measure_start: no window within {TIMEOUT_S:g} s")
                 time.sleep(POLL_S)
@@ -106,8 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds = one_start(args.command, display)
             times.append(seconds)
             print(f"start {i + 1}: {seconds:.2f} s to the first window", flush=True)
-    print(f"cold start to the first window: median {statistics.median(times):.2f} s "
-          f"(first {times[0]:.2f} s, {args.runs} runs)")
+    print(
+        f"cold start to the first window: median {statistics.median(times):.2f} s "
+        f"(first {times[0]:.2f} s, {args.runs} runs)"
+    )
     return 0
 
 

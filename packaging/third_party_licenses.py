@@ -60,8 +60,11 @@ def _licence(dist: metadata.Distribution, curated: dict[str, str]) -> str:
         return curated[name]
     meta = dist.metadata
     expression = meta.get("License-Expression")
-    classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or []
-                   if c.startswith("License ::")]
+    classifiers = [
+        c.split("::")[-1].strip()
+        for c in meta.get_all("Classifier") or []
+        if c.startswith("License ::")
+    ]
     short = (meta.get("License") or "").strip()
     if expression:
         return expression
@@ -75,8 +78,12 @@ def _texts(dist: metadata.Distribution) -> list[tuple[str, str]]:
     for file in dist.files or []:
         if LICENCE_FILE.search(str(file)) and not str(file).endswith((".py", ".pyc")):
             try:
-                out.append((str(file), Path(dist.locate_file(file)).read_text(
-                    encoding="utf-8", errors="replace")))
+                out.append(
+                    (
+                        str(file),
+                        Path(dist.locate_file(file)).read_text(encoding="utf-8", errors="replace"),
+                    )
+                )
             except OSError:
                 continue
     return out
@@ -86,17 +93,23 @@ def render() -> str:
     rows = json.loads(CURATED.read_text(encoding="utf-8"))["components"]
     curated = {_key(r["distribution"]): r["licence"] for r in rows}
     dists = bundled_distributions()
-    parts = ["MedView desktop app: third-party software", RULE,
-             "MedView itself is licensed under the Apache License 2.0. The desktop app "
-             "bundles the\nfollowing packages, each under its own licence (full texts below). "
-             "Qt and PySide6\nare used under the GNU LGPL v3: you may replace the Qt and "
-             "PySide6 libraries in\nthis folder with your own build of the same version.\n"]
+    parts = [
+        "MedView desktop app: third-party software",
+        RULE,
+        "MedView itself is licensed under the Apache License 2.0. The desktop app "
+        "bundles the\nfollowing packages, each under its own licence (full texts below). "
+        "Qt and PySide6\nare used under the GNU LGPL v3: you may replace the Qt and "
+        "PySide6 libraries in\nthis folder with your own build of the same version.\n",
+    ]
     for dist in dists:
-        parts.append(f"  {dist.metadata['Name']:28s} {dist.version:16s} "
-                     f"{_licence(dist, curated)}")
+        parts.append(f"  {dist.metadata['Name']:28s} {dist.version:16s} {_licence(dist, curated)}")
     for dist in dists:
-        parts += ["", RULE, f"{dist.metadata['Name']} {dist.version} — "
-                  f"{_licence(dist, curated)}", RULE]
+        parts += [
+            "",
+            RULE,
+            f"{dist.metadata['Name']} {dist.version} — {_licence(dist, curated)}",
+            RULE,
+        ]
         texts = _texts(dist)
         if not texts:
             parts.append("(this package ships no licence file; its licence is named above)")

@@ -22,7 +22,8 @@ fi
 # the tests also run an nnU-Net v2 model made here with nnU-Net's own tools
 MEDVIEW_EXTRAS="${MEDVIEW_EXTRAS:-dev,nnunet}" ./scripts/setup.sh
 . .venv/bin/activate
-ruff check medview tests benchmarks
+ruff check medview tests benchmarks packaging
+ruff format --check medview tests benchmarks packaging
 lint-imports
 mypy  # [tool.mypy] in pyproject.toml: medview/
 set +e

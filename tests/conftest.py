@@ -72,8 +72,11 @@ def nothing_left_running(monkeypatch):
     deadline = time.monotonic() + _GRACE_S
     # QThreads and pool threads show as dummy threads that cannot be joined: the Qt check
     # below covers them
-    started = [t for t in threading.enumerate() if t not in before
-               and not isinstance(t, threading._DummyThread)]
+    started = [
+        t
+        for t in threading.enumerate()
+        if t not in before and not isinstance(t, threading._DummyThread)
+    ]
     for thread in started:
         thread.join(max(0.0, deadline - time.monotonic()))
     left = [f"thread {t.name!r}" for t in started if t.is_alive()]

@@ -83,8 +83,16 @@ def stamp(k: int, rows: int, cols: int, signed: bool = True) -> np.ndarray:
     return base - 1000 if signed else base
 
 
-def base_dataset(sop_class: str, modality: str, *, study_uid: str, series_uid: str,
-                 sop_uid: str, instance: int = 1, series_number: int = 1) -> Dataset:
+def base_dataset(
+    sop_class: str,
+    modality: str,
+    *,
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    instance: int = 1,
+    series_number: int = 1,
+) -> Dataset:
     """The patient/study/series/instance attributes every object needs (also the ones
     pydicom's FileSet wants for DICOMDIR records)."""
     ds = Dataset()
@@ -104,13 +112,19 @@ def base_dataset(sop_class: str, modality: str, *, study_uid: str, series_uid: s
     return ds
 
 
-def set_pixels(ds: Dataset, stored: np.ndarray, *, photometric: str = "MONOCHROME2",
-               bits: int = 16, signed: bool = True) -> None:
+def set_pixels(
+    ds: Dataset,
+    stored: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits: int = 16,
+    signed: bool = True,
+) -> None:
     """Image Pixel module for `stored` ((rows, cols), (frames, rows, cols) or with a last
     axis of 3 samples), stored little endian; `save` converts for other syntaxes."""
     samples = 3 if photometric in ("RGB", "YBR_FULL") else 1
     frames = stored.shape[0] if stored.ndim == 3 + (samples == 3) else 1
-    ds.Rows, ds.Columns = stored.shape[-2 - (samples == 3):][:2]
+    ds.Rows, ds.Columns = stored.shape[-2 - (samples == 3) :][:2]
     ds.SamplesPerPixel = samples
     ds.PhotometricInterpretation = photometric
     if samples == 3:
@@ -135,8 +149,11 @@ def save(ds: Dataset, path: Path, transfer_syntax: str = ExplicitVRLittleEndian)
         ds.compress(ts, generate_instance_uid=False)
     else:
         if ts == ExplicitVRBigEndian:
-            words = [e for e in ds if e.VR == "OW" or (e.keyword == "PixelData"
-                                                        and ds.BitsAllocated == 16)]
+            words = [
+                e
+                for e in ds
+                if e.VR == "OW" or (e.keyword == "PixelData" and ds.BitsAllocated == 16)
+            ]
             for elem in words:
                 elem.value = np.frombuffer(elem.value, "<u2").astype(">u2").tobytes()
         ds.file_meta.TransferSyntaxUID = ts
@@ -148,8 +165,12 @@ def _name(names: Names, i: int) -> str:
     return names(i) if callable(names) else names.format(i=i)
 
 
-def expected_affine(origin: Sequence[float], orientation: Sequence[float],
-                    spacing: Sequence[float], step: Sequence[float]) -> np.ndarray:
+def expected_affine(
+    origin: Sequence[float],
+    orientation: Sequence[float],
+    spacing: Sequence[float],
+    step: Sequence[float],
+) -> np.ndarray:
     """Index (slice, row, col) -> LPS from DICOM's equation C.7.6.2.1-1: a row step moves
     along the column cosine by PixelSpacing[0], a column step along the row cosine by
     PixelSpacing[1]."""
@@ -162,16 +183,31 @@ def expected_affine(origin: Sequence[float], orientation: Sequence[float],
 
 
 def write_ct_series(
-    folder: Path, *, n: int = 12, rows: int = 24, cols: int = 32,
-    spacing: tuple[float, float] = (0.7, 0.8), thickness: float = 2.5,
-    orientation: Sequence[float] = AXIAL, origin: Sequence[float] = (-12.0, -9.0, 40.0),
-    step: Sequence[float] | None = None, slope: float = 1.0, intercept: float = -1024.0,
-    per_slice_rescale: Sequence[tuple[float, float]] | None = None, modality: str = "CT",
-    label: str = "ct", study_uid: str | None = None, series_uid: str | None = None,
-    series_number: int = 1, names: Names = "IM{i:04d}.dcm", shuffle: bool = False,
+    folder: Path,
+    *,
+    n: int = 12,
+    rows: int = 24,
+    cols: int = 32,
+    spacing: tuple[float, float] = (0.7, 0.8),
+    thickness: float = 2.5,
+    orientation: Sequence[float] = AXIAL,
+    origin: Sequence[float] = (-12.0, -9.0, 40.0),
+    step: Sequence[float] | None = None,
+    slope: float = 1.0,
+    intercept: float = -1024.0,
+    per_slice_rescale: Sequence[tuple[float, float]] | None = None,
+    modality: str = "CT",
+    label: str = "ct",
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    series_number: int = 1,
+    names: Names = "IM{i:04d}.dcm",
+    shuffle: bool = False,
     transfer_syntax: str = ExplicitVRLittleEndian,
     pixel_fn: Callable[[int, int, int], np.ndarray] | None = None,
-    drop: Sequence[int] = (), signed: bool = True, extra: dict[str, Any] | None = None,
+    drop: Sequence[int] = (),
+    signed: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> Written:
     """A single-frame stack: slice k at origin + k * step (default: normal * thickness).
 
@@ -188,8 +224,9 @@ def write_ct_series(
     perm = list(range(n))
     if shuffle:
         random.Random(f"{label}-shuffle").shuffle(perm)
-    stored = np.stack([pixel_fn(k, rows, cols) if pixel_fn else stamp(k, rows, cols, signed)
-                       for k in range(n)])
+    stored = np.stack(
+        [pixel_fn(k, rows, cols) if pixel_fn else stamp(k, rows, cols, signed) for k in range(n)]
+    )
     rescale = list(per_slice_rescale) if per_slice_rescale else [(slope, intercept)] * n
     values = np.stack([stored[k] * rescale[k][0] + rescale[k][1] for k in range(n)])
     positions = np.asarray(origin, float) + np.outer(np.arange(n), step_v)
@@ -197,9 +234,15 @@ def write_ct_series(
     for k in range(n):
         if k in drop:
             continue
-        ds = base_dataset(sop_class, modality, study_uid=study_uid, series_uid=series_uid,
-                          sop_uid=uid_for(label, series_uid, k), instance=perm[k] + 1,
-                          series_number=series_number)
+        ds = base_dataset(
+            sop_class,
+            modality,
+            study_uid=study_uid,
+            series_uid=series_uid,
+            sop_uid=uid_for(label, series_uid, k),
+            instance=perm[k] + 1,
+            series_number=series_number,
+        )
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.ImagePositionPatient = [round(float(v), 6) for v in positions[k]]
         ds.ImageOrientationPatient = [float(v) for v in orientation]
@@ -219,17 +262,29 @@ def write_ct_series(
         order.reverse()
         step_v = -step_v
     return Written(
-        paths=[paths[k] for k in order if k in paths], expected_array=values[order],
+        paths=[paths[k] for k in order if k in paths],
+        expected_array=values[order],
         expected_affine=expected_affine(positions[order[0]], orientation, spacing, step_v),
-        positions=positions[order], missing=[i for i, k in enumerate(order) if k in drop],
-        study_uid=study_uid, series_uid=series_uid)
+        positions=positions[order],
+        missing=[i for i, k in enumerate(order) if k in drop],
+        study_uid=study_uid,
+        series_uid=series_uid,
+    )
 
 
 def write_enhanced_mf(
-    path: Path, n_frames: int = 8, *, shuffled: bool = True, per_frame_rescale: bool = True,
-    rows: int = 24, cols: int = 32, spacing: tuple[float, float] = (0.6, 0.9),
-    thickness: float = 3.0, orientation: Sequence[float] = AXIAL,
-    origin: Sequence[float] = (5.0, -7.0, -30.0), label: str = "enhanced",
+    path: Path,
+    n_frames: int = 8,
+    *,
+    shuffled: bool = True,
+    per_frame_rescale: bool = True,
+    rows: int = 24,
+    cols: int = 32,
+    spacing: tuple[float, float] = (0.6, 0.9),
+    thickness: float = 3.0,
+    orientation: Sequence[float] = AXIAL,
+    origin: Sequence[float] = (5.0, -7.0, -30.0),
+    label: str = "enhanced",
     transfer_syntax: str = ExplicitVRLittleEndian,
 ) -> Written:
     """Enhanced CT with geometry and rescale only in functional groups (shared: pixel
@@ -239,14 +294,21 @@ def write_enhanced_mf(
     row_cos, col_cos = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
     step = np.cross(row_cos, col_cos) * thickness
     series_uid = uid_for(label, "series")
-    ds = base_dataset(ENHANCED_CT, "CT", study_uid=uid_for("study"), series_uid=series_uid,
-                      sop_uid=uid_for(series_uid, 0))
+    ds = base_dataset(
+        ENHANCED_CT,
+        "CT",
+        study_uid=uid_for("study"),
+        series_uid=series_uid,
+        sop_uid=uid_for(series_uid, 0),
+    )
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
     order = list(range(n_frames))
     if shuffled:
         random.Random(f"{label}-frames").shuffle(order)
-    rescale = [((1.0 + 0.25 * (k % 3), -1024.0 + 3 * k) if per_frame_rescale
-                else (1.0, -1024.0)) for k in range(n_frames)]
+    rescale = [
+        ((1.0 + 0.25 * (k % 3), -1024.0 + 3 * k) if per_frame_rescale else (1.0, -1024.0))
+        for k in range(n_frames)
+    ]
     stored = np.stack([stamp(k, rows, cols) for k in range(n_frames)])
     positions = np.asarray(origin, float) + np.outer(np.arange(n_frames), step)
     shared = Dataset()
@@ -273,14 +335,27 @@ def write_enhanced_mf(
     set_pixels(ds, stored[order])
     save(ds, path, transfer_syntax)
     values = np.stack([stored[k] * rescale[k][0] + rescale[k][1] for k in range(n_frames)])
-    return Written([path], values, expected_affine(positions[0], orientation, spacing, step),
-                   positions=positions, series_uid=series_uid, study_uid=ds.StudyInstanceUID)
+    return Written(
+        [path],
+        values,
+        expected_affine(positions[0], orientation, spacing, step),
+        positions=positions,
+        series_uid=series_uid,
+        study_uid=ds.StudyInstanceUID,
+    )
 
 
 def _plain_image(sop_class: str, modality: str, label: str, k: int = 0) -> Dataset:
     series_uid = uid_for(label, "series")
-    return base_dataset(sop_class, modality, study_uid=uid_for("study"), series_uid=series_uid,
-                        sop_uid=uid_for(series_uid, k), instance=k + 1, series_number=9)
+    return base_dataset(
+        sop_class,
+        modality,
+        study_uid=uid_for("study"),
+        series_uid=series_uid,
+        sop_uid=uid_for(series_uid, k),
+        instance=k + 1,
+        series_number=9,
+    )
 
 
 def _axial_geometry(ds: Dataset, k: int, spacing: tuple[float, float] = (1.0, 1.0)) -> None:
@@ -289,14 +364,25 @@ def _axial_geometry(ds: Dataset, k: int, spacing: tuple[float, float] = (1.0, 1.
     ds.PixelSpacing = list(spacing)
 
 
-def write_rgb_series(folder: Path, n: int = 3, rows: int = 16, cols: int = 20, *,
-                     planar: int = 0, label: str = "rgb",
-                     transfer_syntax: str = ExplicitVRLittleEndian) -> Written:
+def write_rgb_series(
+    folder: Path,
+    n: int = 3,
+    rows: int = 16,
+    cols: int = 20,
+    *,
+    planar: int = 0,
+    label: str = "rgb",
+    transfer_syntax: str = ExplicitVRLittleEndian,
+) -> Written:
     """Secondary-capture RGB slices (with geometry so they stack); `planar=1` stores
     RRR..GGG..BBB, which a reader that assumes interleaved samples garbles."""
     r, c = np.mgrid[0:rows, 0:cols]
-    rgb = np.stack([np.stack([(r * 7 + k) % 256, (c * 11 + 2 * k) % 256,
-                              (r * c + 40 * k) % 256], axis=-1) for k in range(n)])
+    rgb = np.stack(
+        [
+            np.stack([(r * 7 + k) % 256, (c * 11 + 2 * k) % 256, (r * c + 40 * k) % 256], axis=-1)
+            for k in range(n)
+        ]
+    )
     rgb = rgb.astype(np.uint8)
     paths = []
     for k in range(n):
@@ -310,8 +396,9 @@ def write_rgb_series(folder: Path, n: int = 3, rows: int = 16, cols: int = 20, *
     return Written(paths, rgb, expected_affine((0, 0, 0), AXIAL, (1, 1), (0, 0, 2)))
 
 
-def write_palette_image(path: Path, rows: int = 16, cols: int = 20,
-                        transfer_syntax: str = ExplicitVRLittleEndian) -> Written:
+def write_palette_image(
+    path: Path, rows: int = 16, cols: int = 20, transfer_syntax: str = ExplicitVRLittleEndian
+) -> Written:
     """PALETTE COLOR with 16-bit LUT entries v * 257 + 1 for 8-bit v <= 254: every usual
     16 -> 8 bit mapping (v >> 8, v // 257, round(v / 257)) gives v, yet the two bytes of
     each entry differ, so a byte-swapped LUT (pydicom 3.0 with big endian,
@@ -324,11 +411,17 @@ def write_palette_image(path: Path, rows: int = 16, cols: int = 20,
     set_pixels(ds, idx, photometric="PALETTE COLOR", bits=8, signed=False)
     for i, colour in enumerate(("Red", "Green", "Blue")):
         setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
-        setattr(ds, f"{colour}PaletteColorLookupTableData",
-                (lut[:, i].astype("<u2") * 257 + 1).tobytes())
+        setattr(
+            ds,
+            f"{colour}PaletteColorLookupTableData",
+            (lut[:, i].astype("<u2") * 257 + 1).tobytes(),
+        )
     save(ds, path, transfer_syntax)
-    return Written([path], lut.astype(np.uint8)[idx][None],
-                   expected_affine((0, 0, 0), AXIAL, (1, 1), (0, 0, 1)))
+    return Written(
+        [path],
+        lut.astype(np.uint8)[idx][None],
+        expected_affine((0, 0, 0), AXIAL, (1, 1), (0, 0, 1)),
+    )
 
 
 def write_monochrome1(path: Path, rows: int = 20, cols: int = 16) -> Written:
@@ -343,8 +436,7 @@ def write_monochrome1(path: Path, rows: int = 20, cols: int = 16) -> Written:
     return Written([path], stored[None], np.eye(4))
 
 
-def write_us_multiframe(path: Path, n_frames: int = 6, rows: int = 16,
-                        cols: int = 24) -> Written:
+def write_us_multiframe(path: Path, n_frames: int = 6, rows: int = 16, cols: int = 24) -> Written:
     """An 8-bit ultrasound cine without patient geometry, frames in acquisition order."""
     frames = np.stack([stamp(k, rows, cols, signed=False) % 256 for k in range(n_frames)])
     ds = _plain_image(US_MULTIFRAME, "US", "us")

@@ -72,13 +72,20 @@ def write_png(path: Path, width: int = 4, height: int = 3) -> Path:
     """A real (tiny, greyscale) PNG image, as users drop into DICOM folders."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     raw = b"".join(b"\x00" + bytes(range(y * width, (y + 1) * width)) for y in range(height))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n"
-                     + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -89,13 +96,24 @@ def write_ds_store(folder: Path) -> Path:
     return path
 
 
-def write_huge_header(path: Path, *, encapsulated: bool = False, rows: int = 65535,
-                      cols: int = 65535, frames: int = 10000) -> Path:
+def write_huge_header(
+    path: Path,
+    *,
+    encapsulated: bool = False,
+    rows: int = 65535,
+    cols: int = 65535,
+    frames: int = 10000,
+) -> Path:
     """A header declaring rows x cols x frames 16-bit pixels (86 TB by default) over a few
     bytes of pixel data: native, or RLE-encapsulated so the size cannot be checked against
     the file and must be refused from the header alone before allocating."""
-    ds = base_dataset("1.2.840.10008.5.1.4.1.1.2", "CT", study_uid=uid_for("study"),
-                      series_uid=uid_for(path.name, "series"), sop_uid=uid_for(path.name, 0))
+    ds = base_dataset(
+        "1.2.840.10008.5.1.4.1.1.2",
+        "CT",
+        study_uid=uid_for("study"),
+        series_uid=uid_for(path.name, "series"),
+        sop_uid=uid_for(path.name, 0),
+    )
     ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
     ds.PixelSpacing = [1, 1]
     set_pixels(ds, np.zeros((2, 2), np.int16))
@@ -111,15 +129,20 @@ def write_huge_header(path: Path, *, encapsulated: bool = False, rows: int = 655
 def write_length_beyond_file(path: Path, length: int = 0xF0000000) -> Path:
     """A file whose private OB element declares `length` bytes (3.75 GB) in a 2 kB file: a
     reader that trusts the length allocates gigabytes or reads garbage as the header."""
-    ds = base_dataset("1.2.840.10008.5.1.4.1.1.2", "CT", study_uid=uid_for("study"),
-                      series_uid=uid_for(path.name, "series"), sop_uid=uid_for(path.name, 0))
+    ds = base_dataset(
+        "1.2.840.10008.5.1.4.1.1.2",
+        "CT",
+        study_uid=uid_for("study"),
+        series_uid=uid_for(path.name, "series"),
+        sop_uid=uid_for(path.name, 0),
+    )
     block = ds.private_block(0x0009, "MEDVIEW HOSTILE", create=True)
     block.add_new(0x10, "OB", b"MARK" * 2)
     set_pixels(ds, np.zeros((4, 4), np.int16))
     save(ds, path)
     data = bytearray(path.read_bytes())
     at = data.index(b"\x09\x00\x10\x10OB\x00\x00") + 8
-    data[at:at + 4] = struct.pack("<I", length)
+    data[at : at + 4] = struct.pack("<I", length)
     path.write_bytes(bytes(data))
     return path
 
@@ -129,8 +152,13 @@ def write_deflate_bomb(path: Path, inflated_bytes: int = 1200 * MIB) -> Path:
     about 1 MB: a private OB element of zeros sits between the 0008 group and the patient
     data, so a header-only read must inflate through it. Built from one compressed 16 MiB
     block repeated (a full flush resets the compressor, so the block bytes repeat)."""
-    ds = base_dataset("1.2.840.10008.5.1.4.1.1.2", "CT", study_uid=uid_for("study"),
-                      series_uid=uid_for(path.name, "series"), sop_uid=uid_for(path.name, 0))
+    ds = base_dataset(
+        "1.2.840.10008.5.1.4.1.1.2",
+        "CT",
+        study_uid=uid_for("study"),
+        series_uid=uid_for(path.name, "series"),
+        sop_uid=uid_for(path.name, 0),
+    )
     ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
     ds.PixelSpacing = [1, 1]
     set_pixels(ds, np.zeros((4, 4), np.int16))
@@ -141,9 +169,15 @@ def write_deflate_bomb(path: Path, inflated_bytes: int = 1200 * MIB) -> Path:
     block = 16 * MIB
     n_blocks = inflated_bytes // block
     creator = b"MEDVIEW BOMB"
-    bomb_header = (struct.pack("<HH", 0x0009, 0x0010) + b"LO" + struct.pack("<H", len(creator))
-                   + creator + struct.pack("<HH", 0x0009, 0x1010) + b"OB\x00\x00"
-                   + struct.pack("<I", n_blocks * block))
+    bomb_header = (
+        struct.pack("<HH", 0x0009, 0x0010)
+        + b"LO"
+        + struct.pack("<H", len(creator))
+        + creator
+        + struct.pack("<HH", 0x0009, 0x1010)
+        + b"OB\x00\x00"
+        + struct.pack("<I", n_blocks * block)
+    )
     z = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     head = z.compress(_encode(front) + bomb_header) + z.flush(zlib.Z_FULL_FLUSH)
     zeros = z.compress(bytes(block)) + z.flush(zlib.Z_FULL_FLUSH)
@@ -225,8 +259,13 @@ def write_many_tiny(folder: Path, n: int = 3000) -> list[Path]:
     milliseconds to write."""
     folder.mkdir(parents=True, exist_ok=True)
     template_uid = "1.2.826.0.1.3680043.8.498.77.000000"
-    ds = base_dataset("1.2.840.10008.5.1.4.1.1.2", "CT", study_uid=uid_for("study"),
-                      series_uid=uid_for("tiny", "series"), sop_uid=template_uid)
+    ds = base_dataset(
+        "1.2.840.10008.5.1.4.1.1.2",
+        "CT",
+        study_uid=uid_for("study"),
+        series_uid=uid_for("tiny", "series"),
+        sop_uid=template_uid,
+    )
     ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
     ds.PixelSpacing = [1, 1]
     set_pixels(ds, np.arange(4, dtype=np.int16).reshape(2, 2))
@@ -236,8 +275,9 @@ def write_many_tiny(folder: Path, n: int = 3000) -> list[Path]:
     paths = []
     for i in range(n):
         p = folder / f"t{i:05d}"
-        p.write_bytes(data.replace(template_uid.encode(), template_uid[:-6].encode()
-                                   + f"{i:06d}".encode()))
+        p.write_bytes(
+            data.replace(template_uid.encode(), template_uid[:-6].encode() + f"{i:06d}".encode())
+        )
         paths.append(p)
     return paths
 
@@ -301,8 +341,9 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def scan_in_capped_process(paths: list[Path], *, load: bool = True, headroom_mb: int = 1024,
-                           timeout_s: float = 60) -> dict:
+def scan_in_capped_process(
+    paths: list[Path], *, load: bool = True, headroom_mb: int = 1024, timeout_s: float = 60
+) -> dict:
     """Scan (and load every series found) in a fresh interpreter whose address space may
     grow only `headroom_mb` past what its imports took, so a reader that allocates what a
     hostile header declares fails there instead of swapping this machine. Returns the
@@ -311,10 +352,21 @@ def scan_in_capped_process(paths: list[Path], *, load: bool = True, headroom_mb:
     per-thread malloc arenas reserve 64 MB of address space each, so they are limited to
     keep a threaded reader from hitting the cap without using the memory."""
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(headroom_mb), "load" if load else "scan",
-         *map(str, paths)], capture_output=True, text=True, timeout=timeout_s, check=False,
-        env={**os.environ, "MALLOC_ARENA_MAX": "2"})
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(headroom_mb),
+            "load" if load else "scan",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env={**os.environ, "MALLOC_ARENA_MAX": "2"},
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     raise AssertionError(f"child crashed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -16,32 +16,41 @@ from medview.cli import main
 
 
 def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medview", "--log-file",
-                           str(tmp_path / "log.txt"), *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "medview", "--log-file", str(tmp_path / "log.txt"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def series(tmp_path: Path):
-    return write_ct_series(tmp_path / "study" / "nested", n=6, shuffle=True,
-                           names=lambda i: f"x{i}", extra={"PatientName": "Secret^Person",
-                                                           "PatientID": "ID-12345"})
+    return write_ct_series(
+        tmp_path / "study" / "nested",
+        n=6,
+        shuffle=True,
+        names=lambda i: f"x{i}",
+        extra={"PatientName": "Secret^Person", "PatientID": "ID-12345"},
+    )
 
 
 def test_help_is_fast_path_without_heavy_imports():
-    code = ("import sys\nfrom medview.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('numpy', 'pydicom', 'SimpleITK', 'torch', 'PySide6') "
-            "if m in sys.modules]\nprint('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys\nfrom medview.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('numpy', 'pydicom', 'SimpleITK', 'torch', 'PySide6') "
+        "if m in sys.modules]\nprint('HEAVY', heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "HEAVY []" in out
     assert "info" in out and "convert" in out
 
 
 def test_info_json_describes_the_series_and_hides_phi(series, tmp_path, capsys):
-    assert main(["--log-file", str(tmp_path / "l"), "info", str(tmp_path / "study"),
-                 "--json"]) == 0
+    assert main(["--log-file", str(tmp_path / "l"), "info", str(tmp_path / "study"), "--json"]) == 0
     text = capsys.readouterr().out
     assert "Secret" not in text and "ID-12345" not in text
     data = json.loads(text)
@@ -57,8 +66,10 @@ def test_info_json_describes_the_series_and_hides_phi(series, tmp_path, capsys):
     for key in ("study_instance_uid", "study_date", "description"):
         assert key in study
     assert data["skipped"] == [] and data["non_image_objects"] == []
-    assert main(["--log-file", str(tmp_path / "l"), "info", str(tmp_path / "study"),
-                 "--show-phi"]) == 0
+    assert (
+        main(["--log-file", str(tmp_path / "l"), "info", str(tmp_path / "study"), "--show-phi"])
+        == 0
+    )
     assert "Secret^Person" in capsys.readouterr().out
 
 
@@ -75,9 +86,11 @@ def test_usage_errors_exit_2(tmp_path, series):
     assert run(["frobnicate"], tmp_path).returncode == 2
     r = run(["convert", str(tmp_path / "study"), str(tmp_path / "out.jpg")], tmp_path)
     assert r.returncode == 2 and ".nii.gz" in r.stderr
-    for args, says in ((["train", "--epochs", "abc"], "invalid int value: 'abc'"),
-                       (["models", "activate"], "required: NAME:VERSION"),
-                       (["info", "x", "--colour"], "unrecognized arguments: --colour")):
+    for args, says in (
+        (["train", "--epochs", "abc"], "invalid int value: 'abc'"),
+        (["models", "activate"], "required: NAME:VERSION"),
+        (["info", "x", "--colour"], "unrecognized arguments: --colour"),
+    ):
         r = run(args, tmp_path)
         assert r.returncode == 2 and says in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("medview")
@@ -94,12 +107,15 @@ def test_convert_npy_holds_modality_values(series, tmp_path):
 
 def test_convert_asks_which_series_when_several(tmp_path):
     write_ct_series(tmp_path / "two", n=4, label="a", series_number=1)
-    b = write_ct_series(tmp_path / "two", n=5, label="b", series_number=2,
-                        orientation=SAGITTAL, names="B{i}.dcm")
+    b = write_ct_series(
+        tmp_path / "two", n=5, label="b", series_number=2, orientation=SAGITTAL, names="B{i}.dcm"
+    )
     r = run(["convert", str(tmp_path / "two"), str(tmp_path / "o.npy")], tmp_path)
     assert r.returncode == 1 and "--series" in r.stderr
-    r = run(["convert", str(tmp_path / "two"), str(tmp_path / "o.npy"), "--series",
-             b.series_uid], tmp_path)
+    r = run(
+        ["convert", str(tmp_path / "two"), str(tmp_path / "o.npy"), "--series", b.series_uid],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), b.expected_array)
 
@@ -122,8 +138,9 @@ def test_no_command_or_paths_open_the_viewer(tmp_path, monkeypatch):
     import medview.app
 
     calls = []
-    monkeypatch.setattr(medview.app, "run_gui", lambda paths, demo=False: calls.append(
-        (list(paths), demo)) or 0)
+    monkeypatch.setattr(
+        medview.app, "run_gui", lambda paths, demo=False: calls.append((list(paths), demo)) or 0
+    )
     log = ["--log-file", str(tmp_path / "l")]
     assert main(log) == 0
     assert main([*log, str(tmp_path)]) == 0
@@ -138,8 +155,9 @@ def test_demo_opens_the_viewer_unless_no_gui(tmp_path, monkeypatch, capsys):
     w = write_ct_series(tmp_path / "demo" / "series", n=3)
     calls = []
     monkeypatch.setattr(demo, "demo_series_dir", lambda args: w.paths[0].parent)
-    monkeypatch.setattr(medview.app, "run_gui", lambda paths, demo=False: calls.append(
-        (list(paths), demo)) or 0)
+    monkeypatch.setattr(
+        medview.app, "run_gui", lambda paths, demo=False: calls.append((list(paths), demo)) or 0
+    )
     log = ["--log-file", str(tmp_path / "l")]
     assert main([*log, "demo"]) == 0
     assert calls == [([str(w.paths[0].parent)], True)]
@@ -148,9 +166,17 @@ def test_demo_opens_the_viewer_unless_no_gui(tmp_path, monkeypatch, capsys):
 
 
 def test_viewer_without_a_display_says_so_in_one_line(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    r = subprocess.run([sys.executable, "-m", "medview", "--log-file", str(tmp_path / "l")],
-                       capture_output=True, text=True, timeout=60, env=env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "medview", "--log-file", str(tmp_path / "l")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert r.returncode == 1
     assert r.stderr.startswith("medview: no display found") and r.stderr.count("\n") == 1

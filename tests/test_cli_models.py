@@ -11,8 +11,14 @@ from medview.ai.models import registry
 from medview.cli import main
 from tests.ai.tiny_models import card_dict, export_onnx, tiny_unet
 
-METRICS = {"n_studies": 10, "dice": 0.8312, "lesion_sensitivity_6mm": 0.95,
-           "false_positives_per_study": 0.4, "seeds": [1001, 1010], "note": "demo seeds"}
+METRICS = {
+    "n_studies": 10,
+    "dice": 0.8312,
+    "lesion_sensitivity_6mm": 0.95,
+    "false_positives_per_study": 0.4,
+    "seeds": [1001, 1010],
+    "note": "demo seeds",
+}
 
 
 @pytest.fixture
@@ -21,10 +27,15 @@ def models(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "bundled_models_dir", lambda: bundled)
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(data))
     for root, name, version, extra in (
-            (bundled, "lesion-seg", "1.0", {"validation": METRICS}),
-            (bundled, "slice-classifier", "1.0", {"task": "classification",
-                                                  "validation": {"auc": 0.97, "n": 10}}),
-            (data / "models", "lesion-seg", "1.1", {"parent_version": "1.0"})):
+        (bundled, "lesion-seg", "1.0", {"validation": METRICS}),
+        (
+            bundled,
+            "slice-classifier",
+            "1.0",
+            {"task": "classification", "validation": {"auc": 0.97, "n": 10}},
+        ),
+        (data / "models", "lesion-seg", "1.1", {"parent_version": "1.0"}),
+    ):
         folder = root / name / version
         folder.mkdir(parents=True)
         (folder / "metadata.json").write_text(json.dumps(card_dict(name, version, **extra)))
@@ -53,33 +64,48 @@ def test_json_carries_every_version_and_the_full_validation(models, capsys):
     data = json.loads(out)
     assert code == 0 and data["problems"] == []
     first = data["models"][0]
-    assert (first["ref"], first["source"], first["active"]) == ("lesion-seg:1.0", "bundled",
-                                                                True)
-    assert first["validation"] == METRICS and first["labels"] == ["lung nodule",
-                                                                   "liver lesion"]
-    assert first["main_metrics"] == {"dice": 0.8312, "lesion_sensitivity_6mm": 0.95,
-                                     "false_positives_per_study": 0.4}
+    assert (first["ref"], first["source"], first["active"]) == ("lesion-seg:1.0", "bundled", True)
+    assert first["validation"] == METRICS and first["labels"] == ["lung nodule", "liver lesion"]
+    assert first["main_metrics"] == {
+        "dice": 0.8312,
+        "lesion_sensitivity_6mm": 0.95,
+        "false_positives_per_study": 0.4,
+    }
     assert data["models"][1]["parent_version"] == "1.0"
 
 
 def test_activate_then_list(models, capsys):
     code, out, _ = run(capsys, models, "models", "activate", "lesion-seg:1.1")
     assert code == 0
-    assert out == "lesion-seg:1.1 now runs for lesion-seg and is the default segmentation " \
-                  "model\n"
+    assert out == "lesion-seg:1.1 now runs for lesion-seg and is the default segmentation model\n"
     _, out, _ = run(capsys, models, "models")
     assert [line.split()[0] for line in out.splitlines() if " active " in line] == [
-        "lesion-seg:1.1", "slice-classifier:1.0"]
+        "lesion-seg:1.1",
+        "slice-classifier:1.0",
+    ]
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["lesion-seg"], 2, "medview: lesion-seg: name the version too, NAME:VERSION (see "
-                        "medview models)\n"),
-    (["lesion-seg:3"], 1, "medview: model 'lesion-seg' has no version 3 (versions: 1.0, "
-                          "1.1)\n"),
-    (["ghost:1"], 1, "medview: no model named 'ghost' is installed (installed: lesion-seg, "
-                     "slice-classifier); see medview models\n"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["lesion-seg"],
+            2,
+            "medview: lesion-seg: name the version too, NAME:VERSION (see medview models)\n",
+        ),
+        (
+            ["lesion-seg:3"],
+            1,
+            "medview: model 'lesion-seg' has no version 3 (versions: 1.0, 1.1)\n",
+        ),
+        (
+            ["ghost:1"],
+            1,
+            "medview: no model named 'ghost' is installed (installed: lesion-seg, "
+            "slice-classifier); see medview models\n",
+        ),
+    ],
+)
 def test_activate_errors_are_one_line(models, capsys, args, code, message):
     assert run(capsys, models, "models", "activate", *args)[::2] == (code, message)
 
@@ -100,12 +126,15 @@ def test_import_from_the_command_line(models, capsys):
     code, out, err = run(capsys, models, "models", "import", str(model), "--card", str(card))
     assert (code, err) == (0, "")
     assert out == f"imported lesion-seg:2.0 into {models}/data/models/lesion-seg/2.0\n"
-    code, _, err = run(capsys, models, "models", "import", str(model), "--card", str(card),
-                       "--version", "1.1")
+    code, _, err = run(
+        capsys, models, "models", "import", str(model), "--card", str(card), "--version", "1.1"
+    )
     assert code == 1
-    assert err == (f"medview: {model}: cannot be imported as lesion-seg:1.1: that version "
-                   f"exists, and versions are never overwritten; choose a new version "
-                   f"number\n")
+    assert err == (
+        f"medview: {model}: cannot be imported as lesion-seg:1.1: that version "
+        f"exists, and versions are never overwritten; choose a new version "
+        f"number\n"
+    )
 
 
 def test_no_models(tmp_path, monkeypatch, capsys):
@@ -119,13 +148,17 @@ def test_development_numbers_are_labelled_in_the_listing(models, capsys):
     that says so, never as the version's validation."""
     path = models / "bundled" / "lesion-seg" / "1.0" / "metadata.json"
     card = json.loads(path.read_text())
-    card["validation"]["development"] = {"note": "Development numbers: ...",
-                                         "seeds": list(range(1001, 1011)), "dice": 0.9}
+    card["validation"]["development"] = {
+        "note": "Development numbers: ...",
+        "seeds": list(range(1001, 1011)),
+        "dice": 0.9,
+    }
     path.write_text(json.dumps(card))
     code, out, _ = run(capsys, models, "models")
     lines = out.splitlines()
     assert code == 0 and lines[0].startswith("lesion-seg:1.0") and "dice 0.831" in lines[0]
-    assert lines[1] == " " * 22 + ("Development numbers (not held out; demo seeds 1001-1010): "
-                                   "dice 0.9")
+    assert lines[1] == " " * 22 + (
+        "Development numbers (not held out; demo seeds 1001-1010): dice 0.9"
+    )
     code, out, _ = run(capsys, models, "models", "--json")
     assert json.loads(out)["models"][0]["development_metrics"] == {"dice": 0.9}

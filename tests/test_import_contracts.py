@@ -17,21 +17,32 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT = Path(sys.executable).with_name("lint-imports")
-VIEWER_CONTRACTS = ("The viewer does no disk IO: it never imports io",
-                    "The viewer does no disk IO: its code imports no file system module")
+VIEWER_CONTRACTS = (
+    "The viewer does no disk IO: it never imports io",
+    "The viewer does no disk IO: its code imports no file system module",
+)
 
 
 def lint_copy(tmp_path: Path, leak: str | None) -> subprocess.CompletedProcess:
     """lint-imports on a copy of the package (plus `leak` as medview/viewer/_leak.py)."""
     tree = tmp_path / "tree"
-    shutil.copytree(ROOT / "medview", tree / "medview",
-                    ignore=shutil.ignore_patterns("__pycache__", "resources"))
+    shutil.copytree(
+        ROOT / "medview",
+        tree / "medview",
+        ignore=shutil.ignore_patterns("__pycache__", "resources"),
+    )
     shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
     if leak is not None:
         (tree / "medview" / "viewer" / "_leak.py").write_text(leak, "utf-8")
     env = {**os.environ, "PYTHONPATH": str(tree)}  # the copy, not the checkout, is medview
-    return subprocess.run([str(LINT), "--no-cache", str(tree / "pyproject.toml")],
-                          cwd=tree, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT), "--no-cache", str(tree / "pyproject.toml")],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def verdicts(output: str) -> list[str]:
@@ -44,15 +55,19 @@ def verdicts(output: str) -> list[str]:
     return out
 
 
-@pytest.mark.skipif(not LINT.exists(), reason="import-linter is not installed (pip install "
-                                               "-e .[dev])")
-@pytest.mark.parametrize(("leak", "expected"), [
-    (None, ["KEPT", "KEPT"]),
-    ("from medview.io import saved\n", ["BROKEN", "KEPT"]),  # a store finding its own file
-    ("from medview.jobs import labels\n", ["BROKEN", "KEPT"]),  # io through another layer
-    ("import shutil\n", ["KEPT", "BROKEN"]),  # a store copying a file aside itself
-    ("from medview.core import limits\n", ["KEPT", "KEPT"]),  # core may use os itself
-])
+@pytest.mark.skipif(
+    not LINT.exists(), reason="import-linter is not installed (pip install -e .[dev])"
+)
+@pytest.mark.parametrize(
+    ("leak", "expected"),
+    [
+        (None, ["KEPT", "KEPT"]),
+        ("from medview.io import saved\n", ["BROKEN", "KEPT"]),  # a store finding its own file
+        ("from medview.jobs import labels\n", ["BROKEN", "KEPT"]),  # io through another layer
+        ("import shutil\n", ["KEPT", "BROKEN"]),  # a store copying a file aside itself
+        ("from medview.core import limits\n", ["KEPT", "KEPT"]),  # core may use os itself
+    ],
+)
 def test_a_viewer_that_reaches_the_disk_breaks_the_contract(tmp_path, leak, expected):
     before = sorted(p.name for p in ROOT.iterdir())
     r = lint_copy(tmp_path, leak)
@@ -64,9 +79,28 @@ def test_a_viewer_that_reaches_the_disk_breaks_the_contract(tmp_path, leak, expe
 
 
 # Path and file methods that touch the disk; the viewer may only name files
-DISK_CALLS = {"write_text", "write_bytes", "read_text", "read_bytes", "mkdir", "unlink",
-              "rename", "rmdir", "touch", "iterdir", "glob", "rglob", "exists", "is_file",
-              "is_dir", "stat", "open", "chmod", "symlink_to", "hardlink_to"}
+DISK_CALLS = {
+    "write_text",
+    "write_bytes",
+    "read_text",
+    "read_bytes",
+    "mkdir",
+    "unlink",
+    "rename",
+    "rmdir",
+    "touch",
+    "iterdir",
+    "glob",
+    "rglob",
+    "exists",
+    "is_file",
+    "is_dir",
+    "stat",
+    "open",
+    "chmod",
+    "symlink_to",
+    "hardlink_to",
+}
 
 
 def test_the_viewer_makes_no_disk_call():

@@ -28,9 +28,11 @@ def test_headless_layers_import_without_qt_or_torch():
 
 
 def test_core_imports_only_stdlib_and_numpy():
-    code = ("import sys, pkgutil, medview.core\n"
-            "for m in pkgutil.iter_modules(medview.core.__path__, 'medview.core.'):\n"
-            "    __import__(m.name)\n"
-            "print(sorted(n for n in ('pydicom', 'SimpleITK', 'highdicom') if n in sys.modules))")
+    code = (
+        "import sys, pkgutil, medview.core\n"
+        "for m in pkgutil.iter_modules(medview.core.__path__, 'medview.core.'):\n"
+        "    __import__(m.name)\n"
+        "print(sorted(n for n in ('pydicom', 'SimpleITK', 'highdicom') if n in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"

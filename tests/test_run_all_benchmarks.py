@@ -18,16 +18,32 @@ def _figure(cell: str) -> float | None:
 
 
 def test_quick_run_prints_one_table_of_every_path(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick",
-                          "--work", str(tmp_path)], capture_output=True, text=True,
-                         timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run_all.py"),
+            "--quick",
+            "--work",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines
-            if line.startswith("| ") and not line.startswith("| path")]
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in lines
+        if line.startswith("| ") and not line.startswith("| path")
+    ]
     paths = [r[0] for r in rows]
-    assert paths == ["convert to .nii: time", "convert to .nii: peak memory",
-                     "`medview PATH` to first image", "`medview infer`, bundled model"]
+    assert paths == [
+        "convert to .nii: time",
+        "convert to .nii: peak memory",
+        "`medview PATH` to first image",
+        "`medview infer`, bundled model",
+    ]
     for path, medview, reference, ratio, goal, verdict in rows:
         assert _figure(medview) is not None and _figure(medview) > 0, path
         assert goal and verdict in ("met", "NOT met", "–"), path

@@ -20,13 +20,20 @@ def _suite(pytester: pytest.Pytester, body: str) -> pytest.RunResult:
     (pyproject.toml's, as they are)."""
     pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
     test = pytester.makepyfile(test_it=body)
-    return pytester.runpytest_subprocess("-c", str(ROOT / "pyproject.toml"),
-                                         f"--rootdir={pytester.path}", "-p", "no:cacheprovider",
-                                         str(test))
+    return pytester.runpytest_subprocess(
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        f"--rootdir={pytester.path}",
+        "-p",
+        "no:cacheprovider",
+        str(test),
+    )
 
 
 def test_a_warning_from_medview_fails_and_one_from_elsewhere_does_not(pytester):
-    result = _suite(pytester, """
+    result = _suite(
+        pytester,
+        """
 import warnings
 
 def test_medview_warns():
@@ -34,13 +41,16 @@ def test_medview_warns():
 
 def test_a_library_warns():
     exec("import warnings\\nwarnings.warn('careful')", {"__name__": "somelibrary"})
-""")
+""",
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*test_medview_warns*UserWarning: careful*"])
 
 
 def test_a_thread_left_running_fails(pytester):
-    result = _suite(pytester, """
+    result = _suite(
+        pytester,
+        """
 import threading
 
 stop = threading.Event()
@@ -54,14 +64,17 @@ def test_joins_its_thread():
 
 def teardown_module():
     stop.set()
-""")
+""",
+    )
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*the test left running: thread 'forgotten'*"])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="offscreen Qt on Linux")
 def test_a_qt_warning_or_a_running_timer_fails(pytester):
-    result = _suite(pytester, """
+    result = _suite(
+        pytester,
+        """
 from PySide6 import QtCore
 
 def test_qt_warns(qtbot):
@@ -81,9 +94,11 @@ def test_stops_its_timer(qtbot):
     timer = QtCore.QTimer()
     timer.start(1000)
     timer.stop()
-""")
+""",
+    )
     result.assert_outcomes(passed=3, failed=1, errors=1)
     result.stdout.fnmatch_lines(["*the test left running: a repeating QTimer every 1000 ms*"])
-    result.stdout.fnmatch_lines(["*Qt messages with level WARNING or above emitted*",
-                                 "*QtWarningMsg: something is wrong"])
+    result.stdout.fnmatch_lines(
+        ["*Qt messages with level WARNING or above emitted*", "*QtWarningMsg: something is wrong"]
+    )
     result.stdout.fnmatch_lines(["FAILED test_it.py::test_qt_warns"])

@@ -37,8 +37,9 @@ def unprivileged_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_unprivileged(code: str, folder: Path, env: dict[str, str] | None = None,
-                     timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_unprivileged(
+    code: str, folder: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run `code` in a child Python (the folder is sys.argv[1] and its HOME) as nobody when
     this process is root, else as this user; stdout and stderr come back as text."""
     argv = [sys.executable, "-c", code, str(folder)]
@@ -47,7 +48,19 @@ def run_unprivileged(code: str, folder: Path, env: dict[str, str] | None = None,
         if setpriv is None:
             pytest.skip("setpriv (util-linux) is not installed: cannot drop root")
         argv = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
-    child_env = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder),
-                 "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen", **(env or {})}
-    return subprocess.run(argv, env=child_env, cwd=folder, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    child_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(folder),
+        "PYTHONPATH": str(REPO),
+        "QT_QPA_PLATFORM": "offscreen",
+        **(env or {}),
+    }
+    return subprocess.run(
+        argv,
+        env=child_env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

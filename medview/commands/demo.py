@@ -23,8 +23,10 @@ def demo_series_dir(args: argparse.Namespace) -> Path:
     from medview.demo import generate_demo_study
 
     months = getattr(args, "follow_up_months", None)
-    custom = any(v is not None for v in (args.slices, args.thickness, args.noise, args.lesions,
-                                         months)) or args.no_lesions
+    custom = (
+        any(v is not None for v in (args.slices, args.thickness, args.noise, args.lesions, months))
+        or args.no_lesions
+    )
     out = Path(args.out) if args.out else default_demo_dir(args.seed, args.site)
     if months is not None and not args.out:  # beside the baseline, never over it
         out = out.with_name(f"{out.name}-follow-up-{months:g}m")
@@ -33,9 +35,17 @@ def demo_series_dir(args: argparse.Namespace) -> Path:
         if not args.out:
             out.parent.mkdir(parents=True, exist_ok=True)
         study = generate_demo_study(
-            out, seed=args.seed, site=args.site, slices=args.slices,
-            thickness_mm=args.thickness, noise_hu=args.noise, n_lesions=args.lesions,
-            lesions=not args.no_lesions, follow_up_months=months, progress=terminal_progress)
+            out,
+            seed=args.seed,
+            site=args.site,
+            slices=args.slices,
+            thickness_mm=args.thickness,
+            noise_hu=args.noise,
+            n_lesions=args.lesions,
+            lesions=not args.no_lesions,
+            follow_up_months=months,
+            progress=terminal_progress,
+        )
         series_dir = study.series_dir
     return series_dir
 

@@ -28,8 +28,10 @@ def data_home() -> Path:
 
 def entry_paths() -> tuple[Path, Path]:
     home = data_home()
-    return (home / "applications" / ENTRY_NAME,
-            home / "icons" / "hicolor" / ICON_SIZE / "apps" / "medview.png")
+    return (
+        home / "applications" / ENTRY_NAME,
+        home / "icons" / "hicolor" / ICON_SIZE / "apps" / "medview.png",
+    )
 
 
 def launch_command() -> list[str]:
@@ -43,21 +45,23 @@ def launch_command() -> list[str]:
 
 def entry_text(command: list[str]) -> str:
     exec_line = " ".join(shlex.quote(part) for part in command)
-    return "\n".join([
-        "[Desktop Entry]",
-        "Type=Application",
-        "Name=MedView",
-        "GenericName=CT and MR viewer",
-        "Comment=View CT and MR studies with AI assistance (not a medical device)",
-        f"Exec={exec_line} %F",
-        "Icon=medview",
-        "Terminal=false",
-        "Categories=Graphics;MedicalSoftware;Science;Viewer;",
-        "Keywords=DICOM;CT;MR;MRI;radiology;NIfTI;",
-        "MimeType=application/dicom;",
-        "StartupWMClass=medview",
-        "",
-    ])
+    return "\n".join(
+        [
+            "[Desktop Entry]",
+            "Type=Application",
+            "Name=MedView",
+            "GenericName=CT and MR viewer",
+            "Comment=View CT and MR studies with AI assistance (not a medical device)",
+            f"Exec={exec_line} %F",
+            "Icon=medview",
+            "Terminal=false",
+            "Categories=Graphics;MedicalSoftware;Science;Viewer;",
+            "Keywords=DICOM;CT;MR;MRI;radiology;NIfTI;",
+            "MimeType=application/dicom;",
+            "StartupWMClass=medview",
+            "",
+        ]
+    )
 
 
 def run_desktop_entry(remove: bool = False) -> int:
@@ -69,8 +73,9 @@ def run_desktop_entry(remove: bool = False) -> int:
             print(f"removed {entry} and {icon}")
             return EXIT_OK
         if not _ICON.is_file():
-            raise MedviewError(str(_ICON), "the app icon is missing from this installation; "
-                                           "reinstall MedView")
+            raise MedviewError(
+                str(_ICON), "the app icon is missing from this installation; reinstall MedView"
+            )
         for path in (entry, icon):
             path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_ICON, icon)
@@ -78,9 +83,11 @@ def run_desktop_entry(remove: bool = False) -> int:
         tmp.write_text(entry_text(launch_command()), encoding="utf-8")
         os.replace(tmp, entry)
     except OSError as err:
-        print(f"medview: {err.filename or entry}: could not be written "
-              f"({err.strerror or err}); check that the folder is yours and writable",
-              file=sys.stderr)
+        print(
+            f"medview: {err.filename or entry}: could not be written "
+            f"({err.strerror or err}); check that the folder is yours and writable",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     except MedviewError as err:
         print(f"medview: {err}", file=sys.stderr)

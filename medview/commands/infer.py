@@ -26,8 +26,10 @@ from medview.commands.info import terminal_progress
 from medview.core.errors import InvalidInputError
 from medview.core.jobs import CancelToken, JobContext
 
-_OUTPUT = re.compile(r"^(seg\.dcm|labels\.nii\.gz|uncertainty\.nii\.gz|findings\.json|"
-                     r"probabilities_\d+\.nii\.gz)$")
+_OUTPUT = re.compile(
+    r"^(seg\.dcm|labels\.nii\.gz|uncertainty\.nii\.gz|findings\.json|"
+    r"probabilities_\d+\.nii\.gz)$"
+)
 _TEMP = re.compile(r"^\.(.+)\.[^.]+\.tmp$")  # workspace.atomic_write_bytes' temporaries
 
 
@@ -45,9 +47,12 @@ def prepare_out_dir(out: str | Path) -> tuple[Path, list[Path]]:
         entries = sorted(folder.iterdir())
         foreign = [p for p in entries if not _is_ours(p.name) or not p.is_file()]
         if foreign:
-            raise InvalidInputError(str(folder), f"holds {foreign[0].name}, which medview "
-                                                 f"infer did not write; choose an empty or "
-                                                 f"new folder")
+            raise InvalidInputError(
+                str(folder),
+                f"holds {foreign[0].name}, which medview "
+                f"infer did not write; choose an empty or "
+                f"new folder",
+            )
         return folder, entries
     try:
         folder.mkdir(parents=True)
@@ -70,20 +75,33 @@ def _summary(result: Any, volume: Any, path: str, files: list[str], tta: bool) -
     card = result.card
     return {
         "disclaimer": DISCLAIMER,
-        "model": {"name": card.name, "version": card.version, "task": card.task,
-                  "weights_sha256": card.weights_sha256},
+        "model": {
+            "name": card.name,
+            "version": card.version,
+            "task": card.task,
+            "weights_sha256": card.weights_sha256,
+        },
         "input": str(path),
         "study_instance_uid": volume.metadata.study_instance_uid,
         "series_instance_uid": volume.metadata.series_instance_uid,
-        "threshold": result.threshold, "tta": tta, "device": result.device,
-        "labels": [{"value": lab.value, "name": lab.name, "colour": list(lab.colour),
-                    "code": list(lab.code), "probability_file": f"probabilities_{lab.value}"
-                                                                f".nii.gz"}
-                   for lab in card.labels],
+        "threshold": result.threshold,
+        "tta": tta,
+        "device": result.device,
+        "labels": [
+            {
+                "value": lab.value,
+                "name": lab.name,
+                "colour": list(lab.colour),
+                "code": list(lab.code),
+                "probability_file": f"probabilities_{lab.value}.nii.gz",
+            }
+            for lab in card.labels
+        ],
         "probability_scale": "probability = stored value / 255 (0 where another label is "
-                             "more probable)",
+        "more probable)",
         "uncertainty_scale": "standard deviation across flips = stored value / 510"
-                             if tta else None,
+        if tta
+        else None,
         "files": files,
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
         "reused": result.reused,
@@ -104,21 +122,35 @@ def default_model(modality: str) -> str:
     from medview.ai.models.registry import list_models
 
     wanted = modality.upper()
-    fits = [e for e in list_models() if e.active and e.card.task == "segmentation"
-            and (not wanted or e.card.modality.upper() == wanted)]
+    fits = [
+        e
+        for e in list_models()
+        if e.active
+        and e.card.task == "segmentation"
+        and (not wanted or e.card.modality.upper() == wanted)
+    ]
     what = f"{wanted} series" if wanted else "series that does not say its modality"
     if not fits:
-        raise InvalidInputError(None, f"no installed segmentation model fits this {what}; "
-                                      f"see medview models")
+        raise InvalidInputError(
+            None, f"no installed segmentation model fits this {what}; see medview models"
+        )
     if len(fits) > 1:
         refs = ", ".join(e.ref for e in fits)
-        raise SeveralModelsFit(None, f"{len(fits)} models fit this {what} ({refs}); choose "
-                                     f"one with --model NAME")
+        raise SeveralModelsFit(
+            None, f"{len(fits)} models fit this {what} ({refs}); choose one with --model NAME"
+        )
     return fits[0].ref
 
 
-def run_infer(path: str, model: str | None, out: str, series_key: str | None = None,
-              device: str = "auto", threshold: float = 0.5, tta: bool = False) -> int:
+def run_infer(
+    path: str,
+    model: str | None,
+    out: str,
+    series_key: str | None = None,
+    device: str = "auto",
+    threshold: float = 0.5,
+    tta: bool = False,
+) -> int:
     """Run `model` (None: the only model that fits, see default_model) and write DIR."""
     from medview.commands import EXIT_USAGE
     from medview.io.open_volume import find_series, load_found
@@ -132,14 +164,23 @@ def run_infer(path: str, model: str | None, out: str, series_key: str | None = N
         except SeveralModelsFit as exc:
             print(f"medview: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"model: {model} (the active version of the only model that fits; choose "
-              f"another with --model)")
+        print(
+            f"model: {model} (the active version of the only model that fits; choose "
+            f"another with --model)"
+        )
     folder, previous = prepare_out_dir(out)
     (folder / "findings.json").unlink(missing_ok=True)  # present again only when all is done
     volume, series = load_found([path], found, progress=terminal_progress)
     ctx = JobContext(CancelToken(), terminal_progress)
-    job = infer_job(volume, model, ctx, device=device, tta=tta, threshold=threshold,
-                    series_key=series.key if series is not None else "")
+    job = infer_job(
+        volume,
+        model,
+        ctx,
+        device=device,
+        tta=tta,
+        threshold=threshold,
+        series_key=series.key if series is not None else "",
+    )
     try:
         while True:
             next(job)
@@ -173,11 +214,15 @@ def run_infer(path: str, model: str | None, out: str, series_key: str | None = N
     for note in dict.fromkeys([*notes, *result.warnings]):
         print(f"medview: warning: {note}", file=sys.stderr)
     card = result.card
-    print(f"{card.name} {card.version}: {len(result.findings)} finding(s) at threshold "
-          f"{result.threshold:g} on {result.device} — {summary['disclaimer']}")
+    print(
+        f"{card.name} {card.version}: {len(result.findings)} finding(s) at threshold "
+        f"{result.threshold:g} on {result.device} — {summary['disclaimer']}"
+    )
     for f in result.findings:
-        print(f"  {f.id:3d}  {f.label_name:16.16s} {f.volume_ml:8.2f} mL "
-              f"{f.longest_axial_diameter_mm:6.1f} mm  slices {f.slice_range[0] + 1}-"
-              f"{f.slice_range[1] + 1}  peak {f.peak_probability:.2f}")
+        print(
+            f"  {f.id:3d}  {f.label_name:16.16s} {f.volume_ml:8.2f} mL "
+            f"{f.longest_axial_diameter_mm:6.1f} mm  slices {f.slice_range[0] + 1}-"
+            f"{f.slice_range[1] + 1}  peak {f.peak_probability:.2f}"
+        )
     print(f"wrote {folder} ({', '.join(summary['files'])})")
     return 0

@@ -52,8 +52,12 @@ def study_json(st: StudyInfo, show_phi: bool) -> dict[str, Any]:
         "series": [series_json(s, show_phi) for s in st.series],
     }
     if show_phi:
-        out["patient"] = {"name": st.patient.name, "id": st.patient.id,
-                          "birth_date": st.patient.birth_date, "sex": st.patient.sex}
+        out["patient"] = {
+            "name": st.patient.name,
+            "id": st.patient.id,
+            "birth_date": st.patient.birth_date,
+            "sex": st.patient.sex,
+        }
     return out
 
 
@@ -61,9 +65,15 @@ def scan_json(result: ScanResult, show_phi: bool = False) -> dict[str, Any]:
     return {
         "studies": [study_json(st, show_phi) for st in result.studies],
         "non_image_objects": [
-            {"path": o.path, "modality": o.modality, "sop_class_uid": o.sop_class_uid,
-             "sop_class_name": o.sop_class_name, "series_instance_uid": o.series_instance_uid}
-            for o in result.non_image_objects],
+            {
+                "path": o.path,
+                "modality": o.modality,
+                "sop_class_uid": o.sop_class_uid,
+                "sop_class_name": o.sop_class_name,
+                "series_instance_uid": o.series_instance_uid,
+            }
+            for o in result.non_image_objects
+        ],
         "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
         "other_files": list(result.other_files),
         "warnings": [{"code": w.code, "message": w.message} for w in result.warnings],
@@ -75,7 +85,7 @@ def scan_text(result: ScanResult, show_phi: bool = False) -> str:
     said: set[tuple[str, str]] = set()  # a series' warning is said once, not once per stack
     for st in result.studies:
         date = f" {st.study_date}" if st.study_date else ""
-        lines.append(f"Study{date} \"{st.description}\"  [{st.study_instance_uid}]")
+        lines.append(f'Study{date} "{st.description}"  [{st.study_instance_uid}]')
         if show_phi:
             lines.append(f"  Patient: {st.patient.name} ({st.patient.id})")
         for s in st.series:
@@ -84,17 +94,20 @@ def scan_text(result: ScanResult, show_phi: bool = False) -> str:
             stack = f" ({s.stack_label})" if s.stack_label else ""
             lines.append(
                 f"  Series {s.series_number if s.series_number is not None else '-'} "
-                f"{s.modality} \"{s.description}\"{stack}: {s.n_instances} file(s), {dims}, "
+                f'{s.modality} "{s.description}"{stack}: {s.n_instances} file(s), {dims}, '
                 f"pixels {sp[1]:.3g} x {sp[2]:.3g} mm, slices {sp[0]:.3g} mm  "
-                f"[{s.series_instance_uid}]")
+                f"[{s.series_instance_uid}]"
+            )
             for w in s.warnings:
                 if (s.series_instance_uid, w.message) not in said:
                     said.add((s.series_instance_uid, w.message))
                     lines.append(f"    warning: {w.message}")
     if result.non_image_objects:
         lines.append(f"Non-image objects: {len(result.non_image_objects)}")
-        lines.extend(f"  {o.sop_class_name} ({o.modality or '-'}): {o.path}"
-                     for o in result.non_image_objects)
+        lines.extend(
+            f"  {o.sop_class_name} ({o.modality or '-'}): {o.path}"
+            for o in result.non_image_objects
+        )
     if result.other_files:
         lines.append(result.other_files_note())
     if result.skipped:
@@ -117,13 +130,19 @@ def run_info(paths: Sequence[str], as_json: bool = False, show_phi: bool = False
     from medview.io.dicom.index import scan
 
     result = scan(paths, progress=terminal_progress)
-    print(json.dumps(scan_json(result, show_phi), indent=1) if as_json
-          else scan_text(result, show_phi))
+    print(
+        json.dumps(scan_json(result, show_phi), indent=1)
+        if as_json
+        else scan_text(result, show_phi)
+    )
     if result.studies:
         return EXIT_OK
     # stdout keeps the full listing (scripts read the JSON); stderr gets the one line
     where = paths[0] if len(paths) == 1 else f"the {len(paths)} paths given"
-    skipped = f" ({len(result.skipped)} file(s) not read: {result.skipped[0].reason})" \
-        if result.skipped else ""
+    skipped = (
+        f" ({len(result.skipped)} file(s) not read: {result.skipped[0].reason})"
+        if result.skipped
+        else ""
+    )
     print(f"medview: {where}: no image series found{skipped}", file=sys.stderr)
     return EXIT_BAD_INPUT

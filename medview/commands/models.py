@@ -27,8 +27,11 @@ def main_metrics(validation: dict[str, Any]) -> dict[str, float]:
     """The headline numbers of a card's validation: the top-level numbers whose names speak
     of Dice, sensitivity, something per study (false positives), AUC, accuracy or
     specificity (in the card's order, five at most), else its first few numbers."""
-    numbers = {k: float(v) for k, v in validation.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    numbers = {
+        k: float(v)
+        for k, v in validation.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     main = {k: v for k, v in numbers.items() if any(m in k for m in _MAIN_METRICS)}
     return dict(list((main or numbers).items())[:_MAX_METRICS])
 
@@ -40,15 +43,24 @@ def _fmt(value: float) -> str:
 def entry_json(entry: ModelEntry) -> dict[str, Any]:
     card = entry.card
     return {
-        "ref": card.ref, "name": card.name, "version": card.version, "task": card.task,
-        "source": "bundled" if entry.bundled else "user", "active": entry.active,
-        "modality": card.modality, "labels": [lab.name for lab in card.labels],
-        "architecture": card.architecture, "parent_version": card.parent_version,
-        "created": card.created, "folder": str(entry.folder),
-        "main_metrics": main_metrics(card.validation), "validation": card.validation,
+        "ref": card.ref,
+        "name": card.name,
+        "version": card.version,
+        "task": card.task,
+        "source": "bundled" if entry.bundled else "user",
+        "active": entry.active,
+        "modality": card.modality,
+        "labels": [lab.name for lab in card.labels],
+        "architecture": card.architecture,
+        "parent_version": card.parent_version,
+        "created": card.created,
+        "folder": str(entry.folder),
+        "main_metrics": main_metrics(card.validation),
+        "validation": card.validation,
         "development_metrics": main_metrics(development(card.validation)),
         # an imported model's own published numbers, never mixed with MedView's
-        "claims": card.claims, "provenance": card.provenance,
+        "claims": card.claims,
+        "provenance": card.provenance,
         "runs_code_with_consent": bool(card.consent),
     }
 
@@ -56,26 +68,34 @@ def entry_json(entry: ModelEntry) -> dict[str, Any]:
 def entry_line(entry: ModelEntry, ref_width: int) -> str:
     card = entry.card
     metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in main_metrics(card.validation).items())
-    line = (f"{card.ref:<{ref_width}}  {card.task:<14}  "
-            f"{'bundled' if entry.bundled else 'user':<7}  "
-            f"{'active' if entry.active else '':<6}  {metrics or 'no validation results'}"
-            ).rstrip()
+    line = (
+        f"{card.ref:<{ref_width}}  {card.task:<14}  "
+        f"{'bundled' if entry.bundled else 'user':<7}  "
+        f"{'active' if entry.active else '':<6}  {metrics or 'no validation results'}"
+    ).rstrip()
     dev = main_metrics(development(card.validation))
     if dev:
-        line += (f"\n{'':<{ref_width}}  {development_title(card.validation)}: "
-                 + ", ".join(f"{k} {_fmt(v)}" for k, v in dev.items()))
+        line += f"\n{'':<{ref_width}}  {development_title(card.validation)}: " + ", ".join(
+            f"{k} {_fmt(v)}" for k, v in dev.items()
+        )
     claims = main_metrics(card.claims)
     if claims:
-        line += (f"\n{'':<{ref_width}}  the model's own claims (not measured by MedView): "
-                 + ", ".join(f"{k} {_fmt(v)}" for k, v in claims.items()))
+        line += (
+            f"\n{'':<{ref_width}}  the model's own claims (not measured by MedView): "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in claims.items())
+        )
     return line
 
 
 def run_list(as_json: bool) -> int:
     listing = scan_models()
     if as_json:
-        print(json.dumps({"models": [entry_json(e) for e in listing.models],
-                          "problems": listing.problems}, indent=2))
+        print(
+            json.dumps(
+                {"models": [entry_json(e) for e in listing.models], "problems": listing.problems},
+                indent=2,
+            )
+        )
         return EXIT_OK
     if not listing.models:
         print("no models installed")
@@ -92,12 +112,13 @@ def run_activate(ref: str) -> int:
 
     name, _, version = ref.partition(":")
     if not version:
-        print(f"medview: {ref}: name the version too, NAME:VERSION (see medview models)",
-              file=sys.stderr)
+        print(
+            f"medview: {ref}: name the version too, NAME:VERSION (see medview models)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     entry = activate(name, version)
-    print(f"{entry.ref} now runs for {entry.card.name} and is the default "
-          f"{entry.card.task} model")
+    print(f"{entry.ref} now runs for {entry.card.name} and is the default {entry.card.task} model")
     return EXIT_OK
 
 
@@ -112,14 +133,19 @@ def describe(path: str) -> int:
             print(f"needs code: {line}")
         for line in plan.unsupported:
             print(f"cannot run: {line}")
-        print("MedView runs it without running code from it" if plan.runs_without_code else
-              "importing it needs --allow-code" if not plan.unsupported else
-              "MedView cannot run it")
+        print(
+            "MedView runs it without running code from it"
+            if plan.runs_without_code
+            else "importing it needs --allow-code"
+            if not plan.unsupported
+            else "MedView cannot run it"
+        )
     return EXIT_OK
 
 
-def run_import(path: str, card: str | None, name: str | None, version: str | None,
-               allow_code: bool = False) -> int:
+def run_import(
+    path: str, card: str | None, name: str | None, version: str | None, allow_code: bool = False
+) -> int:
     """A .pt2 / .onnx file with --card, else a MONAI bundle or an nnU-Net v2 folder."""
     from pathlib import Path
 
@@ -128,8 +154,10 @@ def run_import(path: str, card: str | None, name: str | None, version: str | Non
         from medview.ai.runtime.user_models import import_model
 
         if card is None:
-            print(f"medview: {path}: a .pt2 or .onnx model needs its card (--card CARD.json)",
-                  file=sys.stderr)
+            print(
+                f"medview: {path}: a .pt2 or .onnx model needs its card (--card CARD.json)",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         entry = import_model(path, card, name=name, version=version)
     elif (source / "dataset.json").is_file() and (source / "plans.json").is_file():

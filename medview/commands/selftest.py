@@ -59,8 +59,10 @@ def _load(run: _Run) -> str:
 
     run.volume, run.series = load_volume([run.study.series_dir])
     if run.series is None or run.volume.shape != run.study.shape:
-        raise SelfTestFailure(f"the demo series loaded as {run.volume.shape}, not the "
-                              f"{run.study.shape} that was written")
+        raise SelfTestFailure(
+            f"the demo series loaded as {run.volume.shape}, not the "
+            f"{run.study.shape} that was written"
+        )
     return f"{run.volume.metadata.modality} {run.volume.shape} {run.volume.array.dtype}"
 
 
@@ -77,12 +79,19 @@ def _decoders(run: _Run) -> str:
 
     from medview.io.dicom.pixel_codecs import decodable
 
-    syntaxes = {"JPEG baseline": JPEGBaseline8Bit, "JPEG lossless": JPEGLosslessSV1,
-                "JPEG-LS": JPEGLSLossless, "JPEG 2000": JPEG2000Lossless, "RLE": RLELossless}
+    syntaxes = {
+        "JPEG baseline": JPEGBaseline8Bit,
+        "JPEG lossless": JPEGLosslessSV1,
+        "JPEG-LS": JPEGLSLossless,
+        "JPEG 2000": JPEG2000Lossless,
+        "RLE": RLELossless,
+    }
     missing = [name for name, uid in syntaxes.items() if not decodable(uid)]
     if missing:
-        raise SelfTestFailure(f"no decoder for {', '.join(missing)} DICOM images; the "
-                              f"pixel codec plugins are missing from this installation")
+        raise SelfTestFailure(
+            f"no decoder for {', '.join(missing)} DICOM images; the "
+            f"pixel codec plugins are missing from this installation"
+        )
     return ", ".join(syntaxes)
 
 
@@ -103,8 +112,9 @@ def _render(run: _Run) -> str:
         image = render_view(run.volume, plane, n // 2, size=RENDER_SIZE)
         greys = _distinct_colours(image)
         if greys < MIN_GREYS:
-            raise SelfTestFailure(f"the {plane.value} view came out blank ({greys} "
-                                  f"colour(s)); Qt cannot draw here")
+            raise SelfTestFailure(
+                f"the {plane.value} view came out blank ({greys} colour(s)); Qt cannot draw here"
+            )
         drawn.append(plane.value)
     platform = ensure_app().platformName()
     return f"{', '.join(drawn)} at {RENDER_SIZE[0]} x {RENDER_SIZE[1]} (Qt {platform})"
@@ -118,8 +128,10 @@ def _models(run: _Run) -> str:
     listing = scan_models()
     bundled = [e for e in listing.models if e.bundled]
     if not bundled:
-        raise SelfTestFailure(f"no bundled model was found in {bundled_models_dir()}"
-                              + (f" ({listing.problems[0]})" if listing.problems else ""))
+        raise SelfTestFailure(
+            f"no bundled model was found in {bundled_models_dir()}"
+            + (f" ({listing.problems[0]})" if listing.problems else "")
+        )
     device = choose_device("auto")
     for entry in bundled:
         load_model(entry.folder, device)
@@ -131,14 +143,14 @@ def _infer(run: _Run) -> str:
     from medview.core.jobs import CancelToken, JobContext
     from medview.jobs.inference import infer_job
 
-    seg_models = [e for e in scan_models().models
-                  if e.bundled and e.card.task == "segmentation"]
+    seg_models = [e for e in scan_models().models if e.bundled and e.card.task == "segmentation"]
     if not seg_models:
         raise SelfTestFailure("no bundled segmentation model to run")
     notes = []
     for entry in seg_models:
-        job = infer_job(run.volume, entry.folder, JobContext(CancelToken()),
-                        series_key=run.series.key)
+        job = infer_job(
+            run.volume, entry.folder, JobContext(CancelToken()), series_key=run.series.key
+        )
         try:
             while True:
                 next(job)
@@ -165,8 +177,9 @@ def _seg(run: _Run) -> str:
             from medview.io.image_files import read_image
 
             truth = read_image(run.study.labels_path).array
-            label_map = np.where(np.isin(truth, [lab.value for lab in card.labels]),
-                                 truth, 0).astype(np.uint8)
+            label_map = np.where(
+                np.isin(truth, [lab.value for lab in card.labels]), truth, 0
+            ).astype(np.uint8)
         path = run.work / f"{card.name}-{card.version}.seg.dcm"
         write_seg(label_map, run.series, card, path)
         back = read_seg(path, run.series)
@@ -174,10 +187,13 @@ def _seg(run: _Run) -> str:
         for number, lab in enumerate(card.labels, 1):
             lut[lab.value] = number
         if not np.array_equal(back.label_map, lut[label_map]):
-            raise SelfTestFailure(f"the DICOM SEG of {card.ref} read back differently from "
-                                  f"what was written")
-        notes.append(f"{card.ref}: {path.stat().st_size // 1024} KiB, "
-                     f"{int(np.count_nonzero(label_map))} voxel(s) read back equal")
+            raise SelfTestFailure(
+                f"the DICOM SEG of {card.ref} read back differently from what was written"
+            )
+        notes.append(
+            f"{card.ref}: {path.stat().st_size // 1024} KiB, "
+            f"{int(np.count_nonzero(label_map))} voxel(s) read back equal"
+        )
     return "; ".join(notes)
 
 
@@ -193,21 +209,29 @@ def _child(run: _Run) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SelfTestFailure(f"a child process ({' '.join(argv)}) could not be started: "
-                              f"{exc}") from exc
+        raise SelfTestFailure(
+            f"a child process ({' '.join(argv)}) could not be started: {exc}"
+        ) from exc
     expected = f"medview {medview.__version__}"
     if done.returncode != 0 or done.stdout.strip() != expected:
-        raise SelfTestFailure(f"a child process ({' '.join(argv)}) answered "
-                              f"{(done.stdout + done.stderr).strip()[:200]!r}, exit "
-                              f"{done.returncode}, not {expected!r}")
+        raise SelfTestFailure(
+            f"a child process ({' '.join(argv)}) answered "
+            f"{(done.stdout + done.stderr).strip()[:200]!r}, exit "
+            f"{done.returncode}, not {expected!r}"
+        )
     return " ".join(argv[1:])
 
 
 STEPS: tuple[tuple[str, Callable[[_Run], str]], ...] = (
-    ("demo study", _demo), ("load", _load), ("decoders", _decoders),
+    ("demo study", _demo),
+    ("load", _load),
+    ("decoders", _decoders),
     ("render planes", _render),
-    ("bundled models", _models), ("inference", _infer), ("DICOM SEG", _seg),
-    ("child process", _child))
+    ("bundled models", _models),
+    ("inference", _infer),
+    ("DICOM SEG", _seg),
+    ("child process", _child),
+)
 
 
 def run_selftest() -> int:
@@ -216,8 +240,11 @@ def run_selftest() -> int:
     from medview.core.errors import MedviewError
 
     frozen = ", frozen" if getattr(sys, "frozen", False) else ""
-    print(f"MedView {medview.__version__} self-test (Python {sys.version.split()[0]}{frozen}, "
-          f"{Path(medview.__file__).parent})", flush=True)
+    print(
+        f"MedView {medview.__version__} self-test (Python {sys.version.split()[0]}{frozen}, "
+        f"{Path(medview.__file__).parent})",
+        flush=True,
+    )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medview-selftest-") as tmp:
         run = _Run(Path(tmp))

@@ -10,16 +10,33 @@ from typing import ClassVar
 from medview.core.errors import SettingError
 
 # the settings `medview train` has a flag of their own for; the others are set by --set NAME
-OWN_FLAGS = ("epochs", "device", "lr", "batch_size", "patch_size", "patches_per_study",
-             "patience", "val_fraction", "seed", "threads")
+OWN_FLAGS = (
+    "epochs",
+    "device",
+    "lr",
+    "batch_size",
+    "patch_size",
+    "patches_per_study",
+    "patience",
+    "val_fraction",
+    "seed",
+    "threads",
+)
 # the job's fields other than its settings, by the flag that sets each
-JOB_FLAGS = {"work": "--out", "version": "--new-version", "base": "--base", "mapping": "--map",
-             "data": "--data"}
+JOB_FLAGS = {
+    "work": "--out",
+    "version": "--new-version",
+    "base": "--base",
+    "mapping": "--map",
+    "data": "--data",
+}
 # what to do about a work folder (SettingError "folder"), by what it must be instead
-_FOLDER_NEEDS = {"outside_models": "choose a work folder for --out outside it",
-                 "a_folder": "--out needs a folder (new or empty)",
-                 "empty": "choose a new or empty folder for --out",
-                 "writable": "choose a folder you can write for --out"}
+_FOLDER_NEEDS = {
+    "outside_models": "choose a work folder for --out outside it",
+    "a_folder": "--out needs a folder (new or empty)",
+    "empty": "choose a new or empty folder for --out",
+    "writable": "choose a folder you can write for --out",
+}
 
 
 def flag(setting: str) -> str:
@@ -43,14 +60,15 @@ class CommandLine:
         "base_mismatch": "resume it with --base {trained_from}",
         "diverged": "start again with a smaller --lr than {v:g}",
         "workers_died": "run again with --threads 1, which prepares one study at a time",
-        "unmapped": "map it, e.g. --map {v}=\"{example}\" or --map {v}=ignore",
+        "unmapped": 'map it, e.g. --map {v}="{example}" or --map {v}=ignore',
         "unavailable": "use --device cpu",
     }
 
     def remedy(self, error: SettingError) -> str:
         if error.kind == "folder":
-            return _FOLDER_NEEDS.get(error.limits.get("need", ""),
-                                     "choose another folder for --out")
+            return _FOLDER_NEEDS.get(
+                error.limits.get("need", ""), "choose another folder for --out"
+            )
         return self.REMEDIES.get(error.kind, "").format(v=error.value, **error.limits)
 
 

@@ -43,8 +43,10 @@ def parse_window(text: str) -> Window:
         width = level = math.nan
     if not sep or not (math.isfinite(width) and math.isfinite(level)) or width <= 0:
         names = ", ".join(p.name.lower() for p in CT_PRESETS)
-        raise UsageError(f"--window {text!r} is neither a preset ({names}) nor WIDTH/LEVEL "
-                         f"with a width above 0, e.g. 1500/-600")
+        raise UsageError(
+            f"--window {text!r} is neither a preset ({names}) nor WIDTH/LEVEL "
+            f"with a width above 0, e.g. 1500/-600"
+        )
     return Window(level, width, "Custom")
 
 
@@ -55,8 +57,10 @@ def parse_size(text: str) -> tuple[int, int]:
         w, h = int(w_text), int(h_text)
         if MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE:
             return w, h
-    raise UsageError(f"--size {text!r} must be WIDTHxHEIGHT in pixels, each from {MIN_SIDE} "
-                     f"to {MAX_SIDE}, e.g. 512x512")
+    raise UsageError(
+        f"--size {text!r} must be WIDTHxHEIGHT in pixels, each from {MIN_SIDE} "
+        f"to {MAX_SIDE}, e.g. 512x512"
+    )
 
 
 def parse_plane(text: str | None) -> str | None:
@@ -73,8 +77,9 @@ def parse_slice(text: str | None) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise UsageError(f"--slice {text!r} must be a whole number (1 is the first "
-                         f"image)") from None
+        raise UsageError(
+            f"--slice {text!r} must be a whole number (1 is the first image)"
+        ) from None
 
 
 def check_out(out: str) -> Path:
@@ -90,9 +95,17 @@ def _problem(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def run_snapshot(path: str, out: str, *, plane: str | None = None, slice_number: str | None = None,
-                 window: str | None = None, size: str = "512x512", series: str | None = None,
-                 overlays: bool = True) -> int:
+def run_snapshot(
+    path: str,
+    out: str,
+    *,
+    plane: str | None = None,
+    slice_number: str | None = None,
+    window: str | None = None,
+    size: str = "512x512",
+    series: str | None = None,
+    overlays: bool = True,
+) -> int:
     """Load PATH, draw one slice as the viewer shows it and write OUT atomically. Slice
     numbers are 1-based as in the corner text ("Im k/N"); by default the middle slice of
     the series' own plane in its opening window."""
@@ -106,11 +119,13 @@ def run_snapshot(path: str, out: str, *, plane: str | None = None, slice_number:
     # checked before the load, so a wrong path does not cost the reading of a whole series
     folder = out_path.parent
     if not folder.is_dir():
-        return _problem(f"{folder}: no such folder for the snapshot; create it or choose "
-                        f"another --out")
+        return _problem(
+            f"{folder}: no such folder for the snapshot; create it or choose another --out"
+        )
     if not os.access(folder, os.W_OK):
-        return _problem(f"{folder}: cannot write the snapshot here; choose a folder you "
-                        f"can write to")
+        return _problem(
+            f"{folder}: cannot write the snapshot here; choose a folder you can write to"
+        )
 
     from medview.io.open_volume import load_volume
     from medview.io.workspace import atomic_write_bytes
@@ -124,12 +139,14 @@ def run_snapshot(path: str, out: str, *, plane: str | None = None, slice_number:
     # the middle slice, rounded as ViewerState rounds the crosshair, so it matches the app
     index = round((n - 1) / 2) if number is None else number - 1
     if not 0 <= index < n:
-        print(f"medview: --slice {number} is out of range: the {chosen.value} plane has "
-              f"slices 1 to {n}", file=sys.stderr)
+        print(
+            f"medview: --slice {number} is out of range: the {chosen.value} plane has "
+            f"slices 1 to {n}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if win is not None and not volume.windowed:
-        print("medview: warning: --window is ignored for an 8-bit colour image",
-              file=sys.stderr)
+        print("medview: warning: --window is ignored for an 8-bit colour image", file=sys.stderr)
 
     from medview.ui.snapshot import png_bytes, render_view
 
@@ -137,7 +154,9 @@ def run_snapshot(path: str, out: str, *, plane: str | None = None, slice_number:
     try:
         atomic_write_bytes(out_path, png_bytes(image))
     except OSError as exc:
-        return _problem(f"{out_path}: cannot write the snapshot ({exc.strerror or exc}); "
-                        f"choose a folder you can write to")
+        return _problem(
+            f"{out_path}: cannot write the snapshot ({exc.strerror or exc}); "
+            f"choose a folder you can write to"
+        )
     print(f"wrote {out_path} ({chosen.value} image {index + 1}/{n}, {wh[0]}x{wh[1]})")
     return EXIT_OK

@@ -41,25 +41,48 @@ _TRY = {
 
 def add_parser(sub: Any) -> None:
     """The `train` sub-command's options (cli.py calls this)."""
-    p = sub.add_parser("train", help="fine-tune a model on labelled studies (new version)",
-                       description="Fine-tune a model on labelled studies and write a new "
-                                   "model version beside it (never overwriting one). Prints "
-                                   "one JSON object per line of progress.")
-    p.add_argument("--data", metavar="FOLDER", help="a folder of labelled studies (each a "
-                                                    "series folder and labels.nii.gz), or "
-                                                    "pacs://NODE[?query]: the studies on "
-                                                    "the PACS with labels marked done")
-    p.add_argument("--base", metavar="NAME[:VERSION]", help="the model to start from "
-                                                            "(default version: the active)")
-    p.add_argument("--job", metavar="FILE", help="a job file (the panel writes one; a run "
-                                                 "keeps its own in its work folder)")
-    p.add_argument("--resume", action="store_true", help="continue the run in the work "
-                                                         "folder from its last checkpoint")
-    p.add_argument("--out", metavar="DIR", help="work folder for the job, checkpoints and "
-                                                "run record, new or empty (default: a new "
-                                                "folder in MedView's data folder, training/)")
-    p.add_argument("--new-version", metavar="VERSION",
-                   help="the new version number (default: the parent's plus .1, e.g. 1.0.1)")
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a model on labelled studies (new version)",
+        description="Fine-tune a model on labelled studies and write a new "
+        "model version beside it (never overwriting one). Prints "
+        "one JSON object per line of progress.",
+    )
+    p.add_argument(
+        "--data",
+        metavar="FOLDER",
+        help="a folder of labelled studies (each a "
+        "series folder and labels.nii.gz), or "
+        "pacs://NODE[?query]: the studies on "
+        "the PACS with labels marked done",
+    )
+    p.add_argument(
+        "--base",
+        metavar="NAME[:VERSION]",
+        help="the model to start from (default version: the active)",
+    )
+    p.add_argument(
+        "--job",
+        metavar="FILE",
+        help="a job file (the panel writes one; a run keeps its own in its work folder)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in the work folder from its last checkpoint",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="work folder for the job, checkpoints and "
+        "run record, new or empty (default: a new "
+        "folder in MedView's data folder, training/)",
+    )
+    p.add_argument(
+        "--new-version",
+        metavar="VERSION",
+        help="the new version number (default: the parent's plus .1, e.g. 1.0.1)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--lr", type=float, metavar="RATE")
@@ -72,11 +95,21 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--threads", type=int, metavar="N")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any other training setting of the job file, e.g. --set distill=0 "
-                        "--set l2sp=10 --set replay_studies=4")
-    p.add_argument("--map", action="append", default=[], metavar="SRC=DST",
-                   help="send a study label (value or name) to a model label, or to ignore")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any other training setting of the job file, e.g. --set distill=0 "
+        "--set l2sp=10 --set replay_studies=4",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="SRC=DST",
+        help="send a study label (value or name) to a model label, or to ignore",
+    )
 
 
 def build_job(args: Any) -> Any:
@@ -109,7 +142,7 @@ def build_job(args: Any) -> Any:
     for item in args.map:
         src, sep, dst = item.partition("=")
         if not sep or not src.strip() or not dst.strip():
-            raise ValueError(f"--map {item}: write SOURCE=TARGET, e.g. 3=\"liver lesion\"")
+            raise ValueError(f'--map {item}: write SOURCE=TARGET, e.g. 3="liver lesion"')
         job.mapping[src.strip()] = dst.strip()
     job.settings.check()
     return job
@@ -151,13 +184,15 @@ def run_train(args: Any) -> int:
     try:
         job = build_job(args)
     except (ValueError, MedviewError) as exc:  # a flag, or the job file: the panel reads it
-        _print(_error_event(exc, kind="input", path=getattr(exc, "path", None),
-                            **{"try": _TRY["default"]}))
+        _print(
+            _error_event(
+                exc, kind="input", path=getattr(exc, "path", None), **{"try": _TRY["default"]}
+            )
+        )
         print(f"medview: {sentence(exc)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_BAD_INPUT
     if job is None:
-        print("medview: train needs --data FOLDER and --base NAME, or --job FILE",
-              file=sys.stderr)
+        print("medview: train needs --data FOLDER and --base NAME, or --job FILE", file=sys.stderr)
         return EXIT_USAGE
     stop = {"asked": False}
 
@@ -197,16 +232,29 @@ def run_train(args: Any) -> int:
 
         # a disk that filled before the first checkpoint leaves nothing to resume
         resumable = trainer is not None and (trainer.work / CHECKPOINT).exists()
-        emit(_error_event(exc, kind=_kind(exc), path=exc.path, resumable=resumable,
-                          **{"try": _what_to_try(exc, resumable)}))
+        emit(
+            _error_event(
+                exc,
+                kind=_kind(exc),
+                path=exc.path,
+                resumable=resumable,
+                **{"try": _what_to_try(exc, resumable)},
+            )
+        )
         print(f"medview: {sentence(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:
         from medview.ai.runtime.device import is_out_of_memory
 
         if not is_out_of_memory(exc):
-            emit({"event": "error", "kind": "internal", "message": f"internal error "
-                  f"({type(exc).__name__}: {exc})", "try": "see the log file"})
+            emit(
+                {
+                    "event": "error",
+                    "kind": "internal",
+                    "message": f"internal error ({type(exc).__name__}: {exc})",
+                    "try": "see the log file",
+                }
+            )
             raise  # cli's guard logs it and prints one line
         message = f"the device ran out of memory ({str(exc).splitlines()[0][:120]})"
         emit({"event": "error", "kind": "memory", "message": message, "try": _TRY["memory"]})

@@ -47,30 +47,30 @@ class SettingError(InvalidInputError, ValueError):
         "choice": "{n} {v!r}: use one of {choices}",
         "range": "{n} {v:g}: {advice}",
         "step_size": "{n} {v} with {patch_name} {patch_size} is {pixels:.0f} million pixels "
-                     "a step, more than any memory holds; keep batch size x patch size² at "
-                     "most {max_pixels:.1f} million",
+        "a step, more than any memory holds; keep batch size x patch size² at "
+        "most {max_pixels:.1f} million",
         "version_format": "{n} {v}: write a version number like 1.2.1",
-        "version_taken": "{n} {v}: {model} already has version {v}; versions are never "
-                         "overwritten",
+        "version_taken": "{n} {v}: {model} already has version {v}; versions are never overwritten",
         "folder": "{problem}",
         "run_exists": "already holds a training run",
         "checkpoint_unreadable": "cannot be read as this run's checkpoint (it is damaged or "
-                                 "was written for another model)",
+        "was written for another model)",
         "base_mismatch": "was trained from {trained_from}, not {v}",
         "diverged": "the training loss became {loss} in epoch {epoch}, step {step}, so "
-                    "training stopped with nothing written",
+        "training stopped with nothing written",
         "workers_died": "a process preparing the studies ended abruptly (killed, or out of "
-                        "memory on a large study)",
+        "memory on a large study)",
         "unmapped": "of study {study} holds label {label}, which {model} does not know (it "
-                    "knows {known})",
+        "knows {known})",
         "unavailable": "{device_name} was requested but no {device_name} device is available",
         # (a warning: the run goes on)
         "mapping_unused": "{n} {v}={target}: no study has a label named {v!r}, so it changes "
-                          "nothing",
+        "nothing",
     }
 
-    def __init__(self, setting: str, value: Any, kind: str, path: str | None = None,
-                 **limits: Any) -> None:
+    def __init__(
+        self, setting: str, value: Any, kind: str, path: str | None = None, **limits: Any
+    ) -> None:
         if kind not in self.STATEMENTS:
             raise KeyError(f"no such kind of setting error: {kind}")
         self.setting, self.value, self.kind, self.limits = setting, value, kind, limits
@@ -82,9 +82,11 @@ class SettingError(InvalidInputError, ValueError):
         if self.kind == "choice":
             values["choices"] = ", ".join(self.limits["choices"])
         if self.kind == "step_size":
-            values.update(patch_name=name("patch_size"),
-                          pixels=self.value * self.limits["patch_size"] ** 2 / 1e6,
-                          max_pixels=self.limits["max_pixels"] / 1e6)
+            values.update(
+                patch_name=name("patch_size"),
+                pixels=self.value * self.limits["patch_size"] ** 2 / 1e6,
+                max_pixels=self.limits["max_pixels"] / 1e6,
+            )
         return self.STATEMENTS[self.kind].format(**values)
 
     def sentence(self, voice: SettingVoice) -> str:
@@ -95,14 +97,20 @@ class SettingError(InvalidInputError, ValueError):
 
     def to_dict(self) -> dict[str, Any]:
         """What the error event carries (JSON), so another process can word it."""
-        return {"setting": self.setting, "value": self.value, "kind": self.kind,
-                "path": self.path, "limits": self.limits}
+        return {
+            "setting": self.setting,
+            "value": self.value,
+            "kind": self.kind,
+            "path": self.path,
+            "limits": self.limits,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SettingError:
         """The error again from `to_dict()`; KeyError or TypeError when `data` is not one."""
-        return cls(data["setting"], data["value"], data["kind"], data.get("path"),
-                   **data.get("limits", {}))
+        return cls(
+            data["setting"], data["value"], data["kind"], data.get("path"), **data.get("limits", {})
+        )
 
     def __reduce__(self) -> tuple:
         # across processes (the studies are prepared in workers): rebuilt from its data

@@ -75,8 +75,10 @@ class Finding:
         try:
             bbox = data["bbox_index"]
             finding = cls(
-                id=_int(data["id"]), label_value=_int(data["label_value"]),
-                label_name=str(data["label_name"]), voxel_count=_int(data["voxel_count"]),
+                id=_int(data["id"]),
+                label_value=_int(data["label_value"]),
+                label_name=str(data["label_name"]),
+                voxel_count=_int(data["voxel_count"]),
                 volume_ml=_num(data["volume_ml"]),
                 longest_axial_diameter_mm=_num(data["longest_axial_diameter_mm"]),
                 centroid_lps=_triple(data["centroid_lps"], float),
@@ -86,9 +88,9 @@ class Finding:
                 mean_hu=_num(data["mean_hu"]),
                 peak_probability=_num(data["peak_probability"]),
                 mean_probability=_num(data["mean_probability"]),
-                uncertainty=None if data.get("uncertainty") is None
-                else _num(data["uncertainty"]),
-                model_name=str(data["model_name"]), model_version=str(data["model_version"]),
+                uncertainty=None if data.get("uncertainty") is None else _num(data["uncertainty"]),
+                model_name=str(data["model_name"]),
+                model_version=str(data["model_version"]),
                 threshold=_num(data["threshold"]),
                 decision=str(data.get("decision", "pending")),
             )
@@ -104,8 +106,7 @@ def _int(value: Any) -> int:
 
 
 def _num(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{value!r} is not a finite number")
     return float(value)
 

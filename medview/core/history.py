@@ -69,8 +69,9 @@ def merge(changes: list[Change]) -> Change:
 class History:
     """Undo and redo stacks of Changes for one label array."""
 
-    def __init__(self, max_steps: int = DEFAULT_MAX_STEPS,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self, max_steps: int = DEFAULT_MAX_STEPS, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         self.max_steps = max(1, max_steps)
         self.max_bytes = max_bytes
         self._undo: deque[tuple[str, Change]] = deque()
@@ -104,7 +105,8 @@ class History:
         self._undo.append((name, change))
         self.last = (change, False)
         while len(self._undo) > self.max_steps or (
-                len(self._undo) > 1 and self.nbytes > self.max_bytes):
+            len(self._undo) > 1 and self.nbytes > self.max_bytes
+        ):
             self._undo.popleft()
 
     def undo(self, array: np.ndarray) -> Change | None:

@@ -58,8 +58,16 @@ COMMON_CODES: dict[str, tuple[Code, Code]] = {
 
 # Distinct on grey, the same order the overlay layers use (viewer.layers.LABEL_COLOURS).
 SEGMENT_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
 )
 
 
@@ -91,18 +99,27 @@ class Segment:
         """Refuses anything malformed with one sentence naming `where`."""
         try:
             seg = cls(
-                value=int(data["value"]), name=str(data["name"]),
+                value=int(data["value"]),
+                name=str(data["name"]),
                 colour=tuple(int(c) for c in data["colour"]),  # type: ignore[arg-type]
-                category=Code(**data["category"]), type=Code(**data["type"]),
-                visible=bool(data.get("visible", True)), locked=bool(data.get("locked", False)),
-                made_by=str(data.get("made_by", "")), reviewed=bool(data.get("reviewed", True)),
+                category=Code(**data["category"]),
+                type=Code(**data["type"]),
+                visible=bool(data.get("visible", True)),
+                locked=bool(data.get("locked", False)),
+                made_by=str(data.get("made_by", "")),
+                reviewed=bool(data.get("reviewed", True)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(where, f"a segment entry is malformed ({exc})") from None
-        if not 1 <= seg.value <= MAX_SEGMENTS or len(seg.colour) != 3 \
-                or not all(0 <= c <= 255 for c in seg.colour):
-            raise InvalidInputError(where, f"segment {seg.name!r} has value {seg.value} or "
-                                           f"colour {seg.colour} out of range")
+        if (
+            not 1 <= seg.value <= MAX_SEGMENTS
+            or len(seg.colour) != 3
+            or not all(0 <= c <= 255 for c in seg.colour)
+        ):
+            raise InvalidInputError(
+                where,
+                f"segment {seg.name!r} has value {seg.value} or colour {seg.colour} out of range",
+            )
         return seg
 
 
@@ -118,8 +135,15 @@ def codes_for(name: str) -> tuple[Code, Code]:
 def segment_for(value: int, name: str, made_by: str = "") -> Segment:
     """A new segment named `name`, coded by codes_for; AI segments start not reviewed."""
     category, type_ = codes_for(name)
-    return Segment(value=value, name=name, colour=default_colour(value), category=category,
-                   type=type_, made_by=made_by, reviewed=not made_by)
+    return Segment(
+        value=value,
+        name=name,
+        colour=default_colour(value),
+        category=category,
+        type=type_,
+        made_by=made_by,
+        reviewed=not made_by,
+    )
 
 
 @dataclass
@@ -132,8 +156,9 @@ class LabelMap:
 
     def __post_init__(self) -> None:
         if self.array.dtype != np.uint8 or self.array.ndim != 3:
-            raise ValueError(f"a label map is a 3D uint8 array, not {self.array.ndim}D "
-                             f"{self.array.dtype}")
+            raise ValueError(
+                f"a label map is a 3D uint8 array, not {self.array.ndim}D {self.array.dtype}"
+            )
         if not self.array.flags.c_contiguous:
             self.array = np.ascontiguousarray(self.array)
 
@@ -146,8 +171,10 @@ class LabelMap:
         for v in range(1, MAX_SEGMENTS + 1):
             if v not in self.segments:
                 return v
-        raise InvalidInputError(None, f"a label map holds at most {MAX_SEGMENTS} segments; "
-                                      "remove one before adding another")
+        raise InvalidInputError(
+            None,
+            f"a label map holds at most {MAX_SEGMENTS} segments; remove one before adding another",
+        )
 
     def add_segment(self, name: str, made_by: str = "") -> Segment:
         seg = segment_for(self.free_value(), name, made_by)

@@ -195,8 +195,9 @@ class ScanResult:
             return ""
         names = [PurePath(p.split("!")[-1]).name for p in self.other_files[:shown]]
         more = f" and {n - shown} more" if n > shown else ""
-        return (f"{n} other file{'s' if n > 1 else ''} not read ({', '.join(names)}{more}): "
-                f"not DICOM")
+        return (
+            f"{n} other file{'s' if n > 1 else ''} not read ({', '.join(names)}{more}): not DICOM"
+        )
 
     def find_series(self, uid_or_key: str) -> SeriesInfo | None:
         for s in self.series:
@@ -226,18 +227,25 @@ def dedupe_by_sop(frames: Sequence[FrameRef]) -> tuple[list[FrameRef], list[Load
         seen[key] = f
     warnings = []
     if dupes:
-        warnings.append(LoadWarning(
-            "duplicate_sop_instance",
-            f"{len(dupes)} file(s) repeat an instance already loaded (same SOP Instance UID) "
-            f"and were ignored, e.g. {dupes[0]}"))
+        warnings.append(
+            LoadWarning(
+                "duplicate_sop_instance",
+                f"{len(dupes)} file(s) repeat an instance already loaded (same SOP Instance UID) "
+                f"and were ignored, e.g. {dupes[0]}",
+            )
+        )
     return list(seen.values()), warnings
 
 
 def _shape_key(f: FrameRef) -> tuple:
-    orient = (tuple(round(v / ORIENTATION_TOLERANCE) for v in f.orientation)
-              if f.orientation else None)
-    spacing = (tuple(round(v, 4) for v in f.pixel_spacing_row_col_mm)
-               if f.pixel_spacing_row_col_mm else None)
+    orient = (
+        tuple(round(v / ORIENTATION_TOLERANCE) for v in f.orientation) if f.orientation else None
+    )
+    spacing = (
+        tuple(round(v, 4) for v in f.pixel_spacing_row_col_mm)
+        if f.pixel_spacing_row_col_mm
+        else None
+    )
     return (f.pixel.rows, f.pixel.cols, f.pixel.samples_per_pixel, orient, spacing)
 
 
@@ -267,12 +275,14 @@ def _images(n: int) -> str:
     return f"{n} image" if n == 1 else f"{n} images"
 
 
-def split_warning(groups: Sequence[Sequence[FrameRef]], first_stacks: Sequence[int],
-                  n_stacks: int) -> LoadWarning:
+def split_warning(
+    groups: Sequence[Sequence[FrameRef]], first_stacks: Sequence[int], n_stacks: int
+) -> LoadWarning:
     """The one warning for a series whose images cannot share a grid (split_by_shape):
     what differs (size, orientation, pixel spacing, colour) and each group's value, e.g.
     'different orientation (stack 1: axial, 1 image; stack 2: sagittal, 1 image)'.
     `first_stacks` is the stack number (from 1) each group's first stack gets."""
+
     def size(g: Sequence[FrameRef]) -> str:
         return f"{g[0].pixel.cols} x {g[0].pixel.rows} pixels"
 
@@ -287,22 +297,28 @@ def split_warning(groups: Sequence[Sequence[FrameRef]], first_stacks: Sequence[i
     if len(set(planes)) < len({_shape_key(g[0])[3] for g in groups}):
         # orientations that differ by less than a degree: say by how much
         base = groups[0][0].orientation
-        planes = [p if k == 0 or g[0].orientation is None or base is None else
-                  f"{p}, {_degrees(_angle_deg(base, g[0].orientation))} from stack 1"
-                  for k, (p, g) in enumerate(zip(planes, groups, strict=True))]
-    aspects = {"size": [size(g) for g in groups], "orientation": planes,
-               "pixel spacing": [spacing(g) for g in groups],
-               "colour": [colour(g) for g in groups]}
+        planes = [
+            p
+            if k == 0 or g[0].orientation is None or base is None
+            else f"{p}, {_degrees(_angle_deg(base, g[0].orientation))} from stack 1"
+            for k, (p, g) in enumerate(zip(planes, groups, strict=True))
+        ]
+    aspects = {
+        "size": [size(g) for g in groups],
+        "orientation": planes,
+        "pixel spacing": [spacing(g) for g in groups],
+        "colour": [colour(g) for g in groups],
+    }
     differing = [name for name, values in aspects.items() if len(set(values)) > 1]
     parts = []
     for k, g in enumerate(groups):
         what = ", ".join(aspects[name][k] for name in differing)
-        parts.append(f"stack {first_stacks[k]}: {what + ', ' if what else ''}"
-                     f"{_images(len(g))}")
+        parts.append(f"stack {first_stacks[k]}: {what + ', ' if what else ''}{_images(len(g))}")
     return LoadWarning(
         "split_series",
         f"one series holds images of different {' and '.join(differing) or 'geometry'} "
-        f"({'; '.join(parts)}); shown as {n_stacks} stacks")
+        f"({'; '.join(parts)}); shown as {n_stacks} stacks",
+    )
 
 
 def _degrees(angle: float) -> str:
@@ -316,8 +332,7 @@ def _angle_deg(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _instance_order(f: FrameRef) -> tuple:
-    return (f.instance_number if f.instance_number is not None else 0, f.frame_index,
-            str(f.source))
+    return (f.instance_number if f.instance_number is not None else 0, f.frame_index, str(f.source))
 
 
 @dataclass
@@ -345,14 +360,18 @@ def _split_repeated_positions(
         return [frames], []
     if len(counts) == 1 and len(groups) > 1:
         m = counts.pop()
-        ordered = [sorted((frames[i] for i in g), key=lambda f: (f.temporal_key,
-                                                                  *_instance_order(f)))
-                   for g in groups]
+        ordered = [
+            sorted((frames[i] for i in g), key=lambda f: (f.temporal_key, *_instance_order(f)))
+            for g in groups
+        ]
         stacks = [[g[k] for g in ordered] for k in range(m)]
-        return stacks, [LoadWarning(
-            "repeated_positions",
-            f"every position holds {m} images (echoes, phases or time points); "
-            f"shown as {m} separate stacks")]
+        return stacks, [
+            LoadWarning(
+                "repeated_positions",
+                f"every position holds {m} images (echoes, phases or time points); "
+                f"shown as {m} separate stacks",
+            )
+        ]
     kept, dropped_positions = [], []
     for g in groups:
         g_sorted = sorted(g, key=lambda i: _instance_order(frames[i]))
@@ -361,10 +380,13 @@ def _split_repeated_positions(
             dropped_positions.append(float(dist[g[0]]))
     n_drop = len(frames) - len(kept)
     where = ", ".join(_fmt(d) for d in dropped_positions[:3])
-    return [kept], [LoadWarning(
-        "duplicate_position",
-        f"{n_drop} image(s) share a slice position with another image (at {where} mm along "
-        f"the normal); the first by instance number was kept")]
+    return [kept], [
+        LoadWarning(
+            "duplicate_position",
+            f"{n_drop} image(s) share a slice position with another image (at {where} mm along "
+            f"the normal); the first by instance number was kept",
+        )
+    ]
 
 
 def build_stack(frames: Sequence[FrameRef]) -> list[Stack]:
@@ -381,22 +403,33 @@ def build_stack(frames: Sequence[FrameRef]) -> list[Stack]:
         rc = spacing_rc or (1.0, 1.0)
         # no orientation: DICOM's default axial plane (rows along L, columns along P), as
         # SimpleITK/GDCM assume, so an exported image is not turned on its side
-        affine = geometry.affine_from_plane((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0),
-                                            rc, (0.0, 0.0, 1.0))
+        affine = geometry.affine_from_plane(
+            (0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), rc, (0.0, 0.0, 1.0)
+        )
         if frames[0].orientation and frames[0].position_lps:
             affine = geometry.affine_from_plane(
-                frames[0].position_lps, frames[0].orientation[:3], frames[0].orientation[3:],
-                rc, geometry.slice_normal(frames[0].orientation[:3], frames[0].orientation[3:])
-                * (frames[0].slice_thickness_mm or 1.0))
+                frames[0].position_lps,
+                frames[0].orientation[:3],
+                frames[0].orientation[3:],
+                rc,
+                geometry.slice_normal(frames[0].orientation[:3], frames[0].orientation[3:])
+                * (frames[0].slice_thickness_mm or 1.0),
+            )
         warnings = []
         if len(frames) > 1 or not spacing_rc:
-            what = ("image position or orientation" if spacing_rc
-                    else "image position, orientation or pixel spacing")
-            warnings.append(LoadWarning(
-                "missing_geometry",
-                f"{len(frames) - len(with_geo)} of {len(frames)} images have no {what}; "
-                f"ordered by instance number and shown with assumed 1 mm spacing where absent, "
-                f"so distances are not reliable"))
+            what = (
+                "image position or orientation"
+                if spacing_rc
+                else "image position, orientation or pixel spacing"
+            )
+            warnings.append(
+                LoadWarning(
+                    "missing_geometry",
+                    f"{len(frames) - len(with_geo)} of {len(frames)} images have no {what}; "
+                    f"ordered by instance number and shown with assumed 1 mm spacing where absent, "
+                    f"so distances are not reliable",
+                )
+            )
         return [Stack(list(ordered), affine, warnings, False)]
 
     row_cos = np.asarray(frames[0].orientation[:3], float)
@@ -407,8 +440,9 @@ def build_stack(frames: Sequence[FrameRef]) -> list[Stack]:
     stacks_frames, warnings = _split_repeated_positions(frames, dist)
     out = []
     for sf in stacks_frames:
-        out.extend(_stack_geometry(sf, row_cos, col_cos, normal, spacing_rc or (1.0, 1.0),
-                                   list(warnings)))
+        out.extend(
+            _stack_geometry(sf, row_cos, col_cos, normal, spacing_rc or (1.0, 1.0), list(warnings))
+        )
     return out
 
 
@@ -448,10 +482,12 @@ def _regular_runs(pos: np.ndarray, diffs: np.ndarray) -> list[slice]:
     i = 0
     while i < len(diffs):
         j = i + 1
-        while (j < len(diffs)
-               and abs(diffs[j] - diffs[i]) <= position_error_limit_mm(diffs[i])
-               and _fit_error(pos[i:j + 2]) <= position_error_limit_mm(
-                   float(np.linalg.norm(pos[j + 1] - pos[i])) / (j + 1 - i))):
+        while (
+            j < len(diffs)
+            and abs(diffs[j] - diffs[i]) <= position_error_limit_mm(diffs[i])
+            and _fit_error(pos[i : j + 2])
+            <= position_error_limit_mm(float(np.linalg.norm(pos[j + 1] - pos[i])) / (j + 1 - i))
+        ):
             j += 1
         segments.append((i, j))
         i = j
@@ -470,10 +506,17 @@ def _regular_runs(pos: np.ndarray, diffs: np.ndarray) -> list[slice]:
     return runs
 
 
-def _split_irregular(frames: list[FrameRef], pos: np.ndarray, diffs: np.ndarray, err: float,
-                     row_cos: np.ndarray, col_cos: np.ndarray, normal: np.ndarray,
-                     spacing_rc: tuple[float, float], warnings: list[LoadWarning]
-                     ) -> list[Stack]:
+def _split_irregular(
+    frames: list[FrameRef],
+    pos: np.ndarray,
+    diffs: np.ndarray,
+    err: float,
+    row_cos: np.ndarray,
+    col_cos: np.ndarray,
+    normal: np.ndarray,
+    spacing_rc: tuple[float, float],
+    warnings: list[LoadWarning],
+) -> list[Stack]:
     """A series whose regular grid would misplace slices by more than the limit: each run
     of regular spacing becomes its own stack at its true position (largest first), so no
     MPR or measurement across the gaps is off by the error."""
@@ -483,17 +526,27 @@ def _split_irregular(frames: list[FrameRef], pos: np.ndarray, diffs: np.ndarray,
         f"slice spacing varies from {_fmt(float(diffs.min()))} to {_fmt(float(diffs.max()))} "
         f"mm; one regular grid would place slices up to {_fmt(err)} mm from where they were "
         f"taken, so the {_images(len(frames))} are shown as {len(runs)} separate stacks at "
-        f"their true positions")
+        f"their true positions",
+    )
     out = []
     for run in runs:
-        out.extend(_stack_geometry(frames[run], row_cos, col_cos, normal, spacing_rc,
-                                   [*warnings, note], split=False))
+        out.extend(
+            _stack_geometry(
+                frames[run], row_cos, col_cos, normal, spacing_rc, [*warnings, note], split=False
+            )
+        )
     return out
 
 
-def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.ndarray,
-                    normal: np.ndarray, spacing_rc: tuple[float, float],
-                    warnings: list[LoadWarning], split: bool = True) -> list[Stack]:
+def _stack_geometry(
+    frames: list[FrameRef],
+    row_cos: np.ndarray,
+    col_cos: np.ndarray,
+    normal: np.ndarray,
+    spacing_rc: tuple[float, float],
+    warnings: list[LoadWarning],
+    split: bool = True,
+) -> list[Stack]:
     """One stack on a regular grid, or (with `split`, when that grid would misplace slices
     past position_error_limit_mm) several, each regular, from _split_irregular."""
     pos = np.array([f.position_lps for f in frames], float)
@@ -517,8 +570,10 @@ def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.nda
         ratio = d / typical
         steps = round(ratio)
         if steps >= 2 and abs(ratio - steps) < 0.1 and n_filled + steps - 1 <= MAX_FILL_RATIO * n:
-            gap_msgs.append(f"slice gap of {_fmt(d)} mm between images {i + 1} and {i + 2}, "
-                            f"{_fmt(typical)} mm expected")
+            gap_msgs.append(
+                f"slice gap of {_fmt(d)} mm between images {i + 1} and {i + 2}, "
+                f"{_fmt(typical)} mm expected"
+            )
             slices.extend([None] * (steps - 1))
             n_filled += steps - 1
         elif abs(d - typical) > max(SPACING_TOLERANCE * typical, SAME_POSITION_MM):
@@ -526,9 +581,13 @@ def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.nda
         slices.append(frames[i + 1])
     if gap_msgs:
         more = f" (and {len(gap_msgs) - 1} more gaps)" if len(gap_msgs) > 1 else ""
-        warnings.append(LoadWarning(
-            "slice_gap", f"{gap_msgs[0]}{more}; {n_filled} blank slice(s) inserted so the "
-            f"other slices keep their true positions"))
+        warnings.append(
+            LoadWarning(
+                "slice_gap",
+                f"{gap_msgs[0]}{more}; {n_filled} blank slice(s) inserted so the "
+                f"other slices keep their true positions",
+            )
+        )
 
     # Fit the slice step as a vector, which keeps a gantry tilt as shear.
     k = np.array([i for i, f in enumerate(slices) if f is not None], float)
@@ -536,21 +595,29 @@ def _stack_geometry(frames: list[FrameRef], row_cos: np.ndarray, col_cos: np.nda
     fitted = pos[0] + np.outer(k, step)
     err = float(np.max(np.linalg.norm(fitted - pos, axis=1)))
     if split and irregular and err > position_error_limit_mm(float(np.linalg.norm(step))):
-        return _split_irregular(frames, pos, diffs, err, row_cos, col_cos, normal, spacing_rc,
-                                warnings)
+        return _split_irregular(
+            frames, pos, diffs, err, row_cos, col_cos, normal, spacing_rc, warnings
+        )
     if irregular:
         lo, hi = float(diffs.min()), float(diffs.max())
-        warnings.append(LoadWarning(
-            "unequal_spacing",
-            f"slice spacing varies from {_fmt(lo)} to {_fmt(hi)} mm (typical {_fmt(typical)} mm);"
-            f" slices are placed on a regular grid with up to {_fmt(err)} mm position error"))
+        warnings.append(
+            LoadWarning(
+                "unequal_spacing",
+                f"slice spacing varies from {_fmt(lo)} to {_fmt(hi)} mm "
+                f"(typical {_fmt(typical)} mm); slices are placed on a regular grid with up to "
+                f"{_fmt(err)} mm position error",
+            )
+        )
     affine = geometry.affine_from_plane(pos[0], row_cos, col_cos, spacing_rc, step)
     tilt = geometry.shear_angle_deg(affine)
     if tilt > TILT_TOLERANCE_DEG:
-        warnings.append(LoadWarning(
-            "gantry_tilt",
-            f"slices are sheared by {_fmt(tilt)}° from the image normal (gantry tilt or "
-            f"sheared geometry); the affine keeps the shear, so positions stay correct"))
+        warnings.append(
+            LoadWarning(
+                "gantry_tilt",
+                f"slices are sheared by {_fmt(tilt)}° from the image normal (gantry tilt or "
+                f"sheared geometry); the affine keeps the shear, so positions stay correct",
+            )
+        )
     return [Stack(slices, affine, warnings, True)]
 
 
@@ -564,4 +631,5 @@ def rescale_warning(frames: Sequence[FrameRef]) -> LoadWarning | None:
     return LoadWarning(
         "rescale_varies",
         f"rescale changes between slices (slope {_fmt(slopes[0])}..{_fmt(slopes[-1])}, "
-        f"intercept {_fmt(inters[0])}..{_fmt(inters[-1])}); applied per slice")
+        f"intercept {_fmt(inters[0])}..{_fmt(inters[-1])}); applied per slice",
+    )

@@ -39,8 +39,9 @@ CT_PRESETS: tuple[Window, ...] = (
 )
 
 
-def auto_window(array: np.ndarray, low_pct: float = 0.1, high_pct: float = 99.9,
-                max_samples: int = 1_000_000) -> Window:
+def auto_window(
+    array: np.ndarray, low_pct: float = 0.1, high_pct: float = 99.9, max_samples: int = 1_000_000
+) -> Window:
     """Window spanning the 0.1–99.9 percentiles (as 3D Slicer's auto W/L), estimated from a
     strided sample so it stays fast on whole volumes."""
     flat = array.reshape(-1)
@@ -64,8 +65,9 @@ def colour_window(array: np.ndarray) -> Window:
     return Window(top / 2.0, top, "Colour")
 
 
-def default_window(modality: str, file_windows: list[tuple[float, float]],
-                   array: np.ndarray | None = None) -> Window:
+def default_window(
+    modality: str, file_windows: list[tuple[float, float]], array: np.ndarray | None = None
+) -> Window:
     """The window a series opens with: the file's own first, then a modality default."""
     if file_windows:
         c, w = file_windows[0]

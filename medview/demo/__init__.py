@@ -59,9 +59,16 @@ class DemoStudy:
     series_instance_uid: str
 
 
-def _check(seed: int, site: str, slices: int | None, thickness_mm: float | None,
-           noise_hu: float | None, n_lesions: int | None) -> None:
+def _check(
+    seed: int,
+    site: str,
+    slices: int | None,
+    thickness_mm: float | None,
+    noise_hu: float | None,
+    n_lesions: int | None,
+) -> None:
     """Refuse bad options with one sentence each, before anything is written."""
+
     def bad(msg: str) -> InvalidInputError:
         return InvalidInputError(None, msg)
 
@@ -69,34 +76,53 @@ def _check(seed: int, site: str, slices: int | None, thickness_mm: float | None,
         raise bad(f"seed must be a whole number from 0 to 2**63-1, not {seed!r}")
     if site not in SITES:
         raise bad(f"site must be one of {', '.join(repr(k) for k in SITES)}, not {site!r}")
-    if slices is not None and (isinstance(slices, bool) or not isinstance(slices, (int, np.integer))
-                               or not 1 <= slices <= MAX_SLICES):
+    if slices is not None and (
+        isinstance(slices, bool)
+        or not isinstance(slices, (int, np.integer))
+        or not 1 <= slices <= MAX_SLICES
+    ):
         raise bad(f"slices must be a whole number from 1 to {MAX_SLICES}, not {slices!r}")
-    for name, value, top in (("thickness", thickness_mm, MAX_THICKNESS_MM),
-                             ("noise", noise_hu, MAX_NOISE_HU)):
+    for name, value, top in (
+        ("thickness", thickness_mm, MAX_THICKNESS_MM),
+        ("noise", noise_hu, MAX_NOISE_HU),
+    ):
         if value is None:
             continue
         low_ok = value > 0 if name == "thickness" else value >= 0
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or not low_ok \
-                or value > top:
+        if (
+            not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not low_ok
+            or value > top
+        ):
             what = "above 0" if name == "thickness" else "from 0"
             unit = "mm" if name == "thickness" else "HU"
             raise bad(f"{name} must be a number {what} up to {top:g} {unit}, not {value!r}")
     if n_lesions is not None:
         from medview.demo.lesions import MAX_LESIONS
 
-        if isinstance(n_lesions, bool) or not isinstance(n_lesions, (int, np.integer)) \
-                or not 0 <= n_lesions <= MAX_LESIONS:
-            raise bad(f"lesions must be a whole number from 0 to {MAX_LESIONS}, "
-                      f"not {n_lesions!r}")
+        if (
+            isinstance(n_lesions, bool)
+            or not isinstance(n_lesions, (int, np.integer))
+            or not 0 <= n_lesions <= MAX_LESIONS
+        ):
+            raise bad(f"lesions must be a whole number from 0 to {MAX_LESIONS}, not {n_lesions!r}")
 
 
-def generate_demo_study(out_dir: str | os.PathLike, *, seed: int = 0, site: str = "a",
-                        slices: int | None = None, thickness_mm: float | None = None,
-                        noise_hu: float | None = None, n_lesions: int | None = None,
-                        lesions: bool = True, follow_up_months: float | None = None,
-                        progress: ProgressCallback | None = None,
-                        cancel: CancelToken | None = None) -> DemoStudy:
+def generate_demo_study(
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    site: str = "a",
+    slices: int | None = None,
+    thickness_mm: float | None = None,
+    noise_hu: float | None = None,
+    n_lesions: int | None = None,
+    lesions: bool = True,
+    follow_up_months: float | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> DemoStudy:
     """Write a synthetic CT study with known lesions into `out_dir` and describe it.
 
     Defaults come from the site: A is 1.5 mm slices, non-contrast, soft kernel, 10 HU noise;
@@ -113,10 +139,15 @@ def generate_demo_study(out_dir: str | os.PathLike, *, seed: int = 0, site: str 
 
     _check(seed, site, slices, thickness_mm, noise_hu, n_lesions)
     if follow_up_months is not None and (
-            isinstance(follow_up_months, bool) or not isinstance(follow_up_months, (int, float))
-            or not 0 < follow_up_months <= MAX_FOLLOW_UP_MONTHS):
-        raise InvalidInputError(None, f"follow-up months must be a number above 0 up to "
-                                f"{MAX_FOLLOW_UP_MONTHS}, not {follow_up_months!r}")
+        isinstance(follow_up_months, bool)
+        or not isinstance(follow_up_months, (int, float))
+        or not 0 < follow_up_months <= MAX_FOLLOW_UP_MONTHS
+    ):
+        raise InvalidInputError(
+            None,
+            f"follow-up months must be a number above 0 up to "
+            f"{MAX_FOLLOW_UP_MONTHS}, not {follow_up_months!r}",
+        )
     s = SITES[site]
     thickness = float(thickness_mm if thickness_mm is not None else s.thickness_mm)
     n = int(slices) if slices is not None else max(1, round(COVERAGE_MM / thickness))
@@ -125,19 +156,34 @@ def generate_demo_study(out_dir: str | os.PathLike, *, seed: int = 0, site: str 
     z_positions = tuple(round(centre + (k - (n - 1) / 2) * thickness, 4) for k in range(n))
     out, work = output.prepare(out_dir)
     try:
-        result = render_study(work, seed=int(seed), site=s, z_positions=z_positions,
-                              thickness_mm=thickness, noise_hu=noise_hu,
-                              n_lesions=n_lesions if lesions else 0, progress=progress,
-                              cancel=cancel, follow_up=None if follow_up_months is None
-                              else FollowUp(float(follow_up_months)))
+        result = render_study(
+            work,
+            seed=int(seed),
+            site=s,
+            z_positions=z_positions,
+            thickness_mm=thickness,
+            noise_hu=noise_hu,
+            n_lesions=n_lesions if lesions else 0,
+            progress=progress,
+            cancel=cancel,
+            follow_up=None if follow_up_months is None else FollowUp(float(follow_up_months)),
+        )
         output.publish(out, work)
     except BaseException:
         output.discard(work)
         raise
     report(progress, 1.0, "demo study written")
-    return DemoStudy(out_dir=out, series_dir=out / SERIES_DIR, labels_path=out / LABELS_NAME,
-                     lesions_json=out / LESIONS_NAME, n_slices=n, lesions=result.lesions,
-                     seed=int(seed), site=site, shape=result.shape,
-                     spacing_mm=result.spacing_mm,
-                     study_instance_uid=result.study_instance_uid,
-                     series_instance_uid=result.series_instance_uid)
+    return DemoStudy(
+        out_dir=out,
+        series_dir=out / SERIES_DIR,
+        labels_path=out / LABELS_NAME,
+        lesions_json=out / LESIONS_NAME,
+        n_slices=n,
+        lesions=result.lesions,
+        seed=int(seed),
+        site=site,
+        shape=result.shape,
+        spacing_mm=result.spacing_mm,
+        study_instance_uid=result.study_instance_uid,
+        series_instance_uid=result.series_instance_uid,
+    )

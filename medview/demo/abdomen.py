@@ -44,29 +44,58 @@ class Abdomen:
             rot = rotation(yaw_deg=-25.0 * side, pitch_deg=12.0 * side, roll_deg=12.0)
             c = np.asarray(centre)
             medial = np.array([-side, -0.4, 0.0]) / np.hypot(1, 0.4)
-            kidneys.append((
-                Ellipsoid.make(c, (26, 22, 52), rot),
-                Ellipsoid.make(c + 3 * medial, (19, 15, 40), rot),
-                Ellipsoid.make(c + 14 * medial, (10, 8, 27), rot),
-                Ellipsoid.make(c + 17 * medial, (6, 5, 11), rot)))
+            kidneys.append(
+                (
+                    Ellipsoid.make(c, (26, 22, 52), rot),
+                    Ellipsoid.make(c + 3 * medial, (19, 15, 40), rot),
+                    Ellipsoid.make(c + 14 * medial, (10, 8, 27), rot),
+                    Ellipsoid.make(c + 17 * medial, (6, 5, 11), rot),
+                )
+            )
         return cls(
-            liver=(Ellipsoid.make((-75, 10, -55), (85, 110, 105)),
-                   Ellipsoid.make((18, -52, -42), (62, 34, 38), rotation(yaw_deg=-15))),
+            liver=(
+                Ellipsoid.make((-75, 10, -55), (85, 110, 105)),
+                Ellipsoid.make((18, -52, -42), (62, 34, 38), rotation(yaw_deg=-15)),
+            ),
             gallbladder=Ellipsoid.make((-52, -52, -100), (15, 15, 35), rotation(pitch_deg=25)),
             spleen=Ellipsoid.make((85, 32, -70), (58, 21, 48), rotation(yaw_deg=-53)),
-            stomach=(Ellipsoid.make((50, -5, -45), (42, 46, 45)),
-                     Ellipsoid.make((35, -45, -95), (30, 28, 45), rotation(roll_deg=-20))),
+            stomach=(
+                Ellipsoid.make((50, -5, -45), (42, 46, 45)),
+                Ellipsoid.make((35, -45, -95), (30, 28, 45), rotation(roll_deg=-20)),
+            ),
             kidneys=tuple(kidneys),
-            pancreas=Tubes.polyline([(-28, -14, -122), (-8, -24, -112), (25, -16, -102),
-                                     (60, 10, -92), (80, 28, -88)], [15, 11, 11, 10, 8]),
-            duodenum=Tubes.polyline([(25, -50, -105), (-20, -42, -118), (-50, -22, -112),
-                                     (-54, -10, -140), (-20, -6, -162), (10, -10, -155),
-                                     (20, -20, -132)], [15, 13, 12, 12, 11, 11, 10]),
-            colon=Tubes.polyline([(-95, -10, -290), (-105, 5, -220), (-100, 0, -160),
-                                  (-85, -30, -135), (-40, -75, -150), (20, -78, -145),
-                                  (70, -45, -110), (100, -5, -90), (108, 20, -130),
-                                  (105, 25, -200), (95, 15, -290)],
-                                 [25, 22, 21, 20, 18, 18, 18, 18, 15, 14, 14]),
+            pancreas=Tubes.polyline(
+                [(-28, -14, -122), (-8, -24, -112), (25, -16, -102), (60, 10, -92), (80, 28, -88)],
+                [15, 11, 11, 10, 8],
+            ),
+            duodenum=Tubes.polyline(
+                [
+                    (25, -50, -105),
+                    (-20, -42, -118),
+                    (-50, -22, -112),
+                    (-54, -10, -140),
+                    (-20, -6, -162),
+                    (10, -10, -155),
+                    (20, -20, -132),
+                ],
+                [15, 13, 12, 12, 11, 11, 10],
+            ),
+            colon=Tubes.polyline(
+                [
+                    (-95, -10, -290),
+                    (-105, 5, -220),
+                    (-100, 0, -160),
+                    (-85, -30, -135),
+                    (-40, -75, -150),
+                    (20, -78, -145),
+                    (70, -45, -110),
+                    (100, -5, -90),
+                    (108, 20, -130),
+                    (105, 25, -200),
+                    (95, 15, -290),
+                ],
+                [25, 22, 21, 20, 18, 18, 18, 18, 15, 14, 14],
+            ),
             small_bowel=_small_bowel(rng),
             vessels=Tubes.concat([*abdominal_vessels(), _mesenteric(rng)]),
             liver_vessels=liver_vessels if liver_vessels is not None else Tubes.concat([]),

@@ -39,8 +39,10 @@ _KEYS = {
 }
 # Diaphragm domes: peak (x, y, z) and how fast the surface falls laterally, medially,
 # anteriorly and posteriorly (mm of z per mm^2); the posterior recess is the deepest.
-DOMES = {"right": ((-58.0, -12.0, 0.0), (0.0117, 0.0089, 0.0078, 0.0148)),
-         "left": ((58.0, -8.0, -16.0), (0.0117, 0.0089, 0.0078, 0.0148))}
+DOMES = {
+    "right": ((-58.0, -12.0, 0.0), (0.0117, 0.0089, 0.0078, 0.0148)),
+    "left": ((58.0, -8.0, -16.0), (0.0117, 0.0089, 0.0078, 0.0148)),
+}
 # Lung apices: peak (x, y, z) and curvature.
 APICES = {"right": (-45.0, 20.0, 188.0), "left": (45.0, 20.0, 188.0)}
 APEX_CURVATURE = 0.010
@@ -155,8 +157,10 @@ def sub(reg: Region, inner: Region) -> tuple[Region, Region] | None:
     c0, c1 = max(ac.start, bc.start), min(ac.stop, bc.stop)
     if r0 >= r1 or c0 >= c1:
         return None
-    return ((slice(r0 - ar.start, r1 - ar.start), slice(c0 - ac.start, c1 - ac.start)),
-            (slice(r0 - br.start, r1 - br.start), slice(c0 - bc.start, c1 - bc.start)))
+    return (
+        (slice(r0 - ar.start, r1 - ar.start), slice(c0 - ac.start, c1 - ac.start)),
+        (slice(r0 - br.start, r1 - br.start), slice(c0 - bc.start, c1 - bc.start)),
+    )
 
 
 def union_into(dst: np.ndarray, dst_reg: Region, reg: Region, alpha: np.ndarray) -> None:
@@ -268,8 +272,10 @@ def _surfaces(s: Slice) -> None:
     xs = (float(cv.xs[cs][0]), float(cv.xs[cs][-1]))
     ys = (float(cv.ys[rs][0]), float(cv.ys[rs][-1]))
     # the caps are concave, so their lowest point over the box is at a corner
-    lowest = max(min(az - APEX_CURVATURE * ((x - ax) ** 2 + (y - ay) ** 2)
-                     for x in xs for y in ys) for ax, ay, az in APICES.values())
+    lowest = max(
+        min(az - APEX_CURVATURE * ((x - ax) ** 2 + (y - ay) ** 2) for x in xs for y in ys)
+        for ax, ay, az in APICES.values()
+    )
     if cv.z < lowest - 15.0:
         return
     top = None

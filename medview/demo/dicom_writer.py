@@ -22,8 +22,12 @@ from medview.demo.sites import Site
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 # (centre, width, name): the first is the default a viewer opens with.
-WINDOW_PRESETS = ((50, 350, "MEDIASTINUM"), (-600, 1500, "LUNG"), (40, 400, "ABDOMEN"),
-                  (500, 2000, "BONE"))
+WINDOW_PRESETS = (
+    (50, 350, "MEDIASTINUM"),
+    (-600, 1500, "LUNG"),
+    (40, 400, "ABDOMEN"),
+    (500, 2000, "BONE"),
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,15 @@ def study_date(seed: int) -> str:
 class SeriesWriter:
     """Writes slices of one series; `write(k, pixels)` for each index k (0 = inferior)."""
 
-    def __init__(self, folder: Path, seed: int, site: Site, geo: SeriesGeometry,
-                 description: str, days_later: int = 0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        seed: int,
+        site: Site,
+        geo: SeriesGeometry,
+        description: str,
+        days_later: int = 0,
+    ) -> None:
         """`days_later`: a follow-up's study, that many days after the seed's (its own date
         and UIDs, the same patient)."""
         from pydicom.dataset import Dataset, FileMetaDataset
@@ -91,8 +102,9 @@ class SeriesWriter:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = Dataset()
         ds.file_meta = meta
-        date = (dt.datetime.strptime(study_date(seed), "%Y%m%d").date()
-                + dt.timedelta(days=days_later)).strftime("%Y%m%d")
+        date = (
+            dt.datetime.strptime(study_date(seed), "%Y%m%d").date() + dt.timedelta(days=days_later)
+        ).strftime("%Y%m%d")
         tag = f"{seed:06d}-{site.key.upper()}"
         ds.SpecificCharacterSet = "ISO_IR 100"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
@@ -136,8 +148,10 @@ class SeriesWriter:
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.FrameOfReferenceUID = uid(seed, site.key, "frame")
         ds.PositionReferenceIndicator = ""
-        ds.ImageComments = (f"Synthetic image made by MedView's demo generator (seed {seed}, "
-                            f"{site.key}); not a patient")
+        ds.ImageComments = (
+            f"Synthetic image made by MedView's demo generator (seed {seed}, "
+            f"{site.key}); not a patient"
+        )
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.Rows = geo.rows
@@ -165,8 +179,11 @@ class SeriesWriter:
         geo = self.geo
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _UID_PLACEHOLDER
         ds.InstanceNumber = _NUMBER_PLACEHOLDER
-        ds.ImagePositionPatient = [round(geo.origin_xy[0], 4), round(geo.origin_xy[1], 4),
-                                   _Z_PLACEHOLDER]
+        ds.ImagePositionPatient = [
+            round(geo.origin_xy[0], 4),
+            round(geo.origin_xy[1], 4),
+            _Z_PLACEHOLDER,
+        ]
         ds.SliceLocation = _Z_PLACEHOLDER
         n_pixel_bytes = 2 * geo.rows * geo.cols
         ds.PixelData = bytes(n_pixel_bytes)
@@ -174,11 +191,13 @@ class SeriesWriter:
         dcmwrite(out, ds, enforce_file_format=True)
         header = out.getvalue()[:-n_pixel_bytes]
         slots = []
-        for tag, text, kind in ((b"\x02\x00\x03\x00UI", _UID_PLACEHOLDER, "uid"),
-                                (b"\x08\x00\x18\x00UI", _UID_PLACEHOLDER, "uid"),
-                                (b"\x20\x00\x13\x00IS", _NUMBER_PLACEHOLDER, "number"),
-                                (b"\x20\x00\x32\x00DS", _Z_PLACEHOLDER, "z"),
-                                (b"\x20\x00\x41\x10DS", _Z_PLACEHOLDER, "z")):
+        for tag, text, kind in (
+            (b"\x02\x00\x03\x00UI", _UID_PLACEHOLDER, "uid"),
+            (b"\x08\x00\x18\x00UI", _UID_PLACEHOLDER, "uid"),
+            (b"\x20\x00\x13\x00IS", _NUMBER_PLACEHOLDER, "number"),
+            (b"\x20\x00\x32\x00DS", _Z_PLACEHOLDER, "z"),
+            (b"\x20\x00\x41\x10DS", _Z_PLACEHOLDER, "z"),
+        ):
             at = header.find(text.encode(), header.find(tag))
             if header.find(tag) < 0 or at < 0:
                 raise RuntimeError(f"placeholder for {kind} not found in the DICOM template")
@@ -193,13 +212,15 @@ class SeriesWriter:
 
     def write(self, k: int, pixels: np.ndarray) -> None:
         number = self._n - k
-        values = {"uid": uid(self.seed, self.site.key, "image", number, *self._later).encode(),
-                  "number": f"{number:04d}".encode(),
-                  "z": _z_text(self.geo.z_positions[k]).encode()}
+        values = {
+            "uid": uid(self.seed, self.site.key, "image", number, *self._later).encode(),
+            "number": f"{number:04d}".encode(),
+            "z": _z_text(self.geo.z_positions[k]).encode(),
+        }
         buf = bytearray(self._header)
         for at, kind in self._slots:
             v = values[kind]
-            buf[at:at + len(v)] = v
+            buf[at : at + len(v)] = v
         with open(self.folder / self.filename(k), "wb") as f:
             f.write(buf)
             f.write(np.ascontiguousarray(pixels, "<i2").tobytes())

@@ -35,19 +35,20 @@ class FollowUp:
 
 def moved_phantom(phantom: Phantom, dx: float) -> Phantom:
     """The same patient lying dx mm further to their left."""
-    return replace(phantom, patient=replace(phantom.patient,
-                                            shift_x=phantom.patient.shift_x + dx))
+    return replace(phantom, patient=replace(phantom.patient, shift_x=phantom.patient.shift_x + dx))
 
 
 def _moved_grown(les: Lesion, shift: np.ndarray, factor: float) -> Lesion:
     linear = factor ** (1 / 3)
-    shape = Ellipsoid(tuple(float(v) for v in np.asarray(les.shape.centre) + shift),
-                      les.shape.m / linear**2)
+    shape = Ellipsoid(
+        tuple(float(v) for v in np.asarray(les.shape.centre) + shift), les.shape.m / linear**2
+    )
     return replace(les, shape=shape, diameter_mm=round(les.diameter_mm * linear, 2))
 
 
-def follow_up_lesions(baseline: list[Lesion], phantom: Phantom, seed: int, fu: FollowUp,
-                      z_range: tuple[float, float]) -> tuple[list[Lesion], dict]:
+def follow_up_lesions(
+    baseline: list[Lesion], phantom: Phantom, seed: int, fu: FollowUp, z_range: tuple[float, float]
+) -> tuple[list[Lesion], dict]:
     """The follow-up's lesions (in the moved patient: `phantom` is already moved; z_range the
     baseline's scanned range) and the truth that pairs them with the baseline's."""
     rng = np.random.default_rng([seed, _STREAM_FOLLOW_UP, round(fu.months * 100)])
@@ -63,19 +64,37 @@ def follow_up_lesions(baseline: list[Lesion], phantom: Phantom, seed: int, fu: F
         doubling = float(rng.uniform(100, 500))
         factor = 2 ** (days / doubling)
         out.append(replace(_moved_grown(les, shift, factor), id=len(out) + 1))
-        pairs.append({"id": len(out), "baseline_id": les.id, "volume_factor": round(factor, 4),
-                      "doubling_days": round(doubling, 1)})
+        pairs.append(
+            {
+                "id": len(out),
+                "baseline_id": les.id,
+                "volume_factor": round(factor, 4),
+                "doubling_days": round(doubling, 1),
+            }
+        )
     for attempt in range(50):  # one new lesion, clear of the others
-        new = place_lesions(phantom, np.random.default_rng([seed, _STREAM_FOLLOW_UP, attempt]),
-                            1, z_range, strict=False)
-        if new and all(math.dist(new[0].shape.centre, o.shape.centre)
-                       > new[0].radius + o.radius * 1.3 + 8 for o in out):
+        new = place_lesions(
+            phantom,
+            np.random.default_rng([seed, _STREAM_FOLLOW_UP, attempt]),
+            1,
+            z_range,
+            strict=False,
+        )
+        if new and all(
+            math.dist(new[0].shape.centre, o.shape.centre) > new[0].radius + o.radius * 1.3 + 8
+            for o in out
+        ):
             out.append(replace(new[0], id=len(out) + 1))
-            pairs.append({"id": len(out), "baseline_id": None, "volume_factor": None,
-                          "doubling_days": None})
+            pairs.append(
+                {"id": len(out), "baseline_id": None, "volume_factor": None, "doubling_days": None}
+            )
             break
-    return out, {"months": fu.months, "shift_mm": [dx, dz], "lesions": pairs,
-                 "gone_baseline_ids": [gone] if gone is not None else []}
+    return out, {
+        "months": fu.months,
+        "shift_mm": [dx, dz],
+        "lesions": pairs,
+        "gone_baseline_ids": [gone] if gone is not None else [],
+    }
 
 
 def read_lesions(study_folder: Path) -> list[dict] | None:

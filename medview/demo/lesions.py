@@ -55,8 +55,7 @@ def _directions() -> np.ndarray:
     k = np.arange(n) + 0.5
     polar = np.arccos(1 - 2 * k / n)
     azim = math.pi * (1 + 5**0.5) * k
-    return np.stack([np.cos(azim) * np.sin(polar), np.sin(azim) * np.sin(polar),
-                     np.cos(polar)], 1)
+    return np.stack([np.cos(azim) * np.sin(polar), np.sin(azim) * np.sin(polar), np.cos(polar)], 1)
 
 
 def _z_margin(r: float) -> float:
@@ -66,8 +65,9 @@ def _z_margin(r: float) -> float:
 
 
 class _Placer:
-    def __init__(self, phantom: Phantom, rng: np.random.Generator,
-                 z_range: tuple[float, float]) -> None:
+    def __init__(
+        self, phantom: Phantom, rng: np.random.Generator, z_range: tuple[float, float]
+    ) -> None:
         self.ph, self.rng, self.z_range = phantom, rng, z_range
         plan = phantom.plan
         k, i, j = np.nonzero(plan.tissue == T.LUNG)
@@ -115,8 +115,11 @@ class _Placer:
             steps = p + np.arange(0, 80, 1.0)[:, None] * out
             t = self.ph.plan.lookup(self.ph.to_ref(steps))
             wall = np.nonzero(t != T.LUNG)[0]
-            if not len(wall) or t[min(wall[0] + 3, len(t) - 1)] not in (T.MUSCLE, T.FAT,
-                                                                          T.BONE_CORTEX):
+            if not len(wall) or t[min(wall[0] + 3, len(t) - 1)] not in (
+                T.MUSCLE,
+                T.FAT,
+                T.BONE_CORTEX,
+            ):
                 return None
             c = steps[wall[0]] - out * (r - 0.3)
             inside = self.tissue_around(c, max(r - 1.5, 0.5))
@@ -143,8 +146,13 @@ def _shape(rng: np.random.Generator, centre: np.ndarray, r: float) -> Ellipsoid:
     return Ellipsoid.make(centre, axes, rot)
 
 
-def place_lesions(phantom: Phantom, rng: np.random.Generator, n: int,
-                  z_range: tuple[float, float], strict: bool = True) -> list[Lesion]:
+def place_lesions(
+    phantom: Phantom,
+    rng: np.random.Generator,
+    n: int,
+    z_range: tuple[float, float],
+    strict: bool = True,
+) -> list[Lesion]:
     """Place `n` lesions (about 3 in 5 lung nodules) fully inside the scanned z range.
     When `strict`, failing to fit one is an error; otherwise as many as fit are placed."""
     placer = _Placer(phantom, rng, z_range)
@@ -153,8 +161,11 @@ def place_lesions(phantom: Phantom, rng: np.random.Generator, n: int,
     if not (has_lung or has_liver):
         if not (strict and n):
             return []
-        raise InvalidInputError(None, "the scanned range holds neither lung nor liver, so "
-                                "lesions cannot be placed; scan more slices or use no lesions")
+        raise InvalidInputError(
+            None,
+            "the scanned range holds neither lung nor liver, so "
+            "lesions cannot be placed; scan more slices or use no lesions",
+        )
     n_lung = n if not has_liver else (0 if not has_lung else round(0.6 * n))
     classes = rng.permutation(["lung"] * n_lung + ["liver"] * (n - n_lung))
     attachments = ("none", "vessel", "pleura")
@@ -183,8 +194,11 @@ def place_lesions(phantom: Phantom, rng: np.random.Generator, n: int,
         if centre is None:
             if not strict:
                 continue
-            raise InvalidInputError(None, f"only {len(out)} of {n} lesions fit in the scanned "
-                                    "range; scan more slices or ask for fewer lesions")
+            raise InvalidInputError(
+                None,
+                f"only {len(out)} of {n} lesions fit in the scanned "
+                "range; scan more slices or ask for fewer lesions",
+            )
         placer.placed.append((centre, d / 2))
         if kind == "solid":
             plain = float(rng.uniform(25, 55))
@@ -194,14 +208,28 @@ def place_lesions(phantom: Phantom, rng: np.random.Generator, n: int,
             hus = (plain, plain, 45.0)
         else:
             hus = (float(rng.uniform(12, 35)), float(rng.uniform(40, 72)), 5.0)
-        out.append(Lesion(len(out) + 1, "lung_nodule" if lung else "liver_lesion", kind,
-                          attachment, _shape(rng, centre, d / 2), round(d, 2), *hus))
+        out.append(
+            Lesion(
+                len(out) + 1,
+                "lung_nodule" if lung else "liver_lesion",
+                kind,
+                attachment,
+                _shape(rng, centre, d / 2),
+                round(d, 2),
+                *hus,
+            )
+        )
     return out
 
 
-def paint_lesions(cv: Canvas, lesions: list[Lesion], stage: str, contrast: bool,
-                  texture: Texture | None, hits: list[tuple[Lesion, Region, np.ndarray]]
-                  ) -> None:
+def paint_lesions(
+    cv: Canvas,
+    lesions: list[Lesion],
+    stage: str,
+    contrast: bool,
+    texture: Texture | None,
+    hits: list[tuple[Lesion, Region, np.ndarray]],
+) -> None:
     """Paint the lesions of one stage on a real-frame slice; note where each is labelled."""
     grain = None
     for les in lesions:
@@ -216,8 +244,11 @@ def paint_lesions(cv: Canvas, lesions: list[Lesion], stage: str, contrast: bool,
             if grain is None:
                 grain = texture.at(cv.z)
             value = value + F32(les.grain_hu) * grain[reg]
-        t = T.GROUND_GLASS_NODULE if les.kind == "ground_glass" else (
-            T.LUNG_NODULE if les.cls == "lung_nodule" else T.LIVER_LESION)
+        t = (
+            T.GROUND_GLASS_NODULE
+            if les.kind == "ground_glass"
+            else (T.LUNG_NODULE if les.cls == "lung_nodule" else T.LIVER_LESION)
+        )
         cv.paint(reg, a, value, int(t))
         mask = a >= 0.5
         if mask.any():

@@ -43,15 +43,19 @@ def prepare(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     work folder in it. Returns (out_dir, work_dir)."""
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and not out.is_dir():
-        raise InvalidInputError(str(out), "is a file, not a folder; give a folder for the demo "
-                                "study")
+        raise InvalidInputError(
+            str(out), "is a file, not a folder; give a folder for the demo study"
+        )
     if out.is_dir():
         names = [p.name for p in out.iterdir()]
         leftovers = [n for n in names if n.startswith((_PARTIAL_PREFIX, _OLD_PREFIX))]
         visible = [n for n in names if n not in leftovers]
         if visible and not (all(_is_ours(n) for n in visible) and _previous_output(out)):
-            raise InvalidInputError(str(out), "is a folder that already holds other files; "
-                                    "give an empty or new folder, or a previous demo output")
+            raise InvalidInputError(
+                str(out),
+                "is a folder that already holds other files; "
+                "give an empty or new folder, or a previous demo output",
+            )
         for name in leftovers:  # from an interrupted run
             shutil.rmtree(out / name, ignore_errors=True)
     else:
@@ -60,13 +64,15 @@ def prepare(out_dir: str | os.PathLike) -> tuple[Path, Path]:
         try:
             out.mkdir(parents=True)
         except OSError as e:
-            raise InvalidInputError(str(out), f"cannot be created ({e.strerror or e}); choose "
-                                    "a folder you can write to") from None
+            raise InvalidInputError(
+                str(out), f"cannot be created ({e.strerror or e}); choose a folder you can write to"
+            ) from None
     try:
         work = Path(tempfile.mkdtemp(prefix=_PARTIAL_PREFIX, dir=out))
     except OSError as e:
-        raise InvalidInputError(str(out), f"is not writable ({e.strerror or e}); choose a "
-                                "folder you can write to") from None
+        raise InvalidInputError(
+            str(out), f"is not writable ({e.strerror or e}); choose a folder you can write to"
+        ) from None
     return out, work
 
 

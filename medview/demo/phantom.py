@@ -90,14 +90,20 @@ class Phantom:
             trees.append(grow_tree(rng, hila["vein"], pts, 7.5, 0.65))
         k, i, j = np.nonzero(plan.tissue == T.LIVER)
         liver_pts = np.stack([plan.xs[j], plan.ys[i], plan.zs[k]], 1).astype(float)
-        liver_pts = liver_pts[rng.choice(len(liver_pts), min(1500, len(liver_pts)),
-                                         replace=False)]
-        liver = Tubes.concat([
-            grow_tree(rng, vessels.HEPATIC_VEIN_ROOT, liver_pts, 6.5, 1.4).vessels,
-            grow_tree(rng, vessels.PORTA_HEPATIS, liver_pts, 7.0, 1.6).vessels])
-        return cls(patient, Thorax.make(trees),
-                   Abdomen.make(np.random.default_rng([seed, _STREAM_BOWEL]), liver),
-                   bare.clavicles, plan)
+        liver_pts = liver_pts[rng.choice(len(liver_pts), min(1500, len(liver_pts)), replace=False)]
+        liver = Tubes.concat(
+            [
+                grow_tree(rng, vessels.HEPATIC_VEIN_ROOT, liver_pts, 6.5, 1.4).vessels,
+                grow_tree(rng, vessels.PORTA_HEPATIS, liver_pts, 7.0, 1.6).vessels,
+            ]
+        )
+        return cls(
+            patient,
+            Thorax.make(trees),
+            Abdomen.make(np.random.default_rng([seed, _STREAM_BOWEL]), liver),
+            bare.clavicles,
+            plan,
+        )
 
     def _plan(self) -> Plan:
         (x0, x1), (y0, y1), (z0, z1) = _PLAN_BOX
@@ -106,10 +112,16 @@ class Phantom:
         zs = np.arange(z0, z1 + 1e-6, PLAN_STEP_MM)
         tissue = np.zeros((len(zs), len(ys), len(xs)), np.uint8)
         for k, z in enumerate(zs):
-            cv = Canvas(xs, ys, float(z), PLAN_STEP_MM, PLAN_STEP_MM,
-                        np.zeros((len(ys), len(xs)), F32), tissue[k])
-            self.render_ref(Slice(cv, Profile.at(float(z), self.patient.fat_factor),
-                                  False, None))
+            cv = Canvas(
+                xs,
+                ys,
+                float(z),
+                PLAN_STEP_MM,
+                PLAN_STEP_MM,
+                np.zeros((len(ys), len(xs)), F32),
+                tissue[k],
+            )
+            self.render_ref(Slice(cv, Profile.at(float(z), self.patient.fat_factor), False, None))
         return Plan(tissue, xs, ys, zs)
 
     def to_ref(self, points: np.ndarray) -> np.ndarray:
@@ -124,8 +136,9 @@ class Phantom:
         centred = replace(cv, xs=(cv.xs - F32(self.patient.shift_x)).astype(F32))
         return table_background(centred, self.patient.back_y * self.patient.scale[1])
 
-    def render(self, cv: Canvas, contrast: bool, texture: Texture | None,
-               hook: LesionHook | None = None) -> None:
+    def render(
+        self, cv: Canvas, contrast: bool, texture: Texture | None, hook: LesionHook | None = None
+    ) -> None:
         """Paint one real-frame slice (its hu/tissue already hold the background)."""
         ref = cv.to_frame((self.patient.shift_x, 0.0, 0.0), self.patient.scale)
         s = Slice(ref, Profile.at(ref.z, self.patient.fat_factor), contrast, texture)

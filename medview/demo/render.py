@@ -42,13 +42,20 @@ class Rendered:
     series_instance_uid: str
 
 
-def _geometry(seed: int, site: Site, z_positions: tuple[float, ...],
-              thickness: float) -> SeriesGeometry:
+def _geometry(
+    seed: int, site: Site, z_positions: tuple[float, ...], thickness: float
+) -> SeriesGeometry:
     rng = np.random.default_rng([seed, _STREAM_SITE, ord(site.key)])
     px = round(float(rng.uniform(*site.pixel_mm)), 4)
     half = (MATRIX - 1) / 2 * px
-    return SeriesGeometry(px, MATRIX, MATRIX, (round(-half, 4), round(FOV_CENTRE_Y_MM - half, 4)),
-                          z_positions, thickness)
+    return SeriesGeometry(
+        px,
+        MATRIX,
+        MATRIX,
+        (round(-half, 4), round(FOV_CENTRE_Y_MM - half, 4)),
+        z_positions,
+        thickness,
+    )
 
 
 class _Tally:
@@ -60,8 +67,13 @@ class _Tally:
         self.idx_sum = np.zeros((n, 3))
         self.hu_sum = np.zeros(n)
 
-    def add(self, k: int, stored: np.ndarray, labels: np.ndarray,
-            hits: list[tuple[Lesion, tuple[slice, slice], np.ndarray]]) -> None:
+    def add(
+        self,
+        k: int,
+        stored: np.ndarray,
+        labels: np.ndarray,
+        hits: list[tuple[Lesion, tuple[slice, slice], np.ndarray]],
+    ) -> None:
         for les, (rs, cs), mask in hits:
             i, j = np.nonzero(mask)
             m = les.id - 1
@@ -78,17 +90,22 @@ class _Tally:
             m = les.id - 1
             n = int(self.count[m])
             centre = affine[:3, :3] @ (self.idx_sum[m] / max(n, 1)) + affine[:3, 3]
-            out.append({
-                "id": les.id, "class": les.cls, "label_value": LABEL_VALUES[les.cls],
-                "kind": les.kind, "attachment": les.attachment,
-                "centre_lps_mm": [round(float(v), 2) for v in centre],
-                "diameter_mm": les.diameter_mm,
-                "volume_ml": round(n * voxel_ml, 4),
-                "mean_hu": round(float(self.hu_sum[m] / max(n, 1)), 1),
-                "material_hu": round(les.contrast_hu if self.contrast else les.plain_hu, 1),
-                "n_voxels": n,
-                "nominal_centre_lps_mm": [round(float(v), 2) for v in les.shape.centre],
-            })
+            out.append(
+                {
+                    "id": les.id,
+                    "class": les.cls,
+                    "label_value": LABEL_VALUES[les.cls],
+                    "kind": les.kind,
+                    "attachment": les.attachment,
+                    "centre_lps_mm": [round(float(v), 2) for v in centre],
+                    "diameter_mm": les.diameter_mm,
+                    "volume_ml": round(n * voxel_ml, 4),
+                    "mean_hu": round(float(self.hu_sum[m] / max(n, 1)), 1),
+                    "material_hu": round(les.contrast_hu if self.contrast else les.plain_hu, 1),
+                    "n_voxels": n,
+                    "nominal_centre_lps_mm": [round(float(v), 2) for v in les.shape.centre],
+                }
+            )
         return out
 
 
@@ -96,21 +113,35 @@ class _SliceMaker:
     """Renders one slice to stored int16 HU; each slice has its own noise stream, so the
     result does not depend on which thread made it or in what order."""
 
-    def __init__(self, phantom: Phantom, geo: SeriesGeometry, site: Site,
-                 lesions: list[Lesion], noise_hu: float, seed: int) -> None:
+    def __init__(
+        self,
+        phantom: Phantom,
+        geo: SeriesGeometry,
+        site: Site,
+        lesions: list[Lesion],
+        noise_hu: float,
+        seed: int,
+    ) -> None:
         self.phantom, self.geo, self.site, self.lesions = phantom, geo, site, lesions
         self.noise_hu, self.seed = noise_hu, seed
         self.texture = Texture(np.random.default_rng([seed, _STREAM_TEXTURE]), (MATRIX, MATRIX))
         self.xs = (geo.origin_xy[0] + geo.pixel_mm * np.arange(MATRIX)).astype(F32)
         self.ys = (geo.origin_xy[1] + geo.pixel_mm * np.arange(MATRIX)).astype(F32)
-        base = Canvas(self.xs, self.ys, 0.0, geo.pixel_mm, geo.thickness_mm,
-                      np.zeros((MATRIX, MATRIX), F32))
+        base = Canvas(
+            self.xs, self.ys, 0.0, geo.pixel_mm, geo.thickness_mm, np.zeros((MATRIX, MATRIX), F32)
+        )
         self.background = phantom.background(base)[0]
 
     def make(self, k: int) -> tuple[np.ndarray, list]:
         geo, site = self.geo, self.site
-        cv = Canvas(self.xs, self.ys, geo.z_positions[k], geo.pixel_mm, geo.thickness_mm,
-                    self.background.copy())
+        cv = Canvas(
+            self.xs,
+            self.ys,
+            geo.z_positions[k],
+            geo.pixel_mm,
+            geo.thickness_mm,
+            self.background.copy(),
+        )
         hits: list = []
 
         def hook(stage: str) -> None:
@@ -123,10 +154,19 @@ class _SliceMaker:
         return to_stored(cv.hu), hits
 
 
-def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float, ...],
-                 thickness_mm: float, noise_hu: float | None, n_lesions: int | None,
-                 progress: ProgressCallback | None, cancel: CancelToken | None,
-                 follow_up: FollowUp | None = None) -> Rendered:
+def render_study(
+    work: Path,
+    *,
+    seed: int,
+    site: Site,
+    z_positions: tuple[float, ...],
+    thickness_mm: float,
+    noise_hu: float | None,
+    n_lesions: int | None,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+    follow_up: FollowUp | None = None,
+) -> Rendered:
     """The study of `seed`; with `follow_up`, that study's patient months later (the lesions
     placed as in the baseline, then moved, grown, one gone and one new: follow_up.py)."""
     report(progress, 0.0, "building the synthetic patient")
@@ -174,13 +214,18 @@ def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float,
     _write_labels(work / LABELS_NAME, labels, geo)
     described = tally.describe(lesions, geo)
     meta = {
-        "generator": GENERATOR, "format_version": 1, "seed": seed, "site": site.key,
-        "description": desc, "frame": "LPS",
+        "generator": GENERATOR,
+        "format_version": 1,
+        "seed": seed,
+        "site": site.key,
+        "description": desc,
+        "frame": "LPS",
         "label_values": {name: v for name, v in LABEL_VALUES.items()},
         "shape": [n, MATRIX, MATRIX],
         "spacing_mm": [thickness_mm, geo.pixel_mm, geo.pixel_mm],
         "origin_lps_mm": [geo.origin_xy[0], geo.origin_xy[1], geo.z_positions[0]],
-        "noise_hu": noise, "contrast": site.contrast,
+        "noise_hu": noise,
+        "contrast": site.contrast,
         "series_instance_uid": writer.series_uid,
         "lesions": described,
     }
@@ -188,8 +233,13 @@ def render_study(work: Path, *, seed: int, site: Site, z_positions: tuple[float,
         meta["follow_up"] = truth
     (work / LESIONS_NAME).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     (work / README_NAME).write_text(_readme(meta, site), encoding="utf-8")
-    return Rendered(described, (n, MATRIX, MATRIX), (thickness_mm, geo.pixel_mm, geo.pixel_mm),
-                    writer.study_uid, writer.series_uid)
+    return Rendered(
+        described,
+        (n, MATRIX, MATRIX),
+        (thickness_mm, geo.pixel_mm, geo.pixel_mm),
+        writer.study_uid,
+        writer.series_uid,
+    )
 
 
 def _write_labels(path: Path, labels: np.ndarray, geo: SeriesGeometry) -> None:
@@ -209,7 +259,9 @@ def _readme(meta: dict, site: Site) -> str:
     dz, px, _ = meta["spacing_mm"]
     tissues = "\n".join(
         f"  {t.name.lower():<16} {tissue_hu(t, site.contrast):>7.0f}"
-        for t in T if t in TISSUES and t != T.TABLE)
+        for t in T
+        if t in TISSUES and t != T.TABLE
+    )
     windows = ", ".join(f"{name.lower()} {c}/{w}" for c, w, name in WINDOW_PRESETS)
     return (
         "MedView synthetic demo study - not a patient, free to use for anything.\n\n"
@@ -224,4 +276,5 @@ def _readme(meta: dict, site: Site) -> str:
         "               origin_lps_mm is the centre of the first voxel of the most inferior\n"
         "               slice; arrays are (slice, row, col) with slice 0 inferior.\n\n"
         f"Window presets (centre/width): {windows}.\n"
-        f"Nominal tissue CT numbers (HU) before noise:\n{tissues}\n")
+        f"Nominal tissue CT numbers (HU) before noise:\n{tissues}\n"
+    )

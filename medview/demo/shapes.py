@@ -36,14 +36,19 @@ class Canvas:
     hu: np.ndarray
     tissue: np.ndarray | None = None
 
-    def to_frame(self, shift: tuple[float, float, float],
-                 scale: tuple[float, float, float]) -> Canvas:
+    def to_frame(
+        self, shift: tuple[float, float, float], scale: tuple[float, float, float]
+    ) -> Canvas:
         """The same pixels in another frame, p' = (p - shift) / scale, sharing the arrays."""
         sx, sy, sz = scale
         return replace(
-            self, xs=((self.xs - shift[0]) / sx).astype(F32),
-            ys=((self.ys - shift[1]) / sy).astype(F32), z=(self.z - shift[2]) / sz,
-            px=self.px / math.sqrt(sx * sy), dz=self.dz / sz)
+            self,
+            xs=((self.xs - shift[0]) / sx).astype(F32),
+            ys=((self.ys - shift[1]) / sy).astype(F32),
+            z=(self.z - shift[2]) / sz,
+            px=self.px / math.sqrt(sx * sy),
+            dz=self.dz / sz,
+        )
 
     def region(self, x0: float, x1: float, y0: float, y1: float) -> Region | None:
         """Pixel rows/cols whose centres may lie in [x0, x1] x [y0, y1]; None if none do."""
@@ -58,8 +63,7 @@ class Canvas:
             return None
         return slice(r0, r1), slice(c0, c1)
 
-    def paint(self, reg: Region, alpha: np.ndarray, value: float | np.ndarray,
-              tissue: int) -> None:
+    def paint(self, reg: Region, alpha: np.ndarray, value: float | np.ndarray, tissue: int) -> None:
         """Blend `value` in with occupancy `alpha`; record `tissue` where alpha >= 0.5."""
         h = self.hu[reg]
         h += alpha * (value - h)
@@ -74,9 +78,15 @@ def ramp(q: np.ndarray) -> np.ndarray:
     return np.clip(q, 0.0, 1.0, out=q)
 
 
-def ellipse_sd(cv: Canvas, cx: float, cy: float, ax: float, ay_ant: float,
-               ay_post: float | None = None, pad: float = 0.0
-               ) -> tuple[Region, np.ndarray] | None:
+def ellipse_sd(
+    cv: Canvas,
+    cx: float,
+    cy: float,
+    ax: float,
+    ay_ant: float,
+    ay_post: float | None = None,
+    pad: float = 0.0,
+) -> tuple[Region, np.ndarray] | None:
     """Approximate signed distance (mm, negative inside) to an axis-aligned ellipse whose
     anterior (y < cy) and posterior half-axes may differ, as a body cross-section does.
 
@@ -92,16 +102,18 @@ def ellipse_sd(cv: Canvas, cx: float, cy: float, ax: float, ay_ant: float,
     ay = np.where(dy < 0, F32(ay_ant), F32(ay_post))
     v = dy / ay
     rho = np.sqrt((v * v)[:, None] + (u * u + F32(1e-12))[None, :])
-    g = np.sqrt(((v / ay) ** 2)[:, None]
-                + ((u / F32(ax)) ** 2 + F32(1e-12 / (ax * ay_ant)))[None, :])
+    g = np.sqrt(
+        ((v / ay) ** 2)[:, None] + ((u / F32(ax)) ** 2 + F32(1e-12 / (ax * ay_ant)))[None, :]
+    )
     sd = rho - F32(1.0)
     sd *= rho
     sd /= g
     return reg, sd
 
 
-def ellipse_alpha(cv: Canvas, cx: float, cy: float, ax: float, ay_ant: float,
-                  ay_post: float | None = None) -> tuple[Region, np.ndarray] | None:
+def ellipse_alpha(
+    cv: Canvas, cx: float, cy: float, ax: float, ay_ant: float, ay_post: float | None = None
+) -> tuple[Region, np.ndarray] | None:
     """Occupancy of an axis-aligned ellipse (see `ellipse_sd`)."""
     out = ellipse_sd(cv, cx, cy, ax, ay_ant, ay_post, pad=cv.px)
     if out is None:

@@ -20,8 +20,9 @@ from medview.demo.sites import T
 from medview.demo.tubes import Tubes, tubes_alpha
 
 # Vertebral levels: top z of C7 .. L5 and below (reference mm), vertebral body and disc heights.
-_LEVELS = ([(224.0 - 24 * i, 20.0, 4.0) for i in range(13)]
-           + [(-88.0 - 36 * i, 28.0, 8.0) for i in range(7)])
+_LEVELS = [(224.0 - 24 * i, 20.0, 4.0) for i in range(13)] + [
+    (-88.0 - 36 * i, 28.0, 8.0) for i in range(7)
+]
 # Ribs 1-12: head height, drop to the front, angle (fraction of pi from the back) where bone
 # ends and where costal cartilage ends (None: floating), half height and half thickness.
 _RIB_DROP = (38, 62, 85, 98, 105, 108, 108, 105, 100, 90, 56, 38)
@@ -63,15 +64,18 @@ def spine_alpha(s: Slice) -> np.ndarray:
     back = p.body_post - p.fat_post - 1.5
     centre = p.cav_post + 10.0
     front = p.vb_y + 0.3 * p.vb_r
-    for shape in (ellipse_alpha(cv, 0.0, p.vb_y, p.vb_r + 3, 0.82 * p.vb_r + 3),
-                  ellipse_alpha(cv, 0.0, centre, p.vb_r + 20, centre - front, back - centre)):
+    for shape in (
+        ellipse_alpha(cv, 0.0, p.vb_y, p.vb_r + 3, 0.82 * p.vb_r + 3),
+        ellipse_alpha(cv, 0.0, centre, p.vb_r + 20, centre - front, back - centre),
+    ):
         if shape is not None:
             union_into(out, s.cav_reg, *shape)
     return out
 
 
-def _bone(s: Slice, cx: float, cy: float, ax: float, ay: float, fz: float,
-          cortex: float = 1.3) -> None:
+def _bone(
+    s: Slice, cx: float, cy: float, ax: float, ay: float, fz: float, cortex: float = 1.3
+) -> None:
     """An elliptic bone section: cortex, then marrow inside, both scaled by z-occupancy."""
     if fz <= 0:
         return
@@ -130,8 +134,9 @@ def paint_spine(s: Slice, block: np.ndarray) -> None:
             s.paint(*cord, T.CORD)
 
 
-def _paint_points(s: Slice, reg: Region, idx: tuple[np.ndarray, np.ndarray],
-                  alpha: np.ndarray, tissue: T) -> None:
+def _paint_points(
+    s: Slice, reg: Region, idx: tuple[np.ndarray, np.ndarray], alpha: np.ndarray, tissue: T
+) -> None:
     """Paint scattered pixels (indices into `reg`)."""
     keep = alpha > 0
     if not keep.any():
@@ -147,8 +152,9 @@ def _paint_points(s: Slice, reg: Region, idx: tuple[np.ndarray, np.ndarray],
         tv[i[a >= 0.5], j[a >= 0.5]] = int(tissue)
 
 
-def _rib_section(radial: np.ndarray, dz: np.ndarray, half_r: float, half_z: float,
-                 px: float, wz: float) -> np.ndarray:
+def _rib_section(
+    radial: np.ndarray, dz: np.ndarray, half_r: float, half_z: float, px: float, wz: float
+) -> np.ndarray:
     """Occupancy of a rib's rounded-box cross-section from the radial distance to its centre
     line and the z distance to its path."""
     return ramp((radial - F32(half_r)) / F32(px)) * ramp((dz - F32(half_z)) / F32(wz))

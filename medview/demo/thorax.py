@@ -29,12 +29,23 @@ class Thorax:
 
     @classmethod
     def make(cls, trees: list[Tree] | None = None) -> Thorax:
-        great = Tubes.concat([vessels.aorta(), *vessels.systemic_veins(),
-                              *vessels.arch_branches(), *vessels.pulmonary_vessels()])
+        great = Tubes.concat(
+            [
+                vessels.aorta(),
+                *vessels.systemic_veins(),
+                *vessels.arch_branches(),
+                *vessels.pulmonary_vessels(),
+            ]
+        )
         trees = trees or []
-        return cls(vessels.heart(), great, vessels.central_airways(), vessels.esophagus(),
-                   Tubes.concat([t.vessels for t in trees]),
-                   Tubes.concat([t.airways for t in trees]))
+        return cls(
+            vessels.heart(),
+            great,
+            vessels.central_airways(),
+            vessels.esophagus(),
+            Tubes.concat([t.vessels for t in trees]),
+            Tubes.concat([t.airways for t in trees]),
+        )
 
 
 def mediastinum_alpha(s: Slice, th: Thorax) -> np.ndarray:
@@ -68,8 +79,9 @@ def paint_lungs(s: Slice, med: np.ndarray, spine: np.ndarray) -> None:
     cv.paint(s.cav_reg, alpha, value, int(T.LUNG))
 
 
-def _paint_tube_with_lumen(s: Slice, tubes: Tubes, wall: T, lumen: float,
-                           grow: float = 0.0) -> None:
+def _paint_tube_with_lumen(
+    s: Slice, tubes: Tubes, wall: T, lumen: float, grow: float = 0.0
+) -> None:
     """A walled tube: the wall tissue over the whole section, then air in the lumen."""
     t = tubes_alpha(s.cv, tubes, grow=grow, lumen=lumen)
     if t is not None:
@@ -107,8 +119,14 @@ def paint_mediastinum(s: Slice, th: Thorax) -> None:
     _paint_tube_with_lumen(s, th.airways, T.CARTILAGE, lumen=0.8, grow=2.0)
 
 
-def lung_side_points(tissue: np.ndarray, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray,
-                     rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def lung_side_points(
+    tissue: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    zs: np.ndarray,
+    rng: np.random.Generator,
+    n: int,
+) -> dict[str, np.ndarray]:
     """Random points (reference frame) inside each lung, from a coarse tissue volume."""
     k, i, j = np.nonzero(tissue == T.LUNG)
     pts = np.stack([xs[j], ys[i], zs[k]], axis=1).astype(float)

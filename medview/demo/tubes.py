@@ -39,8 +39,9 @@ class Tubes:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0))
-        return cls(*(np.concatenate([getattr(p, f) for p in parts])
-                     for f in ("p0", "p1", "r0", "r1")))
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("p0", "p1", "r0", "r1"))
+        )
 
     def __len__(self) -> int:
         return len(self.r0)
@@ -51,12 +52,16 @@ class Tubes:
     @cached_property
     def _z_range(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rmax = np.maximum(self.r0, self.r1)
-        return (np.minimum(self.p0[:, 2], self.p1[:, 2]),
-                np.maximum(self.p0[:, 2], self.p1[:, 2]), rmax)
+        return (
+            np.minimum(self.p0[:, 2], self.p1[:, 2]),
+            np.maximum(self.p0[:, 2], self.p1[:, 2]),
+            rmax,
+        )
 
 
-def tubes_alpha(cv: Canvas, t: Tubes, grow: float = 0.0, lumen: float | None = None
-                ) -> tuple[Region, np.ndarray, np.ndarray | None] | None:
+def tubes_alpha(
+    cv: Canvas, t: Tubes, grow: float = 0.0, lumen: float | None = None
+) -> tuple[Region, np.ndarray, np.ndarray | None] | None:
     """Occupancy of the union of tubes (radius + grow) on the slice, and, when `lumen` is
     given, of their lumens (that fraction of the radius). Returns the box they touch."""
     if not len(t):
@@ -97,10 +102,12 @@ def tubes_alpha(cv: Canvas, t: Tubes, grow: float = 0.0, lumen: float | None = N
     k = len(sel)
     row_seg = np.repeat(np.arange(k, dtype=np.int32), h)
     row_in = np.arange(len(row_seg), dtype=np.int32) - np.repeat(
-        (np.cumsum(h) - h).astype(np.int32), h)
+        (np.cumsum(h) - h).astype(np.int32), h
+    )
     row_w = w[row_seg]
     col_in = np.arange(int(row_w.sum()), dtype=np.int32) - np.repeat(
-        (np.cumsum(row_w) - row_w).astype(np.int32), row_w)
+        (np.cumsum(row_w) - row_w).astype(np.int32), row_w
+    )
     seg = np.repeat(row_seg, row_w)
     row_base = (r0[row_seg] - box_r0 + row_in) * box_w + (c0[row_seg] - box_c0)
     flat_idx = np.repeat(row_base.astype(np.int32), row_w) + col_in
@@ -148,8 +155,15 @@ class Tree:
     airways: Tubes
 
 
-def grow_tree(rng: np.random.Generator, start, points: np.ndarray, r_root: float,
-              r_min: float, step: float = 0.55, airway_min: float | None = None) -> Tree:
+def grow_tree(
+    rng: np.random.Generator,
+    start,
+    points: np.ndarray,
+    r_root: float,
+    r_min: float,
+    step: float = 0.55,
+    airway_min: float | None = None,
+) -> Tree:
     """Grow a tree from `start` that supplies `points` (n, 3) by territory splitting.
 
     `step` is the fraction of the way a branch goes toward its territory's centroid. With

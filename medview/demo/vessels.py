@@ -30,10 +30,23 @@ def _line(points) -> Tubes:
 
 def aorta() -> Tubes:
     pts: list[tuple[float, ...]] = [
-        (2, -20, 48, 14), (-6, -28, 80, 15), (-8, -27, 105, 15), (-4, -19, 124, 14),
-        (6, -2, 133, 13), (18, 14, 129, 12)]
-    for z, dx, gap in ((118, 28, -14), (90, 30, -20), (50, 30, -20), (10, 24, -12),
-                       (-40, 12, -2), (-100, 8, 1), (-200, 6, 1), (-300, 2, 1)):
+        (2, -20, 48, 14),
+        (-6, -28, 80, 15),
+        (-8, -27, 105, 15),
+        (-4, -19, 124, 14),
+        (6, -2, 133, 13),
+        (18, 14, 129, 12),
+    ]
+    for z, dx, gap in (
+        (118, 28, -14),
+        (90, 30, -20),
+        (50, 30, -20),
+        (10, 24, -12),
+        (-40, 12, -2),
+        (-100, 8, 1),
+        (-200, 6, 1),
+        (-300, 2, 1),
+    ):
         r = 12.0 if z > 0 else (11.0 if z > -150 else 9.5)
         pts.append(_front_of_spine(z, dx, gap, r))
     return _line(pts)
@@ -61,18 +74,25 @@ def arch_branches() -> list[Tubes]:
 # Hilar ends of the pulmonary arteries and veins, and of the main bronchi: the lung trees
 # grow from these points.
 HILA = {
-    "right": {"artery": (-48.0, 6.0, 86.0), "vein": (-42.0, 12.0, 55.0),
-              "airway": (-26.0, 4.0, 80.0)},
-    "left": {"artery": (44.0, 12.0, 92.0), "vein": (42.0, 16.0, 58.0),
-             "airway": (36.0, 10.0, 74.0)},
+    "right": {
+        "artery": (-48.0, 6.0, 86.0),
+        "vein": (-42.0, 12.0, 55.0),
+        "airway": (-26.0, 4.0, 80.0),
+    },
+    "left": {
+        "artery": (44.0, 12.0, 92.0),
+        "vein": (42.0, 16.0, 58.0),
+        "airway": (36.0, 10.0, 74.0),
+    },
 }
 
 
 def pulmonary_vessels() -> list[Tubes]:
     return [
         _line([(18, -48, 52, 14), (20, -30, 78, 14), (12, -8, 90, 13)]),
-        _line([(12, -8, 90, 11), (-5, 0, 92, 10.5), (-30, 3, 90, 10),
-               (*HILA["right"]["artery"], 9)]),
+        _line(
+            [(12, -8, 90, 11), (-5, 0, 92, 10.5), (-30, 3, 90, 10), (*HILA["right"]["artery"], 9)]
+        ),
         _line([(12, -8, 90, 11), (30, 2, 97, 10), (*HILA["left"]["artery"], 9)]),
         _line([(*HILA["right"]["vein"], 7), (-20, 6, 48, 8), (5, -6, 46, 8)]),
         _line([(*HILA["left"]["vein"], 7), (25, 8, 50, 8), (5, -6, 46, 8)]),
@@ -81,11 +101,13 @@ def pulmonary_vessels() -> list[Tubes]:
 
 def central_airways() -> Tubes:
     """Trachea and main bronchi (lumen radius; the wall is drawn around it)."""
-    return Tubes.concat([
-        _line([(0, -12, 250, 9), (0, -13, 180, 9), (2, -10, 130, 8.5), (2, -4, 104, 8)]),
-        _line([(2, -4, 104, 7), (-14, 0, 92, 6.5), (*HILA["right"]["airway"], 6)]),
-        _line([(2, -4, 104, 6.5), (18, 4, 92, 6), (*HILA["left"]["airway"], 5.5)]),
-    ])
+    return Tubes.concat(
+        [
+            _line([(0, -12, 250, 9), (0, -13, 180, 9), (2, -10, 130, 8.5), (2, -4, 104, 8)]),
+            _line([(2, -4, 104, 7), (-14, 0, 92, 6.5), (*HILA["right"]["airway"], 6)]),
+            _line([(2, -4, 104, 6.5), (18, 4, 92, 6), (*HILA["left"]["airway"], 5.5)]),
+        ]
+    )
 
 
 def esophagus() -> Tubes:

@@ -21,9 +21,21 @@ from medview.core import geometry
 from medview.core.volume import Volume
 
 # NIfTI-1 datatype codes of the dtypes this writer streams (the array's own bytes).
-_DATATYPES = {np.dtype(t): code for t, code in (
-    ("u1", 2), ("i2", 4), ("i4", 8), ("f4", 16), ("f8", 64), ("i1", 256), ("u2", 512),
-    ("u4", 768), ("i8", 1024), ("u8", 1280))}
+_DATATYPES = {
+    np.dtype(t): code
+    for t, code in (
+        ("u1", 2),
+        ("i2", 4),
+        ("i4", 8),
+        ("f4", 16),
+        ("f8", 64),
+        ("i1", 256),
+        ("u2", 512),
+        ("u4", 768),
+        ("i8", 1024),
+        ("u8", 1280),
+    )
+}
 _CHUNK_BYTES = 8 << 20  # slices are written in chunks of about this many bytes
 
 
@@ -31,8 +43,12 @@ def streamable(volume: Volume) -> bool:
     """Whether `write_nifti` can write this volume: greyscale, native byte order, a dtype
     NIfTI-1 names."""
     dtype = volume.array.dtype
-    return (not volume.is_colour and volume.array.ndim == 3 and dtype.isnative
-            and dtype.newbyteorder("=") in _DATATYPES)
+    return (
+        not volume.is_colour
+        and volume.array.ndim == 3
+        and dtype.isnative
+        and dtype.newbyteorder("=") in _DATATYPES
+    )
 
 
 def nifti_affine(affine: np.ndarray) -> np.ndarray:
@@ -60,5 +76,5 @@ def write_nifti(volume: Volume, path: Path) -> None:
         f.write(header.binaryblock)
         f.write(b"\0\0\0\0")  # no extensions
         for k in range(0, array.shape[0], per_chunk):
-            chunk = np.ascontiguousarray(array[k:k + per_chunk])  # a view when contiguous
+            chunk = np.ascontiguousarray(array[k : k + per_chunk])  # a view when contiguous
             f.write(memoryview(chunk).cast("B"))

@@ -39,16 +39,20 @@ def installation_salt() -> bytes:
     except FileNotFoundError:
         text = _create(path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(str(path), f"cannot be read ({exc}); MedView needs it to "
-                                           f"name patients without their ID") from exc
+        raise InvalidInputError(
+            str(path), f"cannot be read ({exc}); MedView needs it to name patients without their ID"
+        ) from exc
     try:
         salt = bytes.fromhex(text)
     except ValueError:
         salt = b""
     if len(salt) != SALT_BYTES:
-        raise InvalidInputError(str(path), "is not a MedView salt (64 hex digits); restore it "
-                                           "from a backup, or remove it to start a new one "
-                                           "(existing patient keys then no longer match)")
+        raise InvalidInputError(
+            str(path),
+            "is not a MedView salt (64 hex digits); restore it "
+            "from a backup, or remove it to start a new one "
+            "(existing patient keys then no longer match)",
+        )
     return salt
 
 

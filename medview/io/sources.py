@@ -54,8 +54,11 @@ def iter_zip(path: Path, skipped: list[Skipped]) -> Iterator[SourceRef]:
         name = info.filename
         where = f"{path}!{name}"
         if _unsafe_member(name):
-            skipped.append(Skipped(where, "points outside the archive's folder; it was not "
-                                          "opened or extracted"))
+            skipped.append(
+                Skipped(
+                    where, "points outside the archive's folder; it was not opened or extracted"
+                )
+            )
             continue
         if PurePosixPath(name).name in IGNORED_NAMES or name.startswith("__MACOSX/"):
             continue
@@ -63,9 +66,14 @@ def iter_zip(path: Path, skipped: list[Skipped]) -> Iterator[SourceRef]:
             info.file_size > MAX_ZIP_RATIO_FLOOR
             and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1)
         ):
-            skipped.append(Skipped(where, f"would inflate to {format_bytes(info.file_size)} "
-                                          f"from {format_bytes(info.compress_size)}; refused as "
-                                          f"a possible zip bomb"))
+            skipped.append(
+                Skipped(
+                    where,
+                    f"would inflate to {format_bytes(info.file_size)} "
+                    f"from {format_bytes(info.compress_size)}; refused as "
+                    f"a possible zip bomb",
+                )
+            )
             continue
         yield SourceRef(str(path), name)
 
@@ -87,8 +95,7 @@ def resolve_dicomdir_reference(dicomdir: Path, file_id: list[str] | str) -> Path
     """The file a DICOMDIR record references, or None if it would lead outside the
     DICOMDIR's folder (a hostile "../" or absolute path)."""
     parts = [file_id] if isinstance(file_id, str) else list(file_id)
-    if not parts or any(p in ("..", ".", "") or "/" in p or "\\" in p or ":" in p
-                        for p in parts):
+    if not parts or any(p in ("..", ".", "") or "/" in p or "\\" in p or ":" in p for p in parts):
         return None
     base = dicomdir.parent.resolve()
     target = (base.joinpath(*parts)).resolve()
@@ -122,14 +129,18 @@ def check_detached_data_files(header: Path) -> None:
     for name in _data_file_names(text, header):
         shown = name if len(name) <= 80 else name[:77] + "..."
         if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor:
-            raise InvalidInputError(str(header), f"names its data file by an absolute path "
-                                                 f"({shown}); MedView reads data files only "
-                                                 f"from the header's own folder")
+            raise InvalidInputError(
+                str(header),
+                f"names its data file by an absolute path "
+                f"({shown}); MedView reads data files only "
+                f"from the header's own folder",
+            )
         # a numbered pattern (slice%03d.raw) is checked by its folder part
         plain = re.sub(r"%[-+ #0]*\d*[diouxX]", "0", name).replace("\\", "/")
         if not _inside(base, (base / plain).resolve()):
-            raise InvalidInputError(str(header), f"names a data file outside its own folder "
-                                                 f"({shown}); refused")
+            raise InvalidInputError(
+                str(header), f"names a data file outside its own folder ({shown}); refused"
+            )
 
 
 def _data_file_names(text: str, header: Path) -> list[str]:
@@ -145,9 +156,10 @@ def _data_file_names(text: str, header: Path) -> list[str]:
         return []
     if value.upper().startswith("LIST"):
         if len(text) > MAX_HEADER_BYTES:
-            raise ResourceLimitError(str(header), "lists more data files than MedView reads "
-                                                  "from one header; refused")
-        rest = head[field.end():] if nrrd else text[field.end():]
+            raise ResourceLimitError(
+                str(header), "lists more data files than MedView reads from one header; refused"
+            )
+        rest = head[field.end() :] if nrrd else text[field.end() :]
         return [line.strip() for line in rest.splitlines() if line.strip()]
     tokens = value.split()
     numbered = len(tokens) in (4, 5) and all(re.fullmatch(r"-?\d+", t) for t in tokens[1:4])

@@ -98,8 +98,9 @@ def read_store_file(path: Path, fmt: str, version: int, what: str) -> dict[str, 
     except UnicodeDecodeError:
         raise StoreFileProblem("it is not UTF-8 text", True) from None
     except json.JSONDecodeError as err:
-        raise StoreFileProblem(f"it is not valid JSON: {err.msg} at line {err.lineno}",
-                               True) from None
+        raise StoreFileProblem(
+            f"it is not valid JSON: {err.msg} at line {err.lineno}", True
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise StoreFileProblem(f"it is not a MedView {what} file", True)
     found = doc.get("version")

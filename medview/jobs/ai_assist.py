@@ -43,8 +43,9 @@ def devices_job(ctx: JobContext) -> Generator[Progress, None, tuple[str, ...]]:
     return tuple(found)
 
 
-def live_infer_job(volume: Volume, model: Any, ctx: JobContext, **options: Any
-                   ) -> Generator[Progress, None, InferenceResult]:
+def live_infer_job(
+    volume: Volume, model: Any, ctx: JobContext, **options: Any
+) -> Generator[Progress, None, InferenceResult]:
     """jobs.inference.infer_job as the viewer runs it: one torch thread (module docstring).
     Same options, same result."""
     from medview.ai.runtime.device import set_threads_for_ui
@@ -59,8 +60,9 @@ def check_model_fits(volume: Volume, card: ModelCard) -> list[str]:
     return check_fits(volume, card, volume.metadata.source or "the series")
 
 
-def findings_job(result: InferenceResult, volume: Volume, threshold: float, ctx: JobContext
-                 ) -> Generator[Progress, None, InferenceResult]:
+def findings_job(
+    result: InferenceResult, volume: Volume, threshold: float, ctx: JobContext
+) -> Generator[Progress, None, InferenceResult]:
     """The findings of a run at another threshold, from its kept probabilities (no model):
     off the GUI thread, since a model that lights up hundreds of regions takes seconds
     to measure."""
@@ -85,18 +87,28 @@ class SliceExplanation:
 
 def _check_classifier(card: ModelCard, volume: Volume, where: str) -> None:
     if card.task != "classification" or card.architecture != "medview.SliceClassifier":
-        raise InvalidInputError(where, f"holds {card.ref}, which is not MedView's slice "
-                                       f"classifier; Grad-CAM explains only that model")
+        raise InvalidInputError(
+            where,
+            f"holds {card.ref}, which is not MedView's slice "
+            f"classifier; Grad-CAM explains only that model",
+        )
     modality = (volume.metadata.modality or "").upper()
     if volume.is_colour or (modality and modality != card.modality.upper()):
-        raise InvalidInputError(volume.metadata.source or "the series",
-                                f"is a {'colour image' if volume.is_colour else modality} "
-                                f"series; {card.ref} is made for {card.modality}")
+        raise InvalidInputError(
+            volume.metadata.source or "the series",
+            f"is a {'colour image' if volume.is_colour else modality} "
+            f"series; {card.ref} is made for {card.modality}",
+        )
 
 
-def explain_slice_job(volume: Volume, folder: Path, index: int, ctx: JobContext,
-                      device: str = "auto", window: int = EXPLAIN_WINDOW
-                      ) -> Generator[Progress, None, SliceExplanation]:
+def explain_slice_job(
+    volume: Volume,
+    folder: Path,
+    index: int,
+    ctx: JobContext,
+    device: str = "auto",
+    window: int = EXPLAIN_WINDOW,
+) -> Generator[Progress, None, SliceExplanation]:
     """The slice classifier's lesion probability for slice `index` (axis 0) and its
     Grad-CAM heatmap, read with up to `window` neighbouring slices around it (the GRU
     needs the context the model was validated with)."""
@@ -112,12 +124,14 @@ def explain_slice_job(volume: Volume, folder: Path, index: int, ctx: JobContext,
     set_threads_for_ui(True)
     model = load_model(folder, choose_device(device))
     if model.module is None:
-        raise InvalidInputError(str(folder), f"holds {card.ref} as an imported program; "
-                                             f"Grad-CAM needs the network MedView builds")
+        raise InvalidInputError(
+            str(folder),
+            f"holds {card.ref} as an imported program; Grad-CAM needs the network MedView builds",
+        )
     ctx.cancel.raise_if_cancelled()
     n = volume.shape[0]
     start = int(np.clip(index - window // 2, 0, max(n - window, 0)))
-    stack = volume.array[start:start + window].astype(np.float32)
+    stack = volume.array[start : start + window].astype(np.float32)
     lo, hi = card.intensity.low, card.intensity.high
     np.clip(stack, lo, hi, out=stack)
     stack -= lo
@@ -126,5 +140,6 @@ def explain_slice_job(volume: Volume, folder: Path, index: int, ctx: JobContext,
     result = gradcam(model.module, stack, target=1)
     t = index - start
     yield Progress(1.0, f"slice {index + 1} explained")
-    return SliceExplanation(index, float(result.probabilities[t]), result.heatmaps[t], card,
-                            str(model.device))
+    return SliceExplanation(
+        index, float(result.probabilities[t]), result.heatmaps[t], card, str(model.device)
+    )

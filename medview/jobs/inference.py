@@ -87,23 +87,32 @@ class InferenceResult:
         found = findings_for(self.segmentation, volume, threshold)
         timings = {**self.timings, "findings": time.perf_counter() - t0}
         warnings = [*self.segmentation.warnings, *_capped(found)]
-        return replace(self, findings=found, threshold=threshold, timings=timings,
-                       warnings=warnings, regions=found.regions)
+        return replace(
+            self,
+            findings=found,
+            threshold=threshold,
+            timings=timings,
+            warnings=warnings,
+            regions=found.regions,
+        )
 
 
 def _capped(found: FindingList) -> list[str]:
     if len(found) < MAX_FINDINGS:
         return []
-    return [f"Only the {len(found)} largest of {len(found) + found.omitted} regions are "
-            f"listed; this model may not suit this study."]
+    return [
+        f"Only the {len(found)} largest of {len(found) + found.omitted} regions are "
+        f"listed; this model may not suit this study."
+    ]
 
 
 def _checked(threshold: float) -> float:
     try:
         quantized_threshold(float(threshold))
     except (TypeError, ValueError):
-        raise InvalidInputError(None, f"threshold must be above 0 and at most 1, not "
-                                      f"{threshold}") from None
+        raise InvalidInputError(
+            None, f"threshold must be above 0 and at most 1, not {threshold}"
+        ) from None
     return float(threshold)
 
 
@@ -128,10 +137,17 @@ class PartialSegmentation:
     span: tuple[int, int]
 
 
-def infer_job(volume: Volume, model: Any, ctx: JobContext, device: str = "auto",
-              tta: bool = False, threshold: float = 0.5, series_key: str = "",
-              batch_size: int | None = None, focus: int | None = None
-              ) -> Generator[Progress, None, InferenceResult]:
+def infer_job(
+    volume: Volume,
+    model: Any,
+    ctx: JobContext,
+    device: str = "auto",
+    tta: bool = False,
+    threshold: float = 0.5,
+    series_key: str = "",
+    batch_size: int | None = None,
+    focus: int | None = None,
+) -> Generator[Progress, None, InferenceResult]:
     """Segment `volume` with `model` and cut findings at `threshold`. `series_key` (the
     SeriesInfo key) lets a second run on the same series reuse the first one's result.
     `focus` (the slice the reader looks at) is computed first and announced with a
@@ -156,10 +172,18 @@ def infer_job(volume: Volume, model: Any, ctx: JobContext, device: str = "auto",
                 timings["load"] = time.perf_counter() - t0
             ctx.cancel.raise_if_cancelled()
             yield Progress(0.0, f"running {card.ref}")
-            seg = segment(volume, loaded, batch_size=batch_size, progress=ctx.progress,
-                          cancel=ctx.cancel, tta=tta, series_key=series_key, reuse=False,
-                          focus=focus, on_partial=lambda r, span: ctx.emit(
-                              PartialSegmentation(r, span)))
+            seg = segment(
+                volume,
+                loaded,
+                batch_size=batch_size,
+                progress=ctx.progress,
+                cancel=ctx.cancel,
+                tta=tta,
+                series_key=series_key,
+                reuse=False,
+                focus=focus,
+                on_partial=lambda r, span: ctx.emit(PartialSegmentation(r, span)),
+            )
             timings.update(seg.timings)
         yield Progress(0.98, "measuring findings")
         t0 = time.perf_counter()
@@ -173,5 +197,14 @@ def infer_job(volume: Volume, model: Any, ctx: JobContext, device: str = "auto",
             own_model = loaded = None
             release_device_memory(device_of)
     yield Progress(1.0, f"{len(found)} finding(s)")
-    return InferenceResult(seg, found, card, threshold, series_key, reused, timings,
-                           [*seg.warnings, *_capped(found)], found.regions)
+    return InferenceResult(
+        seg,
+        found,
+        card,
+        threshold,
+        series_key,
+        reused,
+        timings,
+        [*seg.warnings, *_capped(found)],
+        found.regions,
+    )

@@ -27,9 +27,14 @@ def is_label_file(path: str | Path) -> bool:
     return str(path).lower().endswith(LABEL_SUFFIXES)
 
 
-def export_labels_job(kind: str, label_map: LabelMap, path: str | Path, ctx: JobContext,
-                      series: SeriesInfo | None = None, affine: np.ndarray | None = None
-                      ) -> Generator[Progress, None, list[str]]:
+def export_labels_job(
+    kind: str,
+    label_map: LabelMap,
+    path: str | Path,
+    ctx: JobContext,
+    series: SeriesInfo | None = None,
+    affine: np.ndarray | None = None,
+) -> Generator[Progress, None, list[str]]:
     """Write `label_map` as a DICOM SEG of `series` (kind "seg") or a NIfTI / NRRD label
     file on `affine` ("nifti"); returns the notes for the reader."""
     yield Progress(-1.0, "writing the segmentation")
@@ -43,8 +48,9 @@ def export_labels_job(kind: str, label_map: LabelMap, path: str | Path, ctx: Job
     return export_label_file(label_map, affine, path)
 
 
-def import_labels_job(path: str | Path, targets: Sequence[LabelTarget], ctx: JobContext
-                      ) -> Generator[Progress, None, ImportedLabels]:
+def import_labels_job(
+    path: str | Path, targets: Sequence[LabelTarget], ctx: JobContext
+) -> Generator[Progress, None, ImportedLabels]:
     """Read a DICOM SEG or a label file made elsewhere onto the target it fits."""
     yield Progress(-1.0, "reading the segmentation")
     ctx.cancel.raise_if_cancelled()

@@ -37,30 +37,40 @@ def model_path(chosen: str | Path) -> tuple[Path, str]:
         return path, "nnunet"
     if path.suffix.lower() == ".zip" or (path / "configs" / "metadata.json").is_file():
         return path, "monai-bundle"
-    raise UnsupportedInputError(str(chosen), "is not a MONAI bundle (a .zip, or the "
-                                             "configs/metadata.json of a bundle folder) or an "
-                                             "nnU-Net v2 model (its dataset.json)")
+    raise UnsupportedInputError(
+        str(chosen),
+        "is not a MONAI bundle (a .zip, or the "
+        "configs/metadata.json of a bundle folder) or an "
+        "nnU-Net v2 model (its dataset.json)",
+    )
 
 
-def preview_job(chosen: str | Path, ctx: JobContext
-                ) -> Generator[Progress, None, ImportPreview]:
+def preview_job(chosen: str | Path, ctx: JobContext) -> Generator[Progress, None, ImportPreview]:
     yield Progress(-1, "reading the model")
     path, kind = model_path(chosen)
     if kind == "nnunet":
         from medview.ai.runtime.nnunet_models import _require_nnunet
 
         _require_nnunet(str(path))
-        return ImportPreview(path, kind, ["nnU-Net v2 model: runs with nnU-Net's own "
-                                          "predictor; weights read without running code"])
+        return ImportPreview(
+            path,
+            kind,
+            [
+                "nnU-Net v2 model: runs with nnU-Net's own "
+                "predictor; weights read without running code"
+            ],
+        )
     from medview.ai.runtime.bundle_import import opened_bundle
 
     with opened_bundle(path) as plan:
-        return ImportPreview(path, kind, list(plan.description), list(plan.needs_code),
-                             list(plan.unsupported))
+        return ImportPreview(
+            path, kind, list(plan.description), list(plan.needs_code), list(plan.unsupported)
+        )
 
 
-def import_job(path: str | Path, ctx: JobContext, allow_code: bool = False
-               ) -> Generator[Progress, None, ModelEntry]:
+def import_job(
+    path: str | Path, ctx: JobContext, allow_code: bool = False
+) -> Generator[Progress, None, ModelEntry]:
     """Import what preview_job found at `path`; `allow_code` is the reader's consent."""
     yield Progress(-1, "importing the model")
     path, kind = model_path(path)

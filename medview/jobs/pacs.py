@@ -27,16 +27,18 @@ class SearchResult:
     notes: list[str]  # one sentence per source that could not answer
 
 
-def echo_job(node: Node, ctx: JobContext, secret: str | None = None
-             ) -> Generator[Progress, None, float]:
+def echo_job(
+    node: Node, ctx: JobContext, secret: str | None = None
+) -> Generator[Progress, None, float]:
     from medview.net import dimse, web
 
     yield Progress(-1, f"testing {node.name}")
     return dimse.echo(node) if node.kind == "dimse" else web.echo(node, secret)
 
 
-def search_job(nodes: Sequence[Node], query: StudyQuery, ctx: JobContext,
-               include_local: bool = True) -> Generator[Progress, None, SearchResult]:
+def search_job(
+    nodes: Sequence[Node], query: StudyQuery, ctx: JobContext, include_local: bool = True
+) -> Generator[Progress, None, SearchResult]:
     """The local study database's matches first, then each node's, in one list."""
     from medview.net import dimse, web
     from medview.net.studydb import StudyDB
@@ -54,15 +56,19 @@ def search_job(nodes: Sequence[Node], query: StudyQuery, ctx: JobContext,
         ctx.cancel.raise_if_cancelled()
         yield Progress(k / max(1, len(nodes)), f"searching {node.name}")
         try:
-            rows += dimse.find_studies(node, query) if node.kind == "dimse" \
+            rows += (
+                dimse.find_studies(node, query)
+                if node.kind == "dimse"
                 else web.find_studies(node, query)
+            )
         except MedviewError as err:
             notes.append(str(err))
     return SearchResult(rows, notes)
 
 
-def retrieve_job(node: Node, study_uid: str, ctx: JobContext, series_uid: str | None = None
-                 ) -> Generator[Progress, None, Retrieved]:
+def retrieve_job(
+    node: Node, study_uid: str, ctx: JobContext, series_uid: str | None = None
+) -> Generator[Progress, None, Retrieved]:
     """Each stored instance is emitted (its path) so the browser can show the study as it
     arrives; progress is by instance."""
     from medview.net.retrieve import retrieve
@@ -71,8 +77,7 @@ def retrieve_job(node: Node, study_uid: str, ctx: JobContext, series_uid: str | 
     return retrieve(node, study_uid, ctx, series_uid=series_uid)
 
 
-def send_job(node: Node, paths: Sequence[Path], ctx: JobContext
-             ) -> Generator[Progress, None, int]:
+def send_job(node: Node, paths: Sequence[Path], ctx: JobContext) -> Generator[Progress, None, int]:
     from medview.net import dimse, web
 
     yield Progress(-1, f"sending {len(paths)} files to {node.name}")
@@ -86,6 +91,7 @@ class AIOutput:
     """What the AI showed on the open series, copied on the GUI thread: the findings mask
     (the model's label values), its model card and the findings with the reader's
     decisions."""
+
     mask: Any  # uint8 ndarray (slice, row, col)
     card: Any  # ai.models.cards.ModelCard
     findings: list[Finding]
@@ -98,9 +104,14 @@ class SentResults:
     notes: list[str]
 
 
-def send_results_job(node: Node, series: SeriesInfo, labels: LabelMap | None, done: bool,
-                     ai: AIOutput | None, ctx: JobContext
-                     ) -> Generator[Progress, None, SentResults]:
+def send_results_job(
+    node: Node,
+    series: SeriesInfo,
+    labels: LabelMap | None,
+    done: bool,
+    ai: AIOutput | None,
+    ctx: JobContext,
+) -> Generator[Progress, None, SentResults]:
     """Send the viewer's results on `series` back to `node`: the reader's labels as a DICOM
     SEG (marked done when `done`), the AI's findings mask as its SEG, and the TID 1500 SR of
     the findings referencing that SEG. The files are written to a temporary folder, never
@@ -113,11 +124,14 @@ def send_results_job(node: Node, series: SeriesInfo, labels: LabelMap | None, do
 
     sources = [f.source for f in series.slices if f is not None]
     if any(s.member is not None for s in sources):
-        raise InvalidInputError(sources[0].path, "holds the images in an archive; extract "
-                                                 "them to send results to a PACS")
+        raise InvalidInputError(
+            sources[0].path,
+            "holds the images in an archive; extract them to send results to a PACS",
+        )
     if labels is None and ai is None:
-        raise InvalidInputError(None, "there is nothing to send: no labels and no AI result "
-                                      "on this series")
+        raise InvalidInputError(
+            None, "there is nothing to send: no labels and no AI result on this series"
+        )
     what: list[str] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="medview-send-") as tmp:
@@ -136,8 +150,11 @@ def send_results_job(node: Node, series: SeriesInfo, labels: LabelMap | None, do
             what.append("the AI's SEG")
             if ai.findings:
                 yield Progress(-1, "writing the findings report (SR)")
-                files.append(write_measurement_report(
-                    ai.findings, [Path(s.path) for s in sources], seg, Path(tmp) / "sr.dcm"))
+                files.append(
+                    write_measurement_report(
+                        ai.findings, [Path(s.path) for s in sources], seg, Path(tmp) / "sr.dcm"
+                    )
+                )
                 what.append("the findings report (SR)")
         ctx.cancel.raise_if_cancelled()
         sent = yield from send_job(node, files, ctx)

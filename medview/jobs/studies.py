@@ -25,16 +25,16 @@ class FirstSlice:
     image: np.ndarray
 
 
-def scan_job(paths: Sequence[str | Path], ctx: JobContext
-             ) -> Generator[Progress, None, ScanResult]:
+def scan_job(paths: Sequence[str | Path], ctx: JobContext) -> Generator[Progress, None, ScanResult]:
     from medview.io.dicom.index import scan
 
     yield Progress(0.0, "looking for studies")
     return scan(paths, progress=ctx.progress, cancel=ctx.cancel)
 
 
-def load_job(series: SeriesInfo, ctx: JobContext, first_index: int | None = None
-             ) -> Generator[Progress, None, Volume]:
+def load_job(
+    series: SeriesInfo, ctx: JobContext, first_index: int | None = None
+) -> Generator[Progress, None, Volume]:
     """Load a series; the first slice read (the middle one unless told) is emitted as
     FirstSlice so the viewer can draw it before the rest is in."""
     from medview.io.dicom.volume import load_series
@@ -49,8 +49,9 @@ def load_job(series: SeriesInfo, ctx: JobContext, first_index: int | None = None
             sent = True
             ctx.emit(FirstSlice(series.key, i, image.copy()))
 
-    return load_series(series, progress=ctx.progress, cancel=ctx.cancel, on_slice=on_slice,
-                       first_index=first)
+    return load_series(
+        series, progress=ctx.progress, cancel=ctx.cancel, on_slice=on_slice, first_index=first
+    )
 
 
 def open_image_job(path: str | Path, ctx: JobContext) -> Generator[Progress, None, Volume]:
@@ -82,16 +83,20 @@ def _thumbnail(series: SeriesInfo, size: int) -> np.ndarray | None:
     image = image[::step, ::step]
     if image.ndim == 3 and image.dtype == np.uint8:
         return np.ascontiguousarray(image)
-    lo, hi = (colour_window(image) if image.ndim == 3 else
-              default_window(series.modality, series.windows, image)).bounds
+    lo, hi = (
+        colour_window(image)
+        if image.ndim == 3
+        else default_window(series.modality, series.windows, image)
+    ).bounds
     grey = np.clip((image.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255)
     if series.photometric == "MONOCHROME1" and image.ndim == 2:
         grey = 255 - grey
     return grey.astype(np.uint8)
 
 
-def thumbnails_job(series_list: Sequence[SeriesInfo], ctx: JobContext, size: int = 96
-                   ) -> Generator[Progress, None, int]:
+def thumbnails_job(
+    series_list: Sequence[SeriesInfo], ctx: JobContext, size: int = 96
+) -> Generator[Progress, None, int]:
     """Decode the middle slice of each series, in the file's window (or the modality's
     default), and emit it as a Thumbnail. A series that cannot be decoded is skipped: its
     load will say why. Returns how many were made."""

@@ -24,8 +24,9 @@ from medview.jobs.ai_assist import has_kept_result, live_infer_job
 from medview.jobs.inference import InferenceResult
 
 
-def _through(scale: Callable[[Progress], Progress],
-             report: Callable[[Progress], None]) -> Callable[[Progress], None]:
+def _through(
+    scale: Callable[[Progress], Progress], report: Callable[[Progress], None]
+) -> Callable[[Progress], None]:
     """A progress callback that scales each report into its model's share of the whole."""
     return lambda p: report(scale(p))
 
@@ -38,9 +39,15 @@ class VersionRun:
     label_map: np.ndarray = field(repr=False, compare=False)
 
 
-def compare_versions_job(volume: Volume, folders: Sequence[Path], ctx: JobContext, *,
-                         series_key: str = "", threshold: float = 0.5, device: str = "auto"
-                         ) -> Generator[Progress, None, list[VersionRun]]:
+def compare_versions_job(
+    volume: Volume,
+    folders: Sequence[Path],
+    ctx: JobContext,
+    *,
+    series_key: str = "",
+    threshold: float = 0.5,
+    device: str = "auto",
+) -> Generator[Progress, None, list[VersionRun]]:
     """Run each model folder in `folders` on `volume`; returns their runs in request order.
     Cancel lands within a batch of slices of the version running."""
     cards = [load_card(folder) for folder in folders]  # a broken card fails before any run
@@ -49,15 +56,27 @@ def compare_versions_job(volume: Volume, folders: Sequence[Path], ctx: JobContex
     runs: dict[int, VersionRun] = {}
     share = 1.0 / len(folders)
     for step, index in enumerate(order):
-        def scaled(p: Progress, base: float = step * share, ref: str = cards[index].ref
-                   ) -> Progress:
-            return Progress(-1 if p.fraction < 0 else base + share * p.fraction,
-                            f"{ref}: {p.message}" if p.message else "")
 
-        sub = JobContext(ctx.cancel, None if ctx.progress is None else
-                         _through(scaled, ctx.progress), ctx.event)
-        gen = live_infer_job(volume, folders[index], sub, device=device, tta=False,
-                             threshold=threshold, series_key=series_key)
+        def scaled(
+            p: Progress, base: float = step * share, ref: str = cards[index].ref
+        ) -> Progress:
+            return Progress(
+                -1 if p.fraction < 0 else base + share * p.fraction,
+                f"{ref}: {p.message}" if p.message else "",
+            )
+
+        sub = JobContext(
+            ctx.cancel, None if ctx.progress is None else _through(scaled, ctx.progress), ctx.event
+        )
+        gen = live_infer_job(
+            volume,
+            folders[index],
+            sub,
+            device=device,
+            tta=False,
+            threshold=threshold,
+            series_key=series_key,
+        )
         try:
             while True:
                 try:

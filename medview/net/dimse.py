@@ -25,24 +25,24 @@ GET_MODEL = "1.2.840.10008.5.1.4.1.2.2.3"
 # The storage classes a retrieval accepts (pynetdicom allows 128 contexts in all): the images
 # MedView shows and the objects it reads and writes beside them.
 RETRIEVED_CLASSES = (
-    "1.2.840.10008.5.1.4.1.1.2",      # CT
-    "1.2.840.10008.5.1.4.1.1.2.1",    # Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.4",      # MR
-    "1.2.840.10008.5.1.4.1.1.4.1",    # Enhanced MR
-    "1.2.840.10008.5.1.4.1.1.128",    # PET
-    "1.2.840.10008.5.1.4.1.1.130",    # Enhanced PET
-    "1.2.840.10008.5.1.4.1.1.20",     # NM
-    "1.2.840.10008.5.1.4.1.1.6.1",    # US
-    "1.2.840.10008.5.1.4.1.1.1",      # CR
-    "1.2.840.10008.5.1.4.1.1.1.1",    # DX
-    "1.2.840.10008.5.1.4.1.1.7",      # Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.66.4",   # Segmentation
+    "1.2.840.10008.5.1.4.1.1.2",  # CT
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4",  # MR
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.128",  # PET
+    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET
+    "1.2.840.10008.5.1.4.1.1.20",  # NM
+    "1.2.840.10008.5.1.4.1.1.6.1",  # US
+    "1.2.840.10008.5.1.4.1.1.1",  # CR
+    "1.2.840.10008.5.1.4.1.1.1.1",  # DX
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
     "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
     "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
     "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
     "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
     "1.2.840.10008.5.1.4.1.1.481.3",  # RT Structure Set
-    "1.2.840.10008.5.1.4.1.1.11.1",   # Grayscale Softcopy Presentation State
+    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State
 )
 
 
@@ -53,12 +53,26 @@ def accepted_transfer_syntaxes() -> list[str]:
 
     from medview.io.dicom.pixel_codecs import decodable
 
-    base = [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian,
-            uid.DeflatedExplicitVRLittleEndian, uid.ExplicitVRBigEndian]
-    compressed = [uid.JPEGLSLossless, uid.JPEGLSNearLossless, uid.JPEGLossless,
-                  uid.JPEGLosslessSV1, uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit,
-                  uid.JPEG2000Lossless, uid.JPEG2000, uid.RLELossless, uid.HTJ2KLossless,
-                  uid.HTJ2KLosslessRPCL, uid.HTJ2K]
+    base = [
+        uid.ExplicitVRLittleEndian,
+        uid.ImplicitVRLittleEndian,
+        uid.DeflatedExplicitVRLittleEndian,
+        uid.ExplicitVRBigEndian,
+    ]
+    compressed = [
+        uid.JPEGLSLossless,
+        uid.JPEGLSNearLossless,
+        uid.JPEGLossless,
+        uid.JPEGLosslessSV1,
+        uid.JPEGBaseline8Bit,
+        uid.JPEGExtended12Bit,
+        uid.JPEG2000Lossless,
+        uid.JPEG2000,
+        uid.RLELossless,
+        uid.HTJ2KLossless,
+        uid.HTJ2KLosslessRPCL,
+        uid.HTJ2K,
+    ]
     return [str(t) for t in base] + [str(t) for t in compressed if decodable(t)]
 
 
@@ -83,19 +97,27 @@ def _reachable(node: DimseNode) -> None:
     except socket.gaierror:
         raise NetworkError(node.name, f"the host {node.host} is not known") from None
     except ConnectionRefusedError:
-        raise NetworkError(node.name, f"nothing answers at {node.host}:{node.port}; the "
-                                      f"node is down or the port is wrong") from None
+        raise NetworkError(
+            node.name,
+            f"nothing answers at {node.host}:{node.port}; the node is down or the port is wrong",
+        ) from None
     except TimeoutError:
-        raise NetworkError(node.name, f"{node.host}:{node.port} did not answer within "
-                                      f"{node.timeout_s:g} s") from None
+        raise NetworkError(
+            node.name, f"{node.host}:{node.port} did not answer within {node.timeout_s:g} s"
+        ) from None
     except OSError as err:
-        raise NetworkError(node.name, f"{node.host}:{node.port} cannot be reached "
-                                      f"({err.strerror or err})") from None
+        raise NetworkError(
+            node.name, f"{node.host}:{node.port} cannot be reached ({err.strerror or err})"
+        ) from None
 
 
 @contextmanager
-def association(node: DimseNode, contexts: Iterable[tuple[str, list[str] | None]],
-                handlers: list | None = None, roles: list | None = None) -> Iterator[Any]:
+def association(
+    node: DimseNode,
+    contexts: Iterable[tuple[str, list[str] | None]],
+    handlers: list | None = None,
+    roles: list | None = None,
+) -> Iterator[Any]:
     """An established association with the node, released on leaving; otherwise a
     NetworkError that says why."""
     ae = _ae(node)
@@ -106,18 +128,29 @@ def association(node: DimseNode, contexts: Iterable[tuple[str, list[str] | None]
             ae.add_requested_context(abstract)
     _reachable(node)
     started = time.monotonic()
-    assoc = ae.associate(node.host, node.port, ae_title=node.called_ae,
-                         ext_neg=roles or None, evt_handlers=handlers or None)
+    assoc = ae.associate(
+        node.host,
+        node.port,
+        ae_title=node.called_ae,
+        ext_neg=roles or None,
+        evt_handlers=handlers or None,
+    )
     if not assoc.is_established:
         if assoc.is_rejected:
-            raise NetworkError(node.name, f"refused the association: it does not accept our "
-                                          f"AE title {node.our_ae} or its own called AE "
-                                          f"title {node.called_ae}")
+            raise NetworkError(
+                node.name,
+                f"refused the association: it does not accept our "
+                f"AE title {node.our_ae} or its own called AE "
+                f"title {node.called_ae}",
+            )
         if time.monotonic() - started >= node.timeout_s * 0.9:
-            raise NetworkError(node.name, f"did not answer the association request within "
-                                          f"{node.timeout_s:g} s")
-        raise NetworkError(node.name, "closed the connection without accepting the "
-                                      "association; is it a DICOM node?")
+            raise NetworkError(
+                node.name, f"did not answer the association request within {node.timeout_s:g} s"
+            )
+        raise NetworkError(
+            node.name,
+            "closed the connection without accepting the association; is it a DICOM node?",
+        )
     try:
         yield assoc
     finally:
@@ -127,8 +160,10 @@ def association(node: DimseNode, contexts: Iterable[tuple[str, list[str] | None]
 
 def _check_status(node: DimseNode, status: Any, what: str) -> int:
     if status is None or "Status" not in status:
-        raise NetworkError(node.name, f"gave no answer to the {what} within "
-                                      f"{node.timeout_s:g} s, or the connection broke")
+        raise NetworkError(
+            node.name,
+            f"gave no answer to the {what} within {node.timeout_s:g} s, or the connection broke",
+        )
     return int(status.Status)
 
 
@@ -150,15 +185,17 @@ def _find(node: DimseNode, identifier: Any) -> list[Any]:
             code = _check_status(node, status, "C-FIND")
             if code in (0xFF00, 0xFF01):
                 if ident is None:
-                    raise NetworkError(node.name, "answered the C-FIND with a malformed "
-                                                  "identifier")
+                    raise NetworkError(node.name, "answered the C-FIND with a malformed identifier")
                 found.append(ident)
             elif code == 0:
                 break
             else:
-                raise NetworkError(node.name, f"refused the C-FIND (status 0x{code:04X}); "
-                                              f"does it allow our AE title {node.our_ae} to "
-                                              f"query?")
+                raise NetworkError(
+                    node.name,
+                    f"refused the C-FIND (status 0x{code:04X}); "
+                    f"does it allow our AE title {node.our_ae} to "
+                    f"query?",
+                )
     return found
 
 
@@ -207,13 +244,20 @@ def find_studies(node: DimseNode, q: StudyQuery) -> list[StudyRow]:
         if not uid:
             raise NetworkError(node.name, "answered the C-FIND with a study without a UID")
         mods = tuple(m for m in _text(ident, "ModalitiesInStudy").split("\\") if m)
-        rows.append(StudyRow(
-            study_uid=uid, source=node.name, patient_name=_text(ident, "PatientName"),
-            patient_id=_text(ident, "PatientID"), date=_text(ident, "StudyDate"),
-            description=_text(ident, "StudyDescription"),
-            accession=_text(ident, "AccessionNumber"), modalities=mods,
-            series_count=_int(ident, "NumberOfStudyRelatedSeries"),
-            instance_count=_int(ident, "NumberOfStudyRelatedInstances")))
+        rows.append(
+            StudyRow(
+                study_uid=uid,
+                source=node.name,
+                patient_name=_text(ident, "PatientName"),
+                patient_id=_text(ident, "PatientID"),
+                date=_text(ident, "StudyDate"),
+                description=_text(ident, "StudyDescription"),
+                accession=_text(ident, "AccessionNumber"),
+                modalities=mods,
+                series_count=_int(ident, "NumberOfStudyRelatedSeries"),
+                instance_count=_int(ident, "NumberOfStudyRelatedInstances"),
+            )
+        )
     return rows
 
 
@@ -228,11 +272,16 @@ def find_series(node: DimseNode, study_uid: str) -> list[SeriesRow]:
     ds.SeriesNumber = ""
     ds.SeriesDescription = ""
     ds.NumberOfSeriesRelatedInstances = ""
-    return [SeriesRow(series_uid=_text(i, "SeriesInstanceUID"), modality=_text(i, "Modality"),
-                      number=_text(i, "SeriesNumber"),
-                      description=_text(i, "SeriesDescription"),
-                      instances=_int(i, "NumberOfSeriesRelatedInstances"))
-            for i in _find(node, ds)]
+    return [
+        SeriesRow(
+            series_uid=_text(i, "SeriesInstanceUID"),
+            modality=_text(i, "Modality"),
+            number=_text(i, "SeriesNumber"),
+            description=_text(i, "SeriesDescription"),
+            instances=_int(i, "NumberOfSeriesRelatedInstances"),
+        )
+        for i in _find(node, ds)
+    ]
 
 
 def find_instances(node: DimseNode, study_uid: str, series_uid: str) -> list[str]:
@@ -247,8 +296,7 @@ def find_instances(node: DimseNode, study_uid: str, series_uid: str) -> list[str
     return [_text(i, "SOPInstanceUID") for i in _find(node, ds)]
 
 
-def _retrieve_identifier(study_uid: str, series_uid: str | None,
-                         sop_uids: list[str] | None) -> Any:
+def _retrieve_identifier(study_uid: str, series_uid: str | None, sop_uids: list[str] | None) -> Any:
     from pydicom.dataset import Dataset
 
     ds = Dataset()
@@ -278,8 +326,7 @@ def store_handler(sink: Sink, on_error: Callable[[BaseException], None]) -> Call
             ds = event.dataset
             sop = str(event.request.AffectedSOPInstanceUID)
             encoded = event.encoded_dataset(include_meta=True)
-            sink(_text(ds, "StudyInstanceUID"), _text(ds, "SeriesInstanceUID"), sop,
-                 encoded)
+            sink(_text(ds, "StudyInstanceUID"), _text(ds, "SeriesInstanceUID"), sop, encoded)
         except DiskFullError as err:
             on_error(err)
             return 0xA700
@@ -298,9 +345,14 @@ def store_handler(sink: Sink, on_error: Callable[[BaseException], None]) -> Call
 OnTotal = Callable[[int], None]
 
 
-def _run_retrieve(node: DimseNode, responses: Iterator, assoc: Any, what: str,
-                  cancel: CancelToken | None, on_total: OnTotal | None = None
-                  ) -> tuple[int, int]:
+def _run_retrieve(
+    node: DimseNode,
+    responses: Iterator,
+    assoc: Any,
+    what: str,
+    cancel: CancelToken | None,
+    on_total: OnTotal | None = None,
+) -> tuple[int, int]:
     """Follow C-GET / C-MOVE responses to the end; (completed, failed) sub-operations."""
     completed = failed = 0
     for status, _ident in responses:
@@ -308,8 +360,10 @@ def _run_retrieve(node: DimseNode, responses: Iterator, assoc: Any, what: str,
             assoc.abort()
             raise JobCancelled()
         code = _check_status(node, status, what)
-        counts = [int(status.get(f"Number{k}Suboperations", 0) or 0)
-                  for k in ("OfRemaining", "OfCompleted", "OfFailed", "OfWarning")]
+        counts = [
+            int(status.get(f"Number{k}Suboperations", 0) or 0)
+            for k in ("OfRemaining", "OfCompleted", "OfFailed", "OfWarning")
+        ]
         completed, failed = counts[1], counts[2]
         if code in (0xFF00, 0xFF01):
             if on_total is not None:
@@ -319,19 +373,29 @@ def _run_retrieve(node: DimseNode, responses: Iterator, assoc: Any, what: str,
         if code in (0x0000, 0xB000):
             break
         if code == 0xA801:
-            raise NetworkError(node.name, f"does not know the destination {node.our_ae} "
-                                          f"for C-MOVE; add it there with port "
-                                          f"{node.our_port}")
+            raise NetworkError(
+                node.name,
+                f"does not know the destination {node.our_ae} "
+                f"for C-MOVE; add it there with port "
+                f"{node.our_port}",
+            )
         if code == 0xFE00:
             raise JobCancelled()
         raise NetworkError(node.name, f"refused the {what} (status 0x{code:04X})")
     return completed, failed
 
 
-def get(node: DimseNode, study_uid: str, sink: Sink, *, series_uid: str | None = None,
-        sop_uids: list[str] | None = None, cancel: CancelToken | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
-        on_total: OnTotal | None = None) -> tuple[int, int]:
+def get(
+    node: DimseNode,
+    study_uid: str,
+    sink: Sink,
+    *,
+    series_uid: str | None = None,
+    sop_uids: list[str] | None = None,
+    cancel: CancelToken | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    on_total: OnTotal | None = None,
+) -> tuple[int, int]:
     """C-GET: the node sends the instances back on the same association."""
     from pynetdicom import build_role, evt
 
@@ -341,10 +405,10 @@ def get(node: DimseNode, study_uid: str, sink: Sink, *, series_uid: str | None =
     contexts = [(GET_MODEL, None)] + [(c, syntaxes) for c in RETRIEVED_CLASSES]
     roles = [build_role(c, scp_role=True) for c in RETRIEVED_CLASSES]
     ident = _retrieve_identifier(study_uid, series_uid, sop_uids)
-    with association(node, contexts, handlers=[(evt.EVT_C_STORE, handler)],
-                     roles=roles) as assoc:
-        result = _run_retrieve(node, assoc.send_c_get(ident, GET_MODEL), assoc, "C-GET",
-                               cancel, on_total)
+    with association(node, contexts, handlers=[(evt.EVT_C_STORE, handler)], roles=roles) as assoc:
+        result = _run_retrieve(
+            node, assoc.send_c_get(ident, GET_MODEL), assoc, "C-GET", cancel, on_total
+        )
     _raise_first(errors)
     return result
 
@@ -357,19 +421,36 @@ def _raise_first(errors: list[BaseException]) -> None:
             raise err
 
 
-def move(node: DimseNode, study_uid: str, *, series_uid: str | None = None,
-         sop_uids: list[str] | None = None, cancel: CancelToken | None = None,
-         on_total: OnTotal | None = None) -> tuple[int, int]:
+def move(
+    node: DimseNode,
+    study_uid: str,
+    *,
+    series_uid: str | None = None,
+    sop_uids: list[str] | None = None,
+    cancel: CancelToken | None = None,
+    on_total: OnTotal | None = None,
+) -> tuple[int, int]:
     """C-MOVE to our AE title: the node opens its own association to our storage SCP
     (which must be listening on node.our_port: net.scp)."""
     ident = _retrieve_identifier(study_uid, series_uid, sop_uids)
     with association(node, [(MOVE_MODEL, None)]) as assoc:
-        return _run_retrieve(node, assoc.send_c_move(ident, node.our_ae, MOVE_MODEL), assoc,
-                             "C-MOVE", cancel, on_total)
+        return _run_retrieve(
+            node,
+            assoc.send_c_move(ident, node.our_ae, MOVE_MODEL),
+            assoc,
+            "C-MOVE",
+            cancel,
+            on_total,
+        )
 
 
-def send(node: DimseNode, paths: list[Path], *, cancel: CancelToken | None = None,
-         progress: Callable[[int, int], None] | None = None) -> int:
+def send(
+    node: DimseNode,
+    paths: list[Path],
+    *,
+    cancel: CancelToken | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """C-STORE each file (Part 10) in its own transfer syntax; the number stored. A file the
     node refuses is one sentence naming it."""
     from pydicom import dcmread
@@ -379,19 +460,25 @@ def send(node: DimseNode, paths: list[Path], *, cancel: CancelToken | None = Non
     for p in paths:
         try:
             meta = dcmread(p, stop_before_pixels=True, specific_tags=["SOPClassUID"])
-            headers.append((p, str(meta.file_meta.MediaStorageSOPClassUID),
-                            str(meta.file_meta.TransferSyntaxUID)))
+            headers.append(
+                (
+                    p,
+                    str(meta.file_meta.MediaStorageSOPClassUID),
+                    str(meta.file_meta.TransferSyntaxUID),
+                )
+            )
         except (InvalidDicomError, OSError, AttributeError) as err:
-            raise NetworkError(str(p), f"is not a DICOM file that can be sent ({err})") \
-                from None
+            raise NetworkError(str(p), f"is not a DICOM file that can be sent ({err})") from None
     pairs: dict[str, set[str]] = {}
     for _p, sop_class, ts in headers:
         pairs.setdefault(sop_class, set()).add(ts)
     if len(pairs) > 120:
-        raise NetworkError(node.name, "the files hold more than 120 kinds of object; send "
-                                      "them in smaller groups")
-    contexts = [(c, sorted(ts | {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"}))
-                for c, ts in pairs.items()]
+        raise NetworkError(
+            node.name, "the files hold more than 120 kinds of object; send them in smaller groups"
+        )
+    contexts = [
+        (c, sorted(ts | {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"})) for c, ts in pairs.items()
+    ]
     sent = 0
     with association(node, contexts) as assoc:
         for i, (p, _c, _t) in enumerate(headers):
@@ -400,8 +487,7 @@ def send(node: DimseNode, paths: list[Path], *, cancel: CancelToken | None = Non
             ds = dcmread(p)
             code = _check_status(node, assoc.send_c_store(ds), "C-STORE")
             if code not in (0x0000, 0xB000, 0xB006, 0xB007):
-                raise NetworkError(node.name, f"refused {p.name} (C-STORE status "
-                                              f"0x{code:04X})")
+                raise NetworkError(node.name, f"refused {p.name} (C-STORE status 0x{code:04X})")
             sent += 1
             if progress is not None:
                 progress(i + 1, len(headers))

@@ -26,6 +26,5 @@ def quiet_network_loggers(debug: bool | None = None) -> None:
         if not on:
             # pynetdicom adds a StreamHandler of its own; our root handler is enough
             for h in list(lg.handlers):
-                if isinstance(h, logging.StreamHandler) and not isinstance(
-                        h, logging.FileHandler):
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
                     lg.removeHandler(h)

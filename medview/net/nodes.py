@@ -41,8 +41,11 @@ def check_ae_title(title: str, what: str) -> str:
     """An AE title as DICOM allows it (1-16 printable characters, no backslash, not only
     spaces), stripped; otherwise one sentence."""
     if not isinstance(title, str) or not _AE_OK.match(title) or not title.strip():
-        raise InvalidInputError(None, f"{what} {title!r} is not a valid AE title (1 to 16 "
-                                      f"printable characters, no backslash)")
+        raise InvalidInputError(
+            None,
+            f"{what} {title!r} is not a valid AE title (1 to 16 "
+            f"printable characters, no backslash)",
+        )
     return title.strip()
 
 
@@ -74,8 +77,7 @@ class DimseNode:
         if not self.host:
             raise InvalidInputError(None, "the node has no host name")
         if self.retrieve not in ("get", "move"):
-            raise InvalidInputError(None, f"retrieve must be get or move, not "
-                                          f"{self.retrieve!r}")
+            raise InvalidInputError(None, f"retrieve must be get or move, not {self.retrieve!r}")
 
     @property
     def address(self) -> str:
@@ -102,8 +104,9 @@ class WebNode:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidInputError(None, f"{self.url!r} is not an http(s) URL")
         if self.auth not in AUTH_KINDS:
-            raise InvalidInputError(None, f"authentication must be none, basic or bearer, "
-                                          f"not {self.auth!r}")
+            raise InvalidInputError(
+                None, f"authentication must be none, basic or bearer, not {self.auth!r}"
+            )
         object.__setattr__(self, "url", self.url.rstrip("/"))
 
     @property
@@ -119,8 +122,9 @@ class WebNode:
 Node = DimseNode | WebNode
 
 
-def parse_address(text: str, *, our_ae: str = DEFAULT_OUR_AE,
-                  our_port: int = DEFAULT_OUR_PORT) -> Node | None:
+def parse_address(
+    text: str, *, our_ae: str = DEFAULT_OUR_AE, our_port: int = DEFAULT_OUR_PORT
+) -> Node | None:
     """A node from `dicom://AE@host:port` or an http(s) URL; None when `text` is neither
     (then it may be a saved node's name). A malformed address is one sentence."""
     if text.startswith("dicom://"):
@@ -130,10 +134,15 @@ def parse_address(text: str, *, our_ae: str = DEFAULT_OUR_AE,
         except ValueError:
             port = None
         if not parts.username or not parts.hostname or port is None:
-            raise InvalidInputError(None, f"{text}: write a DIMSE node as "
-                                          f"dicom://AE@host:port")
-        return DimseNode(name=text, called_ae=unquote(parts.username), host=parts.hostname,
-                         port=port, our_ae=our_ae, our_port=our_port)
+            raise InvalidInputError(None, f"{text}: write a DIMSE node as dicom://AE@host:port")
+        return DimseNode(
+            name=text,
+            called_ae=unquote(parts.username),
+            host=parts.hostname,
+            port=port,
+            our_ae=our_ae,
+            our_port=our_port,
+        )
     if text.startswith(("http://", "https://")):
         return WebNode(name=text, url=text)
     return None
@@ -157,8 +166,9 @@ def load_nodes(path: Path | None = None) -> list[Node]:
     except StoreFileProblem as problem:
         if problem.damaged:
             keep_aside(path, move=True)
-        raise InvalidInputError(str(path), f"the PACS node list cannot be used: "
-                                           f"{problem.reason}") from None
+        raise InvalidInputError(
+            str(path), f"the PACS node list cannot be used: {problem.reason}"
+        ) from None
     if doc is None:
         return []
     nodes = []
@@ -166,8 +176,7 @@ def load_nodes(path: Path | None = None) -> list[Node]:
         try:
             nodes.append(_node_from_dict(dict(entry)))
         except (InvalidInputError, TypeError) as err:
-            raise InvalidInputError(str(path), f"a node in the list is not valid: {err}") \
-                from None
+            raise InvalidInputError(str(path), f"a node in the list is not valid: {err}") from None
     return nodes
 
 
@@ -190,5 +199,8 @@ def resolve_node(text: str, nodes: list[Node] | None = None) -> Node:
         if n.name == text:
             return n
     known = ", ".join(n.name for n in nodes) or "none saved yet"
-    raise InvalidInputError(None, f"{text}: no such PACS node (saved nodes: {known}); give "
-                                  f"dicom://AE@host:port or an https:// DICOMweb URL")
+    raise InvalidInputError(
+        None,
+        f"{text}: no such PACS node (saved nodes: {known}); give "
+        f"dicom://AE@host:port or an https:// DICOMweb URL",
+    )

@@ -78,10 +78,16 @@ class StudyRow:
 
     def public(self, show_phi: bool) -> dict:
         """As JSON for `pacs find --json`; name and ID only when asked for."""
-        out = {"study_uid": self.study_uid, "source": self.source, "date": self.date,
-               "description": self.description, "accession": self.accession,
-               "modalities": list(self.modalities), "series": self.series_count,
-               "instances": self.instance_count}
+        out = {
+            "study_uid": self.study_uid,
+            "source": self.source,
+            "date": self.date,
+            "description": self.description,
+            "accession": self.accession,
+            "modalities": list(self.modalities),
+            "series": self.series_count,
+            "instances": self.instance_count,
+        }
         if show_phi:
             out |= {"patient_name": self.patient_name, "patient_id": self.patient_id}
         return out

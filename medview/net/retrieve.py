@@ -43,8 +43,9 @@ def _instances(node: Node, study_uid: str, series_uid: str, secret: str | None) 
 class _Progress:
     """Counts arrivals across series and threads; cancels the transfer on a full disk."""
 
-    def __init__(self, ctx: JobContext, total: int, here: int, db: StudyDB, source: str,
-                 root: Path) -> None:
+    def __init__(
+        self, ctx: JobContext, total: int, here: int, db: StudyDB, source: str, root: Path
+    ) -> None:
         self.ctx, self.total, self.done, self.fetched = ctx, total, here, 0
         self.db, self.source, self.root = db, source, root
         self.stop = CancelToken()
@@ -69,8 +70,11 @@ class _Progress:
         self.fetched += 1
         self.done += 1
         if self.total:
-            report(self.ctx.progress, min(1.0, self.done / self.total),
-                   f"{self.done} of {self.total} instances")
+            report(
+                self.ctx.progress,
+                min(1.0, self.done / self.total),
+                f"{self.done} of {self.total} instances",
+            )
         else:
             report(self.ctx.progress, -1, f"{self.done} instances")
         self.ctx.emit(path)
@@ -78,9 +82,16 @@ class _Progress:
             self.stop.cancel()
 
 
-def retrieve(node: Node, study_uid: str, ctx: JobContext, *, series_uid: str | None = None,
-             db: StudyDB | None = None, root: Path | None = None,
-             secret: str | None = None) -> Retrieved:
+def retrieve(
+    node: Node,
+    study_uid: str,
+    ctx: JobContext,
+    *,
+    series_uid: str | None = None,
+    db: StudyDB | None = None,
+    root: Path | None = None,
+    secret: str | None = None,
+) -> Retrieved:
     """Fetch what is missing of the study (or series) into `root` (the received folder)."""
     from medview.net.storage import instance_path, received_dir
 
@@ -104,20 +115,25 @@ def retrieve(node: Node, study_uid: str, ctx: JobContext, *, series_uid: str | N
     return Retrieved(study_uid, tracker.fetched, here, root / study_uid)
 
 
-def _plan(node: Node, study_uid: str, series_uid: str | None, db: StudyDB, root: Path,
-          secret: str | None) -> tuple[list[tuple[str | None, list[str] | None]], int, int]:
+def _plan(
+    node: Node, study_uid: str, series_uid: str | None, db: StudyDB, root: Path, secret: str | None
+) -> tuple[list[tuple[str | None, list[str] | None]], int, int]:
     """What to fetch: [(series or None for the whole study, instances or None for all)],
     the instances in all (0 when the node will say), and those already here. Nothing of the
     study here: one retrieval of it all, without listing instances first (the first slice
     comes sooner); otherwise each series' instances are listed and only the missing asked
     for. Only files in `root` count (`pacs get --out` elsewhere fetches)."""
-    here_study = {sop for sop, path in db.instances_in_study(study_uid).items()
-                  if path.is_relative_to(root)}
+    here_study = {
+        sop for sop, path in db.instances_in_study(study_uid).items() if path.is_relative_to(root)
+    }
     if not here_study:
         if isinstance(node, DimseNode):  # the C-GET / C-MOVE status tells the total
             return [(series_uid, None)], 0, 0
-        rows = [r for r in web.find_series(node, study_uid, secret)
-                if series_uid in (None, r.series_uid)]
+        rows = [
+            r
+            for r in web.find_series(node, study_uid, secret)
+            if series_uid in (None, r.series_uid)
+        ]
         return [(r.series_uid, None) for r in rows], sum(r.instances or 0 for r in rows), 0
     plan: list[tuple[str | None, list[str] | None]] = []
     total = here = 0
@@ -131,24 +147,58 @@ def _plan(node: Node, study_uid: str, series_uid: str | None, db: StudyDB, root:
     return plan, total, here
 
 
-def _fetch(node: Node, study_uid: str, series_uid: str | None, sops: list[str] | None,
-           tracker: _Progress, secret: str | None) -> None:
+def _fetch(
+    node: Node,
+    study_uid: str,
+    series_uid: str | None,
+    sops: list[str] | None,
+    tracker: _Progress,
+    secret: str | None,
+) -> None:
     if not isinstance(node, DimseNode):
         assert series_uid is not None  # WADO-RS plans are by series
-        web.get(node, study_uid, tracker.sink, series_uid=series_uid, sop_uids=sops,
-                cancel=tracker.stop, secret=secret)
+        web.get(
+            node,
+            study_uid,
+            tracker.sink,
+            series_uid=series_uid,
+            sop_uids=sops,
+            cancel=tracker.stop,
+            secret=secret,
+        )
         return
     if node.retrieve == "get":
-        dimse.get(node, study_uid, tracker.sink, series_uid=series_uid, sop_uids=sops,
-                  cancel=tracker.stop, on_total=tracker.told)
+        dimse.get(
+            node,
+            study_uid,
+            tracker.sink,
+            series_uid=series_uid,
+            sop_uids=sops,
+            cancel=tracker.stop,
+            on_total=tracker.told,
+        )
         return
-    with StorageSCP(tracker.root, ae_title=node.our_ae, port=node.our_port,
-                    allowed_aes=[node.called_ae], on_stored=tracker.arrived) as scp:
-        dimse.move(node, study_uid, series_uid=series_uid, sop_uids=sops,
-                   cancel=tracker.stop, on_total=tracker.told)
+    with StorageSCP(
+        tracker.root,
+        ae_title=node.our_ae,
+        port=node.our_port,
+        allowed_aes=[node.called_ae],
+        on_stored=tracker.arrived,
+    ) as scp:
+        dimse.move(
+            node,
+            study_uid,
+            series_uid=series_uid,
+            sop_uids=sops,
+            cancel=tracker.stop,
+            on_total=tracker.told,
+        )
     for problem in scp.received.problems:
         if isinstance(problem, DiskFullError):
             raise problem
     if scp.received.problems:
-        raise NetworkError(node.name, f"sent {scp.received.refused} instances MedView "
-                                      f"refused (the first: {scp.received.problems[0]})")
+        raise NetworkError(
+            node.name,
+            f"sent {scp.received.refused} instances MedView "
+            f"refused (the first: {scp.received.problems[0]})",
+        )

@@ -36,10 +36,17 @@ class Received:
 class StorageSCP:
     """A running storage SCP; `stop()` ends it (also as a context manager)."""
 
-    def __init__(self, root: Path, *, ae_title: str = "MEDVIEW", port: int = 11112,
-                 host: str = "", allowed_aes: Iterable[str] | None = (),
-                 max_associations: int = 4,
-                 on_stored: Callable[[Path], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        ae_title: str = "MEDVIEW",
+        port: int = 11112,
+        host: str = "",
+        allowed_aes: Iterable[str] | None = (),
+        max_associations: int = 4,
+        on_stored: Callable[[Path], None] | None = None,
+    ) -> None:
         """`allowed_aes` None accepts any calling AE title (the reader's explicit choice);
         an empty list accepts none but echo is still refused then."""
         from pynetdicom import AE, evt
@@ -55,20 +62,25 @@ class StorageSCP:
         ae.acse_timeout = 30
         ae.dimse_timeout = 30
         if allowed_aes is not None:
-            ae.require_calling_aet = [check_ae_title(a, "an allowed AE title")
-                                      for a in allowed_aes]
+            ae.require_calling_aet = [check_ae_title(a, "an allowed AE title") for a in allowed_aes]
         syntaxes = accepted_transfer_syntaxes()
         for sop_class in RETRIEVED_CLASSES:
             ae.add_supported_context(sop_class, syntaxes)
         ae.add_supported_context("1.2.840.10008.1.1")
         handler = store_handler(self._store, self._refused)
         try:
-            server = ae.start_server((host, check_port(port, "the storage port")),
-                                     block=False, evt_handlers=[(evt.EVT_C_STORE, handler)])
+            server = ae.start_server(
+                (host, check_port(port, "the storage port")),
+                block=False,
+                evt_handlers=[(evt.EVT_C_STORE, handler)],
+            )
         except OSError as err:
-            raise NetworkError(f"port {port}", f"MedView's storage SCP cannot listen there "
-                                               f"({err.strerror or err}); is another "
-                                               f"program using it?") from None
+            raise NetworkError(
+                f"port {port}",
+                f"MedView's storage SCP cannot listen there "
+                f"({err.strerror or err}); is another "
+                f"program using it?",
+            ) from None
         assert server is not None  # block=False returns the running server, never None
         self._server = server
         self.port = server.server_address[1]

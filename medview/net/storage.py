@@ -36,8 +36,9 @@ def instance_path(root: Path, study_uid: str, series_uid: str, sop_uid: str) -> 
     return root / study_uid / series_uid / f"{sop_uid}.dcm"
 
 
-def store_instance(root: Path, study_uid: str, series_uid: str, sop_uid: str,
-                   encoded: bytes) -> Path:
+def store_instance(
+    root: Path, study_uid: str, series_uid: str, sop_uid: str, encoded: bytes
+) -> Path:
     """Write one received instance (a complete Part 10 file) atomically; DiskFullError when
     the disk is full (the half-written temporary file is removed by the atomic write)."""
     path = instance_path(root, study_uid, series_uid, sop_uid)
@@ -46,7 +47,9 @@ def store_instance(root: Path, study_uid: str, series_uid: str, sop_uid: str,
         atomic_write_bytes(path, encoded, sync_folder=False)
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(str(root), "the disk is full; the retrieval stopped and the "
-                                           "instances that arrived are kept") from None
+            raise DiskFullError(
+                str(root),
+                "the disk is full; the retrieval stopped and the instances that arrived are kept",
+            ) from None
         raise
     return path

@@ -31,9 +31,19 @@ CREATE INDEX IF NOT EXISTS instances_series ON instances (series_uid);
 CREATE INDEX IF NOT EXISTS series_study ON series (study_uid);
 """
 
-_HEADER_TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientName",
-                "PatientID", "StudyDate", "StudyDescription", "AccessionNumber", "Modality",
-                "SeriesNumber", "SeriesDescription"]
+_HEADER_TAGS = [
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "PatientName",
+    "PatientID",
+    "StudyDate",
+    "StudyDescription",
+    "AccessionNumber",
+    "Modality",
+    "SeriesNumber",
+    "SeriesDescription",
+]
 
 
 def database_file() -> Path:
@@ -57,8 +67,10 @@ class StudyDB:
             aside = keep_aside(self.path, move=True)
             self._db = self._open()
             n = self.rebuild()
-            self.notice = (f"The study database was damaged (kept as {aside.name}) and was "
-                           f"rebuilt from the {n} received files.")
+            self.notice = (
+                f"The study database was damaged (kept as {aside.name}) and was "
+                f"rebuilt from the {n} received files."
+            )
             log.warning("%s", self.notice)
 
     def _open(self) -> sqlite3.Connection:
@@ -106,15 +118,31 @@ class StudyDB:
                     "UPDATE SET patient_name=excluded.patient_name, "
                     "patient_id=excluded.patient_id, date=excluded.date, "
                     "description=excluded.description, accession=excluded.accession",
-                    (g["StudyInstanceUID"], g["PatientName"], g["PatientID"], g["StudyDate"],
-                     g["StudyDescription"], g["AccessionNumber"], source, now))
+                    (
+                        g["StudyInstanceUID"],
+                        g["PatientName"],
+                        g["PatientID"],
+                        g["StudyDate"],
+                        g["StudyDescription"],
+                        g["AccessionNumber"],
+                        source,
+                        now,
+                    ),
+                )
                 self._db.execute(
                     "INSERT OR REPLACE INTO series VALUES (?,?,?,?,?)",
-                    (g["SeriesInstanceUID"], g["StudyInstanceUID"], g["Modality"],
-                     g["SeriesNumber"], g["SeriesDescription"]))
-                self._db.execute("INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?)",
-                                 (g["SOPInstanceUID"], g["SeriesInstanceUID"], path, source,
-                                  now))
+                    (
+                        g["SeriesInstanceUID"],
+                        g["StudyInstanceUID"],
+                        g["Modality"],
+                        g["SeriesNumber"],
+                        g["SeriesDescription"],
+                    ),
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?)",
+                    (g["SOPInstanceUID"], g["SeriesInstanceUID"], path, source, now),
+                )
         return len(rows)
 
     def rebuild(self) -> int:
@@ -128,8 +156,9 @@ class StudyDB:
     def instances_of(self, series_uid: str) -> dict[str, Path]:
         """The instances of a series held here whose file still exists."""
         with self._lock:
-            found = self._db.execute("SELECT sop_uid, path FROM instances WHERE series_uid=?",
-                                     (series_uid,)).fetchall()
+            found = self._db.execute(
+                "SELECT sop_uid, path FROM instances WHERE series_uid=?", (series_uid,)
+            ).fetchall()
         return {sop: Path(p) for sop, p in found if Path(p).is_file()}
 
     def instances_in_study(self, study_uid: str) -> dict[str, Path]:
@@ -137,30 +166,43 @@ class StudyDB:
         with self._lock:
             found = self._db.execute(
                 "SELECT i.sop_uid, i.path FROM instances i JOIN series s "
-                "ON s.series_uid = i.series_uid WHERE s.study_uid=?", (study_uid,)).fetchall()
+                "ON s.series_uid = i.series_uid WHERE s.study_uid=?",
+                (study_uid,),
+            ).fetchall()
         return {sop: Path(p) for sop, p in found if Path(p).is_file()}
 
     def studies(self, q: StudyQuery | None = None) -> list[StudyRow]:
         with self._lock:
             studies = self._db.execute(
                 "SELECT study_uid, patient_name, patient_id, date, description, accession "
-                "FROM studies ORDER BY date DESC, study_uid").fetchall()
+                "FROM studies ORDER BY date DESC, study_uid"
+            ).fetchall()
             series = self._db.execute(
                 "SELECT s.study_uid, s.series_uid, s.modality, s.number, s.description, "
                 "COUNT(i.sop_uid) FROM series s LEFT JOIN instances i "
-                "ON i.series_uid = s.series_uid GROUP BY s.series_uid").fetchall()
+                "ON i.series_uid = s.series_uid GROUP BY s.series_uid"
+            ).fetchall()
         by_study: dict[str, list[SeriesRow]] = {}
         for study, uid, modality, number, desc, n in series:
             by_study.setdefault(study, []).append(SeriesRow(uid, modality, number, desc, n))
         rows = []
         for uid, name, pid, date, desc, acc in studies:
             ser = tuple(by_study.get(uid, []))
-            rows.append(StudyRow(
-                study_uid=uid, source="local", patient_name=name, patient_id=pid, date=date,
-                description=desc, accession=acc,
-                modalities=tuple(sorted({s.modality for s in ser if s.modality})),
-                series_count=len(ser), instance_count=sum(s.instances or 0 for s in ser),
-                series=ser))
+            rows.append(
+                StudyRow(
+                    study_uid=uid,
+                    source="local",
+                    patient_name=name,
+                    patient_id=pid,
+                    date=date,
+                    description=desc,
+                    accession=acc,
+                    modalities=tuple(sorted({s.modality for s in ser if s.modality})),
+                    series_count=len(ser),
+                    instance_count=sum(s.instances or 0 for s in ser),
+                    series=ser,
+                )
+            )
         return [r for r in rows if q is None or matches(r, q)]
 
     def series_files(self, series_uid: str) -> list[Path]:

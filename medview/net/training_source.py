@@ -36,28 +36,31 @@ def parse_pacs_data(text: str) -> tuple[str, StudyQuery]:
     """(node, query) of `pacs://NODE[?query]`; one sentence for anything malformed."""
     if not text.startswith(SCHEME):
         raise InvalidInputError(text, "is not a pacs://NODE[?query] address")
-    rest = text[len(SCHEME):]
+    rest = text[len(SCHEME) :]
     node, _, query = rest.partition("?")
     if not node:
         raise InvalidInputError(text, "names no node; write pacs://NODE[?query]")
     terms = dict(parse_qsl(query, keep_blank_values=False))
     unknown = sorted(set(terms) - _TERMS)
     if unknown:
-        raise InvalidInputError(text, f"has the unknown search term {unknown[0]!r} (use "
-                                      f"{', '.join(sorted(_TERMS))})")
+        raise InvalidInputError(
+            text, f"has the unknown search term {unknown[0]!r} (use {', '.join(sorted(_TERMS))})"
+        )
     lo, hi = parse_date_range(terms.pop("date")) if "date" in terms else ("", "")
     return node, StudyQuery(date_from=lo, date_to=hi, **terms)
 
 
 def _find(node: Node, q: StudyQuery) -> list[str]:
-    rows = dimse.find_studies(node, q) if isinstance(node, DimseNode) \
-        else web.find_studies(node, q)
+    rows = dimse.find_studies(node, q) if isinstance(node, DimseNode) else web.find_studies(node, q)
     return [r.study_uid for r in rows]
 
 
 def _seg_series(node: Node, study_uid: str) -> list[str]:
-    rows = dimse.find_series(node, study_uid) if isinstance(node, DimseNode) \
+    rows = (
+        dimse.find_series(node, study_uid)
+        if isinstance(node, DimseNode)
         else web.find_series(node, study_uid)
+    )
     return [r.series_uid for r in rows if r.modality == "SEG"]
 
 
@@ -110,23 +113,36 @@ def _study_folder(seg: DoneSeg, images: list[Path], folder: Path) -> dict:
 
     for img in images:
         _link(img, folder / "series" / img.name)
-    (series,) = [s for s in scan([folder / "series"]).series
-                 if s.series_instance_uid == seg.referenced_series]
+    (series,) = [
+        s
+        for s in scan([folder / "series"]).series
+        if s.series_instance_uid == seg.referenced_series
+    ]
     labels = read_seg(seg.path, series)
-    write_volume(Volume(labels.label_map.astype("uint8"), series.affine,
-                        VolumeMetadata(source=str(seg.path))), folder / "labels.nii.gz")
+    write_volume(
+        Volume(
+            labels.label_map.astype("uint8"), series.affine, VolumeMetadata(source=str(seg.path))
+        ),
+        folder / "labels.nii.gz",
+    )
     # the SEG's segment names travel with the map, so training matches them to the model's
     # labels by name: a reader who accepted only liver lesions sent them as segment 1
-    write_segment_table(folder / "labels.nii.gz",
-                        {v: segment_for(v, name) for v, name in labels.segment_labels.items()})
-    return {"seg_sha256": _sha256(seg.path),
-            "images_sha256": hashlib.sha256("".join(sorted(_sha256(i) for i in images))
-                                            .encode()).hexdigest(),
-            "segments": {str(k): v for k, v in labels.segment_labels.items()}}
+    write_segment_table(
+        folder / "labels.nii.gz",
+        {v: segment_for(v, name) for v, name in labels.segment_labels.items()},
+    )
+    return {
+        "seg_sha256": _sha256(seg.path),
+        "images_sha256": hashlib.sha256(
+            "".join(sorted(_sha256(i) for i in images)).encode()
+        ).hexdigest(),
+        "segments": {str(k): v for k, v in labels.segment_labels.items()},
+    }
 
 
-def fetch_training_data(text: str, ctx: JobContext | None = None,
-                        db: StudyDB | None = None, out: Path | None = None) -> Path:
+def fetch_training_data(
+    text: str, ctx: JobContext | None = None, db: StudyDB | None = None, out: Path | None = None
+) -> Path:
     """Make (or bring up to date) the folder of labelled studies for `pacs://NODE[?query]`
     and return it; InvalidInputError when the node holds no study labelled done."""
     ctx = ctx or JobContext(CancelToken())
@@ -151,12 +167,12 @@ def fetch_training_data(text: str, ctx: JobContext | None = None,
         for series_uid, seg in newest.items():
             retrieve(node, study, JobContext(ctx.cancel), series_uid=series_uid, db=db)
             name = hashlib.sha256(f"{study}/{series_uid}".encode()).hexdigest()[:12]
-            record["studies"][name] = _study_folder(seg, db.series_files(series_uid),
-                                                    out / name)
+            record["studies"][name] = _study_folder(seg, db.series_files(series_uid), out / name)
     if not record["studies"]:
-        raise InvalidInputError(text, f"{node.name} holds no study with MedView labels "
-                                      f"marked done that matches the query")
+        raise InvalidInputError(
+            text,
+            f"{node.name} holds no study with MedView labels marked done that matches the query",
+        )
     atomic_write_text(out / "pacs.json", json.dumps(record, indent=1))
     report(ctx.progress, 1.0, f"{len(record['studies'])} labelled studies from {node.name}")
     return out
-

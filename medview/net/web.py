@@ -18,9 +18,17 @@ from medview.net.logs import quiet_network_loggers
 from medview.net.nodes import WebNode
 from medview.net.query import SeriesRow, StudyQuery, StudyRow
 
-STUDY_FIELDS = ("StudyInstanceUID", "PatientName", "PatientID", "StudyDate",
-                "StudyDescription", "AccessionNumber", "ModalitiesInStudy",
-                "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")
+STUDY_FIELDS = (
+    "StudyInstanceUID",
+    "PatientName",
+    "PatientID",
+    "StudyDate",
+    "StudyDescription",
+    "AccessionNumber",
+    "ModalitiesInStudy",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+)
 
 
 def _session(node: WebNode, secret: str | None) -> Any:
@@ -38,8 +46,9 @@ def _session(node: WebNode, secret: str | None) -> Any:
         secret = secret if secret is not None else load_secret(node.name)
         if secret is None:
             what = "password" if node.auth == "basic" else "token"
-            raise NetworkError(node.name, f"needs a {what} and none is stored; enter it in "
-                                          f"the node's settings")
+            raise NetworkError(
+                node.name, f"needs a {what} and none is stored; enter it in the node's settings"
+            )
         if node.auth == "basic":
             s.auth = (node.username, secret)
         else:
@@ -70,29 +79,35 @@ def _errors(node: WebNode, what: str) -> Iterator[None]:
     try:
         yield
     except requests.exceptions.SSLError:
-        raise NetworkError(node.name, "its TLS certificate could not be verified (choose "
-                                      "its CA in the node's settings)") from None
+        raise NetworkError(
+            node.name,
+            "its TLS certificate could not be verified (choose its CA in the node's settings)",
+        ) from None
     except requests.exceptions.ConnectTimeout:
-        raise NetworkError(node.name, f"did not answer within {node.timeout_s:g} s") \
-            from None
+        raise NetworkError(node.name, f"did not answer within {node.timeout_s:g} s") from None
     except requests.exceptions.ReadTimeout:
-        raise NetworkError(node.name, f"stopped answering the {what} for "
-                                      f"{node.timeout_s:g} s") from None
+        raise NetworkError(
+            node.name, f"stopped answering the {what} for {node.timeout_s:g} s"
+        ) from None
     except requests.exceptions.ConnectionError:
-        raise NetworkError(node.name, "cannot be reached; the server is down or the URL is "
-                                      "wrong") from None
+        raise NetworkError(
+            node.name, "cannot be reached; the server is down or the URL is wrong"
+        ) from None
     except requests.exceptions.HTTPError as err:
         code = err.response.status_code if err.response is not None else 0
         if code in (401, 403):
-            raise NetworkError(node.name, f"refused our credentials for the {what} "
-                                          f"(HTTP {code})") from None
+            raise NetworkError(
+                node.name, f"refused our credentials for the {what} (HTTP {code})"
+            ) from None
         if code == 404:
-            raise NetworkError(node.name, f"has no DICOMweb service at {node.url} or not "
-                                          f"what was asked (HTTP 404)") from None
+            raise NetworkError(
+                node.name, f"has no DICOMweb service at {node.url} or not what was asked (HTTP 404)"
+            ) from None
         raise NetworkError(node.name, f"answered the {what} with HTTP {code}") from None
     except (ValueError, KeyError, TypeError) as err:
-        raise NetworkError(node.name, f"answered the {what} with a malformed response "
-                                      f"({type(err).__name__})") from None
+        raise NetworkError(
+            node.name, f"answered the {what} with a malformed response ({type(err).__name__})"
+        ) from None
 
 
 def _value(item: dict, keyword: str) -> str:
@@ -139,39 +154,52 @@ def search_filters(q: StudyQuery) -> dict[str, str]:
 def find_studies(node: WebNode, q: StudyQuery, secret: str | None = None) -> list[StudyRow]:
     with _errors(node, "QIDO-RS search"):
         found = client(node, secret).search_for_studies(
-            search_filters=search_filters(q), fields=list(STUDY_FIELDS), get_remaining=True)
+            search_filters=search_filters(q), fields=list(STUDY_FIELDS), get_remaining=True
+        )
         rows = []
         for item in found:
             uid = _value(item, "StudyInstanceUID")
             if not uid:
                 raise ValueError("a study without a UID")
-            rows.append(StudyRow(
-                study_uid=uid, source=node.name, patient_name=_value(item, "PatientName"),
-                patient_id=_value(item, "PatientID"), date=_value(item, "StudyDate"),
-                description=_value(item, "StudyDescription"),
-                accession=_value(item, "AccessionNumber"),
-                modalities=tuple(m for m in _value(item, "ModalitiesInStudy").split("\\")
-                                 if m),
-                series_count=_int(item, "NumberOfStudyRelatedSeries"),
-                instance_count=_int(item, "NumberOfStudyRelatedInstances")))
+            rows.append(
+                StudyRow(
+                    study_uid=uid,
+                    source=node.name,
+                    patient_name=_value(item, "PatientName"),
+                    patient_id=_value(item, "PatientID"),
+                    date=_value(item, "StudyDate"),
+                    description=_value(item, "StudyDescription"),
+                    accession=_value(item, "AccessionNumber"),
+                    modalities=tuple(m for m in _value(item, "ModalitiesInStudy").split("\\") if m),
+                    series_count=_int(item, "NumberOfStudyRelatedSeries"),
+                    instance_count=_int(item, "NumberOfStudyRelatedInstances"),
+                )
+            )
     return rows
 
 
 def find_series(node: WebNode, study_uid: str, secret: str | None = None) -> list[SeriesRow]:
     with _errors(node, "QIDO-RS search"):
         found = client(node, secret).search_for_series(study_uid, get_remaining=True)
-        return [SeriesRow(series_uid=_value(i, "SeriesInstanceUID"),
-                          modality=_value(i, "Modality"), number=_value(i, "SeriesNumber"),
-                          description=_value(i, "SeriesDescription"),
-                          instances=_int(i, "NumberOfSeriesRelatedInstances"))
-                for i in found]
+        return [
+            SeriesRow(
+                series_uid=_value(i, "SeriesInstanceUID"),
+                modality=_value(i, "Modality"),
+                number=_value(i, "SeriesNumber"),
+                description=_value(i, "SeriesDescription"),
+                instances=_int(i, "NumberOfSeriesRelatedInstances"),
+            )
+            for i in found
+        ]
 
 
-def find_instances(node: WebNode, study_uid: str, series_uid: str,
-                   secret: str | None = None) -> list[str]:
+def find_instances(
+    node: WebNode, study_uid: str, series_uid: str, secret: str | None = None
+) -> list[str]:
     with _errors(node, "QIDO-RS search"):
         found = client(node, secret).search_for_instances(
-            study_uid, series_uid, fields=["SOPInstanceUID"], get_remaining=True)
+            study_uid, series_uid, fields=["SOPInstanceUID"], get_remaining=True
+        )
         return [_value(i, "SOPInstanceUID") for i in found]
 
 
@@ -197,9 +225,16 @@ def _encode(ds: Any) -> bytes:
     return buf.getvalue()
 
 
-def get(node: WebNode, study_uid: str, sink: Callable[[str, str, str, bytes], None], *,
-        series_uid: str, sop_uids: list[str] | None = None,
-        cancel: CancelToken | None = None, secret: str | None = None) -> int:
+def get(
+    node: WebNode,
+    study_uid: str,
+    sink: Callable[[str, str, str, bytes], None],
+    *,
+    series_uid: str,
+    sop_uids: list[str] | None = None,
+    cancel: CancelToken | None = None,
+    secret: str | None = None,
+) -> int:
     """WADO-RS: a whole series in one multipart stream, or only the chosen instances one by
     one (a resumed series). Each arrives at `sink` as Part 10 bytes; the count received."""
     count = 0
@@ -208,19 +243,30 @@ def get(node: WebNode, study_uid: str, sink: Callable[[str, str, str, bytes], No
         if sop_uids is None:
             stream = c.iter_series(study_uid, series_uid, media_types=_media_types())
         else:
-            stream = (c.retrieve_instance(study_uid, series_uid, sop,
-                                          media_types=_media_types()) for sop in sop_uids)
+            stream = (
+                c.retrieve_instance(study_uid, series_uid, sop, media_types=_media_types())
+                for sop in sop_uids
+            )
         for ds in stream:
             if cancel is not None and cancel.cancelled:
                 raise JobCancelled()
-            sink(str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")),
-                 str(ds.get("SOPInstanceUID", "")), _encode(ds))
+            sink(
+                str(ds.get("StudyInstanceUID", "")),
+                str(ds.get("SeriesInstanceUID", "")),
+                str(ds.get("SOPInstanceUID", "")),
+                _encode(ds),
+            )
             count += 1
     return count
 
 
-def send(node: WebNode, paths: list[Path], *, secret: str | None = None,
-         cancel: CancelToken | None = None) -> int:
+def send(
+    node: WebNode,
+    paths: list[Path],
+    *,
+    secret: str | None = None,
+    cancel: CancelToken | None = None,
+) -> int:
     """STOW-RS, one request per study; the number of instances stored."""
     from pydicom import dcmread
     from pydicom.errors import InvalidDicomError
@@ -230,8 +276,7 @@ def send(node: WebNode, paths: list[Path], *, secret: str | None = None,
         try:
             ds = dcmread(p)
         except (InvalidDicomError, OSError) as err:
-            raise NetworkError(str(p), f"is not a DICOM file that can be sent ({err})") \
-                from None
+            raise NetworkError(str(p), f"is not a DICOM file that can be sent ({err})") from None
         by_study.setdefault(str(ds.get("StudyInstanceUID", "")), []).append(ds)
     sent = 0
     with _errors(node, "STOW-RS send"):
@@ -242,7 +287,9 @@ def send(node: WebNode, paths: list[Path], *, secret: str | None = None,
             answer = c.store_instances(datasets, study_instance_uid=study or None)
             failed = answer.get("FailedSOPSequence") or []
             if failed:
-                raise NetworkError(node.name, f"refused {len(failed)} of {len(datasets)} "
-                                              f"instances of the STOW-RS send")
+                raise NetworkError(
+                    node.name,
+                    f"refused {len(failed)} of {len(datasets)} instances of the STOW-RS send",
+                )
             sent += len(datasets)
     return sent

@@ -25,12 +25,16 @@ from medview.ai.models.card_numbers import development, development_title
 from medview.ai.models.cards import DISCLAIMER
 from medview.ai.models.registry import ModelEntry, resources_dir, scan_models
 
-NOT_A_DEVICE = ("MedView is not a medical device. It is not cleared or approved for "
-                "diagnosis; do not use it as the sole basis of a clinical decision. AI "
-                "output is assistance, not a diagnosis: a radiologist reviews every finding.")
-LGPL_NOTE = ("Qt for Python (PySide6) and Qt are used under the GNU LGPL v3: you may replace "
-             "the Qt and PySide6 libraries of this installation with your own build "
-             "(in the desktop app, the files in its PySide6 folder).")
+NOT_A_DEVICE = (
+    "MedView is not a medical device. It is not cleared or approved for "
+    "diagnosis; do not use it as the sole basis of a clinical decision. AI "
+    "output is assistance, not a diagnosis: a radiologist reviews every finding."
+)
+LGPL_NOTE = (
+    "Qt for Python (PySide6) and Qt are used under the GNU LGPL v3: you may replace "
+    "the Qt and PySide6 libraries of this installation with your own build "
+    "(in the desktop app, the files in its PySide6 folder)."
+)
 
 
 @dataclass(frozen=True)
@@ -57,20 +61,21 @@ def components() -> list[Component]:
             version = metadata.version(row["distribution"])  # SimpleITK is not imported
         except metadata.PackageNotFoundError:
             version = "not installed"
-        out.append(Component(row["distribution"], row["name"], row["licence"], row["url"],
-                             version))
+        out.append(Component(row["distribution"], row["name"], row["licence"], row["url"], version))
     return out
 
 
 def about_text() -> str:
     """The first tab: version, the not-a-medical-device wording and MedView's own licence."""
-    return (f"<h2>MedView {__version__}</h2>"
-            "<p>A desktop viewer for CT and MR studies with AI assistance.</p>"
-            f"<p style='color:#ffb040'><b>{html.escape(NOT_A_DEVICE)}</b></p>"
-            "<p>MedView is free software under the Apache License 2.0. The parts it is "
-            "built on keep their own licences (the Licences tab; the full texts are in "
-            "LICENSE-THIRD-PARTY.txt beside the desktop app).</p>"
-            f"<p>{html.escape(LGPL_NOTE)}</p>")
+    return (
+        f"<h2>MedView {__version__}</h2>"
+        "<p>A desktop viewer for CT and MR studies with AI assistance.</p>"
+        f"<p style='color:#ffb040'><b>{html.escape(NOT_A_DEVICE)}</b></p>"
+        "<p>MedView is free software under the Apache License 2.0. The parts it is "
+        "built on keep their own licences (the Licences tab; the full texts are in "
+        "LICENSE-THIRD-PARTY.txt beside the desktop app).</p>"
+        f"<p>{html.escape(LGPL_NOTE)}</p>"
+    )
 
 
 def _metric(value: object) -> str | None:
@@ -81,8 +86,11 @@ def _metric(value: object) -> str | None:
 
 def _rows(values: dict) -> str:
     metrics = [(k, _metric(v)) for k, v in values.items()]
-    return "".join(f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td align='right'>{v}"
-                   f"</td></tr>" for k, v in metrics if v is not None)
+    return "".join(
+        f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td align='right'>{v}</td></tr>"
+        for k, v in metrics
+        if v is not None
+    )
 
 
 def model_card_html(entry: ModelEntry) -> str:
@@ -96,18 +104,23 @@ def model_card_html(entry: ModelEntry) -> str:
     measured = f": {esc(measured)}" if isinstance(measured, str) else ""
     development_html = (
         f"<p><b>{esc(development_title(card.validation))}</b>: {esc(str(dev.get('note', '')))}"
-        f"</p><table cellspacing='0' cellpadding='2'>{_rows(dev)}</table>" if dev else "")
+        f"</p><table cellspacing='0' cellpadding='2'>{_rows(dev)}</table>"
+        if dev
+        else ""
+    )
     labels = ", ".join(f"{lab.value} {esc(lab.name)}" for lab in card.labels)
     origin = "bundled with MedView" if entry.bundled else "added on this computer"
-    return (f"<h3>{esc(card.name)} {esc(card.version)}</h3>"
-            f"<p>{esc(card.task)} model for {esc(card.modality)}, {origin}; "
-            f"{esc(card.architecture)}; created {esc(card.created or 'unknown')}.</p>"
-            f"<p>{esc(card.description)}</p>"
-            f"<p><b>Labels:</b> {labels}</p>"
-            f"<p><b>Validation</b> (held-out data){measured}"
-            f"</p><table cellspacing='0' cellpadding='2'>{rows}</table>{development_html}"
-            f"<p><b>Training data:</b> {esc(card.training_data)}</p>"
-            f"<p><i>{esc(DISCLAIMER)}</i></p>")
+    return (
+        f"<h3>{esc(card.name)} {esc(card.version)}</h3>"
+        f"<p>{esc(card.task)} model for {esc(card.modality)}, {origin}; "
+        f"{esc(card.architecture)}; created {esc(card.created or 'unknown')}.</p>"
+        f"<p>{esc(card.description)}</p>"
+        f"<p><b>Labels:</b> {labels}</p>"
+        f"<p><b>Validation</b> (held-out data){measured}"
+        f"</p><table cellspacing='0' cellpadding='2'>{rows}</table>{development_html}"
+        f"<p><b>Training data:</b> {esc(card.training_data)}</p>"
+        f"<p><i>{esc(DISCLAIMER)}</i></p>"
+    )
 
 
 class AboutDialog(QtWidgets.QDialog):
@@ -153,8 +166,7 @@ class AboutDialog(QtWidgets.QDialog):
                 table.setItem(i, j, item)
         table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         table.verticalHeader().hide()
-        table.horizontalHeader().setSectionResizeMode(
-            0, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        table.horizontalHeader().setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
         table.resizeColumnsToContents()
         return table
 

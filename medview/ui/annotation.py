@@ -51,9 +51,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 AUTOSAVE_TICK_MS = 1000  # how often a due snapshot is looked for (LabelAutosaver decides)
-TOOL_KEYS = (("brush", "&Brush", "B"), ("eraser", "&Eraser", "E"),
-             ("threshold", "&Threshold brush", "T"), ("fill", "&Fill", "G"),
-             ("lasso", "&Lasso", "L"), (NAVIGATE, "&Window/level (painting off)", "W"))
+TOOL_KEYS = (
+    ("brush", "&Brush", "B"),
+    ("eraser", "&Eraser", "E"),
+    ("threshold", "&Threshold brush", "T"),
+    ("fill", "&Fill", "G"),
+    ("lasso", "&Lasso", "L"),
+    (NAVIGATE, "&Window/level (painting off)", "W"),
+)
 
 
 class Annotation(QtCore.QObject):
@@ -116,15 +121,17 @@ class Annotation(QtCore.QObject):
         self.undo_action = menu.addAction("&Undo", self.panel.undo)
         self.undo_action.setShortcut(QtGui.QKeySequence("Ctrl+Z"))
         self.redo_action = menu.addAction("&Redo", self.panel.redo)
-        self.redo_action.setShortcuts([QtGui.QKeySequence("Ctrl+Shift+Z"),
-                                       QtGui.QKeySequence("Ctrl+Y")])
+        self.redo_action.setShortcuts(
+            [QtGui.QKeySequence("Ctrl+Shift+Z"), QtGui.QKeySequence("Ctrl+Y")]
+        )
         menu.addSeparator()
         menu.addAction("Fill &between slices", self.panel.interpolate)
         menu.addAction("Remove small &islands", self.panel.remove_islands)
         menu.addAction("&Smooth", self.panel.smooth)
         menu.addSeparator()
-        self.done_action = menu.addAction("Study labels &done", lambda: self.set_done(
-            not self.panel.done_button.isChecked()))
+        self.done_action = menu.addAction(
+            "Study labels &done", lambda: self.set_done(not self.panel.done_button.isChecked())
+        )
         menu.aboutToShow.connect(self._update_menu)
         self._update_menu()
 
@@ -137,8 +144,9 @@ class Annotation(QtCore.QObject):
             self.redo_action.setText(f"&Redo {self.editor.redo_name}".strip())
             self.undo_action.setEnabled(bool(self.editor.undo_name))
             self.redo_action.setEnabled(bool(self.editor.redo_name))
-            self.done_action.setText("Back to &draft" if self.panel.done_button.isChecked()
-                                     else "Study labels &done")
+            self.done_action.setText(
+                "Back to &draft" if self.panel.done_button.isChecked() else "Study labels &done"
+            )
 
     # -- sessions: one editor per open series
     def _on_state(self, what: str) -> None:
@@ -151,8 +159,9 @@ class Annotation(QtCore.QObject):
         key, volume = self.state.series_key, self.state.volume
         if volume is None or volume.is_colour:
             if volume is not None:
-                self.panel.title.setText("Labels are drawn on grey-scale series (CT, MR), "
-                                         "not on colour images.")
+                self.panel.title.setText(
+                    "Labels are drawn on grey-scale series (CT, MR), not on colour images."
+                )
             return
         try:
             store = LabelStore(key)
@@ -174,7 +183,8 @@ class Annotation(QtCore.QObject):
         at = when_text(found.last_change) if found else "an unknown time"
         box, _recover, discard = self._recovery_box(
             f"MedView closed before saving the labels of {what} at {at}. Recover them, or "
-            "discard the unsaved edits (they are kept aside in the workspace, not deleted)?")
+            "discard the unsaved edits (they are kept aside in the workspace, not deleted)?"
+        )
         volume = self.state.volume
 
         def answered(_result: int) -> None:
@@ -184,8 +194,11 @@ class Annotation(QtCore.QObject):
                 return  # another series opened meanwhile: it asks again next time
             if box.clickedButton() is discard:  # closed unanswered: recovered, as safest
                 kept = store.discard_unsaved()
-                self.w.status_label.setText(f"Unsaved label edits set aside in {kept}."
-                                            if kept else "Unsaved label edits discarded.")
+                self.w.status_label.setText(
+                    f"Unsaved label edits set aside in {kept}."
+                    if kept
+                    else "Unsaved label edits discarded."
+                )
             self._open(store)
 
         box.finished.connect(answered)
@@ -201,25 +214,30 @@ class Annotation(QtCore.QObject):
             self._tell("Labels not loaded", str(err))
             return
         if loaded is not None and loaded.label_map.array.shape != volume.shape:
-            self._tell("Labels not loaded", f"{store.folder}: the labels kept for this series "
-                       f"are {loaded.label_map.array.shape} voxels, the series "
-                       f"{volume.shape}; they are left as they are.")
+            self._tell(
+                "Labels not loaded",
+                f"{store.folder}: the labels kept for this series "
+                f"are {loaded.label_map.array.shape} voxels, the series "
+                f"{volume.shape}; they are left as they are.",
+            )
             return
-        self._start_editor(store, loaded.label_map if loaded else
-                           LabelMap.empty(volume.shape, key))
+        self._start_editor(store, loaded.label_map if loaded else LabelMap.empty(volume.shape, key))
         if loaded is not None and loaded.messages:
             self._tell("Labels", " ".join(loaded.messages))
         elif loaded is not None and loaded.replayed:
-            self.w.status_label.setText(f"Labels recovered ({loaded.replayed} edits after the "
-                                        "last save replayed).")
+            self.w.status_label.setText(
+                f"Labels recovered ({loaded.replayed} edits after the last save replayed)."
+            )
         self.session_started.emit(self.editor)
 
     def _start_editor(self, store: LabelStore, label_map: LabelMap) -> None:
         volume, key = self.state.volume, self.state.series_key
-        series = self.w.series if self.w.series is not None and \
-            self.w.series.key == key else None
-        source = (LabelSource.from_series(series) if series is not None
-                  else LabelSource.from_volume(volume, key))
+        series = self.w.series if self.w.series is not None and self.w.series.key == key else None
+        source = (
+            LabelSource.from_series(series)
+            if series is not None
+            else LabelSource.from_volume(volume, key)
+        )
         self.store, self.editor = store, LabelEditor(self.state, label_map)
         self.saver = LabelAutosaver(store, self.editor, source, on_problem=self._on_problem)
         # the menu's Undo / Redo must be enabled as soon as there is a step: a disabled
@@ -329,22 +347,29 @@ class Annotation(QtCore.QObject):
         """Copy AI findings into the label map, each an undo step into the segment of its
         label and model (not reviewed), and accept them in the AI panel."""
         if self.editor is None or results.volume is not self.editor.volume or not findings:
-            self._tell("Not into labels", "The labels of this series are not open yet; "
-                       "answer the recovery question or open the series again.")
+            self._tell(
+                "Not into labels",
+                "The labels of this series are not open yet; "
+                "answer the recovery question or open the series again.",
+            )
             return
         if any(abs(f.threshold - results.threshold) > 1e-9 for f in findings):
-            self.w.status_label.setText("The findings are still being measured at the new "
-                                        "threshold; accept them in a moment.")
+            self.w.status_label.setText(
+                "The findings are still being measured at the new "
+                "threshold; accept them in a moment."
+            )
             return
         for finding in findings:
-            seg = self.editor.accept_finding(finding,
-                                             finding_indices(results.mask_layer.array, finding))
+            seg = self.editor.accept_finding(
+                finding, finding_indices(results.mask_layer.array, finding)
+            )
         self.editor.set_active(seg.value)  # the reader's next edit is most likely on it
         self.w.ai.decide([f.id for f in findings], "accepted")
         names = sorted({f.label_name for f in findings})
         self.w.status_label.setText(
             f"{len(findings)} finding(s) copied into the labels ({', '.join(names)}), not "
-            "reviewed until you edit or confirm them.")
+            "reviewed until you edit or confirm them."
+        )
 
     def _labels_on_top(self) -> None:
         """The reader's labels drawn over the AI's layers: they are what is being edited."""
@@ -359,13 +384,14 @@ class Annotation(QtCore.QObject):
         found = [r for r in pending_recovery() if r.series_key != self.state.series_key]
         if not found:
             return
-        lines = "; ".join(f"{r.description or r.series_key} at {when_text(r.last_change)}"
-                          for r in found[:3]) + (f" and {len(found) - 3} more"
-                                                 if len(found) > 3 else "")
+        lines = "; ".join(
+            f"{r.description or r.series_key} at {when_text(r.last_change)}" for r in found[:3]
+        ) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
         box, recover, discard = self._recovery_box(
             f"MedView closed before saving the labels of {len(found)} series ({lines}). "
             "Recover them (they come back when you open each series), or discard the "
-            "unsaved edits (kept aside in the workspace, not deleted)?")
+            "unsaved edits (kept aside in the workspace, not deleted)?"
+        )
 
         def answered(_result: int) -> None:
             # closed unanswered: nothing changes, each series asks when it is opened
@@ -390,14 +416,21 @@ class Annotation(QtCore.QObject):
         box.open()
         self.prompt = self._start_prompt = box
 
-    def _recovery_box(self, text: str) -> tuple[QtWidgets.QMessageBox, QtWidgets.QAbstractButton,
-                                                 QtWidgets.QAbstractButton]:
+    def _recovery_box(
+        self, text: str
+    ) -> tuple[QtWidgets.QMessageBox, QtWidgets.QAbstractButton, QtWidgets.QAbstractButton]:
         """The question, with Recover (the default) and Discard (kept aside)."""
-        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "Recover labels?", text,
-                                    QtWidgets.QMessageBox.StandardButton.NoButton, self.w)
+        box = QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Icon.Warning,
+            "Recover labels?",
+            text,
+            QtWidgets.QMessageBox.StandardButton.NoButton,
+            self.w,
+        )
         recover = box.addButton("Recover", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
-        discard = box.addButton("Discard (kept aside)",
-                                QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
+        discard = box.addButton(
+            "Discard (kept aside)", QtWidgets.QMessageBox.ButtonRole.DestructiveRole
+        )
         box.setDefaultButton(recover)
         return box, recover, discard
 

@@ -24,26 +24,32 @@ from PySide6 import QtGui
 # every value of each handled dtype, in the order of its unsigned bit pattern
 _ALL_VALUES: dict[np.dtype, np.ndarray] = {
     np.dtype(np.int16): np.arange(65536, dtype=np.uint16).view(np.int16),
-    np.dtype(np.uint8): np.arange(256, dtype=np.uint8)}
+    np.dtype(np.uint8): np.arange(256, dtype=np.uint8),
+}
 _BITS = {np.dtype(np.int16): np.uint16, np.dtype(np.uint8): np.uint8}
 
 
-def pixel_table(dtype: np.dtype, low: float, high: float, lut: np.ndarray
-                ) -> tuple[np.ndarray, QtGui.QImage.Format]:
+def pixel_table(
+    dtype: np.dtype, low: float, high: float, lut: np.ndarray
+) -> tuple[np.ndarray, QtGui.QImage.Format]:
     """32-bit pixel shown for every value of `dtype` (indexed by its unsigned bit pattern)
     under these levels and this grey (n) or colour (n x 3, n x 4 RGBA) table."""
     n = lut.shape[0]
     span = high - low
     scaled = (_ALL_VALUES[np.dtype(dtype)].astype(np.float32) - float(low)) * float(
-        n / (span if span else 1.0))
+        n / (span if span else 1.0)
+    )
     np.clip(scaled, 0, n - 1, out=scaled)
     rgba = lut.astype(np.uint32)
     if rgba.ndim == 1:
         rgba = np.repeat(rgba[:, None], 3, axis=1)
     alpha = rgba[:, 3] if rgba.shape[1] == 4 else np.uint32(255)
     words = (alpha << 24) | (rgba[:, 0] << 16) | (rgba[:, 1] << 8) | rgba[:, 2]
-    fmt = (QtGui.QImage.Format.Format_ARGB32 if rgba.shape[1] == 4
-           else QtGui.QImage.Format.Format_RGB32)
+    fmt = (
+        QtGui.QImage.Format.Format_ARGB32
+        if rgba.shape[1] == 4
+        else QtGui.QImage.Format.Format_RGB32
+    )
     return words[scaled.astype(np.min_scalar_type(n - 1))], fmt
 
 
@@ -58,11 +64,19 @@ class FastImageItem(pg.ImageItem):
 
     def render(self) -> None:
         image, levels, lut = self.image, self.levels, self.lut
-        if (image is None or image.dtype not in _ALL_VALUES or image.ndim != 2
-                or image.size == 0 or levels is None or np.ndim(levels) != 1
-                or not isinstance(lut, np.ndarray) or lut.dtype != np.uint8
-                or lut.ndim > 2 or (lut.ndim == 2 and lut.shape[1] not in (3, 4))
-                or self.autoDownsample):
+        if (
+            image is None
+            or image.dtype not in _ALL_VALUES
+            or image.ndim != 2
+            or image.size == 0
+            or levels is None
+            or np.ndim(levels) != 1
+            or not isinstance(lut, np.ndarray)
+            or lut.dtype != np.uint8
+            or lut.ndim > 2
+            or (lut.ndim == 2 and lut.shape[1] not in (3, 4))
+            or self.autoDownsample
+        ):
             super().render()
             return
         key = (image.dtype, float(levels[0]), float(levels[1]), lut.shape, lut.tobytes())

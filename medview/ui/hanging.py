@@ -70,15 +70,24 @@ class HangingProtocols(QtCore.QObject):
         w, state = self.w, self.w.state
         md = state.volume.metadata
         presets = {x.name for x in CT_PRESETS}
-        panels = tuple(d.windowTitle() for d in w.findChildren(QtWidgets.QDockWidget)
-                       if d.isVisible() and not d.visibleRegion().isEmpty())
+        panels = tuple(
+            d.windowTitle()
+            for d in w.findChildren(QtWidgets.QDockWidget)
+            if d.isVisible() and not d.visibleRegion().isEmpty()
+        )
         tool = w.measurements.tool
         return hp.HangingProtocol(
-            name, md.modality, hp.body_part_of(name, md), layout=w.grid.layout_name,
+            name,
+            md.modality,
+            hp.body_part_of(name, md),
+            layout=w.grid.layout_name,
             plane=w.grid.focused_view.plane.value,
             window=state.window.name if state.window.name in presets else "",
-            tool="" if tool == "wl" else tool, panels=panels,
-            slab_mode=state.slab.mode.value, slab_mm=state.slab.thickness_mm)
+            tool="" if tool == "wl" else tool,
+            panels=panels,
+            slab_mode=state.slab.mode.value,
+            slab_mm=state.slab.thickness_mm,
+        )
 
     def save_current(self, name: str) -> hp.HangingProtocol:
         """Save the screen as protocol `name`; ValueError/OSError say why not."""
@@ -92,14 +101,20 @@ class HangingProtocols(QtCore.QObject):
             return
         suggested = hp.protocol_name(w.state.volume.metadata)
         name, ok = QtWidgets.QInputDialog.getText(
-            w, "Save as hanging protocol", "Studies this screen opens for (modality and "
-            "body part):", text=suggested)
+            w,
+            "Save as hanging protocol",
+            "Studies this screen opens for (modality and body part):",
+            text=suggested,
+        )
         if not ok or not name.strip():
             return
         try:
             self.save_current(name.strip())
         except (ValueError, OSError) as exc:
-            w.message("Could not save the protocol", str(exc).split("\n")[0],
-                      QtWidgets.QMessageBox.Icon.Warning)
+            w.message(
+                "Could not save the protocol",
+                str(exc).split("\n")[0],
+                QtWidgets.QMessageBox.Icon.Warning,
+            )
         else:
             w.status_label.setText(f"Saved the hanging protocol {name.strip()!r}.")

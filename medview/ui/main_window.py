@@ -41,8 +41,11 @@ from medview.viewer.planes import native_plane
 from medview.viewer.state import ViewerState
 
 log = logging.getLogger(__name__)
-OPEN_FILTER = ("Studies and images (*.dcm *.DCM *.ima *.IMA DICOMDIR *.zip "
-               + " ".join(f"*{s}" for s in SUPPORTED_READ_SUFFIXES) + ");;All files (*)")
+OPEN_FILTER = (
+    "Studies and images (*.dcm *.DCM *.ima *.IMA DICOMDIR *.zip "
+    + " ".join(f"*{s}" for s in SUPPORTED_READ_SUFFIXES)
+    + ");;All files (*)"
+)
 Area = QtCore.Qt.DockWidgetArea
 
 
@@ -103,8 +106,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.hover_label = QtWidgets.QLabel()
-        self.status_label = QtWidgets.QLabel("Open a study: File > Open Folder, or drop it "
-                                             "on the window.")
+        self.status_label = QtWidgets.QLabel(
+            "Open a study: File > Open Folder, or drop it on the window."
+        )
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setFixedWidth(180)
@@ -145,9 +149,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def views(self) -> list[SliceView]:
         return self.grid.views
 
-    def add_panel(self, title: str, widget: QtWidgets.QWidget,
-                  area: QtCore.Qt.DockWidgetArea = Area.RightDockWidgetArea
-                  ) -> QtWidgets.QDockWidget:
+    def add_panel(
+        self,
+        title: str,
+        widget: QtWidgets.QWidget,
+        area: QtCore.Qt.DockWidgetArea = Area.RightDockWidgetArea,
+    ) -> QtWidgets.QDockWidget:
         """Dock `widget`; its place is saved with the window state under its title."""
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName("dock-" + safe_name(title))
@@ -170,9 +177,13 @@ class MainWindow(QtWidgets.QMainWindow):
         for p in paths:  # paths inside them reach the log relative to them, never whole
             note_opened(p)
         if missing:
-            self.message("Not found", f"{missing[0]} does not exist"
-                         + (f" (and {len(missing) - 1} more paths)" if len(missing) > 1 else "")
-                         + "; check the path.", QtWidgets.QMessageBox.Icon.Warning)
+            self.message(
+                "Not found",
+                f"{missing[0]} does not exist"
+                + (f" (and {len(missing) - 1} more paths)" if len(missing) > 1 else "")
+                + "; check the path.",
+                QtWidgets.QMessageBox.Icon.Warning,
+            )
         if not paths:
             return
         first = Path(paths[0])
@@ -194,20 +205,25 @@ class MainWindow(QtWidgets.QMainWindow):
     def open_recent(self, path: str) -> None:
         if not Path(path).exists():
             self.settings.remove_recent(path)
-            self.message("Recent study missing", f"{path} no longer exists; it was removed "
-                         "from Recent Studies.", QtWidgets.QMessageBox.Icon.Warning)
+            self.message(
+                "Recent study missing",
+                f"{path} no longer exists; it was removed from Recent Studies.",
+                QtWidgets.QMessageBox.Icon.Warning,
+            )
             return
         self.open_paths([path])
 
     def open_folder_dialog(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open Folder",
-                                                            self.settings.last_folder)
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Open Folder", self.settings.last_folder
+        )
         if folder:
             self.open_paths([folder])
 
     def open_files_dialog(self) -> None:
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(
-            self, "Open File(s)", self.settings.last_folder, OPEN_FILTER)
+            self, "Open File(s)", self.settings.last_folder, OPEN_FILTER
+        )
         if files:
             self.open_paths(files)
 
@@ -262,26 +278,38 @@ class MainWindow(QtWidgets.QMainWindow):
             self.dock("Warnings").raise_()  # shown to the reader, not hidden
         if result.non_image_objects:
             kinds = sorted({o.sop_class_name for o in result.non_image_objects})
-            self.warnings.add(f"{len(result.non_image_objects)} object(s) that are not images "
-                              f"were found and not shown ({', '.join(kinds)})", "info")
+            self.warnings.add(
+                f"{len(result.non_image_objects)} object(s) that are not images "
+                f"were found and not shown ({', '.join(kinds)})",
+                "info",
+            )
         if result.other_files:  # a quiet note, added after the panel decided to come up
             self.warnings.add(result.other_files_note(), "info")
         n = len(result.series)
-        self.status_label.setText(f"Found {n} series in {len(result.studies)} study(ies)."
-                                  if n else "No image series found.")
+        self.status_label.setText(
+            f"Found {n} series in {len(result.studies)} study(ies)."
+            if n
+            else "No image series found."
+        )
         if result.series:
             self.open_item(result.series[0])
-            self.loader.make_thumbnails([s for s in result.series
-                                         if not self.browser.has_thumbnail(s.key)])
+            self.loader.make_thumbnails(
+                [s for s in result.series if not self.browser.has_thumbnail(s.key)]
+            )
         elif self._image_files:
             self.open_item(self._image_files[0])
         else:
-            reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:2]) \
+            reasons = (
+                "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:2])
                 or result.other_files_note()
-            self.message("No images found", "No image series were found there"
-                         + (f" ({reasons})." if reasons else ".")
-                         + " The Warnings panel lists every file that was skipped.",
-                         QtWidgets.QMessageBox.Icon.Warning)
+            )
+            self.message(
+                "No images found",
+                "No image series were found there"
+                + (f" ({reasons})." if reasons else ".")
+                + " The Warnings panel lists every file that was skipped.",
+                QtWidgets.QMessageBox.Icon.Warning,
+            )
 
     def _on_first_slice(self, series: SeriesInfo, first: FirstSlice) -> None:
         self.grid.show_first_slice(series, first)
@@ -302,13 +330,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.browser.mark_open(key)
         self.grid.set_focused(native_plane(volume.affine))
         self._update_title()
-        self.status_label.setText(f"Loaded {volume.shape[0]} slices "
-                                  f"({volume.shape[2]} x {volume.shape[1]}).")
+        self.status_label.setText(
+            f"Loaded {volume.shape[0]} slices ({volume.shape[2]} x {volume.shape[1]})."
+        )
         self.image_shown.emit("volume")
 
     def _on_labels_offered(self, path: str) -> None:
-        self.warnings.add(f"Labels found beside this series: {Path(path).name}; show them or "
-                          f"import them into the labels in the Layers panel", "info")
+        self.warnings.add(
+            f"Labels found beside this series: {Path(path).name}; show them or "
+            f"import them into the labels in the Layers panel",
+            "info",
+        )
         layers = self.dock("Layers")
         if layers is not None:
             layers.raise_()
@@ -340,14 +372,17 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_tags(self) -> None:
         volume = self.state.volume
         if volume is None or self.series is None:
-            self.tags.set_source(None, "An image file (NIfTI, NRRD, MHA) has no DICOM tags."
-                                 if volume is not None else "No image open.")
+            self.tags.set_source(
+                None,
+                "An image file (NIfTI, NRRD, MHA) has no DICOM tags."
+                if volume is not None
+                else "No image open.",
+            )
             return
         i = self.state.slice_index(native_plane(volume.affine))
         frame = self.series.slices[i] if 0 <= i < len(self.series.slices) else None
         if frame is None:
-            self.tags.set_source(None, f"Slice {i + 1} fills a gap in the series; it has no "
-                                       "file.")
+            self.tags.set_source(None, f"Slice {i + 1} fills a gap in the series; it has no file.")
         else:
             self.tags.set_source(frame.source)
 
@@ -373,29 +408,45 @@ class MainWindow(QtWidgets.QMainWindow):
         if ok:
             self.status_label.setText(f"Saved {path}")
         else:
-            self.message("Export failed", f"{path}: could not be written; choose a folder "
-                         "you can write to.", QtWidgets.QMessageBox.Icon.Warning)
+            self.message(
+                "Export failed",
+                f"{path}: could not be written; choose a folder you can write to.",
+                QtWidgets.QMessageBox.Icon.Warning,
+            )
         return ok
 
     def export_png_dialog(self) -> None:
         if self.state.volume is None:
             return
         view = self.grid.focused_view
-        stem = safe_name(f"{self.state.volume.metadata.series_description or 'view'}-"
-                         f"{view.plane.value}-{self.state.slice_index(view.plane) + 1}")
-        start = str(Path(QtCore.QStandardPaths.writableLocation(
-            QtCore.QStandardPaths.StandardLocation.PicturesLocation)) / f"{stem}.png")
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export View as PNG", start,
-                                                        "PNG image (*.png)")
+        stem = safe_name(
+            f"{self.state.volume.metadata.series_description or 'view'}-"
+            f"{view.plane.value}-{self.state.slice_index(view.plane) + 1}"
+        )
+        start = str(
+            Path(
+                QtCore.QStandardPaths.writableLocation(
+                    QtCore.QStandardPaths.StandardLocation.PicturesLocation
+                )
+            )
+            / f"{stem}.png"
+        )
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export View as PNG", start, "PNG image (*.png)"
+        )
         if path:
             self.export_png(path if path.lower().endswith(".png") else path + ".png")
 
-    def message(self, title: str, text: str,
-                icon: QtWidgets.QMessageBox.Icon = QtWidgets.QMessageBox.Icon.Information
-                ) -> QtWidgets.QMessageBox:
+    def message(
+        self,
+        title: str,
+        text: str,
+        icon: QtWidgets.QMessageBox.Icon = QtWidgets.QMessageBox.Icon.Information,
+    ) -> QtWidgets.QMessageBox:
         """One sentence to the reader, in a box that does not block the event loop."""
-        box = QtWidgets.QMessageBox(icon, title, text, QtWidgets.QMessageBox.StandardButton.Ok,
-                                    self)
+        box = QtWidgets.QMessageBox(
+            icon, title, text, QtWidgets.QMessageBox.StandardButton.Ok, self
+        )
         box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self.last_message = box
@@ -443,8 +494,7 @@ def _labels_beside(target: SeriesInfo | str) -> Path | None:
     if isinstance(target, str):
         return labels_beside(target)
     source = next((f.source for f in target.frames), None)
-    return labels_beside(source.path) if source is not None and source.member is None \
-        else None
+    return labels_beside(source.path) if source is not None and source.member is None else None
 
 
 def _key(item: SeriesInfo | str) -> str:

@@ -31,8 +31,15 @@ class _PointsROI(pg.ROI):
     class instead of LineSegmentROI + PolyLineROI, whose segment clicks add points."""
 
     def __init__(self, points: list[QtCore.QPointF]) -> None:
-        super().__init__((0, 0), (1, 1), pen=PEN, hoverPen=HOVER_PEN, handlePen=HANDLE_PEN,
-                         rotatable=False, resizable=False)
+        super().__init__(
+            (0, 0),
+            (1, 1),
+            pen=PEN,
+            hoverPen=HOVER_PEN,
+            handlePen=HANDLE_PEN,
+            rotatable=False,
+            resizable=False,
+        )
         for p in points:
             self.addFreeHandle(p)
 
@@ -74,8 +81,9 @@ class _BoxROI(pg.ROI):
     opposite corner stays put), so every corner is editable, not only pyqtgraph's one."""
 
     def __init__(self, ellipse: bool, corners: list[QtCore.QPointF]) -> None:
-        super().__init__((0, 0), (1, 1), pen=PEN, hoverPen=HOVER_PEN, handlePen=HANDLE_PEN,
-                         rotatable=False)
+        super().__init__(
+            (0, 0), (1, 1), pen=PEN, hoverPen=HOVER_PEN, handlePen=HANDLE_PEN, rotatable=False
+        )
         self.ellipse = ellipse
         for x, y in ((0, 0), (1, 0), (0, 1), (1, 1)):
             self.addScaleHandle((x, y), (1 - x, 1 - y))
@@ -113,12 +121,17 @@ class MeasurementItem:
     final)` is called while the reader drags it (final=True once, at release), `on_clicked`
     when the reader clicks it."""
 
-    def __init__(self, kind: str, points_mm: list[QtCore.QPointF],
-                 on_moved: Callable[[list[QtCore.QPointF], bool], None],
-                 on_clicked: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        points_mm: list[QtCore.QPointF],
+        on_moved: Callable[[list[QtCore.QPointF], bool], None],
+        on_clicked: Callable[[], None],
+    ) -> None:
         self.kind = kind
-        self.roi = (_BoxROI(kind == ELLIPSE, points_mm) if kind in ROI_KINDS
-                    else _PointsROI(points_mm))
+        self.roi = (
+            _BoxROI(kind == ELLIPSE, points_mm) if kind in ROI_KINDS else _PointsROI(points_mm)
+        )
         self.roi.setZValue(Z)
         self.roi.setAcceptedMouseButtons(QtCore.Qt.MouseButton.LeftButton)
         self.text = pg.TextItem(color=TEXT_COLOUR, fill=TEXT_FILL)

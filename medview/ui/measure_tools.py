@@ -121,17 +121,23 @@ class MeasureTools(QtCore.QObject):
         self._dragged = ""  # the item whose own drag is moving the model right now
         self._shown_index = -1
         self.angle = _AngleTool(self)
-        view.drag_tools.update({RULER: _TwoPointTool(self, RULER), ANGLE: self.angle,
-                                ELLIPSE: _TwoPointTool(self, ELLIPSE),
-                                RECTANGLE: _TwoPointTool(self, RECTANGLE)})
+        view.drag_tools.update(
+            {
+                RULER: _TwoPointTool(self, RULER),
+                ANGLE: self.angle,
+                ELLIPSE: _TwoPointTool(self, ELLIPSE),
+                RECTANGLE: _TwoPointTool(self, RECTANGLE),
+            }
+        )
         view.scene().sigMouseMoved.connect(self._on_mouse_moved)
         view.installEventFilter(self)
         store.subscribe(self._on_store)
         self.state.subscribe(self._on_state)
         # a view closed by a layout change must not be called by the models it outlives
         on_store, on_state, state = self._on_store, self._on_state, self.state
-        view.destroyed.connect(lambda *_: (store.unsubscribe(on_store),
-                                           state.unsubscribe(on_state)))
+        view.destroyed.connect(
+            lambda *_: (store.unsubscribe(on_store), state.unsubscribe(on_state))
+        )
         self._rebuild()
 
     def set_tool(self, name: str) -> None:
@@ -139,8 +145,11 @@ class MeasureTools(QtCore.QObject):
         if name != ANGLE:
             self.angle.cancel()
         self.view.tool = name
-        cursor = QtCore.Qt.CursorShape.CrossCursor if name in KINDS else \
-            QtCore.Qt.CursorShape.ArrowCursor
+        cursor = (
+            QtCore.Qt.CursorShape.CrossCursor
+            if name in KINDS
+            else QtCore.Qt.CursorShape.ArrowCursor
+        )
         self.view.viewport().setCursor(cursor)
 
     # -- scene mm <-> patient space
@@ -158,9 +167,17 @@ class MeasureTools(QtCore.QObject):
         points = self.to_lps(index, points_mm)
         # a measurement drawn in a turned plane is kept on the orthogonal slice nearest its
         # centre (what the store checks and saves), and shown where its points lie
-        stored = index if not self.state.oblique else int(np.rint(
-            self.state.maps[self.view.plane].from_index(
-                self.state.volume.lps_to_index(points.mean(axis=0)))[0]))
+        stored = (
+            index
+            if not self.state.oblique
+            else int(
+                np.rint(
+                    self.state.maps[self.view.plane].from_index(
+                        self.state.volume.lps_to_index(points.mean(axis=0))
+                    )[0]
+                )
+            )
+        )
         m = Measurement(kind, self.view.plane, stored, points)
         return self.store.add(m, save=False).id
 
@@ -212,10 +229,12 @@ class MeasureTools(QtCore.QObject):
     def _add_item(self, m: Measurement) -> None:
         if m.plane is not self.view.plane:
             return
-        item = MeasurementItem(m.kind, self.to_mm(m),
-                               on_moved=lambda pts, final, mid=m.id: self._dragging(mid, pts,
-                                                                                    final),
-                               on_clicked=lambda mid=m.id: self.store.select(mid))
+        item = MeasurementItem(
+            m.kind,
+            self.to_mm(m),
+            on_moved=lambda pts, final, mid=m.id: self._dragging(mid, pts, final),
+            on_clicked=lambda mid=m.id: self.store.select(mid),
+        )
         item.add_to(self.view.vb)
         item.set_selected(m.id == self.store.selected)
         item.set_visible(self.shown_index(m) == self.state.slice_index(self.view.plane))

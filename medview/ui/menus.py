@@ -22,8 +22,11 @@ from medview.viewer.slab import step_thickness
 if TYPE_CHECKING:
     from medview.ui.main_window import MainWindow
 
-LAYOUT_NAMES = {"1": "1 view", "1x3": "1 x 3 (axial, coronal, sagittal)",
-                "2x2": "2 x 2 (axial, coronal, sagittal, series card)"}
+LAYOUT_NAMES = {
+    "1": "1 view",
+    "1x3": "1 x 3 (axial, coronal, sagittal)",
+    "2x2": "2 x 2 (axial, coronal, sagittal, series card)",
+}
 
 
 class MainMenus(QtCore.QObject):
@@ -43,8 +46,9 @@ class MainMenus(QtCore.QObject):
         window.state.subscribe(self._on_state)
         self._on_state(st.VOLUME)
 
-    def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut: str = "",
-                checkable: bool = False) -> QtGui.QAction:
+    def _action(
+        self, menu: QtWidgets.QMenu, text: str, slot, shortcut: str = "", checkable: bool = False
+    ) -> QtGui.QAction:
         act = menu.addAction(text)
         if shortcut:
             act.setShortcut(QtGui.QKeySequence(shortcut))
@@ -61,8 +65,7 @@ class MainMenus(QtCore.QObject):
         self.recent_menu.triggered.connect(self._on_recent)
         m.addSeparator()
         self.prior_action = self._action(m, "Compare with &Prior Study…", self.compare_prior)
-        self.export_action = self._action(m, "&Export View as PNG…", w.export_png_dialog,
-                                          "Ctrl+E")
+        self.export_action = self._action(m, "&Export View as PNG…", w.export_png_dialog, "Ctrl+E")
         m.addSeparator()
         quit_action = self._action(m, "&Quit", w.close, "Ctrl+Q")
         quit_action.setMenuRole(QtGui.QAction.MenuRole.QuitRole)
@@ -77,7 +80,8 @@ class MainMenus(QtCore.QObject):
             w.message("Compare with prior", "Open the current DICOM study first.")
             return
         folder = folder or QtWidgets.QFileDialog.getExistingDirectory(
-            w, "Prior study of this patient")
+            w, "Prior study of this patient"
+        )
         if not folder:
             return
         current = Path(w.series.frames[0].source.path).parent
@@ -111,20 +115,35 @@ class MainMenus(QtCore.QObject):
             group.addAction(act)
             self.layout_actions[name] = act
         group.triggered.connect(lambda act: w.set_layout(act.data()))
-        self.crosshair_action = self._action(m, "Linked &crosshair", s.set_crosshair_linked,
-                                             "C", checkable=True)
-        self.overlays_action = self._action(m, "Show &overlays", lambda _=False:
-                                            s.toggle_overlays(), "O", checkable=True)
+        self.crosshair_action = self._action(
+            m, "Linked &crosshair", s.set_crosshair_linked, "C", checkable=True
+        )
+        self.overlays_action = self._action(
+            m, "Show &overlays", lambda _=False: s.toggle_overlays(), "O", checkable=True
+        )
         m.addSeparator()
-        self._action(m, "Thick &slab: next mode (off, MIP, MinIP, average)",
-                     lambda _=False: s.cycle_slab_mode(), "M")
-        thicker = self._action(m, "Slab &thicker", lambda _=False: s.set_slab(
-            thickness_mm=step_thickness(s.slab.thickness_mm, 1)), "+")
+        self._action(
+            m,
+            "Thick &slab: next mode (off, MIP, MinIP, average)",
+            lambda _=False: s.cycle_slab_mode(),
+            "M",
+        )
+        thicker = self._action(
+            m,
+            "Slab &thicker",
+            lambda _=False: s.set_slab(thickness_mm=step_thickness(s.slab.thickness_mm, 1)),
+            "+",
+        )
         thicker.setShortcuts([QtGui.QKeySequence("+"), QtGui.QKeySequence("=")])
-        self._action(m, "Slab t&hinner", lambda _=False: s.set_slab(
-            thickness_mm=step_thickness(s.slab.thickness_mm, -1)), "-")
-        self.protocol_action = self._action(m, "Save as &Protocol for this study…",
-                                            lambda _=False: self.hanging.save_dialog())
+        self._action(
+            m,
+            "Slab t&hinner",
+            lambda _=False: s.set_slab(thickness_mm=step_thickness(s.slab.thickness_mm, -1)),
+            "-",
+        )
+        self.protocol_action = self._action(
+            m, "Save as &Protocol for this study…", lambda _=False: self.hanging.save_dialog()
+        )
         m.addSeparator()
         self._action(m, "&Fit", w.grid.fit_all, "F")
         self._action(m, "&Reset", w.reset_view, "R")
@@ -136,13 +155,13 @@ class MainMenus(QtCore.QObject):
         self.preset_actions = []
         for number, preset in enumerate(CT_PRESETS, start=1):
             text = f"{preset.name}  (W {preset.width:g} / L {preset.center:g})"
-            act = self._action(m, text, lambda _=False, n=number: s.apply_preset(n),
-                               str(number))
+            act = self._action(m, text, lambda _=False, n=number: s.apply_preset(n), str(number))
             self.preset_actions.append(act)
         m.addSeparator()
         self.auto_action = self._action(m, "&Auto (from the histogram)", self._auto, "A")
-        self.invert_action = self._action(m, "&Invert", lambda _=False: s.toggle_invert(),
-                                          "I", checkable=True)
+        self.invert_action = self._action(
+            m, "&Invert", lambda _=False: s.toggle_invert(), "I", checkable=True
+        )
 
     def _auto(self) -> None:
         volume = self.w.state.volume
@@ -165,8 +184,10 @@ class MainMenus(QtCore.QObject):
             self.prior_action.setEnabled(v is not None)
             self.protocol_action.setEnabled(v is not None)
             self.protocol_action.setText(
-                f"Save as &Protocol for {protocol_name(v.metadata)}…" if v is not None
-                else "Save as &Protocol for this study…")
+                f"Save as &Protocol for {protocol_name(v.metadata)}…"
+                if v is not None
+                else "Save as &Protocol for this study…"
+            )
         self.crosshair_action.setChecked(s.crosshair_linked)
         self.overlays_action.setChecked(s.show_overlays)
         self.invert_action.setChecked(s.invert)

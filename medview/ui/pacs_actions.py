@@ -30,8 +30,12 @@ class SendDialog(QtWidgets.QDialog):
     """The node to send to and what to send; what the open series lacks is unticked and
     disabled, saying why."""
 
-    def __init__(self, nodes: list[Node], offered: dict[str, tuple[str, str]],
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self,
+        nodes: list[Node],
+        offered: dict[str, tuple[str, str]],
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Send to PACS")
         self.node = QtWidgets.QComboBox()
@@ -52,7 +56,8 @@ class SendDialog(QtWidgets.QDialog):
             self.checks[AI_SEG].toggled.connect(self._report_needs_seg)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Cancel)
         self.send_button = buttons.addButton(
-            "Send", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole)
+            "Send", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
@@ -78,8 +83,9 @@ class PacsActions(QtCore.QObject):
         # owned by the app (see ui/segmentation_files.py: a pool freed by the GC deadlocks)
         self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
         menu = window.menus.file_menu
-        after_recent = menu.actions()[menu.actions().index(
-            window.menus.recent_menu.menuAction()) + 1]
+        after_recent = menu.actions()[
+            menu.actions().index(window.menus.recent_menu.menuAction()) + 1
+        ]
         self.open_action = QtGui.QAction("&PACS: Query / Retrieve…", self)
         self.open_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+P"))
         self.open_action.triggered.connect(self.open_pacs)
@@ -117,8 +123,7 @@ class PacsActions(QtCore.QObject):
         self.w.open_paths([folder])
 
     # -- send back
-    def _offered(self) -> tuple[dict[str, tuple[str, str]], LabelMap | None, bool,
-                                AIOutput | None]:
+    def _offered(self) -> tuple[dict[str, tuple[str, str]], LabelMap | None, bool, AIOutput | None]:
         ann, results = self.w.annotation, self.w.ai.results
         labels = None
         if ann.editor is not None and ann.editor.label_map.segments:
@@ -129,12 +134,18 @@ class PacsActions(QtCore.QObject):
         if results is not None:
             ai = AIOutput(results.mask_layer.array.copy(), results.card, list(results.findings))
         offered = {
-            LABELS: (f"Your labels as DICOM SEG ({'marked done' if done else 'draft'})",
-                     "" if labels is not None else "There are no labels on this series."),
-            AI_SEG: ("The AI's findings as DICOM SEG",
-                     "" if ai is not None else "The AI has not run on this series."),
-            REPORT: ("The findings report (DICOM SR TID 1500, with your decisions)",
-                     "" if ai is not None and ai.findings else "There are no AI findings."),
+            LABELS: (
+                f"Your labels as DICOM SEG ({'marked done' if done else 'draft'})",
+                "" if labels is not None else "There are no labels on this series.",
+            ),
+            AI_SEG: (
+                "The AI's findings as DICOM SEG",
+                "" if ai is not None else "The AI has not run on this series.",
+            ),
+            REPORT: (
+                "The findings report (DICOM SR TID 1500, with your decisions)",
+                "" if ai is not None and ai.findings else "There are no AI findings.",
+            ),
         }
         return offered, labels, done, ai
 
@@ -145,8 +156,10 @@ class PacsActions(QtCore.QObject):
             self.w.message("PACS nodes", str(err), QtWidgets.QMessageBox.Icon.Warning)
             return None
         if not nodes:
-            self.w.message("No PACS node", "No PACS node is saved yet; add one under File > "
-                           "PACS: Query / Retrieve…, Nodes.")
+            self.w.message(
+                "No PACS node",
+                "No PACS node is saved yet; add one under File > PACS: Query / Retrieve…, Nodes.",
+            )
             return None
         offered, *_ = self._offered()
         dialog = SendDialog(nodes, offered, self.w)
@@ -168,10 +181,12 @@ class PacsActions(QtCore.QObject):
             ai = AIOutput(ai.mask, ai.card, [])
         worker = JobWorker(send_results_job, node, series, labels, done, ai, parent=self)
         worker.result.connect(lambda r: self._sent(node, r))
-        worker.failed.connect(lambda sentence: (
-            self.w.status_label.setText(f"Nothing was sent to {node.name}: see the message."),
-            self.w.message("Send to PACS failed", sentence,
-                           QtWidgets.QMessageBox.Icon.Warning)))
+        worker.failed.connect(
+            lambda sentence: (
+                self.w.status_label.setText(f"Nothing was sent to {node.name}: see the message."),
+                self.w.message("Send to PACS failed", sentence, QtWidgets.QMessageBox.Icon.Warning),
+            )
+        )
         worker.finished.connect(self._update_enabled)
         self.worker = worker
         self.w.status_label.setText(f"Sending to {node.name}…")
@@ -180,8 +195,10 @@ class PacsActions(QtCore.QObject):
         return worker
 
     def _sent(self, node: Node, r: SentResults) -> None:
-        self.w.status_label.setText(f"Sent {', '.join(r.what)} to {node.name} "
-                                    f"({r.sent} instances)." + "".join(f" {n}" for n in r.notes))
+        self.w.status_label.setText(
+            f"Sent {', '.join(r.what)} to {node.name} "
+            f"({r.sent} instances)." + "".join(f" {n}" for n in r.notes)
+        )
         self.sent.emit(r)
 
     def shutdown(self, wait_ms: int = 5000) -> None:

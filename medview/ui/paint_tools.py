@@ -114,8 +114,11 @@ class _ViewPaint:
         self.update_cursor()
 
     def update_cursor(self) -> None:
-        shown = (self.view.tool in BRUSHES and self.mouse_mm is not None
-                 and self.view.state.volume is not None)
+        shown = (
+            self.view.tool in BRUSHES
+            and self.mouse_mm is not None
+            and self.view.state.volume is not None
+        )
         self.cursor.setVisible(shown)
         if not shown:
             return
@@ -124,8 +127,11 @@ class _ViewPaint:
         self.cursor.setPos(self.mouse_mm)
         seg = self.editor.label_map.segments.get(self.editor.active)
         colour = QtGui.QColor(*seg.colour) if seg is not None else QtGui.QColor(200, 200, 200)
-        pen = QtGui.QPen(colour, 1.5, Qt.PenStyle.DashLine if self.view.tool == "eraser"
-                         else Qt.PenStyle.SolidLine)
+        pen = QtGui.QPen(
+            colour,
+            1.5,
+            Qt.PenStyle.DashLine if self.view.tool == "eraser" else Qt.PenStyle.SolidLine,
+        )
         pen.setCosmetic(True)
         self.cursor.setPen(pen)
 
@@ -150,8 +156,12 @@ class PaintController(QtCore.QObject):
     """Painting on in `views` (a list of SliceViews, or anything with `.views`, such as the
     MainWindow) with `editor`; `stop()` gives the views back their window/level tool."""
 
-    def __init__(self, views: Iterable[SliceView] | Any, editor: LabelEditor,
-                 parent: QtCore.QObject | None = None) -> None:
+    def __init__(
+        self,
+        views: Iterable[SliceView] | Any,
+        editor: LabelEditor,
+        parent: QtCore.QObject | None = None,
+    ) -> None:
         views = list(getattr(views, "views", views))
         super().__init__(parent if parent is not None else (views[0] if views else None))
         self.editor = editor

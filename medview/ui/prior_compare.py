@@ -32,8 +32,16 @@ from medview.viewer.growth import (
 from medview.viewer.planes import Plane
 from medview.viewer.state import ViewerState
 
-COLUMNS = ("Finding", "Status", "Ø then mm", "Ø now mm", "Vol then ml", "Vol now ml",
-           "Change %", "VDT days")
+COLUMNS = (
+    "Finding",
+    "Status",
+    "Ø then mm",
+    "Ø now mm",
+    "Vol then ml",
+    "Vol now ml",
+    "Change %",
+    "VDT days",
+)
 MAX_OFFSET_MM = 200.0
 
 
@@ -51,8 +59,9 @@ def _cell(value) -> str:
 
 
 class PriorCompare(QtWidgets.QWidget):
-    def __init__(self, prior: Study, current: Study,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, prior: Study, current: Study, parent: QtWidgets.QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Prior comparison")
         self.prior_state, self.current_state = ViewerState(), ViewerState()
@@ -62,8 +71,10 @@ class PriorCompare(QtWidgets.QWidget):
         self.prior_state.set_window(w.center, w.width, w.name)
         self.prior_view = SliceView(self.prior_state, Plane.AXIAL)
         self.current_view = SliceView(self.current_state, Plane.AXIAL)
-        self._xy = (body_centre_xy(prior.volume.array, prior.volume.affine),
-                    body_centre_xy(current.volume.array, current.volume.affine))
+        self._xy = (
+            body_centre_xy(prior.volume.array, prior.volume.affine),
+            body_centre_xy(current.volume.array, current.volume.affine),
+        )
         self.days = days_between(prior.date, current.date)
         self.pairs: list[Pair] = pair_findings(prior.lesions, current.lesions, self.shift)
         self._syncing = False
@@ -73,8 +84,10 @@ class PriorCompare(QtWidgets.QWidget):
         self.offset_box.setDecimals(1)
         self.offset_box.setSuffix(" mm")
         self.offset_box.setKeyboardTracking(False)
-        self.offset_box.setToolTip("Where the prior's slices lie against the current's along "
-                                   "the table, beyond the scanner's table position")
+        self.offset_box.setToolTip(
+            "Where the prior's slices lie against the current's along "
+            "the table, beyond the scanner's table position"
+        )
         self.offset_box.valueChanged.connect(lambda _v: self._follow(self.current_state))
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -84,8 +97,10 @@ class PriorCompare(QtWidgets.QWidget):
         self.table.cellDoubleClicked.connect(self.go_to_pair)
 
         views = QtWidgets.QHBoxLayout()
-        for title, date, view in (("Prior", prior.date, self.prior_view),
-                                  ("Current", current.date, self.current_view)):
+        for title, date, view in (
+            ("Prior", prior.date, self.prior_view),
+            ("Current", current.date, self.current_view),
+        ):
             box = QtWidgets.QVBoxLayout()
             box.addWidget(QtWidgets.QLabel(f"<b>{title}</b> {_date(date)}"))
             box.addWidget(view, 1)
@@ -116,15 +131,23 @@ class PriorCompare(QtWidgets.QWidget):
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             change = row["volume_change_pct"]
-            values = (row["name"], row["status"], row["diameter_then_mm"],
-                      row["diameter_now_mm"], row["volume_then_ml"], row["volume_now_ml"],
-                      None if change is None else f"{change:+.0f}", row["doubling_days"])
+            values = (
+                row["name"],
+                row["status"],
+                row["diameter_then_mm"],
+                row["diameter_now_mm"],
+                row["volume_then_ml"],
+                row["volume_now_ml"],
+                None if change is None else f"{change:+.0f}",
+                row["doubling_days"],
+            )
             for c, value in enumerate(values):
                 self.table.setItem(r, c, QtWidgets.QTableWidgetItem(_cell(value)))
         self.table.resizeColumnsToContents()
         counts = {s: sum(p.status == s for p in self.pairs) for s in ("paired", "new", "gone")}
-        self.table.setToolTip(f"{counts['paired']} paired, {counts['new']} new, "
-                              f"{counts['gone']} gone")
+        self.table.setToolTip(
+            f"{counts['paired']} paired, {counts['new']} new, {counts['gone']} gone"
+        )
 
     def _follow(self, source: ViewerState) -> None:
         """Move the other study to the point of the patient `source` shows."""
@@ -153,8 +176,9 @@ def _date(d: str) -> str:
     return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
 
-def open_prior_compare(parent: QtWidgets.QWidget, current: Volume, current_folder: Path,
-                       prior_folder: Path) -> PriorCompare:
+def open_prior_compare(
+    parent: QtWidgets.QWidget, current: Volume, current_folder: Path, prior_folder: Path
+) -> PriorCompare:
     """The comparison of the open study with the one in `prior_folder`, as a window of its
     own. Findings: each study's ground truth where it is a demo study (lesions.json).
     Raises InvalidInputError / ValueError with one sentence for a folder that cannot serve."""

@@ -67,8 +67,9 @@ def ldd_missing(library: Path) -> list[str] | None:
     if ldd is None:
         return None
     try:
-        out = subprocess.run([ldd, str(library)], capture_output=True, text=True, timeout=30,
-                             check=False).stdout
+        out = subprocess.run(
+            [ldd, str(library)], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     missing: list[str] = []
@@ -79,8 +80,9 @@ def ldd_missing(library: Path) -> list[str] | None:
     return missing
 
 
-def install_command(libraries: list[str], packages: Mapping[str, str],
-                    is_root: bool, has_apt: bool) -> str:
+def install_command(
+    libraries: list[str], packages: Mapping[str, str], is_root: bool, has_apt: bool
+) -> str:
     """What to run so that `libraries` can load: the apt-get line where their packages are in
     the list scripts/setup.sh installs, else where to look."""
     if not has_apt:
@@ -94,10 +96,14 @@ def install_command(libraries: list[str], packages: Mapping[str, str],
     return f"{find} and run: {apt}" if known else find
 
 
-def platform_problem(env: Mapping[str, str], plugin_dir: Path,
-                     missing_of: MissingLookup = ldd_missing,
-                     packages: Mapping[str, str] | None = None,
-                     is_root: bool | None = None, has_apt: bool | None = None) -> str | None:
+def platform_problem(
+    env: Mapping[str, str],
+    plugin_dir: Path,
+    missing_of: MissingLookup = ldd_missing,
+    packages: Mapping[str, str] | None = None,
+    is_root: bool | None = None,
+    has_apt: bool | None = None,
+) -> str | None:
     """One sentence saying why no platform plugin Qt would try can load, naming the missing
     libraries and the command that installs them; None when one can load, and also when it
     cannot be told (not Linux, no ldd, a plugin this check does not know: Qt decides).
@@ -125,8 +131,10 @@ def platform_problem(env: Mapping[str, str], plugin_dir: Path,
     others = f" (nor can {', '.join(failed[:-1])})" if len(failed) > 1 else ""
     names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
     verb = "are" if len(missing) > 1 else "is"
-    return (f"Qt's {failed[-1]} platform plugin cannot open a window{others}: {names} {verb} "
-            f"missing; {install_command(missing, packages, is_root, has_apt)}")
+    return (
+        f"Qt's {failed[-1]} platform plugin cannot open a window{others}: {names} {verb} "
+        f"missing; {install_command(missing, packages, is_root, has_apt)}"
+    )
 
 
 def qt_platform_plugin_dir(env: Mapping[str, str]) -> Path:

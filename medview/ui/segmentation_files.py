@@ -27,8 +27,10 @@ from medview.ui.workers import JobWorker
 if TYPE_CHECKING:
     from medview.ui.annotation import Annotation
 
-IMPORT_FILTER = ("Segmentations (*.dcm *.DCM *.nii *.nii.gz *.nrrd);;DICOM SEG (*.dcm *.DCM);;"
-                 "NIfTI / NRRD label maps (*.nii *.nii.gz *.nrrd);;All files (*)")
+IMPORT_FILTER = (
+    "Segmentations (*.dcm *.DCM *.nii *.nii.gz *.nrrd);;DICOM SEG (*.dcm *.DCM);;"
+    "NIfTI / NRRD label maps (*.nii *.nii.gz *.nrrd);;All files (*)"
+)
 SUFFIX = {SEG: ".dcm", NIFTI: ".nii.gz"}
 TITLES = {SEG: "Export segmentation as DICOM SEG", NIFTI: "Export segmentation as NIfTI"}
 
@@ -44,13 +46,15 @@ class SegmentationFiles(QtCore.QObject):
         self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
         self.worker: JobWorker | None = None
         menu = self.w.menus.file_menu
-        quit_action = next(a for a in menu.actions() if a.menuRole()
-                           == QtGui.QAction.MenuRole.QuitRole)
+        quit_action = next(
+            a for a in menu.actions() if a.menuRole() == QtGui.QAction.MenuRole.QuitRole
+        )
         before = menu.actions()[menu.actions().index(quit_action) - 1]  # its separator
         self.import_action = QtGui.QAction("&Import segmentation…", self)
         self.import_action.triggered.connect(self.import_dialog)
-        self.export_actions = {kind: QtGui.QAction(TITLES[kind] + "…", self)
-                               for kind in (SEG, NIFTI)}
+        self.export_actions = {
+            kind: QtGui.QAction(TITLES[kind] + "…", self) for kind in (SEG, NIFTI)
+        }
         for kind, act in self.export_actions.items():
             act.triggered.connect(lambda _=False, k=kind: self.export_dialog(k))
         menu.insertSeparator(before)
@@ -64,10 +68,10 @@ class SegmentationFiles(QtCore.QObject):
         self.import_action.setEnabled(ed is not None and not busy)
         has_labels = ed is not None and bool(ed.label_map.segments)
         self.export_actions[NIFTI].setEnabled(has_labels and not busy)
-        self.export_actions[SEG].setEnabled(has_labels and not busy and self._series()
-                                            is not None)
-        self.export_actions[SEG].setToolTip("" if self._series() is not None else
-                                            "A DICOM SEG needs a DICOM series")
+        self.export_actions[SEG].setEnabled(has_labels and not busy and self._series() is not None)
+        self.export_actions[SEG].setToolTip(
+            "" if self._series() is not None else "A DICOM SEG needs a DICOM series"
+        )
 
     def busy(self) -> bool:
         return self.worker is not None and self.worker.running
@@ -76,8 +80,9 @@ class SegmentationFiles(QtCore.QObject):
         """A request while the last import or export still runs (the menu is disabled then,
         but a result arrives a moment before its thread ends) is answered, not dropped."""
         if self.busy():
-            self._finished("An import or export of labels is still running; try again when "
-                           "it has ended.")
+            self._finished(
+                "An import or export of labels is still running; try again when it has ended."
+            )
             return True
         return False
 
@@ -94,8 +99,11 @@ class SegmentationFiles(QtCore.QObject):
         stem = safe_name(f"{v.metadata.series_description or 'labels'}-labels")
         start = str(Path(self.w.settings.last_folder or Path.home()) / (stem + SUFFIX[kind]))
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self.w, TITLES[kind], start, "DICOM SEG (*.dcm)" if kind == SEG else
-            "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd)")
+            self.w,
+            TITLES[kind],
+            start,
+            "DICOM SEG (*.dcm)" if kind == SEG else "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd)",
+        )
         if path:
             self.export_to(kind, path)
 
@@ -107,18 +115,30 @@ class SegmentationFiles(QtCore.QObject):
             return None
         if kind == SEG and not Path(path).suffix:
             path += SUFFIX[SEG]
-        copy = LabelMap(ed.label_map.array.copy(), dict(ed.label_map.segments),
-                        ed.label_map.series_key)
-        worker = JobWorker(export_labels_job, kind, copy, path, parent=self,
-                           series=self._series(), affine=self.w.state.volume.affine)
-        worker.result.connect(lambda notes: self._finished(
-            f"Segmentation saved to {path}." + "".join(f" {n}" for n in notes)))
+        copy = LabelMap(
+            ed.label_map.array.copy(), dict(ed.label_map.segments), ed.label_map.series_key
+        )
+        worker = JobWorker(
+            export_labels_job,
+            kind,
+            copy,
+            path,
+            parent=self,
+            series=self._series(),
+            affine=self.w.state.volume.affine,
+        )
+        worker.result.connect(
+            lambda notes: self._finished(
+                f"Segmentation saved to {path}." + "".join(f" {n}" for n in notes)
+            )
+        )
         return self._start(worker, "Saving the segmentation…", "Segmentation not saved")
 
     # -- import
     def import_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self.w, "Import segmentation", self.w.settings.last_folder, IMPORT_FILTER)
+            self.w, "Import segmentation", self.w.settings.last_folder, IMPORT_FILTER
+        )
         if path:
             self.import_from(path)
 
@@ -128,18 +148,25 @@ class SegmentationFiles(QtCore.QObject):
         if self.ann.editor is None or v is None or self._still_busy():
             return None
         series = self._series()
-        target = (LabelTarget.from_series(series) if series is not None
-                  else LabelTarget.from_volume(v, key))
+        target = (
+            LabelTarget.from_series(series)
+            if series is not None
+            else LabelTarget.from_volume(v, key)
+        )
         worker = JobWorker(import_labels_job, path, [target], parent=self)
         worker.result.connect(lambda imported: self._imported(path, imported, v))
         return self._start(worker, "Reading the segmentation…", "Segmentation not imported")
 
     def _imported(self, path: str, imported: ImportedLabels, volume) -> None:
         ed = self.ann.editor
-        if ed is None or self.w.state.volume is not volume or \
-                imported.series_key != self.w.state.series_key:
-            self._finished("The imported segmentation was for a series no longer shown; it "
-                           "was dropped.")
+        if (
+            ed is None
+            or self.w.state.volume is not volume
+            or imported.series_key != self.w.state.series_key
+        ):
+            self._finished(
+                "The imported segmentation was for a series no longer shown; it was dropped."
+            )
             return
         name = Path(path).name
         if not ed.label_map.segments and not ed.label_map.array.any():
@@ -147,9 +174,11 @@ class SegmentationFiles(QtCore.QObject):
         else:  # beside the reader's segments, never over their voxels; one undo step
             ed.add_labels(imported.label_map, name=f"Import {name}")
         n = len(imported.label_map.segments)
-        self._finished(f"Imported {n} segment(s) from {name}."
-                       + "".join(f" {note}" for note in imported.notes),
-                       box=bool(imported.notes))
+        self._finished(
+            f"Imported {n} segment(s) from {name}."
+            + "".join(f" {note}" for note in imported.notes),
+            box=bool(imported.notes),
+        )
 
     # -- both
     def _start(self, worker: JobWorker, saying: str, failure: str) -> JobWorker:

@@ -88,8 +88,9 @@ class Settings:
             items = json.loads(self._str("files/recent", "[]"))
         except ValueError:
             return []
-        return [p for p in items if isinstance(p, str)][:MAX_RECENT] if isinstance(
-            items, list) else []
+        return (
+            [p for p in items if isinstance(p, str)][:MAX_RECENT] if isinstance(items, list) else []
+        )
 
     def add_recent(self, path: str) -> None:
         items = [path] + [p for p in self.recent if p != path]

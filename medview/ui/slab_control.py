@@ -17,8 +17,10 @@ class SlabControl(QtWidgets.QWidget):
         self.mode_box = QtWidgets.QComboBox()
         for mode in SlabMode:
             self.mode_box.addItem(mode.value, mode)
-        self.mode_box.setToolTip("Thick slab: maximum (MIP), minimum (MinIP) or average of "
-                                 "the slices around the crosshair, in every plane (key M)")
+        self.mode_box.setToolTip(
+            "Thick slab: maximum (MIP), minimum (MinIP) or average of "
+            "the slices around the crosshair, in every plane (key M)"
+        )
         self.mm_box = QtWidgets.QDoubleSpinBox()
         self.mm_box.setRange(1.0, MAX_SLAB_MM)
         self.mm_box.setDecimals(1)
@@ -30,7 +32,8 @@ class SlabControl(QtWidgets.QWidget):
         layout.addWidget(self.mode_box, 1)
         layout.addWidget(self.mm_box, 1)
         self.mode_box.activated.connect(
-            lambda i: self.state.set_slab(mode=self.mode_box.itemData(i)))
+            lambda i: self.state.set_slab(mode=self.mode_box.itemData(i))
+        )
         self.mm_box.valueChanged.connect(lambda mm: self.state.set_slab(thickness_mm=mm))
         state.subscribe(self._on_state)
         self.destroyed.connect(lambda *_: state.unsubscribe(self._on_state))

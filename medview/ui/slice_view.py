@@ -52,8 +52,7 @@ class _ViewBox(pg.ViewBox):
     """pyqtgraph's ViewBox zooms on wheel and pans on left-drag; radiology wants neither."""
 
     def __init__(self, owner: SliceView) -> None:
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False,
-                         defaultPadding=0.0)
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
         self._owner = owner
 
     def wheelEvent(self, ev, axis=None) -> None:
@@ -76,8 +75,9 @@ class SliceView(pg.GraphicsView):
     activated = QtCore.Signal(object)  # this view's Plane, when it takes focus
     cine_toggled = QtCore.Signal(bool)  # cine started (True) or stopped, by key or button
 
-    def __init__(self, state: ViewerState, plane: Plane,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, state: ViewerState, plane: Plane, parent: QtWidgets.QWidget | None = None
+    ) -> None:
         super().__init__(parent, background="k")
         self.state, self.plane = state, plane
         self.vb = _ViewBox(self)
@@ -97,8 +97,9 @@ class SliceView(pg.GraphicsView):
         self._shown_index = -1
         self._fitted_shape = (0, 0)
         # the crosshair's handle: dragged round the crosshair, it turns the other planes
-        self.handle = pg.ScatterPlotItem(size=HANDLE_PX, pen=pg.mkPen((255, 200, 0)),
-                                         brush=pg.mkBrush(255, 200, 0, 120))
+        self.handle = pg.ScatterPlotItem(
+            size=HANDLE_PX, pen=pg.mkPen((255, 200, 0)), brush=pg.mkBrush(255, 200, 0, 120)
+        )
         self.handle.setZValue(21)
         self.vb.addItem(self.handle, ignoreBounds=True)
         self._cine = QtCore.QTimer(self)
@@ -173,10 +174,13 @@ class SliceView(pg.GraphicsView):
         idx = self.state.slice_index(self.plane)
         slab = self.state.slab
         # slabs are drawn in the orthogonal planes (an oblique plane shows its own slice)
-        img = (self.state.projector.image(self.plane_map, idx, slab,
-                                          self.state.slab_spacing(self.plane))
-               if slab.on and not self.state.oblique
-               else self.plane_map.image(self.state.volume.array, idx))
+        img = (
+            self.state.projector.image(
+                self.plane_map, idx, slab, self.state.slab_spacing(self.plane)
+            )
+            if slab.on and not self.state.oblique
+            else self.plane_map.image(self.state.volume.array, idx)
+        )
         self.image_item.setImage(img, autoLevels=False, levels=self._levels())
         self._shown_index = idx
 
@@ -194,8 +198,9 @@ class SliceView(pg.GraphicsView):
         visible = self.state.crosshair_linked and self.state.show_overlays
         # each line is where one of the other planes cuts this one: 0 and 90 degrees until
         # a plane is turned (rotation_handle)
-        for line, angle in zip((self.h_line, self.v_line), crosshair_angles(
-                self.state, self.plane), strict=True):
+        for line, angle in zip(
+            (self.h_line, self.v_line), crosshair_angles(self.state, self.plane), strict=True
+        ):
             line.setAngle(angle)
             line.setPos(p)
             line.setVisible(visible)
@@ -225,9 +230,11 @@ class SliceView(pg.GraphicsView):
             image = self._layer_image(layer, idx)
             if layer.kind == "labels" and layer.outline:
                 image = label_outline(image)
-            item.setImage(image, autoLevels=False,
-                          levels=(0, 255) if layer.kind == "labels" else
-                          (0, layer.heat_scale()))
+            item.setImage(
+                image,
+                autoLevels=False,
+                levels=(0, 255) if layer.kind == "labels" else (0, layer.heat_scale()),
+            )
             item.setLookupTable(_lut(layer))
             item.setOpacity(layer.opacity)
 
@@ -237,8 +244,11 @@ class SliceView(pg.GraphicsView):
         for item, shown in zip(self.overlay_items, self.state.layers, strict=False):
             if shown is layer and layer.visible:
                 image = self._layer_image(layer, self.state.slice_index(self.plane))
-                item.setImage(label_outline(image) if layer.outline else image,
-                              autoLevels=False, levels=(0, 255))
+                item.setImage(
+                    label_outline(image) if layer.outline else image,
+                    autoLevels=False,
+                    levels=(0, 255),
+                )
 
     def _layer_image(self, layer: OverlayLayer, idx: int) -> np.ndarray:
         """A layer's slice, or its maximum over the slab the image shows; in an oblique
@@ -247,8 +257,9 @@ class SliceView(pg.GraphicsView):
             if isinstance(layer.array, np.ndarray):
                 return self.plane_map.image(layer.array, idx)
             return np.zeros(self.plane_map.screen_shape, np.uint8)
-        return layer_image(self.plane_map, layer.array, idx, self.state.slab,
-                           self.state.slab_spacing(self.plane))
+        return layer_image(
+            self.plane_map, layer.array, idx, self.state.slab, self.state.slab_spacing(self.plane)
+        )
 
     def _handle_mm(self, centre: QtCore.QPointF) -> QtCore.QPointF:
         px_w, _ = self.vb.viewPixelSize()
@@ -266,9 +277,9 @@ class SliceView(pg.GraphicsView):
             return False
         pts = self.handle.getData()
         px_w, _ = self.vb.viewPixelSize()
-        return bool(len(pts[0])) and float(np.hypot(point_mm.x() - pts[0][0],
-                                                    point_mm.y() - pts[1][0])) <= (
-            HANDLE_PX * (px_w or 1.0))
+        return bool(len(pts[0])) and float(
+            np.hypot(point_mm.x() - pts[0][0], point_mm.y() - pts[1][0])
+        ) <= (HANDLE_PX * (px_w or 1.0))
 
     def fit(self) -> None:
         """F: the whole image in view, centred."""
@@ -288,7 +299,7 @@ class SliceView(pg.GraphicsView):
         if notches == 0:
             return
         if modifiers & QtCore.Qt.KeyboardModifier.ControlModifier:
-            factor = 0.9 ** notches
+            factor = 0.9**notches
             self.vb.scaleBy((factor, factor), center=point_mm)
             self.viewport().update()
         else:
@@ -313,11 +324,14 @@ class SliceView(pg.GraphicsView):
         button = ev.button()
         pos, last = self.vb.mapToView(ev.pos()), self.vb.mapToView(ev.lastPos())
         if ev.isStart():
-            self._drag_kind = {QtCore.Qt.MouseButton.LeftButton: self.tool,
-                               QtCore.Qt.MouseButton.RightButton: "zoom",
-                               QtCore.Qt.MouseButton.MiddleButton: "pan"}.get(button, "")
+            self._drag_kind = {
+                QtCore.Qt.MouseButton.LeftButton: self.tool,
+                QtCore.Qt.MouseButton.RightButton: "zoom",
+                QtCore.Qt.MouseButton.MiddleButton: "pan",
+            }.get(button, "")
             if button == QtCore.Qt.MouseButton.LeftButton and self._on_handle(
-                    self.vb.mapToView(ev.buttonDownPos())):
+                self.vb.mapToView(ev.buttonDownPos())
+            ):
                 self._drag_kind = "rotate"
             elif self.state.oblique and self._drag_kind not in OBLIQUE_TOOLS:
                 self._drag_kind = ""  # painting and ROI areas work in orthogonal planes
@@ -330,8 +344,9 @@ class SliceView(pg.GraphicsView):
             w = self.state.window
             floor = 10.0 if self.state.volume.array.dtype.kind in "iu" else 1e-3
             step = max(w.width, floor) * WL_DRAG_PER_PIXEL
-            self.state.set_window(w.center + delta_px.y() * step,
-                                  w.width + delta_px.x() * step, "Custom")
+            self.state.set_window(
+                w.center + delta_px.y() * step, w.width + delta_px.x() * step, "Custom"
+            )
         elif kind == "zoom":
             factor = float(np.exp(delta_px.y() * 0.01))
             self.vb.scaleBy((factor, factor), center=self.vb.mapToView(ev.buttonDownPos()))
@@ -353,8 +368,7 @@ class SliceView(pg.GraphicsView):
             return
         p = self.vb.mapSceneToView(scene_pos)
         row, col = self.mm_to_pixel(p)
-        ijk = self.plane_map.to_index(self.state.slice_index(self.plane), round(row),
-                                      round(col))
+        ijk = self.plane_map.to_index(self.state.slice_index(self.plane), round(row), round(col))
         value = self.state.value_at(ijk)
         if value is None:
             self.hovered.emit("")
@@ -362,8 +376,10 @@ class SliceView(pg.GraphicsView):
         lps = self.state.volume.index_to_lps(ijk)
         unit = f" {self.state.volume.metadata.units}" if self.state.volume.metadata.units else ""
         shown = (f"{value:.4g}" if isinstance(value, float) else str(value)) + unit
-        self.hovered.emit(f"{shown}   at ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm LPS   "
-                          f"voxel ({int(ijk[2])}, {int(ijk[1])}, {int(ijk[0])})")
+        self.hovered.emit(
+            f"{shown}   at ({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm LPS   "
+            f"voxel ({int(ijk[2])}, {int(ijk[1])}, {int(ijk[0])})"
+        )
 
     def mousePressEvent(self, ev: QtGui.QMouseEvent) -> None:
         super().mousePressEvent(ev)
@@ -383,8 +399,14 @@ class SliceView(pg.GraphicsView):
     def _handle_key(self, ev: QtGui.QKeyEvent) -> bool:
         k, Key = ev.key(), QtCore.Qt.Key
         n = self.plane_map.n_slices
-        steps = {Key.Key_Up: -1, Key.Key_Left: -1, Key.Key_Down: 1, Key.Key_Right: 1,
-                 Key.Key_PageUp: -max(1, n // 10), Key.Key_PageDown: max(1, n // 10)}
+        steps = {
+            Key.Key_Up: -1,
+            Key.Key_Left: -1,
+            Key.Key_Down: 1,
+            Key.Key_Right: 1,
+            Key.Key_PageUp: -max(1, n // 10),
+            Key.Key_PageDown: max(1, n // 10),
+        }
         if k in steps:
             self.state.step(self.plane, steps[k])
         elif k == Key.Key_Home:
@@ -410,8 +432,9 @@ class SliceView(pg.GraphicsView):
             self.state.cycle_slab_mode()
         elif k in (Key.Key_Plus, Key.Key_Equal, Key.Key_Minus):
             direction = -1 if k == Key.Key_Minus else 1
-            self.state.set_slab(thickness_mm=step_thickness(self.state.slab.thickness_mm,
-                                                            direction))
+            self.state.set_slab(
+                thickness_mm=step_thickness(self.state.slab.thickness_mm, direction)
+            )
         else:
             return False
         return True
@@ -453,8 +476,11 @@ class SliceView(pg.GraphicsView):
         full = self.state.show_overlays
         # with the overlays hidden (O) a model's layers still say what made them and that
         # they are no diagnosis, on screen and in an exported PNG
-        corners = (corner_lines(self.state, self.plane, self.zoom()) if full
-                   else {"br": ai_notes(self.state)})
+        corners = (
+            corner_lines(self.state, self.plane, self.zoom())
+            if full
+            else {"br": ai_notes(self.state)}
+        )
         if not any(corners.values()):
             return
         painter.save()
@@ -471,8 +497,7 @@ class SliceView(pg.GraphicsView):
         # the AI note's lines below the bottom letter (the last two of the corner) may take
         # all the room the bottom-left lines leave: a narrow view still names the model
         notes = set(ai_notes(self.state))
-        wide = w - 24 - max((fm.horizontalAdvance(ln) for ln in corners.get("bl", [])),
-                            default=0)
+        wide = w - 24 - max((fm.horizontalAdvance(ln) for ln in corners.get("bl", [])), default=0)
         for key, lines in corners.items():
             lines = [ln for ln in lines if ln]
             for i, line in enumerate(lines):
@@ -489,8 +514,9 @@ class SliceView(pg.GraphicsView):
             self._draw_scale_bar(painter, w, h, lh, below)
         painter.restore()
 
-    def _draw_letters(self, painter: QtGui.QPainter, font: QtGui.QFont, w: int, h: int,
-                      lh: int) -> None:
+    def _draw_letters(
+        self, painter: QtGui.QPainter, font: QtGui.QFont, w: int, h: int, lh: int
+    ) -> None:
         top, bottom, left, right = self.plane_map.edge_letters
         big = QtGui.QFont(font)
         big.setPixelSize(font.pixelSize() + 3)
@@ -502,8 +528,9 @@ class SliceView(pg.GraphicsView):
         _shadow_text(painter, 6, h // 2, left)
         _shadow_text(painter, w - 6 - fm2.horizontalAdvance(right), h // 2, right)
 
-    def _draw_scale_bar(self, painter: QtGui.QPainter, w: int, h: int, lh: int,
-                        below: int = 2) -> None:
+    def _draw_scale_bar(
+        self, painter: QtGui.QPainter, w: int, h: int, lh: int, below: int = 2
+    ) -> None:
         px_w, _ = self.vb.viewPixelSize()
         if not px_w:
             return

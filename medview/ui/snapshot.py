@@ -31,15 +31,23 @@ def ensure_app() -> QtWidgets.QApplication:
     app = QtWidgets.QApplication.instance()
     if app is not None:
         return app
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
-                                                 or os.environ.get("WAYLAND_DISPLAY")):
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     return pg.mkQApp("MedView")
 
 
-def render_view(volume: Volume, plane: Plane, slice_index: int, *,
-                window: Window | None = None, size: tuple[int, int] = (512, 512),
-                overlays: bool = True, layers: Sequence[OverlayLayer] = ()) -> QtGui.QImage:
+def render_view(
+    volume: Volume,
+    plane: Plane,
+    slice_index: int,
+    *,
+    window: Window | None = None,
+    size: tuple[int, int] = (512, 512),
+    overlays: bool = True,
+    layers: Sequence[OverlayLayer] = (),
+) -> QtGui.QImage:
     """`slice_index` (0-based) of `plane` drawn as the app draws it, fitted to `size`
     (width, height) pixels. `window` None keeps the series' opening window; `overlays`
     False leaves out corner text, orientation letters and scale bar. The crosshair is never

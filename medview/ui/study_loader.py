@@ -129,8 +129,12 @@ class StudyLoader(QtCore.QObject):
 
     def _on_event(self, item: object) -> None:
         target = self._target
-        if (self._current() and isinstance(item, studies.FirstSlice)
-                and isinstance(target, SeriesInfo) and item.series_key == target.key):
+        if (
+            self._current()
+            and isinstance(item, studies.FirstSlice)
+            and isinstance(target, SeriesInfo)
+            and item.series_key == target.key
+        ):
             self.first_slice.emit(target, item)
 
     def _on_result(self, value: object) -> None:

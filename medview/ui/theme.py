@@ -36,14 +36,27 @@ def dark_palette() -> QtGui.QPalette:
     c = QtGui.QColor
     role, group = QtGui.QPalette.ColorRole, QtGui.QPalette.ColorGroup
     p = QtGui.QPalette()
-    for r, colour in ((role.Window, BACKGROUND), (role.WindowText, TEXT), (role.Base, BASE),
-                      (role.AlternateBase, PANEL), (role.ToolTipBase, PANEL),
-                      (role.ToolTipText, TEXT), (role.PlaceholderText, DIM_TEXT),
-                      (role.Text, TEXT), (role.Button, PANEL), (role.ButtonText, TEXT),
-                      (role.BrightText, "#ff6060"), (role.Link, "#6fa3e0"),
-                      (role.Highlight, ACCENT), (role.HighlightedText, "#ffffff"),
-                      (role.Light, "#3a3d42"), (role.Midlight, "#303236"),
-                      (role.Mid, "#2a2c30"), (role.Dark, "#121315"), (role.Shadow, "#000000")):
+    for r, colour in (
+        (role.Window, BACKGROUND),
+        (role.WindowText, TEXT),
+        (role.Base, BASE),
+        (role.AlternateBase, PANEL),
+        (role.ToolTipBase, PANEL),
+        (role.ToolTipText, TEXT),
+        (role.PlaceholderText, DIM_TEXT),
+        (role.Text, TEXT),
+        (role.Button, PANEL),
+        (role.ButtonText, TEXT),
+        (role.BrightText, "#ff6060"),
+        (role.Link, "#6fa3e0"),
+        (role.Highlight, ACCENT),
+        (role.HighlightedText, "#ffffff"),
+        (role.Light, "#3a3d42"),
+        (role.Midlight, "#303236"),
+        (role.Mid, "#2a2c30"),
+        (role.Dark, "#121315"),
+        (role.Shadow, "#000000"),
+    ):
         p.setColor(r, c(colour))
     for r in (role.WindowText, role.Text, role.ButtonText):
         p.setColor(group.Disabled, r, c("#66686c"))

@@ -40,8 +40,9 @@ class TrainingProcess(QtCore.QObject):
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and \
-            self.proc.state() != QtCore.QProcess.ProcessState.NotRunning
+        return (
+            self.proc is not None and self.proc.state() != QtCore.QProcess.ProcessState.NotRunning
+        )
 
     def start(self, args: list[str], env: dict[str, str] | None = None) -> None:
         """Run `medview train ARGS` in a child process."""

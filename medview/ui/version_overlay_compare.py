@@ -50,8 +50,13 @@ def _swatch(colour: tuple[int, ...], text: str) -> str:
 class VersionOverlayCompare(QtWidgets.QDialog):
     message = QtCore.Signal(str)  # one sentence for the status bar
 
-    def __init__(self, viewer: ViewerState, first: ModelEntry, second: ModelEntry,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self,
+        viewer: ViewerState,
+        first: ModelEntry,
+        second: ModelEntry,
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         if viewer.volume is None:
             raise ValueError("the comparison needs a study on screen")
@@ -76,8 +81,10 @@ class VersionOverlayCompare(QtWidgets.QDialog):
         self.worker: JobWorker | None = None
         self._running = False
         self._todo: list[int] = []  # the sides the running job's versions are for
-        self.setWindowTitle(f"Compare {first.ref} and {second.ref} on "
-                            f"{self.volume.metadata.series_description or 'the open series'}")
+        self.setWindowTitle(
+            f"Compare {first.ref} and {second.ref} on "
+            f"{self.volume.metadata.series_description or 'the open series'}"
+        )
         app = QtCore.QCoreApplication.instance()
         if app is not None:  # the app quits with this window open: end its job first
             app.aboutToQuit.connect(self.shutdown)
@@ -89,11 +96,9 @@ class VersionOverlayCompare(QtWidgets.QDialog):
     # -- building
     def _build(self) -> None:
         a, b = self.entries
-        self.header = QtWidgets.QLabel(f"{DISCLAIMER} · A = {a.ref}, B = {b.ref}",
-                                       wordWrap=True)
+        self.header = QtWidgets.QLabel(f"{DISCLAIMER} · A = {a.ref}, B = {b.ref}", wordWrap=True)
         self.header.setStyleSheet(HEADER_STYLE)
-        self.titles = [QtWidgets.QLabel(textFormat=QtCore.Qt.TextFormat.RichText)
-                       for _ in SIDES]
+        self.titles = [QtWidgets.QLabel(textFormat=QtCore.Qt.TextFormat.RichText) for _ in SIDES]
         panes = QtWidgets.QHBoxLayout()
         self._pane_layouts = []
         for title in self.titles:
@@ -104,18 +109,20 @@ class VersionOverlayCompare(QtWidgets.QDialog):
         self.plane_combo = QtWidgets.QComboBox(toolTip="The plane both views show")
         for plane in Plane:
             self.plane_combo.addItem(plane.value.capitalize(), plane)
-        self.plane_combo.activated.connect(
-            lambda: self._make_views(self.plane_combo.currentData()))
+        self.plane_combo.activated.connect(lambda: self._make_views(self.plane_combo.currentData()))
         self.mask_combo = QtWidgets.QComboBox(toolTip="Each view's own version's findings")
         self.mask_combo.addItems([m.capitalize() for m in MASK_MODES])
         self.mask_combo.activated.connect(self._show_layers)
-        self.other_box = QtWidgets.QCheckBox("Outline the other version", checked=True,
-                                             toolTip="In each view, the other version's "
-                                                     "findings as an outline in its colour")
+        self.other_box = QtWidgets.QCheckBox(
+            "Outline the other version",
+            checked=True,
+            toolTip="In each view, the other version's findings as an outline in its colour",
+        )
         self.other_box.toggled.connect(self._show_layers)
         self.legend = QtWidgets.QLabel(wordWrap=True, textFormat=QtCore.Qt.TextFormat.RichText)
-        self.run_button = QtWidgets.QPushButton("Run", clicked=self.run,
-                                                toolTip="Run the versions not shown yet")
+        self.run_button = QtWidgets.QPushButton(
+            "Run", clicked=self.run, toolTip="Run the versions not shown yet"
+        )
         self.cancel_button = QtWidgets.QPushButton("Cancel", clicked=self.cancel)
         self.progress = QtWidgets.QProgressBar(textVisible=False, maximumHeight=10)
         self.progress.setRange(0, 1000)
@@ -188,16 +195,20 @@ class VersionOverlayCompare(QtWidgets.QDialog):
             return
         folders = [self.entries[i].folder for i in todo]
         self._todo = todo
-        self.worker = JobWorker(compare_versions_job, self.volume, folders,
-                                series_key=self.series_key, threshold=THRESHOLD)
+        self.worker = JobWorker(
+            compare_versions_job,
+            self.volume,
+            folders,
+            series_key=self.series_key,
+            threshold=THRESHOLD,
+        )
         self.worker.progress.connect(self._on_progress)
         self.worker.event.connect(self._on_run)
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
         self.worker.finished.connect(self._on_finished)
         self.progress.setValue(0)
-        self._say("Running " + " and ".join(self.entries[i].ref for i in todo) +
-                  " on this study…")
+        self._say("Running " + " and ".join(self.entries[i].ref for i in todo) + " on this study…")
         self._running = True
         self.worker.start(self._pool)
         self._show_titles()
@@ -254,8 +265,14 @@ class VersionOverlayCompare(QtWidgets.QDialog):
 
     def _on_cancelled(self) -> None:
         if self.sender() is self.worker:
-            self._say("Cancelled; " + ("the version that finished is shown." if any(self.runs)
-                                       else "nothing was shown."))
+            self._say(
+                "Cancelled; "
+                + (
+                    "the version that finished is shown."
+                    if any(self.runs)
+                    else "nothing was shown."
+                )
+            )
 
     def _on_finished(self) -> None:
         if self.sender() is not self.worker:
@@ -268,8 +285,7 @@ class VersionOverlayCompare(QtWidgets.QDialog):
             for side, run in enumerate(self.runs):
                 r = run.result
                 how = "kept result" if r.reused else f"{sum(r.timings.values()):.1f} s"
-                parts.append(f"{SIDES[side]} {r.card.ref}: {len(r.findings)} finding(s) "
-                             f"({how})")
+                parts.append(f"{SIDES[side]} {r.card.ref}: {len(r.findings)} finding(s) ({how})")
             self._say("; ".join(parts) + f"; {len(self.diffs)} found by one version only.")
 
     # -- what is shown
@@ -295,12 +311,20 @@ class VersionOverlayCompare(QtWidgets.QDialog):
                 state.layers_changed()
         labels = next((r.result.card.labels for r in self.runs if r), [])
         swatches = " ".join(_swatch(lab.colour, lab.name) for lab in labels)
-        parts = [f"Each view's own version, {'hidden' if mode == 'off' else mode}"
-                 + (f": {swatches}" if swatches else "") + "."]
+        parts = [
+            f"Each view's own version, {'hidden' if mode == 'off' else mode}"
+            + (f": {swatches}" if swatches else "")
+            + "."
+        ]
         if self.other_box.isChecked():
-            parts.append("The other version's outline: " + ", ".join(
-                _swatch(VERSION_COLOURS[i], f"{SIDES[i]} {e.ref}")
-                for i, e in enumerate(self.entries)) + ".")
+            parts.append(
+                "The other version's outline: "
+                + ", ".join(
+                    _swatch(VERSION_COLOURS[i], f"{SIDES[i]} {e.ref}")
+                    for i, e in enumerate(self.entries)
+                )
+                + "."
+            )
         self.legend.setText(" ".join(parts) + f"<br><i>{DISCLAIMER}</i>")
 
     def _show_titles(self) -> None:
@@ -310,20 +334,23 @@ class VersionOverlayCompare(QtWidgets.QDialog):
                 found = f"{len(run.result.findings)} finding(s) at p ≥ {THRESHOLD:.2f}"
             else:
                 found = "running…" if self.busy() else "not run"
-            title.setText(_swatch(VERSION_COLOURS[side], f"<b>{SIDES[side]} · {entry.ref}"
-                                                         f"</b> — {found}"))
+            title.setText(
+                _swatch(VERSION_COLOURS[side], f"<b>{SIDES[side]} · {entry.ref}</b> — {found}")
+            )
 
     def _fill_metrics(self) -> None:
         where, rows, conditions = metric_rows(*self.entries)
         counts = [len(r.result.findings) if r else None for r in self.runs]
-        only = [sum(d.side == i for d in self.diffs) if all(self.runs) else None
-                for i in (0, 1)]
+        only = [sum(d.side == i for d in self.diffs) if all(self.runs) else None for i in (0, 1)]
         study = []
-        for name, (va, vb) in (("findings on this study", counts),
-                               ("found by this version only", only)):
+        for name, (va, vb) in (
+            ("findings on this study", counts),
+            ("found by this version only", only),
+        ):
             diff = "" if va is None or vb is None else f"{vb - va:+d}"
-            study.append((name, "—" if va is None else str(va),
-                          "—" if vb is None else str(vb), diff))
+            study.append(
+                (name, "—" if va is None else str(va), "—" if vb is None else str(vb), diff)
+            )
         fill_table(self.metrics, study + rows, conditions)
         self.metrics_note.setText(f"Validation numbers: {where}.")
 
@@ -337,8 +364,9 @@ class VersionOverlayCompare(QtWidgets.QDialog):
         for i, d in enumerate(self.diffs):
             item = QtWidgets.QListWidgetItem(d.describe())
             item.setData(_ROLE, i)
-            item.setToolTip(f"{self.entries[d.side].ref} found it; "
-                            f"{self.entries[1 - d.side].ref} did not")
+            item.setToolTip(
+                f"{self.entries[d.side].ref} found it; {self.entries[1 - d.side].ref} did not"
+            )
             self.diff_list.addItem(item)
         if not self.diffs:
             self.diff_list.addItem("Both versions found the same regions.")

@@ -26,13 +26,14 @@ from medview.viewer.planes import Plane, native_plane, plane_map
 from medview.viewer.state import ViewerState
 
 PLANES = (Plane.AXIAL, Plane.CORONAL, Plane.SAGITTAL)
-_CELLS = {"1": {}, "1x3": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (0, 2)},
-          "2x2": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (1, 0),
-                  "card": (1, 1)}}
+_CELLS = {
+    "1": {},
+    "1x3": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (0, 2)},
+    "2x2": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (1, 0), "card": (1, 1)},
+}
 
 
-def native_image(series: SeriesInfo, image: np.ndarray
-                 ) -> tuple[np.ndarray, tuple[float, float]]:
+def native_image(series: SeriesInfo, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     """One acquired slice of `series` turned for the screen as its native-plane view shows
     it (radiological convention), with its (row, col) pixel size in mm on screen."""
     plane = native_plane(series.affine)
@@ -45,8 +46,7 @@ class _LoadingPage(pg.GraphicsView):
 
     def __init__(self) -> None:
         super().__init__(background="k")
-        self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False,
-                             defaultPadding=0.0)
+        self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
         self.vb.setMouseEnabled(False, False)
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem(axisOrder="row-major")
@@ -67,8 +67,7 @@ class _LoadingPage(pg.GraphicsView):
         if img.ndim == 2:
             inverted = series.photometric == "MONOCHROME1"
             self.image_item.setLookupTable(GREY_INVERTED if inverted else GREY)
-        self.image_item.setRect(QtCore.QRectF(0, 0, img.shape[1] * col_mm,
-                                              img.shape[0] * row_mm))
+        self.image_item.setRect(QtCore.QRectF(0, 0, img.shape[1] * col_mm, img.shape[0] * row_mm))
         self.vb.autoRange(padding=0.0)
         self.viewport().update()
 
@@ -95,8 +94,10 @@ class ViewGrid(QtWidgets.QWidget):
             stack.addWidget(self._pages[p])
             self._cells[p] = stack
             self._views[p].activated.connect(self._on_activated)
-        self.card = QtWidgets.QLabel("No series open.\n\nOpen a folder, a DICOMDIR, a zip or an "
-                                     "image file from the File menu, or drop it here.")
+        self.card = QtWidgets.QLabel(
+            "No series open.\n\nOpen a folder, a DICOMDIR, a zip or an "
+            "image file from the File menu, or drop it here."
+        )
         self.card.setObjectName("placeholder")
         self.card.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.card.setWordWrap(True)
@@ -167,10 +168,12 @@ class ViewGrid(QtWidgets.QWidget):
         md = volume.metadata
         s, r, c = volume.shape
         ds, dr, dc = volume.spacing_mm
-        lines = [f"{md.modality} {md.series_description}".strip(),
-                 f"{c} x {r} pixels, {s} slices",
-                 f"pixels {dc:.3g} x {dr:.3g} mm, slices every {ds:.3g} mm",
-                 f"{len(md.warnings)} warning(s)" if md.warnings else "no warnings"]
+        lines = [
+            f"{md.modality} {md.series_description}".strip(),
+            f"{c} x {r} pixels, {s} slices",
+            f"pixels {dc:.3g} x {dr:.3g} mm, slices every {ds:.3g} mm",
+            f"{len(md.warnings)} warning(s)" if md.warnings else "no warnings",
+        ]
         if series is not None and series.stack_label:
             lines.insert(1, series.stack_label)
         self.card.setText("\n".join(lines) + "\n\n(no 3D view: MedView reads in 2D planes)")

@@ -41,8 +41,9 @@ class JobWorker(QtCore.QObject):
     cancelled = QtCore.Signal()
     finished = QtCore.Signal()  # after any of result / failed / cancelled
 
-    def __init__(self, job: JobFn, *args: Any, parent: QtCore.QObject | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, job: JobFn, *args: Any, parent: QtCore.QObject | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(parent)
         self._job, self._args, self._kwargs = job, args, kwargs
         self.token = CancelToken()
@@ -72,12 +73,15 @@ class JobWorker(QtCore.QObject):
             self.failed.emit(str(exc))
         except MemoryError:
             log.exception("job ran out of memory")
-            self.failed.emit("Not enough memory for this operation; close other studies or "
-                             "choose a smaller series.")
+            self.failed.emit(
+                "Not enough memory for this operation; close other studies or "
+                "choose a smaller series."
+            )
         except Exception as exc:
             log.exception("job crashed")
-            self.failed.emit(f"Unexpected error ({type(exc).__name__}: {exc}); details are "
-                             f"in the log file.")
+            self.failed.emit(
+                f"Unexpected error ({type(exc).__name__}: {exc}); details are in the log file."
+            )
         finally:
             self.running = False
             self.finished.emit()

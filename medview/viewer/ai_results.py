@@ -54,8 +54,7 @@ LABEL_WINDOWS = (
     (("bone", "osseous", "fracture", "vertebra", "rib", "skelet"), "Bone"),
     (("brain", "intracranial", "haemorrhage", "hemorrhage"), "Brain"),
     (("mediastin", "lymph", "aort"), "Mediastinum"),
-    (("kidney", "renal", "pancrea", "spleen", "splenic", "adrenal", "bowel", "abdom"),
-     "Abdomen"),
+    (("kidney", "renal", "pancrea", "spleen", "splenic", "adrenal", "bowel", "abdom"), "Abdomen"),
 )
 
 
@@ -79,8 +78,7 @@ class DecodedVolume:
 class AIResults:
     """One model's result on the volume the state shows; its layers are in the state."""
 
-    def __init__(self, state: ViewerState, result: Any,
-                 store: FindingStore | None = None) -> None:
+    def __init__(self, state: ViewerState, result: Any, store: FindingStore | None = None) -> None:
         if state.volume is None or tuple(result.segmentation.shape) != state.volume.shape:
             raise ValueError("an AI result needs the volume it was made from on screen")
         self.state, self.volume = state, state.volume
@@ -95,16 +93,36 @@ class AIResults:
         self._mask = np.zeros(self.volume.shape, np.uint8)
         result.label_map(out=self._mask)
         seg = result.segmentation
-        self.heat_layer = OverlayLayer(f"AI {self.ref} — probability", self._heat_array(),
-                                       kind="heatmap", opacity=0.45, threshold=0.1,
-                                       made_by=self.ref)
+        self.heat_layer = OverlayLayer(
+            f"AI {self.ref} — probability",
+            self._heat_array(),
+            kind="heatmap",
+            opacity=0.45,
+            threshold=0.1,
+            made_by=self.ref,
+        )
         colours = {lab.value: tuple(lab.colour) for lab in self.card.labels}
-        self.mask_layer = OverlayLayer(f"AI {self.ref} — findings", self._mask,
-                                       opacity=MASK_OPACITY["filled"],
-                                       label_colours=colours, made_by=self.ref)
-        self.uncertainty_layer = None if seg.uncertainty is None else OverlayLayer(
-            f"AI {self.ref} — uncertainty", seg.uncertainty, kind="heatmap", visible=False,
-            opacity=0.6, colour_map="viridis", threshold=0.1, made_by=self.ref)
+        self.mask_layer = OverlayLayer(
+            f"AI {self.ref} — findings",
+            self._mask,
+            opacity=MASK_OPACITY["filled"],
+            label_colours=colours,
+            made_by=self.ref,
+        )
+        self.uncertainty_layer = (
+            None
+            if seg.uncertainty is None
+            else OverlayLayer(
+                f"AI {self.ref} — uncertainty",
+                seg.uncertainty,
+                kind="heatmap",
+                visible=False,
+                opacity=0.6,
+                colour_map="viridis",
+                threshold=0.1,
+                made_by=self.ref,
+            )
+        )
         for layer in (self.heat_layer, self.mask_layer):
             state.add_layer(layer)
 
@@ -121,11 +139,11 @@ class AIResults:
         return next((f for f in self.findings if f.id == finding_id), None)
 
     def summary(self) -> str:
-        counts = {d: sum(f.decision == d for f in self.findings) for d in
-                  ("accepted", "rejected")}
+        counts = {d: sum(f.decision == d for f in self.findings) for d in ("accepted", "rejected")}
         decided = ", ".join(f"{n} {d}" for d, n in counts.items() if n)
-        return (f"{len(self.findings)} finding(s) at p ≥ {self.result.threshold:.2f}"
-                + (f" ({decided})" if decided else ""))
+        return f"{len(self.findings)} finding(s) at p ≥ {self.result.threshold:.2f}" + (
+            f" ({decided})" if decided else ""
+        )
 
     # -- changes
     def set_threshold(self, threshold: float) -> float:
@@ -144,8 +162,10 @@ class AIResults:
         """Take the findings of `result` (this run's at another threshold) if they are at
         the mask's threshold, pruning the mask to their regions; False for findings the
         slider has already moved past."""
-        if result.segmentation is not self.result.segmentation or \
-                abs(float(result.threshold) - self.threshold) > 1e-9:
+        if (
+            result.segmentation is not self.result.segmentation
+            or abs(float(result.threshold) - self.threshold) > 1e-9
+        ):
             return False
         self.result = result
         self.findings = self.store.apply(result.findings)
@@ -208,9 +228,9 @@ class AIResults:
         self.state.set_cursor_screen(Plane.AXIAL, row, col)
 
 
-def focus_rect_mm(finding: Finding, pm: PlaneMap,
-                  view_px: tuple[float, float] | None = None
-                  ) -> tuple[float, float, float, float]:
+def focus_rect_mm(
+    finding: Finding, pm: PlaneMap, view_px: tuple[float, float] | None = None
+) -> tuple[float, float, float, float]:
     """(x, y, width, height) in a view's scene millimetres, a square on the finding's box
     centre in which the finding's larger side fills FOCUS_FRACTION (a third): enough around
     it to see where it lies, the finding itself large enough to read.
@@ -248,17 +268,23 @@ def window_for_label(label_name: str, modality: str) -> Window | None:
     if modality.upper() != "CT":
         return None
     words = label_name.lower()
-    name = next((preset for keys, preset in LABEL_WINDOWS if any(k in words for k in keys)),
-                None)
+    name = next((preset for keys, preset in LABEL_WINDOWS if any(k in words for k in keys)), None)
     return next((w for w in CT_PRESETS if w.name == name), None)
 
 
-def explanation_layer(shape: tuple[int, int, int], index: int, heatmap: np.ndarray,
-                      ref: str) -> OverlayLayer:
+def explanation_layer(
+    shape: tuple[int, int, int], index: int, heatmap: np.ndarray, ref: str
+) -> OverlayLayer:
     """A Grad-CAM heatmap (0..1, the slice's own size) on slice `index` of axis 0, every
     other slice empty. np.zeros leaves untouched pages unallocated, so the empty slices
     cost next to no memory."""
     array = np.zeros(shape, np.uint8)
     array[index] = np.clip(np.asarray(heatmap, np.float32) * 255 + 0.5, 0, 255)
-    return OverlayLayer(f"AI {ref} — Grad-CAM, slice {index + 1}", array, kind="heatmap",
-                        opacity=0.5, threshold=0.2, made_by=ref)
+    return OverlayLayer(
+        f"AI {ref} — Grad-CAM, slice {index + 1}",
+        array,
+        kind="heatmap",
+        opacity=0.5,
+        threshold=0.2,
+        made_by=ref,
+    )

@@ -30,29 +30,45 @@ def corner_lines(state: ViewerState, plane: Plane, zoom: float) -> dict[str, lis
     position = float(v.index_to_lps(state.cursor_ijk)[_lps_axis(plane)])
     if isinstance(shown, ObliqueMap):  # resampled: its slices are a pixel apart
         spacing = thick = shown.pixel
-        where = (f"Oblique {_tilt_deg(shown, plane):.0f}°  {_LOCATION[plane]} "
-                 f"{position:.1f} mm")
+        where = f"Oblique {_tilt_deg(shown, plane):.0f}°  {_LOCATION[plane]} {position:.1f} mm"
     else:
         pm = state.maps[plane]
         spacing = v.spacing_mm[pm.normal_axis]
-        thick = (md.slice_thickness_mm if pm.normal_axis == 0 and md.slice_thickness_mm
-                 else spacing)
+        thick = md.slice_thickness_mm if pm.normal_axis == 0 and md.slice_thickness_mm else spacing
         where = f"{_LOCATION[plane]} {position:.1f} mm"
     w = state.window
     return {
-        "tl": [x for x in (md.patient.name.replace("^", " ").strip(), md.patient.id,
-                           _age_sex(md.patient.age, md.patient.sex)) if x],
-        "tr": [x for x in (_date(md.study_date), md.study_description,
-                           f"{md.modality} {md.series_description}".strip()) if x],
-        "bl": [f"W {w.width:.0f}  L {w.center:.0f}" + (" (inv)" if state.invert else ""),
-               f"Zoom {zoom:.2f}x",
-               *([state.slab.label()] if state.slab.on else []),
-               f"Thk {thick:.2f} mm" + ("" if abs(thick - spacing) < 0.01
-                                        else f"  Sp {spacing:.2f} mm"),
-               where],
-        "br": [f"Im {idx + 1}/{shown.n_slices}  {plane.value}",
-               f"Se {md.series_number}" if md.series_number is not None else "",
-               *ai_notes(state)],
+        "tl": [
+            x
+            for x in (
+                md.patient.name.replace("^", " ").strip(),
+                md.patient.id,
+                _age_sex(md.patient.age, md.patient.sex),
+            )
+            if x
+        ],
+        "tr": [
+            x
+            for x in (
+                _date(md.study_date),
+                md.study_description,
+                f"{md.modality} {md.series_description}".strip(),
+            )
+            if x
+        ],
+        "bl": [
+            f"W {w.width:.0f}  L {w.center:.0f}" + (" (inv)" if state.invert else ""),
+            f"Zoom {zoom:.2f}x",
+            *([state.slab.label()] if state.slab.on else []),
+            f"Thk {thick:.2f} mm"
+            + ("" if abs(thick - spacing) < 0.01 else f"  Sp {spacing:.2f} mm"),
+            where,
+        ],
+        "br": [
+            f"Im {idx + 1}/{shown.n_slices}  {plane.value}",
+            f"Se {md.series_number}" if md.series_number is not None else "",
+            *ai_notes(state),
+        ],
     }
 
 
@@ -61,8 +77,7 @@ def ai_notes(state: ViewerState) -> list[str]:
     (docs/architecture.md): the last lines of the bottom-right corner, so every view and
     every exported PNG showing a model's output says so; [] when no AI layer is visible.
     A short line per model, because corner lines are cut to fit a narrow view."""
-    refs = dict.fromkeys(layer.made_by for layer in state.layers
-                         if layer.visible and layer.made_by)
+    refs = dict.fromkeys(layer.made_by for layer in state.layers if layer.visible and layer.made_by)
     return [*(f"AI {ref}" for ref in refs), "not a diagnosis"] if refs else []
 
 

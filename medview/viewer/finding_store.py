@@ -40,9 +40,12 @@ def _inside(point: Iterable[float], box: tuple[tuple[int, ...], tuple[int, ...]]
 
 def same_finding(a: Finding, b: Finding) -> bool:
     """Whether two findings are the same lesion, possibly at different thresholds."""
-    return (a.model_ref == b.model_ref and a.label_value == b.label_value
-            and _inside(a.centroid_index, b.bbox_index)
-            and _inside(b.centroid_index, a.bbox_index))
+    return (
+        a.model_ref == b.model_ref
+        and a.label_value == b.label_value
+        and _inside(a.centroid_index, b.bbox_index)
+        and _inside(b.centroid_index, a.bbox_index)
+    )
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,12 @@ class Decision:
     by: str
 
     def to_dict(self) -> dict:
-        return {**self.finding.to_dict(), "model": self.finding.model_ref,
-                "decided_at": self.decided_at, "by": self.by}
+        return {
+            **self.finding.to_dict(),
+            "model": self.finding.model_ref,
+            "decided_at": self.decided_at,
+            "by": self.by,
+        }
 
     @classmethod
     def from_dict(cls, data: object, where: str) -> Decision:
@@ -86,8 +93,7 @@ class FindingStore(StoreProblems):
     # -- queries
     def decision_for(self, finding: Finding) -> Decision | None:
         """The latest decision on this finding (at any threshold), or None."""
-        return next((d for d in reversed(self.decisions) if same_finding(d.finding, finding)),
-                    None)
+        return next((d for d in reversed(self.decisions) if same_finding(d.finding, finding)), None)
 
     def apply(self, findings: Iterable[Finding]) -> list[Finding]:
         """The findings with the decisions taken on them ("pending" where none)."""
@@ -112,14 +118,20 @@ class FindingStore(StoreProblems):
     def save(self) -> None:
         if self.file is None or not self._writable:
             return
-        doc = {"format": FORMAT, "version": VERSION, "series_key": self.series_key,
-               "decisions": [d.to_dict() for d in self.decisions]}
+        doc = {
+            "format": FORMAT,
+            "version": VERSION,
+            "series_key": self.series_key,
+            "decisions": [d.to_dict() for d in self.decisions],
+        }
         try:
             self.file.write(doc)
         except OSError as err:
-            self.message = (f"Decisions on AI findings could not be saved to {self.file.where} "
-                            f"({err.strerror or err}); free some space or check the folder's "
-                            f"permissions — they are kept until MedView closes.")
+            self.message = (
+                f"Decisions on AI findings could not be saved to {self.file.where} "
+                f"({err.strerror or err}); free some space or check the folder's "
+                f"permissions — they are kept until MedView closes."
+            )
 
     # -- reading
     def _read(self, file: StoreFile) -> list[Decision]:
@@ -143,4 +155,3 @@ class FindingStore(StoreProblems):
             except (MedviewError, ValueError) as err:
                 problems.append(str(err))
         return self._partly_read(file, good, problems, len(entries), "decisions")
-

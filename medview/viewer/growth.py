@@ -68,17 +68,27 @@ def body_centre_xy(array: np.ndarray, affine: np.ndarray, step: int = 4) -> np.n
     return lps[:2]
 
 
-def pair_findings(then: list[Lesion], now: list[Lesion], shift_lps_mm: np.ndarray
-                  ) -> list[Pair]:
+def pair_findings(then: list[Lesion], now: list[Lesion], shift_lps_mm: np.ndarray) -> list[Pair]:
     """Pairs (then, now) after moving the prior's findings by `shift_lps_mm` (now - then
     alignment); current order first, then the gone ones."""
     shift = np.asarray(shift_lps_mm, float)
     free = list(range(len(then)))
     pairs = []
     candidates = sorted(
-        ((float(np.linalg.norm(np.asarray(b.centre_lps_mm) - np.asarray(a.centre_lps_mm)
-                               - shift)), i, j)
-         for j, b in enumerate(now) for i, a in enumerate(then)))
+        (
+            (
+                float(
+                    np.linalg.norm(
+                        np.asarray(b.centre_lps_mm) - np.asarray(a.centre_lps_mm) - shift
+                    )
+                ),
+                i,
+                j,
+            )
+            for j, b in enumerate(now)
+            for i, a in enumerate(then)
+        )
+    )
     taken_now: dict[int, int] = {}
     for dist, i, j in candidates:
         reach = max(PAIR_REACH_MM, then[i].diameter_mm, now[j].diameter_mm)
@@ -91,8 +101,7 @@ def pair_findings(then: list[Lesion], now: list[Lesion], shift_lps_mm: np.ndarra
     return pairs
 
 
-def alignment(then_xy: np.ndarray, now_xy: np.ndarray, z_offset_mm: float = 0.0
-              ) -> np.ndarray:
+def alignment(then_xy: np.ndarray, now_xy: np.ndarray, z_offset_mm: float = 0.0) -> np.ndarray:
     """The now - then shift: body centres across the table, the reader's offset along it."""
     dx, dy = np.asarray(now_xy, float) - np.asarray(then_xy, float)
     return np.array([dx, dy, float(z_offset_mm)])
@@ -104,16 +113,18 @@ def growth_rows(pairs: list[Pair], days: float) -> list[dict]:
     for p in pairs:
         change = p.volume_change_pct
         vdt = p.doubling_days(days)
-        rows.append({
-            "status": p.status,
-            "name": (p.now or p.then).name,
-            "diameter_then_mm": p.then.diameter_mm if p.then else None,
-            "diameter_now_mm": p.now.diameter_mm if p.now else None,
-            "volume_then_ml": p.then.volume_ml if p.then else None,
-            "volume_now_ml": p.now.volume_ml if p.now else None,
-            "volume_change_pct": None if change is None else round(change, 1),
-            "doubling_days": None if vdt is None else round(vdt),
-        })
+        rows.append(
+            {
+                "status": p.status,
+                "name": (p.now or p.then).name,
+                "diameter_then_mm": p.then.diameter_mm if p.then else None,
+                "diameter_now_mm": p.now.diameter_mm if p.now else None,
+                "volume_then_ml": p.then.volume_ml if p.then else None,
+                "volume_now_ml": p.now.volume_ml if p.now else None,
+                "volume_change_pct": None if change is None else round(change, 1),
+                "doubling_days": None if vdt is None else round(vdt),
+            }
+        )
     return rows
 
 
@@ -129,8 +140,15 @@ def days_between(then_date: str, now_date: str) -> float | None:
 
 def lesions_from_findings(findings: list) -> list[Lesion]:
     """An AI result's findings (core.findings.Finding) as the pairing needs them."""
-    return [Lesion(tuple(f.centroid_lps), f.longest_axial_diameter_mm, f.volume_ml,
-                   f"{f.label_name} {f.id}") for f in findings]
+    return [
+        Lesion(
+            tuple(f.centroid_lps),
+            f.longest_axial_diameter_mm,
+            f.volume_ml,
+            f"{f.label_name} {f.id}",
+        )
+        for f in findings
+    ]
 
 
 def truth_lesions(study_folder: Path) -> list[Lesion] | None:
@@ -140,8 +158,14 @@ def truth_lesions(study_folder: Path) -> list[Lesion] | None:
     if entries is None:
         return None
     try:
-        return [Lesion(tuple(float(v) for v in x["centre_lps_mm"]), float(x["diameter_mm"]),
-                       float(x["volume_ml"]), f"{x['class'].replace('_', ' ')} {x['id']}")
-                for x in entries]
+        return [
+            Lesion(
+                tuple(float(v) for v in x["centre_lps_mm"]),
+                float(x["diameter_mm"]),
+                float(x["volume_ml"]),
+                f"{x['class'].replace('_', ' ')} {x['id']}",
+            )
+            for x in entries
+        ]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"lesions.json: not a demo study's lesion list ({exc})") from None

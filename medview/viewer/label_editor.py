@@ -31,8 +31,13 @@ from medview.viewer.planes import Plane, native_plane
 from medview.viewer.state import ViewerState
 
 TOOLS = ("brush", "eraser", "threshold", "fill", "lasso")
-STEP_NAMES = {"brush": "Paint", "eraser": "Erase", "threshold": "Threshold paint",
-              "fill": "Fill", "lasso": "Lasso fill"}
+STEP_NAMES = {
+    "brush": "Paint",
+    "eraser": "Erase",
+    "threshold": "Threshold paint",
+    "fill": "Fill",
+    "lasso": "Lasso fill",
+}
 LABEL_OPACITY = 0.5
 # segment fields update_segment takes; visibility is a view setting, not an undo step
 SEGMENT_FIELDS = ("name", "colour", "category", "type", "visible", "locked", "reviewed")
@@ -50,15 +55,17 @@ class ToolSettings:
 
 
 class LabelEditor:
-    def __init__(self, state: ViewerState, label_map: LabelMap,
-                 history: History | None = None) -> None:
+    def __init__(
+        self, state: ViewerState, label_map: LabelMap, history: History | None = None
+    ) -> None:
         if state.volume is None or label_map.array.shape != state.volume.shape:
-            raise ValueError(f"a label map of shape {label_map.array.shape} does not fit the "
-                             f"image on screen ({state.volume.shape if state.volume else None})")
+            raise ValueError(
+                f"a label map of shape {label_map.array.shape} does not fit the "
+                f"image on screen ({state.volume.shape if state.volume else None})"
+            )
         self.state, self.volume, self.label_map = state, state.volume, label_map
         self.history = history if history is not None else History()
-        self.layer = OverlayLayer("Labels", label_map.array, kind="labels",
-                                  opacity=LABEL_OPACITY)
+        self.layer = OverlayLayer("Labels", label_map.array, kind="labels", opacity=LABEL_OPACITY)
         self._sync_colours()
         state.add_layer(self.layer)
         self.active: int | None = min(label_map.segments, default=None)
@@ -174,11 +181,15 @@ class LabelEditor:
         centre = pm.to_index(index, row, col)
         centres = centre[None]
         if self._last is not None and self._last[:2] == (plane, index):
-            centres = lt.stroke_points(self._last[2], centre, self.spacing_mm,
-                                       self.tool.radius_mm)
+            centres = lt.stroke_points(self._last[2], centre, self.spacing_mm, self.tool.radius_mm)
         self._last = (plane, index, centre)
-        flat = lt.brush_indices(centres, self.volume.shape, self.spacing_mm,
-                                self.tool.radius_mm, None if self.tool.sphere else pm.normal_axis)
+        flat = lt.brush_indices(
+            centres,
+            self.volume.shape,
+            self.spacing_mm,
+            self.tool.radius_mm,
+            None if self.tool.sphere else pm.normal_axis,
+        )
         if self.tool.name == "threshold":
             if self.volume.is_colour:
                 return _empty()  # no HU in a colour image (the tool box offers no range)
@@ -225,8 +236,12 @@ class LabelEditor:
             return _empty()
         pm = self.state.maps[plane]
         seed = pm.to_index(self.state.slice_index(plane), row, col)
-        flat = lt.region_grow(self.volume.array, seed, self.tool.tolerance_hu,
-                              None if self.tool.fill_3d else pm.normal_axis)
+        flat = lt.region_grow(
+            self.volume.array,
+            seed,
+            self.tool.tolerance_hu,
+            None if self.tool.fill_3d else pm.normal_axis,
+        )
         return self._action("Fill", [(flat, self.active, None)])
 
     def lasso(self, plane: Plane, points: Any, erase: bool = False) -> Change:
@@ -235,8 +250,9 @@ class LabelEditor:
             return _empty()
         pm = self.state.maps[plane]
         rows, cols = lt.polygon_pixels(points, pm.screen_shape)
-        flat = lt.flat_indices(lt.screen_to_ijk(pm, self.state.slice_index(plane), rows, cols),
-                               self.volume.shape)
+        flat = lt.flat_indices(
+            lt.screen_to_ijk(pm, self.state.slice_index(plane), rows, cols), self.volume.shape
+        )
         write = (flat, 0, self.active) if erase else (flat, self.active, None)
         return self._action("Lasso erase" if erase else "Lasso fill", [write])
 
@@ -262,8 +278,14 @@ class LabelEditor:
         person's own labels win — as one undo step; the segment is not reviewed yet."""
         before = dict(self.label_map.segments)
         ref = finding.model_ref
-        seg = next((s for s in self.label_map.segments.values()
-                    if s.name == finding.label_name and s.made_by == ref), None)
+        seg = next(
+            (
+                s
+                for s in self.label_map.segments.values()
+                if s.name == finding.label_name and s.made_by == ref
+            ),
+            None,
+        )
         if seg is None:
             seg = self.label_map.add_segment(finding.label_name, made_by=ref)
         seg = self.label_map.update_segment(seg.value, reviewed=False)
@@ -276,8 +298,10 @@ class LabelEditor:
         keeps its name, colour, codes and provenance under a free value here, and its voxels
         go into background only — the reader's labels win — all as one undo step."""
         if imported.array.shape != self.label_map.array.shape:
-            raise ValueError(f"an imported label map of shape {imported.array.shape} does "
-                             f"not fit this one ({self.label_map.array.shape})")
+            raise ValueError(
+                f"an imported label map of shape {imported.array.shape} does "
+                f"not fit this one ({self.label_map.array.shape})"
+            )
         if self._stroke is not None:
             self.end_stroke()
         before = dict(self.label_map.segments)
@@ -287,8 +311,7 @@ class LabelEditor:
             seg = replace(imported.segments[value], value=self.label_map.free_value())
             self.label_map.segments[seg.value] = seg
             added.append(seg)
-            changes.append(self.label_map.write(np.flatnonzero(source == value), seg.value,
-                                                only=0))
+            changes.append(self.label_map.write(np.flatnonzero(source == value), seg.value, only=0))
         self._record(name, merge(changes), before)
         if added:
             self.set_active(added[0].value)
@@ -312,8 +335,9 @@ class LabelEditor:
             if seg is not None and not seg.reviewed:
                 self.label_map.update_segment(seg.value, reviewed=True)
 
-    def _record(self, name: str, change: Change, table_before: dict[int, Segment],
-                redraw: bool = True) -> Change:
+    def _record(
+        self, name: str, change: Change, table_before: dict[int, Segment], redraw: bool = True
+    ) -> Change:
         """Push the step (with the table when it changed) and tell everyone."""
         after = dict(self.label_map.segments)
         table = table_before != after
@@ -327,8 +351,9 @@ class LabelEditor:
             self._sync_colours()
         if (change.size and redraw) or table:
             self.state.layers_changed()
-        self._emit(*(["voxels"] if change.size else []), *(["segments"] if table else []),
-                   "history")
+        self._emit(
+            *(["voxels"] if change.size else []), *(["segments"] if table else []), "history"
+        )
         return change
 
     # -- undo / redo --------------------------------------------------------------------
@@ -355,8 +380,10 @@ class LabelEditor:
         if change.segments is not None:
             # visibility is the reader's view setting: it stays as it is now
             shown = {v: s.visible for v, s in self.label_map.segments.items()}
-            table = {v: replace(s, visible=shown.get(v, s.visible))
-                     for v, s in change.segments[side].items()}
+            table = {
+                v: replace(s, visible=shown.get(v, s.visible))
+                for v, s in change.segments[side].items()
+            }
             self.label_map.segments.clear()
             self.label_map.segments.update(table)
             self._sync_colours()
@@ -365,8 +392,11 @@ class LabelEditor:
                 self._emit("active")
         self.revision += 1
         self.state.layers_changed()
-        self._emit(*(["voxels"] if change.size else []),
-                   *(["segments"] if change.segments is not None else []), "history")
+        self._emit(
+            *(["voxels"] if change.size else []),
+            *(["segments"] if change.segments is not None else []),
+            "history",
+        )
         return True
 
     # -- drawing ------------------------------------------------------------------------
@@ -380,7 +410,8 @@ class LabelEditor:
         """Segment colours into the layer; hidden segments transparent."""
         self.layer.label_colours = {
             v: tuple(s.colour) if s.visible else (*s.colour, 0)
-            for v, s in self.label_map.segments.items()}
+            for v, s in self.label_map.segments.items()
+        }
 
 
 def _empty() -> Change:

@@ -47,8 +47,9 @@ def flat_indices(ijk: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
 
 # -- brush -----------------------------------------------------------------------------
 @lru_cache(maxsize=64)
-def ball_offsets(spacing_mm: tuple[float, float, float], radius_mm: float,
-                 flat_axis: int | None) -> np.ndarray:
+def ball_offsets(
+    spacing_mm: tuple[float, float, float], radius_mm: float, flat_axis: int | None
+) -> np.ndarray:
     """(N, 3) index offsets of the voxels whose centres lie within `radius_mm` of the
     centre voxel's, in mm along each axis: a sphere, or with `flat_axis` a disc in the other
     two axes (no extent along `flat_axis`). Always at least the centre voxel."""
@@ -59,13 +60,14 @@ def ball_offsets(spacing_mm: tuple[float, float, float], radius_mm: float,
     grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")
     offs = np.stack([g.ravel() for g in grids], axis=1)
     dist2 = ((offs * spacing) ** 2).sum(axis=1)
-    offs = offs[dist2 <= radius_mm ** 2 + 1e-9]
+    offs = offs[dist2 <= radius_mm**2 + 1e-9]
     offs.setflags(write=False)
     return offs
 
 
-def stroke_points(a: np.ndarray, b: np.ndarray, spacing_mm: tuple[float, float, float],
-                  radius_mm: float) -> np.ndarray:
+def stroke_points(
+    a: np.ndarray, b: np.ndarray, spacing_mm: tuple[float, float, float], radius_mm: float
+) -> np.ndarray:
     """Dab centres (M, 3) from index `a` (excluded) to `b` (included), close enough that
     consecutive brushes of `radius_mm` overlap: a fast drag leaves no gap."""
     a, b = np.asarray(a, float), np.asarray(b, float)
@@ -77,13 +79,18 @@ def stroke_points(a: np.ndarray, b: np.ndarray, spacing_mm: tuple[float, float, 
     return a + (b - a) * t
 
 
-def brush_indices(centres_ijk: np.ndarray, shape: tuple[int, int, int],
-                  spacing_mm: tuple[float, float, float], radius_mm: float,
-                  flat_axis: int | None) -> np.ndarray:
+def brush_indices(
+    centres_ijk: np.ndarray,
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    radius_mm: float,
+    flat_axis: int | None,
+) -> np.ndarray:
     """Flat indices of the union of brushes at the (M, 3) centres (rounded to voxels)."""
     offs = ball_offsets(tuple(float(s) for s in spacing_mm), float(radius_mm), flat_axis)
-    centres = np.unique(np.rint(np.asarray(centres_ijk, float).reshape(-1, 3)).astype(np.int64),
-                        axis=0)
+    centres = np.unique(
+        np.rint(np.asarray(centres_ijk, float).reshape(-1, 3)).astype(np.int64), axis=0
+    )
     ijk = (centres[:, None, :] + offs[None]).reshape(-1, 3)
     idx = flat_indices(ijk, shape)
     return np.unique(idx) if len(centres) > 1 else idx
@@ -96,8 +103,13 @@ def in_range(image: np.ndarray, flat: np.ndarray, lo: float, hi: float) -> np.nd
 
 
 # -- fill ------------------------------------------------------------------------------
-def region_grow(image: np.ndarray, seed_ijk: Any, tolerance: float,
-                normal_axis: int | None = None, start_reach: int = 32) -> np.ndarray:
+def region_grow(
+    image: np.ndarray,
+    seed_ijk: Any,
+    tolerance: float,
+    normal_axis: int | None = None,
+    start_reach: int = 32,
+) -> np.ndarray:
     """Flat indices of the connected region around `seed_ijk` whose values lie within
     `tolerance` of the seed's value; with `normal_axis`, only on the seed's slice along
     that axis (4-connected in-plane), otherwise in 3D (6-connected: a fill leaks through
@@ -122,9 +134,14 @@ def region_grow(image: np.ndarray, seed_ijk: Any, tolerance: float,
         crop = image[box]
         comp, _ = ndimage.label((crop >= lo) & (crop <= hi))
         region = comp == comp[tuple(seed - first)]
-        open_sides = [a != normal_axis and (
-            (first[a] > 0 and region.take(0, axis=a).any())
-            or (stop[a] < shape[a] and region.take(-1, axis=a).any())) for a in range(3)]
+        open_sides = [
+            a != normal_axis
+            and (
+                (first[a] > 0 and region.take(0, axis=a).any())
+                or (stop[a] < shape[a] and region.take(-1, axis=a).any())
+            )
+            for a in range(3)
+        ]
         if not any(open_sides):
             return box_flat(box, region, image.shape)
         reach = np.where(open_sides, reach * 2, reach)
@@ -167,8 +184,10 @@ def segment_box(labels: np.ndarray, value: int, margin: Any = 0) -> tuple[slice,
     if not boxes or boxes[0] is None:
         return None
     m = np.broadcast_to(np.asarray(margin, int), (3,))
-    return tuple(slice(max(0, s.start - int(k)), min(n, s.stop + int(k)))
-                 for s, k, n in zip(boxes[0], m, labels.shape, strict=True))
+    return tuple(
+        slice(max(0, s.start - int(k)), min(n, s.stop + int(k)))
+        for s, k, n in zip(boxes[0], m, labels.shape, strict=True)
+    )
 
 
 def box_flat(box: tuple[slice, ...], local: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -189,8 +208,7 @@ def box_flat(box: tuple[slice, ...], local: np.ndarray, shape: tuple[int, ...]) 
             rows, cols = np.divmod(nz, local.shape[2])
             nz = ((z0 + k) * n_rows + r0 + rows) * n_cols + c0 + cols
         parts.append(nz)
-    return np.concatenate(parts).astype(np.int64, copy=False) if parts else \
-        np.empty(0, np.int64)
+    return np.concatenate(parts).astype(np.int64, copy=False) if parts else np.empty(0, np.int64)
 
 
 def small_islands(labels: np.ndarray, value: int, min_voxels: int) -> np.ndarray:
@@ -207,8 +225,9 @@ def small_islands(labels: np.ndarray, value: int, min_voxels: int) -> np.ndarray
     return box_flat(box, small[comp], labels.shape)
 
 
-def smoothed(labels: np.ndarray, value: int, radius_mm: float,
-             spacing_mm: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+def smoothed(
+    labels: np.ndarray, value: int, radius_mm: float, spacing_mm: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """(voxels to add, voxels to remove) that smooth segment `value`: a median of its
     mask over a ball of `radius_mm` (Slicer's median smoothing) — spikes and bumps thinner
     than the ball go, holes and notches narrower than it fill. Only background is added."""
@@ -229,8 +248,12 @@ def smoothed(labels: np.ndarray, value: int, radius_mm: float,
     return box_flat(box, add, labels.shape), box_flat(box, remove, labels.shape)
 
 
-def interpolated(labels: np.ndarray, value: int, axis: int = 0,
-                 spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+def interpolated(
+    labels: np.ndarray,
+    value: int,
+    axis: int = 0,
+    spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> np.ndarray:
     """Flat indices of background voxels that fill segment `value` between the slices along
     `axis` where it is drawn: draw the outline every few slices, interpolate the rest
     (3D Slicer's "Fill between slices", ITK-SNAP's interpolation).
@@ -252,8 +275,9 @@ def interpolated(labels: np.ndarray, value: int, axis: int = 0,
     out = np.zeros_like(mask)
 
     def signed(m: np.ndarray) -> np.ndarray:
-        return (ndimage.distance_transform_edt(~m, sampling=sampling)
-                - ndimage.distance_transform_edt(m, sampling=sampling))
+        return ndimage.distance_transform_edt(
+            ~m, sampling=sampling
+        ) - ndimage.distance_transform_edt(m, sampling=sampling)
 
     for k0, k1 in itertools.pairwise(drawn):
         if k1 - k0 < 2:

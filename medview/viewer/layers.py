@@ -11,8 +11,16 @@ import numpy as np
 
 # Colours for label values 1.. (0 is transparent): distinct, readable on grey.
 LABEL_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
 )
 # pyqtgraph's own map names (pg.colormap.get): CET-L3 is the black-red-yellow-white "hot"
 # map; matplotlib's "hot" is not among the maps pyqtgraph ships
@@ -47,7 +55,7 @@ class OverlayLayer:
         lut[1:, 3] = 255
         for v in range(1, 256):
             colour = self.colour_of(v)
-            lut[v, :len(colour)] = colour
+            lut[v, : len(colour)] = colour
         return lut
 
     def heat_scale(self) -> float:

@@ -29,7 +29,13 @@ FORMAT = "medview-measurements"
 VERSION = 1
 # events passed to listeners, with the id of the measurement concerned ("" for all)
 RESET, ADDED, CHANGED, REMOVED, SELECTED, MESSAGE = (
-    "reset", "added", "changed", "removed", "selected", "message")
+    "reset",
+    "added",
+    "changed",
+    "removed",
+    "selected",
+    "message",
+)
 Listener = Callable[[str, str], None]
 
 
@@ -83,8 +89,9 @@ class MeasurementStore(StoreProblems):
     def add(self, m: Measurement, save: bool = True) -> Measurement:
         """A new measurement, numbered after the others of its kind. `save=False` while it
         is still being drawn; the drawing tool saves when the mouse is released."""
-        m.number = 1 + max((o.number for o in self.measurements.values()
-                            if o.kind == m.kind), default=0)
+        m.number = 1 + max(
+            (o.number for o in self.measurements.values() if o.kind == m.kind), default=0
+        )
         self.measurements[m.id] = m
         self._emit(ADDED, m.id)
         self.select(m.id)
@@ -132,14 +139,20 @@ class MeasurementStore(StoreProblems):
     def save(self) -> None:
         if self.file is None or not self._writable:
             return
-        doc = {"format": FORMAT, "version": VERSION, "series_key": self.state.series_key,
-               "measurements": [m.to_dict() for m in self.measurements.values()]}
+        doc = {
+            "format": FORMAT,
+            "version": VERSION,
+            "series_key": self.state.series_key,
+            "measurements": [m.to_dict() for m in self.measurements.values()],
+        }
         try:
             self.file.write(doc)
         except OSError as err:
-            self._tell(f"Measurements could not be saved to {self.file.where} "
-                       f"({err.strerror or err}); free some space or check the folder's "
-                       "permissions — they stay on screen until MedView closes.")
+            self._tell(
+                f"Measurements could not be saved to {self.file.where} "
+                f"({err.strerror or err}); free some space or check the folder's "
+                "permissions — they stay on screen until MedView closes."
+            )
 
     def _tell(self, message: str) -> None:
         self.message = message
@@ -163,8 +176,7 @@ class MeasurementStore(StoreProblems):
         except StoreFileProblem as problem:
             if problem.damaged:
                 return self._damaged(file, problem.reason)
-            return self._leave(f"The measurements file {file.where} is not used: "
-                               f"{problem.reason}")
+            return self._leave(f"The measurements file {file.where} is not used: {problem.reason}")
         if doc is None:
             return []
         if doc.get("series_key") != self.state.series_key:
@@ -186,4 +198,3 @@ class MeasurementStore(StoreProblems):
             except ValueError as err:
                 problems.append(str(err))
         return self._partly_read(file, good, problems, len(entries), "measurements")
-

@@ -57,9 +57,15 @@ class Measurement:
         return self.label or f"{TITLES[self.kind]} {self.number}"
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "plane": self.plane.value,
-                "slice_index": self.slice_index, "number": self.number, "label": self.label,
-                "points_lps": [[float(x) for x in p] for p in self.points_lps]}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "plane": self.plane.value,
+            "slice_index": self.slice_index,
+            "number": self.number,
+            "label": self.label,
+            "points_lps": [[float(x) for x in p] for p in self.points_lps],
+        }
 
     @classmethod
     def from_dict(cls, d: object) -> Measurement:
@@ -102,8 +108,9 @@ class MeasurementValues:
 
 
 # -- screen <-> patient space
-def screen_to_lps(volume: Volume, pmap: PlaneMap, slice_index: int,
-                  rows_cols: np.ndarray) -> np.ndarray:
+def screen_to_lps(
+    volume: Volume, pmap: PlaneMap, slice_index: int, rows_cols: np.ndarray
+) -> np.ndarray:
     """(n, 2) fractional (row, col) on slice `slice_index` of a plane -> (n, 3) LPS mm."""
     ijk = np.array([pmap.to_index(slice_index, r, c) for r, c in np.asarray(rows_cols)])
     return volume.index_to_lps(ijk)
@@ -124,8 +131,9 @@ def measure(m: Measurement, volume: Volume, pmap: PlaneMap) -> MeasurementValues
         return MeasurementValues(angle_deg=angle_deg(p[0], p[1], p[2]))
     corners = lps_to_screen(volume, pmap, p)
     values = roi_stats(m.kind, pmap.image(volume.array, m.slice_index), corners)
-    return MeasurementValues(area_mm2=roi_area_mm2(m.kind, volume, pmap, corners),
-                             unit=volume.metadata.units, **values)
+    return MeasurementValues(
+        area_mm2=roi_area_mm2(m.kind, volume, pmap, corners), unit=volume.metadata.units, **values
+    )
 
 
 def angle_deg(a: np.ndarray, vertex: np.ndarray, b: np.ndarray) -> float:
@@ -146,15 +154,14 @@ def roi_area_mm2(kind: str, volume: Volume, pmap: PlaneMap, corners_rc: np.ndarr
     return box * math.pi / 4 if kind == ELLIPSE else box
 
 
-def roi_mask(kind: str, corners_rc: np.ndarray,
-             shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray]:
+def roi_mask(
+    kind: str, corners_rc: np.ndarray, shape: tuple[int, int]
+) -> tuple[tuple[slice, slice], np.ndarray]:
     """The voxels inside an ROI (module docstring), as the window of the image around it
     and a boolean mask over that window; an empty mask when it holds no voxel centre."""
     (r0, c0), (r1, c1) = np.sort(np.asarray(corners_rc, float), axis=0)
-    lo_r, hi_r = max(0, math.ceil(r0 - INSIDE_EPS)), min(shape[0] - 1,
-                                                         math.floor(r1 + INSIDE_EPS))
-    lo_c, hi_c = max(0, math.ceil(c0 - INSIDE_EPS)), min(shape[1] - 1,
-                                                         math.floor(c1 + INSIDE_EPS))
+    lo_r, hi_r = max(0, math.ceil(r0 - INSIDE_EPS)), min(shape[0] - 1, math.floor(r1 + INSIDE_EPS))
+    lo_c, hi_c = max(0, math.ceil(c0 - INSIDE_EPS)), min(shape[1] - 1, math.floor(c1 + INSIDE_EPS))
     window = (slice(lo_r, max(lo_r, hi_r + 1)), slice(lo_c, max(lo_c, hi_c + 1)))
     rr, cc = np.ogrid[window[0], window[1]]
     mask = np.ones((rr.size, cc.size), bool)
@@ -174,8 +181,12 @@ def roi_stats(kind: str, image: np.ndarray, corners_rc: np.ndarray) -> dict:
     if image.ndim != 2 or not out["pixels"]:
         return out
     vals = image[window][mask].astype(np.float64)
-    out.update(mean=float(vals.mean()), sd=float(vals.std()), minimum=float(vals.min()),
-               maximum=float(vals.max()))
+    out.update(
+        mean=float(vals.mean()),
+        sd=float(vals.std()),
+        minimum=float(vals.min()),
+        maximum=float(vals.max()),
+    )
     return out
 
 
@@ -193,8 +204,9 @@ def value_lines(m: Measurement, v: MeasurementValues) -> list[str]:
     unit = f" {v.unit}" if v.unit else ""
     lines = []
     if v.mean is not None:
-        lines += [f"mean {v.mean:.1f}{unit}  SD {v.sd:.1f}",
-                  f"min {_num(v.minimum)}  max {_num(v.maximum)}"]
+        lines += [
+            f"mean {v.mean:.1f}{unit}  SD {v.sd:.1f}",
+            f"min {_num(v.minimum)}  max {_num(v.maximum)}",
+        ]
     lines.append(f"area {v.area_mm2:.1f} mm²  ({v.pixels} px)")
     return lines
-

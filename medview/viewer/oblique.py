@@ -39,16 +39,29 @@ class ObliqueMap:
     affine: np.ndarray  # the volume's: index (slice, row, col, 1) -> LPS
 
     @classmethod
-    def through(cls, affine: np.ndarray, shape: tuple[int, ...], centre_lps: np.ndarray,
-                down: np.ndarray, right: np.ndarray) -> ObliqueMap:
+    def through(
+        cls,
+        affine: np.ndarray,
+        shape: tuple[int, ...],
+        centre_lps: np.ndarray,
+        down: np.ndarray,
+        right: np.ndarray,
+    ) -> ObliqueMap:
         spacing = np.linalg.norm(affine[:3, :3], axis=0)
         extent = float(np.linalg.norm(np.asarray(shape[:3]) * spacing))  # the diagonal
         pixel = float(spacing.min())
         size = int(np.ceil(extent / pixel)) | 1  # odd: the centre is a pixel's centre
         d = np.asarray(down, float) / np.linalg.norm(down)
         r = np.asarray(right, float) - np.dot(right, d) * d
-        return cls(np.asarray(centre_lps, float), d, r / np.linalg.norm(r), pixel, size,
-                   size, np.asarray(affine, float))
+        return cls(
+            np.asarray(centre_lps, float),
+            d,
+            r / np.linalg.norm(r),
+            pixel,
+            size,
+            size,
+            np.asarray(affine, float),
+        )
 
     # -- the PlaneMap interface
     @property
@@ -65,14 +78,21 @@ class ObliqueMap:
 
     @property
     def edge_letters(self) -> tuple[str, str, str, str]:
-        return (orientation_letter(-self.down), orientation_letter(self.down),
-                orientation_letter(-self.right), orientation_letter(self.right))
+        return (
+            orientation_letter(-self.down),
+            orientation_letter(self.down),
+            orientation_letter(-self.right),
+            orientation_letter(self.right),
+        )
 
     def to_lps(self, index: float, row: float, col: float) -> np.ndarray:
         half = (self.size - 1) / 2
-        return (self.centre_lps + (row - half) * self.pixel * self.down
-                + (col - half) * self.pixel * self.right
-                + (index - (self.n_slices - 1) / 2) * self.pixel * self.normal)
+        return (
+            self.centre_lps
+            + (row - half) * self.pixel * self.down
+            + (col - half) * self.pixel * self.right
+            + (index - (self.n_slices - 1) / 2) * self.pixel * self.normal
+        )
 
     def to_index(self, index: float, row: float, col: float) -> np.ndarray:
         return _lps_to_index(self.affine, self.to_lps(index, row, col))
@@ -81,8 +101,11 @@ class ObliqueMap:
         lps = self.affine[:3, :3] @ np.asarray(ijk, float) + self.affine[:3, 3]
         rel = (lps - self.centre_lps) / self.pixel
         half = (self.size - 1) / 2
-        return (float(rel @ self.normal + (self.n_slices - 1) / 2),
-                float(rel @ self.down + half), float(rel @ self.right + half))
+        return (
+            float(rel @ self.normal + (self.n_slices - 1) / 2),
+            float(rel @ self.down + half),
+            float(rel @ self.right + half),
+        )
 
     def image(self, array: np.ndarray, index: int) -> np.ndarray:
         """Slice `index` resampled: trilinear for float and int16 images (rounded back to
@@ -91,16 +114,23 @@ class ObliqueMap:
         start = self.to_index(index, 0, 0)
         d_row = self.to_index(index, 1, 0) - start
         d_col = self.to_index(index, 0, 1) - start
-        return reslice(array, start, d_row, d_col, (self.size, self.size),
-                       nearest=array.dtype == np.uint8)
+        return reslice(
+            array, start, d_row, d_col, (self.size, self.size), nearest=array.dtype == np.uint8
+        )
 
 
 def _lps_to_index(affine: np.ndarray, lps: np.ndarray) -> np.ndarray:
     return np.linalg.solve(affine[:3, :3], np.asarray(lps, float) - affine[:3, 3])
 
 
-def reslice(array: np.ndarray, start: np.ndarray, d_row: np.ndarray, d_col: np.ndarray,
-            shape: tuple[int, int], nearest: bool = False) -> np.ndarray:
+def reslice(
+    array: np.ndarray,
+    start: np.ndarray,
+    d_row: np.ndarray,
+    d_col: np.ndarray,
+    shape: tuple[int, int],
+    nearest: bool = False,
+) -> np.ndarray:
     """The 2D image whose pixel (r, c) samples `array` at index start + r d_row + c d_col.
 
     Only the rows and columns that meet the volume are computed (a plane's diagonal-sized
@@ -111,8 +141,9 @@ def reslice(array: np.ndarray, start: np.ndarray, d_row: np.ndarray, d_col: np.n
     hi = np.array(array.shape[:3], float) - 1
     r = np.arange(rows, dtype=np.float32)[:, None]
     c = np.arange(cols, dtype=np.float32)[None, :]
-    coords = [np.float32(start[a]) + r * np.float32(d_row[a]) + c * np.float32(d_col[a])
-              for a in range(3)]
+    coords = [
+        np.float32(start[a]) + r * np.float32(d_row[a]) + c * np.float32(d_col[a]) for a in range(3)
+    ]
     inside = np.ones(shape, bool)
     for a in range(3):
         inside &= (coords[a] >= 0) & (coords[a] <= hi[a])
@@ -128,7 +159,7 @@ def reslice(array: np.ndarray, start: np.ndarray, d_row: np.ndarray, d_col: np.n
     # (loaded volumes are contiguous; another array is copied first)
     flat = np.ascontiguousarray(array).reshape(-1)
     dims = array.shape[:3]
-    strides = [int(np.prod(dims[a + 1:])) for a in range(3)]
+    strides = [int(np.prod(dims[a + 1 :])) for a in range(3)]
     lin = np.zeros(len(pts[0]), np.intp)
     frac = []
     steps = []

@@ -58,8 +58,10 @@ def _on_image_grid(overlay: Volume, image: Volume) -> tuple[np.ndarray | None, f
         for k, c in enumerate(corner):
             n = image.shape[k]
             o[order[k]] = (n - 1 - c) if flips[order[k]] else c
-        worst = max(worst, float(np.linalg.norm(overlay.index_to_lps(o) -
-                                                image.index_to_lps(np.array(corner)))))
+        worst = max(
+            worst,
+            float(np.linalg.norm(overlay.index_to_lps(o) - image.index_to_lps(np.array(corner)))),
+        )
     return array, worst
 
 
@@ -75,18 +77,25 @@ def overlay_from_image(overlay: Volume, image: Volume, name: str) -> OverlayLaye
     the sentence for the user when it does not fit."""
     where = overlay.metadata.source or name
     if overlay.is_colour:
-        raise InvalidInputError(where, "is a colour image; an overlay must be a label map or "
-                                       "a probability map")
+        raise InvalidInputError(
+            where, "is a colour image; an overlay must be a label map or a probability map"
+        )
     array, off_mm = _on_image_grid(overlay, image)
     if array is None:
-        raise InvalidInputError(where, f"has a {_dims(overlay.shape)} grid and the image "
-                                       f"{_dims(image.shape)}; resample it onto the image "
-                                       f"grid first")
+        raise InvalidInputError(
+            where,
+            f"has a {_dims(overlay.shape)} grid and the image "
+            f"{_dims(image.shape)}; resample it onto the image "
+            f"grid first",
+        )
     if off_mm > GRID_TOLERANCE_MM:
-        raise InvalidInputError(where, f"has a {_dims(overlay.shape)} grid like the image "
-                                       f"({_dims(image.shape)}) but lies up to {off_mm:.3g} "
-                                       f"mm away from it; resample it onto the image grid "
-                                       f"first")
+        raise InvalidInputError(
+            where,
+            f"has a {_dims(overlay.shape)} grid like the image "
+            f"({_dims(image.shape)}) but lies up to {off_mm:.3g} "
+            f"mm away from it; resample it onto the image grid "
+            f"first",
+        )
     if array.size == 0:
         raise InvalidInputError(where, "holds no voxels")
     floating = array.dtype.kind == "f"
@@ -99,5 +108,8 @@ def overlay_from_image(overlay: Volume, image: Volume, name: str) -> OverlayLaye
         return OverlayLayer(name, array.astype(np.float32, copy=False), kind="heatmap")
     if lo >= 0 and hi <= 255 and (not floating or _is_whole(array)):
         return OverlayLayer(name, array.astype(np.uint8, copy=False), kind="labels")
-    raise InvalidInputError(where, f"holds values {lo:.4g} to {hi:.4g}, neither labels "
-                                   f"(whole numbers 0 to 255) nor probabilities (0 to 1)")
+    raise InvalidInputError(
+        where,
+        f"holds values {lo:.4g} to {hi:.4g}, neither labels "
+        f"(whole numbers 0 to 255) nor probabilities (0 to 1)",
+    )

@@ -83,8 +83,11 @@ class PlaneMap:
         rows, cols = self.screen_shape
         r = float(ijk[self.row_axis])
         c = float(ijk[self.col_axis])
-        return (float(ijk[self.normal_axis]), (rows - 1 - r) if self.row_flip else r,
-                (cols - 1 - c) if self.col_flip else c)
+        return (
+            float(ijk[self.normal_axis]),
+            (rows - 1 - r) if self.row_flip else r,
+            (cols - 1 - c) if self.col_flip else c,
+        )
 
     @property
     def screen_shape(self) -> tuple[int, int]:
@@ -113,15 +116,27 @@ def plane_map(affine: np.ndarray, shape: tuple[int, ...], plane: Plane) -> Plane
     spacing = np.linalg.norm(dirs, axis=0)
     down = dirs[:, row_axis] * (-1 if row_flip else 1)
     right = dirs[:, col_axis] * (-1 if col_flip else 1)
-    letters = (orientation_letter(-down), orientation_letter(down),
-               orientation_letter(-right), orientation_letter(right))
-    return PlaneMap(plane, normal_axis, row_axis, col_axis, bool(row_flip), bool(col_flip),
-                    int(shape[normal_axis]), (float(spacing[row_axis]), float(spacing[col_axis])),
-                    letters, (int(shape[0]), int(shape[1]), int(shape[2])))
+    letters = (
+        orientation_letter(-down),
+        orientation_letter(down),
+        orientation_letter(-right),
+        orientation_letter(right),
+    )
+    return PlaneMap(
+        plane,
+        normal_axis,
+        row_axis,
+        col_axis,
+        bool(row_flip),
+        bool(col_flip),
+        int(shape[normal_axis]),
+        (float(spacing[row_axis]), float(spacing[col_axis])),
+        letters,
+        (int(shape[0]), int(shape[1]), int(shape[2])),
+    )
 
 
 def native_plane(affine: np.ndarray) -> Plane:
     """The plane the series was acquired in (the one its slices are)."""
     axis_of = _dominant_axes(affine)
-    return {axis_of[2]: Plane.AXIAL, axis_of[1]: Plane.CORONAL,
-            axis_of[0]: Plane.SAGITTAL}[0]
+    return {axis_of[2]: Plane.AXIAL, axis_of[1]: Plane.CORONAL, axis_of[0]: Plane.SAGITTAL}[0]

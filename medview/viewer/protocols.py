@@ -53,12 +53,15 @@ class HangingProtocol:
 
 
 DEFAULTS = (
-    HangingProtocol("CT chest", "CT", "chest", layout="1x3", plane="axial", window="Lung",
-                    own=False),
-    HangingProtocol("CT thorax", "CT", "thorax", layout="1x3", plane="axial", window="Lung",
-                    own=False),
-    HangingProtocol("CT abdomen", "CT", "abdomen", layout="1x3", plane="axial",
-                    window="Abdomen", own=False),
+    HangingProtocol(
+        "CT chest", "CT", "chest", layout="1x3", plane="axial", window="Lung", own=False
+    ),
+    HangingProtocol(
+        "CT thorax", "CT", "thorax", layout="1x3", plane="axial", window="Lung", own=False
+    ),
+    HangingProtocol(
+        "CT abdomen", "CT", "abdomen", layout="1x3", plane="axial", window="Abdomen", own=False
+    ),
 )
 
 
@@ -79,13 +82,17 @@ def check(p: HangingProtocol) -> None:
     if not p.name.strip():
         raise ValueError("a hanging protocol needs a name")
     if p.layout not in LAYOUT_NAMES:
-        raise ValueError(f"protocol {p.name!r}: layout must be one of "
-                         f"{', '.join(LAYOUT_NAMES)}, not {p.layout!r}")
+        raise ValueError(
+            f"protocol {p.name!r}: layout must be one of "
+            f"{', '.join(LAYOUT_NAMES)}, not {p.layout!r}"
+        )
     if p.plane not in PLANES:
         raise ValueError(f"protocol {p.name!r}: plane must be one of {', '.join(PLANES)}")
     if p.window and p.window not in presets:
-        raise ValueError(f"protocol {p.name!r}: window {p.window!r} is not a preset "
-                         f"({', '.join(sorted(presets))})")
+        raise ValueError(
+            f"protocol {p.name!r}: window {p.window!r} is not a preset "
+            f"({', '.join(sorted(presets))})"
+        )
     if p.slab_mode not in {m.value for m in SlabMode}:
         raise ValueError(f"protocol {p.name!r}: slab mode {p.slab_mode!r} is unknown")
 
@@ -99,8 +106,9 @@ def load(file: StoreFile) -> list[HangingProtocol]:
     try:
         doc = file.read(FORMAT, VERSION, "hanging protocols")
     except StoreFileProblem as exc:
-        raise ValueError(f"{file.name} is not a list of hanging protocols: {exc.reason}; "
-                         "the defaults apply") from None
+        raise ValueError(
+            f"{file.name} is not a list of hanging protocols: {exc.reason}; the defaults apply"
+        ) from None
     if doc is None:
         return []
     names = {f.name for f in fields(HangingProtocol)} - {"own"}
@@ -114,12 +122,14 @@ def load(file: StoreFile) -> list[HangingProtocol]:
             out.append(p)
         return out
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{file.name} is not a list of hanging protocols ({exc}); the "
-                         "defaults apply") from None
+        raise ValueError(
+            f"{file.name} is not a list of hanging protocols ({exc}); the defaults apply"
+        ) from None
 
 
-def save(file: StoreFile, protocols: list[HangingProtocol], new: HangingProtocol
-         ) -> list[HangingProtocol]:
+def save(
+    file: StoreFile, protocols: list[HangingProtocol], new: HangingProtocol
+) -> list[HangingProtocol]:
     """`new` added to (or replacing the one of its name in) the reader's protocols, the file
     replaced whole (StoreFile.write: a crash leaves the old or the new)."""
     check(new)

@@ -39,8 +39,7 @@ def step_thickness(current_mm: float, direction: int) -> float:
     """The next slab thickness of SLAB_STEPS_MM above (direction > 0) or below current."""
     if direction > 0:
         return next((t for t in SLAB_STEPS_MM if t > current_mm + 1e-6), SLAB_STEPS_MM[-1])
-    return next((t for t in reversed(SLAB_STEPS_MM) if t < current_mm - 1e-6),
-                SLAB_STEPS_MM[0])
+    return next((t for t in reversed(SLAB_STEPS_MM) if t < current_mm - 1e-6), SLAB_STEPS_MM[0])
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,9 @@ class Slab:
         return f"{self.mode.value} {self.thickness_mm:g} mm" if self.on else ""
 
 
-def slab_bounds(n_slices: int, index: int, thickness_mm: float, spacing_mm: float
-                ) -> tuple[int, int]:
+def slab_bounds(
+    n_slices: int, index: int, thickness_mm: float, spacing_mm: float
+) -> tuple[int, int]:
     """[lo, hi) slice range of a slab of `thickness_mm` centred on `index`."""
     n = max(1, round(thickness_mm / spacing_mm)) if spacing_mm > 0 else 1
     lo = index - (n - 1) // 2
@@ -105,8 +105,9 @@ class SlabProjector:
         return pm.orient(project(a, pm.normal_axis, lo, hi, slab.mode))
 
 
-def layer_image(pm: PlaneMap, array: np.ndarray, index: int, slab: Slab,
-                spacing_mm: float) -> np.ndarray:
+def layer_image(
+    pm: PlaneMap, array: np.ndarray, index: int, slab: Slab, spacing_mm: float
+) -> np.ndarray:
     """An overlay layer's image under the slab: its maximum over the same slices."""
     if not slab.on:
         return pm.image(array, index)

@@ -105,8 +105,11 @@ class ViewerState:
         crosshair's axes dragged round in that view); their slices then cut obliquely."""
         if self.volume is None or not degrees:
             return
-        normal = self.view_map(about).normal if about in self._oblique else plane_axes(
-            self.maps[about], self.volume.affine)[2]
+        normal = (
+            self.view_map(about).normal
+            if about in self._oblique
+            else plane_axes(self.maps[about], self.volume.affine)[2]
+        )
         turn = rotation(normal, degrees)
         for p in Plane:
             if p is not about:
@@ -117,8 +120,9 @@ class ViewerState:
         if self._oblique:
             self.rotations = {p: np.eye(3) for p in Plane}
             self._oblique = {}
-            self.cursor_ijk = np.clip(np.round(self.cursor_ijk), 0,
-                                      np.array(self.volume.shape, float) - 1)
+            self.cursor_ijk = np.clip(
+                np.round(self.cursor_ijk), 0, np.array(self.volume.shape, float) - 1
+            )
             self._changed(OBLIQUE)
 
     def _rebuild_oblique(self) -> None:
@@ -130,8 +134,7 @@ class ViewerState:
                 continue
             down, right, _n = plane_axes(self.maps[p], v.affine)
             r = self.rotations[p]
-            self._oblique[p] = ObliqueMap.through(v.affine, v.shape, centre, r @ down,
-                                                  r @ right)
+            self._oblique[p] = ObliqueMap.through(v.affine, v.shape, centre, r @ down, r @ right)
         self._changed(OBLIQUE)
 
     def set_slice(self, plane: Plane, index: int) -> None:
@@ -180,8 +183,9 @@ class ViewerState:
     def value_at(self, ijk: np.ndarray) -> float | tuple | None:
         """Voxel value at a (fractional) index, None outside the volume."""
         idx = tuple(int(np.rint(x)) for x in ijk)
-        if self.volume is None or any(not 0 <= i < n for i, n in
-                                      zip(idx, self.volume.shape, strict=True)):
+        if self.volume is None or any(
+            not 0 <= i < n for i, n in zip(idx, self.volume.shape, strict=True)
+        ):
             return None
         v = self.volume.array[idx]
         return tuple(int(x) for x in v) if np.ndim(v) else v.item()
@@ -234,8 +238,11 @@ class ViewerState:
         no slab (a maximum of RGB triplets means nothing)."""
         if mode is not None and self.volume is not None and self.volume.is_colour:
             mode = SlabMode.OFF
-        mm = self.slab.thickness_mm if thickness_mm is None else float(
-            np.clip(thickness_mm, 1.0, MAX_SLAB_MM))
+        mm = (
+            self.slab.thickness_mm
+            if thickness_mm is None
+            else float(np.clip(thickness_mm, 1.0, MAX_SLAB_MM))
+        )
         slab = Slab(self.slab.mode if mode is None else mode, mm)
         if slab != self.slab:
             self.slab = slab
@@ -261,8 +268,10 @@ class ViewerState:
 
     def add_layer(self, layer: OverlayLayer) -> None:
         if self.volume is None or layer.array.shape[:3] != self.volume.shape:
-            raise ValueError(f"layer {layer.name!r} has shape {layer.array.shape}, the image "
-                             f"has {self.volume.shape if self.volume else None}")
+            raise ValueError(
+                f"layer {layer.name!r} has shape {layer.array.shape}, the image "
+                f"has {self.volume.shape if self.volume else None}"
+            )
         self.layers.append(layer)
         self._changed(LAYERS)
 

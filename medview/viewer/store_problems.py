@@ -33,25 +33,35 @@ class StoreProblems:
         try:
             aside = file.keep_aside(move=True)
         except OSError as err:
-            return self._leave(f"The {self.FILE_NOUN} file {file.where} is damaged ({reason}) "
-                               f"and could not be moved aside ({err.strerror or err})")
-        self.message = (f"The {self.FILE_NOUN} file {file.name} is damaged ({reason}); it "
-                        f"was kept as {aside} and {self.WITHOUT}.")
+            return self._leave(
+                f"The {self.FILE_NOUN} file {file.where} is damaged ({reason}) "
+                f"and could not be moved aside ({err.strerror or err})"
+            )
+        self.message = (
+            f"The {self.FILE_NOUN} file {file.name} is damaged ({reason}); it "
+            f"was kept as {aside} and {self.WITHOUT}."
+        )
         return []
 
-    def _partly_read(self, file: StoreFile, good: list[Any], problems: list[str], total: int,
-                     items: str) -> list[Any]:
+    def _partly_read(
+        self, file: StoreFile, good: list[Any], problems: list[str], total: int, items: str
+    ) -> list[Any]:
         """`good` of `total` entries (`items`, e.g. "measurements") could be read: the file
         as it was is copied aside first, since the next save writes only the good ones."""
         if not problems:
             return good
-        what = (f"{len(problems)} of the {total} {items} saved for this series could not be "
-                f"read ({problems[0]})")
+        what = (
+            f"{len(problems)} of the {total} {items} saved for this series could not be "
+            f"read ({problems[0]})"
+        )
         try:
             aside = file.keep_aside(move=False)
         except OSError as err:
-            return self._leave(f"{what}, and {file.where} could not be copied aside "
-                               f"({err.strerror or err})") + good
-        self.message = (f"{what}; the others are shown, and the file as it was is kept as "
-                        f"{aside}.")
+            return (
+                self._leave(
+                    f"{what}, and {file.where} could not be copied aside ({err.strerror or err})"
+                )
+                + good
+            )
+        self.message = f"{what}; the others are shown, and the file as it was is kept as {aside}."
         return good

@@ -41,8 +41,10 @@ class OnlyIn:
         f = self.finding
         first, last = f.slice_range
         images = f"image {first + 1}" if first == last else f"images {first + 1}–{last + 1}"
-        return (f"only {SIDES[self.side]}: {f.label_name}, "
-                f"{f.longest_axial_diameter_mm:.1f} mm, {images}")
+        return (
+            f"only {SIDES[self.side]}: {f.label_name}, "
+            f"{f.longest_axial_diameter_mm:.1f} mm, {images}"
+        )
 
 
 def touches(finding: Finding, own_map: np.ndarray, other_map: np.ndarray) -> bool:
@@ -53,8 +55,7 @@ def touches(finding: Finding, own_map: np.ndarray, other_map: np.ndarray) -> boo
     return bool(np.any((own_map[box] == finding.label_value) & (other_map[box] != 0)))
 
 
-def differences(findings: Sequence[Sequence[Finding]],
-                maps: Sequence[np.ndarray]) -> list[OnlyIn]:
+def differences(findings: Sequence[Sequence[Finding]], maps: Sequence[np.ndarray]) -> list[OnlyIn]:
     """The findings of A the B mask misses, then those of B the A mask misses."""
     out: list[OnlyIn] = []
     for side in (0, 1):
@@ -63,15 +64,26 @@ def differences(findings: Sequence[Sequence[Finding]],
     return out
 
 
-def version_layers(ref: str, colours: dict[int, tuple[int, ...]], label_map: np.ndarray,
-                   side: int) -> tuple[OverlayLayer, OverlayLayer]:
+def version_layers(
+    ref: str, colours: dict[int, tuple[int, ...]], label_map: np.ndarray, side: int
+) -> tuple[OverlayLayer, OverlayLayer]:
     """(the version's own mask, filled in its label colours; the same mask as an outline in
     its version colour, for the other side's view)."""
-    own = OverlayLayer(f"AI {ref} — findings ({SIDES[side]})", label_map,
-                       opacity=OWN_OPACITY, label_colours=dict(colours), made_by=ref)
-    outline = OverlayLayer(f"AI {ref} — outline ({SIDES[side]})", label_map, opacity=1.0,
-                           label_colours={v: VERSION_COLOURS[side] for v in colours},
-                           outline=True, made_by=ref)
+    own = OverlayLayer(
+        f"AI {ref} — findings ({SIDES[side]})",
+        label_map,
+        opacity=OWN_OPACITY,
+        label_colours=dict(colours),
+        made_by=ref,
+    )
+    outline = OverlayLayer(
+        f"AI {ref} — outline ({SIDES[side]})",
+        label_map,
+        opacity=1.0,
+        label_colours={v: VERSION_COLOURS[side] for v in colours},
+        outline=True,
+        made_by=ref,
+    )
     return own, outline
 
 

@@ -27,8 +27,7 @@ def _write_case(series_dir: Path, images: Path, labels: Path, case: str) -> None
 
     volume, _ = load_volume([series_dir])
     small = volume.array[:, ::8, ::8].astype(np.float32)
-    seg = np.where(small > 250, 2, np.where((small > 20) & (small < 80), 1, 0)).astype(
-        np.uint8)
+    seg = np.where(small > 250, 2, np.where((small > 20) & (small < 80), 1, 0)).astype(np.uint8)
     spacing = volume.spacing_mm
     for array, path in ((small, images / f"{case}_0000.nii.gz"), (seg, labels / f"{case}.nii.gz")):
         img = sitk.GetImageFromArray(array)
@@ -45,14 +44,32 @@ def build(out: Path, series_dirs: list[Path]) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     for i, series in enumerate(series_dirs):
         _write_case(series, images, labels, f"demo_{i:03d}")
-    (raw / DATASET / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "CT"}, "labels": LABELS, "numTraining": len(series_dirs),
-        "file_ending": ".nii.gz", "licence": "CC-BY-4.0 (MedView tests)",
-        "reference": "MedView demo studies"}))
-    env = {**os.environ, "nnUNet_raw": str(raw), "nnUNet_preprocessed": str(pre),
-           "nnUNet_results": str(res), "nnUNet_n_proc_DA": "1"}
-    subprocess.run([sys.executable, "-m", "tests.ai.nnunet_factory", "--plan"], env=env,
-                   check=True, capture_output=True, cwd=Path(__file__).resolve().parents[2])
+    (raw / DATASET / "dataset.json").write_text(
+        json.dumps(
+            {
+                "channel_names": {"0": "CT"},
+                "labels": LABELS,
+                "numTraining": len(series_dirs),
+                "file_ending": ".nii.gz",
+                "licence": "CC-BY-4.0 (MedView tests)",
+                "reference": "MedView demo studies",
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "nnUNet_raw": str(raw),
+        "nnUNet_preprocessed": str(pre),
+        "nnUNet_results": str(res),
+        "nnUNet_n_proc_DA": "1",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "tests.ai.nnunet_factory", "--plan"],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     folder = next(res.glob(f"{DATASET}/nnUNetTrainer__nnUNetPlans__3d_fullres"))
     return folder
 
@@ -78,10 +95,17 @@ def _plan_and_save() -> None:
     # what the trainer's on_train_start writes beside the folds, the same way
     from batchgenerators.utilities.file_and_folder_operations import save_json
 
-    save_json(trainer.plans_manager.plans, os.path.join(trainer.output_folder_base,
-                                                        "plans.json"), sort_keys=False)
-    save_json(trainer.dataset_json, os.path.join(trainer.output_folder_base, "dataset.json"),
-              sort_keys=False)
+    save_json(
+        trainer.plans_manager.plans,
+        os.path.join(trainer.output_folder_base, "plans.json"),
+        sort_keys=False,
+    )
+    save_json(
+        trainer.dataset_json,
+        os.path.join(trainer.output_folder_base, "dataset.json"),
+        sort_keys=False,
+    )
+
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--plan"]:

@@ -74,8 +74,9 @@ class FakeModel:
         return self
 
 
-def volume(shape=(6, 16, 16), seed: int = 0, modality: str = "CT",
-           spacing=(2.0, 0.8, 0.8)) -> Volume:
+def volume(
+    shape=(6, 16, 16), seed: int = 0, modality: str = "CT", spacing=(2.0, 0.8, 0.8)
+) -> Volume:
     rng = np.random.default_rng(seed)
     array = rng.integers(-1100, 600, size=shape).astype(np.int16)
     affine = np.diag([*spacing, 1.0])
@@ -83,8 +84,9 @@ def volume(shape=(6, 16, 16), seed: int = 0, modality: str = "CT",
     return Volume(array, affine, VolumeMetadata(modality=modality, source="test volume"))
 
 
-def expected(vol: Volume, label_value: int, lo: float = -1000.0, hi: float = 400.0
-             ) -> tuple[np.ndarray, np.ndarray]:
+def expected(
+    vol: Volume, label_value: int, lo: float = -1000.0, hi: float = 400.0
+) -> tuple[np.ndarray, np.ndarray]:
     """FakeModel's probability (0..255 float) of one label for each voxel of a 3-slice-context
     card, and where that label is the clear winner (so the one-byte code keeps it)."""
     x = np.clip((vol.array.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo), 0, 1)
@@ -104,8 +106,9 @@ def assert_map_is_findings(label_map: np.ndarray, findings) -> None:
     for value in np.unique(label_map[label_map > 0]):
         comp, _ = ndimage.label(label_map == value, structure=np.ones((3, 3, 3), bool))
         sizes = np.bincount(comp.ravel())
-        shown += [(int(value), int(sizes[j]), tuple(s.start for s in sl),
-                   tuple(s.stop - 1 for s in sl))
-                  for j, sl in enumerate(ndimage.find_objects(comp), 1)]
+        shown += [
+            (int(value), int(sizes[j]), tuple(s.start for s in sl), tuple(s.stop - 1 for s in sl))
+            for j, sl in enumerate(ndimage.find_objects(comp), 1)
+        ]
     listed = [(f.label_value, f.voxel_count, *f.bbox_index) for f in findings]
     assert sorted(shown) == sorted(listed)

@@ -44,10 +44,18 @@ def test_a_literal_bundle_is_described_and_runs_without_code(bundle):
     plan = read_bundle(bundle)
     assert plan.runs_without_code, plan.needs_code + plan.unsupported
     assert plan.network == "UNet" and plan.network_args["channels"] == [4, 8]
-    assert plan.volume3d == {"axcodes": "RAS", "spacing_mm": [1.5, 1.5, 2.0],
-                             "normalise": "range", "out_low": 0.0, "out_high": 1.0,
-                             "clip": True, "roi_size": [32, 32, 32], "sw_batch_size": 2,
-                             "overlap": 0.25, "blend": "gaussian"}
+    assert plan.volume3d == {
+        "axcodes": "RAS",
+        "spacing_mm": [1.5, 1.5, 2.0],
+        "normalise": "range",
+        "out_low": 0.0,
+        "out_high": 1.0,
+        "clip": True,
+        "roi_size": [32, 32, 32],
+        "sw_batch_size": 2,
+        "overlap": 0.25,
+        "blend": "gaussian",
+    }
     assert plan.intensity == bf.HU
     assert plan.labels == [(1, "liver"), (2, "bone")]
     assert any("SlidingWindowInferer" in line for line in plan.description)
@@ -61,7 +69,8 @@ def test_import_records_card_provenance_licence_and_claims(bundle, kept_data_dir
     assert not card.consent
     assert [(lab.value, lab.name, lab.code) for lab in card.labels] == [
         (1, "liver", ("SCT", "10200004", "Liver")),
-        (2, "bone", ("99MEDVIEW", "label-2", "bone"))]
+        (2, "bone", ("99MEDVIEW", "label-2", "bone")),
+    ]
     assert card.claims == {"mean_dice": 0.91} and card.validation == {}
     assert card.licence.startswith("MIT License")
     assert card.provenance["kind"] == "monai-bundle"
@@ -71,8 +80,10 @@ def test_import_records_card_provenance_licence_and_claims(bundle, kept_data_dir
     import hashlib
 
     assert card.provenance["source_weights_sha256"] == hashlib.sha256(weights).hexdigest()
-    assert sorted(p.name for p in entry.folder.iterdir()) == ["metadata.json",
-                                                              "weights.safetensors"]
+    assert sorted(p.name for p in entry.folder.iterdir()) == [
+        "metadata.json",
+        "weights.safetensors",
+    ]
 
 
 def test_imported_bundle_matches_monai_on_one_window(bundle, kept_data_dir, study):
@@ -90,8 +101,7 @@ def test_imported_bundle_matches_monai_on_one_window(bundle, kept_data_dir, stud
     theirs.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))
     x = torch.rand(1, 1, 32, 32, 32)
     with torch.no_grad():
-        np.testing.assert_allclose(ours.forward(x).numpy(), theirs.eval()(x).numpy(),
-                                   atol=1e-5)
+        np.testing.assert_allclose(ours.forward(x).numpy(), theirs.eval()(x).numpy(), atol=1e-5)
 
 
 def test_code_bundle_is_refused_and_nothing_runs(tmp_path, kept_data_dir, study):
@@ -102,17 +112,16 @@ def test_code_bundle_is_refused_and_nothing_runs(tmp_path, kept_data_dir, study)
     assert str(bundle) in str(info.value) and "--allow-code" in str(info.value)
     assert not canary.exists()
     assert not (kept_data_dir / "models").exists() or not any(
-        p for p in (kept_data_dir / "models").rglob("*") if p.is_file())
+        p for p in (kept_data_dir / "models").rglob("*") if p.is_file()
+    )
 
 
-def test_code_bundle_with_consent_runs_its_code_and_records_it(tmp_path, kept_data_dir,
-                                                              study):
+def test_code_bundle_with_consent_runs_its_code_and_records_it(tmp_path, kept_data_dir, study):
     canary = tmp_path / "canary.txt"
     bundle = bf.code_bundle(tmp_path / "code_bundle", study[2], canary)
     entry = import_bundle(bundle, allow_code=True)
     assert canary.read_text() == "ran"  # consent given: the config's expression ran
-    assert entry.card.consent["granted"] and "Python expression" in \
-        entry.card.consent["reasons"][0]
+    assert entry.card.consent["granted"] and "Python expression" in entry.card.consent["reasons"][0]
     assert entry.card.architecture == "monai.UNet"  # evaluated to an allow-listed network
     assert entry.card.architecture_args["channels"] == [4, 8]
 
@@ -153,16 +162,28 @@ def test_zip_bundle_imports_and_a_zip_slip_is_refused(bundle, tmp_path, kept_dat
     assert not (tmp_path.parent / "outside.txt").exists()
 
 
-@pytest.mark.parametrize(("change", "error", "words"), [
-    (lambda b: (b / "models" / "model.pt").unlink(), UnsupportedInputError, "no models/"),
-    (lambda b: (b / "configs" / "inference.json").unlink(), InvalidInputError,
-     "no inference.json"),
-    (lambda b: (b / "configs" / "metadata.json").write_text("{"), InvalidInputError,
-     "not valid JSON"),
-    (lambda b: (b / "models" / "model.pt").write_bytes(b"garbage"), InvalidInputError,
-     "not plain weights"),
-    (lambda b: shutil.rmtree(b / "configs"), InvalidInputError, "not a MONAI bundle"),
-])
+@pytest.mark.parametrize(
+    ("change", "error", "words"),
+    [
+        (lambda b: (b / "models" / "model.pt").unlink(), UnsupportedInputError, "no models/"),
+        (
+            lambda b: (b / "configs" / "inference.json").unlink(),
+            InvalidInputError,
+            "no inference.json",
+        ),
+        (
+            lambda b: (b / "configs" / "metadata.json").write_text("{"),
+            InvalidInputError,
+            "not valid JSON",
+        ),
+        (
+            lambda b: (b / "models" / "model.pt").write_bytes(b"garbage"),
+            InvalidInputError,
+            "not plain weights",
+        ),
+        (lambda b: shutil.rmtree(b / "configs"), InvalidInputError, "not a MONAI bundle"),
+    ],
+)
 def test_bad_bundles_are_one_sentence(bundle, kept_data_dir, change, error, words):
     change(bundle)
     with pytest.raises(error, match=words) as info:
@@ -172,8 +193,11 @@ def test_bad_bundles_are_one_sentence(bundle, kept_data_dir, change, error, word
 
 def test_sigmoid_bundle_is_unsupported_even_with_consent(tmp_path, kept_data_dir, study):
     config = bf.inference()
-    config["postprocessing"]["transforms"][0] = {"_target_": "Activationsd", "keys": "pred",
-                                                 "sigmoid": True}
+    config["postprocessing"]["transforms"][0] = {
+        "_target_": "Activationsd",
+        "keys": "pred",
+        "sigmoid": True,
+    }
     bundle = bf.make_bundle(tmp_path / "sig", study[2], config)
     with pytest.raises(UnsupportedInputError, match="sigmoid"):
         import_bundle(bundle, allow_code=True)
@@ -195,8 +219,9 @@ def test_runs_on_a_demo_study_and_exports_seg(bundle, kept_data_dir, study, tmp_
 
     volume, series, _ = study
     entry = import_bundle(bundle)
-    result, _ = drive(infer_job(volume, entry.ref, JobContext(CancelToken()), device="cpu",
-                                threshold=0.5))
+    result, _ = drive(
+        infer_job(volume, entry.ref, JobContext(CancelToken()), device="cpu", threshold=0.5)
+    )
     assert result.card.ref == entry.ref and result.segmentation.shape == volume.shape
     labels = result.label_map()
     assert labels.any() and set(np.unique(labels).tolist()) <= {0, 1, 2}

@@ -24,8 +24,11 @@ def test_the_card_names_an_extent_chosen_on_the_development_seeds(folder):
     post = card.postprocess
     assert 0.0 < post.extent_threshold < card.validation["threshold"]
     assert 0.0 < post.extent_max_mm <= 10.0
-    chosen = re.search(r"probability at least ([0-9.]+), at most ([0-9.]+) mm out .*? "
-                       r"chosen on the same development seeds", card.training_data)
+    chosen = re.search(
+        r"probability at least ([0-9.]+), at most ([0-9.]+) mm out .*? "
+        r"chosen on the same development seeds",
+        card.training_data,
+    )
     assert chosen and float(chosen[1]) == post.extent_threshold
     assert float(chosen[2]) == post.extent_max_mm
     assert str(post.extent_threshold) in card.description
@@ -47,13 +50,15 @@ def scored(tmp_path_factory):
         st = cache_study(tmp_path_factory.mktemp("studies"), SEED, slices=SLICES)
         result = segment_cached(model, st)
         card = model.card
-        plain = dataclasses.replace(card, postprocess=dataclasses.replace(
-            card.postprocess, extent_threshold=0.0))
+        plain = dataclasses.replace(
+            card, postprocess=dataclasses.replace(card.postprocess, extent_threshold=0.0)
+        )
         out = {}
         for name, c in (("plain", plain), ("grown", card)):
             mask = np.zeros(result.codes.shape, np.uint8)
-            found = findings_from(result.codes, st.volume(), c, 0.5,
-                                  coarse_max=result.coarse_max, mask_out=mask)
+            found = findings_from(
+                result.codes, st.volume(), c, 0.5, coarse_max=result.coarse_max, mask_out=mask
+            )
             out[name] = (score_study(mask, st, min_voxels=1), mask, found)
         yield out
     finally:
@@ -61,14 +66,16 @@ def scored(tmp_path_factory):
 
 
 def test_grown_outlines_fit_the_lesions_better_and_find_the_same(scored):
-    (plain, plain_mask, plain_found), (grown, grown_mask, grown_found) = \
-        scored["plain"], scored["grown"]
+    (plain, plain_mask, plain_found), (grown, grown_mask, grown_found) = (
+        scored["plain"],
+        scored["grown"],
+    )
     assert len(plain_found) == len(grown_found) >= 3
-    assert [f.peak_probability for f in plain_found] == \
-        [f.peak_probability for f in grown_found]
+    assert [f.peak_probability for f in plain_found] == [f.peak_probability for f in grown_found]
     assert ((plain_mask > 0) <= (grown_mask == plain_mask)).all()  # only ever added to
     assert plain["false_positives"] == grown["false_positives"]
-    pairs = [(a, b) for a, b in zip(plain["lesions"], grown["lesions"], strict=True)
-             if a["detected"]]
+    pairs = [
+        (a, b) for a, b in zip(plain["lesions"], grown["lesions"], strict=True) if a["detected"]
+    ]
     assert pairs and all(b["detected"] for _, b in pairs)
     assert np.mean([b["dice"] for _, b in pairs]) > np.mean([a["dice"] for a, _ in pairs])

@@ -32,8 +32,11 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("folder", [SEG_DIR, SEG11_DIR, SEG12_DIR, CLS_DIR, CLS11_DIR],
-                         ids=["seg", "seg11", "seg12", "cls", "cls11"])
+@pytest.mark.parametrize(
+    "folder",
+    [SEG_DIR, SEG11_DIR, SEG12_DIR, CLS_DIR, CLS11_DIR],
+    ids=["seg", "seg11", "seg12", "cls", "cls11"],
+)
 def test_cards_are_complete_and_match_their_weights(folder):
     from pydicom.sr.codedict import codes
 
@@ -41,8 +44,7 @@ def test_cards_are_complete_and_match_their_weights(folder):
     weights = (folder / card.weights_file).read_bytes()
     assert hashlib.sha256(weights).hexdigest() == card.weights_sha256
     assert len(weights) < 5 * 2**20 and card.weights_format == "safetensors"
-    assert (card.version, card.parent_version) in (("1.0", None), ("1.1", "1.0"),
-                                                   ("1.2", "1.1"))
+    assert (card.version, card.parent_version) in (("1.0", None), ("1.1", "1.0"), ("1.2", "1.1"))
     assert card.modality == "CT"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", card.created)
     assert DISCLAIMER in card.description
@@ -53,10 +55,14 @@ def test_cards_are_complete_and_match_their_weights(folder):
         known = {str(getattr(codes.SCT, n).value) for n in codes.SCT.dir(meaning.split()[0])}
         assert scheme == "SCT" and value in known
     if card.postprocess is not None:  # its second stage: on seeds the network never saw
-        trained = parse_seeds(re.search(r"seeds (\d+)\.\.(\d+)", card.training_data)
-                              .expand(r"\1-\2"))
-        fp_seeds = parse_seeds(re.search(r"on seeds (\d+)\.\.(\d+), which it never",
-                                         card.training_data).expand(r"\1-\2"))
+        trained = parse_seeds(
+            re.search(r"seeds (\d+)\.\.(\d+)", card.training_data).expand(r"\1-\2")
+        )
+        fp_seeds = parse_seeds(
+            re.search(r"on seeds (\d+)\.\.(\d+), which it never", card.training_data).expand(
+                r"\1-\2"
+            )
+        )
         assert not set(fp_seeds) & set(trained)
         fp_file = (folder / card.postprocess.fp_classifier).read_bytes()
         assert hashlib.sha256(fp_file).hexdigest() == card.postprocess.fp_classifier_sha256
@@ -71,11 +77,15 @@ def _recipe_seeds() -> set[int]:
     cfg = RunConfig(Path("."), Path("."))
     assert len(ranges) == 5, ranges  # training, classifier, validation, fp stage, development
     return {s for r in ranges for s in parse_seeds(r)} | set(
-        cfg.train_seeds + cfg.classifier_seeds + cfg.val_seeds + cfg.fp_seeds + cfg.dev_seeds)
+        cfg.train_seeds + cfg.classifier_seeds + cfg.val_seeds + cfg.fp_seeds + cfg.dev_seeds
+    )
 
 
-@pytest.mark.parametrize("folder", [SEG_DIR, SEG11_DIR, SEG12_DIR, CLS_DIR, CLS11_DIR],
-                         ids=["seg", "seg11", "seg12", "cls", "cls11"])
+@pytest.mark.parametrize(
+    "folder",
+    [SEG_DIR, SEG11_DIR, SEG12_DIR, CLS_DIR, CLS11_DIR],
+    ids=["seg", "seg11", "seg12", "cls", "cls11"],
+)
 def test_card_numbers_come_from_seeds_no_training_or_tuning_used(folder):
     """The card's evaluation seeds are disjoint from every seed the recipe used, including
     the validation seeds that were looked at while the models were designed; the numbers
@@ -96,16 +106,21 @@ def test_card_numbers_come_from_seeds_no_training_or_tuning_used(folder):
     assert isinstance(dev[headline], float) and isinstance(card.validation[headline], float)
     # no speed: it is the machine's and its load's (benchmarks/bench_infer.py measures it)
     for values in (card.validation, dev):
-        assert not [k for k in values if "ms_per" in k or "_s_" in k or "speed" in k
-                    or "seconds" in k]
+        assert not [
+            k for k in values if "ms_per" in k or "_s_" in k or "speed" in k or "seconds" in k
+        ]
 
 
 def test_cards_carry_the_validation_numbers():
     seg, seg11, cls = load_card(SEG_DIR), load_card(SEG11_DIR), load_card(CLS_DIR)
     seg12 = load_card(SEG12_DIR)
     for card in (seg, seg11, seg12):
-        for key in ("sensitivity_ge_6mm", "false_positives_per_study", "mean_dice_ge_6mm",
-                    "min_component_voxels"):
+        for key in (
+            "sensitivity_ge_6mm",
+            "false_positives_per_study",
+            "mean_dice_ge_6mm",
+            "min_component_voxels",
+        ):
             assert isinstance(card.validation[key], (int, float))
     assert seg11.validation["min_component_voxels"] == seg11.postprocess.min_component_voxels
     # 1.2 is the newest bundled, so active: it must do better than 1.1 where 1.1 fell short
@@ -114,8 +129,13 @@ def test_cards_carry_the_validation_numbers():
     assert seg12.context_slices == seg11.context_slices == 5
     cls11 = load_card(CLS11_DIR)
     for card in (cls, cls11):
-        for key in ("auc", "accuracy", "gradcam_nodule_peak_within_15mm",
-                    "gradcam_liver_peak_within_15mm", "auc_short_scans_120_slices"):
+        for key in (
+            "auc",
+            "accuracy",
+            "gradcam_nodule_peak_within_15mm",
+            "gradcam_liver_peak_within_15mm",
+            "auc_short_scans_120_slices",
+        ):
             assert 0 <= card.validation[key] <= 1
         assert card.architecture == "medview.SliceClassifier"
     # 1.1 is bundled, so active: it must beat 1.0 on the slices and on where Grad-CAM points
@@ -130,9 +150,13 @@ def test_cards_carry_the_validation_numbers():
 def loaded():
     from medview.ai.runtime.loading import load_model
 
-    return (load_model(SEG_DIR, "cpu", reuse=False), load_model(CLS_DIR, "cpu", reuse=False),
-            load_model(SEG11_DIR, "cpu", reuse=False), load_model(CLS11_DIR, "cpu", reuse=False),
-            load_model(SEG12_DIR, "cpu", reuse=False))
+    return (
+        load_model(SEG_DIR, "cpu", reuse=False),
+        load_model(CLS_DIR, "cpu", reuse=False),
+        load_model(SEG11_DIR, "cpu", reuse=False),
+        load_model(CLS11_DIR, "cpu", reuse=False),
+        load_model(SEG12_DIR, "cpu", reuse=False),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +176,7 @@ def test_weights_load_through_the_loader_and_predict(loaded):
     seg, cls, seg11, cls11, _ = loaded
     x = np.random.default_rng(0).random((2, 5, 64, 64), dtype=np.float32)
     assert seg.predict(x[:, :3]).shape == (2, 3, 64, 64)
-    assert seg11.predict(x[:, :seg11.card.context_slices]).shape == (2, 3, 64, 64)
+    assert seg11.predict(x[:, : seg11.card.context_slices]).shape == (2, 3, 64, 64)
     assert cls.predict(x[:, :1]).shape == (2, 2) and cls11.predict(x[:, :1]).shape == (2, 2)
     # the card's architecture args build 1.1 at 256², its lesion map at 32 x 32 cells
     with torch.no_grad():
@@ -170,8 +194,9 @@ def test_the_newest_bundled_versions_are_the_ones_that_run(tmp_path, monkeypatch
     assert registry.active_model("segmentation").folder == SEG12_DIR
 
 
-@pytest.mark.parametrize(("which", "most_fps"), [(0, 6), (2, 1), (4, 1)],
-                         ids=["seg", "seg11", "seg12"])
+@pytest.mark.parametrize(
+    ("which", "most_fps"), [(0, 6), (2, 1), (4, 1)], ids=["seg", "seg11", "seg12"]
+)
 def test_segmentation_finds_the_lesions_of_an_unseen_study(loaded, slab, which, most_fps):
     """Through the findings path of the app and `medview infer` (the card's post-processing
     and, for 1.1, its false-positive stage). The bounds are guards, not the goals: the cards
@@ -221,8 +246,9 @@ def test_gradcam_of_the_bundled_classifier_on_full_slices(loaded, full_study, wh
     k, row, col = np.asarray([centre[2], centre[1], centre[0]]) / full_study.spacing_mm
     k = round(k)
     s = int(np.clip(k - 8, 0, full_study.ct.shape[0] - 16))
-    result = gradcam(loaded[which].module, normalise(full_study.ct[s:s + 16], CLS["low"],
-                                                     CLS["high"]))
+    result = gradcam(
+        loaded[which].module, normalise(full_study.ct[s : s + 16], CLS["low"], CLS["high"])
+    )
     assert result.heatmaps.shape == (16, 512, 512) and result.peak > 0
     assert np.isfinite(result.heatmaps).all() and result.heatmaps.max() == pytest.approx(1)
     assert result.probabilities[k - s] >= 0.5  # the largest lesion's centre slice

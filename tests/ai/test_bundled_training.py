@@ -25,10 +25,11 @@ SPACING = (1.5, 0.7, 0.7)
 
 
 def _ball(shape, centre, radius_vox):
-    k, i, j = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    k, i, j = np.ogrid[: shape[0], : shape[1], : shape[2]]
     c = centre
-    return ((k - c[0]) * SPACING[0]) ** 2 + ((i - c[1]) * SPACING[1]) ** 2 + \
-        ((j - c[2]) * SPACING[2]) ** 2 <= (radius_vox * SPACING[1]) ** 2
+    return ((k - c[0]) * SPACING[0]) ** 2 + ((i - c[1]) * SPACING[1]) ** 2 + (
+        (j - c[2]) * SPACING[2]
+    ) ** 2 <= (radius_vox * SPACING[1]) ** 2
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +41,21 @@ def study(tmp_path_factory) -> CachedStudy:
     labels = np.zeros(shape, np.uint8)
     lesions = []
     for les_id, (value, centre, r, hu) in enumerate(
-            [(1, (8, 60, 28), 6, 40), (2, (15, 60, 96), 8, 20)], start=1):
+        [(1, (8, 60, 28), 6, 40), (2, (15, 60, 96), 8, 20)], start=1
+    ):
         ball = _ball(shape, centre, r)
         ct[ball], labels[ball] = hu, value
         lps = [centre[2] * SPACING[2], centre[1] * SPACING[1], centre[0] * SPACING[0]]
-        lesions.append({"id": les_id, "label_value": value, "kind": "solid",
-                        "diameter_mm": 2 * r * SPACING[1], "n_voxels": int(ball.sum()),
-                        "centre_lps_mm": lps})
+        lesions.append(
+            {
+                "id": les_id,
+                "label_value": value,
+                "kind": "solid",
+                "diameter_mm": 2 * r * SPACING[1],
+                "n_voxels": int(ball.sum()),
+                "centre_lps_mm": lps,
+            }
+        )
     meta = {"lesions": lesions, "spacing_mm": list(SPACING), "origin_lps_mm": [0, 0, 0]}
     return CachedStudy(tmp_path_factory.mktemp("study"), 7, ct, labels, meta)
 
@@ -76,8 +85,7 @@ def test_patch_sampler_is_seeded_and_finds_the_lesions(study):
 
 def test_patch_sampler_draws_mined_mistakes(study):
     mistake = np.array([[20, 50, 10]], np.int32)
-    sampler = PatchSampler([study], 32, 3, -1000, 400, seed=0, mix=(0, 0, 0, 1),
-                           mined=[mistake])
+    sampler = PatchSampler([study], 32, 3, -1000, 400, seed=0, mix=(0, 0, 0, 1), mined=[mistake])
     s, centre = sampler.centre()
     assert s == 0 and centre[0] == 20 and abs(centre[1] - 50) <= 8 and abs(centre[2] - 10) <= 8
     with pytest.raises(InvalidInputError, match="mined"):
@@ -87,8 +95,9 @@ def test_patch_sampler_draws_mined_mistakes(study):
 def test_mined_voxels_at_a_lesions_edge_are_dropped(study):
     """The nodule is a ball of radius 6 pixels around (8, 60, 28): its edge on slice 8 is at
     column 34; voxels within 3 pixels of it, on its slice or the next, are not mistakes."""
-    mined = np.array([[8, 60, 36], [8, 60, 38], [8, 60, 42], [9, 60, 37],
-                      [20, 60, 36], [8, 100, 10]], np.int32)
+    mined = np.array(
+        [[8, 60, 36], [8, 60, 38], [8, 60, 42], [9, 60, 37], [20, 60, 36], [8, 100, 10]], np.int32
+    )
     kept = drop_near_lesions(mined, study.labels, 3)
     assert kept.tolist() == [[8, 60, 38], [8, 60, 42], [20, 60, 36], [8, 100, 10]]
     assert drop_near_lesions(mined[:0], study.labels, 3).shape == (0, 3)
@@ -97,9 +106,11 @@ def test_mined_voxels_at_a_lesions_edge_are_dropped(study):
 def test_lesion_weights_favour_the_small_and_faint_and_stay_seeded(study):
     """Lesion 1 (8.4 mm) counts as small, lesion 2 (11.2 mm) does not: with weights (3, 0)
     four lesion patches in five centre on lesion 1 instead of one in two."""
+
     def share_on_nodule(weights, seed=5):
-        sampler = PatchSampler([study], 32, 3, -1000, 400, seed=seed, mix=(1, 0, 0),
-                               lesion_weights=weights)
+        sampler = PatchSampler(
+            [study], 32, 3, -1000, 400, seed=seed, mix=(1, 0, 0), lesion_weights=weights
+        )
         centres = [sampler.centre()[1] for _ in range(400)]
         return np.mean([c[2] < 62 for c in centres]), centres  # the nodule's side
 
@@ -116,8 +127,9 @@ def test_sequence_sampler_targets_and_maps_agree(study):
     assert x.shape[:3] == (5, y.shape[1], 1) and x.shape[3:] == (128, 128)
     assert maps.shape == (*y.shape, 16, 16)
     np.testing.assert_array_equal(maps.any(axis=(2, 3)), y.astype(bool))
-    np.testing.assert_array_equal(coarse_maps(study.labels, 16).any(axis=(1, 2)),
-                                  slice_targets(study.labels))
+    np.testing.assert_array_equal(
+        coarse_maps(study.labels, 16).any(axis=(1, 2)), slice_targets(study.labels)
+    )
 
 
 def test_sequence_sampler_at_a_finer_size_and_grid(study):

@@ -25,8 +25,14 @@ def study(probs: np.ndarray) -> tuple[np.ndarray, Volume]:
 
 
 def with_extent(threshold: float = 0.2, max_mm: float = 3.0, **more):
-    return card(postprocess={"min_component_voxels": 1, "extent_threshold": threshold,
-                             "extent_max_mm": max_mm, **more})
+    return card(
+        postprocess={
+            "min_component_voxels": 1,
+            "extent_threshold": threshold,
+            "extent_max_mm": max_mm,
+            **more,
+        }
+    )
 
 
 def lesion_with_rim(shape=(12, 80, 80), centre=(6, 40, 40)) -> np.ndarray:
@@ -99,12 +105,15 @@ def test_findings_never_overlap_and_each_keeps_its_label():
     assert sum(f.voxel_count for f in found) == (paint > 0).sum()
 
 
-@pytest.mark.parametrize("post, words", [
-    ({"extent_threshold": 1.5}, "extent_threshold outside"),
-    ({"extent_threshold": -0.1}, "extent_threshold outside"),
-    ({"extent_max_mm": 1000}, "extent_max_mm outside"),
-    ({"extent_threshold": "wide"}, "wrong type"),
-])
+@pytest.mark.parametrize(
+    "post, words",
+    [
+        ({"extent_threshold": 1.5}, "extent_threshold outside"),
+        ({"extent_threshold": -0.1}, "extent_threshold outside"),
+        ({"extent_max_mm": 1000}, "extent_max_mm outside"),
+        ({"extent_threshold": "wide"}, "wrong type"),
+    ],
+)
 def test_bad_extent_settings_are_refused_in_one_sentence(post, words):
     with pytest.raises(InvalidInputError) as err:
         card(postprocess=post)

@@ -52,8 +52,13 @@ def synthetic(shape=(30, 64, 64), seed=0):
     other's bounding boxes, and noise."""
     rng = np.random.default_rng(seed)
     probs = np.zeros((2, *shape), np.float32)
-    blobs = [(0, (5, 10, 10), 4), (0, (20, 40, 40), 6), (1, (12, 30, 12), 5),
-             (1, (22, 15, 50), 3), (0, (25, 8, 56), 2)]
+    blobs = [
+        (0, (5, 10, 10), 4),
+        (0, (20, 40, 40), 6),
+        (1, (12, 30, 12), 5),
+        (1, (22, 15, 50), 3),
+        (0, (25, 8, 56), 2),
+    ]
     for label, centre, radius in blobs:
         inside, d = ball(shape, centre, radius + 2)
         probs[label] = np.maximum(probs[label], np.where(inside, 1 - d / (radius + 3), 0))
@@ -82,16 +87,18 @@ def brute_findings(codes, vol, threshold):
         for j in range(1, n + 1):
             region = comp == j
             idx = np.argwhere(region)
-            out.append({
-                "label_value": value, "voxel_count": len(idx),
-                "bbox_index": (tuple(idx.min(axis=0)), tuple(idx.max(axis=0))),
-                "centroid_index": tuple(idx.mean(axis=0)),
-                "peak_probability": p[region].max(),
-                "mean_probability": p[region].mean(),
-                "mean_hu": vol.array[region].mean(),
-            })
-    return sorted(out, key=lambda f: (f["label_value"], f["bbox_index"][0][0],
-                                      f["centroid_index"]))
+            out.append(
+                {
+                    "label_value": value,
+                    "voxel_count": len(idx),
+                    "bbox_index": (tuple(idx.min(axis=0)), tuple(idx.max(axis=0))),
+                    "centroid_index": tuple(idx.mean(axis=0)),
+                    "peak_probability": p[region].max(),
+                    "mean_probability": p[region].mean(),
+                    "mean_hu": vol.array[region].mean(),
+                }
+            )
+    return sorted(out, key=lambda f: (f["label_value"], f["bbox_index"][0][0], f["centroid_index"]))
 
 
 @pytest.mark.parametrize("threshold", [0.05, 0.3, 0.5, 0.72, 0.9, 1.0])
@@ -111,8 +118,9 @@ def test_findings_match_a_brute_force_recomputation(threshold):
         assert f.mean_hu == pytest.approx(e["mean_hu"])
         assert f.slice_range == (e["bbox_index"][0][0], e["bbox_index"][1][0])
     assert [f.id for f in found] == list(range(1, len(found) + 1))
-    np.testing.assert_array_equal(label_map_at(codes, c, threshold, coarse),
-                                  brute_labels(codes, threshold))
+    np.testing.assert_array_equal(
+        label_map_at(codes, c, threshold, coarse), brute_labels(codes, threshold)
+    )
     assert not any(f.peak_probability < threshold for f in found)
 
 
@@ -176,18 +184,25 @@ def test_feret_diameter_of_a_rectangle_is_its_diagonal():
 def test_threshold_changes_on_a_full_size_study_are_fast():
     shape = (300, 512, 512)
     codes = np.zeros(shape, np.uint8)
-    for k, (label, centre, r) in enumerate([(0, (50, 200, 300), 8), (0, (120, 300, 150), 5),
-                                            (1, (200, 260, 260), 12), (1, (250, 350, 380), 6),
-                                            (0, (80, 100, 100), 3)]):
+    for k, (label, centre, r) in enumerate(
+        [
+            (0, (50, 200, 300), 8),
+            (0, (120, 300, 150), 5),
+            (1, (200, 260, 260), 12),
+            (1, (250, 350, 380), 6),
+            (0, (80, 100, 100), 3),
+        ]
+    ):
         s0, r0, c0 = (c - r - 2 for c in centre)
         size = 2 * r + 5
         inside, d = ball((size, size, size), (r + 2, r + 2, r + 2), r + 2)
         p = np.where(inside, 1 - d / (r + 3), 0)
         blob = np.where(p > 0.5 / LV, label * LV + np.rint(p * LV), 0).astype(np.uint8)
-        codes[s0:s0 + size, r0:r0 + size, c0:c0 + size] = blob
+        codes[s0 : s0 + size, r0 : r0 + size, c0 : c0 + size] = blob
         del k
-    vol = Volume(np.zeros(shape, np.int16), np.diag([1.0, 0.7, 0.7, 1.0]),
-                 VolumeMetadata(modality="CT"))
+    vol = Volume(
+        np.zeros(shape, np.int16), np.diag([1.0, 0.7, 0.7, 1.0]), VolumeMetadata(modality="CT")
+    )
     coarse = coarse_index(codes, 2)
     out = np.empty(shape, np.uint8)
     for threshold in (0.3, 0.5, 0.8):
@@ -209,8 +224,12 @@ def test_finding_round_trips_through_json_and_bad_ones_are_refused():
     del bad["volume_ml"]
     with pytest.raises(InvalidInputError, match="volume_ml"):
         Finding.from_dict(bad, "x/findings.json")
-    for key, value in (("voxel_count", "12"), ("centroid_lps", [1, 2]),
-                       ("peak_probability", float("nan")), ("decision", "maybe")):
+    for key, value in (
+        ("voxel_count", "12"),
+        ("centroid_lps", [1, 2]),
+        ("peak_probability", float("nan")),
+        ("decision", "maybe"),
+    ):
         with pytest.raises(InvalidInputError, match="malformed"):
             Finding.from_dict({**f.to_dict(), key: value})
     with pytest.raises(InvalidInputError, match="not a JSON object"):

@@ -32,9 +32,13 @@ MIN_VOXELS = 60  # the hand-made classifier keeps regions of at least this many 
 
 def size_classifier() -> FPClassifier:
     """One tree per label: a lesion when it has at least MIN_VOXELS voxels."""
-    tree = Tree(np.array([FEATURES.index("log_voxels"), -1, -1]),
-                np.array([math.log(MIN_VOXELS - 0.5), 0.0, 0.0]), np.array([1, -1, -1]),
-                np.array([2, -1, -1]), np.array([0.0, -10.0, 10.0]))
+    tree = Tree(
+        np.array([FEATURES.index("log_voxels"), -1, -1]),
+        np.array([math.log(MIN_VOXELS - 0.5), 0.0, 0.0]),
+        np.array([1, -1, -1]),
+        np.array([2, -1, -1]),
+        np.array([0.0, -10.0, 10.0]),
+    )
     return FPClassifier(((0.0, (tree,)), (0.0, (tree,))), "")
 
 
@@ -45,10 +49,14 @@ def write_fp_model(folder, text: str | None = None, **post):
     text = size_classifier().to_json() if text is None else text
     (folder / "fp.json").write_text(text)
     card = json.loads((folder / "metadata.json").read_text())
-    card["postprocess"] = {"min_component_voxels": 5, "min_component_slices": 2,
-                           "fp_classifier": "fp.json", "fp_threshold": 0.5,
-                           "fp_classifier_sha256": hashlib.sha256(text.encode()).hexdigest(),
-                           **post}
+    card["postprocess"] = {
+        "min_component_voxels": 5,
+        "min_component_slices": 2,
+        "fp_classifier": "fp.json",
+        "fp_threshold": 0.5,
+        "fp_classifier_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        **post,
+    }
     (folder / "metadata.json").write_text(json.dumps(card))
     return folder
 
@@ -58,26 +66,46 @@ def data_dir(kept_data_dir):
     return kept_data_dir
 
 
-@pytest.mark.parametrize(("damage", "words"), [
-    ("truncated", "does not match the fp_classifier_sha256 in its card"),
-    ("missing", "is missing; the model's card names it as its false-positive classifier"),
-    ("features", "was made for other region features than this MedView computes"),
-    ("not_json", "is truncated or damaged (not complete JSON)"),
-    ("outputs", "holds 6 label ensembles for a model of 2 labels"),
-    ("cycle", "has a tree that is not well formed"),
-    ("no_sha", "names a false-positive classifier without its fp_classifier_sha256"),
-])
-def test_a_damaged_or_mismatched_classifier_is_refused_in_one_sentence(tmp_path, damage,
-                                                                      words):
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        ("truncated", "does not match the fp_classifier_sha256 in its card"),
+        ("missing", "is missing; the model's card names it as its false-positive classifier"),
+        ("features", "was made for other region features than this MedView computes"),
+        ("not_json", "is truncated or damaged (not complete JSON)"),
+        ("outputs", "holds 6 label ensembles for a model of 2 labels"),
+        ("cycle", "has a tree that is not well formed"),
+        ("no_sha", "names a false-positive classifier without its fp_classifier_sha256"),
+    ],
+)
+def test_a_damaged_or_mismatched_classifier_is_refused_in_one_sentence(tmp_path, damage, words):
     good = size_classifier().to_json()
     obj = json.loads(good)
-    text = {"features": json.dumps({**obj, "features": obj["features"][::-1]}),
-            "not_json": good[: len(good) // 2],
-            "outputs": json.dumps({**obj, "labels": obj["labels"] * 3}),
-            "cycle": json.dumps({**obj, "labels": [{"base": 0, "trees": [{
-                "feature": [0, 0], "threshold": [1, 1], "left": [1, 0], "right": [1, 0],
-                "value": [0, 0]}]}] * 2}),
-            }.get(damage, good)
+    text = {
+        "features": json.dumps({**obj, "features": obj["features"][::-1]}),
+        "not_json": good[: len(good) // 2],
+        "outputs": json.dumps({**obj, "labels": obj["labels"] * 3}),
+        "cycle": json.dumps(
+            {
+                **obj,
+                "labels": [
+                    {
+                        "base": 0,
+                        "trees": [
+                            {
+                                "feature": [0, 0],
+                                "threshold": [1, 1],
+                                "left": [1, 0],
+                                "right": [1, 0],
+                                "value": [0, 0],
+                            }
+                        ],
+                    }
+                ]
+                * 2,
+            }
+        ),
+    }.get(damage, good)
     folder = write_fp_model(tmp_path / "m", text)
     if damage == "truncated":
         (folder / "fp.json").write_text(good[:-10])
@@ -120,8 +148,11 @@ def test_findings_keep_what_the_rules_and_the_classifier_keep(tmp_path, demo):
     result = segment(vol, model, reuse=False)
     plain = card_from_dict(card_dict(BRIGHT_NAME, input_size=None), "plain card")
     every = findings_from(result.codes, vol, plain, 0.5)
-    expected = sorted((f.slice_range, f.voxel_count) for f in every
-                      if f.voxel_count >= MIN_VOXELS and f.slice_range[1] > f.slice_range[0])
+    expected = sorted(
+        (f.slice_range, f.voxel_count)
+        for f in every
+        if f.voxel_count >= MIN_VOXELS and f.slice_range[1] > f.slice_range[0]
+    )
     mask = np.zeros(vol.shape, np.uint8)
     kept = findings_from(result.codes, vol, model.card, 0.5, mask_out=mask)
     assert 0 < len(kept) < len(every)
@@ -130,15 +161,16 @@ def test_findings_keep_what_the_rules_and_the_classifier_keep(tmp_path, demo):
     assert np.count_nonzero(mask) == sum(f.voxel_count for f in kept)
     assert_map_is_findings(mask, kept)
     assert every.regions is None and len(kept.regions) == len(kept)
-    assert [(v, r.sum()) for v, _, r in kept.regions] == \
-        [(f.label_value, f.voxel_count) for f in kept]
+    assert [(v, r.sum()) for v, _, r in kept.regions] == [
+        (f.label_value, f.voxel_count) for f in kept
+    ]
     # the classifier sees each candidate's features as computed here
     cands, _ = candidate_regions(result.codes, model.card, 0.5)
-    feats = np.array([region_features(r, s, p, vol.array, vol.spacing_mm)
-                      for _, r, s, p in cands])
+    feats = np.array([region_features(r, s, p, vol.array, vol.spacing_mm) for _, r, s, p in cands])
     assert np.isfinite(feats).all() and feats.shape[1] == len(FEATURES)
-    assert (classifier_for(model.card).scores(feats, [li for li, *_ in cands]) >= 0.5).sum() == \
-        len(kept)
+    assert (classifier_for(model.card).scores(feats, [li for li, *_ in cands]) >= 0.5).sum() == len(
+        kept
+    )
 
 
 def test_job_cli_and_card_agree(tmp_path, demo, data_dir):
@@ -153,8 +185,23 @@ def test_job_cli_and_card_agree(tmp_path, demo, data_dir):
 
     folder = write_fp_model(data_dir / "models" / BRIGHT_NAME / "1.0")
     out = tmp_path / "out"
-    assert main(["--log-file", str(tmp_path / "log.txt"), "infer", str(demo.series_dir),
-                 "--model", BRIGHT_NAME, "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "--log-file",
+                str(tmp_path / "log.txt"),
+                "infer",
+                str(demo.series_dir),
+                "--model",
+                BRIGHT_NAME,
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     vol, series = load_volume([demo.series_dir])
     gen = infer_job(vol, folder, JobContext(CancelToken()), device="cpu")
     try:

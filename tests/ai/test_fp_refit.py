@@ -73,10 +73,15 @@ def _candidates(rng: np.random.Generator, study: int, n_fp: int) -> dict:
     features = np.zeros((len(size), len(FEATURES)))
     features[:, SIZE] = size
     ids = np.r_[[lesion_id(study, 0, 1), lesion_id(study, 0, 2)], -np.ones(n_fp)]
-    return {"features": features, "label": np.zeros(len(size), np.int64), "truth": ids >= 0,
-            "lesion_id": ids.astype(np.int64), "diameter": np.r_[10.0, 10.0, np.zeros(n_fp)],
-            "size": np.r_[400, 400, np.full(n_fp, 50)].astype(np.int64),
-            "inter": np.r_[300, 300, np.zeros(n_fp)].astype(np.int64)}
+    return {
+        "features": features,
+        "label": np.zeros(len(size), np.int64),
+        "truth": ids >= 0,
+        "lesion_id": ids.astype(np.int64),
+        "diameter": np.r_[10.0, 10.0, np.zeros(n_fp)],
+        "size": np.r_[400, 400, np.full(n_fp, 50)].astype(np.int64),
+        "inter": np.r_[300, 300, np.zeros(n_fp)].astype(np.int64),
+    }
 
 
 def _studies() -> list[dict]:
@@ -84,21 +89,41 @@ def _studies() -> list[dict]:
     out = []
     for i in range(6):
         c = _candidates(rng, i, n_fp=4)
-        out.append({"fold": i % 3, "at": c, "train": [c], "big": [lesion_id(i, 0, 1),
-                                                                  lesion_id(i, 0, 2)],
-                    "truth_voxels": {"0": 500, "1": 0}})
+        out.append(
+            {
+                "fold": i % 3,
+                "at": c,
+                "train": [c],
+                "big": [lesion_id(i, 0, 1), lesion_id(i, 0, 2)],
+                "truth_voxels": {"0": 500, "1": 0},
+            }
+        )
     return out
 
 
 def _threshold_classifier(cut: float, sign: float = 1.0) -> FPClassifier:
-    tree = Tree(np.array([SIZE, -1, -1]), np.array([cut, 0.0, 0.0]), np.array([1, -1, -1]),
-                np.array([2, -1, -1]), np.array([0.0, -10.0 * sign, 10.0 * sign]))
+    tree = Tree(
+        np.array([SIZE, -1, -1]),
+        np.array([cut, 0.0, 0.0]),
+        np.array([1, -1, -1]),
+        np.array([2, -1, -1]),
+        np.array([0.0, -10.0 * sign, 10.0 * sign]),
+    )
     return FPClassifier(((0.0, (tree,)), (0.0, (tree,))), "")
 
 
 def test_the_refit_threshold_is_chosen_out_of_fold_and_removes_false_positives() -> None:
-    spec = {"rounds": 30, "depth": 2, "lr": 0.3, "lambda": 1.0, "bins": 16, "min_hessian": 0.5,
-            "subsample": 1.0, "train_thresholds": (0.5,), "min_sensitivity": 0.93}
+    spec = {
+        "rounds": 30,
+        "depth": 2,
+        "lr": 0.3,
+        "lambda": 1.0,
+        "bins": 16,
+        "min_hessian": 0.5,
+        "subsample": 1.0,
+        "train_thresholds": (0.5,),
+        "min_sensitivity": 0.93,
+    }
     clf, cut, info = cross_validated_refit(_studies(), 2, 0, None, spec)
     assert info["folds"] == 3 and info["candidates"] == 36 and info["on_lesions"] == 12
     assert info["none"]["false_positives_per_study"] == 4.0
@@ -111,8 +136,17 @@ def test_the_refit_threshold_is_chosen_out_of_fold_and_removes_false_positives()
 
 
 def test_the_refit_replaces_the_parents_only_when_better_out_of_fold() -> None:
-    spec = {"rounds": 30, "depth": 2, "lr": 0.3, "lambda": 1.0, "bins": 16, "min_hessian": 0.5,
-            "subsample": 1.0, "train_thresholds": (0.5,), "min_sensitivity": 0.93}
+    spec = {
+        "rounds": 30,
+        "depth": 2,
+        "lr": 0.3,
+        "lambda": 1.0,
+        "bins": 16,
+        "min_hessian": 0.5,
+        "subsample": 1.0,
+        "train_thresholds": (0.5,),
+        "min_sensitivity": 0.93,
+    }
     keeps_all = (_threshold_classifier(-1.0), 0.5)  # the parent lets every region through
     _, _, info = cross_validated_refit(_studies(), 2, 0, keeps_all, spec)
     assert info["parent"]["false_positives_per_study"] == 4.0 and refit_is_better(info)
@@ -121,18 +155,29 @@ def test_the_refit_replaces_the_parents_only_when_better_out_of_fold() -> None:
     assert info["parent"] == info["refit"] and not refit_is_better(info)  # not better: kept
 
 
-def test_a_cross_validated_fine_tune_writes_the_refit_or_keeps_the_parents(tmp_path: Path
-                                                                           ) -> None:
+def test_a_cross_validated_fine_tune_writes_the_refit_or_keeps_the_parents(tmp_path: Path) -> None:
     from tests.ai.test_training import run, tiny_job
     from tests.ai.tiny_models import card_dict, tiny_unet, write_folder
 
     text = size_classifier().to_json()
     folder = tmp_path / "data" / "models" / "tiny" / "1.0"
-    write_folder(folder, tiny_unet(), card=card_dict(
-        "tiny", "1.0", input_size=None, validation={"dice": 0.1}, postprocess={
-            "min_component_voxels": 5, "min_component_slices": 2, "fp_classifier": "fp.json",
-            "fp_threshold": 0.5, "fp_classifier_sha256": hashlib.sha256(text.encode())
-            .hexdigest()}))
+    write_folder(
+        folder,
+        tiny_unet(),
+        card=card_dict(
+            "tiny",
+            "1.0",
+            input_size=None,
+            validation={"dice": 0.1},
+            postprocess={
+                "min_component_voxels": 5,
+                "min_component_slices": 2,
+                "fp_classifier": "fp.json",
+                "fp_threshold": 0.5,
+                "fp_classifier_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            },
+        ),
+    )
     (folder / "fp.json").write_text(text)
     done, events = run(tiny_job(tmp_path, epochs=1, folds=2))
     assert done is not None

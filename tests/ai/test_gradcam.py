@@ -27,12 +27,12 @@ def _stacks(rng: np.random.Generator, n: int = 8, t: int = 6):
     for i in range(n):
         r, c = rng.integers(5, SIZE - 5, 2)
         k0 = rng.integers(0, t - 2)
-        x[i, k0:k0 + 2, 0, r - 2:r + 3, c - 2:c + 3] = 1.0
-        y[i, k0:k0 + 2] = 1
-        centres[i, k0:k0 + 2] = (r, c)
+        x[i, k0 : k0 + 2, 0, r - 2 : r + 3, c - 2 : c + 3] = 1.0
+        y[i, k0 : k0 + 2] = 1
+        centres[i, k0 : k0 + 2] = (r, c)
         square = np.zeros((SIZE, SIZE), bool)
-        square[r - 2:r + 3, c - 2:c + 3] = True
-        maps[i, k0:k0 + 2] = square.reshape(8, 4, 8, 4).any(axis=(1, 3))
+        square[r - 2 : r + 3, c - 2 : c + 3] = True
+        maps[i, k0 : k0 + 2] = square.reshape(8, 4, 8, 4).any(axis=(1, 3))
     return x, y, centres, maps
 
 
@@ -49,10 +49,9 @@ def trained() -> SliceClassifier:
         x, y, _, maps = _stacks(rng)
         opt.zero_grad()
         logits, map_logits = model.forward_with_map(torch.from_numpy(x))
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 2),
-                                                 torch.from_numpy(y).reshape(-1)) + \
-            torch.nn.functional.binary_cross_entropy_with_logits(map_logits,
-                                                                 torch.from_numpy(maps))
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, 2), torch.from_numpy(y).reshape(-1)
+        ) + torch.nn.functional.binary_cross_entropy_with_logits(map_logits, torch.from_numpy(maps))
         loss.backward()
         opt.step()
     return model.eval()
@@ -89,11 +88,15 @@ def test_heatmap_is_the_gradient_weighted_last_stage(trained):
         handle.remove()
     result = gradcam(trained, x[0, :, 0])
     for t in range(len(stack)):
-        (grad,) = torch.autograd.grad(logits[t, 1] - logits[t, 0], kept[0],
-                                      retain_graph=True)
+        (grad,) = torch.autograd.grad(logits[t, 1] - logits[t, 0], kept[0], retain_graph=True)
         cam = F.relu((grad[t].mean(dim=(1, 2))[:, None, None] * kept[0][t]).sum(0))
-        cam = F.interpolate(cam[None, None], size=(SIZE, SIZE), mode="bilinear",
-                            align_corners=False)[0, 0].detach().numpy()
+        cam = (
+            F.interpolate(cam[None, None], size=(SIZE, SIZE), mode="bilinear", align_corners=False)[
+                0, 0
+            ]
+            .detach()
+            .numpy()
+        )
         np.testing.assert_allclose(result.heatmaps[t] * result.peak, cam, atol=1e-5)
     assert kept[0].shape[-1] == SIZE // 2 ** len(trained.encoder.stages)
 

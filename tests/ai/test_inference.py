@@ -35,10 +35,10 @@ def test_preprocessing_follows_the_card_and_outputs_are_uint8():
     # 2.5D: label 2 is 0.2 x the mean of the two neighbours, edge slices replicated
     assert_close(result, vol, 2)
     assert result.probability(1, 2).shape == (16, 16)  # one plane, decoded alone
-    np.testing.assert_array_equal(result.probability(2, np.s_[:, 3]),
-                                  result.probability(2)[:, 3])
-    np.testing.assert_array_equal(result.max_probability(),
-                                  np.maximum(result.probability(1), result.probability(2)))
+    np.testing.assert_array_equal(result.probability(2, np.s_[:, 3]), result.probability(2)[:, 3])
+    np.testing.assert_array_equal(
+        result.max_probability(), np.maximum(result.probability(1), result.probability(2))
+    )
     assert result.shape == vol.shape
     assert result.uncertainty is None and result.warnings == []
     assert set(result.timings) == {"preprocess", "predict", "postprocess"}
@@ -111,12 +111,15 @@ def test_out_of_memory_at_one_slice_moves_to_the_cpu():
         if model.device.type == "cuda":
             raise oom()
 
-    result = segment(vol, FakeModel(card(), device="cuda", on_call=fail_on_gpu),
-                     batch_size=2, reuse=False)
+    result = segment(
+        vol, FakeModel(card(), device="cuda", on_call=fail_on_gpu), batch_size=2, reuse=False
+    )
     np.testing.assert_array_equal(result.codes, plain.codes)
     assert result.device == "cpu"
     assert [w.split(";")[0] for w in result.warnings] == [
-        "The CUDA ran out of memory", "The CUDA ran out of memory even for one slice"]
+        "The CUDA ran out of memory",
+        "The CUDA ran out of memory even for one slice",
+    ]
 
 
 def test_out_of_memory_on_the_cpu_is_one_clear_sentence_and_other_errors_pass():
@@ -210,17 +213,21 @@ def test_fixed_input_size_is_padded_and_cropped_back():
 
 def test_plane_is_padded_for_the_networks_downsampling():
     vol = volume((2, 30, 21))
-    model = FakeModel(card(architecture_args={"spatial_dims": 2, "channels": [4, 8, 16],
-                                              "strides": [2, 2]}))
+    model = FakeModel(
+        card(architecture_args={"spatial_dims": 2, "channels": [4, 8, 16], "strides": [2, 2]})
+    )
     result = segment(vol, model)
     assert model.shapes[0][2:] == (32, 24)
     assert_close(result, vol, 1)
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    ({"modality": "MR"}, "is a CT series; model fake-seg:1.0 is made for MR"),
-    ({"task": "classification"}, "classification model"),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"modality": "MR"}, "is a CT series; model fake-seg:1.0 is made for MR"),
+        ({"task": "classification"}, "classification model"),
+    ],
+)
 def test_models_that_do_not_fit_are_refused(change, words):
     with pytest.raises(InvalidInputError, match=words):
         segment(volume((2, 8, 8)), FakeModel(card(**change)))

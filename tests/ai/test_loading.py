@@ -75,8 +75,9 @@ def test_predictions_are_the_networks_softmax(tmp_path, unet, fmt):
 
 def test_probabilities_card_gets_no_second_softmax(tmp_path, unet):
     args = {**card_dict()["architecture_args"], "outputs": "probabilities"}
-    model = load_model(write_folder(tmp_path / "m", unet,
-                                    card=card_dict(architecture_args=args)), "cpu")
+    model = load_model(
+        write_folder(tmp_path / "m", unet, card=card_dict(architecture_args=args)), "cpu"
+    )
     x = batch(1)
     with torch.no_grad():
         raw = unet(torch.from_numpy(x)).numpy()
@@ -87,11 +88,15 @@ def test_classifier_gives_one_row_per_slice(tmp_path):
     from medview.ai.models.cards import card_from_dict
     from medview.ai.runtime.networks import build_network
 
-    card = card_dict(name="cls", task="classification", context_slices=1, input_size=None,
-                     architecture="medview.SliceClassifier",
-                     labels=[{"value": 1, "name": "lesion"}],
-                     architecture_args={"features": [4, 8], "embed": 8, "hidden": 4,
-                                        "input_size": 16})
+    card = card_dict(
+        name="cls",
+        task="classification",
+        context_slices=1,
+        input_size=None,
+        architecture="medview.SliceClassifier",
+        labels=[{"value": 1, "name": "lesion"}],
+        architecture_args={"features": [4, 8], "embed": 8, "hidden": 4, "input_size": 16},
+    )
     net = build_network(card_from_dict(card, "card.json"))
     model = load_model(write_folder(tmp_path / "c", net, card=card), "cpu")
     probs = model.predict(batch(6, channels=1))
@@ -136,8 +141,9 @@ def test_a_pickle_carrying_code_is_refused_without_running(tmp_path, unet, as_zi
     folder = write_folder(tmp_path / "m", fmt="state_dict", payload=payload)
     with pytest.raises(InvalidInputError) as err:
         load_model(folder, "cpu")
-    assert str(err.value) == (f"{folder / 'weights.pt'}: contains code or objects that are "
-                              f"not plain weights; refused")
+    assert str(err.value) == (
+        f"{folder / 'weights.pt'}: contains code or objects that are not plain weights; refused"
+    )
     assert not marker.exists()
 
 
@@ -168,7 +174,8 @@ def test_a_card_that_does_not_match_its_weights_is_refused(tmp_path, unet):
     assert str(err.value) == (
         f"{folder / 'weights.safetensors'}: the card of tiny:1.0 does not match its weights: "
         f"'model.1.submodule.conv.weight' is (8, 4, 3, 3) in the weights but (16, 4, 3, 3) "
-        f"in the network")
+        f"in the network"
+    )
 
 
 def test_missing_and_extra_weights_are_named(tmp_path, unet):
@@ -185,12 +192,18 @@ def test_missing_and_extra_weights_are_named(tmp_path, unet):
         load_model(folder, "cpu")
 
 
-@pytest.mark.parametrize(("changes", "where", "words"), [
-    ({"architecture": "os.system"}, "metadata.json", "names architecture 'os.system'"),
-    ({"weights_file": "gone.safetensors"}, "gone.safetensors", "is missing"),
-    ({"weights_format": "onnx", "architecture": "monai.UNet"}, "metadata.json",
-     "pairs architecture 'monai.UNet' with weights_format 'onnx'"),
-])
+@pytest.mark.parametrize(
+    ("changes", "where", "words"),
+    [
+        ({"architecture": "os.system"}, "metadata.json", "names architecture 'os.system'"),
+        ({"weights_file": "gone.safetensors"}, "gone.safetensors", "is missing"),
+        (
+            {"weights_format": "onnx", "architecture": "monai.UNet"},
+            "metadata.json",
+            "pairs architecture 'monai.UNet' with weights_format 'onnx'",
+        ),
+    ],
+)
 def test_bad_folders_are_refused(tmp_path, unet, changes, where, words):
     folder = write_folder(tmp_path / "m", unet)
     card = {**json.loads((folder / "metadata.json").read_text()), **changes}
@@ -216,6 +229,7 @@ def _program_edit(change):
         if not rel.startswith("models/"):
             return data
         return json.dumps(change(json.loads(data))).encode()
+
     return edit
 
 
@@ -231,6 +245,7 @@ def _first_expr(program, text):
         elif isinstance(node, list):
             return any(walk(v) for v in node)
         return False
+
     walk(program)
     return program
 
@@ -248,14 +263,17 @@ def _weights_pickled(rel, data):
     return json.dumps(config).encode()
 
 
-@pytest.mark.parametrize(("attack", "words"), [
-    ("sample_inputs", "contains code or objects that are not plain weights"),
-    ("expr", "contains code or objects that are not plain weights"),
-    ("guards", "contains code or objects that are not plain weights"),
-    ("target", "calls 'torch.serialization.os.system', which MedView does not run"),
-    ("from_file", "calls 'torch.ops.aten.from_file.default'"),
-    ("pickled_weights", "contains code or objects that are not plain weights"),
-])
+@pytest.mark.parametrize(
+    ("attack", "words"),
+    [
+        ("sample_inputs", "contains code or objects that are not plain weights"),
+        ("expr", "contains code or objects that are not plain weights"),
+        ("guards", "contains code or objects that are not plain weights"),
+        ("target", "calls 'torch.serialization.os.system', which MedView does not run"),
+        ("from_file", "calls 'torch.ops.aten.from_file.default'"),
+        ("pickled_weights", "contains code or objects that are not plain weights"),
+    ],
+)
 def test_a_pt2_that_would_make_torch_run_code_is_refused(tmp_path, pt2, attack, words):
     marker = tmp_path / "ran"
     shell = f"__import__('os').system('touch {marker}')"
@@ -264,8 +282,7 @@ def test_a_pt2_that_would_make_torch_run_code_is_refused(tmp_path, pt2, attack, 
         "expr": _program_edit(lambda p: _first_expr(p, shell)),
         "guards": _program_edit(lambda p: {**p, "guards_code": [shell]}),
         "target": _program_edit(lambda p: _first_target(p, "torch.serialization.os.system")),
-        "from_file": _program_edit(lambda p: _first_target(p, "torch.ops.aten.from_file."
-                                                              "default")),
+        "from_file": _program_edit(lambda p: _first_target(p, "torch.ops.aten.from_file.default")),
         "pickled_weights": _weights_pickled,
     }[attack]
     bad = rewrite_zip(pt2, tmp_path / "bad.pt2", edit)
@@ -278,7 +295,6 @@ def test_a_pt2_that_would_make_torch_run_code_is_refused(tmp_path, pt2, attack, 
 
 
 def test_a_truncated_pt2_is_refused(tmp_path, pt2):
-    folder = write_folder(tmp_path / "m", fmt="torch.export",
-                          payload=pt2.read_bytes()[:5000])
+    folder = write_folder(tmp_path / "m", fmt="torch.export", payload=pt2.read_bytes()[:5000])
     with pytest.raises(InvalidInputError, match=r"weights\.pt2: is truncated or damaged"):
         load_model(folder, "cpu")

@@ -38,19 +38,28 @@ def test_unet_takes_its_channels_from_the_card():
 
 
 def test_basic_unet_and_the_outputs_key_which_no_constructor_sees():
-    c = card(architecture="monai.BasicUNet",
-             architecture_args={"spatial_dims": 2, "features": [4, 4, 8, 8, 16, 4],
-                                "outputs": "probabilities"})
+    c = card(
+        architecture="monai.BasicUNet",
+        architecture_args={
+            "spatial_dims": 2,
+            "features": [4, 4, 8, 8, 16, 4],
+            "outputs": "probabilities",
+        },
+    )
     assert not outputs_logits(c)
     with torch.no_grad():
         assert build_network(c)(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
 
 
 def test_slice_classifier_is_built_from_its_module():
-    c = card(name="cls", task="classification", context_slices=1,
-             architecture="medview.SliceClassifier", labels=[{"value": 1, "name": "lesion"}],
-             architecture_args={"features": [4, 8], "embed": 8, "hidden": 4,
-                                "input_size": 16})
+    c = card(
+        name="cls",
+        task="classification",
+        context_slices=1,
+        architecture="medview.SliceClassifier",
+        labels=[{"value": 1, "name": "lesion"}],
+        architecture_args={"features": [4, 8], "embed": 8, "hidden": 4, "input_size": 16},
+    )
     with torch.no_grad():
         assert build_network(c).eval()(torch.zeros(5, 1, 32, 32)).shape == (5, 2)
 
@@ -62,18 +71,36 @@ def test_missing_slice_classifier_module_is_named(monkeypatch):
         build_network(c)
 
 
-@pytest.mark.parametrize(("changes", "words"), [
-    ({"architecture_args": {**card_dict()["architecture_args"], "outputs": "scores"}},
-     "outputs 'scores'"),
-    ({"architecture_args": {**card_dict()["architecture_args"], "in_channels": 1}},
-     "in_channels 1 but its context_slices make 3"),
-    ({"architecture_args": {**card_dict()["architecture_args"], "out_channels": 5}},
-     "out_channels 5"),
-    ({"architecture_args": {"spatial_dims": 2, "channels": [4, 8], "strides": [2],
-                            "bogus": 1}}, "does not accept"),
-    ({"task": "classification"}, "segmentation network"),
-    ({"architecture": "onnx"}, "loaded from its file"),
-])
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        (
+            {"architecture_args": {**card_dict()["architecture_args"], "outputs": "scores"}},
+            "outputs 'scores'",
+        ),
+        (
+            {"architecture_args": {**card_dict()["architecture_args"], "in_channels": 1}},
+            "in_channels 1 but its context_slices make 3",
+        ),
+        (
+            {"architecture_args": {**card_dict()["architecture_args"], "out_channels": 5}},
+            "out_channels 5",
+        ),
+        (
+            {
+                "architecture_args": {
+                    "spatial_dims": 2,
+                    "channels": [4, 8],
+                    "strides": [2],
+                    "bogus": 1,
+                }
+            },
+            "does not accept",
+        ),
+        ({"task": "classification"}, "segmentation network"),
+        ({"architecture": "onnx"}, "loaded from its file"),
+    ],
+)
 def test_cards_that_cannot_be_built_are_refused(changes, words):
     with pytest.raises((InvalidInputError, UnsupportedInputError), match=words) as err:
         build_network(card(**changes))
@@ -96,10 +123,10 @@ def test_an_unavailable_device_is_refused_in_one_sentence(monkeypatch):
     monkeypatch.setattr(dev, "_mps_available", lambda: False)
     with pytest.raises(SettingError) as err:
         dev.choose_device("cuda")
-    assert (err.value.setting, err.value.value, err.value.kind) == ("device", "cuda",
-                                                                    "unavailable")
-    assert sentence(err.value) == ("CUDA was requested but no CUDA device is available; "
-                                   "use --device cpu")
+    assert (err.value.setting, err.value.value, err.value.kind) == ("device", "cuda", "unavailable")
+    assert sentence(err.value) == (
+        "CUDA was requested but no CUDA device is available; use --device cpu"
+    )
     with pytest.raises(SettingError, match="Apple MPS was requested"):
         dev.choose_device("mps")
     with pytest.raises(UnsupportedInputError, match="unknown device 'tpu'"):
@@ -131,7 +158,11 @@ def test_one_thread_while_the_ui_is_live():
 def test_out_of_memory_is_told_apart():
     assert dev.is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried"))
     assert dev.is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"))
-    assert dev.is_out_of_memory(Exception("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : "
-                                          "Failed to allocate memory for requested buffer"))
+    assert dev.is_out_of_memory(
+        Exception(
+            "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : "
+            "Failed to allocate memory for requested buffer"
+        )
+    )
     assert not dev.is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not dev.is_out_of_memory(ResourceLimitError("x.dcm", "would run out of memory"))

@@ -25,8 +25,7 @@ def nnunet_folder(tmp_path_factory):
     from tests.ai.nnunet_factory import build
 
     root = tmp_path_factory.mktemp("nnunet")
-    series = [generate_demo_study(root / f"demo{i}", seed=i, slices=12).series_dir
-              for i in (1, 2)]
+    series = [generate_demo_study(root / f"demo{i}", seed=i, slices=12).series_dir for i in (1, 2)]
     return build(root / "work", series), series
 
 
@@ -50,11 +49,17 @@ def test_import_and_run_through_nnunets_predictor(nnunet_folder, small_study, ke
     card = entry.card
     assert entry.ref == "dataset517-tinydemo:1.0"
     assert [(lab.value, lab.name, lab.code[:2]) for lab in card.labels] == [
-        (1, "liver", ("SCT", "10200004")), (2, "bone", ("99MEDVIEW", "label-2"))]
+        (1, "liver", ("SCT", "10200004")),
+        (2, "bone", ("99MEDVIEW", "label-2")),
+    ]
     assert card.licence == "CC-BY-4.0 (MedView tests)" and card.claims == {}
     assert card.provenance["kind"] == "nnunet-v2" and card.provenance["folds"] == ["0"]
     assert sorted(p.name for p in entry.folder.iterdir()) == [
-        "checkpoint_fold0.pth", "dataset.json", "metadata.json", "plans.json"]
+        "checkpoint_fold0.pth",
+        "dataset.json",
+        "metadata.json",
+        "plans.json",
+    ]
     torch.set_num_threads(1)
     model = load_model(entry.folder, "cpu", reuse=False)
     progress = []
@@ -62,8 +67,12 @@ def test_import_and_run_through_nnunets_predictor(nnunet_folder, small_study, ke
     assert result.shape == small_study.shape
     # the same probabilities nnU-Net gives for the array on its own
     _, probs = model.predictor.predict_single_npy_array(
-        small_study.array.astype(np.float32)[None], {"spacing": list(small_study.spacing_mm)},
-        None, None, True)
+        small_study.array.astype(np.float32)[None],
+        {"spacing": list(small_study.spacing_mm)},
+        None,
+        None,
+        True,
+    )
     # where one label is clearly the most probable, MedView keeps nnU-Net's probability
     fg = probs[1:]
     top2 = np.sort(fg, axis=0)[-2:]
@@ -118,20 +127,39 @@ def test_cli_imports_an_nnunet_folder(nnunet_folder, kept_data_dir, capsys):
     from medview.cli import main
 
     folder, _ = nnunet_folder
-    code = main(["--log-file", str(kept_data_dir.parent / "log.txt"), "models", "import",
-                 str(folder), "--name", "tiny-nnunet", "--version", "2.0"])
+    code = main(
+        [
+            "--log-file",
+            str(kept_data_dir.parent / "log.txt"),
+            "models",
+            "import",
+            str(folder),
+            "--name",
+            "tiny-nnunet",
+            "--version",
+            "2.0",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.startswith("imported tiny-nnunet:2.0 into ")
 
 
-def test_without_the_extra_one_sentence_says_what_to_install(nnunet_folder, kept_data_dir,
-                                                              monkeypatch, capsys):
+def test_without_the_extra_one_sentence_says_what_to_install(
+    nnunet_folder, kept_data_dir, monkeypatch, capsys
+):
     from medview.cli import main
 
     monkeypatch.setitem(sys.modules, "nnunetv2", None)
-    code = main(["--log-file", str(kept_data_dir.parent / "log.txt"), "models", "import",
-                 str(nnunet_folder[0])])
+    code = main(
+        [
+            "--log-file",
+            str(kept_data_dir.parent / "log.txt"),
+            "models",
+            "import",
+            str(nnunet_folder[0]),
+        ]
+    )
     _, err = capsys.readouterr()
     assert code != 0
     assert err.strip().count("\n") == 0

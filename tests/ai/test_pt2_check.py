@@ -55,8 +55,7 @@ def _program(members: list[tuple[str, bytes]]) -> tuple[str, bytes]:
 
 
 def _edited(data: bytes, rel: str, change) -> bytes:
-    return _zip([(n, change(c) if n.partition("/")[2] == rel else c)
-                 for n, c in _members(data)])
+    return _zip([(n, change(c) if n.partition("/")[2] == rel else c) for n, c in _members(data)])
 
 
 def test_a_plain_export_passes(clean):
@@ -68,8 +67,11 @@ def test_two_members_of_one_name_are_refused(clean):
     name, program = _program(members)
     # the vetting used to read the last of the two; torch's own reader may take the first
     hostile = _zip([(name, _evil_program(program)), *members])
-    with pytest.raises(InvalidInputError, match=r"^bad\.pt2: holds two files named "
-                                                r"'tiny/models/model\.json'; refused$"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^bad\.pt2: holds two files named "
+        r"'tiny/models/model\.json'; refused$",
+    ):
         pt2_check.check_pt2(hostile, "bad.pt2")
 
 
@@ -84,14 +86,16 @@ def test_two_root_folders_are_refused(clean):
 
 
 def test_the_size_cap_is_checked_before_anything_is_decompressed(clean, monkeypatch):
-    bomb = _zip([*_members(clean), ("tiny/data/weights/weight_9", bytes(4 << 20))],
-                zipfile.ZIP_DEFLATED)
+    bomb = _zip(
+        [*_members(clean), ("tiny/data/weights/weight_9", bytes(4 << 20))], zipfile.ZIP_DEFLATED
+    )
     assert len(bomb) < 1 << 20
     monkeypatch.setattr(pt2_check, "MAX_UNPACKED_BYTES", 2 << 20)
     reads = []
     real_read = zipfile.ZipExtFile.read
-    monkeypatch.setattr(zipfile.ZipExtFile, "read",
-                        lambda self, n=-1: reads.append(n) or real_read(self, n))
+    monkeypatch.setattr(
+        zipfile.ZipExtFile, "read", lambda self, n=-1: reads.append(n) or real_read(self, n)
+    )
     with pytest.raises(ResourceLimitError, match=r"^bomb\.pt2: unpacks to more than 8 GiB"):
         pt2_check.check_pt2(bomb, "bomb.pt2")
     assert reads == []
@@ -108,32 +112,54 @@ def _declare_size(data: bytes, size: int) -> bytes:
 
 
 def test_a_member_is_decompressed_no_further_than_it_declares(monkeypatch):
-    lying = _declare_size(_zip([("tiny/data/weights/weight_0", bytes(64 << 20))],
-                               zipfile.ZIP_DEFLATED), 1000)
+    lying = _declare_size(
+        _zip([("tiny/data/weights/weight_0", bytes(64 << 20))], zipfile.ZIP_DEFLATED), 1000
+    )
     got = []
     real_read = zipfile.ZipExtFile.read
-    monkeypatch.setattr(zipfile.ZipExtFile, "read",
-                        lambda self, n=-1: got.append(len(out := real_read(self, n))) or out)
-    with pytest.raises(InvalidInputError, match=r"^lying\.pt2: (is truncated or damaged "
-                                                r"\(tiny/data/weights/weight_0 fails its "
-                                                r"checksum\)|.* unpacks to more than it)"):
+    monkeypatch.setattr(
+        zipfile.ZipExtFile,
+        "read",
+        lambda self, n=-1: got.append(len(out := real_read(self, n))) or out,
+    )
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^lying\.pt2: (is truncated or damaged "
+        r"\(tiny/data/weights/weight_0 fails its "
+        r"checksum\)|.* unpacks to more than it)",
+    ):
         pt2_check.check_pt2(lying, "lying.pt2")
     assert sum(got) <= 1001
 
 
-@pytest.mark.parametrize(("rel", "change", "words"), [
-    ("archive_version", lambda c: b"1",
-     r"is a \.pt2 of format 'pt2' version '1', which MedView's vetting does not know"),
-    ("archive_format", lambda c: b"pt3",
-     r"is a \.pt2 of format 'pt3' version '0', which MedView's vetting does not know"),
-    ("models/model.json",
-     lambda c: json.dumps({**json.loads(c), "schema_version": {"major": 9, "minor": 0}}
-                          ).encode(),
-     r"holds a program of schema version 9, which MedView's vetting does not know"),
-])
+@pytest.mark.parametrize(
+    ("rel", "change", "words"),
+    [
+        (
+            "archive_version",
+            lambda c: b"1",
+            r"is a \.pt2 of format 'pt2' version '1', which MedView's vetting does not know",
+        ),
+        (
+            "archive_format",
+            lambda c: b"pt3",
+            r"is a \.pt2 of format 'pt3' version '0', which MedView's vetting does not know",
+        ),
+        (
+            "models/model.json",
+            lambda c: json.dumps(
+                {**json.loads(c), "schema_version": {"major": 9, "minor": 0}}
+            ).encode(),
+            r"holds a program of schema version 9, which MedView's vetting does not know",
+        ),
+    ],
+)
 def test_a_format_the_vetting_does_not_know_is_refused(clean, rel, change, words):
-    with pytest.raises(UnsupportedInputError, match=rf"^new\.pt2: {words}; refused rather "
-                                                    rf"than trusted$"):
+    with pytest.raises(
+        UnsupportedInputError,
+        match=rf"^new\.pt2: {words}; refused rather "
+        rf"than trusted$",
+    ):
         pt2_check.check_pt2(_edited(clean, rel, change), "new.pt2")
 
 
@@ -147,10 +173,12 @@ def test_a_torch_that_reads_another_format_is_not_trusted(clean, monkeypatch):
     from torch.export.pt2_archive import constants
 
     monkeypatch.setattr(constants, "ARCHIVE_VERSION_VALUE", "1")
-    with pytest.raises(UnsupportedInputError,
-                       match=rf"^tiny\.pt2: torch {re.escape(torch.__version__)} reads "
-                             rf"\.pt2 archive version 1 with program schema 8, which MedView "
-                             rf"has not vetted; refused rather than trusted$"):
+    with pytest.raises(
+        UnsupportedInputError,
+        match=rf"^tiny\.pt2: torch {re.escape(torch.__version__)} reads "
+        rf"\.pt2 archive version 1 with program schema 8, which MedView "
+        rf"has not vetted; refused rather than trusted$",
+    ):
         pt2_check.check_pt2(clean, "tiny.pt2")
 
 

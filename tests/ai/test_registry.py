@@ -44,8 +44,11 @@ def test_bundled_and_user_models_listed_newest_bundled_active(roots):
     """Until the reader activates one, the newest bundled version runs: a fine-tune (user
     version) never starts running because it is newer."""
     assert refs(registry.list_models()) == [
-        ("cls:1", True, True), ("seg:1.0", True, True), ("seg:1.2", False, False),
-        ("seg:1.10", False, False)]
+        ("cls:1", True, True),
+        ("seg:1.0", True, True),
+        ("seg:1.2", False, False),
+        ("seg:1.10", False, False),
+    ]
     assert registry.resolve("seg").ref == "seg:1.0"
     registry.activate("seg", "1.10")
     assert registry.resolve("seg").ref == "seg:1.10"
@@ -64,14 +67,16 @@ def test_a_damaged_folder_is_a_problem_not_a_failure(roots):
     (user / ".import-x1").mkdir()  # an import in progress is not listed
     listing = registry.scan_models()
     assert [e.ref for e in listing.models] == ["cls:1", "seg:1.0", "seg:1.2", "seg:1.10"]
-    assert sorted(listing.problems) == sorted([
-        f"{user}/other/1/metadata.json: has task 'detection'; expected one of "
-        f"segmentation, classification",
-        f"{user}/seg/1.0: repeats the bundled seg:1.0; skipped",
-        f"{user}/seg/2/metadata.json: is not valid JSON (line 1: Expecting property name "
-        f"enclosed in double quotes)",
-        f"{user}/seg/3: holds the card of wrong:3, which belongs in wrong/3; skipped",
-    ])
+    assert sorted(listing.problems) == sorted(
+        [
+            f"{user}/other/1/metadata.json: has task 'detection'; expected one of "
+            f"segmentation, classification",
+            f"{user}/seg/1.0: repeats the bundled seg:1.0; skipped",
+            f"{user}/seg/2/metadata.json: is not valid JSON (line 1: Expecting property name "
+            f"enclosed in double quotes)",
+            f"{user}/seg/3: holds the card of wrong:3, which belongs in wrong/3; skipped",
+        ]
+    )
 
 
 def test_activate_is_kept_and_moves_the_active_mark(roots):
@@ -90,8 +95,9 @@ def test_active_file_problems_fall_back_to_the_newest_bundled(roots):
     (roots[1] / "active.json").write_text(json.dumps({"models": {"seg": "9"}}))
     listing = registry.scan_models()
     assert [e.ref for e in listing.models if e.active] == ["cls:1", "seg:1.0"]
-    assert listing.problems == [f"{roots[1]}/active.json: names seg:9, which is not "
-                                f"installed; seg:1.0 runs"]
+    assert listing.problems == [
+        f"{roots[1]}/active.json: names seg:9, which is not installed; seg:1.0 runs"
+    ]
     (roots[1] / "active.json").write_text("{nope")  # a crash, a hand edit
     listing = registry.scan_models()
     assert "active.json: cannot be read" in listing.problems[0]
@@ -99,13 +105,18 @@ def test_active_file_problems_fall_back_to_the_newest_bundled(roots):
     assert registry.resolve("seg").ref == "seg:1.0"  # not the unactivated fine-tune 1.10
 
 
-@pytest.mark.parametrize(("ref", "message"), [
-    ("nope", "no model named 'nope' is installed (installed: cls, seg); see medview models"),
-    ("seg:7", "model 'seg' has no version 7 (versions: 1.0, 1.2, 1.10)"),
-    ("bad name", "'bad name' is not a model reference; write NAME or NAME:VERSION, e.g. "
-                 "lesion-seg:1.0"),
-    ("seg:latest", "'seg:latest' is not a model reference"),
-])
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("nope", "no model named 'nope' is installed (installed: cls, seg); see medview models"),
+        ("seg:7", "model 'seg' has no version 7 (versions: 1.0, 1.2, 1.10)"),
+        (
+            "bad name",
+            "'bad name' is not a model reference; write NAME or NAME:VERSION, e.g. lesion-seg:1.0",
+        ),
+        ("seg:latest", "'seg:latest' is not a model reference"),
+    ],
+)
 def test_unknown_references_are_refused_in_one_sentence(roots, ref, message):
     with pytest.raises(InvalidInputError) as err:
         registry.resolve(ref)
@@ -119,9 +130,10 @@ def test_versions_are_never_overwritten(roots):
     folder = registry.new_version_folder("seg", "2.0")
     assert folder == user / "seg" / "2.0" and folder.is_dir()
     for version, where in (("2", user / "seg"), ("1.10", user / "seg"), ("1", bundled / "seg")):
-        with pytest.raises(InvalidInputError, match=f"already holds version {version} of seg; "
-                                                    f"versions are never overwritten"
-                           ) as err:
+        with pytest.raises(
+            InvalidInputError,
+            match=f"already holds version {version} of seg; versions are never overwritten",
+        ) as err:
             registry.new_version_folder("seg", version)
         assert str(err.value).startswith(str(where))
     with pytest.raises(InvalidInputError, match="not a model reference"):
@@ -130,8 +142,9 @@ def test_versions_are_never_overwritten(roots):
 
 def test_the_real_bundled_models_have_valid_cards(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path))
-    assert registry.bundled_models_dir() == (Path(registry.__file__).parents[2] /
-                                             "resources" / "models")
+    assert registry.bundled_models_dir() == (
+        Path(registry.__file__).parents[2] / "resources" / "models"
+    )
     listing = registry.scan_models()
     assert listing.problems == []
     assert all(e.bundled for e in listing.models)
@@ -154,8 +167,13 @@ main(['--log-file', sys.argv[1], 'models'])
 def test_listing_models_never_imports_torch(tmp_path):
     put(tmp_path / "data" / "models", "mine", "1")
     env = {**__import__("os").environ, "MEDVIEW_DATA_DIR": str(tmp_path / "data")}
-    r = subprocess.run([sys.executable, "-c", TORCH_FREE, str(tmp_path / "log")], env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE, str(tmp_path / "log")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "mine:1" in json.loads(r.stdout.splitlines()[0])
     assert re.search(r"^mine:1 +segmentation", r.stdout, re.M)  # columns fit the longest

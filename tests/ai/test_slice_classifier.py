@@ -24,8 +24,9 @@ def tiny(seed: int = 0) -> SliceClassifier:
 
 
 def stack(n: int = 6, size: int = 32, seed: int = 1) -> torch.Tensor:
-    return torch.from_numpy(np.random.default_rng(seed).random((n, 1, size, size),
-                                                               dtype=np.float32))
+    return torch.from_numpy(
+        np.random.default_rng(seed).random((n, 1, size, size), dtype=np.float32)
+    )
 
 
 def test_batched_stacks_and_one_stack_give_per_slice_logits():
@@ -74,13 +75,22 @@ def _through_card(folder, model: SliceClassifier, args: dict):
 
     from medview.ai.runtime.loading import load_model, sha256_hex
 
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              str(folder / "weights.safetensors"))
-    card = {"name": "tiny-cls", "version": "1.0", "task": "classification", "modality": "CT",
-            "labels": [{"value": 1, "name": "slice with a lesion"}],
-            "intensity": {"low": -1000, "high": 400}, "architecture": "medview.SliceClassifier",
-            "architecture_args": {**args, "outputs": "logits"}, "context_slices": 1,
-            "weights_sha256": sha256_hex((folder / "weights.safetensors").read_bytes())}
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(folder / "weights.safetensors"),
+    )
+    card = {
+        "name": "tiny-cls",
+        "version": "1.0",
+        "task": "classification",
+        "modality": "CT",
+        "labels": [{"value": 1, "name": "slice with a lesion"}],
+        "intensity": {"low": -1000, "high": 400},
+        "architecture": "medview.SliceClassifier",
+        "architecture_args": {**args, "outputs": "logits"},
+        "context_slices": 1,
+        "weights_sha256": sha256_hex((folder / "weights.safetensors").read_bytes()),
+    }
     (folder / "metadata.json").write_text(json.dumps(card))
     return load_model(folder, "cpu", reuse=False)
 
@@ -114,8 +124,9 @@ def test_the_same_weights_read_finer_slices_when_the_card_says_so(tmp_path):
 
 def test_map_evidence_adds_the_maps_soft_maximum_to_the_lesion_logit():
     torch.manual_seed(0)
-    with_map = SliceClassifier(**ARGS, map_evidence=True, z_offsets=[-1, 0, 1],
-                               windows=[[0, 1], [0.5, 0.8]]).eval()
+    with_map = SliceClassifier(
+        **ARGS, map_evidence=True, z_offsets=[-1, 0, 1], windows=[[0, 1], [0.5, 0.8]]
+    ).eval()
     plain = SliceClassifier(**ARGS, z_offsets=[-1, 0, 1], windows=[[0, 1], [0.5, 0.8]]).eval()
     plain.load_state_dict(with_map.state_dict())
     x = stack()

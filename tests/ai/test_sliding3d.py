@@ -19,18 +19,35 @@ from tests.ai.seg_models import FakeModel
 from tests.ai.seg_models import card as card_2d
 from tests.ai.seg_models import volume as volume_2d
 
-LABELS = [{"value": 1, "name": "right", "code": ["SCT", "1", "r"]},
-          {"value": 2, "name": "anterior", "code": ["SCT", "2", "a"]},
-          {"value": 3, "name": "superior", "code": ["SCT", "3", "s"]}]
+LABELS = [
+    {"value": 1, "name": "right", "code": ["SCT", "1", "r"]},
+    {"value": 2, "name": "anterior", "code": ["SCT", "2", "a"]},
+    {"value": 3, "name": "superior", "code": ["SCT", "3", "s"]},
+]
 
 
 def card3d(roi=(64, 64, 64), spacing=(1.5, 1.5, 1.5), axcodes="RAS", batch=1):
-    return card_from_dict({
-        "name": "octants", "version": "1.0", "task": "segmentation", "modality": "CT",
-        "labels": LABELS, "intensity": {"low": 0, "high": 1000}, "architecture": "monai.UNet",
-        "context_slices": 1,
-        "volume3d": {"roi_size": list(roi), "axcodes": axcodes, "spacing_mm": list(spacing),
-                     "overlap": 0.25, "blend": "gaussian", "sw_batch_size": batch}}, "test")
+    return card_from_dict(
+        {
+            "name": "octants",
+            "version": "1.0",
+            "task": "segmentation",
+            "modality": "CT",
+            "labels": LABELS,
+            "intensity": {"low": 0, "high": 1000},
+            "architecture": "monai.UNet",
+            "context_slices": 1,
+            "volume3d": {
+                "roi_size": list(roi),
+                "axcodes": axcodes,
+                "spacing_mm": list(spacing),
+                "overlap": 0.25,
+                "blend": "gaussian",
+                "sw_batch_size": batch,
+            },
+        },
+        "test",
+    )
 
 
 class OctantModel:
@@ -63,17 +80,24 @@ class OctantModel:
 def _affine(kind: str) -> np.ndarray:
     """Study affines (index (slice, row, col) -> LPS) that are not axial."""
     if kind == "sagittal":  # slices step to the patient's left, rows go down, cols forward
-        return geometry.affine_from_plane([-20, 15, 40], row_cosine=[0, -1, 0],
-                                          col_cosine=[0, 0, -1],
-                                          pixel_spacing_row_col_mm=[1.2, 1.0],
-                                          slice_step_lps=[2.0, 0, 0])
+        return geometry.affine_from_plane(
+            [-20, 15, 40],
+            row_cosine=[0, -1, 0],
+            col_cosine=[0, 0, -1],
+            pixel_spacing_row_col_mm=[1.2, 1.0],
+            slice_step_lps=[2.0, 0, 0],
+        )
     a = np.radians(20)  # coronal, tilted 20 degrees about the body axis, rows going up
     row = [np.cos(a), np.sin(a), 0]
     col = [0, 0, 1]
     normal = np.cross(row, col)
-    return geometry.affine_from_plane([5, -10, -30], row_cosine=row, col_cosine=col,
-                                      pixel_spacing_row_col_mm=[1.1, 0.9],
-                                      slice_step_lps=list(1.7 * normal))
+    return geometry.affine_from_plane(
+        [5, -10, -30],
+        row_cosine=row,
+        col_cosine=col,
+        pixel_spacing_row_col_mm=[1.1, 0.9],
+        slice_step_lps=list(1.7 * normal),
+    )
 
 
 BLOBS_RAS = {1: (12, -9, -9), 2: (-12, 9, -9), 3: (-12, -9, 9)}  # mm from the centre
@@ -153,11 +177,12 @@ def test_out_of_memory_shrinks_batch_then_window_then_moves_to_cpu(kept_data_dir
         "The CUDA ran out of memory; smaller windows now run (halved each time, down to 16 "
         "voxels a side).",
         "The CUDA ran out of memory even for the smallest windows; the model finished on "
-        "the CPU (slower)."]
+        "the CPU (slower).",
+    ]
     assert result.device == "cpu"
     gpu = [shape for shape, dev in model.calls if dev == "cuda"]
     batches = [s[0] for s in gpu]
-    assert batches[0] > 1 and batches[batches.index(1):] == [1] * (len(gpu) - batches.index(1))
+    assert batches[0] > 1 and batches[batches.index(1) :] == [1] * (len(gpu) - batches.index(1))
     assert gpu[0][2:] == (24, 24, 24) and gpu[-1][2:] == (16, 16, 16)
     assert (result.label_map(0.5) > 0).any()
 
@@ -167,8 +192,10 @@ def test_out_of_memory_on_the_cpu_is_one_sentence(kept_data_dir):
 
     class Always(OctantModel):
         def forward(self, x):
-            raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to "
-                               "allocate 1 GB. Failed to allocate memory")
+            raise RuntimeError(
+                "DefaultCPUAllocator: not enough memory: you tried to "
+                "allocate 1 GB. Failed to allocate memory"
+            )
 
     vol, _ = _study("sagittal")
     with pytest.raises(ResourceLimitError, match="smallest window"):
@@ -204,8 +231,9 @@ class Bright(OctantModel):
 
 def _bright_slab_volume(shape=(40, 20, 20)) -> Volume:
     affine = np.diag([2.0, 1.5, 1.5, 1.0])
-    return Volume(np.full(shape, 1000, np.int16), affine,
-                  VolumeMetadata(modality="CT", source="test"))
+    return Volume(
+        np.full(shape, 1000, np.int16), affine, VolumeMetadata(modality="CT", source="test")
+    )
 
 
 def test_3d_focus_slab_comes_first_then_the_rest(kept_data_dir):
@@ -220,10 +248,11 @@ def test_3d_focus_slab_comes_first_then_the_rest(kept_data_dir):
     result = segment(vol, model, reuse=False, focus=30, on_partial=partial)
     first_span, codes = seen[0]
     assert first_span[0] <= 30 < first_span[1]
-    assert (codes[first_span[0]:first_span[1]] > 0).all()  # the slab is there at once
+    assert (codes[first_span[0] : first_span[1]] > 0).all()  # the slab is there at once
     assert not codes[:10].any()  # far slices not yet
-    np.testing.assert_array_equal(codes[first_span[0]:first_span[1]],
-                                  result.codes[first_span[0]:first_span[1]])
+    np.testing.assert_array_equal(
+        codes[first_span[0] : first_span[1]], result.codes[first_span[0] : first_span[1]]
+    )
     assert (result.codes > 0).all()
 
 
@@ -231,8 +260,13 @@ def test_2d_focus_slab_comes_first_then_the_rest(kept_data_dir):
     vol = volume_2d(shape=(30, 16, 16))
     model = FakeModel(card_2d())
     spans = []
-    result = segment(vol, model, reuse=False, focus=20,
-                     on_partial=lambda r, span: spans.append((span, r.codes[:5].any())))
+    result = segment(
+        vol,
+        model,
+        reuse=False,
+        focus=20,
+        on_partial=lambda r, span: spans.append((span, r.codes[:5].any())),
+    )
     assert spans[0] == ((12, 29), False)  # the slab first, nothing before it computed yet
     assert [s for s, _ in spans] == [(12, 29), (0, 12), (29, 30)]
     assert result.codes[:12].any()

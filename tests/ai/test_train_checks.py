@@ -33,16 +33,20 @@ def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_settings_no_run_can_use_are_refused_before_any_work(tmp_path: Path) -> None:
     """--epochs 0 wrote a copy of the parent as a 'new' version, --batch-size 0 and --lr -1
     ended in internal errors, --batch-size 100000 was killed by the kernel for memory."""
-    for change, says in ((dict(epochs=0), "epochs 0: train at least 1"),
-                         (dict(batch_size=0), "batch_size 0: use 1 to"),
-                         (dict(lr=-1.0), "lr -1: use a learning rate above 0"),
-                         (dict(lr=float("nan")), "lr nan"),
-                         (dict(val_fraction=1.5), "val_fraction 1.5: use a fraction above 0"),
-                         (dict(seed=-1), "seed -1"), (dict(threads=-1), "threads -1"),
-                         (dict(patience=0), "patience 0"), (dict(device="gpu"), "one of auto"),
-                         (dict(epochs="ten"), "epochs 'ten': takes a value like 20"),
-                         (dict(augment=1), "augment 1: takes a value like True"),
-                         (dict(batch_size=4096, patch_size=128), "million pixels a step")):
+    for change, says in (
+        (dict(epochs=0), "epochs 0: train at least 1"),
+        (dict(batch_size=0), "batch_size 0: use 1 to"),
+        (dict(lr=-1.0), "lr -1: use a learning rate above 0"),
+        (dict(lr=float("nan")), "lr nan"),
+        (dict(val_fraction=1.5), "val_fraction 1.5: use a fraction above 0"),
+        (dict(seed=-1), "seed -1"),
+        (dict(threads=-1), "threads -1"),
+        (dict(patience=0), "patience 0"),
+        (dict(device="gpu"), "one of auto"),
+        (dict(epochs="ten"), "epochs 'ten': takes a value like 20"),
+        (dict(augment=1), "augment 1: takes a value like True"),
+        (dict(batch_size=4096, patch_size=128), "million pixels a step"),
+    ):
         with pytest.raises(ValueError, match=says):
             training.Settings(**change).check()
     training.Settings(lr=1, distill=0).check()  # an int is a float
@@ -57,8 +61,10 @@ def test_settings_no_run_can_use_are_refused_before_any_work(tmp_path: Path) -> 
 
 def test_a_taken_or_malformed_new_version_is_refused_before_training(tmp_path: Path) -> None:
     job = _job(tmp_path, make_studies(tmp_path / "s", 3))
-    for version, says in (("1.0", "--new-version 1.0: tiny already has version 1.0"),
-                          ("abc", "--new-version abc: write a version number")):
+    for version, says in (
+        ("1.0", "--new-version 1.0: tiny already has version 1.0"),
+        ("abc", "--new-version abc: write a version number"),
+    ):
         job.version = version
         events: list[dict] = []
         with pytest.raises(SettingError) as err:
@@ -68,7 +74,8 @@ def test_a_taken_or_malformed_new_version_is_refused_before_training(tmp_path: P
 
 
 def test_a_diverging_loss_ends_the_run_with_nothing_written(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--lr 1e12 trained on NaN and wrote a version of NaN weights (and 'NaN' into the
     JSON events): now the run stops before the step, the last checkpoint intact."""
     from medview.ai.training.tasks import SegmentationTask
@@ -82,12 +89,16 @@ def test_a_diverging_loss_ends_the_run_with_nothing_written(
 
     monkeypatch.setattr(SegmentationTask, "batch_loss", nan_from_epoch_2)
     job = tiny_job(tmp_path, epochs=3)
-    with pytest.raises(SettingError, match=r"loss became nan in epoch 2, step 2, so "
-                                           r"training stopped") as err:
+    with pytest.raises(
+        SettingError,
+        match=r"loss became nan in epoch 2, step 2, so "
+        r"training stopped",
+    ) as err:
         run(job)
     assert (err.value.setting, err.value.kind) == ("lr", "diverged")
-    assert sentence(err.value).endswith(f"; start again with a smaller --lr than "
-                                        f"{job.settings.lr:g}")
+    assert sentence(err.value).endswith(
+        f"; start again with a smaller --lr than {job.settings.lr:g}"
+    )
     ck = torch.load(Path(job.work) / training.CHECKPOINT, weights_only=True)
     assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values())
     assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
@@ -103,17 +114,21 @@ class _Planted:
         return open, (str(self.marker), "w")
 
 
-def test_a_damaged_or_planted_checkpoint_is_one_sentence_and_never_runs(
-        tmp_path: Path) -> None:
+def test_a_damaged_or_planted_checkpoint_is_one_sentence_and_never_runs(tmp_path: Path) -> None:
     job = tiny_job(tmp_path, epochs=1)
     run(job)
     ck_path = Path(job.work) / training.CHECKPOINT
     good = ck_path.read_bytes()
     marker = tmp_path / "planted-code-ran"
-    planted = torch_bytes({**torch.load(ck_path, weights_only=True),
-                                     "epoch": _Planted(marker)})
-    for bad in (good[:len(good) // 2], os.urandom(5000), b"", planted,
-                torch_bytes({"a": 1}), torch_bytes([1, 2])):
+    planted = torch_bytes({**torch.load(ck_path, weights_only=True), "epoch": _Planted(marker)})
+    for bad in (
+        good[: len(good) // 2],
+        os.urandom(5000),
+        b"",
+        planted,
+        torch_bytes({"a": 1}),
+        torch_bytes([1, 2]),
+    ):
         ck_path.write_bytes(bad)
         job.settings.epochs = 2
         with pytest.raises(InvalidInputError) as err:
@@ -131,11 +146,15 @@ def test_the_work_folder_must_be_a_new_empty_or_run_folder(tmp_path: Path) -> No
     mine = tmp_path / "documents"
     mine.mkdir()
     (mine / "letter.txt").write_text("x")
-    for folder, says in ((tmp_path / "a-file", "is a file; --out needs a folder"),
-                         (mine, r"holds 1 other file\(s\) \(letter.txt\) and is not a "
-                                r"training work folder"),
-                         (tmp_path / "data" / "models" / "tiny" / "7.0",
-                          "is inside MedView's models folder")):
+    for folder, says in (
+        (tmp_path / "a-file", "is a file; --out needs a folder"),
+        (
+            mine,
+            r"holds 1 other file\(s\) \(letter.txt\) and is not a "
+            r"training work folder",
+        ),
+        (tmp_path / "data" / "models" / "tiny" / "7.0", "is inside MedView's models folder"),
+    ):
         with pytest.raises(SettingError) as err:
             claim_work(folder, resume=False)
         assert err.value.setting == "work" and err.value.kind == "folder"
@@ -151,12 +170,16 @@ def test_the_work_folder_must_be_a_new_empty_or_run_folder(tmp_path: Path) -> No
 
 
 def test_a_job_file_of_the_wrong_shape_is_one_sentence(tmp_path: Path) -> None:
-    for text in ("[1, 2]", '{"data": 5}', '{"data": "d"}',
-                 '{"data": "d", "base": "tiny", "settings": 5}',
-                 '{"data": "d", "base": "tiny", "mapping": [1]}',
-                 '{"data": "d", "base": "tiny", "names": "study-01"}',
-                 '{"data": "d", "base": "tiny", "split": {"train": "abc"}}',  # internal error
-                 '{"data": "d", "base": "tiny", "split": {"training": ["k"]}}'):
+    for text in (
+        "[1, 2]",
+        '{"data": 5}',
+        '{"data": "d"}',
+        '{"data": "d", "base": "tiny", "settings": 5}',
+        '{"data": "d", "base": "tiny", "mapping": [1]}',
+        '{"data": "d", "base": "tiny", "names": "study-01"}',
+        '{"data": "d", "base": "tiny", "split": {"train": "abc"}}',  # internal error
+        '{"data": "d", "base": "tiny", "split": {"training": ["k"]}}',
+    ):
         (tmp_path / "job.json").write_text(text)
         with pytest.raises(InvalidInputError, match=r"job.json: is not a job file: "):
             train_job.Job.load(tmp_path / "job.json")
@@ -169,8 +192,11 @@ def test_label_maps_without_a_lesion_on_either_side_are_refused(tmp_path: Path) 
 
     job = _job(tmp_path, make_studies(tmp_path / "s", 4))
     job.mapping = {"1": "ignore", "2": "ignore"}
-    with pytest.raises(InvalidInputError, match=r"none of the 3 training studies has a "
-                                                r"labelled lesion \(after the label mapping\)"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"none of the 3 training studies has a "
+        r"labelled lesion \(after the label mapping\)",
+    ):
         run(job)
     job.mapping = {}
     empty = tmp_path / "s" / "study-04" / "labels.nii.gz"
@@ -179,10 +205,13 @@ def test_label_maps_without_a_lesion_on_either_side_are_refused(tmp_path: Path) 
     from medview.ai.training.data import find_studies
 
     keys = {s.name: s.key for s in find_studies(tmp_path / "s")}
-    job.split = {"train": [keys["study-01"], keys["study-02"], keys["study-03"]],
-                 "val": [keys["study-04"]]}
-    with pytest.raises(InvalidInputError, match="none of the 1 validation studies has a "
-                                                "labelled lesion"):
+    job.split = {
+        "train": [keys["study-01"], keys["study-02"], keys["study-03"]],
+        "val": [keys["study-04"]],
+    }
+    with pytest.raises(
+        InvalidInputError, match="none of the 1 validation studies has a labelled lesion"
+    ):
         run(job)
     assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
 
@@ -241,15 +270,17 @@ def test_a_resume_keeps_the_base_it_started_from(tmp_path: Path) -> None:
     job.base, job.settings.epochs = "tiny", 2
     with pytest.raises(SettingError) as err:
         run(job, resume=True)
-    assert sentence(err.value).endswith("was trained from tiny:1.0, not tiny:2.0; resume it "
-                                        "with --base tiny:1.0")
+    assert sentence(err.value).endswith(
+        "was trained from tiny:1.0, not tiny:2.0; resume it with --base tiny:1.0"
+    )
     saved.settings.epochs = 2
     done, _ = run(saved, resume=True)
     assert done is not None and done["parent"] == "tiny:1.0"
 
 
 def test_a_full_disk_while_writing_the_version_is_one_sentence_then_resumes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """safetensors' own error (no errno) ended the finished run as an internal error."""
     import safetensors.torch
     from safetensors import SafetensorError
@@ -257,14 +288,18 @@ def test_a_full_disk_while_writing_the_version_is_one_sentence_then_resumes(
     from medview.core.errors import ResourceLimitError
 
     def full(*args: object, **kwargs: object) -> None:
-        raise SafetensorError("Error while serializing: I/O error: No space left on device "
-                              "(os error 28)")
+        raise SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)"
+        )
 
     job = tiny_job(tmp_path, epochs=1)
     with monkeypatch.context() as m:
         m.setattr(safetensors.torch, "save_file", full)
-        with pytest.raises(ResourceLimitError, match=r"tiny/1\.0\.1: could not be written: "
-                                                     r"the disk is full.*--resume"):
+        with pytest.raises(
+            ResourceLimitError,
+            match=r"tiny/1\.0\.1: could not be written: "
+            r"the disk is full.*--resume",
+        ):
             run(job)
     assert not (tmp_path / "data" / "models" / "tiny" / "1.0.1").exists()
     done, _ = run(job, resume=True)

@@ -73,9 +73,11 @@ def test_postprocess_drops_the_speck_as_findings_from_does(tmp_path: Path):
     assert min(f.voxel_count for f in every) < FP_MIN_VOXELS
     listed = tm.listed_map(module, card, st, "cpu")
     assert np.count_nonzero(listed) == sum(f.voxel_count for f in found)
-    off_truth = [f for f in found
-                 if not st.labels[tuple(slice(a, b + 1) for a, b in zip(*f.bbox_index,
-                                                                      strict=True))].any()]
+    off_truth = [
+        f
+        for f in found
+        if not st.labels[tuple(slice(a, b + 1) for a, b in zip(*f.bbox_index, strict=True))].any()
+    ]
     assert after["false_positives_per_study"] == len(off_truth)
 
 
@@ -89,8 +91,7 @@ def test_a_card_without_postprocess_gives_the_plain_numbers(tmp_path: Path):
     assert old["min_component_voxels"] == MIN_VOXELS and "fp_classifier" not in old
 
 
-def test_parent_numbers_are_kept_until_the_studies_or_model_change(tmp_path: Path,
-                                                                   monkeypatch):
+def test_parent_numbers_are_kept_until_the_studies_or_model_change(tmp_path: Path, monkeypatch):
     card = load_card(write_fp_model(tmp_path / "m"))
     card = dataclasses.replace(card, weights_sha256="ab" * 32)
     module = load_model(tmp_path / "m", "cpu", reuse=False).module

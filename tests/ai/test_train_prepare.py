@@ -38,10 +38,15 @@ def _cache(folder: Path) -> dict[str, bytes]:
 def test_two_workers_cache_what_one_process_caches(tmp_path: Path, card) -> None:
     studies = find_studies(make_studies(tmp_path / "studies", 4))
     seen: list[tuple[int, int]] = []
-    run_each(partial(prepare_study, card=card, cache=tmp_path / "two"), studies, 2,
-             lambda k, n: seen.append((k, n)))
-    run_each(partial(prepare_study, card=card, cache=tmp_path / "one"), studies, 1,
-             lambda k, n: None)
+    run_each(
+        partial(prepare_study, card=card, cache=tmp_path / "two"),
+        studies,
+        2,
+        lambda k, n: seen.append((k, n)),
+    )
+    run_each(
+        partial(prepare_study, card=card, cache=tmp_path / "one"), studies, 1, lambda k, n: None
+    )
     assert seen == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
     two, one = _cache(tmp_path / "two"), _cache(tmp_path / "one")
     assert len(one) == 8 and two == one
@@ -55,11 +60,13 @@ def test_a_bad_study_in_a_worker_is_its_own_sentence(tmp_path: Path, card) -> No
     make_study(root / "study-09", 9, labels_affine=_affine((2.0, 0.9, 0.9)))
     studies = find_studies(root)
     with pytest.raises(InvalidInputError) as inline:
-        run_each(partial(prepare_study, card=card, cache=tmp_path / "a"), studies, 1,
-                 lambda k, n: None)
+        run_each(
+            partial(prepare_study, card=card, cache=tmp_path / "a"), studies, 1, lambda k, n: None
+        )
     with pytest.raises(InvalidInputError) as pooled:
-        run_each(partial(prepare_study, card=card, cache=tmp_path / "b"), studies, 2,
-                 lambda k, n: None)
+        run_each(
+            partial(prepare_study, card=card, cache=tmp_path / "b"), studies, 2, lambda k, n: None
+        )
     assert str(pooled.value) == str(inline.value) and "study-09" in str(pooled.value)
     assert pooled.value.path == inline.value.path
     assert not multiprocessing.active_children()
@@ -121,8 +128,11 @@ def _killed_at_two(item: int) -> None:
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 def test_a_worker_killed_is_one_sentence_not_a_hang() -> None:
     """multiprocessing.Pool waited forever for the study of a worker the kernel killed."""
-    with pytest.raises(SettingError, match=r"a process preparing the studies ended "
-                                           r"abruptly") as err:
+    with pytest.raises(
+        SettingError,
+        match=r"a process preparing the studies ended "
+        r"abruptly",
+    ) as err:
         run_each(_killed_at_two, list(range(6)), 2, lambda k, n: None)
     assert (err.value.setting, err.value.kind) == ("threads", "workers_died")
     assert "; run again with --threads 1, which prepares one" in sentence(err.value)
@@ -133,8 +143,7 @@ def _full(_item: object) -> None:
     try:
         raise OSError(errno.ENOSPC, "No space left on device")
     except OSError as exc:
-        raise ResourceLimitError("/cache/x.npy", "could not be written: the disk is full"
-                                 ) from exc
+        raise ResourceLimitError("/cache/x.npy", "could not be written: the disk is full") from exc
 
 
 def test_a_full_disk_in_a_worker_is_still_a_full_disk() -> None:
@@ -161,12 +170,15 @@ def test_a_run_on_two_threads_prepares_in_two_processes(tmp_path: Path, card) ->
 
     make_studies(tmp_path / "studies", 4)
     s = Settings(epochs=1, batch_size=4, patch_size=32, patches_per_study=8, threads=2)
-    job = Job(data=str(tmp_path / "studies"), base="tiny", settings=s,
-              work=str(tmp_path / "work"))
+    job = Job(data=str(tmp_path / "studies"), base="tiny", settings=s, work=str(tmp_path / "work"))
     events: list[dict] = []
     done = Trainer(job, events.append, lambda: False).run()
     assert done is not None and done["version"] == "tiny:1.0.1"
-    assert [(e["index"], e["of"]) for e in events if e["event"] == "prepare"] == \
-        [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [(e["index"], e["of"]) for e in events if e["event"] == "prepare"] == [
+        (1, 4),
+        (2, 4),
+        (3, 4),
+        (4, 4),
+    ]
     assert len(list((tmp_path / "data" / "training" / "cache").glob("*/meta.json"))) == 4
     assert not multiprocessing.active_children()

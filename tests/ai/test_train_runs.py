@@ -15,12 +15,16 @@ from medview.ai.training.engine import CHECKPOINT
 from medview.core.errors import InvalidInputError
 
 
-def make_run(root: Path, name: str, events: list[dict], checkpoint: bool = True,
-             close: bool = True) -> tr.RunRecord:
+def make_run(
+    root: Path, name: str, events: list[dict], checkpoint: bool = True, close: bool = True
+) -> tr.RunRecord:
     work = root / name
     work.mkdir(parents=True)
-    (work / "job.json").write_text(json.dumps({"data": "d", "base": "tiny:1.0", "split": {
-        "train": ["a", "b", "c"], "val": ["d"]}}))
+    (work / "job.json").write_text(
+        json.dumps(
+            {"data": "d", "base": "tiny:1.0", "split": {"train": ["a", "b", "c"], "val": ["d"]}}
+        )
+    )
     if checkpoint:
         (work / CHECKPOINT).write_bytes(b"x")
     record = tr.RunRecord(work)
@@ -36,9 +40,18 @@ START = {"event": "start", "base": "tiny:1.0", "epochs": 10, "steps_per_epoch": 
 
 
 def epoch(n: int) -> list[dict]:
-    return [{"event": "epoch", "epoch": n, "loss": 1.0 / (n + 1), "val_dice": 0.1 * n,
-             "seconds": 1.0, "epochs": 10, "val_dice_per_label": {"lesion": 0.1 * n}},
-            {"event": "checkpoint", "epoch": n, "step": 0, "path": "p"}]
+    return [
+        {
+            "event": "epoch",
+            "epoch": n,
+            "loss": 1.0 / (n + 1),
+            "val_dice": 0.1 * n,
+            "seconds": 1.0,
+            "epochs": 10,
+            "val_dice_per_label": {"lesion": 0.1 * n},
+        },
+        {"event": "checkpoint", "epoch": n, "step": 0, "path": "p"},
+    ]
 
 
 def test_the_engines_checkpoint_name_is_the_one_looked_for() -> None:
@@ -46,12 +59,18 @@ def test_the_engines_checkpoint_name_is_the_one_looked_for() -> None:
 
 
 def test_unfinished_runs_are_listed_with_where_they_stand(tmp_path: Path) -> None:
-    make_run(tmp_path, "stopped", [START, *epoch(0), *epoch(1), *epoch(2),
-                                   {"event": "stopped", "epoch": 2, "step": 3}])
+    make_run(
+        tmp_path,
+        "stopped",
+        [START, *epoch(0), *epoch(1), *epoch(2), {"event": "stopped", "epoch": 2, "step": 3}],
+    )
     make_run(tmp_path, "done", [START, *epoch(0), {"event": "done", "version": "tiny:1.0.1"}])
     make_run(tmp_path, "no-checkpoint", [START], checkpoint=False)
-    make_run(tmp_path, "failed", [START, *epoch(0), {"event": "error", "kind": "disk",
-                                                     "message": "the disk is full"}])
+    make_run(
+        tmp_path,
+        "failed",
+        [START, *epoch(0), {"event": "error", "kind": "disk", "message": "the disk is full"}],
+    )
     make_run(tmp_path, "killed", [START, *epoch(0), *epoch(1)])  # never said it ended
     live = make_run(tmp_path, "live", [START, *epoch(0)], close=False)
     try:
@@ -66,8 +85,9 @@ def test_unfinished_runs_are_listed_with_where_they_stand(tmp_path: Path) -> Non
     assert runs["failed"].status == "failed" and runs["failed"].error == "the disk is full"
     assert runs["killed"].status == "interrupted" and runs["killed"].epoch == 1
     assert runs["live"].status == "running"
-    assert {r.folder.name: r for r in tr.unfinished_runs(tmp_path)}["live"].status \
-        == "interrupted"  # its process let go of the lock
+    assert {r.folder.name: r for r in tr.unfinished_runs(tmp_path)}[
+        "live"
+    ].status == "interrupted"  # its process let go of the lock
 
 
 def test_an_error_before_the_run_starts_leaves_its_record_alone(tmp_path: Path) -> None:

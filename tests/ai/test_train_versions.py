@@ -25,8 +25,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _digest(folder: Path) -> str:
-    return hashlib.sha256(b"".join(p.name.encode() + p.read_bytes()
-                                   for p in sorted(folder.iterdir()))).hexdigest()
+    return hashlib.sha256(
+        b"".join(p.name.encode() + p.read_bytes() for p in sorted(folder.iterdir()))
+    ).hexdigest()
 
 
 def test_new_version_carries_the_parents_false_positive_stage(data_dir: Path) -> None:
@@ -55,16 +56,26 @@ def test_studies_from_a_pacs_are_on_the_card_and_not_inherited(data_dir: Path) -
     parent = load_card(write_bright_model(data_dir / "models" / BRIGHT_NAME / "1.0"))
     studies = data_dir / "pacs-studies"
     studies.mkdir(parents=True)
-    record = {"node": "dicom://ORTHANC@127.0.0.1:4343", "query": "pacs://orthanc",
-              "studies": {"ab12": {"seg_sha256": "0" * 64, "images_sha256": "1" * 64,
-                                   "segments": {"1": "lung nodule"}}}}
+    record = {
+        "node": "dicom://ORTHANC@127.0.0.1:4343",
+        "query": "pacs://orthanc",
+        "studies": {
+            "ab12": {
+                "seg_sha256": "0" * 64,
+                "images_sha256": "1" * 64,
+                "segments": {"1": "lung nodule"},
+            }
+        },
+    }
     (studies / "pacs.json").write_text(json.dumps(record), encoding="utf-8")
-    folder = tv.write_version(parent, "1.0.1", bright_unet(), "test run", {"dice": 0.5},
-                              data=studies)
+    folder = tv.write_version(
+        parent, "1.0.1", bright_unet(), "test run", {"dice": 0.5}, data=studies
+    )
     child = load_card(folder)
     assert child.provenance["training_source"] == record
     local = data_dir / "local-studies"
     local.mkdir()
-    grandchild = load_card(tv.write_version(child, "1.0.2", bright_unet(), "test run",
-                                            {"dice": 0.5}, data=local))
+    grandchild = load_card(
+        tv.write_version(child, "1.0.2", bright_unet(), "test run", {"dice": 0.5}, data=local)
+    )
     assert "training_source" not in grandchild.provenance

@@ -32,10 +32,16 @@ def tiny_job(tmp_path: Path, epochs: int = 2, work: str = "work", **settings: ob
     # one held-out split unless a test asks for folds: cross-validation (the default, tested
     # in test_training_crossval) trains once per fold, which these tests do not need
     settings = {"folds": 1, **settings}
-    s = Settings(epochs=epochs, batch_size=4, patch_size=32, patches_per_study=8, threads=1,
-                 patience=50, **settings)
-    return Job(data=str(tmp_path / "studies"), base="tiny", settings=s,
-               work=str(tmp_path / work))
+    s = Settings(
+        epochs=epochs,
+        batch_size=4,
+        patch_size=32,
+        patches_per_study=8,
+        threads=1,
+        patience=50,
+        **settings,
+    )
+    return Job(data=str(tmp_path / "studies"), base="tiny", settings=s, work=str(tmp_path / work))
 
 
 def _files_digest(folder: Path) -> str:
@@ -45,8 +51,9 @@ def _files_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def run(job: Job, stop_after_steps: int | None = None, resume: bool = False
-        ) -> tuple[dict | None, list[dict]]:
+def run(
+    job: Job, stop_after_steps: int | None = None, resume: bool = False
+) -> tuple[dict | None, list[dict]]:
     events: list[dict] = []
     calls = {"n": 0}
 
@@ -73,8 +80,12 @@ def test_fine_tune_writes_a_new_version_that_loads(tmp_path: Path) -> None:
     assert ft["parent"] == "tiny:1.0" and len(ft["train_studies"]) == 3
     assert len(ft["val_studies"]) == 1 and len(ft["val_hash"]) == 16
     for metrics in (card.validation, ft["parent_metrics"]):
-        for key in ("dice_lung_nodule", "dice_liver_lesion", "sensitivity_ge_6mm",
-                    "false_positives_per_study"):
+        for key in (
+            "dice_lung_nodule",
+            "dice_liver_lesion",
+            "sensitivity_ge_6mm",
+            "false_positives_per_study",
+        ):
             assert key in metrics
     assert "study-0" not in card.to_json()  # studies by hash only
     model = load_model(done["folder"], "cpu", reuse=False)
@@ -98,8 +109,7 @@ def test_stop_mid_epoch_then_resume_repeats_the_uninterrupted_run(tmp_path: Path
     stop = next(e for e in events if e["event"] == "stopped")
     assert (stop["epoch"], stop["step"]) == (1, 2)
     assert "--resume" in stop["resume"]
-    assert {e.card.version for e in registry.list_models() if e.card.name == "tiny"} == \
-        versions
+    assert {e.card.version for e in registry.list_models() if e.card.name == "tiny"} == versions
     assert registry.resolve("tiny").card.version == "1.0"  # pinned by the first run
     assert _files_digest(parent) == digest
     resumed, events = run(Job.load(Path(job.work) / "job.json"), resume=True)
@@ -116,8 +126,7 @@ def test_stop_mid_epoch_then_resume_repeats_the_uninterrupted_run(tmp_path: Path
     assert all(set(h["val_dice_per_label"]) == names for h in history), history
 
 
-def test_a_resume_after_relabelling_says_so_and_a_lost_study_is_named(tmp_path: Path
-                                                                     ) -> None:
+def test_a_resume_after_relabelling_says_so_and_a_lost_study_is_named(tmp_path: Path) -> None:
     """The labels a run validated on were not remembered: a resume after a relabel went on
     silently, its best epoch chosen by comparing Dice across old and new labels; a study gone
     from the data was named by its hash key alone."""
@@ -138,8 +147,10 @@ def test_a_resume_after_relabelling_says_so_and_a_lost_study_is_named(tmp_path: 
     write_volume(Volume(grown, labels.affine), path)
     done, events = run(saved, resume=True)
     (warning,) = [e for e in events if e["event"] == "warning"]
-    assert f"the labels of 1 study ({moved}) changed since this run began: epochs 0-1 " \
-           f"were validated on the old labels" in warning["message"]
+    assert (
+        f"the labels of 1 study ({moved}) changed since this run began: epochs 0-1 "
+        f"were validated on the old labels" in warning["message"]
+    )
     fine_tune = registry.resolve(done["version"]).card.validation["fine_tune"]
     assert fine_tune["labels_changed_at_epoch"] == 1
     assert fine_tune["improved_on_quick_validation"] is None
@@ -157,18 +168,35 @@ def test_a_resume_after_relabelling_says_so_and_a_lost_study_is_named(tmp_path: 
 def test_slice_classifier_trains_through_the_same_engine(tmp_path: Path) -> None:
     from tests.ai.tiny_models import write_folder
 
-    card = {"name": "tiny-cls", "version": "1.0", "task": "classification", "modality": "CT",
-            "labels": [{"value": 1, "name": "slice with a lesion"}],
-            "intensity": {"low": -1000, "high": 400},
-            "architecture": "medview.SliceClassifier",
-            "architecture_args": {"features": [4, 8], "embed": 8, "hidden": 4,
-                                  "input_size": 16, "dropout": 0.0},
-            "context_slices": 1}
+    card = {
+        "name": "tiny-cls",
+        "version": "1.0",
+        "task": "classification",
+        "modality": "CT",
+        "labels": [{"value": 1, "name": "slice with a lesion"}],
+        "intensity": {"low": -1000, "high": 400},
+        "architecture": "medview.SliceClassifier",
+        "architecture_args": {
+            "features": [4, 8],
+            "embed": 8,
+            "hidden": 4,
+            "input_size": 16,
+            "dropout": 0.0,
+        },
+        "context_slices": 1,
+    }
     from medview.ai.runtime.slice_classifier import SliceClassifier
 
     torch.manual_seed(0)
-    net = SliceClassifier(in_channels=1, out_channels=2, features=[4, 8], embed=8, hidden=4,
-                          input_size=16, dropout=0.0)
+    net = SliceClassifier(
+        in_channels=1,
+        out_channels=2,
+        features=[4, 8],
+        embed=8,
+        hidden=4,
+        input_size=16,
+        dropout=0.0,
+    )
     write_folder(tmp_path / "data" / "models" / "tiny-cls" / "1.0", net, card=card)
     job = tiny_job(tmp_path, epochs=1)
     job.base = "tiny-cls"
@@ -188,9 +216,11 @@ def test_freeze_norm_keeps_the_base_batch_norm_statistics(tmp_path: Path) -> Non
     args = {**UNET_ARGS, "norm": "batch"}
     from tests.ai.tiny_models import write_folder
 
-    write_folder(base, _bn_unet(args), card={**json.loads((base / "metadata.json")
-                                                          .read_text()),
-                                             "architecture_args": args})
+    write_folder(
+        base,
+        _bn_unet(args),
+        card={**json.loads((base / "metadata.json").read_text()), "architecture_args": args},
+    )
     done, _ = run(job)
     before = load_model(base, "cpu", reuse=False).module.state_dict()
     after = load_model(done["folder"], "cpu", reuse=False).module.state_dict()

@@ -76,8 +76,11 @@ def test_a_cross_validated_fine_tune_scores_every_study_held_out(tmp_path: Path)
     done, events = run(tiny_job(tmp_path, epochs=1, folds=2))
     assert done is not None
     starts = [e for e in events if e["event"] == "start"]
-    assert [(e.get("fold"), e.get("folds"), e["val"]) for e in starts] == \
-        [(1, 2, 2), (2, 2, 2), (None, None, 0)]  # two folds, then the version on all 4
+    assert [(e.get("fold"), e.get("folds"), e["val"]) for e in starts] == [
+        (1, 2, 2),
+        (2, 2, 2),
+        (None, None, 0),
+    ]  # two folds, then the version on all 4
     fold_epochs = [e for e in events if e["event"] == "epoch" and e.get("fold")]
     assert [(e["fold"], e["epoch"]) for e in fold_epochs] == [(1, 0), (1, 1), (2, 0), (2, 1)]
     card = load_card(done["folder"])
@@ -95,7 +98,8 @@ def test_a_cross_validated_fine_tune_scores_every_study_held_out(tmp_path: Path)
     per_study = [d for d in cv["per_study"] if None not in d["dice"]]
     assert dice_change["n"] == len(per_study)
     assert dice_change["mean"] == pytest.approx(
-        np.mean([d["dice"][1] - d["dice"][0] for d in per_study]), abs=1e-3)
+        np.mean([d["dice"][1] - d["dice"][0] for d in per_study]), abs=1e-3
+    )
     said = verdict(card.validation, "1.0")
     assert said is not None and "on your 4 studies: Dice " in said.text
     assert done["cross_validation"]["studies"] == 4

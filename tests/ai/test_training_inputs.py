@@ -29,9 +29,14 @@ def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def _job(tmp_path: Path, studies: Path) -> training.Job:
-    return training.Job(data=str(studies), base="tiny", work=str(tmp_path / "work"),
-                        settings=training.Settings(epochs=1, batch_size=2, patch_size=32,
-                                                   patches_per_study=2, threads=1))
+    return training.Job(
+        data=str(studies),
+        base="tiny",
+        work=str(tmp_path / "work"),
+        settings=training.Settings(
+            epochs=1, batch_size=2, patch_size=32, patches_per_study=2, threads=1
+        ),
+    )
 
 
 def test_no_labelled_studies(tmp_path: Path) -> None:
@@ -59,12 +64,14 @@ def test_unknown_label_is_refused_then_mapped(tmp_path: Path) -> None:
     make_studies(tmp_path / "s", 2)
     make_study(tmp_path / "s" / "study-03", 9, extra_label=7)
     job = _job(tmp_path, tmp_path / "s")
-    with pytest.raises(SettingError, match=r"study-03 holds label 7, which tiny:1.0 does "
-                                           r"not know") as err:
+    with pytest.raises(
+        SettingError,
+        match=r"study-03 holds label 7, which tiny:1.0 does "
+        r"not know",
+    ) as err:
         run(job)  # (the studies are prepared in worker processes: the data comes back whole)
     assert (err.value.setting, err.value.value, err.value.kind) == ("mapping", "7", "unmapped")
-    assert sentence(err.value).endswith('; map it, e.g. --map 7="lung nodule" or --map '
-                                        '7=ignore')
+    assert sentence(err.value).endswith('; map it, e.g. --map 7="lung nodule" or --map 7=ignore')
     job.mapping = {"7": "liver lesion", "tumor": "ignore"}  # the second a typo of nothing
     done, events = run(job)
     assert done is not None
@@ -75,8 +82,10 @@ def test_unknown_label_is_refused_then_mapped(tmp_path: Path) -> None:
 
 def test_split_keeps_a_patient_on_one_side(tmp_path: Path) -> None:
     studies = find_studies(make_studies(tmp_path / "s", 4))
-    same = [s.__class__(**{**s.__dict__, "patient": "p1" if i < 2 else s.patient})
-            for i, s in enumerate(studies)]
+    same = [
+        s.__class__(**{**s.__dict__, "patient": "p1" if i < 2 else s.patient})
+        for i, s in enumerate(studies)
+    ]
     split = split_by_patient(same, 0.5, seed=3)
     sides = [("train" if s.key in split["train"] else "val") for s in same[:2]]
     assert sides[0] == sides[1]
@@ -84,7 +93,8 @@ def test_split_keeps_a_patient_on_one_side(tmp_path: Path) -> None:
 
 
 def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job = tiny_job(tmp_path, epochs=3)
     real = train_job.atomic_write_bytes
     writes = {"n": 0}
@@ -105,8 +115,11 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(
         real(path, data)
 
     monkeypatch.setattr(train_job, "atomic_write_bytes", full_disk)
-    with pytest.raises(ResourceLimitError, match=r"the disk is full\. The previous checkpoint "
-                                                 r"is intact"):
+    with pytest.raises(
+        ResourceLimitError,
+        match=r"the disk is full\. The previous checkpoint "
+        r"is intact",
+    ):
         run(job)
     ck = torch.load(Path(job.work) / training.CHECKPOINT, weights_only=True)
     assert ck["epoch"] == 1
@@ -122,8 +135,14 @@ def _done_study(tmp_path: Path, name: str = "Tumour") -> np.ndarray:
     from medview.io.labels.store import DONE, LabelSource, LabelStore
     from tests.dicom_factory import write_ct_series
 
-    write_ct_series(tmp_path / "ct", n=12, rows=48, cols=48, spacing=(0.7, 0.7),
-                    pixel_fn=lambda k, r, c: np.full((r, c), 1064, np.int16))
+    write_ct_series(
+        tmp_path / "ct",
+        n=12,
+        rows=48,
+        cols=48,
+        spacing=(0.7, 0.7),
+        pixel_fn=lambda k, r, c: np.full((r, c), 1064, np.int16),
+    )
     (series,) = scan([tmp_path / "ct"]).series
     store = LabelStore(series.key)
     store.start(LabelSource.from_series(series))
@@ -147,8 +166,11 @@ def test_workspace_done_studies_are_found_matched_by_name_and_mapped(tmp_path: P
     counts, voxel_ml = label_counts(study)  # what the panel lists: 0.7 x 0.7 x 2.5 mm voxels
     assert counts == {1: 75, 2: 108} and voxel_ml == pytest.approx(0.7 * 0.7 * 2.5 / 1000)
     card = registry.resolve("tiny").card
-    with pytest.raises(SettingError, match=r"ct holds label 2 \(Tumour\), which tiny:1.0 "
-                                           r"does not know") as err:
+    with pytest.raises(
+        SettingError,
+        match=r"ct holds label 2 \(Tumour\), which tiny:1.0 "
+        r"does not know",
+    ) as err:
         prepare_study(study, card, tmp_path / "cache")
     assert "; map it, e.g. --map Tumour=" in sentence(err.value)
     prepared = prepare_study(study, card, tmp_path / "cache", {"tumour": "liver lesion"})
@@ -177,8 +199,11 @@ def test_a_lesion_on_a_missing_slice_is_refused(tmp_path: Path) -> None:
     assert prepare_study(study, card, tmp_path / "cache").counts == {1: 16}
     labels[5, 20:24, 20:24] = 2
     write_volume(Volume(labels, volume.affine), tmp_path / "s" / "one" / "labels.nii.gz")
-    with pytest.raises(InvalidInputError, match=r"one has no image for slice 6 \(a missing "
-                                                r"file\) where its label map marks a lesion"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"one has no image for slice 6 \(a missing "
+        r"file\) where its label map marks a lesion",
+    ):
         prepare_study(study, card, tmp_path / "cache")
 
 
@@ -196,8 +221,7 @@ def test_the_cache_follows_a_replaced_image_and_drops_old_mistakes(tmp_path: Pat
     first = prepare_study(study, card, tmp_path / "cache")
     (first.folder / "mined-x.npy").write_bytes(b"old")
     image = read_image(folder / "image.nii.gz")
-    write_volume(Volume(np.full(image.shape, 77, np.int16), image.affine),
-                 folder / "image.nii.gz")
+    write_volume(Volume(np.full(image.shape, 77, np.int16), image.affine), folder / "image.nii.gz")
     again = prepare_study(study, card, tmp_path / "cache")
     assert np.all(np.asarray(again.image) == 77)
     assert not (again.folder / "mined-x.npy").exists()
@@ -216,7 +240,8 @@ def test_a_card_label_name_maps_the_value_of_an_unnamed_study(tmp_path: Path) ->
 
 
 def test_a_full_disk_while_caching_a_study_is_one_sentence_and_leaves_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """It was an internal error (numpy's OSError) that left a temp file on the full disk."""
     from medview.ai.models import registry
     from medview.ai.training.data import prepare_study
@@ -228,14 +253,18 @@ def test_a_full_disk_while_caching_a_study_is_one_sentence_and_leaves_nothing(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", no_space)
-    with pytest.raises(ResourceLimitError, match=r"image.npy: could not be written: the disk "
-                                                 r"is full.*free some space and run again$"):
+    with pytest.raises(
+        ResourceLimitError,
+        match=r"image.npy: could not be written: the disk "
+        r"is full.*free some space and run again$",
+    ):
         prepare_study(study, card, tmp_path / "cache")
     assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
 
 
 def test_a_full_disk_when_the_job_file_is_written_is_one_sentence(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job = tiny_job(tmp_path, epochs=1)
     run(job)  # the studies are cached: the next run writes the job file first
 
@@ -243,8 +272,11 @@ def test_a_full_disk_when_the_job_file_is_written_is_one_sentence(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", no_space)
-    with pytest.raises(ResourceLimitError, match=r"job.json: could not be written: the disk "
-                                                 r"is full"):
+    with pytest.raises(
+        ResourceLimitError,
+        match=r"job.json: could not be written: the disk "
+        r"is full",
+    ):
         run(tiny_job(tmp_path, epochs=1, work="work2"))
 
 

@@ -66,18 +66,19 @@ def test_anchor_pulls_weights_back_toward_the_parent() -> None:
     assert all(torch.allclose(v, start[k]) for k, v in net.state_dict().items())
 
 
-def _task(tmp_path: Path, teacher: torch.nn.Module, rehearsal_from: int | None,
-          **settings: object) -> tuple[SegmentationTask, torch.nn.Module]:
+def _task(
+    tmp_path: Path, teacher: torch.nn.Module, rehearsal_from: int | None, **settings: object
+) -> tuple[SegmentationTask, torch.nn.Module]:
     folder = tmp_path / "data" / "models" / "tiny" / "1.0"
     if not folder.exists():
         make_studies(tmp_path / "studies", 2)
         install_base(tmp_path / "data")
     card = load_card(folder)
-    prepared = [prepare_study(s, card, tmp_path / "cache")
-                for s in find_studies(tmp_path / "studies")]
+    prepared = [
+        prepare_study(s, card, tmp_path / "cache") for s in find_studies(tmp_path / "studies")
+    ]
     s = tiny_job(tmp_path, **settings).settings
-    task = SegmentationTask(card, prepared, prepared[:1], s, None, "cpu", teacher,
-                            rehearsal_from)
+    task = SegmentationTask(card, prepared, prepared[:1], s, None, "cpu", teacher, rehearsal_from)
     return task, load_model(folder, "cpu", reuse=False).module.train()
 
 
@@ -90,16 +91,22 @@ def test_distillation_applies_to_rehearsal_patches_only_unless_all(tmp_path: Pat
     torch.manual_seed(1)
     other = frozen_parent(tiny_unet(seed=7))  # disagrees with the student (seed 0)
     plain, net = _task(tmp_path, other, None, distill=0.0)
-    none_rehearsed, _ = _task(tmp_path, other, 2, distill=1.0,  # both are the reader's
-                              distill_on="rehearsal")
+    none_rehearsed, _ = _task(
+        tmp_path,
+        other,
+        2,
+        distill=1.0,  # both are the reader's
+        distill_on="rehearsal",
+    )
     all_rehearsed, _ = _task(tmp_path, other, 0, distill=1.0, distill_on="rehearsal")
     on_all, _ = _task(tmp_path, other, 2, distill=1.0, distill_on="all")
     base = _loss(plain, net)
     assert _loss(none_rehearsed, net) == pytest.approx(base)
     assert _loss(all_rehearsed, net) > base + 1e-3
     assert _loss(on_all, net) == pytest.approx(_loss(all_rehearsed, net))
-    agreeing, _ = _task(tmp_path, frozen_parent(copy.deepcopy(net).eval()), 0, distill=1.0,
-                        distill_on="rehearsal")
+    agreeing, _ = _task(
+        tmp_path, frozen_parent(copy.deepcopy(net).eval()), 0, distill=1.0, distill_on="rehearsal"
+    )
     net.eval()  # the teacher runs in eval mode: the same outputs, nothing to distil
     assert _loss(agreeing, net) == pytest.approx(_loss(plain, net), abs=1e-5)
 
@@ -109,10 +116,8 @@ def test_fine_tune_with_distillation_and_l2sp_makes_a_valid_version(tmp_path: Pa
     assert done is not None and done["version"] == "tiny:1.0.1"
     card = load_card(done["folder"])
     settings = card.validation["fine_tune"]["settings"]
-    assert (settings["distill"], settings["distill_on"], settings["l2sp"]) == (1.0, "all",
-                                                                               20.0)
-    assert "distillation from tiny" in card.training_data and "L2-SP 20.0" in \
-        card.training_data
+    assert (settings["distill"], settings["distill_on"], settings["l2sp"]) == (1.0, "all", 20.0)
+    assert "distillation from tiny" in card.training_data and "L2-SP 20.0" in card.training_data
     model = load_model(done["folder"], "cpu", reuse=False)
     assert model.predict(torch.rand(1, 3, 48, 48).numpy()).shape == (1, 3, 48, 48)
     losses = [e["loss"] for e in events if e["event"] == "epoch"][1:]

@@ -25,8 +25,9 @@ def test_lineage_reaches_the_bundled_model_or_nothing(data_dir: Path) -> None:
     for version, parent in (("1.0.1", "1.0"), ("1.0.2", "1.0.1")):
         folder = data_dir / "models" / "lesion-seg" / version
         folder.mkdir(parents=True)
-        (folder / "metadata.json").write_text(json.dumps({**card, "version": version,
-                                                          "parent_version": parent}))
+        (folder / "metadata.json").write_text(
+            json.dumps({**card, "version": version, "parent_version": parent})
+        )
     found = bundled_ancestor(registry.resolve("lesion-seg:1.0.2"))
     assert found is not None and found.ref == "lesion-seg:1.0" and found.bundled
     install_base(data_dir)

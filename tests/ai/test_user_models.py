@@ -79,23 +79,47 @@ def assert_refused(data, exc, file, problem):
     assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
 
 
-@pytest.mark.parametrize(("kind", "changes", "problem"), [
-    ("onnx", {"context_slices": 1},
-     "takes 3 input channels but its card's context_slices is 1; they must agree"),
-    ("pt2", {"context_slices": 1},
-     "takes 3 input channels but its card's context_slices is 1; they must agree"),
-    ("onnx_1ch", {}, "takes 1 input channels but its card's context_slices is 3; they must "
-                     "agree"),
-    ("onnx", {"labels": [{"value": 1, "name": "lesion"}]},
-     "gives 3 output channels but its card's 1 label(s) need 2 (background first)"),
-    ("pt2", {"labels": [{"value": 1, "name": "lesion"}]},
-     "gives 3 output channels but its card's 1 label(s) need 2 (background first)"),
-    ("onnx", {"input_size": None}, "only takes 32 x 32 slices; set the card's input_size to "
-                                   "[32, 32]"),
-    ("onnx", {"architecture_args": {"outputs": "probabilities"}},
-     "gives outputs that are not probabilities over its classes; if it ends without a "
-     "softmax, set architecture_args outputs to 'logits'"),
-])
+@pytest.mark.parametrize(
+    ("kind", "changes", "problem"),
+    [
+        (
+            "onnx",
+            {"context_slices": 1},
+            "takes 3 input channels but its card's context_slices is 1; they must agree",
+        ),
+        (
+            "pt2",
+            {"context_slices": 1},
+            "takes 3 input channels but its card's context_slices is 1; they must agree",
+        ),
+        (
+            "onnx_1ch",
+            {},
+            "takes 1 input channels but its card's context_slices is 3; they must agree",
+        ),
+        (
+            "onnx",
+            {"labels": [{"value": 1, "name": "lesion"}]},
+            "gives 3 output channels but its card's 1 label(s) need 2 (background first)",
+        ),
+        (
+            "pt2",
+            {"labels": [{"value": 1, "name": "lesion"}]},
+            "gives 3 output channels but its card's 1 label(s) need 2 (background first)",
+        ),
+        (
+            "onnx",
+            {"input_size": None},
+            "only takes 32 x 32 slices; set the card's input_size to [32, 32]",
+        ),
+        (
+            "onnx",
+            {"architecture_args": {"outputs": "probabilities"}},
+            "gives outputs that are not probabilities over its classes; if it ends without a "
+            "softmax, set architecture_args outputs to 'logits'",
+        ),
+    ],
+)
 def test_a_model_that_does_not_fit_its_card_is_refused(files, data, kind, changes, problem):
     with pytest.raises(InvalidInputError) as err:
         import_model(files[kind], {**user_card(), **changes})
@@ -107,9 +131,11 @@ def test_an_existing_version_is_never_overwritten(files, data):
     before = (first.folder / "model.onnx").read_bytes()
     with pytest.raises(InvalidInputError) as err:
         import_model(files["pt2"], user_card(), version="1.0")
-    assert str(err.value) == (f"{files['pt2']}: cannot be imported as mine:1.0: that version "
-                              f"exists, and versions are never overwritten; choose a new "
-                              f"version number")
+    assert str(err.value) == (
+        f"{files['pt2']}: cannot be imported as mine:1.0: that version "
+        f"exists, and versions are never overwritten; choose a new "
+        f"version number"
+    )
     assert (first.folder / "model.onnx").read_bytes() == before
     assert sorted(p.name for p in first.folder.iterdir()) == ["metadata.json", "model.onnx"]
 
@@ -119,9 +145,14 @@ def test_other_formats_and_damaged_files_are_refused(files, data, tmp_path):
     torchscript.write_bytes(b"PK")
     with pytest.raises(UnsupportedInputError) as err:
         import_model(torchscript, user_card())
-    assert_refused(data, err, torchscript, "is not a torch.export program (.pt2) or an ONNX "
-                                           "file (.onnx); TorchScript and pickled models are "
-                                           "not imported")
+    assert_refused(
+        data,
+        err,
+        torchscript,
+        "is not a torch.export program (.pt2) or an ONNX "
+        "file (.onnx); TorchScript and pickled models are "
+        "not imported",
+    )
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(files["onnx"].read_bytes()[:700])
     with pytest.raises(InvalidInputError) as err:
@@ -137,5 +168,4 @@ def test_other_formats_and_damaged_files_are_refused(files, data, tmp_path):
     assert str(err.value).startswith(f"{bad_card}: is not valid JSON")
     with pytest.raises(InvalidInputError) as err:
         import_model(files["onnx"], {**user_card(), "modality": 3})
-    assert str(err.value) == "the model card: has 'modality' of the wrong type (int, str " \
-                             "expected)"
+    assert str(err.value) == "the model card: has 'modality' of the wrong type (int, str expected)"

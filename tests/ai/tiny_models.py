@@ -16,15 +16,25 @@ import numpy as np
 import torch
 
 UNET_ARGS = {"spatial_dims": 2, "channels": [4, 8], "strides": [2], "num_res_units": 0}
-LABELS = [{"value": 1, "name": "lung nodule", "colour": [255, 0, 0]},
-          {"value": 2, "name": "liver lesion", "colour": [0, 255, 0]}]
+LABELS = [
+    {"value": 1, "name": "lung nodule", "colour": [255, 0, 0]},
+    {"value": 2, "name": "liver lesion", "colour": [0, 255, 0]},
+]
 
 
 def card_dict(name: str = "tiny", version: str = "1.0", **changes: Any) -> dict[str, Any]:
-    card = {"name": name, "version": version, "task": "segmentation", "modality": "CT",
-            "labels": LABELS, "intensity": {"low": -1000, "high": 400},
-            "architecture": "monai.UNet", "architecture_args": dict(UNET_ARGS),
-            "context_slices": 3, "input_size": [32, 32]}
+    card = {
+        "name": name,
+        "version": version,
+        "task": "segmentation",
+        "modality": "CT",
+        "labels": LABELS,
+        "intensity": {"low": -1000, "high": 400},
+        "architecture": "monai.UNet",
+        "architecture_args": dict(UNET_ARGS),
+        "context_slices": 3,
+        "input_size": [32, 32],
+    }
     card.update(changes)
     return card
 
@@ -45,9 +55,14 @@ def reference(module: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return torch.softmax(module(torch.from_numpy(x)), dim=1).numpy()
 
 
-def write_folder(folder: Path, module: torch.nn.Module | None = None, fmt: str = "safetensors",
-                 card: dict[str, Any] | None = None, payload: bytes | None = None,
-                 with_sha: bool = True) -> Path:
+def write_folder(
+    folder: Path,
+    module: torch.nn.Module | None = None,
+    fmt: str = "safetensors",
+    card: dict[str, Any] | None = None,
+    payload: bytes | None = None,
+    with_sha: bool = True,
+) -> Path:
     """A model folder: card plus weights (safetensors or a torch.save'd state dict of
     `module`, or the raw `payload` bytes), the card's sha256 filled in."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -62,8 +77,12 @@ def write_folder(folder: Path, module: torch.nn.Module | None = None, fmt: str =
             buf = io.BytesIO()
             torch.save(state, buf)
             payload = buf.getvalue()
-    suffix = {"safetensors": "safetensors", "state_dict": "pt", "torch.export": "pt2",
-              "onnx": "onnx"}[fmt]
+    suffix = {
+        "safetensors": "safetensors",
+        "state_dict": "pt",
+        "torch.export": "pt2",
+        "onnx": "onnx",
+    }[fmt]
     card.setdefault("weights_file", f"weights.{suffix}")
     card["weights_format"] = fmt
     if fmt in ("torch.export", "onnx"):
@@ -88,8 +107,15 @@ def export_onnx(module: torch.nn.Module, path: Path, dynamic_batch: bool = True)
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer notes
         warnings.simplefilter("ignore")
         # dynamo=False: the new exporter needs onnxscript, which MedView does not install
-        torch.onnx.export(module, (x,), str(path), dynamo=False, input_names=["input"],
-                          output_names=["output"], dynamic_axes=axes)
+        torch.onnx.export(
+            module,
+            (x,),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes=axes,
+        )
     return path
 
 

@@ -18,8 +18,9 @@ def _affine(spacing: tuple[float, float, float] = (2.0, 0.7, 0.7)) -> np.ndarray
     return np.diag([*spacing, 1.0])
 
 
-def make_study(folder: Path, seed: int, labels_affine: np.ndarray | None = None,
-               extra_label: int | None = None) -> Path:
+def make_study(
+    folder: Path, seed: int, labels_affine: np.ndarray | None = None, extra_label: int | None = None
+) -> Path:
     """One study folder; `labels_affine` misplaces the label map, `extra_label` adds a
     label value the base model does not know."""
     from medview.io.image_files import write_volume
@@ -33,8 +34,9 @@ def make_study(folder: Path, seed: int, labels_affine: np.ndarray | None = None,
         for _ in range(2):
             c = rng.uniform([3, 12, 12], [SLICES - 3, SIZE - 12, SIZE - 12])
             r = rng.uniform(3.0, 5.0)
-            ball = ((zz - c[0]) * 2.0) ** 2 + ((yy - c[1]) * 0.7) ** 2 + \
-                ((xx - c[2]) * 0.7) ** 2 <= (r * 0.7 * 1.6) ** 2
+            ball = ((zz - c[0]) * 2.0) ** 2 + ((yy - c[1]) * 0.7) ** 2 + (
+                (xx - c[2]) * 0.7
+            ) ** 2 <= (r * 0.7 * 1.6) ** 2
             image[ball] = hu + rng.normal(0, 8, int(ball.sum()))
             labels[ball] = value
     if extra_label is not None:
@@ -42,8 +44,9 @@ def make_study(folder: Path, seed: int, labels_affine: np.ndarray | None = None,
     folder.mkdir(parents=True, exist_ok=True)
     affine = _affine()
     write_volume(Volume(np.round(image).astype(np.int16), affine), folder / "image.nii.gz")
-    write_volume(Volume(labels, affine if labels_affine is None else labels_affine),
-                 folder / "labels.nii.gz")
+    write_volume(
+        Volume(labels, affine if labels_affine is None else labels_affine), folder / "labels.nii.gz"
+    )
     return folder
 
 
@@ -55,6 +58,5 @@ def make_studies(root: Path, n: int = 4, first_seed: int = 1) -> Path:
 
 def install_base(data_dir: Path, name: str = "tiny", version: str = "1.0") -> Path:
     """The tests' U-Net as user model name:version (any plane size, 3 context slices)."""
-    card = card_dict(name=name, version=version, input_size=None,
-                     validation={"dice": 0.1})
+    card = card_dict(name=name, version=version, input_size=None, validation={"dice": 0.1})
     return write_folder(data_dir / "models" / name / version, tiny_unet(), card=card)

@@ -26,55 +26,99 @@ bundle_filter = _load("bundle_filter")
 third_party_licenses = _load("third_party_licenses")
 
 
-@pytest.mark.parametrize("dest", [
-    "torch/bin/torch_shm_manager",  # torch dies without it (docs/development.md)
-    "torch/lib/libtorch_cpu.so",
-    "medview/resources/models/lesion-seg/1.0/weights.safetensors",
-    "medview/resources/icons/medview.png",
-    "medview/demo/__init__.pyc",
-    "PySide6/Qt/plugins/platforms/libqxcb.so",
-    "PySide6/Qt/plugins/platforms/libqoffscreen.so",
-    "PySide6/Qt/plugins/platforms/libqwayland.so",
-    "PySide6/Qt/lib/libQt6XcbQpa.so.6",
-    "highdicom/_standard/module_attributes.json",
-])
+@pytest.mark.parametrize(
+    "dest",
+    [
+        "torch/bin/torch_shm_manager",  # torch dies without it (docs/development.md)
+        "torch/lib/libtorch_cpu.so",
+        "medview/resources/models/lesion-seg/1.0/weights.safetensors",
+        "medview/resources/icons/medview.png",
+        "medview/demo/__init__.pyc",
+        "PySide6/Qt/plugins/platforms/libqxcb.so",
+        "PySide6/Qt/plugins/platforms/libqoffscreen.so",
+        "PySide6/Qt/plugins/platforms/libqwayland.so",
+        "PySide6/Qt/lib/libQt6XcbQpa.so.6",
+        "highdicom/_standard/module_attributes.json",
+    ],
+)
 def test_kept(dest):
     assert bundle_filter.keep(dest)
 
 
-@pytest.mark.parametrize("dest", [
-    "torch/test/test_api", "torch/bin/test_jit", "torch/bin/protoc",
-    "torch/include/ATen/ATen.h", "torch/lib/libtorchbind_test.so",
-    "torch/lib/libjitbackend_test.so", "torch\\lib\\c10.lib",
-    "PySide6/Qt/plugins/platforms/libqeglfs.so", "PySide6/Qt/plugins/platforms/libqvnc.so",
-    "PySide6/Qt/qml/QtQuick/Controls/libqtquickcontrols2plugin.so",
-    "pydicom/data/test_files/CT_small.dcm",
-    "PySide6/Qt/lib/libQt6EglFSDeviceIntegration.so.6", "PySide6/Qt/lib/libQt6Network.so.6",
-    "libgssapi_krb5.so.2", "libkrb5.so.3",
-    "PySide6/Qt/plugins/imageformats/libqjpeg.so",
-    "PySide6/Qt/plugins/imageformats/libqtiff.so",
-    "PIL/_avif.cpython-311-x86_64-linux-gnu.so", "pillow.libs/libavif-c6062d5f.so.16.4.2",
-    "PIL/_imagingft.cpython-311-x86_64-linux-gnu.so",
-    "torch-2.13.0+cpu.dist-info/RECORD",
-    "PySide6/Qt/plugins/platformthemes/libqgtk3.so", "libgio-2.0.so.0", "libpango-1.0.so.0",
-    "libcairo.so.2", "libreadline.so.8",
-])
+@pytest.mark.parametrize(
+    "dest",
+    [
+        "torch/test/test_api",
+        "torch/bin/test_jit",
+        "torch/bin/protoc",
+        "torch/include/ATen/ATen.h",
+        "torch/lib/libtorchbind_test.so",
+        "torch/lib/libjitbackend_test.so",
+        "torch\\lib\\c10.lib",
+        "PySide6/Qt/plugins/platforms/libqeglfs.so",
+        "PySide6/Qt/plugins/platforms/libqvnc.so",
+        "PySide6/Qt/qml/QtQuick/Controls/libqtquickcontrols2plugin.so",
+        "pydicom/data/test_files/CT_small.dcm",
+        "PySide6/Qt/lib/libQt6EglFSDeviceIntegration.so.6",
+        "PySide6/Qt/lib/libQt6Network.so.6",
+        "libgssapi_krb5.so.2",
+        "libkrb5.so.3",
+        "PySide6/Qt/plugins/imageformats/libqjpeg.so",
+        "PySide6/Qt/plugins/imageformats/libqtiff.so",
+        "PIL/_avif.cpython-311-x86_64-linux-gnu.so",
+        "pillow.libs/libavif-c6062d5f.so.16.4.2",
+        "PIL/_imagingft.cpython-311-x86_64-linux-gnu.so",
+        "torch-2.13.0+cpu.dist-info/RECORD",
+        "PySide6/Qt/plugins/platformthemes/libqgtk3.so",
+        "libgio-2.0.so.0",
+        "libpango-1.0.so.0",
+        "libcairo.so.2",
+        "libreadline.so.8",
+    ],
+)
 def test_dropped(dest):
     assert not bundle_filter.keep(dest)
 
 
 def test_unused_qt_and_test_tools_are_excluded_but_not_what_the_app_imports():
     excluded = set(bundle_filter.excluded_modules())
-    assert {"PySide6.QtWebEngineCore", "PySide6.QtQml", "PySide6.Qt3DCore",
-            "PySide6.QtMultimedia", "pytest", "jinja2", "scipy.io",
-            "torch._inductor.codegen.triton", "torch.distributed.checkpoint"} <= excluded
-    for used in ("PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets", "PySide6.QtSvg",
-                 "PySide6.QtOpenGL",  # pyqtgraph.Qt.OpenGLHelpers imports it
-                 "torch", "torch.testing._internal", "monai", "SimpleITK", "onnxruntime",
-                 "torch.distributed", "torch._inductor", "torch._dynamo", "torch.export",
-                 "sympy", "mpmath", "networkx",  # torch.export.load needs networkx
-                 "PIL", "scipy.ndimage", "scipy.spatial", "scipy.stats",
-                 "scipy.sparse", "highdicom", "pydicom"):
+    assert {
+        "PySide6.QtWebEngineCore",
+        "PySide6.QtQml",
+        "PySide6.Qt3DCore",
+        "PySide6.QtMultimedia",
+        "pytest",
+        "jinja2",
+        "scipy.io",
+        "torch._inductor.codegen.triton",
+        "torch.distributed.checkpoint",
+    } <= excluded
+    for used in (
+        "PySide6.QtCore",
+        "PySide6.QtGui",
+        "PySide6.QtWidgets",
+        "PySide6.QtSvg",
+        "PySide6.QtOpenGL",  # pyqtgraph.Qt.OpenGLHelpers imports it
+        "torch",
+        "torch.testing._internal",
+        "monai",
+        "SimpleITK",
+        "onnxruntime",
+        "torch.distributed",
+        "torch._inductor",
+        "torch._dynamo",
+        "torch.export",
+        "sympy",
+        "mpmath",
+        "networkx",  # torch.export.load needs networkx
+        "PIL",
+        "scipy.ndimage",
+        "scipy.spatial",
+        "scipy.stats",
+        "scipy.sparse",
+        "highdicom",
+        "pydicom",
+    ):
         assert used not in excluded  # torch.utils.checkpoint imports torch.testing._internal
         assert not any(used.startswith(e + ".") for e in excluded)
 
@@ -82,39 +126,60 @@ def test_unused_qt_and_test_tools_are_excluded_but_not_what_the_app_imports():
 def test_a_library_a_kept_binary_needs_is_reported_if_dropped(monkeypatch):
     import PyInstaller.depend.bindepend as bindepend
 
-    needs = {"/v/libqxcb.so": [("libX11.so.6", "/lib/libX11.so.6")],
-             "/v/libqgtk3.so": [("libgio-2.0.so.0", "/lib/libgio-2.0.so.0")],
-             "/lib/libX11.so.6": [], "/lib/libgio-2.0.so.0": []}
+    needs = {
+        "/v/libqxcb.so": [("libX11.so.6", "/lib/libX11.so.6")],
+        "/v/libqgtk3.so": [("libgio-2.0.so.0", "/lib/libgio-2.0.so.0")],
+        "/lib/libX11.so.6": [],
+        "/lib/libgio-2.0.so.0": [],
+    }
     monkeypatch.setattr(bindepend, "get_imports", lambda source: needs[source])
-    before = [("PySide6/Qt/plugins/platforms/libqxcb.so", "/v/libqxcb.so", "BINARY"),
-              ("PySide6/Qt/plugins/platformthemes/libqgtk3.so", "/v/libqgtk3.so", "BINARY"),
-              ("libX11.so.6", "/lib/libX11.so.6", "BINARY"),
-              ("libgio-2.0.so.0", "/lib/libgio-2.0.so.0", "BINARY")]
+    before = [
+        ("PySide6/Qt/plugins/platforms/libqxcb.so", "/v/libqxcb.so", "BINARY"),
+        ("PySide6/Qt/plugins/platformthemes/libqgtk3.so", "/v/libqgtk3.so", "BINARY"),
+        ("libX11.so.6", "/lib/libX11.so.6", "BINARY"),
+        ("libgio-2.0.so.0", "/lib/libgio-2.0.so.0", "BINARY"),
+    ]
     after = bundle_filter.filter_toc(before)
     assert [e[0] for e in after] == ["PySide6/Qt/plugins/platforms/libqxcb.so", "libX11.so.6"]
     assert bundle_filter.needed_but_dropped(before, after) == []
     broken = [before[0], ("libgio-2.0.so.0", "/lib/libgio-2.0.so.0", "BINARY")]
     assert bundle_filter.needed_but_dropped(before, broken) == [
-        "PySide6/Qt/plugins/platforms/libqxcb.so needs libX11.so.6"]
+        "PySide6/Qt/plugins/platforms/libqxcb.so needs libX11.so.6"
+    ]
 
 
 def test_links_to_dropped_files_go_with_them():
-    toc = [("libQt6Network.so.6", "PySide6/Qt/lib/libQt6Network.so.6", "SYMLINK"),
-           ("libQt6Core.so.6", "PySide6/Qt/lib/libQt6Core.so.6", "SYMLINK"),
-           ("PySide6/Qt/lib/libQt6Core.so.6", "/venv/PySide6/Qt/lib/libQt6Core.so.6", "BINARY")]
+    toc = [
+        ("libQt6Network.so.6", "PySide6/Qt/lib/libQt6Network.so.6", "SYMLINK"),
+        ("libQt6Core.so.6", "PySide6/Qt/lib/libQt6Core.so.6", "SYMLINK"),
+        ("PySide6/Qt/lib/libQt6Core.so.6", "/venv/PySide6/Qt/lib/libQt6Core.so.6", "BINARY"),
+    ]
     assert [e[0] for e in bundle_filter.filter_toc(toc)] == [
-        "libQt6Core.so.6", "PySide6/Qt/lib/libQt6Core.so.6"]
+        "libQt6Core.so.6",
+        "PySide6/Qt/lib/libQt6Core.so.6",
+    ]
 
 
 def test_only_modules_that_read_their_source_keep_it():
     modes = bundle_filter.module_collection_mode()
     # config modules parse their own source; TorchScript compiles these from source
-    for name in ("torch._inductor.config", "torch._dynamo.config", "torch.distributed.config",
-                 "torch.nn.functional", "torch.functional", "torch.nn.modules.rnn",
-                 "monai.networks.nets.dints"):
+    for name in (
+        "torch._inductor.config",
+        "torch._dynamo.config",
+        "torch.distributed.config",
+        "torch.nn.functional",
+        "torch.functional",
+        "torch.nn.modules.rnn",
+        "monai.networks.nets.dints",
+    ):
         assert modes[name] == "pyz+py", name
-    for name in ("torch._inductor.ir", "torch.distributed.distributed_c10d", "torch.nn",
-                 "torch.nn.modules.conv", "monai.networks.nets.unet"):
+    for name in (
+        "torch._inductor.ir",
+        "torch.distributed.distributed_c10d",
+        "torch.nn",
+        "torch.nn.modules.conv",
+        "monai.networks.nets.unet",
+    ):
         assert modes[name] == "pyz", name
     assert sum(m == "pyz+py" for m in modes.values()) < len(modes) // 5
 
@@ -123,10 +188,14 @@ def test_torch_testing_internal_keeps_what_torch_imports_at_run_time():
     excluded = set(bundle_filter.excluded_modules())
     assert "torch.testing._internal.common_methods_invocations" in excluded
     assert "torch.testing._internal.distributed.rpc" in excluded
-    for kept in ("torch.testing._internal", "torch.testing._internal.common_dtype",
-                 "torch.testing._internal.logging_tensor",
-                 "torch.testing._internal.distributed",
-                 "torch.testing._internal.distributed.fake_pg", "torch.testing"):
+    for kept in (
+        "torch.testing._internal",
+        "torch.testing._internal.common_dtype",
+        "torch.testing._internal.logging_tensor",
+        "torch.testing._internal.distributed",
+        "torch.testing._internal.distributed.fake_pg",
+        "torch.testing",
+    ):
         assert kept not in excluded
 
 
@@ -134,8 +203,10 @@ def test_minified_json_loads_the_same(tmp_path):
     source = tmp_path / "module_attribute_map.json"
     data = {"seg": [{"keyword": "PatientName", "type": "2", "path": []}], "µ": [1.5, None]}
     source.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    toc = [("highdicom/_standard/module_attribute_map.json", str(source), "DATA"),
-           ("pydicom/data/urls.json", str(source), "DATA")]
+    toc = [
+        ("highdicom/_standard/module_attribute_map.json", str(source), "DATA"),
+        ("pydicom/data/urls.json", str(source), "DATA"),
+    ]
     out = bundle_filter.minify_json(toc, tmp_path / "work")
     assert out[1] == toc[1]
     minified = Path(out[0][1])
@@ -153,14 +224,26 @@ def test_identical_libraries_become_links_and_grafted_ones_are_never_stripped(tm
     assert link.is_symlink() and link.read_bytes() == b"\x7fELF" + b"x" * 99
     assert os.readlink(link) == "../numpy.libs/libgfortran-0352e75f.so.5.0.0"
     assert not (tmp_path / "scipy.libs" / "libother.so").is_symlink()
-    assert any(fnmatch("scipy.libs/libscipy_openblas.so", f"*{p}")
-               for p in bundle_filter.NOT_STRIPPED)
+    assert any(
+        fnmatch("scipy.libs/libscipy_openblas.so", f"*{p}") for p in bundle_filter.NOT_STRIPPED
+    )
 
 
 def test_licence_file_names_every_bundled_distribution_with_its_text():
     text = third_party_licenses.render()
-    for name in ("torch", "PySide6", "shiboken6", "pydicom", "SimpleITK", "monai",
-                 "highdicom", "numpy", "scipy", "onnxruntime", "pylibjpeg-libjpeg"):
+    for name in (
+        "torch",
+        "PySide6",
+        "shiboken6",
+        "pydicom",
+        "SimpleITK",
+        "monai",
+        "highdicom",
+        "numpy",
+        "scipy",
+        "onnxruntime",
+        "pylibjpeg-libjpeg",
+    ):
         assert name.lower() in text.lower()
     assert "LGPL-3.0-only" in text and "GPL-3.0-only" in text
     assert "GNU LESSER GENERAL PUBLIC LICENSE" in text  # PySide6's own licence text

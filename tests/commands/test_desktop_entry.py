@@ -38,11 +38,12 @@ def test_entry_and_icon_are_written_and_start_this_installation(xdg: Path, capsy
     assert argv[-1] == "%F" and Path(argv[0]).is_absolute() and Path(argv[0]).exists()
     # the command it names really is this installation's MedView (launcher or -m medview)
     assert argv[0] == sys.executable or Path(argv[0]).parent == Path(sys.executable).parent
-    out = subprocess.run([*argv[:-1], "--version"], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([*argv[:-1], "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("medview ")
     assert sorted(p.relative_to(xdg).as_posix() for p in xdg.rglob("*") if p.is_file()) == [
-        "applications/medview.desktop", "icons/hicolor/256x256/apps/medview.png"]
+        "applications/medview.desktop",
+        "icons/hicolor/256x256/apps/medview.png",
+    ]
     validator = shutil.which("desktop-file-validate")
     if validator:
         assert subprocess.run([validator, str(entry)], capture_output=True).returncode == 0

@@ -39,8 +39,10 @@ def test_info_without_image_series_exits_1_with_one_line(log, not_images, tmp_pa
     assert main([*log, "info", str(not_images), "--json"]) == 1
     out, err = capsys.readouterr()
     assert json.loads(out)["studies"] == []
-    assert _one_line(err) == (f"medview: {not_images}: no image series found (1 file(s) not "
-                              f"read: {json.loads(out)['skipped'][0]['reason']})")
+    assert _one_line(err) == (
+        f"medview: {not_images}: no image series found (1 file(s) not "
+        f"read: {json.loads(out)['skipped'][0]['reason']})"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main([*log, "info", str(empty), str(not_images)]) == 1
@@ -49,26 +51,30 @@ def test_info_without_image_series_exits_1_with_one_line(log, not_images, tmp_pa
     assert _one_line(err).startswith("medview: the 2 paths given: no image series found")
 
 
-@pytest.mark.parametrize(("args", "status", "words"), [
-    (["info", "{tmp}/missing"], 1, "{tmp}/missing: "),
-    (["convert", "{notes}", "{tmp}/out.nii.gz"], 1, "{notes}"),
-    (["snapshot", "{notes}", "--out", "{tmp}/a.png", "--size", "huge"], 2, "--size 'huge'"),
-    (["models", "activate", "no-such-model:1.0"], 1, "no-such-model"),
-    (["models", "activate", "no-such-model"], 2, "name the version too"),
-    (["infer", "{notes}", "--model", "no-such-model", "--out", "{tmp}/o"], 1, ""),
-    (["train", "--data", "{tmp}/missing", "--base", "lesion-seg"], 1, "{tmp}/missing"),
-])
-def test_every_command_fails_in_one_line(log, not_images, tmp_path, capsys, args, status,
-                                        words):
+@pytest.mark.parametrize(
+    ("args", "status", "words"),
+    [
+        (["info", "{tmp}/missing"], 1, "{tmp}/missing: "),
+        (["convert", "{notes}", "{tmp}/out.nii.gz"], 1, "{notes}"),
+        (["snapshot", "{notes}", "--out", "{tmp}/a.png", "--size", "huge"], 2, "--size 'huge'"),
+        (["models", "activate", "no-such-model:1.0"], 1, "no-such-model"),
+        (["models", "activate", "no-such-model"], 2, "name the version too"),
+        (["infer", "{notes}", "--model", "no-such-model", "--out", "{tmp}/o"], 1, ""),
+        (["train", "--data", "{tmp}/missing", "--base", "lesion-seg"], 1, "{tmp}/missing"),
+    ],
+)
+def test_every_command_fails_in_one_line(log, not_images, tmp_path, capsys, args, status, words):
     filled = [a.format(tmp=tmp_path, notes=not_images) for a in args]
     assert main([*log, *filled]) == status
     err = _one_line(capsys.readouterr().err)
     assert words.format(tmp=tmp_path, notes=not_images) in err
 
 
-def test_a_failure_nobody_worded_still_gets_one_line(log, not_images, tmp_path, capsys,
-                                                     monkeypatch):
+def test_a_failure_nobody_worded_still_gets_one_line(
+    log, not_images, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(convert, "run_convert", lambda *a: 1)
     assert main([*log, "convert", str(not_images), str(tmp_path / "o.npy")]) == 1
     assert _one_line(capsys.readouterr().err) == (
-        f"medview: convert failed (exit 1); details in {tmp_path / 'medview.log'}")
+        f"medview: convert failed (exit 1); details in {tmp_path / 'medview.log'}"
+    )

@@ -31,8 +31,7 @@ def test_the_log_holds_no_patient_path_or_value(tmp_path: Path, monkeypatch, cap
 
     def run_info(paths, **kwargs):
         real_run_info(paths, **kwargs)  # the real scan, at debug level
-        logging.getLogger("medview.io.dicom.volume").debug("decode failed for %s",
-                                                           written.paths[0])
+        logging.getLogger("medview.io.dicom.volume").debug("decode failed for %s", written.paths[0])
         validate_value("CS", "doe^john", config.WARN)  # pydicom logs the raw value
         raise RuntimeError(f"cannot read {written.paths[1]}")
 

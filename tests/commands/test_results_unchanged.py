@@ -33,9 +33,11 @@ def _volume_digest(path: Path) -> str:
     from medview.io.image_files import read_image
 
     v = read_image(path)
-    return _digest(repr((v.array.shape, str(v.array.dtype))).encode(),
-                   np.ascontiguousarray(v.array).tobytes(),
-                   np.round(v.affine, 5).tobytes())
+    return _digest(
+        repr((v.array.shape, str(v.array.dtype))).encode(),
+        np.ascontiguousarray(v.array).tobytes(),
+        np.round(v.affine, 5).tobytes(),
+    )
 
 
 def infer_hashes(work: Path) -> dict[str, str]:
@@ -52,8 +54,10 @@ def infer_hashes(work: Path) -> dict[str, str]:
     out = work / "infer"
     assert run_infer(str(study.out_dir / "series"), None, str(out), device="cpu") == 0
     summary = json.loads((out / "findings.json").read_text())
-    hashes = {"findings": _digest(json.dumps(summary["findings"], sort_keys=True).encode()),
-              "labels": _volume_digest(out / "labels.nii.gz")}
+    hashes = {
+        "findings": _digest(json.dumps(summary["findings"], sort_keys=True).encode()),
+        "labels": _volume_digest(out / "labels.nii.gz"),
+    }
     for name in summary["files"]:
         if name.startswith("probabilities_"):
             hashes[name] = _volume_digest(out / name)
@@ -86,8 +90,7 @@ def golden() -> dict:
     return json.loads(GOLDEN.read_text())
 
 
-def test_infer_results_match_the_code_before_the_speed_work(tmp_path, golden, monkeypatch,
-                                                            capsys):
+def test_infer_results_match_the_code_before_the_speed_work(tmp_path, golden, monkeypatch, capsys):
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
     got = infer_hashes(tmp_path)
     assert int(got["n_findings"]) > 0  # a study with nothing found would prove little
@@ -105,7 +108,9 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MEDVIEW_DATA_DIR"] = str(Path(tmp) / "data")
         GOLDEN.parent.mkdir(exist_ok=True)
-        result = {"infer": infer_hashes(Path(tmp) / "i"),
-                  "convert": convert_hashes(Path(tmp) / "c")}
+        result = {
+            "infer": infer_hashes(Path(tmp) / "i"),
+            "convert": convert_hashes(Path(tmp) / "c"),
+        }
         GOLDEN.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
         print(json.dumps(result, indent=1))

@@ -23,8 +23,7 @@ def test_selftest_passes_and_prints_one_timed_line_per_step(own_folders, capsys)
     assert out[-1].startswith("self-test passed in")
 
 
-def test_missing_bundled_models_fail_in_one_sentence(own_folders, monkeypatch, tmp_path,
-                                                    capsys):
+def test_missing_bundled_models_fail_in_one_sentence(own_folders, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("medview.ai.models.registry.bundled_models_dir", lambda: tmp_path / "none")
     monkeypatch.setattr(selftest, "STEPS", (("bundled models", selftest._models),))
     assert main(own_folders) == 1
@@ -45,8 +44,11 @@ def test_a_blank_view_fails_the_render_step(own_folders, monkeypatch, capsys):
 
     monkeypatch.setattr("medview.ui.snapshot.render_view", blank)
     steps = dict(selftest.STEPS)
-    monkeypatch.setattr(selftest, "STEPS", tuple(
-        (name, steps[name]) for name in ("demo study", "load", "render planes")))
+    monkeypatch.setattr(
+        selftest,
+        "STEPS",
+        tuple((name, steps[name]) for name in ("demo study", "load", "render planes")),
+    )
     assert main(own_folders) == 1
     err = capsys.readouterr().err
     assert "self-test failed at 'render planes'" in err and "blank" in err

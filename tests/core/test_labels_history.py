@@ -110,8 +110,12 @@ def test_a_segment_table_change_is_a_step_even_without_voxels():
     h = History()
     lm = _map()
     empty = merge([])
-    h.push("Rename", Change(empty.indices, empty.old, empty.new,
-                            segments=(dict(lm.segments), dict(lm.segments))))
+    h.push(
+        "Rename",
+        Change(
+            empty.indices, empty.old, empty.new, segments=(dict(lm.segments), dict(lm.segments))
+        ),
+    )
     assert h.can_undo() and h.undo_name() == "Rename"
     h.push("Nothing", empty)
     assert h.undo_name() == "Rename"
@@ -127,8 +131,16 @@ def test_write_takes_unsorted_indices_with_repeats():
     assert not lm.array.any()
 
 
-@pytest.mark.parametrize(("name", "meaning"), [
-    ("lung nodule", "Nodule"), ("Liver lesion", "Lesion"), ("liver", "Liver"),
-    ("right_kidney", "Kidney"), ("Something else", "Lesion"), ("", "Lesion")])
+@pytest.mark.parametrize(
+    ("name", "meaning"),
+    [
+        ("lung nodule", "Nodule"),
+        ("Liver lesion", "Lesion"),
+        ("liver", "Liver"),
+        ("right_kidney", "Kidney"),
+        ("Something else", "Lesion"),
+        ("", "Lesion"),
+    ],
+)
 def test_segment_names_are_coded_by_their_last_known_word(name, meaning):
     assert segment_for(1, name).type.meaning == meaning

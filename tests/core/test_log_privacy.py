@@ -40,16 +40,21 @@ def test_a_folder_given_relative_is_scrubbed_as_given_and_absolute(tmp_path, mon
 
 def test_other_absolute_paths_are_hidden_but_code_paths_stay(tmp_path: Path) -> None:
     source = Path(log_privacy.__file__)
-    text = scrub(f"wrote /home/reader/DOE_JOHN.nii.gz; File \"{source}\", line 3; "
-                 f"{sys.prefix}/lib/x; /data/medview/labels/1.2.3/map.nii.gz",
-                 data_folder="/data/medview")
-    assert text == (f"wrote <path>; File \"{source}\", line 3; {sys.prefix}/lib/x; "
-                    f"<data>/labels/1.2.3/map.nii.gz")
+    text = scrub(
+        f'wrote /home/reader/DOE_JOHN.nii.gz; File "{source}", line 3; '
+        f"{sys.prefix}/lib/x; /data/medview/labels/1.2.3/map.nii.gz",
+        data_folder="/data/medview",
+    )
+    assert text == (
+        f'wrote <path>; File "{source}", line 3; {sys.prefix}/lib/x; <data>/labels/1.2.3/map.nii.gz'
+    )
 
 
 def test_quoted_values_are_hidden() -> None:
-    assert scrub("Invalid value for VR PN: 'DOE^JOHN'. Found plugin \"x\"") == \
-        "Invalid value for VR PN: '<value>'. Found plugin '<value>'"
+    assert (
+        scrub("Invalid value for VR PN: 'DOE^JOHN'. Found plugin \"x\"")
+        == "Invalid value for VR PN: '<value>'. Found plugin '<value>'"
+    )
 
 
 def test_the_formatter_scrubs_the_message_and_the_traceback(tmp_path: Path) -> None:
@@ -58,8 +63,9 @@ def test_the_formatter_scrubs_the_message_and_the_traceback(tmp_path: Path) -> N
     try:
         raise ValueError(f"cannot read {study}/IM7 of 'DOE^JOHN'")
     except ValueError:
-        record = logging.LogRecord("pydicom", logging.DEBUG, __file__, 1, "at %s",
-                                   (f"{study}/IM7",), sys.exc_info())
+        record = logging.LogRecord(
+            "pydicom", logging.DEBUG, __file__, 1, "at %s", (f"{study}/IM7",), sys.exc_info()
+        )
     out = ScrubbingFormatter("%(name)s: %(message)s").format(record)
     assert out.startswith("pydicom: at IM7\nTraceback") and "cannot read IM7 of '<value>'" in out
     assert "DOE" not in out and str(tmp_path) not in out

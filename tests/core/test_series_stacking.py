@@ -19,14 +19,35 @@ from medview.core.series import (
 PF = PixelFormat("1.2.840.10008.1.2.1", 4, 5, 1, 16, 16, 1, "MONOCHROME2", 0, 1)
 
 
-def frame(z, i=0, sop=None, orient=(1, 0, 0, 0, 1, 0), pos=None, rows=4, slope=1.0,
-          intercept=0.0, temporal=()):
-    pf = PF if rows == 4 else PixelFormat("1.2.840.10008.1.2.1", rows, 5, 1, 16, 16, 1,
-                                          "MONOCHROME2", 0, 1)
-    return FrameRef(SourceRef(f"f{sop or z}-{i}"), 0, pf, sop or f"1.2.{z}.{i}",
-                    instance_number=i, position_lps=pos or (0.0, 0.0, float(z)),
-                    orientation=orient, pixel_spacing_row_col_mm=(0.5, 0.7),
-                    rescale_slope=slope, rescale_intercept=intercept, temporal_key=temporal)
+def frame(
+    z,
+    i=0,
+    sop=None,
+    orient=(1, 0, 0, 0, 1, 0),
+    pos=None,
+    rows=4,
+    slope=1.0,
+    intercept=0.0,
+    temporal=(),
+):
+    pf = (
+        PF
+        if rows == 4
+        else PixelFormat("1.2.840.10008.1.2.1", rows, 5, 1, 16, 16, 1, "MONOCHROME2", 0, 1)
+    )
+    return FrameRef(
+        SourceRef(f"f{sop or z}-{i}"),
+        0,
+        pf,
+        sop or f"1.2.{z}.{i}",
+        instance_number=i,
+        position_lps=pos or (0.0, 0.0, float(z)),
+        orientation=orient,
+        pixel_spacing_row_col_mm=(0.5, 0.7),
+        rescale_slope=slope,
+        rescale_intercept=intercept,
+        temporal_key=temporal,
+    )
 
 
 def test_sorted_along_normal_not_instance_number():
@@ -81,21 +102,24 @@ def test_dedupe_and_split_by_shape():
     a = frame(1)
     frames, warnings = dedupe_by_sop([a, a, frame(2)])
     assert len(frames) == 2 and warnings[0].code == "duplicate_sop_instance"
-    groups = split_by_shape([frame(z) for z in range(5)] +
-                            [frame(0, orient=(0, 1, 0, 0, 0, -1), sop="loc")])
+    groups = split_by_shape(
+        [frame(z) for z in range(5)] + [frame(0, orient=(0, 1, 0, 0, 0, -1), sop="loc")]
+    )
     assert [len(g) for g in groups] == [5, 1]
 
 
 def test_missing_geometry_falls_back_to_instance_order_with_warning():
-    frames = [FrameRef(SourceRef(f"x{i}"), 0, PF, f"1.{i}", instance_number=3 - i)
-              for i in range(3)]
+    frames = [
+        FrameRef(SourceRef(f"x{i}"), 0, PF, f"1.{i}", instance_number=3 - i) for i in range(3)
+    ]
     (stack,) = build_stack(frames)
     assert [f.instance_number for f in stack.slices] == [1, 2, 3]
     assert not stack.has_geometry and stack.warnings[0].code == "missing_geometry"
 
 
-@pytest.mark.parametrize(("pairs", "expect"), [([(1, 0), (1, 0)], None),
-                                                ([(1, -1024), (2, -1000)], "rescale_varies")])
+@pytest.mark.parametrize(
+    ("pairs", "expect"), [([(1, 0), (1, 0)], None), ([(1, -1024), (2, -1000)], "rescale_varies")]
+)
 def test_rescale_warning(pairs, expect):
     w = rescale_warning([frame(k, slope=s, intercept=i) for k, (s, i) in enumerate(pairs)])
     assert (w.code if w else None) == expect
@@ -116,8 +140,11 @@ def test_plane_description_names_the_plane_and_its_tilt():
 
 
 def test_split_warning_says_what_differs_and_how_each_stack_differs():
-    localizers = [frame(0, orient=AXIAL, sop="ax"), frame(0, orient=SAGITTAL, sop="sag"),
-                  frame(0, orient=CORONAL, sop="cor")]
+    localizers = [
+        frame(0, orient=AXIAL, sop="ax"),
+        frame(0, orient=SAGITTAL, sop="sag"),
+        frame(0, orient=CORONAL, sop="cor"),
+    ]
     groups = split_by_shape(localizers)
     w = split_warning(groups, [1, 2, 3], 3)
     assert w.code == "split_series"
@@ -136,8 +163,9 @@ def test_split_warning_says_what_differs_and_how_each_stack_differs():
 
 def test_orientations_under_a_degree_apart_say_by_how_much():
     t = np.radians(0.3)
-    groups = split_by_shape([frame(0, sop="a"),
-                             frame(0, sop="b", orient=(1, 0, 0, 0, np.cos(t), np.sin(t)))])
+    groups = split_by_shape(
+        [frame(0, sop="a"), frame(0, sop="b", orient=(1, 0, 0, 0, np.cos(t), np.sin(t)))]
+    )
     w = split_warning(groups, [1, 2], 2)
     assert "stack 2: axial, 0.30° from stack 1" in w.message
 

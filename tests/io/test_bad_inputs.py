@@ -29,8 +29,16 @@ from medview.io.dicom import volume as dicom_volume
 # Extra memory a capped child may use beyond its imports; a reader that inflates or
 # allocates what a hostile header declares goes far past it.
 MAX_EXTRA_RSS_MB = 300
-TRUNCATED = ("truncated", "shorter", "ends early", "end of file", "beyond", "past the end",
-             "larger than the file", "cut")
+TRUNCATED = (
+    "truncated",
+    "shorter",
+    "ends early",
+    "end of file",
+    "beyond",
+    "past the end",
+    "larger than the file",
+    "cut",
+)
 TOO_BIG = ("too large", "gb", "gib", "tib", "tb", "memory", "limit", "refused", "more than")
 NOT_DICOM = ("not a dicom",)
 
@@ -68,38 +76,47 @@ HOSTILE = {
     "zero_byte": Hostile(lambda f, s: H.write_empty(f / "empty.dcm"), ("empty",)),
     "header_cut": Hostile(_cut_header, TRUNCATED),
     "pixels_cut": Hostile(_cut_pixels, TRUNCATED, scan_must_refuse=False),
-    "random": Hostile(lambda f, s: H.write_random(f / "noise.dcm", with_dicm=False),
-                      NOT_DICOM),
-    "random_dicm": Hostile(lambda f, s: H.write_random(f / "noise_dicm", with_dicm=True),
-                           (*NOT_DICOM, "damaged", "corrupt", "invalid", "could not",
-                            *TRUNCATED)),
+    "random": Hostile(lambda f, s: H.write_random(f / "noise.dcm", with_dicm=False), NOT_DICOM),
+    "random_dicm": Hostile(
+        lambda f, s: H.write_random(f / "noise_dicm", with_dicm=True),
+        (*NOT_DICOM, "damaged", "corrupt", "invalid", "could not", *TRUNCATED),
+    ),
     "text": Hostile(lambda f, s: H.write_text(f / "notes.txt"), NOT_DICOM),
     "png_named_dcm": Hostile(lambda f, s: H.write_png(f / "IM9999.dcm"), NOT_DICOM),
     "png": Hostile(lambda f, s: H.write_png(f / "photo.png"), NOT_DICOM),
-    "bits_stored_gt_allocated": Hostile(_bad_module(BitsStored=20, HighBit=19),
-                                        ("bits",), scan_must_refuse=False),
-    "rows_zero": Hostile(_bad_module(Rows=0), ("rows", "size", "0 x", "empty"),
-                         scan_must_refuse=False),
-    "bits_allocated_12": Hostile(_bad_module(BitsAllocated=12), ("bits",),
-                                 scan_must_refuse=False),
-    "bits_allocated_0": Hostile(_bad_module(BitsAllocated=0), ("bits",),
-                                scan_must_refuse=False),
-    "samples_per_pixel_2": Hostile(_bad_module(SamplesPerPixel=2), ("samples",),
-                                   scan_must_refuse=False),
+    "bits_stored_gt_allocated": Hostile(
+        _bad_module(BitsStored=20, HighBit=19), ("bits",), scan_must_refuse=False
+    ),
+    "rows_zero": Hostile(
+        _bad_module(Rows=0), ("rows", "size", "0 x", "empty"), scan_must_refuse=False
+    ),
+    "bits_allocated_12": Hostile(_bad_module(BitsAllocated=12), ("bits",), scan_must_refuse=False),
+    "bits_allocated_0": Hostile(_bad_module(BitsAllocated=0), ("bits",), scan_must_refuse=False),
+    "samples_per_pixel_2": Hostile(
+        _bad_module(SamplesPerPixel=2), ("samples",), scan_must_refuse=False
+    ),
 }
 # Files that do not claim to be DICOM (no DICM marker, no DICOM name or data): in a folder
 # beside a series they are "other files not read", not errors; named alone they are refused.
 BESIDE_NOT_CLAIMED = {"text", "png"}
 # Declaring or inflating to gigabytes: read only in a memory-capped child process.
 HEAVY = {
-    "length_beyond_file": Hostile(lambda f, s: H.write_length_beyond_file(f / "liar.dcm"),
-                                  (*TRUNCATED, *TOO_BIG, "length")),
-    "huge_native": Hostile(lambda f, s: H.write_huge_header(f / "huge_native.dcm"),
-                           (*TOO_BIG, *TRUNCATED), scan_must_refuse=False),
-    "huge_rle": Hostile(lambda f, s: H.write_huge_header(f / "huge_rle.dcm", encapsulated=True),
-                        (*TOO_BIG, *TRUNCATED), scan_must_refuse=False),
-    "deflate_bomb": Hostile(lambda f, s: H.write_deflate_bomb(f / "bomb.dcm"),
-                            ("inflat", "bomb", "deflat", *TOO_BIG)),
+    "length_beyond_file": Hostile(
+        lambda f, s: H.write_length_beyond_file(f / "liar.dcm"), (*TRUNCATED, *TOO_BIG, "length")
+    ),
+    "huge_native": Hostile(
+        lambda f, s: H.write_huge_header(f / "huge_native.dcm"),
+        (*TOO_BIG, *TRUNCATED),
+        scan_must_refuse=False,
+    ),
+    "huge_rle": Hostile(
+        lambda f, s: H.write_huge_header(f / "huge_rle.dcm", encapsulated=True),
+        (*TOO_BIG, *TRUNCATED),
+        scan_must_refuse=False,
+    ),
+    "deflate_bomb": Hostile(
+        lambda f, s: H.write_deflate_bomb(f / "bomb.dcm"), ("inflat", "bomb", "deflat", *TOO_BIG)
+    ),
 }
 
 
@@ -227,8 +244,11 @@ def test_everything_hostile_in_one_folder_with_bounded_memory(tmp_path: Path) ->
             assert_refused(_refusal_in_report(report, path), catalogue[name], name)
 
 
-@pytest.mark.parametrize("make", [H.write_without_transfer_syntax, H.write_raw_dataset],
-                         ids=["no_transfer_syntax_in_meta", "no_file_meta_implicit_vr"])
+@pytest.mark.parametrize(
+    "make",
+    [H.write_without_transfer_syntax, H.write_raw_dataset],
+    ids=["no_transfer_syntax_in_meta", "no_file_meta_implicit_vr"],
+)
 def test_files_with_old_or_incomplete_meta_still_load(tmp_path: Path, make: Callable) -> None:
     w = F.write_ct_series(tmp_path / "src", n=4)
     (tmp_path / "in").mkdir()
@@ -249,18 +269,21 @@ def test_executable_preamble_loads_with_a_warning(tmp_path: Path, kind: str) -> 
         H.write_executable_preamble(p, tmp_path / "in" / p.name, kind)
     result = dicom_index.scan([tmp_path / "in"])
     series = result.series[0]
-    found = [x for x in (*series.warnings, *result.warnings)
-             if x.code == "executable_preamble" or "preamble" in x.message.lower()]
+    found = [
+        x
+        for x in (*series.warnings, *result.warnings)
+        if x.code == "executable_preamble" or "preamble" in x.message.lower()
+    ]
     assert found, (series.warnings, result.warnings)
     np.testing.assert_array_equal(dicom_volume.load_series(series).array, w.expected_array)
 
 
 @pytest.mark.parametrize("file_id", ["dotdot", "absolute"])
-def test_dicomdir_reference_outside_its_folder_is_never_opened(tmp_path: Path,
-                                                               file_id: str) -> None:
+def test_dicomdir_reference_outside_its_folder_is_never_opened(
+    tmp_path: Path, file_id: str
+) -> None:
     good = F.write_ct_series(tmp_path / "src", n=3)
-    outside = F.write_ct_series(tmp_path / "outside", n=1, label="outside",
-                                names="x.dcm").paths[0]
+    outside = F.write_ct_series(tmp_path / "outside", n=1, label="outside", names="x.dcm").paths[0]
     ref = ["..", "outside", "x.dcm"] if file_id == "dotdot" else [str(outside)]
     dicomdir = H.write_hostile_dicomdir(tmp_path / "set", good.paths, ref)
     with F.watch_files() as log:
@@ -288,8 +311,13 @@ def test_zip_members_escaping_the_archive_are_never_opened_or_written(tmp_path: 
         reason = next((s.reason for s in result.skipped if s.path.endswith(member)), None)
         assert reason is not None and "outside" in reason.lower(), (member, result.skipped)
     assert not log.writes
-    for escaped in (tmp_path / "evil.dcm", tmp_path.parent / "evil.dcm", Path(abs_name),
-                    Path.cwd() / "evil.dcm", tmp_path / "evil2.dcm"):
+    for escaped in (
+        tmp_path / "evil.dcm",
+        tmp_path.parent / "evil.dcm",
+        Path(abs_name),
+        Path.cwd() / "evil.dcm",
+        tmp_path / "evil2.dcm",
+    ):
         assert not escaped.exists(), escaped
 
 

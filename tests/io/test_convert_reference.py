@@ -218,8 +218,10 @@ def test_medview_reads_dcm2niix_output_in_place(converted: Converted) -> None:
 
 def test_simpleitk_series_reader_agrees(converted: Converted) -> None:
     if converted.kind == "tilted":
-        pytest.skip("SimpleITK's ImageSeriesReader treats a tilted stack as orthogonal "
-                    "(docs/development.md)")
+        pytest.skip(
+            "SimpleITK's ImageSeriesReader treats a tilted stack as orthogonal "
+            "(docs/development.md)"
+        )
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(converted.folder / "dicom")))
     reference = Grid.from_sitk(reader.Execute())

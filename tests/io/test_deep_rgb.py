@@ -19,8 +19,12 @@ from medview.io.dicom.index import scan
 from medview.io.dicom.volume import load_series
 from medview.io.image_files import read_image
 
-DEEP_RGB = [f"SC_rgb_{kind}{bits}{frames}.dcm" for kind in ("", "rle_", "expb_")
-            for bits in ("16bit", "32bit") for frames in ("", "_2frame")]
+DEEP_RGB = [
+    f"SC_rgb_{kind}{bits}{frames}.dcm"
+    for kind in ("", "rle_", "expb_")
+    for bits in ("16bit", "32bit")
+    for frames in ("", "_2frame")
+]
 
 
 def _copied(name: str, folder: Path) -> Path:
@@ -57,8 +61,7 @@ def test_the_reader_keeps_the_stored_values(tmp_path: Path, name: str) -> None:
 
 @pytest.mark.parametrize("name", DEEP_RGB)
 @pytest.mark.parametrize("suffix", [".nrrd", ".npy"])
-def test_convert_keeps_the_stored_values(tmp_path: Path, name: str, suffix: str,
-                                         capsys) -> None:
+def test_convert_keeps_the_stored_values(tmp_path: Path, name: str, suffix: str, capsys) -> None:
     path = _copied(name, tmp_path / "in")
     out = tmp_path / f"out{suffix}"
     assert main(["--log-file", str(tmp_path / "log"), "convert", str(path), str(out)]) == 0
@@ -70,8 +73,7 @@ def test_convert_keeps_the_stored_values(tmp_path: Path, name: str, suffix: str,
 
 
 @pytest.mark.parametrize("suffix", [".mha", ".mhd", ".nii.gz"])
-def test_deep_rgb_round_trips_through_every_format(tmp_path: Path, suffix: str,
-                                                   capsys) -> None:
+def test_deep_rgb_round_trips_through_every_format(tmp_path: Path, suffix: str, capsys) -> None:
     path = _copied("SC_rgb_32bit_2frame.dcm", tmp_path / "in")
     out = tmp_path / f"out{suffix}"
     assert main(["--log-file", str(tmp_path / "log"), "convert", str(path), str(out)]) == 0

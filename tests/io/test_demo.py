@@ -39,8 +39,9 @@ def study_a(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def study_b(tmp_path_factory):
-    return generate_demo_study(tmp_path_factory.mktemp("b") / "demo", seed=3, site="b",
-                               slices=SMALL)
+    return generate_demo_study(
+        tmp_path_factory.mktemp("b") / "demo", seed=3, site="b", slices=SMALL
+    )
 
 
 def read_series(study) -> tuple[np.ndarray, object]:
@@ -80,14 +81,22 @@ def tissue_maps(study, ks) -> dict[int, np.ndarray]:
 
 def erode(mask: np.ndarray, n: int = 3) -> np.ndarray:
     for _ in range(n):
-        mask = (mask & np.roll(mask, 1, 0) & np.roll(mask, -1, 0) & np.roll(mask, 1, 1)
-                & np.roll(mask, -1, 1))
+        mask = (
+            mask
+            & np.roll(mask, 1, 0)
+            & np.roll(mask, -1, 0)
+            & np.roll(mask, 1, 1)
+            & np.roll(mask, -1, 1)
+        )
     return mask
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 # --- determinism ------------------------------------------------------------------------
@@ -110,10 +119,11 @@ def test_different_seeds_differ(tmp_path):
 
 
 def test_import_does_not_load_heavy_libraries():
-    code = ("import sys, medview.demo; "
-            "print([m for m in ('SimpleITK', 'pydicom', 'torch', 'PySide6') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, medview.demo; "
+        "print([m for m in ('SimpleITK', 'pydicom', 'torch', 'PySide6') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
@@ -131,8 +141,7 @@ def test_series_is_ct_explicit_little_endian_with_synthetic_patient(study_a):
     assert (first.Rows, first.Columns) == (512, 512)
     assert 0.6 <= float(first.PixelSpacing[0]) <= 0.8
     assert float(first.SliceThickness) == 1.5
-    assert list(first.WindowCenterWidthExplanation) == ["MEDIASTINUM", "LUNG", "ABDOMEN",
-                                                        "BONE"]
+    assert list(first.WindowCenterWidthExplanation) == ["MEDIASTINUM", "LUNG", "ABDOMEN", "BONE"]
     # IM0001 is the head end: positions fall by one thickness per instance
     assert first.InstanceNumber == 1
     z0, z1 = float(first.ImagePositionPatient[2]), float(last.ImagePositionPatient[2])
@@ -163,8 +172,9 @@ def test_labels_read_by_nibabel_land_on_the_same_ras_positions(study_a):
     dz, px, _ = meta["spacing_mm"]
     ox, oy, oz = meta["origin_lps_mm"]
     corner = affine @ [511, 511, SMALL - 1, 1]
-    assert np.allclose(corner[:3], [-(ox + 511 * px), -(oy + 511 * px), oz + (SMALL - 1) * dz],
-                       atol=1e-3)
+    assert np.allclose(
+        corner[:3], [-(ox + 511 * px), -(oy + 511 * px), oz + (SMALL - 1) * dz], atol=1e-3
+    )
 
 
 def test_medview_reader_loads_the_demo_like_simpleitk(study_a):
@@ -185,8 +195,9 @@ def test_dciodvfy_finds_no_errors(study_a):
     if shutil.which("dciodvfy") is None:
         pytest.skip("dciodvfy (dicom3tools) not installed")
     for name in ("IM0001.dcm", f"IM{SMALL:04d}.dcm"):
-        out = subprocess.run(["dciodvfy", str(study_a.series_dir / name)],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["dciodvfy", str(study_a.series_dir / name)], capture_output=True, text=True
+        )
         text = out.stdout + out.stderr
         assert "Error" not in text, text
 
@@ -195,13 +206,15 @@ def test_dciodvfy_finds_no_errors(study_a):
 def test_dcm2niix_places_voxels_where_the_labels_are(study_a, tmp_path):
     if shutil.which("dcm2niix") is None:
         pytest.skip("dcm2niix not installed")
-    subprocess.run(["dcm2niix", "-z", "n", "-o", str(tmp_path), "-f", "ct",
-                    str(study_a.series_dir)], capture_output=True, check=True)
+    subprocess.run(
+        ["dcm2niix", "-z", "n", "-o", str(tmp_path), "-f", "ct", str(study_a.series_dir)],
+        capture_output=True,
+        check=True,
+    )
     ct, lab = nib.load(tmp_path / "ct.nii"), nib.load(study_a.labels_path)
     assert ct.shape == lab.shape
     # dcm2niix may flip rows; compare the world positions of the voxel-grid corners
-    corners = np.array([[i, j, k, 1] for i in (0, 511) for j in (0, 511)
-                        for k in (0, SMALL - 1)]).T
+    corners = np.array([[i, j, k, 1] for i in (0, 511) for j in (0, 511) for k in (0, SMALL - 1)]).T
     a = np.sort((ct.affine @ corners)[:3].round(3), axis=1)
     b = np.sort((lab.affine @ corners)[:3].round(3), axis=1)
     assert np.allclose(a, b, atol=1e-2)
@@ -223,8 +236,10 @@ def test_every_lesion_matches_the_label_map(study_a):
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(cc)
     assert stats.GetNumberOfLabels() == len(lesions)
-    comps = {c: (np.array(stats.GetCentroid(c)), stats.GetPhysicalSize(c) / 1000.0)
-             for c in stats.GetLabels()}
+    comps = {
+        c: (np.array(stats.GetCentroid(c)), stats.GetPhysicalSize(c) / 1000.0)
+        for c in stats.GetLabels()
+    }
     vox = np.array(lab.GetSpacing())
     labels = sitk.GetArrayFromImage(lab)
     ccs = sitk.GetArrayFromImage(cc)
@@ -264,8 +279,17 @@ def test_no_lesions_means_an_empty_label_map(tmp_path):
 
 # --- image content --------------------------------------------------------------------------
 
-TESTED = (T.FAT, T.MUSCLE, T.LUNG, T.VESSEL, T.LIVER, T.SPLEEN, T.BONE_MARROW,
-          T.KIDNEY_CORTEX, T.FLUID)
+TESTED = (
+    T.FAT,
+    T.MUSCLE,
+    T.LUNG,
+    T.VESSEL,
+    T.LIVER,
+    T.SPLEEN,
+    T.BONE_MARROW,
+    T.KIDNEY_CORTEX,
+    T.FLUID,
+)
 
 
 def _tissue_means(study, ks) -> dict[T, float]:
@@ -327,15 +351,33 @@ def test_site_c_is_low_dose_thick_and_smooth(study_a, tmp_path):
         row = apply_kernel(step, SITES[key])[8]
         width[key] = int(np.count_nonzero((row > 1) & (row < 99)))
     assert width["c"] > width["a"] >= 2, width
-    means_a, means_c = (_tissue_means(s, [len(v) // 2]) for s, v in ((study_a, vol_a),
-                                                                   (study_c, vol_c)))
+    means_a, means_c = (
+        _tissue_means(s, [len(v) // 2]) for s, v in ((study_a, vol_a), (study_c, vol_c))
+    )
     assert abs(means_c[T.LIVER] - means_a[T.LIVER]) < 15  # no contrast, as site A
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "medview", "demo", "--site", "c", "--seed",
-                          "4", "--slices", "3", "--out", str(tmp_path / "cli"), "--json"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medview",
+            "demo",
+            "--site",
+            "c",
+            "--seed",
+            "4",
+            "--slices",
+            "3",
+            "--out",
+            str(tmp_path / "cli"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "site C: low dose" in out.stdout and '"slice_spacing_mm": 3.0' in out.stdout
 
@@ -343,16 +385,19 @@ def test_site_c_is_low_dose_thick_and_smooth(study_a, tmp_path):
 # --- options, folders, progress and cancel -------------------------------------------------
 
 
-@pytest.mark.parametrize(("kwargs", "words"), [
-    ({"site": "d"}, "site must be one of 'a', 'b', 'c', not 'd'"),
-    ({"slices": 0}, "slices must be"),
-    ({"slices": 5000}, "slices must be"),
-    ({"thickness_mm": 0}, "thickness must be"),
-    ({"thickness_mm": -1.0}, "thickness must be"),
-    ({"noise_hu": -2.0}, "noise must be"),
-    ({"n_lesions": -1}, "lesions must be"),
-    ({"seed": -1}, "seed must be"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"site": "d"}, "site must be one of 'a', 'b', 'c', not 'd'"),
+        ({"slices": 0}, "slices must be"),
+        ({"slices": 5000}, "slices must be"),
+        ({"thickness_mm": 0}, "thickness must be"),
+        ({"thickness_mm": -1.0}, "thickness must be"),
+        ({"noise_hu": -2.0}, "noise must be"),
+        ({"n_lesions": -1}, "lesions must be"),
+        ({"seed": -1}, "seed must be"),
+    ],
+)
 def test_bad_options_are_refused_before_writing(tmp_path, kwargs, words):
     with pytest.raises(InvalidInputError, match=words):
         generate_demo_study(tmp_path / "out", **kwargs)
@@ -407,8 +452,12 @@ def test_previous_output_is_replaced(tmp_path):
     out = tmp_path / "demo"
     generate_demo_study(out, seed=1, slices=6)
     again = generate_demo_study(out, seed=2, slices=4)
-    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "labels.nii.gz",
-                                                      "lesions.json", "series"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.txt",
+        "labels.nii.gz",
+        "lesions.json",
+        "series",
+    ]
     assert len(list(again.series_dir.iterdir())) == 4
 
 
@@ -426,8 +475,9 @@ def test_progress_and_cancel_leave_nothing_half_written(tmp_path):
 
     out = tmp_path / "cancelled"
     with pytest.raises(JobCancelled):
-        generate_demo_study(out, seed=1, slices=10, progress=cancel_after_three_slices,
-                            cancel=token)
+        generate_demo_study(
+            out, seed=1, slices=10, progress=cancel_after_three_slices, cancel=token
+        )
     assert list(out.iterdir()) == []
 
 

@@ -27,8 +27,7 @@ def test_follow_up_is_a_later_study_of_the_same_patient(tmp_path):
     assert a.PatientID == b.PatientID and b.StudyDate > a.StudyDate
     # the scan range moved along the table by the truth's shift
     dz = json.loads(now.lesions_json.read_text())["follow_up"]["shift_mm"][1]
-    assert float(b.ImagePositionPatient[2]) - float(a.ImagePositionPatient[2]) == \
-        pytest.approx(dz)
+    assert float(b.ImagePositionPatient[2]) - float(a.ImagePositionPatient[2]) == pytest.approx(dz)
     truth = json.loads(now.lesions_json.read_text())["follow_up"]
     assert sum(t["baseline_id"] is None for t in truth["lesions"]) == 1
     assert len(truth["gone_baseline_ids"]) == 1

@@ -20,12 +20,26 @@ from medview.io.dicom.seg import CONTENT_LABEL, read_seg, write_seg
 from medview.io.dicom.seg import DISCLAIMER as SEG_DISCLAIMER
 from medview.io.image_files import read_image
 
-CARD = card_from_dict({
-    "name": "lesion-seg", "version": "1.2", "task": "segmentation", "modality": "CT",
-    "labels": [{"value": 1, "name": "lung nodule", "colour": [255, 80, 0],
-                "code": ["SCT", "786838002", "Pulmonary nodule"]},
-               {"value": 2, "name": "liver lesion", "colour": [0, 200, 255]}],
-    "intensity": {"low": -1000, "high": 400}, "architecture": "monai.UNet"}, "card")
+CARD = card_from_dict(
+    {
+        "name": "lesion-seg",
+        "version": "1.2",
+        "task": "segmentation",
+        "modality": "CT",
+        "labels": [
+            {
+                "value": 1,
+                "name": "lung nodule",
+                "colour": [255, 80, 0],
+                "code": ["SCT", "786838002", "Pulmonary nodule"],
+            },
+            {"value": 2, "name": "liver lesion", "colour": [0, 200, 255]},
+        ],
+        "intensity": {"low": -1000, "high": 400},
+        "architecture": "monai.UNet",
+    },
+    "card",
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +146,13 @@ def test_multi_frame_sources_are_refused_in_one_sentence(study):
 
     _, series, labels = study
     first = series.slices[0]
-    multi = replace(series, slices=[replace(first, pixel=replace(first.pixel, n_frames=24),
-                                            frame_index=k) for k in range(24)])
+    multi = replace(
+        series,
+        slices=[
+            replace(first, pixel=replace(first.pixel, n_frames=24), frame_index=k)
+            for k in range(24)
+        ],
+    )
     with pytest.raises(UnsupportedInputError, match="multi-frame"):
         write_seg(labels, multi, CARD, "unused.dcm")
 
@@ -144,8 +163,9 @@ def test_dciodvfy_finds_no_error(tmp_path, study):
     _, series, labels = study
     out = tmp_path / "seg.dcm"
     write_seg(labels, series, CARD, out)
-    report = subprocess.run(["/usr/bin/dciodvfy", str(out)], capture_output=True, text=True,
-                            timeout=120)
+    report = subprocess.run(
+        ["/usr/bin/dciodvfy", str(out)], capture_output=True, text=True, timeout=120
+    )
     text = report.stdout + report.stderr
     assert "Segmentation" in text
     assert not [line for line in text.splitlines() if line.startswith("Error")], text

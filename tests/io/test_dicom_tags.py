@@ -35,7 +35,8 @@ def test_rows_show_tag_keyword_vr_and_value_and_pixels_as_size(ct_file):
     assert kw["PixelData"].value == f"<{24 * 32 * 2} bytes>"
     assert kw["PixelData"].tag == "(7FE0,0010)"
     assert [r.tag for r in rows if r.tag and not r.tag.startswith("(0002")] == sorted(
-        r.tag for r in rows if r.tag and not r.tag.startswith("(0002"))
+        r.tag for r in rows if r.tag and not r.tag.startswith("(0002")
+    )
 
 
 def test_reading_tags_never_writes_and_leaves_the_file_identical(ct_file):
@@ -53,8 +54,9 @@ def test_sequences_are_flattened_with_indentation(ct_file, tmp_path):
     item.CodeValue, item.CodeMeaning = "T-D3000", "Chest"
     item2 = Dataset()
     item2.CodeValue = "X"
-    out = copy_with(ct_file, tmp_path / "seq.dcm",
-                    AnatomicRegionSequence=DicomSequence([item, item2]))
+    out = copy_with(
+        ct_file, tmp_path / "seq.dcm", AnatomicRegionSequence=DicomSequence([item, item2])
+    )
     rows = read_tags(str(out))
     i = next(k for k, r in enumerate(rows) if r.keyword == "AnatomicRegionSequence")
     assert rows[i].vr == "SQ" and rows[i].value == "2 item(s)" and rows[i].depth == 0
@@ -86,11 +88,16 @@ def test_unreadable_file_is_one_sentence(tmp_path):
         read_tags(str(tmp_path / "gone.dcm"))
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("(0010,0010)", ["PatientName"]), ("0010,0010", ["PatientName"]),
-    ("00100010", ["PatientName"]), ("patientname", ["PatientName"]),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("(0010,0010)", ["PatientName"]),
+        ("0010,0010", ["PatientName"]),
+        ("00100010", ["PatientName"]),
+        ("patientname", ["PatientName"]),
+        ("", None),
+    ],
+)
 def test_filter_by_tag_number_or_keyword(ct_file, query, expected):
     rows = read_tags(str(ct_file))
     got = [r.keyword for r in filter_rows(rows, query)]

@@ -32,25 +32,28 @@ ORIENTATION = (1.0, 0.0, 0.0, 0.0, math.cos(TILT), -math.sin(TILT))
 
 @pytest.fixture
 def tilted(tmp_path: Path) -> F.Written:
-    return F.write_ct_series(tmp_path / "tilted", n=8, step=(0.0, 0.0, FEED_MM),
-                             orientation=ORIENTATION, thickness=3.0)
+    return F.write_ct_series(
+        tmp_path / "tilted", n=8, step=(0.0, 0.0, FEED_MM), orientation=ORIENTATION, thickness=3.0
+    )
 
 
 def test_the_slice_spacing_of_an_affine_is_the_distance_between_its_planes() -> None:
-    affine = geometry.affine_from_plane((0, 0, 0), ORIENTATION[:3], ORIENTATION[3:],
-                                        (0.7, 0.8), (0.0, 0.0, FEED_MM))
+    affine = geometry.affine_from_plane(
+        (0, 0, 0), ORIENTATION[:3], ORIENTATION[3:], (0.7, 0.8), (0.0, 0.0, FEED_MM)
+    )
     assert geometry.spacing_from_affine(affine) == pytest.approx((2.898, 0.7, 0.8), abs=5e-4)
     # the voxel's volume is the product (the sheared voxel is a parallelepiped)
     assert np.prod(geometry.spacing_from_affine(affine)) == pytest.approx(
-        abs(np.linalg.det(affine[:3, :3])))
-    straight = geometry.affine_from_plane((0, 0, 0), (1, 0, 0), (0, 1, 0), (0.7, 0.8),
-                                          (0, 0, -2.5))
+        abs(np.linalg.det(affine[:3, :3]))
+    )
+    straight = geometry.affine_from_plane((0, 0, 0), (1, 0, 0), (0, 1, 0), (0.7, 0.8), (0, 0, -2.5))
     assert geometry.spacing_from_affine(straight) == pytest.approx((2.5, 0.7, 0.8))
 
 
 def test_info_reports_the_spacing_between_planes(tilted, tmp_path, capsys) -> None:
-    assert main(["--log-file", str(tmp_path / "log"), "info", str(tmp_path / "tilted"),
-                 "--json"]) == 0
+    assert (
+        main(["--log-file", str(tmp_path / "log"), "info", str(tmp_path / "tilted"), "--json"]) == 0
+    )
     (series,) = json.loads(capsys.readouterr().out)["studies"][0]["series"]
     assert series["slice_spacing_mm"] == pytest.approx(2.898, abs=1e-3)
     assert "gantry_tilt" in {w["code"] for w in series["warnings"]}
@@ -65,8 +68,9 @@ def test_the_volume_keeps_the_shear_and_measures_along_the_normal(tilted) -> Non
     assert volume.spacing_mm == pytest.approx((BETWEEN_MM, 0.7, 0.8))
     # the affine still steps 3 mm along z a slice: each voxel where its file put it
     np.testing.assert_allclose(volume.affine[:3, 0], (0.0, 0.0, FEED_MM), atol=1e-6)
-    np.testing.assert_allclose(volume.index_to_lps([(k, 0, 0) for k in range(8)]),
-                               tilted.positions, atol=1e-4)
+    np.testing.assert_allclose(
+        volume.index_to_lps([(k, 0, 0) for k in range(8)]), tilted.positions, atol=1e-4
+    )
     assert np.prod(volume.spacing_mm) == pytest.approx(abs(np.linalg.det(volume.affine[:3, :3])))
 
     state = ViewerState()

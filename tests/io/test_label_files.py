@@ -18,8 +18,9 @@ from medview.io.labels.match import LabelTarget
 SHAPE = (9, 20, 26)
 # oblique, flipped rows, anisotropic: (slice, row, col, 1) -> LPS
 c, s = np.cos(0.4), np.sin(0.4)
-AFFINE = np.array([[0.0, 0.0, 0.8 * c, -30.0], [0.0, -0.7, 0.0, 12.0],
-                   [2.5, 0.0, 0.8 * s, 55.0], [0, 0, 0, 1.0]])
+AFFINE = np.array(
+    [[0.0, 0.0, 0.8 * c, -30.0], [0.0, -0.7, 0.0, 12.0], [2.5, 0.0, 0.8 * s, 55.0], [0, 0, 0, 1.0]]
+)
 AFFINE[:3, 0] = 2.5 * np.cross(AFFINE[:3, 2] / 0.8, AFFINE[:3, 1] / -0.7)
 
 
@@ -66,8 +67,7 @@ def test_a_grid_that_fits_no_series_is_refused_in_one_sentence(tmp_path):
     export_label_file(label_map(), AFFINE, path)
     shifted = AFFINE.copy()
     shifted[:3, 3] += [0, 0, 1.0]
-    for targets in ([LabelTarget("a", SHAPE, shifted)],
-                    [LabelTarget("b", (9, 20, 25), AFFINE)]):
+    for targets in ([LabelTarget("a", SHAPE, shifted)], [LabelTarget("b", (9, 20, 25), AFFINE)]):
         with pytest.raises(InvalidInputError) as err:
             import_label_file(path, targets)
         text = str(err.value)
@@ -84,8 +84,10 @@ def test_without_a_sidecar_segments_are_numbered(tmp_path):
     array[5, 1, 1] = 7
     write_volume(Volume(array, AFFINE), path)
     imp = import_label_file(path, [TARGET])
-    assert {v: s.name for v, s in imp.label_map.segments.items()} == {4: "Segment 4",
-                                                                      7: "Segment 7"}
+    assert {v: s.name for v, s in imp.label_map.segments.items()} == {
+        4: "Segment 4",
+        7: "Segment 7",
+    }
     np.testing.assert_array_equal(imp.label_map.array, array)
 
 

@@ -63,7 +63,7 @@ def stroke(k: int) -> tuple[np.ndarray, int]:
     hi = np.minimum(lo + size, SHAPE)
     value = int(rng.integers(0, 4))
     grid = np.zeros(SHAPE, bool)
-    grid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
+    grid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
     return np.flatnonzero(grid), value
 
 
@@ -81,16 +81,20 @@ def test_sigkill_in_the_middle_of_autosave_loses_nothing_saved(tmp_path, monkeyp
     expected = np.zeros(SHAPE, np.uint8)  # the state after strokes 0..done-1
     done = 0
     for _ in range(12):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(done), root], env=env,
-                                 stdout=subprocess.PIPE, text=True, cwd=root)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(done), root],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=root,
+        )
         assert child.stdout.readline().strip() == "ready"
         # kill only once a stroke is saved: on a loaded machine a fixed delay can end the
         # child before its first stroke, and a round that saved nothing tests nothing
         first = child.stdout.readline()
         time.sleep(rnd.uniform(0.0, 0.45))
         child.send_signal(signal.SIGKILL)
-        acked = [int(line.split()[1]) for line in [first, *child.stdout]
-                 if line.startswith("J ")]
+        acked = [int(line.split()[1]) for line in [first, *child.stdout] if line.startswith("J ")]
         child.wait()
         assert acked, "the child saved nothing before it was killed"
         loaded = LabelStore(KEY).load()

@@ -27,8 +27,17 @@ SHAPE = (10, 24, 32)
 
 def series_at(folder: Path, label: str, orientation=OBLIQUE, origin=(-12.0, -9.0, 40.0)):
     normal = np.cross(orientation[:3], orientation[3:])
-    write_ct_series(folder, n=SHAPE[0], rows=SHAPE[1], cols=SHAPE[2], orientation=orientation,
-                    step=-2.0 * normal, origin=origin, shuffle=True, label=label)
+    write_ct_series(
+        folder,
+        n=SHAPE[0],
+        rows=SHAPE[1],
+        cols=SHAPE[2],
+        orientation=orientation,
+        step=-2.0 * normal,
+        origin=origin,
+        shuffle=True,
+        label=label,
+    )
     (series,) = scan([folder]).series
     return series
 
@@ -103,7 +112,11 @@ def test_export_then_import_gives_the_same_map_and_table(tmp_path, oblique):
     for v, seg in lm.segments.items():
         got = imp.label_map.segments[v]
         assert (got.name, got.type, got.category, got.made_by) == (
-            seg.name, seg.type, seg.category, seg.made_by)
+            seg.name,
+            seg.type,
+            seg.category,
+            seg.made_by,
+        )
         assert np.abs(np.subtract(got.colour, seg.colour)).max() <= 1
 
 
@@ -126,15 +139,17 @@ def test_dciodvfy_finds_no_error_on_a_demo_study(tmp_path):
     lm.add_segment("Lesion", made_by="lesion-seg:1.0")
     out = tmp_path / "seg.dcm"
     export_seg(lm, series, out)
-    report = subprocess.run(["/usr/bin/dciodvfy", str(out)], capture_output=True, text=True,
-                            timeout=120)
+    report = subprocess.run(
+        ["/usr/bin/dciodvfy", str(out)], capture_output=True, text=True, timeout=120
+    )
     text = report.stdout + report.stderr
     assert "Segmentation" in text
     assert not [ln for ln in text.splitlines() if ln.startswith("Error")], text
 
 
-def highdicom_seg(series, masks: np.ndarray, out: Path, kind: str = "BINARY",
-                  names=("Kidney", "Cyst")) -> Path:
+def highdicom_seg(
+    series, masks: np.ndarray, out: Path, kind: str = "BINARY", names=("Kidney", "Cyst")
+) -> Path:
     """A SEG built from scratch with highdicom, as another tool would: `masks` is
     (slice, row, col, segment) on the series' order ((slice, row, col) of segment numbers
     for a LABELMAP)."""
@@ -144,19 +159,32 @@ def highdicom_seg(series, masks: np.ndarray, out: Path, kind: str = "BINARY",
     sources = [pydicom.dcmread(f.source.path) for f in series.slices]
     for ds in sources:
         ds.PatientBirthDate, ds.PatientSex, ds.ReferringPhysicianName = "", "", ""
-    descriptions = [hd.seg.SegmentDescription(
-        segment_number=i, segment_label=name,
-        segmented_property_category=codes.SCT.Tissue, segmented_property_type=codes.SCT.Tissue,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
-        for i, name in enumerate(names, 1)]
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=i,
+            segment_label=name,
+            segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        )
+        for i, name in enumerate(names, 1)
+    ]
     seg = hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=masks.astype({"FRACTIONAL": np.float32, "BINARY": bool,
-                                  "LABELMAP": np.uint8}[kind]),
+        pixel_array=masks.astype(
+            {"FRACTIONAL": np.float32, "BINARY": bool, "LABELMAP": np.uint8}[kind]
+        ),
         segmentation_type=kind,
-        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=5,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Elsewhere",
-        manufacturer_model_name="Tool", software_versions="1", device_serial_number="1")
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=5,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="Elsewhere",
+        manufacturer_model_name="Tool",
+        software_versions="1",
+        device_serial_number="1",
+    )
     seg.save_as(out)
     return out
 

@@ -33,9 +33,15 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def source(key: str = KEY) -> LabelSource:
-    return LabelSource(key, SHAPE, tuple(map(tuple, AFFINE)), "1.2.3", "1.2.3.4",
-                       series_folder="/data/ct", source_files=tuple(f"/data/ct/{k}.dcm"
-                                                                    for k in range(12)))
+    return LabelSource(
+        key,
+        SHAPE,
+        tuple(map(tuple, AFFINE)),
+        "1.2.3",
+        "1.2.3.4",
+        series_folder="/data/ct",
+        source_files=tuple(f"/data/ct/{k}.dcm" for k in range(12)),
+    )
 
 
 def editor(key: str = KEY) -> LabelEditor:
@@ -159,16 +165,19 @@ def test_a_damaged_snapshot_is_kept_aside_and_the_clean_one_used():
     assert current.with_name(current.name + ".damaged-1").exists() and not current.exists()
 
 
-@pytest.mark.parametrize("content, reason", [(b"{not json", "not valid JSON"),
-                                             (b'{"format": "x"}', "not a MedView labels file")])
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"{not json", "not valid JSON"), (b'{"format": "x"}', "not a MedView labels file")],
+)
 def test_a_damaged_label_json_is_kept_aside_in_one_sentence(content, reason):
     store = LabelStore(KEY)
     store.folder.mkdir(parents=True)
     store.meta_path.write_bytes(content)
     again = LabelStore(KEY)
     (message,) = again.messages
-    assert "label.json" in message and reason in message and "kept as label.json.damaged-1" \
-        in message
+    assert (
+        "label.json" in message and reason in message and "kept as label.json.damaged-1" in message
+    )
     assert (store.folder / "label.json.damaged-1").read_bytes() == content
 
 
@@ -221,8 +230,9 @@ def test_status_and_done_studies_round_trip():
 def test_nothing_names_the_patient():
     from medview.core.series import PatientInfo, SeriesInfo
 
-    series = SeriesInfo("1.2", "1.2.3", patient=PatientInfo(name="Doe^Jane", id="PID123"),
-                        rows=4, cols=4)
+    series = SeriesInfo(
+        "1.2", "1.2.3", patient=PatientInfo(name="Doe^Jane", id="PID123"), rows=4, cols=4
+    )
     src = LabelSource.from_series(series)
     text = json.dumps(src.to_dict())
     assert "Doe" not in text and "PID123" not in text and len(src.patient_key) == 16

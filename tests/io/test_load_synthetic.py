@@ -30,9 +30,15 @@ from medview.core.volume import Volume
 from medview.io.dicom import index as dicom_index
 from medview.io.dicom import volume as dicom_volume
 
-TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
-                     DeflatedExplicitVRLittleEndian, RLELossless, JPEGLSLossless,
-                     JPEG2000Lossless]
+TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    DeflatedExplicitVRLittleEndian,
+    RLELossless,
+    JPEGLSLossless,
+    JPEG2000Lossless,
+]
 
 
 def load(*paths: Path, **scan_kwargs: object) -> Volume:
@@ -53,19 +59,27 @@ def assert_values(vol: Volume, written: F.Written, dtype: type) -> None:
     np.testing.assert_allclose(vol.affine, written.expected_affine, atol=1e-4)
 
 
-def voxel_positions_from_dicom(position: np.ndarray, orientation: tuple, spacing: tuple,
-                               rows: int, cols: int) -> np.ndarray:
+def voxel_positions_from_dicom(
+    position: np.ndarray, orientation: tuple, spacing: tuple, rows: int, cols: int
+) -> np.ndarray:
     """Centres of every pixel of one slice by DICOM's equation C.7.6.2.1-1, as (r, c, 3)."""
     r, c = np.mgrid[0:rows, 0:cols]
-    return (position + r[..., None] * spacing[0] * np.asarray(orientation[3:])
-            + c[..., None] * spacing[1] * np.asarray(orientation[:3]))
+    return (
+        position
+        + r[..., None] * spacing[0] * np.asarray(orientation[3:])
+        + c[..., None] * spacing[1] * np.asarray(orientation[:3])
+    )
 
 
 def test_factory_matches_pydicom(tmp_path: Path) -> None:
     """The corpus itself is checked with an independent reader, so a failure below is the
     reader's and not the factory's."""
-    w = F.write_ct_series(tmp_path, transfer_syntax=ExplicitVRBigEndian, shuffle=True,
-                          per_slice_rescale=[(0.5 + k % 2, -1000.5 + k) for k in range(12)])
+    w = F.write_ct_series(
+        tmp_path,
+        transfer_syntax=ExplicitVRBigEndian,
+        shuffle=True,
+        per_slice_rescale=[(0.5 + k % 2, -1000.5 + k) for k in range(12)],
+    )
     got = []
     for p in w.paths:
         ds = pydicom.dcmread(p)
@@ -84,8 +98,15 @@ def test_every_transfer_syntax_gives_exact_hu(tmp_path: Path, ts: str) -> None:
     assert vol.metadata.series_instance_uid == w.series_uid
 
 
-@pytest.mark.parametrize("twin", ["MR_small_bigendian.dcm", "MR_small_implicit.dcm",
-                                  "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm"])
+@pytest.mark.parametrize(
+    "twin",
+    [
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+    ],
+)
 def test_pydicom_twins_agree(tmp_path: Path, twin: str) -> None:
     """Twins from pydicom's test data (the same image in another transfer syntax): an
     outside reference for the big-endian and compressed paths."""
@@ -98,8 +119,15 @@ def test_pydicom_twins_agree(tmp_path: Path, twin: str) -> None:
 
 
 def test_sagittal_mr_voxels_sit_where_the_files_say(tmp_path: Path) -> None:
-    w = F.write_ct_series(tmp_path, modality="MR", orientation=F.SAGITTAL, intercept=0.0,
-                          label="sag", shuffle=True, signed=False)
+    w = F.write_ct_series(
+        tmp_path,
+        modality="MR",
+        orientation=F.SAGITTAL,
+        intercept=0.0,
+        label="sag",
+        shuffle=True,
+        signed=False,
+    )
     vol = load(tmp_path)
     np.testing.assert_array_equal(vol.array, w.expected_array)
     assert vol.array.dtype in (np.int16, np.uint16)
@@ -125,19 +153,22 @@ def test_missing_slice_is_blank_and_the_rest_stay_in_place(tmp_path: Path) -> No
     vol = load(tmp_path)
     assert_values(vol, w, np.int16)
     real = [k for k in range(12) if k != 6]
-    np.testing.assert_allclose(vol.index_to_lps([(k, 0, 0) for k in real]),
-                               w.positions[real], atol=1e-3)
+    np.testing.assert_allclose(
+        vol.index_to_lps([(k, 0, 0) for k in real]), w.positions[real], atol=1e-3
+    )
 
 
 def test_integral_per_slice_rescale_stays_int16(tmp_path: Path) -> None:
-    w = F.write_ct_series(tmp_path, per_slice_rescale=[(1.0 + k % 2, -1024.0 + 7 * k)
-                                                       for k in range(12)])
+    w = F.write_ct_series(
+        tmp_path, per_slice_rescale=[(1.0 + k % 2, -1024.0 + 7 * k) for k in range(12)]
+    )
     assert_values(load(tmp_path), w, np.int16)
 
 
 def test_non_integral_rescale_is_exact_float32(tmp_path: Path) -> None:
-    w = F.write_ct_series(tmp_path, per_slice_rescale=[(0.5 if k % 2 else 1.0, -1024.5)
-                                                       for k in range(12)])
+    w = F.write_ct_series(
+        tmp_path, per_slice_rescale=[(0.5 if k % 2 else 1.0, -1024.5) for k in range(12)]
+    )
     assert_values(load(tmp_path), w, np.float32)
 
 
@@ -152,8 +183,9 @@ def test_integral_rescale_beyond_int16_does_not_wrap(tmp_path: Path) -> None:
 def test_signed_16_bit_ct_with_intercept_stays_int16(tmp_path: Path) -> None:
     # the GE layout: signed 16-bit storage, intercept -1024. The header range could leave
     # int16, the real values do not, so the volume keeps 2 bytes a voxel.
-    w = F.write_ct_series(tmp_path, intercept=-1024.0, signed=True,
-                          extra={"BitsStored": 16, "HighBit": 15})
+    w = F.write_ct_series(
+        tmp_path, intercept=-1024.0, signed=True, extra={"BitsStored": 16, "HighBit": 15}
+    )
     assert_values(load(tmp_path), w, np.int16)
 
 
@@ -164,8 +196,9 @@ def test_a_slice_beyond_int16_widens_the_volume_exactly(tmp_path: Path) -> None:
             a[0, 0] = -32768  # pixel padding: -32768 - 1024 is below int16
         return a
 
-    w = F.write_ct_series(tmp_path, intercept=-1024.0, pixel_fn=padded,
-                          extra={"BitsStored": 16, "HighBit": 15})
+    w = F.write_ct_series(
+        tmp_path, intercept=-1024.0, pixel_fn=padded, extra={"BitsStored": 16, "HighBit": 15}
+    )
     vol = load(tmp_path)
     assert vol.array.dtype == np.int32
     np.testing.assert_array_equal(vol.array, w.expected_array)
@@ -177,20 +210,27 @@ def test_enhanced_multiframe_sorted_with_per_frame_rescale(tmp_path: Path) -> No
 
 
 def test_enhanced_multiframe_integral_rescale_is_int16(tmp_path: Path) -> None:
-    w = F.write_enhanced_mf(tmp_path / "enhanced.dcm", n_frames=6, per_frame_rescale=False,
-                            transfer_syntax=RLELossless)
+    w = F.write_enhanced_mf(
+        tmp_path / "enhanced.dcm", n_frames=6, per_frame_rescale=False, transfer_syntax=RLELossless
+    )
     assert_values(load(tmp_path), w, np.int16)
 
 
 # pydicom's RLE encoder and decoder disagree on planar configuration 1, so compressed
 # colour is written interleaved only.
-COLOUR_CASES = [(0, ExplicitVRLittleEndian), (1, ExplicitVRLittleEndian),
-                (1, ExplicitVRBigEndian), (1, DeflatedExplicitVRLittleEndian),
-                (0, RLELossless), (0, JPEGLSLossless)]
+COLOUR_CASES = [
+    (0, ExplicitVRLittleEndian),
+    (1, ExplicitVRLittleEndian),
+    (1, ExplicitVRBigEndian),
+    (1, DeflatedExplicitVRLittleEndian),
+    (0, RLELossless),
+    (0, JPEGLSLossless),
+]
 
 
-@pytest.mark.parametrize(("planar", "ts"), COLOUR_CASES,
-                         ids=[f"planar{p}-{ts.name}" for p, ts in COLOUR_CASES])
+@pytest.mark.parametrize(
+    ("planar", "ts"), COLOUR_CASES, ids=[f"planar{p}-{ts.name}" for p, ts in COLOUR_CASES]
+)
 def test_rgb_is_slice_row_col_3_uint8(tmp_path: Path, planar: int, ts: str) -> None:
     w = F.write_rgb_series(tmp_path, planar=planar, transfer_syntax=ts)
     vol = load(tmp_path)
@@ -198,8 +238,9 @@ def test_rgb_is_slice_row_col_3_uint8(tmp_path: Path, planar: int, ts: str) -> N
     assert_values(vol, w, np.uint8)
 
 
-@pytest.mark.parametrize("ts", [ExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless],
-                         ids=lambda ts: ts.name)
+@pytest.mark.parametrize(
+    "ts", [ExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless], ids=lambda ts: ts.name
+)
 def test_palette_colour_becomes_rgb(tmp_path: Path, ts: str) -> None:
     w = F.write_palette_image(tmp_path / "palette.dcm", transfer_syntax=ts)
     assert_values(load(tmp_path), w, np.uint8)
@@ -230,8 +271,9 @@ def test_loads_from_dicomdir_and_zip(tmp_path: Path, container: str) -> None:
     assert_values(load(source), w, np.int16)
 
 
-def test_refuses_a_volume_over_the_memory_limit(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refuses_a_volume_over_the_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     F.write_ct_series(tmp_path)  # 12 x 24 x 32 int16 = 18 KiB
     series = dicom_index.scan([tmp_path]).series[0]
     monkeypatch.setenv("MEDVIEW_MAX_VOLUME_BYTES", "4096")

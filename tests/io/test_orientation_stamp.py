@@ -82,8 +82,6 @@ def test_stamp_nifti_seen_by_nibabel(tmp_path: Path) -> None:
     )
 
 
-
-
 def write_stamp_series(folder: Path) -> F.Written:
     """The stamp as a CT series: one file per slice, stored = HU + 1024, intercept -1024."""
     stamp = stamp_volume()

@@ -54,8 +54,11 @@ def test_each_installation_has_its_own_keys(tmp_path: Path, monkeypatch) -> None
 def test_a_damaged_salt_is_one_sentence(data_dir: Path) -> None:
     data_dir.mkdir()
     saved.patient_salt_file().write_text("not hex\n")
-    with pytest.raises(InvalidInputError, match=r"patient_salt: is not a MedView salt \(64 hex "
-                                                r"digits\); restore it from a backup"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"patient_salt: is not a MedView salt \(64 hex "
+        r"digits\); restore it from a backup",
+    ):
         patient_key("00123456")
 
 
@@ -70,8 +73,9 @@ def test_a_label_source_carries_the_salted_key(tmp_path: Path) -> None:
 def _labelled(folder: Path, patient_id: str, legacy: bool, uid: str) -> str:
     """A series labelled and marked done in the workspace; `legacy`: saved as MedView did
     before the salt, with the unsalted key."""
-    w = write_ct_series(folder, n=4, rows=16, cols=16, series_uid=uid,
-                        extra={"PatientID": patient_id})
+    w = write_ct_series(
+        folder, n=4, rows=16, cols=16, series_uid=uid, extra={"PatientID": patient_id}
+    )
     (series,) = scan([w.paths[0].parent]).series
     src = LabelSource.from_series(series)
     if legacy:
@@ -105,5 +109,4 @@ def test_a_legacy_key_whose_images_are_gone_is_kept(tmp_path: Path) -> None:
     w = write_ct_series(tmp_path / "ct", n=2, extra={"PatientID": "77"})
     salted = patient_key("77")
     assert current_key(salted, (str(w.paths[0]),)) == salted  # already salted: as it is
-    assert current_key(legacy_key("77"), (str(tmp_path / "gone.dcm"), str(w.paths[0]))) == \
-        salted
+    assert current_key(legacy_key("77"), (str(tmp_path / "gone.dcm"), str(w.paths[0]))) == salted

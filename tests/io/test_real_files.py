@@ -34,8 +34,7 @@ from tests.io.real_files_expectations import DEFAULT, EXPECTED
 
 _DATA_STORE = importlib.util.find_spec("data_store")
 if _DATA_STORE is None or not _DATA_STORE.submodule_search_locations:
-    pytest.skip("pydicom-data is not installed (pip install pydicom-data)",
-                allow_module_level=True)
+    pytest.skip("pydicom-data is not installed (pip install pydicom-data)", allow_module_level=True)
 
 _PYDICOM_DATA = Path(pydicom.data.__file__).parent
 # Where the files live, by the key prefix used in real_files_expectations.py. Listed from
@@ -49,14 +48,25 @@ COLLECTIONS = {
 FILES: dict[str, Path] = {
     f"{prefix}/{p.relative_to(root).as_posix()}": p
     for prefix, root in COLLECTIONS.items()
-    for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts
+    for p in sorted(root.rglob("*"))
+    if p.is_file() and "__pycache__" not in p.parts
 }
 
 # Transfer syntaxes that lose nothing; any other compressed one may be lossy.
-LOSSLESS = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99",
-            "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.57",
-            "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
-            "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202"}
+LOSSLESS = {
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.92",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+}
 # Lossy JPEG decoders differ by up to 5 grey levels (docs/development.md).
 LOSSY_TOLERANCE = 5.0
 # float32 voxels against a float64 reference: a few float32 steps of the largest value.
@@ -85,8 +95,10 @@ def _quiet() -> Iterator[None]:
 def read_medview(path: Path) -> MedviewRead:
     """scan() + load_series() of one file; any exception but MedviewError fails the test."""
     result = scan([path])
-    out = MedviewRead(skipped=[s.reason for s in result.skipped],
-                      non_image=[o.sop_class_name for o in result.non_image_objects])
+    out = MedviewRead(
+        skipped=[s.reason for s in result.skipped],
+        non_image=[o.sop_class_name for o in result.non_image_objects],
+    )
     for series in result.series:
         try:
             out.volumes.append((series, load_series(series)))
@@ -114,8 +126,12 @@ def read_pydicom(path: Path) -> np.ndarray | None:
             if not ds.file_meta.get("TransferSyntaxUID"):
                 implicit, little = ds.original_encoding
                 ds.file_meta.TransferSyntaxUID = (
-                    "1.2.840.10008.1.2" if implicit else
-                    "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+                    "1.2.840.10008.1.2"
+                    if implicit
+                    else "1.2.840.10008.1.2.1"
+                    if little
+                    else "1.2.840.10008.1.2.2"
+                )
             arr = ds.pixel_array
         except Exception:  # pydicom cannot decode it: no reference from pydicom
             return None
@@ -130,8 +146,11 @@ def read_pydicom(path: Path) -> np.ndarray | None:
         shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
         out = np.empty(arr.shape, np.float64)
         for i, item in enumerate(per_frame):
-            groups = [g for g in (item, shared)
-                      if g is not None and "PixelValueTransformationSequence" in g]
+            groups = [
+                g
+                for g in (item, shared)
+                if g is not None and "PixelValueTransformationSequence" in g
+            ]
             if groups:
                 t = groups[0].PixelValueTransformationSequence[0]
                 out[i] = arr[i] * float(t.RescaleSlope) + float(t.RescaleIntercept)
@@ -168,8 +187,7 @@ def read_sitk(path: Path) -> SitkImage | None:
     origin, spacing = np.zeros(3), np.ones(3)
     origin[:dim], spacing[:dim] = img.GetOrigin(), img.GetSpacing()
     colour = img.GetNumberOfComponentsPerPixel() == 3
-    return SitkImage(_frames_first(sitk.GetArrayFromImage(img), colour), origin, spacing,
-                     direction)
+    return SitkImage(_frames_first(sitk.GetArrayFromImage(img), colour), origin, spacing, direction)
 
 
 def _palette_to_uint8(ref: np.ndarray, path: Path) -> np.ndarray:
@@ -192,8 +210,9 @@ def _tolerance(series: SeriesInfo, volume: Volume, ref: np.ndarray) -> float:
     return tol
 
 
-def assert_voxels_equal(series: SeriesInfo, volume: Volume, ref: np.ndarray, path: Path,
-                        reader: str) -> None:
+def assert_voxels_equal(
+    series: SeriesInfo, volume: Volume, ref: np.ndarray, path: Path, reader: str
+) -> None:
     """Each loaded slice equals the reference frame it came from (MedView sorts slices along
     the normal; the reference keeps file order), compared in float64."""
     if volume.is_colour and series.frames[0].pixel.photometric == "PALETTE COLOR":
@@ -201,15 +220,18 @@ def assert_voxels_equal(series: SeriesInfo, volume: Volume, ref: np.ndarray, pat
     elif volume.is_colour:  # RGB keeps its stored values, 16- and 32-bit included
         assert volume.array.dtype == ref.dtype, f"{reader} {ref.dtype} != {volume.array.dtype}"
     assert ref.shape[1:] == volume.array.shape[1:], (
-        f"{reader} frame shape {ref.shape[1:]} != MedView {volume.array.shape[1:]}")
+        f"{reader} frame shape {ref.shape[1:]} != MedView {volume.array.shape[1:]}"
+    )
     tol = _tolerance(series, volume, ref)
     for k, fr in enumerate(series.slices):
         if fr is None:
             continue
         diff = np.abs(volume.array[k].astype(np.float64) - ref[fr.frame_index].astype(np.float64))
         worst = float(diff.max()) if diff.size else 0.0
-        assert worst <= tol, (f"frame {fr.frame_index}: MedView differs from {reader} by "
-                              f"{worst:g} (tolerance {tol:g})")
+        assert worst <= tol, (
+            f"frame {fr.frame_index}: MedView differs from {reader} by "
+            f"{worst:g} (tolerance {tol:g})"
+        )
 
 
 def assert_geometry_equal(series: SeriesInfo, volume: Volume, ref: SitkImage) -> None:
@@ -222,19 +244,21 @@ def assert_geometry_equal(series: SeriesInfo, volume: Volume, ref: SitkImage) ->
         return affine[:3, 3] + affine[:3, 0] * index_of[frame]
 
     steps = ref.direction * ref.spacing  # columns: one step along col, row, slice index
-    checks = {"origin": (position(min(index_of)), ref.origin),
-              "column step": (affine[:3, 2], steps[:, 0]),
-              "row step": (affine[:3, 1], steps[:, 1])}
+    checks = {
+        "origin": (position(min(index_of)), ref.origin),
+        "column step": (affine[:3, 2], steps[:, 0]),
+        "row step": (affine[:3, 1], steps[:, 1]),
+    }
     if 0 in index_of and 1 in index_of:
         checks["frame step"] = (position(1) - position(0), steps[:, 2])
     for what, (got, want) in checks.items():
-        np.testing.assert_allclose(got, want, atol=GEOMETRY_TOLERANCE_MM,
-                                   err_msg=f"{what} differs from SimpleITK")
+        np.testing.assert_allclose(
+            got, want, atol=GEOMETRY_TOLERANCE_MM, err_msg=f"{what} differs from SimpleITK"
+        )
 
 
 def _one_sentence(text: str) -> bool:
-    return bool(text.strip()) and "\n" not in text and "Traceback" not in text \
-        and len(text) < 400
+    return bool(text.strip()) and "\n" not in text and "Traceback" not in text and len(text) < 400
 
 
 def _outcome(read: MedviewRead) -> str:
@@ -253,7 +277,8 @@ def test_real_file_matches_the_right_reader(key: str) -> None:
     messages = [str(e) for e in read.errors] + read.skipped
     assert all(_one_sentence(m) for m in messages), messages
     assert read.volumes or read.errors or read.skipped or read.non_image, (
-        "MedView neither loaded this file nor said why")
+        "MedView neither loaded this file nor said why"
+    )
     for exc in read.errors:
         assert isinstance(exc, (InvalidInputError, UnsupportedInputError)), exc
 
@@ -291,7 +316,8 @@ def test_real_file_matches_the_right_reader(key: str) -> None:
 # images (reversible and irreversible source), so the R/I letter stays in the stem.
 _STORAGE_SUFFIX = re.compile(
     r"_(RLE|rle|expb|big_endian|bigendian|big|implicit|jpeg_ls_lossless|jp2klossless|"
-    r"jpeg_2k_lossless|padded|1frame|2frame|16bit|32bit)$")
+    r"jpeg_2k_lossless|padded|1frame|2frame|16bit|32bit)$"
+)
 
 
 def _stem(path: Path) -> str:
@@ -342,8 +368,10 @@ TWINS = _twin_groups()
 def _frames_by_index(read: MedviewRead) -> tuple[dict[int, np.ndarray], SeriesInfo]:
     assert len(read.volumes) == 1 and not read.errors, [str(e) for e in read.errors]
     series, volume = read.volumes[0]
-    return ({fr.frame_index: volume.array[k] for k, fr in enumerate(series.slices)
-             if fr is not None}, series)
+    return (
+        {fr.frame_index: volume.array[k] for k, fr in enumerate(series.slices) if fr is not None},
+        series,
+    )
 
 
 @pytest.mark.parametrize("first", sorted(TWINS))
@@ -359,8 +387,9 @@ def test_twins_load_alike(first: str) -> None:
     assert len(loaded) > 1, f"fewer than two of {TWINS[first]} load"
     (base_key, (base, base_series)), *others = loaded.items()
     for key, (frames, series) in others:
-        lossy = any(ts not in LOSSLESS
-                    for ts in series.transfer_syntaxes + base_series.transfer_syntaxes)
+        lossy = any(
+            ts not in LOSSLESS for ts in series.transfer_syntaxes + base_series.transfer_syntaxes
+        )
         tol = LOSSY_TOLERANCE if lossy else 0.0
         shared = sorted(set(frames) & set(base))
         assert shared, f"{key} and {base_key} share no frame"
@@ -381,20 +410,28 @@ def test_twin_groups_cover_the_known_families() -> None:
     """Guard the grouping rule itself: it must keep finding the families that
     docs/development.md names."""
     grouped = {k for members in TWINS.values() for k in members}
-    for key in ("pydicom/MR_small_RLE.dcm", "pydicom/MR_small_jpeg_ls_lossless.dcm",
-                "pydicom/SC_rgb_rle_16bit.dcm", "pydicom-data/US1_J2KI.dcm",
-                "pydicom-data/OBXXXX1A_expb.dcm", "pydicom-data/emri_small_RLE.dcm",
-                "pydicom/rtdose_expb.dcm", "pydicom-data/RG1_J2KR.dcm"):
+    for key in (
+        "pydicom/MR_small_RLE.dcm",
+        "pydicom/MR_small_jpeg_ls_lossless.dcm",
+        "pydicom/SC_rgb_rle_16bit.dcm",
+        "pydicom-data/US1_J2KI.dcm",
+        "pydicom-data/OBXXXX1A_expb.dcm",
+        "pydicom-data/emri_small_RLE.dcm",
+        "pydicom/rtdose_expb.dcm",
+        "pydicom-data/RG1_J2KR.dcm",
+    ):
         assert key in grouped, key
     assert sum(len(m) for m in TWINS.values()) >= 60
 
 
 def test_dicomdir_variants_load_what_the_dicomdir_loads() -> None:
     """Byte-order, VR and record-order variants of one DICOMDIR lead to the same series."""
+
     def summary(key: str) -> list[tuple[str, tuple, int]]:
         read = read_medview(FILES[key])
-        return sorted((s.key, v.array.shape, int(v.array.astype(np.int64).sum()))
-                      for s, v in read.volumes)
+        return sorted(
+            (s.key, v.array.shape, int(v.array.astype(np.int64).sum())) for s, v in read.volumes
+        )
 
     with _quiet():
         expected = summary("pydicom/dicomdirtests/DICOMDIR")

@@ -50,8 +50,10 @@ def test_the_layout_is_the_one_earlier_versions_wrote(data):
 
 
 def test_odd_series_keys_stay_inside_their_folder(data):
-    for path in (saved.measurements_file("../../etc/passwd"),
-                 saved.findings_file("../../etc/passwd")):
+    for path in (
+        saved.measurements_file("../../etc/passwd"),
+        saved.findings_file("../../etc/passwd"),
+    ):
         assert path.resolve().parent.parent == data.resolve()
 
 
@@ -63,24 +65,26 @@ def test_the_saved_things_are_found_where_an_earlier_version_left_them(data):
     run = data / "training" / "tiny-1.0-20260101-120000"
     run.mkdir(parents=True)
     (run / runs.CHECKPOINT_FILE).write_bytes(b"")
-    (run / runs.RUN_FILE).write_text(json.dumps({"format": runs.FORMAT, "status": "stopped"}),
-                                     "utf-8")
+    (run / runs.RUN_FILE).write_text(
+        json.dumps({"format": runs.FORMAT, "status": "stopped"}), "utf-8"
+    )
     (run / "job.json").write_text('{"data": "d", "base": "tiny:1.0"}', "utf-8")
     assert [r.folder for r in runs.unfinished_runs()] == [run]
 
 
 def _calls_data_dir(path: Path) -> bool:
     tree = ast.parse(path.read_text("utf-8"))
-    return any((isinstance(node, ast.Name) and node.id == "data_dir")
-               or (isinstance(node, ast.Attribute) and node.attr == "data_dir")
-               or (isinstance(node, ast.alias) and node.name == "data_dir")
-               for node in ast.walk(tree))
+    return any(
+        (isinstance(node, ast.Name) and node.id == "data_dir")
+        or (isinstance(node, ast.Attribute) and node.attr == "data_dir")
+        or (isinstance(node, ast.alias) and node.name == "data_dir")
+        for node in ast.walk(tree)
+    )
 
 
 def test_only_io_saved_joins_paths_onto_the_data_folder():
     """io.workspace defines data_dir(); io.saved alone uses it and everything else asks
     io.saved, so the layout cannot drift apart again (it was computed in six places in four
     layers)."""
-    users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
-                   if _calls_data_dir(p))
+    users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if _calls_data_dir(p))
     assert users == ["io/saved.py"]

@@ -52,17 +52,33 @@ def assert_geometry(series: SeriesInfo, written: F.Written) -> None:
 def summary(result: ScanResult) -> list[tuple]:
     """What a scan found, without where the files were: containers must not change it."""
     return sorted(
-        (s.series_instance_uid, s.stack_label, s.shape, tuple(np.round(s.affine, 4).ravel()),
-         tuple(f.sop_instance_uid if f else "" for f in s.slices), tuple(sorted(codes(s))))
-        for s in result.series)
+        (
+            s.series_instance_uid,
+            s.stack_label,
+            s.shape,
+            tuple(np.round(s.affine, 4).ravel()),
+            tuple(f.sop_instance_uid if f else "" for f in s.slices),
+            tuple(sorted(codes(s))),
+        )
+        for s in result.series
+    )
 
 
 def test_two_interleaved_series_are_grouped_and_sorted_along_the_normal(tmp_path: Path) -> None:
-    a = F.write_ct_series(tmp_path, n=12, label="a", shuffle=True,
-                          names=lambda i: f"IM{2 * i:04d}.dcm")
-    b = F.write_ct_series(tmp_path, n=10, label="b", shuffle=True, thickness=3.0,
-                          spacing=(0.5, 0.5), origin=(1.0, 2.0, -20.0), series_number=2,
-                          names=lambda i: f"IM{2 * i + 1:04d}.dcm")
+    a = F.write_ct_series(
+        tmp_path, n=12, label="a", shuffle=True, names=lambda i: f"IM{2 * i:04d}.dcm"
+    )
+    b = F.write_ct_series(
+        tmp_path,
+        n=10,
+        label="b",
+        shuffle=True,
+        thickness=3.0,
+        spacing=(0.5, 0.5),
+        origin=(1.0, 2.0, -20.0),
+        series_number=2,
+        names=lambda i: f"IM{2 * i + 1:04d}.dcm",
+    )
     result = scan(tmp_path)
     assert not result.skipped
     assert len(result.studies) == 1
@@ -87,8 +103,15 @@ def test_series_geometry_fields(tmp_path: Path) -> None:
 
 
 def test_sagittal_mr_geometry(tmp_path: Path) -> None:
-    w = F.write_ct_series(tmp_path, modality="MR", orientation=F.SAGITTAL, slope=1.0,
-                          intercept=0.0, label="sag", shuffle=True)
+    w = F.write_ct_series(
+        tmp_path,
+        modality="MR",
+        orientation=F.SAGITTAL,
+        slope=1.0,
+        intercept=0.0,
+        label="sag",
+        shuffle=True,
+    )
     s = only_series(scan(tmp_path))
     # row cosine +y x column cosine -z = -x: slices are ordered from left to right
     np.testing.assert_allclose(s.slice_normal, (-1, 0, 0), atol=1e-9)
@@ -104,8 +127,16 @@ def test_slices_written_head_first_are_still_ascending(tmp_path: Path) -> None:
 
 def test_localizer_in_the_same_series_is_split_off(tmp_path: Path) -> None:
     main = F.write_ct_series(tmp_path, label="main")
-    F.write_ct_series(tmp_path, n=1, rows=40, cols=30, orientation=(1, 0, 0, 0, 0, -1),
-                      series_uid=main.series_uid, label="localizer", names="LOC.dcm")
+    F.write_ct_series(
+        tmp_path,
+        n=1,
+        rows=40,
+        cols=30,
+        orientation=(1, 0, 0, 0, 0, -1),
+        series_uid=main.series_uid,
+        label="localizer",
+        names="LOC.dcm",
+    )
     result = scan(tmp_path)
     stacks = result.series
     assert [s.series_instance_uid for s in stacks] == [main.series_uid] * 2
@@ -118,8 +149,7 @@ def test_localizer_in_the_same_series_is_split_off(tmp_path: Path) -> None:
 
 
 def test_nested_folders_without_extensions(tmp_path: Path) -> None:
-    w = F.write_ct_series(tmp_path, names=lambda i: f"d{i % 3}/sub{i % 2}/{i:05d}",
-                          shuffle=True)
+    w = F.write_ct_series(tmp_path, names=lambda i: f"d{i % 3}/sub{i % 2}/{i:05d}", shuffle=True)
     s = only_series(scan(tmp_path))
     assert_geometry(s, w)
 
@@ -127,8 +157,14 @@ def test_nested_folders_without_extensions(tmp_path: Path) -> None:
 def test_dicomdir_and_zip_give_the_same_series_as_the_folder(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     a = F.write_ct_series(plain, label="a", shuffle=True, names=lambda i: f"A/{i:03d}")
-    b = F.write_ct_series(plain, label="b", modality="MR", orientation=F.SAGITTAL,
-                          intercept=0.0, names=lambda i: f"B/{i:03d}")
+    b = F.write_ct_series(
+        plain,
+        label="b",
+        modality="MR",
+        orientation=F.SAGITTAL,
+        intercept=0.0,
+        names=lambda i: f"B/{i:03d}",
+    )
     dicomdir = F.write_dicomdir(tmp_path / "set", a.paths + b.paths)
     plain_zip = F.zip_folder(plain, tmp_path / "plain.zip", prefix="export/")
     set_zip = F.zip_folder(tmp_path / "set", tmp_path / "set.zip")

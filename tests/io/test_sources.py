@@ -48,10 +48,12 @@ def _mhd(study: Path, data_file: str) -> Path:
 
 def _nhdr(study: Path, data_file: str, extra: str = "") -> Path:
     path = study / "ct.nhdr"
-    path.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: 5 4 3\nencoding: raw\n"
-                    "endian: little\nspace: left-posterior-superior\n"
-                    "space directions: (1,0,0) (0,1,0) (0,0,1)\n"
-                    f"data file: {data_file}\n{extra}\n")
+    path.write_text(
+        "NRRD0004\ntype: short\ndimension: 3\nsizes: 5 4 3\nencoding: raw\n"
+        "endian: little\nspace: left-posterior-superior\n"
+        "space directions: (1,0,0) (0,1,0) (0,0,1)\n"
+        f"data file: {data_file}\n{extra}\n"
+    )
     return path
 
 
@@ -73,8 +75,10 @@ def test_a_data_file_in_the_headers_folder_is_read(study: Path, secret: Path, wr
 
 @pytest.mark.parametrize("write", [_mhd, _nhdr])
 def test_a_data_file_outside_the_folder_is_refused(study: Path, secret: Path, write) -> None:
-    _refused(write(study, "../outside/secret.raw"),
-             "names a data file outside its own folder (../outside/secret.raw); refused")
+    _refused(
+        write(study, "../outside/secret.raw"),
+        "names a data file outside its own folder (../outside/secret.raw); refused",
+    )
 
 
 @pytest.mark.parametrize("write", [_mhd, _nhdr])
@@ -92,7 +96,7 @@ def test_a_link_out_of_the_folder_is_refused(study: Path, secret: Path, write) -
 
 def test_a_nrrd_list_of_data_files_is_checked_line_by_line(study: Path, secret: Path) -> None:
     for i in range(2):
-        (study / f"s{i}.raw").write_bytes(secret.read_bytes()[40 * i:40 * (i + 1)])
+        (study / f"s{i}.raw").write_bytes(secret.read_bytes()[40 * i : 40 * (i + 1)])
     path = _nhdr(study, "LIST 2", "s0.raw\n../outside/secret.raw")
     path.write_text(path.read_text().replace("sizes: 5 4 3", "sizes: 5 4 2"))
     _refused(path, "outside its own folder (../outside/secret.raw)")
@@ -101,12 +105,15 @@ def test_a_nrrd_list_of_data_files_is_checked_line_by_line(study: Path, secret: 
 
 
 def test_a_numbered_pattern_out_of_the_folder_is_refused(study: Path, secret: Path) -> None:
-    _refused(_nhdr(study, "../outside/slice%03d.raw 1 3 1 2"),
-             "outside its own folder (../outside/slice%03d.raw)")
+    _refused(
+        _nhdr(study, "../outside/slice%03d.raw 1 3 1 2"),
+        "outside its own folder (../outside/slice%03d.raw)",
+    )
 
 
-def test_the_case_insensitive_fallback_does_not_follow_a_link_out(tmp_path: Path,
-                                                                   secret: Path) -> None:
+def test_the_case_insensitive_fallback_does_not_follow_a_link_out(
+    tmp_path: Path, secret: Path
+) -> None:
     media = tmp_path / "media"
     media.mkdir()
     (media / "DICOMDIR").write_bytes(b"")

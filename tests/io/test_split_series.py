@@ -26,9 +26,11 @@ def test_the_pilot_warning_names_the_orientations(result):
     stacks = [s for s in result.series if s.series_instance_uid == UID_PILOT]
     assert len(stacks) == 3
     (message,) = {w.message for s in stacks for w in s.warnings if w.code == "split_series"}
-    assert message == ("one series holds images of different orientation (stack 1: coronal, "
-                       "1 image; stack 2: sagittal, 1 image; stack 3: axial, 1 image); shown "
-                       "as 3 stacks")
+    assert message == (
+        "one series holds images of different orientation (stack 1: coronal, "
+        "1 image; stack 2: sagittal, 1 image; stack 3: axial, 1 image); shown "
+        "as 3 stacks"
+    )
 
 
 def test_routine_brain_is_two_stacks_at_true_positions(result):
@@ -38,8 +40,9 @@ def test_routine_brain_is_two_stacks_at_true_positions(result):
     for s in stacks:
         assert [w.code for w in s.warnings] == ["irregular_spacing_split"]
         for k, f in enumerate(s.slices):
-            np.testing.assert_allclose(s.affine[:3, 0] * k + s.affine[:3, 3], f.position_lps,
-                                       atol=1e-4)
+            np.testing.assert_allclose(
+                s.affine[:3, 0] * k + s.affine[:3, 3], f.position_lps, atol=1e-4
+            )
     assert stacks[0].spacing_mm[0] == pytest.approx(1.25)
 
 

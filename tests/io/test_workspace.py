@@ -10,9 +10,15 @@ def test_data_dir_honours_override(tmp_path, monkeypatch):
     assert workspace.data_dir() == tmp_path / "store"
 
 
-@pytest.mark.parametrize(("key", "name"), [("1.2.840.113", "1.2.840.113"),
-                                           ("../../etc/passwd", "_.._etc_passwd"),
-                                           ("", "unnamed"), ("a/b#stack 2", "a_b_stack_2")])
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("1.2.840.113", "1.2.840.113"),
+        ("../../etc/passwd", "_.._etc_passwd"),
+        ("", "unnamed"),
+        ("a/b#stack 2", "a_b_stack_2"),
+    ],
+)
 def test_safe_name_never_leaves_the_folder(key, name):
     assert workspace.safe_name(key) == name
     assert "/" not in workspace.safe_name(key)

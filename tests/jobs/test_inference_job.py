@@ -22,8 +22,6 @@ from tests.ai.seg_models import BRIGHT_NAME, write_bright_model
 torch.set_num_threads(1)
 
 
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     from medview.demo import generate_demo_study
@@ -45,8 +43,9 @@ def test_job_times_each_stage_and_cuts_findings_at_the_threshold(demo, model_dir
     vol, series = demo
     progress = []
     ctx = JobContext(CancelToken(), progress.append)
-    result, yielded = drive(infer_job(vol, model_dir, ctx, device="cpu", threshold=0.6,
-                                      series_key=series.key))
+    result, yielded = drive(
+        infer_job(vol, model_dir, ctx, device="cpu", threshold=0.6, series_key=series.key)
+    )
     assert {"load", "preprocess", "predict", "postprocess", "findings"} <= set(result.timings)
     assert result.model_ref == f"{BRIGHT_NAME}:1.0" and result.device == "cpu"
     assert not result.reused and result.threshold == 0.6 and result.findings
@@ -60,8 +59,7 @@ def test_job_times_each_stage_and_cuts_findings_at_the_threshold(demo, model_dir
     # a new threshold needs no model: same as measuring the kept maps afresh
     lower = result.at_threshold(vol, 0.4)
     assert lower.findings == findings_for(seg, vol, 0.4) and lower.segmentation is seg
-    assert sum(f.voxel_count for f in lower.findings) > sum(f.voxel_count
-                                                           for f in result.findings)
+    assert sum(f.voxel_count for f in lower.findings) > sum(f.voxel_count for f in result.findings)
 
 
 def test_second_run_by_registry_reference_reuses_without_loading(demo, model_dir, monkeypatch):
@@ -83,11 +81,16 @@ def test_models_that_do_not_fit_are_refused_before_loading(demo, model_dir, monk
     from dataclasses import replace
 
     vol, _ = demo
-    monkeypatch.setattr("medview.ai.runtime.loading.load_model",
-                        lambda *a, **k: pytest.fail("loaded a model that does not fit"))
+    monkeypatch.setattr(
+        "medview.ai.runtime.loading.load_model",
+        lambda *a, **k: pytest.fail("loaded a model that does not fit"),
+    )
     mr = replace(vol, metadata=replace(vol.metadata, modality="MR"))
-    with pytest.raises(InvalidInputError, match=r"is a MR series; model bright-seg:1\.0 is made "
-                                                "for CT"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"is a MR series; model bright-seg:1\.0 is made "
+        "for CT",
+    ):
         drive(infer_job(mr, model_dir, JobContext(CancelToken())))
     with pytest.raises(InvalidInputError, match="no model named 'nonesuch'"):
         drive(infer_job(vol, "nonesuch", JobContext(CancelToken())))
@@ -108,8 +111,17 @@ def test_cancel_from_another_thread_ends_within_a_second_and_leaves_no_thread(de
 
     def run():
         try:
-            drive(infer_job(vol, model_dir, JobContext(token, on_progress), device="cpu",
-                            tta=True, series_key=series.key, batch_size=2))
+            drive(
+                infer_job(
+                    vol,
+                    model_dir,
+                    JobContext(token, on_progress),
+                    device="cpu",
+                    tta=True,
+                    series_key=series.key,
+                    batch_size=2,
+                )
+            )
             outcome["end"] = "finished"
         except JobCancelled:
             outcome["end"] = "cancelled"

@@ -61,9 +61,11 @@ def test_a_kept_version_goes_first_and_is_reused(volume, folders):
     vol, series = volume
     drive(infer_job(vol, folders[1], JobContext(CancelToken()), series_key=series.key))
     events = []
-    runs, _ = drive(compare_versions_job(vol, folders, JobContext(CancelToken(), None,
-                                                                  events.append),
-                                         series_key=series.key))
+    runs, _ = drive(
+        compare_versions_job(
+            vol, folders, JobContext(CancelToken(), None, events.append), series_key=series.key
+        )
+    )
     assert [e.index for e in events] == [1, 0]  # B was kept: shown first
     assert [r.result.reused for r in runs] == [False, True]
 
@@ -77,8 +79,9 @@ def test_a_cancel_between_versions_ends_the_job_after_the_first(volume, folders)
         events.append(run)
         token.cancel()
 
-    gen = compare_versions_job(vol, folders, JobContext(token, None, cancel_after_first),
-                               series_key=series.key)
+    gen = compare_versions_job(
+        vol, folders, JobContext(token, None, cancel_after_first), series_key=series.key
+    )
     with pytest.raises(JobCancelled):
         drive(gen)
     assert len(events) == 1 and events[0].index == 0

@@ -26,8 +26,10 @@ from tests.net.orthanc import (
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory) -> OrthancServer:
     if orthanc_binary() is None or not PLUGIN.exists():
-        pytest.skip("Orthanc or its DICOMweb plugin is not installed (apt-get install orthanc "
-                    "orthanc-dicomweb; scripts/test.sh does so when it may)")
+        pytest.skip(
+            "Orthanc or its DICOMweb plugin is not installed (apt-get install orthanc "
+            "orthanc-dicomweb; scripts/test.sh does so when it may)"
+        )
     with running_orthanc(tmp_path_factory.mktemp("orthanc")) as server:
         yield server
 
@@ -39,8 +41,7 @@ def dcmtk() -> Path:
     environment."""
     found = shutil.which("dcmdump")
     folder = Path(found).parent if found else None
-    if folder is None or not all((folder / t).exists() for t in ("storescu", "findscu",
-                                                                 "getscu")):
+    if folder is None or not all((folder / t).exists() for t in ("storescu", "findscu", "getscu")):
         pytest.skip("dcmtk is not installed (apt-get install dcmtk)")
     return folder
 
@@ -67,12 +68,17 @@ def stored_study(orthanc, net_demo):
 def study_as_stored(orthanc, stored_study):
     """The stored study; the series a test sends into it (SEG, SR) are deleted again after
     it, so the other tests see the study as stored."""
+
     def series() -> dict[str, str]:
-        (found,) = [f for f in orthanc.rest("/tools/lookup", "POST",
-                                            data=stored_study.study_instance_uid)
-                    if f["Type"] == "Study"]
-        return {s["MainDicomTags"]["SeriesInstanceUID"]: s["ID"]
-                for s in orthanc.rest(f"/studies/{found['ID']}/series?expand")}
+        (found,) = [
+            f
+            for f in orthanc.rest("/tools/lookup", "POST", data=stored_study.study_instance_uid)
+            if f["Type"] == "Study"
+        ]
+        return {
+            s["MainDicomTags"]["SeriesInstanceUID"]: s["ID"]
+            for s in orthanc.rest(f"/studies/{found['ID']}/series?expand")
+        }
 
     before = set(series())
     yield stored_study

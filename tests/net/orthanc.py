@@ -62,8 +62,7 @@ class OrthancServer:
                 self.rest(f"/studies/{item['ID']}", "DELETE")
 
 
-def config(tmp: Path, http_port: int, dicom_port: int, medview_port: int,
-            dcmtk_port: int) -> dict:
+def config(tmp: Path, http_port: int, dicom_port: int, medview_port: int, dcmtk_port: int) -> dict:
     return {
         "Name": "MedViewTestPACS",
         "StorageDirectory": str(tmp / "storage"),
@@ -101,28 +100,37 @@ def wait_until_up(proc: subprocess.Popen, url: str, log: Path, seconds: float = 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"Orthanc exited with {proc.returncode}: "
-                               f"{log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"Orthanc exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}"
+            )
         try:
             # 401: up, with authentication on
-            if requests.get(f"{url}/system", timeout=2).status_code in (200, 401) and \
-                    requests.get(f"{url}/dicom-web/studies", timeout=5).status_code < 500:
+            if (
+                requests.get(f"{url}/system", timeout=2).status_code in (200, 401)
+                and requests.get(f"{url}/dicom-web/studies", timeout=5).status_code < 500
+            ):
                 return
         except requests.RequestException:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"Orthanc did not answer within {seconds:.0f} s: "
-                       f"{log.read_text(errors='replace')[-2000:]}")
-
+    raise RuntimeError(
+        f"Orthanc did not answer within {seconds:.0f} s: {log.read_text(errors='replace')[-2000:]}"
+    )
 
 
 def dimse_node(server: OrthancServer, **kw):
     """MedView's view of the test PACS as a DIMSE node."""
     from medview.net.nodes import DimseNode
 
-    args = {"name": "orthanc", "called_ae": server.aet, "host": "127.0.0.1",
-            "port": server.dicom_port, "our_ae": server.medview_aet,
-            "our_port": server.medview_port, "timeout_s": 10.0} | kw
+    args = {
+        "name": "orthanc",
+        "called_ae": server.aet,
+        "host": "127.0.0.1",
+        "port": server.dicom_port,
+        "our_ae": server.medview_aet,
+        "our_port": server.medview_port,
+        "timeout_s": 10.0,
+    } | kw
     return DimseNode(**args)
 
 
@@ -136,18 +144,26 @@ def running_orthanc(tmp: Path, **overrides: object) -> Iterator[OrthancServer]:
     tmp.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port, medview_port, dcmtk_port = (free_port() for _ in range(4))
     cfg = tmp / "orthanc.json"
-    cfg.write_text(json.dumps(config(tmp, http_port, dicom_port, medview_port, dcmtk_port)
-                              | overrides, indent=1))
+    cfg.write_text(
+        json.dumps(
+            config(tmp, http_port, dicom_port, medview_port, dcmtk_port) | overrides, indent=1
+        )
+    )
     log = tmp / "orthanc.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([binary, str(cfg)], stdout=out, stderr=subprocess.STDOUT,
-                                cwd=tmp)
+        proc = subprocess.Popen([binary, str(cfg)], stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
     url = f"http://127.0.0.1:{http_port}"
     try:
         wait_until_up(proc, url, log)
-        yield OrthancServer(http_url=url, dicom_port=dicom_port, aet=ORTHANC_AET,
-                            medview_aet=MEDVIEW_AET, medview_port=medview_port,
-                            dcmtk_aet=DCMTK_AET, dcmtk_port=dcmtk_port)
+        yield OrthancServer(
+            http_url=url,
+            dicom_port=dicom_port,
+            aet=ORTHANC_AET,
+            medview_aet=MEDVIEW_AET,
+            medview_port=medview_port,
+            dcmtk_aet=DCMTK_AET,
+            dcmtk_port=dcmtk_port,
+        )
     finally:
         proc.terminate()
         try:

@@ -42,8 +42,11 @@ class MemoryKeyring(KeyringBackend):
 def locked_orthanc(tmp_path_factory):
     if orthanc_binary() is None or not PLUGIN.exists():
         pytest.skip("Orthanc or its DICOMweb plugin is not installed")
-    with running_orthanc(tmp_path_factory.mktemp("locked"), AuthenticationEnabled=True,
-                         RegisteredUsers={"reader": "right-horse-battery"}) as server:
+    with running_orthanc(
+        tmp_path_factory.mktemp("locked"),
+        AuthenticationEnabled=True,
+        RegisteredUsers={"reader": "right-horse-battery"},
+    ) as server:
         yield server
 
 
@@ -58,8 +61,13 @@ def memory_keyring():
 
 def test_basic_auth_from_the_keyring(locked_orthanc, memory_keyring, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    node = WebNode(name="locked", url=locked_orthanc.dicomweb_url, auth="basic",
-                   username="reader", timeout_s=10)
+    node = WebNode(
+        name="locked",
+        url=locked_orthanc.dicomweb_url,
+        auth="basic",
+        username="reader",
+        timeout_s=10,
+    )
     with pytest.raises(NetworkError, match="needs a password and none is stored"):
         web.echo(node)
     assert credentials.store_secret("locked", "right-horse-battery")
@@ -68,8 +76,11 @@ def test_basic_auth_from_the_keyring(locked_orthanc, memory_keyring, tmp_path, c
     save_nodes([node], tmp_path / "nodes.json")
     assert "right-horse" not in (tmp_path / "nodes.json").read_text()
     assert "right-horse" not in caplog.text
-    with pytest.raises(NetworkError, match=r"refused our credentials for the test search "
-                                           r"\(HTTP 401\)"):
+    with pytest.raises(
+        NetworkError,
+        match=r"refused our credentials for the test search "
+        r"\(HTTP 401\)",
+    ):
         web.echo(node, secret="wrong")
 
 
@@ -82,8 +93,13 @@ def test_without_a_keyring_nothing_is_stored(locked_orthanc, monkeypatch):
         assert not credentials.keyring_available()
         assert credentials.store_secret("locked", "right-horse-battery") is False
         assert credentials.load_secret("locked") is None
-        node = WebNode(name="locked", url=locked_orthanc.dicomweb_url, auth="basic",
-                       username="reader", timeout_s=10)
+        node = WebNode(
+            name="locked",
+            url=locked_orthanc.dicomweb_url,
+            auth="basic",
+            username="reader",
+            timeout_s=10,
+        )
         assert web.echo(node, secret="right-horse-battery") < 5  # asked, used, not kept
     finally:
         keyring.set_keyring(previous)

@@ -19,8 +19,7 @@ pytestmark = pytest.mark.external
 
 
 def web_node(orthanc, **kw) -> WebNode:
-    return WebNode(**({"name": "orthanc-web", "url": orthanc.dicomweb_url,
-                       "timeout_s": 10.0} | kw))
+    return WebNode(**({"name": "orthanc-web", "url": orthanc.dicomweb_url, "timeout_s": 10.0} | kw))
 
 
 def test_qido_finds_the_study_with_its_counts(orthanc, stored_study):
@@ -30,12 +29,22 @@ def test_qido_finds_the_study_with_its_counts(orthanc, stored_study):
     assert row.patient_name == str(ds.PatientName)
     assert row.instance_count == stored_study.n_slices
     assert row.date == ds.StudyDate
-    assert not web.find_studies(web_node(orthanc), StudyQuery(
-        study_uid=stored_study.study_instance_uid, date_from="19000101", date_to="19000101"))
+    assert not web.find_studies(
+        web_node(orthanc),
+        StudyQuery(
+            study_uid=stored_study.study_instance_uid, date_from="19000101", date_to="19000101"
+        ),
+    )
     series = web.find_series(web_node(orthanc), stored_study.study_instance_uid)
     assert [s.series_uid for s in series] == [stored_study.series_instance_uid]
-    assert len(web.find_instances(web_node(orthanc), stored_study.study_instance_uid,
-                                  stored_study.series_instance_uid)) == stored_study.n_slices
+    assert (
+        len(
+            web.find_instances(
+                web_node(orthanc), stored_study.study_instance_uid, stored_study.series_instance_uid
+            )
+        )
+        == stored_study.n_slices
+    )
 
 
 def test_wado_returns_the_series_pixel_equal(orthanc, stored_study):
@@ -44,8 +53,12 @@ def test_wado_returns_the_series_pixel_equal(orthanc, stored_study):
     def sink(study, series, sop, encoded):
         received[sop] = pydicom.dcmread(BytesIO(encoded))
 
-    n = web.get(web_node(orthanc), stored_study.study_instance_uid, sink,
-                series_uid=stored_study.series_instance_uid)
+    n = web.get(
+        web_node(orthanc),
+        stored_study.study_instance_uid,
+        sink,
+        series_uid=stored_study.series_instance_uid,
+    )
     assert n == len(received) == stored_study.n_slices
     for p in stored_study.series_dir.glob("*.dcm"):
         original = pydicom.dcmread(p)
@@ -54,8 +67,13 @@ def test_wado_returns_the_series_pixel_equal(orthanc, stored_study):
         assert got.ImagePositionPatient == original.ImagePositionPatient
     few = sorted(received)[:2]
     received.clear()
-    web.get(web_node(orthanc), stored_study.study_instance_uid, sink,
-            series_uid=stored_study.series_instance_uid, sop_uids=few)
+    web.get(
+        web_node(orthanc),
+        stored_study.study_instance_uid,
+        sink,
+        series_uid=stored_study.series_instance_uid,
+        sop_uids=few,
+    )
     assert sorted(received) == few
 
 
@@ -96,10 +114,10 @@ def test_malformed_answers_are_one_sentence():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        node = WebNode(name="garbage", url=f"http://127.0.0.1:{server.server_port}/dw",
-                       timeout_s=5)
-        with pytest.raises(NetworkError, match="answered the QIDO-RS search with a "
-                                               "malformed response"):
+        node = WebNode(name="garbage", url=f"http://127.0.0.1:{server.server_port}/dw", timeout_s=5)
+        with pytest.raises(
+            NetworkError, match="answered the QIDO-RS search with a malformed response"
+        ):
             web.find_studies(node, StudyQuery())
     finally:
         server.shutdown()

@@ -41,60 +41,85 @@ def test_find_study_and_series(orthanc, stored_study):
     assert "CT" in row.modalities
     assert row.date == ds.StudyDate
     # a date range that excludes the study, and one that includes it
-    assert not any(r.study_uid == row.study_uid for r in dimse.find_studies(
-        node, StudyQuery(date_from="19000101", date_to="19000102")))
-    assert any(r.study_uid == row.study_uid for r in dimse.find_studies(
-        node, StudyQuery(date_from=ds.StudyDate, date_to=ds.StudyDate, modality="CT")))
+    assert not any(
+        r.study_uid == row.study_uid
+        for r in dimse.find_studies(node, StudyQuery(date_from="19000101", date_to="19000102"))
+    )
+    assert any(
+        r.study_uid == row.study_uid
+        for r in dimse.find_studies(
+            node, StudyQuery(date_from=ds.StudyDate, date_to=ds.StudyDate, modality="CT")
+        )
+    )
     series = dimse.find_series(node, stored_study.study_instance_uid)
     assert [s.series_uid for s in series] == [stored_study.series_instance_uid]
     assert series[0].instances == stored_study.n_slices
-    sops = dimse.find_instances(node, stored_study.study_instance_uid,
-                                stored_study.series_instance_uid)
-    assert sorted(sops) == sorted(str(pydicom.dcmread(p).SOPInstanceUID)
-                                  for p in stored_study.series_dir.glob("*.dcm"))
+    sops = dimse.find_instances(
+        node, stored_study.study_instance_uid, stored_study.series_instance_uid
+    )
+    assert sorted(sops) == sorted(
+        str(pydicom.dcmread(p).SOPInstanceUID) for p in stored_study.series_dir.glob("*.dcm")
+    )
 
 
 def _sink(received: dict):
     def sink(study, series, sop, encoded):
         received[sop] = (study, series, encoded)
+
     return sink
 
 
 def test_c_get_returns_every_instance_byte_equal_pixels(orthanc, stored_study):
     received: dict = {}
-    done, failed = dimse.get(dimse_node(orthanc), stored_study.study_instance_uid,
-                             _sink(received))
+    done, failed = dimse.get(dimse_node(orthanc), stored_study.study_instance_uid, _sink(received))
     assert (done, failed) == (stored_study.n_slices, 0)
-    originals = {str(d.SOPInstanceUID): d for d in
-                 (pydicom.dcmread(p) for p in stored_study.series_dir.glob("*.dcm"))}
+    originals = {
+        str(d.SOPInstanceUID): d
+        for d in (pydicom.dcmread(p) for p in stored_study.series_dir.glob("*.dcm"))
+    }
     assert set(received) == set(originals)
     from io import BytesIO
+
     for sop, (study, series, encoded) in received.items():
-        assert (study, series) == (stored_study.study_instance_uid,
-                                   stored_study.series_instance_uid)
+        assert (study, series) == (
+            stored_study.study_instance_uid,
+            stored_study.series_instance_uid,
+        )
         got = pydicom.dcmread(BytesIO(encoded))
         assert (got.pixel_array == originals[sop].pixel_array).all()
 
 
 def test_c_get_of_chosen_instances_only(orthanc, stored_study):
     node = dimse_node(orthanc)
-    sops = sorted(dimse.find_instances(node, stored_study.study_instance_uid,
-                                       stored_study.series_instance_uid))[:3]
+    sops = sorted(
+        dimse.find_instances(
+            node, stored_study.study_instance_uid, stored_study.series_instance_uid
+        )
+    )[:3]
     received: dict = {}
-    dimse.get(node, stored_study.study_instance_uid, _sink(received),
-              series_uid=stored_study.series_instance_uid, sop_uids=sops)
+    dimse.get(
+        node,
+        stored_study.study_instance_uid,
+        _sink(received),
+        series_uid=stored_study.series_instance_uid,
+        sop_uids=sops,
+    )
     assert sorted(received) == sops
 
 
 def test_c_move_to_medview_storage_scp(orthanc, stored_study, tmp_path):
     node = dimse_node(orthanc)
-    with StorageSCP(tmp_path, ae_title=node.our_ae, port=node.our_port,
-                    allowed_aes=[orthanc.aet]) as scp:
+    with StorageSCP(
+        tmp_path, ae_title=node.our_ae, port=node.our_port, allowed_aes=[orthanc.aet]
+    ) as scp:
         done, failed = dimse.move(node, stored_study.study_instance_uid)
         assert scp.received.stored == stored_study.n_slices
     assert (done, failed) == (stored_study.n_slices, 0)
-    files = list((tmp_path / stored_study.study_instance_uid /
-                  stored_study.series_instance_uid).glob("*.dcm"))
+    files = list(
+        (tmp_path / stored_study.study_instance_uid / stored_study.series_instance_uid).glob(
+            "*.dcm"
+        )
+    )
     assert len(files) == stored_study.n_slices
     assert not list(tmp_path.rglob("*.tmp"))
 
@@ -129,8 +154,14 @@ def test_silent_peer_times_out(tmp_path):
     t = threading.Thread(target=accept, daemon=True)
     t.start()
     from medview.net.nodes import DimseNode
-    node = DimseNode(name="silent", called_ae="SILENT", host="127.0.0.1",
-                     port=server.getsockname()[1], timeout_s=1.5)
+
+    node = DimseNode(
+        name="silent",
+        called_ae="SILENT",
+        host="127.0.0.1",
+        port=server.getsockname()[1],
+        timeout_s=1.5,
+    )
     started = time.monotonic()
     try:
         with pytest.raises(NetworkError, match=r"did not answer .* within 1.5 s"):
@@ -163,11 +194,19 @@ def test_a_peer_that_is_not_dicom_is_one_sentence():
     t = threading.Thread(target=answer, daemon=True)
     t.start()
     from medview.net.nodes import DimseNode
-    node = DimseNode(name="web-server", called_ae="X", host="127.0.0.1",
-                     port=server.getsockname()[1], timeout_s=5)
+
+    node = DimseNode(
+        name="web-server",
+        called_ae="X",
+        host="127.0.0.1",
+        port=server.getsockname()[1],
+        timeout_s=5,
+    )
     try:
-        with pytest.raises(NetworkError, match="closed the connection without accepting "
-                                               "the association; is it a DICOM node"):
+        with pytest.raises(
+            NetworkError,
+            match="closed the connection without accepting the association; is it a DICOM node",
+        ):
             dimse.echo(node)
     finally:
         stop.set()

@@ -72,6 +72,7 @@ def test_add_the_pacs_and_echo_it(qtbot, orthanc, data_dir):
 
 def qtbot_button():
     from PySide6 import QtCore
+
     return QtCore.Qt.MouseButton.LeftButton
 
 
@@ -87,8 +88,7 @@ def test_search_retrieve_and_see_it_local(qtbot, orthanc, stored_study, data_dir
     with qtbot.waitSignal(panel.searched, timeout=30000) as found:
         qtbot.mouseClick(panel.search_button, qtbot_button())
     rows = found.args[0].rows
-    assert [(r.source, r.study_uid) for r in rows] == [("orthanc",
-                                                         stored_study.study_instance_uid)]
+    assert [(r.source, r.study_uid) for r in rows] == [("orthanc", stored_study.study_instance_uid)]
     assert panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == "orthanc"
     assert panel.table.item(0, 6).text() == str(stored_study.n_slices)
     qtbot.waitUntil(panel.retrieve_button.isEnabled)  # the search job has ended
@@ -98,13 +98,13 @@ def test_search_retrieve_and_see_it_local(qtbot, orthanc, stored_study, data_dir
         qtbot.mouseClick(panel.retrieve_button, qtbot_button())
     assert first.args[0].endswith(stored_study.study_instance_uid)
     qtbot.waitUntil(lambda: panel.search_button.isEnabled(), timeout=60000)
-    assert panel.note.text() == f"{stored_study.n_slices} instances retrieved, 0 were here " \
-                                f"already."
+    assert panel.note.text() == f"{stored_study.n_slices} instances retrieved, 0 were here already."
     panel.source.setCurrentText(LOCAL)
     with qtbot.waitSignal(panel.searched, timeout=30000) as local:
         qtbot.mouseClick(panel.search_button, qtbot_button())
     assert [(r.source, r.instance_count) for r in local.args[0].rows] == [
-        ("local", stored_study.n_slices)]
+        ("local", stored_study.n_slices)
+    ]
     panel.source.setCurrentIndex(0)  # all sources: the study twice, local and remote
     qtbot.waitUntil(panel.search_button.isEnabled)
     with qtbot.waitSignal(panel.searched, timeout=30000) as both:
@@ -139,8 +139,9 @@ def test_pacs_window_offers_a_node_saved_in_its_nodes_tab(qtbot, orthanc, data_d
     shot(win, "pacs-window")
 
 
-def test_a_studys_first_series_opens_while_the_rest_arrives(qtbot, orthanc, study_as_stored,
-                                                            data_dir, tmp_path):
+def test_a_studys_first_series_opens_while_the_rest_arrives(
+    qtbot, orthanc, study_as_stored, data_dir, tmp_path
+):
     """A study of two image series: the first is announced (its folder, whole) before the
     retrieval ends, then the study."""
     from pydicom.uid import generate_uid
@@ -168,8 +169,11 @@ def test_a_studys_first_series_opens_while_the_rest_arrives(qtbot, orthanc, stud
     qtbot.waitUntil(panel.retrieve_button.isEnabled)
     panel.table.selectRow(0)
     announced = []
-    panel.retrieved.connect(lambda folder: announced.append(
-        (folder, len(list(Path(folder).glob("*.dcm"))), panel.search_button.isEnabled())))
+    panel.retrieved.connect(
+        lambda folder: announced.append(
+            (folder, len(list(Path(folder).glob("*.dcm"))), panel.search_button.isEnabled())
+        )
+    )
     qtbot.mouseClick(panel.retrieve_button, qtbot_button())
     qtbot.waitUntil(lambda: len(announced) == 2, timeout=60000)
     (first, n_first, idle_first), (study, _, _) = announced

@@ -33,20 +33,23 @@ def data_dir(tmp_path, monkeypatch):
 def _orthanc_series(orthanc, study_uid: str) -> dict[str, dict]:
     """Orthanc's series of the study: SeriesInstanceUID -> its main DICOM tags and the
     first instance's content label (read from Orthanc, not from MedView)."""
-    (found,) = [f for f in orthanc.rest("/tools/lookup", "POST", data=study_uid)
-                if f["Type"] == "Study"]
+    (found,) = [
+        f for f in orthanc.rest("/tools/lookup", "POST", data=study_uid) if f["Type"] == "Study"
+    ]
     out = {}
     for s in orthanc.rest(f"/studies/{found['ID']}/series?expand"):
         first = s["Instances"][0]
         tags = orthanc.rest(f"/instances/{first}/simplified-tags")
         out[s["MainDicomTags"]["SeriesInstanceUID"]] = {
             "modality": s["MainDicomTags"].get("Modality"),
-            "content_label": tags.get("ContentLabel", "")}
+            "content_label": tags.get("ContentLabel", ""),
+        }
     return out
 
 
-def test_retrieve_open_and_send_results_back(qtbot, orthanc, study_as_stored, data_dir,
-                                             monkeypatch):
+def test_retrieve_open_and_send_results_back(
+    qtbot, orthanc, study_as_stored, data_dir, monkeypatch
+):
     stored_study = study_as_stored
     monkeypatch.setattr(registry, "bundled_models_dir", lambda: data_dir / "no-bundled")
     clear_kept()
@@ -68,15 +71,17 @@ def test_retrieve_open_and_send_results_back(qtbot, orthanc, study_as_stored, da
         click(qtbot, studies.search_button)
     qtbot.waitUntil(studies.retrieve_button.isEnabled)
     studies.table.selectRow(0)
-    with qtbot.waitSignal(window.image_shown, timeout=RUN_MS,
-                          check_params_cb=lambda what: what == "volume"):
+    with qtbot.waitSignal(
+        window.image_shown, timeout=RUN_MS, check_params_cb=lambda what: what == "volume"
+    ):
         click(qtbot, studies.retrieve_button)
     qtbot.waitUntil(studies.search_button.isEnabled, timeout=RUN_MS)
     shot(pacs, "mw-pacs-retrieved")
     pacs.hide()
     assert window.state.volume.shape[0] == stored_study.n_slices
-    assert window.series.series_instance_uid == str(pydicom.dcmread(
-        next(stored_study.series_dir.glob("*.dcm"))).SeriesInstanceUID)
+    assert window.series.series_instance_uid == str(
+        pydicom.dcmread(next(stored_study.series_dir.glob("*.dcm"))).SeriesInstanceUID
+    )
     # the AI, its findings into the labels, the labels marked done
     window.ai.refresh_models()
     window.dock("AI").raise_()
@@ -104,8 +109,10 @@ def test_retrieve_open_and_send_results_back(qtbot, orthanc, study_as_stored, da
     after = _orthanc_series(orthanc, study)
     new = {uid: s for uid, s in after.items() if uid not in before}
     assert sorted(s["modality"] for s in new.values()) == ["SEG", "SEG", "SR"]
-    assert sorted(s["content_label"] for s in new.values() if s["modality"] == "SEG") == \
-        ["MEDVIEW_AI", "MEDVIEW_DONE"]  # the reader's labels marked done; the AI's SEG
+    assert sorted(s["content_label"] for s in new.values() if s["modality"] == "SEG") == [
+        "MEDVIEW_AI",
+        "MEDVIEW_DONE",
+    ]  # the reader's labels marked done; the AI's SEG
     # a node that is down: one sentence, nothing sent
     qtbot.waitUntil(lambda: not window.pacs.worker.running)
     down = dimse_node(orthanc, name="down", port=free_port())

@@ -31,8 +31,9 @@ def test_a_pushed_study_appears_as_it_arrives(qtbot, orthanc, stored_study, data
     receive = window.receive
     receive.toggle.setChecked(True)  # no node saved yet
     assert not receive.receiving and not receive.toggle.isChecked()
-    assert receive.note.text() == ("No DIMSE node is saved, so no one may send: add the PACS "
-                                   "under Nodes first.")
+    assert receive.note.text() == (
+        "No DIMSE node is saved, so no one may send: add the PACS under Nodes first."
+    )
     save_nodes([dimse_node(orthanc)])
     with socket.socket() as held:  # another program on the port
         held.bind(("", 0))
@@ -48,18 +49,31 @@ def test_a_pushed_study_appears_as_it_arrives(qtbot, orthanc, stored_study, data
     try:
         studies = window.studies
         studies.source.setCurrentText(LOCAL)
-        (found,) = [f for f in orthanc.rest("/tools/lookup", "POST",
-                                            data=stored_study.study_instance_uid)
-                    if f["Type"] == "Study"]
-        with qtbot.waitSignal(studies.searched, timeout=60_000,
-                              check_params_cb=lambda r: bool(r.rows)) as listed:
-            orthanc.rest("/modalities/medview/store", "POST", json={
-                "Resources": [found["ID"]], "Synchronous": False})
+        (found,) = [
+            f
+            for f in orthanc.rest("/tools/lookup", "POST", data=stored_study.study_instance_uid)
+            if f["Type"] == "Study"
+        ]
+        with qtbot.waitSignal(
+            studies.searched, timeout=60_000, check_params_cb=lambda r: bool(r.rows)
+        ) as listed:
+            orthanc.rest(
+                "/modalities/medview/store",
+                "POST",
+                json={"Resources": [found["ID"]], "Synchronous": False},
+            )
         assert listed.args[0].rows[0].study_uid == stored_study.study_instance_uid
-        qtbot.waitUntil(lambda: receive.note.text() == f"{stored_study.n_slices} instances "
-                                                       f"received.", timeout=60_000)
-        qtbot.waitUntil(lambda: studies.table.rowCount() == 1 and studies.table.item(
-            0, 6).text() == str(stored_study.n_slices), timeout=10_000)
+        qtbot.waitUntil(
+            lambda: receive.note.text() == f"{stored_study.n_slices} instances received.",
+            timeout=60_000,
+        )
+        qtbot.waitUntil(
+            lambda: (
+                studies.table.rowCount() == 1
+                and studies.table.item(0, 6).text() == str(stored_study.n_slices)
+            ),
+            timeout=10_000,
+        )
         window.tabs.setCurrentWidget(studies)
         shot(window, "pacs-window-received")
     finally:

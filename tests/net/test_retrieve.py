@@ -31,13 +31,17 @@ def _pixels_equal(study, folder):
 
 @pytest.mark.parametrize("how", ["get", "move", "wado"])
 def test_retrieve_whole_study(orthanc, stored_study, tmp_path, how):
-    node = (WebNode(name="web", url=orthanc.dicomweb_url) if how == "wado"
-            else dimse_node(orthanc, retrieve=how))
+    node = (
+        WebNode(name="web", url=orthanc.dicomweb_url)
+        if how == "wado"
+        else dimse_node(orthanc, retrieve=how)
+    )
     db = StudyDB(tmp_path / "db.sqlite", tmp_path / "received")
     seen, shown = [], []
     ctx = JobContext(CancelToken(), progress=seen.append, event=shown.append)
-    result = retrieve_mod.retrieve(node, stored_study.study_instance_uid, ctx, db=db,
-                                   root=tmp_path / "received")
+    result = retrieve_mod.retrieve(
+        node, stored_study.study_instance_uid, ctx, db=db, root=tmp_path / "received"
+    )
     assert (result.fetched, result.already_here) == (stored_study.n_slices, 0)
     assert len(shown) == stored_study.n_slices  # each instance announced as it arrived
     assert seen[-1].fraction == 1.0 and seen[-1].message == "20 of 20 instances"
@@ -45,8 +49,9 @@ def test_retrieve_whole_study(orthanc, stored_study, tmp_path, how):
     rows = db.studies(StudyQuery(study_uid=stored_study.study_instance_uid))
     assert rows[0].instance_count == stored_study.n_slices and rows[0].modalities == ("CT",)
     assert not list((tmp_path / "received").rglob("*.tmp"))
-    again = retrieve_mod.retrieve(node, stored_study.study_instance_uid, ctx, db=db,
-                                  root=tmp_path / "received")
+    again = retrieve_mod.retrieve(
+        node, stored_study.study_instance_uid, ctx, db=db, root=tmp_path / "received"
+    )
     assert (again.fetched, again.already_here) == (0, stored_study.n_slices)
 
 
@@ -62,21 +67,30 @@ def test_cut_retrieval_resumes_with_only_the_missing(orthanc, stored_study, tmp_
             cancel.cancel()
 
     with pytest.raises(JobCancelled):
-        retrieve_mod.retrieve(node, stored_study.study_instance_uid,
-                              JobContext(cancel, event=on_file), db=db,
-                              root=tmp_path / "received")
+        retrieve_mod.retrieve(
+            node,
+            stored_study.study_instance_uid,
+            JobContext(cancel, event=on_file),
+            db=db,
+            root=tmp_path / "received",
+        )
     kept = len(list((tmp_path / "received").rglob("*.dcm")))
     assert 7 <= kept < stored_study.n_slices
-    result = retrieve_mod.retrieve(node, stored_study.study_instance_uid,
-                                   JobContext(CancelToken()), db=db,
-                                   root=tmp_path / "received")
+    result = retrieve_mod.retrieve(
+        node,
+        stored_study.study_instance_uid,
+        JobContext(CancelToken()),
+        db=db,
+        root=tmp_path / "received",
+    )
     assert result.already_here == kept
     assert result.fetched == stored_study.n_slices - kept
     _pixels_equal(stored_study, result.folder)
 
 
-def test_full_disk_stops_in_one_sentence_and_keeps_what_arrived(orthanc, stored_study,
-                                                                tmp_path, monkeypatch):
+def test_full_disk_stops_in_one_sentence_and_keeps_what_arrived(
+    orthanc, stored_study, tmp_path, monkeypatch
+):
     real = storage.atomic_write_bytes
     calls = []
 
@@ -89,8 +103,13 @@ def test_full_disk_stops_in_one_sentence_and_keeps_what_arrived(orthanc, stored_
     monkeypatch.setattr(storage, "atomic_write_bytes", filling)
     db = StudyDB(tmp_path / "db.sqlite", tmp_path / "received")
     with pytest.raises(DiskFullError, match="the disk is full; the retrieval stopped"):
-        retrieve_mod.retrieve(dimse_node(orthanc), stored_study.study_instance_uid,
-                              JobContext(CancelToken()), db=db, root=tmp_path / "received")
+        retrieve_mod.retrieve(
+            dimse_node(orthanc),
+            stored_study.study_instance_uid,
+            JobContext(CancelToken()),
+            db=db,
+            root=tmp_path / "received",
+        )
     kept = list((tmp_path / "received").rglob("*.dcm"))
     assert len(kept) == 5
     assert len(db.instances_of(stored_study.series_instance_uid)) == 5
@@ -99,8 +118,13 @@ def test_full_disk_stops_in_one_sentence_and_keeps_what_arrived(orthanc, stored_
 
 def test_damaged_database_is_rebuilt_from_the_files(orthanc, stored_study, tmp_path):
     db = StudyDB(tmp_path / "db.sqlite", tmp_path / "received")
-    retrieve_mod.retrieve(dimse_node(orthanc), stored_study.study_instance_uid,
-                          JobContext(CancelToken()), db=db, root=tmp_path / "received")
+    retrieve_mod.retrieve(
+        dimse_node(orthanc),
+        stored_study.study_instance_uid,
+        JobContext(CancelToken()),
+        db=db,
+        root=tmp_path / "received",
+    )
     db.close()
     (tmp_path / "db.sqlite").write_bytes(b"this is not SQLite " * 300)
     again = StudyDB(tmp_path / "db.sqlite", tmp_path / "received")

@@ -20,8 +20,7 @@ pytestmark = pytest.mark.external
 
 
 def test_associations_beyond_the_bound_are_refused(tmp_path):
-    with StorageSCP(tmp_path, port=free_port(), allowed_aes=["FLOOD"],
-                    max_associations=2) as scp:
+    with StorageSCP(tmp_path, port=free_port(), allowed_aes=["FLOOD"], max_associations=2) as scp:
         ae = AE(ae_title="FLOOD")
         ae.add_requested_context("1.2.840.10008.1.1")
         held = [ae.associate("127.0.0.1", scp.port, ae_title="MEDVIEW") for _ in range(5)]
@@ -38,8 +37,7 @@ def test_associations_beyond_the_bound_are_refused(tmp_path):
         again.release()
 
 
-def test_library_logs_stay_quiet_unless_debugging(orthanc, stored_study, caplog,
-                                                  monkeypatch):
+def test_library_logs_stay_quiet_unless_debugging(orthanc, stored_study, caplog, monkeypatch):
     name = str(pydicom.dcmread(next(stored_study.series_dir.glob("*.dcm"))).PatientName)
     caplog.set_level(logging.DEBUG)
     rows = dimse.find_studies(dimse_node(orthanc), StudyQuery())

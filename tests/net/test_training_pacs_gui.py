@@ -32,8 +32,9 @@ def _pick(qtbot, studies, name: str) -> None:
     act.trigger()
 
 
-def test_studies_on_the_pacs_are_listed_for_training(qtbot, orthanc, study_as_stored,
-                                                     data_dir, tmp_path):
+def test_studies_on_the_pacs_are_listed_for_training(
+    qtbot, orthanc, study_as_stored, data_dir, tmp_path
+):
     stored_study = study_as_stored
     from medview.ui.panels.training_studies import TrainingStudies
 
@@ -54,8 +55,9 @@ def test_studies_on_the_pacs_are_listed_for_training(qtbot, orthanc, study_as_st
         _pick(qtbot, studies, "hospital")
     assert studies.data == "pacs://hospital"
     assert studies.rows, listed.args[0]
-    assert any("lung nodule" in studies.table.item(i, 2).text()
-               for i in range(studies.table.rowCount()))
+    assert any(
+        "lung nodule" in studies.table.item(i, 2).text() for i in range(studies.table.rowCount())
+    )
     assert sum(len(v) for v in studies.split().values()) == len(studies.rows)
     shot(studies, "training-studies-on-the-pacs")
     qtbot.waitUntil(lambda: not studies._listing)

@@ -26,7 +26,12 @@ pytestmark = pytest.mark.external
 def test_the_address_and_its_bad_forms():
     node, q = parse_pacs_data("pacs://hospital?patient_id=P1&modality=CT&date=20200101-")
     assert (node, q.patient_id, q.modality, q.date_from, q.date_to) == (
-        "hospital", "P1", "CT", "20200101", "")
+        "hospital",
+        "P1",
+        "CT",
+        "20200101",
+        "",
+    )
     with pytest.raises(InvalidInputError, match="names no node"):
         parse_pacs_data("pacs://?modality=CT")
     with pytest.raises(InvalidInputError, match="unknown search term 'colour'"):
@@ -35,17 +40,18 @@ def test_the_address_and_its_bad_forms():
         parse_pacs_data("pacs://hospital?date=2020")
 
 
-def test_done_labels_on_the_pacs_become_training_studies(orthanc, stored_study, tmp_path,
-                                                         monkeypatch):
+def test_done_labels_on_the_pacs_become_training_studies(
+    orthanc, stored_study, tmp_path, monkeypatch
+):
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
     node = dimse_node(orthanc, name="hospital")
     save_nodes([node])
     (series,) = scan([stored_study.series_dir]).series
     truth = read_image(stored_study.labels_path).array.astype(np.uint8)
-    draft = LabelMap(np.where(truth > 0, 1, 0).astype(np.uint8),
-                     {1: segment_for(1, "lung nodule")})
-    done = LabelMap(truth.copy(), {1: segment_for(1, "lung nodule"),
-                                   2: segment_for(2, "liver lesion")})
+    draft = LabelMap(np.where(truth > 0, 1, 0).astype(np.uint8), {1: segment_for(1, "lung nodule")})
+    done = LabelMap(
+        truth.copy(), {1: segment_for(1, "lung nodule"), 2: segment_for(2, "liver lesion")}
+    )
     export_seg(draft, series, tmp_path / "draft.dcm")
     export_seg(done, series, tmp_path / "done.dcm", done=True)
     assert dimse.send(node, [tmp_path / "draft.dcm", tmp_path / "done.dcm"]) == 2
@@ -57,14 +63,13 @@ def test_done_labels_on_the_pacs_become_training_studies(orthanc, stored_study, 
     assert np.array_equal(labels, truth)  # the done SEG, not the draft
     record = json.loads((out / "pacs.json").read_text())
     assert record["node"] == node.address
-    assert record["studies"][study.name]["segments"] == {"1": "lung nodule",
-                                                         "2": "liver lesion"}
+    assert record["studies"][study.name]["segments"] == {"1": "lung nodule", "2": "liver lesion"}
     assert len(record["studies"][study.name]["seg_sha256"]) == 64
     from medview.ai.training.data import find_studies
+
     (found,) = find_studies(out)
     assert found.key
-    with pytest.raises(InvalidInputError, match="holds no study with MedView labels "
-                                                "marked done"):
+    with pytest.raises(InvalidInputError, match="holds no study with MedView labels marked done"):
         fetch_training_data("pacs://hospital?patient_id=NOBODY")
 
 
@@ -72,8 +77,17 @@ def test_train_from_a_pacs_without_labelled_studies_is_one_line(orthanc, tmp_pat
     from tests.net.test_cli_pacs import medview
 
     save_nodes([dimse_node(orthanc, name="hospital")], tmp_path / "pacs" / "nodes.json")
-    run = medview("train", "--data", "pacs://hospital?patient_id=NOBODY", "--base",
-                  "lesion-seg", env_dir=tmp_path, timeout=300)
+    run = medview(
+        "train",
+        "--data",
+        "pacs://hospital?patient_id=NOBODY",
+        "--base",
+        "lesion-seg",
+        env_dir=tmp_path,
+        timeout=300,
+    )
     assert run.returncode == 1
-    assert run.stderr == ("medview: pacs://hospital?patient_id=NOBODY: hospital holds no "
-                          "study with MedView labels marked done that matches the query\n")
+    assert run.stderr == (
+        "medview: pacs://hospital?patient_id=NOBODY: hospital holds no "
+        "study with MedView labels marked done that matches the query\n"
+    )

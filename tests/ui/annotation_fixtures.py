@@ -24,9 +24,17 @@ AFFINE = affine_from_plane((0, 0, 0), (1, 0, 0), (0, 1, 0), (0.8, 0.6), (0, 0, 2
 def ct_volume(description: str = "Chest 2.5 mm") -> Volume:
     array = np.full(SHAPE, 40, np.int16)
     array[:, 10:20, 10:20] = 300  # a bright block: the threshold brush and fill find it
-    return Volume(array, AFFINE.copy(), VolumeMetadata(
-        modality="CT", units="HU", series_description=description,
-        study_instance_uid="1.2.3.4", series_instance_uid=KEY))
+    return Volume(
+        array,
+        AFFINE.copy(),
+        VolumeMetadata(
+            modality="CT",
+            units="HU",
+            series_description=description,
+            study_instance_uid="1.2.3.4",
+            series_instance_uid=KEY,
+        ),
+    )
 
 
 @pytest.fixture
@@ -53,8 +61,9 @@ def click_cell(qtbot, table: stb.SegmentTable, value: int, column: int) -> None:
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
 
 
-def paint(window: MainWindow, a: tuple[float, float], b: tuple[float, float],
-          plane: Plane = Plane.AXIAL) -> None:
+def paint(
+    window: MainWindow, a: tuple[float, float], b: tuple[float, float], plane: Plane = Plane.AXIAL
+) -> None:
     """Drag with the left button from pixel (row, col) a to b on `plane`'s view."""
     view = next(v for v in window.views if v.plane == plane)
 

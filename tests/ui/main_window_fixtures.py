@@ -43,17 +43,26 @@ def window(qtbot, data_dir) -> MainWindow:
 def two_series(tmp_path):
     """A study folder with two CT series: (folder, written A, written B)."""
     folder = tmp_path / "study"
-    a = write_ct_series(folder / "a", n=8, label="a", series_number=1,
-                        extra={"SeriesDescription": "Chest 1 mm"})
-    b = write_ct_series(folder / "b", n=6, rows=20, cols=28, label="b", series_number=2,
-                        extra={"SeriesDescription": "Abdomen 2 mm"})
+    a = write_ct_series(
+        folder / "a", n=8, label="a", series_number=1, extra={"SeriesDescription": "Chest 1 mm"}
+    )
+    b = write_ct_series(
+        folder / "b",
+        n=6,
+        rows=20,
+        cols=28,
+        label="b",
+        series_number=2,
+        extra={"SeriesDescription": "Abdomen 2 mm"},
+    )
     return folder, a, b
 
 
 def open_and_wait(qtbot, window: MainWindow, paths: list[str]) -> None:
     """Open paths and wait until the first series is on screen."""
-    with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
-                          check_params_cb=lambda kind: kind == "volume"):
+    with qtbot.waitSignal(
+        window.image_shown, timeout=LOAD_TIMEOUT_MS, check_params_cb=lambda kind: kind == "volume"
+    ):
         window.open_paths(paths)
 
 
@@ -69,7 +78,8 @@ def slow_loading(monkeypatch, seconds_per_slice: float = 0.05) -> None:
                 on_slice(i, image)
             time.sleep(seconds_per_slice)
 
-        return real(series, progress=progress, cancel=cancel, on_slice=on_each,
-                    first_index=first_index)
+        return real(
+            series, progress=progress, cancel=cancel, on_slice=on_each, first_index=first_index
+        )
 
     monkeypatch.setattr(dv, "load_series", slow)

@@ -19,36 +19,53 @@ def _point(pos) -> QtCore.QPointF:
     return QtCore.QPointF(pos) if not isinstance(pos, tuple) else QtCore.QPointF(*pos)
 
 
-def _send_mouse(widget: QtWidgets.QWidget, kind, pos: QtCore.QPointF, button, buttons,
-                modifiers) -> None:
+def _send_mouse(
+    widget: QtWidgets.QWidget, kind, pos: QtCore.QPointF, button, buttons, modifiers
+) -> None:
     glob = QtCore.QPointF(widget.mapToGlobal(pos.toPoint()))
     event = QtGui.QMouseEvent(kind, pos, glob, button, buttons, modifiers)
     QtWidgets.QApplication.sendEvent(widget, event)
 
 
-def drag(widget: QtWidgets.QWidget, start, end, button=Qt.MouseButton.LeftButton,
-         steps: int = 6, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+def drag(
+    widget: QtWidgets.QWidget,
+    start,
+    end,
+    button=Qt.MouseButton.LeftButton,
+    steps: int = 6,
+    modifiers=Qt.KeyboardModifier.NoModifier,
+) -> None:
     """Press at `start`, move in `steps` to `end`, release: widget (viewport) coordinates."""
     a, b = _point(start), _point(end)
     _send_mouse(widget, QtCore.QEvent.Type.MouseButtonPress, a, button, button, modifiers)
     for i in range(1, steps + 1):
         QTest.qWait(MOVE_GAP_MS)
         p = a + (b - a) * (i / steps)
-        _send_mouse(widget, QtCore.QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, button,
-                    modifiers)
+        _send_mouse(
+            widget, QtCore.QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, button, modifiers
+        )
     QTest.qWait(MOVE_GAP_MS)
-    _send_mouse(widget, QtCore.QEvent.Type.MouseButtonRelease, b, button,
-                Qt.MouseButton.NoButton, modifiers)
+    _send_mouse(
+        widget, QtCore.QEvent.Type.MouseButtonRelease, b, button, Qt.MouseButton.NoButton, modifiers
+    )
 
 
-def wheel(widget: QtWidgets.QWidget, pos, notches: float = 1,
-          modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+def wheel(
+    widget: QtWidgets.QWidget, pos, notches: float = 1, modifiers=Qt.KeyboardModifier.NoModifier
+) -> None:
     """Turn the wheel by `notches` (positive = away from the user, angleDelta 120 each)."""
     p = _point(pos)
     glob = QtCore.QPointF(widget.mapToGlobal(p.toPoint()))
-    event = QtGui.QWheelEvent(p, glob, QtCore.QPoint(), QtCore.QPoint(0, round(120 * notches)),
-                              Qt.MouseButton.NoButton, modifiers,
-                              Qt.ScrollPhase.NoScrollPhase, False)
+    event = QtGui.QWheelEvent(
+        p,
+        glob,
+        QtCore.QPoint(),
+        QtCore.QPoint(0, round(120 * notches)),
+        Qt.MouseButton.NoButton,
+        modifiers,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QtWidgets.QApplication.sendEvent(widget, event)
 
 

@@ -13,8 +13,10 @@ from medview.ui.about_dialog import AboutDialog, components, licences_file
 
 def test_every_runtime_dependency_has_a_licence_row():
     """A dependency added to pyproject.toml without a row would ship unlisted."""
-    listed = {r["distribution"].lower() for r in
-              json.loads(licences_file().read_text(encoding="utf-8"))["components"]}
+    listed = {
+        r["distribution"].lower()
+        for r in json.loads(licences_file().read_text(encoding="utf-8"))["components"]
+    }
     for req in metadata.requires("medview") or []:
         if "extra ==" in req:
             continue
@@ -42,11 +44,14 @@ def test_dialog_shows_version_warning_licences_and_model_cards(qtbot, tmp_path):
     assert "LGPL" in text
 
     table = dialog.licences
-    cells = {(table.item(r, 0).text(), table.item(r, 2).text())
-             for r in range(table.rowCount())}
-    for name, licence in (("Qt for Python (PySide6) and Qt 6", "LGPL-3.0-only"),
-                          ("PyTorch", "BSD-3-Clause"), ("pydicom", "MIT"),
-                          ("MONAI", "Apache-2.0"), ("SimpleITK (ITK)", "Apache-2.0")):
+    cells = {(table.item(r, 0).text(), table.item(r, 2).text()) for r in range(table.rowCount())}
+    for name, licence in (
+        ("Qt for Python (PySide6) and Qt 6", "LGPL-3.0-only"),
+        ("PyTorch", "BSD-3-Clause"),
+        ("pydicom", "MIT"),
+        ("MONAI", "Apache-2.0"),
+        ("SimpleITK (ITK)", "Apache-2.0"),
+    ):
         assert (name, licence) in cells
 
     models = dialog.models.toPlainText()
@@ -56,8 +61,9 @@ def test_dialog_shows_version_warning_licences_and_model_cards(qtbot, tmp_path):
     assert "Training data:" in models and "Validation" in models
     assert "sensitivity ge 6mm" in models  # a headline number of the lesion model
     # every bundled card's numbers from development seeds are shown apart, labelled
-    assert models.count("Development numbers (not held out; demo seeds 1001-1010)") == \
-        len(list(bundled_models_dir().glob("*/*/metadata.json")))
+    assert models.count("Development numbers (not held out; demo seeds 1001-1010)") == len(
+        list(bundled_models_dir().glob("*/*/metadata.json"))
+    )
 
     # a real click on the Models tab, then Close
     bar = dialog.tabs.tabBar()
@@ -65,6 +71,7 @@ def test_dialog_shows_version_warning_licences_and_model_cards(qtbot, tmp_path):
     assert dialog.tabs.currentWidget() is dialog.models
     dialog.grab().save(str(tmp_path / "about.png"))
     close = dialog.findChild(QtWidgets.QDialogButtonBox).button(
-        QtWidgets.QDialogButtonBox.StandardButton.Close)
+        QtWidgets.QDialogButtonBox.StandardButton.Close
+    )
     qtbot.mouseClick(close, QtCore.Qt.MouseButton.LeftButton)
     assert not dialog.isVisible()

@@ -53,8 +53,9 @@ def with_ai(qtbot, data_dir, monkeypatch):
 def select(qtbot, window, finding_id: int) -> None:
     table = window.ai.table
     index = table.proxy.index(table.proxy_row(finding_id), ft.LABEL)
-    qtbot.mouseClick(table.view.viewport(), Qt.MouseButton.LeftButton,
-                     pos=table.view.visualRect(index).center())
+    qtbot.mouseClick(
+        table.view.viewport(), Qt.MouseButton.LeftButton, pos=table.view.visualRect(index).center()
+    )
 
 
 def test_accept_one_finding_into_labels_then_confirm(qtbot, with_ai):
@@ -68,8 +69,10 @@ def test_accept_one_finding_into_labels_then_confirm(qtbot, with_ai):
     assert window.state.layers[-1] is ed.layer  # the reader's labels over the AI's layers
     assert int(np.count_nonzero(ed.label_map.array == seg.value)) == finding.voxel_count
     assert results.finding(finding.id).decision == "accepted"
-    assert window.ai.table.proxy.index(window.ai.table.proxy_row(finding.id),
-                                       ft.DECISION).data() == "✓ accepted"
+    assert (
+        window.ai.table.proxy.index(window.ai.table.proxy_row(finding.id), ft.DECISION).data()
+        == "✓ accepted"
+    )
     panel = ann.panel
     ann.dock.raise_()
     assert "not reviewed" in panel.detail.text() and "bright-seg:1.0" in panel.detail.text()
@@ -90,7 +93,8 @@ def test_accept_all_skips_rejected_and_an_edit_reviews(qtbot, with_ai):
     click(qtbot, window.ai.table.label_buttons["all"])
     (seg,) = ed.label_map.segments.values()
     assert int(np.count_nonzero(ed.label_map.array == seg.value)) == sum(
-        f.voxel_count for f in rest)
+        f.voxel_count for f in rest
+    )
     assert [f.decision for f in results.findings] == ["rejected"] + ["accepted"] * len(rest)
     ann.dock.raise_()
     ed.set_active(seg.value)

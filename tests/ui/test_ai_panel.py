@@ -55,8 +55,11 @@ def blobs() -> Volume:
     faintest, is small); lower thresholds add small liver-lesion findings around them."""
     a = np.full((16, 64, 64), -50, np.int16)
     z, y, x = np.mgrid[:16, :64, :64]
-    for (cz, cy, cx), r, hu in (((5, 20, 20), 6, 300), ((10, 44, 40), 8, 150),
-                                ((12, 16, 48), 5, 80)):
+    for (cz, cy, cx), r, hu in (
+        ((5, 20, 20), 6, 300),
+        ((10, 44, 40), 8, 150),
+        ((12, 16, 48), 5, 80),
+    ):
         a[((z - cz) * 2) ** 2 + ((y - cy) * 0.8) ** 2 + ((x - cx) * 0.8) ** 2 <= r * r] = hu
     affine = np.diag([3.0, 2.4, 2.4, 1.0])  # 154 x 154 x 48 mm: room to zoom in
     affine[:3, 3] = (-50.0, -50.0, 60.0)
@@ -110,8 +113,7 @@ def count_predictions(monkeypatch, delay_s: float = 0.0) -> list:
 
 
 def no_worker_left(qtbot, panel: AIPanel) -> None:
-    qtbot.waitUntil(lambda: not panel.busy() and panel._pool.activeThreadCount() == 0,
-                    timeout=5000)
+    qtbot.waitUntil(lambda: not panel.busy() and panel._pool.activeThreadCount() == 0, timeout=5000)
 
 
 def test_run_shows_findings_and_overlays_in_every_plane(qtbot, viewer):
@@ -123,8 +125,10 @@ def test_run_shows_findings_and_overlays_in_every_plane(qtbot, viewer):
     assert len(set(v for v in seen if v > 0)) >= 4  # progress per batch (16 slices)
     assert len(shown.findings) == 3 and panel.table.proxy.rowCount() == 3
     assert {f.label_name for f in shown.findings} == {"lung nodule"}
-    assert [x.name for x in state.layers] == ["AI bright-seg:1.0 — probability",
-                                              "AI bright-seg:1.0 — findings"]
+    assert [x.name for x in state.layers] == [
+        "AI bright-seg:1.0 — probability",
+        "AI bright-seg:1.0 — findings",
+    ]
     assert "not a diagnosis" in panel.header.text() and "bright-seg:1.0" in panel.header.text()
     assert "not a diagnosis" in panel.display.legend.text()
     click_row(qtbot, panel, shown.findings[1].id)
@@ -191,12 +195,12 @@ def test_clicking_a_finding_moves_the_crosshair_and_zooms_every_view(qtbot, view
         _, row, col = view.plane_map.from_index(np.asarray(target.centroid_index))
         centre = view.pixel_to_mm(row, col)
         assert x0 < centre.x() < x1 and y0 < centre.y() < y1
-        fx, fy, fw, fh = focus_rect_mm(target, view.plane_map,
-                                       (view.vb.width(), view.vb.height()))
+        fx, fy, fw, fh = focus_rect_mm(target, view.plane_map, (view.vb.width(), view.vb.height()))
         assert x0 <= fx + 0.01 and fx + fw <= x1 + 0.01 and y0 <= fy + 0.01
         assert fy + fh <= y1 + 0.01  # the finding's box and its margin are in view...
-        assert x1 - x0 == pytest.approx(fw, rel=0.02) or \
-            y1 - y0 == pytest.approx(fh, rel=0.02)  # ...and fill it one way
+        assert x1 - x0 == pytest.approx(fw, rel=0.02) or y1 - y0 == pytest.approx(
+            fh, rel=0.02
+        )  # ...and fill it one way
         # pixels of 2.4 mm already show at about 5x when the whole image fits: the zoom
         # stays at most there (4 screen pixels per image pixel, or the fit), on the finding
         rows, cols = view.plane_map.screen_shape
@@ -217,8 +221,11 @@ def test_going_to_a_finding_keeps_the_readers_window_when_turned_off(qtbot, view
     shown = click_run(qtbot, panel)
     state.set_window(40, 400, "Abdomen")
     assert panel.window_box.isChecked()  # on unless the reader turns it off
-    qtbot.mouseClick(panel.window_box, Qt.MouseButton.LeftButton,
-                     pos=QtCore.QPoint(8, panel.window_box.height() // 2))
+    qtbot.mouseClick(
+        panel.window_box,
+        Qt.MouseButton.LeftButton,
+        pos=QtCore.QPoint(8, panel.window_box.height() // 2),
+    )
     assert not panel.window_box.isChecked()
     click_row(qtbot, panel, shown.findings[0].id)
     assert state.window.name == "Abdomen" and "window" not in panel.status.text()
@@ -232,8 +239,12 @@ def test_findings_sort_by_any_column(qtbot, viewer):
     volumes = []
     for _ in range(2):
         qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=pos)
-        volumes.append([float(panel.table.proxy.index(r, ft.VOLUME).data())
-                        for r in range(panel.table.proxy.rowCount())])
+        volumes.append(
+            [
+                float(panel.table.proxy.index(r, ft.VOLUME).data())
+                for r in range(panel.table.proxy.rowCount())
+            ]
+        )
     assert volumes[0] == sorted(volumes[0]) and volumes[1] == sorted(volumes[1], reverse=True)
     assert volumes[0] != volumes[1]
 
@@ -246,13 +257,18 @@ def test_decisions_are_kept_with_the_series_and_restored(qtbot, viewer):
     qtbot.mouseClick(panel.table.buttons["accepted"], Qt.MouseButton.LeftButton)
     viewport = panel.table.view.viewport()
     pos = click_row(qtbot, panel, b.id)
-    QtWidgets.QApplication.sendEvent(viewport, QtGui.QContextMenuEvent(
-        QtGui.QContextMenuEvent.Reason.Mouse, pos, viewport.mapToGlobal(pos)))
+    QtWidgets.QApplication.sendEvent(
+        viewport,
+        QtGui.QContextMenuEvent(
+            QtGui.QContextMenuEvent.Reason.Mouse, pos, viewport.mapToGlobal(pos)
+        ),
+    )
     reject = next(x for x in panel.table.menu.actions() if x.text() == "Reject")
     reject.trigger()
     panel.table.menu.close()
-    texts = {panel.table.proxy.index(r, ft.DECISION).data()
-             for r in range(panel.table.proxy.rowCount())}
+    texts = {
+        panel.table.proxy.index(r, ft.DECISION).data() for r in range(panel.table.proxy.rowCount())
+    }
     assert texts == {"✓ accepted", "✗ rejected", "–"}
     doc = json.loads(findings_path(KEY).read_text("utf-8"))
     saved = {d["id"]: d for d in doc["decisions"]}
@@ -272,7 +288,10 @@ def test_decisions_are_kept_with_the_series_and_restored(qtbot, viewer):
         pass  # the kept result shows by itself, no click, no model run
     assert "reused" in again.status.text()
     assert {f.id: f.decision for f in again.results.findings} == {
-        a.id: "accepted", b.id: "rejected", shown.findings[2].id: "pending"}
+        a.id: "accepted",
+        b.id: "rejected",
+        shown.findings[2].id: "pending",
+    }
 
 
 def test_cancel_mid_run_stops_within_a_second_and_leaves_nothing(qtbot, viewer, monkeypatch):
@@ -309,19 +328,24 @@ def test_a_run_asked_while_one_runs_is_answered_not_dropped(qtbot, viewer, monke
     no_worker_left(qtbot, panel)
 
 
-def test_a_model_that_does_not_fit_gives_one_message_and_runs_nothing(qtbot, viewer,
-                                                                       monkeypatch):
+def test_a_model_that_does_not_fit_gives_one_message_and_runs_nothing(qtbot, viewer, monkeypatch):
     state, _views, panel = viewer
     calls = count_predictions(monkeypatch)
-    write_folder(registry.user_models_dir() / "mr-seg" / "1.0", bright_unet(),
-                 card=card_dict("mr-seg", "1.0", input_size=None, modality="MR"))
+    write_folder(
+        registry.user_models_dir() / "mr-seg" / "1.0",
+        bright_unet(),
+        card=card_dict("mr-seg", "1.0", input_size=None, modality="MR"),
+    )
     panel.refresh_models()
     combo = panel.model_combo
     combo.setCurrentIndex(combo.findText("mr-seg:1.0", Qt.MatchFlag.MatchStartsWith))
     assert "MR" in panel.card_label.text()
     qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
-    boxes = [w for w in QtWidgets.QApplication.topLevelWidgets()
-             if isinstance(w, QtWidgets.QMessageBox) and w.isVisible()]
+    boxes = [
+        w
+        for w in QtWidgets.QApplication.topLevelWidgets()
+        if isinstance(w, QtWidgets.QMessageBox) and w.isVisible()
+    ]
     assert len(boxes) == 1 and boxes[0] is panel.last_message
     assert "is a CT series; model mr-seg:1.0 is made for MR" in panel.last_message.text()
     assert panel.worker is None and calls == [] and state.layers == []
@@ -339,8 +363,7 @@ def test_a_result_for_a_series_no_longer_shown_is_dropped(qtbot, viewer, monkeyp
     assert panel.results is None and state.layers == [] and panel.table.proxy.rowCount() == 0
 
 
-def test_same_model_same_series_reuses_and_gui_equals_the_job(qtbot, viewer, models,
-                                                              monkeypatch):
+def test_same_model_same_series_reuses_and_gui_equals_the_job(qtbot, viewer, models, monkeypatch):
     state, _views, panel = viewer
     calls = count_predictions(monkeypatch)
     first = click_run(qtbot, panel).result
@@ -348,8 +371,7 @@ def test_same_model_same_series_reuses_and_gui_equals_the_job(qtbot, viewer, mod
     second = click_run(qtbot, panel).result
     assert second.reused and len(calls) == ran and "reused" in panel.status.text()
     clear_kept()
-    gen = infer_job(state.volume, models, JobContext(CancelToken()), threshold=0.5,
-                    series_key=KEY)
+    gen = infer_job(state.volume, models, JobContext(CancelToken()), threshold=0.5, series_key=KEY)
     try:
         while True:
             next(gen)
@@ -358,8 +380,9 @@ def test_same_model_same_series_reuses_and_gui_equals_the_job(qtbot, viewer, mod
     assert not direct.reused and len(calls) > ran
     assert np.array_equal(first.label_map(), direct.label_map())
     for value in (1, 2):
-        assert np.array_equal(first.segmentation.probability(value),
-                              direct.segmentation.probability(value))
+        assert np.array_equal(
+            first.segmentation.probability(value), direct.segmentation.probability(value)
+        )
     assert [f.to_dict() for f in first.findings] == [f.to_dict() for f in direct.findings]
 
 
@@ -392,11 +415,16 @@ def tiny_classifier(folder):
 
     torch.manual_seed(0)
     net = SliceClassifier(1, 2, features=(4, 8), embed=8, hidden=4, input_size=16)
-    card = card_dict("tiny-cls", "1.0", task="classification", input_size=None,
-                     architecture="medview.SliceClassifier", context_slices=1,
-                     labels=[{"value": 1, "name": "slice with a lesion"}],
-                     architecture_args={"features": [4, 8], "embed": 8, "hidden": 4,
-                                        "input_size": 16})
+    card = card_dict(
+        "tiny-cls",
+        "1.0",
+        task="classification",
+        input_size=None,
+        architecture="medview.SliceClassifier",
+        context_slices=1,
+        labels=[{"value": 1, "name": "slice with a lesion"}],
+        architecture_args={"features": [4, 8], "embed": 8, "hidden": 4, "input_size": 16},
+    )
     return write_folder(folder, net, card=card)
 
 
@@ -436,14 +464,18 @@ def _changed_box(a: QtGui.QImage, b: QtGui.QImage) -> tuple[int, int, int, int]:
     arrays = []
     for img in (a, b):
         img = img.convertToFormat(QtGui.QImage.Format.Format_RGB32)
-        arrays.append(np.frombuffer(img.constBits(), np.uint8).reshape(
-            img.height(), img.bytesPerLine())[:, :img.width() * 4].copy())
+        arrays.append(
+            np.frombuffer(img.constBits(), np.uint8)
+            .reshape(img.height(), img.bytesPerLine())[:, : img.width() * 4]
+            .copy()
+        )
     rows, cols = np.nonzero(arrays[0] != arrays[1])
     return int(cols.min()) // 4, int(rows.min()), int(cols.max()) // 4, int(rows.max())
 
 
-def test_in_the_main_window_exports_name_the_model(qtbot, data_dir, monkeypatch, tmp_path,
-                                                   demo_study):
+def test_in_the_main_window_exports_name_the_model(
+    qtbot, data_dir, monkeypatch, tmp_path, demo_study
+):
     from tests.ui.main_window_fixtures import make_window, open_and_wait
 
     monkeypatch.setattr(registry, "bundled_models_dir", lambda: tmp_path / "no-bundled")
@@ -488,9 +520,11 @@ def test_in_the_main_window_exports_name_the_model(qtbot, data_dir, monkeypatch,
 
 def test_a_model_that_fails_to_load_gives_one_message(qtbot, viewer):
     state, _views, panel = viewer
-    write_folder(registry.user_models_dir() / "broken-seg" / "1.0",
-                 card=card_dict("broken-seg", "1.0", input_size=None),
-                 payload=b"not safetensors at all")
+    write_folder(
+        registry.user_models_dir() / "broken-seg" / "1.0",
+        card=card_dict("broken-seg", "1.0", input_size=None),
+        payload=b"not safetensors at all",
+    )
     panel.refresh_models()
     combo = panel.model_combo
     combo.setCurrentIndex(combo.findText("broken-seg:1.0", Qt.MatchFlag.MatchStartsWith))
@@ -509,9 +543,11 @@ def test_explain_is_disabled_and_says_why_without_grad_cam(qtbot, viewer, monkey
     _, _, panel = viewer
     tiny_classifier(registry.user_models_dir() / "tiny-cls" / "1.0")
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "medview.ai.runtime.gradcam"
-                        else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "medview.ai.runtime.gradcam" else real(name, *a),
+    )
     panel.refresh_models()
     assert not panel.explain.button.isEnabled()
     assert "medview.ai.runtime.gradcam is missing" in panel.explain.button.toolTip()
@@ -521,35 +557,56 @@ def test_the_picker_labels_a_cards_development_numbers(qtbot, viewer):
     """Numbers from seeds that shaped the model stay out of the headline and are labelled
     in the tooltip; the headline says its numbers are held out."""
     _, _, panel = viewer
-    validation = {"studies": 20, "sensitivity_ge_6mm": 0.9, "mean_dice_ge_6mm": 0.77,
-                  "held_out_seeds": list(range(3001, 3021)),
-                  "development": {"note": "Development numbers: they shaped it.",
-                                  "seeds": list(range(1001, 1011)),
-                                  "sensitivity_ge_6mm": 0.944, "mean_dice_ge_6mm": 0.816}}
-    write_folder(registry.user_models_dir() / "dev-seg" / "2.0", bright_unet(),
-                 card=card_dict("dev-seg", "2.0", input_size=None, validation=validation))
+    validation = {
+        "studies": 20,
+        "sensitivity_ge_6mm": 0.9,
+        "mean_dice_ge_6mm": 0.77,
+        "held_out_seeds": list(range(3001, 3021)),
+        "development": {
+            "note": "Development numbers: they shaped it.",
+            "seeds": list(range(1001, 1011)),
+            "sensitivity_ge_6mm": 0.944,
+            "mean_dice_ge_6mm": 0.816,
+        },
+    }
+    write_folder(
+        registry.user_models_dir() / "dev-seg" / "2.0",
+        bright_unet(),
+        card=card_dict("dev-seg", "2.0", input_size=None, validation=validation),
+    )
     panel.refresh_models()
     combo = panel.model_combo
     combo.setCurrentIndex(combo.findText("dev-seg:2.0", Qt.MatchFlag.MatchStartsWith))
     assert panel.card_label.text().endswith(
-        "Validation (held out): sensitivity ≥6 mm 0.9 · mean dice ≥6 mm 0.77")
+        "Validation (held out): sensitivity ≥6 mm 0.9 · mean dice ≥6 mm 0.77"
+    )
     assert "0.944" not in panel.card_label.text()
-    assert ("Development numbers (not held out; demo seeds 1001-1010): sensitivity ≥6 mm "
-            "0.944 · mean dice ≥6 mm 0.816\nDevelopment numbers: they shaped it.") \
-        in panel.card_label.toolTip()
+    assert (
+        "Development numbers (not held out; demo seeds 1001-1010): sensitivity ≥6 mm "
+        "0.944 · mean dice ≥6 mm 0.816\nDevelopment numbers: they shaped it."
+    ) in panel.card_label.toolTip()
 
 
 def test_the_picker_shows_the_cards_headline_validation(qtbot, viewer):
     _, _, panel = viewer
-    validation = {"studies": 10, "sensitivity_ge_6mm": 0.95, "sensitivity_all": 0.9,
-                  "false_positives_per_study": 0.4, "mean_dice_ge_6mm": 0.83}
-    write_folder(registry.user_models_dir() / "card-seg" / "2.0", bright_unet(),
-                 card=card_dict("card-seg", "2.0", input_size=None, validation=validation))
+    validation = {
+        "studies": 10,
+        "sensitivity_ge_6mm": 0.95,
+        "sensitivity_all": 0.9,
+        "false_positives_per_study": 0.4,
+        "mean_dice_ge_6mm": 0.83,
+    }
+    write_folder(
+        registry.user_models_dir() / "card-seg" / "2.0",
+        bright_unet(),
+        card=card_dict("card-seg", "2.0", input_size=None, validation=validation),
+    )
     panel.refresh_models()
     assert panel.model_combo.currentText().startswith("bright-seg:1.0")  # the active one
     combo = panel.model_combo
     combo.setCurrentIndex(combo.findText("card-seg:2.0", Qt.MatchFlag.MatchStartsWith))
     assert panel.card_label.text() == (
         "card-seg:2.0 · CT · lung nodule, liver lesion\nValidation: sensitivity ≥6 mm 0.95 · "
-        "false positives per study 0.4 · mean dice ≥6 mm 0.83")
+        "false positives per study 0.4 · mean dice ≥6 mm 0.83"
+    )
     assert "AI assistance — not a diagnosis" in panel.header.text()

@@ -19,8 +19,9 @@ from tests.ui.main_window_fixtures import make_window, open_and_wait
 SAVE_MS = 10_000
 
 
-def test_autosave_journals_each_stroke_and_snapshots_on_a_worker(qtbot, labelled, data_dir,
-                                                                 monkeypatch):
+def test_autosave_journals_each_stroke_and_snapshots_on_a_worker(
+    qtbot, labelled, data_dir, monkeypatch
+):
     window, ann = labelled
     threads = []
     real = label_autosave.SnapshotTask.run
@@ -132,8 +133,11 @@ def test_at_start_one_question_for_every_crashed_series(qtbot, data_dir):
 
 
 def recovery_boxes(window) -> list[QtWidgets.QMessageBox]:
-    return [b for b in window.findChildren(QtWidgets.QMessageBox)
-            if b.isVisible() and b.windowTitle() == "Recover labels?"]
+    return [
+        b
+        for b in window.findChildren(QtWidgets.QMessageBox)
+        if b.isVisible() and b.windowTitle() == "Recover labels?"
+    ]
 
 
 def test_a_series_opened_while_the_start_question_is_open_is_not_asked_again(qtbot, data_dir):

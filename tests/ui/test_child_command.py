@@ -24,8 +24,7 @@ def test_in_the_frozen_app_the_child_is_the_app_itself(monkeypatch, tmp_path):
     assert medview_argv("train", "--job", "j.json") == [str(app), "train", "--job", "j.json"]
 
 
-def test_frozen_on_windows_the_child_is_the_console_twin_of_the_windowed_exe(monkeypatch,
-                                                                             tmp_path):
+def test_frozen_on_windows_the_child_is_the_console_twin_of_the_windowed_exe(monkeypatch, tmp_path):
     gui, console = tmp_path / "medview-gui.exe", tmp_path / "medview.exe"
     gui.write_bytes(b"")
     monkeypatch.setattr(sys, "frozen", True, raising=False)

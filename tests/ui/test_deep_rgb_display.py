@@ -38,20 +38,22 @@ def _load(name: str, folder: Path) -> Volume:
 @pytest.fixture(scope="module")
 def rgb(tmp_path_factory) -> dict[int, Volume]:
     folder = tmp_path_factory.mktemp("rgb")
-    return {bits: _load(f"SC_rgb{'' if bits == 8 else f'_{bits}bit'}.dcm", folder)
-            for bits in (8, 16, 32)}
+    return {
+        bits: _load(f"SC_rgb{'' if bits == 8 else f'_{bits}bit'}.dcm", folder)
+        for bits in (8, 16, 32)
+    }
 
 
 def _pixels(image: QtGui.QImage) -> np.ndarray:
     rgb32 = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
-    arr = np.frombuffer(rgb32.constBits(), np.uint8).reshape(rgb32.height(),
-                                                              rgb32.bytesPerLine())
+    arr = np.frombuffer(rgb32.constBits(), np.uint8).reshape(rgb32.height(), rgb32.bytesPerLine())
     return arr[:, : 3 * rgb32.width()].reshape(rgb32.height(), rgb32.width(), 3).astype(int)
 
 
 def _render(volume: Volume, window: Window | None = None) -> np.ndarray:
-    return _pixels(render_view(volume, Plane.AXIAL, 0, window=window, size=(200, 200),
-                               overlays=False))
+    return _pixels(
+        render_view(volume, Plane.AXIAL, 0, window=window, size=(200, 200), overlays=False)
+    )
 
 
 def test_deep_rgb_opens_in_a_window_over_its_bits(rgb) -> None:

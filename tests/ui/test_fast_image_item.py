@@ -28,8 +28,7 @@ LAYOUTS = {
 def pixels(item: pg.ImageItem) -> np.ndarray:
     item.render()
     image = item.qimage.convertToFormat(QtGui.QImage.Format.Format_ARGB32)
-    raw = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(),
-                                                              image.bytesPerLine())
+    raw = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
     return raw[:, : 4 * image.width()].copy()
 
 
@@ -44,9 +43,11 @@ def both(image: np.ndarray, levels, lut) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize(("levels", "lut"), [((-1350, 150), GREY), ((-160, 240), GREY[::-1]),
-                                             ((39.5, 40.5), GREY)],
-                         ids=["lung", "abdomen-inverted", "width-1"])
+@pytest.mark.parametrize(
+    ("levels", "lut"),
+    [((-1350, 150), GREY), ((-160, 240), GREY[::-1]), ((39.5, 40.5), GREY)],
+    ids=["lung", "abdomen-inverted", "width-1"],
+)
 def test_ct_pixels_equal_pyqtgraph(qapp, layout, levels, lut):
     expected, fast = both(LAYOUTS[layout](CT), levels, lut.copy())
     assert np.array_equal(fast, expected)

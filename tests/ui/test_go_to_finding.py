@@ -33,11 +33,14 @@ def bright_only(tmp_path, monkeypatch, data_dir):
 def _extent_mm(finding, view) -> float:
     pm = view.plane_map
     first, last = finding.bbox_index
-    corners = [pm.from_index(np.asarray(c, float))[1:]
-               for c in itertools.product(*zip(first, last, strict=True))]
+    corners = [
+        pm.from_index(np.asarray(c, float))[1:]
+        for c in itertools.product(*zip(first, last, strict=True))
+    ]
     rows, cols = [c[0] for c in corners], [c[1] for c in corners]
-    return max((max(cols) - min(cols) + 1) * pm.pixel_mm[1],
-               (max(rows) - min(rows) + 1) * pm.pixel_mm[0])
+    return max(
+        (max(cols) - min(cols) + 1) * pm.pixel_mm[1], (max(rows) - min(rows) + 1) * pm.pixel_mm[0]
+    )
 
 
 def test_a_finding_fills_a_third_of_the_view_in_its_labels_window(qtbot, demo, bright_only):
@@ -54,8 +57,7 @@ def test_a_finding_fills_a_third_of_the_view_in_its_labels_window(qtbot, demo, b
         (x0, x1), (y0, y1) = view.vb.viewRange()
         share = _extent_mm(finding, view) / min(x1 - x0, y1 - y0)
         per_mm = 1 / view.vb.viewPixelSize()[0]
-        at_cap = per_mm == pytest.approx(MAX_FOCUS_ZOOM / min(view.plane_map.pixel_mm),
-                                         rel=0.03)
+        at_cap = per_mm == pytest.approx(MAX_FOCUS_ZOOM / min(view.plane_map.pixel_mm), rel=0.03)
         assert share == pytest.approx(FOCUS_FRACTION, rel=0.05) or (at_cap and share < 0.34)
         filled += not at_cap
         capped += at_cap

@@ -12,8 +12,14 @@ from tests.ui.main_window_fixtures import make_window, open_and_wait
 
 
 def screen(w):
-    return (w.grid.layout_name, w.grid.focused_view.plane, w.state.window.name,
-            w.measurements.tool, w.state.slab.mode, w.state.slab.thickness_mm)
+    return (
+        w.grid.layout_name,
+        w.grid.focused_view.plane,
+        w.state.window.name,
+        w.measurements.tool,
+        w.state.slab.mode,
+        w.state.slab.thickness_mm,
+    )
 
 
 def test_defaults_open_chest_in_lung_window_and_abdomen_in_its_own(qtbot, window, two_series):
@@ -37,8 +43,9 @@ def test_saved_protocol_reopens_the_same_screen(qtbot, window, two_series, monke
     window.measurements.buttons["ruler"].click()
     want = ("2x2", Plane.CORONAL, "Bone", "ruler", SlabMode.MIP, 20.0)
     assert screen(window) == want
-    monkeypatch.setattr(QtWidgets.QInputDialog, "getText",
-                        lambda *a, **k: (k.get("text", ""), True))
+    monkeypatch.setattr(
+        QtWidgets.QInputDialog, "getText", lambda *a, **k: (k.get("text", ""), True)
+    )
     assert window.menus.protocol_action.text() == "Save as &Protocol for CT chest…"
     window.menus.protocol_action.trigger()
     assert saved.protocols_file().is_file()

@@ -31,15 +31,17 @@ def test_demo_folder_has_no_red_error_and_offers_its_ground_truth(qtbot, window,
     assert window.warnings.messages("error") == []
     assert window.warnings.messages("warning") == []
     notes = window.warnings.messages("info")
-    assert "3 other files not read (README.txt, labels.nii.gz, lesions.json): not DICOM" \
-        in notes
+    assert "3 other files not read (README.txt, labels.nii.gz, lesions.json): not DICOM" in notes
     layers = window.layers
     qtbot.waitUntil(lambda: layers.offer.isVisible(), timeout=WAIT_MS)
     assert layers.offer_text.text() == "Labels found beside this series: <b>labels.nii.gz</b>"
-    assert any("Labels found beside this series: labels.nii.gz" in m
-               for m in window.warnings.messages("info"))
+    assert any(
+        "Labels found beside this series: labels.nii.gz" in m
+        for m in window.warnings.messages("info")
+    )
     assert window.state.layers == [] or all(
-        lay is not layers.offered_layer for lay in window.state.layers)  # offered, not forced
+        lay is not layers.offered_layer for lay in window.state.layers
+    )  # offered, not forced
 
     truth = read_image(demo_out.labels_path).array
     assert truth.any()
@@ -80,8 +82,9 @@ def test_a_broken_file_that_claims_dicom_is_still_an_error(qtbot, window, tmp_pa
     open_and_wait(qtbot, window, [str(tmp_path / "s")])
     errors = window.warnings.messages("error")
     assert len(errors) == 1 and "broken.dcm" in errors[0] and "not a DICOM file" in errors[0]
-    assert any(m.startswith("1 other file not read (notes.txt)")
-               for m in window.warnings.messages("info"))
+    assert any(
+        m.startswith("1 other file not read (notes.txt)") for m in window.warnings.messages("info")
+    )
 
 
 def test_labels_that_do_not_fit_the_series_are_not_offered(qtbot, window, tmp_path):
@@ -100,8 +103,10 @@ def test_labels_beside_dicom_files_are_offered_too(qtbot, window, tmp_path):
     written = write_ct_series(tmp_path / "study", n=4)
     truth = np.zeros((4, 24, 32), np.uint8)
     truth[1:3, 5:9, 6:12] = 2
-    write_volume(Volume(truth, written.expected_affine, VolumeMetadata()),
-                 tmp_path / "study" / "labels.nii.gz")
+    write_volume(
+        Volume(truth, written.expected_affine, VolumeMetadata()),
+        tmp_path / "study" / "labels.nii.gz",
+    )
     open_and_wait(qtbot, window, [str(tmp_path / "study")])
     qtbot.waitUntil(lambda: window.layers.offer.isVisible(), timeout=WAIT_MS)
     click(qtbot, window.layers.offer_show)

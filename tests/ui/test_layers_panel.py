@@ -46,8 +46,13 @@ def state(tmp_path, monkeypatch):
     """From a fixture, so the widgets subscribed to it live until pytest-qt closes them."""
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
     s = ViewerState()
-    s.set_volume(Volume(np.zeros(SHAPE, np.int16), AFFINE.copy(),
-                        VolumeMetadata(modality="CT", series_description="phantom")))
+    s.set_volume(
+        Volume(
+            np.zeros(SHAPE, np.int16),
+            AFFINE.copy(),
+            VolumeMetadata(modality="CT", series_description="phantom"),
+        )
+    )
     return s
 
 
@@ -63,8 +68,9 @@ def panel(qtbot, state):
 
 def add_file(qtbot, panel, monkeypatch, path: str) -> None:
     """Through the button, with the file dialog answering `path`."""
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName",
-                        lambda *a, **k: (path, "All files (*)"))
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog, "getOpenFileName", lambda *a, **k: (path, "All files (*)")
+    )
     qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.add_button.isEnabled(), timeout=READ_TIMEOUT_MS)
 
@@ -82,8 +88,9 @@ def tint(view, ijk) -> int:
     return r - g
 
 
-def test_label_map_from_file_shows_in_every_plane(qtbot, monkeypatch, tmp_path, state, views,
-                                                  panel):
+def test_label_map_from_file_shows_in_every_plane(
+    qtbot, monkeypatch, tmp_path, state, views, panel
+):
     add_file(qtbot, panel, monkeypatch, write(tmp_path, "liver seg.nii.gz", labels()))
     assert panel.status.text() == "Added liver seg as a label map."
     [layer] = state.layers
@@ -93,8 +100,9 @@ def test_label_map_from_file_shows_in_every_plane(qtbot, monkeypatch, tmp_path, 
     for _ in range(CUBE_CENTRE[0]):
         qtbot.keyClick(axial, Qt.Key.Key_Down)
     # a click on the cube in the axial view takes coronal and sagittal into it
-    qtbot.mouseClick(axial.viewport(), Qt.MouseButton.LeftButton,
-                     pos=screen_point(axial, CUBE_CENTRE))
+    qtbot.mouseClick(
+        axial.viewport(), Qt.MouseButton.LeftButton, pos=screen_point(axial, CUBE_CENTRE)
+    )
     assert np.array_equal(state.cursor_ijk, CUBE_CENTRE)
     for view in views:
         [item] = view.overlay_items
@@ -107,8 +115,7 @@ def test_label_map_from_file_shows_in_every_plane(qtbot, monkeypatch, tmp_path, 
     assert panel.list.count() == 2 and panel.list.currentRow() == 1
 
 
-def test_visibility_and_opacity_reach_every_view(qtbot, monkeypatch, tmp_path, state, views,
-                                                 panel):
+def test_visibility_and_opacity_reach_every_view(qtbot, monkeypatch, tmp_path, state, views, panel):
     add_file(qtbot, panel, monkeypatch, write(tmp_path, "seg.nrrd", labels()))
     state.set_cursor_screen(Plane.AXIAL, *views[0].plane_map.from_index(CUBE_CENTRE)[1:])
     state.set_slice(Plane.AXIAL, CUBE_CENTRE[0])
@@ -137,8 +144,7 @@ def test_image_row_cannot_be_removed_or_changed(qtbot, monkeypatch, tmp_path, pa
     assert not panel.colour_map.isEnabled()
 
 
-def test_heatmap_colour_map_threshold_and_remove(qtbot, monkeypatch, tmp_path, state, views,
-                                                 panel):
+def test_heatmap_colour_map_threshold_and_remove(qtbot, monkeypatch, tmp_path, state, views, panel):
     add_file(qtbot, panel, monkeypatch, write(tmp_path, "seg.mha", labels()))
     ramp = np.broadcast_to(np.linspace(0, 1, SHAPE[2], dtype=np.float32), SHAPE).copy()
     add_file(qtbot, panel, monkeypatch, write(tmp_path, "tumour prob.nii", ramp))
@@ -165,15 +171,27 @@ def test_heatmap_colour_map_threshold_and_remove(qtbot, monkeypatch, tmp_path, s
     assert panel.list.count() == 2 and panel.status.text() == "Removed tumour prob."
 
 
-@pytest.mark.parametrize("name, array, affine, expected", [
-    ("small.nii.gz", np.zeros((10, 16, 19), np.uint8), AFFINE,
-     "has a 19 x 16 x 10 grid and the image 20 x 16 x 10; resample it onto the image grid"),
-    ("moved.nii.gz", np.zeros(SHAPE, np.uint8), AFFINE + np.outer([0.1, 0, 0, 0], [0, 0, 0, 1]),
-     "but lies up to 0.1 mm away from it"),
-    ("dose.nrrd", np.full(SHAPE, 7.5, np.float32), AFFINE, "neither labels"),
-])
-def test_files_that_do_not_fit_give_one_sentence(qtbot, monkeypatch, tmp_path, state, panel,
-                                                 name, array, affine, expected):
+@pytest.mark.parametrize(
+    "name, array, affine, expected",
+    [
+        (
+            "small.nii.gz",
+            np.zeros((10, 16, 19), np.uint8),
+            AFFINE,
+            "has a 19 x 16 x 10 grid and the image 20 x 16 x 10; resample it onto the image grid",
+        ),
+        (
+            "moved.nii.gz",
+            np.zeros(SHAPE, np.uint8),
+            AFFINE + np.outer([0.1, 0, 0, 0], [0, 0, 0, 1]),
+            "but lies up to 0.1 mm away from it",
+        ),
+        ("dose.nrrd", np.full(SHAPE, 7.5, np.float32), AFFINE, "neither labels"),
+    ],
+)
+def test_files_that_do_not_fit_give_one_sentence(
+    qtbot, monkeypatch, tmp_path, state, panel, name, array, affine, expected
+):
     path = write(tmp_path, name, array, affine)
     messages = []
     panel.message.connect(messages.append)
@@ -183,21 +201,20 @@ def test_files_that_do_not_fit_give_one_sentence(qtbot, monkeypatch, tmp_path, s
     assert messages[-1] == panel.status.text() and "\n" not in messages[-1]
 
 
-def test_unreadable_file_gives_the_readers_sentence(qtbot, monkeypatch, tmp_path, state,
-                                                    panel):
+def test_unreadable_file_gives_the_readers_sentence(qtbot, monkeypatch, tmp_path, state, panel):
     bad = tmp_path / "notes.nii.gz"
     bad.write_bytes(b"not an image at all")
     add_file(qtbot, panel, monkeypatch, str(bad))
     assert state.layers == [] and panel.status.text().startswith(str(bad))
 
 
-def test_a_file_read_for_a_previous_image_is_dropped(qtbot, monkeypatch, tmp_path, state,
-                                                     panel):
+def test_a_file_read_for_a_previous_image_is_dropped(qtbot, monkeypatch, tmp_path, state, panel):
     path = write(tmp_path, "seg.nii.gz", labels())
     panel.add_overlay_file(path)
     assert not panel.add_button.isEnabled()
-    state.set_volume(Volume(np.zeros(SHAPE, np.int16), AFFINE.copy(),
-                            VolumeMetadata(modality="CT")))  # another series opened
+    state.set_volume(
+        Volume(np.zeros(SHAPE, np.int16), AFFINE.copy(), VolumeMetadata(modality="CT"))
+    )  # another series opened
     qtbot.waitUntil(lambda: not panel._worker.running, timeout=READ_TIMEOUT_MS)
     qtbot.wait(50)  # the queued result
     assert state.layers == [] and panel.add_button.isEnabled()

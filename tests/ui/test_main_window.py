@@ -44,8 +44,9 @@ def test_open_folder_scans_shows_the_tree_and_the_first_series(qtbot, window, tw
     assert not window.progress.isVisible() and not window.cancel_button.isVisible()
 
 
-def test_file_menu_dialogs_open_a_folder_and_files(qtbot, window, two_series, tmp_path,
-                                                  monkeypatch):
+def test_file_menu_dialogs_open_a_folder_and_files(
+    qtbot, window, two_series, tmp_path, monkeypatch
+):
     folder, a, b = two_series
     seen = {}
 
@@ -54,14 +55,19 @@ def test_file_menu_dialogs_open_a_folder_and_files(qtbot, window, two_series, tm
         return str(folder)
 
     monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory", folder_dialog)
-    with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
-                          check_params_cb=lambda kind: kind == "volume"):
+    with qtbot.waitSignal(
+        window.image_shown, timeout=LOAD_TIMEOUT_MS, check_params_cb=lambda kind: kind == "volume"
+    ):
         window.menus.file_menu.actions()[0].trigger()  # Open Folder…
     assert window.series.key == a.series_uid
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileNames",
-                        lambda *args: ([str(p) for p in b.paths], "DICOM"))
-    with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
-                          check_params_cb=lambda kind: kind == "volume"):
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog,
+        "getOpenFileNames",
+        lambda *args: ([str(p) for p in b.paths], "DICOM"),
+    )
+    with qtbot.waitSignal(
+        window.image_shown, timeout=LOAD_TIMEOUT_MS, check_params_cb=lambda kind: kind == "volume"
+    ):
         window.menus.file_menu.actions()[1].trigger()  # Open File(s)…
     assert window.series.key == b.series_uid and window.state.volume.shape == (6, 20, 28)
     window.open_folder_dialog()
@@ -77,25 +83,38 @@ def test_drop_of_a_folder_opens_it(qtbot, window, two_series, target):
     mime = QtCore.QMimeData()
     mime.setUrls([QtCore.QUrl.fromLocalFile(str(folder))])
     pos = QtCore.QPointF(widget.width() / 2, widget.height() / 2)
-    enter = QtGui.QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime,
-                                  Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QtGui.QDragEnterEvent(
+        pos.toPoint(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QtWidgets.QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
-    drop = QtGui.QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
-                          check_params_cb=lambda kind: kind == "volume"):
+    drop = QtGui.QDropEvent(
+        pos,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(
+        window.image_shown, timeout=LOAD_TIMEOUT_MS, check_params_cb=lambda kind: kind == "volume"
+    ):
         QtWidgets.QApplication.sendEvent(widget, drop)
     assert window.series.key == a.series_uid
     assert window.settings.recent[0] == str(folder)
 
 
-def test_first_slice_is_drawn_before_the_series_has_loaded(qtbot, window, tmp_path,
-                                                           monkeypatch):
+def test_first_slice_is_drawn_before_the_series_has_loaded(qtbot, window, tmp_path, monkeypatch):
     w = write_ct_series(tmp_path / "s", n=12)
     slow_loading(monkeypatch, 0.08)
-    with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
-                          check_params_cb=lambda kind: kind == "first slice"):
+    with qtbot.waitSignal(
+        window.image_shown,
+        timeout=LOAD_TIMEOUT_MS,
+        check_params_cb=lambda kind: kind == "first slice",
+    ):
         window.open_paths([str(tmp_path / "s")])
     assert window.state.volume is None  # still loading
     assert window.grid.loading and window.cancel_button.isVisible()
@@ -218,8 +237,7 @@ def test_geometry_docks_and_last_folder_come_back_after_a_restart(qtbot, window,
     assert again.size() == size != QtCore.QSize(1200, 800)
 
 
-def test_recent_studies_persist_and_missing_ones_are_removed(qtbot, window, tmp_path,
-                                                            two_series):
+def test_recent_studies_persist_and_missing_ones_are_removed(qtbot, window, tmp_path, two_series):
     folder, _, _ = two_series
     gone = tmp_path / "gone"
     write_ct_series(gone, n=3, label="gone")
@@ -239,13 +257,13 @@ def test_recent_studies_persist_and_missing_ones_are_removed(qtbot, window, tmp_
     assert again.settings.recent == [str(folder)]
 
 
-def test_export_png_writes_the_focused_view(qtbot, window, two_series, tmp_path,
-                                            monkeypatch):
+def test_export_png_writes_the_focused_view(qtbot, window, two_series, tmp_path, monkeypatch):
     folder, _, _ = two_series
     open_and_wait(qtbot, window, [str(folder)])
     out = tmp_path / "key image"
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
-                        lambda *a, **k: (str(out), "PNG image (*.png)"))
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "PNG image (*.png)")
+    )
     window.menus.export_action.trigger()
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -262,8 +280,7 @@ def test_window_menu_presets_invert_and_view_toggles(qtbot, window, two_series):
     assert menus.preset_actions[0].shortcut().toString() == "1"
     assert all(a.isEnabled() for a in menus.preset_actions)
     menus.preset_actions[0].trigger()
-    assert (state.window.center, state.window.width) == (CT_PRESETS[0].center,
-                                                         CT_PRESETS[0].width)
+    assert (state.window.center, state.window.width) == (CT_PRESETS[0].center, CT_PRESETS[0].width)
     menus.invert_action.trigger()
     assert state.invert and menus.invert_action.isChecked()
     state.toggle_invert()
@@ -278,8 +295,7 @@ def test_window_menu_presets_invert_and_view_toggles(qtbot, window, two_series):
     assert state.window.name == "Auto"
 
 
-def test_hovering_a_view_shows_value_and_position_in_the_status_bar(qtbot, window,
-                                                                    two_series):
+def test_hovering_a_view_shows_value_and_position_in_the_status_bar(qtbot, window, two_series):
     folder, _, _ = two_series
     open_and_wait(qtbot, window, [str(folder)])
     view = window.grid.view(Plane.AXIAL)
@@ -321,16 +337,23 @@ def test_add_panel_docks_a_widget_and_lists_it(qtbot, window):
 
 
 def test_window_appears_without_pydicom_simpleitk_or_torch():
-    code = ("import sys, os\nos.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
-            "from medview.app import create_application\n"
-            "from medview.ui.main_window import MainWindow\n"
-            "from medview.ui.settings import Settings\n"
-            "import tempfile\nos.environ['MEDVIEW_DATA_DIR'] = tempfile.mkdtemp()\n"
-            "app = create_application()\nw = MainWindow(Settings())\nw.show()\n"
-            "app.processEvents()\n"
-            "print(sorted(m for m in ('pydicom', 'SimpleITK', 'torch') if m in sys.modules))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60, cwd=Path(__file__).parents[2])
+    code = (
+        "import sys, os\nos.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from medview.app import create_application\n"
+        "from medview.ui.main_window import MainWindow\n"
+        "from medview.ui.settings import Settings\n"
+        "import tempfile\nos.environ['MEDVIEW_DATA_DIR'] = tempfile.mkdtemp()\n"
+        "app = create_application()\nw = MainWindow(Settings())\nw.show()\n"
+        "app.processEvents()\n"
+        "print(sorted(m for m in ('pydicom', 'SimpleITK', 'torch') if m in sys.modules))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
 

@@ -66,8 +66,7 @@ class Reader:
         return view_to_widget(view, view.vb, p.x(), p.y())
 
     def drag(self, plane: Plane, a, b, button=Qt.MouseButton.LeftButton) -> None:
-        drag(self.views[plane].viewport(), self.screen(plane, *a), self.screen(plane, *b),
-             button)
+        drag(self.views[plane].viewport(), self.screen(plane, *a), self.screen(plane, *b), button)
 
     def item(self, plane: Plane, mid: str):
         tools = next(t for t in self.panel.tools if t.view is self.views[plane])
@@ -97,16 +96,21 @@ def reader(qtbot):
 
 def mm_per_pixel(plane: Plane) -> tuple[float, float]:
     """(row, col) spacing of a plane's screen image, written out for this volume."""
-    return {Plane.AXIAL: (SPACING["row"], SPACING["col"]),
-            Plane.CORONAL: (SPACING["slice"], SPACING["col"])}[plane]
+    return {
+        Plane.AXIAL: (SPACING["row"], SPACING["col"]),
+        Plane.CORONAL: (SPACING["slice"], SPACING["col"]),
+    }[plane]
 
 
 # -- ruler
 
 
 @pytest.mark.parametrize("plane", [Plane.AXIAL, Plane.CORONAL])
-@pytest.mark.parametrize(("a", "b"), [((3, 4), (3, 28)), ((2, 10), (10, 10)),
-                                      ((1, 2), (9, 27))], ids=["row", "column", "diagonal"])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [((3, 4), (3, 28)), ((2, 10), (10, 10)), ((1, 2), (9, 27))],
+    ids=["row", "column", "diagonal"],
+)
 def test_ruler_measures_known_distance_to_a_tenth_of_a_mm(qtbot, reader, plane, a, b):
     reader.pick(qtbot, "ruler")
     reader.drag(plane, a, b)
@@ -140,8 +144,9 @@ def inside_mask(kind: str, bounds: np.ndarray, shape) -> np.ndarray:
     rr, cc = np.indices(shape)
     if kind == "rectangle":
         return (rr >= r0) & (rr <= r1) & (cc >= c0) & (cc <= c1)
-    return ((rr - (r0 + r1) / 2) / ((r1 - r0) / 2)) ** 2 + \
-        ((cc - (c0 + c1) / 2) / ((c1 - c0) / 2)) ** 2 <= 1
+    return ((rr - (r0 + r1) / 2) / ((r1 - r0) / 2)) ** 2 + (
+        (cc - (c0 + c1) / 2) / ((c1 - c0) / 2)
+    ) ** 2 <= 1
 
 
 @pytest.mark.parametrize("plane", [Plane.AXIAL, Plane.CORONAL])
@@ -173,8 +178,12 @@ def test_dragging_a_rectangle_corner_updates_values_list_and_file(qtbot, reader)
     assert v.pixels == 5 * 7
     moved = []
     reader.store.subscribe(lambda event, mid: moved.append(event))
-    drag(reader.views[Plane.AXIAL].viewport(), reader.handle_at(Plane.AXIAL, m.id, 3),
-         reader.screen(Plane.AXIAL, 12.4, 14.4), steps=8)  # bottom-right corner
+    drag(
+        reader.views[Plane.AXIAL].viewport(),
+        reader.handle_at(Plane.AXIAL, m.id, 3),
+        reader.screen(Plane.AXIAL, 12.4, 14.4),
+        steps=8,
+    )  # bottom-right corner
     v2 = reader.store.values(m.id)
     assert v2.pixels == 11 * 13
     assert moved.count("changed") >= 3  # live while dragging, not only at the end
@@ -195,8 +204,9 @@ def test_angle_drag_first_arm_then_click_the_second(qtbot, reader):
     QTest.mouseMove(view.viewport(), reader.screen(Plane.AXIAL, 12, 12))  # arm follows
     QTest.qWait(20)
     follows = reader.store.values(m.id).angle_deg
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
-                     pos=reader.screen(Plane.AXIAL, 15, 16))
+    qtbot.mouseClick(
+        view.viewport(), Qt.MouseButton.LeftButton, pos=reader.screen(Plane.AXIAL, 15, 16)
+    )
     m, v = reader.only()
     # 10 rows down and 10 columns across: atan(10*0.6 / 10*0.9), not 45 degrees
     assert v.angle_deg == pytest.approx(math.degrees(math.atan2(6, 9)), abs=0.3)
@@ -226,8 +236,11 @@ def test_dragging_a_ruler_end_changes_its_length(qtbot, reader):
     reader.drag(Plane.AXIAL, (4, 4), (4, 14))
     m, v = reader.only()
     assert v.length_mm == pytest.approx(9.0, abs=0.1)
-    drag(reader.views[Plane.AXIAL].viewport(), reader.handle_at(Plane.AXIAL, m.id, 1),
-         reader.screen(Plane.AXIAL, 4, 24))
+    drag(
+        reader.views[Plane.AXIAL].viewport(),
+        reader.handle_at(Plane.AXIAL, m.id, 1),
+        reader.screen(Plane.AXIAL, 4, 24),
+    )
     assert reader.store.values(m.id).length_mm == pytest.approx(18.0, abs=0.1)
     assert reader.label(Plane.AXIAL, m.id) == "18.0 mm"
     assert reader.panel.list.topLevelItem(0).text(1) == "18.0 mm"
@@ -287,8 +300,9 @@ def test_click_on_a_measurement_selects_it_and_del_in_the_view_deletes_it(qtbot,
     first, second = reader.store.measurements
     assert reader.store.selected == second
     view = reader.views[Plane.AXIAL]
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
-                     pos=reader.screen(Plane.AXIAL, 5, 6))
+    qtbot.mouseClick(
+        view.viewport(), Qt.MouseButton.LeftButton, pos=reader.screen(Plane.AXIAL, 5, 6)
+    )
     assert reader.store.selected == first
     assert reader.panel.list.currentItem().text(0) == "Rectangle 1"
     view.setFocus()
@@ -306,8 +320,10 @@ def test_shown_only_on_their_slice_of_their_plane(qtbot, reader):
     view = reader.views[Plane.AXIAL]
     item = reader.item(Plane.AXIAL, m.id)
     assert item.is_visible()
-    assert m.id not in next(t for t in reader.panel.tools
-                            if t.view is reader.views[Plane.CORONAL]).items
+    assert (
+        m.id
+        not in next(t for t in reader.panel.tools if t.view is reader.views[Plane.CORONAL]).items
+    )
     wheel(view.viewport(), reader.screen(Plane.AXIAL, 12, 16), -1)
     assert reader.state.slice_index(Plane.AXIAL) == m.slice_index + 1
     assert not item.is_visible() and not item.text.isVisible()
@@ -332,7 +348,8 @@ def test_zoom_and_pan_still_work_with_a_tool_and_leave_measurements_put(qtbot, r
     assert reader.store.values(m.id) == v
     ends = reader.item(Plane.AXIAL, m.id).points()
     assert (ends[0].x(), ends[1].x()) == pytest.approx(
-        (view.pixel_to_mm(4, 4).x(), view.pixel_to_mm(4, 24).x()), abs=0.05)
+        (view.pixel_to_mm(4, 4).x(), view.pixel_to_mm(4, 24).x()), abs=0.05
+    )
 
 
 def test_wl_tool_drags_window_level_and_draws_nothing(qtbot, reader):
@@ -382,8 +399,10 @@ def test_a_view_added_later_gets_the_tools_and_a_closed_one_is_forgotten(qtbot, 
     reader.drag(Plane.AXIAL, (4, 4), (4, 24))
     extra = SliceView(reader.state, Plane.AXIAL)  # a layout change makes another view
     reader.panel.add_view(extra)
-    assert extra.tool == "ruler" and len(next(t for t in reader.panel.tools
-                                              if t.view is extra).items) == 1
+    assert (
+        extra.tool == "ruler"
+        and len(next(t for t in reader.panel.tools if t.view is extra).items) == 1
+    )
     reader.state.unsubscribe(extra._on_state)  # SliceView leaves that to whoever closes it
     extra.deleteLater()
     qtbot.waitUntil(lambda: len(reader.panel.tools) == 2)

@@ -44,20 +44,22 @@ def panel(qtbot, tmp_path, monkeypatch):
 
 
 def _choose(monkeypatch, path):
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName",
-                        lambda *a, **k: (str(path), ""))
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
 
 
 def _answer(monkeypatch, button_text: str | None, asked: list):
     """Answer the consent warning by clicking the button with that text (None: Cancel)."""
+
     def exec_(box):
         asked.append((box.text(), box.detailedText()))
         for b in box.buttons():
             if (button_text and b.text() == button_text) or (
-                    button_text is None and box.buttonRole(b) ==
-                    QtWidgets.QMessageBox.ButtonRole.RejectRole):
+                button_text is None
+                and box.buttonRole(b) == QtWidgets.QMessageBox.ButtonRole.RejectRole
+            ):
                 b.click()
         return 0
+
     monkeypatch.setattr(QtWidgets.QMessageBox, "exec", exec_)
 
 

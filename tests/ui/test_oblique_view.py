@@ -28,10 +28,16 @@ def turn_handle(view, degrees: float) -> None:
     hx, hy = view.handle.getData()[0][0], view.handle.getData()[1][0]
     t = np.radians(degrees)
     dx, dy = hx - centre.x(), hy - centre.y()
-    end = (centre.x() + dx * np.cos(t) - dy * np.sin(t),
-           centre.y() + dx * np.sin(t) + dy * np.cos(t))
-    drag(view.viewport(), view_to_widget(view, view.vb, hx, hy),
-         view_to_widget(view, view.vb, *end), steps=8)
+    end = (
+        centre.x() + dx * np.cos(t) - dy * np.sin(t),
+        centre.y() + dx * np.sin(t) + dy * np.cos(t),
+    )
+    drag(
+        view.viewport(),
+        view_to_widget(view, view.vb, hx, hy),
+        view_to_widget(view, view.vb, *end),
+        steps=8,
+    )
 
 
 def tilt(state, plane) -> float:
@@ -52,9 +58,10 @@ def test_turning_the_axial_handle_reslices_the_other_planes(qtbot, reader):
     assert axial.h_line.angle == pytest.approx(30, abs=3)  # the coronal plane's trace
     # the coronal view now shows the resampled plane, its corner text says so
     assert coronal.image_item.image.shape == state.view_map(Plane.CORONAL).screen_shape
-    assert any(ln.startswith("Oblique 30°") or ln.startswith("Oblique 29°")
-               or ln.startswith("Oblique 31°")
-               for ln in corner_lines(state, Plane.CORONAL, 1.0)["bl"])
+    assert any(
+        ln.startswith("Oblique 30°") or ln.startswith("Oblique 29°") or ln.startswith("Oblique 31°")
+        for ln in corner_lines(state, Plane.CORONAL, 1.0)["bl"]
+    )
     # double oblique: a turn in the (turned) coronal view tilts the axial plane too
     turn_handle(coronal, 20)
     assert isinstance(state.view_map(Plane.AXIAL), ObliqueMap)

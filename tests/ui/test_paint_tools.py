@@ -56,8 +56,12 @@ class Painter:
         return view_to_widget(view, view.vb, p.x(), p.y())
 
     def drag(self, plane: Plane, a, b, steps: int = 6) -> None:
-        drag(self.views[plane].viewport(), self.screen(plane, *a), self.screen(plane, *b),
-             steps=steps)
+        drag(
+            self.views[plane].viewport(),
+            self.screen(plane, *a),
+            self.screen(plane, *b),
+            steps=steps,
+        )
 
     def key(self, plane: Plane, key, mods=Qt.KeyboardModifier.NoModifier) -> None:
         QTest.keyClick(self.views[plane], key, mods)
@@ -81,8 +85,11 @@ def test_drag_on_axial_paints_the_voxels_under_the_path_as_one_undo_step(qtbot, 
     assert n_steps == 2  # add segment + one stroke
     painter.key(Plane.AXIAL, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert painter.labels.sum() == 0
-    painter.key(Plane.AXIAL, Qt.Key.Key_Z,
-                Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    painter.key(
+        Plane.AXIAL,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
     assert (painter.labels[k, 20, 5:41] == 1).all()
     painter.key(Plane.AXIAL, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     painter.key(Plane.AXIAL, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
@@ -141,8 +148,11 @@ def test_eraser_clears_only_the_active_segment(qtbot, painter):
 def test_fill_click_fills_the_bright_block_only(qtbot, painter):
     painter.paint.set_tool("fill")
     painter.editor.set_tool(tolerance_hu=20)
-    qtbot.mouseClick(painter.views[Plane.AXIAL].viewport(), Qt.MouseButton.LeftButton,
-                     pos=painter.screen(Plane.AXIAL, 15, 15))
+    qtbot.mouseClick(
+        painter.views[Plane.AXIAL].viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=painter.screen(Plane.AXIAL, 15, 15),
+    )
     k = painter.state.slice_index(Plane.AXIAL)
     assert (painter.labels[k, 10:20, 10:20] == 1).all()
     assert painter.labels.sum() == 100
@@ -151,18 +161,35 @@ def test_fill_click_fills_the_bright_block_only(qtbot, painter):
 def test_lasso_fills_the_dragged_polygon(qtbot, painter):
     painter.paint.set_tool("lasso")
     view = painter.views[Plane.AXIAL].viewport()
-    pts = [painter.screen(Plane.AXIAL, r, c) for r, c in
-           ((5, 5), (5, 25), (25, 25), (25, 5))]
+    pts = [painter.screen(Plane.AXIAL, r, c) for r, c in ((5, 5), (5, 25), (25, 25), (25, 5))]
     button = Qt.MouseButton.LeftButton
-    _send_mouse(view, QtCore.QEvent.Type.MouseButtonPress, QtCore.QPointF(pts[0]), button,
-                button, Qt.KeyboardModifier.NoModifier)
+    _send_mouse(
+        view,
+        QtCore.QEvent.Type.MouseButtonPress,
+        QtCore.QPointF(pts[0]),
+        button,
+        button,
+        Qt.KeyboardModifier.NoModifier,
+    )
     for p in (*pts[1:], pts[0]):
         qtbot.wait(15)
-        _send_mouse(view, QtCore.QEvent.Type.MouseMove, QtCore.QPointF(p),
-                    Qt.MouseButton.NoButton, button, Qt.KeyboardModifier.NoModifier)
+        _send_mouse(
+            view,
+            QtCore.QEvent.Type.MouseMove,
+            QtCore.QPointF(p),
+            Qt.MouseButton.NoButton,
+            button,
+            Qt.KeyboardModifier.NoModifier,
+        )
     qtbot.wait(15)
-    _send_mouse(view, QtCore.QEvent.Type.MouseButtonRelease, QtCore.QPointF(pts[0]), button,
-                Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    _send_mouse(
+        view,
+        QtCore.QEvent.Type.MouseButtonRelease,
+        QtCore.QPointF(pts[0]),
+        button,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     k = painter.state.slice_index(Plane.AXIAL)
     assert (painter.labels[k, 6:25, 6:25] == 1).all()
     assert 19 * 19 <= painter.labels.sum() <= 21 * 21
@@ -171,9 +198,14 @@ def test_lasso_fills_the_dragged_polygon(qtbot, painter):
 def test_brush_cursor_follows_the_mouse_at_the_brush_size(qtbot, painter):
     painter.editor.set_tool(radius_mm=4.0)
     view = painter.views[Plane.CORONAL]
-    _send_mouse(view.viewport(), QtCore.QEvent.Type.MouseMove,
-                QtCore.QPointF(painter.screen(Plane.CORONAL, 10, 20)), Qt.MouseButton.NoButton,
-                Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    _send_mouse(
+        view.viewport(),
+        QtCore.QEvent.Type.MouseMove,
+        QtCore.QPointF(painter.screen(Plane.CORONAL, 10, 20)),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     qtbot.wait(20)
     paint = next(p for p in painter.paint.paints if p.view is view)
     assert paint.cursor.isVisible()
@@ -196,8 +228,11 @@ def test_stop_gives_the_left_button_back_to_window_level(qtbot, painter):
 def test_a_click_paints_one_dab_and_leaves_the_crosshair(qtbot, painter):
     cursor = painter.state.cursor_ijk.copy()
     k = painter.state.slice_index(Plane.AXIAL)
-    qtbot.mouseClick(painter.views[Plane.AXIAL].viewport(), Qt.MouseButton.LeftButton,
-                     pos=painter.screen(Plane.AXIAL, 7, 9))
+    qtbot.mouseClick(
+        painter.views[Plane.AXIAL].viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=painter.screen(Plane.AXIAL, 7, 9),
+    )
     assert painter.labels[k, 7, 9] == 1 and 1 <= painter.labels.sum() <= 9
     assert np.array_equal(painter.state.cursor_ijk, cursor)
     assert painter.editor.undo_name == "Paint"

@@ -42,14 +42,14 @@ os._exit(0)
 
 
 def test_pyside_does_not_leak_references_to_singletons():
-    r = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     worst = float(r.stdout.split("WORST")[1])
     # Python >= 3.12 makes True/None immortal: counts never drop there.
     assert worst > -0.5, (
         f"this PySide6 build loses {-worst:.1f} references per call to True/False/None; "
-        f"the app would abort after about a thousand frames (use PySide6 6.11.3)")
+        f"the app would abort after about a thousand frames (use PySide6 6.11.3)"
+    )
 
 
 def test_installed_pyside_is_not_the_known_leaking_build():

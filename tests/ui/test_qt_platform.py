@@ -21,8 +21,9 @@ from medview.ui.qt_platform import (
     qt_platform_plugin_dir,
 )
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="Qt's platform plugins are checked on Linux")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="Qt's platform plugins are checked on Linux"
+)
 
 PACKAGES = {"libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4"}
 
@@ -56,24 +57,36 @@ def test_a_missing_library_is_named_with_the_package_and_the_command(tmp_path):
     assert problem == (
         "Qt's xcb platform plugin cannot open a window: libxcb-cursor.so.0 and "
         "libxcb-icccm.so.4 are missing; install them with: sudo apt-get install "
-        "libxcb-cursor0 libxcb-icccm4 (or run scripts/setup.sh as root)")
+        "libxcb-cursor0 libxcb-icccm4 (or run scripts/setup.sh as root)"
+    )
     as_root = platform_problem({}, plugins, lookup, PACKAGES, is_root=True, has_apt=True)
     assert as_root is not None and "with: apt-get install libxcb-cursor0" in as_root
 
 
 def test_a_library_not_in_the_list_or_no_apt_says_where_to_look(tmp_path):
     plugins = _plugins(tmp_path, "xcb")
-    problem = platform_problem({}, plugins, lambda _: ["libfoo.so.3", "libxcb-cursor.so.0"],
-                               PACKAGES, is_root=False, has_apt=True)
+    problem = platform_problem(
+        {},
+        plugins,
+        lambda _: ["libfoo.so.3", "libxcb-cursor.so.0"],
+        PACKAGES,
+        is_root=False,
+        has_apt=True,
+    )
     assert problem is not None
-    assert problem.endswith("libfoo.so.3 and libxcb-cursor.so.0 are missing; install the "
-                            "package that provides libfoo.so.3 (apt-file search libfoo.so.3) "
-                            "and run: sudo apt-get install libxcb-cursor0")
-    no_apt = platform_problem({}, plugins, lambda _: ["libxcb-cursor.so.0"], PACKAGES,
-                              is_root=False, has_apt=False)
+    assert problem.endswith(
+        "libfoo.so.3 and libxcb-cursor.so.0 are missing; install the "
+        "package that provides libfoo.so.3 (apt-file search libfoo.so.3) "
+        "and run: sudo apt-get install libxcb-cursor0"
+    )
+    no_apt = platform_problem(
+        {}, plugins, lambda _: ["libxcb-cursor.so.0"], PACKAGES, is_root=False, has_apt=False
+    )
     assert no_apt is not None
-    assert no_apt.endswith("libxcb-cursor.so.0 is missing; install the packages that provide "
-                           "them with your system's package manager")
+    assert no_apt.endswith(
+        "libxcb-cursor.so.0 is missing; install the packages that provide "
+        "them with your system's package manager"
+    )
 
 
 def test_one_loadable_plugin_is_enough_and_the_fallback_is_described(tmp_path):
@@ -82,11 +95,14 @@ def test_one_loadable_plugin_is_enough_and_the_fallback_is_described(tmp_path):
     missing = {"libqwayland.so": ["libwayland-cursor.so.0"], "libqxcb.so": []}
     assert platform_problem(env, plugins, lambda p: missing[p.name], PACKAGES) is None
     missing["libqxcb.so"] = ["libxcb-icccm.so.4"]
-    problem = platform_problem(env, plugins, lambda p: missing[p.name], PACKAGES,
-                               is_root=True, has_apt=True)
+    problem = platform_problem(
+        env, plugins, lambda p: missing[p.name], PACKAGES, is_root=True, has_apt=True
+    )
     assert problem is not None
-    assert problem.startswith("Qt's xcb platform plugin cannot open a window (nor can "
-                              "wayland): libxcb-icccm.so.4 is missing;")
+    assert problem.startswith(
+        "Qt's xcb platform plugin cannot open a window (nor can "
+        "wayland): libxcb-icccm.so.4 is missing;"
+    )
 
 
 def test_what_cannot_be_told_is_left_to_qt(tmp_path):
@@ -140,14 +156,28 @@ def test_ldd_finds_the_missing_library_of_a_real_plugin(tmp_path):
 def test_medview_prints_one_line_and_exits_1_instead_of_a_core_dump(tmp_path):
     platforms, missing = _plugin_missing_a_library(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QT_", "XDG_SESSION"))}
-    env.update(QT_QPA_PLATFORM="xcb", QT_QPA_PLATFORM_PLUGIN_PATH=str(platforms),
-               DISPLAY=":99", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"),
-               XDG_DATA_HOME=str(tmp_path / "data"), XDG_STATE_HOME=str(tmp_path / "state"))
-    done = subprocess.run([sys.executable, "-m", "medview"], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    env.update(
+        QT_QPA_PLATFORM="xcb",
+        QT_QPA_PLATFORM_PLUGIN_PATH=str(platforms),
+        DISPLAY=":99",
+        HOME=str(tmp_path),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "medview"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 1, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(f"medview: Qt's xcb platform plugin cannot open a window: "
-                               f"{missing} is missing; install the package that provides "
-                               f"{missing}")
+    assert lines[0].startswith(
+        f"medview: Qt's xcb platform plugin cannot open a window: "
+        f"{missing} is missing; install the package that provides "
+        f"{missing}"
+    )

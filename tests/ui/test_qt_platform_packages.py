@@ -18,7 +18,8 @@ from medview.ui.qt_platform import debian_packages, package_list_path, qt_platfo
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ldd") is None or shutil.which("dpkg") is None,
-    reason="needs ldd and dpkg (a Debian system)")
+    reason="needs ldd and dpkg (a Debian system)",
+)
 
 
 def _qt_binaries() -> list[Path]:
@@ -39,8 +40,9 @@ def _system_libraries() -> tuple[dict[str, str], list[str]]:
     found: dict[str, str] = {}
     not_found: list[str] = []
     for binary in _qt_binaries():
-        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True,
-                             check=True, timeout=60).stdout
+        out = subprocess.run(
+            ["ldd", str(binary)], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
         for line in out.splitlines():
             name, arrow, where = line.strip().partition(" => ")
             if not arrow:
@@ -57,11 +59,13 @@ def _system_libraries() -> tuple[dict[str, str], list[str]]:
 def _owners(paths: list[str]) -> dict[str, str]:
     """path -> Debian package that installed it (dpkg knows merged-/usr files by either
     name, so the resolved one is asked too)."""
-    asked = {p: [p, os.path.realpath(p), "/usr" + p if not p.startswith("/usr/") else p]
-             for p in paths}
+    asked = {
+        p: [p, os.path.realpath(p), "/usr" + p if not p.startswith("/usr/") else p] for p in paths
+    }
     every = sorted({q for qs in asked.values() for q in qs})
-    out = subprocess.run(["dpkg", "-S", *every], capture_output=True, text=True,
-                         check=False, timeout=120).stdout
+    out = subprocess.run(
+        ["dpkg", "-S", *every], capture_output=True, text=True, check=False, timeout=120
+    ).stdout
     owner_of: dict[str, str] = {}
     for line in out.splitlines():
         package, _, path = line.rpartition(": ")
@@ -74,7 +78,8 @@ def test_setup_installs_every_system_library_qt_loads():
     assert not not_found, (
         f"ldd cannot find {', '.join(not_found)} for Qt's window on this machine: "
         f"scripts/setup.sh (as root) installs the packages of "
-        f"{package_list_path().name}; add the missing ones there")
+        f"{package_list_path().name}; add the missing ones there"
+    )
     listed = debian_packages()
     owners = _owners(sorted(found.values()))
     unowned = sorted(name for name, path in found.items() if not owners[path])
@@ -83,6 +88,7 @@ def test_setup_installs_every_system_library_qt_loads():
     wrong = {name: package for name, package in wanted.items() if listed.get(name) != package}
     assert not wrong, (
         f"{package_list_path()} misses or mislabels {len(wrong)} libraries; the lines should "
-        f"read: " + "; ".join(f"{name} {package}" for name, package in sorted(wrong.items())))
+        f"read: " + "; ".join(f"{name} {package}" for name, package in sorted(wrong.items()))
+    )
     stale = sorted(set(listed) - set(wanted))
     assert not stale, f"{package_list_path().name} lists libraries Qt no longer loads: {stale}"

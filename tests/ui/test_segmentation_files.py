@@ -46,8 +46,7 @@ def test_nifti_export_and_import_round_trip(qtbot, labelled, tmp_path):
     out.parent.mkdir()
     said = run(qtbot, ann.files, lambda: ann.files.export_to(NIFTI, str(out)))
     assert said.startswith(f"Segmentation saved to {out}")
-    assert sorted(p.name for p in out.parent.iterdir()) == ["labels.nii.gz",
-                                                            "labels.segments.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["labels.nii.gz", "labels.segments.json"]
     image = sitk.ReadImage(str(out))
     assert image.GetSize() == labels.shape[::-1]
     assert int((sitk.GetArrayFromImage(image) > 0).sum()) == int(labels.astype(bool).sum())

@@ -110,8 +110,12 @@ def test_tool_settings_reach_the_editor_and_keys_pick_tools(qtbot, labelled):
     assert ed.tool.hu_range == (-500.0, 1500.0) and ed.tool.name == "threshold"
     view = next(v for v in window.views if v.plane == Plane.AXIAL)
     view.setFocus()
-    for key, name in ((Qt.Key.Key_E, "eraser"), (Qt.Key.Key_G, "fill"),
-                      (Qt.Key.Key_L, "lasso"), (Qt.Key.Key_B, "brush")):
+    for key, name in (
+        (Qt.Key.Key_E, "eraser"),
+        (Qt.Key.Key_G, "fill"),
+        (Qt.Key.Key_L, "lasso"),
+        (Qt.Key.Key_B, "brush"),
+    ):
         qtbot.keyClick(view, key)
         assert ed.tool.name == name and tools.buttons[name].isChecked()
         assert view.tool == name
@@ -128,12 +132,14 @@ def test_islands_smooth_and_fill_between_slices_from_the_buttons(qtbot, labelled
     panel, ed = ann.panel, ann.editor
     value = add_and_brush(qtbot, ann)
     a = ed.label_map.array
-    flat = np.ravel_multi_index(np.nonzero(np.pad(np.ones((1, 8, 8), bool), (
-        (2, 9), (10, 22), (10, 30)))), a.shape)
+    flat = np.ravel_multi_index(
+        np.nonzero(np.pad(np.ones((1, 8, 8), bool), ((2, 9), (10, 22), (10, 30)))), a.shape
+    )
     ed.label_map.write(flat, value)  # slice 2
     ed.label_map.write(flat + 6 * a.shape[1] * a.shape[2], value)  # slice 8
-    ed.label_map.write(np.array([5 * a.shape[1] * a.shape[2] + 35 * a.shape[2] + 40]),
-                       value)  # one stray voxel
+    ed.label_map.write(
+        np.array([5 * a.shape[1] * a.shape[2] + 35 * a.shape[2] + 40]), value
+    )  # one stray voxel
     click(qtbot, panel.islands_button)
     assert a[5, 35, 40] == 0 and panel.undo_button.text() == "Undo Remove islands"
     click(qtbot, panel.interpolate_button)
@@ -172,7 +178,10 @@ def test_undo_and_redo_keys_work_with_the_focus_in_the_panel(qtbot, labelled):
     ann.panel.table.setFocus()
     qtbot.keyClick(ann.panel.table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert not (ann.editor.label_map.array == value).any()
-    qtbot.keyClick(ann.panel.table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
-                   | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(
+        ann.panel.table,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
     assert (ann.editor.label_map.array == value).any()
     assert ann.undo_action.text() == "&Undo Paint"

@@ -27,8 +27,13 @@ AFFINE = affine_from_plane((-12, -15, 40), (1, 0, 0), (0, 1, 0), (0.8, 0.6), (0,
 def state():
     rng = np.random.default_rng(7)
     s = ViewerState()
-    s.set_volume(Volume(rng.integers(-1000, 1500, SHAPE).astype(np.int16), AFFINE.copy(),
-                        VolumeMetadata(modality="CT")))
+    s.set_volume(
+        Volume(
+            rng.integers(-1000, 1500, SHAPE).astype(np.int16),
+            AFFINE.copy(),
+            VolumeMetadata(modality="CT"),
+        )
+    )
     return s
 
 
@@ -60,11 +65,14 @@ def test_m_and_plus_minus_keys_make_the_drawn_pixels_a_numpy_slab(qtbot, state, 
     # rows of 0.8 mm (coronal), 13 columns of 0.6 mm (sagittal)
     cor, sag = views[Plane.CORONAL], views[Plane.SAGITTAL]
     pm = state.maps[Plane.CORONAL]
-    assert np.array_equal(cor.image_item.image, pm.orient(
-        slab_of(a, 1, state.slice_index(Plane.CORONAL), 10, np.min)))
+    assert np.array_equal(
+        cor.image_item.image, pm.orient(slab_of(a, 1, state.slice_index(Plane.CORONAL), 10, np.min))
+    )
     pm = state.maps[Plane.SAGITTAL]
-    assert np.array_equal(sag.image_item.image, pm.orient(
-        slab_of(a, 2, state.slice_index(Plane.SAGITTAL), 13, np.min)))
+    assert np.array_equal(
+        sag.image_item.image,
+        pm.orient(slab_of(a, 2, state.slice_index(Plane.SAGITTAL), 13, np.min)),
+    )
     QTest.keyClick(axial, Qt.Key.Key_M)  # average
     mean = np.rint(slab_of(a, 0, k, 4, np.mean)).astype(np.int16)
     assert np.array_equal(axial.image_item.image, mean)
@@ -77,8 +85,7 @@ def test_scrolling_a_slab_follows_the_slice(qtbot, state, views):
     state.set_slab(SlabMode.MIP, 6.0)
     QTest.keyClick(axial, Qt.Key.Key_Down)
     k = state.slice_index(Plane.AXIAL)
-    assert np.array_equal(axial.image_item.image,
-                          slab_of(state.volume.array, 0, k, 3, np.max))
+    assert np.array_equal(axial.image_item.image, slab_of(state.volume.array, 0, k, 3, np.max))
 
 
 def test_panel_control_sets_the_slab_and_follows_the_keys(qtbot, state, views):
@@ -92,8 +99,9 @@ def test_panel_control_sets_the_slab_and_follows_the_keys(qtbot, state, views):
     QTest.keyClick(control.mm_box, Qt.Key.Key_Return)
     assert state.slab.thickness_mm == 20.0
     k = state.slice_index(Plane.AXIAL)
-    assert np.array_equal(views[Plane.AXIAL].image_item.image,
-                          slab_of(state.volume.array, 0, k, 10, np.max))
+    assert np.array_equal(
+        views[Plane.AXIAL].image_item.image, slab_of(state.volume.array, 0, k, 10, np.max)
+    )
     assert "MIP 20 mm" in corner_lines(state, Plane.AXIAL, 1.0)["bl"]
     QTest.keyClick(views[Plane.AXIAL], Qt.Key.Key_Plus)
     assert control.mm_box.value() == 30.0

@@ -24,8 +24,12 @@ SIZE = 400
 def ramp_volume() -> Volume:
     s, r, c = np.indices(SHAPE)
     array = (s * 1000 + r * 30 + c).astype(np.int32)
-    md = VolumeMetadata(modality="CT", units="HU", series_description="ramp",
-                        patient=PatientInfo(name="Test^Patient", id="T1"))
+    md = VolumeMetadata(
+        modality="CT",
+        units="HU",
+        series_description="ramp",
+        patient=PatientInfo(name="Test^Patient", id="T1"),
+    )
     return Volume(array, AFFINE.copy(), md)
 
 
@@ -136,16 +140,18 @@ def test_click_in_axial_moves_coronal_and_sagittal_to_the_point(qtbot, state, ax
     sagittal = show(qtbot, state, Plane.SAGITTAL)
     axial_slice = state.slice_index(Plane.AXIAL)
     row, col = 7, 31
-    qtbot.mouseClick(axial.viewport(), Qt.MouseButton.LeftButton,
-                     pos=pixel_on_screen(axial, row, col))
+    qtbot.mouseClick(
+        axial.viewport(), Qt.MouseButton.LeftButton, pos=pixel_on_screen(axial, row, col)
+    )
     ijk = axial.plane_map.to_index(axial_slice, row, col)
     assert state.slice_index(Plane.AXIAL) == axial_slice
     assert state.slice_index(Plane.CORONAL) == ijk[coronal.plane_map.normal_axis]
     assert state.slice_index(Plane.SAGITTAL) == ijk[sagittal.plane_map.normal_axis]
     for view in (coronal, sagittal):
         index = state.slice_index(view.plane)
-        assert np.array_equal(view.image_item.image,
-                              view.plane_map.image(state.volume.array, index))
+        assert np.array_equal(
+            view.image_item.image, view.plane_map.image(state.volume.array, index)
+        )
     mm = axial.pixel_to_mm(row, col)
     assert (axial.v_line.value(), axial.h_line.value()) == pytest.approx((mm.x(), mm.y()))
 
@@ -154,8 +160,7 @@ def test_click_does_nothing_when_crosshair_unlinked(qtbot, state, axial):
     qtbot.keyClick(axial, Qt.Key.Key_C)
     assert not state.crosshair_linked and not axial.v_line.isVisible()
     before = state.cursor_ijk.copy()
-    qtbot.mouseClick(axial.viewport(), Qt.MouseButton.LeftButton,
-                     pos=pixel_on_screen(axial, 3, 5))
+    qtbot.mouseClick(axial.viewport(), Qt.MouseButton.LeftButton, pos=pixel_on_screen(axial, 3, 5))
     assert np.array_equal(state.cursor_ijk, before)
 
 
@@ -165,10 +170,16 @@ def test_click_does_nothing_when_crosshair_unlinked(qtbot, state, axial):
 def test_slice_keys(qtbot, axial, state):
     n = SHAPE[0]
     start = state.slice_index(Plane.AXIAL)
-    for key, expected in ((Qt.Key.Key_Down, start + 1), (Qt.Key.Key_Up, start),
-                          (Qt.Key.Key_PageDown, start + n // 10),
-                          (Qt.Key.Key_PageUp, start), (Qt.Key.Key_End, n - 1),
-                          (Qt.Key.Key_Down, n - 1), (Qt.Key.Key_Home, 0), (Qt.Key.Key_Up, 0)):
+    for key, expected in (
+        (Qt.Key.Key_Down, start + 1),
+        (Qt.Key.Key_Up, start),
+        (Qt.Key.Key_PageDown, start + n // 10),
+        (Qt.Key.Key_PageUp, start),
+        (Qt.Key.Key_End, n - 1),
+        (Qt.Key.Key_Down, n - 1),
+        (Qt.Key.Key_Home, 0),
+        (Qt.Key.Key_Up, 0),
+    ):
         qtbot.keyClick(axial, key)
         assert state.slice_index(Plane.AXIAL) == expected, key
 
@@ -219,8 +230,12 @@ def test_space_starts_and_stops_cine(qtbot, axial, state):
 def test_f_fits_after_zoom_and_pan(qtbot, axial):
     fitted = axial.vb.viewRange()
     wheel(axial.viewport(), centre(axial), 2, Qt.KeyboardModifier.ControlModifier)
-    drag(axial.viewport(), centre(axial), centre(axial) + QtCore.QPoint(40, 0),
-         Qt.MouseButton.MiddleButton)
+    drag(
+        axial.viewport(),
+        centre(axial),
+        centre(axial) + QtCore.QPoint(40, 0),
+        Qt.MouseButton.MiddleButton,
+    )
     assert np.abs(np.subtract(axial.vb.viewRange(), fitted)).max() > 1
     qtbot.keyClick(axial, Qt.Key.Key_F)
     assert np.allclose(axial.vb.viewRange(), fitted)
@@ -280,26 +295,32 @@ def stamp_volume(affine: np.ndarray) -> Volume:
     mid = (np.array(STAMP_SHAPE) - 1) / 2 @ affine[:3, :3].T
     d = lps - mid
     value = 1000 * (d[:, 0] > 0) + 400 * (d[:, 1] < 0) + 200 * (d[:, 2] > 0)
-    return Volume(value.reshape(STAMP_SHAPE).astype(np.int16), affine,
-                  VolumeMetadata(modality="CT"))
+    return Volume(
+        value.reshape(STAMP_SHAPE).astype(np.int16), affine, VolumeMetadata(modality="CT")
+    )
 
 
 def _rotated_axial(deg: float) -> np.ndarray:
     t = np.radians(deg)
-    return affine_from_plane((0, 0, 0), (np.cos(t), np.sin(t), 0), (-np.sin(t), np.cos(t), 0),
-                             (0.7, 0.9), (0, 0, 1.5))
+    return affine_from_plane(
+        (0, 0, 0), (np.cos(t), np.sin(t), 0), (-np.sin(t), np.cos(t), 0), (0.7, 0.9), (0, 0, 1.5)
+    )
 
 
 ORIENTATIONS = {
     "axial": affine_from_plane((0, 0, 0), (1, 0, 0), (0, 1, 0), (0.7, 0.9), (0, 0, 1.5)),
-    "axial_flipped_feet_first": affine_from_plane((0, 0, 0), (-1, 0, 0), (0, -1, 0),
-                                                  (0.7, 0.9), (0, 0, -1.5)),
+    "axial_flipped_feet_first": affine_from_plane(
+        (0, 0, 0), (-1, 0, 0), (0, -1, 0), (0.7, 0.9), (0, 0, -1.5)
+    ),
     "coronal": affine_from_plane((0, 0, 0), (1, 0, 0), (0, 0, -1), (0.7, 0.9), (0, 1.5, 0)),
     "sagittal": affine_from_plane((0, 0, 0), (0, 1, 0), (0, 0, -1), (0.7, 0.9), (-1.5, 0, 0)),
     "oblique_axial": _rotated_axial(30),
 }
-ALIGNED_LETTERS = {Plane.AXIAL: ("A", "P", "R", "L"), Plane.CORONAL: ("S", "I", "R", "L"),
-                   Plane.SAGITTAL: ("S", "I", "A", "P")}
+ALIGNED_LETTERS = {
+    Plane.AXIAL: ("A", "P", "R", "L"),
+    Plane.CORONAL: ("S", "I", "R", "L"),
+    Plane.SAGITTAL: ("S", "I", "A", "P"),
+}
 
 
 def image_rect_on_screen(view) -> QtCore.QRect:
@@ -312,8 +333,8 @@ def check_halves(img: np.ndarray, letters) -> None:
     top, bottom, left, right = letters
     grey = img.astype(float)
     rows, cols = grey.shape[:2]
-    dx = grey[:, cols // 2:].mean() - grey[:, : cols // 2].mean()
-    dy = grey[: rows // 2].mean() - grey[rows // 2:].mean()
+    dx = grey[:, cols // 2 :].mean() - grey[:, : cols // 2].mean()
+    dy = grey[: rows // 2].mean() - grey[rows // 2 :].mean()
     assert np.sign(dx) == SIDE_SIGN[right[0]] == -SIDE_SIGN[left[0]], letters
     assert np.sign(dy) == SIDE_SIGN[top[0]] == -SIDE_SIGN[bottom[0]], letters
 
@@ -333,6 +354,6 @@ def test_orientation_letters_and_pixels_agree(qtbot, empty_state, name):
             assert letters == ALIGNED_LETTERS[plane]
         check_halves(view.image_item.image, letters)
         rect = image_rect_on_screen(view).adjusted(2, 2, -2, -2)
-        shot = grab_rgb(view)[rect.top(): rect.bottom(), rect.left(): rect.right(), 0]
+        shot = grab_rgb(view)[rect.top() : rect.bottom(), rect.left() : rect.right(), 0]
         check_halves(shot, letters)
         view.close()

@@ -59,8 +59,9 @@ def test_bone_window_air_dark_bone_bright(qapp):
     vol = np.full(SHAPE, -1000)
     vol[:, 10:30, 10:50] = 40  # soft tissue
     vol[:, 15:25, 25:35] = 1200  # bone
-    image = render_view(ct(vol, affine), Plane.AXIAL, 3, window=BONE, size=(120, 80),
-                        overlays=False)
+    image = render_view(
+        ct(vol, affine), Plane.AXIAL, 3, window=BONE, size=(120, 80), overlays=False
+    )
     assert (image.width(), image.height()) == (120, 80)
     g = grey(image)  # 1 mm pixels shown 2x: image (row, col) -> screen (2 row, 2 col)
     assert g[4, 4] < 10  # air
@@ -74,8 +75,9 @@ def test_patient_left_is_on_the_right_of_an_axial_image(qapp, col_towards_left):
     x = lps_grid(affine, SHAPE)[:, 0].reshape(SHAPE)
     vol = np.where(x > x.mean(), 1000, -1000)  # bright on the patient's left (+x in LPS)
     for plane in (Plane.AXIAL, Plane.CORONAL):
-        g = grey(render_view(ct(vol, affine), plane, 0, window=BONE, size=(120, 80),
-                             overlays=False))
+        g = grey(
+            render_view(ct(vol, affine), plane, 0, window=BONE, size=(120, 80), overlays=False)
+        )
         left, right = g[:, :60].mean(), g[:, 60:].mean()
         assert right > 3 * left + 10, (plane, left, right)
 
@@ -84,16 +86,27 @@ def test_sagittal_shows_anterior_on_the_left(qapp):
     affine = axial_affine()
     y = lps_grid(affine, SHAPE)[:, 1].reshape(SHAPE)
     vol = np.where(y < y.mean(), 1000, -1000)  # bright anteriorly (-y in LPS)
-    g = grey(render_view(ct(vol, affine), Plane.SAGITTAL, 30, window=BONE, size=(120, 80),
-                         overlays=False))
+    g = grey(
+        render_view(
+            ct(vol, affine), Plane.SAGITTAL, 30, window=BONE, size=(120, 80), overlays=False
+        )
+    )
     assert g[:, :60].mean() > 3 * g[:, 60:].mean() + 10
 
 
 def test_the_slice_asked_for_is_drawn(qapp):
     vol = np.repeat(np.arange(SHAPE[0]) * 100 - 200, SHAPE[1] * SHAPE[2]).reshape(SHAPE)
     for index in (0, 4):
-        g = grey(render_view(ct(vol, axial_affine()), Plane.AXIAL, index,
-                             window=Window(0, 1000), size=(60, 40), overlays=False))
+        g = grey(
+            render_view(
+                ct(vol, axial_affine()),
+                Plane.AXIAL,
+                index,
+                window=Window(0, 1000),
+                size=(60, 40),
+                overlays=False,
+            )
+        )
         expected = (index * 100 - 200 + 500) / 1000 * 255
         assert abs(float(np.median(g)) - expected) < 4
 
@@ -115,24 +128,53 @@ def medview(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MEDVIEW_DATA_DIR": str(tmp_path / "data")}
     env.pop("DISPLAY", None)
     env.pop("QT_QPA_PLATFORM", None)  # the command must choose offscreen by itself
-    return subprocess.run([sys.executable, "-m", "medview", "--log-file",
-                           str(tmp_path / "log.txt"), "snapshot", *args], capture_output=True,
-                          text=True, timeout=120, env=env)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medview",
+            "--log-file",
+            str(tmp_path / "log.txt"),
+            "snapshot",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 @pytest.fixture
 def dicom_series(tmp_path: Path) -> Path:
     # slice k holds k * 100 HU (stored k * 100 + 1024 with the series' -1024 intercept)
-    write_ct_series(tmp_path / "dicom", n=5, rows=20, cols=30, spacing=(1.0, 1.0),
-                    pixel_fn=lambda k, rows, cols: np.full((rows, cols), 1024 + 100 * k))
+    write_ct_series(
+        tmp_path / "dicom",
+        n=5,
+        rows=20,
+        cols=30,
+        spacing=(1.0, 1.0),
+        pixel_fn=lambda k, rows, cols: np.full((rows, cols), 1024 + 100 * k),
+    )
     return tmp_path / "dicom"
 
 
 def test_command_draws_the_numbered_slice_at_the_size_asked(tmp_path, dicom_series):
     out = tmp_path / "shots" / "k.png"
     out.parent.mkdir()
-    r = medview(tmp_path, str(dicom_series), "--out", str(out), "--slice", "4",
-                "--window", "1000/0", "--size", "150x100", "--no-overlays")
+    r = medview(
+        tmp_path,
+        str(dicom_series),
+        "--out",
+        str(out),
+        "--slice",
+        "4",
+        "--window",
+        "1000/0",
+        "--size",
+        "150x100",
+        "--no-overlays",
+    )
     assert r.returncode == 0, r.stderr
     image = decode(out)
     assert (image.width(), image.height()) == (150, 100)
@@ -146,27 +188,30 @@ def test_command_defaults_on_an_image_file(tmp_path):
     path = tmp_path / "v.nrrd"
     write_volume(ct(vol, axial_affine()), path)
     out = tmp_path / "v.png"
-    r = medview(tmp_path, str(path), "--out", str(out), "--plane", "Coronal", "--window",
-                "BONE")
+    r = medview(tmp_path, str(path), "--out", str(out), "--plane", "Coronal", "--window", "BONE")
     assert r.returncode == 0, r.stderr
     assert "coronal image 21/40" in r.stdout
     image = decode(out)
     assert (image.width(), image.height()) == (512, 512)
 
 
-@pytest.mark.parametrize(("args", "code", "words"), [
-    (["--slice", "6"], 2, "slices 1 to 5"),
-    (["--slice", "0"], 2, "slices 1 to 5"),
-    (["--slice", "two"], 2, "whole number"),
-    (["--plane", "oblique"], 2, "axial, coronal, sagittal"),
-    (["--window", "soft"], 2, "1500/-600"),
-    (["--window", "0/40"], 2, "width above 0"),
-    (["--size", "10x10"], 2, "16 to 8192"),
-    (["--size", "big"], 2, "WIDTHxHEIGHT"),
-    (["--out", "{tmp}/x.jpg"], 2, ".png"),
-    (["--out", "{tmp}/missing/x.png"], 1, "no such folder"),
-    (["--out", "{tmp}/dicom/IM0000.dcm/x.png"], 1, "no such folder"),
-], ids=lambda v: v if isinstance(v, int) else " ".join(v) if isinstance(v, list) else None)
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["--slice", "6"], 2, "slices 1 to 5"),
+        (["--slice", "0"], 2, "slices 1 to 5"),
+        (["--slice", "two"], 2, "whole number"),
+        (["--plane", "oblique"], 2, "axial, coronal, sagittal"),
+        (["--window", "soft"], 2, "1500/-600"),
+        (["--window", "0/40"], 2, "width above 0"),
+        (["--size", "10x10"], 2, "16 to 8192"),
+        (["--size", "big"], 2, "WIDTHxHEIGHT"),
+        (["--out", "{tmp}/x.jpg"], 2, ".png"),
+        (["--out", "{tmp}/missing/x.png"], 1, "no such folder"),
+        (["--out", "{tmp}/dicom/IM0000.dcm/x.png"], 1, "no such folder"),
+    ],
+    ids=lambda v: v if isinstance(v, int) else " ".join(v) if isinstance(v, list) else None,
+)
 def test_bad_options_end_in_one_line(tmp_path, dicom_series, args, code, words):
     args = [a.format(tmp=tmp_path) for a in args]
     if "--out" not in args:

@@ -21,8 +21,10 @@ def test_split_series_warning_once_per_series_naming_the_orientations(qtbot, win
     pilot = [m for m in messages if "T/S/C RF FAST PILOT" in m]
     # two pilot series of three localizers each: one line per series, naming the planes
     assert len(pilot) == 2 and len(set(pilot)) == 1
-    assert "different orientation (stack 1: coronal, 1 image; stack 2: sagittal, 1 image; " \
-           "stack 3: axial, 1 image)" in pilot[0]
+    assert (
+        "different orientation (stack 1: coronal, 1 image; stack 2: sagittal, 1 image; "
+        "stack 3: axial, 1 image)" in pilot[0]
+    )
     brain = [m for m in messages if "Routine Brain" in m]
     assert len(brain) == 1 and "2 separate stacks at their true positions" in brain[0]
     assert all(m.count("image(s) of") == 0 for m in messages)
@@ -38,8 +40,9 @@ def test_routine_brain_stacks_open_with_every_slice_where_its_file_says(qtbot, w
     assert window.state.series_key == first  # the scan's first series opens by itself
     _assert_true_positions(window, first, 3)
     window.browser.tree.scrollToItem(window.browser.item(second))
-    with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
-                          check_params_cb=lambda kind: kind == "volume"):
+    with qtbot.waitSignal(
+        window.image_shown, timeout=LOAD_TIMEOUT_MS, check_params_cb=lambda kind: kind == "volume"
+    ):
         double_click(window.browser, second)
     assert window.state.series_key == second
     _assert_true_positions(window, second, 1)
@@ -49,5 +52,6 @@ def _assert_true_positions(window, key: str, n: int) -> None:
     stack, volume = window.browser.series(key), window.state.volume
     assert volume.shape[0] == n
     for k, f in enumerate(stack.slices):
-        np.testing.assert_allclose(volume.affine[:3, :3] @ [k, 0, 0] + volume.affine[:3, 3],
-                                   f.position_lps, atol=1e-4)
+        np.testing.assert_allclose(
+            volume.affine[:3, :3] @ [k, 0, 0] + volume.affine[:3, 3], f.position_lps, atol=1e-4
+        )

@@ -93,8 +93,7 @@ def test_double_click_and_enter_activate_a_series(qtbot, browser, two_series):
 def test_image_files_get_rows_that_activate_with_their_path(qtbot, browser, tmp_path):
     path = str(tmp_path / "brain.nii.gz")
     browser.set_contents(None, [path])
-    assert _rows(browser) == [(0, ["Image files", "", "", ""]),
-                              (1, ["brain.nii.gz", "", "", ""])]
+    assert _rows(browser) == [(0, ["Image files", "", "", ""]), (1, ["brain.nii.gz", "", "", ""])]
     got = []
     browser.activated.connect(got.append)
     browser.tree.setCurrentItem(browser.item(path))
@@ -117,8 +116,9 @@ def test_thumbnail_is_turned_and_scaled_to_the_physical_aspect(browser, tmp_path
 def test_double_click_in_the_window_loads_that_series(qtbot, window, two_series):
     folder, a, b = two_series
     open_and_wait(qtbot, window, [str(folder)])
-    with qtbot.waitSignal(window.image_shown, timeout=LOAD_TIMEOUT_MS,
-                          check_params_cb=lambda kind: kind == "volume"):
+    with qtbot.waitSignal(
+        window.image_shown, timeout=LOAD_TIMEOUT_MS, check_params_cb=lambda kind: kind == "volume"
+    ):
         double_click(window.browser, b.series_uid)
     assert window.series.key == b.series_uid
     np.testing.assert_array_equal(window.state.volume.array, b.expected_array)
@@ -127,8 +127,9 @@ def test_double_click_in_the_window_loads_that_series(qtbot, window, two_series)
     assert not window.browser.item(a.series_uid).font(0).bold()
 
 
-def test_thumbnails_arrive_for_every_series_made_off_the_gui_thread(qtbot, window,
-                                                                    two_series, monkeypatch):
+def test_thumbnails_arrive_for_every_series_made_off_the_gui_thread(
+    qtbot, window, two_series, monkeypatch
+):
     threads = []
     real = studies._thumbnail
 
@@ -139,8 +140,10 @@ def test_thumbnails_arrive_for_every_series_made_off_the_gui_thread(qtbot, windo
     monkeypatch.setattr(studies, "_thumbnail", recording)
     folder, a, b = two_series
     open_and_wait(qtbot, window, [str(folder)])
-    qtbot.waitUntil(lambda: all(window.browser.has_thumbnail(s.series_uid) for s in (a, b)),
-                    timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: all(window.browser.has_thumbnail(s.series_uid) for s in (a, b)),
+        timeout=LOAD_TIMEOUT_MS,
+    )
     assert threads and threading.main_thread() not in threads
 
 

@@ -83,8 +83,7 @@ def test_a_vanished_file_is_one_sentence(qtbot, tags, tmp_path):
 def test_follows_the_slice_in_the_main_window(qtbot, window, series):
     open_and_wait(qtbot, window, [str(series.paths[0].parent)])
     window.dock("Tags").raise_()
-    qtbot.waitUntil(lambda: window.tags.isVisible() and bool(window.tags.rows),
-                    timeout=2000)
+    qtbot.waitUntil(lambda: window.tags.isVisible() and bool(window.tags.rows), timeout=2000)
 
     def shown_sop() -> str:
         return next(r for r in window.tags.rows if r.keyword == "SOPInstanceUID").value

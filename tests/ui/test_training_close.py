@@ -17,8 +17,11 @@ from tests.ui.main_window_fixtures import make_window
 def training_window(qtbot, data_dir, monkeypatch: pytest.MonkeyPatch):
     """A main window whose Training panel runs a child that only waits (a stand-in for
     `medview train`, which needs a model and studies)."""
-    monkeypatch.setattr(training_process, "medview_argv", lambda *args: [
-        sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(
+        training_process,
+        "medview_argv",
+        lambda *args: [sys.executable, "-c", "import time; time.sleep(60)"],
+    )
     window = make_window(qtbot, (1200, 800))
     panel = window.training
     window.dock("Training").raise_()
@@ -26,8 +29,9 @@ def training_window(qtbot, data_dir, monkeypatch: pytest.MonkeyPatch):
     panel._launch(data_dir / "run", [], "Starting…")
     assert panel.progress.isVisible()
     qtbot.waitUntil(lambda: panel.process.running, timeout=10_000)
-    panel.on_event({"event": "start", "steps_per_epoch": 4, "epochs": 8, "device": "cpu",
-                    "train": 3, "val": 1})
+    panel.on_event(
+        {"event": "start", "steps_per_epoch": 4, "epochs": 8, "device": "cpu", "train": 3, "val": 1}
+    )
     panel.on_event({"event": "epoch", "epoch": 2, "epochs": 8, "loss": 1.0, "val_dice": 0.5})
     yield window
     panel.process.shutdown()
@@ -35,6 +39,7 @@ def training_window(qtbot, data_dir, monkeypatch: pytest.MonkeyPatch):
 
 def answer_with(text: str, seen: list[str]) -> None:
     """Click `text` in the question box once it is up (it is modal: exec blocks)."""
+
     def click() -> None:
         box = QtWidgets.QApplication.activeModalWidget()
         if not isinstance(box, QtWidgets.QMessageBox):
@@ -42,6 +47,7 @@ def answer_with(text: str, seen: list[str]) -> None:
             return
         seen.append(box.text())
         next(b for b in box.buttons() if b.text() == text).click()
+
     QtCore.QTimer.singleShot(20, click)
 
 

@@ -21,8 +21,13 @@ LEFT = QtCore.Qt.MouseButton.LeftButton
 
 
 def one_sentence(text: str) -> bool:
-    return "\n" not in text and "Traceback" not in text and text[:1].isupper() and \
-        text.endswith(".") and text.count(". ") == 0
+    return (
+        "\n" not in text
+        and "Traceback" not in text
+        and text[:1].isupper()
+        and text.endswith(".")
+        and text.count(". ") == 0
+    )
 
 
 @pytest.fixture
@@ -43,43 +48,89 @@ def test_no_done_studies_is_one_sentence(qtbot, empty: TrainingPanel) -> None:
     assert not empty.process.running and not empty.runs.isVisible()
 
 
-@pytest.mark.parametrize(("event", "words"), [
-    ({"kind": "memory", "message": "the device ran out of memory (CUDA out of memory. Tried "
-                                   "to allocate 2.00 GiB)"}, "smaller batch size"),
-    ({"kind": "disk", "message": "x: could not be written: the disk is full. The previous "
-                                 "checkpoint is intact", "path": "/w/checkpoint.pt"},
-     "disk is full (/w/checkpoint.pt); free some space, then Resume"),
-    ({"kind": "disk", "message": "/c/image.npy: could not be written: the disk is full",
-      "path": "/c/image.npy", "resumable": False},  # full while caching: no checkpoint yet
-     "then Start it again: it stopped before its first checkpoint, so there is nothing to "
-     "resume"),
-    ({"kind": "input", "message": "/s: holds no labelled studies (no sub-folder with a "
-                                  "labels.nii.gz and its image); label and mark studies done "
-                                  "first"}, "could not run"),
-    ({"kind": "internal", "message": "internal error (KeyError: 'x')"}, "log file"),
-    # a refused setting: worded from its data (tests/ui/test_training_flag_words.py has all)
-    ({"kind": "input", "message": "CUDA was requested but no CUDA device is available; use "
-                                  "--device cpu",
-      "setting": SettingError("device", "cuda", "unavailable", device_name="CUDA").to_dict()},
-     "choose Device cpu (or auto) under Setup"),
-    ({"kind": "input", "message": "/l: of study s holds label 3 (tumour), which m:1 does not "
-                                  "know (it knows 1 lung nodule); map it, e.g. --map "
-                                  "tumour=\"lung nodule\" or --map tumour=ignore",
-      "setting": SettingError("mapping", "tumour", "unmapped", "/l", study="s",
-                              label="3 (tumour)", model="m:1", known="1 lung nodule",
-                              example="lung nodule").to_dict()},
-     "does not know (it knows 1 lung nodule); choose what it is under \"Your labels teach\""),
-])
-def test_the_childs_errors_are_one_sentence(empty: TrainingPanel, event: dict,
-                                            words: str) -> None:
+@pytest.mark.parametrize(
+    ("event", "words"),
+    [
+        (
+            {
+                "kind": "memory",
+                "message": "the device ran out of memory (CUDA out of memory. Tried "
+                "to allocate 2.00 GiB)",
+            },
+            "smaller batch size",
+        ),
+        (
+            {
+                "kind": "disk",
+                "message": "x: could not be written: the disk is full. The previous "
+                "checkpoint is intact",
+                "path": "/w/checkpoint.pt",
+            },
+            "disk is full (/w/checkpoint.pt); free some space, then Resume",
+        ),
+        (
+            {
+                "kind": "disk",
+                "message": "/c/image.npy: could not be written: the disk is full",
+                "path": "/c/image.npy",
+                "resumable": False,
+            },  # full while caching: no checkpoint yet
+            "then Start it again: it stopped before its first checkpoint, so there is nothing to "
+            "resume",
+        ),
+        (
+            {
+                "kind": "input",
+                "message": "/s: holds no labelled studies (no sub-folder with a "
+                "labels.nii.gz and its image); label and mark studies done "
+                "first",
+            },
+            "could not run",
+        ),
+        ({"kind": "internal", "message": "internal error (KeyError: 'x')"}, "log file"),
+        # a refused setting: worded from its data (tests/ui/test_training_flag_words.py has all)
+        (
+            {
+                "kind": "input",
+                "message": "CUDA was requested but no CUDA device is available; use --device cpu",
+                "setting": SettingError(
+                    "device", "cuda", "unavailable", device_name="CUDA"
+                ).to_dict(),
+            },
+            "choose Device cpu (or auto) under Setup",
+        ),
+        (
+            {
+                "kind": "input",
+                "message": "/l: of study s holds label 3 (tumour), which m:1 does not "
+                "know (it knows 1 lung nodule); map it, e.g. --map "
+                'tumour="lung nodule" or --map tumour=ignore',
+                "setting": SettingError(
+                    "mapping",
+                    "tumour",
+                    "unmapped",
+                    "/l",
+                    study="s",
+                    label="3 (tumour)",
+                    model="m:1",
+                    known="1 lung nodule",
+                    example="lung nodule",
+                ).to_dict(),
+            },
+            'does not know (it knows 1 lung nodule); choose what it is under "Your labels teach"',
+        ),
+    ],
+)
+def test_the_childs_errors_are_one_sentence(empty: TrainingPanel, event: dict, words: str) -> None:
     empty.on_event({"event": "error", "try": "…", **event})
     assert words in empty.status.text() and one_sentence(empty.status.text())
     empty._finished(1, False)  # the child then ends: its sentence stays
     assert words in empty.status.text()
 
 
-def test_a_child_that_ends_without_a_word_is_one_sentence(empty: TrainingPanel,
-                                                          tmp_path: Path) -> None:
+def test_a_child_that_ends_without_a_word_is_one_sentence(
+    empty: TrainingPanel, tmp_path: Path
+) -> None:
     empty.work = tmp_path / "w"
     empty._finished(-11, False)
     assert "ended unexpectedly (exit code -11)" in empty.status.text()
@@ -90,8 +141,10 @@ def test_a_child_that_ends_without_a_word_is_one_sentence(empty: TrainingPanel,
 
 
 def rows(patients: str) -> list[StudyRow]:
-    return [StudyRow(TrainStudy(f"k{i}", f"study-{i}", p, "img", "lab"), {1: 10, 2: 5 * i})
-            for i, p in enumerate(patients)]
+    return [
+        StudyRow(TrainStudy(f"k{i}", f"study-{i}", p, "img", "lab"), {1: 10, 2: 5 * i})
+        for i, p in enumerate(patients)
+    ]
 
 
 def test_the_split_moves_a_patients_studies_together(empty: TrainingPanel) -> None:
@@ -119,8 +172,9 @@ def test_start_refuses_a_split_with_an_empty_side(qtbot, empty: TrainingPanel) -
     assert "one patient" in empty.status.text() and not empty.process.running
 
 
-def test_a_job_file_the_disk_refuses_is_one_sentence(qtbot, empty: TrainingPanel,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_job_file_the_disk_refuses_is_one_sentence(
+    qtbot, empty: TrainingPanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from medview.io.workspace import data_dir
     from tests.ai.train_fixtures import install_base
 
@@ -133,17 +187,18 @@ def test_a_job_file_the_disk_refuses_is_one_sentence(qtbot, empty: TrainingPanel
     monkeypatch.setattr(tp, "atomic_write_text", full)
     empty.studies._show(rows("abcd"))
     qtbot.mouseClick(empty.start_button, LEFT)
-    assert "could not be written" in empty.status.text() and "No space left" in \
-        empty.status.text()
+    assert "could not be written" in empty.status.text() and "No space left" in empty.status.text()
     assert not empty.process.running and empty.start_button.isEnabled()
 
 
-def test_a_child_that_cannot_start_is_one_sentence(qtbot, train_panel: TrainingPanel,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_child_that_cannot_start_is_one_sentence(
+    qtbot, train_panel: TrainingPanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from medview.ui import training_process
 
-    monkeypatch.setattr(training_process, "medview_argv",
-                        lambda *args: ["/nonexistent/medview", *args])
+    monkeypatch.setattr(
+        training_process, "medview_argv", lambda *args: ["/nonexistent/medview", *args]
+    )
     qtbot.mouseClick(train_panel.start_button, LEFT)
     qtbot.waitUntil(lambda: train_panel.start_button.isEnabled(), timeout=10_000)
     assert train_panel.status.text().startswith("The training process could not be started")

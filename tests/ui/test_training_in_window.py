@@ -18,8 +18,11 @@ LEFT = QtCore.Qt.MouseButton.LeftButton
 
 def test_activate_and_roll_back_reach_the_ai_panel(qtbot, data_dir) -> None:
     for version in ("1.0", "1.0.1"):
-        write_folder(data_dir / "models" / "tiny" / version, tiny_unet(),
-                     card=card_dict("tiny", version, input_size=None))
+        write_folder(
+            data_dir / "models" / "tiny" / version,
+            tiny_unet(),
+            card=card_dict("tiny", version, input_size=None),
+        )
     registry.activate("tiny", "1.0")
     window = make_window(qtbot, (1200, 800))
     ai, versions = window.ai, window.training.versions
@@ -51,18 +54,31 @@ def test_selecting_the_tab_lists_the_studies_again(qtbot, data_dir, tmp_path) ->
 def test_a_new_version_is_offered_in_the_ai_panel_at_once(qtbot, data_dir) -> None:
     """A run's new version joins the AI panel's picker when the run ends (it appeared only
     after Activate or a restart), and the version the reader runs stays chosen."""
-    write_folder(data_dir / "models" / "tiny" / "1.0", tiny_unet(),
-                 card=card_dict("tiny", "1.0", input_size=None))
+    write_folder(
+        data_dir / "models" / "tiny" / "1.0",
+        tiny_unet(),
+        card=card_dict("tiny", "1.0", input_size=None),
+    )
     registry.activate("tiny", "1.0")
     window = make_window(qtbot, (1200, 800))
     ai = window.ai
     ai.model_combo.setCurrentIndex(ai.model_combo.findText("tiny:1.0  (yours)"))
     assert ai.model_combo.findText("tiny:1.0.1  (yours)") == -1
-    write_folder(data_dir / "models" / "tiny" / "1.0.1", tiny_unet(),
-                 card=card_dict("tiny", "1.0.1", input_size=None))  # as the child writes it
+    write_folder(
+        data_dir / "models" / "tiny" / "1.0.1",
+        tiny_unet(),
+        card=card_dict("tiny", "1.0.1", input_size=None),
+    )  # as the child writes it
     metrics = {"dice_mean": 0.5, "false_positives_per_study": 1.0}
-    window.training.on_event({"event": "done", "version": "tiny:1.0.1", "parent": "tiny:1.0",
-                              "metrics": metrics, "parent_metrics": metrics})
+    window.training.on_event(
+        {
+            "event": "done",
+            "version": "tiny:1.0.1",
+            "parent": "tiny:1.0",
+            "metrics": metrics,
+            "parent_metrics": metrics,
+        }
+    )
     assert ai.model_combo.findText("tiny:1.0.1  (yours)") >= 0
     assert ai.current_entry().ref == "tiny:1.0"
     assert registry.resolve("tiny").card.version == "1.0"  # offered, not activated

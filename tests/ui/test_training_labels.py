@@ -47,13 +47,15 @@ def choose(qtbot, combo, text: str) -> None:
         assert combo.currentIndex() != before, f"{text!r} not offered"
 
 
-def test_unknown_segment_names_are_matched_before_start(qtbot, panel: TrainingPanel,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_segment_names_are_matched_before_start(
+    qtbot, panel: TrainingPanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started: list[list[str]] = []
     monkeypatch.setattr(panel.process, "start", started.append)
     imported = {1: "Segment 1", 2: "Segment 2"}
-    panel.studies._show([named(0, "a", imported), named(1, "b", imported),
-                         named(2, "c", {2: "liver lesion"})])
+    panel.studies._show(
+        [named(0, "a", imported), named(1, "b", imported), named(2, "c", {2: "liver lesion"})]
+    )
     box = panel.labels
     assert set(box.combos) == {"Segment 1", "Segment 2", "liver lesion"}
     assert box.target("liver lesion") == "liver lesion"  # the model knows it by name
@@ -66,8 +68,11 @@ def test_unknown_segment_names_are_matched_before_start(qtbot, panel: TrainingPa
     qtbot.mouseClick(panel.start_button, LEFT)
     assert started and panel.stop_button.isEnabled()
     job = json.loads((panel.work / "job.json").read_text())
-    assert job["mapping"] == {"Segment 1": "lung nodule", "Segment 2": "ignore",
-                              "liver lesion": "liver lesion"}
+    assert job["mapping"] == {
+        "Segment 1": "lung nodule",
+        "Segment 2": "ignore",
+        "liver lesion": "liver lesion",
+    }
     # the choices survive a new listing, and a restart (a new panel reads the last job)
     panel.studies._show([named(0, "a", imported)])
     assert box.target("Segment 1") == "lung nodule"
@@ -94,8 +99,9 @@ def test_studies_in_folders_of_one_name_are_told_apart(panel: TrainingPanel) -> 
     assert [table.item(r, 0).text() for r in range(2)] == ["s0/series", "s1/series"]
 
 
-def test_the_list_follows_studies_marked_done_keeping_the_split(qtbot, panel: TrainingPanel,
-                                                                tmp_path: Path) -> None:
+def test_the_list_follows_studies_marked_done_keeping_the_split(
+    qtbot, panel: TrainingPanel, tmp_path: Path
+) -> None:
     folder = make_studies(tmp_path / "studies", 3)
     panel.studies.data_edit.setText(str(folder))
     panel.show()  # lists them
@@ -128,8 +134,12 @@ def test_one_validation_study_is_said(panel: TrainingPanel) -> None:
     rows = [named(i, p, {1: "lung nodule"}) for i, p in enumerate("abcd")]
     panel.studies._show(rows)
     summary = panel.studies.summary.text()  # the default: cross-validation, no sides
-    assert summary.startswith("Cross-validation: 4 studies of 4 patients in 4 folds by "
-                              "patient — lung nodule in 4.") and "One validation" not in summary
+    assert (
+        summary.startswith(
+            "Cross-validation: 4 studies of 4 patients in 4 folds by patient — lung nodule in 4."
+        )
+        and "One validation" not in summary
+    )
     panel.form.widgets["folds"].setValue(1)  # the reader asks for one held-out split
     for i in range(4):  # the reader puts one patient on validation
         panel.studies.table.cellWidget(i, 3).setCurrentIndex(int(i == 0))
@@ -138,8 +148,9 @@ def test_one_validation_study_is_said(panel: TrainingPanel) -> None:
     assert "One validation study" not in panel.studies.summary.text()
 
 
-def test_a_listing_asked_while_one_runs_is_not_dropped(qtbot, panel: TrainingPanel,
-                                                       tmp_path: Path) -> None:
+def test_a_listing_asked_while_one_runs_is_not_dropped(
+    qtbot, panel: TrainingPanel, tmp_path: Path
+) -> None:
     """Asked again before the first listing ends (its tab selected twice, or another
     folder chosen), the list ends up showing what was asked last."""
     three, four = make_studies(tmp_path / "a", 3), make_studies(tmp_path / "b", 4)
@@ -148,5 +159,4 @@ def test_a_listing_asked_while_one_runs_is_not_dropped(qtbot, panel: TrainingPan
     studies.refresh(0.25, 0)
     studies.data_edit.setText(str(four))
     studies.refresh(0.25, 0)  # the first still runs: it used to be ignored
-    qtbot.waitUntil(lambda: studies.table.rowCount() == 4 and not studies._listing,
-                    timeout=30_000)
+    qtbot.waitUntil(lambda: studies.table.rowCount() == 4 and not studies._listing, timeout=30_000)

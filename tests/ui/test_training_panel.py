@@ -18,13 +18,15 @@ LEFT = QtCore.Qt.MouseButton.LeftButton
 SHOTS = Path(os.environ.get("MEDVIEW_SHOTS", "/tmp"))
 
 
-def test_panel_runs_a_fine_tune_and_shows_it(qtbot, train_panel: TrainingPanel
-                                             ) -> None:
+def test_panel_runs_a_fine_tune_and_shows_it(qtbot, train_panel: TrainingPanel) -> None:
     panel = train_panel
     row = panel.studies.rows[0]  # volumes in mL from the label map's grid, voxels on hover
     first = min(row.counts)
-    assert panel.studies.table.item(0, 2).text().startswith(
-        f"{row.counts[first] * row.voxel_ml:.2f} mL  lung nodule\n")  # the base's names
+    assert (
+        panel.studies.table.item(0, 2)
+        .text()
+        .startswith(f"{row.counts[first] * row.voxel_ml:.2f} mL  lung nodule\n")
+    )  # the base's names
     assert f"{row.counts[first]:,} voxels" in panel.studies.table.item(0, 2).toolTip()
     panel.grab().save(str(SHOTS / "training_panel_setup.png"))
     split = panel.studies.split()
@@ -52,8 +54,11 @@ def test_panel_runs_a_fine_tune_and_shows_it(qtbot, train_panel: TrainingPanel
     panel.tabs.setCurrentIndex(2)
     v.select("1.0", "1.0.1")
     dialog = v.compare()
-    assert "same" not in dialog.note.text() and "all 4 studies of tiny:1.0.1" in \
-        dialog.note.text() and "2-fold cross-validated" in dialog.note.text()
+    assert (
+        "same" not in dialog.note.text()
+        and "all 4 studies of tiny:1.0.1" in dialog.note.text()
+        and "2-fold cross-validated" in dialog.note.text()
+    )
     assert dialog.value("dice_mean", 3) not in ("", "—")
     dialog.grab().save(str(SHOTS / "training_compare.png"))
     dialog.close()
@@ -66,8 +71,9 @@ def test_panel_runs_a_fine_tune_and_shows_it(qtbot, train_panel: TrainingPanel
     panel.grab().save(str(SHOTS / "training_panel_versions.png"))
 
 
-def test_stop_ends_the_child_and_touches_no_version(qtbot, train_panel: TrainingPanel,
-                                                    tmp_path: Path) -> None:
+def test_stop_ends_the_child_and_touches_no_version(
+    qtbot, train_panel: TrainingPanel, tmp_path: Path
+) -> None:
     panel = train_panel
     models = tmp_path / "data" / "models"
     before = sorted(p.relative_to(models) for p in models.rglob("*"))

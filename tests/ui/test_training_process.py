@@ -10,14 +10,17 @@ import pytest
 from medview.ui import training_process
 from medview.ui.training_process import TrainingProcess
 
-PRINT_ENV = ("import json, os; print(json.dumps({'event': 'env', 'omp': "
-             "os.environ.get('OMP_WAIT_POLICY'), 'extra': os.environ.get('MEDVIEW_X')}))")
+PRINT_ENV = (
+    "import json, os; print(json.dumps({'event': 'env', 'omp': "
+    "os.environ.get('OMP_WAIT_POLICY'), 'extra': os.environ.get('MEDVIEW_X')}))"
+)
 
 
 @pytest.mark.parametrize(("mine", "seen"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_the_child_waits_politely_unless_told_otherwise(qtbot, monkeypatch, mine, seen):
-    monkeypatch.setattr(training_process, "medview_argv",
-                        lambda *args: [sys.executable, "-c", PRINT_ENV])
+    monkeypatch.setattr(
+        training_process, "medview_argv", lambda *args: [sys.executable, "-c", PRINT_ENV]
+    )
     if mine is None:
         monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     else:

@@ -33,19 +33,23 @@ def type_value(qtbot, spin, text: str) -> None:
 
 
 def wait_ended(qtbot, p: TrainingPanel) -> None:
-    qtbot.waitUntil(lambda: p.start_button.isEnabled() and not p.process.running,
-                    timeout=30_000)
+    qtbot.waitUntil(lambda: p.start_button.isEnabled() and not p.process.running, timeout=30_000)
 
 
-def test_advanced_settings_reach_the_job_file(qtbot, train_panel: TrainingPanel
-                                              ) -> None:
+def test_advanced_settings_reach_the_job_file(qtbot, train_panel: TrainingPanel) -> None:
     panel = train_panel
     form = panel.form
     assert not form.advanced.isVisible()
     qtbot.mouseClick(form.toggle, LEFT)
     assert form.advanced.isVisible()
-    for name, text in (("patches_per_study", "8"), ("patience", "3"), ("seed", "7"),
-                       ("replay_studies", "0"), ("folds", "1"), ("val_fraction", "0.5")):
+    for name, text in (
+        ("patches_per_study", "8"),
+        ("patience", "3"),
+        ("seed", "7"),
+        ("replay_studies", "0"),
+        ("folds", "1"),
+        ("val_fraction", "0.5"),
+    ):
         type_value(qtbot, form.widgets[name], text)  # folds 1: the split below decides
     box = form.widgets["freeze_norm"]
     qtbot.mouseClick(box, LEFT, pos=QtCore.QPoint(8, box.height() // 2))
@@ -55,18 +59,25 @@ def test_advanced_settings_reach_the_job_file(qtbot, train_panel: TrainingPanel
     qtbot.mouseClick(panel.start_button, LEFT)
     job = json.loads((panel.work / "job.json").read_text())
     s = job["settings"]
-    assert (s["patches_per_study"], s["patience"], s["seed"], s["replay_studies"],
-            s["val_fraction"], s["freeze_norm"], s["folds"]) == (8, 3, 7, 0, 0.5, False, 1)
+    assert (
+        s["patches_per_study"],
+        s["patience"],
+        s["seed"],
+        s["replay_studies"],
+        s["val_fraction"],
+        s["freeze_norm"],
+        s["folds"],
+    ) == (8, 3, 7, 0, 0.5, False, 1)
     assert job["split"] == split
     steps = math.ceil(2 * 8 / 4)  # 2 training studies x 8 patches / batch 4: the child used it
-    qtbot.waitUntil(lambda: f"steps_per_epoch {steps}," in panel.curves.log_view.toPlainText(),
-                    timeout=60_000)
+    qtbot.waitUntil(
+        lambda: f"steps_per_epoch {steps}," in panel.curves.log_view.toPlainText(), timeout=60_000
+    )
     qtbot.mouseClick(panel.stop_button, LEFT)
     wait_ended(qtbot, panel)
 
 
-def test_stop_resume_crash_restart_and_discard(qtbot, train_studies: Path,
-                                               tmp_path: Path) -> None:
+def test_stop_resume_crash_restart_and_discard(qtbot, train_studies: Path, tmp_path: Path) -> None:
     studies = train_studies
     models = tmp_path / "data" / "models"
     versions = sorted(p.relative_to(models) for p in models.rglob("*") if p.is_file())
@@ -81,8 +92,7 @@ def test_stop_resume_crash_restart_and_discard(qtbot, train_studies: Path,
     run = p.runs.current
     assert p.runs.isVisible() and run is not None and run.folder == p.work
     assert run.status == "stopped" and run.epoch >= 1 and run.epochs == 400
-    assert "stopped" in p.runs.text.text() and f"epoch {run.epoch} of 400" in \
-        p.runs.text.text()
+    assert "stopped" in p.runs.text.text() and f"epoch {run.epoch} of 400" in p.runs.text.text()
     assert p.status.text().startswith(f"Stopped in epoch {run.epoch + 1}")
     # the reader widens a lesion of a validation study before resuming
     job = Job.load(run.job_file)
@@ -101,16 +111,19 @@ def test_stop_resume_crash_restart_and_discard(qtbot, train_studies: Path,
     start = next(e for e in seen if e["event"] == "start")
     assert start["resumed_epoch"] == run.epoch
     assert next(e for e in seen if e["event"] == "epoch")["epoch"] == run.epoch + 1
-    assert p.status.text().startswith(("Epoch", "Cross-validation fold")) or \
-        "Resumed" in p.curves.log_view.toPlainText()
+    assert (
+        p.status.text().startswith(("Epoch", "Cross-validation fold"))
+        or "Resumed" in p.curves.log_view.toPlainText()
+    )
     xs = list(p.curves.loss_curve.getData()[0])
     assert xs == list(range(1, len(xs) + 1)) and len(xs) >= run.epoch + 1  # one curve on
     # each label's line from epoch 0, the epochs before the stop included
     for curve in p.curves.label_curves.values():
-        assert list(curve.getData()[0])[:run.epoch + 2] == list(range(run.epoch + 2))
+        assert list(curve.getData()[0])[: run.epoch + 2] == list(range(run.epoch + 2))
     # the relabel is said, and stays in view while the run goes on
     assert p.notes.isVisible() and p.notes.text().startswith(
-        f"⚠ The labels of 1 study ({relabelled}) changed since this run began")
+        f"⚠ The labels of 1 study ({relabelled}) changed since this run began"
+    )
     p.grab().save(str(SHOTS / "training_panel_resumed.png"))
     # the child dies (out-of-memory killer, power cut): one sentence, the run kept
     os.kill(p.process.proc.processId(), signal.SIGKILL)
@@ -133,9 +146,9 @@ def test_stop_resume_crash_restart_and_discard(qtbot, train_studies: Path,
     aside = tmp_path / "data" / "training" / "discarded" / work.name
     assert not work.exists() and (aside / "checkpoint.pt").exists()
     assert not again.runs.isVisible() and str(aside) in again.status.text()
-    assert sorted(p.relative_to(models) for p in models.rglob("*") if p.is_file()
-                  and p.name != "active.json") == [v for v in versions
-                                                   if v.name != "active.json"]
+    assert sorted(
+        p.relative_to(models) for p in models.rglob("*") if p.is_file() and p.name != "active.json"
+    ) == [v for v in versions if v.name != "active.json"]
     assert registry.resolve("tiny").card.version == "1.0"
     again.shutdown()
 

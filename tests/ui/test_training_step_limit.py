@@ -42,16 +42,20 @@ def engine_accepts(form: TrainingSettings, card: ModelCard) -> None:
     s = form.settings()
     s.check()  # raises ValueError naming what the engine refuses
     check_patch(card, s.patch_size)
-    assert s.batch_size * s.patch_size ** 2 <= MAX_STEP_PIXELS
+    assert s.batch_size * s.patch_size**2 <= MAX_STEP_PIXELS
 
 
 def spin_boxes(form: TrainingSettings) -> dict[str, QtWidgets.QAbstractSpinBox]:
-    return {n: w for n, w in form.widgets.items()
-            if isinstance(w, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox))}
+    return {
+        n: w
+        for n, w in form.widgets.items()
+        if isinstance(w, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox))
+    }
 
 
-def test_every_job_the_form_makes_passes_the_engines_check(form: TrainingSettings,
-                                                           card: ModelCard) -> None:
+def test_every_job_the_form_makes_passes_the_engines_check(
+    form: TrainingSettings, card: ModelCard
+) -> None:
     form.set_patch_multiple(pad_multiple(card))
     boxes = spin_boxes(form)
 
@@ -68,8 +72,9 @@ def test_every_job_the_form_makes_passes_the_engines_check(form: TrainingSetting
                 boxes[name].setValue(far(name, sign))
             engine_accepts(form, card)
     batch, patch = boxes["batch_size"], boxes["patch_size"]
-    for b, p in itertools.product((1, 16, 64, 65, 100, 256, 2**31 - 1),
-                                  (16, 100, 256, 300, 512, 2**31 - 1)):
+    for b, p in itertools.product(
+        (1, 16, 64, 65, 100, 256, 2**31 - 1), (16, 100, 256, 300, 512, 2**31 - 1)
+    ):
         for first, second in (((batch, b), (patch, p)), ((patch, p), (batch, b))):
             form.reset()
             first[0].setValue(first[1])
@@ -79,8 +84,7 @@ def test_every_job_the_form_makes_passes_the_engines_check(form: TrainingSetting
     assert form.settings() == Settings() and not form.step_note.isVisible()
 
 
-def test_typing_what_the_engine_refuses(qtbot, form: TrainingSettings, card: ModelCard
-                                        ) -> None:
+def test_typing_what_the_engine_refuses(qtbot, form: TrainingSettings, card: ModelCard) -> None:
     batch, patch = form.widgets["batch_size"], form.widgets["patch_size"]
     form.set_patch_multiple(pad_multiple(card))
     for box, text in ((patch, "100"), (patch, "512"), (batch, "256")):
@@ -89,8 +93,10 @@ def test_typing_what_the_engine_refuses(qtbot, form: TrainingSettings, card: Mod
         qtbot.keyClick(box, Qt.Key.Key_Return)  # editing ends
         engine_accepts(form, card)
     assert patch.value() == 512 and batch.value() == 25  # '256' is more than 64: '25' stays
-    assert form.step_note.isVisible() and "with patch size 512, batch size goes up to 64" \
-        in form.step_note.text()
+    assert (
+        form.step_note.isVisible()
+        and "with patch size 512, batch size goes up to 64" in form.step_note.text()
+    )
     form.reset()  # the caps follow: back to the defaults, nothing binds
     assert batch.maximum() == 256 and patch.maximum() == 512 and not form.step_note.isVisible()
     form.set_settings(Settings(batch_size=128, patch_size=256))  # allowed in either order
@@ -101,10 +107,10 @@ def test_typing_what_the_engine_refuses(qtbot, form: TrainingSettings, card: Mod
     assert patch.value() == 96  # a multiple of the network's 16
 
 
-@pytest.mark.parametrize(("multiple", "lowest", "step"), [(1, 16, 16), (32, 32, 32),
-                                                           (6, 18, 18)])
-def test_patch_sizes_follow_the_base_models_network(form: TrainingSettings, multiple: int,
-                                                    lowest: int, step: int) -> None:
+@pytest.mark.parametrize(("multiple", "lowest", "step"), [(1, 16, 16), (32, 32, 32), (6, 18, 18)])
+def test_patch_sizes_follow_the_base_models_network(
+    form: TrainingSettings, multiple: int, lowest: int, step: int
+) -> None:
     patch = form.widgets["patch_size"]
     form.set_patch_multiple(multiple)
     assert (patch.minimum(), patch.singleStep()) == (lowest, step)
@@ -113,8 +119,7 @@ def test_patch_sizes_follow_the_base_models_network(form: TrainingSettings, mult
         patch.lineEdit().setText(str(value))
         patch.interpretText()  # as when typing ends
         assert patch.value() % multiple == 0 and patch.value() >= lowest
-        Settings(patch_size=patch.value(),
-                 batch_size=form.settings().batch_size).check()
+        Settings(patch_size=patch.value(), batch_size=form.settings().batch_size).check()
 
 
 def test_the_panel_explains_the_cap(qtbot, card: ModelCard) -> None:

@@ -45,23 +45,27 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_stop_while_preparing_offers_start_not_resume(
-        qtbot, train_studies: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(training_process, "medview_argv", lambda *args: [
-        sys.executable, "-c", HELD_IN_PREPARING, *args])
+    qtbot, train_studies: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        training_process,
+        "medview_argv",
+        lambda *args: [sys.executable, "-c", HELD_IN_PREPARING, *args],
+    )
     p = make_panel(qtbot, train_studies)
     qtbot.mouseClick(p.start_button, LEFT)
-    qtbot.waitUntil(lambda: p.status.text().startswith("Preparing study 1 of"),
-                    timeout=60_000)
+    qtbot.waitUntil(lambda: p.status.text().startswith("Preparing study 1 of"), timeout=60_000)
     assert p.progress.text() == "caching: 0 of 4 studies"  # it sat empty until epoch 1
     qtbot.mouseClick(p.stop_button, LEFT)
-    qtbot.waitUntil(lambda: p.start_button.isEnabled() and not p.process.running,
-                    timeout=30_000)
+    qtbot.waitUntil(lambda: p.start_button.isEnabled() and not p.process.running, timeout=30_000)
     log = p.curves.log_view.toPlainText()
     assert "stopped: epoch 0, resume None" in log
     assert not (p.work / "checkpoint.pt").exists()
     text = p.status.text()
-    assert text == ("Stopped before training began, while preparing: nothing was saved to "
-                    "resume, so Start begins the run again.")
+    assert text == (
+        "Stopped before training began, while preparing: nothing was saved to "
+        "resume, so Start begins the run again."
+    )
     assert not p.runs.isVisible() and not p.runs.runs  # no Resume offered
     p.grab().save(str(SHOTS / "training_stopped_early.png"))
     p.shutdown()

@@ -55,10 +55,20 @@ def versions(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "bundled_models_dir", lambda: tmp_path / "no-bundled")
     clear_kept()
     write_version("1.0", -6.5, validation={"dice_mean": 0.61})
-    write_version("1.1", -5.0, parent_version="1.0", validation={
-        "dice_mean": 0.72, "fine_tune": {"parent": f"{BRIGHT_NAME}:1.0",
-                                         "parent_metrics": {"dice_mean": 0.58},
-                                         "val_studies": ["a", "b"], "val_hash": "h"}})
+    write_version(
+        "1.1",
+        -5.0,
+        parent_version="1.0",
+        validation={
+            "dice_mean": 0.72,
+            "fine_tune": {
+                "parent": f"{BRIGHT_NAME}:1.0",
+                "parent_metrics": {"dice_mean": 0.58},
+                "val_studies": ["a", "b"],
+                "val_hash": "h",
+            },
+        },
+    )
     registry.activate(BRIGHT_NAME, "1.0")
     yield
     clear_kept()
@@ -132,8 +142,9 @@ def test_both_versions_on_the_open_study_side_by_side(qtbot, panel):
     row = len(window.diffs) - 1
     finding = window.diffs[row].finding
     item = window.diff_list.item(row)
-    qtbot.mouseClick(window.diff_list.viewport(), LEFT,
-                     pos=window.diff_list.visualItemRect(item).center())
+    qtbot.mouseClick(
+        window.diff_list.viewport(), LEFT, pos=window.diff_list.visualItemRect(item).center()
+    )
     for state in window.states:
         assert state.slice_index(Plane.AXIAL) == round(finding.centroid_index[0])
     ranges = [v.vb.viewRange() for v in window.views]
@@ -238,9 +249,11 @@ def test_cancel_stops_the_job_and_leaves_no_thread(qtbot, panel, monkeypatch):
 
 
 def test_a_version_that_fails_to_load_is_one_sentence_and_the_other_stays(qtbot, panel):
-    write_folder(registry.user_models_dir() / BRIGHT_NAME / "1.2",
-                 card=card_dict(BRIGHT_NAME, "1.2", input_size=None),
-                 payload=b"not safetensors at all")
+    write_folder(
+        registry.user_models_dir() / BRIGHT_NAME / "1.2",
+        card=card_dict(BRIGHT_NAME, "1.2", input_size=None),
+        payload=b"not safetensors at all",
+    )
     panel.show_model(BRIGHT_NAME)
     panel.select("1.0", "1.2")
     window = start(qtbot, panel)
@@ -257,8 +270,9 @@ def test_a_second_comparison_reuses_the_kept_results(qtbot, panel, monkeypatch):
     wait_done(qtbot, start(qtbot, panel))
     calls = []
     real = LoadedModel.predict
-    monkeypatch.setattr(LoadedModel, "predict",
-                        lambda self, batch: calls.append(1) or real(self, batch))
+    monkeypatch.setattr(
+        LoadedModel, "predict", lambda self, batch: calls.append(1) or real(self, batch)
+    )
     again = start(qtbot, panel)  # replaces the first window
     wait_done(qtbot, again)
     assert calls == [] and all(r.result.reused for r in again.runs)

@@ -18,16 +18,36 @@ from tests.ai.tiny_models import card_dict, tiny_unet, write_folder
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 SHOTS = Path(os.environ.get("MEDVIEW_SHOTS", "/tmp"))
-PARENT = {"dice_mean": 0.712, "sensitivity_ge_6mm": 0.86, "false_positives_per_study": 2.0,
-          "studies": 8, "lesions": 21, "threshold": 0.5}
-WORSE = {"dice_mean": 0.655, "sensitivity_ge_6mm": 0.81, "false_positives_per_study": 3.5,
-         "studies": 8, "lesions": 21, "threshold": 0.5}
-CV = {"folds": 5, "studies": 8, "level": 0.95,
-      "intervals": {"dice_mean": {"parent": [0.61, 0.79], "new": [0.55, 0.74]},
-                    "false_positives_per_study": {"parent": [1.1, 3.0], "new": [2.0, 5.1]},
-                    "sensitivity_ge_6mm": {"parent": [0.7, 1.0], "new": [0.62, 0.95]}},
-      "change": {"dice": {"mean": -0.0512, "half_width": 0.0804, "n": 8},
-                 "false_positives_per_study": {"mean": 1.5, "half_width": 1.2, "n": 8}}}
+PARENT = {
+    "dice_mean": 0.712,
+    "sensitivity_ge_6mm": 0.86,
+    "false_positives_per_study": 2.0,
+    "studies": 8,
+    "lesions": 21,
+    "threshold": 0.5,
+}
+WORSE = {
+    "dice_mean": 0.655,
+    "sensitivity_ge_6mm": 0.81,
+    "false_positives_per_study": 3.5,
+    "studies": 8,
+    "lesions": 21,
+    "threshold": 0.5,
+}
+CV = {
+    "folds": 5,
+    "studies": 8,
+    "level": 0.95,
+    "intervals": {
+        "dice_mean": {"parent": [0.61, 0.79], "new": [0.55, 0.74]},
+        "false_positives_per_study": {"parent": [1.1, 3.0], "new": [2.0, 5.1]},
+        "sensitivity_ge_6mm": {"parent": [0.7, 1.0], "new": [0.62, 0.95]},
+    },
+    "change": {
+        "dice": {"mean": -0.0512, "half_width": 0.0804, "n": 8},
+        "false_positives_per_study": {"mean": 1.5, "half_width": 1.2, "n": 8},
+    },
+}
 
 
 @pytest.fixture
@@ -35,14 +55,31 @@ def versions(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelVer
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr(registry, "bundled_models_dir", lambda: tmp_path / "no-bundled")
     keys = [f"k{i}" for i in range(8)]
-    for version, extra in (("1.2", {"validation": {"dice_mean": 0.9, "studies": 10}}),
-                           ("1.2.1", {"parent_version": "1.2", "validation": {
-                               **WORSE, "fine_tune": {
-                                   "parent": "lesion-seg:1.2", "parent_metrics": PARENT,
-                                   "val_studies": keys, "train_studies": keys,
-                                   "val_hash": "h", "cross_validation": CV}}})):
-        write_folder(registry.user_models_dir() / "lesion-seg" / version, tiny_unet(),
-                     card=card_dict("lesion-seg", version, input_size=None, **extra))
+    for version, extra in (
+        ("1.2", {"validation": {"dice_mean": 0.9, "studies": 10}}),
+        (
+            "1.2.1",
+            {
+                "parent_version": "1.2",
+                "validation": {
+                    **WORSE,
+                    "fine_tune": {
+                        "parent": "lesion-seg:1.2",
+                        "parent_metrics": PARENT,
+                        "val_studies": keys,
+                        "train_studies": keys,
+                        "val_hash": "h",
+                        "cross_validation": CV,
+                    },
+                },
+            },
+        ),
+    ):
+        write_folder(
+            registry.user_models_dir() / "lesion-seg" / version,
+            tiny_unet(),
+            card=card_dict("lesion-seg", version, input_size=None, **extra),
+        )
     registry.activate("lesion-seg", "1.2")
     v = ModelVersions()
     qtbot.addWidget(v)
@@ -52,8 +89,9 @@ def versions(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelVer
     return v
 
 
-SENTENCE = ("Not better than 1.2 on your 8 studies: Dice −0.05 ± 0.08; false positives "
-            "+1.5 ± 1.2 a study.")
+SENTENCE = (
+    "Not better than 1.2 on your 8 studies: Dice −0.05 ± 0.08; false positives +1.5 ± 1.2 a study."
+)
 
 
 def test_the_versions_list_says_a_worse_version_is_not_better(qtbot, versions) -> None:
@@ -61,8 +99,7 @@ def test_the_versions_list_says_a_worse_version_is_not_better(qtbot, versions) -
     versions.select("1.2.1")
     assert versions.verdict.isVisible() and versions.verdict.text() == "⚠ " + SENTENCE
     # beside Activate, on its row
-    assert abs(versions.verdict.geometry().top() -
-               versions.activate_button.geometry().top()) < 10
+    assert abs(versions.verdict.geometry().top() - versions.activate_button.geometry().top()) < 10
     t = versions.table
     row = {t.item(r, 0).text(): t.item(r, 2).text() for r in range(t.rowCount())}
     assert row["1.2.1"] == "8 studies of yours, cross-validated"
@@ -75,8 +112,7 @@ def test_the_versions_list_says_a_worse_version_is_not_better(qtbot, versions) -
     assert registry.resolve("lesion-seg").card.version == "1.2.1"
 
 
-def test_the_compare_view_gives_intervals_and_the_verdict_beside_activate(qtbot, versions
-                                                                          ) -> None:
+def test_the_compare_view_gives_intervals_and_the_verdict_beside_activate(qtbot, versions) -> None:
     versions.select("1.2", "1.2.1")
     qtbot.mouseClick(versions.compare_button, LEFT)
     dialog = versions.findChild(VersionCompareDialog)

@@ -25,15 +25,19 @@ def ct_volume(windows=()) -> Volume:
     array = np.full(s.shape, -1000, np.int16)
     array[:, 4:20, 4:20] = 40 + (r[:, 4:20, 4:20] - 12)
     array[:, 10:12, 10:12] = 1000
-    return Volume(array, AFFINE.copy(),
-                  VolumeMetadata(modality="CT", windows=list(windows), units="HU"))
+    return Volume(
+        array, AFFINE.copy(), VolumeMetadata(modality="CT", windows=list(windows), units="HU")
+    )
 
 
 def mr_volume() -> Volume:
     s, r, _ = np.indices((12, 24, 24))
     array = (np.sin(r / 3.0) * 300 + 400 + s * 5).astype(np.float32)
-    return Volume(array, AFFINE.copy(),
-                  VolumeMetadata(modality="MR", windows=[(350.0, 500.0), (400.0, 800.0)]))
+    return Volume(
+        array,
+        AFFINE.copy(),
+        VolumeMetadata(modality="MR", windows=[(350.0, 500.0), (400.0, 800.0)]),
+    )
 
 
 @pytest.fixture
@@ -124,8 +128,9 @@ def test_ct_presets_and_keyboard_choice(qtbot, state):
     panel = make(qtbot, state)
     texts = [panel.presets.itemText(i) for i in range(panel.presets.count())]
     assert texts[0] == "Custom" and texts[1] == "File: W 350 / L 50"
-    assert texts[2:10] == [f"{k}  {p.name}  W {p.width:g} / L {p.center:g}"
-                           for k, p in enumerate(CT_PRESETS, start=1)]
+    assert texts[2:10] == [
+        f"{k}  {p.name}  W {p.width:g} / L {p.center:g}" for k, p in enumerate(CT_PRESETS, start=1)
+    ]
     assert texts[10].startswith("Auto")
     assert panel.presets.currentIndex() == 1  # the file's window is the one open
     panel.presets.setFocus()
@@ -139,8 +144,11 @@ def test_mr_offers_the_files_windows_and_auto_only(qtbot, state):
     state.set_volume(mr_volume())
     panel = make(qtbot, state)
     windows = panel.preset_windows[1:]
-    assert windows == [Window(350.0, 500.0, "File"), Window(400.0, 800.0, "File"),
-                       auto_window(state.volume.array)]
+    assert windows == [
+        Window(350.0, 500.0, "File"),
+        Window(400.0, 800.0, "File"),
+        auto_window(state.volume.array),
+    ]
     assert panel.presets.itemText(2) == "File 2: W 800 / L 400"
     assert panel.width_box.decimals() == 0  # values span hundreds: whole numbers
 
@@ -164,8 +172,11 @@ def test_invert_checkbox_both_ways(qtbot, state):
     view = SliceView(state, Plane.AXIAL)
     qtbot.addWidget(view)
     panel = make(qtbot, state, [view])
-    qtbot.mouseClick(panel.invert_box, Qt.MouseButton.LeftButton,
-                     pos=QtCore.QPoint(8, panel.invert_box.height() // 2))  # the box itself
+    qtbot.mouseClick(
+        panel.invert_box,
+        Qt.MouseButton.LeftButton,
+        pos=QtCore.QPoint(8, panel.invert_box.height() // 2),
+    )  # the box itself
     assert state.invert
     qtbot.keyClick(view, Qt.Key.Key_I)  # the view's key: the box follows
     assert not state.invert and not panel.invert_box.isChecked()
@@ -174,8 +185,9 @@ def test_invert_checkbox_both_ways(qtbot, state):
 def test_histogram_once_per_volume_not_per_slice(qtbot, state, monkeypatch):
     calls = []
     real = window_panel.volume_histogram
-    monkeypatch.setattr(window_panel, "volume_histogram",
-                        lambda a: calls.append(a.shape) or real(a))
+    monkeypatch.setattr(
+        window_panel, "volume_histogram", lambda a: calls.append(a.shape) or real(a)
+    )
     view = SliceView(state, Plane.AXIAL)
     qtbot.addWidget(view)
     view.resize(200, 200)

@@ -11,8 +11,9 @@ from medview.core.errors import StoreFileProblem
 
 
 class MemoryStoreFile:
-    def __init__(self, doc: dict[str, Any] | None = None,
-                 problem: StoreFileProblem | None = None) -> None:
+    def __init__(
+        self, doc: dict[str, Any] | None = None, problem: StoreFileProblem | None = None
+    ) -> None:
         self.doc = doc
         self.problem = problem  # what read() raises, as a damaged or foreign file would
         self.aside: list[tuple[dict[str, Any] | None, bool]] = []  # kept copies, moved?

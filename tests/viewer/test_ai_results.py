@@ -38,8 +38,11 @@ def blobs() -> Volume:
     """Air with two bright balls (FakeModel: p1 = 0.8) and a dim one (p1 about 0.4)."""
     a = np.full((12, 40, 48), -1000, np.int16)
     z, y, x = np.mgrid[:12, :40, :48]
-    for (cz, cy, cx), r, hu in (((3, 10, 12), 4, 400), ((8, 28, 34), 6, 400),
-                                ((6, 30, 10), 4, -300)):
+    for (cz, cy, cx), r, hu in (
+        ((3, 10, 12), 4, 400),
+        ((8, 28, 34), 6, 400),
+        ((6, 30, 10), 4, -300),
+    ):
         a[((z - cz) * 2) ** 2 + ((y - cy) * 0.8) ** 2 + ((x - cx) * 0.8) ** 2 <= r * r] = hu
     affine = np.diag([2.0, 0.8, 0.8, 1.0])
     affine[:3, 3] = (-20.0, -16.0, 40.0)
@@ -47,8 +50,14 @@ def blobs() -> Volume:
 
 
 def run(volume: Volume, threshold: float = 0.5, tta: bool = False, card_=None):
-    gen = infer_job(volume, FakeModel(card_ or card()), JobContext(CancelToken()), tta=tta,
-                    threshold=threshold, series_key=KEY)
+    gen = infer_job(
+        volume,
+        FakeModel(card_ or card()),
+        JobContext(CancelToken()),
+        tta=tta,
+        threshold=threshold,
+        series_key=KEY,
+    )
     try:
         while True:
             next(gen)
@@ -65,10 +74,13 @@ def shown():
 
 def test_layers_name_the_model_and_share_the_volume_grid(shown):
     state = shown.state
-    assert [x.name for x in state.layers] == ["AI fake-seg:1.0 — probability",
-                                              "AI fake-seg:1.0 — findings"]
-    assert all(x.made_by == "fake-seg:1.0" and x.array.shape == state.volume.shape
-               for x in state.layers)
+    assert [x.name for x in state.layers] == [
+        "AI fake-seg:1.0 — probability",
+        "AI fake-seg:1.0 — findings",
+    ]
+    assert all(
+        x.made_by == "fake-seg:1.0" and x.array.shape == state.volume.shape for x in state.layers
+    )
     assert shown.heat_layer.kind == "heatmap" and shown.mask_layer.kind == "labels"
     assert shown.mask_layer.label_colours == {1: (255, 0, 0), 2: (0, 255, 0)}
     assert len(shown.findings) == 2 and shown.uncertainty_layer is None
@@ -108,8 +120,9 @@ def test_the_settled_mask_holds_the_findings_a_postprocess_keeps_at_every_thresh
     may show them, the mask once the findings arrive shows exactly the listed regions."""
     state = ViewerState()
     state.set_volume(blobs(), KEY)
-    shown = AIResults(state, run(state.volume, card_=card(postprocess={
-        "min_component_voxels": 300})))
+    shown = AIResults(
+        state, run(state.volume, card_=card(postprocess={"min_component_voxels": 300}))
+    )
     mask, seg = shown.mask_layer.array, shown.result.segmentation
     assert len(shown.findings) == 1 and shown.findings[0].voxel_count == 679
     assert_map_is_findings(mask, shown.findings)
@@ -188,10 +201,14 @@ def test_go_to_puts_the_crosshair_on_the_centroid_and_the_box_in_every_plane(sho
         assert y < (row + 0.5) * centre.pixel_mm[0] < y + h
         assert w == pytest.approx(h)  # a square on the finding: it fills a third of it
         first, last = f.bbox_index
-        box = [pm.from_index(np.asarray(c, float))[1:]
-               for c in itertools.product(*zip(first, last, strict=True))]
-        size_mm = max((max(b[1] for b in box) - min(b[1] for b in box) + 1) * pm.pixel_mm[1],
-                      (max(b[0] for b in box) - min(b[0] for b in box) + 1) * pm.pixel_mm[0])
+        box = [
+            pm.from_index(np.asarray(c, float))[1:]
+            for c in itertools.product(*zip(first, last, strict=True))
+        ]
+        size_mm = max(
+            (max(b[1] for b in box) - min(b[1] for b in box) + 1) * pm.pixel_mm[1],
+            (max(b[0] for b in box) - min(b[0] for b in box) + 1) * pm.pixel_mm[0],
+        )
         whole = max(n * mm for n, mm in zip(pm.screen_shape, pm.pixel_mm, strict=True))
         assert w == pytest.approx(min(3 * size_mm, whole))
 
@@ -211,10 +228,17 @@ def test_focus_zoom_is_capped_at_4_screen_pixels_per_image_pixel(shown):
     assert per_mm == pytest.approx(max(4.0 / min(row_mm, col_mm), fit))
 
 
-@pytest.mark.parametrize(("label", "modality", "preset"), [
-    ("lung nodule", "CT", "Lung"), ("Liver lesion", "CT", "Liver"),
-    ("rib fracture", "CT", "Bone"), ("renal cyst", "CT", "Abdomen"),
-    ("lesion", "CT", None), ("lung nodule", "MR", None)])
+@pytest.mark.parametrize(
+    ("label", "modality", "preset"),
+    [
+        ("lung nodule", "CT", "Lung"),
+        ("Liver lesion", "CT", "Liver"),
+        ("rib fracture", "CT", "Bone"),
+        ("renal cyst", "CT", "Abdomen"),
+        ("lesion", "CT", None),
+        ("lung nodule", "MR", None),
+    ],
+)
 def test_the_window_a_label_calls_for(label, modality, preset):
     window = window_for_label(label, modality)
     assert (window.name if window else None) == preset
@@ -239,10 +263,14 @@ def test_a_result_belongs_to_its_series(shown):
 
 
 def test_each_model_shown_is_named_on_its_own_line(shown):
-    shown.state.add_layer(explanation_layer(shown.volume.shape, 4, np.ones((40, 48)),
-                                            "slice-classifier:1.0"))
-    assert ai_notes(shown.state) == ["AI fake-seg:1.0", "AI slice-classifier:1.0",
-                                     "not a diagnosis"]
+    shown.state.add_layer(
+        explanation_layer(shown.volume.shape, 4, np.ones((40, 48)), "slice-classifier:1.0")
+    )
+    assert ai_notes(shown.state) == [
+        "AI fake-seg:1.0",
+        "AI slice-classifier:1.0",
+        "not a diagnosis",
+    ]
 
 
 def test_explanation_layer_fills_one_slice_only():

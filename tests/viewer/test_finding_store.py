@@ -30,17 +30,36 @@ def data_dir(tmp_path, monkeypatch):
     return tmp_path / "data"
 
 
-def finding(fid=1, centre=(5.0, 20.0, 20.0), half=(2, 5, 5), label=1, model="seg",
-            version="1.0", threshold=0.5) -> Finding:
+def finding(
+    fid=1,
+    centre=(5.0, 20.0, 20.0),
+    half=(2, 5, 5),
+    label=1,
+    model="seg",
+    version="1.0",
+    threshold=0.5,
+) -> Finding:
     lo = tuple(int(c - h) for c, h in zip(centre, half, strict=True))
     hi = tuple(int(c + h) for c, h in zip(centre, half, strict=True))
-    return Finding(id=fid, label_value=label, label_name=f"label {label}", voxel_count=100,
-                   volume_ml=0.1, longest_axial_diameter_mm=8.0,
-                   centroid_lps=(centre[2] * 0.8, centre[1] * 0.8, centre[0] * 2.0),
-                   centroid_index=centre, bbox_index=(lo, hi), slice_range=(lo[0], hi[0]),
-                   mean_hu=40.0, peak_probability=0.9, mean_probability=0.7,
-                   uncertainty=None, model_name=model, model_version=version,
-                   threshold=threshold)
+    return Finding(
+        id=fid,
+        label_value=label,
+        label_name=f"label {label}",
+        voxel_count=100,
+        volume_ml=0.1,
+        longest_axial_diameter_mm=8.0,
+        centroid_lps=(centre[2] * 0.8, centre[1] * 0.8, centre[0] * 2.0),
+        centroid_index=centre,
+        bbox_index=(lo, hi),
+        slice_range=(lo[0], hi[0]),
+        mean_hu=40.0,
+        peak_probability=0.9,
+        mean_probability=0.7,
+        uncertainty=None,
+        model_name=model,
+        model_version=version,
+        threshold=threshold,
+    )
 
 
 def test_decisions_are_saved_with_what_later_issues_need_and_read_back():
@@ -59,8 +78,11 @@ def test_decisions_are_saved_with_what_later_issues_need_and_read_back():
     assert datetime.fromisoformat(first["decided_at"]).tzinfo is not None
     again = FindingStore(KEY)
     assert again.message == ""
-    assert [f.decision for f in again.apply([b, a, finding(3, centre=(2.0, 60.0, 5.0))])] == \
-        ["rejected", "accepted", "pending"]
+    assert [f.decision for f in again.apply([b, a, finding(3, centre=(2.0, 60.0, 5.0))])] == [
+        "rejected",
+        "accepted",
+        "pending",
+    ]
 
 
 def test_a_decision_follows_its_finding_across_thresholds_but_not_other_models():
@@ -70,8 +92,12 @@ def test_a_decision_follows_its_finding_across_thresholds_but_not_other_models()
     elsewhere = finding(1, centre=(5.0, 40.0, 40.0))
     other_label = finding(1, label=2)
     other_model = finding(1, version="2.0")
-    assert [f.decision for f in store.apply([grown, elsewhere, other_label, other_model])] == \
-        ["accepted", "pending", "pending", "pending"]
+    assert [f.decision for f in store.apply([grown, elsewhere, other_label, other_model])] == [
+        "accepted",
+        "pending",
+        "pending",
+        "pending",
+    ]
     assert same_finding(finding(1), grown) and not same_finding(finding(1), elsewhere)
 
 
@@ -110,13 +136,16 @@ def test_bad_entries_are_skipped_and_the_file_copied_aside():
     assert json.loads(path.with_name(path.name + ".damaged-1").read_text("utf-8")) == doc
 
 
-@pytest.mark.parametrize("change, words", [({"version": VERSION + 1}, "newer MedView"),
-                                           ({"series_key": "another"}, "another series")])
+@pytest.mark.parametrize(
+    "change, words",
+    [({"version": VERSION + 1}, "newer MedView"), ({"series_key": "another"}, "another series")],
+)
 def test_foreign_files_are_left_alone_and_never_overwritten(change, words):
     path = findings_path(KEY)
     path.parent.mkdir(parents=True)
-    text = json.dumps({"format": FORMAT, "version": VERSION, "series_key": KEY,
-                       "decisions": [], **change})
+    text = json.dumps(
+        {"format": FORMAT, "version": VERSION, "series_key": KEY, "decisions": [], **change}
+    )
     path.write_text(text, "utf-8")
     store = FindingStore(KEY)
     assert words in store.message and "not saved" in store.message
@@ -160,8 +189,7 @@ def test_the_store_needs_no_disk_and_decides_about_its_file_itself():
 
     damaged = MemoryStoreFile({"x": 1}, StoreFileProblem("it is not valid JSON", True))
     assert InMemory(KEY, damaged).decisions == [] and damaged.aside == [({"x": 1}, True)]
-    newer = MemoryStoreFile({"x": 1}, StoreFileProblem("it was saved by a newer MedView",
-                                                       False))
+    newer = MemoryStoreFile({"x": 1}, StoreFileProblem("it was saved by a newer MedView", False))
     left = InMemory(KEY, newer)
     left.decide(finding(1), "rejected")
     assert "left as it is" in left.message and newer.writes == 0 and newer.aside == []

@@ -25,8 +25,10 @@ MONTHS = 6
 
 
 def lesions_of(meta: dict) -> list[Lesion]:
-    return [Lesion(tuple(x["centre_lps_mm"]), x["diameter_mm"], x["volume_ml"], str(x["id"]))
-            for x in meta["lesions"]]
+    return [
+        Lesion(tuple(x["centre_lps_mm"]), x["diameter_mm"], x["volume_ml"], str(x["id"]))
+        for x in meta["lesions"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +46,10 @@ def studies(tmp_path_factory):
 def test_follow_up_pairs_with_the_known_growth(studies):
     (then_meta, then_vol, _), (now_meta, now_vol, _) = studies
     truth = now_meta["follow_up"]
-    shift = alignment(body_centre_xy(then_vol.array, then_vol.affine),
-                      body_centre_xy(now_vol.array, now_vol.affine))
+    shift = alignment(
+        body_centre_xy(then_vol.array, then_vol.affine),
+        body_centre_xy(now_vol.array, now_vol.affine),
+    )
     assert shift[0] == pytest.approx(truth["shift_mm"][0], abs=1.0)  # the patient moved 6 mm
     pairs = pair_findings(lesions_of(then_meta), lesions_of(now_meta), shift)
     by_now = {p.now.name: p for p in pairs if p.now}
@@ -60,8 +64,9 @@ def test_follow_up_pairs_with_the_known_growth(studies):
         # voxelised volumes: a 5 mm nodule of ~100 voxels is within 10 %, larger ones 5 %
         tol = 0.05 if pair.then.volume_ml >= 0.5 else 0.10
         assert measured == pytest.approx(t["volume_factor"], rel=tol)
-        assert pair.doubling_days(days) == pytest.approx(t["doubling_days"],
-                                                         rel=3 * tol / math.log(measured))
+        assert pair.doubling_days(days) == pytest.approx(
+            t["doubling_days"], rel=3 * tol / math.log(measured)
+        )
     gone = [p for p in pairs if p.status == "gone"]
     assert [p.then.name for p in gone] == [str(i) for i in truth["gone_baseline_ids"]]
     rows = growth_rows(pairs, days)
@@ -81,7 +86,8 @@ def test_shrinking_has_no_doubling_time():
     p = Pair(Lesion((0, 0, 0), 10, 0.5), Lesion((0, 0, 0), 8, 0.25))
     assert p.volume_change_pct == -50.0 and p.doubling_days(180) is None
     assert Pair(Lesion((0, 0, 0), 10, 0.5), Lesion((0, 0, 0), 12.6, 1.0)).doubling_days(
-        180) == pytest.approx(180)
+        180
+    ) == pytest.approx(180)
 
 
 def ai_findings(volume, labels_path):
@@ -106,8 +112,10 @@ def test_ai_findings_pair_with_the_known_growth(studies):
     now_f = lesions_from_findings(ai_findings(now_vol, now_labels))
     truth = now_meta["follow_up"]
     assert len(now_f) == len(truth["lesions"])
-    shift = alignment(body_centre_xy(then_vol.array, then_vol.affine),
-                      body_centre_xy(now_vol.array, now_vol.affine))
+    shift = alignment(
+        body_centre_xy(then_vol.array, then_vol.affine),
+        body_centre_xy(now_vol.array, now_vol.affine),
+    )
     pairs = pair_findings(then_f, now_f, shift)
     assert sorted(p.status for p in pairs).count("new") == 1
     assert sorted(p.status for p in pairs).count("gone") == 1

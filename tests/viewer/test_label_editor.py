@@ -55,7 +55,7 @@ def test_layer_is_in_the_state_until_detached(ed):
 def test_sphere_brush_counts_its_volume_in_mm(ed):
     ed.set_tool(radius_mm=6.0, sphere=True)
     stroke(ed, Plane.AXIAL, [(32, 30)])
-    expected = 4 / 3 * math.pi * 6 ** 3 / (2.0 * 0.8 * 0.6)
+    expected = 4 / 3 * math.pi * 6**3 / (2.0 * 0.8 * 0.6)
     assert (ed.label_map.array == 1).sum() == pytest.approx(expected, rel=0.05)
 
 
@@ -78,8 +78,11 @@ def test_150_random_steps_undo_and_redo_exactly_with_memory_per_voxel_changed():
     changed = 0
     for i in range(150):
         ed.set_active(int(rng.integers(1, 4)))
-        ed.set_tool(name=("brush", "eraser", "brush")[i % 3],
-                    radius_mm=float(rng.uniform(0.5, 4)), sphere=bool(i % 5 == 0))
+        ed.set_tool(
+            name=("brush", "eraser", "brush")[i % 3],
+            radius_mm=float(rng.uniform(0.5, 4)),
+            sphere=bool(i % 5 == 0),
+        )
         plane = (Plane.AXIAL, Plane.CORONAL, Plane.SAGITTAL)[i % 3]
         rows, cols = ed.state.maps[plane].screen_shape
         ed.state.set_slice(plane, int(rng.integers(0, ed.state.maps[plane].n_slices)))
@@ -176,8 +179,7 @@ def test_remove_segment_and_its_undo(ed):
 
 
 def finding(label="Nodule", fid=1):
-    return SimpleNamespace(label_name=label, model_ref="lesion-seg:1.0", id=fid,
-                           label_value=1)
+    return SimpleNamespace(label_name=label, model_ref="lesion-seg:1.0", id=fid, label_value=1)
 
 
 def test_accepted_finding_is_an_unreviewed_segment_until_edited_or_confirmed():

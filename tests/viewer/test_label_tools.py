@@ -19,7 +19,7 @@ SPACING = (2.0, 0.8, 0.7)  # (slice, row, col) mm
 @pytest.mark.parametrize("radius", [6.0, 10.0])
 def test_sphere_voxel_count_matches_its_volume_on_an_anisotropic_grid(radius):
     offs = lt.ball_offsets(SPACING, radius, None)
-    expected = 4 / 3 * math.pi * radius ** 3 / np.prod(SPACING)
+    expected = 4 / 3 * math.pi * radius**3 / np.prod(SPACING)
     assert len(offs) == pytest.approx(expected, rel=0.04)
     # extent along each axis is the radius in that axis' voxels
     assert tuple(np.abs(offs).max(axis=0)) == tuple(int(radius // s) for s in SPACING)
@@ -98,11 +98,13 @@ def test_screen_pixels_map_to_the_voxels_plane_maps_name(plane):
     affine = affine_from_plane((0, 0, 0), (1, 0, 0), (0, -1, 0), (0.8, 0.7), (0, 0, -2.0))
     shape = (6, 9, 11)
     pm = plane_map(affine, shape, plane)
-    rows, cols = np.meshgrid(np.arange(pm.screen_shape[0]), np.arange(pm.screen_shape[1]),
-                             indexing="ij")
+    rows, cols = np.meshgrid(
+        np.arange(pm.screen_shape[0]), np.arange(pm.screen_shape[1]), indexing="ij"
+    )
     ijk = lt.screen_to_ijk(pm, 2, rows, cols)
-    expected = np.array([pm.to_index(2, r, c) for r, c in zip(rows.ravel(), cols.ravel(),
-                                                                strict=True)])
+    expected = np.array(
+        [pm.to_index(2, r, c) for r, c in zip(rows.ravel(), cols.ravel(), strict=True)]
+    )
     assert np.array_equal(ijk, expected)
     # and the screen image of a volume numbered by flat index shows those voxels
     numbered = np.arange(np.prod(shape)).reshape(shape)
@@ -166,8 +168,7 @@ def test_finding_indices_pick_the_findings_own_region():
     mask[2:6, 10:12, 2:12] = 1
     mask[3, 4:6, 7:9] = 1  # ... and another region of its label inside its box
     mask[4, 5, 5] = 2  # and another label
-    finding = SimpleNamespace(bbox_index=((2, 2, 2), (5, 11, 11)), label_value=1,
-                              voxel_count=144)
+    finding = SimpleNamespace(bbox_index=((2, 2, 2), (5, 11, 11)), label_value=1, voxel_count=144)
     flat = lt.finding_indices(mask, finding)
     got = np.zeros_like(mask)
     got.reshape(-1)[flat] = 1

@@ -103,16 +103,26 @@ def test_listeners_hear_each_change():
     store.rename(m.id, "a")
     store.select("")
     store.remove(m.id)
-    assert events == [(ADDED, m.id), (SELECTED, m.id), (CHANGED, m.id), (CHANGED, m.id),
-                      (SELECTED, ""), (REMOVED, m.id)]
+    assert events == [
+        (ADDED, m.id),
+        (SELECTED, m.id),
+        (CHANGED, m.id),
+        (CHANGED, m.id),
+        (SELECTED, ""),
+        (REMOVED, m.id),
+    ]
 
 
 def test_values_follow_moved_points_and_numbers_count_per_kind():
     state, store, _ = open_series()
     m = store.add(new(state, rows_cols=((0, 0), (0, 10))))
     assert store.values(m.id).length_mm == pytest.approx(9.0)
-    store.move(m.id, screen_to_lps(state.volume, state.maps[Plane.AXIAL], m.slice_index,
-                                   np.array([(0, 0), (10, 0)], float)))
+    store.move(
+        m.id,
+        screen_to_lps(
+            state.volume, state.maps[Plane.AXIAL], m.slice_index, np.array([(0, 0), (10, 0)], float)
+        ),
+    )
     assert store.values(m.id).length_mm == pytest.approx(6.0)
     assert [store.add(new(state)).name for _ in range(2)] == ["Ruler 2", "Ruler 3"]
     assert store.add(new(state, ELLIPSE)).name == "Ellipse 1"
@@ -126,22 +136,35 @@ def test_another_series_has_its_own_file_and_no_key_means_memory_only(data_dir):
     assert store.measurements == {}
     state.set_volume(volume(), "")
     store.add(new(state))
-    assert sorted(p.name for p in (data_dir / "measurements").iterdir()) == [
-        f"{KEY}.json"]
+    assert sorted(p.name for p in (data_dir / "measurements").iterdir()) == [f"{KEY}.json"]
     state.set_volume(volume(), KEY)
     assert len(store.measurements) == 1
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    (b'{"format": "medview-measurements", "version": 1, "measu', "not valid JSON"),
-    (b"\xff\xfe\x00garbage", "not UTF-8 text"),
-    (b"[1, 2, 3]", "not a MedView measurements file"),
-    (b'{"format": "medview-measurements", "version": "one"}', "version 'one' is not valid"),
-    (b'{"format": "medview-measurements", "version": 1, "series_key": "x"}',
-     "belongs to another series"),
-    (json.dumps({"format": "medview-measurements", "version": 1, "series_key": KEY,
-                 "measurements": {}}).encode(), "no list of measurements"),
-])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"format": "medview-measurements", "version": 1, "measu', "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not UTF-8 text"),
+        (b"[1, 2, 3]", "not a MedView measurements file"),
+        (b'{"format": "medview-measurements", "version": "one"}', "version 'one' is not valid"),
+        (
+            b'{"format": "medview-measurements", "version": 1, "series_key": "x"}',
+            "belongs to another series",
+        ),
+        (
+            json.dumps(
+                {
+                    "format": "medview-measurements",
+                    "version": 1,
+                    "series_key": KEY,
+                    "measurements": {},
+                }
+            ).encode(),
+            "no list of measurements",
+        ),
+    ],
+)
 def test_a_damaged_file_is_kept_aside_with_one_message(content, reason):
     path = measurements_path(KEY)
     path.parent.mkdir(parents=True)
@@ -177,8 +200,14 @@ def test_bad_entries_are_skipped_and_the_file_copied_aside():
 def test_a_newer_file_is_left_alone():
     path = measurements_path(KEY)
     path.parent.mkdir(parents=True)
-    content = json.dumps({"format": "medview-measurements", "version": VERSION + 1,
-                          "series_key": KEY, "measurements": [{"shape": "spline"}]})
+    content = json.dumps(
+        {
+            "format": "medview-measurements",
+            "version": VERSION + 1,
+            "series_key": KEY,
+            "measurements": [{"shape": "spline"}],
+        }
+    )
     path.write_text(content)
     state, store, _ = open_series()
     assert "newer MedView" in store.message and "will not be saved" in store.message

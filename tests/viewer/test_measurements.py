@@ -28,8 +28,13 @@ from medview.viewer.planes import Plane, plane_map
 SHAPE = (12, 24, 32)
 AXIAL = affine_from_plane((-10, 20, -30), (1, 0, 0), (0, 1, 0), (0.6, 0.9), (0, 0, 2.5))
 c, s = math.cos(0.4), math.sin(0.4)
-OBLIQUE = affine_from_plane((5, -3, 2), (c, s, 0), (-s * 0.8, c * 0.8, 0.6), (0.6, 0.9),
-                            np.cross((c, s, 0), (-s * 0.8, c * 0.8, 0.6)) * 2.5)
+OBLIQUE = affine_from_plane(
+    (5, -3, 2),
+    (c, s, 0),
+    (-s * 0.8, c * 0.8, 0.6),
+    (0.6, 0.9),
+    np.cross((c, s, 0), (-s * 0.8, c * 0.8, 0.6)) * 2.5,
+)
 # (row, col) spacing on screen of each plane of AXIAL
 PIXEL_MM = {Plane.AXIAL: (0.6, 0.9), Plane.CORONAL: (2.5, 0.9), Plane.SAGITTAL: (2.5, 0.6)}
 
@@ -153,7 +158,8 @@ def test_colour_images_have_area_but_no_statistics():
     v = values(make(ELLIPSE, vol, Plane.AXIAL, 0, [(2, 2), (10, 12)]), vol)
     assert v.pixels > 0 and v.mean is None and v.area_mm2 > 0
     assert value_lines(make(ELLIPSE, vol, Plane.AXIAL, 0, [(2, 2), (10, 12)]), v) == [
-        f"area {v.area_mm2:.1f} mm²  ({v.pixels} px)"]
+        f"area {v.area_mm2:.1f} mm²  ({v.pixels} px)"
+    ]
 
 
 def test_value_lines():
@@ -174,21 +180,32 @@ def test_record_round_trips_through_json_form():
     m.number, m.label = 3, "carina"
     back = Measurement.from_dict(m.to_dict())
     assert (back.kind, back.plane, back.slice_index, back.number, back.label, back.id) == (
-        ANGLE, Plane.SAGITTAL, 7, 3, "carina", m.id)
+        ANGLE,
+        Plane.SAGITTAL,
+        7,
+        3,
+        "carina",
+        m.id,
+    )
     assert np.allclose(back.points_lps, m.points_lps, atol=1e-6)
-    assert back.name == "carina" and Measurement(RULER, Plane.AXIAL, 0, np.zeros((2, 3)),
-                                                 number=2).name == "Ruler 2"
+    assert (
+        back.name == "carina"
+        and Measurement(RULER, Plane.AXIAL, 0, np.zeros((2, 3)), number=2).name == "Ruler 2"
+    )
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    ({"kind": "protractor"}, "unknown kind"),
-    ({"plane": "oblique"}, "unknown plane"),
-    ({"slice_index": "3"}, "integers"),
-    ({"id": ""}, "text"),
-    ({"points_lps": [[0, 0, 0]]}, "needs 3 finite"),
-    ({"points_lps": [[0, 0, "x"]] * 3}, "not a list of numbers"),
-    ({"points_lps": [[0, 0, float("nan")]] * 3}, "finite"),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"kind": "protractor"}, "unknown kind"),
+        ({"plane": "oblique"}, "unknown plane"),
+        ({"slice_index": "3"}, "integers"),
+        ({"id": ""}, "text"),
+        ({"points_lps": [[0, 0, 0]]}, "needs 3 finite"),
+        ({"points_lps": [[0, 0, "x"]] * 3}, "not a list of numbers"),
+        ({"points_lps": [[0, 0, float("nan")]] * 3}, "finite"),
+    ],
+)
 def test_bad_records_are_refused_with_a_reason(change, reason):
     d = make(ANGLE, volume(), Plane.AXIAL, 0, [(1, 2), (3, 4), (5, 1)]).to_dict()
     d.update(change)

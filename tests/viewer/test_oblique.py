@@ -20,14 +20,16 @@ AFFINE = affine_from_plane((-12, -15, 40), (1, 0, 0), (0, 1, 0), (0.8, 0.6), (0,
 @pytest.fixture
 def volume():
     rng = np.random.default_rng(5)
-    return Volume(rng.integers(-1000, 1000, SHAPE).astype(np.int16), AFFINE.copy(),
-                  VolumeMetadata(modality="CT"))
+    return Volume(
+        rng.integers(-1000, 1000, SHAPE).astype(np.int16),
+        AFFINE.copy(),
+        VolumeMetadata(modality="CT"),
+    )
 
 
 def double_oblique(volume, centre):
     rot = rotation((0, 0, 1), 30) @ rotation((1, 0, 0), 20)  # about S, then about L
-    return ObliqueMap.through(volume.affine, volume.shape, centre, rot @ [0, 1, 0],
-                              rot @ [1, 0, 0])
+    return ObliqueMap.through(volume.affine, volume.shape, centre, rot @ [0, 1, 0], rot @ [1, 0, 0])
 
 
 def test_ruler_in_a_double_oblique_plane_measures_the_known_distance(volume):
@@ -36,8 +38,7 @@ def test_ruler_in_a_double_oblique_plane_measures_the_known_distance(volume):
     known = float(np.linalg.norm(b - a))  # 8 slices, 21 rows, 28 columns apart
     assert known == pytest.approx(np.linalg.norm([28 * 0.6, 21 * 0.8, 8 * 2.5]))
     # the plane through both points, its rows along a -> b
-    pm = ObliqueMap.through(volume.affine, volume.shape, a, b - a,
-                            np.cross(b - a, [0.3, 1, 0.2]))
+    pm = ObliqueMap.through(volume.affine, volume.shape, a, b - a, np.cross(b - a, [0.3, 1, 0.2]))
     k, ra, ca = pm.from_index(a_idx)
     k2, rb, cb = pm.from_index(b_idx)
     assert k2 == pytest.approx(k)  # both in the plane
@@ -53,11 +54,13 @@ def test_pixels_equal_scipy_trilinear(volume):
     pm = double_oblique(volume, centre)
     k = pm.n_slices // 2
     got = pm.image(volume.array, k)
-    rows, cols = np.mgrid[0:pm.size, 0:pm.size]
-    idx = np.array([pm.to_index(k, r, c) for r, c in zip(rows.ravel(), cols.ravel(),
-                                                         strict=True)]).T
-    ref = ndimage.map_coordinates(volume.array.astype(np.float64), idx, order=1,
-                                  mode="constant", cval=np.nan).reshape(pm.size, pm.size)
+    rows, cols = np.mgrid[0 : pm.size, 0 : pm.size]
+    idx = np.array(
+        [pm.to_index(k, r, c) for r, c in zip(rows.ravel(), cols.ravel(), strict=True)]
+    ).T
+    ref = ndimage.map_coordinates(
+        volume.array.astype(np.float64), idx, order=1, mode="constant", cval=np.nan
+    ).reshape(pm.size, pm.size)
     inside = np.all((idx >= 0) & (idx <= np.array(SHAPE)[:, None] - 1), axis=0)
     inside = inside.reshape(pm.size, pm.size)
     assert inside.sum() > 500
@@ -81,7 +84,11 @@ def test_letters_follow_the_rotation(volume):
     centre = volume.index_to_lps(np.array([11.0, 19.0, 23.0]))
     straight = ObliqueMap.through(volume.affine, volume.shape, centre, [0, 1, 0], [1, 0, 0])
     assert straight.edge_letters == ("A", "P", "R", "L")
-    tilted = ObliqueMap.through(volume.affine, volume.shape, centre,
-                                rotation((0, 0, 1), 30) @ [0, 1, 0],
-                                rotation((0, 0, 1), 30) @ [1, 0, 0])
+    tilted = ObliqueMap.through(
+        volume.affine,
+        volume.shape,
+        centre,
+        rotation((0, 0, 1), 30) @ [0, 1, 0],
+        rotation((0, 0, 1), 30) @ [1, 0, 0],
+    )
     assert tilted.edge_letters[1] in ("PR", "RP") and tilted.edge_letters[3] in ("LP", "PL")

@@ -44,21 +44,25 @@ def test_whole_number_floats_are_labels_and_fractions_a_heatmap():
 def test_same_grid_stored_flipped_and_transposed_is_reoriented_as_a_view():
     # the same voxels written with rows flipped and the column/row axes swapped
     stored = labels()[:, ::-1, :].transpose(0, 2, 1).copy()
-    stored_to_image = np.array([[1, 0, 0, 0], [0, 0, -1, SHAPE[1] - 1], [0, 1, 0, 0],
-                                [0, 0, 0, 1.0]])  # stored index (s, c, r') -> (s, r, c)
+    stored_to_image = np.array(
+        [[1, 0, 0, 0], [0, 0, -1, SHAPE[1] - 1], [0, 1, 0, 0], [0, 0, 0, 1.0]]
+    )  # stored index (s, c, r') -> (s, r, c)
     affine = AFFINE @ stored_to_image
     layer = overlay_from_image(overlay(stored, affine), IMAGE, "seg")
     assert np.array_equal(layer.array, labels())
     stored_u8 = stored.astype(np.uint8)  # already uint8: no copy at all
-    assert np.shares_memory(overlay_from_image(overlay(stored_u8, affine), IMAGE, "s").array,
-                            stored_u8)
+    assert np.shares_memory(
+        overlay_from_image(overlay(stored_u8, affine), IMAGE, "s").array, stored_u8
+    )
 
 
 def test_other_shape_names_the_file_and_both_grids():
     with pytest.raises(InvalidInputError) as err:
         overlay_from_image(overlay(np.zeros((5, 6, 8), np.uint8)), IMAGE, "seg")
-    assert str(err.value) == ("/data/seg.nii.gz: has a 8 x 6 x 5 grid and the image "
-                              "7 x 6 x 5; resample it onto the image grid first")
+    assert str(err.value) == (
+        "/data/seg.nii.gz: has a 8 x 6 x 5 grid and the image "
+        "7 x 6 x 5; resample it onto the image grid first"
+    )
 
 
 def test_same_shape_elsewhere_in_space_is_refused():
@@ -74,15 +78,16 @@ def test_values_that_are_neither_labels_nor_probabilities():
     with pytest.raises(InvalidInputError, match=r"values -3 to 4, neither labels"):
         overlay_from_image(overlay(labels() - 3), IMAGE, "seg")
     with pytest.raises(InvalidInputError, match=r"0 to 2\.5"):
-        overlay_from_image(overlay(np.full(SHAPE, 2.5, np.float32) * (labels() > 0)),
-                           IMAGE, "seg")
+        overlay_from_image(overlay(np.full(SHAPE, 2.5, np.float32) * (labels() > 0)), IMAGE, "seg")
     with pytest.raises(InvalidInputError, match="label map or a probability map"):
         overlay_from_image(overlay(np.zeros((*SHAPE, 3), np.uint8)), IMAGE, "rgb")
     with pytest.raises(InvalidInputError, match="NaN"):
         overlay_from_image(overlay(np.full(SHAPE, np.nan, np.float32)), IMAGE, "nan")
 
 
-@pytest.mark.parametrize("path, name", [("/a/liver.nii.gz", "liver"), ("b/x.y.nrrd", "x.y"),
-                                        ("c.MHA", "c"), ("d.npy", "d")])
+@pytest.mark.parametrize(
+    "path, name",
+    [("/a/liver.nii.gz", "liver"), ("b/x.y.nrrd", "x.y"), ("c.MHA", "c"), ("d.npy", "d")],
+)
 def test_layer_name(path, name):
     assert layer_name(path) == name

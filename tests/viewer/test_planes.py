@@ -67,7 +67,8 @@ def test_pixel_spacing_and_native_plane():
 
 def test_oblique_plane_has_mixed_letters():
     t = np.radians(30)
-    obl = affine_from_plane((0, 0, 0), (np.cos(t), np.sin(t), 0), (-np.sin(t), np.cos(t), 0),
-                            (1, 1), (0, 0, 1))
+    obl = affine_from_plane(
+        (0, 0, 0), (np.cos(t), np.sin(t), 0), (-np.sin(t), np.cos(t), 0), (1, 1), (0, 0, 1)
+    )
     pm = plane_map(obl, (4, 5, 6), Plane.AXIAL)
     assert pm.edge_letters[3] == "LP" and pm.edge_letters[1] == "PR"

@@ -12,14 +12,17 @@ HEAD = '{"format": "medview-hanging-protocols", "version": 1, '
 
 
 def md(modality="CT", study="", series=""):
-    return VolumeMetadata(modality=modality, study_description=study,
-                          series_description=series)
+    return VolumeMetadata(modality=modality, study_description=study, series_description=series)
 
 
 def test_defaults_chest_lung_window_abdomen_window():
     chest = hp.choose([], md(series="Chest 1 mm"))
-    assert (chest.name, chest.layout, chest.plane, chest.window) == ("CT chest", "1x3",
-                                                                      "axial", "Lung")
+    assert (chest.name, chest.layout, chest.plane, chest.window) == (
+        "CT chest",
+        "1x3",
+        "axial",
+        "Lung",
+    )
     assert hp.choose([], md(study="ABDOMEN routine")).window == "Abdomen"
     assert hp.choose([], md("MR", series="Chest")) is None
     assert hp.choose([], md(series="Knee")) is None
@@ -35,9 +38,18 @@ def test_more_specific_and_own_protocols_win():
 
 def test_save_then_load_is_the_same(tmp_path):
     path = JsonStoreFile(tmp_path / "p" / "protocols.json")
-    p = hp.HangingProtocol("CT chest", "CT", "chest", layout="1", plane="coronal",
-                           window="Bone", tool="ruler", panels=("Measure", "AI"),
-                           slab_mode="MIP", slab_mm=20.0)
+    p = hp.HangingProtocol(
+        "CT chest",
+        "CT",
+        "chest",
+        layout="1",
+        plane="coronal",
+        window="Bone",
+        tool="ruler",
+        panels=("Measure", "AI"),
+        slab_mode="MIP",
+        slab_mm=20.0,
+    )
     kept = hp.save(path, [], p)
     again = hp.save(path, kept, hp.HangingProtocol("CT chest", "CT", "chest", layout="2x2"))
     assert len(again) == 1 and again[0].layout == "2x2"  # same name: replaced
@@ -46,14 +58,17 @@ def test_save_then_load_is_the_same(tmp_path):
     assert [f.name for f in (tmp_path / "p").iterdir()] == ["protocols.json"]  # no leftovers
 
 
-@pytest.mark.parametrize("text, words", [
-    ("{not json", "it is not valid JSON"),
-    (HEAD + '"protocols": [{"name": "x", "layout": "5x5"}]}', "layout must be one of"),
-    (HEAD + '"protocols": [{"name": "x", "window": "Disco"}]}', "is not a preset"),
-    (HEAD + '"protocols": 3}', "not a list of hanging protocols"),
-    ('[]', "it is not a MedView hanging protocols file"),
-    ('{"format": "medview-hanging-protocols", "version": 9}', "newer MedView"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("{not json", "it is not valid JSON"),
+        (HEAD + '"protocols": [{"name": "x", "layout": "5x5"}]}', "layout must be one of"),
+        (HEAD + '"protocols": [{"name": "x", "window": "Disco"}]}', "is not a preset"),
+        (HEAD + '"protocols": 3}', "not a list of hanging protocols"),
+        ("[]", "it is not a MedView hanging protocols file"),
+        ('{"format": "medview-hanging-protocols", "version": 9}', "newer MedView"),
+    ],
+)
 def test_bad_files_are_one_sentence_naming_the_file(tmp_path, text, words):
     path = tmp_path / "protocols.json"
     path.write_text(text)

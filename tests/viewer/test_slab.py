@@ -21,8 +21,13 @@ NUMPY = {SlabMode.MIP: np.max, SlabMode.MINIP: np.min}
 def state():
     rng = np.random.default_rng(3)
     s = ViewerState()
-    s.set_volume(Volume(rng.integers(-1000, 2000, SHAPE).astype(np.int16), AFFINE.copy(),
-                        VolumeMetadata(modality="CT")))
+    s.set_volume(
+        Volume(
+            rng.integers(-1000, 2000, SHAPE).astype(np.int16),
+            AFFINE.copy(),
+            VolumeMetadata(modality="CT"),
+        )
+    )
     return s
 
 
@@ -46,8 +51,7 @@ def expected(state, plane, array, mode):
 def test_slab_equals_numpy_over_the_same_voxels(state, plane, mode):
     state.set_slab(mode, 10.0)
     pm = state.maps[plane]
-    got = state.projector.image(pm, state.slice_index(plane), state.slab,
-                                state.slab_spacing(plane))
+    got = state.projector.image(pm, state.slice_index(plane), state.slab, state.slab_spacing(plane))
     want, n = expected(state, plane, state.volume.array, mode)
     # 10 mm is 4 slices of 2.5 mm, 13 rows of 0.8 mm, 17 columns of 0.6 mm
     assert n == {Plane.AXIAL: 4, Plane.CORONAL: 12, Plane.SAGITTAL: 17}[plane]

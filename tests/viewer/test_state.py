@@ -154,8 +154,13 @@ def test_window_width_is_kept_at_least_one(state):
 
 def test_float_volumes_take_narrow_windows():
     s = ViewerState()
-    s.set_volume(Volume(np.linspace(0, 1, 60, dtype=np.float32).reshape(3, 4, 5), np.eye(4),
-                        VolumeMetadata(modality="MR")))
+    s.set_volume(
+        Volume(
+            np.linspace(0, 1, 60, dtype=np.float32).reshape(3, 4, 5),
+            np.eye(4),
+            VolumeMetadata(modality="MR"),
+        )
+    )
     s.set_window(0.5, 0.02)
     assert s.window.width == pytest.approx(0.02)
     assert s.window.bounds == pytest.approx((0.49, 0.51))

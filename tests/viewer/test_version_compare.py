@@ -24,25 +24,30 @@ SHAPE = (12, 48, 48)
 def mask(*boxes):
     out = np.zeros(SHAPE, np.uint8)
     for (k0, r0, c0), (k1, r1, c1), value in boxes:
-        out[k0:k1 + 1, r0:r1 + 1, c0:c1 + 1] = value
+        out[k0 : k1 + 1, r0 : r1 + 1, c0 : c1 + 1] = value
     return out
 
 
 def box_finding(fid, first, last, label=1):
     centre = tuple((a + b) / 2 for a, b in zip(first, last, strict=True))
-    return replace(finding(fid, centre, label=label), bbox_index=(first, last),
-                   slice_range=(first[0], last[0]))
+    return replace(
+        finding(fid, centre, label=label), bbox_index=(first, last), slice_range=(first[0], last[0])
+    )
 
 
 def test_findings_the_other_mask_does_not_touch_are_listed_per_side():
     # A: two nodules; B: the first one (a little shifted), a third, and a liver lesion
     # lying where A's second nodule is (any label counts as found)
     a = mask(((3, 5, 5), (5, 10, 10), 1), ((8, 30, 30), (9, 35, 35), 1))
-    b = mask(((4, 8, 8), (6, 12, 12), 1), ((1, 40, 5), (1, 44, 9), 1),
-             ((8, 33, 33), (8, 36, 36), 2))
+    b = mask(
+        ((4, 8, 8), (6, 12, 12), 1), ((1, 40, 5), (1, 44, 9), 1), ((8, 33, 33), (8, 36, 36), 2)
+    )
     fa = [box_finding(1, (3, 5, 5), (5, 10, 10)), box_finding(2, (8, 30, 30), (9, 35, 35))]
-    fb = [box_finding(1, (4, 8, 8), (6, 12, 12)), box_finding(2, (1, 40, 5), (1, 44, 9)),
-          box_finding(3, (8, 33, 33), (8, 36, 36), label=2)]
+    fb = [
+        box_finding(1, (4, 8, 8), (6, 12, 12)),
+        box_finding(2, (1, 40, 5), (1, 44, 9)),
+        box_finding(3, (8, 33, 33), (8, 36, 36), label=2),
+    ]
     assert touches(fa[0], a, b) and touches(fa[1], a, b)
     found = differences([fa, fb], [a, b])
     assert [(d.side, d.finding.id) for d in found] == [(1, 2)]
@@ -56,8 +61,7 @@ def test_each_side_draws_its_mask_and_outlines_the_others_without_copies():
     assert own.array is labels and outline.array is labels
     assert own.made_by == outline.made_by == "seg:1.1" and "(B)" in own.name
     assert not own.outline and own.colour_of(2) == (0, 255, 0)
-    assert outline.outline and outline.colour_of(1) == outline.colour_of(2) == \
-        VERSION_COLOURS[1]
+    assert outline.outline and outline.colour_of(1) == outline.colour_of(2) == VERSION_COLOURS[1]
 
 
 def test_linked_states_follow_each_other_once():

@@ -39,9 +39,9 @@ def drop_near_lesions(mined: np.ndarray, labels: np.ndarray, margin_px: int) -> 
 
     if not len(mined):
         return mined
-    yy, xx = np.mgrid[-margin_px:margin_px + 1, -margin_px:margin_px + 1]
+    yy, xx = np.mgrid[-margin_px : margin_px + 1, -margin_px : margin_px + 1]
     disc = np.zeros((3, 2 * margin_px + 1, 2 * margin_px + 1), bool)
-    disc[:, yy ** 2 + xx ** 2 <= margin_px ** 2] = True
+    disc[:, yy**2 + xx**2 <= margin_px**2] = True
     keep = np.ones(len(mined), bool)
     for z in np.unique(mined[:, 0]):
         lo, hi = max(int(z) - 1, 0), min(int(z) + 2, labels.shape[0])
@@ -63,8 +63,9 @@ def downsample(slices: np.ndarray, size: int = SMALL_SIZE) -> np.ndarray:
     """(N, H, W) -> (N, size, size) block means; H and W must be multiples of size."""
     n, h, w = slices.shape
     if h % size or w % size:
-        raise InvalidInputError(None, f"slices of {h} x {w} cannot be reduced to {size} x "
-                                f"{size} by whole blocks")
+        raise InvalidInputError(
+            None, f"slices of {h} x {w} cannot be reduced to {size} x {size} by whole blocks"
+        )
     return slices.reshape(n, size, h // size, size, w // size).mean(axis=(2, 4))
 
 
@@ -91,8 +92,9 @@ class CachedStudy:
         affine = np.eye(4)
         affine[:3, :3] = [[0.0, 0.0, sp[2]], [0.0, sp[1], 0.0], [sp[0], 0.0, 0.0]]
         affine[:3, 3] = self.meta["origin_lps_mm"]
-        return Volume(self.ct, affine, VolumeMetadata(modality="CT", units="HU",
-                                                      source=str(self.folder)))
+        return Volume(
+            self.ct, affine, VolumeMetadata(modality="CT", units="HU", source=str(self.folder))
+        )
 
     def small(self, low: float, high: float, size: int = SMALL_SIZE) -> np.ndarray:
         """The study's slices normalised and reduced to size² by block means, cached beside
@@ -102,15 +104,14 @@ class CachedStudy:
         if not path.exists():
             out = np.empty((self.ct.shape[0], size, size), np.float16)
             for k in range(0, self.ct.shape[0], 32):
-                out[k:k + 32] = downsample(normalise(self.ct[k:k + 32], low, high), size)
+                out[k : k + 32] = downsample(normalise(self.ct[k : k + 32], low, high), size)
             tmp = path.with_name(path.stem + ".tmp.npy")
             np.save(tmp, out)
             tmp.replace(path)  # a stopped run leaves no half-written cache
         return np.load(path, mmap_mode="r")
 
 
-def cache_study(root: Path, seed: int, site: str = "a", slices: int | None = None
-                ) -> CachedStudy:
+def cache_study(root: Path, seed: int, site: str = "a", slices: int | None = None) -> CachedStudy:
     """Generate demo study `seed` into root/<site>-<seed> unless it is there already."""
     folder = Path(root) / (f"{site}-{seed}" + ("" if slices is None else f"-{slices}"))
     if not (folder / LESIONS_FILE).exists():
@@ -120,8 +121,13 @@ def cache_study(root: Path, seed: int, site: str = "a", slices: int | None = Non
 
 def open_cached(folder: Path, seed: int) -> CachedStudy:
     meta = json.loads((folder / LESIONS_FILE).read_text(encoding="utf-8"))
-    return CachedStudy(folder, seed, np.load(folder / CT_FILE, mmap_mode="r"),
-                       np.load(folder / LABEL_FILE, mmap_mode="r"), meta)
+    return CachedStudy(
+        folder,
+        seed,
+        np.load(folder / CT_FILE, mmap_mode="r"),
+        np.load(folder / LABEL_FILE, mmap_mode="r"),
+        meta,
+    )
 
 
 def _render(folder: Path, seed: int, site: str, slices: int | None) -> None:
@@ -138,8 +144,9 @@ def _render(folder: Path, seed: int, site: str, slices: int | None) -> None:
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(study.labels_path))).astype(np.uint8)
     ct = np.ascontiguousarray(volume.array, dtype=np.int16)
     if ct.shape != labels.shape or volume.affine[2, 0] <= 0:
-        raise InvalidInputError(str(work), "does not load as a volume with slice 0 inferior "
-                                "on the label map's grid")
+        raise InvalidInputError(
+            str(work), "does not load as a volume with slice 0 inferior on the label map's grid"
+        )
     meta = json.loads(study.lesions_json.read_text(encoding="utf-8"))
     _check_hu(ct, labels, meta, str(work))
     folder.mkdir(parents=True, exist_ok=True)
@@ -160,8 +167,9 @@ def _check_hu(ct: np.ndarray, labels: np.ndarray, meta: dict, where: str) -> Non
         expected = sum(les["mean_hu"] * les["n_voxels"] for les in lesions) / n
         got = float(ct[labels == value].mean())
         if abs(got - expected) > 1.0:
-            raise InvalidInputError(where, f"reads back label {value} at {got:.1f} HU, "
-                                    f"{expected:.1f} HU expected")
+            raise InvalidInputError(
+                where, f"reads back label {value} at {got:.1f} HU, {expected:.1f} HU expected"
+            )
 
 
 def lung_candidates(ct: np.ndarray, step: int = 4) -> np.ndarray:
@@ -185,10 +193,18 @@ class PatchSampler:
     `lesion_weights` (extra weight for lesions under SMALL_MM, extra for ground-glass ones)
     favours the small and faint ones the network misses most."""
 
-    def __init__(self, studies: list[CachedStudy], patch: int, context: int, low: float,
-                 high: float, seed: int, mix: tuple[float, ...] = (0.5, 0.25, 0.25),
-                 mined: list[np.ndarray] | None = None,
-                 lesion_weights: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        studies: list[CachedStudy],
+        patch: int,
+        context: int,
+        low: float,
+        high: float,
+        seed: int,
+        mix: tuple[float, ...] = (0.5, 0.25, 0.25),
+        mined: list[np.ndarray] | None = None,
+        lesion_weights: tuple[float, float] | None = None,
+    ) -> None:
         self.studies, self.patch, self.half = studies, patch, context // 2
         self.low, self.high, self.mix = low, high, np.asarray(mix) / sum(mix)
         self.rng = np.random.default_rng(seed)
@@ -199,8 +215,11 @@ class PatchSampler:
                 if les["n_voxels"]:
                     self.lesion_voxels.append((s, _lesion_voxels(st, les)))
                     small, faint = lesion_weights or (0.0, 0.0)
-                    weights.append(1.0 + small * (les["diameter_mm"] < SMALL_MM)
-                                   + faint * (les["kind"] == "ground_glass"))
+                    weights.append(
+                        1.0
+                        + small * (les["diameter_mm"] < SMALL_MM)
+                        + faint * (les["kind"] == "ground_glass")
+                    )
         self.lesion_p = None if lesion_weights is None else np.asarray(weights) / sum(weights)
         self.vessels = [lung_candidates(st.ct) for st in studies]
         self.mined = mined or [np.zeros((0, 3), np.int32)] * len(studies)
@@ -244,13 +263,14 @@ class PatchSampler:
         i0 = int(np.clip(i - p // 2, 0, h - p))
         j0 = int(np.clip(j - p // 2, 0, w - p))
         ks = np.clip(np.arange(k - self.half, k + self.half + 1), 0, n - 1)
-        x = normalise(st.ct[ks, i0:i0 + p, j0:j0 + p], self.low, self.high)
-        y = st.labels[k, i0:i0 + p, j0:j0 + p].astype(np.int64)
+        x = normalise(st.ct[ks, i0 : i0 + p, j0 : j0 + p], self.low, self.high)
+        y = st.labels[k, i0 : i0 + p, j0 : j0 + p].astype(np.int64)
         return augment(x, y, self.rng)
 
 
-def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator
-            ) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Flips in-plane and along z, a small intensity gain and offset (normalised units)."""
     if rng.random() < 0.5:
         x, y = x[:, :, ::-1], y[:, ::-1]
@@ -267,11 +287,16 @@ def _lesion_voxels(st: CachedStudy, les: dict) -> np.ndarray:
     sp = np.asarray(st.spacing_mm)
     origin = np.asarray(st.meta["origin_lps_mm"])
     centre = np.asarray(les["centre_lps_mm"])
-    idx = np.round([(centre[2] - origin[2]) / sp[0], (centre[1] - origin[1]) / sp[1],
-                    (centre[0] - origin[0]) / sp[2]]).astype(int)
+    idx = np.round(
+        [
+            (centre[2] - origin[2]) / sp[0],
+            (centre[1] - origin[1]) / sp[1],
+            (centre[0] - origin[0]) / sp[2],
+        ]
+    ).astype(int)
     r = np.ceil(0.8 * les["diameter_mm"] / sp + 3).astype(int)
     lo = np.maximum(idx - r, 0)
-    box = st.labels[lo[0]:idx[0] + r[0] + 1, lo[1]:idx[1] + r[1] + 1, lo[2]:idx[2] + r[2] + 1]
+    box = st.labels[lo[0] : idx[0] + r[0] + 1, lo[1] : idx[1] + r[1] + 1, lo[2] : idx[2] + r[2] + 1]
     vox = np.argwhere(box == les["label_value"]) + lo
     return vox.astype(np.int32) if len(vox) else idx[None].astype(np.int32)
 
@@ -281,8 +306,16 @@ class SequenceSampler:
     voxel, and a coarse lesion map per slice (grid x grid cells); half the runs are placed
     to include a lesion, the rest anywhere in the scan."""
 
-    def __init__(self, studies: list[CachedStudy], lengths: tuple[int, int], low: float,
-                 high: float, seed: int, grid: int = 16, size: int = SMALL_SIZE) -> None:
+    def __init__(
+        self,
+        studies: list[CachedStudy],
+        lengths: tuple[int, int],
+        low: float,
+        high: float,
+        seed: int,
+        grid: int = 16,
+        size: int = SMALL_SIZE,
+    ) -> None:
         self.lengths = lengths
         self.rng = np.random.default_rng(seed)
         self.small = [st.small(low, high, size) for st in studies]
@@ -303,8 +336,8 @@ class SequenceSampler:
             else:
                 start = int(rng.integers(n - n_len + 1))
             start = int(np.clip(start, 0, n - n_len))
-            x = self.small[s][start:start + n_len].astype(np.float32)
-            m = self.maps[s][start:start + n_len].astype(np.float32)
+            x = self.small[s][start : start + n_len].astype(np.float32)
+            m = self.maps[s][start : start + n_len].astype(np.float32)
             if rng.random() < 0.5:
                 x, m = x[:, :, ::-1], m[:, :, ::-1]
             if rng.random() < 0.5:
@@ -332,8 +365,7 @@ def _roll(a: np.ndarray, step: int, axis: int) -> np.ndarray:
     return out
 
 
-def _shift(x: np.ndarray, maps: np.ndarray, cells: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _shift(x: np.ndarray, maps: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Move (L, H, W) slices and their (L, g, g) maps in-plane by whole map cells."""
     cell = x.shape[-1] // maps.shape[-1]
     for axis, n in zip((1, 2), cells, strict=True):

@@ -34,8 +34,9 @@ log = logging.getLogger("medview.train")
 EXTENT = {"grid": (0.2, 0.1, 0.05, 0.03, 0.02), "max_mm": 3.0}
 
 
-def label_candidates(codes: np.ndarray, st: CachedStudy, card: Any, threshold: float
-                     ) -> dict[str, np.ndarray]:
+def label_candidates(
+    codes: np.ndarray, st: CachedStudy, card: Any, threshold: float
+) -> dict[str, np.ndarray]:
     """Per candidate region of one study: features, label index, truth (overlaps a lesion
     of its label), and the lesion it overlaps most: an id unique across studies (seed * 1000
     + lesion id; -1 for none) and its diameter (0 for none)."""
@@ -46,8 +47,7 @@ def label_candidates(codes: np.ndarray, st: CachedStudy, card: Any, threshold: f
     cands, _ = candidate_regions(codes, card, threshold)
     feats, lis, ids, diams = [], [], [], []
     for li, region, start, p in cands:
-        box = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape,
-                                                               strict=True))
+        box = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape, strict=True))
         value = card.labels[li].value
         hit = inst[value][box][region]
         hit = hit[hit > 0]
@@ -58,9 +58,13 @@ def label_candidates(codes: np.ndarray, st: CachedStudy, card: Any, threshold: f
         diams.append(0.0 if les is None else float(les["diameter_mm"]))
     k = len(FEATURES)
     ids_a = np.array(ids, np.int64)
-    return {"features": np.array(feats, np.float64).reshape(-1, k),
-            "label": np.array(lis, np.int64), "truth": ids_a >= 0, "lesion_id": ids_a,
-            "diameter": np.array(diams, np.float64)}
+    return {
+        "features": np.array(feats, np.float64).reshape(-1, k),
+        "label": np.array(lis, np.int64),
+        "truth": ids_a >= 0,
+        "lesion_id": ids_a,
+        "diameter": np.array(diams, np.float64),
+    }
 
 
 def _lesion_instances(st: CachedStudy) -> tuple[dict[int, np.ndarray], dict[int, dict]]:
@@ -92,8 +96,9 @@ def load_candidates(path: Path) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-def candidates_of(model: Any, studies: list[CachedStudy], store: Path, threshold: float
-                  ) -> dict[str, np.ndarray]:
+def candidates_of(
+    model: Any, studies: list[CachedStudy], store: Path, threshold: float
+) -> dict[str, np.ndarray]:
     """label_candidates of every study, concatenated; the model's codes are kept in `store`
     and each study's candidates beside them (reruns reuse both)."""
     from medview.ai.bundled.evaluation import segment_cached
@@ -105,19 +110,33 @@ def candidates_of(model: Any, studies: list[CachedStudy], store: Path, threshold
             codes = segment_cached(model, st, store).codes
             save_candidates(path, label_candidates(codes, st, model.card, threshold))
         parts.append(load_candidates(path))
-        log.info("candidates of seed %d: %d (%d on lesions)", st.seed, len(parts[-1]["truth"]),
-                 int(parts[-1]["truth"].sum()))
+        log.info(
+            "candidates of seed %d: %d (%d on lesions)",
+            st.seed,
+            len(parts[-1]["truth"]),
+            int(parts[-1]["truth"].sum()),
+        )
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def lesions_ge(studies: list[CachedStudy]) -> int:
     """Lesions of 6 mm and more (with voxels) in `studies`."""
-    return sum(1 for st in studies for les in st.lesions
-               if les["n_voxels"] and les["diameter_mm"] >= MIN_DIAMETER_MM)
+    return sum(
+        1
+        for st in studies
+        for les in st.lesions
+        if les["n_voxels"] and les["diameter_mm"] >= MIN_DIAMETER_MM
+    )
 
 
-def fp_stage(folder: Path, train: list[CachedStudy], dev: list[CachedStudy], work: Path,
-             seed: int, threshold: float = 0.5) -> tuple[FPClassifier, float, dict]:
+def fp_stage(
+    folder: Path,
+    train: list[CachedStudy],
+    dev: list[CachedStudy],
+    work: Path,
+    seed: int,
+    threshold: float = 0.5,
+) -> tuple[FPClassifier, float, dict]:
     """Train the classifier on `train` studies' candidates of the model in `folder` (its
     card's size rules, no second stage yet), choose its threshold on `dev`; returns the
     classifier, its threshold and what the card's training summary should say."""
@@ -135,15 +154,21 @@ def fp_stage(folder: Path, train: list[CachedStudy], dev: list[CachedStudy], wor
     cut = choose_threshold(scores, held, n_ge, FP["min_sensitivity"])
     kept = scores >= cut
     big = held["diameter"] >= MIN_DIAMETER_MM
-    info = {"train_candidates": len(data["truth"]), "train_on_lesions": int(data["truth"].sum()),
-            "dev_candidates": len(held["truth"]),
-            "dev_fp_per_study_before": round(float((~held["truth"]).sum()) / len(dev), 2),
-            "dev_fp_per_study_after": round(float((kept & ~held["truth"]).sum()) / len(dev), 2),
-            "dev_sensitivity_ge_6mm_before":
-                round(len(set(held["lesion_id"][big].tolist())) / max(n_ge, 1), 4),
-            "dev_sensitivity_ge_6mm_after":
-                round(len(set(held["lesion_id"][big & kept].tolist())) / max(n_ge, 1), 4),
-            "fp_threshold": cut, **{k: v for k, v in FP.items()}}
+    info = {
+        "train_candidates": len(data["truth"]),
+        "train_on_lesions": int(data["truth"].sum()),
+        "dev_candidates": len(held["truth"]),
+        "dev_fp_per_study_before": round(float((~held["truth"]).sum()) / len(dev), 2),
+        "dev_fp_per_study_after": round(float((kept & ~held["truth"]).sum()) / len(dev), 2),
+        "dev_sensitivity_ge_6mm_before": round(
+            len(set(held["lesion_id"][big].tolist())) / max(n_ge, 1), 4
+        ),
+        "dev_sensitivity_ge_6mm_after": round(
+            len(set(held["lesion_id"][big & kept].tolist())) / max(n_ge, 1), 4
+        ),
+        "fp_threshold": cut,
+        **{k: v for k, v in FP.items()},
+    }
     log.info("fp stage: %s", info)
     return clf, cut, info
 
@@ -164,15 +189,25 @@ def choose_extent(folder: Path, dev: list[CachedStudy], work: Path) -> dict:
     for st in dev:
         result, volume = segment_cached(model, st, store), st.volume()
         for t in per:
-            post = dataclasses.replace(card.postprocess, extent_threshold=t,
-                                       extent_max_mm=EXTENT["max_mm"] if t else 0.0)
+            post = dataclasses.replace(
+                card.postprocess, extent_threshold=t, extent_max_mm=EXTENT["max_mm"] if t else 0.0
+            )
             mask = np.zeros(result.codes.shape, np.uint8)
-            findings_from(result.codes, volume, dataclasses.replace(card, postprocess=post),
-                          0.5, coarse_max=result.coarse_max, mask_out=mask)
+            findings_from(
+                result.codes,
+                volume,
+                dataclasses.replace(card, postprocess=post),
+                0.5,
+                coarse_max=result.coarse_max,
+                mask_out=mask,
+            )
             per[t].append(score_study(mask, st, min_voxels=1))
     dice = {t: summarise_segmentation(scores)["mean_dice_ge_6mm"] for t, scores in per.items()}
     best = max(EXTENT["grid"], key=lambda t: (dice[t], t))
-    info = {"extent_threshold": best, "extent_max_mm": EXTENT["max_mm"],
-            "dev_dice_by_extent": {f"{t:g}": d for t, d in dice.items()}}
+    info = {
+        "extent_threshold": best,
+        "extent_max_mm": EXTENT["max_mm"],
+        "dev_dice_by_extent": {f"{t:g}": d for t, d in dice.items()},
+    }
     log.info("extent: %s", info)
     return info

@@ -32,19 +32,28 @@ from medview.ai.models.cards import CARD_FILE, card_from_dict, load_card
 
 # what eval_models adds around the evaluation's numbers, and speeds (typed or measured):
 # none goes on a card
-NOT_ON_CARD = ("model", "wall_s", "goals_met", "card_reproduces", "seconds_per_study",
-               "eval_seconds_per_study", "speed_measured_on")
+NOT_ON_CARD = (
+    "model",
+    "wall_s",
+    "goals_met",
+    "card_reproduces",
+    "seconds_per_study",
+    "eval_seconds_per_study",
+    "speed_measured_on",
+)
 SPEED_PREFIXES = ("ms_per_512_slice_", "study_300_slices_s_")
 DEVELOPMENT_NOTE = (
     "Development numbers: measured on demo seeds {seeds}, which were looked at while the "
     "bundled models were developed (each version was kept or changed after its numbers "
     "there; lesion-seg 1.2's extra training phase was designed on 1.1's misses there), so "
-    "they flatter the model. The held-out numbers above them are the ones to quote.")
+    "they flatter the model. The held-out numbers above them are the ones to quote."
+)
 HELD_OUT_NOTE = (
     "Held-out numbers: medview.ai.bundled.evaluation on demo seeds {seeds} (site A), chosen "
     "after every bundled version was made; no training, tuning or design decision of a "
     "bundled model used them (benchmarks/bench_finetune.py fine-tunes on the site-B scans of "
-    "seeds 3001-3012, the same patients; none of those runs shaped a bundled version).")
+    "seeds 3001-3012, the same patients; none of those runs shaped a bundled version)."
+)
 
 
 def _is_speed(key: str) -> bool:
@@ -58,8 +67,11 @@ def development_numbers(validation: dict[str, Any]) -> dict[str, Any]:
         return dict(validation[DEVELOPMENT])
     dev = {k: v for k, v in validation.items() if not _is_speed(k)}
     seeds = dev.pop("held_out_seeds", None)
-    return {"note": DEVELOPMENT_NOTE.format(seeds=seed_range(seeds) or "not recorded"),
-            "seeds": seeds, **dev}
+    return {
+        "note": DEVELOPMENT_NOTE.format(seeds=seed_range(seeds) or "not recorded"),
+        "seeds": seeds,
+        **dev,
+    }
 
 
 def held_out_validation(old: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +81,7 @@ def held_out_validation(old: dict[str, Any], measured: dict[str, Any]) -> dict[s
     seeds = sorted(new["held_out_seeds"])
     new["held_out_seeds"] = seeds
     if isinstance(new.get("missed_ge_6mm"), list):
-        new["missed_ge_6mm"] = sorted(new["missed_ge_6mm"],
-                                      key=lambda m: (m["seed"], m["id"]))
+        new["missed_ge_6mm"] = sorted(new["missed_ge_6mm"], key=lambda m: (m["seed"], m["id"]))
     new["measured"] = HELD_OUT_NOTE.format(seeds=seed_range(seeds))
     new[DEVELOPMENT] = development_numbers(old)
     return new
@@ -97,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     for file in a.results:
         for measured in json.loads(file.read_text(encoding="utf-8")).values():
             entry = resolve(measured["model"])
-            rewrite_validation(entry.folder, held_out_validation(entry.card.validation,
-                                                                 measured))
+            rewrite_validation(entry.folder, held_out_validation(entry.card.validation, measured))
             print(f"{entry.ref}: {len(measured['held_out_seeds'])} held-out studies")
     return 0
 

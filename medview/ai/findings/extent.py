@@ -22,8 +22,13 @@ import numpy as np
 Region = tuple[int, np.ndarray, np.ndarray]  # label value, start (slice, row, col), bool crop
 
 
-def grow_regions(codes: np.ndarray, regions: list[Region], allowed: dict[int, np.ndarray],
-                 max_mm: float, spacing_mm: tuple[float, float, float]) -> list[Region]:
+def grow_regions(
+    codes: np.ndarray,
+    regions: list[Region],
+    allowed: dict[int, np.ndarray],
+    max_mm: float,
+    spacing_mm: tuple[float, float, float],
+) -> list[Region]:
     """Each region grown as the module says; `allowed[value]` is a bool lookup per code
     (256): the codes showing that label value at the extent threshold. Regions are grown
     in the order given; none overlaps another, before or after."""

@@ -26,12 +26,22 @@ log = logging.getLogger("medview.train")
 # of ALL development lesions of 6 mm and more, three points over the bundled model's goal
 # of 0.90 (on the development seeds 0.95 kept about 0.5 false positives a study, 0.93 about
 # 0.2)
-FP = {"rounds": 400, "depth": 2, "lr": 0.1, "lambda": 1.0, "bins": 32, "min_hessian": 2.0,
-      "subsample": 0.8, "train_thresholds": (0.4, 0.5, 0.6), "min_sensitivity": 0.93}
+FP = {
+    "rounds": 400,
+    "depth": 2,
+    "lr": 0.1,
+    "lambda": 1.0,
+    "bins": 32,
+    "min_hessian": 2.0,
+    "subsample": 0.8,
+    "train_thresholds": (0.4, 0.5, 0.6),
+    "min_sensitivity": 0.93,
+}
 
 
-def train_classifier(data: dict[str, np.ndarray], n_labels: int, seed: int,
-                     spec: dict | None = None) -> FPClassifier:
+def train_classifier(
+    data: dict[str, np.ndarray], n_labels: int, seed: int, spec: dict | None = None
+) -> FPClassifier:
     """Gradient-boosted trees per label (Newton steps on the logistic loss, as XGBoost):
     lesions and non-lesions weigh equally per label (about one in four candidates is a
     lesion), and lesions of 6 mm and more twice as much as smaller ones."""
@@ -41,15 +51,21 @@ def train_classifier(data: dict[str, np.ndarray], n_labels: int, seed: int,
     for li in range(n_labels):
         mine = data["label"] == li
         x, y = data["features"][mine], data["truth"][mine].astype(np.float64)
-        w = np.where(y > 0, 0.5 * len(y) / max(y.sum(), 1), 0.5 * len(y) / max(len(y) - y.sum(),
-                                                                                   1))
+        w = np.where(y > 0, 0.5 * len(y) / max(y.sum(), 1), 0.5 * len(y) / max(len(y) - y.sum(), 1))
         w[(y > 0) & (data["diameter"][mine] >= MIN_DIAMETER_MM)] *= 2.0
         w /= w.mean() if len(w) else 1.0  # (a label without candidates: no trees)
         base = float(np.log(max((w * y).sum(), 1e-6) / max((w * (1 - y)).sum(), 1e-6)))
-        edges = [np.unique(np.quantile(x[:, j], np.linspace(0, 1, spec["bins"] + 1)[1:-1]))
-                 if len(x) else np.zeros(0) for j in range(x.shape[1])]
-        bins = np.stack([np.searchsorted(e, x[:, j]) for j, e in enumerate(edges)], 1) \
-            if len(x) else np.zeros((0, x.shape[1]), np.int64)
+        edges = [
+            np.unique(np.quantile(x[:, j], np.linspace(0, 1, spec["bins"] + 1)[1:-1]))
+            if len(x)
+            else np.zeros(0)
+            for j in range(x.shape[1])
+        ]
+        bins = (
+            np.stack([np.searchsorted(e, x[:, j]) for j, e in enumerate(edges)], 1)
+            if len(x)
+            else np.zeros((0, x.shape[1]), np.int64)
+        )
         logit, trees = np.full(len(y), base), []
         for _ in range(spec["rounds"] if len(y) else 0):
             p = 1.0 / (1.0 + np.exp(-logit))
@@ -59,13 +75,24 @@ def train_classifier(data: dict[str, np.ndarray], n_labels: int, seed: int,
             trees.append(tree)
             logit += tree.logit(x)
         ensembles.append((base, tuple(trees)))
-        log.info("fp classifier, label %d: %d candidates (%d lesions), %d trees", li, len(y),
-                 int(y.sum()), len(trees))
+        log.info(
+            "fp classifier, label %d: %d candidates (%d lesions), %d trees",
+            li,
+            len(y),
+            int(y.sum()),
+            len(trees),
+        )
     return FPClassifier(tuple(ensembles), "")
 
 
-def _grow(bins: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndarray,
-          rows: np.ndarray, spec: dict) -> Tree:
+def _grow(
+    bins: np.ndarray,
+    edges: list[np.ndarray],
+    g: np.ndarray,
+    h: np.ndarray,
+    rows: np.ndarray,
+    spec: dict,
+) -> Tree:
     """One tree of depth spec["depth"], each split the best gain over the binned features."""
     nodes: list[list] = []  # feature, threshold, left, right, value
 
@@ -82,8 +109,13 @@ def _grow(bins: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndarra
                 hl = np.cumsum(np.bincount(bins[idx, j], h[idx], len(e) + 1))[:-1]
                 hr = hs - hl
                 ok = (hl >= spec["min_hessian"]) & (hr >= spec["min_hessian"])
-                gain = np.where(ok, gl ** 2 / (hl + spec["lambda"]) + (gs - gl) ** 2 /
-                                (hr + spec["lambda"]) - gs ** 2 / (hs + spec["lambda"]), 0.0)
+                gain = np.where(
+                    ok,
+                    gl**2 / (hl + spec["lambda"])
+                    + (gs - gl) ** 2 / (hr + spec["lambda"])
+                    - gs**2 / (hs + spec["lambda"]),
+                    0.0,
+                )
                 m = int(np.argmax(gain))
                 if gain[m] > best[0]:
                     best = (float(gain[m]), j, m)
@@ -99,12 +131,18 @@ def _grow(bins: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndarra
 
     build(rows, 0)
     cols = list(zip(*nodes, strict=True))
-    return Tree(np.array(cols[0], np.int64), np.array(cols[1]), np.array(cols[2], np.int64),
-                np.array(cols[3], np.int64), np.array(cols[4]))
+    return Tree(
+        np.array(cols[0], np.int64),
+        np.array(cols[1]),
+        np.array(cols[2], np.int64),
+        np.array(cols[3], np.int64),
+        np.array(cols[4]),
+    )
 
 
-def choose_threshold(scores: np.ndarray, data: dict[str, np.ndarray], n_lesions_ge: int,
-                     min_sensitivity: float) -> float:
+def choose_threshold(
+    scores: np.ndarray, data: dict[str, np.ndarray], n_lesions_ge: int, min_sensitivity: float
+) -> float:
     """The highest threshold keeping sensitivity (lesions >= 6 mm; a lesion counts as
     found when any candidate overlapping it is kept) at min_sensitivity on dev studies.
     `data["lesion_id"]` names each candidate's lesion (-1 for none). Thresholds are scores
@@ -120,8 +158,9 @@ def choose_threshold(scores: np.ndarray, data: dict[str, np.ndarray], n_lesions_
     return best
 
 
-def _lesions(truth: np.ndarray, card: object, spacing: tuple[float, float, float]
-             ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+def _lesions(
+    truth: np.ndarray, card: object, spacing: tuple[float, float, float]
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     """Per label value: the label map's 26-connected components, and each one's
     volume-equivalent diameter in mm (index 0: background)."""
     from scipy import ndimage
@@ -140,16 +179,22 @@ def lesion_id(study: int, label_index: int, component: int) -> int:
     return study * 100000 + label_index * 10000 + component
 
 
-def big_lesions(truth: np.ndarray, card: object, spacing: tuple[float, float, float],
-                study: int) -> list[int]:
+def big_lesions(
+    truth: np.ndarray, card: object, spacing: tuple[float, float, float], study: int
+) -> list[int]:
     """Ids of a study's lesions (components) of MIN_DIAMETER_MM and more."""
     _, diam = _lesions(truth, card, spacing)
-    return [lesion_id(study, li, int(g)) for li, lab in enumerate(card.labels)
-            for g in np.flatnonzero(diam[lab.value] >= MIN_DIAMETER_MM) if g > 0]
+    return [
+        lesion_id(study, li, int(g))
+        for li, lab in enumerate(card.labels)
+        for g in np.flatnonzero(diam[lab.value] >= MIN_DIAMETER_MM)
+        if g > 0
+    ]
 
 
-def label_map_candidates(codes: np.ndarray, volume: object, truth: np.ndarray, card: object,
-                         threshold: float, study: int) -> dict[str, np.ndarray]:
+def label_map_candidates(
+    codes: np.ndarray, volume: object, truth: np.ndarray, card: object, threshold: float, study: int
+) -> dict[str, np.ndarray]:
     """The candidate regions of one study (candidate_regions at `threshold`, the card's
     size rules) with what its label map says of each: a study a reader labelled has no
     lesion list, so a lesion is a 26-connected component of its label, its diameter the
@@ -160,8 +205,9 @@ def label_map_candidates(codes: np.ndarray, volume: object, truth: np.ndarray, c
 
     spacing = volume.spacing_mm
     inst, diam = _lesions(truth, card, spacing)
-    rows: dict[str, list] = {k: [] for k in ("features", "label", "lesion_id", "diameter",
-                                             "size", "inter")}
+    rows: dict[str, list] = {
+        k: [] for k in ("features", "label", "lesion_id", "diameter", "size", "inter")
+    }
     for li, region, start, p in candidate_regions(codes, card, threshold)[0]:
         box = tuple(slice(int(a), int(a) + r) for a, r in zip(start, region.shape, strict=True))
         value = card.labels[li].value
@@ -175,10 +221,15 @@ def label_map_candidates(codes: np.ndarray, volume: object, truth: np.ndarray, c
         rows["size"].append(int(region.sum()))
         rows["inter"].append(len(on))
     ids = np.array(rows["lesion_id"], np.int64)
-    return {"features": np.array(rows["features"], np.float64).reshape(-1, len(FEATURES)),
-            "label": np.array(rows["label"], np.int64), "truth": ids >= 0, "lesion_id": ids,
-            "diameter": np.array(rows["diameter"], np.float64),
-            "size": np.array(rows["size"], np.int64), "inter": np.array(rows["inter"], np.int64)}
+    return {
+        "features": np.array(rows["features"], np.float64).reshape(-1, len(FEATURES)),
+        "label": np.array(rows["label"], np.int64),
+        "truth": ids >= 0,
+        "lesion_id": ids,
+        "diameter": np.array(rows["diameter"], np.float64),
+        "size": np.array(rows["size"], np.int64),
+        "inter": np.array(rows["inter"], np.int64),
+    }
 
 
 def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -204,14 +255,20 @@ def kept_numbers(studies: list[dict], keep: list[np.ndarray]) -> dict[str, float
                 per_label.append(2 * c["inter"][mine].sum() / (c["size"][mine].sum() + n_truth))
         if per_label:
             dices.append(float(np.mean(per_label)))
-    return {"false_positives_per_study": round(float(np.mean(fps)), 3) if fps else None,
-            "sensitivity_ge_6mm": round(found / big, 4) if big else None,
-            "dice_mean_per_study": round(float(np.mean(dices)), 4) if dices else None}
+    return {
+        "false_positives_per_study": round(float(np.mean(fps)), 3) if fps else None,
+        "sensitivity_ge_6mm": round(found / big, 4) if big else None,
+        "dice_mean_per_study": round(float(np.mean(dices)), 4) if dices else None,
+    }
 
 
-def cross_validated_refit(studies: list[dict], n_labels: int, seed: int,
-                          parent: tuple[FPClassifier, float] | None,
-                          spec: dict | None = None) -> tuple[FPClassifier, float, dict]:
+def cross_validated_refit(
+    studies: list[dict],
+    n_labels: int,
+    seed: int,
+    parent: tuple[FPClassifier, float] | None,
+    spec: dict | None = None,
+) -> tuple[FPClassifier, float, dict]:
     """Refit the classifier on a fine-tuned network's own candidates from studies it never
     trained on (each study: "fold", "train" = candidate sets at spec's train_thresholds,
     "at", "big", "truth_voxels"; see kept_numbers). The threshold is chosen on
@@ -235,18 +292,29 @@ def cross_validated_refit(studies: list[dict], n_labels: int, seed: int,
     big = pooled["diameter"] >= MIN_DIAMETER_MM
     found_big = len(set(pooled["lesion_id"][big & pooled["truth"]].tolist()))
     cut = choose_threshold(np.concatenate(oof), pooled, found_big, spec["min_sensitivity"])
-    info = {"threshold": cut, "candidates": len(pooled["truth"]),
-            "on_lesions": int(pooled["truth"].sum()), "folds": len(folds),
-            "none": kept_numbers(studies, [np.ones(len(o), bool) for o in oof]),
-            "refit": kept_numbers(studies, [o >= cut for o in oof])}
+    info = {
+        "threshold": cut,
+        "candidates": len(pooled["truth"]),
+        "on_lesions": int(pooled["truth"].sum()),
+        "folds": len(folds),
+        "none": kept_numbers(studies, [np.ones(len(o), bool) for o in oof]),
+        "refit": kept_numbers(studies, [o >= cut for o in oof]),
+    }
     if parent is not None:
         clf, t = parent
-        info["parent"] = kept_numbers(studies, [
-            clf.scores(st["at"]["features"], st["at"]["label"]) >= t
-            if len(st["at"]["truth"]) else np.zeros(0, bool) for st in studies])
+        info["parent"] = kept_numbers(
+            studies,
+            [
+                clf.scores(st["at"]["features"], st["at"]["label"]) >= t
+                if len(st["at"]["truth"])
+                else np.zeros(0, bool)
+                for st in studies
+            ],
+        )
         info["parent_threshold"] = t
-    final = train_classifier(_joined([c for st in studies for c in st["train"]]), n_labels,
-                             seed, spec)
+    final = train_classifier(
+        _joined([c for st in studies for c in st["train"]]), n_labels, seed, spec
+    )
     return final, cut, info
 
 
@@ -257,8 +325,7 @@ def refit_is_better(info: dict) -> bool:
     and removes false positives)."""
     new, old = info["refit"], info.get("parent") or info["none"]
     s_new, s_old = new["sensitivity_ge_6mm"] or 0.0, old["sensitivity_ge_6mm"] or 0.0
-    f_new, f_old = new["false_positives_per_study"] or 0.0, old["false_positives_per_study"] \
-        or 0.0
+    f_new, f_old = new["false_positives_per_study"] or 0.0, old["false_positives_per_study"] or 0.0
     if "parent" not in info:
         return s_new >= s_old - 0.02 and f_new < f_old
     return s_new >= s_old and f_new <= f_old and (s_new > s_old or f_new < f_old)

@@ -40,8 +40,13 @@ BEYOND, DENSE_HU = 2, -500.0
 CORE = 0.9  # probability of the region's confident core
 
 
-def region_features(region: np.ndarray, start: np.ndarray, p: np.ndarray, hu: np.ndarray,
-                    spacing: tuple[float, float, float]) -> np.ndarray:
+def region_features(
+    region: np.ndarray,
+    start: np.ndarray,
+    p: np.ndarray,
+    hu: np.ndarray,
+    spacing: tuple[float, float, float],
+) -> np.ndarray:
     """FEATURES of one connected region (bool crop `region` at `start` in the volume), its
     probabilities `p` (0..1, in region order) and the volume's HU array."""
     from scipy import ndimage
@@ -51,8 +56,7 @@ def region_features(region: np.ndarray, start: np.ndarray, p: np.ndarray, hu: np
     lo = np.maximum(start - [0, FAR_PIXELS, FAR_PIXELS], 0)
     hi = np.minimum(start + region.shape + [0, FAR_PIXELS, FAR_PIXELS], hu.shape)
     around = np.zeros(tuple(hi - lo), bool)
-    inner = tuple(slice(int(a), int(a) + r) for a, r in zip(start - lo, region.shape,
-                                                             strict=True))
+    inner = tuple(slice(int(a), int(a) + r) for a, r in zip(start - lo, region.shape, strict=True))
     around[inner] = region
     grow = np.ones((1, 3, 3), bool)
     near = ndimage.binary_dilation(around, grow, SHELL_PIXELS)
@@ -65,20 +69,42 @@ def region_features(region: np.ndarray, start: np.ndarray, p: np.ndarray, hu: np
     per_slice = region.reshape(region.shape[0], -1).sum(axis=1)
     beyond = _beyond_dense(around, values, lo, start, region.shape[0], hu)
     ext = coords.max(axis=0) - coords.min(axis=0) + 1
-    return np.array([
-        math.log(n), float((per_slice > 0).sum()), float(p.max()), float(p.mean()),
-        float((p >= CORE).mean()), inside.mean(), inside.std(), shell.mean(), shell.std(),
-        float(max(ext[1] * spacing[1], ext[2] * spacing[2])), float(ext[0] * spacing[0]),
-        n / float(np.prod(ext)), float(per_slice.max()) / n, far_shell.mean(),
-        # in-plane place only: how far up or down the body a scan starts varies too much
-        *((start[1:] + coords[:, 1:].mean(axis=0)) / np.maximum(np.subtract(hu.shape[1:], 1),
-                                                                  1)),
-        max(beyond), min(beyond),
-    ], np.float64)
+    return np.array(
+        [
+            math.log(n),
+            float((per_slice > 0).sum()),
+            float(p.max()),
+            float(p.mean()),
+            float((p >= CORE).mean()),
+            inside.mean(),
+            inside.std(),
+            shell.mean(),
+            shell.std(),
+            float(max(ext[1] * spacing[1], ext[2] * spacing[2])),
+            float(ext[0] * spacing[0]),
+            n / float(np.prod(ext)),
+            float(per_slice.max()) / n,
+            far_shell.mean(),
+            # in-plane place only: how far up or down the body a scan starts varies too much
+            *(
+                (start[1:] + coords[:, 1:].mean(axis=0))
+                / np.maximum(np.subtract(hu.shape[1:], 1), 1)
+            ),
+            max(beyond),
+            min(beyond),
+        ],
+        np.float64,
+    )
 
 
-def _beyond_dense(around: np.ndarray, values: np.ndarray, lo: np.ndarray, start: np.ndarray,
-                  depth: int, hu: np.ndarray) -> tuple[float, float]:
+def _beyond_dense(
+    around: np.ndarray,
+    values: np.ndarray,
+    lo: np.ndarray,
+    start: np.ndarray,
+    depth: int,
+    hu: np.ndarray,
+) -> tuple[float, float]:
     """The dense fraction of the region's footprint BEYOND slices below its first and above
     its last slice (1.0 past the volume's ends: nothing is known there)."""
     from scipy import ndimage
@@ -140,10 +166,19 @@ class FPClassifier:
         return 1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60)))
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "features": list(FEATURES), "labels": [
-            {"base": base, "trees": [{k: getattr(t, k).tolist() for k in _TREE_KEYS}
-                                     for t in trees]}
-            for base, trees in self.ensembles]})
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "features": list(FEATURES),
+                "labels": [
+                    {
+                        "base": base,
+                        "trees": [{k: getattr(t, k).tolist() for k in _TREE_KEYS} for t in trees],
+                    }
+                    for base, trees in self.ensembles
+                ],
+            }
+        )
 
 
 _TREE_KEYS = ("feature", "threshold", "left", "right", "value")
@@ -151,8 +186,9 @@ MAX_NODES, MAX_TREES = 255, 2000
 
 
 def _tree(raw: object, where: str) -> Tree:
-    bad = InvalidInputError(where, "has a tree that is not well formed; the false-positive "
-                                   "classifier is damaged")
+    bad = InvalidInputError(
+        where, "has a tree that is not well formed; the false-positive classifier is damaged"
+    )
     if not isinstance(raw, dict):
         raise bad
     try:
@@ -160,20 +196,28 @@ def _tree(raw: object, where: str) -> Tree:
     except (KeyError, TypeError, ValueError) as exc:
         raise bad from exc
     n = arrays["feature"].shape
-    if len(n) != 1 or not 0 < n[0] <= MAX_NODES or any(a.shape != n for a in arrays.values()) \
-            or not all(np.isfinite(a).all() for a in arrays.values()):
+    if (
+        len(n) != 1
+        or not 0 < n[0] <= MAX_NODES
+        or any(a.shape != n for a in arrays.values())
+        or not all(np.isfinite(a).all() for a in arrays.values())
+    ):
         raise bad
     ints = {k: arrays[k].astype(np.int64) for k in ("feature", "left", "right")}
     if any((ints[k] != arrays[k]).any() for k in ints):
         raise bad
     inner = ints["feature"] >= 0
     idx = np.arange(n[0])
-    if (ints["feature"] < -1).any() or (ints["feature"] >= len(FEATURES)).any() or \
-            any(((ints[k][inner] <= idx[inner]) | (ints[k][inner] >= n[0])).any()
-                for k in ("left", "right")):
+    if (
+        (ints["feature"] < -1).any()
+        or (ints["feature"] >= len(FEATURES)).any()
+        or any(
+            ((ints[k][inner] <= idx[inner]) | (ints[k][inner] >= n[0])).any()
+            for k in ("left", "right")
+        )
+    ):
         raise bad
-    return Tree(ints["feature"], arrays["threshold"], ints["left"], ints["right"],
-                arrays["value"])
+    return Tree(ints["feature"], arrays["threshold"], ints["left"], ints["right"], arrays["value"])
 
 
 def parse_classifier(data: bytes, where: str, n_labels: int) -> FPClassifier:
@@ -183,10 +227,15 @@ def parse_classifier(data: bytes, where: str, n_labels: int) -> FPClassifier:
     for item in labels:
         base = item.get("base") if isinstance(item, dict) else None
         trees = item.get("trees") if isinstance(item, dict) else None
-        if not isinstance(base, (int, float)) or not math.isfinite(base) or \
-                not isinstance(trees, list) or len(trees) > MAX_TREES:
-            raise InvalidInputError(where, "has a label ensemble without a finite base and a "
-                                           "list of trees")
+        if (
+            not isinstance(base, (int, float))
+            or not math.isfinite(base)
+            or not isinstance(trees, list)
+            or len(trees) > MAX_TREES
+        ):
+            raise InvalidInputError(
+                where, "has a label ensemble without a finite base and a list of trees"
+            )
         ensembles.append((float(base), tuple(_tree(t, where) for t in trees)))
     return FPClassifier(tuple(ensembles), hashlib.sha256(data).hexdigest())
 
@@ -204,8 +253,11 @@ def classifier_for(card: Any) -> FPClassifier | None:
     if clf is None:
         found = verified(post.fp_classifier_sha256)
         if found is None:
-            raise InvalidInputError(card.ref, "was read without its false-positive "
-                                              "classifier (load its card from the model's "
-                                              "folder)")
+            raise InvalidInputError(
+                card.ref,
+                "was read without its false-positive "
+                "classifier (load its card from the model's "
+                "folder)",
+            )
         clf = _LOADED[post.fp_classifier_sha256] = parse_classifier(*found, len(card.labels))
     return clf

@@ -26,9 +26,12 @@ LEVEL = 0.95
 RESAMPLES = 2000
 
 
-def bootstrap_interval(items: Sequence[Any], statistic: Callable[[list[Any]], float | None],
-                       seed: int = 0, resamples: int = RESAMPLES
-                       ) -> tuple[float, float] | None:
+def bootstrap_interval(
+    items: Sequence[Any],
+    statistic: Callable[[list[Any]], float | None],
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+) -> tuple[float, float] | None:
     """(low, high) of `statistic` over `items` resampled with replacement; None with fewer
     than 2 items (one study says nothing about the spread) or when the statistic is
     undefined on most draws (e.g. no lesion in them)."""
@@ -48,8 +51,9 @@ def bootstrap_interval(items: Sequence[Any], statistic: Callable[[list[Any]], fl
     return float(lo), float(hi)
 
 
-def paired_change(new: Sequence[float | None], parent: Sequence[float | None]
-                  ) -> dict[str, float | int | None]:
+def paired_change(
+    new: Sequence[float | None], parent: Sequence[float | None]
+) -> dict[str, float | int | None]:
     """Mean of new - parent over the studies where both are defined, with the 95% t
     half-width (None with one study) and the number of studies: {"mean", "half_width",
     "n"}; mean None when no study has both."""

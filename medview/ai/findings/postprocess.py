@@ -131,8 +131,9 @@ def coarse_index(codes: np.ndarray, n_labels: int, block: int = BLOCK) -> np.nda
     return padded.reshape(n, hb, block, wb, block).max(axis=(2, 4))
 
 
-def _boxes(coarse: np.ndarray, q: int, shape: tuple[int, int, int]
-           ) -> Iterator[tuple[Box, np.ndarray]]:
+def _boxes(
+    coarse: np.ndarray, q: int, shape: tuple[int, int, int]
+) -> Iterator[tuple[Box, np.ndarray]]:
     """(box in voxels, mask of the voxels this box owns) per coarse component."""
     from scipy import ndimage
 
@@ -143,12 +144,16 @@ def _boxes(coarse: np.ndarray, q: int, shape: tuple[int, int, int]
         rows = slice(sl[1].start * BLOCK, min(sl[1].stop * BLOCK, shape[1]))
         cols = slice(sl[2].start * BLOCK, min(sl[2].stop * BLOCK, shape[2]))
         own = np.repeat(np.repeat(comp[sl] == i, BLOCK, axis=1), BLOCK, axis=2)
-        yield (sl[0], rows, cols), own[:, :rows.stop - rows.start, :cols.stop - cols.start]
+        yield (sl[0], rows, cols), own[:, : rows.stop - rows.start, : cols.stop - cols.start]
 
 
-def label_map_at(codes: np.ndarray, card: ModelCard, threshold: float,
-                 coarse_max: np.ndarray | None = None, out: np.ndarray | None = None
-                 ) -> np.ndarray:
+def label_map_at(
+    codes: np.ndarray,
+    card: ModelCard,
+    threshold: float,
+    coarse_max: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """uint8 (slice, row, col) of label values at `threshold`; pass `out` to reuse a
     buffer while a slider moves."""
     n = len(card.labels)
@@ -202,8 +207,9 @@ def paint_regions(out: np.ndarray, regions: tuple[Region, ...]) -> np.ndarray:
     return out
 
 
-def _components(codes: np.ndarray, coarse: np.ndarray, q: int, card: ModelCard
-                ) -> Iterator[tuple[Box, int, np.ndarray, np.ndarray]]:
+def _components(
+    codes: np.ndarray, coarse: np.ndarray, q: int, card: ModelCard
+) -> Iterator[tuple[Box, int, np.ndarray, np.ndarray]]:
     """(box, label index, code crop, connected components) per box and label."""
     from scipy import ndimage
 
@@ -218,8 +224,13 @@ def _components(codes: np.ndarray, coarse: np.ndarray, q: int, card: ModelCard
                 yield box, li, crop, comp
 
 
-def _measure(region: np.ndarray, start: np.ndarray, p: np.ndarray, volume: Volume,
-             uncertainty: np.ndarray | None) -> dict:
+def _measure(
+    region: np.ndarray,
+    start: np.ndarray,
+    p: np.ndarray,
+    volume: Volume,
+    uncertainty: np.ndarray | None,
+) -> dict:
     """Measurements of one connected region; `p` its probabilities (0..1)."""
     where = box_of(start, region.shape)
     coords = np.argwhere(region)
@@ -231,17 +242,21 @@ def _measure(region: np.ndarray, start: np.ndarray, p: np.ndarray, volume: Volum
     return dict(
         voxel_count=len(coords),
         volume_ml=len(coords) * abs(float(np.linalg.det(volume.affine[:3, :3]))) / 1000.0,
-        longest_axial_diameter_mm=max(_feret_mm(region[z], spacing_rc)
-                                      for z in range(region.shape[0]) if region[z].any()),
+        longest_axial_diameter_mm=max(
+            _feret_mm(region[z], spacing_rc) for z in range(region.shape[0]) if region[z].any()
+        ),
         centroid_lps=tuple(float(v) for v in volume.index_to_lps(centroid)),
         centroid_index=tuple(float(v) for v in centroid),
-        bbox_index=(tuple(int(v) for v in start + coords.min(axis=0)),
-                    tuple(int(v) for v in start + coords.max(axis=0))),
+        bbox_index=(
+            tuple(int(v) for v in start + coords.min(axis=0)),
+            tuple(int(v) for v in start + coords.max(axis=0)),
+        ),
         slice_range=(int(start[0] + coords[:, 0].min()), int(start[0] + coords[:, 0].max())),
         mean_hu=float(volume.array[where][region].mean(dtype=np.float64)),
         peak_probability=float(p.max()),
         mean_probability=float(p.mean(dtype=np.float64)),
-        uncertainty=unc)
+        uncertainty=unc,
+    )
 
 
 def _rules(card: ModelCard) -> Postprocess:
@@ -256,9 +271,14 @@ def _rules(card: ModelCard) -> Postprocess:
 Candidate = tuple[int, np.ndarray, np.ndarray, np.ndarray]
 
 
-def candidate_regions(codes: np.ndarray, card: ModelCard, threshold: float, *,
-                      coarse_max: np.ndarray | None = None, max_findings: int = MAX_FINDINGS
-                      ) -> tuple[list[Candidate], int]:
+def candidate_regions(
+    codes: np.ndarray,
+    card: ModelCard,
+    threshold: float,
+    *,
+    coarse_max: np.ndarray | None = None,
+    max_findings: int = MAX_FINDINGS,
+) -> tuple[list[Candidate], int]:
     """(label index, bool region crop, its start (slice, row, col), its probabilities 0..1)
     for each connected region at `threshold` that the card's size rules keep — at least its
     minimum voxels and slices, and among the `max_findings` largest — and the number of
@@ -274,16 +294,20 @@ def candidate_regions(codes: np.ndarray, card: ModelCard, threshold: float, *,
     sizes = [np.bincount(comp.ravel())[1:] for *_, comp in _components(codes, coarse, q, card)]
     all_sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
     big = np.sort(all_sizes[all_sizes >= post.min_component_voxels])
-    cutoff = max(post.min_component_voxels,
-                 int(big[-max_findings]) if len(big) > max_findings else 0)
+    cutoff = max(
+        post.min_component_voxels, int(big[-max_findings]) if len(big) > max_findings else 0
+    )
     out: list[Candidate] = []
     for box, li, crop, comp in _components(codes, coarse, q, card):
         counts = np.bincount(comp.ravel())
         origin = np.array([b.start for b in box])
         for j, sl in enumerate(ndimage.find_objects(comp), 1):
             # a 26-connected region has a voxel on every slice its box spans
-            if sl is None or counts[j] < cutoff or \
-                    sl[0].stop - sl[0].start < post.min_component_slices:
+            if (
+                sl is None
+                or counts[j] < cutoff
+                or sl[0].stop - sl[0].start < post.min_component_slices
+            ):
                 continue
             region = comp[sl] == j
             p = (level_of(crop[sl][region], n) / levels(n)).astype(np.float64)
@@ -292,11 +316,17 @@ def candidate_regions(codes: np.ndarray, card: ModelCard, threshold: float, *,
     return out[:max_findings], len(all_sizes)
 
 
-def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
-                  threshold: float, *, uncertainty: np.ndarray | None = None,
-                  coarse_max: np.ndarray | None = None,
-                  max_findings: int = MAX_FINDINGS,
-                  mask_out: np.ndarray | None = None) -> FindingList:
+def findings_from(
+    codes: np.ndarray,
+    volume: Volume,
+    card: ModelCard,
+    threshold: float,
+    *,
+    uncertainty: np.ndarray | None = None,
+    coarse_max: np.ndarray | None = None,
+    max_findings: int = MAX_FINDINGS,
+    mask_out: np.ndarray | None = None,
+) -> FindingList:
     """Connected findings (26-connectivity) per label at `threshold`, each with its
     measurements; ordered by label, then first slice, then position; ids from 1.
 
@@ -310,8 +340,9 @@ def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
     post = _rules(card)
     clf = classifier_for(card)
     found: list[tuple[dict, Region]] = []
-    candidates, total = candidate_regions(codes, card, threshold, coarse_max=coarse_max,
-                                          max_findings=max_findings)
+    candidates, total = candidate_regions(
+        codes, card, threshold, coarse_max=coarse_max, max_findings=max_findings
+    )
     kept = []
     for li, region, start, p in candidates:
         if clf is not None:
@@ -322,15 +353,26 @@ def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
     names = {lab.value: lab.name for lab in card.labels}
     for value, start, region in _extents(codes, card, threshold, kept, volume):
         box = box_of(start, region.shape)
-        p = (level_of(codes[box][region], len(card.labels)) / levels(len(card.labels)))
-        found.append(({"label_value": value, "label_name": names[value],
-                       **_measure(region, start, p, volume, uncertainty)},
-                      (value, start, region)))
-    found.sort(key=lambda fr: (fr[0]["label_value"], fr[0]["slice_range"][0],
-                               fr[0]["centroid_index"]))
-    out = FindingList(Finding(id=i, model_name=card.name, model_version=card.version,
-                              threshold=float(threshold), **f)
-                      for i, (f, _) in enumerate(found, 1))
+        p = level_of(codes[box][region], len(card.labels)) / levels(len(card.labels))
+        found.append(
+            (
+                {
+                    "label_value": value,
+                    "label_name": names[value],
+                    **_measure(region, start, p, volume, uncertainty),
+                },
+                (value, start, region),
+            )
+        )
+    found.sort(
+        key=lambda fr: (fr[0]["label_value"], fr[0]["slice_range"][0], fr[0]["centroid_index"])
+    )
+    out = FindingList(
+        Finding(
+            id=i, model_name=card.name, model_version=card.version, threshold=float(threshold), **f
+        )
+        for i, (f, _) in enumerate(found, 1)
+    )
     out.omitted = total - len(out)
     regions = tuple(r for _, r in found)
     if card.postprocess is not None:
@@ -340,8 +382,9 @@ def findings_from(codes: np.ndarray, volume: Volume, card: ModelCard,
     return out
 
 
-def _extents(codes: np.ndarray, card: ModelCard, threshold: float, regions: list[Region],
-             volume: Volume) -> list[Region]:
+def _extents(
+    codes: np.ndarray, card: ModelCard, threshold: float, regions: list[Region], volume: Volume
+) -> list[Region]:
     """The listed regions grown to the card's extent threshold (ai.extent), when it has one
     below the detection threshold."""
     post = card.postprocess
@@ -352,8 +395,13 @@ def _extents(codes: np.ndarray, card: ModelCard, threshold: float, regions: list
     return grow_regions(codes, regions, allowed, post.extent_max_mm, volume.spacing_mm)
 
 
-def findings_for(result: SegmentationResult, volume: Volume, threshold: float
-                 ) -> FindingList:
+def findings_for(result: SegmentationResult, volume: Volume, threshold: float) -> FindingList:
     """findings_from on a SegmentationResult (its coarse index and uncertainty map)."""
-    return findings_from(result.codes, volume, result.card, threshold,
-                         uncertainty=result.uncertainty, coarse_max=result.coarse_max)
+    return findings_from(
+        result.codes,
+        volume,
+        result.card,
+        threshold,
+        uncertainty=result.uncertainty,
+        coarse_max=result.coarse_max,
+    )

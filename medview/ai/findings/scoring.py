@@ -29,8 +29,9 @@ class Matching:
         self.g_size = np.bincount(self.g_inst.ravel(), minlength=self.n_lesions + 1)
         kept = set(np.flatnonzero(self.p_size >= min_voxels).tolist()) - {0}
         both = (p_inst > 0) & (self.g_inst > 0)
-        pairs, shared = np.unique(np.stack([p_inst[both], self.g_inst[both]]), axis=1,
-                                  return_counts=True)
+        pairs, shared = np.unique(
+            np.stack([p_inst[both], self.g_inst[both]]), axis=1, return_counts=True
+        )
         keep = np.isin(pairs[0], list(kept))
         self.pairs, self.shared = pairs[:, keep], shared[keep]
         self.false_positives = len(kept - set(self.pairs[0].tolist()))
@@ -39,8 +40,11 @@ class Matching:
         """Whether lesion `g_id` is detected, and its Dice with the components touching it."""
         mine = self.pairs[1] == g_id
         comps = self.pairs[0][mine]
-        dice = 2 * int(self.shared[mine].sum()) / (int(self.g_size[g_id])
-                                                   + int(self.p_size[comps].sum()))
+        dice = (
+            2
+            * int(self.shared[mine].sum())
+            / (int(self.g_size[g_id]) + int(self.p_size[comps].sum()))
+        )
         return bool(len(comps)), dice
 
 
@@ -56,7 +60,7 @@ def _bbox(mask: np.ndarray) -> tuple[slice, ...]:
 def instance_near(inst: np.ndarray, idx: np.ndarray) -> int:
     """The ground-truth component at (or, for an odd shape, nearest to) a lesion's centre."""
     lo = np.maximum(idx - 12, 0)
-    box = inst[lo[0]:idx[0] + 13, lo[1]:idx[1] + 13, lo[2]:idx[2] + 13]
+    box = inst[lo[0] : idx[0] + 13, lo[1] : idx[1] + 13, lo[2] : idx[2] + 13]
     pts = np.argwhere(box > 0)
     if not len(pts):
         return -1
@@ -75,8 +79,9 @@ def auc(scores: np.ndarray, truth: np.ndarray) -> float:
     return float((ranks[truth].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
-def sample_mistakes(pred: np.ndarray, truth: np.ndarray, rng: np.random.Generator,
-                    per_component: int = 50) -> np.ndarray:
+def sample_mistakes(
+    pred: np.ndarray, truth: np.ndarray, rng: np.random.Generator, per_component: int = 50
+) -> np.ndarray:
     """(N, 3) voxels `pred` labels wrongly, at most `per_component` from each connected
     mistake, so one large mistake does not crowd out the many small ones: the hard
     negatives both the bundled training and fine-tuning feed back."""

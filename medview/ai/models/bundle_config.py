@@ -27,17 +27,43 @@ from medview.core.errors import InvalidInputError, UnsupportedInputError
 
 CONFIG_NAMES = ("inference.json", "inference.yaml", "inference.yml")
 WEIGHT_NAMES = ("model.pt", "model.ts")
-LICENCE_NAMES = ("LICENSE", "LICENSE.txt", "license.txt", "docs/license.txt",
-                 "docs/data_license.txt", "data_license.txt")
+LICENCE_NAMES = (
+    "LICENSE",
+    "LICENSE.txt",
+    "license.txt",
+    "docs/license.txt",
+    "docs/data_license.txt",
+    "data_license.txt",
+)
 MAX_ZIP_BYTES = 8 << 30  # a zoo bundle is at most a few GB unpacked
 # monai.networks.nets classes MedView builds (cards.ARCHITECTURES names them "monai.X")
-NETWORKS = ("UNet", "BasicUNet", "SegResNet", "UNETR", "SwinUNETR", "AttentionUnet", "VNet",
-            "DynUNet")
+NETWORKS = (
+    "UNet",
+    "BasicUNet",
+    "SegResNet",
+    "UNETR",
+    "SwinUNETR",
+    "AttentionUnet",
+    "VNet",
+    "DynUNet",
+)
 # transforms that only move data around: MedView does their job itself, their arguments
 # (often `@device` or output folders) are not read, let alone evaluated
-STRUCTURAL = ("LoadImaged", "LoadImage", "EnsureChannelFirstd", "EnsureChannelFirst",
-              "EnsureTyped", "EnsureType", "ToTensord", "ToTensor", "SaveImaged", "SaveImage",
-              "Invertd", "CopyItemsd", "ToDeviced")
+STRUCTURAL = (
+    "LoadImaged",
+    "LoadImage",
+    "EnsureChannelFirstd",
+    "EnsureChannelFirst",
+    "EnsureTyped",
+    "EnsureType",
+    "ToTensord",
+    "ToTensor",
+    "SaveImaged",
+    "SaveImage",
+    "Invertd",
+    "CopyItemsd",
+    "ToDeviced",
+)
 _PREFIXES = ("monai.networks.nets.", "monai.transforms.", "monai.inferers.", "monai.")
 _REF = re.compile(r"^@([A-Za-z0-9_#\-]+)$")
 
@@ -79,8 +105,9 @@ def find_root(folder: Path, where: str) -> Path:
     subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))]
     if len(subs) == 1 and (subs[0] / "configs" / "metadata.json").is_file():
         return subs[0]
-    raise InvalidInputError(where, "is not a MONAI bundle: no configs/metadata.json (the "
-                                   "Model Zoo layout)")
+    raise InvalidInputError(
+        where, "is not a MONAI bundle: no configs/metadata.json (the Model Zoo layout)"
+    )
 
 
 def extract_zip(path: Path, dest: Path) -> Path:
@@ -96,8 +123,10 @@ def extract_zip(path: Path, dest: Path) -> Path:
                 target = (dest / m.filename).resolve()
                 link = (m.external_attr >> 16) & 0o170000 == 0o120000
                 if link or not target.is_relative_to(dest.resolve()):
-                    raise InvalidInputError(where, f"holds {m.filename!r}, which would be "
-                                                   f"written outside the bundle; refused")
+                    raise InvalidInputError(
+                        where,
+                        f"holds {m.filename!r}, which would be written outside the bundle; refused",
+                    )
             archive.extractall(dest)
     except zipfile.BadZipFile as exc:
         raise InvalidInputError(where, "is not a readable zip file") from exc
@@ -116,18 +145,19 @@ def _read_structured(path: Path) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidInputError(where, f"is not valid JSON (line {exc.lineno}: "
-                                           f"{exc.msg})") from exc
+            raise InvalidInputError(
+                where, f"is not valid JSON (line {exc.lineno}: {exc.msg})"
+            ) from exc
     try:
         import yaml
     except ModuleNotFoundError as exc:
-        raise UnsupportedInputError(where, "is YAML; install PyYAML (pip install pyyaml) to "
-                                           "read it") from exc
+        raise UnsupportedInputError(
+            where, "is YAML; install PyYAML (pip install pyyaml) to read it"
+        ) from exc
     try:  # safe_load builds plain data only, never Python objects
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInputError(where, f"is not valid YAML ({str(exc).splitlines()[0]})"
-                                ) from exc
+        raise InvalidInputError(where, f"is not valid YAML ({str(exc).splitlines()[0]})") from exc
 
 
 def read_licence(root: Path) -> str:
@@ -207,7 +237,7 @@ def _class_name(target: Any) -> str:
         return ""
     for prefix in _PREFIXES:
         if target.startswith(prefix):
-            target = target[len(prefix):]
+            target = target[len(prefix) :]
             target = target.rsplit(".", 1)[-1] if target.count(".") <= 1 else ""
             break
     return target if "." not in target else ""
@@ -270,8 +300,11 @@ def _preprocessing(cfg: _Config, plan: BundlePlan) -> None:
             if a is not None:
                 pix = a.get("pixdim")
                 pix = [pix] * 3 if isinstance(pix, (int, float)) else pix
-                if not isinstance(pix, list) or len(pix) != 3 or not all(
-                        isinstance(p, (int, float)) and p > 0 for p in pix):
+                if (
+                    not isinstance(pix, list)
+                    or len(pix) != 3
+                    or not all(isinstance(p, (int, float)) and p > 0 for p in pix)
+                ):
                     plan.unsupported.append(f"{where} has pixdim {pix!r}, not three sizes")
                 else:
                     v3["spacing_mm"] = [float(p) for p in pix]
@@ -280,12 +313,17 @@ def _preprocessing(cfg: _Config, plan: BundlePlan) -> None:
             a = _literal(plan, where, item, "a_min", "a_max", "b_min", "b_max", "clip")
             if a is not None:
                 plan.intensity = (float(a.get("a_min", 0)), float(a.get("a_max", 1)))
-                v3.update(normalise="range", out_low=float(a.get("b_min", 0) or 0),
-                          out_high=float(a.get("b_max", 1) if a.get("b_max") is not None
-                                         else 1), clip=bool(a.get("clip", False)))
-                plan.description.append(f"ScaleIntensityRanged: {plan.intensity[0]:g}.."
-                                        f"{plan.intensity[1]:g} to {v3['out_low']:g}.."
-                                        f"{v3['out_high']:g}")
+                v3.update(
+                    normalise="range",
+                    out_low=float(a.get("b_min", 0) or 0),
+                    out_high=float(a.get("b_max", 1) if a.get("b_max") is not None else 1),
+                    clip=bool(a.get("clip", False)),
+                )
+                plan.description.append(
+                    f"ScaleIntensityRanged: {plan.intensity[0]:g}.."
+                    f"{plan.intensity[1]:g} to {v3['out_low']:g}.."
+                    f"{v3['out_high']:g}"
+                )
         elif name == "NormalizeIntensityd":
             a = _literal(plan, where, item, "nonzero", "subtrahend", "divisor")
             if a is not None:
@@ -294,11 +332,11 @@ def _preprocessing(cfg: _Config, plan: BundlePlan) -> None:
                 v3.update(normalise="zscore", nonzero=bool(a.get("nonzero", False)))
                 plan.description.append("NormalizeIntensityd: zero mean, unit variance")
         elif name == "CropForegroundd":
-            plan.description.append("CropForegroundd: not needed, MedView runs the whole "
-                                    "volume")
+            plan.description.append("CropForegroundd: not needed, MedView runs the whole volume")
         else:
-            plan.needs_code.append(f"preprocessing uses {name}, which MedView does not "
-                                   f"apply itself")
+            plan.needs_code.append(
+                f"preprocessing uses {name}, which MedView does not apply itself"
+            )
             plan.not_applied.append(name)
 
 
@@ -312,47 +350,64 @@ def _postprocessing(cfg: _Config, plan: BundlePlan) -> None:
             a = _literal(plan, where, item, "softmax", "sigmoid")
             if a is not None:
                 if a.get("sigmoid"):
-                    plan.unsupported.append("the bundle ends in a sigmoid (overlapping "
-                                            "labels); MedView runs softmax models")
+                    plan.unsupported.append(
+                        "the bundle ends in a sigmoid (overlapping "
+                        "labels); MedView runs softmax models"
+                    )
                 softmax = softmax or bool(a.get("softmax"))
         elif name == "AsDiscreted":
             a = _literal(plan, where, item, "argmax", "threshold", "to_onehot")
             if a is not None:
                 if a.get("threshold") is not None:
-                    plan.unsupported.append("the bundle thresholds each channel; MedView "
-                                            "runs softmax models")
+                    plan.unsupported.append(
+                        "the bundle thresholds each channel; MedView runs softmax models"
+                    )
                 argmax = argmax or bool(a.get("argmax"))
         else:
-            plan.needs_code.append(f"postprocessing uses {name}, which MedView does not "
-                                   f"apply itself")
+            plan.needs_code.append(
+                f"postprocessing uses {name}, which MedView does not apply itself"
+            )
             plan.not_applied.append(name)
-    plan.description.append("Softmax over the classes, most probable label per voxel"
-                            + ("" if softmax or argmax else " (the bundle's output is read "
-                                                             "as logits)"))
+    plan.description.append(
+        "Softmax over the classes, most probable label per voxel"
+        + ("" if softmax or argmax else " (the bundle's output is read as logits)")
+    )
 
 
 def _inferer(cfg: _Config, plan: BundlePlan) -> None:
     raw = cfg.resolve(cfg.get("inferer"))
     name = _class_name(raw.get("_target_")) if isinstance(raw, dict) else ""
     if name != "SlidingWindowInferer":
-        plan.unsupported.append(f"the inferer is {name or code_in(raw) or 'missing'}; "
-                                f"MedView runs bundles with a SlidingWindowInferer")
+        plan.unsupported.append(
+            f"the inferer is {name or code_in(raw) or 'missing'}; "
+            f"MedView runs bundles with a SlidingWindowInferer"
+        )
         return
-    a = _literal(plan, "the SlidingWindowInferer", raw, "roi_size", "sw_batch_size",
-                 "overlap", "mode")
+    a = _literal(
+        plan, "the SlidingWindowInferer", raw, "roi_size", "sw_batch_size", "overlap", "mode"
+    )
     if a is None:
         return
     roi = a.get("roi_size")
-    if not isinstance(roi, list) or len(roi) != 3 or not all(
-            isinstance(r, int) and r > 0 for r in roi):
-        plan.unsupported.append(f"the SlidingWindowInferer's roi_size {roi!r} is not three "
-                                f"sizes (a 3D model)")
+    if (
+        not isinstance(roi, list)
+        or len(roi) != 3
+        or not all(isinstance(r, int) and r > 0 for r in roi)
+    ):
+        plan.unsupported.append(
+            f"the SlidingWindowInferer's roi_size {roi!r} is not three sizes (a 3D model)"
+        )
         return
-    plan.volume3d.update(roi_size=roi, sw_batch_size=int(a.get("sw_batch_size", 1)),
-                         overlap=float(a.get("overlap", 0.25)),
-                         blend=str(a.get("mode", "constant")))
-    plan.description.append(f"SlidingWindowInferer: windows {roi}, overlap "
-                            f"{plan.volume3d['overlap']:g}, {plan.volume3d['blend']} blending")
+    plan.volume3d.update(
+        roi_size=roi,
+        sw_batch_size=int(a.get("sw_batch_size", 1)),
+        overlap=float(a.get("overlap", 0.25)),
+        blend=str(a.get("mode", "constant")),
+    )
+    plan.description.append(
+        f"SlidingWindowInferer: windows {roi}, overlap "
+        f"{plan.volume3d['overlap']:g}, {plan.volume3d['blend']} blending"
+    )
 
 
 def _network(cfg: _Config, plan: BundlePlan) -> None:
@@ -360,10 +415,15 @@ def _network(cfg: _Config, plan: BundlePlan) -> None:
     raw = cfg.resolve(cfg.get(key))
     name = _class_name(raw.get("_target_")) if isinstance(raw, dict) else ""
     if name not in NETWORKS:
-        what = f"the class {raw.get('_target_')!r}" if isinstance(raw, dict) else \
-            code_in(raw) or repr(raw)[:60]
-        plan.needs_code.append(f"'{key}' builds {what}, which is not one of the MONAI "
-                               f"networks MedView builds ({', '.join(NETWORKS)})")
+        what = (
+            f"the class {raw.get('_target_')!r}"
+            if isinstance(raw, dict)
+            else code_in(raw) or repr(raw)[:60]
+        )
+        plan.needs_code.append(
+            f"'{key}' builds {what}, which is not one of the MONAI "
+            f"networks MedView builds ({', '.join(NETWORKS)})"
+        )
         return
     args = _args(raw)
     code = code_in(args)
@@ -371,11 +431,16 @@ def _network(cfg: _Config, plan: BundlePlan) -> None:
         plan.needs_code.append(f"'{key}' ({name}) computes an argument with {code}")
         return
     if args.get("spatial_dims", args.get("dimensions", 3)) != 3:
-        plan.unsupported.append(f"'{key}' is a {args.get('spatial_dims')}D {name}; MedView "
-                                f"imports 3D bundles")
+        plan.unsupported.append(
+            f"'{key}' is a {args.get('spatial_dims')}D {name}; MedView imports 3D bundles"
+        )
     plan.network, plan.network_args = name, args
-    plan.description.insert(0, f"Network: monai.networks.nets.{name}("
-                               + ", ".join(f"{k}={v!r}" for k, v in args.items()) + ")")
+    plan.description.insert(
+        0,
+        f"Network: monai.networks.nets.{name}("
+        + ", ".join(f"{k}={v!r}" for k, v in args.items())
+        + ")",
+    )
 
 
 def _metadata_parts(plan: BundlePlan) -> None:
@@ -392,11 +457,12 @@ def _metadata_parts(plan: BundlePlan) -> None:
             labels.append((int(key), name))
     plan.labels = sorted(labels)
     if not plan.labels:
-        plan.unsupported.append("configs/metadata.json names no output labels "
-                                "(network_data_format.outputs.pred.channel_def)")
+        plan.unsupported.append(
+            "configs/metadata.json names no output labels "
+            "(network_data_format.outputs.pred.channel_def)"
+        )
     if int(image.get("num_channels", 1) or 1) != 1:
-        plan.unsupported.append("the model takes several input channels; MedView gives one "
-                                "series")
+        plan.unsupported.append("the model takes several input channels; MedView gives one series")
 
 
 def read_bundle(root: Path, evaluated: dict[str, Any] | None = None) -> BundlePlan:
@@ -407,24 +473,28 @@ def read_bundle(root: Path, evaluated: dict[str, Any] | None = None) -> BundlePl
     metadata = _read_structured(meta_path)
     if not isinstance(metadata, dict):
         raise InvalidInputError(str(meta_path), "is not a JSON object")
-    config_file = next((root / "configs" / n for n in CONFIG_NAMES
-                        if (root / "configs" / n).is_file()), None)
+    config_file = next(
+        (root / "configs" / n for n in CONFIG_NAMES if (root / "configs" / n).is_file()), None
+    )
     if config_file is None:
-        raise InvalidInputError(str(root / "configs"), "has no inference.json or "
-                                                       "inference.yaml; MedView runs a "
-                                                       "bundle's inference config")
+        raise InvalidInputError(
+            str(root / "configs"),
+            "has no inference.json or inference.yaml; MedView runs a bundle's inference config",
+        )
     data = _read_structured(config_file)
     if not isinstance(data, dict):
         raise InvalidInputError(str(config_file), "is not a mapping of config items")
-    weights = next((root / "models" / n for n in WEIGHT_NAMES
-                    if (root / "models" / n).is_file()), None)
+    weights = next(
+        (root / "models" / n for n in WEIGHT_NAMES if (root / "models" / n).is_file()), None
+    )
     plan = BundlePlan(root, metadata, config_file, weights, config_keys=tuple(data))
     data = {**data, **(evaluated or {})}
     if weights is None:
         plan.unsupported.append("the bundle has no models/model.pt or models/model.ts")
     elif weights.suffix == ".ts":
-        plan.needs_code.append("the weights are a TorchScript program (models/model.ts), "
-                               "which is code")
+        plan.needs_code.append(
+            "the weights are a TorchScript program (models/model.ts), which is code"
+        )
     cfg = _Config(data)
     _network(cfg, plan)
     _preprocessing(cfg, plan)

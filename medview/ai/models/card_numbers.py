@@ -26,14 +26,20 @@ def development(validation: dict[str, Any]) -> dict[str, Any]:
 
 def numbers(values: dict[str, Any]) -> dict[str, float]:
     """The plain numbers of a validation dict (not lists, objects or flags)."""
-    return {k: float(v) for k, v in values.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def seed_range(seeds: object) -> str:
     """'3001-3020' for a run of demo seeds, '1, 5, 9' otherwise, '' for none."""
-    if not isinstance(seeds, list) or not seeds or \
-            not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
         return ""
     if sorted(seeds) == list(range(min(seeds), max(seeds) + 1)) and len(seeds) > 2:
         return f"{min(seeds)}-{max(seeds)}"
@@ -46,5 +52,8 @@ def development_title(validation: dict[str, Any]) -> str:
     if not dev:
         return ""
     seeds = seed_range(dev.get("seeds"))
-    return DEVELOPMENT_LABEL[0].upper() + DEVELOPMENT_LABEL[1:-1] + \
-        (f"; demo seeds {seeds})" if seeds else ")")
+    return (
+        DEVELOPMENT_LABEL[0].upper()
+        + DEVELOPMENT_LABEL[1:-1]
+        + (f"; demo seeds {seeds})" if seeds else ")")
+    )

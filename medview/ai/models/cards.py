@@ -22,10 +22,22 @@ TASKS = ("segmentation", "classification")
 # is refused: a card must never make MedView import or run arbitrary code.
 # The monai.* names are monai.networks.nets classes built with literal arguments; the
 # last three are imported models (runtime.bundle_import, runtime.nnunet_models).
-ARCHITECTURES = ("monai.UNet", "monai.BasicUNet", "monai.SegResNet", "monai.UNETR",
-                 "monai.SwinUNETR", "monai.AttentionUnet", "monai.VNet", "monai.DynUNet",
-                 "medview.SliceClassifier", "torch.export", "onnx", "torchscript",
-                 "monai.bundle-config", "nnunet")
+ARCHITECTURES = (
+    "monai.UNet",
+    "monai.BasicUNet",
+    "monai.SegResNet",
+    "monai.UNETR",
+    "monai.SwinUNETR",
+    "monai.AttentionUnet",
+    "monai.VNet",
+    "monai.DynUNet",
+    "medview.SliceClassifier",
+    "torch.export",
+    "onnx",
+    "torchscript",
+    "monai.bundle-config",
+    "nnunet",
+)
 # Architectures that run code shipped with the model (TorchScript, a bundle's own config, an
 # nnU-Net checkpoint's trainer classes are not: nnU-Net builds from its plans): a card may
 # name them only with the reader's recorded consent.
@@ -157,15 +169,22 @@ def _req(data: dict, key: str, kind: type, where: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise InvalidInputError(where, f"has '{key}' of the wrong type ({type(value).__name__}"
-                                       f", {kind.__name__} expected)")
+        raise InvalidInputError(
+            where,
+            f"has '{key}' of the wrong type ({type(value).__name__}, {kind.__name__} expected)",
+        )
     return value
 
 
 def _plain_file(value: object, where: str, what: str) -> str:
     """A file name inside the model's folder (no path, not hidden)."""
-    if not isinstance(value, str) or not value or "/" in value or "\\" in value or \
-            value.startswith("."):
+    if (
+        not isinstance(value, str)
+        or not value
+        or "/" in value
+        or "\\" in value
+        or value.startswith(".")
+    ):
         raise InvalidInputError(where, f"names {what} outside the model's folder")
     return value
 
@@ -177,28 +196,33 @@ def _postprocess(data: dict, where: str) -> Postprocess | None:
     if not isinstance(raw, dict):
         raise InvalidInputError(where, "has a 'postprocess' that is not an object")
     try:
-        out = Postprocess(int(raw.get("min_component_voxels", 1)),
-                          int(raw.get("min_component_slices", 1)),
-                          str(raw.get("fp_classifier", "")),
-                          str(raw.get("fp_classifier_sha256", "")).lower(),
-                          float(raw.get("fp_threshold", 0.5)),
-                          float(raw.get("extent_threshold", 0.0)),
-                          float(raw.get("extent_max_mm", 0.0)))
+        out = Postprocess(
+            int(raw.get("min_component_voxels", 1)),
+            int(raw.get("min_component_slices", 1)),
+            str(raw.get("fp_classifier", "")),
+            str(raw.get("fp_classifier_sha256", "")).lower(),
+            float(raw.get("fp_threshold", 0.5)),
+            float(raw.get("extent_threshold", 0.0)),
+            float(raw.get("extent_max_mm", 0.0)),
+        )
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(where, "has a 'postprocess' with a value of the wrong "
-                                       "type") from exc
+        raise InvalidInputError(
+            where, "has a 'postprocess' with a value of the wrong type"
+        ) from exc
     if out.min_component_voxels < 1 or out.min_component_slices < 1:
         raise InvalidInputError(where, "has a postprocess minimum below 1")
     if not 0.0 <= out.fp_threshold <= 1.0:
         raise InvalidInputError(where, "has a postprocess fp_threshold outside 0..1")
     if not 0.0 <= out.extent_threshold < 1.0 or not 0.0 <= out.extent_max_mm <= 100.0:
-        raise InvalidInputError(where, "has a postprocess extent_threshold outside 0..1 or "
-                                       "extent_max_mm outside 0..100")
+        raise InvalidInputError(
+            where, "has a postprocess extent_threshold outside 0..1 or extent_max_mm outside 0..100"
+        )
     if out.fp_classifier:
         _plain_file(out.fp_classifier, where, "a false-positive classifier")
         if not re.fullmatch(r"[0-9a-f]{64}", out.fp_classifier_sha256):
-            raise InvalidInputError(where, "names a false-positive classifier without its "
-                                           "fp_classifier_sha256")
+            raise InvalidInputError(
+                where, "names a false-positive classifier without its fp_classifier_sha256"
+            )
     return out
 
 
@@ -214,25 +238,42 @@ def _volume3d(data: dict, where: str) -> Volume3D | None:
             roi_size=tuple(int(x) for x in raw["roi_size"]),  # type: ignore[arg-type]
             axcodes=str(raw.get("axcodes", "RAS")).upper(),
             spacing_mm=tuple(float(x) for x in spacing) if spacing else None,  # type: ignore
-            overlap=float(raw.get("overlap", 0.25)), blend=str(raw.get("blend", "gaussian")),
+            overlap=float(raw.get("overlap", 0.25)),
+            blend=str(raw.get("blend", "gaussian")),
             sw_batch_size=int(raw.get("sw_batch_size", 1)),
             normalise=str(raw.get("normalise", "range")),
-            out_low=float(raw.get("out_low", 0.0)), out_high=float(raw.get("out_high", 1.0)),
-            clip=bool(raw.get("clip", True)), nonzero=bool(raw.get("nonzero", False)))
+            out_low=float(raw.get("out_low", 0.0)),
+            out_high=float(raw.get("out_high", 1.0)),
+            clip=bool(raw.get("clip", True)),
+            nonzero=bool(raw.get("nonzero", False)),
+        )
     except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInputError(where, f"has a 'volume3d' with a missing or wrong value "
-                                       f"({exc})") from exc
+        raise InvalidInputError(
+            where, f"has a 'volume3d' with a missing or wrong value ({exc})"
+        ) from exc
     axes = sorted(out.axcodes.replace("L", "R").replace("P", "A").replace("I", "S"))
-    if len(out.roi_size) != 3 or min(out.roi_size) < 1 or axes != ["A", "R", "S"] or \
-            (out.spacing_mm is not None and (len(out.spacing_mm) != 3
-                                             or min(out.spacing_mm) <= 0)):
-        raise InvalidInputError(where, "has a 'volume3d' whose roi_size, axcodes or "
-                                       "spacing_mm is not three valid values")
-    if not 0.0 <= out.overlap < 1.0 or out.blend not in BLENDS or out.sw_batch_size < 1 \
-            or out.normalise not in NORMALISATIONS:
-        raise InvalidInputError(where, f"has a 'volume3d' with overlap outside 0..1, blend "
-                                       f"not in {BLENDS}, sw_batch_size below 1 or normalise "
-                                       f"not in {NORMALISATIONS}")
+    if (
+        len(out.roi_size) != 3
+        or min(out.roi_size) < 1
+        or axes != ["A", "R", "S"]
+        or (out.spacing_mm is not None and (len(out.spacing_mm) != 3 or min(out.spacing_mm) <= 0))
+    ):
+        raise InvalidInputError(
+            where,
+            "has a 'volume3d' whose roi_size, axcodes or spacing_mm is not three valid values",
+        )
+    if (
+        not 0.0 <= out.overlap < 1.0
+        or out.blend not in BLENDS
+        or out.sw_batch_size < 1
+        or out.normalise not in NORMALISATIONS
+    ):
+        raise InvalidInputError(
+            where,
+            f"has a 'volume3d' with overlap outside 0..1, blend "
+            f"not in {BLENDS}, sw_batch_size below 1 or normalise "
+            f"not in {NORMALISATIONS}",
+        )
     return out
 
 
@@ -250,8 +291,9 @@ def card_from_dict(data: dict, where: str) -> ModelCard:
     name = _req(data, "name", str, where)
     version = str(_req(data, "version", str, where))
     if not _NAME.match(name):
-        raise InvalidInputError(where, f"has a model name {name!r} that is not a plain name "
-                                       f"(letters, digits, . _ -)")
+        raise InvalidInputError(
+            where, f"has a model name {name!r} that is not a plain name (letters, digits, . _ -)"
+        )
     if not _VERSION.match(version):
         raise InvalidInputError(where, f"has version {version!r}; use numbers like 1 or 1.2")
     task = _req(data, "task", str, where)
@@ -259,21 +301,26 @@ def card_from_dict(data: dict, where: str) -> ModelCard:
         raise InvalidInputError(where, f"has task {task!r}; expected one of {', '.join(TASKS)}")
     arch = _req(data, "architecture", str, where)
     if arch not in ARCHITECTURES:
-        raise InvalidInputError(where, f"names architecture {arch!r}, which MedView does not "
-                                       f"build; known: {', '.join(ARCHITECTURES)}")
+        raise InvalidInputError(
+            where,
+            f"names architecture {arch!r}, which MedView does not "
+            f"build; known: {', '.join(ARCHITECTURES)}",
+        )
     fmt = data.get("weights_format", "safetensors")
     if fmt not in WEIGHT_FORMATS:
-        raise InvalidInputError(where, f"has weights_format {fmt!r}; expected one of "
-                                       f"{', '.join(WEIGHT_FORMATS)}")
-    weights = _plain_file(data.get("weights_file", "weights.safetensors"), where,
-                          "a weights file")
+        raise InvalidInputError(
+            where, f"has weights_format {fmt!r}; expected one of {', '.join(WEIGHT_FORMATS)}"
+        )
+    weights = _plain_file(data.get("weights_file", "weights.safetensors"), where, "a weights file")
     labels_raw = _req(data, "labels", list, where)
     labels = []
     for item in labels_raw:
-        if not isinstance(item, dict) or not isinstance(item.get("value"), int) or \
-                not isinstance(item.get("name"), str):
-            raise InvalidInputError(where, "has a label without an integer 'value' and a "
-                                           "'name'")
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("value"), int)
+            or not isinstance(item.get("name"), str)
+        ):
+            raise InvalidInputError(where, "has a label without an integer 'value' and a 'name'")
         colour = tuple(int(c) for c in item.get("colour", (255, 0, 0)))[:3]
         code = tuple(str(c) for c in item.get("code", ("SCT", "108369006", "Neoplasm")))[:3]
         labels.append(LabelInfo(item["value"], item["name"], colour, code))
@@ -291,26 +338,40 @@ def card_from_dict(data: dict, where: str) -> ModelCard:
         raise InvalidInputError(where, f"has context_slices {context}; use an odd number")
     consent = _dict_field(data, "consent", where)
     if arch in CODE_ARCHITECTURES and not consent.get("granted"):
-        raise InvalidInputError(where, f"is a {arch} model, which runs code shipped with it, "
-                                       f"but records no consent to run that code; import it "
-                                       f"again and consent (medview models import "
-                                       f"--allow-code)")
+        raise InvalidInputError(
+            where,
+            f"is a {arch} model, which runs code shipped with it, "
+            f"but records no consent to run that code; import it "
+            f"again and consent (medview models import "
+            f"--allow-code)",
+        )
     spacing = data.get("expected_spacing_mm")
     size = data.get("input_size")
     return ModelCard(
-        name=name, version=version, task=task, labels=tuple(labels),
-        modality=_req(data, "modality", str, where), intensity=Intensity(lo, hi),
-        architecture=arch, architecture_args=dict(data.get("architecture_args", {})),
-        weights_file=weights, weights_format=fmt,
+        name=name,
+        version=version,
+        task=task,
+        labels=tuple(labels),
+        modality=_req(data, "modality", str, where),
+        intensity=Intensity(lo, hi),
+        architecture=arch,
+        architecture_args=dict(data.get("architecture_args", {})),
+        weights_file=weights,
+        weights_format=fmt,
         weights_sha256=str(data.get("weights_sha256", "")),
         parent_version=data.get("parent_version"),
         expected_spacing_mm=tuple(float(x) for x in spacing) if spacing else None,
-        context_slices=context, input_size=tuple(int(x) for x in size) if size else None,
+        context_slices=context,
+        input_size=tuple(int(x) for x in size) if size else None,
         training_data=str(data.get("training_data", "")),
-        validation=dict(data.get("validation", {})), created=str(data.get("created", "")),
-        description=str(data.get("description", "")), postprocess=_postprocess(data, where),
-        volume3d=_volume3d(data, where), provenance=_dict_field(data, "provenance", where),
-        licence=str(data.get("licence", "")), claims=_dict_field(data, "claims", where),
+        validation=dict(data.get("validation", {})),
+        created=str(data.get("created", "")),
+        description=str(data.get("description", "")),
+        postprocess=_postprocess(data, where),
+        volume3d=_volume3d(data, where),
+        provenance=_dict_field(data, "provenance", where),
+        licence=str(data.get("licence", "")),
+        claims=_dict_field(data, "claims", where),
         consent=consent,
     )
 
@@ -328,8 +389,7 @@ def load_card(folder: str | Path) -> ModelCard:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInputError(where, f"is not valid JSON (line {exc.lineno}: {exc.msg})"
-                                ) from exc
+        raise InvalidInputError(where, f"is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     card = card_from_dict(data, where)
     post = card.postprocess
     if post is not None and post.fp_classifier:
@@ -337,8 +397,7 @@ def load_card(folder: str | Path) -> ModelCard:
 
         # checked now (no numpy: listing stays light) and kept by its sha256 for
         # ai.fp_reduction.classifier_for, so the card stays plain data
-        check_file(Path(folder) / post.fp_classifier, post.fp_classifier_sha256,
-                   len(card.labels))
+        check_file(Path(folder) / post.fp_classifier, post.fp_classifier_sha256, len(card.labels))
     return card
 
 

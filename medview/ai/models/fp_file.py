@@ -15,10 +15,24 @@ from medview.core.errors import InvalidInputError
 FORMAT = "medview.fp-trees"
 # per-region features, in this order; a classifier file must list exactly these names
 FEATURES = (
-    "log_voxels", "slices", "peak_probability", "mean_probability", "core_fraction",
-    "mean_hu", "std_hu", "shell_mean_hu", "shell_std_hu", "inplane_extent_mm",
-    "z_extent_mm", "fill_fraction", "largest_slice_fraction", "far_shell_mean_hu",
-    "row_position", "col_position", "beyond_dense_max", "beyond_dense_min",
+    "log_voxels",
+    "slices",
+    "peak_probability",
+    "mean_probability",
+    "core_fraction",
+    "mean_hu",
+    "std_hu",
+    "shell_mean_hu",
+    "shell_std_hu",
+    "inplane_extent_mm",
+    "z_extent_mm",
+    "fill_fraction",
+    "largest_slice_fraction",
+    "far_shell_mean_hu",
+    "row_position",
+    "col_position",
+    "beyond_dense_max",
+    "beyond_dense_min",
 )
 _VERIFIED: dict[str, tuple[bytes, str]] = {}  # sha256 -> (bytes, where they were read)
 
@@ -33,12 +47,16 @@ def parse_header(data: bytes, where: str, n_labels: int) -> dict:
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise InvalidInputError(where, f"is not a {FORMAT} false-positive classifier")
     if obj.get("features") != list(FEATURES):
-        raise InvalidInputError(where, "was made for other region features than this "
-                                       "MedView computes; refused")
+        raise InvalidInputError(
+            where, "was made for other region features than this MedView computes; refused"
+        )
     labels = obj.get("labels")
     if not isinstance(labels, list) or len(labels) != n_labels:
-        raise InvalidInputError(where, f"holds {len(labels) if isinstance(labels, list) else 0}"
-                                       f" label ensembles for a model of {n_labels} labels")
+        raise InvalidInputError(
+            where,
+            f"holds {len(labels) if isinstance(labels, list) else 0}"
+            f" label ensembles for a model of {n_labels} labels",
+        )
     return obj
 
 
@@ -49,14 +67,18 @@ def check_file(path: Path, sha256: str, n_labels: int) -> None:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError as exc:
-        raise InvalidInputError(where, "is missing; the model's card names it as its "
-                                       "false-positive classifier") from exc
+        raise InvalidInputError(
+            where, "is missing; the model's card names it as its false-positive classifier"
+        ) from exc
     except OSError as exc:
         raise InvalidInputError(where, f"cannot be read ({exc.strerror or exc})") from exc
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256.lower():
-        raise InvalidInputError(where, "does not match the fp_classifier_sha256 in its card "
-                                       "(changed, truncated or damaged); refused")
+        raise InvalidInputError(
+            where,
+            "does not match the fp_classifier_sha256 in its card "
+            "(changed, truncated or damaged); refused",
+        )
     if digest not in _VERIFIED:
         parse_header(data, where, n_labels)
         _VERIFIED[digest] = (data, where)

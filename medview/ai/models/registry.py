@@ -75,8 +75,10 @@ def _scan_root(root: Path, bundled: bool, listing: ModelListing) -> list[ModelEn
                 listing.problems.append(str(exc))
                 continue
             if (card.name, card.version) != (name_dir.name, folder.name):
-                listing.problems.append(f"{folder}: holds the card of {card.ref}, which "
-                                        f"belongs in {card.name}/{card.version}; skipped")
+                listing.problems.append(
+                    f"{folder}: holds the card of {card.ref}, which "
+                    f"belongs in {card.name}/{card.version}; skipped"
+                )
                 continue
             found.append(ModelEntry(card, folder, bundled))
     return found
@@ -90,8 +92,10 @@ def _read_active(listing: ModelListing | None = None) -> dict:
         return {}
     except (OSError, ValueError) as exc:
         if listing is not None:
-            listing.problems.append(f"{path}: cannot be read ({exc}); the newest bundled "
-                                    f"versions run until a version is activated again")
+            listing.problems.append(
+                f"{path}: cannot be read ({exc}); the newest bundled "
+                f"versions run until a version is activated again"
+            )
         return {}
     if not isinstance(data, dict):
         return {}
@@ -107,8 +111,7 @@ def scan_models() -> ModelListing:
     user = []
     for entry in _scan_root(user_models_dir(), False, listing):
         if (entry.card.name, version_key(entry.card.version)) in taken:
-            listing.problems.append(f"{entry.folder}: repeats the bundled {entry.ref}; "
-                                    f"skipped")
+            listing.problems.append(f"{entry.folder}: repeats the bundled {entry.ref}; skipped")
         else:
             user.append(entry)
     entries = sorted(bundled + user, key=lambda e: (e.card.name, version_key(e.card.version)))
@@ -116,14 +119,22 @@ def scan_models() -> ModelListing:
     for name in sorted({e.card.name for e in entries}):
         versions = [e for e in entries if e.card.name == name]
         wanted = chosen.get(name)
-        active = next((e for e in versions if wanted is not None and
-                       version_key(e.card.version) == version_key(str(wanted))), None)
+        active = next(
+            (
+                e
+                for e in versions
+                if wanted is not None and version_key(e.card.version) == version_key(str(wanted))
+            ),
+            None,
+        )
         # no valid choice (none yet, or active.json damaged): the newest bundled version, so
         # a fine-tune nobody activated never starts running behind the reader's back
         fallback = next((e for e in reversed(versions) if e.bundled), versions[-1])
         if wanted is not None and active is None:
-            listing.problems.append(f"{saved.active_models_file()}: names {name}:{wanted}"
-                                    f", which is not installed; {fallback.ref} runs")
+            listing.problems.append(
+                f"{saved.active_models_file()}: names {name}:{wanted}"
+                f", which is not installed; {fallback.ref} runs"
+            )
         active = active or fallback
         i = entries.index(active)
         entries[i] = ModelEntry(active.card, active.folder, active.bundled, True)
@@ -138,8 +149,10 @@ def list_models() -> list[ModelEntry]:
 def _parse_ref(ref: str) -> tuple[str, str | None]:
     name, _, version = ref.strip().partition(":")
     if not _NAME.match(name) or (version and not _VERSION.match(version)):
-        raise InvalidInputError(None, f"{ref!r} is not a model reference; write NAME or "
-                                      f"NAME:VERSION, e.g. lesion-seg:1.0")
+        raise InvalidInputError(
+            None,
+            f"{ref!r} is not a model reference; write NAME or NAME:VERSION, e.g. lesion-seg:1.0",
+        )
     return name, version or None
 
 
@@ -151,15 +164,18 @@ def resolve(ref: str) -> ModelEntry:
     versions = [e for e in entries if e.card.name == name]
     if not versions:
         known = ", ".join(sorted({e.card.name for e in entries})) or "none"
-        raise InvalidInputError(None, f"no model named {name!r} is installed (installed: "
-                                      f"{known}); see medview models")
+        raise InvalidInputError(
+            None, f"no model named {name!r} is installed (installed: {known}); see medview models"
+        )
     if version is None:
         return next(e for e in versions if e.active)
-    match = next((e for e in versions if version_key(e.card.version) == version_key(version)),
-                 None)
+    match = next((e for e in versions if version_key(e.card.version) == version_key(version)), None)
     if match is None:
-        raise InvalidInputError(None, f"model {name!r} has no version {version} (versions: "
-                                      f"{', '.join(e.card.version for e in versions)})")
+        raise InvalidInputError(
+            None,
+            f"model {name!r} has no version {version} (versions: "
+            f"{', '.join(e.card.version for e in versions)})",
+        )
     return match
 
 
@@ -192,16 +208,23 @@ def new_version_folder(name: str, version: str) -> Path:
     _parse_ref(f"{name}:{version}")
     for root in (bundled_models_dir(), user_models_dir()):
         existing = root / name
-        if existing.is_dir() and any(version_key(p.name) == version_key(version)
-                                     for p in existing.iterdir() if _VERSION.match(p.name)):
-            raise InvalidInputError(str(existing), f"already holds version {version} of "
-                                                   f"{name}; versions are never overwritten, "
-                                                   f"choose a new version number")
+        if existing.is_dir() and any(
+            version_key(p.name) == version_key(version)
+            for p in existing.iterdir()
+            if _VERSION.match(p.name)
+        ):
+            raise InvalidInputError(
+                str(existing),
+                f"already holds version {version} of "
+                f"{name}; versions are never overwritten, "
+                f"choose a new version number",
+            )
     folder = user_models_dir() / name / version
     try:
         folder.mkdir(parents=True)
     except FileExistsError as exc:  # made by another import since the check above
-        raise InvalidInputError(str(folder), "already exists; versions are never "
-                                             "overwritten, choose a new version number"
-                                ) from exc
+        raise InvalidInputError(
+            str(folder),
+            "already exists; versions are never overwritten, choose a new version number",
+        ) from exc
     return folder

@@ -64,8 +64,10 @@ def verdict(validation: dict[str, Any], parent_version: str) -> Verdict | None:
         return None
     cv = ft.get("cross_validation")
     if isinstance(cv, dict):
-        dice, fp = cv.get("change", {}).get("dice"), \
-            cv.get("change", {}).get("false_positives_per_study")
+        dice, fp = (
+            cv.get("change", {}).get("dice"),
+            cv.get("change", {}).get("false_positives_per_study"),
+        )
         n = cv.get("studies")
     else:  # one validation split, before cross-validation: differences without intervals
         parent = ft.get("parent_metrics") or {}
@@ -79,14 +81,14 @@ def verdict(validation: dict[str, Any], parent_version: str) -> Verdict | None:
 
         dice, fp = diff("dice_mean"), diff("false_positives_per_study")
     level = judge(dice, fp)
-    studies = f"your {n} stud{'y' if n == 1 else 'ies'}" if isinstance(n, int) else \
-        "your studies"
+    studies = f"your {n} stud{'y' if n == 1 else 'ies'}" if isinstance(n, int) else "your studies"
     parts = [f"Dice {_change(dice, 2) or 'not measured'}"]
     fp_text = _change(fp, 1)
     if fp_text is not None:
         parts.append(f"false positives {fp_text} a study")
-    head = {BETTER: "Better than", UNCLEAR: "Not clearly better than",
-            WORSE: "Not better than"}[level]
+    head = {BETTER: "Better than", UNCLEAR: "Not clearly better than", WORSE: "Not better than"}[
+        level
+    ]
     text = f"{head} {parent_version} on {studies}: {'; '.join(parts)}."
     if level == UNCLEAR:
         text += " The interval includes no gain."

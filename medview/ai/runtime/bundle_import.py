@@ -52,9 +52,12 @@ class CodeConsentRequired(InvalidInputError):
 
     def __init__(self, where: str, reasons: list[str]) -> None:
         more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
-        super().__init__(where, f"would run code from the model: {reasons[0]}{more}; import "
-                                f"it only if you trust where it came from, with consent "
-                                f"(medview models import --allow-code)")
+        super().__init__(
+            where,
+            f"would run code from the model: {reasons[0]}{more}; import "
+            f"it only if you trust where it came from, with consent "
+            f"(medview models import --allow-code)",
+        )
         self.reasons = reasons
 
 
@@ -125,54 +128,77 @@ def _weights(plan: BundlePlan) -> tuple[bytes, str]:
     try:  # never weights_only=False: a pickle can run code
         obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as exc:
-        raise InvalidInputError(where, "is not plain weights (a state dict readable with "
-                                       "weights_only=True); refused") from exc
+        raise InvalidInputError(
+            where, "is not plain weights (a state dict readable with weights_only=True); refused"
+        ) from exc
     for key in ("model", "state_dict", "network"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
-    if not isinstance(obj, dict) or not obj or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    ):
         raise InvalidInputError(where, "does not hold a state dict (names mapped to tensors)")
     return save({k: v.contiguous() for k, v in obj.items()}), "safetensors"
 
 
-def _card(plan: BundlePlan, weights: bytes, fmt: str, source: Path, consent: dict,
-          name: str | None, version: str | None) -> dict[str, Any]:
+def _card(
+    plan: BundlePlan,
+    weights: bytes,
+    fmt: str,
+    source: Path,
+    consent: dict,
+    name: str | None,
+    version: str | None,
+) -> dict[str, Any]:
     meta = plan.metadata
     if fmt == "torchscript":
         arch, args, wfile = "torchscript", {"outputs": "logits"}, "model.ts"
     elif plan.network:
-        arch, args, wfile = f"monai.{plan.network}", dict(plan.network_args), \
-            "weights.safetensors"
+        arch, args, wfile = f"monai.{plan.network}", dict(plan.network_args), "weights.safetensors"
     else:
         arch, wfile = "monai.bundle-config", "weights.safetensors"
-        args = {"config": f"configs/{plan.config_file.name}", "network_key":
-                "network_def" if "network_def" in plan.config_keys else "network"}
+        args = {
+            "config": f"configs/{plan.config_file.name}",
+            "network_key": "network_def" if "network_def" in plan.config_keys else "network",
+        }
     spec = dict(plan.volume3d)
     return {
         "name": name or bundle_name(meta, plan.root.name),
         "version": version or bundle_version(meta),
-        "task": "segmentation", "modality": plan.modality or "CT",
-        "labels": [{"value": v, "name": n, "colour": list(_colour(v)),
-                    "code": list(label_code(n, v))} for v, n in plan.labels],
+        "task": "segmentation",
+        "modality": plan.modality or "CT",
+        "labels": [
+            {"value": v, "name": n, "colour": list(_colour(v)), "code": list(label_code(n, v))}
+            for v, n in plan.labels
+        ],
         "intensity": {"low": plan.intensity[0], "high": plan.intensity[1]},
-        "architecture": arch, "architecture_args": args, "weights_file": wfile,
-        "weights_format": fmt, "weights_sha256": hashlib.sha256(weights).hexdigest(),
-        "context_slices": 1, "volume3d": spec,
+        "architecture": arch,
+        "architecture_args": args,
+        "weights_file": wfile,
+        "weights_format": fmt,
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "context_slices": 1,
+        "volume3d": spec,
         "description": str(meta.get("description", ""))[:2000],
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training_data": str(meta.get("data_source", ""))[:500],
         "provenance": {
-            "kind": "monai-bundle", "source": source.name,
-            "source_weights_sha256": hashlib.sha256(
-                plan.weights_file.read_bytes()).hexdigest() if plan.weights_file else "",
+            "kind": "monai-bundle",
+            "source": source.name,
+            "source_weights_sha256": hashlib.sha256(plan.weights_file.read_bytes()).hexdigest()
+            if plan.weights_file
+            else "",
             "bundle_version": str(meta.get("version", "")),
-            "authors": str(meta.get("authors", "")), "copyright": str(meta.get("copyright",
-                                                                              "")),
+            "authors": str(meta.get("authors", "")),
+            "copyright": str(meta.get("copyright", "")),
             "monai_version": str(meta.get("monai_version", "")),
-            "runs": plan.description, "not_applied": plan.not_applied,
+            "runs": plan.description,
+            "not_applied": plan.not_applied,
         },
-        "licence": read_licence(plan.root), "claims": published_numbers(meta),
+        "licence": read_licence(plan.root),
+        "claims": published_numbers(meta),
         "consent": consent,
     }
 
@@ -190,27 +216,31 @@ def _validate(folder: Path, card: ModelCard) -> None:
     model = load_model(folder, "cpu", reuse=False)
     spec = card.volume3d
     assert spec is not None
-    x = torch.from_numpy(np.random.default_rng(0).random((1, 1, *spec.roi_size),
-                                                         dtype=np.float32))
+    x = torch.from_numpy(np.random.default_rng(0).random((1, 1, *spec.roi_size), dtype=np.float32))
     try:
         out = model.forward(x)
     except MedviewError:
         raise
     except Exception as exc:
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise InvalidInputError(None, f"fails on a test window of {tuple(spec.roi_size)} "
-                                      f"voxels ({line})") from exc
+        raise InvalidInputError(
+            None, f"fails on a test window of {tuple(spec.roi_size)} voxels ({line})"
+        ) from exc
     want = len(card.labels) + 1
     if out.ndim != 5 or out.shape[1] != want:
-        raise InvalidInputError(None, f"gives output of shape {tuple(out.shape)}; its "
-                                      f"metadata's {len(card.labels)} label(s) need {want} "
-                                      f"channels (background first)")
+        raise InvalidInputError(
+            None,
+            f"gives output of shape {tuple(out.shape)}; its "
+            f"metadata's {len(card.labels)} label(s) need {want} "
+            f"channels (background first)",
+        )
     if not torch.isfinite(out).all():
         raise InvalidInputError(None, "gives NaN or infinite outputs on a test window")
 
 
-def install(staging_fill: Any, card_data: dict[str, Any], where: str,
-            validate: Any = None) -> registry.ModelEntry:
+def install(
+    staging_fill: Any, card_data: dict[str, Any], where: str, validate: Any = None
+) -> registry.ModelEntry:
     """Stage a model folder (`staging_fill(folder)` writes its files), write its card,
     check it (`validate(folder, card)`, by default: one test window through the network)
     and move it into its new version folder; all or nothing."""
@@ -222,9 +252,12 @@ def install(staging_fill: Any, card_data: dict[str, Any], where: str,
     except InvalidInputError:
         pass  # not installed yet: good
     else:
-        raise InvalidInputError(where, f"cannot be imported as {card.ref}: that version "
-                                       f"exists, and versions are never overwritten; choose a "
-                                       f"new version number (--version)")
+        raise InvalidInputError(
+            where,
+            f"cannot be imported as {card.ref}: that version "
+            f"exists, and versions are never overwritten; choose a "
+            f"new version number (--version)",
+        )
     root = registry.user_models_dir()
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
@@ -250,33 +283,42 @@ def install(staging_fill: Any, card_data: dict[str, Any], where: str,
     return registry.resolve(card.ref)
 
 
-def import_bundle(path: str | Path, *, allow_code: bool = False, name: str | None = None,
-                  version: str | None = None) -> registry.ModelEntry:
+def import_bundle(
+    path: str | Path,
+    *,
+    allow_code: bool = False,
+    name: str | None = None,
+    version: str | None = None,
+) -> registry.ModelEntry:
     """Import the bundle at `path` as a new version (see the module docstring)."""
     source = Path(path)
     where = str(source)
     with opened_bundle(source) as plan:
         if plan.unsupported:
-            raise UnsupportedInputError(where, f"cannot be run by MedView: "
-                                               f"{plan.unsupported[0]}")
+            raise UnsupportedInputError(where, f"cannot be run by MedView: {plan.unsupported[0]}")
         consent: dict[str, Any] = {}
         if plan.needs_code:
             if not allow_code:
                 raise CodeConsentRequired(where, plan.needs_code)
-            consent = {"granted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       "reasons": list(plan.needs_code)}
+            consent = {
+                "granted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "reasons": list(plan.needs_code),
+            }
             plan = evaluated_plan(plan)
             if plan.unsupported:
-                raise UnsupportedInputError(where, f"cannot be run by MedView: "
-                                                   f"{plan.unsupported[0]}")
+                raise UnsupportedInputError(
+                    where, f"cannot be run by MedView: {plan.unsupported[0]}"
+                )
         weights, fmt = _weights(plan)
         data = _card(plan, weights, fmt, source, consent, name, version)
 
         def fill(folder: Path) -> None:
             atomic_write_bytes(folder / data["weights_file"], weights)
             if data["architecture"] == "monai.bundle-config":  # its network is built from it
-                shutil.copytree(plan.root, folder / BUNDLE_FOLDER,
-                                ignore=shutil.ignore_patterns("models", "eval", "*.pt",
-                                                              "*.ts"))
+                shutil.copytree(
+                    plan.root,
+                    folder / BUNDLE_FOLDER,
+                    ignore=shutil.ignore_patterns("models", "eval", "*.pt", "*.ts"),
+                )
 
         return install(fill, data, where)

@@ -38,8 +38,9 @@ def choose_device(preference: str = "auto") -> torch.device:
     so the reader knows where the model actually ran."""
     kind = (preference or "auto").strip().lower()
     if kind not in DEVICE_CHOICES:
-        raise UnsupportedInputError(None, f"unknown device {preference!r}; use one of "
-                                          f"{', '.join(DEVICE_CHOICES)}")
+        raise UnsupportedInputError(
+            None, f"unknown device {preference!r}; use one of {', '.join(DEVICE_CHOICES)}"
+        )
     if kind == "auto":
         kind = next(k for k in ("cuda", "mps", "cpu") if _available(k))
     elif not _available(kind):

@@ -27,8 +27,9 @@ class GradCamResult:
     peak: float  # the largest raw heatmap value the 0..1 scale divides by (0: no evidence)
 
 
-def gradcam(model: object, slices: np.ndarray, target: int = 1,
-            out_size: tuple[int, int] | None = None) -> GradCamResult:
+def gradcam(
+    model: object, slices: np.ndarray, target: int = 1, out_size: tuple[int, int] | None = None
+) -> GradCamResult:
     """Heatmaps for a stack of neighbouring normalised slices (T, H, W) or (T, C, H, W).
 
     Heatmaps come back at `out_size` (default: the slices' own H, W), bilinearly upsampled
@@ -38,18 +39,21 @@ def gradcam(model: object, slices: np.ndarray, target: int = 1,
     from torch.nn import functional as F
 
     if torch.is_inference_mode_enabled():
-        raise InvalidInputError(None, "Grad-CAM needs gradients and cannot run inside "
-                                      "torch.inference_mode()")
+        raise InvalidInputError(
+            None, "Grad-CAM needs gradients and cannot run inside torch.inference_mode()"
+        )
     layer = getattr(model, "cam_layer", None)
     if layer is None or not isinstance(model, torch.nn.Module):
-        raise InvalidInputError(None, "Grad-CAM explains the slice classifier only; this "
-                                      "model has no layer to explain")
+        raise InvalidInputError(
+            None, "Grad-CAM explains the slice classifier only; this model has no layer to explain"
+        )
     x = np.asarray(slices, dtype=np.float32)
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or x.shape[0] < 1:
-        raise InvalidInputError(None, f"Grad-CAM needs a stack of slices (T, H, W), not "
-                                      f"{tuple(np.shape(slices))}")
+        raise InvalidInputError(
+            None, f"Grad-CAM needs a stack of slices (T, H, W), not {tuple(np.shape(slices))}"
+        )
     size = tuple(out_size) if out_size is not None else tuple(x.shape[-2:])
     param = next(model.parameters())
     captured: list = []

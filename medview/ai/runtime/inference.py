@@ -130,8 +130,9 @@ def _key(series_key: str, card: ModelCard, tta: bool) -> tuple:
     return (series_key, card.ref, card.weights_sha256, bool(tta))
 
 
-def kept_result(volume: Volume, card: ModelCard, tta: bool = False, series_key: str = ""
-                ) -> SegmentationResult | None:
+def kept_result(
+    volume: Volume, card: ModelCard, tta: bool = False, series_key: str = ""
+) -> SegmentationResult | None:
     """The result kept from an earlier run of this model (name, version and weights hash)
     on this series, or None.
 
@@ -176,21 +177,29 @@ def check_fits(volume: Volume, card: ModelCard, where: str) -> list[str]:
     """Refuse a model that does not fit the study, with one sentence; return warnings for
     what fits only loosely (unknown modality)."""
     if card.task != "segmentation":
-        raise InvalidInputError(where, f"model {card.ref} is a {card.task} model; choose a "
-                                       f"segmentation model")
+        raise InvalidInputError(
+            where, f"model {card.ref} is a {card.task} model; choose a segmentation model"
+        )
     if volume.is_colour:
-        raise InvalidInputError(where, f"is a colour image; model {card.ref} reads "
-                                       f"{card.modality} greyscale series")
+        raise InvalidInputError(
+            where, f"is a colour image; model {card.ref} reads {card.modality} greyscale series"
+        )
     if len(card.labels) > MAX_LABELS:
-        raise InvalidInputError(where, f"model {card.ref} has {len(card.labels)} labels; "
-                                       f"MedView runs models of up to {MAX_LABELS}")
+        raise InvalidInputError(
+            where,
+            f"model {card.ref} has {len(card.labels)} labels; "
+            f"MedView runs models of up to {MAX_LABELS}",
+        )
     modality = (volume.metadata.modality or "").upper()
     if modality and modality != card.modality.upper():
-        raise InvalidInputError(where, f"is a {modality} series; model {card.ref} is made "
-                                       f"for {card.modality}")
+        raise InvalidInputError(
+            where, f"is a {modality} series; model {card.ref} is made for {card.modality}"
+        )
     if not modality:
-        return [f"The image does not say its modality; it was read as {card.modality} in "
-                f"the range {card.intensity.low:g}..{card.intensity.high:g}."]
+        return [
+            f"The image does not say its modality; it was read as {card.modality} in "
+            f"the range {card.intensity.low:g}..{card.intensity.high:g}."
+        ]
     return []
 
 
@@ -215,16 +224,17 @@ class _Outputs:
         mean = total[:, 1:]
         if members > 1:
             mean /= members
-        codes = self.codes[k0:k0 + n]
+        codes = self.codes[k0 : k0 + n]
         codes[...] = encode(mean)
         padded = np.zeros((n, self.hb * BLOCK, self.wb * BLOCK), np.uint8)
         padded[:, :h, :w] = level_of(codes, self.n_labels)
-        self.coarse[k0:k0 + n] = padded.reshape(n, self.hb, BLOCK, self.wb, BLOCK).max(
-            axis=(2, 4))
+        self.coarse[k0 : k0 + n] = padded.reshape(n, self.hb, BLOCK, self.wb, BLOCK).max(
+            axis=(2, 4)
+        )
         if self.uncertainty is not None and sq is not None:
             var = sq[:, 1:] / members - mean * mean
             std = np.sqrt(np.maximum(var, 0, out=var), out=var).max(axis=1)
-            self.uncertainty[k0:k0 + n] = np.clip(std * UNCERTAINTY_SCALE + 0.5, 0, 255)
+            self.uncertainty[k0 : k0 + n] = np.clip(std * UNCERTAINTY_SCALE + 0.5, 0, 255)
 
 
 class _Runner:
@@ -246,7 +256,7 @@ class _Runner:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             try:
-                y = self.model.predict(x[i:i + self.batch])
+                y = self.model.predict(x[i : i + self.batch])
             except Exception as exc:  # only out-of-memory is handled; the rest re-raised
                 if not is_out_of_memory(exc):
                     raise
@@ -254,7 +264,7 @@ class _Runner:
                 continue
             if out is None:
                 out = np.empty((len(x), *y.shape[1:]), np.float32)
-            out[i:i + len(y)] = y
+            out[i : i + len(y)] = y
             i += len(y)
         assert out is not None
         return out
@@ -266,15 +276,22 @@ class _Runner:
         release_device_memory(device)
         if self.batch > 1:
             self.batch //= 2
-            self.warnings.append(f"The {device.type.upper()} ran out of memory; the batch "
-                                 f"was reduced to {self.batch} slice(s).")
+            self.warnings.append(
+                f"The {device.type.upper()} ran out of memory; the batch "
+                f"was reduced to {self.batch} slice(s)."
+            )
         elif device.type != "cpu":
             self.model = self.model.to(torch.device("cpu")) or self.model
-            self.warnings.append(f"The {device.type.upper()} ran out of memory even for one "
-                                 f"slice; the model finished on the CPU (slower).")
+            self.warnings.append(
+                f"The {device.type.upper()} ran out of memory even for one "
+                f"slice; the model finished on the CPU (slower)."
+            )
         else:
-            raise ResourceLimitError(None, "Not enough memory to run the model on one slice; "
-                                           "close other studies and try again.") from exc
+            raise ResourceLimitError(
+                None,
+                "Not enough memory to run the model on one slice; "
+                "close other studies and try again.",
+            ) from exc
 
 
 def release_device_memory(device: Any) -> None:
@@ -293,11 +310,19 @@ def _flip(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(np.flip(a, axes)) if axes else a
 
 
-def segment(volume: Volume, model: Any, *, batch_size: int | None = None,
-            progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-            tta: bool = False, series_key: str = "", reuse: bool = True,
-            focus: int | None = None, on_partial: PartialCallback | None = None
-            ) -> SegmentationResult:
+def segment(
+    volume: Volume,
+    model: Any,
+    *,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    tta: bool = False,
+    series_key: str = "",
+    reuse: bool = True,
+    focus: int | None = None,
+    on_partial: PartialCallback | None = None,
+) -> SegmentationResult:
     """Segment every slice of `volume` with a LoadedModel (card, device, predict, to), or a
     3D model (runtime.sliding3d, runtime.nnunet_models) when its card says so.
 
@@ -317,8 +342,9 @@ def segment(volume: Volume, model: Any, *, batch_size: int | None = None,
             return kept
     warnings = check_fits(volume, card, volume.metadata.source or "the series")
     if card.volume3d is not None or card.architecture == "nnunet":
-        return _segment_3d(volume, model, warnings, progress, cancel, tta, series_key, focus,
-                           on_partial)
+        return _segment_3d(
+            volume, model, warnings, progress, cancel, tta, series_key, focus, on_partial
+        )
     plan = Plan.make(volume, card)
     runner = _Runner(model, batch_size, warnings)
     out = _Outputs(volume.shape, len(card.labels), tta)
@@ -374,9 +400,14 @@ PartialCallback = Callable[[SegmentationResult, tuple[int, int]], None]
 
 def _check_channels(card: ModelCard, channels: int) -> None:
     if channels != len(card.labels) + 1:
-        raise InvalidInputError(None, f"model {card.ref} gives {channels} output channels "
-                                      f"for {len(card.labels)} labels plus background; the "
-                                      f"card does not match the weights")
+        raise InvalidInputError(
+            None,
+            f"model {card.ref} gives {channels} output channels "
+            f"for {len(card.labels)} labels plus background; the "
+            f"card does not match the weights",
+        )
+
+
 FOCUS_HALF = 8  # slices either side of the focus computed first
 
 
@@ -389,11 +420,20 @@ def _focus_first(s: int, focus: int | None) -> list[tuple[int, int]]:
     return [r for r in ((a, b), (0, a), (b, s)) if r[1] > r[0]]
 
 
-def _result(out: _Outputs, card: ModelCard, runner: Any, tta: bool, warnings: list[str]
-            ) -> SegmentationResult:
-    return SegmentationResult(out.codes, out.coarse, out.uncertainty, card,
-                              str(getattr(runner.model, "device", "cpu")), tta,
-                              getattr(runner, "batch", 1), warnings, out.timings)
+def _result(
+    out: _Outputs, card: ModelCard, runner: Any, tta: bool, warnings: list[str]
+) -> SegmentationResult:
+    return SegmentationResult(
+        out.codes,
+        out.coarse,
+        out.uncertainty,
+        card,
+        str(getattr(runner.model, "device", "cpu")),
+        tta,
+        getattr(runner, "batch", 1),
+        warnings,
+        out.timings,
+    )
 
 
 class _Held:
@@ -404,10 +444,17 @@ class _Held:
         self.model, self.batch = model, 1
 
 
-def _segment_3d(volume: Volume, model: Any, warnings: list[str],
-                progress: ProgressCallback | None, cancel: CancelToken | None, tta: bool,
-                series_key: str, focus: int | None, on_partial: PartialCallback | None
-                ) -> SegmentationResult:
+def _segment_3d(
+    volume: Volume,
+    model: Any,
+    warnings: list[str],
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+    tta: bool,
+    series_key: str,
+    focus: int | None,
+    on_partial: PartialCallback | None,
+) -> SegmentationResult:
     """A 3D model's run (MONAI bundle or nnU-Net), kept like a 2.5D one."""
     out = _Outputs(volume.shape, len(model.card.labels), False)
     held = _Held(model)
@@ -427,9 +474,18 @@ def _segment_3d(volume: Volume, model: Any, warnings: list[str],
             from medview.ai.runtime.nnunet_models import segment_nnunet as run
         else:
             from medview.ai.runtime.sliding3d import segment_volume as run
-        out.timings.update(run(volume, model, store=store, warnings=warnings,
-                               progress=progress, cancel=cancel, focus=focus,
-                               on_partial=partial))
+        out.timings.update(
+            run(
+                volume,
+                model,
+                store=store,
+                warnings=warnings,
+                progress=progress,
+                cancel=cancel,
+                focus=focus,
+                on_partial=partial,
+            )
+        )
     finally:
         release_device_memory(getattr(model, "device", "cpu"))
     result = _result(out, model.card, held, False, warnings)

@@ -50,13 +50,17 @@ def _read_weights(card: ModelCard, folder: Path) -> tuple[str, bytes]:
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise InvalidInputError(where, f"is missing; the card of {card.ref} names it as its "
-                                       f"weights") from exc
+        raise InvalidInputError(
+            where, f"is missing; the card of {card.ref} names it as its weights"
+        ) from exc
     except OSError as exc:
         raise InvalidInputError(where, f"cannot be read ({exc.strerror or exc})") from exc
     if card.weights_sha256 and sha256_hex(data) != card.weights_sha256.lower():
-        raise InvalidInputError(where, "does not match the weights_sha256 in its card (changed "
-                                       "or damaged since the card was written); refused")
+        raise InvalidInputError(
+            where,
+            "does not match the weights_sha256 in its card (changed "
+            "or damaged since the card was written); refused",
+        )
     return where, data
 
 
@@ -64,10 +68,14 @@ def _check_formats(card: ModelCard, folder: Path) -> None:
     """A program file is its own architecture; a built network needs a weights file."""
     program = card.architecture in _PROGRAMS
     if program != (card.weights_format in _PROGRAMS) or (
-            program and card.architecture != card.weights_format):
-        raise InvalidInputError(str(folder / CARD_FILE), f"pairs architecture "
-                                f"{card.architecture!r} with weights_format "
-                                f"{card.weights_format!r}, which cannot go together")
+        program and card.architecture != card.weights_format
+    ):
+        raise InvalidInputError(
+            str(folder / CARD_FILE),
+            f"pairs architecture "
+            f"{card.architecture!r} with weights_format "
+            f"{card.weights_format!r}, which cannot go together",
+        )
 
 
 def _state_dict(card: ModelCard, data: bytes, where: str) -> dict[str, torch.Tensor]:
@@ -85,8 +93,9 @@ def _state_dict(card: ModelCard, data: bytes, where: str) -> dict[str, torch.Ten
         raise InvalidInputError(where, _CODE) from exc
     except Exception as exc:
         raise InvalidInputError(where, f"{_DAMAGED} ({_first_line(exc)})") from exc
-    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                            for k, v in obj.items()):
+    if not isinstance(obj, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
         raise InvalidInputError(where, "does not hold a state dict (names mapped to tensors)")
     return obj
 
@@ -97,8 +106,10 @@ def _first_mismatch(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -
         if key not in weights:
             return f"'{key}' is missing from the weights"
         if tuple(weights[key].shape) != tuple(value.shape):
-            return (f"'{key}' is {tuple(weights[key].shape)} in the weights but "
-                    f"{tuple(value.shape)} in the network")
+            return (
+                f"'{key}' is {tuple(weights[key].shape)} in the weights but "
+                f"{tuple(value.shape)} in the network"
+            )
     extra = next((k for k in weights if k not in expected), None)
     return f"the weights hold '{extra}', which the network does not have" if extra else None
 
@@ -120,8 +131,9 @@ def _onnx_session(data: bytes, device: torch.device, where: str) -> tuple[object
     except InvalidProtobuf as exc:
         raise InvalidInputError(where, f"{_DAMAGED} (not a complete ONNX model)") from exc
     except Exception as exc:
-        raise InvalidInputError(where, f"cannot be loaded by onnxruntime "
-                                       f"({_first_line(exc)})") from exc
+        raise InvalidInputError(
+            where, f"cannot be loaded by onnxruntime ({_first_line(exc)})"
+        ) from exc
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].type != "tensor(float)" or len(inputs[0].shape) != 4:
         raise InvalidInputError(where, "must take one float32 input of shape (N, C, H, W)")
@@ -134,8 +146,7 @@ def _static_dims(shape: tuple | list) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) else None for d in shape)
 
 
-def _program_input(program: torch.export.ExportedProgram, where: str
-                   ) -> tuple[int | None, ...]:
+def _program_input(program: torch.export.ExportedProgram, where: str) -> tuple[int | None, ...]:
     """The (N, C, H, W) an exported program takes, None where it is dynamic."""
     names = program.graph_signature.user_inputs
     node = next((n for n in program.graph.nodes if names and n.name == names[0]), None)
@@ -157,8 +168,9 @@ class LoadedModel:
     `requested` is the device asked for, `device` the one it really runs on (onnxruntime
     without CUDA runs on the CPU)."""
 
-    def __init__(self, card: ModelCard, folder: Path, where: str, data: bytes,
-                 device: torch.device) -> None:
+    def __init__(
+        self, card: ModelCard, folder: Path, where: str, data: bytes, device: torch.device
+    ) -> None:
         self.card, self.folder, self.where = card, folder, where
         self.module: torch.nn.Module | None = None
         self._session: object | None = None
@@ -172,8 +184,9 @@ class LoadedModel:
             try:
                 self._program = torch.export.load(io.BytesIO(data))
             except Exception as exc:
-                raise InvalidInputError(where, f"cannot be loaded as a torch.export program "
-                                               f"({_first_line(exc)})") from exc
+                raise InvalidInputError(
+                    where, f"cannot be loaded as a torch.export program ({_first_line(exc)})"
+                ) from exc
             self._in_shape = _program_input(self._program, where)
         elif card.weights_format != "onnx":  # an ONNX session is made by to()
             self.module = self._built(data)
@@ -184,8 +197,9 @@ class LoadedModel:
         weights = _state_dict(self.card, data, self.where)
         mismatch = _first_mismatch(module, weights)
         if mismatch:
-            raise InvalidInputError(self.where, f"the card of {self.card.ref} does not match "
-                                                f"its weights: {mismatch}")
+            raise InvalidInputError(
+                self.where, f"the card of {self.card.ref} does not match its weights: {mismatch}"
+            )
         module.load_state_dict(weights, strict=True)
         return module.eval()
 
@@ -222,30 +236,37 @@ class LoadedModel:
         if fixed is None or fixed == len(x):
             return run(x)
         # a program exported for a fixed batch size: run it chunk by chunk, the last padded
-        parts = [x[i:i + fixed] for i in range(0, len(x), fixed)]
-        return np.concatenate([run(_padded(p, fixed))[:len(p)] for p in parts])
+        parts = [x[i : i + fixed] for i in range(0, len(x), fixed)]
+        return np.concatenate([run(_padded(p, fixed))[: len(p)] for p in parts])
 
     def _check_input(self, x: np.ndarray) -> None:
         if x.ndim != 4 or len(x) == 0:
-            raise InvalidInputError(f"model {self.card.ref}", f"needs a (N, C, H, W) batch, "
-                                                              f"not shape {x.shape}")
+            raise InvalidInputError(
+                f"model {self.card.ref}", f"needs a (N, C, H, W) batch, not shape {x.shape}"
+            )
         size = self.card.input_size or (None, None)
         want = [self._in_shape[1], self._in_shape[2] or size[0], self._in_shape[3] or size[1]]
         if any(w is not None and w != s for w, s in zip(want, x.shape[1:], strict=True)):
             shown = ", ".join(str(w or n) for w, n in zip(want, "CHW", strict=True))
-            raise InvalidInputError(f"model {self.card.ref}", f"takes input (N, {shown}), not "
-                                                              f"{tuple(x.shape)}")
+            raise InvalidInputError(
+                f"model {self.card.ref}", f"takes input (N, {shown}), not {tuple(x.shape)}"
+            )
 
     def _check_output(self, shape: tuple[int, ...], x: np.ndarray) -> None:
         k, labels = n_classes(self.card), len(self.card.labels)
         want = (len(x), k, *x.shape[2:]) if self.card.task == "segmentation" else (len(x), k)
         if len(shape) == len(want) and shape[1] != k:
-            raise InvalidInputError(f"model {self.card.ref}", f"gives {shape[1]} output "
-                                    f"channels but its card's {labels} label(s) need {k} "
-                                    f"(background first)")
+            raise InvalidInputError(
+                f"model {self.card.ref}",
+                f"gives {shape[1]} output "
+                f"channels but its card's {labels} label(s) need {k} "
+                f"(background first)",
+            )
         if tuple(shape) != want:
-            raise InvalidInputError(f"model {self.card.ref}", f"gives output of shape "
-                                    f"{tuple(shape)} for input {x.shape}; its card needs {want}")
+            raise InvalidInputError(
+                f"model {self.card.ref}",
+                f"gives output of shape {tuple(shape)} for input {x.shape}; its card needs {want}",
+            )
 
     def _run_torch(self, x: np.ndarray) -> np.ndarray:
         if not x.flags.writeable:
@@ -301,8 +322,9 @@ def _model_class(card: ModelCard) -> type:
     return LoadedModel
 
 
-def load_model(folder: str | Path, device: torch.device | str, *,
-               reuse: bool = True) -> LoadedModel:
+def load_model(
+    folder: str | Path, device: torch.device | str, *, reuse: bool = True
+) -> LoadedModel:
     """The model in `folder` on `device`: warm from the cache when its files are unchanged
     (moved to `device` if it was elsewhere), else loaded and cached. reuse=False loads a
     private copy and leaves the cache alone (model import validation)."""

@@ -81,12 +81,12 @@ class ModelGrid:
         step = max(1, _CHUNK_VOXELS // (self.shape[1] * self.shape[2]))
         for a in range(0, self.shape[0], step):
             b = min(self.shape[0], a + step)
-            out[a:b] = _sample(array[None], self.model_to_study, 0, (a, b),
-                               self.shape, device)[0]
+            out[a:b] = _sample(array[None], self.model_to_study, 0, (a, b), self.shape, device)[0]
         return out
 
-    def to_study(self, values: torch.Tensor, k0: int, k1: int,
-                 device: torch.device | str = "cpu") -> np.ndarray:
+    def to_study(
+        self, values: torch.Tensor, k0: int, k1: int, device: torch.device | str = "cpu"
+    ) -> np.ndarray:
         """Model-grid values (C, *shape) sampled at study slices k0..k1: (k1-k0, C, R, C)."""
         out = _sample(values, self.study_to_model, 0, (k0, k1), self.study_shape, device)
         return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
@@ -94,9 +94,14 @@ class ModelGrid:
     def model_range(self, k0: int, k1: int) -> tuple[int, int]:
         """Model indices along slice_axis that study slices k0..k1-1 need (one voxel more
         either side for the trilinear sampling)."""
-        pts = np.array([[k, r, c, 1.0] for k in (k0, k1 - 1) for r in (0, self.study_shape[1]
-                                                                       - 1)
-                        for c in (0, self.study_shape[2] - 1)])
+        pts = np.array(
+            [
+                [k, r, c, 1.0]
+                for k in (k0, k1 - 1)
+                for r in (0, self.study_shape[1] - 1)
+                for c in (0, self.study_shape[2] - 1)
+            ]
+        )
         along = (pts @ self.study_to_model.T)[:, self.slice_axis]
         lo = max(0, int(np.floor(along.min())) - 1)
         return lo, min(self.shape[self.slice_axis], int(np.ceil(along.max())) + 2)
@@ -104,14 +109,22 @@ class ModelGrid:
     def study_range(self, a: int, b: int) -> tuple[int, int]:
         """Study slices wholly computed from model indices a..b-1 along slice_axis."""
         s = self.study_shape[0]
-        ks = [k for k in range(s) if a <= self.model_range(k, k + 1)[0]
-              and self.model_range(k, k + 1)[1] <= b]
+        ks = [
+            k
+            for k in range(s)
+            if a <= self.model_range(k, k + 1)[0] and self.model_range(k, k + 1)[1] <= b
+        ]
         return (ks[0], ks[-1] + 1) if ks else (0, 0)
 
 
-def _sample(source: np.ndarray | torch.Tensor, out_to_src: np.ndarray, axis: int,
-            span: tuple[int, int], out_shape: tuple[int, int, int],
-            device: torch.device | str = "cpu") -> np.ndarray:
+def _sample(
+    source: np.ndarray | torch.Tensor,
+    out_to_src: np.ndarray,
+    axis: int,
+    span: tuple[int, int],
+    out_shape: tuple[int, int, int],
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
     """`source` (C, *src) sampled trilinearly at output voxels span[0]..span[1]-1 along
     `axis` of an output grid `out_shape`, where `out_to_src` maps output to source indices.
     Only the part of the source those voxels need is made float."""
@@ -119,29 +132,41 @@ def _sample(source: np.ndarray | torch.Tensor, out_to_src: np.ndarray, axis: int
     shape[axis] = span[1] - span[0]
     axes = [np.arange(n, dtype=np.float64) for n in shape]
     axes[axis] = axes[axis] + span[0]
-    corners = np.array([[x, y, z, 1.0] for x in (axes[0][0], axes[0][-1])
-                        for y in (axes[1][0], axes[1][-1]) for z in (axes[2][0], axes[2][-1])])
+    corners = np.array(
+        [
+            [x, y, z, 1.0]
+            for x in (axes[0][0], axes[0][-1])
+            for y in (axes[1][0], axes[1][-1])
+            for z in (axes[2][0], axes[2][-1])
+        ]
+    )
     src_corners = corners @ out_to_src.T
     src_shape = source.shape[1:]
     lo = np.clip(np.floor(src_corners[:, :3].min(axis=0)).astype(int) - 1, 0, None)
     hi = np.minimum(np.ceil(src_corners[:, :3].max(axis=0)).astype(int) + 2, src_shape)
     lo = np.minimum(lo, np.array(src_shape) - 1)
     hi = np.maximum(hi, lo + 1)
-    part = source[:, lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    part = part.float() if isinstance(part, torch.Tensor) else torch.from_numpy(
-        np.ascontiguousarray(part, dtype=np.float32))
+    part = source[:, lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    part = (
+        part.float()
+        if isinstance(part, torch.Tensor)
+        else torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32))
+    )
     part = part.to(device)
     # source index of every output voxel relative to the part, then grid_sample's -1..1,
     # built in float32 on the device (indices stay far below float32's exact range)
     m = torch.tensor(out_to_src[:3, :3], dtype=torch.float32, device=device)
     offset = torch.tensor(out_to_src[:3, 3] - lo, dtype=torch.float32, device=device)
     a = [torch.tensor(x, dtype=torch.float32, device=device) for x in axes]
-    grid = (a[0][:, None, None, None] * m[:, 0] + a[1][None, :, None, None] * m[:, 1]
-            + a[2][None, None, :, None] * m[:, 2] + offset)
+    grid = (
+        a[0][:, None, None, None] * m[:, 0]
+        + a[1][None, :, None, None] * m[:, 1]
+        + a[2][None, None, :, None] * m[:, 2]
+        + offset
+    )
     size = torch.tensor(part.shape[1:], dtype=torch.float32, device=device)
     scale = torch.where(size > 1, 2.0 / (size - 1).clamp(min=1), torch.zeros_like(size))
     shift = torch.where(size > 1, -torch.ones_like(size), torch.zeros_like(size))
     g = (grid * scale + shift).flip(-1)[None]  # grid_sample wants (x, y, z)
-    out = F.grid_sample(part[None], g, mode="bilinear", padding_mode="border",
-                        align_corners=True)
+    out = F.grid_sample(part[None], g, mode="bilinear", padding_mode="border", align_corners=True)
     return out[0].cpu().numpy()

@@ -25,8 +25,16 @@ from medview.core.errors import InvalidInputError, UnsupportedInputError
 
 OUTPUT_KINDS = ("logits", "probabilities")
 # monai.networks.nets classes a card may name (cards.ARCHITECTURES), all segmentation nets
-_SEGMENTATION_NETS = ("monai.UNet", "monai.BasicUNet", "monai.SegResNet", "monai.UNETR",
-                      "monai.SwinUNETR", "monai.AttentionUnet", "monai.VNet", "monai.DynUNet")
+_SEGMENTATION_NETS = (
+    "monai.UNet",
+    "monai.BasicUNet",
+    "monai.SegResNet",
+    "monai.UNETR",
+    "monai.SwinUNETR",
+    "monai.AttentionUnet",
+    "monai.VNet",
+    "monai.DynUNet",
+)
 _FILE_PROGRAMS = ("torch.export", "onnx", "torchscript", "monai.bundle-config", "nnunet")
 
 
@@ -39,8 +47,10 @@ def outputs_logits(card: ModelCard) -> bool:
     """Whether the network's raw output needs a softmax (see the module docstring)."""
     kind = card.architecture_args.get("outputs", "logits")
     if kind not in OUTPUT_KINDS:
-        raise InvalidInputError(f"model {card.ref}", f"has architecture_args outputs {kind!r}; "
-                                                     f"use 'logits' or 'probabilities'")
+        raise InvalidInputError(
+            f"model {card.ref}",
+            f"has architecture_args outputs {kind!r}; use 'logits' or 'probabilities'",
+        )
     return kind == "logits"
 
 
@@ -52,8 +62,10 @@ def constructor_args(card: ModelCard) -> dict[str, Any]:
         given = args.setdefault(key, value)
         if given != value:
             source = "context_slices" if key == "in_channels" else "labels + background"
-            raise InvalidInputError(f"model {card.ref}", f"has architecture_args {key} {given}"
-                                                         f" but its {source} make {value}")
+            raise InvalidInputError(
+                f"model {card.ref}",
+                f"has architecture_args {key} {given} but its {source} make {value}",
+            )
     return args
 
 
@@ -63,20 +75,25 @@ def _slice_classifier() -> type[nn.Module]:
     except ModuleNotFoundError as exc:
         if exc.name != "medview.ai.runtime.slice_classifier":
             raise
-        raise UnsupportedInputError(None, "medview.SliceClassifier needs the module "
-                                          "medview.ai.runtime.slice_classifier, which this MedView "
-                                          "does not have") from exc
+        raise UnsupportedInputError(
+            None,
+            "medview.SliceClassifier needs the module "
+            "medview.ai.runtime.slice_classifier, which this MedView "
+            "does not have",
+        ) from exc
     return SliceClassifier
 
 
 def _builder(card: ModelCard) -> type[nn.Module]:
     arch = card.architecture
     if arch in _FILE_PROGRAMS:
-        raise UnsupportedInputError(f"model {card.ref}", f"is a {arch} program: it is loaded "
-                                                         f"from its file, not built")
+        raise UnsupportedInputError(
+            f"model {card.ref}", f"is a {arch} program: it is loaded from its file, not built"
+        )
     if arch in _SEGMENTATION_NETS and card.task != "segmentation":
-        raise InvalidInputError(f"model {card.ref}", f"uses {arch}, a segmentation network, "
-                                                     f"for the task {card.task!r}")
+        raise InvalidInputError(
+            f"model {card.ref}", f"uses {arch}, a segmentation network, for the task {card.task!r}"
+        )
     if arch in _SEGMENTATION_NETS:
         from monai.networks import nets
 
@@ -84,8 +101,9 @@ def _builder(card: ModelCard) -> type[nn.Module]:
     if arch == "medview.SliceClassifier":
         return _slice_classifier()
     # cards.py refuses unknown names; this guards a card built in code
-    raise UnsupportedInputError(f"model {card.ref}", f"names architecture {arch!r}, which "
-                                                     f"MedView does not build")
+    raise UnsupportedInputError(
+        f"model {card.ref}", f"names architecture {arch!r}, which MedView does not build"
+    )
 
 
 def build_network(card: ModelCard) -> nn.Module:
@@ -95,6 +113,7 @@ def build_network(card: ModelCard) -> nn.Module:
     try:
         return cls(**constructor_args(card))
     except (TypeError, ValueError, AssertionError) as exc:
-        raise InvalidInputError(f"model {card.ref}", f"has architecture_args that "
-                                                     f"{card.architecture} does not accept "
-                                                     f"({exc})") from exc
+        raise InvalidInputError(
+            f"model {card.ref}",
+            f"has architecture_args that {card.architecture} does not accept ({exc})",
+        ) from exc

@@ -50,16 +50,16 @@ def _require_nnunet(where: str) -> None:
 
 
 def is_nnunet_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "dataset.json").is_file() and \
-        (path / "plans.json").is_file()
+    return path.is_dir() and (path / "dataset.json").is_file() and (path / "plans.json").is_file()
 
 
 def _json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise InvalidInputError(str(path), "is missing; an nnU-Net model folder holds "
-                                           "dataset.json and plans.json") from exc
+        raise InvalidInputError(
+            str(path), "is missing; an nnU-Net model folder holds dataset.json and plans.json"
+        ) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInputError(str(path), f"cannot be read as JSON ({exc})") from exc
     if not isinstance(data, dict):
@@ -79,13 +79,18 @@ def read_checkpoint(data: bytes, where: str) -> dict[str, Any]:
             ckpt = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as exc:
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise InvalidInputError(where, f"is not a checkpoint readable without running code "
-                                       f"({line}); refused") from exc
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("network_weights"), dict) or \
-            not isinstance(ckpt.get("trainer_name"), str) or not isinstance(
-                (ckpt.get("init_args") or {}).get("configuration"), str):
-        raise InvalidInputError(where, "is not an nnU-Net v2 checkpoint (network_weights, "
-                                       "trainer_name, init_args)")
+        raise InvalidInputError(
+            where, f"is not a checkpoint readable without running code ({line}); refused"
+        ) from exc
+    if (
+        not isinstance(ckpt, dict)
+        or not isinstance(ckpt.get("network_weights"), dict)
+        or not isinstance(ckpt.get("trainer_name"), str)
+        or not isinstance((ckpt.get("init_args") or {}).get("configuration"), str)
+    ):
+        raise InvalidInputError(
+            where, "is not an nnU-Net v2 checkpoint (network_weights, trainer_name, init_args)"
+        )
     return ckpt
 
 
@@ -93,19 +98,25 @@ def _check_plans(plans: dict[str, Any], configuration: str, where: str) -> None:
     """Only networks from dynamic_network_architectures built of torch.nn blocks."""
     conf = (plans.get("configurations") or {}).get(configuration)
     if not isinstance(conf, dict):
-        raise InvalidInputError(where, f"has no configuration {configuration!r}, which the "
-                                       f"checkpoint was trained with")
+        raise InvalidInputError(
+            where, f"has no configuration {configuration!r}, which the checkpoint was trained with"
+        )
     arch = conf.get("architecture") or {}
     name = str(arch.get("network_class_name", ""))
     if not name.startswith(_NETWORK_PREFIX):
-        raise UnsupportedInputError(where, f"names the network {name!r}; MedView runs nnU-Net "
-                                           f"networks from dynamic_network_architectures")
+        raise UnsupportedInputError(
+            where,
+            f"names the network {name!r}; MedView runs nnU-Net "
+            f"networks from dynamic_network_architectures",
+        )
     kwargs = arch.get("arch_kwargs") or {}
     for key in arch.get("_kw_requires_import") or ():
         value = kwargs.get(key)
         if value is not None and not str(value).startswith(_IMPORT_PREFIX):
-            raise UnsupportedInputError(where, f"has the network argument {key}={value!r}; "
-                                               f"only torch.nn classes are imported")
+            raise UnsupportedInputError(
+                where,
+                f"has the network argument {key}={value!r}; only torch.nn classes are imported",
+            )
 
 
 def _labels(dataset: dict[str, Any], where: str) -> list[tuple[int, str]]:
@@ -115,8 +126,10 @@ def _labels(dataset: dict[str, Any], where: str) -> list[tuple[int, str]]:
     out = []
     for name, value in raw.items():
         if isinstance(value, (list, tuple)):
-            raise UnsupportedInputError(where, "is a region-based model (overlapping "
-                                               "labels); MedView runs one label per voxel")
+            raise UnsupportedInputError(
+                where,
+                "is a region-based model (overlapping labels); MedView runs one label per voxel",
+            )
         if int(value) > 0:
             out.append((int(value), str(name)))
     if not out or sorted(v for v, _ in out) != list(range(1, len(out) + 1)):
@@ -124,8 +137,9 @@ def _labels(dataset: dict[str, Any], where: str) -> list[tuple[int, str]]:
     return sorted(out)
 
 
-def import_nnunet(path: str | Path, *, name: str | None = None, version: str | None = None
-                  ) -> registry.ModelEntry:
+def import_nnunet(
+    path: str | Path, *, name: str | None = None, version: str | None = None
+) -> registry.ModelEntry:
     """Import an nnU-Net v2 model folder as a new version (all folds found)."""
     from medview.ai.runtime.bundle_import import install, label_code
     from medview.core.labels import default_colour
@@ -141,42 +155,60 @@ def import_nnunet(path: str | Path, *, name: str | None = None, version: str | N
             data = ck.read_bytes()
             folds[fold_dir.name.removeprefix("fold_")] = (data, read_checkpoint(data, str(ck)))
     if not folds:
-        raise InvalidInputError(where, "has no fold_N/checkpoint_final.pth (or "
-                                       "checkpoint_best.pth)")
+        raise InvalidInputError(
+            where, "has no fold_N/checkpoint_final.pth (or checkpoint_best.pth)"
+        )
     first = next(iter(folds.values()))[1]
     configuration = first["init_args"]["configuration"]
     _check_plans(plans, configuration, str(source / "plans.json"))
     labels = _labels(dataset, str(source / "dataset.json"))
     channels = dataset.get("channel_names") or dataset.get("modality") or {}
     if len(channels) != 1:
-        raise UnsupportedInputError(where, f"takes {len(channels)} input channels; MedView "
-                                           f"gives it one series")
+        raise UnsupportedInputError(
+            where, f"takes {len(channels)} input channels; MedView gives it one series"
+        )
     modality = str(next(iter(channels.values()))).upper()
     files = {f"checkpoint_fold{k}.pth": v[0] for k, v in folds.items()}
     first_file = next(iter(files))
     card = {
-        "name": name or plans.get("dataset_name", source.parent.name).lower().replace("_",
-                                                                                       "-"),
-        "version": version or "1.0", "task": "segmentation",
+        "name": name or plans.get("dataset_name", source.parent.name).lower().replace("_", "-"),
+        "version": version or "1.0",
+        "task": "segmentation",
         "modality": "CT" if modality == "CT" else "MR",  # nnU-Net: CT, else z-scored
-        "labels": [{"value": v, "name": n, "colour": list(default_colour(v)),
-                    "code": list(label_code(n, v))} for v, n in labels],
+        "labels": [
+            {
+                "value": v,
+                "name": n,
+                "colour": list(default_colour(v)),
+                "code": list(label_code(n, v)),
+            }
+            for v, n in labels
+        ],
         "intensity": {"low": 0, "high": 1},  # nnU-Net normalises by its plans
-        "architecture": "nnunet", "weights_format": "nnunet", "weights_file": first_file,
+        "architecture": "nnunet",
+        "weights_format": "nnunet",
+        "weights_file": first_file,
         "weights_sha256": hashlib.sha256(files[first_file]).hexdigest(),
         "architecture_args": {
-            "configuration": configuration, "trainer": first["trainer_name"],
-            "folds": {k: {"file": f"checkpoint_fold{k}.pth",
-                          "sha256": hashlib.sha256(v[0]).hexdigest()}
-                      for k, v in folds.items()},
-            "outputs": "probabilities"},
+            "configuration": configuration,
+            "trainer": first["trainer_name"],
+            "folds": {
+                k: {"file": f"checkpoint_fold{k}.pth", "sha256": hashlib.sha256(v[0]).hexdigest()}
+                for k, v in folds.items()
+            },
+            "outputs": "probabilities",
+        },
         "context_slices": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "description": str(dataset.get("description", ""))[:2000],
         "training_data": str(dataset.get("reference", ""))[:500],
-        "provenance": {"kind": "nnunet-v2", "source": source.name,
-                       "dataset": plans.get("dataset_name", ""),
-                       "plans": plans.get("plans_name", ""), "folds": sorted(folds)},
+        "provenance": {
+            "kind": "nnunet-v2",
+            "source": source.name,
+            "dataset": plans.get("dataset_name", ""),
+            "plans": plans.get("plans_name", ""),
+            "folds": sorted(folds),
+        },
         "licence": str(dataset.get("licence", dataset.get("license", "")))[:20000],
         "claims": {},
     }
@@ -196,8 +228,11 @@ def import_nnunet(path: str | Path, *, name: str | None = None, version: str | N
             try:
                 model.predictor.network.load_state_dict(params)
             except RuntimeError as exc:
-                raise InvalidInputError(None, f"has weights that do not fit the network its "
-                                              f"plans describe ({str(exc)[:160]})") from exc
+                raise InvalidInputError(
+                    None,
+                    f"has weights that do not fit the network its "
+                    f"plans describe ({str(exc)[:160]})",
+                ) from exc
 
     return install(fill, card, where, validate)
 
@@ -207,8 +242,9 @@ class NnunetModel:
 
     logits = False
 
-    def __init__(self, card: ModelCard, folder: Path, where: str, data: bytes,
-                 device: torch.device) -> None:
+    def __init__(
+        self, card: ModelCard, folder: Path, where: str, data: bytes, device: torch.device
+    ) -> None:
         _require_nnunet(where)
         self.card, self.folder, self.where = card, folder, where
         args = card.architecture_args
@@ -217,8 +253,7 @@ class NnunetModel:
             path = folder / str(fold["file"])
             raw = data if path.name == card.weights_file else path.read_bytes()
             if hashlib.sha256(raw).hexdigest() != fold["sha256"]:
-                raise InvalidInputError(str(path), "does not match the sha256 in its card; "
-                                                   "refused")
+                raise InvalidInputError(str(path), "does not match the sha256 in its card; refused")
             self.parameters.append(read_checkpoint(raw, str(path))["network_weights"])
         self.dataset = _json(folder / "dataset.json")
         self.plans = _json(folder / "plans.json")
@@ -236,24 +271,38 @@ class NnunetModel:
         self.device = self.requested = torch.device(device)
         cuda = self.device.type == "cuda"
         with contextlib.redirect_stdout(io.StringIO()):  # it prints its CPU notice
-            predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True,
-                                        use_mirroring=cuda, perform_everything_on_device=cuda,
-                                        device=self.device, allow_tqdm=False)
+            predictor = nnUNetPredictor(
+                tile_step_size=0.5,
+                use_gaussian=True,
+                use_mirroring=cuda,
+                perform_everything_on_device=cuda,
+                device=self.device,
+                allow_tqdm=False,
+            )
         plans = PlansManager(self.plans)
         conf = plans.get_configuration(str(self.card.architecture_args["configuration"]))
         import nnunetv2
 
-        trainer = recursive_find_trainer_class_by_name(
-            str(self.card.architecture_args["trainer"]))
+        trainer = recursive_find_trainer_class_by_name(str(self.card.architecture_args["trainer"]))
         if trainer is None or not trainer.__module__.startswith(nnunetv2.__name__):
             raise UnsupportedInputError(self.where, "names a trainer nnunetv2 does not have")
         network = trainer.build_network_architecture(
-            plans, conf, determine_num_input_channels(plans, conf, self.dataset),
+            plans,
+            conf,
+            determine_num_input_channels(plans, conf, self.dataset),
             plans.get_label_manager(self.dataset).num_segmentation_heads,
-            enable_deep_supervision=False)
+            enable_deep_supervision=False,
+        )
         network.load_state_dict(self.parameters[0])
-        predictor.manual_initialization(network, plans, conf, self.parameters, self.dataset,
-                                        str(self.card.architecture_args["trainer"]), None)
+        predictor.manual_initialization(
+            network,
+            plans,
+            conf,
+            self.parameters,
+            self.dataset,
+            str(self.card.architecture_args["trainer"]),
+            None,
+        )
         self.predictor = predictor
         return self
 
@@ -265,23 +314,27 @@ class NnunetModel:
 
         conf = self.predictor.configuration_manager
         order = self.predictor.plans_manager.transpose_forward
-        size = [max(1, round(shape[i] * spacing[i] / conf.spacing[j]))
-                for j, i in enumerate(order)]
+        size = [max(1, round(shape[i] * spacing[i] / conf.spacing[j])) for j, i in enumerate(order)]
         patch = [max(p, 1) for p in conf.patch_size]
-        steps = compute_steps_for_sliding_window([max(s, p) for s, p in zip(size, patch,
-                                                                             strict=True)],
-                                                 patch, 0.5)
+        steps = compute_steps_for_sliding_window(
+            [max(s, p) for s, p in zip(size, patch, strict=True)], patch, 0.5
+        )
         n = int(np.prod([len(s) for s in steps])) * len(self.parameters)
         mirror = self.predictor.allowed_mirroring_axes if self.predictor.use_mirroring else ()
         return n * 2 ** len(mirror or ())
 
 
-def segment_nnunet(volume: Volume, model: NnunetModel, *,
-                   store: Callable[[int, np.ndarray], None], warnings: list[str],
-                   progress: ProgressCallback | None = None,
-                   cancel: CancelToken | None = None, focus: int | None = None,
-                   on_partial: Callable[[tuple[int, int]], None] | None = None
-                   ) -> dict[str, float]:
+def segment_nnunet(
+    volume: Volume,
+    model: NnunetModel,
+    *,
+    store: Callable[[int, np.ndarray], None],
+    warnings: list[str],
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    focus: int | None = None,
+    on_partial: Callable[[tuple[int, int]], None] | None = None,
+) -> dict[str, float]:
     """Run nnU-Net's predictor on the study; probabilities come back on the study's grid
     (nnU-Net resamples them itself) and go to `store` slab by slab. nnU-Net predicts the
     whole volume at once, so there is no focus slab first (focus is ignored)."""
@@ -294,8 +347,11 @@ def segment_nnunet(volume: Volume, model: NnunetModel, *,
         if cancel is not None:
             cancel.raise_if_cancelled()
         done[0] += 1
-        report(progress, min(0.97, 0.97 * done[0] / max(total, 1)),
-               f"{model.card.ref}: window {min(done[0], total)} of {total}")
+        report(
+            progress,
+            min(0.97, 0.97 * done[0] / max(total, 1)),
+            f"{model.card.ref}: window {min(done[0], total)} of {total}",
+        )
 
     import tqdm
 
@@ -306,11 +362,12 @@ def segment_nnunet(volume: Volume, model: NnunetModel, *,
         image = volume.array.astype(np.float32)[None]
         with contextlib.redirect_stdout(io.StringIO()):
             _, probs = model.predictor.predict_single_npy_array(
-                image, {"spacing": list(volume.spacing_mm)}, None, None, True)
+                image, {"spacing": list(volume.spacing_mm)}, None, None, True
+            )
     finally:
         hook.remove()
     t1 = time.perf_counter()
     probs = np.asarray(probs, np.float32)
     for k0 in range(0, volume.shape[0], 8):
-        store(k0, np.ascontiguousarray(probs[:, k0:k0 + 8].transpose(1, 0, 2, 3)))
+        store(k0, np.ascontiguousarray(probs[:, k0 : k0 + 8].transpose(1, 0, 2, 3)))
     return {"predict": t1 - t0, "postprocess": time.perf_counter() - t1}

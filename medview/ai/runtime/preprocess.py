@@ -33,8 +33,13 @@ def resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import torch.nn.functional as F
 
     down = size[0] < batch.shape[-2] or size[1] < batch.shape[-1]
-    out = F.interpolate(torch.from_numpy(np.ascontiguousarray(batch)), size=size,
-                        mode="bilinear", align_corners=False, antialias=down)
+    out = F.interpolate(
+        torch.from_numpy(np.ascontiguousarray(batch)),
+        size=size,
+        mode="bilinear",
+        align_corners=False,
+        antialias=down,
+    )
     return out.numpy()
 
 
@@ -78,8 +83,14 @@ class Plan:
         else:
             m = pad_multiple(card)
             padded = (-(-size[0] // m) * m, -(-size[1] // m) * m)
-        return Plan((s, h, w), size, padded, card.context_slices, float(card.intensity.low),
-                    float(card.intensity.high))
+        return Plan(
+            (s, h, w),
+            size,
+            padded,
+            card.context_slices,
+            float(card.intensity.low),
+            float(card.intensity.high),
+        )
 
     def new_slab(self, batch: int) -> np.ndarray:
         """The float32 buffer `inputs` normalises into, reused for every batch."""
@@ -89,14 +100,14 @@ class Plan:
         """Network input (n, context, H', W') for slices k0..k0+n-1 of `array`."""
         half = self.context // 2
         idx = np.clip(np.arange(k0 - half, k0 + n + half), 0, self.shape[0] - 1)
-        buf = slab[:len(idx)]
+        buf = slab[: len(idx)]
         np.copyto(buf, array[idx], casting="unsafe")
         np.clip(buf, self.low, self.high, out=buf)
         buf -= self.low
         buf *= 1.0 / (self.high - self.low)
         x = np.empty((n, self.context, *self.shape[1:]), np.float32)
         for c in range(self.context):
-            x[:, c] = buf[c:c + n]
+            x[:, c] = buf[c : c + n]
         return fit(resize(x, self.resampled), self.padded, 0.0)
 
     def outputs(self, y: np.ndarray) -> np.ndarray:

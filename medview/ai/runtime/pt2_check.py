@@ -49,9 +49,30 @@ _FORBIDDEN_DIRS = ("data/aotinductor/", "data/executorch/", "data/mtia", "xl_mod
 _ATEN = re.compile(r"^torch\.ops\.aten\.(?!__)(\w+)(\.(?!__)\w+)?$")
 _ATEN_BLOCKED = {"from_file"}
 _TORCH_SYM = re.compile(r"^torch\._?sym_[a-z_]+$")
-_OPERATORS = {"getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg",
-              "pos", "abs", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "xor",
-              "not_", "invert"}
+_OPERATORS = {
+    "getitem",
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "neg",
+    "pos",
+    "abs",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and_",
+    "or_",
+    "xor",
+    "not_",
+    "invert",
+}
 _MATH = {"floor", "ceil", "trunc", "sqrt", "exp", "log", "sin", "cos", "tan", "pi", "e"}
 
 _QUOTED_NAME = re.compile(r"'[A-Za-z_]\w*'|\"[A-Za-z_]\w*\"")
@@ -60,19 +81,81 @@ _IDENT = re.compile(r"[A-Za-z_]\w*")
 _SYMBOL = re.compile(r"^[a-z]+\d+$")
 _EXPR_CHARS = re.compile(r"^[\w\s()+\-*/%,=<>!&|~^]*$")
 _EXPR_WORDS = {
-    "Symbol", "Integer", "Float", "Rational", "Add", "Mul", "Pow", "Max", "Min", "Abs",
-    "Mod", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "And", "Or", "Not", "True", "False", "oo",
-    "S", "floor", "ceiling", "sqrt", "Piecewise", "ITE",
-    "positive", "negative", "nonnegative", "nonpositive", "integer", "real", "finite",
-    "nonzero", "zero",
-    "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv", "CeilToInt",
-    "FloorToInt", "CeilDiv", "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv",
-    "IntTrueDiv", "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt",
-    "RoundToInt", "RoundDecimal", "ToFloat", "Identity", "int_oo",
+    "Symbol",
+    "Integer",
+    "Float",
+    "Rational",
+    "Add",
+    "Mul",
+    "Pow",
+    "Max",
+    "Min",
+    "Abs",
+    "Mod",
+    "Eq",
+    "Ne",
+    "Lt",
+    "Le",
+    "Gt",
+    "Ge",
+    "And",
+    "Or",
+    "Not",
+    "True",
+    "False",
+    "oo",
+    "S",
+    "floor",
+    "ceiling",
+    "sqrt",
+    "Piecewise",
+    "ITE",
+    "positive",
+    "negative",
+    "nonnegative",
+    "nonpositive",
+    "integer",
+    "real",
+    "finite",
+    "nonzero",
+    "zero",
+    "FloorDiv",
+    "ModularIndexing",
+    "Where",
+    "PythonMod",
+    "CleanDiv",
+    "CeilToInt",
+    "FloorToInt",
+    "CeilDiv",
+    "LShift",
+    "RShift",
+    "PowByNatural",
+    "FloatPow",
+    "FloatTrueDiv",
+    "IntTrueDiv",
+    "IsNonOverlappingAndDenseIndicator",
+    "TruncToFloat",
+    "TruncToInt",
+    "RoundToInt",
+    "RoundDecimal",
+    "ToFloat",
+    "Identity",
+    "int_oo",
 }
 _GUARD_CHARS = re.compile(r"^[\w\s()\[\].+\-*/%,=<>!&|~^]*$")
-_GUARD_WORDS = {"L", "size", "stride", "storage_offset", "dim", "numel", "and", "or", "not",
-                "True", "False"}
+_GUARD_WORDS = {
+    "L",
+    "size",
+    "stride",
+    "storage_offset",
+    "dim",
+    "numel",
+    "and",
+    "or",
+    "not",
+    "True",
+    "False",
+}
 
 
 def _refuse(where: str, problem: str = _CODE) -> InvalidInputError:
@@ -95,8 +178,7 @@ def _target_ok(target: str) -> bool:
     if _TORCH_SYM.match(target):
         return True
     module, _, name = target.partition(".")
-    return (module == "_operator" and name in _OPERATORS) or (module == "math" and
-                                                              name in _MATH)
+    return (module == "_operator" and name in _OPERATORS) or (module == "math" and name in _MATH)
 
 
 def _check_program(node: Any, where: str) -> None:
@@ -112,17 +194,25 @@ def _check_program(node: Any, where: str) -> None:
             continue
         for key, value in item.items():
             if key == "target" and isinstance(value, str) and not _target_ok(value):
-                raise _refuse(where, f"calls {value!r}, which MedView does not run from an "
-                                     f"imported program; refused")
-            if key == "expr_str" and not (isinstance(value, str) and
-                                          _words_ok(value, _EXPR_CHARS, _EXPR_WORDS, True)):
+                raise _refuse(
+                    where,
+                    f"calls {value!r}, which MedView does not run from an "
+                    f"imported program; refused",
+                )
+            if key == "expr_str" and not (
+                isinstance(value, str) and _words_ok(value, _EXPR_CHARS, _EXPR_WORDS, True)
+            ):
                 raise _refuse(where)
-            if key == "range_constraints" and isinstance(value, dict) and not all(
-                    _words_ok(k, _EXPR_CHARS, _EXPR_WORDS, True) for k in value):
+            if (
+                key == "range_constraints"
+                and isinstance(value, dict)
+                and not all(_words_ok(k, _EXPR_CHARS, _EXPR_WORDS, True) for k in value)
+            ):
                 raise _refuse(where)
             if key == "guards_code" and not all(
-                    isinstance(g, str) and _words_ok(g, _GUARD_CHARS, _GUARD_WORDS, False)
-                    for g in value or []):
+                isinstance(g, str) and _words_ok(g, _GUARD_CHARS, _GUARD_WORDS, False)
+                for g in value or []
+            ):
                 raise _refuse(where)
             stack.append(value)
 
@@ -135,8 +225,11 @@ def _check_payload_config(data: bytes, where: str) -> None:
         raise _refuse(where, "is truncated or damaged (a payload table is not JSON)") from exc
     for meta in config.values():
         path = str(meta.get("path_name", "")) if isinstance(meta, dict) else ""
-        if not isinstance(meta, dict) or meta.get("use_pickle") or \
-                path.startswith(("custom_obj_", "opaque_obj_")):
+        if (
+            not isinstance(meta, dict)
+            or meta.get("use_pickle")
+            or path.startswith(("custom_obj_", "opaque_obj_"))
+        ):
             raise _refuse(where)
 
 
@@ -152,12 +245,11 @@ def _check_plain_tensors(data: bytes, where: str) -> None:
     except pickle.UnpicklingError as exc:
         raise _refuse(where) from exc
     except Exception as exc:
-        raise _refuse(where, "is truncated or damaged (its sample inputs do not load)"
-                      ) from exc
+        raise _refuse(where, "is truncated or damaged (its sample inputs do not load)") from exc
 
 
 def _torch_format_known() -> str:
-    """"" when the installed torch reads the .pt2 format this vetting was written against,
+    """ "" when the installed torch reads the .pt2 format this vetting was written against,
     else a few words naming the format it reads instead."""
     import torch
 
@@ -167,8 +259,10 @@ def _torch_format_known() -> str:
     except ImportError:
         return f"torch {torch.__version__} reads a .pt2 format older than MedView knows"
     if (str(ARCHIVE_VERSION_VALUE), int(SCHEMA_VERSION[0])) != _KNOWN_FORMAT:
-        return (f"torch {torch.__version__} reads .pt2 archive version {ARCHIVE_VERSION_VALUE}"
-                f" with program schema {SCHEMA_VERSION[0]}, which MedView has not vetted")
+        return (
+            f"torch {torch.__version__} reads .pt2 archive version {ARCHIVE_VERSION_VALUE}"
+            f" with program schema {SCHEMA_VERSION[0]}, which MedView has not vetted"
+        )
     return ""
 
 
@@ -187,8 +281,10 @@ def _members(archive: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]
         raise _refuse(where, f"holds two files named {twice!r}; refused")
     roots = {name.partition("/")[0] for name in names}
     if len(roots) != 1 or any("/" not in name for name in names):
-        raise _refuse(where, f"holds {len(roots)} root folders; a file made by "
-                             f"torch.export.save has one; refused")
+        raise _refuse(
+            where,
+            f"holds {len(roots)} root folders; a file made by torch.export.save has one; refused",
+        )
     return {info.filename.partition("/")[2]: info for info in infos}
 
 
@@ -201,12 +297,14 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
             while chunk := member.read(min(left + 1, 1 << 20)):
                 left -= len(chunk)
                 if left < 0:
-                    raise ResourceLimitError(where, f"{info.filename} unpacks to more than it "
-                                                    f"declares; refused")
+                    raise ResourceLimitError(
+                        where, f"{info.filename} unpacks to more than it declares; refused"
+                    )
                 chunks.append(chunk)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-        raise _refuse(where, f"is truncated or damaged ({info.filename} fails its "
-                             f"checksum)") from exc
+        raise _refuse(
+            where, f"is truncated or damaged ({info.filename} fails its checksum)"
+        ) from exc
     return b"".join(chunks)
 
 
@@ -228,13 +326,19 @@ def check_pt2(data: bytes, where: str) -> None:
             contents[rel] = content
     form, version = contents.get("archive_format"), contents.get("archive_version")
     if (form, version) != (b"pt2", _KNOWN_FORMAT[0].encode()):
-        raise UnsupportedInputError(where, f"is a .pt2 of format {_shown(form)} version "
-                                           f"{_shown(version)}, which MedView's vetting does "
-                                           f"not know; refused rather than trusted")
+        raise UnsupportedInputError(
+            where,
+            f"is a .pt2 of format {_shown(form)} version "
+            f"{_shown(version)}, which MedView's vetting does "
+            f"not know; refused rather than trusted",
+        )
     programs = [m for m in members if m.startswith("models/") and m.endswith(".json")]
     if len(programs) != 1:
-        raise _refuse(where, f"holds {len(programs)} exported programs; MedView imports a "
-                             f"file made by torch.export.save of one program")
+        raise _refuse(
+            where,
+            f"holds {len(programs)} exported programs; MedView imports a "
+            f"file made by torch.export.save of one program",
+        )
     for rel in members:
         content = contents.get(rel, b"")
         if rel.startswith(_FORBIDDEN_DIRS):
@@ -252,9 +356,12 @@ def check_pt2(data: bytes, where: str) -> None:
     schema = program.get("schema_version") if isinstance(program, dict) else None
     major = schema.get("major") if isinstance(schema, dict) else None
     if major != _KNOWN_FORMAT[1]:
-        raise UnsupportedInputError(where, f"holds a program of schema version {major}, "
-                                           f"which MedView's vetting does not know; refused "
-                                           f"rather than trusted")
+        raise UnsupportedInputError(
+            where,
+            f"holds a program of schema version {major}, "
+            f"which MedView's vetting does not know; refused "
+            f"rather than trusted",
+        )
     _check_program(program, where)
 
 

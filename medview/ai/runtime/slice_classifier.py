@@ -37,8 +37,9 @@ from medview.core.errors import InvalidInputError
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class SliceEncoder(nn.Module):
@@ -70,18 +71,29 @@ class SliceClassifier(nn.Module):
     of N consecutive slices -> (N, out_channels). Outputs are logits; class 1 is "lesion
     present". Constructor arguments are the model card's architecture_args."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 2,
-                 features: tuple[int, ...] | list[int] = (16, 32, 64), embed: int = 64,
-                 hidden: int = 32, input_size: int = 128, dropout: float = 0.2,
-                 windows: tuple | list = ((0.0, 1.0),), z_offsets: tuple | list = (0,),
-                 map_evidence: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        features: tuple[int, ...] | list[int] = (16, 32, 64),
+        embed: int = 64,
+        hidden: int = 32,
+        input_size: int = 128,
+        dropout: float = 0.2,
+        windows: tuple | list = ((0.0, 1.0),),
+        z_offsets: tuple | list = (0,),
+        map_evidence: bool = False,
+    ) -> None:
         super().__init__()
         if len(features) < 2 or input_size < 2 ** len(features):
-            raise InvalidInputError(None, "SliceClassifier needs two or more feature stages "
-                                          "and an input size they can halve")
+            raise InvalidInputError(
+                None,
+                "SliceClassifier needs two or more feature stages and an input size they can halve",
+            )
         if not windows or any(len(w) != 2 or not w[1] > w[0] for w in windows):
-            raise InvalidInputError(None, "SliceClassifier windows must be (low, high) pairs "
-                                          "with high above low")
+            raise InvalidInputError(
+                None, "SliceClassifier windows must be (low, high) pairs with high above low"
+            )
         self.in_channels, self.input_size = int(in_channels), int(input_size)
         self.windows = tuple((float(lo), float(hi)) for lo, hi in windows)
         self.z_offsets = tuple(int(o) for o in z_offsets) or (0,)
@@ -108,9 +120,12 @@ class SliceClassifier(nn.Module):
         if one_stack:
             x = x.unsqueeze(0)
         if x.dim() != 5 or x.shape[2] != self.in_channels:
-            raise InvalidInputError(None, f"SliceClassifier expects (N, {self.in_channels}, H, "
-                                          f"W) or (B, T, {self.in_channels}, H, W) input, not "
-                                          f"{tuple(x.shape)}")
+            raise InvalidInputError(
+                None,
+                f"SliceClassifier expects (N, {self.in_channels}, H, "
+                f"W) or (B, T, {self.in_channels}, H, W) input, not "
+                f"{tuple(x.shape)}",
+            )
         b, t = x.shape[:2]
         flat = x.reshape(b * t, *x.shape[2:])
         if flat.shape[-2:] != (self.input_size, self.input_size):
@@ -130,6 +145,7 @@ class SliceClassifier(nn.Module):
             # cells, so a slice is positive where some cell is, and Grad-CAM follows the map
             cells = maps.flatten(2)
             soft_max = (torch.logsumexp(4.0 * cells, dim=2) - math.log(cells.shape[2])) / 4.0
-            logits = torch.cat([logits[..., :1], logits[..., 1:2] + soft_max[..., None],
-                                logits[..., 2:]], dim=2)
+            logits = torch.cat(
+                [logits[..., :1], logits[..., 1:2] + soft_max[..., None], logits[..., 2:]], dim=2
+            )
         return (logits[0], maps[0]) if one_stack else (logits, maps)

@@ -50,8 +50,9 @@ def normalise(image: np.ndarray, card: ModelCard) -> np.ndarray:
     image *= (spec.out_high - spec.out_low) / (hi - lo)
     image += spec.out_low
     if spec.clip:
-        np.clip(image, min(spec.out_low, spec.out_high), max(spec.out_low, spec.out_high),
-                out=image)
+        np.clip(
+            image, min(spec.out_low, spec.out_high), max(spec.out_low, spec.out_high), out=image
+        )
     return image
 
 
@@ -68,8 +69,15 @@ class _Windows:
     """Runs sliding_window_inference on model-grid blocks with the out-of-memory fallback,
     counting windows for progress."""
 
-    def __init__(self, model: Any, spec: Volume3D, warnings: list[str], total: int,
-                 progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        spec: Volume3D,
+        warnings: list[str],
+        total: int,
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+    ) -> None:
         self.model, self.warnings = model, warnings
         self.batch, self.roi = spec.sw_batch_size, tuple(spec.roi_size)
         self.spec, self.total, self.done = spec, max(1, total), 0
@@ -83,8 +91,11 @@ class _Windows:
             self.cancel.raise_if_cancelled()
         out = self.model.forward(x)
         self.done += len(x)
-        report(self.progress, min(0.97, 0.97 * self.done / self.total),
-               f"{self.model.card.ref}: window {min(self.done, self.total)} of {self.total}")
+        report(
+            self.progress,
+            min(0.97, 0.97 * self.done / self.total),
+            f"{self.model.card.ref}: window {min(self.done, self.total)} of {self.total}",
+        )
         return out.to("cpu")
 
     def run(self, block: np.ndarray) -> torch.Tensor:
@@ -97,8 +108,14 @@ class _Windows:
             try:
                 with torch.inference_mode():  # the blending buffers too, not just the model
                     out = sliding_window_inference(
-                        x, self.roi, self.batch, self._predict, overlap=self.spec.overlap,
-                        mode=self.spec.blend, device=torch.device("cpu"))
+                        x,
+                        self.roi,
+                        self.batch,
+                        self._predict,
+                        overlap=self.spec.overlap,
+                        mode=self.spec.blend,
+                        device=torch.device("cpu"),
+                    )
                 return out[0]
             except Exception as exc:  # only out-of-memory is handled; the rest re-raised
                 if not is_out_of_memory(exc):
@@ -119,28 +136,37 @@ class _Windows:
         name = device.type.upper()
         if self.batch > 1:
             self.batch //= 2
-            self._say("batch", f"The {name} ran out of memory; fewer windows now run at a "
-                               f"time.")
+            self._say("batch", f"The {name} ran out of memory; fewer windows now run at a time.")
         elif max(self.roi) > MIN_ROI:
             self.roi = tuple(max(MIN_ROI, r // 2) for r in self.roi)
-            self._say("roi", f"The {name} ran out of memory; smaller windows now run "
-                             f"(halved each time, down to {MIN_ROI} voxels a side).")
+            self._say(
+                "roi",
+                f"The {name} ran out of memory; smaller windows now run "
+                f"(halved each time, down to {MIN_ROI} voxels a side).",
+            )
         elif device.type != "cpu":
             self.model = self.model.to(torch.device("cpu")) or self.model
-            self._say("cpu", f"The {name} ran out of memory even for the smallest windows; "
-                             f"the model finished on the CPU (slower).")
+            self._say(
+                "cpu",
+                f"The {name} ran out of memory even for the smallest windows; "
+                f"the model finished on the CPU (slower).",
+            )
         else:
-            raise ResourceLimitError(None, "Not enough memory to run the model on its "
-                                           "smallest window; close other studies and try "
-                                           "again.") from exc
+            raise ResourceLimitError(
+                None,
+                "Not enough memory to run the model on its "
+                "smallest window; close other studies and try "
+                "again.",
+            ) from exc
 
 
 def _probabilities(scores: torch.Tensor, logits: bool) -> torch.Tensor:
     return torch.softmax(scores, dim=0) if logits else scores
 
 
-def _parts(grid: ModelGrid, focus: int | None, roi: tuple[int, ...]
-           ) -> list[tuple[int, int, int, int]]:
+def _parts(
+    grid: ModelGrid, focus: int | None, roi: tuple[int, ...]
+) -> list[tuple[int, int, int, int]]:
     """Model-grid parts along the study's slice axis as (kept from, kept to, run from, run
     to): the slab around `focus` first, then what lies before and after it, each run with
     half a window of context."""
@@ -159,11 +185,17 @@ def _parts(grid: ModelGrid, focus: int | None, roi: tuple[int, ...]
     return parts
 
 
-def segment_volume(volume: Volume, model: Any, *, store: Callable[[int, np.ndarray], None],
-                   warnings: list[str], progress: ProgressCallback | None = None,
-                   cancel: CancelToken | None = None, focus: int | None = None,
-                   on_partial: Callable[[tuple[int, int]], None] | None = None
-                   ) -> dict[str, float]:
+def segment_volume(
+    volume: Volume,
+    model: Any,
+    *,
+    store: Callable[[int, np.ndarray], None],
+    warnings: list[str],
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    focus: int | None = None,
+    on_partial: Callable[[tuple[int, int]], None] | None = None,
+) -> dict[str, float]:
     """Segment `volume` with a VolumeModel; `store(k0, probs)` receives float32 (n, K, R, C)
     probabilities of study slices k0..k0+n-1 (inference._Outputs.store), the focus slab's
     first when `focus` is given, then `on_partial((k0, k1))` says which slices are ready.
@@ -196,8 +228,11 @@ def segment_volume(volume: Volume, model: Any, *, store: Callable[[int, np.ndarr
         target = [slice(None)] * 4
         target[ax + 1] = slice(keep0, keep1)
         probs[tuple(target)] = _probabilities(scores[tuple(index)], model.logits)
-        k0, k1 = (0, grid.study_shape[0]) if keep1 - keep0 == grid.shape[ax] else \
-            grid.study_range(keep0, keep1)
+        k0, k1 = (
+            (0, grid.study_shape[0])
+            if keep1 - keep0 == grid.shape[ax]
+            else grid.study_range(keep0, keep1)
+        )
         ready = [k for k in range(k0, k1) if not stored[k]]
         _store_slices(grid, probs, ready, store, _resampling_device(windows.model))
         stored[ready] = True
@@ -206,8 +241,13 @@ def segment_volume(volume: Volume, model: Any, *, store: Callable[[int, np.ndarr
         if ready and on_partial is not None and len(parts) > 1:
             on_partial((ready[0], ready[-1] + 1))
     t3 = time.perf_counter()
-    _store_slices(grid, probs, [k for k in range(grid.study_shape[0]) if not stored[k]], store,
-                  _resampling_device(windows.model))
+    _store_slices(
+        grid,
+        probs,
+        [k for k in range(grid.study_shape[0]) if not stored[k]],
+        store,
+        _resampling_device(windows.model),
+    )
     timings["postprocess"] += time.perf_counter() - t3
     report(progress, 0.97, f"{card.ref}: {windows.done} windows")
     return timings
@@ -217,13 +257,17 @@ def _resampling_device(model: Any) -> torch.device:
     """Resampling runs on the model's CUDA device (tens of times faster than the CPU for a
     300-slice study), else on the CPU (3D grid_sample is not on every other backend)."""
     device = torch.device(model.device)
-    return device if device.type == "cuda" and torch.cuda.is_available() else \
-        torch.device("cpu")
+    return device if device.type == "cuda" and torch.cuda.is_available() else torch.device("cpu")
 
 
-def _store_slices(grid: ModelGrid, probs: torch.Tensor, slices: list[int],
-                  store: Callable[[int, np.ndarray], None], device: torch.device,
-                  chunk: int = 8) -> None:
+def _store_slices(
+    grid: ModelGrid,
+    probs: torch.Tensor,
+    slices: list[int],
+    store: Callable[[int, np.ndarray], None],
+    device: torch.device,
+    chunk: int = 8,
+) -> None:
     """Sample `probs` back at the listed study slices, in runs of consecutive slices."""
     i = 0
     while i < len(slices):

@@ -46,8 +46,9 @@ def _card_data(card: dict[str, Any] | str | Path) -> tuple[dict[str, Any], str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(str(path), f"cannot be read ({exc})") from exc
     except json.JSONDecodeError as exc:
-        raise InvalidInputError(str(path), f"is not valid JSON (line {exc.lineno}: "
-                                           f"{exc.msg})") from exc
+        raise InvalidInputError(
+            str(path), f"is not valid JSON (line {exc.lineno}: {exc.msg})"
+        ) from exc
     if not isinstance(data, dict):
         raise InvalidInputError(str(path), "is not a JSON object")
     return data, str(path)
@@ -58,11 +59,17 @@ def _validate(model: Any, card: ModelCard) -> None:
     (naming no file: the caller adds it) when it does not fit."""
     _, channels, height, width = model.input_shape
     if channels is not None and channels != card.in_channels:
-        raise InvalidInputError(None, f"takes {channels} input channels but its card's "
-                                      f"context_slices is {card.in_channels}; they must agree")
+        raise InvalidInputError(
+            None,
+            f"takes {channels} input channels but its card's "
+            f"context_slices is {card.in_channels}; they must agree",
+        )
     if (height, width) != (None, None) and card.input_size is None:
-        raise InvalidInputError(None, f"only takes {height} x {width} slices; set the card's "
-                                      f"input_size to [{height}, {width}]")
+        raise InvalidInputError(
+            None,
+            f"only takes {height} x {width} slices; set the card's "
+            f"input_size to [{height}, {width}]",
+        )
     size = card.input_size or _TEST_SIZE
     batch = np.random.default_rng(0).random((2, card.in_channels, *size), dtype=np.float32)
     try:
@@ -71,17 +78,24 @@ def _validate(model: Any, card: ModelCard) -> None:
         raise
     except Exception as exc:
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise InvalidInputError(None, f"fails on a test batch of shape {batch.shape} "
-                                      f"({line})") from exc
+        raise InvalidInputError(
+            None, f"fails on a test batch of shape {batch.shape} ({line})"
+        ) from exc
     if not np.isfinite(first).all():
         raise InvalidInputError(None, "gives NaN or infinite outputs on a test batch")
     if not np.allclose(first, second, atol=1e-5):
-        raise InvalidInputError(None, "gives different answers for the same input; export it "
-                                      "in eval mode (model.eval() before exporting)")
+        raise InvalidInputError(
+            None,
+            "gives different answers for the same input; export it "
+            "in eval mode (model.eval() before exporting)",
+        )
     if not np.allclose(first.sum(axis=1), 1.0, atol=1e-3) or first.min() < -1e-6:
-        raise InvalidInputError(None, "gives outputs that are not probabilities over its "
-                                      "classes; if it ends without a softmax, set "
-                                      "architecture_args outputs to 'logits'")
+        raise InvalidInputError(
+            None,
+            "gives outputs that are not probabilities over its "
+            "classes; if it ends without a softmax, set "
+            "architecture_args outputs to 'logits'",
+        )
 
 
 def _move_into(staging: Path, folder: Path) -> None:
@@ -90,9 +104,12 @@ def _move_into(staging: Path, folder: Path) -> None:
     staging.rmdir()
 
 
-def import_model(path: str | Path, card: dict[str, Any] | str | Path,
-                 name: str | None = None, version: str | None = None
-                 ) -> registry.ModelEntry:
+def import_model(
+    path: str | Path,
+    card: dict[str, Any] | str | Path,
+    name: str | None = None,
+    version: str | None = None,
+) -> registry.ModelEntry:
     """Import a .pt2 or .onnx model with its card as a new version in the user's models
     folder; name and version, when given, replace the card's. Returns the registered entry."""
     from medview.ai.runtime.loading import load_model, sha256_hex
@@ -100,9 +117,12 @@ def import_model(path: str | Path, card: dict[str, Any] | str | Path,
     source = Path(path)
     kind = FORMATS.get(source.suffix.lower())
     if kind is None:
-        raise UnsupportedInputError(str(source), "is not a torch.export program (.pt2) or an "
-                                                 "ONNX file (.onnx); TorchScript and pickled "
-                                                 "models are not imported")
+        raise UnsupportedInputError(
+            str(source),
+            "is not a torch.export program (.pt2) or an "
+            "ONNX file (.onnx); TorchScript and pickled "
+            "models are not imported",
+        )
     try:
         payload = source.read_bytes()
     except FileNotFoundError as exc:
@@ -112,19 +132,25 @@ def import_model(path: str | Path, card: dict[str, Any] | str | Path,
     data, card_where = _card_data(card)
     weights_file = "model" + source.suffix.lower()
     data.update({k: v for k, v in (("name", name), ("version", version)) if v is not None})
-    data.update(architecture=kind, weights_format=kind, weights_file=weights_file,
-                weights_sha256=sha256_hex(payload),
-                created=data.get("created") or datetime.now(timezone.utc).isoformat(
-                    timespec="seconds"))
+    data.update(
+        architecture=kind,
+        weights_format=kind,
+        weights_file=weights_file,
+        weights_sha256=sha256_hex(payload),
+        created=data.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
     model_card = card_from_dict(data, card_where)
     try:
         registry.resolve(model_card.ref)
     except InvalidInputError:
         pass  # not installed yet: good
     else:
-        raise InvalidInputError(str(source), f"cannot be imported as {model_card.ref}: that "
-                                             f"version exists, and versions are never "
-                                             f"overwritten; choose a new version number")
+        raise InvalidInputError(
+            str(source),
+            f"cannot be imported as {model_card.ref}: that "
+            f"version exists, and versions are never "
+            f"overwritten; choose a new version number",
+        )
     root = registry.user_models_dir()
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))

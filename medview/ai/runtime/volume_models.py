@@ -45,35 +45,41 @@ def config_network(folder: Path, card: ModelCard) -> torch.nn.Module:
 class VolumeModel:
     """A 3D model on one device; `forward` gives raw class scores for a block."""
 
-    def __init__(self, card: ModelCard, folder: Path, where: str, data: bytes,
-                 device: torch.device) -> None:
+    def __init__(
+        self, card: ModelCard, folder: Path, where: str, data: bytes, device: torch.device
+    ) -> None:
         from medview.ai.runtime.loading import _first_mismatch, _state_dict
 
         self.card, self.folder, self.where = card, folder, where
         self.logits = outputs_logits(card)
         if card.architecture in CODE_ARCHITECTURES and not card.consent.get("granted"):
-            raise InvalidInputError(where, "runs code shipped with the model but its card "
-                                           "records no consent; refused")
+            raise InvalidInputError(
+                where, "runs code shipped with the model but its card records no consent; refused"
+            )
         try:
             if card.architecture == "torchscript":
                 with warnings.catch_warnings():  # deprecated in torch 2.13; still the format
                     warnings.simplefilter("ignore", DeprecationWarning)
                     module = torch.jit.load(io.BytesIO(data), map_location="cpu")
             else:
-                module = (config_network(folder, card)
-                          if card.architecture == "monai.bundle-config"
-                          else build_network(card))
+                module = (
+                    config_network(folder, card)
+                    if card.architecture == "monai.bundle-config"
+                    else build_network(card)
+                )
                 weights = _state_dict(card, data, where)
                 mismatch = _first_mismatch(module, weights)
                 if mismatch:
-                    raise InvalidInputError(where, f"the card of {card.ref} does not match "
-                                                   f"its weights: {mismatch}")
+                    raise InvalidInputError(
+                        where, f"the card of {card.ref} does not match its weights: {mismatch}"
+                    )
                 module.load_state_dict(weights, strict=True)
         except InvalidInputError:
             raise
         except Exception as exc:
-            raise InvalidInputError(where, f"cannot be loaded as {card.architecture} "
-                                           f"({_first_line(exc)})") from exc
+            raise InvalidInputError(
+                where, f"cannot be loaded as {card.architecture} ({_first_line(exc)})"
+            ) from exc
         self.module = module.eval()
         self.to(device)
 

@@ -32,8 +32,13 @@ def torch_bytes(obj: Any) -> bytes:
 
 def save_checkpoint(work: Path, model: Any, opt: Any, scaler: Any, st: dict) -> Path:
     """The run state `st` (epoch, step, rng, curves, best) with the weights and optimiser."""
-    state = {**st, "history": json.dumps(st["history"]), "model": model.state_dict(),
-             "opt": opt.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {}}
+    state = {
+        **st,
+        "history": json.dumps(st["history"]),
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},
+    }
     path = work / CHECKPOINT
     write_file(path, torch_bytes(state), "checkpoint")
     return path
@@ -43,8 +48,13 @@ def save_state(work: Path, model: Any, st: dict) -> Path:
     """A checkpoint at the start of a phase of cross-validation: the parent's weights and
     no optimiser state, so a resume begins the next fold and never trains a finished one
     again."""
-    state = {**st, "history": json.dumps(st["history"]), "model": model.state_dict(),
-             "opt": {}, "scaler": {}}
+    state = {
+        **st,
+        "history": json.dumps(st["history"]),
+        "model": model.state_dict(),
+        "opt": {},
+        "scaler": {},
+    }
     path = work / CHECKPOINT
     write_file(path, torch_bytes(state), "checkpoint")
     return path
@@ -93,8 +103,7 @@ def load_checkpoint(work: Path, model: Any, opt: Any, scaler: Any) -> dict:
         ck["history"] = json.loads(ck["history"])
     except Exception as exc:
         log.debug("checkpoint %s unreadable", path, exc_info=True)
-        raise SettingError("work", str(path.parent), "checkpoint_unreadable",
-                           str(path)) from exc
+        raise SettingError("work", str(path.parent), "checkpoint_unreadable", str(path)) from exc
     return ck
 
 

@@ -30,21 +30,29 @@ def claim_work(folder: Path, resume: bool) -> None:
     def refuse(problem: str, need: str) -> SettingError:
         """`need`: what the folder must be instead (outside_models, a_folder, empty,
         writable), for the interface to say how to choose one."""
-        return SettingError("work", str(folder), "folder", str(folder), problem=problem,
-                            need=need)
+        return SettingError("work", str(folder), "folder", str(folder), problem=problem, need=need)
 
     where = folder.resolve()
-    if any(where.is_relative_to(m.resolve()) for m in (bundled_models_dir(),
-                                                        user_models_dir())):
+    if any(where.is_relative_to(m.resolve()) for m in (bundled_models_dir(), user_models_dir())):
         raise refuse("is inside MedView's models folder", "outside_models")
     if folder.exists() and not folder.is_dir():
         raise refuse("is a file", "a_folder")
-    others = sorted(p.name for p in folder.iterdir() if p.name not in RUN_FILES
-                    and not p.name.startswith(".")) if folder.is_dir() else []
+    others = (
+        sorted(
+            p.name
+            for p in folder.iterdir()
+            if p.name not in RUN_FILES and not p.name.startswith(".")
+        )
+        if folder.is_dir()
+        else []
+    )
     if others and not resume:
-        raise refuse(f"holds {len(others)} other file(s) ({others[0]}"
-                     f"{', ...' if len(others) > 1 else ''}) and is not a training work "
-                     f"folder", "empty")
+        raise refuse(
+            f"holds {len(others)} other file(s) ({others[0]}"
+            f"{', ...' if len(others) > 1 else ''}) and is not a training work "
+            f"folder",
+            "empty",
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -60,19 +68,22 @@ def check_run(job: Job, entry: Any, checkpoint: Path, resume: bool) -> None:
 
     card = entry.card
     if card.architecture in ("torch.export", "onnx"):
-        raise UnsupportedInputError(str(entry.folder), f"{card.ref} is an imported "
-                                    f"{card.architecture} program; MedView fine-tunes only "
-                                    f"the networks it builds")
+        raise UnsupportedInputError(
+            str(entry.folder),
+            f"{card.ref} is an imported "
+            f"{card.architecture} program; MedView fine-tunes only "
+            f"the networks it builds",
+        )
     job.settings.check()
     check_patch(card, job.settings.patch_size)
     if job.version:
         check_new_version(card.name, job.version)
     if checkpoint.exists() and not resume:
-        raise SettingError("work", str(checkpoint.parent), "run_exists",
-                           str(checkpoint.parent))
+        raise SettingError("work", str(checkpoint.parent), "run_exists", str(checkpoint.parent))
     if resume and not checkpoint.exists():
-        raise InvalidInputError(str(checkpoint), "does not exist: there is nothing to resume "
-                                                 "in this work folder")
+        raise InvalidInputError(
+            str(checkpoint), "does not exist: there is nothing to resume in this work folder"
+        )
 
 
 def check_labelled(train: list, val: list) -> None:
@@ -81,18 +92,22 @@ def check_labelled(train: list, val: list) -> None:
     picks the best epoch (empty label maps wrote a version with Dice null)."""
     for side, studies in (("training", train), ("validation", val)):
         if not any(p.counts for p in studies):
-            raise InvalidInputError(None, f"none of the {len(studies)} {side} studies has a "
-                                          f"labelled lesion (after the label mapping); label "
-                                          f"lesions in them or move a labelled study into "
-                                          f"{side} in the split")
+            raise InvalidInputError(
+                None,
+                f"none of the {len(studies)} {side} studies has a "
+                f"labelled lesion (after the label mapping); label "
+                f"lesions in them or move a labelled study into "
+                f"{side} in the split",
+            )
 
 
 def unmatched_names(mapping: dict[str, str], studies: list, card: Any) -> list[str]:
     """The --map sources given by name that no study's segment and no label of the model is
     called: a typo ("tumor" for "tumour") would otherwise map nothing without a word. Values
     (digits) are not checked here: that needs every label map read."""
-    names = {n.lower() for st in studies for n in st.segments.values()} | \
-        {lab.name.lower() for lab in card.labels}
+    names = {n.lower() for st in studies for n in st.segments.values()} | {
+        lab.name.lower() for lab in card.labels
+    }
     return [k for k in mapping if not str(k).isdigit() and str(k).lower() not in names]
 
 
@@ -100,5 +115,4 @@ def diverged(epoch: int, step: int, value: float, lr: float) -> SettingError:
     """The loss is no longer a number: from this step on every weight would be NaN, so the
     run ends before the step, its last checkpoint and every version as they were. The
     learning rate is the setting to change (the interface says how)."""
-    return SettingError("lr", lr, "diverged", loss=str(value), epoch=epoch + 1,
-                        step=step + 1)
+    return SettingError("lr", lr, "diverged", loss=str(value), epoch=epoch + 1, step=step + 1)

@@ -39,8 +39,11 @@ def fold_split(studies: list[Any], folds: int, seed: int) -> list[list[str]]:
 
 def _int_keys(score: dict) -> dict:
     """A per-study score (metrics.score) after a JSON round trip: label values back to int."""
-    return {**score, "overlap": {int(k): v for k, v in score["overlap"].items()},
-            "false_positives": {int(k): v for k, v in score["false_positives"].items()}}
+    return {
+        **score,
+        "overlap": {int(k): v for k, v in score["overlap"].items()},
+        "false_positives": {int(k): v for k, v in score["false_positives"].items()},
+    }
 
 
 def study_dice(score: dict) -> float | None:
@@ -54,8 +57,9 @@ def _false_positives(scores: list[dict]) -> float:
 
 
 def _sensitivity(scores: list[dict]) -> float | None:
-    big = [x["detected"] for s in scores for x in s["lesions"]
-           if x["diameter_mm"] >= MIN_DIAMETER_MM]
+    big = [
+        x["detected"] for s in scores for x in s["lesions"] if x["diameter_mm"] >= MIN_DIAMETER_MM
+    ]
     return float(np.mean(big)) if big else None
 
 
@@ -64,15 +68,19 @@ def _pooled_dice(scores: list[dict]) -> float | None:
     labels = {v for s in scores for v in s["overlap"]}
     dices = []
     for v in sorted(labels):
-        inter, pred, truth = (sum(s["overlap"][v][i] for s in scores if v in s["overlap"])
-                              for i in range(3))
+        inter, pred, truth = (
+            sum(s["overlap"][v][i] for s in scores if v in s["overlap"]) for i in range(3)
+        )
         if truth:
             dices.append(2 * inter / (pred + truth))
     return float(np.mean(dices)) if dices else None
 
 
-STATISTICS = {"dice_mean": _pooled_dice, "sensitivity_ge_6mm": _sensitivity,
-              "false_positives_per_study": _false_positives}
+STATISTICS = {
+    "dice_mean": _pooled_dice,
+    "sensitivity_ge_6mm": _sensitivity,
+    "false_positives_per_study": _false_positives,
+}
 
 
 def _interval(scores: list[dict], key: str) -> list[float] | None:
@@ -86,23 +94,36 @@ def summary(parent: list[dict], new: list[dict], card: ModelCard, folds: int) ->
     from medview.ai.training.metrics import summarised
 
     parent, new = [_int_keys(s) for s in parent], [_int_keys(s) for s in new]
-    intervals = {key: {"parent": _interval(parent, key), "new": _interval(new, key)}
-                 for key in STATISTICS}
-    per_study = [{"dice": [None if d is None else round(d, 4) for d in
-                           (study_dice(p), study_dice(s))],
-                  "false_positives": [sum(p["false_positives"].values()),
-                                      sum(s["false_positives"].values())]}
-                 for p, s in zip(parent, new, strict=True)]
+    intervals = {
+        key: {"parent": _interval(parent, key), "new": _interval(new, key)} for key in STATISTICS
+    }
+    per_study = [
+        {
+            "dice": [None if d is None else round(d, 4) for d in (study_dice(p), study_dice(s))],
+            "false_positives": [
+                sum(p["false_positives"].values()),
+                sum(s["false_positives"].values()),
+            ],
+        }
+        for p, s in zip(parent, new, strict=True)
+    ]
     change = {
         "dice": paired_change([study_dice(s) for s in new], [study_dice(p) for p in parent]),
         "false_positives_per_study": paired_change(
             [float(sum(s["false_positives"].values())) for s in new],
-            [float(sum(p["false_positives"].values())) for p in parent]),
+            [float(sum(p["false_positives"].values())) for p in parent],
+        ),
     }
-    return {"folds": folds, "studies": len(new), "level": 0.95,
-            "method": f"{folds}-fold cross-validation by patient: each study scored by a "
-                      f"version trained without it; intervals: bootstrap over studies "
-                      f"(numbers), paired t over studies (change)",
-            "intervals": intervals, "change": change, "per_study": per_study,
-            "parent_metrics": summarised(parent, [], card),
-            "metrics": summarised(new, [], card)}
+    return {
+        "folds": folds,
+        "studies": len(new),
+        "level": 0.95,
+        "method": f"{folds}-fold cross-validation by patient: each study scored by a "
+        f"version trained without it; intervals: bootstrap over studies "
+        f"(numbers), paired t over studies (change)",
+        "intervals": intervals,
+        "change": change,
+        "per_study": per_study,
+        "parent_metrics": summarised(parent, [], card),
+        "metrics": summarised(new, [], card),
+    }

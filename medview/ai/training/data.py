@@ -63,9 +63,13 @@ class TrainStudy:
 
     @staticmethod
     def from_json(data: dict) -> TrainStudy:
-        return TrainStudy(**{**data, "affine": tuple(tuple(r) for r in data.get("affine", ())),
-                             "segments": {int(k): v for k, v in
-                                          data.get("segments", {}).items()}})
+        return TrainStudy(
+            **{
+                **data,
+                "affine": tuple(tuple(r) for r in data.get("affine", ())),
+                "segments": {int(k): v for k, v in data.get("segments", {}).items()},
+            }
+        )
 
 
 def _image_source(folder: Path) -> Path:
@@ -83,21 +87,33 @@ def _describe(folder: Path, labels: Path) -> TrainStudy:
 
         found = [s for s in scan([image]).series if s.modality != "SEG"]
         if not found:
-            raise InvalidInputError(str(folder), "holds a label map but no image series; put "
-                                                 "the DICOM series in a 'series' folder (or "
-                                                 "the image as image.nii.gz) beside it")
+            raise InvalidInputError(
+                str(folder),
+                "holds a label map but no image series; put "
+                "the DICOM series in a 'series' folder (or "
+                "the image as image.nii.gz) beside it",
+            )
         if len(found) > 1:
-            raise InvalidInputError(str(folder), f"holds {len(found)} image series beside its "
-                                                 f"label map; keep one series per study folder")
+            raise InvalidInputError(
+                str(folder),
+                f"holds {len(found)} image series beside its "
+                f"label map; keep one series per study folder",
+            )
         s = found[0]
-        study_uid, series_uid, patient = s.study_instance_uid, s.series_instance_uid, \
-            s.patient.id
+        study_uid, series_uid, patient = s.study_instance_uid, s.series_instance_uid, s.patient.id
         series_key = s.key
     key = short_hash(study_uid, series_uid) if series_uid else short_hash(str(image.resolve()))
     # names in a segment table beside the label map (a reader's export, a SEG from the PACS)
     # are matched to the card's labels like the workspace's
-    return TrainStudy(key, folder.name, patient_key(patient) if patient else key,
-                      str(image), str(labels), segment_names(labels), series_key)
+    return TrainStudy(
+        key,
+        folder.name,
+        patient_key(patient) if patient else key,
+        str(image),
+        str(labels),
+        segment_names(labels),
+        series_key,
+    )
 
 
 WORKSPACE = "workspace"
@@ -110,16 +126,29 @@ def workspace_studies(root: Path | None = None) -> list[TrainStudy]:
     out = []
     for d in done_studies(root):
         src = d.source
-        key = short_hash(src.study_instance_uid, src.series_instance_uid) \
-            if src.series_instance_uid else short_hash(d.series_key)
+        key = (
+            short_hash(src.study_instance_uid, src.series_instance_uid)
+            if src.series_instance_uid
+            else short_hash(d.series_key)
+        )
         name = Path(src.series_folder).name or key
         image = src.series_folder
         # a label map saved before patient keys were salted gets the salted key here, so
         # one patient's old and new label maps stay on one side of the split
         patient = current_key(src.patient_key, src.source_files)
-        out.append(TrainStudy(key, name, patient or key, image, str(d.label_folder),
-                              dict(d.segments), d.series_key, str(d.label_folder.parent),
-                              tuple(tuple(r) for r in src.affine)))
+        out.append(
+            TrainStudy(
+                key,
+                name,
+                patient or key,
+                image,
+                str(d.label_folder),
+                dict(d.segments),
+                d.series_key,
+                str(d.label_folder.parent),
+                tuple(tuple(r) for r in src.affine),
+            )
+        )
     return out
 
 
@@ -132,50 +161,68 @@ def find_studies(data: str | Path) -> list[TrainStudy]:
     if str(data) == WORKSPACE or Path(data) == saved.root():
         data = saved.labels_dir()
         if not data.is_dir():
-            raise InvalidInputError(None, "the workspace holds no studies marked done; label "
-                                          "studies and mark them done first")
+            raise InvalidInputError(
+                None,
+                "the workspace holds no studies marked done; label "
+                "studies and mark them done first",
+            )
     root = Path(data)
     if root.name == "labels" and root.is_dir() and any(root.glob("*/label.json")):
         studies = workspace_studies(root)
         if not studies:
-            raise InvalidInputError(str(root), "holds no studies marked done; label studies "
-                                               "and mark them done first")
+            raise InvalidInputError(
+                str(root), "holds no studies marked done; label studies and mark them done first"
+            )
         return studies
     if not root.is_dir():
-        raise InvalidInputError(str(root), "is not a folder; give a folder of labelled studies "
-                                           "or the workspace")
+        raise InvalidInputError(
+            str(root), "is not a folder; give a folder of labelled studies or the workspace"
+        )
     own = study_label_file(root)
     if own is not None:
         return [_describe(root, own)]
-    studies = [_describe(sub, lab) for sub in sorted(root.iterdir()) if sub.is_dir()
-               and not sub.name.startswith(".") and (lab := study_label_file(sub)) is not None]
+    studies = [
+        _describe(sub, lab)
+        for sub in sorted(root.iterdir())
+        if sub.is_dir()
+        and not sub.name.startswith(".")
+        and (lab := study_label_file(sub)) is not None
+    ]
     if not studies:
-        raise InvalidInputError(str(root), "holds no labelled studies (no sub-folder with a "
-                                           "labels.nii.gz and its image); label and mark "
-                                           "studies done first")
+        raise InvalidInputError(
+            str(root),
+            "holds no labelled studies (no sub-folder with a "
+            "labels.nii.gz and its image); label and mark "
+            "studies done first",
+        )
     keys = [s.key for s in studies]
     if len(set(keys)) != len(keys):
         twice = next(s.name for s in studies if keys.count(s.key) > 1)
-        raise InvalidInputError(str(root), f"holds the same series twice ({twice} and "
-                                           f"another); keep one copy")
+        raise InvalidInputError(
+            str(root), f"holds the same series twice ({twice} and another); keep one copy"
+        )
     return studies
 
 
-def split_by_patient(studies: list[TrainStudy], val_fraction: float = 0.25,
-                     seed: int = 0) -> dict[str, list[str]]:
+def split_by_patient(
+    studies: list[TrainStudy], val_fraction: float = 0.25, seed: int = 0
+) -> dict[str, list[str]]:
     """Train / validation study keys, every patient's studies on one side (a patient in both
     would flatter the validation numbers). Seeded, so the same studies give the same split."""
     patients = sorted({s.patient for s in studies})
     rng = np.random.default_rng(seed)
     order = [patients[i] for i in rng.permutation(len(patients))]
     n_val = min(len(patients) - 1, max(1, round(val_fraction * len(patients))))
-    val = set(order[:max(n_val, 0)])
-    return {"train": [s.key for s in studies if s.patient not in val],
-            "val": [s.key for s in studies if s.patient in val]}
+    val = set(order[: max(n_val, 0)])
+    return {
+        "train": [s.key for s in studies if s.patient not in val],
+        "val": [s.key for s in studies if s.patient in val],
+    }
 
 
-def label_mapping(study: TrainStudy, present: list[int], card: ModelCard,
-                  explicit: dict[str, str] | None = None) -> dict[int, int]:
+def label_mapping(
+    study: TrainStudy, present: list[int], card: ModelCard, explicit: dict[str, str] | None = None
+) -> dict[int, int]:
     """Study value -> card value (0 drops it) for every value present in the label map."""
     by_name = {lab.name.lower(): lab.value for lab in card.labels}
     known = {lab.value for lab in card.labels}
@@ -196,18 +243,29 @@ def label_mapping(study: TrainStudy, present: list[int], card: ModelCard,
             elif target.isdigit() and int(target) in known:
                 out[value] = int(target)
             else:
-                raise InvalidInputError(None, f"the label mapping sends {value} to "
-                                              f"{target!r}, which {card.ref} does not have "
-                                              f"(it knows {_known(card)})")
+                raise InvalidInputError(
+                    None,
+                    f"the label mapping sends {value} to "
+                    f"{target!r}, which {card.ref} does not have "
+                    f"(it knows {_known(card)})",
+                )
         elif name and name.lower() in by_name:
             out[value] = by_name[name.lower()]
         elif not name and value in known:
             out[value] = value
         else:
             shown = f"{value} ({name})" if name else str(value)
-            raise SettingError("mapping", str(name or value), "unmapped", str(study.labels),
-                               study=study.name, label=shown, model=card.ref,
-                               known=_known(card), example=card.labels[0].name)
+            raise SettingError(
+                "mapping",
+                str(name or value),
+                "unmapped",
+                str(study.labels),
+                study=study.name,
+                label=shown,
+                model=card.ref,
+                known=_known(card),
+                example=card.labels[0].name,
+            )
     return out
 
 
@@ -228,19 +286,31 @@ class PreparedStudy:
     folder: Path  # its cache folder (what is derived from it is kept there too)
 
 
-def _check_geometry(study: TrainStudy, image_shape: tuple, image_affine: np.ndarray,
-                    label_shape: tuple, label_affine: np.ndarray) -> None:
+def _check_geometry(
+    study: TrainStudy,
+    image_shape: tuple,
+    image_affine: np.ndarray,
+    label_shape: tuple,
+    label_affine: np.ndarray,
+) -> None:
     if tuple(image_shape) != tuple(label_shape):
-        raise InvalidInputError(study.labels, f"of study {study.name} has {label_shape} "
-                                f"voxels but its image has {tuple(image_shape)}; export the "
-                                f"label map on the image's grid")
-    corners = np.array([[0, 0, 0, 1], [image_shape[0] - 1, image_shape[1] - 1,
-                                       image_shape[2] - 1, 1]], float).T
+        raise InvalidInputError(
+            study.labels,
+            f"of study {study.name} has {label_shape} "
+            f"voxels but its image has {tuple(image_shape)}; export the "
+            f"label map on the image's grid",
+        )
+    corners = np.array(
+        [[0, 0, 0, 1], [image_shape[0] - 1, image_shape[1] - 1, image_shape[2] - 1, 1]], float
+    ).T
     moved = np.abs(image_affine @ corners - label_affine @ corners).max()
     if moved > AFFINE_TOLERANCE_MM:
-        raise InvalidInputError(study.labels, f"of study {study.name} is placed {moved:.1f} "
-                                f"mm away from its image (a different orientation, spacing "
-                                f"or origin); export the label map on the image's grid")
+        raise InvalidInputError(
+            study.labels,
+            f"of study {study.name} is placed {moved:.1f} "
+            f"mm away from its image (a different orientation, spacing "
+            f"or origin); export the label map on the image's grid",
+        )
 
 
 def _source(study: TrainStudy) -> list:
@@ -250,20 +320,25 @@ def _source(study: TrainStudy) -> list:
     return [study.labels, stat.st_mtime_ns, stat.st_size, *_fingerprint(Path(study.image))]
 
 
-def cached_meta(study: TrainStudy, card: ModelCard, cache: Path,
-                mapping: dict[str, str] | None = None) -> dict | None:
+def cached_meta(
+    study: TrainStudy, card: ModelCard, cache: Path, mapping: dict[str, str] | None = None
+) -> dict | None:
     """The cache's record of a study when it is current for this model and mapping."""
     meta_path = Path(cache) / study.key / META_FILE
     if not meta_path.exists():
         return None
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    current = meta.get("mapping") == (mapping or {}) and meta.get("card") == card.ref and \
-        meta.get("source") == _source(study)
+    current = (
+        meta.get("mapping") == (mapping or {})
+        and meta.get("card") == card.ref
+        and meta.get("source") == _source(study)
+    )
     return meta if current else None
 
 
-def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
-                  mapping: dict[str, str] | None = None) -> PreparedStudy:
+def prepare_study(
+    study: TrainStudy, card: ModelCard, cache: Path, mapping: dict[str, str] | None = None
+) -> PreparedStudy:
     """Load, check and cache one study (once: later runs and resumes memory-map the cache,
     until its label map changes)."""
     folder = Path(cache) / study.key
@@ -283,8 +358,10 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
         raw, label_affine = np.asarray(label_volume.array), label_volume.affine
     _check_geometry(study, volume.shape, volume.affine, raw.shape, label_affine)
     if raw.dtype.kind == "f" and not np.all(raw == np.round(raw)):
-        raise InvalidInputError(study.labels, f"of study {study.name} holds fractional values;"
-                                f" a label map holds whole label numbers")
+        raise InvalidInputError(
+            study.labels,
+            f"of study {study.name} holds fractional values; a label map holds whole label numbers",
+        )
     present = [int(v) for v in np.unique(raw) if v != 0]
     lut = np.zeros(int(max(present, default=0)) + 1, np.uint8)
     for src, dst in label_mapping(study, present, card, mapping).items():
@@ -297,29 +374,40 @@ def prepare_study(study: TrainStudy, card: ModelCard, cache: Path,
     # the base model's mistakes on the old labels; a temp file of a worker ended mid-write
     for stale in [*folder.glob("mined-*.npy"), *folder.glob(".*.tmp")]:
         stale.unlink(missing_ok=True)
-    dtype = np.int16 if volume.array.dtype.kind in "iu" and volume.array.dtype.itemsize <= 2 \
+    dtype = (
+        np.int16
+        if volume.array.dtype.kind in "iu" and volume.array.dtype.itemsize <= 2
         else np.float32
+    )
     save_cached(folder / CT_FILE, np.ascontiguousarray(volume.array, dtype=dtype))
     save_cached(folder / LABEL_FILE, labels)
-    counts = {int(v): int(n) for v, n in zip(*np.unique(labels, return_counts=True),
-                                             strict=True) if v}
-    meta = {"spacing_mm": list(volume.spacing_mm), "counts": counts, "card": card.ref,
-            "mapping": mapping or {}, "source": source}
+    counts = {
+        int(v): int(n) for v, n in zip(*np.unique(labels, return_counts=True), strict=True) if v
+    }
+    meta = {
+        "spacing_mm": list(volume.spacing_mm),
+        "counts": counts,
+        "card": card.ref,
+        "mapping": mapping or {},
+        "source": source,
+    }
     save_cached(folder / META_FILE, json.dumps(meta).encode())  # last: marks it whole
     return _open(study, folder, meta)
 
 
-def _check_blank_slices(study: TrainStudy, series: SeriesInfo | None,
-                        labels: np.ndarray) -> None:
+def _check_blank_slices(study: TrainStudy, series: SeriesInfo | None, labels: np.ndarray) -> None:
     """A slice missing from the series is loaded blank (dicom_volume keeps the others in
     place); a lesion labelled there would teach the network that a flat grey slice holds
     one, so that study is refused."""
     blank = [i for i, f in enumerate(series.slices) if f is None] if series else []
     marked = [i for i in blank if labels[i].any()]
     if marked:
-        raise InvalidInputError(study.image, f"of study {study.name} has no image for slice "
-                                f"{marked[0] + 1} (a missing file) where its label map marks "
-                                f"a lesion; restore the missing file or leave the study out")
+        raise InvalidInputError(
+            study.image,
+            f"of study {study.name} has no image for slice "
+            f"{marked[0] + 1} (a missing file) where its label map marks "
+            f"a lesion; restore the missing file or leave the study out",
+        )
 
 
 def _fingerprint(image: Path) -> list[int]:
@@ -327,8 +415,11 @@ def _fingerprint(image: Path) -> list[int]:
     cheap, and different once any of its files is replaced, added or removed."""
     files = [image] if image.is_file() else [p for p in image.rglob("*") if p.is_file()]
     stats = [p.stat() for p in files]
-    return [len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats),
-                                                           default=0)]
+    return [
+        len(stats),
+        sum(s.st_size for s in stats),
+        max((s.st_mtime_ns for s in stats), default=0),
+    ]
 
 
 def save_cached(path: Path, array: np.ndarray | bytes) -> None:
@@ -348,16 +439,23 @@ def _store_labels(study: TrainStudy) -> np.ndarray:
     root = Path(study.store)
     done = next((d for d in done_studies(root) if d.series_key == study.series_key), None)
     if done is None:
-        raise InvalidInputError(study.labels, f"of study {study.name} is no longer marked "
-                                              f"done; mark it done again or edit the split")
+        raise InvalidInputError(
+            study.labels,
+            f"of study {study.name} is no longer marked done; mark it done again or edit the split",
+        )
     return load_done_labels(done, root)
 
 
 def _open(study: TrainStudy, folder: Path, meta: dict) -> PreparedStudy:
-    return PreparedStudy(study.key, study.name, np.load(folder / CT_FILE, mmap_mode="r"),
-                         np.load(folder / LABEL_FILE, mmap_mode="r"),
-                         tuple(float(v) for v in meta["spacing_mm"]),
-                         {int(k): int(v) for k, v in meta["counts"].items()}, folder)
+    return PreparedStudy(
+        study.key,
+        study.name,
+        np.load(folder / CT_FILE, mmap_mode="r"),
+        np.load(folder / LABEL_FILE, mmap_mode="r"),
+        tuple(float(v) for v in meta["spacing_mm"]),
+        {int(k): int(v) for k, v in meta["counts"].items()},
+        folder,
+    )
 
 
 def label_counts(study: TrainStudy) -> tuple[dict[int, int], float | None]:
@@ -372,8 +470,11 @@ def label_counts(study: TrainStudy) -> tuple[dict[int, int], float | None]:
     else:
         image = read_image(study.labels)
         labels, affine = np.asarray(image.array), np.asarray(image.affine, float)
-    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0 \
-        if affine is not None and affine.shape == (4, 4) else None
+    voxel_ml = (
+        abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+        if affine is not None and affine.shape == (4, 4)
+        else None
+    )
     values, counts = np.unique(labels, return_counts=True)
     return {int(v): int(n) for v, n in zip(values, counts, strict=True) if v}, voxel_ml or None
 

@@ -74,8 +74,9 @@ def train_mode(model: Any, freeze_norm: bool) -> None:
 
 
 class Trainer:
-    def __init__(self, job: Job, emit: Emit, should_stop: Callable[[], bool],
-                 resume: bool = False) -> None:
+    def __init__(
+        self, job: Job, emit: Emit, should_stop: Callable[[], bool], resume: bool = False
+    ) -> None:
         self.job, self.should_stop, self.resume = job, should_stop, resume
         self.s = job.settings
         self._emit = emit
@@ -99,13 +100,20 @@ class Trainer:
     def _replay(self, entry: Any, card: Any) -> list:
         from medview.ai.training.replay import bundled_ancestor, replay_studies
 
-        if self.s.replay_studies <= 0 or card.task != "segmentation" or \
-                bundled_ancestor(entry) is None:
+        if (
+            self.s.replay_studies <= 0
+            or card.task != "segmentation"
+            or bundled_ancestor(entry) is None
+        ):
             return []
         self.dist.first_rank_first(before=True)
-        found = replay_studies(self.s.replay_studies, saved.replay_dir(),
-                               self._workers(), self._progress("replay"),
-                               self._check_stop)
+        found = replay_studies(
+            self.s.replay_studies,
+            saved.replay_dir(),
+            self._workers(),
+            self._progress("replay"),
+            self._check_stop,
+        )
         self.dist.first_rank_first(before=False)
         return found
 
@@ -126,26 +134,33 @@ class Trainer:
         from medview.ai.training.prepare import run_each
 
         studies = td.find_studies(self.job.data)
-        split = self.job.split or td.split_by_patient(studies, self.s.val_fraction,
-                                                      self.s.seed)
+        split = self.job.split or td.split_by_patient(studies, self.s.val_fraction, self.s.seed)
         by_key = {s.key: s for s in studies}
         unknown = [k for k in split.get("train", []) + split.get("val", []) if k not in by_key]
         if unknown:
             name = self.job.names.get(unknown[0])
             which = f"{name!r} (key {unknown[0]})" if name else unknown[0]
             more = f" and {len(unknown) - 1} other(s)" if len(unknown) > 1 else ""
-            raise InvalidInputError(self.job.data, f"no longer holds study {which}{more} of "
-                                    f"the job's split (moved, deleted or no longer marked "
-                                    f"done); put it back, or start a new run")
+            raise InvalidInputError(
+                self.job.data,
+                f"no longer holds study {which}{more} of "
+                f"the job's split (moved, deleted or no longer marked "
+                f"done); put it back, or start a new run",
+            )
         train = [by_key[k] for k in split.get("train", [])]
         val = [by_key[k] for k in split.get("val", [])]
         if not train or not val:
-            raise InvalidInputError(self.job.data, f"gives {len(train)} training and "
-                                    f"{len(val)} validation studies; both need at least one "
-                                    f"(label more studies, from more than one patient)")
+            raise InvalidInputError(
+                self.job.data,
+                f"gives {len(train)} training and "
+                f"{len(val)} validation studies; both need at least one "
+                f"(label more studies, from more than one patient)",
+            )
         if set(s.key for s in train) & set(s.key for s in val):
-            raise InvalidInputError(None, "the split puts a study in both training and "
-                                          "validation; each belongs to one side")
+            raise InvalidInputError(
+                None,
+                "the split puts a study in both training and validation; each belongs to one side",
+            )
         self.job.split = {"train": [s.key for s in train], "val": [s.key for s in val]}
         self.job.names = {s.key: s.name for s in train + val}
         self.replay = self._replay(entry, card)
@@ -155,14 +170,20 @@ class Trainer:
             self.emit("warning", message=str(unused), setting=unused.to_dict())
         cache = Path(self.job.cache) if self.job.cache else saved.training_cache_dir()
         self.dist.first_rank_first(before=True)
-        todo = [st for st in train + val
-                if td.cached_meta(st, card, cache, self.job.mapping) is None]
-        run_each(partial(td.prepare_study, card=card, cache=cache, mapping=self.job.mapping),
-                 todo, self._workers(), self._progress("prepare"), self._check_stop)
+        todo = [
+            st for st in train + val if td.cached_meta(st, card, cache, self.job.mapping) is None
+        ]
+        run_each(
+            partial(td.prepare_study, card=card, cache=cache, mapping=self.job.mapping),
+            todo,
+            self._workers(),
+            self._progress("prepare"),
+            self._check_stop,
+        )
         prepared = [td.prepare_study(st, card, cache, self.job.mapping) for st in train + val]
         self.dist.first_rank_first(before=False)
-        check_labelled(prepared[:len(train) - len(self.replay)], prepared[len(train):])
-        return train + val, prepared[:len(train)], prepared[len(train):]
+        check_labelled(prepared[: len(train) - len(self.replay)], prepared[len(train) :])
+        return train + val, prepared[: len(train)], prepared[len(train) :]
 
     def _setup_torch(self) -> None:
         import torch
@@ -182,8 +203,13 @@ class Trainer:
             return self._run()
         except Stopped:  # nothing new to save: the checkpoint there, if any, resumes it
             at = checkpoint_at(self.work)
-            self.emit("stopped", epoch=at[0] if at else 0, step=at[1] if at else 0,
-                      work=str(self.work), resume=self._resume_line() if at else None)
+            self.emit(
+                "stopped",
+                epoch=at[0] if at else 0,
+                step=at[1] if at else 0,
+                work=str(self.work),
+                resume=self._resume_line() if at else None,
+            )
             return None
         finally:
             if self.lock is not None:
@@ -204,16 +230,18 @@ class Trainer:
             self.lock = WorkLock(self.work)
         studies, train, val = self._studies(entry, card)
         if self.dist.rank == 0:
-            write_file(self.work / JOB_FILE, (self.job.to_json() + "\n").encode(), "job file",
-                       "run again")
+            write_file(
+                self.work / JOB_FILE, (self.job.to_json() + "\n").encode(), "job file", "run again"
+            )
         self._setup_torch()
         n_own = len(train) - len(self.replay)
         own, self.replay_prepared = train[:n_own] + val, train[n_own:]
         self.folds = self._fold_split(studies, card, own)
         st = None
         while True:  # one phase per fold, then the version itself
-            phase = st["phase"] if st is not None else \
-                checkpoint_phase(self.work) if self.resume else 0
+            phase = (
+                st["phase"] if st is not None else checkpoint_phase(self.work) if self.resume else 0
+            )
             fold = self.folds[phase] if phase < len(self.folds) else None
             if fold is not None:
                 fit_train = [p for p in own if p.key not in fold] + self.replay_prepared
@@ -241,8 +269,9 @@ class Trainer:
         keys = {p.key for p in own}
         return fold_split([s for s in studies if s.key in keys], self.s.folds, self.s.seed)
 
-    def _fit(self, entry: Any, card: Any, train: list, val: list, st: dict | None,
-             phase: int) -> tuple[Any, Any, dict] | None:
+    def _fit(
+        self, entry: Any, card: Any, train: list, val: list, st: dict | None, phase: int
+    ) -> tuple[Any, Any, dict] | None:
         """One training from the parent on `train`, validated on `val` each epoch (none: the
         version of a cross-validated run, trained on every study); resumes from the
         checkpoint when the run's state `st` is None and this is a resume. Returns (model,
@@ -258,15 +287,23 @@ class Trainer:
         if self.s.distill > 0 and card.task == "segmentation":
             from medview.ai.training.keep import frozen_parent
 
-            teacher = frozen_parent(load_model(entry.folder, "cpu", reuse=False).module
-                                    .to(device))
+            teacher = frozen_parent(load_model(entry.folder, "cpu", reuse=False).module.to(device))
         rehearsal = {p.key for p in self.replay_prepared}
         n_own = sum(p.key not in rehearsal for p in train)  # (the rehearsal studies come last)
         self.emit("mining", studies=len(train))
         self.dist.first_rank_first(before=True)  # rank 0 mines and caches, the rest read
-        task = make_task(card, train, val, self.s, model, device, teacher, n_own,
-                         lambda i, n: self.emit("mining", studies=n, index=i),
-                         self._check_stop)
+        task = make_task(
+            card,
+            train,
+            val,
+            self.s,
+            model,
+            device,
+            teacher,
+            n_own,
+            lambda i, n: self.emit("mining", studies=n, index=i),
+            self._check_stop,
+        )
         self.dist.first_rank_first(before=False)
         anchor = None
         if self.s.l2sp > 0:
@@ -278,11 +315,13 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.s.lr,
-                                weight_decay=self.s.weight_decay)
+        opt = torch.optim.AdamW(model.parameters(), lr=self.s.lr, weight_decay=self.s.weight_decay)
         amp = bool(self.s.amp) and device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported()
-                                      ) if device.type == "cuda" else None
+        scaler = (
+            torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported())
+            if device.type == "cuda"
+            else None
+        )
         per_step = self.s.batch_size * self.dist.world
         steps = max(1, math.ceil(len(train) * self.s.patches_per_study / per_step))
         if st is None:
@@ -290,18 +329,38 @@ class Trainer:
             resumed = st is not None
         else:
             resumed = False
-        st = st or {"base": card.ref, "epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0,
-                    "loss_n": 0, "history": [], "best_epoch": 0, "best_dice": -1.0,
-                    "bad_epochs": 0, "seconds": 0.0}
+        st = st or {
+            "base": card.ref,
+            "epoch": 0,
+            "step": 0,
+            "rng": None,
+            "loss_sum": 0.0,
+            "loss_n": 0,
+            "history": [],
+            "best_epoch": 0,
+            "best_dice": -1.0,
+            "bad_epochs": 0,
+            "seconds": 0.0,
+        }
         st.setdefault("phase", phase)
         st.setdefault("folds_done", "[]")
         if val:
             self._labels_now(st, [p for p in train if p.key not in rehearsal] + val)
         fold = {"fold": phase + 1, "folds": len(self.folds)} if phase < len(self.folds) else {}
-        self.emit("start", base=card.ref, device=str(device), processes=self.dist.world,
-                  train=len(train), val=len(val), epochs=self.s.epochs, steps_per_epoch=steps,
-                  samples_per_epoch=steps * per_step, work=str(self.work),
-                  resumed_epoch=st["epoch"] if resumed else None, **fold)
+        self.emit(
+            "start",
+            base=card.ref,
+            device=str(device),
+            processes=self.dist.world,
+            train=len(train),
+            val=len(val),
+            epochs=self.s.epochs,
+            steps_per_epoch=steps,
+            samples_per_epoch=steps * per_step,
+            work=str(self.work),
+            resumed_epoch=st["epoch"] if resumed else None,
+            **fold,
+        )
         if not st["history"] and val:
             self._validate(task, model, device, st, 0, None, 0.0, steps, per_step)
         from medview.ai.runtime.device import autocast_context
@@ -320,14 +379,19 @@ class Trainer:
                     st.update(step=step, rng=json.dumps(rng.bit_generator.state))
                     st["seconds"] += time.perf_counter() - t_epoch
                     self._save(model, opt, scaler, st)
-                    self.emit("stopped", epoch=e, step=step, work=str(self.work),
-                              resume=self._resume_line())
+                    self.emit(
+                        "stopped",
+                        epoch=e,
+                        step=step,
+                        work=str(self.work),
+                        resume=self._resume_line(),
+                    )
                     return None
                 g = e * steps + step
                 for group in opt.param_groups:
-                    group["lr"] = self.s.lr * warmup_cosine(g, self.s.epochs * steps,
-                                                        max(1, int(self.s.warmup_epochs *
-                                                                   steps)))
+                    group["lr"] = self.s.lr * warmup_cosine(
+                        g, self.s.epochs * steps, max(1, int(self.s.warmup_epochs * steps))
+                    )
                 opt.zero_grad(set_to_none=True)
                 with autocast_context(device) if amp else contextlib.nullcontext():
                     loss = task.batch_loss(net, rng, device)
@@ -348,14 +412,20 @@ class Trainer:
                 step += 1
                 if time.perf_counter() - last_report > 2.0:
                     last_report = time.perf_counter()
-                    self.emit("step", epoch=e + 1, step=step, steps=steps,
-                              loss=round(st["loss_sum"] / st["loss_n"], 5))
+                    self.emit(
+                        "step",
+                        epoch=e + 1,
+                        step=step,
+                        steps=steps,
+                        loss=round(st["loss_sum"] / st["loss_n"], 5),
+                    )
             seconds = time.perf_counter() - t_epoch
             loss_mean = st["loss_sum"] / max(st["loss_n"], 1)
             st.update(epoch=e + 1, step=0, rng=None, loss_sum=0.0, loss_n=0)
             st["seconds"] += seconds
-            improved = self._validate(task, model, device, st, e + 1, loss_mean, seconds,
-                                      steps, per_step, bool(val))
+            improved = self._validate(
+                task, model, device, st, e + 1, loss_mean, seconds, steps, per_step, bool(val)
+            )
             # cross-validated runs train a fixed number of epochs: 1-2 studies a fold
             # would pick an epoch by noise (and the version has no validation studies)
             if improved and self.dist.rank == 0 and not self.folds:
@@ -363,8 +433,9 @@ class Trainer:
             self._save(model, opt, scaler, st)
             t_epoch = time.perf_counter()
             if not self.folds and self.dist.any(st["bad_epochs"] >= self.s.patience):
-                self.emit("early_stop", epoch=e + 1, best_epoch=st["best_epoch"],
-                          patience=self.s.patience)
+                self.emit(
+                    "early_stop", epoch=e + 1, best_epoch=st["best_epoch"], patience=self.s.patience
+                )
                 break
         return model, task, st
 
@@ -380,20 +451,41 @@ class Trainer:
         phase = st["phase"]
         if self.dist.rank == 0:
             parent = load_model(entry.folder, "cpu", reuse=False).module.to(device)
-            report = lambda who: lambda i, n: self.emit(  # noqa: E731
-                "evaluate", model=who, study=i, of=n, fold=phase + 1, folds=len(self.folds))
-            before = scores_kept(parent, card, task.val, device, report(card.ref),
-                                 self._check_stop)
+            report = lambda who: (  # noqa: E731
+                lambda i, n: self.emit(
+                    "evaluate", model=who, study=i, of=n, fold=phase + 1, folds=len(self.folds)
+                )
+            )
+            before = scores_kept(parent, card, task.val, device, report(card.ref), self._check_stop)
             first = sum(len(f["studies"]) for f in done)  # the candidates' study ids
-            after, candidates = held_out(model, card, task.val, device, first,
-                                         report(f"fold {phase + 1}"), self._check_stop)
-            done.append({"studies": [p.key for p in task.val], "parent": before,
-                         "new": after, "candidates": candidates, "history": st["history"],
-                         "seconds": round(st["seconds"], 1)})
-        fresh = {"base": card.ref, "epoch": 0, "step": 0, "rng": None, "loss_sum": 0.0,
-                 "loss_n": 0, "history": [], "best_epoch": 0, "best_dice": -1.0,
-                 "bad_epochs": 0, "seconds": st["seconds"], "phase": phase + 1,
-                 "folds_done": json.dumps(done)}
+            after, candidates = held_out(
+                model, card, task.val, device, first, report(f"fold {phase + 1}"), self._check_stop
+            )
+            done.append(
+                {
+                    "studies": [p.key for p in task.val],
+                    "parent": before,
+                    "new": after,
+                    "candidates": candidates,
+                    "history": st["history"],
+                    "seconds": round(st["seconds"], 1),
+                }
+            )
+        fresh = {
+            "base": card.ref,
+            "epoch": 0,
+            "step": 0,
+            "rng": None,
+            "loss_sum": 0.0,
+            "loss_n": 0,
+            "history": [],
+            "best_epoch": 0,
+            "best_dice": -1.0,
+            "bad_epochs": 0,
+            "seconds": st["seconds"],
+            "phase": phase + 1,
+            "folds_done": json.dumps(done),
+        }
         if self.dist.rank == 0:  # the parent's weights: the next phase starts from them
             from medview.ai.training.checkpoint import save_state
 
@@ -415,10 +507,15 @@ class Trainer:
         studies = []
         for f, fold in enumerate(done_folds):
             for rec in fold.get("candidates") or []:
-                studies.append({
-                    "fold": f, "at": _candidate_arrays(rec["at"]),
-                    "train": [_candidate_arrays(c) for c in rec["train"]],
-                    "big": rec["big"], "truth_voxels": rec["truth_voxels"]})
+                studies.append(
+                    {
+                        "fold": f,
+                        "at": _candidate_arrays(rec["at"]),
+                        "train": [_candidate_arrays(c) for c in rec["train"]],
+                        "big": rec["big"],
+                        "truth_voxels": rec["truth_voxels"],
+                    }
+                )
         if not studies or not any(len(st["at"]["truth"]) for st in studies):
             return None
         post = card.postprocess
@@ -426,11 +523,17 @@ class Trainer:
         clf, cut, info = cross_validated_refit(studies, len(card.labels), self.s.seed, parent)
         info["used"] = refit_is_better(info)
         kept = info.get("parent") or info["none"]
-        self.emit("fp_refit", used=info["used"], threshold=cut, refit=info["refit"],
-                  kept=kept, message=f"false-positive classifier refit on the new network's "
-                  f"candidates, out of fold: {info['refit']}; "
-                  f"{'the parent' + chr(39) + 's' if 'parent' in info else 'none'}: {kept}; "
-                  f"{'used' if info['used'] else 'not better: the parent' + chr(39) + 's kept'}")
+        self.emit(
+            "fp_refit",
+            used=info["used"],
+            threshold=cut,
+            refit=info["refit"],
+            kept=kept,
+            message=f"false-positive classifier refit on the new network's "
+            f"candidates, out of fold: {info['refit']}; "
+            f"{'the parent' + chr(39) + 's' if 'parent' in info else 'none'}: {kept}; "
+            f"{'used' if info['used'] else 'not better: the parent' + chr(39) + 's kept'}",
+        )
         return clf, cut, info
 
     def _labels_now(self, st: dict, own: list) -> None:
@@ -443,20 +546,34 @@ class Trainer:
         before = st.get("labels")
         if before is not None and before != now:
             changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-            names = ", ".join(self.job.names.get(k, k) for k in changed[:3]) + \
-                (", …" if len(changed) > 3 else "")
+            names = ", ".join(self.job.names.get(k, k) for k in changed[:3]) + (
+                ", …" if len(changed) > 3 else ""
+            )
             e = st["epoch"]  # (epoch 0: the base model's own validation)
             judged = "epoch 0 was" if e == 0 else f"epochs 0-{e} were"
-            self.emit("warning", message=f"the labels of {len(changed)} "
-                      f"{'study' if len(changed) == 1 else 'studies'} ({names}) changed since "
-                      f"this run began: {judged} validated on the old labels, so the best "
-                      f"epoch is chosen again from epoch {e + 1}")
+            self.emit(
+                "warning",
+                message=f"the labels of {len(changed)} "
+                f"{'study' if len(changed) == 1 else 'studies'} ({names}) changed since "
+                f"this run began: {judged} validated on the old labels, so the best "
+                f"epoch is chosen again from epoch {e + 1}",
+            )
             st.update(best_dice=-1.0, bad_epochs=0, labels_changed_at_epoch=st["epoch"])
         st["labels"] = now
 
-    def _validate(self, task: Any, model: Any, device: Any, st: dict, epoch: int,
-                  loss: float | None, seconds: float, steps: int, per_step: int,
-                  measure: bool = True) -> bool:
+    def _validate(
+        self,
+        task: Any,
+        model: Any,
+        device: Any,
+        st: dict,
+        epoch: int,
+        loss: float | None,
+        seconds: float,
+        steps: int,
+        per_step: int,
+        measure: bool = True,
+    ) -> bool:
         """Quick validation on rank 0; updates history, best and patience in every process.
         Without `measure` (no validation studies) the epoch is recorded with its loss."""
         dice: dict = {"mean": 0.0} if measure else {"mean": None}
@@ -472,19 +589,30 @@ class Trainer:
             st.update(best_dice=value, best_epoch=epoch, bad_epochs=0)
         else:
             st["bad_epochs"] += 1
-        done = [h["seconds"] for h in st["history"] if h["epoch"] > 0] + \
-            ([seconds] if epoch else [])
+        done = [h["seconds"] for h in st["history"] if h["epoch"] > 0] + (
+            [seconds] if epoch else []
+        )
         eta = float(np.mean(done)) * (self.s.epochs - epoch) if done else None
         # per label too: the curves after a resume (or in the card) draw each label's line
-        record = {"epoch": epoch, "loss": None if loss is None else round(loss, 5),
-                  "val_dice": dice.get("mean"), "seconds": round(seconds, 2),
-                  "val_dice_per_label": {k: v for k, v in dice.items() if k != "mean"}}
+        record = {
+            "epoch": epoch,
+            "loss": None if loss is None else round(loss, 5),
+            "val_dice": dice.get("mean"),
+            "seconds": round(seconds, 2),
+            "val_dice_per_label": {k: v for k, v in dice.items() if k != "mean"},
+        }
         st["history"].append(record)
         phase = st.get("phase", 0)
         fold = {"fold": phase + 1, "folds": len(self.folds)} if phase < len(self.folds) else {}
-        self.emit("epoch", **record, **fold, epochs=self.s.epochs, best_epoch=st["best_epoch"],
-                  eta_s=None if eta is None else round(eta, 1),
-                  samples_per_s=round(steps * per_step / seconds, 2) if seconds else None)
+        self.emit(
+            "epoch",
+            **record,
+            **fold,
+            epochs=self.s.epochs,
+            best_epoch=st["best_epoch"],
+            eta_s=None if eta is None else round(eta, 1),
+            samples_per_s=round(steps * per_step / seconds, 2) if seconds else None,
+        )
         return improved
 
     def _resume_line(self) -> str:
@@ -495,8 +623,18 @@ class Trainer:
             path = save_checkpoint(self.work, model, opt, scaler, st)
             self.emit("checkpoint", epoch=st["epoch"], step=st["step"], path=str(path))
 
-    def _finish(self, entry: Any, card: Any, model: Any, task: Any, studies: list,
-                train: list, val: list, st: dict, device: Any) -> dict | None:
+    def _finish(
+        self,
+        entry: Any,
+        card: Any,
+        model: Any,
+        task: Any,
+        studies: list,
+        train: list,
+        val: list,
+        st: dict,
+        device: Any,
+    ) -> dict | None:
         from safetensors.torch import load_file
 
         from medview.ai.runtime.loading import load_model
@@ -511,8 +649,12 @@ class Trainer:
             from medview.ai.training.crossval import summary
 
             done_folds = json.loads(st["folds_done"])
-            cv = summary([x for f in done_folds for x in f["parent"]],
-                         [x for f in done_folds for x in f["new"]], card, len(self.folds))
+            cv = summary(
+                [x for f in done_folds for x in f["parent"]],
+                [x for f in done_folds for x in f["new"]],
+                card,
+                len(self.folds),
+            )
             cv["fold_histories"] = [f["history"] for f in done_folds]
             before, after = cv.pop("parent_metrics"), cv.pop("metrics")
             refit = self._refit_fp(card, done_folds)
@@ -532,18 +674,25 @@ class Trainer:
         if self.folds:  # all of them trained the version, and all were held out once
             train_keys = val_keys = train_keys + val_keys
         fine_tune = {
-            "parent": card.ref, "parent_metrics": before,
-            "train_studies": train_keys, "val_studies": val_keys,
+            "parent": card.ref,
+            "parent_metrics": before,
+            "train_studies": train_keys,
+            "val_studies": val_keys,
             "train_hash": td.studies_hash([by_key[k] for k in train_keys]),
             "val_hash": td.studies_hash([by_key[k] for k in val_keys]),
-            "settings": asdict(self.s), "epochs_run": st["epoch"],
-            "best_epoch": st["best_epoch"], "history": st["history"],
+            "settings": asdict(self.s),
+            "epochs_run": st["epoch"],
+            "best_epoch": st["best_epoch"],
+            "history": st["history"],
             # no epoch beat the parent's quick validation: the last epoch's weights are kept
-            "improved_on_quick_validation": st["best_epoch"] > 0 if
-            st.get("labels_changed_at_epoch") is None and not self.folds else None,
+            "improved_on_quick_validation": st["best_epoch"] > 0
+            if st.get("labels_changed_at_epoch") is None and not self.folds
+            else None,
             "labels_changed_at_epoch": st.get("labels_changed_at_epoch"),
-            "seconds": round(st["seconds"], 1), "device": str(device),
-            "processes": self.dist.world, "label_mapping": self.job.mapping,
+            "seconds": round(st["seconds"], 1),
+            "device": str(device),
+            "processes": self.dist.world,
+            "label_mapping": self.job.mapping,
             "replay_studies": [s.name for s in self.replay],  # demo studies, no patient
         }
         if cv is not None:
@@ -551,34 +700,56 @@ class Trainer:
         if refit is not None:
             fine_tune["fp_refit"] = refit[2]
         n_own = len(train) - len(self.replay) + (len(val) if self.folds else 0)
-        replay = (f" plus {len(self.replay)} of its own training studies (demo site A, "
-                  f"rehearsal)" if self.replay else "")
-        checked = (f"{len(self.folds)}-fold cross-validated by patient on the same studies "
-                   f"(each scored by a version trained without it), then trained on all; "
-                   f"{st['epoch']} epochs" if self.folds else
-                   f"validated on {len(val)} others (hash {fine_tune['val_hash']}), split by "
-                   f"patient; {st['epoch']} epochs")
-        training = (f"Fine-tuned from {card.ref} on {n_own} locally labelled studies{replay} "
-                    f"(hash {fine_tune['train_hash']}), {checked} "
-                    f"of {self.s.patches_per_study} patches of {self.s.patch_size}² per "
-                    f"study, best epoch {st['best_epoch']}; AdamW lr {self.s.lr} with warm-up "
-                    f"and cosine decay, DiceCE loss{describe(self.s, self.job.base)}, flips, "
-                    f"rotation, zoom and intensity jitter; seed {self.s.seed}. Before this: "
-                    f"{card.training_data}")
+        replay = (
+            f" plus {len(self.replay)} of its own training studies (demo site A, rehearsal)"
+            if self.replay
+            else ""
+        )
+        checked = (
+            f"{len(self.folds)}-fold cross-validated by patient on the same studies "
+            f"(each scored by a version trained without it), then trained on all; "
+            f"{st['epoch']} epochs"
+            if self.folds
+            else f"validated on {len(val)} others (hash {fine_tune['val_hash']}), split by "
+            f"patient; {st['epoch']} epochs"
+        )
+        training = (
+            f"Fine-tuned from {card.ref} on {n_own} locally labelled studies{replay} "
+            f"(hash {fine_tune['train_hash']}), {checked} "
+            f"of {self.s.patches_per_study} patches of {self.s.patch_size}² per "
+            f"study, best epoch {st['best_epoch']}; AdamW lr {self.s.lr} with warm-up "
+            f"and cosine decay, DiceCE loss{describe(self.s, self.job.base)}, flips, "
+            f"rotation, zoom and intensity jitter; seed {self.s.seed}. Before this: "
+            f"{card.training_data}"
+        )
         used = refit is not None and refit[2]["used"]
         if used:
-            training += (f" Its false-positive classifier was refit on this network's own "
-                         f"candidates in the held-out studies, threshold "
-                         f"{refit[1]:g} chosen out of fold (validation.fine_tune.fp_refit); "
-                         f"the validation numbers were measured with the parent's.")
-        folder = tv.write_version(card, version, model, training,
-                                  {**after, "fine_tune": fine_tune},
-                                  (refit[0].to_json(), refit[1]) if used else None,
-                                  data=self.job.data)
-        done = {"event": "done", "version": f"{card.name}:{version}", "folder": str(folder),
-                "parent": card.ref, "metrics": after, "parent_metrics": before,
-                "best_epoch": st["best_epoch"], "cross_validation": cv,
-                "activate": f"medview models activate {card.name}:{version}"}
+            training += (
+                f" Its false-positive classifier was refit on this network's own "
+                f"candidates in the held-out studies, threshold "
+                f"{refit[1]:g} chosen out of fold (validation.fine_tune.fp_refit); "
+                f"the validation numbers were measured with the parent's."
+            )
+        folder = tv.write_version(
+            card,
+            version,
+            model,
+            training,
+            {**after, "fine_tune": fine_tune},
+            (refit[0].to_json(), refit[1]) if used else None,
+            data=self.job.data,
+        )
+        done = {
+            "event": "done",
+            "version": f"{card.name}:{version}",
+            "folder": str(folder),
+            "parent": card.ref,
+            "metrics": after,
+            "parent_metrics": before,
+            "best_epoch": st["best_epoch"],
+            "cross_validation": cv,
+            "activate": f"medview models activate {card.name}:{version}",
+        }
         self._emit(done)
         return done
 
@@ -587,8 +758,15 @@ def _candidate_arrays(lists: dict) -> dict[str, np.ndarray]:
     """A candidate set from its JSON lists (findings.fp_fit's arrays and dtypes)."""
     from medview.ai.findings.fp_reduction import FEATURES
 
-    kinds = {"features": np.float64, "label": np.int64, "truth": bool, "lesion_id": np.int64,
-             "diameter": np.float64, "size": np.int64, "inter": np.int64}
+    kinds = {
+        "features": np.float64,
+        "label": np.int64,
+        "truth": bool,
+        "lesion_id": np.int64,
+        "diameter": np.float64,
+        "size": np.int64,
+        "inter": np.int64,
+    }
     out = {k: np.asarray(lists[k], kind) for k, kind in kinds.items()}
     out["features"] = out["features"].reshape(-1, len(FEATURES))
     return out

@@ -37,7 +37,7 @@ _RANGES: dict[str, tuple[str, float, float, str]] = {
     "patience": ("[]", 1, 100_000, "wait at least 1 epoch before stopping early"),
     "weight_decay": ("[]", 0, 1, "use a weight decay from 0 to 1"),
     "val_fraction": ("()", 0, 1, "use a fraction above 0 and below 1, e.g. 0.25"),
-    "seed": ("[)", 0, 2 ** 63, "use a seed of 0 or more"),
+    "seed": ("[)", 0, 2**63, "use a seed of 0 or more"),
     "folds": ("[]", 1, 100, "use 1 (one held-out split) to 100 folds"),
     "threads": ("[]", 0, 1024, "use 0 (this computer's cores) or more threads"),
 }
@@ -85,8 +85,9 @@ class Settings:
         key, value = key.strip().replace("-", "_"), value.strip()
         known = {f.name: f for f in fields(self)}
         if not sep or key not in known:
-            raise ValueError(f"--set {text}: write FIELD=VALUE with FIELD one of "
-                             f"{', '.join(sorted(known))}")
+            raise ValueError(
+                f"--set {text}: write FIELD=VALUE with FIELD one of {', '.join(sorted(known))}"
+            )
         kind = type(getattr(self, key))
         if kind is bool:
             if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
@@ -96,8 +97,9 @@ class Settings:
         try:
             setattr(self, key, kind(value))
         except ValueError:
-            raise ValueError(f"--set {text}: {key} takes a number like "
-                             f"{getattr(Settings, key)!r}") from None
+            raise ValueError(
+                f"--set {text}: {key} takes a number like {getattr(Settings, key)!r}"
+            ) from None
 
     def check(self) -> None:
         """Refuse, before any work, a value no run can use: a wrong type in a job file, a typo
@@ -112,11 +114,17 @@ class Settings:
                 raise SettingError(name, value, "choice", choices=list(_CHOICES[name]))
             if name in _RANGES and not (math.isfinite(value) and _within(value, _RANGES[name])):
                 interval, low, high, advice = _RANGES[name]
-                raise SettingError(name, value, "range", interval=interval, low=low,
-                                   high=high, advice=advice)
-        if self.batch_size * self.patch_size ** 2 > MAX_STEP_PIXELS:
-            raise SettingError("batch_size", self.batch_size, "step_size",
-                               patch_size=self.patch_size, max_pixels=MAX_STEP_PIXELS)
+                raise SettingError(
+                    name, value, "range", interval=interval, low=low, high=high, advice=advice
+                )
+        if self.batch_size * self.patch_size**2 > MAX_STEP_PIXELS:
+            raise SettingError(
+                "batch_size",
+                self.batch_size,
+                "step_size",
+                patch_size=self.patch_size,
+                max_pixels=MAX_STEP_PIXELS,
+            )
 
 
 def _within(value: float, bounds: tuple[str, float, float, str]) -> bool:
@@ -155,46 +163,66 @@ class Job:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise InvalidInputError(where, "does not exist; give the job file the training "
-                                           "panel or an earlier run wrote") from exc
+            raise InvalidInputError(
+                where,
+                "does not exist; give the job file the training panel or an earlier run wrote",
+            ) from exc
         except (OSError, ValueError) as exc:
             raise InvalidInputError(where, f"is not a readable job file ({exc})") from exc
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k]
-                                                 for k in ("data", "base")):
-            raise InvalidInputError(where, "is not a job file: it needs a JSON object with "
-                                           "'data' (the studies) and 'base' (the model)")
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(k), str) and data[k] for k in ("data", "base")
+        ):
+            raise InvalidInputError(
+                where,
+                "is not a job file: it needs a JSON object with "
+                "'data' (the studies) and 'base' (the model)",
+            )
         split = data.get("split") or {}
-        if not isinstance(split, dict) or not set(split) <= {"train", "val"} or not all(
-                isinstance(v, list) and all(isinstance(k, str) for k in v)
-                for v in split.values()):
-            raise InvalidInputError(where, "is not a job file: its 'split' is not "
-                                           "{\"train\": [...], \"val\": [...]} of study keys")
+        if (
+            not isinstance(split, dict)
+            or not set(split) <= {"train", "val"}
+            or not all(
+                isinstance(v, list) and all(isinstance(k, str) for k in v) for v in split.values()
+            )
+        ):
+            raise InvalidInputError(
+                where,
+                "is not a job file: its 'split' is not "
+                '{"train": [...], "val": [...]} of study keys',
+            )
         try:
             known = {f.name for f in fields(Settings)}
-            settings = Settings(**{k: v for k, v in data.get("settings", {}).items()
-                                   if k in known})
-            return Job(data=data["data"], base=data["base"], settings=settings,
-                       split=split,
-                       mapping=dict(data.get("mapping") or {}), work=str(data.get("work", "")),
-                       version=str(data.get("version", "")), cache=str(data.get("cache", "")),
-                       names={str(k): str(v) for k, v in (data.get("names") or {}).items()})
+            settings = Settings(**{k: v for k, v in data.get("settings", {}).items() if k in known})
+            return Job(
+                data=data["data"],
+                base=data["base"],
+                settings=settings,
+                split=split,
+                mapping=dict(data.get("mapping") or {}),
+                work=str(data.get("work", "")),
+                version=str(data.get("version", "")),
+                cache=str(data.get("cache", "")),
+                names={str(k): str(v) for k, v in (data.get("names") or {}).items()},
+            )
         except (TypeError, AttributeError, ValueError) as exc:
-            raise InvalidInputError(where, "is not a job file: its 'settings', 'mapping' or "
-                                           "'names' is not an object") from exc
+            raise InvalidInputError(
+                where, "is not a job file: its 'settings', 'mapping' or 'names' is not an object"
+            ) from exc
 
 
-def write_file(path: Path, data: bytes, what: str, then: str = "run again with --resume"
-               ) -> None:
+def write_file(path: Path, data: bytes, what: str, then: str = "run again with --resume") -> None:
     """Atomic write; a full disk is one sentence and leaves the previous file whole."""
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ResourceLimitError(str(path), f"could not be written: the disk is full. The "
-                                                f"previous {what} is intact; free some space "
-                                                f"and {then}") from exc
-        raise InvalidInputError(str(path), f"could not be written ({exc.strerror or exc})"
-                                ) from exc
+            raise ResourceLimitError(
+                str(path),
+                f"could not be written: the disk is full. The "
+                f"previous {what} is intact; free some space "
+                f"and {then}",
+            ) from exc
+        raise InvalidInputError(str(path), f"could not be written ({exc.strerror or exc})") from exc
 
 
 class WorkLock:
@@ -215,8 +243,10 @@ class WorkLock:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(self.fd)
-            raise InvalidInputError(str(folder), "is in use by another training run; choose "
-                                                 "another work folder or stop that run") from exc
+            raise InvalidInputError(
+                str(folder),
+                "is in use by another training run; choose another work folder or stop that run",
+            ) from exc
 
     def release(self) -> None:
         os.close(self.fd)  # closing the descriptor releases the lock

@@ -71,14 +71,24 @@ class Anchor:
 
     def distance(self) -> float:
         """Squared distance of the weights from the parent's (for tests and reports)."""
-        return float(sum(float(((p.detach() - p0) ** 2).sum())
-                         for p, p0 in zip(self.params, self.start, strict=True)))
+        return float(
+            sum(
+                float(((p.detach() - p0) ** 2).sum())
+                for p, p0 in zip(self.params, self.start, strict=True)
+            )
+        )
 
 
 def describe(settings: Any, base: str) -> str:
     """The card's words for what kept the parent's knowledge ('' for neither)."""
     where = "all" if settings.distill_on == "all" else "the rehearsal"
-    return "".join([f" plus distillation from {base} on {where} patches (weight "
-                    f"{settings.distill})" if settings.distill > 0 else "",
-                    f", weights pulled toward the parent's (L2-SP {settings.l2sp})"
-                    if settings.l2sp > 0 else ""])
+    return "".join(
+        [
+            f" plus distillation from {base} on {where} patches (weight {settings.distill})"
+            if settings.distill > 0
+            else "",
+            f", weights pulled toward the parent's (L2-SP {settings.l2sp})"
+            if settings.l2sp > 0
+            else "",
+        ]
+    )

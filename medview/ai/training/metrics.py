@@ -57,8 +57,15 @@ def _eval_mode(module: Any) -> Iterator[None]:
 Check = Callable[[], None] | None  # called between batches; raises to stop (a stop asked)
 
 
-def predict(module: Any, card: ModelCard, study: PreparedStudy, slices: np.ndarray | None,
-            device: Any, batch: int = 4, check: Check = None) -> np.ndarray:
+def predict(
+    module: Any,
+    card: ModelCard,
+    study: PreparedStudy,
+    slices: np.ndarray | None,
+    device: Any,
+    batch: int = 4,
+    check: Check = None,
+) -> np.ndarray:
     """uint8 label map of `slices` (all when None) of a study, (len, H, W)."""
     import torch
 
@@ -72,12 +79,12 @@ def predict(module: Any, card: ModelCard, study: PreparedStudy, slices: np.ndarr
         for i in range(0, len(ks), batch):
             if check is not None:
                 check()
-            part = ks[i:i + batch]
+            part = ks[i : i + batch]
             x = np.concatenate([plan.inputs(study.image, int(k), 1, slab) for k in part])
             logits = module(torch.from_numpy(x).to(device)).float()
             probs = plan.outputs(torch.softmax(logits, 1).cpu().numpy())
             for lab in range(1, probs.shape[1]):
-                out[i:i + len(part)][probs[:, lab] >= 0.5] = lab
+                out[i : i + len(part)][probs[:, lab] >= 0.5] = lab
     return out
 
 
@@ -85,8 +92,7 @@ class _Network:
     """A training module as ai.inference.segment drives a LoadedModel (card, device,
     predict, to), so a fine-tune is measured through the app's own path."""
 
-    def __init__(self, module: Any, card: ModelCard, device: Any, check: Check = None
-                 ) -> None:
+    def __init__(self, module: Any, card: ModelCard, device: Any, check: Check = None) -> None:
         import torch
 
         self.module, self.card, self.device = module, card, torch.device(device)
@@ -119,8 +125,9 @@ def listed_map(module: Any, card: ModelCard, study: PreparedStudy, device: Any) 
     return listed_maps(module, [card], study, device)[0]
 
 
-def listed_maps(module: Any, cards: list[ModelCard], study: PreparedStudy, device: Any,
-                check: Check = None) -> list[np.ndarray]:
+def listed_maps(
+    module: Any, cards: list[ModelCard], study: PreparedStudy, device: Any, check: Check = None
+) -> list[np.ndarray]:
     """listed_map for several cards of one network (e.g. with and without its
     false-positive classifier), segmenting the study once."""
     from medview.ai.findings.postprocess import findings_from
@@ -132,14 +139,18 @@ def listed_maps(module: Any, cards: list[ModelCard], study: PreparedStudy, devic
     masks = []
     for card in cards:
         mask = np.zeros(volume.shape, np.uint8)
-        findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max,
-                      mask_out=mask)
+        findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max, mask_out=mask)
         masks.append(mask)
     return masks
 
 
-def quick_dice(module: Any, card: ModelCard, studies: list[PreparedStudy],
-               slices: list[np.ndarray], device: Any) -> dict[str, float | None]:
+def quick_dice(
+    module: Any,
+    card: ModelCard,
+    studies: list[PreparedStudy],
+    slices: list[np.ndarray],
+    device: Any,
+) -> dict[str, float | None]:
     """Dice per label over all the studies' chosen slices together (overlap counts summed,
     as the card's dice_<label>), None for a label none of them holds; 'mean' over labels.
     Pooled rather than a mean of per-study Dice (MONAI DiceMetric's way): with a lesion or
@@ -165,8 +176,13 @@ def quick_dice(module: Any, card: ModelCard, studies: list[PreparedStudy],
     return out
 
 
-def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, float],
-          values: list[int], min_voxels: int = MIN_VOXELS) -> dict:
+def score(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    values: list[int],
+    min_voxels: int = MIN_VOXELS,
+) -> dict:
     """Per label: voxel overlap counts, per-lesion detection and Dice, false positives;
     predicted components under `min_voxels` are not counted."""
 
@@ -174,15 +190,24 @@ def score(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float, floa
     out: dict = {"overlap": {}, "lesions": [], "false_positives": {}}
     for v in values:
         p, g = pred == v, gt == v
-        out["overlap"][v] = (int(np.count_nonzero(p & g)), int(np.count_nonzero(p)),
-                             int(np.count_nonzero(g)))
+        out["overlap"][v] = (
+            int(np.count_nonzero(p & g)),
+            int(np.count_nonzero(p)),
+            int(np.count_nonzero(g)),
+        )
         m = Matching(p, g, min_voxels)
         out["false_positives"][v] = m.false_positives
         for gid in range(1, m.n_lesions + 1):
             detected, dice = m.lesion(gid)
             diameter = (6 * m.g_size[gid] * voxel_ml / math.pi) ** (1 / 3)
-            out["lesions"].append({"label": v, "diameter_mm": round(diameter, 2),
-                                   "detected": detected, "dice": round(dice, 4)})
+            out["lesions"].append(
+                {
+                    "label": v,
+                    "diameter_mm": round(diameter, 2),
+                    "detected": detected,
+                    "dice": round(dice, 4),
+                }
+            )
     return out
 
 
@@ -207,23 +232,36 @@ def summarise(scores: list[dict], card: ModelCard) -> dict:
     out: dict[str, Any] = {
         "dice_mean": round(float(np.mean(dices)), 4) if dices else None,
         "sensitivity_ge_6mm": rate(big, "detected"),
-        "false_positives_per_study": round(sum(sum(s["false_positives"].values())
-                                               for s in scores) / n, 3),
-        "mean_dice_ge_6mm": rate(big, "dice"), **per_label,
+        "false_positives_per_study": round(
+            sum(sum(s["false_positives"].values()) for s in scores) / n, 3
+        ),
+        "mean_dice_ge_6mm": rate(big, "dice"),
+        **per_label,
         "sensitivity_all": rate(lesions, "detected"),
-        "studies": len(scores), "lesions": len(lesions), "lesions_ge_6mm": len(big)}
+        "studies": len(scores),
+        "lesions": len(lesions),
+        "lesions_ge_6mm": len(big),
+    }
     for lab in card.labels:
         name = lab.name.replace(" ", "_")
-        out[f"{name}_sensitivity_ge_6mm"] = rate([x for x in big if x["label"] == lab.value],
-                                                 "detected")
+        out[f"{name}_sensitivity_ge_6mm"] = rate(
+            [x for x in big if x["label"] == lab.value], "detected"
+        )
         out[f"{name}_false_positives_per_study"] = round(
-            sum(s["false_positives"][lab.value] for s in scores) / n, 3)
+            sum(s["false_positives"][lab.value] for s in scores) / n, 3
+        )
     out["min_component_voxels"], out["threshold"] = MIN_VOXELS, 0.5
     return out
 
 
-def mistakes(module: Any, card: ModelCard, study: PreparedStudy, device: Any,
-             per_component: int = 50, check: Check = None) -> np.ndarray:
+def mistakes(
+    module: Any,
+    card: ModelCard,
+    study: PreparedStudy,
+    device: Any,
+    per_component: int = 50,
+    check: Check = None,
+) -> np.ndarray:
     """(N, 3) voxels a model wrongly labels in a study, at most `per_component` from each
     connected mistake (so one large mistake does not crowd out the many small ones), as
     the bundled recipe picks them (findings.scoring.sample_mistakes);
@@ -237,16 +275,23 @@ def without_fp_classifier(card: ModelCard) -> ModelCard | None:
     post = card.postprocess
     if post is None or not post.fp_classifier:
         return None
-    return dataclasses.replace(card, postprocess=dataclasses.replace(
-        post, fp_classifier="", fp_classifier_sha256=""))
+    return dataclasses.replace(
+        card, postprocess=dataclasses.replace(post, fp_classifier="", fp_classifier_sha256="")
+    )
 
 
 # what the card keeps of the numbers measured without the false-positive classifier
 _SHORT = ("dice_mean", "sensitivity_ge_6mm", "false_positives_per_study", "mean_dice_ge_6mm")
 
 
-def study_scores(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
-                 progress: Any = None, check: Check = None) -> tuple[list[dict], list[dict]]:
+def study_scores(
+    module: Any,
+    card: ModelCard,
+    studies: list[PreparedStudy],
+    device: Any,
+    progress: Any = None,
+    check: Check = None,
+) -> tuple[list[dict], list[dict]]:
     """Per-study scores (`score`) of `module` on `studies`: of the findings the card's
     postprocess lists when it has one, else of the plain label map; and, with a
     false-positive classifier, of the same segmentations without it (else [])."""
@@ -260,8 +305,7 @@ def study_scores(module: Any, card: ModelCard, studies: list[PreparedStudy], dev
             pred = predict(module, card, st, None, device, check=check)
             scores.append(score(pred, gt, st.spacing_mm, values))
         else:
-            preds = listed_maps(module, [card] if bare is None else [card, bare], st, device,
-                                check)
+            preds = listed_maps(module, [card] if bare is None else [card, bare], st, device, check)
             scores.append(score(preds[0], gt, st.spacing_mm, values, 1))
             if bare is not None:
                 scores_bare.append(score(preds[1], gt, st.spacing_mm, values, 1))
@@ -275,18 +319,28 @@ def summarised(scores: list[dict], scores_bare: list[dict], card: ModelCard) -> 
     out = summarise(scores, card)
     post = card.postprocess
     if post is not None:
-        out.update(min_component_voxels=post.min_component_voxels,
-                   min_component_slices=post.min_component_slices,
-                   fp_classifier=post.fp_classifier or None, fp_threshold=post.fp_threshold)
+        out.update(
+            min_component_voxels=post.min_component_voxels,
+            min_component_slices=post.min_component_slices,
+            fp_classifier=post.fp_classifier or None,
+            fp_threshold=post.fp_threshold,
+        )
     if scores_bare:
         full = summarise(scores_bare, card)
-        out["without_fp_classifier"] = {k: v for k, v in full.items()
-                                        if k in _SHORT or k.startswith("dice_")}
+        out["without_fp_classifier"] = {
+            k: v for k, v in full.items() if k in _SHORT or k.startswith("dice_")
+        }
     return out
 
 
-def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
-             progress: Any = None, check: Check = None) -> dict:
+def evaluate(
+    module: Any,
+    card: ModelCard,
+    studies: list[PreparedStudy],
+    device: Any,
+    progress: Any = None,
+    check: Check = None,
+) -> dict:
     """Whole-volume metrics of `module` on `studies` (see the module docstring): of the
     findings the card's postprocess lists when it has one, else of the plain label map.
     With a false-positive classifier the same segmentations are also scored without it
@@ -298,8 +352,14 @@ def evaluate(module: Any, card: ModelCard, studies: list[PreparedStudy], device:
 METRICS_FORMAT = "2"  # bump when evaluate's numbers change meaning: older kept ones are unused
 
 
-def evaluate_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
-                  progress: Any = None, check: Check = None) -> dict:
+def evaluate_kept(
+    module: Any,
+    card: ModelCard,
+    studies: list[PreparedStudy],
+    device: Any,
+    progress: Any = None,
+    check: Check = None,
+) -> dict:
     """evaluate(), kept beside the studies' cache for a model whose weights (SHA-256) and
     postprocess and whose studies (their cache's record of the label file) are unchanged:
     a parent's numbers on a validation split are the same in every fine-tune of it, and
@@ -312,11 +372,15 @@ def evaluate_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], de
     metas = [Path(st.folder) / META_FILE for st in studies]
     if not card.weights_sha256 or not studies or not all(m.exists() for m in metas):
         return evaluate(module, card, studies, device, progress, check)
-    post = json.dumps(dataclasses.asdict(card.postprocess) if card.postprocess else None,
-                      sort_keys=True)
-    key = short_hash(METRICS_FORMAT, card.weights_sha256, post,
-                     *(st.key + m.read_text(encoding="utf-8")
-                       for st, m in zip(studies, metas, strict=True)))
+    post = json.dumps(
+        dataclasses.asdict(card.postprocess) if card.postprocess else None, sort_keys=True
+    )
+    key = short_hash(
+        METRICS_FORMAT,
+        card.weights_sha256,
+        post,
+        *(st.key + m.read_text(encoding="utf-8") for st, m in zip(studies, metas, strict=True)),
+    )
     path = Path(studies[0].folder).parent / f"metrics-{key}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -327,8 +391,14 @@ def evaluate_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], de
     return out
 
 
-def scores_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
-                progress: Any = None, check: Check = None) -> list[dict]:
+def scores_kept(
+    module: Any,
+    card: ModelCard,
+    studies: list[PreparedStudy],
+    device: Any,
+    progress: Any = None,
+    check: Check = None,
+) -> list[dict]:
     """study_scores' first list, each study's kept beside its cache for unchanged weights,
     postprocess and labels (evaluate_kept's rule): cross-validation scores the parent on
     every study in every fine-tune of it. Label values come back as str keys from JSON
@@ -338,15 +408,17 @@ def scores_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], devi
     from medview.ai.training.data import META_FILE, short_hash
     from medview.io.workspace import atomic_write_text
 
-    post = json.dumps(dataclasses.asdict(card.postprocess) if card.postprocess else None,
-                      sort_keys=True)
+    post = json.dumps(
+        dataclasses.asdict(card.postprocess) if card.postprocess else None, sort_keys=True
+    )
     out = []
     for i, st in enumerate(studies):
         meta = Path(st.folder) / META_FILE
         path = None
         if card.weights_sha256 and meta.exists():
-            key = short_hash(METRICS_FORMAT, card.weights_sha256, post,
-                             st.key + meta.read_text(encoding="utf-8"))
+            key = short_hash(
+                METRICS_FORMAT, card.weights_sha256, post, st.key + meta.read_text(encoding="utf-8")
+            )
             path = Path(st.folder) / f"scores-{key}.json"
             with contextlib.suppress(OSError, ValueError):
                 out.append(json.loads(path.read_text(encoding="utf-8")))
@@ -362,9 +434,15 @@ def scores_kept(module: Any, card: ModelCard, studies: list[PreparedStudy], devi
     return out
 
 
-def held_out(module: Any, card: ModelCard, studies: list[PreparedStudy], device: Any,
-             first: int, progress: Any = None, check: Check = None
-             ) -> tuple[list[dict], list[dict]]:
+def held_out(
+    module: Any,
+    card: ModelCard,
+    studies: list[PreparedStudy],
+    device: Any,
+    first: int,
+    progress: Any = None,
+    check: Check = None,
+) -> tuple[list[dict], list[dict]]:
     """A cross-validation fold's version on its held-out studies, each segmented once: the
     per-study scores of what the app lists (study_scores' first list) and, when the card
     has a postprocess, the network's candidate regions with what the labels say of them
@@ -385,19 +463,31 @@ def held_out(module: Any, card: ModelCard, studies: list[PreparedStudy], device:
         with _eval_mode(module):
             result = segment(volume, _Network(module, card, device, check), reuse=False)
         mask = np.zeros(volume.shape, np.uint8)
-        findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max,
-                      mask_out=mask)
+        findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max, mask_out=mask)
         scored = score(mask, gt, st.spacing_mm, values, 1)
         scores.append(scored)
 
-        cut = {t: {k: v.tolist() for k, v in label_map_candidates(
-            result.codes, volume, gt, card, t, first + i).items()}
-            for t in {0.5, *FP["train_thresholds"]}}
+        cut = {
+            t: {
+                k: v.tolist()
+                for k, v in label_map_candidates(
+                    result.codes, volume, gt, card, t, first + i
+                ).items()
+            }
+            for t in {0.5, *FP["train_thresholds"]}
+        }
         big = big_lesions(gt, card, st.spacing_mm, first + i)
-        records.append({"at": cut[0.5], "train": [cut[t] for t in FP["train_thresholds"]],
-                        "big": big, "truth_voxels": {
-                            str(li): int(np.count_nonzero(gt == lab.value))
-                            for li, lab in enumerate(card.labels)}})
+        records.append(
+            {
+                "at": cut[0.5],
+                "train": [cut[t] for t in FP["train_thresholds"]],
+                "big": big,
+                "truth_voxels": {
+                    str(li): int(np.count_nonzero(gt == lab.value))
+                    for li, lab in enumerate(card.labels)
+                },
+            }
+        )
         if progress is not None:
             progress(i + 1, len(studies))
     return scores, records

@@ -60,14 +60,22 @@ def _ratio(study: PreparedStudy, card: ModelCard) -> tuple[float, float]:
 def check_patch(card: ModelCard, patch: int) -> None:
     m = pad_multiple(card)
     if patch < m or patch % m:
-        raise InvalidInputError(None, f"patch size {patch} does not suit {card.ref}: use a "
-                                      f"multiple of {m}")
+        raise InvalidInputError(
+            None, f"patch size {patch} does not suit {card.ref}: use a multiple of {m}"
+        )
 
 
 class PatchSampler:
-    def __init__(self, studies: list[PreparedStudy], card: ModelCard, patch: int,
-                 pos_fraction: float = 0.4, augment: Augment | None = None,
-                 mined: list[np.ndarray] | None = None, mined_fraction: float = 0.3) -> None:
+    def __init__(
+        self,
+        studies: list[PreparedStudy],
+        card: ModelCard,
+        patch: int,
+        pos_fraction: float = 0.4,
+        augment: Augment | None = None,
+        mined: list[np.ndarray] | None = None,
+        mined_fraction: float = 0.3,
+    ) -> None:
         check_patch(card, patch)
         self.studies, self.card, self.patch = studies, card, patch
         self.pos_fraction, self.aug = pos_fraction, augment or Augment()
@@ -128,8 +136,8 @@ class PatchSampler:
         a1, b1 = min(i0 + src, h), min(j0 + src, w)
         part = np.asarray(st.image[ks, a0:a1, b0:b1], np.float32)
         np.clip(part, self.low, self.high, out=part)
-        x[:, a0 - i0:a1 - i0, b0 - j0:b1 - j0] = (part - self.low) / (self.high - self.low)
-        y[a0 - i0:a1 - i0, b0 - j0:b1 - j0] = st.labels[k, a0:a1, b0:b1]
+        x[:, a0 - i0 : a1 - i0, b0 - j0 : b1 - j0] = (part - self.low) / (self.high - self.low)
+        y[a0 - i0 : a1 - i0, b0 - j0 : b1 - j0] = st.labels[k, a0:a1, b0:b1]
         return x, y
 
     def batch(self, rng: np.random.Generator, size: int, device: object) -> tuple:
@@ -152,12 +160,16 @@ class PatchSampler:
             shift = torch.from_numpy(rng.uniform(-a.offset, a.offset, (size, 1, 1, 1)))
             sd = torch.from_numpy(rng.uniform(0, a.noise, (size, 1, 1, 1)))
             noise = torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32))
-            x = x * gain.float().to(device) + shift.float().to(device) + \
-                noise.to(device) * sd.float().to(device)
+            x = (
+                x * gain.float().to(device)
+                + shift.float().to(device)
+                + noise.to(device) * sd.float().to(device)
+            )
         return x, y, np.asarray(drawn, np.int64)
 
-    def _resample(self, x: np.ndarray, y: np.ndarray, s: int, rng: np.random.Generator,
-                  device: object) -> tuple:
+    def _resample(
+        self, x: np.ndarray, y: np.ndarray, s: int, rng: np.random.Generator, device: object
+    ) -> tuple:
         """Rotate, zoom, flip and resample one crop to P x P on the device."""
         import torch
         import torch.nn.functional as F
@@ -174,20 +186,20 @@ class PatchSampler:
                 x = x[::-1]  # the context slices upside down: z flip
         kx, ky = p * rc / (zoom * src) * flips[1], p * rr / (zoom * src) * flips[0]
         c, sn = math.cos(angle), math.sin(angle)
-        theta = torch.tensor([[[kx * c, -kx * sn, 0.0], [ky * sn, ky * c, 0.0]]],
-                             dtype=torch.float32, device=device)
+        theta = torch.tensor(
+            [[[kx * c, -kx * sn, 0.0], [ky * sn, ky * c, 0.0]]], dtype=torch.float32, device=device
+        )
         xt = torch.from_numpy(np.ascontiguousarray(x))[None].to(device)
         yt = torch.from_numpy(y.astype(np.float32))[None, None].to(device)
         grid = F.affine_grid(theta, [1, 1, p, p], align_corners=False)
-        xo = F.grid_sample(xt, grid, mode="bilinear", padding_mode="zeros",
-                           align_corners=False)
-        yo = F.grid_sample(yt, grid, mode="nearest", padding_mode="zeros",
-                           align_corners=False)
+        xo = F.grid_sample(xt, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        yo = F.grid_sample(yt, grid, mode="nearest", padding_mode="zeros", align_corners=False)
         return xo, yo
 
 
-def validation_slices(study: PreparedStudy, rng: np.random.Generator, most: int = 24,
-                      background: int = 8) -> np.ndarray:
+def validation_slices(
+    study: PreparedStudy, rng: np.random.Generator, most: int = 24, background: int = 8
+) -> np.ndarray:
     """The slices each epoch's quick validation predicts: those holding labels (at most
     `most`, evenly spread) and a few without (fixed by the seed)."""
     labels = np.asarray(study.labels)

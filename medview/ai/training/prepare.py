@@ -29,8 +29,12 @@ from medview.core.errors import SettingError
 from medview.core.limits import GIB, physical_memory_bytes
 
 WORKER_MEMORY = 4 * GIB  # a large CT series, its labels and their copies while checked
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1"}
+ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1",
+}
 
 
 def worker_count(cores: int) -> int:
@@ -65,9 +69,13 @@ def _raise(name: str, path: str | None, problem: str, code: int | None) -> None:
     raise exc
 
 
-def run_each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int,
-             done: Callable[[int, int], None], check: Callable[[], None] | None = None
-             ) -> None:
+def run_each(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    workers: int,
+    done: Callable[[int, int], None],
+    check: Callable[[], None] | None = None,
+) -> None:
     """fn(item) for every item, in up to `workers` processes; done(k, n) when k of the n
     have ended, from done(0, n) before any, and check() twice a second while they work
     (either may raise, a stop: the workers are ended at once; waiting for a study to end
@@ -81,8 +89,7 @@ def run_each(fn: Callable[[Any], Any], items: Iterable[Any], workers: int,
             fn(item)
             done(k, n)
         return
-    pool = ProcessPoolExecutor(min(workers, n), multiprocessing.get_context("spawn"),
-                               _start_worker)
+    pool = ProcessPoolExecutor(min(workers, n), multiprocessing.get_context("spawn"), _start_worker)
     try:
         waiting, k = {pool.submit(_call, (fn, item)) for item in items}, 0
         while waiting:

@@ -55,9 +55,13 @@ def make_replay(folder_seed: tuple[Path, int]) -> None:
     generate_demo_study(folder, seed=seed, site=REPLAY_SITE)
 
 
-def replay_studies(n: int, root: Path, workers: int = 1,
-                   report: Callable[[int, int], None] | None = None,
-                   check: Callable[[], None] | None = None) -> list[TrainStudy]:
+def replay_studies(
+    n: int,
+    root: Path,
+    workers: int = 1,
+    report: Callable[[int, int], None] | None = None,
+    check: Callable[[], None] | None = None,
+) -> list[TrainStudy]:
     """The first `n` of the bundled models' training studies, generated into `root` once
     (in `workers` processes; report(k, m): k of the m missing ones made; check: a stop)."""
     from medview.ai.training.prepare import run_each

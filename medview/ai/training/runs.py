@@ -100,14 +100,21 @@ def _read(folder: Path) -> RunInfo | None:
         status = "interrupted"
     split = job.get("split") or {}
     epoch = int(run.get("epoch", 0))
-    return RunInfo(folder, str(job.get("base", run.get("base", ""))), status, epoch,
-                   int(run.get("step", 0)), int(run.get("epochs", 0)),
-                   int(run.get("steps_per_epoch", 0)), str(run.get("started", "")),
-                   str(run.get("error", "")),
-                   [h for h in run.get("history", []) if h.get("epoch", 0) <= epoch],
-                   len(split.get("train", [])), len(split.get("val", [])),
-                   run.get("error_setting") if isinstance(run.get("error_setting"), dict)
-                   else None)
+    return RunInfo(
+        folder,
+        str(job.get("base", run.get("base", ""))),
+        status,
+        epoch,
+        int(run.get("step", 0)),
+        int(run.get("epochs", 0)),
+        int(run.get("steps_per_epoch", 0)),
+        str(run.get("started", "")),
+        str(run.get("error", "")),
+        [h for h in run.get("history", []) if h.get("epoch", 0) <= epoch],
+        len(split.get("train", [])),
+        len(split.get("val", [])),
+        run.get("error_setting") if isinstance(run.get("error_setting"), dict) else None,
+    )
 
 
 def unfinished_runs(root: Path | None = None) -> list[RunInfo]:
@@ -116,8 +123,14 @@ def unfinished_runs(root: Path | None = None) -> list[RunInfo]:
     root = Path(root) if root is not None else saved.training_dir()
     if not root.is_dir():
         return []
-    found = [info for sub in root.iterdir() if sub.is_dir() and sub.name != DISCARDED
-             and (sub / CHECKPOINT_FILE).exists() and (info := _read(sub)) is not None]
+    found = [
+        info
+        for sub in root.iterdir()
+        if sub.is_dir()
+        and sub.name != DISCARDED
+        and (sub / CHECKPOINT_FILE).exists()
+        and (info := _read(sub)) is not None
+    ]
     return sorted(found, key=lambda r: (r.started, r.folder.name), reverse=True)
 
 
@@ -145,8 +158,9 @@ def discard_run(folder: Path) -> Path:
     """Move a run's work folder into training/discarded (a free name); returns where."""
     folder = Path(folder)
     if is_running(folder):
-        raise InvalidInputError(str(folder), "is still being trained by another process; "
-                                             "stop that run first")
+        raise InvalidInputError(
+            str(folder), "is still being trained by another process; stop that run first"
+        )
     target_root = folder.parent / DISCARDED
     target_root.mkdir(parents=True, exist_ok=True)
     target, n = target_root / folder.name, 1
@@ -156,8 +170,9 @@ def discard_run(folder: Path) -> Path:
     try:
         shutil.move(str(folder), str(target))
     except OSError as exc:
-        raise InvalidInputError(str(folder), f"could not be moved aside ({exc.strerror or exc})"
-                                ) from exc
+        raise InvalidInputError(
+            str(folder), f"could not be moved aside ({exc.strerror or exc})"
+        ) from exc
     return target
 
 
@@ -172,9 +187,14 @@ class RunRecord:
         self.work = Path(work)
         self._handle: IO[bytes] | None = None
         self._started = False
-        self.state: dict[str, Any] = {"format": FORMAT, "version": VERSION,
-                                      "status": "running", "epoch": 0, "step": 0,
-                                      "history": []}
+        self.state: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "status": "running",
+            "epoch": 0,
+            "step": 0,
+            "history": [],
+        }
 
     def open(self) -> None:
         """Lock the work folder; a run another process holds is one sentence."""
@@ -182,8 +202,9 @@ class RunRecord:
         handle = open(self.work / LOCK_FILE, "a+b")  # noqa: SIM115 - held while it runs
         if not _lock(handle):
             handle.close()
-            raise InvalidInputError(str(self.work), "is being trained by another process; "
-                                                    "wait for it or stop it first")
+            raise InvalidInputError(
+                str(self.work), "is being trained by another process; wait for it or stop it first"
+            )
         self._handle = handle
         try:
             old = json.loads((self.work / RUN_FILE).read_text(encoding="utf-8"))
@@ -201,13 +222,22 @@ class RunRecord:
         kind, s = ev.get("event"), self.state
         if kind == "start":
             self._started = True
-            s.update(status="running", base=ev.get("base", ""), epochs=ev.get("epochs", 0),
-                     steps_per_epoch=ev.get("steps_per_epoch", 0), error="", error_setting=None,
-                     started=s.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"))
+            s.update(
+                status="running",
+                base=ev.get("base", ""),
+                epochs=ev.get("epochs", 0),
+                steps_per_epoch=ev.get("steps_per_epoch", 0),
+                error="",
+                error_setting=None,
+                started=s.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"),
+            )
         elif kind == "epoch":
             s["history"] = [h for h in s["history"] if h["epoch"] < ev["epoch"]] + [
-                {k: ev.get(k) for k in ("epoch", "loss", "val_dice", "seconds",
-                                     "val_dice_per_label")}]
+                {
+                    k: ev.get(k)
+                    for k in ("epoch", "loss", "val_dice", "seconds", "val_dice_per_label")
+                }
+            ]
         elif kind in ("checkpoint", "stopped"):
             s.update(epoch=ev["epoch"], step=ev["step"])
             if kind == "stopped":
@@ -215,8 +245,9 @@ class RunRecord:
         elif kind == "done":
             s.update(status="done", version=ev.get("version", ""))
         elif kind == "error" and (self._started or not (self.work / RUN_FILE).exists()):
-            s.update(status="failed", error=f"{ev.get('message', '')}",
-                     error_setting=ev.get("setting"))
+            s.update(
+                status="failed", error=f"{ev.get('message', '')}", error_setting=ev.get("setting")
+            )
         else:
             return
         s["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -26,18 +26,29 @@ class SegmentationTask:
     training studies from index `rehearsal_from` on (the rehearsal studies), or on all
     patches with Settings.distill_on "all"."""
 
-    def __init__(self, card: ModelCard, train: list[PreparedStudy], val: list[PreparedStudy],
-                 settings: Any, base: Any = None, device: Any = "cpu", teacher: Any = None,
-                 rehearsal_from: int | None = None,
-                 progress: Callable[[int, int], None] | None = None,
-                 check: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        card: ModelCard,
+        train: list[PreparedStudy],
+        val: list[PreparedStudy],
+        settings: Any,
+        base: Any = None,
+        device: Any = "cpu",
+        teacher: Any = None,
+        rehearsal_from: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> None:
         from monai.losses import DiceCELoss
 
         self.card, self.train, self.val, self.s = card, train, val, settings
         self.check = check  # between inference batches: a stop ends mining and evaluation
         self.teacher = teacher if settings.distill > 0 else None
-        self.distill_from = 0 if settings.distill_on == "all" else \
-            (len(train) if rehearsal_from is None else rehearsal_from)
+        self.distill_from = (
+            0
+            if settings.distill_on == "all"
+            else (len(train) if rehearsal_from is None else rehearsal_from)
+        )
         aug = Augment(enabled=bool(settings.augment))
         mined = None
         if settings.mined_fraction > 0 and base is not None:
@@ -46,10 +57,16 @@ class SegmentationTask:
                 if progress is not None:
                     progress(i + 1, len(train))
                 mined.append(self._mined(base, st, device))
-        self.sampler = PatchSampler(train, card, settings.patch_size, settings.pos_fraction,
-                                    aug, mined, settings.mined_fraction)
-        self.loss = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True,
-                               batch=True)
+        self.sampler = PatchSampler(
+            train,
+            card,
+            settings.patch_size,
+            settings.pos_fraction,
+            aug,
+            mined,
+            settings.mined_fraction,
+        )
+        self.loss = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
         rng = np.random.default_rng(settings.seed + 7)
         self.val_slices = [validation_slices(st, rng, 16, 16) for st in val]
 
@@ -78,8 +95,9 @@ class SegmentationTask:
             idx = torch.from_numpy(keep).to(logits.device)
             with torch.no_grad():
                 target = self.teacher(x[idx])
-            loss = loss + self.s.distill * distillation_loss(logits[idx], target) * \
-                (len(keep) / len(drawn))
+            loss = loss + self.s.distill * distillation_loss(logits[idx], target) * (
+                len(keep) / len(drawn)
+            )
         return loss
 
     def quick(self, model: Any, device: Any) -> dict:
@@ -87,28 +105,30 @@ class SegmentationTask:
 
         return quick_dice(model, self.card, self.val, self.val_slices, device)
 
-    def evaluate(self, model: Any, device: Any, progress: Any = None, kept: bool = False
-                 ) -> dict:
+    def evaluate(self, model: Any, device: Any, progress: Any = None, kept: bool = False) -> dict:
         """Whole-volume metrics; `kept`: the base model's, reused from an earlier run on the
         same studies when there is one (train_metrics.evaluate_kept)."""
         from medview.ai.training.metrics import evaluate, evaluate_kept
 
-        return (evaluate_kept if kept else evaluate)(model, self.card, self.val, device,
-                                                     progress, self.check)
+        return (evaluate_kept if kept else evaluate)(
+            model, self.card, self.val, device, progress, self.check
+        )
 
 
 class ClassificationTask:
     """Runs of `patch_size // 8` (at least 4) neighbouring slices, normalised by the card."""
 
-    def __init__(self, card: ModelCard, train: list[PreparedStudy], val: list[PreparedStudy],
-                 settings: Any) -> None:
+    def __init__(
+        self, card: ModelCard, train: list[PreparedStudy], val: list[PreparedStudy], settings: Any
+    ) -> None:
         import torch
 
         self.card, self.train, self.val, self.s = card, train, val, settings
         self.length = max(4, settings.patch_size // 8)
         self.ce = torch.nn.CrossEntropyLoss()
-        self.targets = [np.asarray(st.labels).reshape(st.labels.shape[0], -1).any(axis=1)
-                        for st in train]
+        self.targets = [
+            np.asarray(st.labels).reshape(st.labels.shape[0], -1).any(axis=1) for st in train
+        ]
 
     def _slices(self, st: PreparedStudy, ks: Any) -> np.ndarray:
         lo, hi = float(self.card.intensity.low), float(self.card.intensity.high)
@@ -155,28 +175,37 @@ class ClassificationTask:
         s, t = self._scores(model, device)
         return {"mean": round(float(((s >= 0.5) == t).mean()), 4)}
 
-    def evaluate(self, model: Any, device: Any, progress: Any = None, kept: bool = False
-                 ) -> dict:
+    def evaluate(self, model: Any, device: Any, progress: Any = None, kept: bool = False) -> dict:
         """Accuracy and AUC over every slice (quick enough that nothing is kept)."""
         from medview.ai.findings.scoring import auc
 
         s, t = self._scores(model, device)
         value = auc(s, t)
-        return {"studies": len(self.val), "slices": len(t),
-                "accuracy": round(float(((s >= 0.5) == t).mean()), 4),
-                "auc": None if np.isnan(value) else round(value, 4)}
+        return {
+            "studies": len(self.val),
+            "slices": len(t),
+            "accuracy": round(float(((s >= 0.5) == t).mean()), 4),
+            "auc": None if np.isnan(value) else round(value, 4),
+        }
 
 
-def make_task(card: ModelCard, train: list[PreparedStudy], val: list[PreparedStudy],
-              settings: Any, base: Any, device: Any, teacher: Any = None,
-              rehearsal_from: int | None = None,
-              progress: Callable[[int, int], None] | None = None,
-              check: Callable[[], None] | None = None
-              ) -> SegmentationTask | ClassificationTask:
+def make_task(
+    card: ModelCard,
+    train: list[PreparedStudy],
+    val: list[PreparedStudy],
+    settings: Any,
+    base: Any,
+    device: Any,
+    teacher: Any = None,
+    rehearsal_from: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    check: Callable[[], None] | None = None,
+) -> SegmentationTask | ClassificationTask:
     """The task for the card; `base` is the untrained base network (segmentation mines its
     mistakes on the training studies, calling `progress(i, n)` before each), `teacher` a
     frozen copy of it for distillation."""
     if card.task == "segmentation":
-        return SegmentationTask(card, train, val, settings, base, device, teacher,
-                                rehearsal_from, progress, check)
+        return SegmentationTask(
+            card, train, val, settings, base, device, teacher, rehearsal_from, progress, check
+        )
     return ClassificationTask(card, train, val, settings)

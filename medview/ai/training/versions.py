@@ -48,8 +48,10 @@ def check_new_version(name: str, version: str) -> None:
         _parse_ref(f"{name}:{version}")
     except InvalidInputError:
         raise SettingError("version", version, "version_format") from None
-    if any(e.card.name == name and version_key(e.card.version) == version_key(version)
-           for e in list_models()):
+    if any(
+        e.card.name == name and version_key(e.card.version) == version_key(version)
+        for e in list_models()
+    ):
         raise SettingError("version", version, "version_taken", model=name)
 
 
@@ -75,8 +77,9 @@ def training_source(data: str | Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def card_dict(parent: ModelCard, version: str, training: str, validation: dict,
-              studies: str | Path = "") -> dict:
+def card_dict(
+    parent: ModelCard, version: str, training: str, validation: dict, studies: str | Path = ""
+) -> dict:
     """The new card: the parent's network, labels and preprocessing, new provenance; the
     studies' source (training_source) under provenance.training_source, never the
     parent's."""
@@ -86,19 +89,33 @@ def card_dict(parent: ModelCard, version: str, training: str, validation: dict,
     if source is not None:
         data["provenance"]["training_source"] = source
     data["labels"] = [asdict(lab) for lab in parent.labels]
-    data.update(version=version, parent_version=parent.version, training_data=training,
-                validation=validation, weights_file="weights.safetensors",
-                weights_format="safetensors", weights_sha256="",
-                created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                description=(f"{parent.name} {parent.version} fine-tuned on locally labelled "
-                             f"studies (see training_data and validation.fine_tune). "
-                             f"{DISCLAIMER}."))
+    data.update(
+        version=version,
+        parent_version=parent.version,
+        training_data=training,
+        validation=validation,
+        weights_file="weights.safetensors",
+        weights_format="safetensors",
+        weights_sha256="",
+        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        description=(
+            f"{parent.name} {parent.version} fine-tuned on locally labelled "
+            f"studies (see training_data and validation.fine_tune). "
+            f"{DISCLAIMER}."
+        ),
+    )
     return data
 
 
-def write_version(parent: ModelCard, version: str, model: Any, training: str,
-                  validation: dict, fp: tuple[str, float] | None = None,
-                  data: str | Path = "") -> Path:
+def write_version(
+    parent: ModelCard,
+    version: str,
+    model: Any,
+    training: str,
+    validation: dict,
+    fp: tuple[str, float] | None = None,
+    data: str | Path = "",
+) -> Path:
     """Create the version folder (refused if it exists), weights first and the card last,
     so a folder is a version only once it is whole; a failed write leaves nothing. `fp`:
     a false-positive classifier refit on the new network's candidates (its JSON text and
@@ -117,12 +134,16 @@ def write_version(parent: ModelCard, version: str, model: Any, training: str,
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)  # ours, made just above: never a parent's
         # safetensors' error has no errno, only the OS's words ("os error 28")
-        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or \
-                f"os error {errno.ENOSPC})" in str(exc):
-            raise ResourceLimitError(str(folder), "could not be written: the disk is full; "
-                                                  "free some space and run again with --resume "
-                                                  "(the trained weights wait in the work folder)"
-                                     ) from OSError(errno.ENOSPC, str(exc))
+        if getattr(exc, "errno", None) in (
+            errno.ENOSPC,
+            errno.EDQUOT,
+        ) or f"os error {errno.ENOSPC})" in str(exc):
+            raise ResourceLimitError(
+                str(folder),
+                "could not be written: the disk is full; "
+                "free some space and run again with --resume "
+                "(the trained weights wait in the work folder)",
+            ) from OSError(errno.ENOSPC, str(exc))
         raise
     return folder
 
@@ -133,8 +154,9 @@ def _copy_second_stage(parent: ModelCard, folder: Path) -> None:
     validation numbers, measured after the fine-tune, say how well that still works."""
     post = parent.postprocess
     if post is not None and post.fp_classifier:
-        shutil.copyfile(resolve(parent.ref).folder / post.fp_classifier,
-                        folder / post.fp_classifier)
+        shutil.copyfile(
+            resolve(parent.ref).folder / post.fp_classifier, folder / post.fp_classifier
+        )
 
 
 def _write_second_stage(card: dict, folder: Path, text: str, threshold: float) -> None:

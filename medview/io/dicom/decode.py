@@ -54,13 +54,18 @@ class FileDecoder:
             # the header scan saw the pixel element, but pydicom drops a dataset whose
             # encapsulated pixel data runs off the end of the file without an error
             # (docs/development.md)
-            raise InvalidInputError(str(ref), "pixel data ends before its end marker; the "
-                                              "file is truncated")
+            raise InvalidInputError(
+                str(ref), "pixel data ends before its end marker; the file is truncated"
+            )
         if not ds.file_meta.get("TransferSyntaxUID"):
             implicit, little = ds.original_encoding
             ds.file_meta.TransferSyntaxUID = (
-                "1.2.840.10008.1.2" if implicit else
-                "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+                "1.2.840.10008.1.2"
+                if implicit
+                else "1.2.840.10008.1.2.1"
+                if little
+                else "1.2.840.10008.1.2.2"
+            )
         self._parsed[ref] = ds
         while len(self._parsed) > KEEP_PARSED:
             self._parsed.popitem(last=False)
@@ -71,8 +76,11 @@ class FileDecoder:
         values (uint8, uint16 or uint32), palette colour as RGB uint8."""
         ds = self._dataset(opener, fr.source)
         pf = fr.pixel
-        arr = pixel_array(ds, index=fr.frame_index if pf.n_frames > 1 else None,
-                          decoding_plugin=plugin_for(pf.transfer_syntax_uid))
+        arr = pixel_array(
+            ds,
+            index=fr.frame_index if pf.n_frames > 1 else None,
+            decoding_plugin=plugin_for(pf.transfer_syntax_uid),
+        )
         if pf.n_frames > 1 and arr.ndim == (4 if pf.samples_per_pixel == 3 else 3):
             arr = arr[0]
         if pf.photometric == "PALETTE COLOR":
@@ -93,8 +101,11 @@ def _palette_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     The LUT Descriptor's third value is the entry depth: 8-bit entries may sit in 16-bit
     words, and must not be shifted down as if they were 16-bit."""
     rgb = apply_color_lut(arr, ds)
-    if (rgb.dtype.itemsize == 2 and "RedPaletteColorLookupTableData" in ds
-            and ds.original_encoding[1] is False):
+    if (
+        rgb.dtype.itemsize == 2
+        and "RedPaletteColorLookupTableData" in ds
+        and ds.original_encoding[1] is False
+    ):
         rgb = rgb.byteswap()
     return _to_uint8_rgb(rgb, int(ds.RedPaletteColorLookupTableDescriptor[2]))
 

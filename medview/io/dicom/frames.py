@@ -51,8 +51,10 @@ def _raw_value(raw: RawDataElement) -> Any:
         return nums[0] if len(nums) == 1 else nums
     code = _BINARY_VRS.get(vr)
     if code is not None and len(data) % struct.calcsize(code) == 0 and data:
-        vals = struct.unpack(("<" if raw.is_little_endian else ">")
-                             + code * (len(data) // struct.calcsize(code)), data)
+        vals = struct.unpack(
+            ("<" if raw.is_little_endian else ">") + code * (len(data) // struct.calcsize(code)),
+            data,
+        )
         return vals[0] if len(vals) == 1 else list(vals)
     return _SLOW
 
@@ -117,8 +119,7 @@ def _first(ds: Dataset | None, seq_keyword: str) -> Dataset | None:
         return None
 
 
-def _group(per_frame: Dataset | None, shared: Dataset | None, seq_keyword: str
-           ) -> Dataset | None:
+def _group(per_frame: Dataset | None, shared: Dataset | None, seq_keyword: str) -> Dataset | None:
     """A functional group item: the per-frame one wins over the shared one."""
     return _first(per_frame, seq_keyword) or _first(shared, seq_keyword)
 
@@ -155,28 +156,42 @@ def frames_of(ds: Dataset, ref: SourceRef, pf: PixelFormat, sop_uid: str) -> lis
     """FrameRefs for every frame of one file, geometry and rescale per frame."""
     instance = _int(ds, "InstanceNumber")
     if pf.n_frames == 1 and _tag("PerFrameFunctionalGroupsSequence") not in ds:
-        return [FrameRef(
-            source=ref, frame_index=0, pixel=pf, sop_instance_uid=sop_uid,
-            instance_number=instance,
-            position_lps=floats(ds, "ImagePositionPatient", 3),
-            orientation=_orientation(ds),
-            pixel_spacing_row_col_mm=_pixel_spacing(ds),
-            rescale_slope=_float(ds, "RescaleSlope") or 1.0,
-            rescale_intercept=_float(ds, "RescaleIntercept") or 0.0,
-            slice_thickness_mm=_float(ds, "SliceThickness"),
-            temporal_key=_temporal_key(ds),
-        )]
+        return [
+            FrameRef(
+                source=ref,
+                frame_index=0,
+                pixel=pf,
+                sop_instance_uid=sop_uid,
+                instance_number=instance,
+                position_lps=floats(ds, "ImagePositionPatient", 3),
+                orientation=_orientation(ds),
+                pixel_spacing_row_col_mm=_pixel_spacing(ds),
+                rescale_slope=_float(ds, "RescaleSlope") or 1.0,
+                rescale_intercept=_float(ds, "RescaleIntercept") or 0.0,
+                slice_thickness_mm=_float(ds, "SliceThickness"),
+                temporal_key=_temporal_key(ds),
+            )
+        ]
     shared = _first(ds, "SharedFunctionalGroupsSequence")
     per_frame_seq = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame_seq is not None and len(per_frame_seq) == pf.n_frames:
-        return [_enhanced_frame(ds, ref, pf, sop_uid, instance, i, per_frame_seq[i], shared)
-                for i in range(pf.n_frames)]
+        return [
+            _enhanced_frame(ds, ref, pf, sop_uid, instance, i, per_frame_seq[i], shared)
+            for i in range(pf.n_frames)
+        ]
     return _legacy_multiframe(ds, ref, pf, sop_uid, instance)
 
 
-def _enhanced_frame(ds: Dataset, ref: SourceRef, pf: PixelFormat, sop_uid: str,
-                    instance: int | None, i: int, item: Dataset, shared: Dataset | None
-                    ) -> FrameRef:
+def _enhanced_frame(
+    ds: Dataset,
+    ref: SourceRef,
+    pf: PixelFormat,
+    sop_uid: str,
+    instance: int | None,
+    i: int,
+    item: Dataset,
+    shared: Dataset | None,
+) -> FrameRef:
     pos = floats(_group(item, shared, "PlanePositionSequence"), "ImagePositionPatient", 3)
     orient = _orientation(_group(item, shared, "PlaneOrientationSequence"))
     measures = _group(item, shared, "PixelMeasuresSequence")
@@ -186,27 +201,30 @@ def _enhanced_frame(ds: Dataset, ref: SourceRef, pf: PixelFormat, sop_uid: str,
     intercept = _float(transform, "RescaleIntercept")
     if intercept is None:
         intercept = _float(ds, "RescaleIntercept") or 0.0
-    temporal = (_int(content, "TemporalPositionIndex") or -1,
-                _int(content, "StackID") or -1)
+    temporal = (_int(content, "TemporalPositionIndex") or -1, _int(content, "StackID") or -1)
     try:
-        dims = tuple(int(x) for x in (content.get("DimensionIndexValues") or [])) if content \
-            else ()
+        dims = tuple(int(x) for x in (content.get("DimensionIndexValues") or [])) if content else ()
     except (TypeError, ValueError):
         dims = ()
     return FrameRef(
-        source=ref, frame_index=i, pixel=pf, sop_instance_uid=sop_uid,
+        source=ref,
+        frame_index=i,
+        pixel=pf,
+        sop_instance_uid=sop_uid,
         instance_number=instance,
         position_lps=pos or floats(ds, "ImagePositionPatient", 3),
         orientation=orient or _orientation(ds),
         pixel_spacing_row_col_mm=_pixel_spacing(measures) or _pixel_spacing(ds),
-        rescale_slope=slope, rescale_intercept=intercept,
+        rescale_slope=slope,
+        rescale_intercept=intercept,
         slice_thickness_mm=_float(measures, "SliceThickness") or _float(ds, "SliceThickness"),
         temporal_key=(*temporal, *dims),
     )
 
 
-def _legacy_multiframe(ds: Dataset, ref: SourceRef, pf: PixelFormat, sop_uid: str,
-                       instance: int | None) -> list[FrameRef]:
+def _legacy_multiframe(
+    ds: Dataset, ref: SourceRef, pf: PixelFormat, sop_uid: str, instance: int | None
+) -> list[FrameRef]:
     """Multi-frame without functional groups (RT dose, NM, US cine): frames step along the
     normal by GridFrameOffsetVector or SpacingBetweenSlices when the file says so."""
     pos0 = floats(ds, "ImagePositionPatient", 3)
@@ -224,20 +242,25 @@ def _legacy_multiframe(ds: Dataset, ref: SourceRef, pf: PixelFormat, sop_uid: st
     normal = None
     if orient is not None and pos0 is not None and offsets is not None:
         r, c = orient[:3], orient[3:]
-        normal = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2],
-                  r[0] * c[1] - r[1] * c[0])
+        normal = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
     out = []
     for i in range(pf.n_frames):
         pos = None
         if normal is not None:
             pos = tuple(pos0[a] + normal[a] * offsets[i] for a in range(3))
-        out.append(FrameRef(
-            source=ref, frame_index=i, pixel=pf, sop_instance_uid=sop_uid,
-            instance_number=i + 1 if instance is None else instance * 100000 + i,
-            position_lps=pos, orientation=orient if pos else None,
-            pixel_spacing_row_col_mm=_pixel_spacing(ds),
-            rescale_slope=_float(ds, "RescaleSlope") or 1.0,
-            rescale_intercept=_float(ds, "RescaleIntercept") or 0.0,
-            slice_thickness_mm=_float(ds, "SliceThickness"),
-        ))
+        out.append(
+            FrameRef(
+                source=ref,
+                frame_index=i,
+                pixel=pf,
+                sop_instance_uid=sop_uid,
+                instance_number=i + 1 if instance is None else instance * 100000 + i,
+                position_lps=pos,
+                orientation=orient if pos else None,
+                pixel_spacing_row_col_mm=_pixel_spacing(ds),
+                rescale_slope=_float(ds, "RescaleSlope") or 1.0,
+                rescale_intercept=_float(ds, "RescaleIntercept") or 0.0,
+                slice_thickness_mm=_float(ds, "SliceThickness"),
+            )
+        )
     return out

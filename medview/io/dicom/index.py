@@ -64,9 +64,13 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def _patient(ds: Dataset) -> PatientInfo:
-    return PatientInfo(name=_text(ds, "PatientName"), id=_text(ds, "PatientID"),
-                       birth_date=_text(ds, "PatientBirthDate"), sex=_text(ds, "PatientSex"),
-                       age=_text(ds, "PatientAge"))
+    return PatientInfo(
+        name=_text(ds, "PatientName"),
+        id=_text(ds, "PatientID"),
+        birth_date=_text(ds, "PatientBirthDate"),
+        sex=_text(ds, "PatientSex"),
+        age=_text(ds, "PatientAge"),
+    )
 
 
 def _numbers(v: object) -> list[float]:
@@ -95,8 +99,9 @@ def _windows(ds: Dataset) -> list[tuple[float, float]]:
     return [(cc, ww) for cc, ww in pairs if ww > 0]
 
 
-def read_file_header(opener: sources.SourceOpener, ref: SourceRef
-                     ) -> _ImageFile | NonImageObject | str:
+def read_file_header(
+    opener: sources.SourceOpener, ref: SourceRef
+) -> _ImageFile | NonImageObject | str:
     """One file's frames, or its non-image record, or "DICOMDIR"; raises MedviewError."""
     where = str(ref)
     size = opener.size(ref)
@@ -109,14 +114,18 @@ def read_file_header(opener: sources.SourceOpener, ref: SourceRef
     name = NON_IMAGE_WITH_PIXELS.get(sop_class)
     if ph.pixel_tag is None or name:
         if not sop_class and not _text(ds, "Modality"):
-            raise InvalidInputError(where, "has no image data and no SOP Class; it is not a "
-                                           "DICOM object MedView can use")
+            raise InvalidInputError(
+                where,
+                "has no image data and no SOP Class; it is not a DICOM object MedView can use",
+            )
         cls_name = name or (UID(sop_class).name if sop_class else "unknown object")
         if "Image Storage" in cls_name and not name:
-            raise InvalidInputError(where, f"is a {cls_name} object without pixel data; the "
-                                           f"file is probably truncated")
-        return NonImageObject(where, _text(ds, "Modality"), sop_class, cls_name,
-                              _text(ds, "SeriesInstanceUID"))
+            raise InvalidInputError(
+                where, f"is a {cls_name} object without pixel data; the file is probably truncated"
+            )
+        return NonImageObject(
+            where, _text(ds, "Modality"), sop_class, cls_name, _text(ds, "SeriesInstanceUID")
+        )
     pf = pixel_format(ph, where)
     sop_uid = _text(ds, "SOPInstanceUID") or _text(ds.file_meta, "MediaStorageSOPInstanceUID")
     return _ImageFile(frames_of(ds, ref, pf, sop_uid), ds, ph.warnings)
@@ -128,8 +137,9 @@ def _dicomdir_refs(path: Path, skipped: list[Skipped]) -> Iterator[SourceRef]:
         ds = pydicom.dcmread(path, force=True)
         records = ds.DirectoryRecordSequence
     except Exception as exc:  # damaged DICOMDIR: say so, scan nothing from it
-        skipped.append(Skipped(str(path), f"is a damaged DICOMDIR ({exc}); open its folder "
-                                          f"instead"))
+        skipped.append(
+            Skipped(str(path), f"is a damaged DICOMDIR ({exc}); open its folder instead")
+        )
         return
     if not any(rec.get("ReferencedFileID") for rec in records):
         skipped.append(Skipped(str(path), "is a DICOMDIR that references no image files"))
@@ -141,8 +151,13 @@ def _dicomdir_refs(path: Path, skipped: list[Skipped]) -> Iterator[SourceRef]:
         shown = "/".join(str(p) for p in parts)
         target = sources.resolve_dicomdir_reference(path, parts)
         if target is None:
-            skipped.append(Skipped(f"{path}: {shown}", "is referenced by the DICOMDIR but "
-                                   "points outside its folder; it was not opened"))
+            skipped.append(
+                Skipped(
+                    f"{path}: {shown}",
+                    "is referenced by the DICOMDIR but "
+                    "points outside its folder; it was not opened",
+                )
+            )
         elif not target.is_file():
             skipped.append(Skipped(str(target), "is referenced by the DICOMDIR but missing"))
         else:
@@ -159,8 +174,7 @@ def _is_dicomdir(path: Path) -> bool:
     return str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_STORAGE_DIRECTORY
 
 
-def enumerate_sources(paths: Sequence[str | Path], skipped: list[Skipped]
-                      ) -> list[SourceRef]:
+def enumerate_sources(paths: Sequence[str | Path], skipped: list[Skipped]) -> list[SourceRef]:
     """Every file to read from the given paths, de-duplicated, in a stable order."""
     refs: list[SourceRef] = []
     for raw in paths:
@@ -169,8 +183,11 @@ def enumerate_sources(paths: Sequence[str | Path], skipped: list[Skipped]
             raise InvalidInputError(str(p), "does not exist; check the path")
         if p.is_dir():
             for f in sources.iter_folder(p):
-                refs.extend(sources.iter_zip(f, skipped) if f.suffix.lower() == ".zip"
-                            else [SourceRef(str(f))])
+                refs.extend(
+                    sources.iter_zip(f, skipped)
+                    if f.suffix.lower() == ".zip"
+                    else [SourceRef(str(f))]
+                )
         elif p.name.upper() == "DICOMDIR" or _is_dicomdir(p):
             refs.extend(_dicomdir_refs(p, skipped))
         elif sources.is_zip(p):
@@ -181,8 +198,11 @@ def enumerate_sources(paths: Sequence[str | Path], skipped: list[Skipped]
     return [r for r in refs if not (r in seen or seen.add(r))]
 
 
-def scan(paths: Sequence[str | Path], progress: ProgressCallback | None = None,
-         cancel: CancelToken | None = None) -> ScanResult:
+def scan(
+    paths: Sequence[str | Path],
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> ScanResult:
     """Find every study and series under `paths`, reading headers only."""
     result = ScanResult()
     refs = enumerate_sources(paths, result.skipped)
@@ -225,7 +245,8 @@ def _group(images: list[_ImageFile]) -> list[StudyInfo]:
     for f in images:
         study = _text(f.ds, "StudyInstanceUID") or "unknown-study"
         series = _text(f.ds, "SeriesInstanceUID") or (
-            f"unknown-series-{Path(f.frames[0].source.path).parent}")
+            f"unknown-series-{Path(f.frames[0].source.path).parent}"
+        )
         by_series.setdefault((study, series), []).append(f)
     studies: dict[str, StudyInfo] = {}
     for (study_uid, series_uid), files in by_series.items():
@@ -233,19 +254,26 @@ def _group(images: list[_ImageFile]) -> list[StudyInfo]:
         study = studies.get(study_uid)
         if study is None:
             study = studies[study_uid] = StudyInfo(
-                study_uid, study_date=_text(first, "StudyDate"),
+                study_uid,
+                study_date=_text(first, "StudyDate"),
                 study_time=_text(first, "StudyTime"),
                 description=_text(first, "StudyDescription"),
-                accession_number=_text(first, "AccessionNumber"), patient=_patient(first))
+                accession_number=_text(first, "AccessionNumber"),
+                patient=_patient(first),
+            )
         study.series.extend(_series_infos(study_uid, series_uid, files))
     for st in studies.values():
-        st.series.sort(key=lambda s: (s.series_number if s.series_number is not None
-                                      else 1 << 30, s.description, s.key))
+        st.series.sort(
+            key=lambda s: (
+                s.series_number if s.series_number is not None else 1 << 30,
+                s.description,
+                s.key,
+            )
+        )
     return sorted(studies.values(), key=lambda s: (s.study_date, s.study_instance_uid))
 
 
-def _series_infos(study_uid: str, series_uid: str, files: list[_ImageFile]
-                  ) -> list[SeriesInfo]:
+def _series_infos(study_uid: str, series_uid: str, files: list[_ImageFile]) -> list[SeriesInfo]:
     first = files[0].ds
     frames, warnings_ = dedupe_by_sop([fr for f in files for fr in f.frames])
     for f in files:
@@ -270,26 +298,40 @@ def _series_infos(study_uid: str, series_uid: str, files: list[_ImageFile]
         tss = sorted({s.pixel.transfer_syntax_uid for s in real})
         for ts in tss:
             if not decodable(ts):
-                ws.append(LoadWarning("undecodable", f"pixel data in {UID(ts).name} cannot be "
-                                                     f"decoded with the installed codecs"))
-        out.append(SeriesInfo(
-            study_instance_uid=study_uid, series_instance_uid=series_uid, modality=modality,
-            description=_text(first, "SeriesDescription"),
-            series_number=_int_or_none(_text(first, "SeriesNumber")),
-            frame_of_reference_uid=_text(first, "FrameOfReferenceUID"),
-            patient=_patient(first), study_date=_text(first, "StudyDate"),
-            study_description=_text(first, "StudyDescription"), slices=stack.slices,
-            affine=stack.affine,
-            rows=fr.pixel.rows, cols=fr.pixel.cols,
-            # samples of the loaded volume: palette colour indices load as RGB
-            samples_per_pixel=3 if fr.pixel.photometric == "PALETTE COLOR"
-            else fr.pixel.samples_per_pixel,
-            photometric=fr.pixel.photometric, windows=_windows(first),
-            units="HU" if modality == "CT" else _text(first, "RescaleType"),
-            transfer_syntaxes=tss, warnings=ws,
-            stack_label=f"stack {k + 1} of {n}" if n > 1 else "",
-            has_geometry=stack.has_geometry,
-        ))
+                ws.append(
+                    LoadWarning(
+                        "undecodable",
+                        f"pixel data in {UID(ts).name} cannot be decoded with the installed codecs",
+                    )
+                )
+        out.append(
+            SeriesInfo(
+                study_instance_uid=study_uid,
+                series_instance_uid=series_uid,
+                modality=modality,
+                description=_text(first, "SeriesDescription"),
+                series_number=_int_or_none(_text(first, "SeriesNumber")),
+                frame_of_reference_uid=_text(first, "FrameOfReferenceUID"),
+                patient=_patient(first),
+                study_date=_text(first, "StudyDate"),
+                study_description=_text(first, "StudyDescription"),
+                slices=stack.slices,
+                affine=stack.affine,
+                rows=fr.pixel.rows,
+                cols=fr.pixel.cols,
+                # samples of the loaded volume: palette colour indices load as RGB
+                samples_per_pixel=3
+                if fr.pixel.photometric == "PALETTE COLOR"
+                else fr.pixel.samples_per_pixel,
+                photometric=fr.pixel.photometric,
+                windows=_windows(first),
+                units="HU" if modality == "CT" else _text(first, "RescaleType"),
+                transfer_syntaxes=tss,
+                warnings=ws,
+                stack_label=f"stack {k + 1} of {n}" if n > 1 else "",
+                has_geometry=stack.has_geometry,
+            )
+        )
     return out
 
 
@@ -298,4 +340,3 @@ def _int_or_none(text: str) -> int | None:
         return int(float(text))
     except ValueError:
         return None
-

@@ -23,8 +23,11 @@ from medview.core.limits import format_bytes, max_volume_bytes
 from medview.core.series import LoadWarning, PixelFormat, SourceRef
 from medview.io.dicom.frames import value
 
-PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData",
-              0x7FE00009: "DoubleFloatPixelData"}
+PIXEL_TAGS = {
+    0x7FE00010: "PixelData",
+    0x7FE00008: "FloatPixelData",
+    0x7FE00009: "DoubleFloatPixelData",
+}
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # Objects that carry pixel data but are not images to stack into a volume.
 NON_IMAGE_WITH_PIXELS = {
@@ -77,8 +80,10 @@ def _sniff_not_dicom(head: bytes) -> str | None:
         return "is a zip archive inside the folder; open the archive itself"
     # A raw dataset without preamble begins with a group 0x0002 or 0x0008 tag, in either
     # byte order (ExplVR_BigEndNoMeta.dcm is a big-endian one).
-    if len(head) >= 4 and {struct.unpack("<H", head[:2])[0],
-                           struct.unpack(">H", head[:2])[0]} & {0x0002, 0x0008}:
+    if len(head) >= 4 and {struct.unpack("<H", head[:2])[0], struct.unpack(">H", head[:2])[0]} & {
+        0x0002,
+        0x0008,
+    }:
         return None
     sample = head[:128]
     if sample and all(32 <= b < 127 or b in (9, 10, 13) for b in sample):
@@ -100,11 +105,14 @@ def inflate_capped(fp: BinaryIO, where: str, out: BinaryIO) -> None:
         data = d.decompress(chunk, INFLATE_CHUNK * 4)
         while True:
             written += len(data)
-            if written > limit or (written > INFLATE_RATIO_FLOOR
-                                   and written > MAX_INFLATE_RATIO * read_in):
+            if written > limit or (
+                written > INFLATE_RATIO_FLOOR and written > MAX_INFLATE_RATIO * read_in
+            ):
                 raise ResourceLimitError(
-                    where, f"deflated data inflates past {format_bytes(written)} from "
-                           f"{format_bytes(read_in)}; refused as a possible deflate bomb")
+                    where,
+                    f"deflated data inflates past {format_bytes(written)} from "
+                    f"{format_bytes(read_in)}; refused as a possible deflate bomb",
+                )
             out.write(data)
             if not d.unconsumed_tail:
                 break
@@ -127,7 +135,7 @@ def _meta_transfer_syntax(meta: bytes) -> str | None:
         group, elem = struct.unpack_from("<HH", meta, pos)
         if group != 2:
             return None
-        vr = meta[pos + 4:pos + 6]
+        vr = meta[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from("<I", meta, pos + 8)
             start = pos + 12
@@ -135,7 +143,7 @@ def _meta_transfer_syntax(meta: bytes) -> str | None:
             (length,) = struct.unpack_from("<H", meta, pos + 6)
             start = pos + 8
         if elem == 0x0010:
-            return meta[start:start + length].rstrip(b"\x00 ").decode("ascii", "replace")
+            return meta[start : start + length].rstrip(b"\x00 ").decode("ascii", "replace")
         pos = start + length
     return None
 
@@ -174,8 +182,12 @@ def read_deflated(fp: BinaryIO, where: str, stop_before_pixels: bool) -> Dataset
     except zlib.error as exc:
         spool.close()
         raise InvalidInputError(where, f"has corrupt deflated data ({exc})") from exc
-    ds = read_dataset(spool, is_implicit_VR=False, is_little_endian=True,
-                      stop_when=_stop_at_pixels if stop_before_pixels else None)
+    ds = read_dataset(
+        spool,
+        is_implicit_VR=False,
+        is_little_endian=True,
+        stop_when=_stop_at_pixels if stop_before_pixels else None,
+    )
     ds.file_meta = meta
     ds.set_original_encoding(False, True)
     if stop_before_pixels:
@@ -185,8 +197,9 @@ def read_deflated(fp: BinaryIO, where: str, stop_before_pixels: bool) -> Dataset
     return ds
 
 
-def _pixel_element(fp: BinaryIO, implicit: bool, little: bool, file_size: int
-                   ) -> tuple[str | None, int | None, int | None]:
+def _pixel_element(
+    fp: BinaryIO, implicit: bool, little: bool, file_size: int
+) -> tuple[str | None, int | None, int | None]:
     """(tag name, value offset, value length) of the pixel element at fp's position."""
     start = fp.tell()
     head = fp.read(12)
@@ -223,11 +236,14 @@ def parse_header(fp: BinaryIO, ref: SourceRef, file_size: int) -> ParsedHeader:
     warnings: list[LoadWarning] = []
     if len(head) == 132 and head[128:132] == b"DICM":
         if head[:2] == b"MZ" or head[:4] == b"\x7fELF":
-            warnings.append(LoadWarning(
-                "executable_preamble",
-                f"{where} carries an executable header in its preamble (a DICOM/executable "
-                f"polyglot); its image was read but nothing in it was run — check where it "
-                f"came from"))
+            warnings.append(
+                LoadWarning(
+                    "executable_preamble",
+                    f"{where} carries an executable header in its preamble (a DICOM/executable "
+                    f"polyglot); its image was read but nothing in it was run — check where it "
+                    f"came from",
+                )
+            )
     else:
         reason = _sniff_not_dicom(head)
         if reason:
@@ -235,33 +251,50 @@ def parse_header(fp: BinaryIO, ref: SourceRef, file_size: int) -> ParsedHeader:
             raise kind(where, reason)
     try:
         deflated = is_deflated(fp)
-        ds = (read_deflated(fp, where, stop_before_pixels=True) if deflated else
-              pydicom.dcmread(fp, stop_before_pixels=True, defer_size=4096, force=True))
+        ds = (
+            read_deflated(fp, where, stop_before_pixels=True)
+            if deflated
+            else pydicom.dcmread(fp, stop_before_pixels=True, defer_size=4096, force=True)
+        )
     except (InvalidInputError, ResourceLimitError):
         raise
     except Exception as exc:  # pydicom raises many types for damaged files
-        raise InvalidInputError(where, f"could not be read as DICOM ({_short(exc)}); the "
-                                       f"file is damaged or truncated") from exc
+        raise InvalidInputError(
+            where, f"could not be read as DICOM ({_short(exc)}); the file is damaged or truncated"
+        ) from exc
     if len(ds) == 0:
-        raise InvalidInputError(where, "holds no readable DICOM data; it is truncated or "
-                                       "not a DICOM file")
+        raise InvalidInputError(
+            where, "holds no readable DICOM data; it is truncated or not a DICOM file"
+        )
     if not deflated and fp.tell() > file_size:
-        raise InvalidInputError(where, f"has a data element whose length runs past the end of "
-                                       f"the file ({fp.tell()} bytes needed, {file_size} "
-                                       f"present); the file is truncated or damaged")
+        raise InvalidInputError(
+            where,
+            f"has a data element whose length runs past the end of "
+            f"the file ({fp.tell()} bytes needed, {file_size} "
+            f"present); the file is truncated or damaged",
+        )
     implicit, little = ds.original_encoding
     ts = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
     if not ts:
-        ts = str(UID("1.2.840.10008.1.2" if implicit else
-                     "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2"))
+        ts = str(
+            UID(
+                "1.2.840.10008.1.2"
+                if implicit
+                else "1.2.840.10008.1.2.1"
+                if little
+                else "1.2.840.10008.1.2.2"
+            )
+        )
     pixel_tag = pixel_offset = pixel_length = None
     if deflated:
         pixel_tag = "PixelData" if ds.get("Rows") else None
     else:
         pixel_tag, pixel_offset, pixel_length = _pixel_element(
-            fp, bool(implicit), bool(little), file_size)
-    return ParsedHeader(ds, ts, pixel_tag, pixel_offset, pixel_length, file_size, deflated,
-                        warnings)
+            fp, bool(implicit), bool(little), file_size
+        )
+    return ParsedHeader(
+        ds, ts, pixel_tag, pixel_offset, pixel_length, file_size, deflated, warnings
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -285,49 +318,72 @@ def pixel_format(ph: ParsedHeader, where: str) -> PixelFormat:
     spp = _int(ds, "SamplesPerPixel", 1)
     frames = _int(ds, "NumberOfFrames", 1) or 1
     if not rows or not cols or rows < 0 or cols < 0:
-        raise InvalidInputError(where, f"declares an image of {rows} x {cols} pixels, which "
-                                       f"holds nothing to show")
+        raise InvalidInputError(
+            where, f"declares an image of {rows} x {cols} pixels, which holds nothing to show"
+        )
     if ba not in (1, 8, 16, 32, 64):
-        raise InvalidInputError(where, f"declares BitsAllocated {ba}, which DICOM does not "
-                                       f"allow (1, 8, 16, 32 or 64)")
+        raise InvalidInputError(
+            where, f"declares BitsAllocated {ba}, which DICOM does not allow (1, 8, 16, 32 or 64)"
+        )
     bs = ba if bs is None else bs
     if not 1 <= bs <= ba:
-        raise InvalidInputError(where, f"declares BitsStored {bs} with BitsAllocated {ba}; "
-                                       f"BitsStored must lie between 1 and BitsAllocated")
+        raise InvalidInputError(
+            where,
+            f"declares BitsStored {bs} with BitsAllocated {ba}; "
+            f"BitsStored must lie between 1 and BitsAllocated",
+        )
     if spp not in (1, 3):
-        raise InvalidInputError(where, f"declares SamplesPerPixel {spp}; only grey (1) and "
-                                       f"colour (3) images can be shown")
+        raise InvalidInputError(
+            where,
+            f"declares SamplesPerPixel {spp}; only grey (1) and colour (3) images can be shown",
+        )
     if frames < 1:
         raise InvalidInputError(where, f"declares {frames} frames")
     photometric = str(value(ds, "PhotometricInterpretation") or "MONOCHROME2").strip().upper()
     # native YBR_FULL_422 stores two chroma samples per pixel pair: 2 samples a pixel, not 3
     stored_spp = 2 if photometric == "YBR_FULL_422" and spp == 3 else spp
-    expected = (rows * cols * frames * stored_spp * ba // 8 if ba >= 8
-                else (rows * cols * frames + 7) // 8)
+    expected = (
+        rows * cols * frames * stored_spp * ba // 8 if ba >= 8 else (rows * cols * frames + 7) // 8
+    )
     out_bytes = rows * cols * frames * spp * max(ba // 8, 1)
     if out_bytes > max_volume_bytes():
         raise ResourceLimitError(
-            where, f"declares {rows} x {cols} pixels x {frames} frames "
-                   f"({format_bytes(out_bytes)}), more than MedView can load here "
-                   f"(limit {format_bytes(max_volume_bytes())})")
+            where,
+            f"declares {rows} x {cols} pixels x {frames} frames "
+            f"({format_bytes(out_bytes)}), more than MedView can load here "
+            f"(limit {format_bytes(max_volume_bytes())})",
+        )
     offset, length = ph.pixel_offset, ph.pixel_length
     if offset is not None and length is not None:
         available = ph.file_size - offset
         if length > available:
             raise InvalidInputError(
-                where, f"pixel data is shorter than its length field says ({available} of "
-                       f"{length} bytes); the file is truncated")
+                where,
+                f"pixel data is shorter than its length field says ({available} of "
+                f"{length} bytes); the file is truncated",
+            )
         if length < expected:
             raise InvalidInputError(
-                where, f"pixel data is shorter than the image needs ({length} of {expected} "
-                       f"bytes); the file is truncated or damaged")
+                where,
+                f"pixel data is shorter than the image needs ({length} of {expected} "
+                f"bytes); the file is truncated or damaged",
+            )
     ts = UID(ph.transfer_syntax_uid)
-    native = (not ph.deflated and offset is not None and ts.is_little_endian
-              and not ts.is_compressed and ba in (8, 16, 32, 64)
-              and ph.pixel_tag == "PixelData")
+    native = (
+        not ph.deflated
+        and offset is not None
+        and ts.is_little_endian
+        and not ts.is_compressed
+        and ba in (8, 16, 32, 64)
+        and ph.pixel_tag == "PixelData"
+    )
     return PixelFormat(
-        transfer_syntax_uid=str(ts), rows=rows, cols=cols, samples_per_pixel=spp,
-        bits_allocated=ba, bits_stored=bs,
+        transfer_syntax_uid=str(ts),
+        rows=rows,
+        cols=cols,
+        samples_per_pixel=spp,
+        bits_allocated=ba,
+        bits_stored=bs,
         pixel_representation=_int(ds, "PixelRepresentation", 0) or 0,
         photometric=photometric,
         planar_configuration=_int(ds, "PlanarConfiguration", 0) or 0,

@@ -62,8 +62,17 @@ class SegModel(Protocol):
 
 
 # Patient and study attributes a SEG copies from its sources; empty (type 2) when missing.
-_TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                 "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
+_TYPE2_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
 
 
 def _source_headers(series: SeriesInfo) -> tuple[list[int], list[Any]]:
@@ -75,10 +84,13 @@ def _source_headers(series: SeriesInfo) -> tuple[list[int], list[Any]]:
     frames = [(k, f) for k, f in enumerate(series.slices) if f is not None]
     if not frames:
         raise InvalidInputError(None, "the series has no source images to reference")
-    if len({f.source for _, f in frames}) != len(frames) or \
-            any(f.pixel.n_frames != 1 for _, f in frames):
-        raise UnsupportedInputError(str(frames[0][1].source), "is a multi-frame image; "
-                                    "DICOM SEG export supports single-frame series only")
+    if len({f.source for _, f in frames}) != len(frames) or any(
+        f.pixel.n_frames != 1 for _, f in frames
+    ):
+        raise UnsupportedInputError(
+            str(frames[0][1].source),
+            "is a multi-frame image; DICOM SEG export supports single-frame series only",
+        )
     headers = []
     with SourceOpener() as opener:
         for _, fr in frames:
@@ -86,8 +98,9 @@ def _source_headers(series: SeriesInfo) -> tuple[list[int], list[Any]]:
                 try:
                     header = pydicom.dcmread(fh, stop_before_pixels=True)
                 except Exception as exc:  # pydicom raises several kinds on broken files
-                    raise InvalidInputError(str(fr.source), f"cannot be read again ({exc})"
-                                            ) from exc
+                    raise InvalidInputError(
+                        str(fr.source), f"cannot be read again ({exc})"
+                    ) from exc
             for keyword in _TYPE2_COPIED:  # often missing; highdicom copies them (type 2)
                 if keyword not in header:
                     setattr(header, keyword, "")
@@ -101,23 +114,32 @@ def _descriptions(model: SegModel) -> list[Any]:
     from pydicom.sr.codedict import codes
 
     algorithm = hd.AlgorithmIdentificationSequence(
-        name=model.name, version=model.version, family=codes.cid7162.ArtificialIntelligence)
+        name=model.name, version=model.version, family=codes.cid7162.ArtificialIntelligence
+    )
     out = []
     for i, lab in enumerate(model.labels, 1):
         scheme, value, meaning = lab.code
-        out.append(hd.seg.SegmentDescription(
-            segment_number=i, segment_label=lab.name[:64],
-            segmented_property_category=CodedConcept(*CATEGORY),
-            segmented_property_type=CodedConcept(value, scheme, meaning),
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm,
-            display_color=hd.color.CIELabColor.from_rgb(*(int(c) for c in lab.colour))))
+        out.append(
+            hd.seg.SegmentDescription(
+                segment_number=i,
+                segment_label=lab.name[:64],
+                segmented_property_category=CodedConcept(*CATEGORY),
+                segmented_property_type=CodedConcept(value, scheme, meaning),
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algorithm,
+                display_color=hd.color.CIELabColor.from_rgb(*(int(c) for c in lab.colour)),
+            )
+        )
     return out
 
 
-def write_seg(label_map: np.ndarray, series: SeriesInfo, model: SegModel,
-              out_path: str | Path, source_datasets: Sequence[Any] | None = None
-              ) -> list[str]:
+def write_seg(
+    label_map: np.ndarray,
+    series: SeriesInfo,
+    model: SegModel,
+    out_path: str | Path,
+    source_datasets: Sequence[Any] | None = None,
+) -> list[str]:
     """Write `label_map` (uint8 (slice, row, col) of the model's label values, on the
     series' grid) as a BINARY DICOM SEG at `out_path`, atomically. `source_datasets` are
     the headers of the slices that have a file, in order (read from series.slices when not
@@ -125,44 +147,71 @@ def write_seg(label_map: np.ndarray, series: SeriesInfo, model: SegModel,
     lut = np.zeros(256, np.uint8)
     for i, lab in enumerate(model.labels, 1):
         lut[lab.value] = i
-    unknown = sorted(set(np.unique(label_map).tolist()) - {0} - {lab.value
-                                                                for lab in model.labels})
+    unknown = sorted(set(np.unique(label_map).tolist()) - {0} - {lab.value for lab in model.labels})
     if unknown:
         raise ValueError(f"label map holds values {unknown} the model does not define")
     return write_segmentation(
-        lut[label_map], series, _descriptions(model),
-        out_path, source_datasets=source_datasets, content_label=CONTENT_LABEL,
+        lut[label_map],
+        series,
+        _descriptions(model),
+        out_path,
+        source_datasets=source_datasets,
+        content_label=CONTENT_LABEL,
         content_description=DISCLAIMER,
-        series_description=f"{DISCLAIMER} ({model.name} {model.version})")
+        series_description=f"{DISCLAIMER} ({model.name} {model.version})",
+    )
 
 
-def write_segmentation(numbers: np.ndarray, series: SeriesInfo, descriptions: list[Any],
-                       out_path: str | Path, *, content_label: str, content_description: str,
-                       series_description: str, series_number: int = SERIES_NUMBER,
-                       source_datasets: Sequence[Any] | None = None) -> list[str]:
+def write_segmentation(
+    numbers: np.ndarray,
+    series: SeriesInfo,
+    descriptions: list[Any],
+    out_path: str | Path,
+    *,
+    content_label: str,
+    content_description: str,
+    series_description: str,
+    series_number: int = SERIES_NUMBER,
+    source_datasets: Sequence[Any] | None = None,
+) -> list[str]:
     """Write `numbers` (uint8 (slice, row, col) of segment numbers, on the series' grid) as
     a BINARY SEG with `descriptions` (highdicom SegmentDescriptions), atomically."""
     import highdicom as hd
 
     if numbers.shape != (len(series.slices), series.rows, series.cols):
-        raise ValueError(f"label map {numbers.shape} does not match the series grid "
-                         f"{(len(series.slices), series.rows, series.cols)}")
-    kept, headers = _source_headers(series) if source_datasets is None else (
-        [k for k, f in enumerate(series.slices) if f is not None], list(source_datasets))
+        raise ValueError(
+            f"label map {numbers.shape} does not match the series grid "
+            f"{(len(series.slices), series.rows, series.cols)}"
+        )
+    kept, headers = (
+        _source_headers(series)
+        if source_datasets is None
+        else ([k for k, f in enumerate(series.slices) if f is not None], list(source_datasets))
+    )
     notes = []
     dropped = int(np.count_nonzero(np.delete(numbers, kept, axis=0)))
     if dropped:
-        notes.append(f"{dropped} labelled voxel(s) lie on slices that fill a gap in the "
-                     f"series and have no source image; the SEG leaves them out.")
+        notes.append(
+            f"{dropped} labelled voxel(s) lie on slices that fill a gap in the "
+            f"series and have no source image; the SEG leaves them out."
+        )
     seg = hd.seg.Segmentation(
-        source_images=headers, pixel_array=numbers[kept],
+        source_images=headers,
+        pixel_array=numbers[kept],
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions, series_instance_uid=hd.UID(),
-        series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1,
-        manufacturer="MedView", manufacturer_model_name="MedView",
-        software_versions=__version__, device_serial_number="0",
-        content_label=content_label, content_description=content_description[:64],
-        series_description=series_description[:64])
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=series_number,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="MedView",
+        manufacturer_model_name="MedView",
+        software_versions=__version__,
+        device_serial_number="0",
+        content_label=content_label,
+        content_description=content_description[:64],
+        series_description=series_description[:64],
+    )
     seg.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, for the em dash in the disclaimer
     buf = io.BytesIO()
     seg.save_as(buf)
@@ -183,15 +232,20 @@ def read_seg(path: str | Path, series: SeriesInfo) -> SegContents:
     """Read a SEG back onto `series`' grid (by referenced SOP Instance UID, else by where
     its frames lie; slices it does not cover stay 0)."""
     frames = read_seg_frames(path)
-    placed = place_frames(frames, series.shape[:3], series.affine,
-                          [f.sop_instance_uid if f else None for f in series.slices])
+    placed = place_frames(
+        frames,
+        series.shape[:3],
+        series.affine,
+        [f.sop_instance_uid if f else None for f in series.slices],
+    )
     if placed is None:
         raise InvalidInputError(str(path), "does not lie on this series' slices")
     labels = {int(d.SegmentNumber): str(d.SegmentLabel) for d in frames.segments}
     first = frames.segments[0].get("SegmentationAlgorithmIdentificationSequence", [None])[0]
     algorithm = (str(first.AlgorithmName), str(first.AlgorithmVersion)) if first else ("", "")
-    return SegContents(placed.numbers, labels, algorithm, frames.series_description,
-                       frames.content_label)
+    return SegContents(
+        placed.numbers, labels, algorithm, frames.series_description, frames.content_label
+    )
 
 
 # --- reading SEG frames, for AI output and for SEGs made elsewhere -----------------------
@@ -234,15 +288,21 @@ def read_seg_frames(path: str | Path) -> SegFrames:
         ds = pydicom.dcmread(path)
     except Exception as exc:  # pydicom raises many kinds on a broken file
         _log.debug("reading %s as DICOM: %s", where, exc)
-        raise InvalidInputError(where, "is not a DICOM file that can be read; choose a DICOM SEG "
-                                       "(.dcm) or a NIfTI / NRRD label map") from exc
-    if ds.get("SOPClassUID") not in (SEG_STORAGE, LABEL_MAP_SEG_STORAGE) \
-            or "SegmentSequence" not in ds:
+        raise InvalidInputError(
+            where,
+            "is not a DICOM file that can be read; choose a DICOM SEG "
+            "(.dcm) or a NIfTI / NRRD label map",
+        ) from exc
+    if (
+        ds.get("SOPClassUID") not in (SEG_STORAGE, LABEL_MAP_SEG_STORAGE)
+        or "SegmentSequence" not in ds
+    ):
         raise InvalidInputError(where, "is not a DICOM Segmentation (SEG) object")
     kind = str(ds.get("SegmentationType", ""))
     if kind not in ("BINARY", "FRACTIONAL", "LABELMAP"):
-        raise UnsupportedInputError(where, f"is a SEG of type {kind or 'unknown'}, which "
-                                    "MedView cannot read")
+        raise UnsupportedInputError(
+            where, f"is a SEG of type {kind or 'unknown'}, which MedView cannot read"
+        )
     try:
         pixels = ds.pixel_array
     except Exception as exc:  # missing or undecodable pixel data
@@ -250,14 +310,16 @@ def read_seg_frames(path: str | Path) -> SegFrames:
     pixels = pixels.reshape(-1, int(ds.Rows), int(ds.Columns))
     groups = list(ds.get("PerFrameFunctionalGroupsSequence", [])) or [None] * len(pixels)
     if len(groups) != len(pixels):
-        raise InvalidInputError(where, f"has {len(pixels)} frames but {len(groups)} frame "
-                                "descriptions")
+        raise InvalidInputError(
+            where, f"has {len(pixels)} frames but {len(groups)} frame descriptions"
+        )
     notes = []
     if kind == "FRACTIONAL":
         top = float(ds.get("MaximumFractionalValue", 255))
         masks = pixels.astype(np.float32) >= 0.5 * top
-        notes.append(f"{Path(where).name} holds fractional segments; voxels of 0.5 or more "
-                     "were taken.")
+        notes.append(
+            f"{Path(where).name} holds fractional segments; voxels of 0.5 or more were taken."
+        )
     else:
         masks = pixels > 0
     numbers, sources, positions = [], [], []
@@ -266,8 +328,11 @@ def read_seg_frames(path: str | Path) -> SegFrames:
         ident = _item(ds, group, "SegmentIdentificationSequence")
         numbers.append(int(ident.ReferencedSegmentNumber) if ident is not None else 1)
         deriv = _item(ds, group, "DerivationImageSequence")
-        src = deriv.SourceImageSequence[0] if deriv is not None and deriv.get(
-            "SourceImageSequence") else None
+        src = (
+            deriv.SourceImageSequence[0]
+            if deriv is not None and deriv.get("SourceImageSequence")
+            else None
+        )
         sources.append(str(src.ReferencedSOPInstanceUID) if src is not None else None)
         pos = _item(ds, group, "PlanePositionSequence")
         positions.append(None if pos is None else [float(v) for v in pos.ImagePositionPatient])
@@ -284,10 +349,18 @@ def read_seg_frames(path: str | Path) -> SegFrames:
         sources, positions = sources * len(values), positions * len(values)
     referenced = {str(s.SeriesInstanceUID) for s in ds.get("ReferencedSeriesSequence", [])}
     return SegFrames(
-        masks, np.array(numbers, int),
+        masks,
+        np.array(numbers, int),
         None if any(p is None for p in positions) else np.array(positions, float).reshape(-1, 3),
-        orientation, spacing, sources, referenced, list(ds.SegmentSequence),
-        str(ds.get("SeriesDescription", "")), str(ds.get("ContentLabel", "")), notes)
+        orientation,
+        spacing,
+        sources,
+        referenced,
+        list(ds.SegmentSequence),
+        str(ds.get("SeriesDescription", "")),
+        str(ds.get("ContentLabel", "")),
+        notes,
+    )
 
 
 @dataclass(frozen=True)
@@ -297,28 +370,37 @@ class PlacedSeg:
     by_reference: bool
 
 
-def _slices_by_geometry(frames: SegFrames, shape: tuple[int, ...], affine: np.ndarray
-                        ) -> np.ndarray | None:
+def _slices_by_geometry(
+    frames: SegFrames, shape: tuple[int, ...], affine: np.ndarray
+) -> np.ndarray | None:
     """The slice each frame lies on, or None when its geometry does not fit the grid."""
     if frames.positions is None or frames.orientation is None or frames.spacing is None:
         return None
     row_step = frames.orientation[3:] * frames.spacing[0]
     col_step = frames.orientation[:3] * frames.spacing[1]
     tol = 1e-3 * max(1.0, float(np.linalg.norm(affine[:3, 1])))
-    if not (np.allclose(row_step, affine[:3, 1], atol=tol)
-            and np.allclose(col_step, affine[:3, 2], atol=tol)):
+    if not (
+        np.allclose(row_step, affine[:3, 1], atol=tol)
+        and np.allclose(col_step, affine[:3, 2], atol=tol)
+    ):
         return None
-    ijk = (np.linalg.inv(affine) @ np.c_[frames.positions, np.ones(len(frames.positions))].T
-           )[:3].T
+    ijk = (np.linalg.inv(affine) @ np.c_[frames.positions, np.ones(len(frames.positions))].T)[:3].T
     k = np.round(ijk[:, 0])
-    if len(ijk) and (np.abs(ijk - np.c_[k, np.zeros((len(k), 2))]).max() > SEG_TOLERANCE_VOXELS
-                     or k.min() < 0 or k.max() >= shape[0]):
+    if len(ijk) and (
+        np.abs(ijk - np.c_[k, np.zeros((len(k), 2))]).max() > SEG_TOLERANCE_VOXELS
+        or k.min() < 0
+        or k.max() >= shape[0]
+    ):
         return None
     return k.astype(int)
 
 
-def place_frames(frames: SegFrames, shape: tuple[int, ...], affine: np.ndarray,
-                 sop_uids: Sequence[str | None] = ()) -> PlacedSeg | None:
+def place_frames(
+    frames: SegFrames,
+    shape: tuple[int, ...],
+    affine: np.ndarray,
+    sop_uids: Sequence[str | None] = (),
+) -> PlacedSeg | None:
     """The SEG's segments on the grid `shape` / `affine` whose slices come from images
     `sop_uids` (None for a slice without a file): each frame by the image it references,
     else by where it lies. None when a frame fits neither (another series)."""

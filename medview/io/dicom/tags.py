@@ -76,16 +76,27 @@ def _rows(ds: Any, depth: int, out: list[TagRow]) -> None:
         if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
             # deferred: larger than DEFERRED_BYTES, and the file is closed; size only
             vr = raw.VR or _dictionary_vr(dictionary_VR, tag)
-            text = (f"<sequence of {raw.length} bytes, not expanded>" if vr == "SQ"
-                    else f"<{raw.length} bytes>")
-            out.append(TagRow(format_tag(tag), keyword_for_tag(tag) or "Private tag", vr,
-                              text, depth))
+            text = (
+                f"<sequence of {raw.length} bytes, not expanded>"
+                if vr == "SQ"
+                else f"<{raw.length} bytes>"
+            )
+            out.append(
+                TagRow(format_tag(tag), keyword_for_tag(tag) or "Private tag", vr, text, depth)
+            )
             continue
         try:
             elem = ds[tag]
         except Exception as exc:  # a damaged element must not hide the others
-            out.append(TagRow(format_tag(tag), keyword_for_tag(tag) or "", "??",
-                              f"<unreadable: {type(exc).__name__}>", depth))
+            out.append(
+                TagRow(
+                    format_tag(tag),
+                    keyword_for_tag(tag) or "",
+                    "??",
+                    f"<unreadable: {type(exc).__name__}>",
+                    depth,
+                )
+            )
             continue
         name = elem.keyword or elem.name
         if elem.VR == "SQ":
@@ -122,8 +133,9 @@ def read_tags(source: SourceRef | str) -> list[TagRow]:
         try:
             size = opener.size(ref)
         except (OSError, KeyError) as exc:
-            raise InvalidInputError(str(ref), "cannot be opened; it was moved or deleted "
-                                              "since the study was scanned") from exc
+            raise InvalidInputError(
+                str(ref), "cannot be opened; it was moved or deleted since the study was scanned"
+            ) from exc
         with opener.open(ref) as fp:
             ph = parse_header(fp, ref, size)
     rows: list[TagRow] = []
@@ -138,8 +150,11 @@ def read_tags(source: SourceRef | str) -> list[TagRow]:
             text = "<inside the deflated data>"
         else:
             text = "<compressed frames (encapsulated)>"
-        tag = {"PixelData": 0x7FE00010, "FloatPixelData": 0x7FE00008,
-               "DoubleFloatPixelData": 0x7FE00009}[ph.pixel_tag]
+        tag = {
+            "PixelData": 0x7FE00010,
+            "FloatPixelData": 0x7FE00008,
+            "DoubleFloatPixelData": 0x7FE00009,
+        }[ph.pixel_tag]
         vr = {"PixelData": "OB or OW", "FloatPixelData": "OF"}.get(ph.pixel_tag, "OD")
         rows.append(TagRow(format_tag(tag), ph.pixel_tag, vr, text))
     return rows
@@ -158,5 +173,4 @@ def filter_rows(rows: Iterable[TagRow], query: str) -> list[TagRow]:
         wanted = f"({m.group(1)},{m.group(2)})".upper()
         return [r for r in rows if r.tag == wanted]
     q = q.lower()
-    return [r for r in rows if q in r.keyword.lower() or q in r.tag.lower()
-            or q in r.value.lower()]
+    return [r for r in rows if q in r.keyword.lower() or q in r.tag.lower() or q in r.value.lower()]

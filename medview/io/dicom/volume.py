@@ -56,17 +56,30 @@ def choose_dtype(series: SeriesInfo) -> tuple[np.dtype, bool]:
     the end when the values allow (_fit_int16)."""
     frames = series.frames
     if series.samples_per_pixel == 3:  # palette colour is looked up into 8-bit RGB
-        return max((np.dtype(np.uint8) if f.pixel.photometric == "PALETTE COLOR"
-                    else rgb_dtype(f.pixel.bits_allocated) for f in frames),
-                   key=lambda d: d.itemsize), False
+        return max(
+            (
+                np.dtype(np.uint8)
+                if f.pixel.photometric == "PALETTE COLOR"
+                else rgb_dtype(f.pixel.bits_allocated)
+                for f in frames
+            ),
+            key=lambda d: d.itemsize,
+        ), False
     if any(f.pixel.float_pixels or f.pixel.has_modality_lut_sequence for f in frames):
         return np.dtype(np.float32), False
-    integral = all(float(f.rescale_slope).is_integer() and float(f.rescale_intercept).is_integer()
-                   for f in frames)
+    integral = all(
+        float(f.rescale_slope).is_integer() and float(f.rescale_intercept).is_integer()
+        for f in frames
+    )
     if not integral:
         return np.dtype(np.float32), False
-    if all(f.pixel.bits_allocated == 8 and f.pixel.pixel_representation == 0
-           and f.rescale_slope == 1 and f.rescale_intercept == 0 for f in frames):
+    if all(
+        f.pixel.bits_allocated == 8
+        and f.pixel.pixel_representation == 0
+        and f.rescale_slope == 1
+        and f.rescale_intercept == 0
+        for f in frames
+    ):
         return np.dtype(np.uint8), False
     if _fits_int16(frames):
         return np.dtype(np.int16), False
@@ -78,8 +91,10 @@ def choose_dtype(series: SeriesInfo) -> tuple[np.dtype, bool]:
 def _fits_int16(frames: list[FrameRef]) -> bool:
     for f in frames:
         lo, hi = _stored_range(f.pixel)
-        a, b = lo * f.rescale_slope + f.rescale_intercept, hi * f.rescale_slope + \
-            f.rescale_intercept
+        a, b = (
+            lo * f.rescale_slope + f.rescale_intercept,
+            hi * f.rescale_slope + f.rescale_intercept,
+        )
         if min(a, b) < INT16.min or max(a, b) > INT16.max:
             return False
     return True
@@ -95,9 +110,13 @@ def _fit_int16(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def load_series(series: SeriesInfo, progress: ProgressCallback | None = None,
-                cancel: CancelToken | None = None, on_slice: SliceCallback | None = None,
-                first_index: int | None = None) -> Volume:
+def load_series(
+    series: SeriesInfo,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    on_slice: SliceCallback | None = None,
+    first_index: int | None = None,
+) -> Volume:
     """Read every slice of `series` into one Volume.
 
     `first_index` is read first and `on_slice(i, image)` is called after each slice lands
@@ -114,7 +133,8 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None,
         raise ResourceLimitError(
             str(series.frames[0].source),
             f"series would need {format_bytes(nbytes)}, more than MedView can load here "
-            f"(limit {format_bytes(max_volume_bytes())})")
+            f"(limit {format_bytes(max_volume_bytes())})",
+        )
     filled = np.zeros(n, bool)
     order = list(range(n))
     if first_index is not None and 0 <= first_index < n:
@@ -158,8 +178,14 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None,
     return Volume(out, series.affine.copy(), _metadata(series))
 
 
-def _read_widening(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef,
-                   out: np.ndarray, i: int, checked: bool) -> tuple[np.ndarray, bool]:
+def _read_widening(
+    opener: sources.SourceOpener,
+    decoder: FileDecoder,
+    fr: FrameRef,
+    out: np.ndarray,
+    i: int,
+    checked: bool,
+) -> tuple[np.ndarray, bool]:
     """Read slice i into `out`; if its values do not fit, widen `out` to int32 first."""
     try:
         _read_slice(opener, decoder, fr, out[i], checked)
@@ -170,12 +196,21 @@ def _read_widening(opener: sources.SourceOpener, decoder: FileDecoder, fr: Frame
         return out, False
 
 
-def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef,
-                target: np.ndarray, checked: bool) -> None:
+def _read_slice(
+    opener: sources.SourceOpener,
+    decoder: FileDecoder,
+    fr: FrameRef,
+    target: np.ndarray,
+    checked: bool,
+) -> None:
     pf = fr.pixel
     try:
-        if pf.pixel_data_offset is not None and pf.samples_per_pixel == 1 \
-                and pf.photometric != "PALETTE COLOR" and not pf.has_modality_lut_sequence:
+        if (
+            pf.pixel_data_offset is not None
+            and pf.samples_per_pixel == 1
+            and pf.photometric != "PALETTE COLOR"
+            and not pf.has_modality_lut_sequence
+        ):
             if _read_native_in_place(opener, fr, target, checked):
                 return
             raw = _read_native(opener, fr)
@@ -184,19 +219,26 @@ def _read_slice(opener: sources.SourceOpener, decoder: FileDecoder, fr: FrameRef
     except (MedviewError, _Widen):
         raise
     except NotImplementedError as exc:
-        raise UnsupportedInputError(str(fr.source), f"uses a pixel encoding MedView cannot "
-                                                    f"decode ({exc})") from exc
+        raise UnsupportedInputError(
+            str(fr.source), f"uses a pixel encoding MedView cannot decode ({exc})"
+        ) from exc
     except Exception as exc:  # decoders raise many kinds on damaged data
         log.debug("decode failed for %s", fr.source, exc_info=True)
-        raise InvalidInputError(str(fr.source), f"has pixel data that could not be decoded "
-                                                f"({_decoder_reason(exc)})") from exc
+        raise InvalidInputError(
+            str(fr.source), f"has pixel data that could not be decoded ({_decoder_reason(exc)})"
+        ) from exc
     if raw.ndim != target.ndim:
-        raise InvalidInputError(str(fr.source), "is a colour image in a grey series (or the "
-                                                "reverse); load it on its own")
+        raise InvalidInputError(
+            str(fr.source),
+            "is a colour image in a grey series (or the reverse); load it on its own",
+        )
     if raw.shape[:2] != target.shape[:2]:
-        raise InvalidInputError(str(fr.source), f"frame is {raw.shape[1]} x {raw.shape[0]} "
-                                                f"pixels, not {target.shape[1]} x "
-                                                f"{target.shape[0]} as the header says")
+        raise InvalidInputError(
+            str(fr.source),
+            f"frame is {raw.shape[1]} x {raw.shape[0]} "
+            f"pixels, not {target.shape[1]} x "
+            f"{target.shape[0]} as the header says",
+        )
     _rescale_into(raw, fr, target, checked)
 
 
@@ -208,17 +250,22 @@ def _decoder_reason(exc: Exception) -> str:
     return text[:160]
 
 
-def _read_native_in_place(opener: sources.SourceOpener, fr: FrameRef, target: np.ndarray,
-                          checked: bool) -> bool:
+def _read_native_in_place(
+    opener: sources.SourceOpener, fr: FrameRef, target: np.ndarray, checked: bool
+) -> bool:
     """The fast path: read the stored bytes straight into the volume's slice and rescale
     there, with no temporary array. Possible when stored and volume dtypes have the same
     width and the rescale is a whole-number shift; with `checked`, the slice's real range
     is verified against the volume dtype first (raises _Widen if it does not fit)."""
     pf = fr.pixel
     dt = stored_dtype(pf)
-    if (dt.itemsize != target.dtype.itemsize or target.dtype.kind not in "iu"
-            or dt.kind not in "iu" or fr.rescale_slope != 1
-            or not float(fr.rescale_intercept).is_integer()):
+    if (
+        dt.itemsize != target.dtype.itemsize
+        or target.dtype.kind not in "iu"
+        or dt.kind not in "iu"
+        or fr.rescale_slope != 1
+        or not float(fr.rescale_intercept).is_integer()
+    ):
         return False
     intercept = int(fr.rescale_intercept)
     lo, hi = _stored_range(pf)
@@ -235,12 +282,18 @@ def _read_native_in_place(opener: sources.SourceOpener, fr: FrameRef, target: np
             stored >>= shift
         else:
             stored &= (1 << pf.bits_stored) - 1
-    if not guaranteed and (int(stored.min()) + intercept < info.min
-                           or int(stored.max()) + intercept > info.max):
+    if not guaranteed and (
+        int(stored.min()) + intercept < info.min or int(stored.max()) + intercept > info.max
+    ):
         raise _Widen()
     if intercept or dt != target.dtype:
-        np.add(stored, intercept, out=target, dtype=np.int64 if info.bits > 16 else np.int32,
-               casting="unsafe")
+        np.add(
+            stored,
+            intercept,
+            out=target,
+            dtype=np.int64 if info.bits > 16 else np.int32,
+            casting="unsafe",
+        )
     return True
 
 
@@ -250,9 +303,12 @@ def _readinto(opener: sources.SourceOpener, fr: FrameRef, buf: memoryview) -> No
         fh.seek(pf.pixel_data_offset + fr.frame_index * len(buf))
         got = fh.readinto(buf)
     if got != len(buf):
-        raise InvalidInputError(str(fr.source), f"pixel data ends early ({got} of "
-                                                f"{len(buf)} bytes of frame "
-                                                f"{fr.frame_index + 1}); the file is truncated")
+        raise InvalidInputError(
+            str(fr.source),
+            f"pixel data ends early ({got} of "
+            f"{len(buf)} bytes of frame "
+            f"{fr.frame_index + 1}); the file is truncated",
+        )
 
 
 def _read_native(opener: sources.SourceOpener, fr: FrameRef) -> np.ndarray:
@@ -303,14 +359,20 @@ def _rescale_into(raw: np.ndarray, fr: FrameRef, target: np.ndarray, checked: bo
 def _metadata(series: SeriesInfo) -> VolumeMetadata:
     thick = next((f.slice_thickness_mm for f in series.frames if f.slice_thickness_mm), None)
     return VolumeMetadata(
-        modality=series.modality, patient=series.patient,
+        modality=series.modality,
+        patient=series.patient,
         study_instance_uid=series.study_instance_uid,
         series_instance_uid=series.series_instance_uid,
         frame_of_reference_uid=series.frame_of_reference_uid,
-        study_date=series.study_date, study_description=series.study_description,
-        series_description=series.description, series_number=series.series_number,
-        windows=list(series.windows), units=series.units, photometric=series.photometric,
-        invert_display=series.photometric == "MONOCHROME1", slice_thickness_mm=thick,
-        warnings=list(series.warnings), source=str(series.frames[0].source),
+        study_date=series.study_date,
+        study_description=series.study_description,
+        series_description=series.description,
+        series_number=series.series_number,
+        windows=list(series.windows),
+        units=series.units,
+        photometric=series.photometric,
+        invert_display=series.photometric == "MONOCHROME1",
+        slice_thickness_mm=thick,
+        warnings=list(series.warnings),
+        source=str(series.frames[0].source),
     )
-

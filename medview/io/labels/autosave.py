@@ -52,15 +52,19 @@ class SnapshotTask:
 
     def run(self, on_chunk: Callable[[float], None] | None = None) -> dict[int, int]:
         """Write it; voxel counts per value. MedviewError when the disk refuses."""
-        return self.store.write_snapshot(self.number, self.array, self.segments,
-                                         on_chunk=on_chunk)
+        return self.store.write_snapshot(self.number, self.array, self.segments, on_chunk=on_chunk)
 
 
 class LabelAutosaver:
-    def __init__(self, store: LabelStore, editor: EditorLike, source: LabelSource,
-                 interval_s: float = DEFAULT_INTERVAL_S,
-                 on_problem: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: LabelStore,
+        editor: EditorLike,
+        source: LabelSource,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        on_problem: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store, self.editor, self.interval_s = store, editor, interval_s
         self.on_problem, self._clock = on_problem, clock
         self.message = ""  # the last problem, one sentence
@@ -88,8 +92,11 @@ class LabelAutosaver:
             return
         change, undone = last
         if change.size:
-            self._journal(lambda: self.store.append_voxels(
-                change.indices, change.old if undone else change.new))
+            self._journal(
+                lambda: self.store.append_voxels(
+                    change.indices, change.old if undone else change.new
+                )
+            )
         else:
             self._journaled = self.editor.revision
 
@@ -118,17 +125,30 @@ class LabelAutosaver:
         changed = self.editor.revision != self._snapshot_revision
         unjournaled = self.editor.revision != self._journaled
         late = self._clock() - self._last_snapshot >= self.interval_s
-        return not self._closed and self._in_flight is None and changed and (late or (
-            unjournaled and self._clock() - self._last_snapshot >= min(self.interval_s, 1.0)))
+        return (
+            not self._closed
+            and self._in_flight is None
+            and changed
+            and (
+                late
+                or (
+                    unjournaled and self._clock() - self._last_snapshot >= min(self.interval_s, 1.0)
+                )
+            )
+        )
 
     def tick(self) -> SnapshotTask | None:
         """A snapshot to run on the worker when one is due, else None. Pass its outcome to
         `finish` on the GUI thread."""
         if not self.snapshot_due():
             return None
-        task = SnapshotTask(self.store, self.store.begin_snapshot(),
-                            self.editor.label_map.array, dict(self.editor.label_map.segments),
-                            self.editor.revision)
+        task = SnapshotTask(
+            self.store,
+            self.store.begin_snapshot(),
+            self.editor.label_map.array,
+            dict(self.editor.label_map.segments),
+            self.editor.revision,
+        )
         self._in_flight, self._last_snapshot = task, self._clock()
         return task
 

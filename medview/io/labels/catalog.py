@@ -87,8 +87,9 @@ def pending_recovery(root: Path | None = None) -> list[Recoverable]:
         files = journals + list(store.numbered("snapshot").values())
         src = doc.get("source") or {}
         uid = str(src.get("study_instance_uid", ""))
-        desc = " ".join(x for x in (str(src.get("modality", "")),
-                                    f"study …{uid[-8:]}" if uid else "") if x)
+        desc = " ".join(
+            x for x in (str(src.get("modality", "")), f"study …{uid[-8:]}" if uid else "") if x
+        )
         out.append(Recoverable(doc["series_key"], _mtime(files), edits, folder, desc))
     return sorted(out, key=lambda r: r.last_change, reverse=True)
 
@@ -118,8 +119,18 @@ def done_studies(root: Path | None = None) -> list[DoneStudy]:
             unsaved = bool(LabelStore(doc["series_key"], root).pending_journals())
         except MedviewError:
             continue
-        out.append(DoneStudy(doc["series_key"], source, folder, segments, counts,
-                             str(st.get("by", "")), str(st.get("at", "")), unsaved))
+        out.append(
+            DoneStudy(
+                doc["series_key"],
+                source,
+                folder,
+                segments,
+                counts,
+                str(st.get("by", "")),
+                str(st.get("at", "")),
+                unsaved,
+            )
+        )
     return sorted(out, key=lambda d: d.at)
 
 
@@ -129,10 +140,14 @@ def load_done_labels(study: DoneStudy, root: Path | None = None) -> np.ndarray:
     store = LabelStore(study.series_key, root)
     loaded = store.load()
     if loaded is None:
-        raise MedviewError(str(study.label_folder), "holds no label map; open the series and "
-                           "label it again, or mark it draft")
+        raise MedviewError(
+            str(study.label_folder),
+            "holds no label map; open the series and label it again, or mark it draft",
+        )
     array = loaded.label_map.array
     if array.shape != study.source.shape:
-        raise MedviewError(str(study.label_folder), f"holds a label map of shape "
-                           f"{array.shape}, not the series' {study.source.shape}")
+        raise MedviewError(
+            str(study.label_folder),
+            f"holds a label map of shape {array.shape}, not the series' {study.source.shape}",
+        )
     return array

@@ -82,8 +82,9 @@ class EncodedSnapshot:
     counts: dict[int, int]  # voxels per nonzero value present
 
 
-def encode_snapshot(array: np.ndarray, header: dict[str, Any],
-                    on_chunk: Callable[[float], None] | None = None) -> EncodedSnapshot:
+def encode_snapshot(
+    array: np.ndarray, header: dict[str, Any], on_chunk: Callable[[float], None] | None = None
+) -> EncodedSnapshot:
     """The snapshot bytes of `array` (read slab by slab; see the module note) with `header`
     (JSON-able) merged into the file's header. `on_chunk(fraction)` is called after each slab
     (progress; it may raise to cancel)."""
@@ -91,19 +92,23 @@ def encode_snapshot(array: np.ndarray, header: dict[str, Any],
     step = slices_per_chunk(shape)  # type: ignore[arg-type]
     chunks, crcs, total = [], [], np.zeros(256, np.int64)
     for z in range(0, shape[0], step):
-        blob, slab_counts = encode_slab(array[z:z + step].copy())
+        blob, slab_counts = encode_slab(array[z : z + step].copy())
         chunks.append(blob)
         crcs.append(zlib.crc32(blob))
         total += slab_counts
         if on_chunk is not None:
             on_chunk(min(1.0, (z + step) / shape[0]))
     counts = {v: int(total[v]) for v in range(1, 256) if total[v]}
-    head = {**header, "shape": list(shape), "slices_per_chunk": step,
-            "chunk_bytes": [len(c) for c in chunks], "chunk_crc": crcs,
-            "counts": {str(v): n for v, n in counts.items()}}
+    head = {
+        **header,
+        "shape": list(shape),
+        "slices_per_chunk": step,
+        "chunk_bytes": [len(c) for c in chunks],
+        "chunk_crc": crcs,
+        "counts": {str(v): n for v, n in counts.items()},
+    }
     raw = json.dumps(head, ensure_ascii=False).encode("utf-8")
-    data = b"".join([SNAPSHOT_MAGIC, _U32.pack(len(raw)), _U32.pack(zlib.crc32(raw)), raw,
-                     *chunks])
+    data = b"".join([SNAPSHOT_MAGIC, _U32.pack(len(raw)), _U32.pack(zlib.crc32(raw)), raw, *chunks])
     return EncodedSnapshot(data, counts)
 
 
@@ -115,14 +120,18 @@ def snapshot_header(data: bytes) -> tuple[dict[str, Any], int]:
     if len(data) < 16:
         raise DamagedData("it ends inside its header")
     (n,), (crc,) = _U32.unpack_from(data, 8), _U32.unpack_from(data, 12)
-    raw = data[16:16 + n]
+    raw = data[16 : 16 + n]
     if len(raw) != n or zlib.crc32(raw) != crc:
         raise DamagedData("its header is cut short or altered")
     try:
         head = json.loads(raw.decode("utf-8"))
         shape = tuple(int(s) for s in head["shape"])
-        if len(shape) != 3 or min(shape) < 1 or len(head["chunk_bytes"]) != len(
-                head["chunk_crc"]) or int(head["slices_per_chunk"]) < 1:
+        if (
+            len(shape) != 3
+            or min(shape) < 1
+            or len(head["chunk_bytes"]) != len(head["chunk_crc"])
+            or int(head["slices_per_chunk"]) < 1
+        ):
             raise ValueError("inconsistent header")
     except (ValueError, KeyError, TypeError) as err:
         raise DamagedData(f"its header is not valid ({err})") from None
@@ -138,15 +147,14 @@ def decode_snapshot(data: bytes) -> tuple[dict[str, Any], np.ndarray]:
     flat = out.reshape(-1)
     z = 0
     for size, crc in zip(head["chunk_bytes"], head["chunk_crc"], strict=True):
-        blob = data[pos:pos + size]
+        blob = data[pos : pos + size]
         if len(blob) != size or zlib.crc32(blob) != crc:
             raise DamagedData(f"its voxels from slice {z + 1} on are cut short or altered")
         n = (min(z + step, shape[0]) - z) * plane
         try:
-            flat[z * plane:z * plane + n] = decode_slab(blob, n)
+            flat[z * plane : z * plane + n] = decode_slab(blob, n)
         except zlib.error as err:
-            raise DamagedData(f"its voxels from slice {z + 1} cannot be unpacked ({err})"
-                              ) from None
+            raise DamagedData(f"its voxels from slice {z + 1} cannot be unpacked ({err})") from None
         pos, z = pos + size, z + step
     if z < shape[0] or pos != len(data):
         raise DamagedData("its voxels do not match its header")
@@ -160,8 +168,11 @@ def voxel_record(indices: np.ndarray, values: np.ndarray) -> bytes:
     deltas = np.diff(idx, prepend=np.int64(0))
     wide = bool(idx.size) and int(idx[-1]) >= 1 << 32  # 4-byte steps below 4 G voxels
     steps = deltas if wide else deltas.astype(np.uint32)
-    body = struct.pack("<QB", idx.size, steps.itemsize) + steps.tobytes() + np.asarray(
-        values, np.uint8).ravel().tobytes()
+    body = (
+        struct.pack("<QB", idx.size, steps.itemsize)
+        + steps.tobytes()
+        + np.asarray(values, np.uint8).ravel().tobytes()
+    )
     return _record(VOXELS, zlib.compress(body, 1))
 
 
@@ -170,8 +181,7 @@ def segments_record(segments: list[dict[str, Any]]) -> bytes:
 
 
 def _record(kind: bytes, payload: bytes) -> bytes:
-    return _RECORD_HEAD.pack(RECORD_MAGIC, kind, len(payload),
-                             zlib.crc32(kind + payload)) + payload
+    return _RECORD_HEAD.pack(RECORD_MAGIC, kind, len(payload), zlib.crc32(kind + payload)) + payload
 
 
 def decode_voxels(payload: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +211,7 @@ def read_records(data: bytes) -> tuple[list[tuple[bytes, bytes]], JournalTail]:
         if len(data) - pos < head:
             return out, JournalTail("torn", pos)
         magic, kind, n, crc = _RECORD_HEAD.unpack_from(data, pos)
-        payload = data[pos + head:pos + head + n]
+        payload = data[pos + head : pos + head + n]
         if magic != RECORD_MAGIC or kind not in (VOXELS, SEGMENTS):
             return out, JournalTail("damaged", pos)
         if len(payload) < n:
@@ -214,8 +224,7 @@ def read_records(data: bytes) -> tuple[list[tuple[bytes, bytes]], JournalTail]:
     return out, JournalTail("clean", pos)
 
 
-def iter_voxel_records(records: list[tuple[bytes, bytes]]
-                       ) -> Iterator[tuple[bytes, Any]]:
+def iter_voxel_records(records: list[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, Any]]:
     """(kind, decoded) for each record: V -> (indices, values), S -> segment dicts."""
     for kind, payload in records:
         try:
@@ -224,5 +233,4 @@ def iter_voxel_records(records: list[tuple[bytes, bytes]]
             else:
                 yield kind, json.loads(payload.decode("utf-8"))
         except (zlib.error, ValueError, struct.error) as err:
-            raise DamagedData(f"a record passed its check but cannot be unpacked ({err})"
-                              ) from None
+            raise DamagedData(f"a record passed its check but cannot be unpacked ({err})") from None

@@ -69,14 +69,19 @@ def export_label_file(label_map: LabelMap, affine: np.ndarray, path: str | Path)
     where = str(path)
     low = where.lower()
     if not low.endswith(LABEL_SUFFIXES):
-        raise UnsupportedInputError(where, "is not a label file type MedView writes "
-                                    "(.nii.gz, .nii, .nrrd)")
+        raise UnsupportedInputError(
+            where, "is not a label file type MedView writes (.nii.gz, .nii, .nrrd)"
+        )
     if low.endswith((".nii", ".nii.gz")) and geometry.shear_angle_deg(affine) > MAX_SHEAR_DEG:
-        raise UnsupportedInputError(where, f"cannot hold this series' grid, tilted by "
-                                    f"{geometry.shear_angle_deg(affine):.1f}°, without "
-                                    "resampling the labels; save it as .nrrd instead")
-    warnings = write_volume(Volume(label_map.array, np.asarray(affine, float),
-                                   VolumeMetadata()), path)
+        raise UnsupportedInputError(
+            where,
+            f"cannot hold this series' grid, tilted by "
+            f"{geometry.shear_angle_deg(affine):.1f}°, without "
+            "resampling the labels; save it as .nrrd instead",
+        )
+    warnings = write_volume(
+        Volume(label_map.array, np.asarray(affine, float), VolumeMetadata()), path
+    )
     write_segment_table(path, label_map.segments)
     return [w.message for w in warnings]
 
@@ -84,8 +89,11 @@ def export_label_file(label_map: LabelMap, affine: np.ndarray, path: str | Path)
 def write_segment_table(path: str | Path, segments: dict[int, Segment]) -> None:
     """Write the segment table beside the label file `path`: without it a label map is only
     numbers, and whoever reads it next (the viewer, a fine-tune) would guess what 1 means."""
-    doc = {"format": SIDECAR_FORMAT, "version": 1,
-           "segments": [segments[v].to_dict() for v in sorted(segments)]}
+    doc = {
+        "format": SIDECAR_FORMAT,
+        "version": 1,
+        "segments": [segments[v].to_dict() for v in sorted(segments)],
+    }
     atomic_write_text(sidecar_path(path), json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -109,8 +117,10 @@ def _sidecar_segments(path: Path, values: list[int]) -> tuple[dict[int, Segment]
             seg = Segment.from_dict(entry, side.name)
             segments[seg.value] = seg
     except (OSError, UnicodeDecodeError, ValueError, InvalidInputError) as err:
-        return segments, [f"The segment names in {side.name} could not be read ({err}); "
-                          "the segments are called Segment 1, Segment 2, …"]
+        return segments, [
+            f"The segment names in {side.name} could not be read ({err}); "
+            "the segments are called Segment 1, Segment 2, …"
+        ]
     return segments, []
 
 
@@ -121,16 +131,19 @@ def import_label_file(path: str | Path, targets: Sequence[LabelTarget]) -> Impor
     array = volume.array
     if array.ndim != 3:
         raise UnsupportedInputError(where, "holds colour or vector voxels, not labels")
-    if array.dtype.kind == "f" and not (np.all(np.isfinite(array))
-                                        and np.array_equal(array, np.rint(array))):
-        raise InvalidInputError(where, "holds fractional values, not labels; threshold it "
-                                "into a label map first")
+    if array.dtype.kind == "f" and not (
+        np.all(np.isfinite(array)) and np.array_equal(array, np.rint(array))
+    ):
+        raise InvalidInputError(
+            where, "holds fractional values, not labels; threshold it into a label map first"
+        )
     if array.size and (array.min() < 0 or array.max() > 255):
-        raise UnsupportedInputError(where, f"holds label values {array.min():g} to "
-                                    f"{array.max():g}; MedView keeps labels 0 to 255")
+        raise UnsupportedInputError(
+            where,
+            f"holds label values {array.min():g} to {array.max():g}; MedView keeps labels 0 to 255",
+        )
     target = match_grid(where, array.shape, volume.affine, targets)
     labels = np.ascontiguousarray(array.astype(np.uint8))
     values = sorted(set(np.unique(labels).tolist()) - {0})
     segments, notes = _sidecar_segments(Path(path), values)
-    return ImportedLabels(target.series_key, LabelMap(labels, segments, target.series_key),
-                          notes)
+    return ImportedLabels(target.series_key, LabelMap(labels, segments, target.series_key), notes)

@@ -32,33 +32,50 @@ class LabelTarget:
 
     @classmethod
     def from_series(cls, series: SeriesInfo) -> LabelTarget:
-        return cls(series.key, (len(series.slices), series.rows, series.cols),
-                   np.asarray(series.affine, float), series.series_instance_uid,
-                   tuple(f.sop_instance_uid if f else None for f in series.slices), series)
+        return cls(
+            series.key,
+            (len(series.slices), series.rows, series.cols),
+            np.asarray(series.affine, float),
+            series.series_instance_uid,
+            tuple(f.sop_instance_uid if f else None for f in series.slices),
+            series,
+        )
 
     @classmethod
     def from_volume(cls, volume: Volume, series_key: str) -> LabelTarget:
-        return cls(series_key, volume.shape, np.asarray(volume.affine, float),
-                   volume.metadata.series_instance_uid)
+        return cls(
+            series_key,
+            volume.shape,
+            np.asarray(volume.affine, float),
+            volume.metadata.series_instance_uid,
+        )
 
 
 def corner_distance_voxels(shape: Sequence[int], a: np.ndarray, b: np.ndarray) -> float:
     """How far apart (in voxels of `a`) the two grids put the corners of `shape`: 0 for the
     same grid; a flip or transpose moves some corner by the whole extent."""
-    corners = np.array([[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
-                        for k in (0, shape[2] - 1)]).T
+    corners = np.array(
+        [
+            [i, j, k, 1.0]
+            for i in (0, shape[0] - 1)
+            for j in (0, shape[1] - 1)
+            for k in (0, shape[2] - 1)
+        ]
+    ).T
     moved = np.linalg.inv(a) @ (b @ corners)
     return float(np.abs(moved[:3] - corners[:3]).max())
 
 
 def fits(shape: Sequence[int], affine: np.ndarray, target: LabelTarget) -> bool:
-    return (tuple(int(s) for s in shape) == tuple(target.shape)
-            and corner_distance_voxels(target.shape, target.affine, affine)
-            <= GRID_TOLERANCE_VOXELS)
+    return (
+        tuple(int(s) for s in shape) == tuple(target.shape)
+        and corner_distance_voxels(target.shape, target.affine, affine) <= GRID_TOLERANCE_VOXELS
+    )
 
 
-def match_grid(path: str, shape: Sequence[int], affine: np.ndarray,
-               targets: Sequence[LabelTarget]) -> LabelTarget:
+def match_grid(
+    path: str, shape: Sequence[int], affine: np.ndarray, targets: Sequence[LabelTarget]
+) -> LabelTarget:
     """The open series whose grid the label map's is, else InvalidInputError."""
     for target in targets:
         if fits(shape, affine, target):
@@ -66,9 +83,12 @@ def match_grid(path: str, shape: Sequence[int], affine: np.ndarray,
     if not targets:
         raise InvalidInputError(path, NO_SERIES_OPEN)
     sizes = ", ".join(sorted({"x".join(map(str, t.shape)) for t in targets}))
-    raise InvalidInputError(path, f"fits none of the open series: its grid "
-                            f"{'x'.join(map(str, shape))} lies elsewhere or has another size "
-                            f"than theirs ({sizes}); open the series it was drawn on")
+    raise InvalidInputError(
+        path,
+        f"fits none of the open series: its grid "
+        f"{'x'.join(map(str, shape))} lies elsewhere or has another size "
+        f"than theirs ({sizes}); open the series it was drawn on",
+    )
 
 
 @dataclass

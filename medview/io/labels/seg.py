@@ -49,46 +49,68 @@ def _descriptions(segments: list[Segment]) -> list[Any]:
         if seg.made_by:
             name, version = _model(seg.made_by)
             algorithm = hd.AlgorithmIdentificationSequence(
-                name=name, version=version, family=codes.cid7162.ArtificialIntelligence)
-        out.append(hd.seg.SegmentDescription(
-            segment_number=number, segment_label=seg.name[:64] or f"Segment {number}",
-            segmented_property_category=CodedConcept(
-                seg.category.value, seg.category.scheme, seg.category.meaning),
-            segmented_property_type=CodedConcept(seg.type.value, seg.type.scheme,
-                                                 seg.type.meaning),
-            algorithm_type=(hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC if seg.made_by
-                            else hd.seg.SegmentAlgorithmTypeValues.MANUAL),
-            algorithm_identification=algorithm,
-            display_color=hd.color.CIELabColor.from_rgb(*(int(c) for c in seg.colour[:3]))))
+                name=name, version=version, family=codes.cid7162.ArtificialIntelligence
+            )
+        out.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=seg.name[:64] or f"Segment {number}",
+                segmented_property_category=CodedConcept(
+                    seg.category.value, seg.category.scheme, seg.category.meaning
+                ),
+                segmented_property_type=CodedConcept(
+                    seg.type.value, seg.type.scheme, seg.type.meaning
+                ),
+                algorithm_type=(
+                    hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
+                    if seg.made_by
+                    else hd.seg.SegmentAlgorithmTypeValues.MANUAL
+                ),
+                algorithm_identification=algorithm,
+                display_color=hd.color.CIELabColor.from_rgb(*(int(c) for c in seg.colour[:3])),
+            )
+        )
     return out
 
 
-def export_seg(label_map: LabelMap, series: SeriesInfo, out_path: str | Path,
-               source_datasets: Sequence[Any] | None = None, done: bool = False) -> list[str]:
+def export_seg(
+    label_map: LabelMap,
+    series: SeriesInfo,
+    out_path: str | Path,
+    source_datasets: Sequence[Any] | None = None,
+    done: bool = False,
+) -> list[str]:
     """Write the label map of `series` as a BINARY DICOM SEG at `out_path`, atomically;
     `done`: the reader marked the labels done, and the SEG says so (CONTENT_LABEL_DONE).
     Returns notes for the reader (voxels left out, and why)."""
     segments = [label_map.segments[v] for v in sorted(label_map.segments)]
     if not segments:
-        raise InvalidInputError(str(out_path), "was not written: the label map has no "
-                                "segments; add a segment and paint it first")
+        raise InvalidInputError(
+            str(out_path),
+            "was not written: the label map has no segments; add a segment and paint it first",
+        )
     lut = np.zeros(256, np.uint8)
     for number, seg in enumerate(segments, 1):
         lut[seg.value] = number
     notes = []
     stray = int(np.count_nonzero((lut[label_map.array] == 0) & (label_map.array != 0)))
     if stray:
-        notes.append(f"{stray} voxel(s) hold a value no segment is defined for; the SEG "
-                     "leaves them out.")
+        notes.append(
+            f"{stray} voxel(s) hold a value no segment is defined for; the SEG leaves them out."
+        )
     ai = sorted({s.made_by for s in segments if s.made_by})
     description = "Reader's labels" + (f", with AI segments ({', '.join(ai)})" if ai else "")
     notes += write_segmentation(
-        lut[label_map.array], series, _descriptions(segments), out_path,
+        lut[label_map.array],
+        series,
+        _descriptions(segments),
+        out_path,
         source_datasets=source_datasets,
         content_label=CONTENT_LABEL_DONE if done else CONTENT_LABEL,
         content_description=description + (", marked done" if done else ""),
         series_description="MedView labels",
-        series_number=SERIES_NUMBER)
+        series_number=SERIES_NUMBER,
+    )
     return notes
 
 
@@ -97,8 +119,11 @@ def _code(item: Any, sequence: str, fallback: Code) -> Code:
     if not seq:
         return fallback
     c = seq[0]
-    return Code(str(c.get("CodingSchemeDesignator", "")), str(c.get("CodeValue", "")),
-                str(c.get("CodeMeaning", "")))
+    return Code(
+        str(c.get("CodingSchemeDesignator", "")),
+        str(c.get("CodeValue", "")),
+        str(c.get("CodeMeaning", "")),
+    )
 
 
 def _segment(item: Any, value: int) -> Segment:
@@ -112,23 +137,36 @@ def _segment(item: Any, value: int) -> Segment:
     made_by = ""
     if kind != "MANUAL":
         algo = (item.get("SegmentationAlgorithmIdentificationSequence") or [None])[0]
-        made_by = (f"{algo.get('AlgorithmName', 'unknown model')}:"
-                   f"{algo.get('AlgorithmVersion', 'unknown')}" if algo is not None
-                   else str(item.get("SegmentAlgorithmName", "unknown model")))
+        made_by = (
+            f"{algo.get('AlgorithmName', 'unknown model')}:"
+            f"{algo.get('AlgorithmVersion', 'unknown')}"
+            if algo is not None
+            else str(item.get("SegmentAlgorithmName", "unknown model"))
+        )
     default = Segment(value, "", colour)
-    return Segment(value, str(item.get("SegmentLabel", "")) or f"Segment {value}",
-                   tuple(int(c) for c in colour),  # type: ignore[arg-type]
-                   _code(item, "SegmentedPropertyCategoryCodeSequence", default.category),
-                   _code(item, "SegmentedPropertyTypeCodeSequence", default.type),
-                   made_by=made_by, reviewed=kind != "AUTOMATIC")
+    return Segment(
+        value,
+        str(item.get("SegmentLabel", "")) or f"Segment {value}",
+        tuple(int(c) for c in colour),  # type: ignore[arg-type]
+        _code(item, "SegmentedPropertyCategoryCodeSequence", default.category),
+        _code(item, "SegmentedPropertyTypeCodeSequence", default.type),
+        made_by=made_by,
+        reviewed=kind != "AUTOMATIC",
+    )
 
 
 def _refusal(path: str, frames: SegFrames) -> InvalidInputError:
-    made_on = (f"it refers to series …{sorted(frames.referenced_series)[0][-12:]}, which is "
-               "not open, and its frames lie on none of the open series"
-               if frames.referenced_series else "its frames lie on none of the open series")
-    return InvalidInputError(path, f"fits none of the open series: {made_on}; open the "
-                             "series it was drawn on, then import it again")
+    made_on = (
+        f"it refers to series …{sorted(frames.referenced_series)[0][-12:]}, which is "
+        "not open, and its frames lie on none of the open series"
+        if frames.referenced_series
+        else "its frames lie on none of the open series"
+    )
+    return InvalidInputError(
+        path,
+        f"fits none of the open series: {made_on}; open the "
+        "series it was drawn on, then import it again",
+    )
 
 
 def import_seg(path: str | Path, targets: Sequence[LabelTarget]) -> ImportedLabels:
@@ -138,20 +176,28 @@ def import_seg(path: str | Path, targets: Sequence[LabelTarget]) -> ImportedLabe
     if not targets:
         raise InvalidInputError(where, NO_SERIES_OPEN)
     # a LABELMAP SEG may describe the background as segment 0: not a segment of ours
-    items = sorted((d for d in frames.segments if int(d.SegmentNumber) > 0),
-                   key=lambda d: int(d.SegmentNumber))
+    items = sorted(
+        (d for d in frames.segments if int(d.SegmentNumber) > 0), key=lambda d: int(d.SegmentNumber)
+    )
     if len(items) > MAX_SEGMENTS:
-        raise UnsupportedInputError(where, f"holds {len(items)} segments; MedView keeps at "
-                                    f"most {MAX_SEGMENTS} in one label map")
+        raise UnsupportedInputError(
+            where,
+            f"holds {len(items)} segments; MedView keeps at most {MAX_SEGMENTS} in one label map",
+        )
     value_of = {int(d.SegmentNumber): v for v, d in enumerate(items, 1)}
     unknown = set(frames.numbers.tolist()) - set(value_of)
     if unknown:
-        raise InvalidInputError(where, f"has frames of segment(s) {sorted(unknown)} that its "
-                                "segment table does not describe")
-    frames_v = SegFrames(**{**frames.__dict__, "numbers": np.array(
-        [value_of[n] for n in frames.numbers.tolist()], int)})
-    ordered = sorted(targets, key=lambda t: t.series_instance_uid not in
-                     frames.referenced_series)
+        raise InvalidInputError(
+            where,
+            f"has frames of segment(s) {sorted(unknown)} that its segment table does not describe",
+        )
+    frames_v = SegFrames(
+        **{
+            **frames.__dict__,
+            "numbers": np.array([value_of[n] for n in frames.numbers.tolist()], int),
+        }
+    )
+    ordered = sorted(targets, key=lambda t: t.series_instance_uid not in frames.referenced_series)
     for target in ordered:
         placed = place_frames(frames_v, target.shape, target.affine, target.sop_uids)
         if placed is not None:
@@ -160,12 +206,17 @@ def import_seg(path: str | Path, targets: Sequence[LabelTarget]) -> ImportedLabe
         raise _refusal(where, frames)
     notes = list(frames.notes)
     if placed.overlap:
-        notes.append(f"{placed.overlap} voxel(s) of {Path(where).name} belong to more than "
-                     "one segment; each went to the segment listed first (a MedView label "
-                     "map holds one segment a voxel).")
+        notes.append(
+            f"{placed.overlap} voxel(s) of {Path(where).name} belong to more than "
+            "one segment; each went to the segment listed first (a MedView label "
+            "map holds one segment a voxel)."
+        )
     if not placed.by_reference:
-        notes.append(f"{Path(where).name} was matched to the series by where its frames lie "
-                     "(it does not reference these images).")
+        notes.append(
+            f"{Path(where).name} was matched to the series by where its frames lie "
+            "(it does not reference these images)."
+        )
     segments = {v: _segment(d, v) for v, d in enumerate(items, 1)}
-    return ImportedLabels(target.series_key,
-                          LabelMap(placed.numbers, segments, target.series_key), notes)
+    return ImportedLabels(
+        target.series_key, LabelMap(placed.numbers, segments, target.series_key), notes
+    )

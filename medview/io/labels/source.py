@@ -38,17 +38,34 @@ class LabelSource:
         files = tuple(str(f.source) if f is not None else "" for f in series.slices)
         folders = {os.path.dirname(f.source.path) for f in series.frames}
         folder = os.path.commonpath(sorted(folders)) if folders else ""
-        return cls(series.key, (len(series.slices), series.rows, series.cols),
-                   _affine_tuple(series.affine), series.study_instance_uid,
-                   series.series_instance_uid, series.frame_of_reference_uid,
-                   series.modality, folder, files, patient_key(series.patient.id))
+        return cls(
+            series.key,
+            (len(series.slices), series.rows, series.cols),
+            _affine_tuple(series.affine),
+            series.study_instance_uid,
+            series.series_instance_uid,
+            series.frame_of_reference_uid,
+            series.modality,
+            folder,
+            files,
+            patient_key(series.patient.id),
+        )
 
     @classmethod
     def from_volume(cls, volume: Volume, series_key: str) -> LabelSource:
         md = volume.metadata
-        return cls(series_key, volume.shape, _affine_tuple(volume.affine),
-                   md.study_instance_uid, md.series_instance_uid, md.frame_of_reference_uid,
-                   md.modality, md.source, (), patient_key(md.patient.id))
+        return cls(
+            series_key,
+            volume.shape,
+            _affine_tuple(volume.affine),
+            md.study_instance_uid,
+            md.series_instance_uid,
+            md.frame_of_reference_uid,
+            md.modality,
+            md.source,
+            (),
+            patient_key(md.patient.id),
+        )
 
     @property
     def affine_array(self) -> np.ndarray:
@@ -64,16 +81,29 @@ class LabelSource:
         if len(shape) != 3 or affine.shape != (4, 4):
             raise ValueError("the shape or affine of the source is not valid")
         depth, rows, cols = shape
-        text = {k: str(data.get(k, "")) for k in (
-            "study_instance_uid", "series_instance_uid", "frame_of_reference_uid", "modality",
-            "series_folder")}
-        return cls(str(data["series_key"]), (depth, rows, cols), _affine_tuple(affine),
-                   text["study_instance_uid"], text["series_instance_uid"],
-                   text["frame_of_reference_uid"], text["modality"], text["series_folder"],
-                   tuple(str(f) for f in data.get("source_files", ())),
-                   str(data.get("patient_key", "")))
+        text = {
+            k: str(data.get(k, ""))
+            for k in (
+                "study_instance_uid",
+                "series_instance_uid",
+                "frame_of_reference_uid",
+                "modality",
+                "series_folder",
+            )
+        }
+        return cls(
+            str(data["series_key"]),
+            (depth, rows, cols),
+            _affine_tuple(affine),
+            text["study_instance_uid"],
+            text["series_instance_uid"],
+            text["frame_of_reference_uid"],
+            text["modality"],
+            text["series_folder"],
+            tuple(str(f) for f in data.get("source_files", ())),
+            str(data.get("patient_key", "")),
+        )
 
 
 def _affine_tuple(affine: np.ndarray) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v) for v in row) for row in np.asarray(affine, float))
-

@@ -110,32 +110,39 @@ class LabelStore:
             if problem.damaged:
                 self._aside(self.meta_path, problem.reason, move=True)
             else:
-                raise MedviewError(str(self.meta_path), f"cannot be used: {problem.reason}; "
-                                   "it is left as it is and the labels are not saved") from None
+                raise MedviewError(
+                    str(self.meta_path),
+                    f"cannot be used: {problem.reason}; "
+                    "it is left as it is and the labels are not saved",
+                ) from None
             doc = None
         except (KeyError, TypeError, ValueError) as err:
             self._aside(self.meta_path, f"its source is not valid ({err})", move=True)
             doc = None
-        self._meta = doc or {"format": FORMAT, "version": VERSION,
-                             "series_key": self.series_key}
+        self._meta = doc or {"format": FORMAT, "version": VERSION, "series_key": self.series_key}
 
     def _write_meta(self, event: dict[str, Any] | None = None, **changes: Any) -> None:
         with self._lock:
             if event is not None:
-                kept = list(self._meta.get("history") or [])[-(HISTORY_KEEP - 1):]
+                kept = list(self._meta.get("history") or [])[-(HISTORY_KEEP - 1) :]
                 changes["history"] = [*kept, {"at": now_iso(), "by": reader_name(), **event}]
             self._meta.update(changes, updated_at=now_iso())
-            atomic_write_text(self.meta_path, json.dumps(self._meta, indent=1,
-                                                         ensure_ascii=False) + "\n")
+            atomic_write_text(
+                self.meta_path, json.dumps(self._meta, indent=1, ensure_ascii=False) + "\n"
+            )
 
     def _aside(self, path: Path, reason: str, move: bool) -> None:
         try:
             kept = keep_aside(path, move=move)
-            self.messages.append(f"The label file {path.name} of this series is damaged "
-                                 f"({reason}); it is kept as {kept.name}.")
+            self.messages.append(
+                f"The label file {path.name} of this series is damaged "
+                f"({reason}); it is kept as {kept.name}."
+            )
         except OSError as err:
-            self.messages.append(f"The label file {path} is damaged ({reason}) and could not "
-                                 f"be kept aside ({err.strerror or err}).")
+            self.messages.append(
+                f"The label file {path} is damaged ({reason}) and could not "
+                f"be kept aside ({err.strerror or err})."
+            )
 
     @property
     def source(self) -> LabelSource | None:
@@ -150,8 +157,9 @@ class LabelStore:
     @property
     def status(self) -> LabelStatus:
         st = self._meta.get("status") or {}
-        return LabelStatus(str(st.get("state", DRAFT)), str(st.get("by", "")),
-                           str(st.get("at", "")))
+        return LabelStatus(
+            str(st.get("state", DRAFT)), str(st.get("by", "")), str(st.get("at", ""))
+        )
 
     def set_status(self, state: str, by: str) -> LabelStatus:
         """Mark the labels draft or done (ready for training), by whom, now."""
@@ -172,8 +180,13 @@ class LabelStore:
         return dict(sorted(out.items()))
 
     def _next_number(self) -> int:
-        used = [*self.numbered("snapshot"), *self.numbered("journal"), self._last_number,
-                self._meta.get("snapshot") or 0, self._meta.get("clean_snapshot") or 0]
+        used = [
+            *self.numbered("snapshot"),
+            *self.numbered("journal"),
+            self._last_number,
+            self._meta.get("snapshot") or 0,
+            self._meta.get("clean_snapshot") or 0,
+        ]
         self._last_number = 1 + max(used)
         return self._last_number
 
@@ -185,8 +198,9 @@ class LabelStore:
 
     def has_unsaved(self) -> bool:
         """Whether the current state differs from the last clean save: what a crash leaves."""
-        return (self._meta.get("snapshot") != self._meta.get("clean_snapshot")
-                or bool(self.pending_journals()))
+        return self._meta.get("snapshot") != self._meta.get("clean_snapshot") or bool(
+            self.pending_journals()
+        )
 
     def pending_journals(self) -> list[Path]:
         """Journals holding edits made after the current snapshot began."""
@@ -239,8 +253,11 @@ class LabelStore:
             os.fsync(self._fd)
         except OSError as err:
             why = err.strerror or err
-            raise MedviewError(str(path), f"the last edit could not be saved ({why}); free "
-                               "some space or check the folder's permissions") from None
+            raise MedviewError(
+                str(path),
+                f"the last edit could not be saved ({why}); free "
+                "some space or check the folder's permissions",
+            ) from None
 
     def close_journal(self) -> None:
         self._switch_journal(self._journal or 0)
@@ -253,13 +270,24 @@ class LabelStore:
         self._switch_journal(n)
         return n
 
-    def write_snapshot(self, n: int, array: np.ndarray, segments: dict[int, Segment],
-                       clean: bool = False, on_chunk: Any = None) -> dict[int, int]:
+    def write_snapshot(
+        self,
+        n: int,
+        array: np.ndarray,
+        segments: dict[int, Segment],
+        clean: bool = False,
+        on_chunk: Any = None,
+    ) -> dict[int, int]:
         """Any thread: write snapshot `n` of `array` (may be the live array: see
         io.label_codec) and make it current (and the clean save with `clean`); drops what
         it makes obsolete. Returns the voxel counts per value. MedviewError on failure."""
-        header = {"format": FORMAT, "version": VERSION, "series_key": self.series_key,
-                  "saved_at": now_iso(), "segments": [s.to_dict() for s in segments.values()]}
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "series_key": self.series_key,
+            "saved_at": now_iso(),
+            "segments": [s.to_dict() for s in segments.values()],
+        }
         snap = codec.encode_snapshot(array, header, on_chunk)
         path = self.snapshot_path(n)
         try:
@@ -271,14 +299,16 @@ class LabelStore:
                 return snap.counts
             if clean:
                 voxels = {str(v): c for v, c in sorted(snap.counts.items()) if v}
-                self._write_meta({"event": "saved", "voxels": voxels}, snapshot=n,
-                                 clean_snapshot=n)
+                self._write_meta({"event": "saved", "voxels": voxels}, snapshot=n, clean_snapshot=n)
             else:
                 self._write_meta(snapshot=n)
         except OSError as err:
             why = err.strerror or err
-            raise MedviewError(str(path), f"the labels could not be saved ({why}); free some "
-                               "space or check the folder's permissions") from None
+            raise MedviewError(
+                str(path),
+                f"the labels could not be saved ({why}); free some "
+                "space or check the folder's permissions",
+            ) from None
         keep = {n, self._meta.get("clean_snapshot")}
         for k, p in self.numbered("snapshot").items():
             if k < n and k not in keep:
@@ -290,8 +320,9 @@ class LabelStore:
 
     def save(self, label_map: LabelMap, clean: bool = False) -> dict[int, int]:
         """Snapshot now on this thread (a normal close passes clean=True)."""
-        counts = self.write_snapshot(self.begin_snapshot(), label_map.array,
-                                     label_map.segments, clean)
+        counts = self.write_snapshot(
+            self.begin_snapshot(), label_map.array, label_map.segments, clean
+        )
         if clean:  # the journal begun above holds nothing: no file is left behind
             self.close_journal()
         return counts
@@ -300,8 +331,11 @@ class LabelStore:
         """Go back to the last clean save; what is set aside goes to discarded-<n>/."""
         clean = self._meta.get("clean_snapshot")
         moving = [p for k, p in self.numbered("snapshot").items() if k != clean]
-        moving += [p for k, p in self.numbered("journal").items() if p.stat().st_size > 0
-                   or k >= (clean or 0)]
+        moving += [
+            p
+            for k, p in self.numbered("journal").items()
+            if p.stat().st_size > 0 or k >= (clean or 0)
+        ]
         self.close_journal()
         if not moving:
             self._write_meta(snapshot=clean)
@@ -312,8 +346,7 @@ class LabelStore:
         dest.mkdir()
         for p in moving:
             p.rename(dest / p.name)
-        self._write_meta({"event": "discarded unsaved edits", "kept_in": dest.name},
-                         snapshot=clean)
+        self._write_meta({"event": "discarded unsaved edits", "kept_in": dest.name}, snapshot=clean)
         return dest
 
     # --- loading -------------------------------------------------------------------------
@@ -327,8 +360,10 @@ class LabelStore:
             return None
         if base is None:
             if source is None:
-                self.messages.append(f"The edits kept in {self.folder} cannot be replayed: "
-                                     "the series' grid is not known; they are left there.")
+                self.messages.append(
+                    f"The edits kept in {self.folder} cannot be replayed: "
+                    "the series' grid is not known; they are left there."
+                )
                 return None
             base = LabelMap.empty(source.shape, self.series_key)
         loaded = LoadedLabels(base, source, self.status, messages=self.messages)
@@ -340,8 +375,11 @@ class LabelStore:
         """The newest usable snapshot (current first, then the clean one, then any other)
         and its number; (None, 0) when there is none."""
         snaps = self.numbered("snapshot")
-        order = [self._meta.get("snapshot"), self._meta.get("clean_snapshot"),
-                 *sorted(snaps, reverse=True)]
+        order = [
+            self._meta.get("snapshot"),
+            self._meta.get("clean_snapshot"),
+            *sorted(snaps, reverse=True),
+        ]
         first = True
         for k in dict.fromkeys(o for o in order if o in snaps):
             path = snaps[k]
@@ -356,8 +394,10 @@ class LabelStore:
                 first = False
                 continue
             if not first:
-                self.messages.append(f"The labels were restored from {path.name}; edits made "
-                                     "after it may be missing.")
+                self.messages.append(
+                    f"The labels were restored from {path.name}; edits made "
+                    "after it may be missing."
+                )
             return LabelMap(array, segments, self.series_key), k
         return None, 0
 
@@ -373,17 +413,22 @@ class LabelStore:
                     flat[idx] = values
                 else:
                     loaded.label_map.segments = {
-                        s.value: s for s in (Segment.from_dict(d, path.name) for d in body)}
+                        s.value: s for s in (Segment.from_dict(d, path.name) for d in body)
+                    }
                 loaded.replayed += 1
         except (codec.DamagedData, MedviewError, OSError) as err:
             self._aside(path, str(err), move=False)
             return
         if tail.kind == "torn":
-            loaded.messages.append(f"The last edit in {path.name} was cut off when MedView "
-                                   "stopped; it is left out.")
+            loaded.messages.append(
+                f"The last edit in {path.name} was cut off when MedView stopped; it is left out."
+            )
         elif tail.kind == "damaged":
-            self._aside(path, f"a record at byte {tail.offset} fails its check; the edits "
-                              "after it are left out", move=False)
+            self._aside(
+                path,
+                f"a record at byte {tail.offset} fails its check; the edits after it are left out",
+                move=False,
+            )
 
 
 def _fsync_folder(folder: Path) -> None:

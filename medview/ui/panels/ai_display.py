@@ -32,15 +32,20 @@ class AIDisplay(QtWidgets.QWidget):
     findings_changed = QtCore.Signal()  # the findings at the mask's threshold are in
     failed = QtCore.Signal(str)
 
-    def __init__(self, state: ViewerState, pool: QtCore.QThreadPool,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, state: ViewerState, pool: QtCore.QThreadPool, parent: QtWidgets.QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.state, self._pool = state, pool
         self.results: AIResults | None = None
         self._measuring: JobWorker | None = None
-        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal, toolTip=(
-            "Probability a voxel needs to count as a finding; the mask and the findings "
-            "follow without running the model again"))
+        self.slider = QtWidgets.QSlider(
+            QtCore.Qt.Orientation.Horizontal,
+            toolTip=(
+                "Probability a voxel needs to count as a finding; the mask and the findings "
+                "follow without running the model again"
+            ),
+        )
         self.slider.setRange(round(THRESHOLD_RANGE[0] * 100), round(THRESHOLD_RANGE[1] * 100))
         self.slider.setValue(50)
         self.slider.setPageStep(5)
@@ -48,32 +53,39 @@ class AIDisplay(QtWidgets.QWidget):
         self._debounce = QtCore.QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self._apply_threshold)
         self.slider.valueChanged.connect(self._on_slider)
-        self.heat = QtWidgets.QComboBox(toolTip="Probability heatmap: the largest over the "
-                                                "labels, one label, or none")
+        self.heat = QtWidgets.QComboBox(
+            toolTip="Probability heatmap: the largest over the labels, one label, or none"
+        )
         self.heat.activated.connect(self._on_heat)
         self.colours = QtWidgets.QComboBox(toolTip="Colour map of the probability heatmap")
         self.colours.addItems([MAP_TITLES.get(m, m.capitalize()) for m in COLOUR_MAPS])
         self.colours.activated.connect(self._on_heat_style)
-        self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal,
-                                         toolTip="Opacity of the probability heatmap")
+        self.opacity = QtWidgets.QSlider(
+            QtCore.Qt.Orientation.Horizontal, toolTip="Opacity of the probability heatmap"
+        )
         self.opacity.setRange(0, 100)
         self.opacity.setValue(45)
         self.opacity.valueChanged.connect(self._on_heat_style)
-        self.mask = QtWidgets.QComboBox(toolTip="Findings mask at the threshold, in the "
-                                                "labels' colours")
+        self.mask = QtWidgets.QComboBox(
+            toolTip="Findings mask at the threshold, in the labels' colours"
+        )
         self.mask.addItems([m.capitalize() for m in MASK_MODES])
         self.mask.activated.connect(self._on_mask)
-        self.uncertainty = QtWidgets.QCheckBox("Uncertainty map", toolTip=(
-            "Where the test-time-augmented runs disagree (needs Uncertainty (TTA))"))
+        self.uncertainty = QtWidgets.QCheckBox(
+            "Uncertainty map",
+            toolTip=("Where the test-time-augmented runs disagree (needs Uncertainty (TTA))"),
+        )
         self.uncertainty.toggled.connect(self._on_uncertainty)
         self.legend = QtWidgets.QLabel(wordWrap=True, textFormat=QtCore.Qt.TextFormat.RichText)
 
         grid = QtWidgets.QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        rows = ((QtWidgets.QLabel("Threshold"), self.slider, self.value),
-                (QtWidgets.QLabel("Heatmap"), self.heat, self.colours),
-                (QtWidgets.QLabel("Opacity"), self.opacity, None),
-                (QtWidgets.QLabel("Mask"), self.mask, self.uncertainty))
+        rows = (
+            (QtWidgets.QLabel("Threshold"), self.slider, self.value),
+            (QtWidgets.QLabel("Heatmap"), self.heat, self.colours),
+            (QtWidgets.QLabel("Opacity"), self.opacity, None),
+            (QtWidgets.QLabel("Mask"), self.mask, self.uncertainty),
+        )
         for r, (label, first, second) in enumerate(rows):
             grid.addWidget(label, r, 0)
             grid.addWidget(first, r, 1, 1, 1 if second else 2)
@@ -107,8 +119,10 @@ class AIDisplay(QtWidgets.QWidget):
         self._on_heat_style()
         self._on_mask()
         self._on_uncertainty(self.uncertainty.isChecked())
-        swatches = " ".join(f'<span style="color: rgb{tuple(lab.colour)}">■</span> {lab.name}'
-                            for lab in results.card.labels)
+        swatches = " ".join(
+            f'<span style="color: rgb{tuple(lab.colour)}">■</span> {lab.name}'
+            for lab in results.card.labels
+        )
         self.legend.setText(f"{swatches}<br><i>AI {results.ref} — {DISCLAIMER}</i>")
 
     def sync(self) -> None:
@@ -118,15 +132,17 @@ class AIDisplay(QtWidgets.QWidget):
             return
 
         def shown(layer) -> bool:
-            return layer is not None and layer.visible and any(
-                x is layer for x in self.state.layers)
+            return (
+                layer is not None and layer.visible and any(x is layer for x in self.state.layers)
+            )
 
         with QtCore.QSignalBlocker(self.heat):
             if not shown(r.heat_layer):
                 self.heat.setCurrentIndex(self.heat.findData(OFF))
         with QtCore.QSignalBlocker(self.mask):
-            mode = ("outline" if r.mask_layer.outline else "filled") \
-                if shown(r.mask_layer) else "off"
+            mode = (
+                ("outline" if r.mask_layer.outline else "filled") if shown(r.mask_layer) else "off"
+            )
             self.mask.setCurrentIndex(MASK_MODES.index(mode))
         with QtCore.QSignalBlocker(self.uncertainty):
             self.uncertainty.setChecked(shown(r.uncertainty_layer))
@@ -145,11 +161,9 @@ class AIDisplay(QtWidgets.QWidget):
         """Measure the findings at the mask's threshold, unless a measurement is running:
         when it ends, the latest threshold is measured (those in between are skipped)."""
         r = self.results
-        if self._measuring is not None or r is None or \
-                abs(r.result.threshold - r.threshold) < 1e-9:
+        if self._measuring is not None or r is None or abs(r.result.threshold - r.threshold) < 1e-9:
             return
-        self._measuring = JobWorker(findings_job, r.result, r.volume, r.threshold,
-                                    parent=self)
+        self._measuring = JobWorker(findings_job, r.result, r.volume, r.threshold, parent=self)
         self._measuring.result.connect(self._on_measured)
         self._measuring.failed.connect(self.failed)
         self._measuring.finished.connect(self._measured)

@@ -54,9 +54,13 @@ class AIPanel(QtWidgets.QWidget):
     # (AIResults, [Finding]) to copy into the label map; the receiver accepts them (decide)
     into_labels = QtCore.Signal(object, object)
 
-    def __init__(self, state: ViewerState, views: Callable[[], list[SliceView]],
-                 parent: QtWidgets.QWidget | None = None,
-                 settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        state: ViewerState,
+        views: Callable[[], list[SliceView]],
+        parent: QtWidgets.QWidget | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state, self._views = state, views
         self.settings = settings  # where the window-by-finding choice is kept, when given
@@ -82,22 +86,29 @@ class AIPanel(QtWidgets.QWidget):
         self.model_combo = QtWidgets.QComboBox(toolTip="Segmentation model to run")
         self.model_combo.currentIndexChanged.connect(self._show_card)
         self.card_label = QtWidgets.QLabel(wordWrap=True)
-        self.device_combo = QtWidgets.QComboBox(toolTip="Where the model runs (Auto: CUDA, "
-                                                        "then Apple MPS, then the CPU)")
+        self.device_combo = QtWidgets.QComboBox(
+            toolTip="Where the model runs (Auto: CUDA, then Apple MPS, then the CPU)"
+        )
         for key, text in DEVICES:
             self.device_combo.addItem(text, key)
         self._enable_devices(("auto", "cpu"), "Looking for GPUs…")
         self.device_combo.installEventFilter(self)
-        self.tta_box = QtWidgets.QCheckBox("Uncertainty", toolTip=(
-            "Test-time augmentation (TTA): run the model also on flipped images (3x the "
-            "time) and show where the runs disagree"))
+        self.tta_box = QtWidgets.QCheckBox(
+            "Uncertainty",
+            toolTip=(
+                "Test-time augmentation (TTA): run the model also on flipped images (3x the "
+                "time) and show where the runs disagree"
+            ),
+        )
         self.run_button = QtWidgets.QPushButton("Run", clicked=self.run)
         self.importer = ModelImporter(self, self._pool)
         self.importer.imported.connect(lambda entry: self.refresh_models(select=entry.ref))
         self.importer.said.connect(self._say)
         self.import_button = QtWidgets.QPushButton(
-            "Import model…", clicked=self.importer.choose,
-            toolTip="Add a MONAI bundle or an nnU-Net v2 model as a new model version")
+            "Import model…",
+            clicked=self.importer.choose,
+            toolTip="Add a MONAI bundle or an nnU-Net v2 model as a new model version",
+        )
         self.cancel_button = QtWidgets.QPushButton("Cancel", clicked=self.cancel)
         self.progress = QtWidgets.QProgressBar(textVisible=False, maximumHeight=10)
         self.progress.setRange(0, 1000)
@@ -109,9 +120,12 @@ class AIPanel(QtWidgets.QWidget):
         self.table = FindingsTable()
         self.table.activated.connect(self.go_to)
         self.window_box = QtWidgets.QCheckBox(
-            "Window for the finding (lung for a lung nodule)", toolTip=(
+            "Window for the finding (lung for a lung nodule)",
+            toolTip=(
                 "Going to a finding sets the CT window its label calls for; untick to keep "
-                "your own window"))
+                "your own window"
+            ),
+        )
         self.window_box.setChecked(self.settings is None or self.settings.finding_window)
         self.window_box.toggled.connect(self._keep_window_choice)
         self.table.decided.connect(self.decide)
@@ -119,7 +133,8 @@ class AIPanel(QtWidgets.QWidget):
         self.explain = ExplainBox(self.state, self._pool)
         self.explain.failed.connect(lambda text: self._tell("Explain slice failed", text))
         self.device_combo.currentIndexChanged.connect(
-            lambda: setattr(self.explain, "device", self.device_combo.currentData()))
+            lambda: setattr(self.explain, "device", self.device_combo.currentData())
+        )
 
         form = QtWidgets.QGridLayout()
         form.addWidget(QtWidgets.QLabel("Model"), 0, 0)
@@ -136,8 +151,9 @@ class AIPanel(QtWidgets.QWidget):
         # in a scroll area: the dock shares the right column, and a short one must still
         # reach every control (the findings table takes whatever room there is)
         inner = QtWidgets.QWidget()
-        scroll = QtWidgets.QScrollArea(widgetResizable=True,
-                                       frameShape=QtWidgets.QFrame.Shape.NoFrame)
+        scroll = QtWidgets.QScrollArea(
+            widgetResizable=True, frameShape=QtWidgets.QFrame.Shape.NoFrame
+        )
         scroll.setWidget(inner)
         outer = QtWidgets.QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -161,25 +177,31 @@ class AIPanel(QtWidgets.QWidget):
         listing = scan_models()
         self.entries = [e for e in listing.models if e.card.task == "segmentation"]
         preferred = active_model("segmentation")
-        current = next((e for e in self.entries if e.ref == select), None) or \
-            self.current_entry()
+        current = next((e for e in self.entries if e.ref == select), None) or self.current_entry()
         with QtCore.QSignalBlocker(self.model_combo):
             self.model_combo.clear()
             for e in self.entries:
-                self.model_combo.addItem(f"{e.ref}  ({'bundled' if e.bundled else 'yours'})",
-                                         str(e.folder))
+                self.model_combo.addItem(
+                    f"{e.ref}  ({'bundled' if e.bundled else 'yours'})", str(e.folder)
+                )
             keep = current or preferred
             refs = [e.ref for e in self.entries]
             if keep is not None and keep.ref in refs:
                 self.model_combo.setCurrentIndex(refs.index(keep.ref))
         if not self.entries:
             self.model_combo.addItem("No segmentation model installed")
-        classifiers = [e for e in listing.models if e.active and
-                       e.card.architecture == "medview.SliceClassifier"]
+        classifiers = [
+            e
+            for e in listing.models
+            if e.active and e.card.architecture == "medview.SliceClassifier"
+        ]
         task_default = active_model("classification")
-        self.explain.set_classifier(next((e for e in classifiers if task_default and
-                                          e.ref == task_default.ref),
-                                         classifiers[0] if classifiers else None))
+        self.explain.set_classifier(
+            next(
+                (e for e in classifiers if task_default and e.ref == task_default.ref),
+                classifiers[0] if classifiers else None,
+            )
+        )
         self._show_card()
         self._update_enabled()
         if listing.problems:
@@ -200,16 +222,34 @@ class AIPanel(QtWidgets.QWidget):
         dev = development(card.validation)
         dev_text = f"{development_title(card.validation)}: {_shown(dev)}\n{dev.get('note', '')}"
         labels = ", ".join(lab.name for lab in card.labels)
-        self.card_label.setText(f"{card.ref} · {card.modality} · {labels}"
-                                + (f"\nValidation{' (held out)' if dev else ''}: {shown}"
-                                   if shown else "\nNo validation numbers in its card."))
-        self.card_label.setToolTip("\n\n".join(x for x in (
-            card.description, card.training_data,
-            "\n".join(f"{k}: {v}" for k, v in card.validation.items()
-                      if not isinstance(v, (list, dict))), dev_text if dev else "") if x))
+        self.card_label.setText(
+            f"{card.ref} · {card.modality} · {labels}"
+            + (
+                f"\nValidation{' (held out)' if dev else ''}: {shown}"
+                if shown
+                else "\nNo validation numbers in its card."
+            )
+        )
+        self.card_label.setToolTip(
+            "\n\n".join(
+                x
+                for x in (
+                    card.description,
+                    card.training_data,
+                    "\n".join(
+                        f"{k}: {v}"
+                        for k, v in card.validation.items()
+                        if not isinstance(v, (list, dict))
+                    ),
+                    dev_text if dev else "",
+                )
+                if x
+            )
+        )
 
-    def _enable_devices(self, available: tuple[str, ...],
-                        why_not: str = "Not found on this machine") -> None:
+    def _enable_devices(
+        self, available: tuple[str, ...], why_not: str = "Not found on this machine"
+    ) -> None:
         items = self.device_combo.model()
         for i, (key, _) in enumerate(DEVICES):
             items.item(i).setEnabled(key in available)
@@ -226,7 +266,9 @@ class AIPanel(QtWidgets.QWidget):
 
     def eventFilter(self, watched: QtCore.QObject, ev: QtCore.QEvent) -> bool:
         if watched is self.device_combo and ev.type() in (
-                QtCore.QEvent.Type.MouseButtonPress, QtCore.QEvent.Type.KeyPress):
+            QtCore.QEvent.Type.MouseButtonPress,
+            QtCore.QEvent.Type.KeyPress,
+        ):
             self._ask_devices()
         return super().eventFilter(watched, ev)
 
@@ -234,10 +276,15 @@ class AIPanel(QtWidgets.QWidget):
     def run(self, *, auto: bool = False) -> None:
         """Run the chosen model on the open series (or show its kept result again)."""
         volume, entry = self.state.volume, self.current_entry()
-        refusal = ("A model is still running; wait for it or cancel it first."
-                   if self.busy() else "Open a study first." if volume is None else
-                   "Choose a model first: none is installed for this task."
-                   if entry is None else "")
+        refusal = (
+            "A model is still running; wait for it or cancel it first."
+            if self.busy()
+            else "Open a study first."
+            if volume is None
+            else "Choose a model first: none is installed for this task."
+            if entry is None
+            else ""
+        )
         if refusal:
             if not auto:  # a kept result offered on opening waits for the next one quietly
                 self._say(refusal)
@@ -248,12 +295,17 @@ class AIPanel(QtWidgets.QWidget):
             self._tell("Model does not fit this series", str(error))
             return
         self._run_for = (volume, self.state.series_key)
-        self.worker = JobWorker(live_infer_job, volume, entry.folder, parent=self,
-                                device=self.device_combo.currentData(),
-                                tta=self.tta_box.isChecked(),
-                                threshold=self.display.threshold(),
-                                series_key=self.state.series_key,
-                                focus=int(self.state.cursor_ijk[0]))
+        self.worker = JobWorker(
+            live_infer_job,
+            volume,
+            entry.folder,
+            parent=self,
+            device=self.device_combo.currentData(),
+            tta=self.tta_box.isChecked(),
+            threshold=self.display.threshold(),
+            series_key=self.state.series_key,
+            focus=int(self.state.cursor_ijk[0]),
+        )
         self.worker.progress.connect(self._on_progress)
         self.worker.event.connect(self._on_partial)
         self.worker.result.connect(self._on_result)
@@ -262,8 +314,9 @@ class AIPanel(QtWidgets.QWidget):
         self.worker.finished.connect(self._update_enabled)
         self.progress.setValue(0)
         self._ask_devices()
-        self._say("Showing the kept result…" if auto else
-                  " ".join([f"Running {entry.ref}…", *warnings]))
+        self._say(
+            "Showing the kept result…" if auto else " ".join([f"Running {entry.ref}…", *warnings])
+        )
         self.worker.start(self._pool)
         self._update_enabled()
 
@@ -278,8 +331,11 @@ class AIPanel(QtWidgets.QWidget):
         """A series this model already ran on shows its result again (kept, so no model
         runs), with the reader's decisions on it."""
         entry, volume = self.current_entry(), self.state.volume
-        if entry and volume is not None and has_kept_result(
-                volume, entry.card, self.tta_box.isChecked(), self.state.series_key):
+        if (
+            entry
+            and volume is not None
+            and has_kept_result(volume, entry.card, self.tta_box.isChecked(), self.state.series_key)
+        ):
             QtCore.QTimer.singleShot(0, self, lambda: self.run(auto=True))
 
     def busy(self) -> bool:
@@ -313,12 +369,12 @@ class AIPanel(QtWidgets.QWidget):
         self.results = AIResults(self.state, result, store)
         self.display.attach(self.results)
         self._fill_table()
-        self.header.setText(f"{DISCLAIMER}\nShown: {result.card.ref} on "
-                            f"{result.device.upper()}")
-        how = "reused the kept result" if result.reused else \
-            f"{sum(result.timings.values()):.1f} s"
-        self._say(f"{result.card.ref} ({how}): {self.results.summary()}."
-                  + "".join(f" {w}" for w in result.warnings))
+        self.header.setText(f"{DISCLAIMER}\nShown: {result.card.ref} on {result.device.upper()}")
+        how = "reused the kept result" if result.reused else f"{sum(result.timings.values()):.1f} s"
+        self._say(
+            f"{result.card.ref} ({how}): {self.results.summary()}."
+            + "".join(f" {w}" for w in result.warnings)
+        )
         if store.message:
             self._tell("Decisions on AI findings", store.message)
         self.result_shown.emit(self.results)
@@ -335,8 +391,10 @@ class AIPanel(QtWidgets.QWidget):
 
     # -- the result on screen
     def _on_mask_moved(self, seconds: float) -> None:
-        self._say(f"Mask at p ≥ {self.results.threshold:.2f} ({seconds * 1000:.0f} ms, no "
-                  f"model run); measuring its findings…")
+        self._say(
+            f"Mask at p ≥ {self.results.threshold:.2f} ({seconds * 1000:.0f} ms, no "
+            f"model run); measuring its findings…"
+        )
 
     def _on_findings_changed(self) -> None:
         self._fill_table()
@@ -358,8 +416,9 @@ class AIPanel(QtWidgets.QWidget):
             return
         self.results.go_to(finding)
         for view in self._views():
-            x, y, w, h = focus_rect_mm(finding, self.state.maps[view.plane],
-                                       (view.vb.width(), view.vb.height()))
+            x, y, w, h = focus_rect_mm(
+                finding, self.state.maps[view.plane], (view.vb.width(), view.vb.height())
+            )
             view.vb.setRange(QtCore.QRectF(x, y, w, h), padding=0.0)
         first, last = finding.slice_range
         said = ""
@@ -367,9 +426,10 @@ class AIPanel(QtWidgets.QWidget):
         if window is not None and self.window_box.isChecked():
             self.state.set_window(window.center, window.width, window.name)
             said = f" {window.name} window."
-        self._say(f"Finding {finding.id}: {finding.label_name}, "
-                  f"{finding.longest_axial_diameter_mm:.1f} mm, images {first + 1}–{last + 1}."
-                  + said)
+        self._say(
+            f"Finding {finding.id}: {finding.label_name}, "
+            f"{finding.longest_axial_diameter_mm:.1f} mm, images {first + 1}–{last + 1}." + said
+        )
 
     def _keep_window_choice(self, on: bool) -> None:
         if self.settings is not None:
@@ -414,8 +474,7 @@ class AIPanel(QtWidgets.QWidget):
     def _update_enabled(self) -> None:
         has_volume = self.state.volume is not None
         busy = self.busy()
-        self.run_button.setEnabled(has_volume and self.current_entry() is not None
-                                   and not busy)
+        self.run_button.setEnabled(has_volume and self.current_entry() is not None and not busy)
         self.cancel_button.setEnabled(busy)
         self.model_combo.setEnabled(not busy and bool(self.entries))
         self.progress.setVisible(busy)
@@ -429,8 +488,13 @@ class AIPanel(QtWidgets.QWidget):
 
     def _tell(self, title: str, text: str) -> None:
         """One sentence in a box that does not block the event loop."""
-        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, text,
-                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box = QtWidgets.QMessageBox(
+            QtWidgets.QMessageBox.Icon.Warning,
+            title,
+            text,
+            QtWidgets.QMessageBox.StandardButton.Ok,
+            self,
+        )
         box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self.last_message = box
@@ -438,14 +502,19 @@ class AIPanel(QtWidgets.QWidget):
 
 
 def _shown(validation: dict) -> str:
-    return " · ".join(f"{k.replace('_ge_6mm', ' ≥6 mm').replace('_', ' ')} {v:.3g}"
-                      for k, v in _headline(validation))
+    return " · ".join(
+        f"{k.replace('_ge_6mm', ' ≥6 mm').replace('_', ' ')} {v:.3g}"
+        for k, v in _headline(validation)
+    )
 
 
 def _headline(validation: dict) -> list[tuple[str, float]]:
     """The card's first number of each kind the panel has room for: sensitivity, false
     positives per study, Dice (or AUC, accuracy), in that order, three at most."""
-    numbers = [(k, v) for k, v in validation.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    numbers = [
+        (k, v)
+        for k, v in validation.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     found = [next(((k, v) for k, v in numbers if kind in k), None) for kind in _MAIN_METRICS]
     return [x for x in found if x is not None][:3]

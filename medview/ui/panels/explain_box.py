@@ -29,8 +29,10 @@ def unavailable_reason(entry: ModelEntry | None) -> str:
     if importlib.util.find_spec("medview.ai.runtime.gradcam") is None:
         return "Grad-CAM is not part of this MedView (medview.ai.runtime.gradcam is missing)."
     if entry is None:
-        return ("No slice classifier is installed: Grad-CAM explains MedView's bundled "
-                "slice-classifier model.")
+        return (
+            "No slice classifier is installed: Grad-CAM explains MedView's bundled "
+            "slice-classifier model."
+        )
     return ""
 
 
@@ -39,8 +41,9 @@ class ExplainBox(QtWidgets.QWidget):
     failed = QtCore.Signal(str)  # one sentence for the reader
     busy_changed = QtCore.Signal()
 
-    def __init__(self, state: ViewerState, pool: QtCore.QThreadPool,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, state: ViewerState, pool: QtCore.QThreadPool, parent: QtWidgets.QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.state, self._pool = state, pool
         self.classifier: ModelEntry | None = None
@@ -66,8 +69,9 @@ class ExplainBox(QtWidgets.QWidget):
         return self.worker is not None and self.worker.running
 
     def update_enabled(self) -> None:
-        self.button.setEnabled(self.state.volume is not None and not self._reason
-                               and not self.running())
+        self.button.setEnabled(
+            self.state.volume is not None and not self._reason and not self.running()
+        )
         self.button.setToolTip(self._reason or READY_TIP)
 
     def reset(self) -> None:
@@ -89,8 +93,9 @@ class ExplainBox(QtWidgets.QWidget):
             return
         index = round(float(self.state.cursor_ijk[0]))
         self._for = (volume, self.state.series_key)
-        self.worker = JobWorker(explain_slice_job, volume, entry.folder, index,
-                                device=self.device, parent=self)
+        self.worker = JobWorker(
+            explain_slice_job, volume, entry.folder, index, device=self.device, parent=self
+        )
         self.worker.result.connect(self._on_explained)
         self.worker.failed.connect(self._on_failed)
         self.worker.finished.connect(self._on_finished)
@@ -101,15 +106,20 @@ class ExplainBox(QtWidgets.QWidget):
 
     def _on_explained(self, ex: SliceExplanation) -> None:
         volume, key = self._for
-        if self.sender() is not self.worker or self.state.volume is not volume \
-                or self.state.series_key != key:
+        if (
+            self.sender() is not self.worker
+            or self.state.volume is not volume
+            or self.state.series_key != key
+        ):
             return  # made for a series no longer shown
         if self.layer is not None:
             self.state.remove_layer(self.layer)
         self.layer = explanation_layer(volume.shape, ex.index, ex.heatmap, ex.card.ref)
         self.state.add_layer(self.layer)
-        self.label.setText(f"Image {ex.index + 1}: lesion probability {ex.probability:.2f} "
-                           f"({ex.card.ref}; {DISCLAIMER}).")
+        self.label.setText(
+            f"Image {ex.index + 1}: lesion probability {ex.probability:.2f} "
+            f"({ex.card.ref}; {DISCLAIMER})."
+        )
         self.explained.emit(ex)
 
     def _on_failed(self, sentence: str) -> None:

@@ -17,13 +17,28 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from medview.core.findings import Finding
 from medview.viewer.finding_store import same_finding
 
-COLUMNS = ("#", "Label", "Decision", "Volume mL", "Diam. mm", "Mean HU", "Peak p", "Uncert.",
-           "Slices")
-TIPS = ("Finding number at this threshold", "What the model calls it", "Your decision",
-        "Volume in millilitres", "Longest diameter in the axial plane, mm",
-        "Mean CT number over the finding, HU", "Highest probability inside the finding",
-        "Mean spread of the probability under test-time flips (0 = they agree; 0.5 = most)",
-        "First and last image (as numbered in the views)")
+COLUMNS = (
+    "#",
+    "Label",
+    "Decision",
+    "Volume mL",
+    "Diam. mm",
+    "Mean HU",
+    "Peak p",
+    "Uncert.",
+    "Slices",
+)
+TIPS = (
+    "Finding number at this threshold",
+    "What the model calls it",
+    "Your decision",
+    "Volume in millilitres",
+    "Longest diameter in the axial plane, mm",
+    "Mean CT number over the finding, HU",
+    "Highest probability inside the finding",
+    "Mean spread of the probability under test-time flips (0 = they agree; 0.5 = most)",
+    "First and last image (as numbered in the views)",
+)
 ID, LABEL, DECISION, VOLUME, DIAMETER, HU, PEAK, UNCERTAINTY, SLICES = range(len(COLUMNS))
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 ID_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
@@ -85,20 +100,30 @@ class _Model(QtCore.QAbstractTableModel):
 def _text(f: Finding, col: int) -> str:
     if col == UNCERTAINTY:
         return "" if f.uncertainty is None else f"{f.uncertainty:.3f}"
-    return {ID: str(f.id), LABEL: f.label_name,
-            VOLUME: f"{f.volume_ml:.2f}" if f.volume_ml >= 0.1 else f"{f.volume_ml:.3f}",
-            DIAMETER: f"{f.longest_axial_diameter_mm:.1f}", HU: f"{f.mean_hu:.0f}",
-            PEAK: f"{f.peak_probability:.2f}",
-            SLICES: f"{f.slice_range[0] + 1}–{f.slice_range[1] + 1}",
-            DECISION: DECISION_TEXT[f.decision]}[col]
+    return {
+        ID: str(f.id),
+        LABEL: f.label_name,
+        VOLUME: f"{f.volume_ml:.2f}" if f.volume_ml >= 0.1 else f"{f.volume_ml:.3f}",
+        DIAMETER: f"{f.longest_axial_diameter_mm:.1f}",
+        HU: f"{f.mean_hu:.0f}",
+        PEAK: f"{f.peak_probability:.2f}",
+        SLICES: f"{f.slice_range[0] + 1}–{f.slice_range[1] + 1}",
+        DECISION: DECISION_TEXT[f.decision],
+    }[col]
 
 
 def _sort_key(f: Finding, col: int) -> object:
-    return {ID: f.id, LABEL: f.label_name, VOLUME: f.volume_ml,
-            DIAMETER: f.longest_axial_diameter_mm, HU: f.mean_hu, PEAK: f.peak_probability,
-            UNCERTAINTY: -1.0 if f.uncertainty is None else f.uncertainty,
-            SLICES: f.slice_range[0] * 100000 + f.slice_range[1],
-            DECISION: ("accepted", "pending", "rejected").index(f.decision)}[col]
+    return {
+        ID: f.id,
+        LABEL: f.label_name,
+        VOLUME: f.volume_ml,
+        DIAMETER: f.longest_axial_diameter_mm,
+        HU: f.mean_hu,
+        PEAK: f.peak_probability,
+        UNCERTAINTY: -1.0 if f.uncertainty is None else f.uncertainty,
+        SLICES: f.slice_range[0] * 100000 + f.slice_range[1],
+        DECISION: ("accepted", "pending", "rejected").index(f.decision),
+    }[col]
 
 
 class FindingsTable(QtWidgets.QWidget):
@@ -118,12 +143,10 @@ class FindingsTable(QtWidgets.QWidget):
         self.view.setSortingEnabled(True)
         self.view.sortByColumn(ID, QtCore.Qt.SortOrder.AscendingOrder)
         self.view.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(
-            QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.verticalHeader().setVisible(False)
-        self.view.verticalHeader().setDefaultSectionSize(
-            self.view.fontMetrics().height() + 6)
+        self.view.verticalHeader().setDefaultSectionSize(self.view.fontMetrics().height() + 6)
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
@@ -132,24 +155,36 @@ class FindingsTable(QtWidgets.QWidget):
         self.buttons: dict[str, QtWidgets.QPushButton] = {}
         row = QtWidgets.QHBoxLayout()
         for decision, text, tip in (
-                ("accepted", "Accept", "Accept the selected finding(s): kept with the study"),
-                ("rejected", "Reject", "Reject the selected finding(s) as not a lesion"),
-                ("pending", "Undecide", "Take back the decision on the selected finding(s)")):
+            ("accepted", "Accept", "Accept the selected finding(s): kept with the study"),
+            ("rejected", "Reject", "Reject the selected finding(s) as not a lesion"),
+            ("pending", "Undecide", "Take back the decision on the selected finding(s)"),
+        ):
             button = QtWidgets.QPushButton(text, toolTip=tip)
             button.clicked.connect(lambda _=False, d=decision: self.decide_selected(d))
             row.addWidget(button)
             self.buttons[decision] = button
         # accepted into the label map as an editable segment (the Labels panel)
         self.label_buttons = {
-            "selected": QtWidgets.QPushButton("Accept into labels", toolTip=(
-                "Accept the selected finding(s) and copy them into the label map as an "
-                "editable segment, marked 'not reviewed' until you edit or confirm it")),
-            "all": QtWidgets.QPushButton("Accept all into labels", toolTip=(
-                "Accept every finding not rejected and copy them into the label map"))}
+            "selected": QtWidgets.QPushButton(
+                "Accept into labels",
+                toolTip=(
+                    "Accept the selected finding(s) and copy them into the label map as an "
+                    "editable segment, marked 'not reviewed' until you edit or confirm it"
+                ),
+            ),
+            "all": QtWidgets.QPushButton(
+                "Accept all into labels",
+                toolTip=("Accept every finding not rejected and copy them into the label map"),
+            ),
+        }
         self.label_buttons["selected"].clicked.connect(
-            lambda: self.to_labels.emit(self.selected_ids()))
-        self.label_buttons["all"].clicked.connect(lambda: self.to_labels.emit(
-            [f.id for f in self.model.findings if f.decision != "rejected"]))
+            lambda: self.to_labels.emit(self.selected_ids())
+        )
+        self.label_buttons["all"].clicked.connect(
+            lambda: self.to_labels.emit(
+                [f.id for f in self.model.findings if f.decision != "rejected"]
+            )
+        )
         labels_row = QtWidgets.QHBoxLayout()
         for button in self.label_buttons.values():
             labels_row.addWidget(button)
@@ -162,8 +197,9 @@ class FindingsTable(QtWidgets.QWidget):
         self._update_buttons()
 
     # -- model -> widget
-    def set_findings(self, findings: list[Finding], colours: dict[int, tuple[int, int, int]],
-                     tta: bool) -> None:
+    def set_findings(
+        self, findings: list[Finding], colours: dict[int, tuple[int, int, int]], tta: bool
+    ) -> None:
         """Show these findings. Selected findings stay selected at a new threshold (ids
         are renumbered then; the same lesion is found by place, as decisions are)."""
         kept = [f for f in self.model.findings if f.id in set(self.selected_ids())]
@@ -179,8 +215,9 @@ class FindingsTable(QtWidgets.QWidget):
                 if any(same_finding(f, k) for k in kept):
                     self.view.selectionModel().select(
                         self.proxy.index(self.proxy_row(f.id), 0),
-                        QtCore.QItemSelectionModel.SelectionFlag.Select |
-                        QtCore.QItemSelectionModel.SelectionFlag.Rows)
+                        QtCore.QItemSelectionModel.SelectionFlag.Select
+                        | QtCore.QItemSelectionModel.SelectionFlag.Rows,
+                    )
         finally:
             self._syncing = False
         self._update_buttons()
@@ -215,8 +252,9 @@ class FindingsTable(QtWidgets.QWidget):
         for decision, button in self.buttons.items():
             button.setEnabled(any(f.decision != decision for f in chosen))
         self.label_buttons["selected"].setEnabled(any(f.decision != "rejected" for f in chosen))
-        self.label_buttons["all"].setEnabled(any(f.decision != "rejected"
-                                                 for f in self.model.findings))
+        self.label_buttons["all"].setEnabled(
+            any(f.decision != "rejected" for f in self.model.findings)
+        )
 
     def _context_menu(self, pos: QtCore.QPoint) -> None:
         index = self.view.indexAt(pos)

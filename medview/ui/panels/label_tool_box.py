@@ -51,8 +51,9 @@ def _slider_mm(step: int) -> float:
 class LabelToolBox(QtWidgets.QWidget):
     changed = QtCore.Signal(object)  # {"name", "radius_mm", "sphere", "hu_range", "tolerance_hu"}
 
-    def __init__(self, window: Callable[[], Window],
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, window: Callable[[], Window], parent: QtWidgets.QWidget | None = None
+    ) -> None:
         """`window()` gives the reader's current window (the "Current window" preset)."""
         super().__init__(parent)
         self._window = window
@@ -61,12 +62,13 @@ class LabelToolBox(QtWidgets.QWidget):
         self.group = QtWidgets.QButtonGroup(self)
         tools = QtWidgets.QGridLayout()  # two rows of three: fits a 340-pixel dock
         tools.setSpacing(2)
-        for i, (name, text, tip) in enumerate(((NAVIGATE, "W/L", "Back to reading: "
-                                                "left-drag sets window and level (W)"),
-                                               *TOOLS)):
+        for i, (name, text, tip) in enumerate(
+            ((NAVIGATE, "W/L", "Back to reading: left-drag sets window and level (W)"), *TOOLS)
+        ):
             button = QtWidgets.QToolButton(text=text, checkable=True, toolTip=tip)
-            button.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding,
-                                 QtWidgets.QSizePolicy.Policy.Fixed)
+            button.setSizePolicy(
+                QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed
+            )
             button.clicked.connect(self._emit)
             self.group.addButton(button)
             tools.addWidget(button, i // 3, i % 3)
@@ -74,15 +76,18 @@ class LabelToolBox(QtWidgets.QWidget):
         self.buttons[NAVIGATE].setChecked(True)
         self.setStyleSheet(BUTTON_STYLE)
 
-        self.sphere = QtWidgets.QComboBox(toolTip="2D: a disc on the slice shown; 3D: a "
-                                                  "sphere through the neighbouring slices")
+        self.sphere = QtWidgets.QComboBox(
+            toolTip="2D: a disc on the slice shown; 3D: a sphere through the neighbouring slices"
+        )
         self.sphere.addItems(["2D disc", "3D sphere"])
         self.sphere.activated.connect(self._emit)
-        self.size_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal,
-                                             toolTip="Brush diameter")
+        self.size_slider = QtWidgets.QSlider(
+            QtCore.Qt.Orientation.Horizontal, toolTip="Brush diameter"
+        )
         self.size_slider.setRange(0, SLIDER_STEPS)
-        self.size = QtWidgets.QDoubleSpinBox(suffix=" mm", decimals=1, singleStep=0.5,
-                                             toolTip="Brush diameter in millimetres")
+        self.size = QtWidgets.QDoubleSpinBox(
+            suffix=" mm", decimals=1, singleStep=0.5, toolTip="Brush diameter in millimetres"
+        )
         self.size.setRange(*SIZE_RANGE_MM)
         self.size_slider.valueChanged.connect(self._on_slider)
         self.size.valueChanged.connect(self._on_size)
@@ -98,11 +103,14 @@ class LabelToolBox(QtWidgets.QWidget):
             lo, hi = w.bounds
             self.presets.addItem(f"{w.name}  ({lo:g} … {hi:g})", w)
         self.presets.setSizeAdjustPolicy(
-            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.presets.setMinimumContentsLength(5)
         self.presets.activated.connect(self._on_preset)
-        self.tolerance = QtWidgets.QSpinBox(suffix=" HU", toolTip="Fill takes the connected "
-                                            "voxels within this many HU of the one clicked")
+        self.tolerance = QtWidgets.QSpinBox(
+            suffix=" HU",
+            toolTip="Fill takes the connected voxels within this many HU of the one clicked",
+        )
         self.tolerance.setRange(0, 2000)
         self.tolerance.valueChanged.connect(self._emit)
 
@@ -125,23 +133,35 @@ class LabelToolBox(QtWidgets.QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(tools)
         layout.addLayout(form)
-        self.show_settings({"name": NAVIGATE, "radius_mm": 2.5, "sphere": False,
-                            "hu_range": (-100.0, 300.0), "tolerance_hu": 50.0})
+        self.show_settings(
+            {
+                "name": NAVIGATE,
+                "radius_mm": 2.5,
+                "sphere": False,
+                "hu_range": (-100.0, 300.0),
+                "tolerance_hu": 50.0,
+            }
+        )
 
     # -- settings <-> widgets
     def settings(self) -> dict[str, Any]:
         name = next((n for n, b in self.buttons.items() if b.isChecked()), NAVIGATE)
         lo, hi = sorted((self.hu_low.value(), self.hu_high.value()))
-        return {"name": name, "radius_mm": self.size.value() / 2,
-                "sphere": self.sphere.currentIndex() == 1, "hu_range": (float(lo), float(hi)),
-                "tolerance_hu": float(self.tolerance.value())}
+        return {
+            "name": name,
+            "radius_mm": self.size.value() / 2,
+            "sphere": self.sphere.currentIndex() == 1,
+            "hu_range": (float(lo), float(hi)),
+            "tolerance_hu": float(self.tolerance.value()),
+        }
 
     def show_settings(self, settings: dict[str, Any]) -> None:
         """Put these settings in the widgets without emitting `changed`."""
         self._syncing = True
         try:
-            self.buttons.get(settings.get("name", NAVIGATE),
-                             self.buttons[NAVIGATE]).setChecked(True)
+            self.buttons.get(settings.get("name", NAVIGATE), self.buttons[NAVIGATE]).setChecked(
+                True
+            )
             if "radius_mm" in settings:
                 self.size.setValue(2 * float(settings["radius_mm"]))
                 self.size_slider.setValue(_log_slider(self.size.value()))

@@ -29,8 +29,11 @@ from medview.viewer.layers import COLOUR_MAPS, OverlayLayer
 from medview.viewer.overlay_files import layer_name, overlay_from_image
 from medview.viewer.state import ViewerState
 
-FILE_FILTER = ("Label or probability maps (" +
-               " ".join(f"*{s}" for s in SUPPORTED_READ_SUFFIXES) + ");;All files (*)")
+FILE_FILTER = (
+    "Label or probability maps ("
+    + " ".join(f"*{s}" for s in SUPPORTED_READ_SUFFIXES)
+    + ");;All files (*)"
+)
 KIND_TEXT = {"labels": "label map", "heatmap": "heatmap"}
 MAP_TITLES = {"CET-L3": "Hot", "CET-L17": "White-red-blue"}  # others: their own name
 
@@ -72,8 +75,9 @@ class LayersPanel(QtWidgets.QWidget):
         self.threshold_text = QtWidgets.QLabel()
         self.threshold_text.setMinimumWidth(32)
         self.add_button = QtWidgets.QPushButton("Add overlay from file…")
-        self.add_button.setToolTip("A NIfTI, NRRD or MetaImage label map or probability map "
-                                   "on the image's grid")
+        self.add_button.setToolTip(
+            "A NIfTI, NRRD or MetaImage label map or probability map on the image's grid"
+        )
         self.add_button.clicked.connect(self._choose_file)
         self.remove_button = QtWidgets.QPushButton("Remove")
         self.remove_button.clicked.connect(self._on_remove)
@@ -83,10 +87,13 @@ class LayersPanel(QtWidgets.QWidget):
         self.offer_text = QtWidgets.QLabel(wordWrap=True)
         self.offer_show = QtWidgets.QPushButton("Show", clicked=self._show_offered)
         self.offer_show.setToolTip("Draw the label map over the image as a layer")
-        self.offer_import = QtWidgets.QPushButton("Import into labels",
-                                                  clicked=self._import_offered)
-        self.offer_import.setToolTip("Copy it into this series' labels (Labels panel), to "
-                                     "edit it; as File > Import segmentation")
+        self.offer_import = QtWidgets.QPushButton(
+            "Import into labels", clicked=self._import_offered
+        )
+        self.offer_import.setToolTip(
+            "Copy it into this series' labels (Labels panel), to "
+            "edit it; as File > Import segmentation"
+        )
         offer_buttons = QtWidgets.QHBoxLayout()
         offer_buttons.addWidget(self.offer_show)
         offer_buttons.addWidget(self.offer_import)
@@ -124,11 +131,14 @@ class LayersPanel(QtWidgets.QWidget):
             self.offer.hide()
             self._set_status("")
             self._fill_list()
-        elif what == st.LAYERS and [id(x) for x in self.state.layers] != \
-                [id(x) for x in self._shown]:
+        elif what == st.LAYERS and [id(x) for x in self.state.layers] != [
+            id(x) for x in self._shown
+        ]:
             self._fill_list()  # added or removed; a changed setting keeps the rows
-            self.offer_show.setEnabled(self.offered_layer is not None and not any(
-                x is self.offered_layer for x in self.state.layers))
+            self.offer_show.setEnabled(
+                self.offered_layer is not None
+                and not any(x is self.offered_layer for x in self.state.layers)
+            )
         else:
             return  # slices, window, display: nothing here changes (scrolling stays free)
         self.add_button.setEnabled(self.state.volume is not None and self._pending is None)
@@ -143,16 +153,20 @@ class LayersPanel(QtWidgets.QWidget):
             if v is not None:
                 title = v.metadata.series_description or v.metadata.modality or "volume"
                 image = QtWidgets.QListWidgetItem(f"Image: {title}")
-                image.setFlags(QtCore.Qt.ItemFlag.ItemIsEnabled |
-                               QtCore.Qt.ItemFlag.ItemIsSelectable)
+                image.setFlags(
+                    QtCore.Qt.ItemFlag.ItemIsEnabled | QtCore.Qt.ItemFlag.ItemIsSelectable
+                )
                 image.setCheckState(QtCore.Qt.CheckState.Checked)
                 image.setToolTip("The image itself: always shown, cannot be removed")
                 self.list.addItem(image)
             for layer in self._shown:
                 item = QtWidgets.QListWidgetItem(f"{layer.name}  ({KIND_TEXT[layer.kind]})")
                 item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(QtCore.Qt.CheckState.Checked if layer.visible
-                                   else QtCore.Qt.CheckState.Unchecked)
+                item.setCheckState(
+                    QtCore.Qt.CheckState.Checked
+                    if layer.visible
+                    else QtCore.Qt.CheckState.Unchecked
+                )
                 self.list.addItem(item)
         finally:
             self._syncing = False
@@ -175,9 +189,12 @@ class LayersPanel(QtWidgets.QWidget):
             self.threshold_text.setText(f"{self.threshold.value() / 100:.2f}" if heat else "")
         finally:
             self._syncing = False
-        for widget, enabled in ((self.opacity, layer is not None),
-                                (self.remove_button, layer is not None),
-                                (self.colour_map, heat), (self.threshold, heat)):
+        for widget, enabled in (
+            (self.opacity, layer is not None),
+            (self.remove_button, layer is not None),
+            (self.colour_map, heat),
+            (self.threshold, heat),
+        ):
             widget.setEnabled(enabled)
 
     # -- widgets -> state
@@ -221,8 +238,9 @@ class LayersPanel(QtWidgets.QWidget):
     def _choose_file(self) -> None:
         v = self.state.volume
         start = str(Path(v.metadata.source).parent) if v and v.metadata.source else ""
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Add overlay from file", start,
-                                                        FILE_FILTER)
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Add overlay from file", start, FILE_FILTER
+        )
         if path:
             self.add_overlay_file(path)
 
@@ -282,8 +300,7 @@ class LayersPanel(QtWidgets.QWidget):
             return
         name = Path(path).name
         try:
-            layer = overlay_from_image(overlay, volume, f"{layer_name(path)} (beside the "
-                                                        f"series)")
+            layer = overlay_from_image(overlay, volume, f"{layer_name(path)} (beside the series)")
         except MedviewError as error:
             self._set_status(f"Labels found beside this series do not fit it: {error}")
             return

@@ -39,8 +39,9 @@ BUTTON_STYLE = "QToolButton:checked { background: #3d6fa8; color: white; }"
 class MeasurementsPanel(QtWidgets.QWidget):
     message = QtCore.Signal(str)  # one sentence for the reader (a file that could not load)
 
-    def __init__(self, state: ViewerState, views: list[SliceView],
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, state: ViewerState, views: list[SliceView], parent: QtWidgets.QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.state = state
         self.store = MeasurementStore(state, series_files.measurements_file)
@@ -62,11 +63,12 @@ class MeasurementsPanel(QtWidgets.QWidget):
 
         self.list = QtWidgets.QTreeWidget(rootIsDecorated=False, alternatingRowColors=True)
         self.list.setHeaderLabels(["Measurement", "Value", "Image"])
-        self.list.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.DoubleClicked
-                                  | QtWidgets.QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.list.setEditTriggers(
+            QtWidgets.QAbstractItemView.EditTrigger.DoubleClicked
+            | QtWidgets.QAbstractItemView.EditTrigger.EditKeyPressed
+        )
         self.list.header().setStretchLastSection(False)
-        self.list.header().setSectionResizeMode(
-            VALUE, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.list.header().setSectionResizeMode(VALUE, QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.list.itemClicked.connect(lambda item, _col: self._activate(item))
         self.list.currentItemChanged.connect(lambda item, _old: self._activate(item))
         self.list.itemChanged.connect(self._renamed)
@@ -211,9 +213,12 @@ class MeasurementsPanel(QtWidgets.QWidget):
             self.list.editItem(item, NAME)
 
     def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:
-        if (obj is self.list and ev.type() == QtCore.QEvent.Type.KeyPress
-                and ev.key() in (QtCore.Qt.Key.Key_Delete, QtCore.Qt.Key.Key_Backspace)
-                and self.list.state() != QtWidgets.QAbstractItemView.State.EditingState):
+        if (
+            obj is self.list
+            and ev.type() == QtCore.QEvent.Type.KeyPress
+            and ev.key() in (QtCore.Qt.Key.Key_Delete, QtCore.Qt.Key.Key_Backspace)
+            and self.list.state() != QtWidgets.QAbstractItemView.State.EditingState
+        ):
             self.delete_selected()
             return True
         return False

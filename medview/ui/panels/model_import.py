@@ -11,8 +11,10 @@ from medview.jobs.model_import import ImportPreview, import_job, preview_job
 from medview.ui.workers import JobWorker
 
 ALLOW = "Import and allow its code"
-CHOOSE = ("Import a model: a MONAI bundle (.zip, or configs/metadata.json in its folder) or "
-          "an nnU-Net v2 model (its dataset.json)")
+CHOOSE = (
+    "Import a model: a MONAI bundle (.zip, or configs/metadata.json in its folder) or "
+    "an nnU-Net v2 model (its dataset.json)"
+)
 
 
 class ModelImporter(QtCore.QObject):
@@ -34,7 +36,8 @@ class ModelImporter(QtCore.QObject):
         if self.busy():
             return
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self._parent, CHOOSE, "", "Models (*.zip metadata.json dataset.json plans.json)")
+            self._parent, CHOOSE, "", "Models (*.zip metadata.json dataset.json plans.json)"
+        )
         if path:
             self.start(path)
 
@@ -51,14 +54,15 @@ class ModelImporter(QtCore.QObject):
 
     def _previewed(self, preview: ImportPreview) -> None:
         if preview.unsupported:
-            self._tell("Model not imported", f"MedView cannot run {preview.path.name}: "
-                                             f"{preview.unsupported[0]}.")
+            self._tell(
+                "Model not imported",
+                f"MedView cannot run {preview.path.name}: {preview.unsupported[0]}.",
+            )
             return
         allow = False
         if preview.needs_code:
             if not self.ask_consent(preview):
-                self.said.emit(f"{preview.path.name} was not imported: it would run its own "
-                               f"code.")
+                self.said.emit(f"{preview.path.name} was not imported: it would run its own code.")
                 return
             allow = True
         self._run(import_job, str(preview.path), self._done, allow_code=allow)
@@ -69,10 +73,13 @@ class ModelImporter(QtCore.QObject):
         box = QtWidgets.QMessageBox(self._parent)
         box.setIcon(QtWidgets.QMessageBox.Icon.Warning)
         box.setWindowTitle("This model runs its own code")
-        box.setText(f"{preview.path.name} would run code that came with it. Import it only "
-                    f"if you trust where it came from; your consent is recorded on its card.")
-        box.setDetailedText("\n".join(["Why:", *preview.needs_code, "", "What it runs:",
-                                       *preview.lines]))
+        box.setText(
+            f"{preview.path.name} would run code that came with it. Import it only "
+            f"if you trust where it came from; your consent is recorded on its card."
+        )
+        box.setDetailedText(
+            "\n".join(["Why:", *preview.needs_code, "", "What it runs:", *preview.lines])
+        )
         allow = box.addButton(ALLOW, QtWidgets.QMessageBox.ButtonRole.AcceptRole)
         cancel = box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(cancel)
@@ -80,9 +87,10 @@ class ModelImporter(QtCore.QObject):
         return box.clickedButton() is allow
 
     def _done(self, entry) -> None:
-        self.said.emit(f"Imported {entry.ref}"
-                       + (" (runs its own code, with your consent)." if entry.card.consent
-                          else "."))
+        self.said.emit(
+            f"Imported {entry.ref}"
+            + (" (runs its own code, with your consent)." if entry.card.consent else ".")
+        )
         self.imported.emit(entry)
 
     def _tell(self, title: str, text: str) -> None:

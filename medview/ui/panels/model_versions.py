@@ -19,15 +19,21 @@ from medview.viewer.state import ViewerState
 
 # "measured on" before the numbers: in a narrow dock it must not be scrolled out of view
 COLUMNS = ("version", "runs", "measured on", "Dice", "sensitivity", "FP/study", "parent")
-TIPS = {1: "The version that runs", 6: "The version it was fine-tuned from",
-        2: "The studies these numbers come from: a fine-tune's are your validation studies, "
-           "a bundled version's its own held-out studies, so only versions measured on the "
-           "same studies compare (Compare… pairs a fine-tune with its parent on the same "
-           "studies)"}
+TIPS = {
+    1: "The version that runs",
+    6: "The version it was fine-tuned from",
+    2: "The studies these numbers come from: a fine-tune's are your validation studies, "
+    "a bundled version's its own held-out studies, so only versions measured on the "
+    "same studies compare (Compare… pairs a fine-tune with its parent on the same "
+    "studies)",
+}
 # each headline column shows ONE metric for every version (the first of these most versions
 # have), named in its header: a column must not mix lesion Dice with voxel Dice
-KEYS = (("mean_dice_ge_6mm", "dice_mean", "auc"), ("sensitivity_ge_6mm", "accuracy"),
-        ("false_positives_per_study",))
+KEYS = (
+    ("mean_dice_ge_6mm", "dice_mean", "auc"),
+    ("sensitivity_ge_6mm", "accuracy"),
+    ("false_positives_per_study",),
+)
 FIRST_HEADLINE = 3  # the column of KEYS[0]
 KEYS_SHOWN = {k for keys in KEYS for k in keys}
 
@@ -45,8 +51,13 @@ def _headline(entry: ModelEntry, key: str) -> str:
     return f"{entry.card.validation[key]:.3g}" if _has(entry, key) else "—"
 
 
-SHORT = {"mean_dice_ge_6mm": "lesion Dice", "dice_mean": "voxel Dice", "auc": "AUC",
-         "sensitivity_ge_6mm": "sens. ≥6 mm", "false_positives_per_study": "FP/study"}
+SHORT = {
+    "mean_dice_ge_6mm": "lesion Dice",
+    "dice_mean": "voxel Dice",
+    "auc": "AUC",
+    "sensitivity_ge_6mm": "sens. ≥6 mm",
+    "false_positives_per_study": "FP/study",
+}
 
 
 def short_name(key: str) -> str:
@@ -77,8 +88,10 @@ def measured_tip(entry: ModelEntry) -> str:
     dev = numbers(development(v))
     parts = [str(v["measured"])] if isinstance(v.get("measured"), str) else []
     if dev:
-        parts.append(f"{development_title(v)}: " + ", ".join(
-            f"{metric_name(k)} {x:.3g}" for k, x in dev.items() if k in KEYS_SHOWN))
+        parts.append(
+            f"{development_title(v)}: "
+            + ", ".join(f"{metric_name(k)} {x:.3g}" for k, x in dev.items() if k in KEYS_SHOWN)
+        )
     return "\n\n".join(parts)
 
 
@@ -103,13 +116,18 @@ class ModelVersions(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.activate_button = QtWidgets.QPushButton(
-            "Activate", toolTip="Make the selected version the one that runs (to roll back, "
-                                "activate an older one)")
+            "Activate",
+            toolTip="Make the selected version the one that runs (to roll back, "
+            "activate an older one)",
+        )
         self.compare_button = QtWidgets.QPushButton(
-            "Compare…", toolTip="The selected two versions' validation numbers side by side")
+            "Compare…", toolTip="The selected two versions' validation numbers side by side"
+        )
         self.study_button = QtWidgets.QPushButton(
-            "Compare on this study", toolTip="Run the selected two versions on the open study "
-                                             "and show their outputs side by side")
+            "Compare on this study",
+            toolTip="Run the selected two versions on the open study "
+            "and show their outputs side by side",
+        )
         self.activate_button.clicked.connect(self.activate_selected)
         self.compare_button.clicked.connect(self.compare)
         self.study_button.clicked.connect(lambda: self.compare_on_study())
@@ -142,12 +160,19 @@ class ModelVersions(QtWidgets.QWidget):
         shown = [headline_key(self.entries, keys) for keys in KEYS]
         for col, key in enumerate(shown, FIRST_HEADLINE):
             item = QtWidgets.QTableWidgetItem(short_name(key))
-            item.setToolTip(f"{metric_name(key)} ({key}) on the studies of 'measured on'; "
-                            f"— where a version's card does not have it")
+            item.setToolTip(
+                f"{metric_name(key)} ({key}) on the studies of 'measured on'; "
+                f"— where a version's card does not have it"
+            )
             self.table.setHorizontalHeaderItem(col, item)
         for row, e in enumerate(self.entries):
-            texts = (e.card.version, "active" if e.active else "", measured_on(e),
-                     *(_headline(e, k) for k in shown), e.card.parent_version or "")
+            texts = (
+                e.card.version,
+                "active" if e.active else "",
+                measured_on(e),
+                *(_headline(e, k) for k in shown),
+                e.card.parent_version or "",
+            )
             for col, text in enumerate(texts):
                 self.table.setItem(row, col, QtWidgets.QTableWidgetItem(text))
             self.table.item(row, 2).setToolTip(measured_tip(e))
@@ -157,8 +182,11 @@ class ModelVersions(QtWidgets.QWidget):
         """The selected fine-tune's verdict against its parent; nothing for a bundled
         version, a version without a parent's numbers, or several selected."""
         chosen = self.selected()
-        said = verdict(chosen[0].card.validation, chosen[0].card.parent_version or "its "
-                       "parent") if len(chosen) == 1 else None
+        said = (
+            verdict(chosen[0].card.validation, chosen[0].card.parent_version or "its parent")
+            if len(chosen) == 1
+            else None
+        )
         verdict_style(self.verdict, *((said.level, said.text) if said else ("", "")))
 
     def selected(self) -> list[ModelEntry]:
@@ -171,7 +199,8 @@ class ModelVersions(QtWidgets.QWidget):
         for row, e in enumerate(self.entries):
             if e.card.version in versions:
                 self.table.selectionModel().select(
-                    self.table.model().index(row, 0), mode.Select | mode.Rows)
+                    self.table.model().index(row, 0), mode.Select | mode.Rows
+                )
 
     def activate_selected(self) -> None:
         chosen = self.selected()
@@ -220,13 +249,15 @@ class ModelVersions(QtWidgets.QWidget):
         dialog.show()
         return dialog
 
-    def compare_on_study(self, first: str | None = None,
-                         second: str | None = None) -> VersionOverlayCompare | None:
+    def compare_on_study(
+        self, first: str | None = None, second: str | None = None
+    ) -> VersionOverlayCompare | None:
         """Both versions' outputs on the open study, in a window of their own (one at a
         time: a new comparison replaces the last one)."""
         if self.viewer is None or self.viewer.volume is None:
-            self.message.emit("Open a study first: the comparison runs both versions on "
-                              "the study on screen.")
+            self.message.emit(
+                "Open a study first: the comparison runs both versions on the study on screen."
+            )
             return None
         refs = [first, second] if first and second else self._pair()
         if refs is None:

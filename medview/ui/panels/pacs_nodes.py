@@ -15,8 +15,10 @@ from medview.net.credentials import keyring_available, load_secret, store_secret
 from medview.net.nodes import DimseNode, Node, WebNode, load_nodes, save_nodes
 from medview.ui.workers import JobWorker
 
-INSECURE = "TLS is not verified for this node: anyone on the network path can read and " \
-           "change what it sends."
+INSECURE = (
+    "TLS is not verified for this node: anyone on the network path can read and "
+    "change what it sends."
+)
 
 
 class PacsNodesPage(QtWidgets.QWidget):
@@ -37,8 +39,10 @@ class PacsNodesPage(QtWidgets.QWidget):
         self.kind = QtWidgets.QComboBox()
         self.kind.addItems(["DIMSE (DICOM network)", "DICOMweb"])
         self.kind.currentIndexChanged.connect(self._kind_changed)
-        f = {k: QtWidgets.QLineEdit() for k in ("name", "called_ae", "host", "our_ae", "url",
-                                                 "username", "secret", "ca_file")}
+        f = {
+            k: QtWidgets.QLineEdit()
+            for k in ("name", "called_ae", "host", "our_ae", "url", "username", "secret", "ca_file")
+        }
         self.fields = f
         f["secret"].setEchoMode(QtWidgets.QLineEdit.EchoMode.Password)
         self.port, self.our_port = QtWidgets.QSpinBox(), QtWidgets.QSpinBox()
@@ -74,8 +78,11 @@ class PacsNodesPage(QtWidgets.QWidget):
         wform.addRow("Base URL", f["url"])
         wform.addRow("Authentication", self.auth)
         wform.addRow("User name", f["username"])
-        hint = "stored in the OS keyring" if keyring_available() else \
-            "no keyring here: used this session only, never saved"
+        hint = (
+            "stored in the OS keyring"
+            if keyring_available()
+            else "no keyring here: used this session only, never saved"
+        )
         f["secret"].setPlaceholderText(hint)
         wform.addRow("Password or token", f["secret"])
         wform.addRow("CA file (empty: system)", f["ca_file"])
@@ -125,13 +132,23 @@ class PacsNodesPage(QtWidgets.QWidget):
         f = {k: w.text().strip() for k, w in self.fields.items()}
         name = f["name"] or "unnamed"
         if self.kind.currentIndex() == 0:
-            return DimseNode(name=name, called_ae=f["called_ae"], host=f["host"],
-                             port=self.port.value(), our_ae=f["our_ae"] or "MEDVIEW",
-                             our_port=self.our_port.value(),
-                             retrieve=self.retrieve.currentText())
-        return WebNode(name=name, url=f["url"], auth=self.auth.currentText(),
-                       username=f["username"], ca_file=f["ca_file"],
-                       verify_tls=self.verify.isChecked())
+            return DimseNode(
+                name=name,
+                called_ae=f["called_ae"],
+                host=f["host"],
+                port=self.port.value(),
+                our_ae=f["our_ae"] or "MEDVIEW",
+                our_port=self.our_port.value(),
+                retrieve=self.retrieve.currentText(),
+            )
+        return WebNode(
+            name=name,
+            url=f["url"],
+            auth=self.auth.currentText(),
+            username=f["username"],
+            ca_file=f["ca_file"],
+            verify_tls=self.verify.isChecked(),
+        )
 
     def _show(self, row: int) -> None:
         if not 0 <= row < len(self.nodes):
@@ -160,8 +177,9 @@ class PacsNodesPage(QtWidgets.QWidget):
         self.list.clear()
         for n in self.nodes:
             insecure = isinstance(n, WebNode) and n.insecure
-            item = QtWidgets.QListWidgetItem(f"⚠ {n.name} (TLS not verified)" if insecure
-                                             else n.name)
+            item = QtWidgets.QListWidgetItem(
+                f"⚠ {n.name} (TLS not verified)" if insecure else n.name
+            )
             item.setToolTip(n.address)
             self.list.addItem(item)
 
@@ -216,8 +234,9 @@ class PacsNodesPage(QtWidgets.QWidget):
         self.echo_button.setEnabled(False)
         self.status.setText(f"Testing {node.name} …")
         worker = JobWorker(echo_job, node, secret=secret, parent=self)
-        worker.result.connect(lambda s: self._echo_done(
-            f"{node.name} answered in {s * 1000:.0f} ms."))
+        worker.result.connect(
+            lambda s: self._echo_done(f"{node.name} answered in {s * 1000:.0f} ms.")
+        )
         worker.failed.connect(self._echo_done)
         worker.finished.connect(lambda: self.echo_button.setEnabled(True))
         self._worker = worker

@@ -68,12 +68,18 @@ class PacsReceive(QtWidgets.QWidget):
         try:
             allowed = [n.called_ae for n in load_nodes() if isinstance(n, DimseNode)]
             if not allowed:
-                raise MedviewError(None, "No DIMSE node is saved, so no one may send: add "
-                                         "the PACS under Nodes first.")
+                raise MedviewError(
+                    None,
+                    "No DIMSE node is saved, so no one may send: add the PACS under Nodes first.",
+                )
             self._db = StudyDB()
-            self._scp = StorageSCP(received_dir(), ae_title=self.ae.text().strip(),
-                                   port=self.port.value(), allowed_aes=allowed,
-                                   on_stored=self._store)
+            self._scp = StorageSCP(
+                received_dir(),
+                ae_title=self.ae.text().strip(),
+                port=self.port.value(),
+                allowed_aes=allowed,
+                on_stored=self._store,
+            )
         except MedviewError as err:
             self._close_db()
             self._failed(str(err))
@@ -98,8 +104,7 @@ class PacsReceive(QtWidgets.QWidget):
 
     def _on_stored(self, path: str) -> None:
         self._count += 1
-        self.note.setText(f"{self._count} instance{'s' if self._count != 1 else ''} "
-                          f"received.")
+        self.note.setText(f"{self._count} instance{'s' if self._count != 1 else ''} received.")
         self.arrived.emit(path)
 
     def stop(self) -> None:

@@ -55,8 +55,10 @@ class PacsStudies(QtWidgets.QWidget):
         self.rows: list[StudyRow] = []
         self._worker: JobWorker | None = None
         self.source = QtWidgets.QComboBox()
-        e = {k: QtWidgets.QLineEdit() for k in ("name", "patient_id", "modality", "accession",
-                                                 "description")}
+        e = {
+            k: QtWidgets.QLineEdit()
+            for k in ("name", "patient_id", "modality", "accession", "description")
+        }
         self.edits = e
         e["name"].setPlaceholderText("name (* wildcards)")
         e["patient_id"].setPlaceholderText("patient ID")
@@ -90,7 +92,8 @@ class PacsStudies(QtWidgets.QWidget):
         self.table.setSortingEnabled(True)
         self.table.horizontalHeader().setStretchLastSection(False)
         self.table.horizontalHeader().setSectionResizeMode(
-            5, QtWidgets.QHeaderView.ResizeMode.Stretch)
+            5, QtWidgets.QHeaderView.ResizeMode.Stretch
+        )
         self.table.verticalHeader().setVisible(False)
         self.table.itemDoubleClicked.connect(lambda _i: self.retrieve_selected())
 
@@ -145,9 +148,15 @@ class PacsStudies(QtWidgets.QWidget):
         lo = hi = ""
         if self.use_dates.isChecked():
             lo, hi = (d.date().toString("yyyyMMdd") for d in (self.date_from, self.date_to))
-        return StudyQuery(patient_id=e["patient_id"], name=e["name"], date_from=lo,
-                          date_to=hi, modality=e["modality"], accession=e["accession"],
-                          description=e["description"])
+        return StudyQuery(
+            patient_id=e["patient_id"],
+            name=e["name"],
+            date_from=lo,
+            date_to=hi,
+            modality=e["modality"],
+            accession=e["accession"],
+            description=e["description"],
+        )
 
     def _chosen_nodes(self) -> tuple[list[Node], bool]:
         text = self.source.currentText()
@@ -168,8 +177,9 @@ class PacsStudies(QtWidgets.QWidget):
         self.progress.setFormat(busy)
         worker.progress.connect(self._on_progress)
         worker.failed.connect(self.note.setText)
-        worker.cancelled.connect(lambda: self.note.setText("Cancelled; what arrived is kept, "
-                                                           "and Retrieve resumes it."))
+        worker.cancelled.connect(
+            lambda: self.note.setText("Cancelled; what arrived is kept, and Retrieve resumes it.")
+        )
         worker.finished.connect(self._idle)
         worker.start()
 
@@ -211,9 +221,15 @@ class PacsStudies(QtWidgets.QWidget):
         self.table.setRowCount(len(result.rows))
         for r, row in enumerate(result.rows):
             images = "" if row.instance_count is None else str(row.instance_count)
-            cells = (row.source, patient_text(row.patient_name, row.patient_id),
-                     _date(row.date), "/".join(row.modalities), row.accession,
-                     row.description, images)
+            cells = (
+                row.source,
+                patient_text(row.patient_name, row.patient_id),
+                _date(row.date),
+                "/".join(row.modalities),
+                row.accession,
+                row.description,
+                images,
+            )
             for c, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setData(QtCore.Qt.ItemDataRole.UserRole, r)
@@ -233,8 +249,9 @@ class PacsStudies(QtWidgets.QWidget):
         as they were; while another search runs, after it."""
         if self._source_is_remote_only():
             return
-        if (self._worker is not None and self._worker.running) or \
-                (self._local_worker is not None and self._local_worker.running):
+        if (self._worker is not None and self._worker.running) or (
+            self._local_worker is not None and self._local_worker.running
+        ):
             self._local_timer.start()
             return
         try:
@@ -242,8 +259,11 @@ class PacsStudies(QtWidgets.QWidget):
         except MedviewError:
             return
         worker = JobWorker(search_job, [], q, include_local=True, parent=self)
-        worker.result.connect(lambda r: self._show(SearchResult(
-            r.rows + [row for row in self.rows if row.source != "local"], r.notes)))
+        worker.result.connect(
+            lambda r: self._show(
+                SearchResult(r.rows + [row for row in self.rows if row.source != "local"], r.notes)
+            )
+        )
         self._local_worker = worker
         worker.start()
 
@@ -282,15 +302,21 @@ class PacsStudies(QtWidgets.QWidget):
                     self.retrieved.emit(str(series_seen[0]))
 
         worker.event.connect(arrived)
-        worker.result.connect(lambda r: (self.note.setText(
-            f"{r.fetched} instances retrieved, {r.already_here} were here already."),
-            self.retrieved.emit(str(r.folder))))
+        worker.result.connect(
+            lambda r: (
+                self.note.setText(
+                    f"{r.fetched} instances retrieved, {r.already_here} were here already."
+                ),
+                self.retrieved.emit(str(r.folder)),
+            )
+        )
         self._run(worker, f"retrieving from {node.name}…")
 
     def send(self, node: Node, paths: list[Path]) -> None:
         worker = JobWorker(send_job, node, paths, parent=self)
-        worker.result.connect(lambda n: (self.note.setText(
-            f"{n} instances sent to {node.name}."), self.sent.emit(n)))
+        worker.result.connect(
+            lambda n: (self.note.setText(f"{n} instances sent to {node.name}."), self.sent.emit(n))
+        )
         self._run(worker, f"sending to {node.name}…")
 
     def _choose_and_send(self) -> None:
@@ -299,6 +325,7 @@ class PacsStudies(QtWidgets.QWidget):
             self.note.setText("Choose the node to send to in the source list.")
             return
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(
-            self, f"Send to {nodes[0].name}", "", "DICOM files (*.dcm);;All files (*)")
+            self, f"Send to {nodes[0].name}", "", "DICOM files (*.dcm);;All files (*)"
+        )
         if files:
             self.send(nodes[0], [Path(f) for f in files])

@@ -21,12 +21,15 @@ from medview.core.labels import COMMON_CODES, Code, Segment
 
 COLUMNS = ("", "Name", "Code", "", "", "mL", "AI")
 COLOUR, NAME, CODE, SHOWN, LOCKED, SIZE, REVIEW = range(len(COLUMNS))
-TIPS = ("Colour: click to change", "Name: double-click to rename",
-        "What it is (SNOMED CT code, as DICOM SEG writes it)",
-        "Shown in the views: click to hide or show",
-        "Locked: no tool changes its voxels; click to lock or unlock",
-        "Volume in millilitres (the voxel count in the tooltip)",
-        "Segments taken from an AI model stay 'not reviewed' until you edit or confirm them")
+TIPS = (
+    "Colour: click to change",
+    "Name: double-click to rename",
+    "What it is (SNOMED CT code, as DICOM SEG writes it)",
+    "Shown in the views: click to hide or show",
+    "Locked: no tool changes its voxels; click to lock or unlock",
+    "Volume in millilitres (the voxel count in the tooltip)",
+    "Segments taken from an AI model stay 'not reviewed' until you edit or confirm them",
+)
 VALUE_ROLE = QtCore.Qt.ItemDataRole.UserRole
 AMBER = "#f0b040"
 ICON_PX = 16
@@ -50,8 +53,11 @@ def _glyph(draw, on: bool) -> QtGui.QIcon:
     painter = QtGui.QPainter(pix)
     painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
     palette = QtWidgets.QApplication.palette()  # bright on a dark theme, dark on a light one
-    colour = palette.color(QtGui.QPalette.ColorRole.Text) if on else palette.color(
-        QtGui.QPalette.ColorGroup.Disabled, QtGui.QPalette.ColorRole.Text)
+    colour = (
+        palette.color(QtGui.QPalette.ColorRole.Text)
+        if on
+        else palette.color(QtGui.QPalette.ColorGroup.Disabled, QtGui.QPalette.ColorRole.Text)
+    )
     pen = QtGui.QPen(colour, 1.4)
     painter.setPen(pen)
     draw(painter, on)
@@ -111,8 +117,10 @@ class SegmentTable(QtWidgets.QTableWidget):
         self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 12)
         self.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
-        self.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.DoubleClicked
-                             | QtWidgets.QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.setEditTriggers(
+            QtWidgets.QAbstractItemView.EditTrigger.DoubleClicked
+            | QtWidgets.QAbstractItemView.EditTrigger.EditKeyPressed
+        )
         self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setIconSize(QtCore.QSize(ICON_PX, ICON_PX))
         header = self.horizontalHeader()
@@ -129,8 +137,9 @@ class SegmentTable(QtWidgets.QTableWidget):
         self.itemSelectionChanged.connect(self._on_selection)
 
     # -- model -> widget
-    def set_segments(self, segments: list[Segment], counts: dict[int, int], voxel_ml: float,
-                     active: int) -> None:
+    def set_segments(
+        self, segments: list[Segment], counts: dict[int, int], voxel_ml: float, active: int
+    ) -> None:
         """Show these segments (in value order), `active` selected."""
         self._shown = (segments, dict(counts), voxel_ml)
         self._syncing = True
@@ -179,24 +188,39 @@ class SegmentTable(QtWidgets.QTableWidget):
         name = QtWidgets.QTableWidgetItem(seg.name)
         name.setFlags(Flag.ItemIsEnabled | Flag.ItemIsSelectable | Flag.ItemIsEditable)
         name.setToolTip(seg.name + (f" — from AI {seg.made_by}" if seg.made_by else ""))
-        shown = self._cell(_glyph(_eye, seg.visible), "Shown: click to hide" if seg.visible
-                           else "Hidden: click to show")
-        locked = self._cell(_glyph(_lock, seg.locked), "Locked: tools leave it alone; "
-                            "click to unlock" if seg.locked else "Unlocked: click to lock")
+        shown = self._cell(
+            _glyph(_eye, seg.visible),
+            "Shown: click to hide" if seg.visible else "Hidden: click to show",
+        )
+        locked = self._cell(
+            _glyph(_lock, seg.locked),
+            "Locked: tools leave it alone; click to unlock"
+            if seg.locked
+            else "Unlocked: click to lock",
+        )
         size = self._cell(None, "")
-        size.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight
-                              | QtCore.Qt.AlignmentFlag.AlignVCenter)
+        size.setTextAlignment(
+            QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+        )
         review = self._cell(None, "")
-        for col, item in ((COLOUR, colour), (NAME, name), (SHOWN, shown), (LOCKED, locked),
-                          (SIZE, size), (REVIEW, review)):
+        for col, item in (
+            (COLOUR, colour),
+            (NAME, name),
+            (SHOWN, shown),
+            (LOCKED, locked),
+            (SIZE, size),
+            (REVIEW, review),
+        ):
             item.setData(VALUE_ROLE, seg.value)
             self.setItem(row, col, item)
         size.setText(ml_text(voxels, voxel_ml))
         size.setToolTip(f"{voxels:,} voxels, {voxels * voxel_ml:.3f} mL")
         self.setCellWidget(row, CODE, self._code_picker(seg))
         if seg.made_by and not seg.reviewed:
-            button = QtWidgets.QToolButton(text="Confirm", toolTip=(
-                f"From AI {seg.made_by}, not reviewed: click when you have checked it"))
+            button = QtWidgets.QToolButton(
+                text="Confirm",
+                toolTip=(f"From AI {seg.made_by}, not reviewed: click when you have checked it"),
+            )
             button.setStyleSheet(f"color: {AMBER}; padding: 0px 2px;")
             button.clicked.connect(lambda _=False, v=seg.value: self.confirm_clicked.emit(v))
             self.setCellWidget(row, REVIEW, button)
@@ -205,8 +229,9 @@ class SegmentTable(QtWidgets.QTableWidget):
             review.setToolTip(f"From AI {seg.made_by}; reviewed by a person")
 
     def _cell(self, icon: QtGui.QIcon | None, tip: str) -> QtWidgets.QTableWidgetItem:
-        item = QtWidgets.QTableWidgetItem("") if icon is None else \
-            QtWidgets.QTableWidgetItem(icon, "")
+        item = (
+            QtWidgets.QTableWidgetItem("") if icon is None else QtWidgets.QTableWidgetItem(icon, "")
+        )
         item.setFlags(Flag.ItemIsEnabled | Flag.ItemIsSelectable)
         item.setToolTip(tip)
         return item
@@ -214,13 +239,15 @@ class SegmentTable(QtWidgets.QTableWidget):
     def _code_picker(self, seg: Segment) -> QtWidgets.QComboBox:
         combo = QtWidgets.QComboBox(frame=False)
         combo.setSizeAdjustPolicy(
-            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         combo.setMinimumContentsLength(5)  # the name needs the room more
         known = False
         for key, (category, kind) in COMMON_CODES.items():
             combo.addItem(key, (category, kind))
-            combo.setItemData(combo.count() - 1, _code_tip(category, kind),
-                              QtCore.Qt.ItemDataRole.ToolTipRole)
+            combo.setItemData(
+                combo.count() - 1, _code_tip(category, kind), QtCore.Qt.ItemDataRole.ToolTipRole
+            )
             if kind == seg.type and category == seg.category:
                 combo.setCurrentIndex(combo.count() - 1)
                 known = True
@@ -280,5 +307,7 @@ class SegmentTable(QtWidgets.QTableWidget):
 
 
 def _code_tip(category: Code, kind: Code) -> str:
-    return (f"{kind.meaning} ({kind.scheme} {kind.value}); category {category.meaning} "
-            f"({category.scheme} {category.value})")
+    return (
+        f"{kind.meaning} ({kind.scheme} {kind.value}); category {category.meaning} "
+        f"({category.scheme} {category.value})"
+    )

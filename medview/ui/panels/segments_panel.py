@@ -56,26 +56,34 @@ class SegmentsPanel(QtWidgets.QWidget):
         self.table.confirm_clicked.connect(self.confirm)
         self.table.chosen.connect(self._on_chosen)
         self.detail = QtWidgets.QLabel(wordWrap=True)
-        self.add_button = QtWidgets.QPushButton("Add segment", clicked=self.add_segment,
-                                                toolTip="A new segment to paint (N)")
+        self.add_button = QtWidgets.QPushButton(
+            "Add segment", clicked=self.add_segment, toolTip="A new segment to paint (N)"
+        )
         self.remove_button = QtWidgets.QPushButton(
-            "Remove", clicked=self.remove_segment,
-            toolTip="Remove the selected segment and its voxels (can be undone)")
+            "Remove",
+            clicked=self.remove_segment,
+            toolTip="Remove the selected segment and its voxels (can be undone)",
+        )
         self.tools = LabelToolBox(lambda: self.state.window)
         self.tools.changed.connect(self.tool_changed)
 
         self.interpolate_button = QtWidgets.QPushButton(
-            "Fill between slices", clicked=self.interpolate,
+            "Fill between slices",
+            clicked=self.interpolate,
             toolTip="Draw the segment every few slices, then fill the slices between "
-                    "(morphological contour interpolation)")
-        self.islands = QtWidgets.QSpinBox(suffix=" mm³", toolTip="Pieces smaller than this "
-                                          "are removed")
+            "(morphological contour interpolation)",
+        )
+        self.islands = QtWidgets.QSpinBox(
+            suffix=" mm³", toolTip="Pieces smaller than this are removed"
+        )
         self.islands.setRange(1, 100_000)
         self.islands.setValue(30)
-        self.islands_button = QtWidgets.QPushButton("Remove islands <",
-                                                    clicked=self.remove_islands)
-        self.smooth_mm = QtWidgets.QDoubleSpinBox(suffix=" mm", decimals=1, toolTip=(
-            "Bumps, spikes, holes and notches narrower than this go"))
+        self.islands_button = QtWidgets.QPushButton("Remove islands <", clicked=self.remove_islands)
+        self.smooth_mm = QtWidgets.QDoubleSpinBox(
+            suffix=" mm",
+            decimals=1,
+            toolTip=("Bumps, spikes, holes and notches narrower than this go"),
+        )
         self.smooth_mm.setRange(0.5, 20.0)
         self.smooth_mm.setValue(2.0)
         self.smooth_button = QtWidgets.QPushButton("Smooth", clicked=self.smooth)
@@ -104,8 +112,9 @@ class SegmentsPanel(QtWidgets.QWidget):
         status.addWidget(self.done_button)
 
         inner = QtWidgets.QWidget()
-        scroll = QtWidgets.QScrollArea(widgetResizable=True,
-                                       frameShape=QtWidgets.QFrame.Shape.NoFrame)
+        scroll = QtWidgets.QScrollArea(
+            widgetResizable=True, frameShape=QtWidgets.QFrame.Shape.NoFrame
+        )
         scroll.setWidget(inner)
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         outer = QtWidgets.QVBoxLayout(self)
@@ -135,16 +144,25 @@ class SegmentsPanel(QtWidgets.QWidget):
             self._counted = editor.history.last
             editor.subscribe(self._on_editor)
             t = editor.tool
-            self.tools.show_settings({"name": NAVIGATE, "radius_mm": t.radius_mm,
-                                      "sphere": t.sphere, "hu_range": t.hu_range,
-                                      "tolerance_hu": t.tolerance_hu})
+            self.tools.show_settings(
+                {
+                    "name": NAVIGATE,
+                    "radius_mm": t.radius_mm,
+                    "sphere": t.sphere,
+                    "hu_range": t.hu_range,
+                    "tolerance_hu": t.tolerance_hu,
+                }
+            )
             self.recount()
         else:
             self.counts = {}
             self.tools.show_settings({"name": NAVIGATE})
         v = self.state.volume if editor is not None else None
-        self.title.setText(f"Labels of {v.metadata.series_description or 'this series'}"
-                           if v is not None else "Open a series to label it.")
+        self.title.setText(
+            f"Labels of {v.metadata.series_description or 'this series'}"
+            if v is not None
+            else "Open a series to label it."
+        )
         self.show_status(status)
         self._fill()
 
@@ -156,18 +174,24 @@ class SegmentsPanel(QtWidgets.QWidget):
             if last is not None and last is not self._counted:
                 self._counted = last
                 change, undone = last
-                self._count_change(change.new if undone else change.old,
-                                   change.old if undone else change.new)
+                self._count_change(
+                    change.new if undone else change.old, change.old if undone else change.new
+                )
             self._update_enabled()
         elif what == "tool":
-            self.tools.show_settings({**_tool_dict(self.editor),
-                                      "name": self.tools.settings()["name"]})
+            self.tools.show_settings(
+                {**_tool_dict(self.editor), "name": self.tools.settings()["name"]}
+            )
 
     def _fill(self) -> None:
         ed = self.editor
         segments = sorted(ed.label_map.segments.values(), key=lambda s: s.value) if ed else []
-        self.table.set_segments(segments, self.counts, self._voxel_ml(),
-                                ed.active if ed and ed.active is not None else 0)
+        self.table.set_segments(
+            segments,
+            self.counts,
+            self._voxel_ml(),
+            ed.active if ed and ed.active is not None else 0,
+        )
         self._show_detail()
         self._update_enabled()
 
@@ -183,18 +207,22 @@ class SegmentsPanel(QtWidgets.QWidget):
         where = ""
         if seg.made_by:
             where = f" · AI {seg.made_by}, " + ("reviewed" if seg.reviewed else "not reviewed")
-        self.detail.setText(f"{seg.name} ({seg.type.meaning}){where} · {n:,} voxels, "
-                            f"{n * self._voxel_ml():.2f} mL")
-        self.detail.setStyleSheet(UNREVIEWED_STYLE if seg.made_by and not seg.reviewed
-                                  else "")
+        self.detail.setText(
+            f"{seg.name} ({seg.type.meaning}){where} · {n:,} voxels, {n * self._voxel_ml():.2f} mL"
+        )
+        self.detail.setStyleSheet(UNREVIEWED_STYLE if seg.made_by and not seg.reviewed else "")
 
     def _update_enabled(self) -> None:
         ed = self.editor
         has, chosen = ed is not None, ed is not None and ed.active is not None
         self.add_button.setEnabled(has)
         self.tools.setEnabled(has)
-        for widget in (self.remove_button, self.interpolate_button, self.islands_button,
-                       self.smooth_button):
+        for widget in (
+            self.remove_button,
+            self.interpolate_button,
+            self.islands_button,
+            self.smooth_button,
+        ):
             widget.setEnabled(chosen)
         undo, redo = (ed.undo_name, ed.redo_name) if ed else ("", "")
         self.undo_button.setEnabled(bool(undo))
@@ -202,8 +230,7 @@ class SegmentsPanel(QtWidgets.QWidget):
         self.undo_button.setText(_short(f"Undo {undo}" if undo else "Undo"))
         self.redo_button.setText(_short(f"Redo {redo}" if redo else "Redo"))
         self.undo_button.setToolTip(f"Undo: {undo} (Ctrl+Z)" if undo else "Nothing to undo")
-        self.redo_button.setToolTip(f"Redo: {redo} (Ctrl+Shift+Z)" if redo else
-                                    "Nothing to redo")
+        self.redo_button.setToolTip(f"Redo: {redo} (Ctrl+Shift+Z)" if redo else "Nothing to redo")
         self.done_button.setEnabled(has)
 
     def show_status(self, status: LabelStatus | None) -> None:
@@ -213,11 +240,15 @@ class SegmentsPanel(QtWidgets.QWidget):
         elif done:
             self.status_label.setText(f"Done — {status.by or 'unknown'}, {when_text(status.at)}")
         else:
-            self.status_label.setText("Draft" + (f" — {status.by}, {when_text(status.at)}"
-                                                 if status.at else ""))
+            self.status_label.setText(
+                "Draft" + (f" — {status.by}, {when_text(status.at)}" if status.at else "")
+            )
         self.status_label.setStyleSheet(DONE_STYLE if done else DRAFT_STYLE)
-        self.status_label.setToolTip("Done: ready for training (the fine-tuning list)" if done
-                                     else "Draft: still being labelled")
+        self.status_label.setToolTip(
+            "Done: ready for training (the fine-tuning list)"
+            if done
+            else "Draft: still being labelled"
+        )
         self.done_button.setChecked(done)
         self.done_button.setText("Back to draft" if done else "Mark done")
 
@@ -277,8 +308,9 @@ class SegmentsPanel(QtWidgets.QWidget):
         dialog = QtWidgets.QColorDialog(QtGui.QColor(*self.editor.segment(value).colour), self)
         dialog.setWindowTitle(f"Colour of {self.editor.segment(value).name}")
         dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.colorSelected.connect(lambda c, v=value: self._on_edited(
-            v, {"colour": (c.red(), c.green(), c.blue())}))
+        dialog.colorSelected.connect(
+            lambda c, v=value: self._on_edited(v, {"colour": (c.red(), c.green(), c.blue())})
+        )
         dialog.open()
         self.colour_dialog = dialog
         return dialog
@@ -308,8 +340,11 @@ class SegmentsPanel(QtWidgets.QWidget):
             change = action(ed, ed.active)
         finally:
             QtWidgets.QApplication.restoreOverrideCursor()
-        self.message.emit(f"{name}: {change.size:,} voxels changed." if change.size else
-                          f"{name}: nothing to change.")
+        self.message.emit(
+            f"{name}: {change.size:,} voxels changed."
+            if change.size
+            else f"{name}: nothing to change."
+        )
 
     def undo(self) -> None:
         if self.editor is not None:
@@ -330,21 +365,27 @@ def _heading(text: str) -> QtWidgets.QLabel:
 
 def _short(text: str, limit: int = 22) -> str:
     """Button text that keeps the panel narrow; the tooltip has it whole."""
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _tool_dict(editor: LabelEditor) -> dict:
     t = editor.tool
-    return {"name": t.name, "radius_mm": t.radius_mm, "sphere": t.sphere,
-            "hu_range": t.hu_range, "tolerance_hu": t.tolerance_hu}
+    return {
+        "name": t.name,
+        "radius_mm": t.radius_mm,
+        "sphere": t.sphere,
+        "hu_range": t.hu_range,
+        "tolerance_hu": t.tolerance_hu,
+    }
 
 
 def _free_name(editor: LabelEditor) -> str:
     names = {s.name for s in editor.label_map.segments.values()}
     if DEFAULT_SEGMENT not in names:
         return DEFAULT_SEGMENT
-    return next(f"{DEFAULT_SEGMENT} {n}" for n in range(2, 1000)
-                if f"{DEFAULT_SEGMENT} {n}" not in names)
+    return next(
+        f"{DEFAULT_SEGMENT} {n}" for n in range(2, 1000) if f"{DEFAULT_SEGMENT} {n}" not in names
+    )
 
 
 def when_text(iso: str) -> str:

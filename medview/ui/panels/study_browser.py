@@ -21,7 +21,7 @@ KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole
 
 
 def patient_text(name: str, patient_id: str) -> str:
-    """"DOE^JOHN^A" -> "DOE, JOHN A" (DICOM PN: family^given^middle^prefix^suffix)."""
+    """ "DOE^JOHN^A" -> "DOE, JOHN A" (DICOM PN: family^given^middle^prefix^suffix)."""
     parts = [p for p in name.split("=")[0].split("^") if p]
     shown = parts[0] + (", " + " ".join(parts[1:]) if len(parts) > 1 else "") if parts else ""
     shown = shown or "(no name)"
@@ -58,8 +58,11 @@ class StudyBrowser(QtWidgets.QWidget):
         self._items: dict[str, QtWidgets.QTreeWidgetItem] = {}
         self._thumbs: dict[str, QtGui.QIcon] = {}
         # a pixmap icon is never scaled up to the thumbnail size the tree asks of every column
-        self._warning_icon = QtGui.QIcon(self.style().standardIcon(
-            QtWidgets.QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(WARNING_PX))
+        self._warning_icon = QtGui.QIcon(
+            self.style()
+            .standardIcon(QtWidgets.QStyle.StandardPixmap.SP_MessageBoxWarning)
+            .pixmap(WARNING_PX)
+        )
 
     # -- content
     def clear(self) -> None:
@@ -98,8 +101,9 @@ class StudyBrowser(QtWidgets.QWidget):
         modalities = sorted({s.modality for s in study.series if s.modality})
         n_images = sum(len(s.frames) for s in study.series)
         s_item = QtWidgets.QTreeWidgetItem([text or "(study without date or description)"])
-        s_item.setToolTip(0, f"{text}\n{'/'.join(modalities)}: {len(study.series)} series, "
-                             f"{n_images} images")
+        s_item.setToolTip(
+            0, f"{text}\n{'/'.join(modalities)}: {len(study.series)} series, {n_images} images"
+        )
         parent.addChild(s_item)
         s_item.setFirstColumnSpanned(True)
         for series in study.series:
@@ -139,13 +143,19 @@ class StudyBrowser(QtWidgets.QWidget):
         img, (row_mm, col_mm) = native_image(series, image)
         img = np.ascontiguousarray(img)
         h, w = img.shape[:2]
-        fmt = (QtGui.QImage.Format.Format_RGB888 if img.ndim == 3
-               else QtGui.QImage.Format.Format_Grayscale8)
+        fmt = (
+            QtGui.QImage.Format.Format_RGB888
+            if img.ndim == 3
+            else QtGui.QImage.Format.Format_Grayscale8
+        )
         qimg = QtGui.QImage(img.data, w, h, img.strides[0], fmt).copy()
         scale = THUMB_PX / max(h * row_mm, w * col_mm)
-        qimg = qimg.scaled(max(1, round(w * col_mm * scale)), max(1, round(h * row_mm * scale)),
-                           QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
-                           QtCore.Qt.TransformationMode.SmoothTransformation)
+        qimg = qimg.scaled(
+            max(1, round(w * col_mm * scale)),
+            max(1, round(h * row_mm * scale)),
+            QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+            QtCore.Qt.TransformationMode.SmoothTransformation,
+        )
         icon = QtGui.QIcon(QtGui.QPixmap.fromImage(qimg))
         self._thumbs[key] = icon
         self._items[key].setIcon(0, icon)

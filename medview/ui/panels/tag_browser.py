@@ -40,8 +40,11 @@ class _TagModel(QtCore.QAbstractTableModel):
     def columnCount(self, parent=QtCore.QModelIndex()) -> int:  # noqa: B008
         return len(HEADERS)
 
-    def data(self, index: QtCore.QModelIndex | QtCore.QPersistentModelIndex,
-             role: int = QtCore.Qt.ItemDataRole.DisplayRole):
+    def data(
+        self,
+        index: QtCore.QModelIndex | QtCore.QPersistentModelIndex,
+        role: int = QtCore.Qt.ItemDataRole.DisplayRole,
+    ):
         row = self.rows[index.row()]
         if role in (QtCore.Qt.ItemDataRole.DisplayRole, QtCore.Qt.ItemDataRole.ToolTipRole):
             return (row.tag, row.label, row.vr, row.value)[index.column()]
@@ -50,8 +53,10 @@ class _TagModel(QtCore.QAbstractTableModel):
         return None
 
     def headerData(self, section: int, orientation, role=QtCore.Qt.ItemDataRole.DisplayRole):
-        if (orientation == QtCore.Qt.Orientation.Horizontal
-                and role == QtCore.Qt.ItemDataRole.DisplayRole):
+        if (
+            orientation == QtCore.Qt.Orientation.Horizontal
+            and role == QtCore.Qt.ItemDataRole.DisplayRole
+        ):
             return HEADERS[section]
         return None
 
@@ -73,12 +78,12 @@ class TagBrowser(QtWidgets.QWidget):
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         mono = QtGui.QFontMetrics(self.model.mono)
-        for col, width in enumerate((mono.horizontalAdvance("(0000,0000)") + 14, 140,
-                                     mono.horizontalAdvance("UN") + 14)):
+        for col, width in enumerate(
+            (mono.horizontalAdvance("(0000,0000)") + 14, 140, mono.horizontalAdvance("UN") + 14)
+        ):
             self.table.setColumnWidth(col, width)  # the value gets the rest
         self.status = QtWidgets.QLabel("No image open.")
-        self.status.setTextInteractionFlags(
-            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.search)

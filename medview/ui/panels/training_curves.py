@@ -28,7 +28,6 @@ def _unbroken(text: str) -> str:
     return text.replace(" ", "&nbsp;")
 
 
-
 def minutes(seconds: float | None) -> str:
     """A duration as a reader says it: "40 s", "3.5 min"."""
     if seconds is None:
@@ -59,8 +58,7 @@ class TrainingCurves(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         # the legend under the plot, not in it: a small plot's legend covers the curves
-        self.legend = QtWidgets.QLabel(textFormat=QtCore.Qt.TextFormat.RichText,
-                                       wordWrap=True)
+        self.legend = QtWidgets.QLabel(textFormat=QtCore.Qt.TextFormat.RichText, wordWrap=True)
         self.label_curves: dict[str, pg.PlotDataItem] = {}  # per label, made as they come
         self._colours: dict[str, tuple[int, int, int]] = {}
         self.times = QtWidgets.QLabel("time per epoch —, time left —")
@@ -85,8 +83,9 @@ class TrainingCurves(QtWidgets.QWidget):
         self.dice_plot = _plot("validation Dice", "Dice (0–1)")
         self.dice_plot.setYRange(0.0, 1.0, padding=0.02)
         self.loss_curve = self.loss_plot.plot([], [], pen="y", symbol="o", symbolSize=5)
-        self.dice_curve = self.dice_plot.plot([], [], pen=pg.mkPen(MEAN_COLOUR, width=2),
-                                              symbol="o", symbolSize=5)
+        self.dice_curve = self.dice_plot.plot(
+            [], [], pen=pg.mkPen(MEAN_COLOUR, width=2), symbol="o", symbolSize=5
+        )
         # named in the legend, not on the plot: a label there covers the latest epochs
         self.base_line = pg.InfiniteLine(angle=0, pen=BASE_PEN, movable=False)
         self.base_line.setVisible(False)
@@ -119,20 +118,25 @@ class TrainingCurves(QtWidgets.QWidget):
         for name in names:
             if name not in self.label_curves:
                 colour = LABEL_COLOURS[len(self.label_curves) % len(LABEL_COLOURS)]
-                self.label_curves[name] = self.dice_plot.plot(
-                    [], [], pen=pg.mkPen(colour, width=1))
+                self.label_curves[name] = self.dice_plot.plot([], [], pen=pg.mkPen(colour, width=1))
                 self._colours[name] = colour
-            points = [(h["epoch"], h["val_dice_per_label"][name]) for h in dice
-                      if name in (h.get("val_dice_per_label") or {})]
+            points = [
+                (h["epoch"], h["val_dice_per_label"][name])
+                for h in dice
+                if name in (h.get("val_dice_per_label") or {})
+            ]
             self.label_curves[name].setData([x for x, _ in points], [y for _, y in points])
         for name, curve in self.label_curves.items():
             if name not in names:  # a label of an earlier run
                 curve.setData([], [])
         base = next((h["val_dice"] for h in dice if h["epoch"] == 0), None)
-        self.legend.setText("  ".join(
-            [_swatch(MEAN_COLOUR, "mean of labels")] +
-            [_swatch(self._colours[n], n) for n in names] +
-            ([_unbroken(f"dashed: base model {base:.3f}")] if base is not None else [])))
+        self.legend.setText(
+            "  ".join(
+                [_swatch(MEAN_COLOUR, "mean of labels")]
+                + [_swatch(self._colours[n], n) for n in names]
+                + ([_unbroken(f"dashed: base model {base:.3f}")] if base is not None else [])
+            )
+        )
         self.base_line.setVisible(base is not None)
         if base is not None:
             self.base_line.setValue(base)
@@ -141,8 +145,10 @@ class TrainingCurves(QtWidgets.QWidget):
             self.set_epochs(int(epochs))
 
     def show_times(self, ev: dict) -> None:
-        self.times.setText(f"time per epoch {minutes(ev.get('seconds') or None)}, "
-                           f"time left {minutes(ev.get('eta_s'))}")
+        self.times.setText(
+            f"time per epoch {minutes(ev.get('seconds') or None)}, "
+            f"time left {minutes(ev.get('eta_s'))}"
+        )
 
     def log(self, text: str) -> None:
         self.log_view.appendPlainText(text)

@@ -35,8 +35,7 @@ def _mtime(path: Path) -> float:
 
 def last_mapping() -> dict[str, str]:
     """The label choices of the latest run started in this data folder (its job file)."""
-    for path in sorted(saved.training_dir().glob(f"*/{JOB_FILE}"), key=_mtime,
-                       reverse=True):
+    for path in sorted(saved.training_dir().glob(f"*/{JOB_FILE}"), key=_mtime, reverse=True):
         try:
             return Job.load(path).mapping
         except MedviewError:
@@ -49,8 +48,10 @@ class TrainingLabels(QtWidgets.QGroupBox):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Your labels teach", parent)
-        self.setToolTip("Which of the base model's labels each of your segments is; the "
-                        "model learns only the labels it has")
+        self.setToolTip(
+            "Which of the base model's labels each of your segments is; the "
+            "model learns only the labels it has"
+        )
         self.model: dict[int, str] = {}  # the base model's labels
         self.combos: dict[str, QtWidgets.QComboBox] = {}
         self.defaults: dict[str, str] = {}  # what a key maps to unless the reader chooses
@@ -73,7 +74,8 @@ class TrainingLabels(QtWidgets.QGroupBox):
             self.defaults[key] = known or ""
             combo = QtWidgets.QComboBox(minimumContentsLength=10)  # fits a narrow dock
             combo.setSizeAdjustPolicy(
-                QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+                QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
             if not known:
                 combo.addItem(CHOOSE, "")
             for name in model.values():
@@ -85,8 +87,7 @@ class TrainingLabels(QtWidgets.QGroupBox):
             combo.currentIndexChanged.connect(lambda _i, k=key: self._choose(k))
             self.combos[key] = combo
             shown = key if named else f"label {key}"
-            self.form.addRow(f"{shown} ({studies} {'study' if studies == 1 else 'studies'})",
-                             combo)
+            self.form.addRow(f"{shown} ({studies} {'study' if studies == 1 else 'studies'})", combo)
         self.setVisible(bool(found))
 
     def remember(self, mapping: dict[str, str]) -> None:
@@ -104,16 +105,21 @@ class TrainingLabels(QtWidgets.QGroupBox):
     def mapping(self) -> dict[str, str]:
         """The job file's mapping: every choice that differs from what the engine does by
         itself (a label number is only written when needed: it applies to every study)."""
-        return {k: self.target(k) for k in self.combos
-                if not k.isdigit() or self.target(k) != self.defaults[k]}
+        return {
+            k: self.target(k)
+            for k in self.combos
+            if not k.isdigit() or self.target(k) != self.defaults[k]
+        }
 
     def problem(self) -> str | None:
         """Why Start must wait, as one sentence; None when every label has its target."""
         open_ = [k for k in self.combos if not self.target(k)]
         if open_:
-            return (f"Choose what {', '.join(repr(k) for k in open_)} "
-                    f"{'is' if len(open_) == 1 else 'are'} to the base model under "
-                    f"\"Your labels teach\" (or \"not trained\"), then Start.")
+            return (
+                f"Choose what {', '.join(repr(k) for k in open_)} "
+                f"{'is' if len(open_) == 1 else 'are'} to the base model under "
+                f'"Your labels teach" (or "not trained"), then Start.'
+            )
         if self.combos and all(self.target(k) == IGNORE for k in self.combos):
-            return "Every label is set to \"not trained\": at least one must teach the model."
+            return 'Every label is set to "not trained": at least one must teach the model.'
         return None

@@ -43,8 +43,12 @@ from medview.ui.panels.training_studies import TrainingStudies
 from medview.ui.panels.unfinished_runs import UnfinishedRuns
 from medview.ui.training_process import TrainingProcess
 
-PHASES = {"replay": "rehearsal studies", "prepare": "caching", "mining": "base model's "
-          "mistakes", "evaluate": "final numbers"}
+PHASES = {
+    "replay": "rehearsal studies",
+    "prepare": "caching",
+    "mining": "base model's mistakes",
+    "evaluate": "final numbers",
+}
 
 
 class TrainingPanel(QtWidgets.QWidget):
@@ -75,22 +79,24 @@ class TrainingPanel(QtWidgets.QWidget):
         tabs.addTab(self.curves, "Progress")
         tabs.addTab(self.versions, "Versions")
         self.tabs = tabs
-        self.start_button = QtWidgets.QPushButton("Start", toolTip="Fine-tune in a separate "
-                                                                   "process; the viewer stays "
-                                                                   "usable")
-        self.stop_button = QtWidgets.QPushButton("Stop", enabled=False,
-                                                 toolTip="Save a checkpoint and stop; the run "
-                                                         "stays offered to resume")
+        self.start_button = QtWidgets.QPushButton(
+            "Start", toolTip="Fine-tune in a separate process; the viewer stays usable"
+        )
+        self.stop_button = QtWidgets.QPushButton(
+            "Stop",
+            enabled=False,
+            toolTip="Save a checkpoint and stop; the run stays offered to resume",
+        )
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.progress = QtWidgets.QProgressBar(visible=False)  # shown from the first run:
         self.progress.setRange(0, 1000)  # empty, it read as a text field
-        self.status = QtWidgets.QLabel("Label studies, mark them done, then Start.",
-                                       wordWrap=True)
+        self.status = QtWidgets.QLabel("Label studies, mark them done, then Start.", wordWrap=True)
         # the run's warnings (labels changed before a resume, a --map that maps nothing)
         # stay in view until the next run: the status line moves on at every step
-        self.notes = QtWidgets.QLabel("", wordWrap=True, visible=False,
-                                      styleSheet="color: rgb(255, 190, 60)")
+        self.notes = QtWidgets.QLabel(
+            "", wordWrap=True, visible=False, styleSheet="color: rgb(255, 190, 60)"
+        )
         self.studies.listed.connect(self._listed)
         buttons = QtWidgets.QHBoxLayout()
         for b in (self.start_button, self.stop_button):
@@ -113,10 +119,16 @@ class TrainingPanel(QtWidgets.QWidget):
         self.base_combo = QtWidgets.QComboBox(toolTip="The model and version to start from")
         self.base_combo.currentIndexChanged.connect(self._base_changed)
         self.form = TrainingSettings()
-        self.form.split_changed.connect(lambda: self.studies.propose(
-            self.form.settings().val_fraction, self.form.settings().seed))
-        self.form.changed.connect(lambda name: self.studies.set_folds(
-            self.form.settings().folds) if name == "folds" else None)
+        self.form.split_changed.connect(
+            lambda: self.studies.propose(
+                self.form.settings().val_fraction, self.form.settings().seed
+            )
+        )
+        self.form.changed.connect(
+            lambda name: (
+                self.studies.set_folds(self.form.settings().folds) if name == "folds" else None
+            )
+        )
         base = QtWidgets.QFormLayout()
         base.addRow("Base model", self.base_combo)
         inner = QtWidgets.QWidget()
@@ -125,8 +137,9 @@ class TrainingPanel(QtWidgets.QWidget):
         layout.addLayout(base)
         layout.addWidget(self.labels)
         layout.addWidget(self.form)
-        scroll = QtWidgets.QScrollArea(widgetResizable=True,
-                                       frameShape=QtWidgets.QFrame.Shape.NoFrame)
+        scroll = QtWidgets.QScrollArea(
+            widgetResizable=True, frameShape=QtWidgets.QFrame.Shape.NoFrame
+        )
         # scrolls down only: the form fits the dock's width (the study table scrolls its
         # own columns), so no button or spin box arrow is cut off at the right edge
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -205,18 +218,28 @@ class TrainingPanel(QtWidgets.QWidget):
         problem = self.studies.problem() or self.labels.problem()
         base = self.base_combo.currentData()
         if problem or not base:
-            self.status.setText(problem or "No model here can be fine-tuned: add or import a "
-                                           "segmentation model first.")
+            self.status.setText(
+                problem
+                or "No model here can be fine-tuned: add or import a segmentation model first."
+            )
             return
         work = saved.new_run_dir(base)
-        job = Job(data=self.studies.data, base=base, settings=self.form.settings(),
-                  split=self.studies.split(), mapping=self.labels.mapping(), work=str(work))
+        job = Job(
+            data=self.studies.data,
+            base=base,
+            settings=self.form.settings(),
+            split=self.studies.split(),
+            mapping=self.labels.mapping(),
+            work=str(work),
+        )
         try:
             work.mkdir(parents=True, exist_ok=True)
             atomic_write_text(work / JOB_FILE, job.to_json() + "\n")
         except OSError as exc:
-            self.status.setText(f"The job file could not be written in {work} "
-                                f"({exc.strerror or exc}); free some disk space, then Start.")
+            self.status.setText(
+                f"The job file could not be written in {work} "
+                f"({exc.strerror or exc}); free some disk space, then Start."
+            )
             return
         self.history, self._base = [], base
         self._draw()
@@ -273,20 +296,28 @@ class TrainingPanel(QtWidgets.QWidget):
                 self._draw()
             self.curves.set_epochs(ev["epochs"])
             if ev.get("resumed_epoch") is not None:
-                self.status.setText(f"Resumed from the checkpoint of epoch "
-                                    f"{ev['resumed_epoch']} of {ev['epochs']} on "
-                                    f"{ev['device']}.")
+                self.status.setText(
+                    f"Resumed from the checkpoint of epoch "
+                    f"{ev['resumed_epoch']} of {ev['epochs']} on "
+                    f"{ev['device']}."
+                )
             elif ev.get("fold"):
-                self.status.setText(f"Cross-validation on {ev['device']}: fold {ev['fold']} "
-                                    f"of {ev['folds']}, training on {ev['train']} studies and "
-                                    f"scoring the {ev['val']} held out, {ev['epochs']} "
-                                    f"epochs; then the version trains on all.")
+                self.status.setText(
+                    f"Cross-validation on {ev['device']}: fold {ev['fold']} "
+                    f"of {ev['folds']}, training on {ev['train']} studies and "
+                    f"scoring the {ev['val']} held out, {ev['epochs']} "
+                    f"epochs; then the version trains on all."
+                )
             elif not ev["val"]:
-                self.status.setText(f"Training the version on {ev['device']}: all "
-                                    f"{ev['train']} studies, {ev['epochs']} epochs.")
+                self.status.setText(
+                    f"Training the version on {ev['device']}: all "
+                    f"{ev['train']} studies, {ev['epochs']} epochs."
+                )
             else:
-                self.status.setText(f"Training on {ev['device']}: {ev['train']} training and "
-                                    f"{ev['val']} validation studies, {ev['epochs']} epochs.")
+                self.status.setText(
+                    f"Training on {ev['device']}: {ev['train']} training and "
+                    f"{ev['val']} validation studies, {ev['epochs']} epochs."
+                )
         elif kind == "epoch":
             self.history = [h for h in self.history if h["epoch"] < ev["epoch"]] + [ev]
             self._draw()
@@ -294,10 +325,13 @@ class TrainingPanel(QtWidgets.QWidget):
             self.curves.show_times(ev)
             self.status.setText(epoch_sentence(ev))
         elif kind == "step":
-            self.progress.setValue(round(1000 * (ev["epoch"] - 1 + ev["step"] / ev["steps"])
-                                         / max(self._epochs, 1)))
-            self.status.setText(f"Epoch {ev['epoch']}: step {ev['step']} of {ev['steps']}, "
-                                f"loss {number(ev['loss'])}")
+            self.progress.setValue(
+                round(1000 * (ev["epoch"] - 1 + ev["step"] / ev["steps"]) / max(self._epochs, 1))
+            )
+            self.status.setText(
+                f"Epoch {ev['epoch']}: step {ev['step']} of {ev['steps']}, "
+                f"loss {number(ev['loss'])}"
+            )
         elif kind in ("prepare", "evaluate", "replay", "mining"):
             self.status.setText(self._preparing(ev))
             self._phase(ev)
@@ -308,8 +342,10 @@ class TrainingPanel(QtWidgets.QWidget):
             self.notes.setVisible(True)
             self.message.emit(text)
         elif kind == "early_stop":
-            self.status.setText(f"No better validation Dice for {ev['patience']} epochs: "
-                                f"stopping early with epoch {ev['best_epoch']}'s weights.")
+            self.status.setText(
+                f"No better validation Dice for {ev['patience']} epochs: "
+                f"stopping early with epoch {ev['best_epoch']}'s weights."
+            )
         elif kind == "done":
             self._phase(None)
             self.progress.setValue(1000)
@@ -326,14 +362,23 @@ class TrainingPanel(QtWidgets.QWidget):
             self._ended = kind
             self._say(error_sentence(ev))
         if kind != "step":
-            self.log(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in ev.items()
-                                             if k not in ("event", "metrics", "parent_metrics")))
+            self.log(
+                f"{kind}: "
+                + ", ".join(
+                    f"{k} {v}"
+                    for k, v in ev.items()
+                    if k not in ("event", "metrics", "parent_metrics")
+                )
+            )
 
     def _phase(self, ev: dict | None) -> None:
         """The bar counts the studies of the work before training (minutes on a first run:
         it sat empty) and after it; the epochs' share of the run otherwise."""
-        done, of = (ev.get("index", ev.get("study")), ev.get("of", ev.get("studies"))) \
-            if ev else (None, None)
+        done, of = (
+            (ev.get("index", ev.get("study")), ev.get("of", ev.get("studies")))
+            if ev
+            else (None, None)
+        )
         if ev is None or not done or not of:
             if self.progress.maximum() != 1000:
                 self.progress.setRange(0, 1000)
@@ -347,8 +392,11 @@ class TrainingPanel(QtWidgets.QWidget):
     def _preparing(ev: dict) -> str:
         kind = ev["event"]
         if kind == "mining":
-            at = f"study {ev['index']} of {ev['studies']}" if ev.get("index") else \
-                f"{ev['studies']} studies"
+            at = (
+                f"study {ev['index']} of {ev['studies']}"
+                if ev.get("index")
+                else f"{ev['studies']} studies"
+            )
             return f"Looking for the base model's mistakes in {at}…"
         if kind == "replay":
             return f"Making rehearsal study {ev['index']} of {ev['of']}…"
@@ -361,15 +409,20 @@ class TrainingPanel(QtWidgets.QWidget):
         saved = self.work is not None and (self.work / CHECKPOINT_FILE).exists()
         if self.work is not None and not saved:  # a child that never started, or was
             forget_unsaved(self.work)  # killed, left the job file the panel wrote
-        then = "Resume continues from its last checkpoint" if saved else \
-            "it had saved no checkpoint, so Start again"
+        then = (
+            "Resume continues from its last checkpoint"
+            if saved
+            else "it had saved no checkpoint, so Start again"
+        )
         if killed:
             self._say(f"The training process did not stop in time and was ended; {then}.")
         elif self._ended is None and code == -1:
             self._say("The training process could not be started; the log shows the command.")
         elif self._ended is None:
-            self._say(f"The training process ended unexpectedly (exit code {code}); {then} "
-                      f"(the log has the details).")
+            self._say(
+                f"The training process ended unexpectedly (exit code {code}); {then} "
+                f"(the log has the details)."
+            )
         self._ended = self._ended or "ended"
 
     def may_close(self) -> bool:
@@ -381,10 +434,13 @@ class TrainingPanel(QtWidgets.QWidget):
         done = max((h["epoch"] for h in self.history), default=0)
         where = f" ({done} of {self._epochs} epochs done)" if self._epochs else ""
         box = QtWidgets.QMessageBox(
-            QtWidgets.QMessageBox.Icon.Question, "Training is running",
+            QtWidgets.QMessageBox.Icon.Question,
+            "Training is running",
             f"A fine-tune of {self._base or 'the model'} is running"
             f"{where}. Quitting stops it with a checkpoint; the Training panel offers to "
-            f"resume it the next time MedView starts.", parent=self)
+            f"resume it the next time MedView starts.",
+            parent=self,
+        )
         stop = box.addButton("Stop training and quit", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
         keep = box.addButton("Keep training", QtWidgets.QMessageBox.ButtonRole.RejectRole)
         box.setDefaultButton(keep)

@@ -17,92 +17,177 @@ from medview.ai.training.job import MAX_STEP_PIXELS, Settings
 
 BASIC = ("epochs", "lr", "batch_size", "patch_size", "augment", "device", "amp")
 # the advanced settings a reader is likeliest to change come first, the rest in their order
-FIRST = ("patches_per_study", "replay_studies", "freeze_norm", "folds", "val_fraction",
-         "patience", "seed")
+FIRST = (
+    "patches_per_study",
+    "replay_studies",
+    "freeze_norm",
+    "folds",
+    "val_fraction",
+    "patience",
+    "seed",
+)
 SPLIT_FIELDS = ("val_fraction", "seed")  # a change proposes a new split
 SETTING_NAMES = frozenset(f.name for f in fields(Settings))
 
 # name: (label, tooltip, widget options: range, step, decimals, check box text)
 SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "epochs": ("Epochs", "Passes over the training studies; early stopping (Patience) may "
-               "end the run sooner, keeping the best epoch.", {"range": (1, 500)}),
-    "lr": ("Learning rate", "AdamW's peak rate after warm-up, decaying to zero. Lower it when "
-           "the base model already does well on your studies; raise it only when the loss "
-           "stays flat.", {"range": (1e-5, 1e-2), "step": 1e-4, "decimals": 5}),
-    "batch_size": ("Batch size", "Patches per step. Lower it when the device runs out of "
-                   "memory.", {"range": (1, 256)}),
-    "patch_size": ("Patch size", "Side of the square patches in pixels. Smaller patches need "
-                   "less memory but see less around a lesion.",
-                   {"range": (16, 512), "step": 16}),
-    "augment": ("Augmentation", "Random flips, small rotations and scaling, and intensity "
-                "jitter: fewer studies are needed before the model overfits.",
-                {"text": "flips, rotation, zoom, intensity"}),
-    "device": ("Device", "Where the training process runs: auto takes a GPU (CUDA or Apple "
-               "MPS) when there is one.", {"choices": ("auto", "cpu", "cuda", "mps")}),
-    "amp": ("", "Mixed precision on CUDA: about twice as fast with half the memory; ignored "
-            "on the CPU and MPS.", {"text": "mixed precision (CUDA)"}),
-    "patches_per_study": ("Patches per study", "Patches drawn from each training study per "
-                          "epoch. More make an epoch longer and its validation Dice steadier; "
-                          "fewer validate (and checkpoint) more often.", {"range": (1, 4096)}),
-    "pos_fraction": ("Patches on labels", "Share of patches centred on a labelled voxel. "
-                     "Raise it when lesions are small and rare, lower it when the model "
-                     "starts marking normal tissue.", {"range": (0.0, 1.0), "step": 0.05}),
-    "mined_fraction": ("Patches on mistakes", "Share of patches centred where the base model "
-                       "is wrong (its false positives), so the new version learns to avoid "
-                       "them; 0 turns this off.",
-                       {"range": (0.0, 1.0), "step": 0.05, "zero": "off"}),
-    "replay_studies": ("Rehearsal studies", "Only for MedView's own models: this many of the "
-                       "studies the model was trained on train alongside yours, so it keeps "
-                       "working on its original data (without rehearsal, fine-tuning on "
-                       "another site took its Dice there from 0.90 to 0.38). 0 = none; other "
-                       "models have no such studies.",
-                       {"range": (0, 56), "zero": "none"}),
-    "freeze_norm": ("Batch-norm statistics", "Keep the base model's batch-norm statistics "
-                    "(their scale and shift still learn). Patches are not whole slices: "
-                    "statistics learnt from them hurt the original data. Turn off only with "
-                    "many studies from your site.", {"text": "keep the base model's"}),
-    "distill": ("Distillation", "Weight of a pull toward the base model's own answers "
-                "(learning without forgetting). Raise it when the new version forgets what "
-                "the base did well; 0 = off.", {"range": (0.0, 10.0), "step": 0.1,
-                                                   "zero": "off"}),
-    "distill_on": ("Distil on", "Where distillation applies: the rehearsal studies only, "
-                   "where the base is right, or all patches, also yours, where your labels "
-                   "must still win.", {"choices": ("rehearsal", "all")}),
-    "l2sp": ("Pull to base weights", "Keeps the weights near the base model's (L2-SP) rather "
-             "than near zero; raise it when few studies make the new version drift. 0 = off.",
-             {"range": (0.0, 10.0), "step": 0.1, "zero": "off"}),
-    "folds": ("Cross-validation folds", "Every labelled study is scored by a version trained "
-              "without it: the same training runs once per fold on the other folds (by "
-              "patient), then once on all studies for the version you get. The numbers and "
-              "their intervals then rest on all your studies, not two; the run takes "
-              "folds + 1 trainings. 1 = one held-out split (Validation share) that also "
-              "picks the best epoch.", {"range": (1, 20)}),
-    "val_fraction": ("Validation share", "With one fold only: share of patients held out to "
-                     "validate when the split is proposed (changing it proposes a new split; "
-                     "you can still move patients by hand). With cross-validation every "
-                     "study is held out once, whichever side it is on.",
-                     {"range": (0.05, 0.5), "step": 0.05}),
-    "patience": ("Patience (epochs)", "With one fold only: stop after this many epochs "
-                 "without a better validation Dice; the best epoch becomes the version. "
-                 "Cross-validated runs train every epoch.", {"range": (1, 500)}),
-    "warmup_epochs": ("Warm-up (epochs)", "Epochs over which the learning rate rises to its "
-                      "peak, so the first steps do not undo what the base model learnt.",
-                      {"range": (0.0, 20.0), "step": 0.5}),
-    "weight_decay": ("Weight decay", "AdamW's pull of the weights towards zero; rarely needs "
-                     "changing.", {"range": (0.0, 0.1), "step": 1e-4, "decimals": 5}),
-    "seed": ("Seed", "Seeds the proposed split, the patches and the augmentation: the same "
-             "seed and studies give the same run. Change it to see how much a result "
-             "varies.", {"range": (0, 2**31 - 1)}),
-    "threads": ("CPU threads", "Threads of the training process; 0 = all cores. Fewer keep "
-                "the viewer quicker on a small computer while it trains.",
-                {"range": (0, 256), "zero": "all cores"}),
+    "epochs": (
+        "Epochs",
+        "Passes over the training studies; early stopping (Patience) may "
+        "end the run sooner, keeping the best epoch.",
+        {"range": (1, 500)},
+    ),
+    "lr": (
+        "Learning rate",
+        "AdamW's peak rate after warm-up, decaying to zero. Lower it when "
+        "the base model already does well on your studies; raise it only when the loss "
+        "stays flat.",
+        {"range": (1e-5, 1e-2), "step": 1e-4, "decimals": 5},
+    ),
+    "batch_size": (
+        "Batch size",
+        "Patches per step. Lower it when the device runs out of memory.",
+        {"range": (1, 256)},
+    ),
+    "patch_size": (
+        "Patch size",
+        "Side of the square patches in pixels. Smaller patches need "
+        "less memory but see less around a lesion.",
+        {"range": (16, 512), "step": 16},
+    ),
+    "augment": (
+        "Augmentation",
+        "Random flips, small rotations and scaling, and intensity "
+        "jitter: fewer studies are needed before the model overfits.",
+        {"text": "flips, rotation, zoom, intensity"},
+    ),
+    "device": (
+        "Device",
+        "Where the training process runs: auto takes a GPU (CUDA or Apple MPS) when there is one.",
+        {"choices": ("auto", "cpu", "cuda", "mps")},
+    ),
+    "amp": (
+        "",
+        "Mixed precision on CUDA: about twice as fast with half the memory; ignored "
+        "on the CPU and MPS.",
+        {"text": "mixed precision (CUDA)"},
+    ),
+    "patches_per_study": (
+        "Patches per study",
+        "Patches drawn from each training study per "
+        "epoch. More make an epoch longer and its validation Dice steadier; "
+        "fewer validate (and checkpoint) more often.",
+        {"range": (1, 4096)},
+    ),
+    "pos_fraction": (
+        "Patches on labels",
+        "Share of patches centred on a labelled voxel. "
+        "Raise it when lesions are small and rare, lower it when the model "
+        "starts marking normal tissue.",
+        {"range": (0.0, 1.0), "step": 0.05},
+    ),
+    "mined_fraction": (
+        "Patches on mistakes",
+        "Share of patches centred where the base model "
+        "is wrong (its false positives), so the new version learns to avoid "
+        "them; 0 turns this off.",
+        {"range": (0.0, 1.0), "step": 0.05, "zero": "off"},
+    ),
+    "replay_studies": (
+        "Rehearsal studies",
+        "Only for MedView's own models: this many of the "
+        "studies the model was trained on train alongside yours, so it keeps "
+        "working on its original data (without rehearsal, fine-tuning on "
+        "another site took its Dice there from 0.90 to 0.38). 0 = none; other "
+        "models have no such studies.",
+        {"range": (0, 56), "zero": "none"},
+    ),
+    "freeze_norm": (
+        "Batch-norm statistics",
+        "Keep the base model's batch-norm statistics "
+        "(their scale and shift still learn). Patches are not whole slices: "
+        "statistics learnt from them hurt the original data. Turn off only with "
+        "many studies from your site.",
+        {"text": "keep the base model's"},
+    ),
+    "distill": (
+        "Distillation",
+        "Weight of a pull toward the base model's own answers "
+        "(learning without forgetting). Raise it when the new version forgets what "
+        "the base did well; 0 = off.",
+        {"range": (0.0, 10.0), "step": 0.1, "zero": "off"},
+    ),
+    "distill_on": (
+        "Distil on",
+        "Where distillation applies: the rehearsal studies only, "
+        "where the base is right, or all patches, also yours, where your labels "
+        "must still win.",
+        {"choices": ("rehearsal", "all")},
+    ),
+    "l2sp": (
+        "Pull to base weights",
+        "Keeps the weights near the base model's (L2-SP) rather "
+        "than near zero; raise it when few studies make the new version drift. 0 = off.",
+        {"range": (0.0, 10.0), "step": 0.1, "zero": "off"},
+    ),
+    "folds": (
+        "Cross-validation folds",
+        "Every labelled study is scored by a version trained "
+        "without it: the same training runs once per fold on the other folds (by "
+        "patient), then once on all studies for the version you get. The numbers and "
+        "their intervals then rest on all your studies, not two; the run takes "
+        "folds + 1 trainings. 1 = one held-out split (Validation share) that also "
+        "picks the best epoch.",
+        {"range": (1, 20)},
+    ),
+    "val_fraction": (
+        "Validation share",
+        "With one fold only: share of patients held out to "
+        "validate when the split is proposed (changing it proposes a new split; "
+        "you can still move patients by hand). With cross-validation every "
+        "study is held out once, whichever side it is on.",
+        {"range": (0.05, 0.5), "step": 0.05},
+    ),
+    "patience": (
+        "Patience (epochs)",
+        "With one fold only: stop after this many epochs "
+        "without a better validation Dice; the best epoch becomes the version. "
+        "Cross-validated runs train every epoch.",
+        {"range": (1, 500)},
+    ),
+    "warmup_epochs": (
+        "Warm-up (epochs)",
+        "Epochs over which the learning rate rises to its "
+        "peak, so the first steps do not undo what the base model learnt.",
+        {"range": (0.0, 20.0), "step": 0.5},
+    ),
+    "weight_decay": (
+        "Weight decay",
+        "AdamW's pull of the weights towards zero; rarely needs changing.",
+        {"range": (0.0, 0.1), "step": 1e-4, "decimals": 5},
+    ),
+    "seed": (
+        "Seed",
+        "Seeds the proposed split, the patches and the augmentation: the same "
+        "seed and studies give the same run. Change it to see how much a result "
+        "varies.",
+        {"range": (0, 2**31 - 1)},
+    ),
+    "threads": (
+        "CPU threads",
+        "Threads of the training process; 0 = all cores. Fewer keep "
+        "the viewer quicker on a small computer while it trains.",
+        {"range": (0, 256), "zero": "all cores"},
+    ),
 }
 
 
 def _spec(name: str, default: Any) -> tuple[str, str, dict[str, Any]]:
     """A field's label, tooltip and options; a field not described here gets plain ones."""
-    return SPECS.get(name, (name.replace("_", " ").capitalize(),
-                            f"Engine setting '{name}' (default {default}).", {}))
+    return SPECS.get(
+        name,
+        (name.replace("_", " ").capitalize(), f"Engine setting '{name}' (default {default}).", {}),
+    )
 
 
 def field_label(name: str) -> str:
@@ -142,8 +227,7 @@ class _MultipleSpinBox(QtWidgets.QSpinBox):
 def _widget(name: str, default: Any) -> QtWidgets.QWidget:
     _, tip, opt = _spec(name, default)
     if name == "patch_size":
-        w: QtWidgets.QWidget = _MultipleSpinBox(minimum=opt["range"][0],
-                                                maximum=opt["range"][1])
+        w: QtWidgets.QWidget = _MultipleSpinBox(minimum=opt["range"][0], maximum=opt["range"][1])
     elif isinstance(default, bool):
         w = QtWidgets.QCheckBox(opt.get("text", ""), checked=default)
     elif "choices" in opt:
@@ -154,8 +238,9 @@ def _widget(name: str, default: Any) -> QtWidgets.QWidget:
         w = QtWidgets.QSpinBox(minimum=lo, maximum=hi, singleStep=opt.get("step", 1))
     elif isinstance(default, float):
         lo, hi = opt.get("range", (0.0, 10.0**6))
-        w = QtWidgets.QDoubleSpinBox(minimum=lo, maximum=hi, decimals=opt.get("decimals", 3),
-                                     singleStep=opt.get("step", 0.1))
+        w = QtWidgets.QDoubleSpinBox(
+            minimum=lo, maximum=hi, decimals=opt.get("decimals", 3), singleStep=opt.get("step", 0.1)
+        )
     else:
         w = QtWidgets.QLineEdit()
     if "zero" in opt:  # what 0 means, shown instead of 0
@@ -177,8 +262,9 @@ class TrainingSettings(QtWidgets.QWidget):
         # why batch size or patch size goes no higher, shown while the engine's cap binds
         self.step_note = QtWidgets.QLabel(wordWrap=True, visible=False)
         names = [f.name for f in fields(Settings)]
-        for name in [n for n in BASIC + FIRST if n in names] + \
-                [n for n in names if n not in BASIC + FIRST]:
+        for name in [n for n in BASIC + FIRST if n in names] + [
+            n for n in names if n not in BASIC + FIRST
+        ]:
             default = getattr(self.defaults, name)
             w = self.widgets[name] = _widget(name, default)
             (basic if name in BASIC else advanced).addRow(_spec(name, default)[0], w)
@@ -186,14 +272,17 @@ class TrainingSettings(QtWidgets.QWidget):
                 basic.addRow(self.step_note)
             self._set(name, default)
             self._connect(name, w)
-        self.toggle = QtWidgets.QToolButton(checkable=True, autoRaise=True,
-                                            toolButtonStyle=QtCore.Qt.ToolButtonStyle.
-                                            ToolButtonTextBesideIcon)
+        self.toggle = QtWidgets.QToolButton(
+            checkable=True,
+            autoRaise=True,
+            toolButtonStyle=QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon,
+        )
         self.toggle.setArrowType(QtCore.Qt.ArrowType.RightArrow)
         self.toggle.setToolTip("The engine's other settings; the defaults suit most runs")
         self.toggle.toggled.connect(self.set_expanded)
-        self.defaults_button = QtWidgets.QPushButton("Defaults", toolTip="Every setting back "
-                                                     "to the engine's default")
+        self.defaults_button = QtWidgets.QPushButton(
+            "Defaults", toolTip="Every setting back to the engine's default"
+        )
         self.defaults_button.clicked.connect(self.reset)
         self.advanced = QtWidgets.QWidget(visible=False)
         inner = QtWidgets.QVBoxLayout(self.advanced)
@@ -210,9 +299,15 @@ class TrainingSettings(QtWidgets.QWidget):
         self.set_patch_multiple(1)
 
     def _connect(self, name: str, w: QtWidgets.QWidget) -> None:
-        signal = (w.toggled if isinstance(w, QtWidgets.QCheckBox) else
-                  w.currentIndexChanged if isinstance(w, QtWidgets.QComboBox) else
-                  w.textChanged if isinstance(w, QtWidgets.QLineEdit) else w.valueChanged)
+        signal = (
+            w.toggled
+            if isinstance(w, QtWidgets.QCheckBox)
+            else w.currentIndexChanged
+            if isinstance(w, QtWidgets.QComboBox)
+            else w.textChanged
+            if isinstance(w, QtWidgets.QLineEdit)
+            else w.valueChanged
+        )
         signal.connect(lambda *_: self._changed(name))
 
     def set_patch_multiple(self, multiple: int) -> None:
@@ -234,20 +329,23 @@ class TrainingSettings(QtWidgets.QWidget):
         under them says so while that is below the box's own maximum."""
         batch, patch = self.widgets["batch_size"], self.widgets["patch_size"]
         b, p = batch.value(), patch.value()
-        most_b = min(self.widest["batch_size"], MAX_STEP_PIXELS // p ** 2)
+        most_b = min(self.widest["batch_size"], MAX_STEP_PIXELS // p**2)
         side = math.isqrt(MAX_STEP_PIXELS // b)
         most_p = min(self.widest["patch_size"], side - side % patch.multiple)
         for box, most in ((batch, most_b), (patch, most_p)):
             box.blockSignals(True)  # a clamp (only of settings set as a whole) is told below
             box.setMaximum(most)
             box.blockSignals(False)
-        binds = [f"with patch size {p}, batch size goes up to {most_b}"] * \
-            (most_b < self.widest["batch_size"]) + \
-            [f"with batch size {b}, patch size goes up to {most_p}"] * \
-            (most_p < self.widest["patch_size"])
-        self.step_note.setText(f"Batch size × patch size² is at most "
-                               f"{MAX_STEP_PIXELS / 1e6:.1f} million pixels a step (the "
-                               f"training engine's limit): {'; '.join(binds)}.")
+        binds = [f"with patch size {p}, batch size goes up to {most_b}"] * (
+            most_b < self.widest["batch_size"]
+        ) + [f"with batch size {b}, patch size goes up to {most_p}"] * (
+            most_p < self.widest["patch_size"]
+        )
+        self.step_note.setText(
+            f"Batch size × patch size² is at most "
+            f"{MAX_STEP_PIXELS / 1e6:.1f} million pixels a step (the "
+            f"training engine's limit): {'; '.join(binds)}."
+        )
         self.step_note.setVisible(bool(binds))
         for name, was in (("batch_size", b), ("patch_size", p)):
             if self.widgets[name].value() != was:
@@ -263,14 +361,18 @@ class TrainingSettings(QtWidgets.QWidget):
 
     def set_expanded(self, expanded: bool) -> None:
         self.toggle.setChecked(expanded)
-        self.toggle.setArrowType(QtCore.Qt.ArrowType.DownArrow if expanded else
-                                 QtCore.Qt.ArrowType.RightArrow)
+        self.toggle.setArrowType(
+            QtCore.Qt.ArrowType.DownArrow if expanded else QtCore.Qt.ArrowType.RightArrow
+        )
         self.advanced.setVisible(expanded)
 
     def _update_toggle(self) -> None:
         now = self.settings()
-        n = sum(getattr(now, f.name) != getattr(self.defaults, f.name)
-                for f in fields(Settings) if f.name not in BASIC)
+        n = sum(
+            getattr(now, f.name) != getattr(self.defaults, f.name)
+            for f in fields(Settings)
+            if f.name not in BASIC
+        )
         self.toggle.setText("Advanced" + (f" ({n} changed)" if n else ""))
 
     def _get(self, name: str) -> Any:

@@ -46,8 +46,10 @@ def study_names(studies: list) -> list[str]:
     depth = 1
     while len(set(names)) < len(names) and depth < max((len(p) for p in parts), default=0):
         depth += 1
-        names = ["/".join(p[-depth:]) if names.count(n) > 1 else n
-                 for n, p in zip(names, parts, strict=True)]
+        names = [
+            "/".join(p[-depth:]) if names.count(n) > 1 else n
+            for n, p in zip(names, parts, strict=True)
+        ]
     return names
 
 
@@ -63,16 +65,22 @@ class TrainingStudies(QtWidgets.QWidget):
         d = Settings()
         self._proposal = (d.val_fraction, d.seed)  # the split's share and seed
         self.folds = d.folds  # cross-validation: every study is held out once (crossval)
-        self.data_edit = QtWidgets.QLineEdit(WORKSPACE, toolTip="'workspace': the studies "
-                                             "marked done; a folder of studies, each a "
-                                             "series folder with labels.nii.gz; or "
-                                             "pacs://NODE[?query], the studies on a PACS")
+        self.data_edit = QtWidgets.QLineEdit(
+            WORKSPACE,
+            toolTip="'workspace': the studies "
+            "marked done; a folder of studies, each a "
+            "series folder with labels.nii.gz; or "
+            "pacs://NODE[?query], the studies on a PACS",
+        )
         browse = QtWidgets.QPushButton("Folder…")
         browse.clicked.connect(self._browse)
         # "Studies on the PACS": a saved node's studies whose MedView SEG is marked done
-        self.pacs_button = QtWidgets.QPushButton("PACS…", toolTip="Studies on the PACS: a "
-                                                 "node's studies with MedView labels marked "
-                                                 "done (pacs://NODE)")
+        self.pacs_button = QtWidgets.QPushButton(
+            "PACS…",
+            toolTip="Studies on the PACS: a "
+            "node's studies with MedView labels marked "
+            "done (pacs://NODE)",
+        )
         self.pacs_menu = QtWidgets.QMenu(self.pacs_button)
         self.pacs_menu.aboutToShow.connect(self._fill_pacs_menu)
         self.pacs_menu.triggered.connect(lambda act: self.use_pacs(act.data()))
@@ -86,8 +94,9 @@ class TrainingStudies(QtWidgets.QWidget):
         row.addWidget(refresh)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.horizontalHeaderItem(1).setToolTip("Patients are numbered here; a "
-                                                      "patient's studies stay on one side")
+        self.table.horizontalHeaderItem(1).setToolTip(
+            "Patients are numbered here; a patient's studies stay on one side"
+        )
         self.table.verticalHeader().hide()
         self.table.setMinimumHeight(140)  # a few rows stay readable in a short dock
         # a label a line, its size first: a narrow dock cuts the name, never the number (cut
@@ -96,7 +105,8 @@ class TrainingStudies(QtWidgets.QWidget):
         self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(
-            2, QtWidgets.QHeaderView.ResizeMode.Stretch)
+            2, QtWidgets.QHeaderView.ResizeMode.Stretch
+        )
         self.summary = QtWidgets.QLabel("", wordWrap=True)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -164,39 +174,47 @@ class TrainingStudies(QtWidgets.QWidget):
         self.listed.emit(text)
 
     def _show(self, rows: list) -> None:
-        kept = {r.study.patient: self.table.cellWidget(i, 3).currentIndex()
-                for i, r in enumerate(self.rows)}  # the reader's split, kept by patient
+        kept = {
+            r.study.patient: self.table.cellWidget(i, 3).currentIndex()
+            for i, r in enumerate(self.rows)
+        }  # the reader's split, kept by patient
         self.rows = rows
         patients = {r.study.patient for r in rows}
         number = {p: i + 1 for i, p in enumerate(dict.fromkeys(r.study.patient for r in rows))}
         self.table.setRowCount(len(rows))
-        for i, (r, shown) in enumerate(zip(rows, study_names([r.study for r in rows]),
-                                           strict=True)):
+        for i, (r, shown) in enumerate(
+            zip(rows, study_names([r.study for r in rows]), strict=True)
+        ):
             st = r.study
             names = st.segments or self.names
-            counts = "\n".join(f"{size_text(n, r.voxel_ml)}  {names.get(v, v)}"
-                               for v, n in sorted(r.counts.items()))
+            counts = "\n".join(
+                f"{size_text(n, r.voxel_ml)}  {names.get(v, v)}"
+                for v, n in sorted(r.counts.items())
+            )
             item = QtWidgets.QTableWidgetItem(shown)
             item.setToolTip(st.image)
             self.table.setItem(i, 0, item)
             self.table.setItem(i, 1, QtWidgets.QTableWidgetItem(f"P{number[st.patient]}"))
             item = QtWidgets.QTableWidgetItem(counts or "no labels")
-            item.setToolTip("\n".join(f"{names.get(v, v)}: {n:,} voxels"
-                                      for v, n in sorted(r.counts.items())))
+            item.setToolTip(
+                "\n".join(f"{names.get(v, v)}: {n:,} voxels" for v, n in sorted(r.counts.items()))
+            )
             self.table.setItem(i, 2, item)
-            combo = QtWidgets.QComboBox(toolTip="Training or validation, for every study of "
-                                                "this patient")
+            combo = QtWidgets.QComboBox(
+                toolTip="Training or validation, for every study of this patient"
+            )
             combo.addItems(SIDE_NAMES)
             combo.currentIndexChanged.connect(lambda side, i=i: self._moved(i, side))
             self.table.setCellWidget(i, 3, combo)
         self.table.resizeColumnsToContents()
         self.table.resizeRowsToContents()  # a label a line: the dock is narrow
         self.propose(*self._proposal)
-        self._apply({r.study.key: kept[r.study.patient] for r in rows
-                     if r.study.patient in kept})
-        self.listed.emit(f"{_count(len(rows), 'labelled study', 'labelled studies')} of "
-                         f"{_count(len(patients), 'patient', 'patients')}; the split is by "
-                         f"patient (change it per row).")
+        self._apply({r.study.key: kept[r.study.patient] for r in rows if r.study.patient in kept})
+        self.listed.emit(
+            f"{_count(len(rows), 'labelled study', 'labelled studies')} of "
+            f"{_count(len(patients), 'patient', 'patients')}; the split is by "
+            f"patient (change it per row)."
+        )
 
     def propose(self, val_fraction: float, seed: int) -> None:
         """The proposed split by patient (seeded), replacing edits."""
@@ -236,8 +254,9 @@ class TrainingStudies(QtWidgets.QWidget):
 
     def _label_name(self, value: int) -> str:
         """A label value as the studies name it (the table's words), else the model's."""
-        named = next((r.study.segments[value] for r in self.rows
-                      if r.study.segments.get(value)), None)
+        named = next(
+            (r.study.segments[value] for r in self.rows if r.study.segments.get(value)), None
+        )
         return named or str(self.names.get(value, value))
 
     def _summarise(self) -> None:
@@ -248,9 +267,11 @@ class TrainingStudies(QtWidgets.QWidget):
             with_label = {v: sum(1 for r in rows if r.counts.get(v)) for v in labels}
             names = ", ".join(f"{self._label_name(v)} in {n}" for v, n in with_label.items())
             n_patients = len({r.study.patient for r in rows})
-            parts.append(f"{title}: {_count(len(rows), 'study', 'studies')} of "
-                         f"{_count(n_patients, 'patient', 'patients')}"
-                         f"{' — ' + names if names and rows else ''}.")
+            parts.append(
+                f"{title}: {_count(len(rows), 'study', 'studies')} of "
+                f"{_count(n_patients, 'patient', 'patients')}"
+                f"{' — ' + names if names and rows else ''}."
+            )
             if side == "val" and rows:
                 missing = [self._label_name(v) for v, n in with_label.items() if not n]
         if self.folds >= 2:  # the sides only matter for a run of one held-out split
@@ -263,14 +284,18 @@ class TrainingStudies(QtWidgets.QWidget):
                 f"{min(self.folds, n_patients)} folds by patient"
                 f"{' — ' + names if names else ''}. Each study is held out once, then the "
                 f"version trains on all of them (the sides below apply with 1 fold only, "
-                f"set under Advanced).")
+                f"set under Advanced)."
+            )
             return
         if missing:
-            parts.append(f"No validation study has {', '.join(missing)}: its Dice will not "
-                         f"be measured.")
+            parts.append(
+                f"No validation study has {', '.join(missing)}: its Dice will not be measured."
+            )
         if len(split["val"]) == 1:
-            parts.append("One validation study: the numbers that decide whether the new "
-                         "version is better are from that study alone, so they vary a lot.")
+            parts.append(
+                "One validation study: the numbers that decide whether the new "
+                "version is better are from that study alone, so they vary a lot."
+            )
         self.summary.setText(" ".join(parts))
 
     def set_folds(self, folds: int) -> None:
@@ -282,15 +307,21 @@ class TrainingStudies(QtWidgets.QWidget):
     def problem(self) -> str | None:
         """Why the split cannot train, as one sentence; None when it can."""
         if not self.rows:
-            return "No labelled studies are listed: mark studies done (or choose a folder), " \
-                   "then Refresh."
+            return (
+                "No labelled studies are listed: mark studies done (or choose a folder), "
+                "then Refresh."
+            )
         if len({r.study.patient for r in self.rows}) < 2:
-            return "All listed studies are of one patient: label a study of another patient " \
-                   "to validate on, since a patient on both sides flatters the numbers."
+            return (
+                "All listed studies are of one patient: label a study of another patient "
+                "to validate on, since a patient on both sides flatters the numbers."
+            )
         split = self.split()
         if not split["train"] or not split["val"]:
-            return "Training and validation each need at least one patient's studies: move " \
-                   "one patient to the other side."
+            return (
+                "Training and validation each need at least one patient's studies: move "
+                "one patient to the other side."
+            )
         return None
 
     def shutdown(self) -> None:

@@ -15,9 +15,12 @@ from medview.ai.training.runs import RunInfo, discard_run, unfinished_runs
 from medview.core.errors import MedviewError
 from medview.ui.panels.training_sentences import setting_sentence
 
-STATES = {"stopped": "stopped", "failed": "ended with an error",
-          "interrupted": "interrupted (the app or the computer stopped while it ran)",
-          "running": "still running in another process"}
+STATES = {
+    "stopped": "stopped",
+    "failed": "ended with an error",
+    "interrupted": "interrupted (the app or the computer stopped while it ran)",
+    "running": "still running in another process",
+}
 
 
 def describe(run: RunInfo) -> str:
@@ -27,9 +30,11 @@ def describe(run: RunInfo) -> str:
     if run.step:
         where += f", {run.step} of {run.steps_per_epoch} steps into epoch {run.epoch + 1}"
     dice = [h["val_dice"] for h in run.history if h.get("val_dice") is not None]
-    text = (f"{run.base}, started {started}: {STATES.get(run.status, run.status)} — {where}"
-            f"{f', last validation Dice {dice[-1]:.3f}' if dice else ''}; {run.train} "
-            f"training and {run.val} validation studies.")
+    text = (
+        f"{run.base}, started {started}: {STATES.get(run.status, run.status)} — {where}"
+        f"{f', last validation Dice {dice[-1]:.3f}' if dice else ''}; {run.train} "
+        f"training and {run.val} validation studies."
+    )
     error = setting_sentence(run.error_setting) or run.error  # the panel's words if it can
     return text + (f" {error.rstrip('.')}." if error and run.status == "failed" else "")
 
@@ -48,11 +53,14 @@ class UnfinishedRuns(QtWidgets.QGroupBox):
         self.text = QtWidgets.QLabel(wordWrap=True)
         self.text.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.resume_button = QtWidgets.QPushButton(
-            "Resume", toolTip="Continue this run from its last checkpoint, with its own "
-                              "settings and split")
+            "Resume",
+            toolTip="Continue this run from its last checkpoint, with its own settings and split",
+        )
         self.discard_button = QtWidgets.QPushButton(
-            "Discard", toolTip="Move this run's folder into training/discarded (nothing is "
-                               "deleted; no model version is touched)")
+            "Discard",
+            toolTip="Move this run's folder into training/discarded (nothing is "
+            "deleted; no model version is touched)",
+        )
         self.resume_button.clicked.connect(self._resume)
         self.discard_button.clicked.connect(self.discard)
         buttons = QtWidgets.QHBoxLayout()
@@ -81,8 +89,9 @@ class UnfinishedRuns(QtWidgets.QGroupBox):
             self.combo.setCurrentIndex(folders.index(select))
         self.combo.blockSignals(False)
         self.combo.setVisible(len(self.runs) > 1)
-        self.setTitle("Unfinished run" if len(self.runs) < 2 else
-                      f"Unfinished runs ({len(self.runs)})")
+        self.setTitle(
+            "Unfinished run" if len(self.runs) < 2 else f"Unfinished runs ({len(self.runs)})"
+        )
         self.setVisible(bool(self.runs))
         self._show()
 
@@ -106,6 +115,8 @@ class UnfinishedRuns(QtWidgets.QGroupBox):
         except MedviewError as exc:
             self.message.emit(str(exc))
             return
-        self.message.emit(f"The run of {run.base} was moved to {where}; delete that folder "
-                          f"when you no longer need it.")
+        self.message.emit(
+            f"The run of {run.base} was moved to {where}; delete that folder "
+            f"when you no longer need it."
+        )
         self.refresh()

@@ -21,18 +21,28 @@ from medview.ai.models.registry import ModelEntry
 from medview.ai.models.verdict import BETTER, verdict
 
 # keys of a card's validation numbers that say how it was measured, not how well it did
-CONDITIONS = ("studies", "lesions", "lesions_ge_6mm", "threshold", "fp_threshold",
-              "min_component_voxels", "min_component_slices", "extent_threshold",
-              "extent_max_mm")
+CONDITIONS = (
+    "studies",
+    "lesions",
+    "lesions_ge_6mm",
+    "threshold",
+    "fp_threshold",
+    "min_component_voxels",
+    "min_component_slices",
+    "extent_threshold",
+    "extent_max_mm",
+)
 CONDITIONS_TITLE = "Measured with (conditions, not results)"
 KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole  # a row's card key, for tests and tooltips
 
 
 # the Dice numbers say which Dice: overlap of all voxels, or each lesion's own
-NAMES = {"dice_mean": "Dice of all voxels (mean of labels)",
-         "mean_dice_ge_6mm": "Dice per lesion ≥6 mm (mean)",
-         "mean_dice_detected_ge_6mm": "Dice per found lesion ≥6 mm (mean)",
-         "sensitivity_all": "sensitivity, all lesions"}
+NAMES = {
+    "dice_mean": "Dice of all voxels (mean of labels)",
+    "mean_dice_ge_6mm": "Dice per lesion ≥6 mm (mean)",
+    "mean_dice_detected_ge_6mm": "Dice per found lesion ≥6 mm (mean)",
+    "sensitivity_all": "sensitivity, all lesions",
+}
 
 
 def metric_name(key: str) -> str:
@@ -41,13 +51,15 @@ def metric_name(key: str) -> str:
     if key in NAMES:
         return NAMES[key]
     words = key.replace("_ge_6mm", " ≥6 mm").replace("_", " ")
-    return " ".join("Dice" if w == "dice" else "FP" if w == "fp" else w
-                    for w in words.split(" "))
+    return " ".join("Dice" if w == "dice" else "FP" if w == "fp" else w for w in words.split(" "))
 
 
 def _numbers(validation: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in validation.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: float(v)
+        for k, v in validation.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def parent_of(a: ModelEntry, b: ModelEntry) -> tuple[ModelEntry, ModelEntry] | None:
@@ -70,13 +82,17 @@ def paired_metrics(a: ModelEntry, b: ModelEntry) -> tuple[dict, dict, str]:
         n = n if isinstance(n, int) else len(n)
         cv = ft.get("cross_validation")
         if isinstance(cv, dict):
-            where = (f"both on all {n} stud{'y' if n == 1 else 'ies'} of {child.ref}'s "
-                     f"fine-tune, {cv.get('folds')}-fold cross-validated (each study scored "
-                     f"by a version trained without it); [low, high] = 95% interval over "
-                     f"studies")
+            where = (
+                f"both on all {n} stud{'y' if n == 1 else 'ies'} of {child.ref}'s "
+                f"fine-tune, {cv.get('folds')}-fold cross-validated (each study scored "
+                f"by a version trained without it); [low, high] = 95% interval over "
+                f"studies"
+            )
         else:
-            where = (f"both on the {n} validation stud{'y' if n == 1 else 'ies'} of "
-                     f"{child.ref}'s fine-tune (hash {ft.get('val_hash', '?')})")
+            where = (
+                f"both on the {n} validation stud{'y' if n == 1 else 'ies'} of "
+                f"{child.ref}'s fine-tune (hash {ft.get('val_hash', '?')})"
+            )
         return (ch, pa, where) if parent is b else (pa, ch, where)
     seeds = a.card.validation.get("held_out_seeds")
     if seed_range(seeds) and seeds == b.card.validation.get("held_out_seeds"):
@@ -120,15 +136,17 @@ def verdict_style(label: QtWidgets.QLabel, level: str, text: str) -> None:
     label.setVisible(bool(text))
 
 
-def metric_rows(a: ModelEntry, b: ModelEntry
-                ) -> tuple[str, list[tuple[str, ...]], list[tuple[str, ...]]]:
+def metric_rows(
+    a: ModelEntry, b: ModelEntry
+) -> tuple[str, list[tuple[str, ...]], list[tuple[str, ...]]]:
     """(what the numbers were measured on, results, conditions), each row (card key, A, B,
     B − A; for a condition "same" or "differs"): the numbers both cards hold first, then
     those only one holds."""
     na, nb, where = paired_metrics(a, b)
     ia, ib = intervals(a, b)
-    keys = [k for k in na if k in nb] + [k for k in na if k not in nb] + \
-        [k for k in nb if k not in na]
+    keys = (
+        [k for k in na if k in nb] + [k for k in na if k not in nb] + [k for k in nb if k not in na]
+    )
     rows, conditions = [], []
     for key in keys:
         va, vb = na.get(key), nb.get(key)
@@ -141,8 +159,11 @@ def metric_rows(a: ModelEntry, b: ModelEntry
     return where, rows, conditions
 
 
-def fill_table(table: QtWidgets.QTableWidget, rows: list[tuple[str, ...]],
-               conditions: list[tuple[str, ...]] = ()) -> None:
+def fill_table(
+    table: QtWidgets.QTableWidget,
+    rows: list[tuple[str, ...]],
+    conditions: list[tuple[str, ...]] = (),
+) -> None:
     """Rows of (key, texts…) into `table`, the key worded (metric_name) with the key itself
     as tooltip, numbers right-aligned; the conditions after a title row of their own."""
     table.clearSpans()
@@ -181,8 +202,13 @@ class VersionCompareDialog(QtWidgets.QDialog):
     on_study = QtCore.Signal(str, str)  # (A, B): show both versions on the open study
     activate = QtCore.Signal(str)  # the ref the reader chose to activate (B)
 
-    def __init__(self, entries: list[ModelEntry], first: str | None = None,
-                 second: str | None = None, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self,
+        entries: list[ModelEntry],
+        first: str | None = None,
+        second: str | None = None,
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Compare model versions")
         self.entries = {e.ref: e for e in entries}
@@ -197,7 +223,8 @@ class VersionCompareDialog(QtWidgets.QDialog):
         self.table.setHorizontalHeaderLabels(["validation result", "A", "B", "B − A"])
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(
-            0, QtWidgets.QHeaderView.ResizeMode.Stretch)
+            0, QtWidgets.QHeaderView.ResizeMode.Stretch
+        )
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         top = QtWidgets.QHBoxLayout()
         top.addWidget(QtWidgets.QLabel("A"))
@@ -207,18 +234,21 @@ class VersionCompareDialog(QtWidgets.QDialog):
         close = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         self.study_button = close.addButton(
-            "Compare on this study", QtWidgets.QDialogButtonBox.ButtonRole.ActionRole)
-        self.study_button.setToolTip("Run both versions on the open study and show their "
-                                     "outputs side by side")
+            "Compare on this study", QtWidgets.QDialogButtonBox.ButtonRole.ActionRole
+        )
+        self.study_button.setToolTip(
+            "Run both versions on the open study and show their outputs side by side"
+        )
         self.study_button.clicked.connect(
-            lambda: self.on_study.emit(self.a.currentText(), self.b.currentText()))
+            lambda: self.on_study.emit(self.a.currentText(), self.b.currentText())
+        )
         # the reader's choice, beside what the numbers say of it: nothing is activated here
         # on their behalf
         self.activate_button = QtWidgets.QPushButton(
-            "Activate B", toolTip="Make version B the one that runs (to roll back, activate "
-                                  "the older one)")
-        self.activate_button.clicked.connect(
-            lambda: self.activate.emit(self.b.currentText()))
+            "Activate B",
+            toolTip="Make version B the one that runs (to roll back, activate the older one)",
+        )
+        self.activate_button.clicked.connect(lambda: self.activate.emit(self.b.currentText()))
         self.verdict = QtWidgets.QLabel(wordWrap=True)
         choose = QtWidgets.QHBoxLayout()
         choose.addWidget(self.activate_button, 0, QtCore.Qt.AlignmentFlag.AlignTop)

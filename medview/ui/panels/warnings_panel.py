@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-_ICONS = {"warning": QtWidgets.QStyle.StandardPixmap.SP_MessageBoxWarning,
-          "error": QtWidgets.QStyle.StandardPixmap.SP_MessageBoxCritical,
-          "info": QtWidgets.QStyle.StandardPixmap.SP_MessageBoxInformation}
+_ICONS = {
+    "warning": QtWidgets.QStyle.StandardPixmap.SP_MessageBoxWarning,
+    "error": QtWidgets.QStyle.StandardPixmap.SP_MessageBoxCritical,
+    "info": QtWidgets.QStyle.StandardPixmap.SP_MessageBoxInformation,
+}
 
 
 class WarningsPanel(QtWidgets.QWidget):
@@ -51,12 +53,14 @@ class WarningsPanel(QtWidgets.QWidget):
 
     def messages(self, kind: str | None = None) -> list[str]:
         items = (self.list.item(i) for i in range(self.list.count()))
-        return [it.text() for it in items
-                if kind is None or it.data(QtCore.Qt.ItemDataRole.UserRole) == kind]
+        return [
+            it.text()
+            for it in items
+            if kind is None or it.data(QtCore.Qt.ItemDataRole.UserRole) == kind
+        ]
 
     def copy_to_clipboard(self) -> None:
-        chosen = self.list.selectedItems() or [self.list.item(i)
-                                               for i in range(self.list.count())]
+        chosen = self.list.selectedItems() or [self.list.item(i) for i in range(self.list.count())]
         QtWidgets.QApplication.clipboard().setText("\n".join(it.text() for it in chosen))
 
     def _changed(self) -> None:

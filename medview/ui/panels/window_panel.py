@@ -46,11 +46,15 @@ def _presets(volume: Volume, auto: Window) -> list[tuple[str, Window]]:
     """Menu entries: the file's own windows, the CT presets (with their number keys) for CT,
     and the automatic window from the histogram."""
     md = volume.metadata
-    items = [(f"File{f' {i}' if len(md.windows) > 1 else ''}: W {w:g} / L {c:g}",
-              Window(c, w, "File")) for i, (c, w) in enumerate(md.windows, start=1)]
+    items = [
+        (f"File{f' {i}' if len(md.windows) > 1 else ''}: W {w:g} / L {c:g}", Window(c, w, "File"))
+        for i, (c, w) in enumerate(md.windows, start=1)
+    ]
     if md.modality == "CT":
-        items += [(f"{k}  {p.name}  W {p.width:g} / L {p.center:g}", p)
-                  for k, p in enumerate(CT_PRESETS, start=1)]
+        items += [
+            (f"{k}  {p.name}  W {p.width:g} / L {p.center:g}", p)
+            for k, p in enumerate(CT_PRESETS, start=1)
+        ]
     items.append((f"Auto  W {auto.width:.4g} / L {auto.center:.4g}", auto))
     return items
 
@@ -64,8 +68,12 @@ class WindowPanel(QtWidgets.QWidget):
     """Window/level and cine controls for one ViewerState; `views` are the SliceViews whose
     cine it drives (the one last focused plays)."""
 
-    def __init__(self, state: ViewerState, views: list[SliceView] | None = None,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self,
+        state: ViewerState,
+        views: list[SliceView] | None = None,
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state = state
         self.views = list(views or [])
@@ -98,13 +106,15 @@ class WindowPanel(QtWidgets.QWidget):
         axis.setStyle(tickLength=-4)
         layout.addItem(self.vb, 0, 0)
         layout.addItem(axis, 1, 0)
-        self.curve = pg.PlotCurveItem(fillLevel=0, pen=pg.mkPen((150, 150, 150)),
-                                      brush=(110, 110, 110, 160))
+        self.curve = pg.PlotCurveItem(
+            fillLevel=0, pen=pg.mkPen((150, 150, 150)), brush=(110, 110, 110, 160)
+        )
         self.ramp = pg.PlotCurveItem(pen=RAMP_PEN)  # the grey ramp the window applies
         self.vb.addItem(self.curve)
         self.vb.addItem(self.ramp)
-        self.region = pg.LinearRegionItem(brush=REGION_BRUSH, pen=LINE_PEN,
-                                          hoverPen=LINE_HOVER_PEN, swapMode="block")
+        self.region = pg.LinearRegionItem(
+            brush=REGION_BRUSH, pen=LINE_PEN, hoverPen=LINE_HOVER_PEN, swapMode="block"
+        )
         self.region.setZValue(10)
         self.vb.addItem(self.region, ignoreBounds=True)
         self.region.sigRegionChanged.connect(self._on_region)
@@ -114,8 +124,10 @@ class WindowPanel(QtWidgets.QWidget):
         self.presets.setToolTip("Window presets; number keys 1-9 in a view pick them too")
         self.presets.activated.connect(self._on_preset)
         self.width_box, self.level_box = QtWidgets.QDoubleSpinBox(), QtWidgets.QDoubleSpinBox()
-        for box, lo, tip in ((self.width_box, 1.0, "Window width"),
-                             (self.level_box, -1e6, "Window level (centre)")):
+        for box, lo, tip in (
+            (self.width_box, 1.0, "Window width"),
+            (self.level_box, -1e6, "Window level (centre)"),
+        ):
             box.setRange(lo, 1e6)
             box.setKeyboardTracking(False)  # apply on Enter / arrows, not per digit typed
             box.setToolTip(tip)
@@ -177,10 +189,14 @@ class WindowPanel(QtWidgets.QWidget):
         for w in (self.plot, self.presets, self.width_box, self.level_box):
             w.setEnabled(windowed)
         self.invert_box.setEnabled(v is not None and not v.is_colour)
-        self.note.setText("" if v is None or not v.is_colour else
-                          f"Colour image of {8 * v.array.itemsize}-bit values: window/level "
-                          f"applies to all three channels." if windowed else
-                          "Colour image: window/level does not apply.")
+        self.note.setText(
+            ""
+            if v is None or not v.is_colour
+            else f"Colour image of {8 * v.array.itemsize}-bit values: window/level "
+            f"applies to all three channels."
+            if windowed
+            else "Colour image: window/level does not apply."
+        )
         self.note.setVisible(bool(self.note.text()))
         self.presets.clear()
         self.preset_windows = []
@@ -198,7 +214,7 @@ class WindowPanel(QtWidgets.QWidget):
         self.width_box.setMaximum(reach)
         self.level_box.setRange(-reach, reach)
         decimals = _decimals(self._data_range[1] - self._data_range[0])
-        step = max((self._data_range[1] - self._data_range[0]) / 200, 10.0 ** -decimals)
+        step = max((self._data_range[1] - self._data_range[0]) / 200, 10.0**-decimals)
         for box in (self.width_box, self.level_box):
             box.setDecimals(decimals)
             box.setSingleStep(float(f"{step:.1g}"))
