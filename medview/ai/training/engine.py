@@ -56,6 +56,24 @@ BETWEEN = ("prepare", "replay", "mining", "evaluate")
 Emit = Callable[[dict], None]
 
 
+def fresh_state(base: str, seconds: float) -> dict[str, Any]:
+    """The training state of a run (or a cross-validation phase) before its first step; the
+    checkpoint saves it and a resume continues from it."""
+    return {
+        "base": base,
+        "epoch": 0,
+        "step": 0,
+        "rng": None,
+        "loss_sum": 0.0,
+        "loss_n": 0,
+        "history": [],
+        "best_epoch": 0,
+        "best_dice": -1.0,
+        "bad_epochs": 0,
+        "seconds": seconds,
+    }
+
+
 class Stopped(Exception):
     """Stop asked outside the training steps (the steps save a checkpoint themselves)."""
 
@@ -329,19 +347,7 @@ class Trainer:
             resumed = st is not None
         else:
             resumed = False
-        st = st or {
-            "base": card.ref,
-            "epoch": 0,
-            "step": 0,
-            "rng": None,
-            "loss_sum": 0.0,
-            "loss_n": 0,
-            "history": [],
-            "best_epoch": 0,
-            "best_dice": -1.0,
-            "bad_epochs": 0,
-            "seconds": 0.0,
-        }
+        st = st or fresh_state(card.ref, 0.0)
         st.setdefault("phase", phase)
         st.setdefault("folds_done", "[]")
         if val:
@@ -472,17 +478,7 @@ class Trainer:
                 }
             )
         fresh = {
-            "base": card.ref,
-            "epoch": 0,
-            "step": 0,
-            "rng": None,
-            "loss_sum": 0.0,
-            "loss_n": 0,
-            "history": [],
-            "best_epoch": 0,
-            "best_dice": -1.0,
-            "bad_epochs": 0,
-            "seconds": st["seconds"],
+            **fresh_state(card.ref, st["seconds"]),
             "phase": phase + 1,
             "folds_done": json.dumps(done),
         }
