@@ -19,9 +19,10 @@ from medview.core.errors import InvalidInputError
 GENERATOR = "medview.demo"
 SERIES_DIR = "series"
 LABELS_NAME = "labels.nii.gz"
+SEGMENTS_NAME = "labels.segments.json"  # the label map's segment table (io.labels.files)
 LESIONS_NAME = "lesions.json"
 README_NAME = "README.txt"
-OUTPUTS = (SERIES_DIR, LABELS_NAME, LESIONS_NAME, README_NAME)
+OUTPUTS = (SERIES_DIR, LABELS_NAME, SEGMENTS_NAME, LESIONS_NAME, README_NAME)
 _PARTIAL_PREFIX = ".medview-demo-partial-"
 _OLD_PREFIX = ".medview-demo-old-"
 

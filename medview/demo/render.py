@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from medview.core.jobs import CancelToken, ProgressCallback, report
+from medview.core.labels import segment_for
 from medview.demo.dicom_writer import WINDOW_PRESETS, SeriesGeometry, SeriesWriter
 from medview.demo.follow_up import DAYS_PER_MONTH, FollowUp, follow_up_lesions, moved_phantom
 from medview.demo.lesions import LABEL_VALUES, Lesion, paint_lesions, place_lesions
@@ -26,6 +27,7 @@ from medview.demo.phantom import Phantom
 from medview.demo.scanner import Texture, add_noise, apply_kernel, to_stored
 from medview.demo.shapes import F32, Canvas
 from medview.demo.sites import TISSUES, Site, T, tissue_hu
+from medview.io.labels.files import write_segment_table
 
 MATRIX = 512
 FOV_CENTRE_Y_MM = 15.0  # keeps the patient and the table top in the field of view
@@ -212,6 +214,12 @@ def render_study(
                 f.cancel()
     report(progress, 0.96, "writing the label map")
     _write_labels(work / LABELS_NAME, labels, geo)
+    # named and coded segments beside the map: imported into the viewer the ground truth
+    # reads "lung nodule" / "liver lesion", and training matches them to a model by name
+    write_segment_table(
+        work / LABELS_NAME,
+        {v: segment_for(v, name.replace("_", " ")) for name, v in LABEL_VALUES.items()},
+    )
     described = tally.describe(lesions, geo)
     meta = {
         "generator": GENERATOR,
@@ -270,7 +278,8 @@ def _readme(meta: dict, site: Site) -> str:
         "            explicit VR little endian; IM0001 is the most superior slice.\n"
         "labels.nii.gz  lesion labels on the same grid: "
         + ", ".join(f"{v} = {k.replace('_', ' ')}" for k, v in meta["label_values"].items())
-        + ".\nlesions.json   each lesion's class, kind, centre (LPS mm), nominal diameter,\n"
+        + ".\nlabels.segments.json  the segments' names, colours and SNOMED CT codes.\n"
+        "lesions.json   each lesion's class, kind, centre (LPS mm), nominal diameter,\n"
         "               voxelised volume (mL) and mean stored HU, measured from the label\n"
         "               map, and the lesion material's HU before partial volume and noise.\n"
         "               origin_lps_mm is the centre of the first voxel of the most inferior\n"

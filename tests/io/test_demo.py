@@ -106,7 +106,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     a = generate_demo_study(tmp_path / "one", seed=11, slices=8)
     b = generate_demo_study(tmp_path / "two", seed=11, slices=8)
     da, db = digest(a.out_dir), digest(b.out_dir)
-    assert len(da) == 8 + 3 and da == db
+    assert len(da) == 8 + 4 and da == db  # 8 slices, labels, segment table, lesions, README
 
 
 def test_different_seeds_differ(tmp_path):
@@ -455,6 +455,7 @@ def test_previous_output_is_replaced(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "README.txt",
         "labels.nii.gz",
+        "labels.segments.json",
         "lesions.json",
         "series",
     ]

@@ -19,6 +19,11 @@ from tests.ui.main_window_fixtures import open_and_wait
 
 WAIT_MS = 15_000
 
+NOT_READ = (
+    "4 other files not read (README.txt, labels.nii.gz, labels.segments.json, lesions.json): "
+    "not DICOM"
+)
+
 
 @pytest.fixture(scope="module")
 def demo_out(demo):
@@ -31,7 +36,7 @@ def test_demo_folder_has_no_red_error_and_offers_its_ground_truth(qtbot, window,
     assert window.warnings.messages("error") == []
     assert window.warnings.messages("warning") == []
     notes = window.warnings.messages("info")
-    assert "3 other files not read (README.txt, labels.nii.gz, lesions.json): not DICOM" in notes
+    assert NOT_READ in notes
     layers = window.layers
     qtbot.waitUntil(lambda: layers.offer.isVisible(), timeout=WAIT_MS)
     assert layers.offer_text.text() == "Labels found beside this series: <b>labels.nii.gz</b>"
@@ -63,6 +68,10 @@ def test_demo_folder_has_no_red_error_and_offers_its_ground_truth(qtbot, window,
     assert ann.editor is not None
     np.testing.assert_array_equal(ann.editor.label_map.array, truth)
     assert sorted(ann.editor.label_map.segments) == sorted(set(np.unique(truth)) - {0})
+    # the demo's segment table names and codes them (they read "Segment 1/2" without it)
+    names = {v: seg.name for v, seg in ann.editor.label_map.segments.items()}
+    assert names == {1: "lung nodule", 2: "liver lesion"}
+    assert ann.editor.label_map.segments[1].type.value == "27925004"  # SNOMED CT: nodule
     ann.shutdown()
 
 
@@ -71,7 +80,7 @@ def test_info_names_the_other_files_once_and_skips_nothing(demo_out, capsys):
 
     assert main(["info", str(demo_out.out_dir)]) == 0
     out = capsys.readouterr().out
-    assert "3 other files not read (README.txt, labels.nii.gz, lesions.json): not DICOM" in out
+    assert NOT_READ in out
     assert "Skipped" not in out and "is not a DICOM file" not in out
 
 
