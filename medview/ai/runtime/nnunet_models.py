@@ -5,9 +5,9 @@ own predictor (nnUNetPredictor), with its own preprocessing, sliding window and 
 nnU-Net is an optional extra (`pip install 'medview[nnunet]'`); without it an import or a run
 says so in one sentence.
 
-Safety: nnU-Net itself reads checkpoints with torch.load(weights_only=False), which can run
-code hidden in the pickle. MedView reads them with weights_only=True and hands the weights to
-the predictor (manual_initialization). The network is built by nnU-Net's trainer class from
+Safety: nnU-Net's own loader unpickles a checkpoint in full, which can run code hidden in
+the pickle, so MedView never calls it: the checkpoint is read here with weights_only=True and
+the weights are handed to the predictor (manual_initialization). The network is built by nnU-Net's trainer class from
 the plans; the plans name classes to import, so only dynamic_network_architectures networks
 with torch.nn building blocks are accepted, and trainers are looked up inside nnunetv2 only.
 
