@@ -38,11 +38,11 @@ from medview.ai.models.bundle_config import (
     read_bundle,
     read_licence,
 )
-from medview.ai.models.cards import CARD_FILE, ModelCard, card_from_dict
+from medview.ai.models.cards import ModelCard, card_from_dict
 from medview.ai.runtime.volume_models import BUNDLE_FOLDER
 from medview.core.errors import InvalidInputError, MedviewError, UnsupportedInputError
 from medview.core.labels import COMMON_CODES
-from medview.io.workspace import atomic_write_bytes, atomic_write_text
+from medview.io.workspace import atomic_write_bytes
 
 PRIVATE_SCHEME = "99MEDVIEW"  # a DICOM private coding scheme for names MedView cannot code
 
@@ -241,46 +241,13 @@ def _validate(folder: Path, card: ModelCard) -> None:
 def install(
     staging_fill: Any, card_data: dict[str, Any], where: str, validate: Any = None
 ) -> registry.ModelEntry:
-    """Stage a model folder (`staging_fill(folder)` writes its files), write its card,
-    check it (`validate(folder, card)`, by default: one test window through the network)
-    and move it into its new version folder; all or nothing."""
-    from medview.ai.runtime.user_models import _move_into
+    """Install a bundle-made model folder through user_models.install_staged, checked by
+    `validate(folder, card)` (by default: one test window through the network)."""
+    from medview.ai.runtime.user_models import install_staged
 
-    card = card_from_dict(card_data, where)
-    try:
-        registry.resolve(card.ref)
-    except InvalidInputError:
-        pass  # not installed yet: good
-    else:
-        raise InvalidInputError(
-            where,
-            f"cannot be imported as {card.ref}: that version "
-            f"exists, and versions are never overwritten; choose a "
-            f"new version number (--version)",
-        )
-    root = registry.user_models_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
-    folder: Path | None = None
-    try:
-        staging_fill(staging)
-        atomic_write_text(staging / CARD_FILE, card.to_json() + "\n")
-        try:
-            (validate or _validate)(staging, card)
-        except MedviewError as exc:  # name the user's file, not the staging copy
-            raise type(exc)(where, exc.problem) from exc
-        folder = registry.new_version_folder(card.name, card.version)
-        _move_into(staging, folder)
-    except BaseException:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        name_dir = root / card.name
-        if name_dir.is_dir() and not any(name_dir.iterdir()):
-            name_dir.rmdir()
-    return registry.resolve(card.ref)
+    return install_staged(
+        staging_fill, card_from_dict(card_data, where), where, validate or _validate
+    )
 
 
 def import_bundle(

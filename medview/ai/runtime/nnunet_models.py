@@ -7,9 +7,10 @@ says so in one sentence.
 
 Safety: nnU-Net's own loader unpickles a checkpoint in full, which can run code hidden in
 the pickle, so MedView never calls it: the checkpoint is read here with weights_only=True and
-the weights are handed to the predictor (manual_initialization). The network is built by nnU-Net's trainer class from
-the plans; the plans name classes to import, so only dynamic_network_architectures networks
-with torch.nn building blocks are accepted, and trainers are looked up inside nnunetv2 only.
+the weights are handed to the predictor (manual_initialization). The network is built by
+nnU-Net's trainer class from the plans; the plans name classes to import, so only
+dynamic_network_architectures networks with torch.nn building blocks are accepted, and
+trainers are looked up inside nnunetv2 only.
 
 Axis order: nnU-Net works on arrays as SimpleITK reads them, (z, y, x) with spacing in that
 order, and does not reorient. A MedView volume is (slice, row, col), which is SimpleITK's

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -140,29 +141,50 @@ def import_model(
         created=data.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     model_card = card_from_dict(data, card_where)
+
+    def fill(staging: Path) -> None:
+        atomic_write_bytes(staging / weights_file, payload)
+
+    def validate(staging: Path, staged: ModelCard) -> None:
+        # validated on the CPU: always there, and the same answer on every machine
+        _validate(load_model(staging, "cpu", reuse=False), staged)
+
+    return install_staged(fill, model_card, str(source), validate)
+
+
+def install_staged(
+    fill: Callable[[Path], None],
+    card: ModelCard,
+    where: str,
+    validate: Callable[[Path, ModelCard], None],
+) -> registry.ModelEntry:
+    """Install a new user model version all or nothing: `fill(folder)` writes its files into
+    a staging folder beside the user models, the card is written, `validate(folder, card)`
+    checks the staged model, and only then is it moved into its new version folder. Every
+    import (weights files, MONAI bundles, nnU-Net folders) goes through here, so none can
+    overwrite a version or leave half a model behind."""
     try:
-        registry.resolve(model_card.ref)
+        registry.resolve(card.ref)
     except InvalidInputError:
         pass  # not installed yet: good
     else:
         raise InvalidInputError(
-            str(source),
-            f"cannot be imported as {model_card.ref}: that "
-            f"version exists, and versions are never "
-            f"overwritten; choose a new version number",
+            where,
+            f"cannot be imported as {card.ref}: that version exists, and versions are never "
+            "overwritten; choose a new version number",
         )
     root = registry.user_models_dir()
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))
     folder: Path | None = None
     try:
-        atomic_write_bytes(staging / weights_file, payload)
-        atomic_write_text(staging / CARD_FILE, model_card.to_json() + "\n")
-        try:  # validated on the CPU: always there, and the same answer on every machine
-            _validate(load_model(staging, "cpu", reuse=False), model_card)
+        fill(staging)
+        atomic_write_text(staging / CARD_FILE, card.to_json() + "\n")
+        try:
+            validate(staging, card)
         except MedviewError as exc:  # name the user's file, not the staging copy
-            raise type(exc)(str(source), exc.problem) from exc
-        folder = registry.new_version_folder(model_card.name, model_card.version)
+            raise type(exc)(where, exc.problem) from exc
+        folder = registry.new_version_folder(card.name, card.version)
         _move_into(staging, folder)
     except BaseException:
         if folder is not None:  # the new, still incomplete version folder made above
@@ -170,7 +192,7 @@ def import_model(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        name_dir = root / model_card.name
+        name_dir = root / card.name
         if name_dir.is_dir() and not any(name_dir.iterdir()):
             name_dir.rmdir()  # a name folder this import made and left empty
-    return registry.resolve(model_card.ref)
+    return registry.resolve(card.ref)
