@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from medview.core.jobs import CancelToken, JobCancelled
 from medview.net.errors import NetworkError
 from medview.net.logs import quiet_network_loggers
 from medview.net.nodes import DimseNode
-from medview.net.query import SeriesRow, StudyQuery, StudyRow
+from medview.net.query import SeriesRow, StudyQuery, StudyRow, series_row, study_row
 
 VERIFICATION = "1.2.840.10008.1.1"
 FIND_MODEL = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve - FIND
@@ -213,13 +214,6 @@ def _text(ds: Any, keyword: str) -> str:
     return str(value)
 
 
-def _int(ds: Any, keyword: str) -> int | None:
-    try:
-        return int(_text(ds, keyword))
-    except ValueError:
-        return None
-
-
 def study_identifier(q: StudyQuery) -> Any:
     from pydicom.dataset import Dataset
 
@@ -240,24 +234,10 @@ def study_identifier(q: StudyQuery) -> Any:
 def find_studies(node: DimseNode, q: StudyQuery) -> list[StudyRow]:
     rows = []
     for ident in _find(node, study_identifier(q)):
-        uid = _text(ident, "StudyInstanceUID")
-        if not uid:
+        row = study_row(partial(_text, ident), node.name)
+        if row is None:
             raise NetworkError(node.name, "answered the C-FIND with a study without a UID")
-        mods = tuple(m for m in _text(ident, "ModalitiesInStudy").split("\\") if m)
-        rows.append(
-            StudyRow(
-                study_uid=uid,
-                source=node.name,
-                patient_name=_text(ident, "PatientName"),
-                patient_id=_text(ident, "PatientID"),
-                date=_text(ident, "StudyDate"),
-                description=_text(ident, "StudyDescription"),
-                accession=_text(ident, "AccessionNumber"),
-                modalities=mods,
-                series_count=_int(ident, "NumberOfStudyRelatedSeries"),
-                instance_count=_int(ident, "NumberOfStudyRelatedInstances"),
-            )
-        )
+        rows.append(row)
     return rows
 
 
@@ -272,16 +252,7 @@ def find_series(node: DimseNode, study_uid: str) -> list[SeriesRow]:
     ds.SeriesNumber = ""
     ds.SeriesDescription = ""
     ds.NumberOfSeriesRelatedInstances = ""
-    return [
-        SeriesRow(
-            series_uid=_text(i, "SeriesInstanceUID"),
-            modality=_text(i, "Modality"),
-            number=_text(i, "SeriesNumber"),
-            description=_text(i, "SeriesDescription"),
-            instances=_int(i, "NumberOfSeriesRelatedInstances"),
-        )
-        for i in _find(node, ds)
-    ]
+    return [series_row(partial(_text, i)) for i in _find(node, ds)]
 
 
 def find_instances(node: DimseNode, study_uid: str, series_uid: str) -> list[str]:

@@ -4,6 +4,7 @@ for DIMSE, DICOMweb and the local study database, so the browser lists them in o
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from medview.core.errors import InvalidInputError
@@ -118,3 +119,45 @@ def matches(row: StudyRow, q: StudyQuery) -> bool:
     if q.date_from and (not row.date or row.date < q.date_from):
         return False
     return not (q.date_to and (not row.date or row.date > q.date_to))
+
+
+Attribute = Callable[[str], str]  # a keyword's value as text ("" when absent)
+
+
+def _number(value: Attribute, keyword: str) -> int | None:
+    try:
+        return int(value(keyword))
+    except ValueError:
+        return None
+
+
+def study_row(value: Attribute, source: str) -> StudyRow | None:
+    """A study-level answer as a row, read through `value` (a C-FIND identifier's or a
+    QIDO-RS JSON item's accessor, so both protocols list the same fields the same way);
+    None when it carries no Study Instance UID."""
+    uid = value("StudyInstanceUID")
+    if not uid:
+        return None
+    return StudyRow(
+        study_uid=uid,
+        source=source,
+        patient_name=value("PatientName"),
+        patient_id=value("PatientID"),
+        date=value("StudyDate"),
+        description=value("StudyDescription"),
+        accession=value("AccessionNumber"),
+        modalities=tuple(m for m in value("ModalitiesInStudy").split("\\") if m),
+        series_count=_number(value, "NumberOfStudyRelatedSeries"),
+        instance_count=_number(value, "NumberOfStudyRelatedInstances"),
+    )
+
+
+def series_row(value: Attribute) -> SeriesRow:
+    """A series-level answer as a row (see study_row)."""
+    return SeriesRow(
+        series_uid=value("SeriesInstanceUID"),
+        modality=value("Modality"),
+        number=value("SeriesNumber"),
+        description=value("SeriesDescription"),
+        instances=_number(value, "NumberOfSeriesRelatedInstances"),
+    )

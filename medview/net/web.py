@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from medview.net.credentials import load_secret
 from medview.net.errors import NetworkError
 from medview.net.logs import quiet_network_loggers
 from medview.net.nodes import WebNode
-from medview.net.query import SeriesRow, StudyQuery, StudyRow
+from medview.net.query import SeriesRow, StudyQuery, StudyRow, series_row, study_row
 
 STUDY_FIELDS = (
     "StudyInstanceUID",
@@ -125,13 +126,6 @@ def _value(item: dict, keyword: str) -> str:
     return "\\".join(out)
 
 
-def _int(item: dict, keyword: str) -> int | None:
-    try:
-        return int(_value(item, keyword))
-    except ValueError:
-        return None
-
-
 def search_filters(q: StudyQuery) -> dict[str, str]:
     filters = {}
     if q.study_uid:
@@ -158,39 +152,17 @@ def find_studies(node: WebNode, q: StudyQuery, secret: str | None = None) -> lis
         )
         rows = []
         for item in found:
-            uid = _value(item, "StudyInstanceUID")
-            if not uid:
+            row = study_row(partial(_value, item), node.name)
+            if row is None:
                 raise ValueError("a study without a UID")
-            rows.append(
-                StudyRow(
-                    study_uid=uid,
-                    source=node.name,
-                    patient_name=_value(item, "PatientName"),
-                    patient_id=_value(item, "PatientID"),
-                    date=_value(item, "StudyDate"),
-                    description=_value(item, "StudyDescription"),
-                    accession=_value(item, "AccessionNumber"),
-                    modalities=tuple(m for m in _value(item, "ModalitiesInStudy").split("\\") if m),
-                    series_count=_int(item, "NumberOfStudyRelatedSeries"),
-                    instance_count=_int(item, "NumberOfStudyRelatedInstances"),
-                )
-            )
+            rows.append(row)
     return rows
 
 
 def find_series(node: WebNode, study_uid: str, secret: str | None = None) -> list[SeriesRow]:
     with _errors(node, "QIDO-RS search"):
         found = client(node, secret).search_for_series(study_uid, get_remaining=True)
-        return [
-            SeriesRow(
-                series_uid=_value(i, "SeriesInstanceUID"),
-                modality=_value(i, "Modality"),
-                number=_value(i, "SeriesNumber"),
-                description=_value(i, "SeriesDescription"),
-                instances=_int(i, "NumberOfSeriesRelatedInstances"),
-            )
-            for i in found
-        ]
+        return [series_row(partial(_value, i)) for i in found]
 
 
 def find_instances(
