@@ -323,6 +323,8 @@ class Trainer:
             self._check_stop,
         )
         self.dist.first_rank_first(before=False)
+        start = self._adapt_start(card, model, [p for p in train if p.key not in rehearsal], device)
+        self.start = start
         anchor = None
         if self.s.l2sp > 0:
             from medview.ai.training.keep import Anchor
@@ -333,7 +335,11 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        opt = torch.optim.AdamW(model.parameters(), lr=self.s.lr, weight_decay=self.s.weight_decay)
+        opt = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=self.s.lr,
+            weight_decay=self.s.weight_decay,
+        )
         amp = bool(self.s.amp) and device.type == "cuda"
         scaler = (
             torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported())
@@ -443,7 +449,25 @@ class Trainer:
                     "early_stop", epoch=e + 1, best_epoch=st["best_epoch"], patience=self.s.patience
                 )
                 break
+        from medview.ai.training.adapt import blend
+
+        blend(model, start, self.s.interpolate)
         return model, task, st
+
+    def _adapt_start(self, card: Any, model: Any, own: list, device: Any) -> dict:
+        """The site adaptation before the first step (training.adapt): the batch norms'
+        statistics measured on the reader's training studies (site_norm), the weights that
+        learn (trainable); returns the weights training starts from, which the version is
+        blended back toward (interpolate). Seeded: a resume measures the same statistics."""
+        from medview.ai.training.adapt import renormalise, set_trainable, site_batches
+        from medview.ai.training.patches import Augment, PatchSampler
+
+        if self.s.site_norm and own and card.task == "segmentation":
+            sampler = PatchSampler(own, card, 2 * self.s.patch_size, 0.0, Augment(enabled=False))
+            rng = np.random.default_rng([self.s.seed, 99])
+            renormalise(model, site_batches(sampler, rng, 4 * len(own), 4, device))
+        set_trainable(model, self.s.trainable)
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def _end_fold(self, entry: Any, card: Any, model: Any, task: Any, st: dict) -> dict:
         """Score a fold's version and the parent on the fold's held-out studies, keep the
@@ -655,8 +679,11 @@ class Trainer:
             before, after = cv.pop("parent_metrics"), cv.pop("metrics")
             refit = self._refit_fp(card, done_folds)
         else:
-            if (self.work / BEST).exists():
+            if (self.work / BEST).exists():  # (saved before the blend toward the start)
+                from medview.ai.training.adapt import blend
+
                 model.load_state_dict(load_file(str(self.work / BEST)))
+                blend(model, self.start, self.s.interpolate)
             parent = load_model(entry.folder, "cpu", reuse=False).module.to(device)
 
             def report(who: str) -> Callable[[int, int], None]:

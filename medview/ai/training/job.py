@@ -39,9 +39,14 @@ _RANGES: dict[str, tuple[str, float, float, str]] = {
     "val_fraction": ("()", 0, 1, "use a fraction above 0 and below 1, e.g. 0.25"),
     "seed": ("[)", 0, 2**63, "use a seed of 0 or more"),
     "folds": ("[]", 1, 100, "use 1 (one held-out split) to 100 folds"),
+    "interpolate": ("(]", 0, 1, "use a fraction above 0 and at most 1 (1 = the fine-tune as is)"),
     "threads": ("[]", 0, 1024, "use 0 (this computer's cores) or more threads"),
 }
-_CHOICES = {"device": ("auto", "cpu", "cuda", "mps"), "distill_on": ("rehearsal", "all")}
+_CHOICES = {
+    "device": ("auto", "cpu", "cuda", "mps"),
+    "distill_on": ("rehearsal", "all"),
+    "trainable": ("all", "norm", "decoder"),
+}
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Settings:
     replay_studies: int = 8  # of a bundled model's own training studies (train_replay)
     mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
     augment: bool = True
+    scanner_augment: bool = False  # other kernels, noise and contrast phases (patches.Augment)
     freeze_norm: bool = True  # batch-norm statistics kept from the base (training.py)
     # distillation from the frozen base (train_keep; 0 = none), on every patch: on lesion-seg
     # 1.2 site B +0.148 / site A -0.001 (2, all) against +0.122 / -0.115 (1, rehearsal only)
@@ -72,6 +78,12 @@ class Settings:
     # refit the false-positive classifier on the fold versions' own candidates (needs
     # folds >= 2 and a card with a postprocess); used only when better out of fold
     refit_fp: bool = True
+    # small-data site adaptation (training.adapt): which weights learn; the batch norms'
+    # statistics measured on the reader's studies first (AdaBN); the version's weights
+    # the parent's plus this fraction of the fine-tune's change (WiSE-FT; 1 = all of it)
+    trainable: str = "all"
+    site_norm: bool = False
+    interpolate: float = 1.0
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision, CUDA only

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,9 @@ class Augment:
     gain: float = 0.03
     offset: float = 0.01
     noise: float = 0.01  # largest added noise SD
+    # another scanner (issue 15): each with probability 1/2 a patch gets a softer or
+    # sharper kernel, grainy correlated noise, or soft tissue enhanced as after contrast
+    scanner: bool = False
 
 
 def _ratio(study: PreparedStudy, card: ModelCard) -> tuple[float, float]:
@@ -165,7 +169,43 @@ class PatchSampler:
                 + shift.float().to(device)
                 + noise.to(device) * sd.float().to(device)
             )
+        if self.aug.enabled and self.aug.scanner:
+            x = self._scanner(x, rng, device)
         return x, y, np.asarray(drawn, np.int64)
+
+    def _scanner(self, x: Any, rng: np.random.Generator, device: object) -> Any:
+        """What another CT scanner changes, in the card's 0..1 units (HU = low + x *
+        (high - low)), each with probability 1/2 a patch: the kernel (x + a (x - blur(x)),
+        a in [-1, 0.8]: -1 a smooth kernel's blur, > 0 a sharp kernel's overshoot); noise
+        of up to 25 HU standard deviation, its grain coarsened by 0-2 [1, 2, 1] passes; and
+        contrast enhancement, soft tissue (0..200 HU) raised by k times its HU, k in
+        [-0.3, 0.9] (a liver of 60 HU becomes one of 42-114)."""
+        import torch
+        import torch.nn.functional as F
+
+        n, c = x.shape[0], x.shape[1]
+        span = self.high - self.low
+        w = torch.tensor([0.25, 0.5, 0.25], device=device)
+        k2 = (w[:, None] * w[None, :]).expand(c, 1, 3, 3)
+
+        def smooth(t: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(F.pad(t, (1, 1, 1, 1), mode="replicate"), k2, groups=c)
+
+        def pick(lo: float, hi: float) -> torch.Tensor:
+            on = rng.random(n) < 0.5
+            v = np.where(on, rng.uniform(lo, hi, n), 0.0).astype(np.float32)
+            return torch.from_numpy(v).to(device)[:, None, None, None]
+
+        a = pick(-1.0, 0.8)
+        x = x + a * (x - smooth(x))
+        sd = pick(0.0, 25.0 / span)
+        noise = torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32)).to(device)
+        for _ in range(int(rng.integers(0, 3))):
+            noise = smooth(noise)
+        x = x + sd * noise / noise.std()
+        k = pick(-0.3, 0.9)
+        soft0, soft1 = (0.0 - self.low) / span, (200.0 - self.low) / span
+        return x + k * (x.clamp(soft0, soft1) - soft0)
 
     def _resample(
         self, x: np.ndarray, y: np.ndarray, s: int, rng: np.random.Generator, device: object

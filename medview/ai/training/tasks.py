@@ -49,7 +49,7 @@ class SegmentationTask:
             if settings.distill_on == "all"
             else (len(train) if rehearsal_from is None else rehearsal_from)
         )
-        aug = Augment(enabled=bool(settings.augment))
+        aug = Augment(enabled=bool(settings.augment), scanner=bool(settings.scanner_augment))
         mined = None
         if settings.mined_fraction > 0 and base is not None:
             mined = []
