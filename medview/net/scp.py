@@ -14,7 +14,7 @@ from typing import Any
 
 from medview.net.dimse import RETRIEVED_CLASSES, accepted_transfer_syntaxes, store_handler
 from medview.net.errors import NetworkError
-from medview.net.logs import quiet_network_loggers
+from medview.net.logs import quiet_pynetdicom
 from medview.net.nodes import check_ae_title, check_port
 from medview.net.storage import store_instance
 
@@ -51,7 +51,7 @@ class StorageSCP:
         an empty list accepts none but echo is still refused then."""
         from pynetdicom import AE, evt
 
-        quiet_network_loggers()
+        quiet_pynetdicom()
         self.root = root
         self.received = Received()
         self._on_stored = on_stored

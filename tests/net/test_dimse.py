@@ -130,7 +130,21 @@ def test_node_down_is_one_sentence(orthanc):
         dimse.echo(node)
 
 
-def test_refused_ae_title(orthanc):
+@pytest.mark.parametrize("late", [False, True], ids=["as-it-comes", "closed-before-looked-at"])
+def test_refused_ae_title(orthanc, monkeypatch, late):
+    """Orthanc sends A-ASSOCIATE-RJ and closes the connection at once. pynetdicom's
+    requesting thread may look after the close and take it for an abort (2 tries in 100):
+    `late` makes that happen every time by holding the thread back after the request."""
+    if late:
+        from pynetdicom.acse import ACSE
+
+        send = ACSE.send_request
+
+        def send_then_wait(self):
+            send(self)
+            time.sleep(0.3)
+
+        monkeypatch.setattr(ACSE, "send_request", send_then_wait)
     with pytest.raises(NetworkError, match=r"refused the association.*STRANGER"):
         dimse.echo(dimse_node(orthanc, our_ae="STRANGER"))
     with pytest.raises(NetworkError, match=r"refused the association.*NOTORTHANC"):

@@ -47,6 +47,9 @@ def test_library_logs_stay_quiet_unless_debugging(orthanc, stored_study, caplog,
     monkeypatch.setenv("MEDVIEW_NET_DEBUG", "1")
     quiet_network_loggers()
     assert logging.getLogger("pynetdicom").level == logging.DEBUG
+    # debugging turns pynetdicom's identifier logging (off by default for speed) back on
+    dimse.find_studies(dimse_node(orthanc), StudyQuery())
+    assert name in caplog.text
     monkeypatch.delenv("MEDVIEW_NET_DEBUG")
     quiet_network_loggers()
     assert logging.getLogger("dicomweb_client").level == logging.WARNING
