@@ -6,6 +6,7 @@ viewer's results (labels, the AI's SEG, the findings report) back."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,19 @@ class SearchResult:
     notes: list[str]  # one sentence per source that could not answer
 
 
+@dataclass(frozen=True)
+class RowsSoFar:
+    """Emitted while a DIMSE node is still answering: every row found so far (the local
+    ones first), so the list is on screen before the last of 1,000 studies arrives."""
+
+    rows: list[StudyRow]
+
+
+# how often a search shows the rows found so far, after the first: each showing fills the
+# table again on the GUI thread, which competes with the search for the interpreter
+SHOW_EVERY_S = 0.5
+
+
 def echo_job(
     node: Node, ctx: JobContext, secret: str | None = None
 ) -> Generator[Progress, None, float]:
@@ -40,7 +54,7 @@ def search_job(
     nodes: Sequence[Node], query: StudyQuery, ctx: JobContext, include_local: bool = True
 ) -> Generator[Progress, None, SearchResult]:
     """The local study database's matches first, then each node's, in one list."""
-    from medview.net import dimse, web
+    from medview.net import web
     from medview.net.studydb import StudyDB
 
     rows: list[StudyRow] = []
@@ -56,14 +70,35 @@ def search_job(
         ctx.cancel.raise_if_cancelled()
         yield Progress(k / max(1, len(nodes)), f"searching {node.name}")
         try:
-            rows += (
-                dimse.find_studies(node, query)
-                if node.kind == "dimse"
-                else web.find_studies(node, query)
-            )
+            if node.kind == "dimse":
+                rows += _dimse_rows(node, query, rows, ctx)
+            else:
+                rows += web.find_studies(node, query)
         except MedviewError as err:
             notes.append(str(err))
     return SearchResult(rows, notes)
+
+
+def _dimse_rows(
+    node: Node, query: StudyQuery, before: list[StudyRow], ctx: JobContext
+) -> list[StudyRow]:
+    """A DIMSE node's rows, shown with `before` as they arrive (RowsSoFar): at the first,
+    then every SHOW_EVERY_S. A node that fails part-way adds no row, as one that fails at
+    once."""
+    from contextlib import closing
+
+    from medview.net import dimse
+
+    found: list[StudyRow] = []
+    shown = None
+    with closing(dimse.iter_studies(node, query)) as answers:
+        for row in answers:
+            found.append(row)
+            if shown is None or time.monotonic() - shown >= SHOW_EVERY_S:
+                ctx.emit(RowsSoFar(before + found))
+                shown = time.monotonic()
+            ctx.cancel.raise_if_cancelled()
+    return found
 
 
 def retrieve_job(

@@ -130,6 +130,38 @@ def test_node_down_is_one_sentence(orthanc):
         dimse.echo(node)
 
 
+def test_a_search_shows_the_rows_found_so_far(orthanc, stored_study):
+    """search_job emits the rows found while a DIMSE node is still answering (the first at
+    once), each a beginning of the final list."""
+    from medview.core.jobs import CancelToken, JobContext
+    from medview.jobs.pacs import RowsSoFar, search_job
+    from tests.job_driver import drive
+
+    seen: list = []
+    ctx = JobContext(CancelToken(), event=seen.append)
+    result, _ = drive(search_job([dimse_node(orthanc)], StudyQuery(), ctx, include_local=False))
+    assert stored_study.study_instance_uid in {r.study_uid for r in result.rows}
+    assert seen and all(isinstance(e, RowsSoFar) for e in seen)
+    assert all(e.rows == result.rows[: len(e.rows)] for e in seen)
+    assert len(seen[0].rows) == 1
+
+
+def test_a_search_cancelled_while_a_node_answers_aborts_it(orthanc, stored_study):
+    """Cancelled at the first row: the job ends at once (the association is aborted, not
+    released behind the rest of the answers) and the node answers the next query."""
+    from medview.core.jobs import CancelToken, JobCancelled, JobContext
+    from medview.jobs.pacs import search_job
+    from tests.job_driver import drive
+
+    token = CancelToken()
+    ctx = JobContext(token, event=lambda _rows: token.cancel())
+    started = time.monotonic()
+    with pytest.raises(JobCancelled):
+        drive(search_job([dimse_node(orthanc)], StudyQuery(), ctx, include_local=False))
+    assert time.monotonic() - started < 5
+    assert dimse.find_studies(dimse_node(orthanc), StudyQuery())
+
+
 @pytest.mark.parametrize("late", [False, True], ids=["as-it-comes", "closed-before-looked-at"])
 def test_refused_ae_title(orthanc, monkeypatch, late):
     """Orthanc sends A-ASSOCIATE-RJ and closes the connection at once. pynetdicom's

@@ -121,6 +121,26 @@ def test_search_retrieve_and_see_it_local(qtbot, orthanc, stored_study, data_dir
     assert "down: nothing answers" in panel.note.text()
 
 
+def test_rows_found_so_far_are_listed_until_the_search_ends(qtbot, data_dir):
+    """What a DIMSE node answered so far is in the table, with a note that says so; the
+    end of the search replaces both."""
+    from medview.jobs.pacs import RowsSoFar, SearchResult
+    from medview.net.query import StudyRow
+    from medview.ui.panels.pacs_studies import PacsStudies
+
+    panel = PacsStudies([])
+    qtbot.addWidget(panel)
+    rows = [StudyRow(study_uid=f"1.2.{k}", source="pacs", date="20240102") for k in range(3)]
+    panel._show_so_far(RowsSoFar(rows[:1]))
+    assert (panel.table.rowCount(), panel.note.text()) == (1, "1 study so far…")
+    panel._show_so_far(RowsSoFar(rows[:2]))
+    assert (panel.table.rowCount(), panel.note.text()) == (2, "2 studies so far…")
+    with qtbot.waitSignal(panel.searched):
+        panel._show(SearchResult(rows, ["down: nothing answers."]))
+    assert (panel.table.rowCount(), panel.note.text()) == (3, "3 studies. down: nothing answers.")
+    assert panel.table.item(0, 2).text() == "2024-01-02"
+
+
 def test_pacs_window_offers_a_node_saved_in_its_nodes_tab(qtbot, orthanc, data_dir):
     from medview.ui.pacs_window import PacsWindow
 

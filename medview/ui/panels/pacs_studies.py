@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from medview.core.errors import MedviewError
-from medview.jobs.pacs import SearchResult, retrieve_job, search_job, send_job
+from medview.jobs.pacs import RowsSoFar, SearchResult, retrieve_job, search_job, send_job
 from medview.net.nodes import Node, WebNode
 from medview.net.query import StudyQuery, StudyRow
 from medview.ui.panels.study_browser import patient_text
@@ -37,6 +37,10 @@ def _is_image_series(folder: Path) -> bool:
     except (StopIteration, OSError, pydicom.errors.InvalidDicomError):
         return False
     return str(ds.get("Modality", "")) not in NOT_IMAGES
+
+
+def _studies(n: int) -> str:
+    return f"{n} {'study' if n == 1 else 'studies'}"
 
 
 def _date(d: str) -> str:
@@ -211,15 +215,27 @@ class PacsStudies(QtWidgets.QWidget):
             return
         nodes, local = self._chosen_nodes()
         worker = JobWorker(search_job, nodes, q, include_local=local, parent=self)
+        worker.event.connect(self._show_so_far)
         worker.result.connect(self._show)
         self.note.setText("")
         self._run(worker, "searching…")
 
+    def _show_so_far(self, item: object) -> None:
+        """The rows found while a node is still answering (jobs.pacs.RowsSoFar)."""
+        if isinstance(item, RowsSoFar):
+            self._fill(item.rows)
+            self.note.setText(f"{_studies(len(item.rows))} so far…")
+
     def _show(self, result: SearchResult) -> None:
-        self.rows = result.rows
+        self._fill(result.rows)
+        self.note.setText(" ".join([f"{_studies(len(result.rows))}.", *result.notes]))
+        self.searched.emit(result)
+
+    def _fill(self, rows: list[StudyRow]) -> None:
+        self.rows = rows
         self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(result.rows))
-        for r, row in enumerate(result.rows):
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
             images = "" if row.instance_count is None else str(row.instance_count)
             cells = (
                 row.source,
@@ -236,10 +252,6 @@ class PacsStudies(QtWidgets.QWidget):
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
-        n = len(result.rows)
-        found = f"{n} {'study' if n == 1 else 'studies'}."
-        self.note.setText(" ".join([found, *result.notes]))
-        self.searched.emit(result)
 
     def refresh_local_soon(self) -> None:
         self._local_timer.start()
