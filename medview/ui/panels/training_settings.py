@@ -140,6 +140,33 @@ SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "picks the best epoch.",
         {"range": (1, 20)},
     ),
+    "trainable": (
+        "Weights that learn",
+        "all: every weight. norm: only the normalisation layers' scale and shift and "
+        "the activations' slopes (a few hundred numbers: a new scanner's contrast and "
+        "noise re-mapped, nothing else forgotten). decoder: the layers after the "
+        "network's deepest one (the encoder's features kept).",
+        {"choices": ("all", "norm", "decoder")},
+    ),
+    "site_norm": (
+        "Statistics from your studies",
+        "Measure the batch-norm statistics afresh on your studies before training "
+        "(AdaBN): the base model's describe its own scanner's images.",
+        {"text": "measure on your studies"},
+    ),
+    "interpolate": (
+        "Share of the change kept",
+        "The version's weights are the base model's plus this share of what the "
+        "fine-tune changed (WiSE-FT): below 1 keeps more of the base model's behaviour "
+        "on its own data. 1 = the fine-tune as it is.",
+        {"range": (0.05, 1.0), "step": 0.05},
+    ),
+    "scanner_augment": (
+        "Other scanners",
+        "Also show each patch as another scanner might have made it: a softer or "
+        "sharper kernel, grainier noise, soft tissue as after contrast.",
+        {"text": "vary kernel, noise and contrast phase"},
+    ),
     "val_fraction": (
         "Validation share",
         "With one fold only: share of patients held out to "
