@@ -18,7 +18,7 @@ import pytest
 from tests.ai.train_fixtures import install_base, make_studies
 
 PROGRESS = ("prepare", "mining", "step", "evaluate")
-# 2 cross-validation folds (the default is 5): each fold trains, then the version on all
+# 2 cross-validation folds (the default): each fold trains, then the version on all
 ARGS = [
     "--base",
     "tiny",
