@@ -308,19 +308,28 @@ def run_draw(a: argparse.Namespace, draw: int, base: str) -> dict:
 
 
 def warm_up(base: str, settings: object, cache: Path) -> float:
-    """Make and cache the rehearsal studies before the first draw, as an installation's
-    first fine-tune does once (minutes: 8 full studies generated); returns its seconds, which
-    the draws' fine-tune times then do not include."""
+    """Make, cache and mine the rehearsal studies before the first draw, as an installation's
+    first fine-tune of a base model does once (minutes: 8 full studies generated, the base's
+    mistakes found in each); returns its seconds, which the draws' fine-tune times then do
+    not include."""
+    import torch
+
     from medview.ai.models import registry
+    from medview.ai.runtime.loading import load_model
     from medview.ai.training import data as train_data
     from medview.ai.training.replay import replay_studies
+    from medview.ai.training.tasks import mined_mistakes
     from medview.io import saved
 
     t0 = time.perf_counter()
     n = getattr(settings, "replay_studies", 0)
-    card = registry.resolve(base).card
+    entry = registry.resolve(base)
+    cpu = torch.device("cpu")
+    module = load_model(entry.folder, cpu, reuse=False).module
     for study in replay_studies(n, saved.replay_dir(), max(1, os.cpu_count() or 1)) if n else []:
-        train_data.prepare_study(study, card, cache)
+        prepared = train_data.prepare_study(study, entry.card, cache)
+        if getattr(settings, "mined_fraction", 0) > 0:
+            mined_mistakes(module, entry.card, prepared, cpu)
     seconds = time.perf_counter() - t0
     print(f"rehearsal studies ready in {seconds:.0f} s (once per installation)", flush=True)
     return seconds

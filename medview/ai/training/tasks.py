@@ -56,7 +56,7 @@ class SegmentationTask:
             for i, st in enumerate(train):  # about 7 s a 300-slice study on a CPU
                 if progress is not None:
                     progress(i + 1, len(train))
-                mined.append(self._mined(base, st, device))
+                mined.append(mined_mistakes(base, card, st, device, check))
         self.sampler = PatchSampler(
             train,
             card,
@@ -69,18 +69,6 @@ class SegmentationTask:
         self.loss = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
         rng = np.random.default_rng(settings.seed + 7)
         self.val_slices = [validation_slices(st, rng, 16, 16) for st in val]
-
-    def _mined(self, base: Any, st: PreparedStudy, device: Any) -> np.ndarray:
-        """The base model's mistakes on a training study, kept beside its cached arrays."""
-        from medview.ai.training.data import save_cached, short_hash
-        from medview.ai.training.metrics import mistakes
-
-        path = Path(st.folder) / f"mined-{short_hash(self.card.ref, self.card.weights_sha256)}.npy"
-        if path.exists():
-            return np.load(path)
-        found = mistakes(base, self.card, st, device, check=self.check)
-        save_cached(path, found)  # atomic: DDP processes may write it together
-        return found
 
     def batch_loss(self, model: Any, rng: np.random.Generator, device: Any) -> Any:
         x, y, drawn = self.sampler.batch(rng, self.s.batch_size, device)
@@ -113,6 +101,26 @@ class SegmentationTask:
         return (evaluate_kept if kept else evaluate)(
             model, self.card, self.val, device, progress, self.check
         )
+
+
+def mined_mistakes(
+    base: Any,
+    card: ModelCard,
+    st: PreparedStudy,
+    device: Any,
+    check: Callable[[], None] | None = None,
+) -> np.ndarray:
+    """The base model's mistakes on a training study, kept beside its cached arrays (found
+    once per study and base model: a rehearsal study's serve every fine-tune of that base)."""
+    from medview.ai.training.data import save_cached, short_hash
+    from medview.ai.training.metrics import mistakes
+
+    path = Path(st.folder) / f"mined-{short_hash(card.ref, card.weights_sha256)}.npy"
+    if path.exists():
+        return np.load(path)
+    found = mistakes(base, card, st, device, check=check)
+    save_cached(path, found)  # atomic: DDP processes may write it together
+    return found
 
 
 class ClassificationTask:
