@@ -1,7 +1,12 @@
 """Oblique planes on a volume with known anisotropic spacing (slices 2.5 mm, rows 0.8 mm,
 columns 0.6 mm) and a tilted affine: a ruler drawn between two known points measures their
 known distance to 0.1 mm; pixels agree with scipy's trilinear map_coordinates; orientation
-letters follow the rotation."""
+letters follow the rotation. The reslice itself (only the pixels inside, float32, buffers kept
+between frames) against map_coordinates in float64 for planes that leave the volume on any
+side, run backwards, lie along the axes, miss it, cut a single image or a volume of more than
+2**24 voxels; a frame does not change an earlier one; threads do not share buffers."""
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -10,7 +15,7 @@ from scipy import ndimage
 from medview.core.geometry import affine_from_plane
 from medview.core.volume import Volume, VolumeMetadata
 from medview.viewer.measurements import RULER, Measurement, measure, screen_to_lps
-from medview.viewer.oblique import ObliqueMap, rotation
+from medview.viewer.oblique import ObliqueMap, reslice, rotation
 from medview.viewer.planes import Plane
 
 SHAPE = (24, 40, 50)
@@ -92,3 +97,108 @@ def test_letters_follow_the_rotation(volume):
         rotation((0, 0, 1), 30) @ [1, 0, 0],
     )
     assert tilted.edge_letters[1] in ("PR", "RP") and tilted.edge_letters[3] in ("LP", "PL")
+
+
+def reference(array, start, d_row, d_col, shape, eps=1e-6):
+    """map_coordinates in float64 of every pixel, and which pixels are surely inside (farther
+    than `eps` from a face) or surely outside: float32 indices may put the few between
+    either way."""
+    r, c = np.mgrid[0 : shape[0], 0 : shape[1]]
+    idx = np.array([start[a] + r * d_row[a] + c * d_col[a] for a in range(3)])
+    ref = ndimage.map_coordinates(array.astype(np.float64), idx, order=1, mode="nearest")
+    hi = np.array(array.shape, float)[:, None, None] - 1
+    # an index constant over the plane is exact in float32 too
+    eps = np.where((np.asarray(d_row) == 0) & (np.asarray(d_col) == 0), 0.0, eps)[:, None, None]
+    sure_in = np.all((idx >= eps) & (idx <= hi - eps), axis=0)
+    sure_out = np.any((idx < -eps) | (idx > hi + eps), axis=0)
+    return ref, sure_in, sure_out
+
+
+def assert_matches(array, start, d_row, d_col, shape, tol):
+    got = reslice(
+        array, np.array(start, float), np.array(d_row, float), np.array(d_col, float), shape
+    )
+    ref, sure_in, sure_out = reference(array, start, d_row, d_col, shape)
+    fill = -1024 if array.dtype == np.int16 else 0
+    assert got.dtype == array.dtype and got.shape == shape
+    assert np.abs(got[sure_in] - ref[sure_in]).max(initial=0) <= tol
+    assert (got[sure_out] == fill).all()
+    between = ~sure_in & ~sure_out
+    assert ((got[between] == fill) | (np.abs(got[between] - ref[between]) <= tol)).all()
+    return sure_in.sum()
+
+
+ROT = rotation((0, 0, 1), 30) @ rotation((1, 0, 0), 20)
+MIDDLE = (np.array(SHAPE) - 1) / 2
+
+
+def centred(centre, d_row, d_col, shape):
+    """start, d_row, d_col, shape of the plane whose middle pixel is at index `centre`."""
+    d_row, d_col = np.asarray(d_row, float), np.asarray(d_col, float)
+    start = np.asarray(centre, float) - (shape[0] - 1) / 2 * d_row - (shape[1] - 1) / 2 * d_col
+    return start, d_row, d_col, shape
+
+
+PLANES = {
+    # leaving the volume on every side of the canvas; no column step along the slices
+    "double oblique": centred(MIDDLE, ROT[:, 1] * 0.9, ROT[:, 0] * 0.9, (90, 100)),
+    # rows and columns running backwards
+    "backwards": centred(MIDDLE + 1.3, -ROT[:, 2] * 0.7, -ROT[:, 0] * 0.8, (80, 90)),
+    # along the axes (a column step of 0 on two axes), rows and columns off both ends
+    "axial": ((7.0, -3.5, -4.25), (0, 1, 0), (0, 0, 1), (48, 60)),
+    # in the volume's face plane of columns
+    "face": ((-2.0, -3.0, 0.0), (0.5, 0, 0), (0, 0.5, 0), (60, 90)),
+}
+
+
+@pytest.mark.parametrize("name", PLANES)
+def test_reslice_equals_float64_trilinear(volume, name):
+    start, d_row, d_col, shape = PLANES[name]
+    # int16 is rounded to the nearest unit: 1 with float32 weights
+    assert assert_matches(volume.array, start, d_row, d_col, shape, 1) > 300
+    values = volume.array.astype(np.float32) / 7
+    assert assert_matches(values, start, d_row, d_col, shape, 1e-3) > 300
+
+
+def test_reslice_of_a_plane_missing_the_volume_or_on_its_last_slice(volume):
+    a = volume.array
+    missed = reslice(
+        a, np.array([-5.0, 0, 0]), np.array([0, 1.0, 0]), np.array([0, 0, 1.0]), (9, 9)
+    )
+    assert (missed == -1024).all()
+    last = reslice(
+        a, np.array([23.0, 0, 0]), np.array([0, 1.0, 0]), np.array([0, 0, 1.0]), (40, 50)
+    )
+    assert np.array_equal(last, a[23])  # interpolated from below with weight 1
+
+
+def test_reslice_of_a_single_image():
+    image = np.random.default_rng(2).integers(-500, 500, (1, 30, 40)).astype(np.int16)
+    d = np.array([0, np.cos(0.4), np.sin(0.4)])
+    n = np.array([0, -np.sin(0.4), np.cos(0.4)])
+    assert assert_matches(image, (0, 5.0, -8.0), d * 0.8, n * 0.8, (50, 50), 1) > 300
+
+
+def test_reslice_of_more_than_2_24_voxels_with_uneven_strides():
+    """Flat indices above 2**24 from strides that are no power of two: exact in integers,
+    not in float32."""
+    big = np.random.default_rng(3).integers(-1000, 1000, (90, 515, 471)).astype(np.int16)
+    d_row, d_col = ROT[:, 1], ROT[:, 0]
+    start = np.array([80.0, 400.0, 300.0]) - 40 * d_row - 40 * d_col
+    assert assert_matches(big, start, d_row, d_col, (81, 81), 1) > 2000
+
+
+def test_a_frame_leaves_earlier_frames_alone_and_threads_their_own(volume):
+    start, d_row, d_col, shape = PLANES["double oblique"]
+    a = volume.array
+    first = reslice(a, start, d_row, d_col, shape)
+    kept = first.copy()
+    small = reslice(a, np.array([5.0, 5, 5]), d_row, d_col, (7, 7))
+    again = reslice(a, start, d_row, d_col, shape)
+    assert np.array_equal(first, kept) and np.array_equal(again, kept)
+    planes = [(start + k * ROT[:, 2], shape) for k in range(-4, 5)]
+    alone = [reslice(a, s, d_row, d_col, sh) for s, sh in planes]
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda p: reslice(a, p[0], d_row, d_col, p[1]), planes * 4))
+    assert all(np.array_equal(x, alone[i % len(planes)]) for i, x in enumerate(both))
+    assert small.shape == (7, 7)
