@@ -157,16 +157,19 @@ def _spans(
 ) -> tuple[np.ndarray, np.ndarray]:
     """First and last column (inclusive) of each row whose sample lies inside the volume
     [0, hi] on every axis; last < first where none does. Each index is linear along a row, so
-    the columns inside form one interval, found per row in float64 without touching pixels."""
+    the columns inside form one interval, found per row in float64 without touching pixels.
+    A sample on a face counts as inside: the bounds have a slack of 1e-6 voxel, as the
+    division would otherwise put some of them a rounding outside."""
+    slack = 1e-6
     r = np.arange(rows, dtype=float)
     first = np.zeros(rows)
     last = np.full(rows, cols - 1.0)
     for a in range(3):
         p = start[a] + r * d_row[a]  # the index at column 0
         if d_col[a] == 0:  # constant along the row: all inside or none
-            last[(p < 0) | (p > hi[a])] = -1.0
+            last[(p < -slack) | (p > hi[a] + slack)] = -1.0
             continue
-        lo_c, hi_c = -p / d_col[a], (hi[a] - p) / d_col[a]
+        lo_c, hi_c = (-slack - p) / d_col[a], (hi[a] + slack - p) / d_col[a]
         if d_col[a] < 0:
             lo_c, hi_c = hi_c, lo_c
         first = np.maximum(first, np.ceil(lo_c))
@@ -230,8 +233,8 @@ def reslice(
             np.rint(pts[a], out=tmp)
         else:
             np.floor(pts[a], out=tmp)
-            # the last voxel interpolates from below; a float32 index a rounding below 0
-            # takes voxel 0 with weight 1 - (a rounding)
+            # the last voxel interpolates from below; an index a little outside (float32
+            # rounding, the spans' slack) takes the face's voxel with a weight a little over 1
             np.clip(tmp, 0, np.float32(max(dims[a] - 2, 0)), out=tmp)
             pts[a] -= tmp  # now the fraction
         # multiplied as integers: floor x stride in float32 loses units above 2**24
@@ -239,6 +242,7 @@ def reslice(
         step *= strides[a]
         lin += step
     g = _work.get("gather", n, array.dtype)
+    g2 = _work.get("gather 2", n, array.dtype)
     if nearest:
         np.take(flat, lin, out=g, mode="clip")
         out[inside] = g
@@ -251,11 +255,10 @@ def reslice(
         """The voxels at `off` and `off` + s2 from each floor interpolated along the last
         axis, into `dst` (offset views of the volume instead of index arithmetic)."""
         np.take(flat[off:], lin, out=g, mode="clip")
-        dst[:] = g
-        np.take(flat[off + s2 :], lin, out=g, mode="clip")
-        np.subtract(g, dst, out=tmp)
-        np.multiply(tmp, f2, out=tmp)
-        dst += tmp
+        np.take(flat[off + s2 :], lin, out=g2, mode="clip")
+        np.subtract(g2, g, out=dst, dtype=np.float32)
+        dst *= f2
+        dst += g
         return dst
 
     def lerp(lo: np.ndarray, hi_: np.ndarray, f: np.ndarray) -> np.ndarray:
