@@ -202,16 +202,27 @@ def reslice(
     n = int(counts.sum())
     if n == 0:
         return out
-    # each inside pixel's row, and its column: its number less (its row's first pixel's
-    # number less the first column); row after row, the order of out[inside]. Every
-    # np.take here has mode "clip" (indices are in range): "raise" copies through a buffer.
-    row_of = np.repeat(np.arange(rows, dtype=np.intp), counts)
+    # Inside pixels are numbered row after row. Each one's row: a cumulative sum of the row
+    # steps placed at the rows' first pixels; its column and its place in `out`: its number
+    # less a per-row shift. All into kept buffers (np.repeat and a boolean mask of the
+    # canvas were fresh arrays, a quarter of the time on a viewer's 843 x 843 canvas).
+    # Every np.take and np.put has mode "clip" (indices are in range): "raise" buffers.
+    rows_in = np.flatnonzero(counts)
+    row_first = np.cumsum(counts) - counts  # the number of each row's first inside pixel
+    row_of = _work.get("row", n, np.intp)
+    row_of[:] = 0
+    row_of[row_first[rows_in]] = np.diff(rows_in, prepend=0)
+    np.cumsum(row_of, out=row_of)
+    iota = _work.iota(n)
     step = _work.get("step", n, np.intp)
-    np.take(np.cumsum(counts) - counts - first, row_of, out=step, mode="clip")
-    np.subtract(_work.iota(n), step, out=step)
+    np.take(row_first - first, row_of, out=step, mode="clip")
+    np.subtract(iota, step, out=step)
     col = _work.get("col", n, np.float32)
     col[:] = step
-    row = np.arange(rows, dtype=float)
+    place = _work.get("place", n, np.intp)  # in out, flat
+    row = np.arange(rows)
+    np.take(row_first - first - row * cols, row_of, out=place, mode="clip")
+    np.subtract(iota, place, out=place)
     tmp = _work.get("tmp", n, np.float32)
     pts = []
     for a in range(3):
@@ -220,8 +231,6 @@ def reslice(
         np.multiply(col, np.float32(d_col[a]), out=tmp)
         x += tmp
         pts.append(x)
-    inside = np.arange(cols) >= first[:, None]
-    inside &= np.arange(cols) <= last[:, None]
     # flat gathers from the contiguous volume (a tuple gather per corner was 4x slower)
     # (loaded volumes are contiguous; another array is copied first)
     flat = np.ascontiguousarray(array).reshape(-1)
@@ -245,7 +254,7 @@ def reslice(
     g2 = _work.get("gather 2", n, array.dtype)
     if nearest:
         np.take(flat, lin, out=g, mode="clip")
-        out[inside] = g
+        np.put(out, place, g, mode="clip")
         return out
     f0, f1, f2 = pts
     # a size-1 axis has step 0, so its "next" voxel is itself
@@ -274,7 +283,7 @@ def reslice(
     acc = lerp(c0, c1, f0)
     if array.dtype.kind in "iu":
         np.rint(acc, out=acc)
-    out[inside] = acc
+    np.put(out, place, acc, mode="clip")
     return out
 
 
