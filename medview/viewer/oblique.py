@@ -203,10 +203,10 @@ def reslice(
     if n == 0:
         return out
     # Inside pixels are numbered row after row. Each one's row: a cumulative sum of the row
-    # steps placed at the rows' first pixels; its column and its place in `out`: its number
-    # less a per-row shift. All into kept buffers (np.repeat and a boolean mask of the
-    # canvas were fresh arrays, a quarter of the time on a viewer's 843 x 843 canvas).
-    # Every np.take and np.put has mode "clip" (indices are in range): "raise" buffers.
+    # steps placed at the rows' first pixels; its column: its number less a per-row shift.
+    # All into kept buffers (np.repeat and a boolean mask of the canvas were fresh arrays,
+    # a quarter of the time on a viewer's 843 x 843 canvas).
+    # Every np.take has mode "clip" (indices are in range): "raise" copies through a buffer.
     rows_in = np.flatnonzero(counts)
     row_first = np.cumsum(counts) - counts  # the number of each row's first inside pixel
     row_of = _work.get("row", n, np.intp)
@@ -219,10 +219,13 @@ def reslice(
     np.subtract(iota, step, out=step)
     col = _work.get("col", n, np.float32)
     col[:] = step
-    place = _work.get("place", n, np.intp)  # in out, flat
+    # which pixels of `out` they are (assigning through a mask streams; np.put scatters)
+    inside = _work.get("inside", rows * cols, bool).reshape(rows, cols)
+    to_last = _work.get("to last", rows * cols, bool).reshape(rows, cols)
+    np.greater_equal(np.arange(cols), first[:, None], out=inside)
+    np.less_equal(np.arange(cols), last[:, None], out=to_last)
+    inside &= to_last
     row = np.arange(rows)
-    np.take(row_first - first - row * cols, row_of, out=place, mode="clip")
-    np.subtract(iota, place, out=place)
     tmp = _work.get("tmp", n, np.float32)
     pts = []
     for a in range(3):
@@ -254,7 +257,7 @@ def reslice(
     g2 = _work.get("gather 2", n, array.dtype)
     if nearest:
         np.take(flat, lin, out=g, mode="clip")
-        np.put(out, place, g, mode="clip")
+        out[inside] = g
         return out
     f0, f1, f2 = pts
     # a size-1 axis has step 0, so its "next" voxel is itself
@@ -283,7 +286,7 @@ def reslice(
     acc = lerp(c0, c1, f0)
     if array.dtype.kind in "iu":
         np.rint(acc, out=acc)
-    np.put(out, place, acc, mode="clip")
+    out[inside] = acc
     return out
 
 
