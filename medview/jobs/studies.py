@@ -3,6 +3,7 @@ thumbnails."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -60,6 +61,47 @@ def open_image_job(path: str | Path, ctx: JobContext) -> Generator[Progress, Non
 
     yield Progress(0.0, f"reading {Path(path).name}")
     return read_image(path)
+
+
+def preview_file(paths: Sequence[str | Path]) -> Path | None:
+    """The one file whose image can be drawn before the scan of `paths` is done: the file
+    given, or the middle file (by name) directly in the one folder given. None for several
+    paths, image files, zips and DICOMDIRs, which the scan alone sorts out."""
+    from medview.io.image_files import is_image_file
+
+    if len(paths) != 1:
+        return None
+    path = Path(paths[0]).expanduser()
+    if path.is_dir():
+        try:
+            with os.scandir(path) as entries:
+                names = sorted(
+                    e.name for e in entries if e.is_file() and not e.name.startswith(".")
+                )
+        except OSError:
+            return None
+        names = [n for n in names if n.upper() != "DICOMDIR"]
+        path = path / names[len(names) // 2] if names else path
+    if not path.is_file() or path.name.upper() == "DICOMDIR" or is_image_file(path):
+        return None
+    return None if path.suffix.lower() == ".zip" else path
+
+
+def read_preview(path: Path) -> tuple[SeriesInfo, np.ndarray] | None:
+    """One single-frame DICOM image file as the series of its own slice and that slice,
+    for the loading page while the whole study is scanned; None for anything else (the
+    scan that follows says what is wrong with it)."""
+    from medview.io.dicom.index import scan
+    from medview.io.dicom.volume import load_series
+
+    try:
+        result = scan([path])
+        if len(result.series) != 1 or len(result.series[0].slices) != 1:
+            return None
+        series = result.series[0]
+        return series, load_series(series).array[0]
+    except (MedviewError, MemoryError, OSError):
+        return None
 
 
 @dataclass(frozen=True)

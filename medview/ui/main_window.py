@@ -10,8 +10,10 @@ window answers throughout, and every failure ends in one sentence to the reader.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from pathlib import Path
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.core.log_privacy import note_opened
@@ -21,17 +23,7 @@ from medview.io.image_files import SUPPORTED_READ_SUFFIXES, is_image_file
 from medview.io.labels.files import labels_beside
 from medview.io.workspace import safe_name
 from medview.jobs.studies import FirstSlice
-from medview.ui.annotation import Annotation
 from medview.ui.menus import MainMenus
-from medview.ui.pacs_actions import PacsActions
-from medview.ui.panels.ai_panel import AIPanel
-from medview.ui.panels.layers_panel import LayersPanel
-from medview.ui.panels.measurements_panel import MeasurementsPanel
-from medview.ui.panels.study_browser import StudyBrowser
-from medview.ui.panels.tag_browser import TagBrowser
-from medview.ui.panels.training_panel import TrainingPanel
-from medview.ui.panels.warnings_panel import WarningsPanel
-from medview.ui.panels.window_panel import WindowPanel
 from medview.ui.settings import Settings
 from medview.ui.slice_view import SliceView
 from medview.ui.study_loader import StudyLoader
@@ -49,10 +41,22 @@ OPEN_FILTER = (
 Area = QtCore.Qt.DockWidgetArea
 
 
+# How long the window waits for the preview slice to be read, and then to be painted,
+# before it builds its panels anyway
+PREVIEW_WAIT_MS = 1000
+PAINT_WAIT_MS = 250
+
+Preview = tuple[SeriesInfo, np.ndarray]  # one file's series of one slice, and that slice
+
+
 class MainWindow(QtWidgets.QMainWindow):
     image_shown = QtCore.Signal(str)  # "first slice" (while loading) or "volume"
+    _preview_read = QtCore.Signal(object)  # Preview or None, from the thread that read it
 
-    def __init__(self, settings: Settings, demo: bool = False) -> None:
+    def __init__(self, settings: Settings, demo: bool = False, panels_later: bool = False) -> None:
+        """`panels_later`: build only the image area, status bar and menus now, so that the
+        window can show its first image sooner; build_panels() must follow before anything
+        is opened (create_main_window calls it once the first image is painted)."""
         super().__init__()
         self.settings, self.demo = settings, demo
         self.series: SeriesInfo | None = None  # the open series (None: none, or a NIfTI)
@@ -60,11 +64,39 @@ class MainWindow(QtWidgets.QMainWindow):
         self.grid = ViewGrid(self.state)
         self.setCentralWidget(self.grid)
         self.loader = StudyLoader(self)
-        self.browser, self.warnings, self.tags = StudyBrowser(), WarningsPanel(), TagBrowser()
         self.last_message: QtWidgets.QMessageBox | None = None
         self._image_files: list[str] = []
+        # the slice drawn while its study is scanned: (series of that one file, image)
+        self._preview: Preview | None = None
+        self._panels_built = False
         self._build_status_bar()
         self.menus = MainMenus(self)
+        self._update_title()
+        if not self.restoreGeometry(settings.geometry):
+            self._first_run_geometry()
+        self.set_layout(settings.layout)
+        if not panels_later:
+            self.build_panels()
+
+    def build_panels(self) -> None:
+        """The docked panels, their connections and their saved arrangement (once). Their
+        modules are imported here, not at start-up, for the same reason as panels_later."""
+        if self._panels_built:
+            return
+        self._panels_built = True
+        from medview.ui.annotation import Annotation
+        from medview.ui.pacs_actions import PacsActions
+        from medview.ui.panels.ai_panel import AIPanel
+        from medview.ui.panels.layers_panel import LayersPanel
+        from medview.ui.panels.measurements_panel import MeasurementsPanel
+        from medview.ui.panels.study_browser import StudyBrowser
+        from medview.ui.panels.tag_browser import TagBrowser
+        from medview.ui.panels.training_panel import TrainingPanel
+        from medview.ui.panels.warnings_panel import WarningsPanel
+        from medview.ui.panels.window_panel import WindowPanel
+
+        settings, size = self.settings, self.size()
+        self.browser, self.warnings, self.tags = StudyBrowser(), WarningsPanel(), TagBrowser()
         studies = self.add_panel("Studies", self.browser, Area.LeftDockWidgetArea)
         self.add_panel("Warnings", self.warnings, Area.LeftDockWidgetArea)
         # the right column: window/level on top, measurements, layers and tags sharing the
@@ -86,16 +118,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training = TrainingPanel()  # fine-tuning runs in a child process
         self.tabifyDockWidget(measurements, self.add_panel("Training", self.training))
         measurements.raise_()
+        # on a window already shown, the docks stacked one by one before they were tabbed
+        # may have grown it: back to the size it had, before the docks share it out
+        self.layout().activate()
+        self.resize(size)
         self.resizeDocks([studies, window_level], [330, 380], QtCore.Qt.Orientation.Horizontal)
         # the histogram needs little height; the tabbed panels (segments, findings) need it all
         self.resizeDocks([window_level, measurements], [250, 2000], QtCore.Qt.Orientation.Vertical)
         self._connect()
         self.setAcceptDrops(True)
-        self._update_title()
-        if not self.restoreGeometry(settings.geometry):
-            self._first_run_geometry()
         self.restoreState(settings.window_state)
-        self.set_layout(settings.layout)
 
     def _first_run_geometry(self) -> None:
         """Most of the screen: images need the room (reading stations are 1920 px and up)."""
@@ -160,6 +192,8 @@ class MainWindow(QtWidgets.QMainWindow):
         dock.setObjectName("dock-" + safe_name(title))
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        if self.isVisible():
+            dock.show()  # a child added to a window on screen stays hidden until told
         self.restoreDockWidget(dock)
         self.menus.panels_menu.addAction(dock.toggleViewAction())
         return dock
@@ -168,9 +202,46 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.findChild(QtWidgets.QDockWidget, "dock-" + safe_name(title))
 
     # -- opening
-    def open_paths(self, paths: list[str]) -> None:
+    def open_after_preview(self, paths: list[str], preview: Future[Preview | None]) -> None:
+        """Start-up with `paths` (panels_later): draw the preview slice being read as soon as
+        it is in, and once it is painted build the panels and open `paths`. It goes on
+        without the preview after PREVIEW_WAIT_MS, and without its paint (a window not on
+        screen) after PAINT_WAIT_MS; a preview that failed is not shown (the scan says why)."""
+        started = built = False
+
+        def build(found: Preview | None) -> None:
+            nonlocal built
+            if not built:  # after the paint's event, not inside it
+                built = True
+                QtCore.QTimer.singleShot(0, self, lambda: self._build_and_open(paths, found))
+
+        def go(found: Preview | None) -> None:
+            nonlocal started
+            if started:
+                return
+            started = True
+            if found is None:
+                build(None)
+                return
+            self.grid.slice_painted.connect(lambda: build(found))
+            QtCore.QTimer.singleShot(PAINT_WAIT_MS, self, lambda: build(found))
+            self.grid.show_preview(*found)
+
+        def read(done: Future[Preview | None]) -> None:  # on the reading thread
+            self._preview_read.emit(None if done.exception() else done.result())
+
+        self._preview_read.connect(go)
+        QtCore.QTimer.singleShot(PREVIEW_WAIT_MS, self, lambda: go(None))
+        preview.add_done_callback(read)
+
+    def _build_and_open(self, paths: list[str], preview: Preview | None) -> None:
+        self.build_panels()
+        self.open_paths(paths, preview)
+
+    def open_paths(self, paths: list[str], preview: Preview | None = None) -> None:
         """Open folders, files, DICOMDIRs, zips and image files: scan the DICOM ones, then
-        show the first series (or the first image file)."""
+        show the first series (or the first image file). `preview`: a slice of them read
+        already, shown while they are scanned and until its own series' load has one."""
         paths = [str(Path(p).expanduser()) for p in paths if p]
         missing = [p for p in paths if not Path(p).exists()]
         paths = [p for p in paths if p not in missing]
@@ -195,8 +266,11 @@ class MainWindow(QtWidgets.QMainWindow):
         dicom = [p for p in paths if p not in self._image_files]
         self.warnings.clear()
         self.grid.end_loading()  # a load still running is superseded by this request
+        self._preview = preview if dicom else None
         self.browser.set_contents(None, self._image_files)
         if dicom:
+            if preview is not None:
+                self.grid.show_preview(*preview)
             self.status_label.setText("Scanning…")
             self.loader.scan(dicom)
         else:
@@ -238,7 +312,15 @@ class MainWindow(QtWidgets.QMainWindow):
             if target is not None:
                 self.loader.cancel()  # back to the series on screen, which is this one
             return
-        self.grid.show_loading(item if isinstance(item, SeriesInfo) else None)
+        preview, self._preview = self._preview, None
+        if (
+            preview is not None
+            and isinstance(item, SeriesInfo)
+            and preview[0].series_instance_uid == item.series_instance_uid
+        ):
+            self.grid.show_preview(*preview)  # kept until the load's own first slice
+        else:
+            self.grid.show_loading(item if isinstance(item, SeriesInfo) else None)
         self.tags.set_source(None, "Loading…")
         self.status_label.setText("Loading…")
         if isinstance(item, SeriesInfo):
@@ -263,6 +345,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status_label.setText(message[:1].upper() + message[1:] + "…")
 
     def _on_scanned(self, result: ScanResult) -> None:
+        if not result.series:
+            self._preview = None
+            self.grid.end_loading()  # the preview, if one was drawn
         self.browser.set_contents(result, self._image_files)
         for w in result.warnings:
             self.warnings.add(w.message)

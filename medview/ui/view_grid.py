@@ -44,6 +44,8 @@ def native_image(series: SeriesInfo, image: np.ndarray) -> tuple[np.ndarray, tup
 class _LoadingPage(pg.GraphicsView):
     """What a cell shows while its series loads: the first slice, if this is its plane."""
 
+    painted = QtCore.Signal()  # a slice has been painted (start-up waits for it)
+
     def __init__(self) -> None:
         super().__init__(background="k")
         self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
@@ -71,6 +73,11 @@ class _LoadingPage(pg.GraphicsView):
         self.vb.autoRange(padding=0.0)
         self.viewport().update()
 
+    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:
+        super().paintEvent(ev)
+        if self.image_item.image is not None:
+            self.painted.emit()
+
     def drawForeground(self, painter: QtGui.QPainter, rect) -> None:
         painter.save()
         painter.resetTransform()
@@ -81,6 +88,7 @@ class _LoadingPage(pg.GraphicsView):
 
 class ViewGrid(QtWidgets.QWidget):
     focus_changed = QtCore.Signal(object)  # Plane
+    slice_painted = QtCore.Signal()  # a loading page has painted its slice
 
     def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -94,6 +102,7 @@ class ViewGrid(QtWidgets.QWidget):
             stack.addWidget(self._pages[p])
             self._cells[p] = stack
             self._views[p].activated.connect(self._on_activated)
+            self._pages[p].painted.connect(self.slice_painted)
         self.card = QtWidgets.QLabel(
             "No series open.\n\nOpen a folder, a DICOMDIR, a zip or an "
             "image file from the File menu, or drop it here."
@@ -197,6 +206,12 @@ class ViewGrid(QtWidgets.QWidget):
 
     def show_first_slice(self, series: SeriesInfo, first: FirstSlice) -> None:
         self._pages[native_plane(series.affine)].show_image(series, first.image)
+
+    def show_preview(self, series: SeriesInfo, image: np.ndarray) -> None:
+        """Loading pages with `image` (one slice of `series`) drawn in its native-plane cell:
+        what the window shows while the study it belongs to is scanned."""
+        self.show_loading(series)
+        self._pages[native_plane(series.affine)].show_image(series, image)
 
     def end_loading(self) -> None:
         for p in PLANES:
