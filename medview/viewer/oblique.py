@@ -129,7 +129,8 @@ class _Workspace(threading.local):
     """Arrays kept between frames, one set per thread: a fresh megabyte-sized array per step
     made the kernel map and zero new pages every frame, which took longer than the arithmetic
     (the index arithmetic of a 512 x 512 plane: 7.8 ms with fresh arrays, 2.1 ms without
-    the page faults)."""
+    the page faults). They hold about 70 bytes per pixel inside the volume and 2 per pixel of
+    the canvas: some 20 MB for the planes of a 300 x 512 x 512 CT, freed with the thread."""
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
