@@ -113,9 +113,9 @@ def run_gui(paths: Sequence[str], demo: bool = False) -> int:
     """Open the viewer on `paths` (none: an empty window) and run until it is closed.
     `demo`: the paths are the generated demo study (kept out of Recent Studies, and the
     title says it is synthetic)."""
+    preview = read_preview_soon(paths)  # first: its read overlaps the checks' library loads
     _check_display()
     _check_platform_plugin()
-    preview = read_preview_soon(paths)
     app = create_application()
     window = create_main_window(paths, demo, preview)  # noqa: F841 (kept alive while the loop runs)
     return app.exec()

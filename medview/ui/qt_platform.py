@@ -18,14 +18,15 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from medview.ai.models.registry import resources_dir
-
 # a plugin file -> the libraries it needs that cannot be found, or None when that cannot be told
 MissingLookup = Callable[[Path], list[str] | None]
 
 
 def package_list_path() -> Path:
-    """The one list of system libraries the Qt window needs and their Debian packages."""
+    """The one list of system libraries the Qt window needs and their Debian packages.
+    (The registry is imported here, not at start-up: its package costs 50 ms there.)"""
+    from medview.ai.models.registry import resources_dir
+
     return resources_dir() / "qt-debian-packages.txt"
 
 
