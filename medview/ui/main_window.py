@@ -228,7 +228,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.grid.show_preview(*found)
 
         def read(done: Future[Preview | None]) -> None:  # on the reading thread
-            self._preview_read.emit(None if done.exception() else done.result())
+            problem = done.exception()
+            if problem is not None:  # not shown: the scan that follows says what is wrong
+                log.info("no preview slice: %s", type(problem).__name__)
+            self._preview_read.emit(None if problem else done.result())
 
         self._preview_read.connect(go)
         QtCore.QTimer.singleShot(PREVIEW_WAIT_MS, self, lambda: go(None))
@@ -560,6 +563,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_paths(paths)
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
+        self.build_panels()  # closed during start-up, before they were: what is saved needs them
         if not self.training.may_close():  # a fine-tune runs: the reader decides
             ev.ignore()
             return

@@ -3,6 +3,8 @@ are built and before the scan, then the study opens as it always did."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import numpy as np
 from dicom_factory import write_ct_series
 
@@ -46,3 +48,12 @@ def test_a_folder_without_images_ends_in_one_sentence_and_no_preview(qtbot, data
     qtbot.waitUntil(lambda: window.last_message is not None, timeout=LOAD_TIMEOUT_MS)
     assert window.last_message.text().startswith("No image series were found there")
     assert not window.grid.loading
+
+
+def test_closed_before_the_panels_are_built_saves_and_shuts_down(qtbot, data_dir, tmp_path):
+    write_ct_series(tmp_path / "study", n=3)
+    window = create_main_window([str(tmp_path / "study")], preview=Future())  # never read
+    qtbot.addWidget(window)
+    assert window.dock("Studies") is None
+    assert window.close()
+    assert window.dock("Studies") is not None and window.settings.window_state
