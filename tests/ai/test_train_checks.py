@@ -43,7 +43,7 @@ def test_settings_no_run_can_use_are_refused_before_any_work(tmp_path: Path) -> 
         (dict(threads=-1), "threads -1"),
         (dict(patience=0), "patience 0"),
         (dict(device="gpu"), "one of auto"),
-        (dict(epochs="ten"), "epochs 'ten': takes a value like 20"),
+        (dict(epochs="ten"), f"epochs 'ten': takes a value like {train_job.Settings().epochs}"),
         (dict(augment=1), "augment 1: takes a value like True"),
         (dict(batch_size=4096, patch_size=128), "million pixels a step"),
     ):

@@ -13,6 +13,7 @@ import pytest
 from PySide6 import QtCore
 
 from medview.ai.training.data import TrainStudy
+from medview.ai.training.job import Settings
 from medview.jobs.training import StudyRow
 from medview.ui.panels.training_panel import TrainingPanel
 from tests.ai.train_fixtures import install_base, make_studies, make_study
@@ -134,9 +135,11 @@ def test_one_validation_study_is_said(panel: TrainingPanel) -> None:
     rows = [named(i, p, {1: "lung nodule"}) for i, p in enumerate("abcd")]
     panel.studies._show(rows)
     summary = panel.studies.summary.text()  # the default: cross-validation, no sides
+    folds = min(Settings().folds, 4)
     assert (
         summary.startswith(
-            "Cross-validation: 4 studies of 4 patients in 4 folds by patient — lung nodule in 4."
+            f"Cross-validation: 4 studies of 4 patients in {folds} folds by patient — "
+            "lung nodule in 4."
         )
         and "One validation" not in summary
     )
