@@ -76,9 +76,9 @@ class Settings:
     val_fraction: float = 0.25  # with folds < 2: the share of patients held out
     # cross-validation (training.crossval): k = min(folds, patients) trainings on the other
     # folds score every study held out, then the version trains on all; 1 = one held-out
-    # split (val_fraction) that picks the best epoch, as before issue 15. 2 by default:
-    # k + 1 trainings and the held-out scoring of 8 full studies fit in 10 minutes on 2
-    # cores; 3 would not (about 10.5 minutes, estimated from the parts measured)
+    # split (val_fraction) that picks the best epoch, as before issue 15. 2 by default, the
+    # fewest that cross-validate: 3 trainings and the held-out scoring of 8 full studies
+    # took 11.9 minutes on 2 cores (docs/finetuning.md, Cost), over the 10-minute goal
     folds: int = 2
     # refit the false-positive classifier on the fold versions' own candidates (needs
     # folds >= 2 and a card with a postprocess); used only when better out of fold
