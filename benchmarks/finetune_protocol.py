@@ -40,8 +40,12 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from medview.ai.training.job import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune_protocol.json"
 DEV_BASE, TEST_BASE = 100_000, 200_000
@@ -307,7 +311,7 @@ def run_draw(a: argparse.Namespace, draw: int, base: str) -> dict:
     return out
 
 
-def warm_up(base: str, settings: object, cache: Path) -> float:
+def warm_up(base: str, settings: Settings, cache: Path) -> float:
     """Make, cache and mine the rehearsal studies before the first draw, as an installation's
     first fine-tune of a base model does once (minutes: 8 full studies generated, the base's
     mistakes found in each); returns its seconds, which the draws' fine-tune times then do
@@ -322,13 +326,13 @@ def warm_up(base: str, settings: object, cache: Path) -> float:
     from medview.io import saved
 
     t0 = time.perf_counter()
-    n = getattr(settings, "replay_studies", 0)
+    n = settings.replay_studies
     entry = registry.resolve(base)
     cpu = torch.device("cpu")
     module = load_model(entry.folder, cpu, reuse=False).module
     for study in replay_studies(n, saved.replay_dir(), max(1, os.cpu_count() or 1)) if n else []:
         prepared = train_data.prepare_study(study, entry.card, cache)
-        if getattr(settings, "mined_fraction", 0) > 0:
+        if settings.mined_fraction > 0:
             mined_mistakes(module, entry.card, prepared, cpu)
     seconds = time.perf_counter() - t0
     print(f"rehearsal studies ready in {seconds:.0f} s (once per installation)", flush=True)

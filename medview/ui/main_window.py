@@ -223,7 +223,12 @@ class MainWindow(QtWidgets.QMainWindow):
             if found is None:
                 build(None)
                 return
-            self.grid.slice_painted.connect(lambda: build(found))
+
+            def painted() -> None:  # once: later loading pages' paints need no answer
+                self.grid.slice_painted.disconnect(painted)
+                build(found)
+
+            self.grid.slice_painted.connect(painted)
             QtCore.QTimer.singleShot(PAINT_WAIT_MS, self, lambda: build(found))
             self.grid.show_preview(*found)
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     import torch.nn as nn
 
@@ -144,9 +142,3 @@ def blend(model: Any, parent: dict[str, Any], fraction: float) -> None:
             if value.is_floating_point():
                 start = parent[name].to(value.device, value.dtype)
                 value.copy_(start + fraction * (value - start))
-
-
-def site_batches(sampler: Any, rng: np.random.Generator, n: int, size: int, device: Any) -> Any:
-    """`n` batches of `size` body-centred patches, without augmentation, for renormalise."""
-    for _ in range(n):
-        yield sampler.batch(rng, size, device)[0]

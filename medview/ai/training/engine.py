@@ -323,8 +323,10 @@ class Trainer:
             self._check_stop,
         )
         self.dist.first_rank_first(before=False)
-        start = self._adapt_start(card, model, [p for p in train if p.key not in rehearsal], device)
-        self.start = start
+        # the weights training starts from, which the version is blended back toward
+        self.start = self._adapt_start(
+            card, model, [p for p in train if p.key not in rehearsal], device
+        )
         anchor = None
         if self.s.l2sp > 0:
             from medview.ai.training.keep import Anchor
@@ -451,7 +453,7 @@ class Trainer:
                 break
         from medview.ai.training.adapt import blend
 
-        blend(model, start, self.s.interpolate)
+        blend(model, self.start, self.s.interpolate)
         return model, task, st
 
     def _adapt_start(self, card: Any, model: Any, own: list, device: Any) -> dict:
@@ -459,13 +461,14 @@ class Trainer:
         statistics measured on the reader's training studies (site_norm), the weights that
         learn (trainable); returns the weights training starts from, which the version is
         blended back toward (interpolate). Seeded: a resume measures the same statistics."""
-        from medview.ai.training.adapt import renormalise, set_trainable, site_batches
+        from medview.ai.training.adapt import renormalise, set_trainable
         from medview.ai.training.patches import Augment, PatchSampler
 
         if self.s.site_norm and own and card.task == "segmentation":
             sampler = PatchSampler(own, card, 2 * self.s.patch_size, 0.0, Augment(enabled=False))
             rng = np.random.default_rng([self.s.seed, 99])
-            renormalise(model, site_batches(sampler, rng, 4 * len(own), 4, device))
+            batches = (sampler.batch(rng, 4, device)[0] for _ in range(4 * len(own)))
+            renormalise(model, batches)
         set_trainable(model, self.s.trainable)
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

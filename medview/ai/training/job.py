@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from medview.ai.training.adapt import TRAINABLE
 from medview.core.errors import InvalidInputError, ResourceLimitError, SettingError
 from medview.io.workspace import atomic_write_bytes
 
@@ -45,7 +46,7 @@ _RANGES: dict[str, tuple[str, float, float, str]] = {
 _CHOICES = {
     "device": ("auto", "cpu", "cuda", "mps"),
     "distill_on": ("rehearsal", "all"),
-    "trainable": ("all", "norm", "decoder"),
+    "trainable": TRAINABLE,
 }
 
 
