@@ -140,6 +140,13 @@ SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "picks the best epoch.",
         {"range": (1, 20)},
     ),
+    "refit_fp": (
+        "False-positive stage",
+        "With cross-validation: refit the false-positive classifier on the new network's "
+        "own candidates in the held-out studies; the version keeps it only when it is "
+        "better there than the base model's.",
+        {"text": "refit on the new network's candidates"},
+    ),
     "trainable": (
         "Weights that learn",
         "all: every weight. norm: only the normalisation layers' scale and shift and "
