@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medview.core.jobs import CancelToken, JobCancelled
+from medview.net import pdu_limit
 from medview.net.errors import NetworkError
 from medview.net.logs import quiet_pynetdicom
 from medview.net.nodes import DimseNode
@@ -88,6 +89,7 @@ def _ae(node: DimseNode) -> Any:
     from pynetdicom import AE
 
     quiet_pynetdicom()
+    pdu_limit.install()
     ae = AE(ae_title=node.our_ae)
     ae.acse_timeout = node.timeout_s
     ae.dimse_timeout = node.timeout_s
@@ -157,6 +159,9 @@ def association(
         evt_handlers=[(evt.EVT_PDU_RECV, note_rejection), *(handlers or [])],
     )
     if not assoc.is_established:
+        oversized = pdu_limit.problem(assoc)
+        if oversized:
+            raise NetworkError(node.name, oversized)
         if assoc.is_rejected or rejected:
             raise NetworkError(
                 node.name,
@@ -180,8 +185,11 @@ def association(
             assoc.release()
 
 
-def _check_status(node: DimseNode, status: Any, what: str) -> int:
+def _check_status(node: DimseNode, assoc: Any, status: Any, what: str) -> int:
     if status is None or "Status" not in status:
+        oversized = pdu_limit.problem(assoc)
+        if oversized:
+            raise NetworkError(node.name, oversized)
         raise NetworkError(
             node.name,
             f"gave no answer to the {what} within {node.timeout_s:g} s, or the connection broke",
@@ -193,7 +201,7 @@ def echo(node: DimseNode) -> float:
     """A C-ECHO round trip in seconds (association included)."""
     started = time.monotonic()
     with association(node, [(VERIFICATION, None)]) as assoc:
-        code = _check_status(node, assoc.send_c_echo(), "C-ECHO")
+        code = _check_status(node, assoc, assoc.send_c_echo(), "C-ECHO")
     if code != 0:
         raise NetworkError(node.name, f"answered the C-ECHO with status 0x{code:04X}")
     return time.monotonic() - started
@@ -206,7 +214,7 @@ def _find(node: DimseNode, identifier: Any) -> Iterator[Any]:
     with association(node, [(FIND_MODEL, None)]) as assoc:
         try:
             for status, ident in assoc.send_c_find(identifier, FIND_MODEL):
-                code = _check_status(node, status, "C-FIND")
+                code = _check_status(node, assoc, status, "C-FIND")
                 if code in (0xFF00, 0xFF01):
                     if ident is None:
                         raise NetworkError(
@@ -411,7 +419,7 @@ def _run_retrieve(
         if cancel is not None and cancel.cancelled:
             assoc.abort()
             raise JobCancelled()
-        code = _check_status(node, status, what)
+        code = _check_status(node, assoc, status, what)
         counts = [
             int(status.get(f"Number{k}Suboperations", 0) or 0)
             for k in ("OfRemaining", "OfCompleted", "OfFailed", "OfWarning")
@@ -537,7 +545,7 @@ def send(
             if cancel is not None and cancel.cancelled:
                 raise JobCancelled()
             ds = dcmread(p)
-            code = _check_status(node, assoc.send_c_store(ds), "C-STORE")
+            code = _check_status(node, assoc, assoc.send_c_store(ds), "C-STORE")
             if code not in (0x0000, 0xB000, 0xB006, 0xB007):
                 raise NetworkError(node.name, f"refused {p.name} (C-STORE status 0x{code:04X})")
             sent += 1

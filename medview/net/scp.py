@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medview.net import pdu_limit
 from medview.net.dimse import RETRIEVED_CLASSES, accepted_transfer_syntaxes, store_handler
 from medview.net.errors import NetworkError
 from medview.net.logs import quiet_pynetdicom
@@ -20,7 +21,7 @@ from medview.net.storage import store_instance
 
 log = logging.getLogger(__name__)
 
-MAX_PDU = 1 << 20  # what we announce; pynetdicom refuses larger PDUs from the peer
+MAX_PDU = 1 << 20  # what we announce; net.pdu_limit reads no larger PDU from the peer
 
 
 @dataclass
@@ -45,22 +46,24 @@ class StorageSCP:
         host: str = "",
         allowed_aes: Iterable[str] | None = (),
         max_associations: int = 4,
+        timeout_s: float = 30,
         on_stored: Callable[[Path], None] | None = None,
     ) -> None:
         """`allowed_aes` None accepts any calling AE title (the reader's explicit choice);
-        an empty list accepts none but echo is still refused then."""
+        an empty list accepts none but echo is still refused then. `timeout_s`: how long
+        a caller may be silent (pynetdicom also holds a connection that closed before its
+        association request this long)."""
         from pynetdicom import AE, evt
 
         quiet_pynetdicom()
+        pdu_limit.install()
         self.root = root
         self.received = Received()
         self._on_stored = on_stored
         ae = AE(ae_title=check_ae_title(ae_title, "our AE title"))
         ae.maximum_associations = max(1, int(max_associations))
         ae.maximum_pdu_size = MAX_PDU
-        ae.network_timeout = 30
-        ae.acse_timeout = 30
-        ae.dimse_timeout = 30
+        ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = timeout_s
         if allowed_aes is not None:
             ae.require_calling_aet = [check_ae_title(a, "an allowed AE title") for a in allowed_aes]
         syntaxes = accepted_transfer_syntaxes()
