@@ -129,12 +129,13 @@ def _generate(root: Path, site: str, seeds: list[int], slices: int | None) -> Pa
     return root
 
 
-def summary(scores: list[dict], card: object) -> dict:
+def summary(scores: list[dict], card: object, full: bool = False) -> dict:
+    """The protocol's numbers (KEYS) of per-study scores; `full`: also per label."""
     from medview.ai.training.crossval import _int_keys
     from medview.ai.training.metrics import summarise
 
     out = summarise([_int_keys(s) for s in scores], card)
-    return {k: out[k] for k in KEYS}
+    return out if full else {k: out[k] for k in KEYS}
 
 
 def mean_sd(values: list[float | None]) -> str:

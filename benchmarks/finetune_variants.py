@@ -83,12 +83,12 @@ def _draw(a: argparse.Namespace, d: int, base: str) -> dict:
     out: dict = {"draw": d, "train_seeds": [block, block + 7], "fit_s": round(fit_s, 1)}
     for side, folder in tests.items():
         prepared = [td.prepare_study(x, card, cache) for x in td.find_studies(folder)]
-        out[side] = {"parent": summary(scores_kept(parent, card, prepared, cpu), card)}
+        out[side] = {"parent": summary(scores_kept(parent, card, prepared, cpu), card, full=True)}
         for fraction in [1.0, *a.blend]:
             model.load_state_dict(fitted)
             blend(model, start, fraction)
             key = "new" if fraction == 1.0 else f"blend {fraction:g}"
-            out[side][key] = summary(study_scores(model, card, prepared, cpu)[0], card)
+            out[side][key] = summary(study_scores(model, card, prepared, cpu)[0], card, full=True)
     return out
 
 

@@ -255,6 +255,8 @@ class Trainer:
         n_own = len(train) - len(self.replay)
         own, self.replay_prepared = train[:n_own] + val, train[n_own:]
         self.folds = self._fold_split(studies, card, own)
+        if self.folds and card.postprocess is not None and self.dist.rank == 0:
+            self._parent_pass(entry, card, own)
         st = None
         while True:  # one phase per fold, then the version itself
             phase = (
@@ -276,6 +278,23 @@ class Trainer:
                 break
             st = self._end_fold(entry, card, model, task, st)
         return self._finish(entry, card, model, task, studies, train, val, st, self.dist.device)
+
+    def _parent_pass(self, entry: Any, card: Any, own: list) -> None:
+        """The parent's mistakes and scores in the reader's studies from one segmentation of
+        each (training.parent_pass), before mining and the folds' scoring look for them."""
+        from medview.ai.runtime.loading import load_model
+        from medview.ai.training.parent_pass import parent_pass
+
+        parent = load_model(entry.folder, "cpu", reuse=False).module.to(self.dist.device)
+        self.emit("mining", studies=len(own))
+        parent_pass(
+            parent,
+            card,
+            own,
+            self.dist.device,
+            lambda i, n: self.emit("mining", studies=n, index=i),
+            self._check_stop,
+        )
 
     def _fold_split(self, studies: list, card: Any, own: list) -> list[list[str]]:
         """The folds of cross-validation (crossval.fold_split), [] for one held-out split:

@@ -130,18 +130,36 @@ def listed_maps(
 ) -> list[np.ndarray]:
     """listed_map for several cards of one network (e.g. with and without its
     false-positive classifier), segmenting the study once."""
-    from medview.ai.findings.postprocess import findings_from
+    volume, result = _segmented(module, cards[0], study, device, check)
+    return [_listed(result, volume, card) for card in cards]
+
+
+def listed_segmentation(
+    module: Any, card: ModelCard, study: PreparedStudy, device: Any, check: Check = None
+) -> tuple[Volume, Any, np.ndarray]:
+    """The study as a Volume, its segmentation (runtime.inference.SegmentationResult) and
+    the label map of the findings listed at 0.5: what else a caller needs of one pass."""
+    volume, result = _segmented(module, card, study, device, check)
+    return volume, result, _listed(result, volume, card)
+
+
+def _segmented(
+    module: Any, card: ModelCard, study: PreparedStudy, device: Any, check: Check
+) -> tuple[Volume, Any]:
     from medview.ai.runtime.inference import segment
 
     volume = Volume(study.image, np.diag([*study.spacing_mm, 1.0]))
     with _eval_mode(module):
-        result = segment(volume, _Network(module, cards[0], device, check), reuse=False)
-    masks = []
-    for card in cards:
-        mask = np.zeros(volume.shape, np.uint8)
-        findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max, mask_out=mask)
-        masks.append(mask)
-    return masks
+        result = segment(volume, _Network(module, card, device, check), reuse=False)
+    return volume, result
+
+
+def _listed(result: Any, volume: Volume, card: ModelCard) -> np.ndarray:
+    from medview.ai.findings.postprocess import findings_from
+
+    mask = np.zeros(volume.shape, np.uint8)
+    findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max, mask_out=mask)
+    return mask
 
 
 def quick_dice(
@@ -391,6 +409,25 @@ def evaluate_kept(
     return out
 
 
+def kept_scores_path(card: ModelCard, st: PreparedStudy) -> Path | None:
+    """Where scores_kept keeps a study's scores for this card's weights and postprocess;
+    None when they cannot be kept (no weights hash, or a study without its cache file)."""
+    import json
+
+    from medview.ai.training.data import META_FILE, short_hash
+
+    meta = Path(st.folder) / META_FILE
+    if not card.weights_sha256 or not meta.exists():
+        return None
+    post = json.dumps(
+        dataclasses.asdict(card.postprocess) if card.postprocess else None, sort_keys=True
+    )
+    key = short_hash(
+        METRICS_FORMAT, card.weights_sha256, post, st.key + meta.read_text(encoding="utf-8")
+    )
+    return Path(st.folder) / f"scores-{key}.json"
+
+
 def scores_kept(
     module: Any,
     card: ModelCard,
@@ -405,21 +442,12 @@ def scores_kept(
     (crossval reads either)."""
     import json
 
-    from medview.ai.training.data import META_FILE, short_hash
     from medview.io.workspace import atomic_write_text
 
-    post = json.dumps(
-        dataclasses.asdict(card.postprocess) if card.postprocess else None, sort_keys=True
-    )
     out = []
     for i, st in enumerate(studies):
-        meta = Path(st.folder) / META_FILE
-        path = None
-        if card.weights_sha256 and meta.exists():
-            key = short_hash(
-                METRICS_FORMAT, card.weights_sha256, post, st.key + meta.read_text(encoding="utf-8")
-            )
-            path = Path(st.folder) / f"scores-{key}.json"
+        path = kept_scores_path(card, st)
+        if path is not None:
             with contextlib.suppress(OSError, ValueError):
                 out.append(json.loads(path.read_text(encoding="utf-8")))
                 if progress is not None:
@@ -450,20 +478,14 @@ def held_out(
     training thresholds), for refitting the false-positive stage on this network's own
     candidates; study ids count from `first`. Candidates as JSON-ready lists."""
     from medview.ai.findings.fp_fit import FP, big_lesions, label_map_candidates
-    from medview.ai.findings.postprocess import findings_from
-    from medview.ai.runtime.inference import segment
 
     if card.postprocess is None:
         return study_scores(module, card, studies, device, progress, check)[0], []
     values = [lab.value for lab in card.labels]
     scores, records = [], []
     for i, st in enumerate(studies):
-        volume = Volume(st.image, np.diag([*st.spacing_mm, 1.0]))
         gt = np.asarray(st.labels)
-        with _eval_mode(module):
-            result = segment(volume, _Network(module, card, device, check), reuse=False)
-        mask = np.zeros(volume.shape, np.uint8)
-        findings_from(result.codes, volume, card, 0.5, coarse_max=result.coarse_max, mask_out=mask)
+        volume, result, mask = listed_segmentation(module, card, st, device, check)
         scored = score(mask, gt, st.spacing_mm, values, 1)
         scores.append(scored)
 

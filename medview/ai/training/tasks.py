@@ -103,6 +103,13 @@ class SegmentationTask:
         )
 
 
+def mined_path(card: ModelCard, st: PreparedStudy) -> Path:
+    """Where a study's mined mistakes of the base model `card` are kept."""
+    from medview.ai.training.data import short_hash
+
+    return Path(st.folder) / f"mined-{short_hash(card.ref, card.weights_sha256)}.npy"
+
+
 def mined_mistakes(
     base: Any,
     card: ModelCard,
@@ -112,10 +119,10 @@ def mined_mistakes(
 ) -> np.ndarray:
     """The base model's mistakes on a training study, kept beside its cached arrays (found
     once per study and base model: a rehearsal study's serve every fine-tune of that base)."""
-    from medview.ai.training.data import save_cached, short_hash
+    from medview.ai.training.data import save_cached
     from medview.ai.training.metrics import mistakes
 
-    path = Path(st.folder) / f"mined-{short_hash(card.ref, card.weights_sha256)}.npy"
+    path = mined_path(card, st)
     if path.exists():
         return np.load(path)
     found = mistakes(base, card, st, device, check=check)
