@@ -5,7 +5,8 @@ start; this walks the path a radiologist's first session takes through the real 
 generates a small demo study in a temporary folder, loads it through the DICOM reader, draws
 each plane through the viewer's SliceView offscreen, loads every bundled model and runs the
 bundled segmentation models on the study, writes the result as a DICOM SEG and reads it back,
-and starts a child process the way the viewer starts a training run.
+starts a child process the way the viewer starts a training run, and finds the OS keyring
+backend that keeps PACS passwords.
 
 One line per step with its time goes to stdout; the first failure ends the run with one
 sentence on stderr and exit 1. Nothing is written outside the temporary folder, which is
@@ -222,6 +223,18 @@ def _child(run: _Run) -> str:
     return " ".join(argv[1:])
 
 
+def _keyring(run: _Run) -> str:
+    """PACS passwords and tokens live in the OS keyring; keyring finds its backends through
+    entry points, so a bundle without keyring's metadata or backend modules would start and
+    silently keep no secret. Whether a keyring service runs here is only reported: a
+    headless build machine has none."""
+    from medview.net.credentials import installed_backend, keyring_available
+
+    name = installed_backend()
+    running = "in use" if keyring_available() else "no keyring service running here"
+    return f"{name} backend ({running})"
+
+
 STEPS: tuple[tuple[str, Callable[[_Run], str]], ...] = (
     ("demo study", _demo),
     ("load", _load),
@@ -231,6 +244,7 @@ STEPS: tuple[tuple[str, Callable[[_Run], str]], ...] = (
     ("inference", _infer),
     ("DICOM SEG", _seg),
     ("child process", _child),
+    ("keyring", _keyring),
 )
 
 

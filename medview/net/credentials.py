@@ -5,11 +5,23 @@ the reader each time (the CLI reads MEDVIEW_PACS_SECRET or prompts)."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
+import sys
+
+from medview.core.errors import MedviewError
 
 log = logging.getLogger(__name__)
 
 SERVICE = "medview-pacs"
+
+# The keyring backend of each system (its entry-point name) and the modules it needs beyond
+# keyring; a frozen bundle that lacks them starts, and then keeps no secret.
+PLATFORM_BACKENDS = {
+    "win32": ("Windows", ("win32ctypes.pywin32.win32cred",)),
+    "darwin": ("macOS", ("keyring.backends.macOS.api",)),
+    "other": ("SecretService", ("secretstorage", "jeepney")),  # Linux and the BSDs: D-Bus
+}
 
 
 def _backend_usable() -> bool:
@@ -20,6 +32,33 @@ def _backend_usable() -> bool:
         return not isinstance(keyring.get_keyring(), fail.Keyring)
     except Exception:  # keyring raises many kinds of errors for a broken backend
         return False
+
+
+def installed_backend() -> str:
+    """The name of this system's keyring backend when it and what it needs are installed
+    (found through keyring's entry points, as keyring finds it); otherwise a MedviewError
+    saying what is missing. Whether a keyring service runs is another matter
+    (keyring_available)."""
+    from importlib.metadata import entry_points
+
+    name, needs = PLATFORM_BACKENDS.get(sys.platform, PLATFORM_BACKENDS["other"])
+    found = {ep.name: ep.value for ep in entry_points(group="keyring.backends")}
+    if name not in found:
+        raise MedviewError(
+            None,
+            f"keyring's {name} backend is not installed (no 'keyring.backends' entry point "
+            f"of that name): passwords of PACS nodes could not be kept",
+        )
+    for module in (found[name], *needs):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MedviewError(
+                None,
+                f"keyring's {name} backend cannot load {module} ({exc}): passwords of PACS "
+                f"nodes could not be kept",
+            ) from None
+    return name
 
 
 def keyring_available() -> bool:

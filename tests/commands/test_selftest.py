@@ -62,3 +62,30 @@ def test_an_unexpected_error_is_named_not_dumped(own_folders, monkeypatch, capsy
     assert main(own_folders) == 1
     err = capsys.readouterr().err
     assert "'demo study': OSError: disk full" in err and "Traceback" not in err
+
+
+def test_a_bundle_without_keyring_backends_fails_in_one_sentence(own_folders, monkeypatch, capsys):
+    """keyring finds its backends through entry points: a frozen app without keyring's
+    metadata starts, then keeps no PACS password. Here the entry points are gone."""
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
+    monkeypatch.setattr(selftest, "STEPS", (("keyring", selftest._keyring),))
+    assert main(own_folders) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "backend is not installed" in err[0]
+    assert "passwords of PACS nodes could not be kept" in err[0]
+
+
+def test_a_keyring_backend_missing_its_library_is_named(own_folders, monkeypatch, capsys):
+    from medview.net import credentials
+
+    name, needs = credentials.PLATFORM_BACKENDS["other"]
+    backends = {k: (name, (*needs, "medview_no_such_dbus_library")) for k in ("win32", "darwin")}
+    backends["other"] = backends["win32"]
+    monkeypatch.setattr(credentials, "PLATFORM_BACKENDS", backends)
+    monkeypatch.setattr(selftest, "STEPS", (("keyring", selftest._keyring),))
+    assert main(own_folders) == 1
+    err = capsys.readouterr().err
+    assert f"keyring's {name} backend cannot load medview_no_such_dbus_library" in err
