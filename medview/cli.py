@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="instead the same patient N months later: moved on the table, "
         "lesions grown by known factors, one gone, one new (truth in "
-        "lesions.json 'follow_up')",
+        "lesions.json 'follow_up'); the viewer offers the baseline as its prior",
     )
     demo.add_argument(
         "--json", action="store_true", help="print the study info as JSON (implies --no-gui)"

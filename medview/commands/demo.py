@@ -50,16 +50,30 @@ def demo_series_dir(args: argparse.Namespace) -> Path:
     return series_dir
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def demo_paths(args: argparse.Namespace) -> list[Path]:
+    """The series folders to open: the demo study; for a follow-up in the data folder, the
+    follow-up and its baseline (made with the same options when missing), so the viewer
+    opens the follow-up with the baseline offered as its prior."""
     series_dir = demo_series_dir(args)
+    if getattr(args, "follow_up_months", None) is None or args.out:
+        return [series_dir]
+    return [
+        series_dir,
+        demo_series_dir(argparse.Namespace(**{**vars(args), "follow_up_months": None})),
+    ]
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    paths = demo_paths(args)
+    series_dir = paths[0]
     if not (args.no_gui or args.json):
         from medview.app import run_gui
 
-        return run_gui([str(series_dir)], demo=True)
+        return run_gui([str(p) for p in paths], demo=True)
     from medview.commands.info import scan_json, scan_text
     from medview.io.dicom.index import scan
 
-    result = scan([series_dir])
+    result = scan(paths)
     print(json.dumps(scan_json(result), indent=1) if args.json else scan_text(result))
     if not args.json:
         print(f"Demo study in {series_dir.parent} (ground truth: labels.nii.gz, lesions.json)")

@@ -3,8 +3,9 @@ status bar with the value under the mouse and the progress of what is loading.
 
 Opening follows the reading viewers radiologists use (RadiAnt, Horos): open or drop a
 folder, files, a DICOMDIR or a zip; it is scanned in the background and the first series
-opens at once, its first slice drawn before the rest has loaded; the other series are a
-double-click away in the browser. Everything slow runs through StudyLoader's jobs, so the
+of the newest study (of the first patient) opens at once, its first slice drawn before the
+rest has loaded; the other series are a double-click away in the browser, the patient's
+earlier studies offered there as priors. Everything slow runs through StudyLoader's jobs, so the
 window answers throughout, and every failure ends in one sentence to the reader."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from medview.ui.study_loader import StudyLoader
 from medview.ui.view_grid import ViewGrid
 from medview.viewer import state as st
 from medview.viewer.planes import native_plane
+from medview.viewer.priors import current_study
 from medview.viewer.state import ViewerState
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class MainWindow(QtWidgets.QMainWindow):
         from medview.ui.panels.training_panel import TrainingPanel
         from medview.ui.panels.warnings_panel import WarningsPanel
         from medview.ui.panels.window_panel import WindowPanel
+        from medview.ui.prior_actions import PriorActions
 
         settings, size = self.settings, self.size()
         self.browser, self.warnings, self.tags = StudyBrowser(), WarningsPanel(), TagBrowser()
@@ -113,6 +116,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(measurements, self.add_panel("AI", self.ai))
         self.annotation = Annotation(self)  # the Labels panel (segments), tabbed here too
         self.pacs = PacsActions(self)  # File > PACS: Query / Retrieve…, Send to PACS…
+        self.priors = PriorActions(self)  # File > Compare with Prior Study, browser button
         self.layers.import_labels.connect(self.annotation.files.import_from)
         self.layers.offered.connect(self._on_labels_offered)
         self.training = TrainingPanel()  # fine-tuning runs in a child process
@@ -248,8 +252,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def open_paths(self, paths: list[str], preview: Preview | None = None) -> None:
         """Open folders, files, DICOMDIRs, zips and image files: scan the DICOM ones, then
-        show the first series (or the first image file). `preview`: a slice of them read
-        already, shown while they are scanned and until its own series' load has one."""
+        show the newest study's first series (or the first image file). `preview`: a slice
+        of them read already, shown while they are scanned and until its own series' load
+        has one."""
         paths = [str(Path(p).expanduser()) for p in paths if p]
         missing = [p for p in paths if not Path(p).exists()]
         paths = [p for p in paths if p not in missing]
@@ -385,7 +390,8 @@ class MainWindow(QtWidgets.QMainWindow):
             else "No image series found."
         )
         if result.series:
-            self.open_item(result.series[0])
+            current = current_study([s for s in result.studies if s.series])
+            self.open_item(current.series[0] if current else result.series[0])
             self.loader.make_thumbnails(
                 [s for s in result.series if not self.browser.has_thumbnail(s.key)]
             )

@@ -8,7 +8,6 @@ is in the window (a text field keeps its typed characters), and the menus teach 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -64,31 +63,13 @@ class MainMenus(QtCore.QObject):
         self.recent_menu.aboutToShow.connect(self.rebuild_recent)
         self.recent_menu.triggered.connect(self._on_recent)
         m.addSeparator()
-        self.prior_action = self._action(m, "Compare with &Prior Study…", self.compare_prior)
+        # filled by ui.prior_actions with the priors the study browser knows
+        self.prior_menu = m.addMenu("Compare with &Prior Study")
+        self.prior_action = self.prior_menu.menuAction()
         self.export_action = self._action(m, "&Export View as PNG…", w.export_png_dialog, "Ctrl+E")
         m.addSeparator()
         quit_action = self._action(m, "&Quit", w.close, "Ctrl+Q")
         quit_action.setMenuRole(QtGui.QAction.MenuRole.QuitRole)
-
-    def compare_prior(self, _checked: bool = False, folder: str = "") -> None:
-        """The open study beside a prior one the reader picks (ui.prior_compare)."""
-        from medview.core.errors import MedviewError
-        from medview.ui.prior_compare import open_prior_compare
-
-        w = self.w
-        if w.state.volume is None or w.series is None or not w.series.frames:
-            w.message("Compare with prior", "Open the current DICOM study first.")
-            return
-        folder = folder or QtWidgets.QFileDialog.getExistingDirectory(
-            w, "Prior study of this patient"
-        )
-        if not folder:
-            return
-        current = Path(w.series.frames[0].source.path).parent
-        try:
-            self.prior_window = open_prior_compare(w, w.state.volume, current, Path(folder))
-        except (MedviewError, ValueError) as exc:
-            w.message("Could not compare", str(exc), QtWidgets.QMessageBox.Icon.Warning)
 
     def rebuild_recent(self) -> None:
         self.recent_menu.clear()

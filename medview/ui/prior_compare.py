@@ -6,19 +6,29 @@ scroll either); a slice change in one moves the other to the same point of the p
 the current point less the alignment shift (body centres across the table, table position
 plus the reader's offset along it). The offset box is for a breath held differently; it
 moves the prior, not the findings' pairing reach. Double-clicking a row goes to that
-finding in both views."""
+finding in both views.
+
+Which findings are paired, as the line above the list says: the AI's on both studies once
+the current one has an AI result (`use_ai`: the same model, threshold and options run on the
+prior, off the GUI thread; a kept result answers at once; findings the reader rejected are
+left out), else a demo study's ground truth (lesions.json), else none."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
+from medview.core.findings import Finding
 from medview.core.volume import Volume
+from medview.jobs.ai_assist import live_infer_job
 from medview.ui.slice_view import SliceView
+from medview.ui.workers import JobWorker
 from medview.viewer import state as st
+from medview.viewer.ai_results import AIResults
 from medview.viewer.growth import (
     Lesion,
     Pair,
@@ -26,6 +36,7 @@ from medview.viewer.growth import (
     body_centre_xy,
     days_between,
     growth_rows,
+    lesions_from_findings,
     pair_findings,
     truth_lesions,
 )
@@ -43,6 +54,7 @@ COLUMNS = (
     "VDT days",
 )
 MAX_OFFSET_MM = 200.0
+STATUS_COLOURS = {"new": "#e07020", "gone": "#808080"}  # paired rows keep the text colour
 
 
 @dataclass
@@ -50,6 +62,22 @@ class Study:
     volume: Volume
     lesions: list[Lesion]
     date: str = ""  # DICOM YYYYMMDD
+    series_key: str = ""  # lets a second AI run on the same series reuse the first
+
+
+@dataclass(frozen=True)
+class AISource:
+    """The current study's AI result and how it was made, so the prior's is made the same
+    way: the same model and version (its card's reference), threshold, device and TTA."""
+
+    result: Any  # jobs.inference.InferenceResult on the current volume
+    findings: list[Finding] = field(default_factory=list)  # the reader's view of them
+    device: str = "auto"
+    tta: bool = False
+
+    @property
+    def kept(self) -> list[Finding]:
+        return [f for f in self.findings if f.decision != "rejected"]
 
 
 def _cell(value) -> str:
@@ -65,8 +93,8 @@ class PriorCompare(QtWidgets.QWidget):
         super().__init__(parent)
         self.setWindowTitle("Prior comparison")
         self.prior_state, self.current_state = ViewerState(), ViewerState()
-        self.prior_state.set_volume(prior.volume)
-        self.current_state.set_volume(current.volume)
+        self.prior_state.set_volume(prior.volume, prior.series_key)
+        self.current_state.set_volume(current.volume, current.series_key)
         w = self.current_state.window
         self.prior_state.set_window(w.center, w.width, w.name)
         self.prior_view = SliceView(self.prior_state, Plane.AXIAL)
@@ -78,6 +106,9 @@ class PriorCompare(QtWidgets.QWidget):
         self.days = days_between(prior.date, current.date)
         self.pairs: list[Pair] = pair_findings(prior.lesions, current.lesions, self.shift)
         self._syncing = False
+        self.ai_source: AISource | None = None
+        self.worker: JobWorker | None = None
+        self._overlays: list[AIResults] = []
 
         self.offset_box = QtWidgets.QDoubleSpinBox()
         self.offset_box.setRange(-MAX_OFFSET_MM, MAX_OFFSET_MM)
@@ -111,9 +142,17 @@ class PriorCompare(QtWidgets.QWidget):
         interval = f"{self.days:.0f} days apart" if self.days is not None else "dates unknown"
         self.summary = QtWidgets.QLabel(interval)
         bar.addWidget(self.summary, 1)
+        self.source_label = QtWidgets.QLabel(
+            "Findings: the demo's ground truth (lesions.json); run the AI on the current "
+            "study to pair its findings instead"
+            if prior.lesions or current.lesions
+            else "Findings: none yet; run the AI on the current study to pair its findings"
+        )
+        self.source_label.setWordWrap(True)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(views, 3)
         layout.addLayout(bar)
+        layout.addWidget(self.source_label)
         layout.addWidget(self.table, 1)
         self._fill_table()
         for s in (self.prior_state, self.current_state):
@@ -125,6 +164,64 @@ class PriorCompare(QtWidgets.QWidget):
         """current - prior, in LPS mm."""
         offset = self.offset_box.value() if hasattr(self, "offset_box") else 0.0
         return alignment(*self._xy, offset)
+
+    # -- AI findings on both studies
+    def use_ai(self, source: AISource) -> None:
+        """Pair the AI's findings: run the model that made `source` on the prior (a kept
+        result answers without a run) and list both studies' findings once it is back."""
+        if self.worker is not None and self.worker.running:
+            self.worker.cancel()
+        self.ai_source = source
+        ref = source.result.card.ref
+        self.worker = JobWorker(
+            live_infer_job,
+            self.prior_state.volume,
+            ref,
+            parent=self,
+            device=source.device,
+            tta=source.tta,
+            threshold=float(source.result.threshold),
+            series_key=self.prior_state.series_key,
+        )
+        worker = self.worker
+        worker.progress.connect(
+            lambda p: self.source_label.setText(
+                f"Running AI {ref} on the prior: {p.message} "
+                + (f"({p.fraction:.0%})" if p.fraction >= 0 else "")
+            )
+        )
+        worker.result.connect(lambda r: self._on_prior_ai(worker, r))
+        worker.failed.connect(
+            lambda text: self.source_label.setText(f"AI on the prior failed: {text}")
+        )
+        self.source_label.setText(f"Running AI {ref} on the prior…")
+        worker.start()
+
+    def _on_prior_ai(self, worker: JobWorker, prior_result: Any) -> None:
+        source = self.ai_source
+        if source is None or worker is not self.worker:
+            return  # superseded by a later result on the current study
+        for overlay in self._overlays:
+            overlay.detach()
+        self._overlays = [
+            AIResults(self.prior_state, prior_result),
+            AIResults(self.current_state, source.result),
+        ]
+        self.pairs = pair_findings(
+            lesions_from_findings(prior_result.findings),
+            lesions_from_findings(source.kept),
+            self.shift,
+        )
+        self._fill_table()
+        self.source_label.setText(
+            f"Findings: AI {source.result.card.ref} on both studies at p ≥ "
+            f"{float(source.result.threshold):.2f} — AI assistance, not a diagnosis"
+        )
+
+    def closeEvent(self, event) -> None:
+        if self.worker is not None and self.worker.running:
+            self.worker.cancel()
+        super().closeEvent(event)
 
     def _fill_table(self) -> None:
         rows = growth_rows(self.pairs, self.days or 0.0)
@@ -142,7 +239,10 @@ class PriorCompare(QtWidgets.QWidget):
                 row["doubling_days"],
             )
             for c, value in enumerate(values):
-                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(_cell(value)))
+                item = QtWidgets.QTableWidgetItem(_cell(value))
+                if row["status"] in STATUS_COLOURS:
+                    item.setForeground(QtGui.QColor(STATUS_COLOURS[row["status"]]))
+                self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
         counts = {s: sum(p.status == s for p in self.pairs) for s in ("paired", "new", "gone")}
         self.table.setToolTip(
@@ -176,24 +276,32 @@ def _date(d: str) -> str:
     return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
 
-def open_prior_compare(
-    parent: QtWidgets.QWidget, current: Volume, current_folder: Path, prior_folder: Path
-) -> PriorCompare:
-    """The comparison of the open study with the one in `prior_folder`, as a window of its
-    own. Findings: each study's ground truth where it is a demo study (lesions.json).
-    Raises InvalidInputError / ValueError with one sentence for a folder that cannot serve."""
-    from medview.io.open_volume import load_volume
+def study_of(volume: Volume, folder: Path, series_key: str = "") -> Study:
+    """A study for the comparison: its volume and, for a demo study, its ground truth.
+    ValueError with one sentence for a broken lesions.json."""
+    lesions = truth_lesions(_study_root(folder)) or []
+    return Study(volume, lesions, volume.metadata.study_date, series_key)
 
-    prior, _series = load_volume([prior_folder])
-    studies = []
-    for volume, folder in ((prior, prior_folder), (current, current_folder)):
-        lesions = truth_lesions(_study_root(folder)) or []
-        studies.append(Study(volume, lesions, volume.metadata.study_date))
-    window = PriorCompare(*studies, parent=parent)
+
+def show_compare(parent: QtWidgets.QWidget | None, prior: Study, current: Study) -> PriorCompare:
+    """The comparison as a window of its own, shown."""
+    window = PriorCompare(prior, current, parent=parent)
     window.setWindowFlag(QtCore.Qt.WindowType.Window)
     window.resize(1200, 800)
     window.show()
     return window
+
+
+def open_prior_compare(
+    parent: QtWidgets.QWidget | None, current: Volume, current_folder: Path, prior_folder: Path
+) -> PriorCompare:
+    """The comparison of the open study with the one in `prior_folder` (read here, for a
+    folder the reader picks). Raises InvalidInputError / ValueError with one sentence for a
+    folder that cannot serve."""
+    from medview.io.open_volume import load_volume
+
+    prior, _series = load_volume([prior_folder])
+    return show_compare(parent, study_of(prior, prior_folder), study_of(current, current_folder))
 
 
 def _study_root(folder: Path) -> Path:

@@ -116,7 +116,8 @@ def growth_rows(pairs: list[Pair], days: float) -> list[dict]:
         rows.append(
             {
                 "status": p.status,
-                "name": (p.now or p.then).name,
+                # a gone one's name is the prior's (each study numbers its own findings)
+                "name": p.now.name if p.now else f"{p.then.name} (prior)",
                 "diameter_then_mm": p.then.diameter_mm if p.then else None,
                 "diameter_now_mm": p.now.diameter_mm if p.now else None,
                 "volume_then_ml": p.then.volume_ml if p.then else None,

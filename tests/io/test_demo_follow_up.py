@@ -2,6 +2,7 @@
 month counts refused with one sentence before anything is written."""
 
 import json
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -32,3 +33,23 @@ def test_follow_up_is_a_later_study_of_the_same_patient(tmp_path):
     assert sum(t["baseline_id"] is None for t in truth["lesions"]) == 1
     assert len(truth["gone_baseline_ids"]) == 1
     assert all(t["volume_factor"] > 1 for t in truth["lesions"] if t["baseline_id"])
+
+
+def test_medview_demo_opens_a_follow_up_with_its_baseline(tmp_path, monkeypatch, capsys):
+    """`medview demo --follow-up-months N` hands the viewer the follow-up and its baseline
+    (made too), so the browser offers the baseline as the prior; `--no-gui` lists both."""
+    import medview.app
+    from medview.cli import main
+
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    opened = []
+    monkeypatch.setattr(
+        medview.app, "run_gui", lambda paths, demo=False: opened.append(list(paths)) or 0
+    )
+    log = ["--log-file", str(tmp_path / "log")]
+    assert main([*log, "demo", "--slices", "8", "--follow-up-months", "6"]) == 0
+    follow_up, baseline = (pydicom.dcmread(min(Path(p).iterdir())) for p in opened[0])
+    assert follow_up.PatientID == baseline.PatientID
+    assert follow_up.StudyDate > baseline.StudyDate
+    assert main([*log, "demo", "--no-gui", "--slices", "8", "--follow-up-months", "6"]) == 0
+    assert capsys.readouterr().out.count("Study ") == 2

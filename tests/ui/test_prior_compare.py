@@ -107,18 +107,112 @@ def test_a_folder_without_images_is_one_sentence(qtbot, compare, tmp_path):
     assert "\n" not in str(info.value)
 
 
-def test_file_menu_compares_the_open_study_with_a_prior(qtbot, window, demo_pair, tmp_path):
+def test_file_menu_compares_the_open_study_with_a_folder(qtbot, window, demo_pair, tmp_path):
     then, now = demo_pair
     open_and_wait(qtbot, window, [str(now.series_dir)])
-    menus = window.menus
-    assert menus.prior_action.isEnabled()
-    menus.compare_prior(folder=str(then.series_dir))
-    compare = menus.prior_window
+    assert window.menus.prior_action.isEnabled()
+    window.menus.prior_menu.aboutToShow.emit()  # as opening the menu does
+    texts = [a.text() for a in window.menus.prior_menu.actions()]
+    assert texts == ["Other &Folder…"]  # the browser knows no prior of this study
+    window.priors.compare_folder(folder=str(then.series_dir))
+    compare = window.priors.window
     qtbot.addWidget(compare)
     assert sorted(p.status for p in compare.pairs).count("paired") == len(now.lesions) - 1
     assert compare.current_state.volume is window.state.volume
     compare.grab().save(str(tmp_path / "prior.png"))
     (tmp_path / "empty").mkdir()
-    menus.compare_prior(folder=str(tmp_path / "empty"))  # no images there: one sentence
+    window.priors.compare_folder(folder=str(tmp_path / "empty"))  # no images: one sentence
     text = window.last_message.text()
     assert "\n" not in text and text
+
+
+def keep_truth_result(card, volume, labels_path, series_key):
+    """Keep, as the result of `card`'s model on `volume`, what a perfect model would
+    give (the demo's truth labels as probabilities): the viewer's runs then reuse it, as
+    they reuse any earlier run, and everything after the network is the real path."""
+    import SimpleITK as sitk
+
+    from medview.ai.findings.postprocess import coarse_index, encode
+    from medview.ai.runtime import inference
+
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(labels_path)))
+    codes = np.concatenate(
+        [
+            encode(
+                np.stack([(chunk == lab.value) for lab in card.labels], axis=1).astype(np.float32)
+            )
+            for chunk in np.array_split(labels, max(1, len(labels) // 8))
+        ]
+    )
+    seg = inference.SegmentationResult(
+        codes, coarse_index(codes, len(card.labels)), None, card, "cpu", False, 1
+    )
+    inference._keep(volume, series_key, seg)
+
+
+def nearest(entries: list[dict], centre) -> dict:
+    return min(entries, key=lambda e: np.linalg.norm(np.subtract(e["centre_lps_mm"], centre)))
+
+
+def test_browser_offers_the_prior_and_the_ai_findings_pair_with_their_growth(
+    qtbot, window, demo_pair, tmp_path
+):
+    then, now = demo_pair
+    open_and_wait(qtbot, window, [str(then.series_dir), str(now.series_dir)])
+    # the newest study opens; the older one of the same patient is offered as its prior
+    assert window.state.volume.metadata.study_date > window.browser.priors[0].study.study_date
+    browser = window.browser
+    prior_row = browser.tree.topLevelItem(0).child(0)
+    assert prior_row.text(0).startswith("Prior, 183 days earlier: ")
+    assert browser.context_menu(prior_row) is not None
+    assert browser.context_menu(browser.tree.topLevelItem(0).child(1)) is None  # the open one
+    window.menus.prior_menu.aboutToShow.emit()
+    assert len(window.menus.prior_menu.actions()) == 3  # the prior, a separator, Other Folder
+    assert browser.compare_button.isEnabled()
+    QTest.mouseClick(browser.compare_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.priors.window is not None, timeout=30_000)
+    compare = window.priors.window
+    qtbot.addWidget(compare)
+    assert "ground truth" in compare.source_label.text()
+
+    # the reader runs the AI on the current study: the same model runs on the prior too
+    card = window.ai.current_entry().card  # the model the AI panel runs
+    keep_truth_result(card, window.state.volume, now.labels_path, window.state.series_key)
+    keep_truth_result(
+        card, compare.prior_state.volume, then.labels_path, compare.prior_state.series_key
+    )
+    QTest.mouseClick(window.ai.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: compare.source_label.text().startswith("Findings: AI"), timeout=60_000)
+    assert card.ref in compare.source_label.text()
+
+    then_truth = json.loads(then.lesions_json.read_text())["lesions"]
+    now_json = json.loads(now.lesions_json.read_text())
+    truth = {t["id"]: t for t in now_json["follow_up"]["lesions"]}
+    col = {name: i for i, name in enumerate(COLUMNS)}
+    table = compare.table
+    statuses = [table.item(r, col["Status"]).text() for r in range(table.rowCount())]
+    assert sorted(statuses) == ["gone", "new"] + ["paired"] * (len(statuses) - 2)
+    checked = 0
+    for r, pair in enumerate(compare.pairs):
+        if pair.status != "paired":
+            continue
+        known = truth[nearest(now_json["lesions"], pair.now.centre_lps_mm)["id"]]
+        assert nearest(then_truth, pair.then.centre_lps_mm)["id"] == known["baseline_id"]
+        then_ml = float(table.item(r, col["Vol then ml"]).text())
+        now_ml = float(table.item(r, col["Vol now ml"]).text())
+        if then_ml >= 0.5:  # voxelised volumes of larger lesions: within 5 %
+            assert now_ml / then_ml == pytest.approx(known["volume_factor"], rel=0.05)
+            vdt = float(table.item(r, col["VDT days"]).text())
+            # 5 % in the factor is 0.05 / ln(factor) in the doubling time
+            tol = 0.05 / np.log(known["volume_factor"]) + 0.01
+            assert vdt == pytest.approx(known["doubling_days"], rel=tol)
+            checked += 1
+    assert checked >= 2
+    gone = next(p for p in compare.pairs if p.status == "gone")
+    assert (
+        nearest(then_truth, gone.then.centre_lps_mm)["id"]
+        in now_json["follow_up"]["gone_baseline_ids"]
+    )
+    # the prior view shows the AI's mask made on the prior
+    assert any(layer.made_by == card.ref for layer in compare.prior_state.layers)
+    compare.grab().save(str(tmp_path / "prior_ai.png"))

@@ -158,3 +158,44 @@ def test_thumbnails_job_skips_a_series_it_cannot_decode(tmp_path):
         while True:
             next(gen)
     assert stop.value.value == 0 and events == []
+
+
+def test_priors_of_the_open_series_are_marked_and_offered(qtbot, browser, tmp_path):
+    """Three studies of one patient and one of another: opening the middle one marks only
+    the oldest of the same patient as its prior, and its button and right-click ask for it."""
+    dates = {"a": "20240105", "b": "20240610", "c": "20250101"}
+    for name, date in dates.items():
+        write_ct_series(
+            tmp_path / name,
+            n=3,
+            label=name,
+            study_uid=f"1.2.3.{len(date)}{ord(name)}",
+            extra={"StudyDate": date},
+        )
+    write_ct_series(
+        tmp_path / "other",
+        n=3,
+        label="other",
+        study_uid="1.2.3.9",
+        extra={"StudyDate": "20200101", "PatientID": "SOMEONE-ELSE"},
+    )
+    result = scan([tmp_path])
+    browser.set_contents(result, [])
+    by_date = {s.study_date: s for s in result.series}
+    assert not browser.compare_button.isEnabled()  # nothing open yet
+    browser.mark_open(by_date["20240610"].key)
+    assert [p.study.study_date for p in browser.priors] == ["20240105"]
+    assert browser.compare_button.text() == "Compare with prior of 2024-01-05"
+    with qtbot.waitSignal(browser.compare_requested) as asked:
+        QTest.mouseClick(browser.compare_button, Qt.MouseButton.LeftButton)
+    assert asked.args[0].key == by_date["20240105"].key
+    row = browser.item(by_date["20240105"].key)
+    assert row.parent().text(0).startswith("Prior, 157 days earlier: 2024-01-05")
+    with qtbot.waitSignal(browser.compare_requested) as asked:
+        browser.context_menu(row).actions()[0].trigger()
+    assert asked.args[0].key == by_date["20240105"].key
+    for date in ("20250101", "20240610", "20200101"):  # later, open, another patient
+        assert browser.context_menu(browser.item(by_date[date].key)) is None
+    browser.mark_open(by_date["20250101"].key)  # the newest: both earlier ones are priors
+    assert [p.study.study_date for p in browser.priors] == ["20240610", "20240105"]
+    assert not browser.item(by_date["20250101"].key).parent().text(0).startswith("Prior")

@@ -4,6 +4,10 @@ series, a warning sign on series whose geometry or files need a look (the messag
 tooltip). Double-click or Enter loads a series; image files (NIfTI, NRRD, MHA) opened
 directly get rows of their own.
 
+Once a series is open, the earlier studies of its patient are marked as priors (viewer.priors)
+and offered for comparison: the "Compare with prior" button below the tree (the selected
+prior, else the newest) and a right-click on a prior's rows ask for it with `compare_requested`.
+
 Patient names are shown (this is the reader's own screen) but never logged."""
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.core.series import ScanResult, SeriesInfo, StudyInfo
 from medview.ui.view_grid import native_image
+from medview.viewer.growth import days_between
+from medview.viewer.priors import Prior, priors_of
 
 THUMB_PX = 64
 COLUMNS = ("Series", "Mod.", "Images", "")
 WARNING_PX = 16
 KEY_ROLE = QtCore.Qt.ItemDataRole.UserRole
+STUDY_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1  # a study row's StudyInstanceUID
+PRIOR_COLOUR = QtGui.QColor("#e0b050")
 
 
 def patient_text(name: str, patient_id: str) -> str:
@@ -32,8 +40,14 @@ def _date(d: str) -> str:
     return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
 
+def _study_text(study: StudyInfo) -> str:
+    text = "  ".join(t for t in (_date(study.study_date), study.description) if t)
+    return text or "(study without date or description)"
+
+
 class StudyBrowser(QtWidgets.QWidget):
     activated = QtCore.Signal(object)  # SeriesInfo, or the path (str) of an image file
+    compare_requested = QtCore.Signal(object)  # SeriesInfo of a prior, beside the open one
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,11 +65,23 @@ class StudyBrowser(QtWidgets.QWidget):
         for col in (1, 2, 3):
             header.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemActivated.connect(self._on_item_activated)
+        self.tree.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._on_context_menu)
+        self.tree.currentItemChanged.connect(lambda *_: self._update_compare_button())
+        self.compare_button = QtWidgets.QPushButton("Compare with prior")
+        self.compare_button.setToolTip(
+            "Put a prior study of this patient beside the open one, scrolled together, "
+            "with the growth of each finding"
+        )
+        self.compare_button.clicked.connect(self._compare_chosen)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tree)
+        layout.addWidget(self.compare_button)
         self._series: dict[str, SeriesInfo] = {}
         self._items: dict[str, QtWidgets.QTreeWidgetItem] = {}
+        self._studies: dict[str, tuple[StudyInfo, QtWidgets.QTreeWidgetItem]] = {}
+        self.priors: list[Prior] = []  # of the open series, newest first
         self._thumbs: dict[str, QtGui.QIcon] = {}
         # a pixmap icon is never scaled up to the thumbnail size the tree asks of every column
         self._warning_icon = QtGui.QIcon(
@@ -69,6 +95,9 @@ class StudyBrowser(QtWidgets.QWidget):
         self.tree.clear()
         self._series.clear()
         self._items.clear()
+        self._studies.clear()
+        self.priors = []
+        self._update_compare_button()
 
     def set_contents(self, result: ScanResult | None, image_files: list[str]) -> None:
         """Show a scan's studies (grouped by patient) and image files, replacing what was
@@ -97,13 +126,15 @@ class StudyBrowser(QtWidgets.QWidget):
         self.tree.expandAll()
 
     def _add_study(self, parent: QtWidgets.QTreeWidgetItem, study: StudyInfo) -> None:
-        text = "  ".join(t for t in (_date(study.study_date), study.description) if t)
+        text = _study_text(study)
         modalities = sorted({s.modality for s in study.series if s.modality})
         n_images = sum(len(s.frames) for s in study.series)
-        s_item = QtWidgets.QTreeWidgetItem([text or "(study without date or description)"])
+        s_item = QtWidgets.QTreeWidgetItem([text])
         s_item.setToolTip(
             0, f"{text}\n{'/'.join(modalities)}: {len(study.series)} series, {n_images} images"
         )
+        s_item.setData(0, STUDY_ROLE, study.study_instance_uid)
+        self._studies[study.study_instance_uid] = (study, s_item)
         parent.addChild(s_item)
         s_item.setFirstColumnSpanned(True)
         for series in study.series:
@@ -176,6 +207,76 @@ class StudyBrowser(QtWidgets.QWidget):
         shown = self._items.get(key)
         if shown is not None:
             self.tree.setCurrentItem(shown)
+        self._mark_priors(self._series.get(key))
+
+    # -- priors
+    def _mark_priors(self, open_series: SeriesInfo | None) -> None:
+        """Mark the open series' priors (and unmark what was marked for another)."""
+        studies = [study for study, _item in self._studies.values()]
+        self.priors = priors_of(open_series, studies) if open_series else []
+        prior_uids = {p.study.study_instance_uid for p in self.priors}
+        for uid, (study, item) in self._studies.items():
+            text = _study_text(study)
+            brush = self.tree.palette().text()
+            if uid in prior_uids and open_series is not None:
+                days = days_between(study.study_date, open_series.study_date)
+                text = f"Prior, {days:.0f} days earlier: {text}" if days else f"Prior: {text}"
+                brush = QtGui.QBrush(PRIOR_COLOUR)
+            item.setText(0, text)
+            item.setForeground(0, brush)
+        self._update_compare_button()
+
+    def prior_for(self, item: QtWidgets.QTreeWidgetItem | None) -> SeriesInfo | None:
+        """The series to compare for a row of a prior: a series row itself, a study row its
+        chosen series; None for any other row."""
+        while item is not None:
+            uid = item.data(0, STUDY_ROLE)
+            if uid is not None:
+                return next(
+                    (p.series for p in self.priors if p.study.study_instance_uid == uid), None
+                )
+            key = item.data(0, KEY_ROLE)
+            series = self._series.get(key) if key is not None else None
+            if series is not None and any(
+                p.study.study_instance_uid == series.study_instance_uid for p in self.priors
+            ):
+                return series
+            item = item.parent()
+        return None
+
+    def _chosen_prior(self) -> SeriesInfo | None:
+        chosen = self.prior_for(self.tree.currentItem())
+        return chosen or (self.priors[0].series if self.priors else None)
+
+    def _update_compare_button(self) -> None:
+        chosen = self._chosen_prior()
+        self.compare_button.setEnabled(chosen is not None)
+        self.compare_button.setText(
+            f"Compare with prior of {_date(chosen.study_date)}"
+            if chosen is not None
+            else "Compare with prior (none of this patient here)"
+        )
+
+    def _compare_chosen(self) -> None:
+        chosen = self._chosen_prior()
+        if chosen is not None:
+            self.compare_requested.emit(chosen)
+
+    def context_menu(self, item: QtWidgets.QTreeWidgetItem | None) -> QtWidgets.QMenu | None:
+        """The right-click menu of a prior's row; None for other rows."""
+        series = self.prior_for(item)
+        if series is None:
+            return None
+        menu = QtWidgets.QMenu(self)
+        action = menu.addAction(f"Compare with the open study ({_date(series.study_date)})")
+        action.triggered.connect(lambda _=False: self.compare_requested.emit(series))
+        return menu
+
+    def _on_context_menu(self, pos: QtCore.QPoint) -> None:
+        menu = self.context_menu(self.tree.itemAt(pos))
+        if menu is not None:
+            menu.exec(self.tree.viewport().mapToGlobal(pos))
+            menu.deleteLater()
 
     def _on_item_activated(self, item: QtWidgets.QTreeWidgetItem, _column: int) -> None:
         key = item.data(0, KEY_ROLE)
