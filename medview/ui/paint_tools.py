@@ -8,7 +8,8 @@ zoom, middle-drag pan and the wheel stay as they are):
 - lasso: drag around a region, release fills it on the shown slice;
 - fill: click to flood-fill from that voxel.
 Ctrl+Z undoes, Ctrl+Shift+Z and Ctrl+Y redo while a view has the focus; [ and ] shrink and
-grow the brush.
+grow the brush. In a turned (oblique) plane the brushes paint a disc in that plane
+(LabelEditor.dab); the lasso and fill work in orthogonal planes only.
 
 A dab changes the label array in place; only the label layer's item of each view is
 redrawn (SliceView.refresh_layer: one table gather of the slice, not the image nor other
@@ -26,6 +27,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from medview.ui.slice_view import SliceView
 from medview.viewer.label_editor import TOOLS, LabelEditor
+from medview.viewer.oblique import ObliqueMap
 
 FRAME_S = 1 / 60
 BRUSHES = ("brush", "eraser", "threshold")
@@ -220,9 +222,12 @@ class PaintController(QtCore.QObject):
             # a view already closed (its items deleted) is skipped
             if not (shiboken6.isValid(view) and all(map(shiboken6.isValid, view.overlay_items))):
                 continue
-            axis = view.plane_map.normal_axis
+            pm = view.plane_map
+            if isinstance(pm, ObliqueMap):  # a turned plane: cut by any box it crosses
+                view.refresh_layer(self.editor.layer)
+                continue
             index = view.state.slice_index(view.plane)
-            if box[0][axis] <= index <= box[1][axis]:
+            if box[0][pm.normal_axis] <= index <= box[1][pm.normal_axis]:
                 view.refresh_layer(self.editor.layer)
 
     # -- keys: undo / redo, brush size; the cursor leaves with the mouse

@@ -27,6 +27,7 @@ from medview.core.history import Change, History, merge
 from medview.core.labels import LabelMap, Segment
 from medview.viewer import label_tools as lt
 from medview.viewer.layers import OverlayLayer
+from medview.viewer.oblique import ObliqueMap
 from medview.viewer.planes import Plane, native_plane
 from medview.viewer.state import ViewerState
 
@@ -171,25 +172,37 @@ class LabelEditor:
 
     def dab(self, plane: Plane, row: float, col: float) -> Change:
         """One brush, eraser or threshold-brush dab at a pixel of the plane's shown slice,
-        joined to the stroke's previous dab on that slice so a fast drag leaves no gap."""
+        joined to the stroke's previous dab on that slice so a fast drag leaves no gap. In a
+        turned plane the disc is the voxels that plane cuts (label_tools.plane_brush_indices),
+        so the oblique view shows every pixel of it painted and true mm in any tilt."""
         if self._stroke is None:
             self.begin_stroke()
         if not self._can_paint():
             return _empty()
-        pm = self.state.maps[plane]
+        pm = self.state.view_map(plane)  # a turned plane's ObliqueMap too
+        oblique = isinstance(pm, ObliqueMap)
         index = self.state.slice_index(plane)
         centre = pm.to_index(index, row, col)
         centres = centre[None]
         if self._last is not None and self._last[:2] == (plane, index):
             centres = lt.stroke_points(self._last[2], centre, self.spacing_mm, self.tool.radius_mm)
         self._last = (plane, index, centre)
-        flat = lt.brush_indices(
-            centres,
-            self.volume.shape,
-            self.spacing_mm,
-            self.tool.radius_mm,
-            None if self.tool.sphere else pm.normal_axis,
-        )
+        if oblique and not self.tool.sphere:  # a disc in the turned plane
+            flat = lt.plane_brush_indices(
+                centres,
+                self.volume.shape,
+                self.volume.affine[:3, :3],
+                pm.normal,
+                self.tool.radius_mm,
+            )
+        else:
+            flat = lt.brush_indices(
+                centres,
+                self.volume.shape,
+                self.spacing_mm,
+                self.tool.radius_mm,
+                None if self.tool.sphere or oblique else pm.normal_axis,
+            )
         if self.tool.name == "threshold":
             if self.volume.is_colour:
                 return _empty()  # no HU in a colour image (the tool box offers no range)
@@ -201,8 +214,9 @@ class LabelEditor:
         if change.size:
             self._stroke.append(change)
             self.revision += 1
-            reach = self.tool.radius_mm / np.asarray(self.spacing_mm) + 1
-            if not self.tool.sphere:
+            # an oblique disc reaches a voxel further: its rounding and the plane's thickness
+            reach = self.tool.radius_mm / np.asarray(self.spacing_mm) + (2 if oblique else 1)
+            if not (self.tool.sphere or oblique):
                 reach[pm.normal_axis] = 1
             lo, hi = centres.min(axis=0) - reach, centres.max(axis=0) + reach
             if self._dirty is not None:

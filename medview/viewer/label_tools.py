@@ -96,6 +96,35 @@ def brush_indices(
     return np.unique(idx) if len(centres) > 1 else idx
 
 
+def plane_brush_indices(
+    centres_ijk: np.ndarray,
+    shape: tuple[int, int, int],
+    axes: np.ndarray,
+    normal: np.ndarray,
+    radius_mm: float,
+) -> np.ndarray:
+    """Flat indices of a brush disc of `radius_mm` in an oblique plane (unit LPS `normal`)
+    at each of the (M, 3) fractional index centres: the voxels the plane cuts (centre within
+    half the voxel box's extent along the normal, so every pixel the oblique view shows of
+    the disc is painted and the layer is one voxel thick) whose centre lies within
+    `radius_mm` of the dab's centre along the plane. `axes`: the affine's 3 x 3 (an index
+    step in LPS mm per column), so anisotropic and tilted voxels measure true mm."""
+    axes = np.asarray(axes, float)
+    normal = np.asarray(normal, float)
+    half_thick = 0.5 * float(np.abs(normal @ axes).sum())
+    reach = np.ceil((radius_mm + half_thick) / np.linalg.norm(axes, axis=0)).astype(int)
+    grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")
+    offs = np.stack([g.ravel() for g in grids], axis=1)
+    picked = []
+    for c in np.asarray(centres_ijk, float).reshape(-1, 3):
+        vox = np.rint(c).astype(np.int64) + offs
+        d = (vox - c) @ axes.T  # LPS mm from the dab's centre
+        along = d @ normal
+        across2 = (d * d).sum(axis=1) - along * along
+        picked.append(vox[(np.abs(along) <= half_thick + 1e-9) & (across2 <= radius_mm**2 + 1e-9)])
+    return np.unique(flat_indices(np.concatenate(picked), shape))
+
+
 def in_range(image: np.ndarray, flat: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """The flat indices whose image value lies in [lo, hi] (the threshold brush)."""
     values = image.reshape(-1)[flat]
