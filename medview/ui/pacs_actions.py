@@ -1,6 +1,8 @@
 """The PACS from the main window: File > PACS Query / Retrieve… opens the PacsWindow, and a
-study it retrieves opens in the viewer (its first series as soon as that series has
-arrived, the browser filled with every series when the retrieval ends); File > Send to
+study it retrieves opens in the viewer: its first image series is shown as it arrives
+(ui.arriving_series: the reader scrolls through the slices here so far), opens whole at the
+slice the reader was at as soon as it has arrived, and the browser is filled with every
+series when the retrieval ends; File > Send to
 PACS… sends the open series' results to a node the reader picks: their labels as a DICOM
 SEG (marked done when the labels are marked done), the AI's findings mask as its SEG, and
 the TID 1500 report of the findings with the reader's decisions (jobs.pacs.send_results_job).
@@ -8,6 +10,7 @@ Sending runs on the thread pool; a failure is one sentence in a message box."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -17,6 +20,7 @@ from medview.core.labels import LabelMap
 from medview.io.labels.store import DONE
 from medview.jobs.pacs import AIOutput, SentResults, send_results_job
 from medview.net.nodes import Node, load_nodes
+from medview.ui.arriving_series import ArrivingSeries
 from medview.ui.workers import JobWorker
 
 if TYPE_CHECKING:
@@ -82,6 +86,14 @@ class PacsActions(QtCore.QObject):
         self.worker: JobWorker | None = None
         # owned by the app (see ui/segmentation_files.py: a pool freed by the GC deadlocks)
         self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
+        self.arriving = ArrivingSeries(window.grid, self._pool, self)
+        self.arriving.shown.connect(
+            lambda _at, here: window.status_label.setText(
+                f"Retrieving: {here} {'slice' if here == 1 else 'slices'} here…"
+            )
+        )
+        self._resume_at: str | None = None  # the SOP instance on screen while it arrived
+        window.image_shown.connect(self._on_image_shown)
         menu = window.menus.file_menu
         after_recent = menu.actions()[
             menu.actions().index(window.menus.recent_menu.menuAction()) + 1
@@ -112,6 +124,10 @@ class PacsActions(QtCore.QObject):
         if self.pacs_window is None:
             self.pacs_window = PacsWindow(self.w)
             self.pacs_window.open_study.connect(self.open_retrieved)
+            studies = self.pacs_window.studies
+            studies.retrieval_started.connect(self.arriving.start)
+            studies.instance_arrived.connect(self.arriving.add)
+            studies.retrieval_ended.connect(self.arriving.stop)
         self.pacs_window.show()
         self.pacs_window.raise_()
         return self.pacs_window
@@ -119,8 +135,25 @@ class PacsActions(QtCore.QObject):
     def open_retrieved(self, folder: str) -> None:
         """A retrieved study's first image series (its folder, whole) while the rest
         arrives, then the study's folder when the retrieval ends: rescanned, so the browser
-        lists every series (the study's first series is shown)."""
-        self.w.open_paths([folder])
+        lists every series (the study's first series is shown). While the series arrived,
+        it opens at the slice the reader was looking at."""
+        shown = self.arriving.on_screen()  # drawn on while the whole series loads
+        if shown is not None and self.arriving.slice_file is not None:
+            self._resume_at = Path(self.arriving.slice_file).stem  # stored as <SOP UID>.dcm
+        self.w.open_paths([folder], shown)
+
+    def _on_image_shown(self, what: str) -> None:
+        if what != "volume":
+            return
+        sop, self._resume_at = self._resume_at, None
+        series, volume = self.w.series, self.w.state.volume
+        if sop is None or series is None or volume is None:
+            return
+        at = [i for i, f in enumerate(series.slices) if f is not None and f.sop_instance_uid == sop]
+        if at and len(series.slices) == volume.shape[0]:
+            ijk = self.w.state.cursor_ijk.copy()
+            ijk[0] = at[0]
+            self.w.state.set_cursor_index(ijk)
 
     # -- send back
     def _offered(self) -> tuple[dict[str, tuple[str, str]], LabelMap | None, bool, AIOutput | None]:

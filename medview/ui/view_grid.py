@@ -8,7 +8,9 @@ only repeat the first.
 
 While a series loads, each cell shows a loading page instead of its view, so the old series
 is never mixed with the new one and a cancelled load leaves the old one exactly as it was;
-the first slice to arrive is drawn in the native-plane cell at once."""
+the first slice to arrive is drawn in the native-plane cell at once. A series still arriving
+from a PACS is shown there slice by slice (show_arriving): the reader scrolls through the
+slices already here, and the steps come back as `loading_step`."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from medview.viewer.planes import Plane, native_plane, plane_map
 from medview.viewer.state import ViewerState
 
 PLANES = (Plane.AXIAL, Plane.CORONAL, Plane.SAGITTAL)
+WHEEL_NOTCH = 120  # angleDelta of one wheel notch
+LOADING = "Loading…"
 _CELLS = {
     "1": {},
     "1x3": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (0, 2)},
@@ -45,6 +49,7 @@ class _LoadingPage(pg.GraphicsView):
     """What a cell shows while its series loads: the first slice, if this is its plane."""
 
     painted = QtCore.Signal()  # a slice has been painted (start-up waits for it)
+    stepped = QtCore.Signal(int)  # the reader scrolled or pressed Up / Down (slices)
 
     def __init__(self) -> None:
         super().__init__(background="k")
@@ -53,7 +58,9 @@ class _LoadingPage(pg.GraphicsView):
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image_item)
-        self.text = "Loading…"
+        self.text = LOADING
+        self._wheel_rest = 0
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
 
     def clear(self) -> None:
         self.image_item.clear()
@@ -73,6 +80,26 @@ class _LoadingPage(pg.GraphicsView):
         self.vb.autoRange(padding=0.0)
         self.viewport().update()
 
+    def wheelEvent(self, ev: QtGui.QWheelEvent) -> None:
+        """One slice a notch, as in SliceView (a touchpad's small deltas add up)."""
+        delta = ev.angleDelta().y()
+        if self._wheel_rest * delta < 0:
+            self._wheel_rest = 0
+        self._wheel_rest += delta
+        notches = int(self._wheel_rest / WHEEL_NOTCH)
+        self._wheel_rest -= notches * WHEEL_NOTCH
+        if notches:
+            self.stepped.emit(-notches)
+        ev.accept()
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:
+        Key = QtCore.Qt.Key
+        steps = {Key.Key_Up: -1, Key.Key_Down: 1, Key.Key_PageUp: -10, Key.Key_PageDown: 10}
+        if ev.key() in steps:
+            self.stepped.emit(steps[ev.key()])
+        else:
+            super().keyPressEvent(ev)
+
     def paintEvent(self, ev: QtGui.QPaintEvent) -> None:
         super().paintEvent(ev)
         if self.image_item.image is not None:
@@ -89,6 +116,7 @@ class _LoadingPage(pg.GraphicsView):
 class ViewGrid(QtWidgets.QWidget):
     focus_changed = QtCore.Signal(object)  # Plane
     slice_painted = QtCore.Signal()  # a loading page has painted its slice
+    loading_step = QtCore.Signal(int)  # the reader stepped through an arriving series
 
     def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -103,6 +131,7 @@ class ViewGrid(QtWidgets.QWidget):
             self._cells[p] = stack
             self._views[p].activated.connect(self._on_activated)
             self._pages[p].painted.connect(self.slice_painted)
+            self._pages[p].stepped.connect(self.loading_step)
         self.card = QtWidgets.QLabel(
             "No series open.\n\nOpen a folder, a DICOMDIR, a zip or an "
             "image file from the File menu, or drop it here."
@@ -116,6 +145,7 @@ class ViewGrid(QtWidgets.QWidget):
         self._grid.setSpacing(2)
         self._layout = ""
         self._focused = Plane.AXIAL
+        self._arriving = False
         self.set_layout(DEFAULT_LAYOUT)
 
     # -- views
@@ -198,10 +228,12 @@ class ViewGrid(QtWidgets.QWidget):
 
     def show_loading(self, series: SeriesInfo | None) -> None:
         """Cover every view with its loading page until end_loading()."""
+        self._arriving = False
         if series is not None:
             self.set_focused(native_plane(series.affine))
         for p in PLANES:
             self._pages[p].clear()
+            self._pages[p].text = LOADING
             self._cells[p].setCurrentIndex(1)
 
     def show_first_slice(self, series: SeriesInfo, first: FirstSlice) -> None:
@@ -213,7 +245,31 @@ class ViewGrid(QtWidgets.QWidget):
         self.show_loading(series)
         self._pages[native_plane(series.affine)].show_image(series, image)
 
+    @property
+    def arriving(self) -> bool:
+        """Whether the loading pages still show a series arriving (show_arriving), not
+        something opened since."""
+        return self._arriving and self.loading
+
+    def show_arriving(self, series: SeriesInfo, image: np.ndarray, text: str) -> None:
+        """One slice of a series still arriving (`series`: that slice's own) in its
+        native-plane cell with `text`; the first call covers the views with loading pages."""
+        if not self.arriving:
+            self.show_loading(series)
+            self._arriving = True
+        page = self._pages[native_plane(series.affine)]
+        page.text = text
+        page.show_image(series, image)
+
+    def set_arriving_text(self, text: str) -> None:
+        """New words over the arriving slice drawn already (show_arriving)."""
+        for page in self._pages.values():
+            if page.image_item.image is not None:
+                page.text = text
+                page.viewport().update()
+
     def end_loading(self) -> None:
+        self._arriving = False
         for p in PLANES:
             self._cells[p].setCurrentIndex(0)
             self._pages[p].clear()

@@ -51,6 +51,10 @@ class PacsStudies(QtWidgets.QWidget):
     retrieved = QtCore.Signal(str)  # its first image series' folder once whole; the study's
     # folder at the end
     searched = QtCore.Signal(object)  # SearchResult
+    # a retrieval: started, each file stored (its path) as it arrives, ended (however)
+    retrieval_started = QtCore.Signal()
+    instance_arrived = QtCore.Signal(str)
+    retrieval_ended = QtCore.Signal()
     sent = QtCore.Signal(int)
 
     def __init__(self, nodes: list[Node], parent: QtWidgets.QWidget | None = None) -> None:
@@ -307,6 +311,7 @@ class PacsStudies(QtWidgets.QWidget):
             """Files arrive series by series: a file of a second series means the first
             is whole, and it can open (an image series: not a SEG or a report) while the
             rest arrives; the whole study is announced at the end."""
+            self.instance_arrived.emit(str(path))
             series = Path(str(path)).parent
             if series not in series_seen:
                 series_seen.append(series)
@@ -322,6 +327,8 @@ class PacsStudies(QtWidgets.QWidget):
                 self.retrieved.emit(str(r.folder)),
             )
         )
+        worker.finished.connect(self.retrieval_ended)
+        self.retrieval_started.emit()
         self._run(worker, f"retrieving from {node.name}…")
 
     def send(self, node: Node, paths: list[Path]) -> None:
