@@ -33,12 +33,14 @@ from medview.viewer.measurements import (
     ELLIPSE,
     KINDS,
     RECTANGLE,
+    ROI_KINDS,
     RULER,
     Measurement,
     lps_to_screen,
     screen_to_lps,
     value_lines,
 )
+from medview.viewer.oblique import ObliqueMap
 
 MIN_DRAG_PX = 3  # a shorter drag is a slip of the hand, not a measurement
 
@@ -178,7 +180,11 @@ class MeasureTools(QtCore.QObject):
                 )
             )
         )
-        m = Measurement(kind, self.view.plane, stored, points)
+        pm = self.view.plane_map
+        # an ROI in a turned plane keeps that plane: its box and pixels are that plane's
+        turned = isinstance(pm, ObliqueMap) and kind in ROI_KINDS
+        axes = np.array([pm.down, pm.right]) if turned else None
+        m = Measurement(kind, self.view.plane, stored, points, axes_lps=axes)
         return self.store.add(m, save=False).id
 
     def shown_index(self, m: Measurement) -> int:

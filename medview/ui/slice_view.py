@@ -36,8 +36,12 @@ WL_DRAG_PER_PIXEL = 1 / 200  # fraction of the current width per pixel of drag
 WHEEL_NOTCH = 120  # Qt's angleDelta for one wheel notch; touchpads send fractions of it
 HANDLE_PX = 11  # the rotation handle's size on screen
 HANDLE_OFFSET_PX = 60  # how far from the crosshair's centre it sits, along one line
-# what works in turned planes (the brushes paint a disc in the plane: LabelEditor.dab)
-OBLIQUE_TOOLS = ("wl", "zoom", "pan", "rotate", "ruler", "angle", "brush", "eraser", "threshold")
+# what works in turned planes (the brushes paint a disc in the plane: LabelEditor.dab; an
+# ROI keeps its plane: viewer.measurements)
+OBLIQUE_TOOLS = (
+    *("wl", "zoom", "pan", "rotate", "ruler", "angle"),
+    *("ellipse", "rectangle", "brush", "eraser", "threshold"),
+)
 
 
 class DragTool(Protocol):
@@ -311,7 +315,7 @@ class SliceView(pg.GraphicsView):
             return
         click = getattr(self.drag_tools.get(self.tool), "click", None)
         if self.state.oblique and self.tool not in OBLIQUE_TOOLS:
-            click = None  # fill and ROI areas work in orthogonal planes only
+            click = None  # fill works in orthogonal planes only
         if click is not None and click(self, point_mm):
             return  # the active tool took the click (e.g. the angle's last point)
         if not self.state.crosshair_linked:
@@ -337,7 +341,7 @@ class SliceView(pg.GraphicsView):
             ):
                 self._drag_kind = "rotate"
             elif self.state.oblique and self._drag_kind not in OBLIQUE_TOOLS:
-                self._drag_kind = ""  # lasso, fill and ROI areas work in orthogonal planes
+                self._drag_kind = ""  # lasso and fill work in orthogonal planes only
             tool = self.drag_tools.get(self._drag_kind)
             if tool is not None:
                 tool.begin(self, self.vb.mapToView(ev.buttonDownPos()))

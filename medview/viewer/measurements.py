@@ -21,7 +21,13 @@ half-sizes. Centres on the edge count as inside, with a tolerance of INSIDE_EPS 
 LPS round trip's round-off never drops them. Mean, SD (population, ddof=0, as numpy's
 default), min and max are of the modality values (HU for CT) of those voxels; the area is
 the shape's geometric area in mm² (ellipse pi*a*b, rectangle w*h, from the affine's in-plane
-axes), not the pixel count times the pixel area."""
+axes), not the pixel count times the pixel area.
+
+An ROI drawn in a turned (oblique) plane also keeps that plane's screen axes (`axes_lps`:
+down and right, unit LPS vectors): its box is upright in that plane, and its image is that
+plane through the ROI's centre resampled at the finest voxel spacing, the centre on a pixel
+centre (viewer.oblique: trilinear, so values are interpolated between voxels), wherever
+the views turn later."""
 
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medview.core.volume import Volume
+from medview.viewer.oblique import ObliqueMap
 from medview.viewer.planes import Plane, PlaneMap
 
 RULER, ANGLE, ELLIPSE, RECTANGLE = "ruler", "angle", "ellipse", "rectangle"
@@ -51,6 +58,7 @@ class Measurement:
     number: int = 0  # "Ruler 3": shown until the reader gives a label
     label: str = ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    axes_lps: np.ndarray | None = None  # (2, 3): an ROI's turned plane (module docstring)
 
     @property
     def name(self) -> str:
@@ -65,7 +73,7 @@ class Measurement:
             "number": self.number,
             "label": self.label,
             "points_lps": [[float(x) for x in p] for p in self.points_lps],
-        }
+        } | ({} if self.axes_lps is None else {"axes_lps": self.axes_lps.tolist()})
 
     @classmethod
     def from_dict(cls, d: object) -> Measurement:
@@ -91,7 +99,25 @@ class Measurement:
             raise ValueError("points_lps is not a list of numbers") from None
         if pts.shape != (N_POINTS[kind], 3) or not np.isfinite(pts).all():
             raise ValueError(f"a {kind} needs {N_POINTS[kind]} finite LPS points")
-        return cls(kind, plane, index, pts, number, label, mid)
+        return cls(kind, plane, index, pts, number, label, mid, _axes(kind, d.get("axes_lps")))
+
+
+def _axes(kind: str, value: object) -> np.ndarray | None:
+    """A saved ROI's plane axes, checked: two perpendicular unit vectors (or none)."""
+    if value is None:
+        return None
+    try:
+        axes = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError("axes_lps is not a list of numbers") from None
+    if (
+        kind not in ROI_KINDS
+        or axes.shape != (2, 3)
+        or not np.isfinite(axes).all()
+        or not np.allclose(axes @ axes.T, np.eye(2), atol=1e-6)
+    ):
+        raise ValueError("axes_lps must be an ROI's two perpendicular unit vectors")
+    return axes
 
 
 @dataclass(frozen=True)
@@ -116,7 +142,9 @@ def screen_to_lps(
     return volume.index_to_lps(ijk)
 
 
-def lps_to_screen(volume: Volume, pmap: PlaneMap, points_lps: np.ndarray) -> np.ndarray:
+def lps_to_screen(
+    volume: Volume, pmap: PlaneMap | ObliqueMap, points_lps: np.ndarray
+) -> np.ndarray:
     """(n, 3) LPS mm -> (n, 2) fractional (row, col) on the plane's screen image."""
     ijk = volume.lps_to_index(np.asarray(points_lps, float))
     return np.array([pmap.from_index(p)[1:] for p in np.atleast_2d(ijk)])
@@ -129,11 +157,26 @@ def measure(m: Measurement, volume: Volume, pmap: PlaneMap) -> MeasurementValues
         return MeasurementValues(length_mm=float(np.linalg.norm(p[1] - p[0])))
     if m.kind == ANGLE:
         return MeasurementValues(angle_deg=angle_deg(p[0], p[1], p[2]))
+    if m.axes_lps is not None:
+        return _turned_roi(m, volume, m.axes_lps)
     corners = lps_to_screen(volume, pmap, p)
     values = roi_stats(m.kind, pmap.image(volume.array, m.slice_index), corners)
     return MeasurementValues(
         area_mm2=roi_area_mm2(m.kind, volume, pmap, corners), unit=volume.metadata.units, **values
     )
+
+
+def _turned_roi(m: Measurement, volume: Volume, axes: np.ndarray) -> MeasurementValues:
+    """An ROI of a turned plane, measured in that plane through its centre."""
+    centre = np.asarray(m.points_lps, float).mean(axis=0)
+    om = ObliqueMap.through(volume.affine, volume.shape, centre, axes[0], axes[1])
+    corners = lps_to_screen(volume, om, m.points_lps)
+    index = (om.n_slices - 1) // 2  # the plane through the centre (n_slices is odd)
+    values = roi_stats(m.kind, om.image(volume.array, index), corners)
+    d_row, d_col = np.abs(corners[1] - corners[0]) * om.pixel
+    box = float(d_row * d_col)
+    area = box * math.pi / 4 if m.kind == ELLIPSE else box
+    return MeasurementValues(area_mm2=area, unit=volume.metadata.units, **values)
 
 
 def angle_deg(a: np.ndarray, vertex: np.ndarray, b: np.ndarray) -> float:
