@@ -2,7 +2,8 @@
 with each finding's growth (viewer.growth) listed below.
 
 Each study has its own ViewerState and axial SliceView (the reader can window, zoom and
-scroll either); a slice change in one moves the other to the same point of the patient:
+scroll either); window, level and invert are kept alike in both, and a slice change in one
+moves the other to the same point of the patient:
 the current point less the alignment shift (body centres across the table, table position
 plus the reader's offset along it). The offset box is for a breath held differently; it
 moves the prior, not the findings' pairing reach. Double-clicking a row goes to that
@@ -156,7 +157,7 @@ class PriorCompare(QtWidgets.QWidget):
         layout.addWidget(self.table, 1)
         self._fill_table()
         for s in (self.prior_state, self.current_state):
-            s.subscribe(lambda what, s=s: what == st.CURSOR and self._follow(s))
+            s.subscribe(lambda what, s=s: self._on_state(s, what))
         self._follow(self.current_state)
 
     @property
@@ -248,6 +249,25 @@ class PriorCompare(QtWidgets.QWidget):
         self.table.setToolTip(
             f"{counts['paired']} paired, {counts['new']} new, {counts['gone']} gone"
         )
+
+    def _on_state(self, source: ViewerState, what: str) -> None:
+        if what == st.CURSOR:
+            self._follow(source)
+        elif what == st.WINDOW:
+            self._same_window(source)
+
+    def _same_window(self, source: ViewerState) -> None:
+        """Window, level and invert alike in both: a change read against the same grey."""
+        target = self.prior_state if source is self.current_state else self.current_state
+        w = source.window
+        if self._syncing or (target.window, target.invert) == (w, source.invert):
+            return
+        self._syncing = True
+        try:
+            target.invert = source.invert
+            target.set_window(w.center, w.width, w.name)
+        finally:
+            self._syncing = False
 
     def _follow(self, source: ViewerState) -> None:
         """Move the other study to the point of the patient `source` shows."""

@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 from medview.demo import generate_demo_study
 from medview.ui.prior_compare import COLUMNS, open_prior_compare
 from tests.ui.main_window_fixtures import open_and_wait
-from tests.ui.qt_input import wheel
+from tests.ui.qt_input import drag, wheel
 
 Qt = QtCore.Qt
 
@@ -57,6 +57,18 @@ def test_wheel_in_either_view_keeps_the_table_positions_together(qtbot, compare)
     QTest.keyClicks(box, "6")
     QTest.keyClick(box, Qt.Key.Key_Return)
     assert z_of(pri) == pytest.approx(z_of(cur) - 6.0, abs=0.76)
+
+
+def test_window_level_dragged_in_either_view_is_the_same_in_both(qtbot, compare):
+    cur, pri = compare.current_state, compare.prior_state
+    before = cur.window
+    drag(compare.current_view.viewport(), QtCore.QPoint(200, 200), QtCore.QPoint(260, 150))
+    assert cur.window != before and pri.window == cur.window
+    drag(compare.prior_view.viewport(), QtCore.QPoint(200, 200), QtCore.QPoint(150, 230))
+    assert cur.window == pri.window and cur.window.name == "Custom"
+    compare.prior_view.setFocus()
+    qtbot.keyClick(compare.prior_view, Qt.Key.Key_I)  # invert: both
+    assert cur.invert and pri.invert
 
 
 def test_list_shows_the_known_growth_new_and_gone(qtbot, compare, demo_pair):
