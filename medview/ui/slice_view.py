@@ -22,9 +22,9 @@ from medview.ui.fast_image_item import FastImageItem
 from medview.viewer import state as st
 from medview.viewer.annotations import ai_notes, corner_lines, scale_bar_mm
 from medview.viewer.layers import OverlayLayer, label_outline
-from medview.viewer.oblique import crosshair_angles
+from medview.viewer.oblique import ObliqueMap, crosshair_angles
 from medview.viewer.planes import Plane
-from medview.viewer.slab import layer_image, step_thickness
+from medview.viewer.slab import SlabMode, layer_image, oblique_slab, step_thickness
 from medview.viewer.state import ViewerState
 
 GREY = np.arange(256, dtype=np.uint8)
@@ -177,15 +177,13 @@ class SliceView(pg.GraphicsView):
 
     def _refresh_image(self) -> None:
         idx = self.state.slice_index(self.plane)
-        slab = self.state.slab
-        # slabs are drawn in the orthogonal planes (an oblique plane shows its own slice)
-        img = (
-            self.state.projector.image(
-                self.plane_map, idx, slab, self.state.slab_spacing(self.plane)
-            )
-            if slab.on and not self.state.oblique
-            else self.plane_map.image(self.state.volume.array, idx)
-        )
+        slab, pm, array = self.state.slab, self.plane_map, self.state.volume.array
+        if not slab.on:
+            img = pm.image(array, idx)
+        elif isinstance(pm, ObliqueMap):  # a turned plane: its resampled planes reduced
+            img = oblique_slab(pm, array, idx, slab)
+        else:
+            img = self.state.projector.image(pm, idx, slab, self.state.slab_spacing(self.plane))
         self.image_item.setImage(img, autoLevels=False, levels=self._levels())
         self._shown_index = idx
 
@@ -256,12 +254,15 @@ class SliceView(pg.GraphicsView):
                 )
 
     def _layer_image(self, layer: OverlayLayer, idx: int) -> np.ndarray:
-        """A layer's slice, or its maximum over the slab the image shows; in an oblique
+        """A layer's slice, or its maximum over the slab the image shows; in a turned
         plane the layers held as arrays resampled (a decoded AI heatmap is not shown)."""
-        if self.state.oblique:
-            if isinstance(layer.array, np.ndarray):
-                return self.plane_map.image(layer.array, idx)
-            return np.zeros(self.plane_map.screen_shape, np.uint8)
+        pm = self.plane_map
+        if isinstance(pm, ObliqueMap):
+            if not isinstance(layer.array, np.ndarray):
+                return np.zeros(pm.screen_shape, np.uint8)
+            if self.state.slab.on:
+                return oblique_slab(pm, layer.array, idx, self.state.slab, SlabMode.MIP)
+            return pm.image(layer.array, idx)
         return layer_image(
             self.plane_map, layer.array, idx, self.state.slab, self.state.slab_spacing(self.plane)
         )

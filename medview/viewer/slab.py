@@ -10,7 +10,11 @@ whatever the image's mode, so a nodule found on a MIP shows its finding.
 Reducing along the last array axis (sagittal of an axial CT) reads short strided runs, which
 numpy does about 100 times slower than along the first; the projector keeps one copy of the
 image volume with that axis first, made the first time a slab needs it and dropped with the
-volume (benchmarks/bench_slab.py measures all three planes)."""
+volume (benchmarks/bench_slab.py measures all three planes).
+
+A turned (oblique) plane's slab is its parallel planes a pixel apart (the volume's finest
+spacing) across the thickness, each resampled (`oblique_slab`): n planes cost n reslices,
+so a thick slab in a turned view is far slower than in an orthogonal one."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medview.viewer.oblique import ObliqueMap
 from medview.viewer.planes import PlaneMap
 
 
@@ -113,3 +118,27 @@ def layer_image(
         return pm.image(array, index)
     lo, hi = slab_bounds(pm.n_slices, index, slab.thickness_mm, spacing_mm)
     return pm.orient(project(array, pm.normal_axis, lo, hi, SlabMode.MIP))
+
+
+def oblique_slab(
+    om: ObliqueMap, array: np.ndarray, index: int, slab: Slab, mode: SlabMode | None = None
+) -> np.ndarray:
+    """The slab of turned plane `om` at slice `index` (module docstring), reduced by `mode`
+    (default the slab's; layers pass MIP); its planes as slab_bounds counts slices."""
+    mode = mode or slab.mode
+    n = max(1, round(slab.thickness_mm / om.pixel))
+    first = om.image(array, index - (n - 1) // 2)
+    if mode is SlabMode.AVERAGE:
+        total = first.astype(np.float64)
+    for k in range(index - (n - 1) // 2 + 1, index - (n - 1) // 2 + n):
+        img = om.image(array, k)
+        if mode is SlabMode.AVERAGE:
+            total += img
+        elif mode is SlabMode.MIP:
+            np.maximum(first, img, out=first)
+        else:
+            np.minimum(first, img, out=first)
+    if mode is not SlabMode.AVERAGE:
+        return first
+    mean = total / n
+    return (np.rint(mean) if first.dtype.kind in "iu" else mean).astype(first.dtype)

@@ -6,6 +6,7 @@ turned coronal view measures true millimetres on a volume with anisotropic spaci
 import numpy as np
 import pytest
 from PySide6 import QtCore
+from PySide6.QtTest import QTest
 
 from medview.viewer.annotations import corner_lines
 from medview.viewer.oblique import ObliqueMap, plane_axes
@@ -219,3 +220,37 @@ def test_ellipse_in_a_turned_plane_measures_its_area_and_hu_in_that_plane(
     again = Reader(qtbot, linear_volume())  # opened again: read back from the file
     assert np.allclose(again.store.measurements[m.id].axes_lps, m.axes_lps)
     assert again.store.values(m.id) == values
+
+
+def test_slab_in_a_turned_view_reduces_its_resampled_planes(qtbot, reader):
+    """M in the 30° turned coronal view: MIP, then MinIP, of the planes a pixel apart across
+    10 mm, each against scipy's trilinear map_coordinates of the same positions; the
+    unturned axial view keeps its orthogonal slab."""
+    from scipy.ndimage import map_coordinates
+
+    state, axial, coronal = reader.state, reader.views[Plane.AXIAL], reader.views[Plane.CORONAL]
+    turn_handle(axial, 30)
+    om = state.view_map(Plane.CORONAL)
+    idx = state.slice_index(Plane.CORONAL)
+    n = round(10.0 / om.pixel)
+    rr, cc = np.mgrid[0 : om.size, 0 : om.size]
+    array = state.volume.array.astype(np.float64)
+    planes = []
+    for k in range(idx - (n - 1) // 2, idx - (n - 1) // 2 + n):
+        start = om.to_index(k, 0, 0)
+        d_row, d_col = om.to_index(k, 1, 0) - start, om.to_index(k, 0, 1) - start
+        coords = start[:, None, None] + d_row[:, None, None] * rr + d_col[:, None, None] * cc
+        planes.append(map_coordinates(array, coords, order=1, cval=np.nan))
+    planes = np.array(planes)
+    inside = np.isfinite(planes).all(axis=0)
+    assert inside.sum() > 500  # the volume is 14 mm deep along the turned normal
+    coronal.setFocus()
+    for key_mode, reduce in (("MIP", np.max), ("MinIP", np.min)):
+        QTest.keyClick(coronal, Qt.Key.Key_M)
+        assert state.slab.label() == f"{key_mode} 10 mm"
+        shown = np.asarray(coronal.image_item.image, float)
+        assert np.abs(shown[inside] - reduce(planes, axis=0)[inside]).max() <= 1.0  # int16
+    single = planes[(n - 1) // 2]
+    assert (np.abs(shown[inside] - single[inside]) > 50).mean() > 0.5  # a slab, not a plane
+    axial_shown = np.asarray(axial.image_item.image)
+    assert axial_shown.shape == state.maps[Plane.AXIAL].screen_shape  # orthogonal still
