@@ -124,11 +124,28 @@ def _threshold_table(card: ModelCard, q: int) -> np.ndarray:
 def coarse_index(codes: np.ndarray, n_labels: int, block: int = BLOCK) -> np.ndarray:
     """uint8 (slice, ceil(row/block), ceil(col/block)): the largest probability level in
     each block. segment() builds it batch by batch; this is for codes from elsewhere."""
-    n, h, w = codes.shape
+    return block_max(level_of(codes, n_labels), block)
+
+
+def block_max(a: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """(n, ceil(h/block), ceil(w/block)): the largest of `a` (n, h, w) in each block, by
+    elementwise maxima over the blocks' rows and then columns (streams; numpy's max over
+    two inner axes of a 5-D reshape took 2.4x as long: 1.7 ms a 512² slice)."""
+    n, h, w = a.shape
     hb, wb = -(-h // block), -(-w // block)
-    padded = np.zeros((n, hb * block, wb * block), np.uint8)
-    padded[:, :h, :w] = level_of(codes, n_labels)
-    return padded.reshape(n, hb, block, wb, block).max(axis=(2, 4))
+    if (h, w) != (hb * block, wb * block):
+        padded = np.zeros((n, hb * block, wb * block), a.dtype)
+        padded[:, :h, :w] = a
+        a = padded
+    rows = a.reshape(n, hb, block, wb * block)
+    acc = rows[:, :, 0].copy()
+    for i in range(1, block):
+        np.maximum(acc, rows[:, :, i], out=acc)
+    cols = acc.reshape(n, hb, wb, block)
+    out = cols[..., 0].copy()
+    for j in range(1, block):
+        np.maximum(out, cols[..., j], out=out)
+    return out
 
 
 def _boxes(

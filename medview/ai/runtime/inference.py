@@ -34,6 +34,7 @@ import numpy as np
 from medview.ai.findings.postprocess import (
     BLOCK,
     UNCERTAINTY_SCALE,
+    block_max,
     encode,
     label_map_at,
     level_of,
@@ -220,17 +221,13 @@ class _Outputs:
         self.timings = {"preprocess": 0.0, "predict": 0.0, "postprocess": 0.0}
 
     def store(self, k0: int, total: np.ndarray, sq: np.ndarray | None, members: int) -> None:
-        n, _, h, w = total.shape
+        n = len(total)
         mean = total[:, 1:]
         if members > 1:
             mean /= members
         codes = self.codes[k0 : k0 + n]
         codes[...] = encode(mean)
-        padded = np.zeros((n, self.hb * BLOCK, self.wb * BLOCK), np.uint8)
-        padded[:, :h, :w] = level_of(codes, self.n_labels)
-        self.coarse[k0 : k0 + n] = padded.reshape(n, self.hb, BLOCK, self.wb, BLOCK).max(
-            axis=(2, 4)
-        )
+        self.coarse[k0 : k0 + n] = block_max(level_of(codes, self.n_labels))
         if self.uncertainty is not None and sq is not None:
             var = sq[:, 1:] / members - mean * mean
             std = np.sqrt(np.maximum(var, 0, out=var), out=var).max(axis=1)
@@ -348,7 +345,7 @@ def segment(
     plan = Plan.make(volume, card)
     runner = _Runner(model, batch_size, warnings)
     out = _Outputs(volume.shape, len(card.labels), tta)
-    slab = plan.new_slab(runner.batch)
+    stack = plan.stack(volume.array, runner.batch)
     members = TTA_FLIPS if tta else TTA_FLIPS[:1]
     s = volume.shape[0]
     done = 0
@@ -360,7 +357,7 @@ def segment(
                     cancel.raise_if_cancelled()
                 t0 = time.perf_counter()
                 n = min(runner.batch, last - k0)
-                x = plan.inputs(volume.array, k0, n, slab)
+                x = plan.windows(stack, k0, n)
                 t1 = time.perf_counter()
                 total = sq = None
                 t_back = 0.0

@@ -18,6 +18,7 @@ import hashlib
 import io
 import pickle
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torch
 
 from medview.ai.models.cards import CARD_FILE, ModelCard, load_card
 from medview.ai.runtime.device import autocast_context
+from medview.ai.runtime.fast_network import as_input, inference_copy
 from medview.ai.runtime.networks import build_network, n_classes, outputs_logits
 from medview.ai.runtime.pt2_check import check_pt2
 from medview.core.errors import InvalidInputError
@@ -173,6 +175,7 @@ class LoadedModel:
     ) -> None:
         self.card, self.folder, self.where = card, folder, where
         self.module: torch.nn.Module | None = None
+        self._fast: torch.nn.Module | None = None  # the built module's inference_copy
         self._session: object | None = None
         self._program = None
         self._onnx = data if card.weights_format == "onnx" else b""
@@ -224,12 +227,15 @@ class LoadedModel:
             self.module = move_to_device_pass(self._program, device).module()
         else:
             self.module.to(device)
+            self._fast = inference_copy(self.module, device)
         self.device = device
         return self
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for a float32 (N, C, H, W) batch (see the module docstring)."""
-        x = np.ascontiguousarray(batch, dtype=np.float32)
+        # a strided view (preprocess.Stack's windows) stays one: the torch path makes it
+        # dense in the network's layout, a copy it needs anyway
+        x = np.asarray(batch, dtype=np.float32)
         self._check_input(x)
         fixed = self._in_shape[0]
         run = self._run_onnx if self._session is not None else self._run_torch
@@ -269,22 +275,37 @@ class LoadedModel:
             )
 
     def _run_torch(self, x: np.ndarray) -> np.ndarray:
-        if not x.flags.writeable:
-            x = x.copy()
+        if self._fast is None and not (x.flags.writeable and x.flags.c_contiguous):
+            x = np.ascontiguousarray(x) if x.flags.writeable else x.copy()
         with torch.inference_mode(), autocast_context(self.device):
-            t = torch.from_numpy(x).to(self.device)
-            out = self.module(t)
+            if self._fast is not None:
+                t = as_input(_tensor(x), self.device)
+                if not x.flags.writeable and t.data_ptr() == x.ctypes.data:
+                    t = t.clone()  # already in its layout: a read-only x is not lent out
+                out = self._fast(t)
+            else:
+                out = self.module(torch.from_numpy(x).to(self.device))
             self._check_output(tuple(out.shape), x)
             out = out.float()
             if self._logits:
                 out = torch.softmax(out, dim=1)
-            return out.cpu().numpy()
+            # NCHW for the numpy post-processing (channels_last comes out NHWC)
+            return out.contiguous().cpu().numpy()
 
     def _run_onnx(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x)
         name = self._session.get_inputs()[0].name
         out = np.asarray(self._session.run(None, {name: x})[0], dtype=np.float32)
         self._check_output(out.shape, x)
         return _softmax_np(out) if self._logits else out
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    """x as a tensor without a copy; read-only arrays too (torch warns that it could write
+    into them: the caller promises not to)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(x)
 
 
 def _padded(x: np.ndarray, n: int) -> np.ndarray:

@@ -23,6 +23,9 @@ from medview.ai.models.cards import ModelCard, pad_multiple
 from medview.core.volume import Volume
 
 RESAMPLE_TOLERANCE = 0.25
+STACK_SPARE = (
+    16  # slices a Stack holds beyond one batch's windows: fewer shifts, 1 MiB each at 512²
+)
 
 
 def resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -34,7 +37,7 @@ def resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     down = size[0] < batch.shape[-2] or size[1] < batch.shape[-1]
     out = F.interpolate(
-        torch.from_numpy(np.ascontiguousarray(batch)),
+        torch.from_numpy(np.require(batch, requirements=["C", "W"])),  # Stack views are read-only
         size=size,
         mode="bilinear",
         align_corners=False,
@@ -110,9 +113,69 @@ class Plan:
             x[:, c] = buf[c : c + n]
         return fit(resize(x, self.resampled), self.padded, 0.0)
 
+    def stack(self, array: np.ndarray, batch: int) -> Stack:
+        """A Stack of `array`'s normalised slices for batches of up to `batch` slices."""
+        return Stack(self, array, batch + self.context - 1 + STACK_SPARE)
+
+    def windows(self, stack: Stack, k0: int, n: int) -> np.ndarray:
+        """What `inputs` gives for slices k0..k0+n-1, from a Stack: each slice normalised
+        once however many windows hold it, and the windows a view (no re-stacking) unless
+        the plan resamples or pads."""
+        return fit(resize(stack.window(k0, n), self.resampled), self.padded, 0.0)
+
     def outputs(self, y: np.ndarray) -> np.ndarray:
         """Network output (n, K, padded) back to (n, K, H, W); cropped-away parts are
         background."""
         background = np.zeros(y.shape[1], np.float32)
         background[0] = 1.0
         return resize(fit(y, self.resampled, background), self.shape[1:])
+
+
+class Stack:
+    """The normalised slices of one volume in 2.5D order, each normalised once.
+
+    `inputs` normalises every slice of a batch's windows, so at batch 1 with 5 context
+    slices each slice was clipped and scaled five times and copied into a fresh
+    (1, 5, H, W) stack. Here the volume is read as its sequence of windows with the end
+    slices repeated (position p holds slice clip(p - context // 2)), a window of positions
+    is contiguous, and a batch's (n, context, H, W) input is a strided view of the buffer.
+    Moving on past the buffer's end keeps the positions still needed (shifted to the front),
+    so a run through the volume normalises each slice once."""
+
+    def __init__(self, plan: Plan, array: np.ndarray, size: int) -> None:
+        self.plan, self.array = plan, array
+        self.buf = np.empty((size, *plan.shape[1:]), np.float32)
+        self.first, self.count = 0, 0  # positions first..first+count-1 are in buf
+
+    def window(self, k0: int, n: int) -> np.ndarray:
+        """(n, context, H, W) float32 view: slice k0 + i's window at [i]."""
+        c = self.plan.context
+        need = n + c - 1
+        if need > len(self.buf):
+            raise ValueError(f"a Stack of {len(self.buf)} positions cannot hold {need}")
+        if not (self.first <= k0 and k0 + need <= self.first + self.count):
+            self._load(k0, need)
+        start = self.buf[k0 - self.first :]
+        step, row, col = start.strides
+        return np.lib.stride_tricks.as_strided(
+            start, (n, c, *start.shape[1:]), (step, step, row, col), writeable=False
+        )
+
+    def _load(self, p0: int, need: int) -> None:
+        """Positions p0.. into buf from its front, as many as fit (at least `need`)."""
+        keep = 0
+        if self.first <= p0 < self.first + self.count:
+            keep = self.first + self.count - p0
+            self.buf[:keep] = self.buf[p0 - self.first : self.count]
+        last = len(self.array) + self.plan.context - 1  # positions in all
+        count = max(need, min(len(self.buf), last - p0))
+        half = self.plan.context // 2
+        for at in range(keep, count, 8):  # 8 slices at a time: a small float intermediate
+            ps = np.arange(p0 + at, p0 + min(at + 8, count))
+            idx = np.clip(ps - half, 0, len(self.array) - 1)
+            part = self.buf[at : at + len(idx)]
+            np.copyto(part, self.array[idx], casting="unsafe")
+            np.clip(part, self.plan.low, self.plan.high, out=part)
+            part -= self.plan.low
+            part *= 1.0 / (self.plan.high - self.plan.low)
+        self.first, self.count = p0, count
