@@ -48,6 +48,9 @@ class PriorActions(QtCore.QObject):
         self.menu.aboutToShow.connect(self.rebuild_menu)
         window.browser.compare_requested.connect(self.compare_series)
         window.ai.result_shown.connect(self._on_ai_result)
+        # a new threshold: the prior's findings at it too; a decision: paired again
+        window.ai.display.findings_changed.connect(self._on_ai_threshold)
+        window.ai.table.decided.connect(self._on_ai_decided)
 
     def rebuild_menu(self) -> None:
         self.menu.clear()
@@ -141,3 +144,13 @@ class PriorActions(QtCore.QObject):
                 tta=results.tta,
             )
         )
+
+    def _on_ai_threshold(self) -> None:
+        if self.w.ai.results is not None:
+            self._on_ai_result(self.w.ai.results)
+
+    def _on_ai_decided(self, _ids: object, _decision: str) -> None:
+        """After the AI panel's own handler (connected first) recorded the decision."""
+        results, window = self.w.ai.results, self.window
+        if results is not None and window is not None and window.isVisible():
+            window.decisions_changed(list(results.findings))

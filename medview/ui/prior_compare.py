@@ -12,11 +12,12 @@ finding in both views.
 Which findings are paired, as the line above the list says: the AI's on both studies once
 the current one has an AI result (`use_ai`: the same model, threshold and options run on the
 prior, off the GUI thread; a kept result answers at once; findings the reader rejected are
-left out), else a demo study's ground truth (lesions.json), else none."""
+left out; a new threshold or decision there is followed), else a demo study's ground truth
+(lesions.json), else none."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,15 @@ class PriorCompare(QtWidgets.QWidget):
         self.source_label.setText(f"Running AI {ref} on the prior…")
         worker.start()
 
+    def decisions_changed(self, findings: list[Finding]) -> None:
+        """The reader accepted or rejected findings on the current study: paired again with
+        the prior's findings as they are (no model runs)."""
+        source = self.ai_source
+        if source is None or not self._overlays:
+            return
+        self.ai_source = replace(source, findings=list(findings))
+        self._pair_ai(self.ai_source)
+
     def _on_prior_ai(self, worker: JobWorker, prior_result: Any) -> None:
         source = self.ai_source
         if source is None or worker is not self.worker:
@@ -208,8 +218,11 @@ class PriorCompare(QtWidgets.QWidget):
             AIResults(self.prior_state, prior_result),
             AIResults(self.current_state, source.result),
         ]
+        self._pair_ai(source)
+
+    def _pair_ai(self, source: AISource) -> None:
         self.pairs = pair_findings(
-            lesions_from_findings(prior_result.findings),
+            lesions_from_findings(self._overlays[0].result.findings),
             lesions_from_findings(source.kept),
             self.shift,
         )

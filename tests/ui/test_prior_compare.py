@@ -228,3 +228,20 @@ def test_browser_offers_the_prior_and_the_ai_findings_pair_with_their_growth(
     # the prior view shows the AI's mask made on the prior
     assert any(layer.made_by == card.ref for layer in compare.prior_state.layers)
     compare.grab().save(str(tmp_path / "prior_ai.png"))
+
+    # the reader rejects a paired finding in the AI panel: it leaves the pairing
+    pair = next(p for p in compare.pairs if p.status == "paired")
+    rejected = next(
+        f for f in window.ai.results.findings if f"{f.label_name} {f.id}" == pair.now.name
+    )
+    table = window.ai.table
+    index = table.proxy.index(table.proxy_row(rejected.id), 0)
+    qtbot.mouseClick(
+        table.view.viewport(), Qt.MouseButton.LeftButton, pos=table.view.visualRect(index).center()
+    )
+    qtbot.mouseClick(table.buttons["rejected"], Qt.MouseButton.LeftButton)
+    assert pair.now.name not in [p.now.name for p in compare.pairs if p.now]
+    assert [p.status for p in compare.pairs].count("gone") == 2  # its prior is unpaired now
+    # a new threshold there: the prior's findings at it too (no model runs: kept results)
+    window.ai.display.slider.setValue(30)
+    qtbot.waitUntil(lambda: "p ≥ 0.30" in compare.source_label.text(), timeout=30_000)
