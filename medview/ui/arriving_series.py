@@ -8,7 +8,8 @@ looked at: a transfer nobody scrolls through reads no file twice (bench_pacs_arr
 
 It ends when the window shows anything else: the series opens whole (PacsActions opens it
 when it is complete), or the reader opens another study; a retrieval that fails or is
-cancelled leaves the viewer as it was before. `slice_file` is the file on screen, so the
+cancelled leaves the viewer as it was before. A resumed retrieval shows the slices that
+were here already with those that arrive. `slice_file` is the file on screen, so the
 whole series can open at the slice the reader was looking at."""
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class ArrivingSeries(QtCore.QObject):
             return
         if self.series_dir is None:
             self.series_dir = folder
+            # a resumed retrieval brings only what is missing: the rest is here already
+            self._pending = sorted(str(p) for p in folder.glob("*.dcm") if str(p) != path)
         if folder != self.series_dir:
             return
         self._pending.append(path)

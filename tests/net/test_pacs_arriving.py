@@ -2,8 +2,9 @@
 reader meets it: Retrieve, and the first slice is on screen while the rest still comes; the
 wheel and the arrow keys step through the slices already here, in their order along the
 series; once whole the series opens at the slice the reader was on. A cancelled retrieval
-leaves the viewer as it was. The PACS is made slow (0.1 s an instance) so that the transfer
-lasts long enough to look at."""
+leaves the viewer as it was; Retrieve again shows the slices here already with the rest.
+The PACS is made slow (0.1 s an instance) so that the transfer lasts long enough to look
+at."""
 
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def test_slices_are_shown_and_scrolled_while_they_arrive(
     pacs.hide()
 
 
-def test_a_cancelled_retrieval_leaves_the_viewer_as_it_was(
+def test_a_cancelled_retrieval_leaves_the_viewer_as_it_was_and_resumes(
     qtbot, orthanc, stored_study, data_dir, slow_pacs, tmp_path
 ):
     from medview.demo import generate_demo_study
@@ -151,4 +152,19 @@ def test_a_cancelled_retrieval_leaves_the_viewer_as_it_was(
     qtbot.waitUntil(lambda: not window.grid.loading, timeout=5000)
     assert window.state.series_key == key and window.state.volume.shape[0] == 6
     assert not arriving.active
+    # Retrieve again: only the missing instances come, and those here already are shown too
+    here = len(list(arriving.series_dir.glob("*.dcm")))
+    assert 0 < here < stored_study.n_slices
+    seen: list[tuple[int, int]] = []
+    arriving.shown.connect(lambda at, n: seen.append((at, n)))
+    click(qtbot, studies.retrieve_button)
+    qtbot.waitUntil(lambda: bool(seen), timeout=RUN_MS)
+    assert seen[0][1] > here
+    with qtbot.waitSignal(
+        window.image_shown, timeout=RUN_MS, check_params_cb=lambda what: what == "volume"
+    ):
+        pass
+    qtbot.waitUntil(studies.search_button.isEnabled, timeout=RUN_MS)
+    assert f"{here} were here already" in studies.note.text()
+    assert window.state.volume.shape[0] == stored_study.n_slices
     pacs.hide()
