@@ -24,6 +24,7 @@ import copy
 import itertools
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -42,7 +43,7 @@ _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 def inference_copy(module: nn.Module, device: Any) -> nn.Module:
     """An eval-mode copy of `module` on `device` with its batch norms folded and, on the
-    CPU, in channels_last; use `as_input` on what it is given."""
+    CPU, in channels_last; give it `network_input`'s batches."""
     out = copy.deepcopy(module).eval()
     fold_batch_norms(out)
     out.to(torch.device(device))
@@ -53,13 +54,21 @@ def inference_copy(module: nn.Module, device: Any) -> nn.Module:
     return out
 
 
-def as_input(x: torch.Tensor, device: Any) -> torch.Tensor:
-    """A (N, C, H, W) batch in the layout `inference_copy`'s network runs in on `device`:
-    one copy at most, which makes a strided view (overlapping 2.5D windows) dense. A GPU
-    gets a dense NCHW batch, as it always did. May be x itself when x is already so."""
-    if x.dim() == 4 and _channels_last(device):
-        return x.contiguous(memory_format=torch.channels_last)
-    return x.contiguous().to(torch.device(device))
+def network_input(x: np.ndarray, device: Any) -> torch.Tensor:
+    """A float32 (N, C, H, W) array as the batch `inference_copy`'s network takes on
+    `device`: one copy, which also makes a strided view (preprocess.Stack's overlapping 2.5D
+    windows) dense; a GPU gets a dense NCHW batch, as it always did. Never x's memory: a
+    network may write into its input, and x may be a view of a buffer other windows share."""
+    if not x.flags.writeable:  # torch.from_numpy warns on read-only arrays
+        x = np.array(x)
+    t = torch.from_numpy(x)
+    if t.dim() == 4 and _channels_last(device):
+        out = t.contiguous(memory_format=torch.channels_last)
+    else:
+        out = t.contiguous().to(torch.device(device))
+    if out.data_ptr() == x.ctypes.data:  # already in that layout (one channel, or N = 1)
+        out = out.clone(memory_format=torch.preserve_format)
+    return out
 
 
 def _channels_last(device: Any) -> bool:

@@ -18,7 +18,6 @@ import hashlib
 import io
 import pickle
 import threading
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 
 from medview.ai.models.cards import CARD_FILE, ModelCard, load_card
 from medview.ai.runtime.device import autocast_context
-from medview.ai.runtime.fast_network import as_input, inference_copy
+from medview.ai.runtime.fast_network import inference_copy, network_input
 from medview.ai.runtime.networks import build_network, n_classes, outputs_logits
 from medview.ai.runtime.pt2_check import check_pt2
 from medview.core.errors import InvalidInputError
@@ -275,14 +274,11 @@ class LoadedModel:
             )
 
     def _run_torch(self, x: np.ndarray) -> np.ndarray:
-        if self._fast is None and not (x.flags.writeable and x.flags.c_contiguous):
-            x = np.ascontiguousarray(x) if x.flags.writeable else x.copy()
+        if self._fast is None:  # a program may write into its input, which may be shared
+            x = np.array(x, order="C")
         with torch.inference_mode(), autocast_context(self.device):
             if self._fast is not None:
-                t = as_input(_tensor(x), self.device)
-                if not x.flags.writeable and t.data_ptr() == x.ctypes.data:
-                    t = t.clone()  # already in its layout: a read-only x is not lent out
-                out = self._fast(t)
+                out = self._fast(network_input(x, self.device))
             else:
                 out = self.module(torch.from_numpy(x).to(self.device))
             self._check_output(tuple(out.shape), x)
@@ -298,14 +294,6 @@ class LoadedModel:
         out = np.asarray(self._session.run(None, {name: x})[0], dtype=np.float32)
         self._check_output(out.shape, x)
         return _softmax_np(out) if self._logits else out
-
-
-def _tensor(x: np.ndarray) -> torch.Tensor:
-    """x as a tensor without a copy; read-only arrays too (torch warns that it could write
-    into them: the caller promises not to)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(x)
 
 
 def _padded(x: np.ndarray, n: int) -> np.ndarray:

@@ -37,7 +37,7 @@ def resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     down = size[0] < batch.shape[-2] or size[1] < batch.shape[-1]
     out = F.interpolate(
-        torch.from_numpy(np.require(batch, requirements=["C", "W"])),  # Stack views are read-only
+        torch.from_numpy(np.ascontiguousarray(batch)),
         size=size,
         mode="bilinear",
         align_corners=False,
@@ -148,7 +148,7 @@ class Stack:
         self.first, self.count = 0, 0  # positions first..first+count-1 are in buf
 
     def window(self, k0: int, n: int) -> np.ndarray:
-        """(n, context, H, W) float32 view: slice k0 + i's window at [i]."""
+        """(n, context, H, W) float32 view: slice k0 + i's window at [i]. Read it only."""
         c = self.plan.context
         need = n + c - 1
         if need > len(self.buf):
@@ -157,8 +157,10 @@ class Stack:
             self._load(k0, need)
         start = self.buf[k0 - self.first :]
         step, row, col = start.strides
+        # writeable, as torch.from_numpy wants without a warning; the windows overlap, so
+        # nothing may write into them (fast_network.network_input copies)
         return np.lib.stride_tricks.as_strided(
-            start, (n, c, *start.shape[1:]), (step, step, row, col), writeable=False
+            start, (n, c, *start.shape[1:]), (step, step, row, col)
         )
 
     def _load(self, p0: int, need: int) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,6 @@ from medview.core.volume import Volume
 def _plan(study: PreparedStudy, card: ModelCard) -> Plan:
     affine = np.diag([*study.spacing_mm, 1.0])
     return Plan.make(Volume(study.image, affine), card)
-
-
-@contextlib.contextmanager
-def _eval_mode(module: Any) -> Iterator[None]:
-    """The module in eval mode for a while, then back in the mode it was in."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
 
 
 Check = Callable[[], None] | None  # called between batches; raises to stop (a stop asked)
@@ -70,19 +59,21 @@ def predict(
     import torch
 
     from medview.ai.runtime.device import autocast_context
+    from medview.ai.runtime.fast_network import inference_copy, network_input
 
     plan = _plan(study, card)
     ks = np.arange(study.image.shape[0]) if slices is None else np.asarray(slices)
     out = np.zeros((len(ks), *study.image.shape[1:]), np.uint8)
     slab = plan.new_slab(1)
-    with _eval_mode(module), torch.inference_mode(), autocast_context(device):
+    net = inference_copy(module, device)  # as the app runs it (runtime.fast_network)
+    with torch.inference_mode(), autocast_context(device):
         for i in range(0, len(ks), batch):
             if check is not None:
                 check()
             part = ks[i : i + batch]
             x = np.concatenate([plan.inputs(study.image, int(k), 1, slab) for k in part])
-            logits = module(torch.from_numpy(x).to(device)).float()
-            probs = plan.outputs(torch.softmax(logits, 1).cpu().numpy())
+            logits = net(network_input(x, device)).float()
+            probs = plan.outputs(torch.softmax(logits, 1).contiguous().cpu().numpy())
             for lab in range(1, probs.shape[1]):
                 out[i : i + len(part)][probs[:, lab] >= 0.5] = lab
     return out
@@ -95,7 +86,10 @@ class _Network:
     def __init__(self, module: Any, card: ModelCard, device: Any, check: Check = None) -> None:
         import torch
 
+        from medview.ai.runtime.fast_network import inference_copy
+
         self.module, self.card, self.device = module, card, torch.device(device)
+        self.fast = inference_copy(module, self.device)  # of the weights as they are now
         self.check = check
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -103,18 +97,23 @@ class _Network:
         import torch
 
         from medview.ai.runtime.device import autocast_context
+        from medview.ai.runtime.fast_network import network_input
 
         if self.check is not None:
             self.check()
         with torch.inference_mode(), autocast_context(self.device):
-            logits = self.module(torch.from_numpy(np.ascontiguousarray(x)).to(self.device))
-            return torch.softmax(logits.float(), 1).cpu().numpy()
+            logits = self.fast(network_input(x, self.device))
+            # NCHW for the numpy post-processing (channels_last comes out NHWC)
+            return torch.softmax(logits.float(), 1).contiguous().cpu().numpy()
 
     def to(self, device: Any) -> _Network:
         import torch
 
+        from medview.ai.runtime.fast_network import inference_copy
+
         self.device = torch.device(device)
         self.module.to(self.device)
+        self.fast = inference_copy(self.module, self.device)
         return self
 
 
@@ -149,8 +148,7 @@ def _segmented(
     from medview.ai.runtime.inference import segment
 
     volume = Volume(study.image, np.diag([*study.spacing_mm, 1.0]))
-    with _eval_mode(module):
-        result = segment(volume, _Network(module, card, device, check), reuse=False)
+    result = segment(volume, _Network(module, card, device, check), reuse=False)
     return volume, result
 
 
