@@ -334,7 +334,7 @@ def warm_up(base: str, settings: Settings, cache: Path) -> float:
     for study in replay_studies(n, saved.replay_dir(), max(1, os.cpu_count() or 1)) if n else []:
         prepared = train_data.prepare_study(study, entry.card, cache)
         if settings.mined_fraction > 0:
-            mined_mistakes(module, entry.card, prepared, cpu)
+            mined_mistakes(module, entry.card, prepared, cpu, None, settings.mined_threshold)
     seconds = time.perf_counter() - t0
     print(f"rehearsal studies ready in {seconds:.0f} s (once per installation)", flush=True)
     return seconds

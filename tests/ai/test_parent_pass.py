@@ -17,7 +17,7 @@ from medview.ai.runtime.loading import load_model
 from medview.ai.training import metrics
 from medview.ai.training.data import META_FILE
 from medview.ai.training.parent_pass import parent_pass
-from medview.ai.training.tasks import mined_mistakes
+from medview.ai.training.tasks import mined_mistakes, mined_path
 from tests.ai.test_fp_reduction import write_fp_model
 from tests.ai.test_train_metrics_postprocess import study
 
@@ -70,3 +70,23 @@ def test_a_study_without_its_cache_file_is_still_mined(tmp_path: Path) -> None:
     assert np.array_equal(
         mined_mistakes(module, card, st, "cpu"), metrics.mistakes(module, card, st, "cpu")
     )
+
+
+def test_a_lower_threshold_mines_where_the_parent_is_unsure(tmp_path: Path) -> None:
+    """At 0.05 every voxel the parent gives any real chance of a label is a candidate: the
+    wider map holds every 0.5 mistake and more, its mistakes are kept apart from the 0.5
+    ones, and both paths find the same."""
+    card = load_card(write_fp_model(tmp_path / "m"))
+    module = load_model(tmp_path / "m", "cpu", reuse=False).module
+    st = study(tmp_path / "s")
+    (tmp_path / "s").mkdir()
+    sure = mined_mistakes(module, card, st, "cpu")
+    unsure = mined_mistakes(module, card, st, "cpu", None, 0.05)
+    wide = metrics.predict(module, card, st, None, "cpu", threshold=0.05)
+    assert wide[tuple(sure.T)].all() and wide[tuple(unsure.T)].all()
+    assert np.count_nonzero(wide) > np.count_nonzero(metrics.predict(module, card, st, None, "cpu"))
+    assert mined_path(card, st, 0.05) != mined_path(card, st)
+    fresh = study(tmp_path / "t")
+    (tmp_path / "t").mkdir()
+    parent_pass(module, card, [fresh], "cpu", threshold=0.05)
+    assert np.array_equal(np.load(mined_path(card, fresh, 0.05)), unsure)

@@ -294,6 +294,7 @@ class Trainer:
             self.dist.device,
             lambda i, n: self.emit("mining", studies=n, index=i),
             self._check_stop,
+            self.s.mined_threshold,
         )
 
     def _fold_split(self, studies: list, card: Any, own: list) -> list[list[str]]:

@@ -31,6 +31,7 @@ _RANGES: dict[str, tuple[str, float, float, str]] = {
     "patches_per_study": ("[]", 1, 1_000_000, "draw at least 1 patch a study"),
     "pos_fraction": ("[]", 0, 1, "use a fraction from 0 to 1"),
     "mined_fraction": ("[]", 0, 1, "use a fraction from 0 to 1"),
+    "mined_threshold": ("[]", 0.05, 0.95, "use a probability from 0.05 to 0.95"),
     "replay_studies": ("[]", 0, 1000, "use 0 to 1000 rehearsal studies"),
     "distill": ("[]", 0, 1000, "use a weight from 0 (off) to 1000"),
     "l2sp": ("[]", 0, 1e6, "use a weight from 0 (off) to 1e6"),
@@ -63,6 +64,9 @@ class Settings:
     pos_fraction: float = 0.4  # patches centred near a labelled voxel
     replay_studies: int = 8  # of a bundled model's own training studies (train_replay)
     mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
+    # a voxel is the base model's mistake where it gives a wrong label at least this
+    # probability: below 0.5 the regions it is unsure of are mined too
+    mined_threshold: float = 0.5
     augment: bool = True
     scanner_augment: bool = False  # other kernels, noise and contrast phases (patches.Augment)
     freeze_norm: bool = True  # batch-norm statistics kept from the base (training.py)

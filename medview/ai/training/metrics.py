@@ -54,8 +54,11 @@ def predict(
     device: Any,
     batch: int = 4,
     check: Check = None,
+    threshold: float = 0.5,
 ) -> np.ndarray:
-    """uint8 label map of `slices` (all when None) of a study, (len, H, W)."""
+    """uint8 label map of `slices` (all when None) of a study, (len, H, W): the most
+    probable label where its probability is at least `threshold` (as the app's label map,
+    findings.postprocess.label_map_at, reads its codes)."""
     import torch
 
     from medview.ai.runtime.device import autocast_context
@@ -73,9 +76,10 @@ def predict(
             part = ks[i : i + batch]
             x = np.concatenate([plan.inputs(study.image, int(k), 1, slab) for k in part])
             logits = net(network_input(x, device)).float()
-            probs = plan.outputs(torch.softmax(logits, 1).contiguous().cpu().numpy())
-            for lab in range(1, probs.shape[1]):
-                out[i : i + len(part)][probs[:, lab] >= 0.5] = lab
+            fg = plan.outputs(torch.softmax(logits, 1).contiguous().cpu().numpy())[:, 1:]
+            best = fg.argmax(1)
+            top = np.take_along_axis(fg, best[:, None], 1)[:, 0]
+            out[i : i + len(part)] = np.where(top >= threshold, best + 1, 0)
     return out
 
 
@@ -277,12 +281,14 @@ def mistakes(
     device: Any,
     per_component: int = 50,
     check: Check = None,
+    threshold: float = 0.5,
 ) -> np.ndarray:
     """(N, 3) voxels a model wrongly labels in a study, at most `per_component` from each
     connected mistake (so one large mistake does not crowd out the many small ones), as
     the bundled recipe picks them (findings.scoring.sample_mistakes);
-    seeded, so the same every run."""
-    pred = predict(module, card, study, None, device, check=check)
+    seeded, so the same every run. `threshold`: the probability of a wrong label that makes
+    a mistake (below 0.5, the regions it is unsure of count too)."""
+    pred = predict(module, card, study, None, device, check=check, threshold=threshold)
     return sample_mistakes(pred, study.labels, np.random.default_rng(0), per_component)
 
 

@@ -29,23 +29,24 @@ def parent_pass(
     device: Any,
     progress: Callable[[int, int], None] | None = None,
     check: Check = None,
+    threshold: float = 0.5,
 ) -> None:
-    """Keep the parent's mined mistakes and scores of each study that lacks either
-    (progress(i, n) after each study; check: a stop)."""
+    """Keep the parent's mined mistakes (at `threshold`, Settings.mined_threshold) and scores
+    of each study that lacks either (progress(i, n) after each study; check: a stop)."""
     from medview.ai.findings.postprocess import label_map_at
     from medview.ai.findings.scoring import sample_mistakes
     from medview.io.workspace import atomic_write_text
 
     values = [lab.value for lab in card.labels]
     for i, st in enumerate(studies):
-        mined, kept = mined_path(card, st), kept_scores_path(card, st)
+        mined, kept = mined_path(card, st, threshold), kept_scores_path(card, st)
         if mined.exists() and (kept is None or kept.exists()):
             continue
         _, result, listed = listed_segmentation(module, card, st, device, check)
         gt = np.asarray(st.labels)
         if kept is not None:
             atomic_write_text(kept, json.dumps(score(listed, gt, st.spacing_mm, values, 1)))
-        raw = label_map_at(result.codes, card, 0.5, result.coarse_max)
+        raw = label_map_at(result.codes, card, threshold, result.coarse_max)
         save_cached(mined, sample_mistakes(raw, gt, np.random.default_rng(0)))
         if progress is not None:
             progress(i + 1, len(studies))

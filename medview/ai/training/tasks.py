@@ -56,7 +56,9 @@ class SegmentationTask:
             for i, st in enumerate(train):  # about 7 s a 300-slice study on a CPU
                 if progress is not None:
                     progress(i + 1, len(train))
-                mined.append(mined_mistakes(base, card, st, device, check))
+                mined.append(
+                    mined_mistakes(base, card, st, device, check, settings.mined_threshold)
+                )
         self.sampler = PatchSampler(
             train,
             card,
@@ -103,11 +105,12 @@ class SegmentationTask:
         )
 
 
-def mined_path(card: ModelCard, st: PreparedStudy) -> Path:
-    """Where a study's mined mistakes of the base model `card` are kept."""
+def mined_path(card: ModelCard, st: PreparedStudy, threshold: float = 0.5) -> Path:
+    """Where a study's mined mistakes of the base model `card` at `threshold` are kept."""
     from medview.ai.training.data import short_hash
 
-    return Path(st.folder) / f"mined-{short_hash(card.ref, card.weights_sha256)}.npy"
+    at = () if threshold == 0.5 else (f"{threshold:g}",)  # 0.5's are the ones kept before
+    return Path(st.folder) / f"mined-{short_hash(card.ref, card.weights_sha256, *at)}.npy"
 
 
 def mined_mistakes(
@@ -116,16 +119,18 @@ def mined_mistakes(
     st: PreparedStudy,
     device: Any,
     check: Callable[[], None] | None = None,
+    threshold: float = 0.5,
 ) -> np.ndarray:
-    """The base model's mistakes on a training study, kept beside its cached arrays (found
-    once per study and base model: a rehearsal study's serve every fine-tune of that base)."""
+    """The base model's mistakes at `threshold` on a training study, kept beside its cached
+    arrays (found once per study, base model and threshold: a rehearsal study's serve every
+    fine-tune of that base)."""
     from medview.ai.training.data import save_cached
     from medview.ai.training.metrics import mistakes
 
-    path = mined_path(card, st)
+    path = mined_path(card, st, threshold)
     if path.exists():
         return np.load(path)
-    found = mistakes(base, card, st, device, check=check)
+    found = mistakes(base, card, st, device, check=check, threshold=threshold)
     save_cached(path, found)  # atomic: DDP processes may write it together
     return found
 

@@ -93,6 +93,13 @@ SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "them; 0 turns this off.",
         {"range": (0.0, 1.0), "step": 0.05, "zero": "off"},
     ),
+    "mined_threshold": (
+        "Mistake probability",
+        "How sure the base model must be of a wrong label for the voxel to count as "
+        "its mistake. 0.5 mines what it gets wrong; lower also mines where it is "
+        "unsure, which is where a fine-tune most easily tips into new false positives.",
+        {"range": (0.05, 0.95), "step": 0.05},
+    ),
     "replay_studies": (
         "Rehearsal studies",
         "Only for MedView's own models: this many of the "
