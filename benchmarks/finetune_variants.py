@@ -122,14 +122,17 @@ def main(argv: list[str] | None = None) -> int:
         draws.append(r)
         site, A = r[a.site], r["a"]
         fp = "false_positives_per_study"
-        print(
-            f"{a.name} draw {d}: site {a.site.upper()} Dice "
-            f"{site['parent']['dice_mean']:.3f}->{site['new']['dice_mean']:.3f}, "
-            f"FP {site['parent'][fp]:.1f}->{site['new'][fp]:.1f}; site A Dice "
-            f"{A['parent']['dice_mean']:.3f}->{A['new']['dice_mean']:.3f}; "
-            f"training {r['fit_s']:.0f} s",
-            flush=True,
-        )
+        for who in [k for k in site if k != "parent"]:
+            print(
+                f"{a.name} ({who}) draw {d}: site {a.site.upper()} Dice "
+                f"{site['parent']['dice_mean']:.3f}->{site[who]['dice_mean']:.3f}, "
+                f"FP {site['parent'][fp]:.1f}->{site[who][fp]:.1f}; site A Dice "
+                f"{A['parent']['dice_mean']:.3f}->{A[who]['dice_mean']:.3f}, "
+                f"FP {A['parent'][fp]:.1f}->{A[who][fp]:.1f}; training {r['fit_s']:.0f} s",
+                flush=True,
+            )
+        with open(a.work / "draws.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"name": a.name, "set": a.set, **r}) + "\n")
     lines = []
     for who in ["new", *(f"blend {f:g}" for f in a.blend)]:
         gain = _change(draws, a.site, who, "dice_mean")
