@@ -1,10 +1,10 @@
-"""DIMSE with pynetdicom: C-ECHO, C-FIND (study, series, instance level), C-GET, C-MOVE to
-our own storage SCP, C-STORE. Every failure is one NetworkError sentence: the node is down,
-refused our AE title, did not answer in time, or answered with something malformed."""
+"""DIMSE: C-ECHO, C-GET, C-MOVE to our own storage SCP and C-STORE with pynetdicom; C-FIND
+(study, series, instance level) in the caller's thread (net.find_scu). Every failure is one
+NetworkError sentence: the node is down, refused our AE title, did not answer in time, or
+answered with something malformed."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medview.core.jobs import CancelToken, JobCancelled
-from medview.net import pdu_limit
+from medview.net import find_scu, pdu_limit
 from medview.net.errors import NetworkError
 from medview.net.logs import quiet_pynetdicom
 from medview.net.nodes import DimseNode
@@ -101,24 +101,7 @@ def _ae(node: DimseNode) -> Any:
 def _reachable(node: DimseNode) -> None:
     """Tell 'down' from 'unknown host' from 'no answer' before pynetdicom, which reports
     them all as an abort."""
-    try:
-        with socket.create_connection((node.host, node.port), timeout=node.timeout_s):
-            pass
-    except socket.gaierror:
-        raise NetworkError(node.name, f"the host {node.host} is not known") from None
-    except ConnectionRefusedError:
-        raise NetworkError(
-            node.name,
-            f"nothing answers at {node.host}:{node.port}; the node is down or the port is wrong",
-        ) from None
-    except TimeoutError:
-        raise NetworkError(
-            node.name, f"{node.host}:{node.port} did not answer within {node.timeout_s:g} s"
-        ) from None
-    except OSError as err:
-        raise NetworkError(
-            node.name, f"{node.host}:{node.port} cannot be reached ({err.strerror or err})"
-        ) from None
+    find_scu.connect(node).close()
 
 
 @contextmanager
@@ -207,32 +190,18 @@ def echo(node: DimseNode) -> float:
     return time.monotonic() - started
 
 
-def _find(node: DimseNode, identifier: Any) -> Iterator[Any]:
-    """Each matching identifier of a Study Root C-FIND as it arrives. Closed before the
-    end (the search was cancelled), the association is aborted: a release would wait for
-    the node to finish answering."""
-    with association(node, [(FIND_MODEL, None)]) as assoc:
-        try:
-            for status, ident in assoc.send_c_find(identifier, FIND_MODEL):
-                code = _check_status(node, assoc, status, "C-FIND")
-                if code in (0xFF00, 0xFF01):
-                    if ident is None:
-                        raise NetworkError(
-                            node.name, "answered the C-FIND with a malformed identifier"
-                        )
-                    yield ident
-                elif code == 0:
-                    break
-                else:
-                    raise NetworkError(
-                        node.name,
-                        f"refused the C-FIND (status 0x{code:04X}); "
-                        f"does it allow our AE title {node.our_ae} to "
-                        f"query?",
-                    )
-        except GeneratorExit:
-            assoc.abort()
-            raise
+def _find(node: DimseNode, identifier: Any) -> Iterator[Attribute]:
+    """Each matching identifier of a Study Root C-FIND as it arrives, as the accessor
+    study_row / series_row read it through (_answer_value). The query runs in this thread
+    (net.find_scu: pynetdicom's reactor doubled the time of a long list). Closed before
+    the end (the search was cancelled), the association is aborted: a release would wait
+    for the node to finish answering."""
+    from pynetdicom.dsutils import encode
+
+    request = encode(identifier, True, True)
+    assert request is not None  # the identifiers built here always encode
+    for answer in find_scu.find(node, FIND_MODEL, request):
+        yield _answer_value(answer)
 
 
 def _text(ds: Any, keyword: str) -> str:
@@ -266,34 +235,40 @@ def _tag_and_vr(keyword: str) -> tuple[int, str]:
     return tag, dictionary_VR(tag)
 
 
-def _identifier_value(ds: Any) -> Attribute:
-    """The accessor study_row / series_row read a C-FIND answer through. It decodes only the
-    asked-for elements, from their bytes, when the character set is one codec: pydicom's
-    element conversion (value types, validation) cost a third of the time of listing 1,000
-    studies. Another character set, an element of an unexpected VR or already converted,
-    or bytes that do not decode go through pydicom (_text); either way the text is the
-    element's values joined by backslashes, padding stripped."""
-    from pydicom import charset
-    from pydicom.dataelem import RawDataElement
+def _answer_value(answer: bytes) -> Attribute:
+    """The accessor study_row / series_row read a C-FIND answer (Implicit VR Little Endian
+    bytes) through. It decodes only the asked-for elements, from their bytes, when the
+    character set is one codec: pydicom's element conversion (value types, validation)
+    cost a third of the time of listing 1,000 studies. Another character set, a sequence of
+    undefined length, or bytes that do not decode go through pydicom (_text); either way
+    the text is the element's values joined by backslashes, padding stripped."""
+    from io import BytesIO
 
-    slow = partial(_text, ds)
-    specific = slow("SpecificCharacterSet")
-    if specific not in _ONE_CODEC_CHARSETS:
-        return slow
+    from pydicom import charset
+    from pynetdicom.dsutils import decode
+
+    from medview.net.find_scu import elements
+
+    found = elements(answer)
+    specific = None
+    if found is not None:
+        specific = found.get((0x0008, 0x0005), b"").decode("ascii", "replace").strip(" \0")
+    if found is None or specific not in _ONE_CODEC_CHARSETS:
+        try:
+            return partial(_text, decode(BytesIO(answer), True, True))
+        except Exception:  # an answer pydicom cannot read either
+            return lambda _keyword: ""
     codec = charset.python_encoding[specific]
 
     def value(keyword: str) -> str:
         tag, vr = _tag_and_vr(keyword)
-        elem = ds.get_item(tag)
-        if elem is None:
-            return ""
-        raw = elem.value if isinstance(elem, RawDataElement) and elem.VR in (None, vr) else None
+        raw = found.get((tag >> 16, tag & 0xFFFF))
         if raw is None:
-            return slow(keyword)
+            return ""
         try:
             text = raw.decode(codec if vr in _CHARSET_VRS else charset.default_encoding)
         except UnicodeDecodeError:
-            return slow(keyword)
+            return _text(decode(BytesIO(answer), True, True), keyword)
         return "\\".join(v.rstrip(" \0") for v in text.split("\\"))
 
     return value
@@ -319,8 +294,8 @@ def study_identifier(q: StudyQuery) -> Any:
 def iter_studies(node: DimseNode, q: StudyQuery) -> Iterator[StudyRow]:
     """Each matching study as its answer arrives, so a long list can be shown while the
     rest comes (the first of 1,000 arrives in a fifth of the time of the whole list)."""
-    for ident in _find(node, study_identifier(q)):
-        row = study_row(_identifier_value(ident), node.name)
+    for value in _find(node, study_identifier(q)):
+        row = study_row(value, node.name)
         if row is None:
             raise NetworkError(node.name, "answered the C-FIND with a study without a UID")
         yield row
@@ -341,7 +316,7 @@ def find_series(node: DimseNode, study_uid: str) -> list[SeriesRow]:
     ds.SeriesNumber = ""
     ds.SeriesDescription = ""
     ds.NumberOfSeriesRelatedInstances = ""
-    return [series_row(_identifier_value(i)) for i in _find(node, ds)]
+    return [series_row(value) for value in _find(node, ds)]
 
 
 def find_instances(node: DimseNode, study_uid: str, series_uid: str) -> list[str]:
@@ -353,7 +328,7 @@ def find_instances(node: DimseNode, study_uid: str, series_uid: str) -> list[str
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = ""
-    return [_identifier_value(i)("SOPInstanceUID") for i in _find(node, ds)]
+    return [value("SOPInstanceUID") for value in _find(node, ds)]
 
 
 def _retrieve_identifier(study_uid: str, series_uid: str | None, sop_uids: list[str] | None) -> Any:

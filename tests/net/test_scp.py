@@ -47,7 +47,7 @@ def test_library_logs_stay_quiet_unless_debugging(orthanc, stored_study, caplog,
     monkeypatch.setenv("MEDVIEW_NET_DEBUG", "1")
     quiet_network_loggers()
     assert logging.getLogger("pynetdicom").level == logging.DEBUG
-    # debugging turns pynetdicom's identifier logging (off by default for speed) back on
+    # debugging logs the C-FIND answers (net.find_scu), as pynetdicom's logging did
     dimse.find_studies(dimse_node(orthanc), StudyQuery())
     assert name in caplog.text
     monkeypatch.delenv("MEDVIEW_NET_DEBUG")
