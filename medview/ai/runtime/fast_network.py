@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -75,24 +75,31 @@ def _channels_last(device: Any) -> bool:
     return torch.device(device).type == "cpu"
 
 
+def _chains(module: nn.Module | None) -> TypeGuard[nn.Sequential]:
+    """Whether `module` runs its children one after the other: an nn.Sequential (MONAI's
+    Convolution and ADN are) that keeps Sequential's forward; a subclass with its own
+    forward may route its children otherwise, so nothing in it is folded."""
+    return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
+
+
 def _leading(module: nn.Module) -> tuple[nn.Module, str, nn.Module] | None:
     """(parent, name, layer) of the first layer `module` runs when it is a chain of
     nn.Sequential (MONAI's Convolution is conv then ADN, its ADN norm first under "NDA")."""
     parent: nn.Module | None = None
     name = ""
     layer: nn.Module | None = module
-    while isinstance(layer, nn.Sequential) and len(layer):
+    while _chains(layer) and len(layer):
         parent, name = layer, next(iter(layer._modules))
         layer = layer._modules[name]
     return (parent, name, layer) if parent is not None and layer is not None else None
 
 
 def fold_batch_norms(module: nn.Module) -> int:
-    """Fold every eval BatchNorm that directly follows a convolution inside an
-    nn.Sequential into that convolution, in place; returns how many were folded. Only
-    norms with running statistics and as many features as the convolution has outputs."""
+    """Fold every eval BatchNorm that directly follows a convolution inside an nn.Sequential
+    (see _chains) into that convolution, in place; returns how many were folded. Only norms
+    with running statistics and as many features as the convolution has outputs."""
     folded = 0
-    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+    for seq in [m for m in module.modules() if _chains(m)]:
         names = list(seq._modules)
         for first, second in itertools.pairwise(names):
             conv, after = seq._modules[first], seq._modules[second]

@@ -172,7 +172,7 @@ class Stack:
         last = len(self.array) + self.plan.context - 1  # positions in all
         count = max(need, min(len(self.buf), last - p0))
         half = self.plan.context // 2
-        for at in range(keep, count, 8):  # 8 slices at a time: a small float intermediate
+        for at in range(keep, count, 8):  # 8 slices a time: the gathered int16 copy stays small
             ps = np.arange(p0 + at, p0 + min(at + 8, count))
             idx = np.clip(ps - half, 0, len(self.array) - 1)
             part = self.buf[at : at + len(idx)]
