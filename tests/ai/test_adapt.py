@@ -104,7 +104,7 @@ def test_engine_norm_only_fine_tune_changes_only_the_norms(tmp_path: Path) -> No
 
 
 def test_engine_interpolate_gives_the_midpoint_of_parent_and_fine_tune(tmp_path: Path) -> None:
-    full, _ = run(tiny_job(tmp_path, epochs=1, work="full"))
+    full, _ = run(tiny_job(tmp_path, epochs=1, work="full", interpolate=1.0))
     half, _ = run(tiny_job(tmp_path, epochs=1, work="half", interpolate=0.5))
     assert full is not None and half is not None
     base = _weights(str(tmp_path / "data" / "models" / "tiny" / "1.0"))

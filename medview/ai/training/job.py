@@ -65,8 +65,9 @@ class Settings:
     replay_studies: int = 8  # of a bundled model's own training studies (train_replay)
     mined_fraction: float = 0.3  # on the base model's mistakes (segmentation; 0 = none)
     # a voxel is the base model's mistake where it gives a wrong label at least this
-    # probability: below 0.5 the regions it is unsure of are mined too
-    mined_threshold: float = 0.5
+    # probability: 0.2 also mines the regions it is unsure of, where a fine-tune tips into
+    # new false positives (full-size development draws, docs/finetuning.md)
+    mined_threshold: float = 0.2
     augment: bool = True
     scanner_augment: bool = False  # other kernels, noise and contrast phases (patches.Augment)
     freeze_norm: bool = True  # batch-norm statistics kept from the base (training.py)
@@ -90,10 +91,12 @@ class Settings:
     refit_fp: bool = True
     # small-data site adaptation (training.adapt): which weights learn; the batch norms'
     # statistics measured on the reader's studies first (AdaBN); the version's weights
-    # the parent's plus this fraction of the fine-tune's change (WiSE-FT; 1 = all of it)
+    # the parent's plus this fraction of the fine-tune's change (WiSE-FT; 1 = all of it):
+    # 0.6 kept the new site's gain and most of site A on full-size development draws
+    # (site A Dice -0.016 against -0.062 unblended; docs/finetuning.md)
     trainable: str = "all"
     site_norm: bool = False
-    interpolate: float = 1.0
+    interpolate: float = 0.6
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision, CUDA only
