@@ -9,26 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from medview.ai.models.cards import load_card
-from medview.ai.runtime.inference import clear_kept
 from medview.ai.runtime.loading import load_model
 from medview.ai.training import metrics
 from medview.ai.training.data import META_FILE
 from medview.ai.training.parent_pass import parent_pass
 from medview.ai.training.tasks import mined_mistakes, mined_path
 from tests.ai.test_fp_reduction import write_fp_model
-from tests.ai.test_train_metrics_postprocess import study
-
-
-@pytest.fixture(autouse=True)
-def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
-    torch.set_num_threads(1)
-    clear_kept()
-    yield
-    clear_kept()
+from tests.ai.test_train_metrics_postprocess import setup, study  # noqa: F401 (autouse: a data folder, 1 thread)
 
 
 def test_one_pass_keeps_what_mining_and_scoring_find_alone(
