@@ -138,6 +138,10 @@ def summary(scores: list[dict], card: object, full: bool = False) -> dict:
     return out if full else {k: out[k] for k in KEYS}
 
 
+def _short(numbers: dict) -> dict:
+    return {k: numbers[k] for k in KEYS}
+
+
 def mean_sd(values: list[float | None]) -> str:
     got = [v for v in values if v is not None]
     if not got:
@@ -223,7 +227,7 @@ def run_draw(a: argparse.Namespace, draw: int, base: str) -> dict:
     from medview.ai.runtime.loading import load_model
     from medview.ai.training import data as train_data
     from medview.ai.training.engine import Job, Settings, Trainer
-    from medview.ai.training.metrics import scores_kept, study_scores
+    from medview.ai.training.metrics import scores_kept
 
     block = seed_block(a.base, a.site, draw)
     train = list(range(block + TRAIN_AT, block + TRAIN_AT + N_TRAIN))
@@ -285,15 +289,20 @@ def run_draw(a: argparse.Namespace, draw: int, base: str) -> dict:
         "phases_s": events,
         "version": done["version"],
     }
+    new_card = registry.resolve(done["version"]).card
+    out["fp_refit_kept"] = new_card.postprocess != card.postprocess
     for side in (a.site, "a"):
         folder = root / f"test-{side}-{block}"
         prepared = [
             train_data.prepare_study(s, card, a.work / "cache")
             for s in train_data.find_studies(folder)
         ]
+        own, with_parents, bare = new_version_scores(new, new_card, card, prepared, device)
         out[side] = {
-            "parent": summary(scores_kept(parent, card, prepared, device), card),
-            "new": summary(study_scores(new, card, prepared, device)[0], card),
+            "parent": summary(scores_kept(parent, card, prepared, device), card, True),
+            "new": summary(own, new_card, True),
+            "new_with_parent_postprocess": summary(with_parents, card, True),
+            "new_without_fp_classifier": summary(bare, card, True),
         }
     said = verdict(registry.resolve(done["version"]).card.validation, card.version)
     cv = done.get("cross_validation") or {}
@@ -305,11 +314,31 @@ def run_draw(a: argparse.Namespace, draw: int, base: str) -> dict:
     }
     print(
         f"  draw {draw}: fine-tune {wall:.0f} s (load {load0:.1f}); site {a.site.upper()} "
-        f"{out[a.site]['parent']} -> {out[a.site]['new']}; site A {out['a']['parent']} -> "
-        f"{out['a']['new']}; the card said: {out['card']['verdict']}",
+        f"{_short(out[a.site]['parent'])} -> {_short(out[a.site]['new'])}; site A "
+        f"{_short(out['a']['parent'])} -> {_short(out['a']['new'])}; the false-positive "
+        f"refit kept: {out['fp_refit_kept']}; the card said: {out['card']['verdict']}",
         flush=True,
     )
     return out
+
+
+def new_version_scores(
+    new: object, new_card: object, parent_card: object, prepared: list, device: object
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Per-study scores of the new network, segmenting each study once, listed three ways:
+    with its own card's postprocess (what the reader gets: the refit false-positive
+    classifier when the fine-tune kept it), with the parent's, and with no false-positive
+    classifier. The last two say what the refit did, apart from the network."""
+    from medview.ai.training.metrics import listed_maps, score, without_fp_classifier
+
+    bare = without_fp_classifier(parent_card) or parent_card  # type: ignore[arg-type]
+    values = [lab.value for lab in parent_card.labels]  # type: ignore[attr-defined]
+    lists: tuple[list[dict], list[dict], list[dict]] = ([], [], [])
+    for st in prepared:
+        maps = listed_maps(new, [new_card, parent_card, bare], st, device)  # type: ignore[list-item]
+        for got, pred in zip(lists, maps, strict=True):
+            got.append(score(pred, np.asarray(st.labels), st.spacing_mm, values, 1))
+    return lists
 
 
 def warm_up(base: str, settings: Settings, cache: Path) -> float:
