@@ -131,6 +131,54 @@ TORCH_UNUSED = (
     "sympy.categories",
 )
 
+# The VTK modules the 3D view (medview/ui/volume_scene.py) loads: what it imports and what
+# those import in turn (tests/bundle/test_bundle_rules.py checks the list against a real
+# import, so a new import that pulls in more is seen here). PyInstaller's VTK hooks collect
+# exactly the modules imported, with the libraries they link; nothing may import VTK whole
+# (`import vtk`, vtkmodules.all: 563 MB unstripped), so those entry points are excluded below.
+# Measured (VTK 9.7.2 wheel, CPython 3.11, Linux x86-64): these modules and the libvtk*.so they
+# link are 87 files, 243 MB after strip; libvtkCommonCore (62 MB) and libvtkFiltersCore
+# (39 MB) are over 40 % of it, and any VTK rendering needs both.
+VTK_MODULES = (
+    "vtkCommonCore",
+    "vtkCommonDataModel",
+    "vtkCommonExecutionModel",
+    "vtkCommonMath",
+    "vtkCommonMisc",
+    "vtkCommonSystem",
+    "vtkCommonTransforms",
+    "vtkFiltersCore",
+    "vtkFiltersGeneral",
+    "vtkFiltersSources",
+    "vtkIOCore",
+    "vtkIOImage",
+    "vtkImagingCore",
+    "vtkImagingMath",
+    "vtkInteractionStyle",
+    "vtkParallelCore",
+    "vtkRenderingCore",
+    "vtkRenderingFreeType",
+    "vtkRenderingHyperTreeGrid",
+    "vtkRenderingLabel",
+    "vtkRenderingOpenGL2",
+    "vtkRenderingUI",
+    "vtkRenderingVolume",
+    "vtkRenderingVolumeOpenGL2",
+)
+# VTK's entry points that import every module, and its bindings to other toolkits (MedView
+# paints VTK's frames in its own Qt widget: ui/volume_view.py)
+VTK_UNUSED = (
+    "vtk",
+    "vtkmodules.all",
+    "vtkmodules.qt",
+    "vtkmodules.tk",
+    "vtkmodules.wx",
+    "vtkmodules.gtk",
+    "vtkmodules.web",
+    "vtkmodules.test",
+    "vtkmodules.generate_pyi",
+)
+
 # Python packages the app does not need at run time: test tools, notebooks, plotting,
 # the parts of torch / onnxruntime that are for developers of those libraries, and
 # packages no MedView code path imported: rich / markdown_it / pygments (pretty printing
@@ -176,6 +224,7 @@ EXCLUDED_MODULES = (
     "scipy.signal",
     "readline",  # line editing for an interactive prompt; the app has none
     *TORCH_UNUSED,
+    *VTK_UNUSED,
 )
 
 # Files dropped from the collected binaries and data (paths as inside the bundle, with

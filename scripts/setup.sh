@@ -7,10 +7,14 @@ cd "$(dirname "$0")/.."
 # their Debian packages (a test keeps it complete with ldd and dpkg -S): installed when
 # missing and this user may, else the one line to run is printed. Tests run offscreen and
 # pass without them; `medview` would say what is missing and stop.
+# The 3D view (VTK) opens OpenGL at run time (dlopen: ldd cannot see it) and needs Mesa's GLX
+# and EGL drivers besides, with llvmpipe where there is no GPU driver (CI, Xvfb, headless):
+# without them its tests skip and the 3D layout says so.
+gl_packages="libgl1-mesa-dri libglx-mesa0 libegl-mesa0"
 if command -v dpkg-query >/dev/null 2>&1; then
   qt_missing=()
-  for pkg in $(awk '!/^#/ && NF == 2 {print $2}' medview/resources/qt-debian-packages.txt \
-               | sort -u); do
+  for pkg in $( (awk '!/^#/ && NF == 2 {print $2}' medview/resources/qt-debian-packages.txt; \
+                 printf '%s\n' $gl_packages) | sort -u); do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q " installed$" \
       || qt_missing+=("$pkg")
   done

@@ -25,6 +25,7 @@ LAYOUT_NAMES = {
     "1": "1 view",
     "1x3": "1 x 3 (axial, coronal, sagittal)",
     "2x2": "2 x 2 (axial, coronal, sagittal, series card)",
+    "3d": "2 x 2 with 3D (axial, coronal, sagittal, 3D)",
 }
 
 

@@ -16,7 +16,7 @@ from PySide6 import QtCore
 from medview.io import saved
 
 MAX_RECENT = 10
-LAYOUTS = ("1", "1x3", "2x2")
+LAYOUTS = ("1", "1x3", "2x2", "3d")
 DEFAULT_LAYOUT = "1"  # one view of the acquired plane, as reading viewers open a series
 
 

@@ -3,8 +3,8 @@
 The three SliceViews are made once and only moved between grid cells when the layout
 changes; all of them draw the one ViewerState, so there is one copy of the volume however
 many views show it. The fourth cell of 2 x 2 is a series card (what is open, its matrix and
-spacing): MedView has no 3D rendering, and a second axial view of the same shared cursor would
-only repeat the first.
+spacing); that of "3d" is the 3D view (ui.volume_view), made the first time it is shown:
+it imports VTK, which start-up never waits for.
 
 While a series loads, each cell shows a loading page instead of its view, so the old series
 is never mixed with the new one and a cancelled load leaves the old one exactly as it was;
@@ -34,6 +34,7 @@ _CELLS = {
     "1": {},
     "1x3": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (0, 2)},
     "2x2": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (1, 0), "card": (1, 1)},
+    "3d": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (1, 0), "3d": (1, 1)},
 }
 
 
@@ -113,6 +114,29 @@ class _LoadingPage(pg.GraphicsView):
         painter.restore()
 
 
+class _VolumeCell(QtWidgets.QWidget):
+    """The 3D layout's fourth cell: empty until first shown, then (once that paint is
+    done) the 3D view, so neither start-up nor the other layouts import VTK."""
+
+    def __init__(self, state: ViewerState) -> None:
+        super().__init__()
+        self.state = state
+        self.view: QtWidgets.QWidget | None = None
+        QtWidgets.QVBoxLayout(self).setContentsMargins(0, 0, 0, 0)
+
+    def showEvent(self, ev: QtGui.QShowEvent) -> None:
+        super().showEvent(ev)
+        if self.view is None:
+            QtCore.QTimer.singleShot(0, self, self.build)
+
+    def build(self) -> None:
+        if self.view is None:
+            from medview.ui.volume_view import volume_view  # VTK: only for this layout
+
+            self.view = volume_view(self.state)
+            self.layout().addWidget(self.view)
+
+
 class ViewGrid(QtWidgets.QWidget):
     focus_changed = QtCore.Signal(object)  # Plane
     slice_painted = QtCore.Signal()  # a loading page has painted its slice
@@ -140,6 +164,8 @@ class ViewGrid(QtWidgets.QWidget):
         self.card.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.card.setWordWrap(True)
         self._cells["card"] = self.card
+        self.volume_cell = _VolumeCell(state)
+        self._cells["3d"] = self.volume_cell
         self._grid = QtWidgets.QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(2)
@@ -215,7 +241,7 @@ class ViewGrid(QtWidgets.QWidget):
         ]
         if series is not None and series.stack_label:
             lines.insert(1, series.stack_label)
-        self.card.setText("\n".join(lines) + "\n\n(no 3D view: MedView reads in 2D planes)")
+        self.card.setText("\n".join(lines) + "\n\n(3D: View > Layout > 2 x 2 with 3D)")
 
     def fit_all(self) -> None:
         for view in self.views:

@@ -21,7 +21,7 @@ from medview.core.windowing import CT_PRESETS
 from medview.viewer.slab import SlabMode
 from medview.viewer.store_file import StoreFile
 
-LAYOUT_NAMES = ("1", "1x3", "2x2")
+LAYOUT_NAMES = ("1", "1x3", "2x2", "3d")
 PLANES = ("axial", "coronal", "sagittal")
 
 

@@ -260,3 +260,24 @@ def test_desktop_entry_starts_medview_with_the_files_given():
     assert d["Icon"] == "medview" and d["Terminal"] == "false"
     assert "not a medical device" in d["Comment"]
     assert (ROOT / "medview" / "resources" / "icons" / "medview.png").is_file()
+
+
+def test_the_vtk_modules_declared_are_those_the_3d_view_loads():
+    """bundle_filter.VTK_MODULES names (and measures) what the bundle carries of VTK: an
+    import in the 3D view that pulls in another module must be seen there, and nothing the
+    view loads may be excluded."""
+    import subprocess
+
+    code = (
+        "import sys, medview.ui.volume_view; "
+        "print(' '.join(sorted(m.split('.')[1] for m in sys.modules "
+        "if m.startswith('vtkmodules.vtk'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == sorted(bundle_filter.VTK_MODULES)
+    excluded = set(bundle_filter.excluded_modules())
+    assert {"vtk", "vtkmodules.all", "vtkmodules.qt"} <= excluded
+    for name in ("vtkmodules", "vtkmodules.util.numpy_support", *bundle_filter.VTK_MODULES):
+        full = name if name.startswith("vtkmodules") else f"vtkmodules.{name}"
+        assert full not in excluded
+        assert not any(full.startswith(e + ".") for e in excluded)
