@@ -130,10 +130,12 @@ def resolve_model(model: Any) -> tuple[ModelCard, Path | None, Any]:
 
 @dataclass(frozen=True)
 class PartialSegmentation:
-    """Emitted (ctx.emit) while a run with a focus goes on: study slices span[0]..span[1]-1
-    of `segmentation` are final; its maps fill in as the run continues."""
+    """Emitted (ctx.emit) once in a run with a focus, as soon as the slab around the
+    reader's slice is done: `result` holds study slices span[0]..span[1]-1 only (a copy,
+    empty elsewhere) and the findings in them, measured on the worker's thread. The run goes
+    on; its InferenceResult replaces this one."""
 
-    segmentation: SegmentationResult
+    result: InferenceResult
     span: tuple[int, int]
 
 
@@ -151,12 +153,31 @@ def infer_job(
     """Segment `volume` with `model` and cut findings at `threshold`. `series_key` (the
     SeriesInfo key) lets a second run on the same series reuse the first one's result.
     `focus` (the slice the reader looks at) is computed first and announced with a
-    PartialSegmentation through ctx.emit, then the rest (ai.runtime.inference.segment)."""
+    PartialSegmentation (its findings measured) through ctx.emit, then the rest
+    (ai.runtime.inference.segment)."""
     threshold = _checked(threshold)
     yield Progress(0.0, "checking the model")
     card, folder, loaded = resolve_model(model)
     check_fits(volume, card, volume.metadata.source or "the series")  # before any loading
     timings: dict[str, float] = {}
+    announced: list[tuple[int, int]] = []
+
+    def partial(seg: SegmentationResult, span: tuple[int, int]) -> None:
+        """The focus slab (the first part done) with its findings; later parts are not
+        announced: the whole result follows soon after."""
+        if not announced:
+            announced.append(span)
+            part = seg.slab(span)
+            found = findings_for(part, volume, threshold)
+            ctx.emit(
+                PartialSegmentation(
+                    InferenceResult(
+                        part, found, card, threshold, series_key, False, {}, [], found.regions
+                    ),
+                    span,
+                )
+            )
+
     seg = kept_result(volume, card, tta, series_key)
     reused = seg is not None
     own_model = None
@@ -182,7 +203,7 @@ def infer_job(
                 series_key=series_key,
                 reuse=False,
                 focus=focus,
-                on_partial=lambda r, span: ctx.emit(PartialSegmentation(r, span)),
+                on_partial=partial,
             )
             timings.update(seg.timings)
         yield Progress(0.98, "measuring findings")

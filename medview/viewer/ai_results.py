@@ -78,14 +78,24 @@ class DecodedVolume:
 class AIResults:
     """One model's result on the volume the state shows; its layers are in the state."""
 
-    def __init__(self, state: ViewerState, result: Any, store: FindingStore | None = None) -> None:
+    def __init__(
+        self,
+        state: ViewerState,
+        result: Any,
+        store: FindingStore | None = None,
+        partial: tuple[int, int] | None = None,
+    ) -> None:
+        """`partial`: the result holds study slices partial[0]..partial[1]-1 only, while the
+        model runs on (jobs.inference.PartialSegmentation); its layers say so."""
         if state.volume is None or tuple(result.segmentation.shape) != state.volume.shape:
             raise ValueError("an AI result needs the volume it was made from on screen")
         self.state, self.volume = state, state.volume
         self.result = result  # the findings shown are this result's
         self.threshold = float(result.threshold)  # the mask's
         self.card = result.card
+        self.partial = partial
         self.ref: str = result.card.ref
+        part = "" if partial is None else f" (partial: slices {partial[0] + 1}–{partial[1]})"
         # without a store the decisions are kept in memory only
         self.store = store if store is not None else FindingStore(state.series_key)
         self.findings: list[Finding] = self.store.apply(result.findings)
@@ -94,7 +104,7 @@ class AIResults:
         result.label_map(out=self._mask)
         seg = result.segmentation
         self.heat_layer = OverlayLayer(
-            f"AI {self.ref} — probability",
+            f"AI {self.ref} — probability{part}",
             self._heat_array(),
             kind="heatmap",
             opacity=0.45,
@@ -103,7 +113,7 @@ class AIResults:
         )
         colours = {lab.value: tuple(lab.colour) for lab in self.card.labels}
         self.mask_layer = OverlayLayer(
-            f"AI {self.ref} — findings",
+            f"AI {self.ref} — findings{part}",
             self._mask,
             opacity=MASK_OPACITY["filled"],
             label_colours=colours,
@@ -113,7 +123,7 @@ class AIResults:
             None
             if seg.uncertainty is None
             else OverlayLayer(
-                f"AI {self.ref} — uncertainty",
+                f"AI {self.ref} — uncertainty{part}",
                 seg.uncertainty,
                 kind="heatmap",
                 visible=False,
@@ -218,6 +228,12 @@ class AIResults:
         """Take this result's layers out of the state (a new result replaces it)."""
         for layer in self.layers:
             self.state.remove_layer(layer)
+
+    def reattach(self) -> None:
+        """Put back the layers detach() took out (those shown), in one change, so the
+        display's controls read them all as shown (a result back after a cancelled run)."""
+        self.state.layers.extend(x for x in self.layers if x.visible)
+        self.state.layers_changed()
 
     # -- going to a finding
     def go_to(self, finding: Finding) -> None:

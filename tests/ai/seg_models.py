@@ -17,7 +17,7 @@ import torch
 
 from medview.ai.models.cards import card_from_dict
 from medview.core.volume import Volume, VolumeMetadata
-from tests.ai.tiny_models import card_dict, tiny_unet, write_folder
+from tests.ai.tiny_models import UNET_ARGS, card_dict, tiny_unet, write_folder
 
 BRIGHT_NAME = "bright-seg"
 
@@ -40,6 +40,47 @@ def bright_unet() -> torch.nn.Module:
 def write_bright_model(folder: Path, version: str = "1.0") -> Path:
     card = card_dict(BRIGHT_NAME, version, input_size=None)
     return write_folder(folder, bright_unet(), card=card)
+
+
+UNET_3D = {**UNET_ARGS, "spatial_dims": 3, "in_channels": 1, "out_channels": 3}
+
+
+def bright_unet_3d() -> torch.nn.Module:
+    """bright_unet in 3D: a (4, 8)-channel 3D U-Net passing the block through its first
+    convolution and upsampling it trilinearly into logits (same biases)."""
+    from monai.networks.nets import UNet
+
+    net = UNet(**UNET_3D)
+    line = torch.tensor([0.5, 1.0, 0.5])
+    upsample = line[:, None, None] * line[None, :, None] * line[None, None, :]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.model[0].conv.weight[0, 0, 1, 1, 1] = 1.0
+        net.model[0].adn.A.weight.fill_(0.25)
+        last = net.model[2].conv
+        last.weight[0, 1] = 4.0 * upsample
+        last.weight[0, 2] = 3.0 * upsample
+        last.bias.copy_(torch.tensor([0.0, -6.5, -5.0]))
+    return net.eval()
+
+
+def write_bright_model_3d(folder: Path, version: str = "1.0") -> Path:
+    """bright-3d: bright_unet_3d as an imported 3D (MONAI runner) model, 32^3 windows on a
+    2.4 x 2.4 x 3 mm grid."""
+    volume3d = {
+        "roi_size": [32, 32, 16],
+        "axcodes": "RAS",
+        "spacing_mm": [2.4, 2.4, 3.0],
+        "overlap": 0.25,
+        "blend": "gaussian",
+        "sw_batch_size": 1,
+    }
+    card = card_dict(
+        "bright-3d", version, input_size=None, architecture_args=UNET_3D, volume3d=volume3d
+    )
+    card["context_slices"] = 1
+    return write_folder(folder, bright_unet_3d(), card=card)
 
 
 def card(**changes: Any):

@@ -18,71 +18,21 @@ from medview.ai.models import registry
 from medview.ai.runtime.inference import clear_kept
 from medview.ai.runtime.loading import LoadedModel
 from medview.core.jobs import CancelToken, JobContext
-from medview.core.volume import Volume, VolumeMetadata
 from medview.io.saved import findings_file as findings_path
 from medview.jobs.inference import infer_job
 from medview.ui.panels import findings_table as ft
 from medview.ui.panels.ai_panel import AIPanel
-from medview.ui.slice_view import SliceView
 from medview.viewer.ai_results import focus_rect_mm
 from medview.viewer.finding_store import same_finding
 from medview.viewer.planes import Plane
-from medview.viewer.state import ViewerState
 from tests.ai.seg_models import bright_unet, write_bright_model
 from tests.ai.tiny_models import card_dict, write_folder
+from tests.ui.ai_panel_fixtures import KEY, blobs
 from tests.ui.qt_input import wheel
 
 torch.set_num_threads(1)
 Qt = QtCore.Qt
-KEY = "1.2.826.0.1.3680043.99.55"
 RUN_MS = 30_000
-
-
-@pytest.fixture
-def models(tmp_path, monkeypatch):
-    """Only the test's own models: bright-seg (the default segmentation model)."""
-    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(registry, "bundled_models_dir", lambda: tmp_path / "no-bundled")
-    clear_kept()
-    folder = write_bright_model(registry.user_models_dir() / "bright-seg" / "1.0")
-    registry.activate("bright-seg", "1.0")
-    yield folder
-    clear_kept()
-
-
-def blobs() -> Volume:
-    """Soft tissue with three balls bright-seg calls lung nodules at p >= 0.5 (the third, the
-    faintest, is small); lower thresholds add small liver-lesion findings around them."""
-    a = np.full((16, 64, 64), -50, np.int16)
-    z, y, x = np.mgrid[:16, :64, :64]
-    for (cz, cy, cx), r, hu in (
-        ((5, 20, 20), 6, 300),
-        ((10, 44, 40), 8, 150),
-        ((12, 16, 48), 5, 80),
-    ):
-        a[((z - cz) * 2) ** 2 + ((y - cy) * 0.8) ** 2 + ((x - cx) * 0.8) ** 2 <= r * r] = hu
-    affine = np.diag([3.0, 2.4, 2.4, 1.0])  # 154 x 154 x 48 mm: room to zoom in
-    affine[:3, 3] = (-50.0, -50.0, 60.0)
-    return Volume(a, affine, VolumeMetadata(modality="CT", source="blobs", series_number=4))
-
-
-@pytest.fixture
-def viewer(qtbot, models):
-    state = ViewerState()
-    state.set_volume(blobs(), KEY)
-    host = QtWidgets.QWidget()
-    row = QtWidgets.QHBoxLayout(host)
-    views = [SliceView(state, p) for p in Plane]
-    for v in views:
-        row.addWidget(v, 1)
-    panel = AIPanel(state, lambda: views)
-    row.addWidget(panel, 1)
-    qtbot.addWidget(host)
-    host.resize(1300, 520)
-    host.show()
-    qtbot.waitExposed(host)
-    yield state, views, panel
-    panel.shutdown()
 
 
 def click_run(qtbot, panel: AIPanel):

@@ -99,6 +99,29 @@ class SegmentationResult:
         """uint8 (slice, row, col) of label values at `threshold` (ai.findings.label_map_at)."""
         return label_map_at(self.codes, self.card, threshold, self.coarse_max, out)
 
+    def slab(self, span: tuple[int, int]) -> SegmentationResult:
+        """A copy holding study slices span[0]..span[1]-1 only, empty elsewhere: a run's
+        partial result, taken while the run goes on filling this one's maps (np.zeros
+        leaves the pages of the empty slices unallocated)."""
+        a, b = span
+
+        def part(array: np.ndarray) -> np.ndarray:
+            out = np.zeros(array.shape, array.dtype)  # zeros_like would touch every page
+            out[a:b] = array[a:b]
+            return out
+
+        return SegmentationResult(
+            part(self.codes),
+            part(self.coarse_max),
+            None if self.uncertainty is None else part(self.uncertainty),
+            self.card,
+            self.device,
+            self.tta,
+            self.batch_size,
+            list(self.warnings),
+            dict(self.timings),
+        )
+
 
 # ---------------------------------------------------------------------------------------
 # Reuse

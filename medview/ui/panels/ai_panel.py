@@ -31,6 +31,7 @@ from medview.jobs.ai_assist import (
     has_kept_result,
     live_infer_job,
 )
+from medview.jobs.inference import PartialSegmentation
 from medview.ui.panels.ai_display import AIDisplay
 from medview.ui.panels.explain_box import ExplainBox
 from medview.ui.panels.findings_table import FindingsTable
@@ -51,6 +52,7 @@ HEADER_STYLE = "color: #f0b040; font-weight: bold;"
 class AIPanel(QtWidgets.QWidget):
     message = QtCore.Signal(str)  # one sentence for the status bar
     result_shown = QtCore.Signal(object)  # AIResults, once on screen
+    partial_shown = QtCore.Signal(object)  # AIResults of the focus slab, while the run goes on
     # (AIResults, [Finding]) to copy into the label map; the receiver accepts them (decide)
     into_labels = QtCore.Signal(object, object)
 
@@ -67,7 +69,11 @@ class AIPanel(QtWidgets.QWidget):
         # the panel's own pool (shutdown() cancels and waits for it), owned by the app: a
         # pool freed by Python's GC waits for its threads holding the GIL they need
         self._pool = QtCore.QThreadPool(QtCore.QCoreApplication.instance())
-        self.results: AIResults | None = None
+        self.results: AIResults | None = None  # the whole result on screen (None while partial)
+        # the focus slab's result while the run goes on, and the result it replaced on
+        # screen (back if the run is cancelled or fails)
+        self.partial: AIResults | None = None
+        self._before: AIResults | None = None
         self.entries: list[ModelEntry] = []
         self.worker: JobWorker | None = None
         self.last_message: QtWidgets.QMessageBox | None = None
@@ -350,11 +356,51 @@ class AIPanel(QtWidgets.QWidget):
         if self.sender() is self.worker and p.fraction >= 0:
             self.progress.setValue(round(p.fraction * 1000))
 
-    def _on_partial(self, partial) -> None:
-        """The slices around the reader's slice are done first (jobs.inference)."""
-        if self.sender() is self.worker and hasattr(partial, "span"):
-            first, last = partial.span
-            self._say(f"Slices {first + 1}–{last} are done; the rest of the series follows.")
+    def _shown(self) -> AIResults | None:
+        """What the overlays and the table show: the partial result while the run goes on."""
+        return self.partial or self.results
+
+    def _on_partial(self, event) -> None:
+        """The slab around the reader's slice is done first (jobs.inference): its overlays
+        and findings are drawn at once, marked partial, and the whole result replaces them.
+        Until then `results` is None, so nothing half-done is exported or decided on."""
+        if self.sender() is not self.worker or not isinstance(event, PartialSegmentation):
+            return
+        volume, key = self._run_for
+        if self.state.volume is not volume or self.state.series_key != key:
+            return
+        if self.results is not None:
+            self.results.detach()
+            self._before, self.results = self.results, None
+        if self.partial is not None:
+            self.partial.detach()
+        store = FindingStore(key, series_files.findings_file(key), reader_name())
+        self.partial = AIResults(self.state, event.result, store, partial=event.span)
+        self.display.attach(self.partial)
+        self._fill_table()
+        first, last = event.span
+        self.header.setText(f"{DISCLAIMER}\nShown: {event.result.card.ref}, partial")
+        self._say(
+            f"AI: slices {first + 1}–{last} done, rest running; {self.partial.summary()} in them."
+        )
+        self.partial_shown.emit(self.partial)
+
+    def _drop_partial(self) -> None:
+        """A run that ends without its whole result leaves no partial one: what was on
+        screen before it comes back."""
+        if self.partial is None:
+            return
+        self.partial.detach()
+        self.partial, self.results, self._before = None, self._before, None
+        if self.results is not None:
+            self.results.reattach()
+        self.display.attach(self.results)
+        self._fill_table()
+        self.header.setText(
+            DISCLAIMER
+            if self.results is None
+            else f"{DISCLAIMER}\nShown: {self.results.ref} on {self.results.result.device.upper()}"
+        )
 
     def _on_result(self, result) -> None:
         if self.sender() is not self.worker:
@@ -363,8 +409,10 @@ class AIPanel(QtWidgets.QWidget):
         if self.state.volume is not volume or self.state.series_key != key:
             self._say("The AI result was for a series no longer shown; it was dropped.")
             return
-        if self.results is not None:
-            self.results.detach()
+        for old in (self.results, self.partial):
+            if old is not None:
+                old.detach()
+        self.partial = self._before = None
         store = FindingStore(key, series_files.findings_file(key), reader_name())
         self.results = AIResults(self.state, result, store)
         self.display.attach(self.results)
@@ -381,29 +429,32 @@ class AIPanel(QtWidgets.QWidget):
 
     def _on_failed(self, sentence: str) -> None:
         if self.sender() is self.worker:
+            self._drop_partial()
             self._say("The model did not run: see the message.")
             self._tell("AI model failed", sentence)
 
     def _on_cancelled(self) -> None:
         if self.sender() is self.worker:
             self.progress.setValue(0)
+            self._drop_partial()
             self._say("Cancelled; nothing was changed.")
 
     # -- the result on screen
     def _on_mask_moved(self, seconds: float) -> None:
         self._say(
-            f"Mask at p ≥ {self.results.threshold:.2f} ({seconds * 1000:.0f} ms, no "
+            f"Mask at p ≥ {self._shown().threshold:.2f} ({seconds * 1000:.0f} ms, no "
             f"model run); measuring its findings…"
         )
 
     def _on_findings_changed(self) -> None:
         self._fill_table()
-        r = self.results.result  # the list may be capped at this threshold: say so
+        shown = self._shown()
+        r = shown.result  # the list may be capped at this threshold: say so
         notes = [w for w in r.warnings if w not in r.segmentation.warnings]
-        self._say(f"{self.results.summary()} (no model run)." + "".join(f" {w}" for w in notes))
+        self._say(f"{shown.summary()} (no model run)." + "".join(f" {w}" for w in notes))
 
     def _fill_table(self) -> None:
-        r = self.results
+        r = self._shown()
         colours = {lab.value: lab.colour for lab in r.card.labels} if r else {}
         self.table.set_findings(r.findings if r else [], colours, bool(r and r.tta))
 
@@ -411,10 +462,11 @@ class AIPanel(QtWidgets.QWidget):
         """Every view to the finding's centre, zoomed so it fills about a third of the view
         (focus_rect_mm), in the window its label calls for unless the reader turned that
         off (window_box)."""
-        finding = self.results.finding(finding_id) if self.results else None
+        shown = self._shown()
+        finding = shown.finding(finding_id) if shown else None
         if finding is None:
             return
-        self.results.go_to(finding)
+        shown.go_to(finding)
         for view in self._views():
             x, y, w, h = focus_rect_mm(
                 finding, self.state.maps[view.plane], (view.vb.width(), view.vb.height())
@@ -436,6 +488,9 @@ class AIPanel(QtWidgets.QWidget):
             self.settings.finding_window = on
 
     def decide(self, finding_ids: list[int], decision: str) -> None:
+        if self.partial is not None:
+            self._say("Decide once the whole series is done: these findings are partial.")
+            return
         if self.results is None:
             return
         for fid in finding_ids:
@@ -448,7 +503,9 @@ class AIPanel(QtWidgets.QWidget):
         self._say(self.results.summary() + ".")
 
     def _to_labels(self, finding_ids: list[int]) -> None:
-        if self.results is not None:
+        if self.partial is not None:
+            self._say("Decide once the whole series is done: these findings are partial.")
+        elif self.results is not None:
             found = [self.results.finding(i) for i in finding_ids]
             self.into_labels.emit(self.results, [f for f in found if f is not None])
 
@@ -458,7 +515,7 @@ class AIPanel(QtWidgets.QWidget):
             if self.busy():
                 self.worker.cancel()  # its result would be dropped anyway
             self.explain.reset()
-            self.results = None  # set_volume took its layers away
+            self.results = self.partial = self._before = None  # set_volume took their layers
             self.display.attach(None)
             self._fill_table()
             self.header.setText(DISCLAIMER)
