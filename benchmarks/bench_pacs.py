@@ -31,7 +31,7 @@ from medview.net.nodes import DimseNode, WebNode
 from medview.net.query import StudyQuery
 from medview.net.retrieve import retrieve
 from medview.net.studydb import StudyDB
-from tests.net.orthanc import running_orthanc
+from tests.net.orthanc import dimse_node, running_orthanc
 
 
 def _dcmtk(tool: str) -> str:
@@ -168,14 +168,7 @@ def main() -> int:
     files = sorted(demo.series_dir.glob("*.dcm"))
     mb = sum(f.stat().st_size for f in files) / 1e6
     with running_orthanc(work / "orthanc") as server:
-        node = DimseNode(
-            name="bench",
-            called_ae=server.aet,
-            host="127.0.0.1",
-            port=server.dicom_port,
-            our_ae=server.medview_aet,
-            our_port=server.medview_port,
-        )
+        node = dimse_node(server, name="bench")
         wnode = WebNode(name="bench-web", url=server.dicomweb_url)
         t = time.perf_counter()
         dimse.send(node, files)

@@ -27,7 +27,7 @@ from benchmarks.bench_pacs import _getscu
 from medview.net import dimse
 from medview.net.nodes import DimseNode, save_nodes
 from medview.net.query import StudyQuery
-from tests.net.orthanc import running_orthanc
+from tests.net.orthanc import dimse_node, running_orthanc
 
 
 def _retrieve_in_viewer(node: DimseNode, patient_id: str, data: Path, arriving: bool):
@@ -93,14 +93,7 @@ def main() -> int:
     files = sorted(demo.series_dir.glob("*.dcm"))
     patient_id = str(pydicom.dcmread(files[0], stop_before_pixels=True).PatientID)
     with running_orthanc(work / "orthanc") as server:
-        node = DimseNode(
-            name="bench",
-            called_ae=server.aet,
-            host="127.0.0.1",
-            port=server.dicom_port,
-            our_ae=server.medview_aet,
-            our_port=server.medview_port,
-        )
+        node = dimse_node(server, name="bench")
         dimse.send(node, files)
         ref, on, off = [], [], []
         for r in range(args.repeat):

@@ -119,7 +119,7 @@ def wait_until_up(proc: subprocess.Popen, url: str, log: Path, seconds: float = 
 
 
 def dimse_node(server: OrthancServer, **kw):
-    """MedView's view of the test PACS as a DIMSE node."""
+    """MedView's view of the test PACS as a DIMSE node (tests and benchmarks/bench_pacs*)."""
     from medview.net.nodes import DimseNode
 
     args = {

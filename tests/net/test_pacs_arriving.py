@@ -16,6 +16,7 @@ import pytest
 from medview.net import retrieve
 from medview.net.nodes import save_nodes
 from tests.net.orthanc import dimse_node
+from tests.net.pacs_search import find_stored_study
 from tests.net.test_pacs_gui import shot
 from tests.ui.annotation_fixtures import click
 from tests.ui.main_window_fixtures import make_window
@@ -45,16 +46,7 @@ def slow_pacs(monkeypatch):
 
 def _pacs_with_study(qtbot, orthanc, stored_study, window):
     save_nodes([dimse_node(orthanc)])
-    pacs = window.pacs.open_pacs()
-    studies = pacs.studies
-    studies.source.setCurrentIndex(studies.source.findData("orthanc"))
-    pid = str(pydicom.dcmread(next(stored_study.series_dir.glob("*.dcm"))).PatientID)
-    studies.edits["patient_id"].setText(pid)
-    with qtbot.waitSignal(studies.searched, timeout=30_000):
-        click(qtbot, studies.search_button)
-    qtbot.waitUntil(studies.retrieve_button.isEnabled)
-    studies.table.selectRow(0)
-    return pacs, studies
+    return find_stored_study(qtbot, window, stored_study)
 
 
 def _wheel(widget, notches: int) -> None:

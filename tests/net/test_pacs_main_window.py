@@ -16,6 +16,7 @@ from medview.net.nodes import save_nodes
 from medview.ui.pacs_actions import AI_SEG, LABELS, REPORT
 from tests.ai.seg_models import write_bright_model
 from tests.net.orthanc import dimse_node, free_port
+from tests.net.pacs_search import find_stored_study
 from tests.net.test_pacs_gui import shot
 from tests.ui.annotation_fixtures import click
 from tests.ui.main_window_fixtures import make_window
@@ -61,16 +62,8 @@ def test_retrieve_open_and_send_results_back(
     study = stored_study.study_instance_uid
     before = _orthanc_series(orthanc, study)
     # File > PACS: search the node, retrieve: the study opens in the viewer
-    pacs = window.pacs.open_pacs()
-    studies = pacs.studies
+    pacs, studies = find_stored_study(qtbot, window, stored_study)
     assert pacs.tabs.currentWidget() is studies  # a node is saved: the studies come first
-    studies.source.setCurrentIndex(studies.source.findData("orthanc"))
-    pid = str(pydicom.dcmread(next(stored_study.series_dir.glob("*.dcm"))).PatientID)
-    studies.edits["patient_id"].setText(pid)
-    with qtbot.waitSignal(studies.searched, timeout=30_000):
-        click(qtbot, studies.search_button)
-    qtbot.waitUntil(studies.retrieve_button.isEnabled)
-    studies.table.selectRow(0)
     with qtbot.waitSignal(
         window.image_shown, timeout=RUN_MS, check_params_cb=lambda what: what == "volume"
     ):
