@@ -19,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (registers the OpenGL render window)
 from scipy.ndimage import map_coordinates
+
+# imported for their object factories: VTK's OpenGL render window and volume ray caster
+from vtkmodules import vtkRenderingOpenGL2, vtkRenderingVolumeOpenGL2  # noqa: F401
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkCommand, vtkLookupTable
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPiecewiseFunction, vtkPlane
@@ -41,7 +43,7 @@ from vtkmodules.vtkRenderingCore import (
     vtkWindowToImageFilter,
 )
 from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
-from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
+from vtkmodules.vtkRenderingVolume import vtkGPUVolumeRayCastMapper
 
 from medview.core.volume import Volume
 from medview.viewer.layers import OverlayLayer
@@ -130,9 +132,20 @@ class VolumeScene:
         self.volume_prop: vtkVolume | None = None
         self.preset: VolumePreset | None = None
         self._unit = 1.0  # mm: the smallest voxel side, the opacity's unit distance
+        self._software: bool | None = None
         self.surfaces: list[vtkActor] = []
         self.cursor_actor = self._cursor_marker()
         self.renderer.AddActor(self.cursor_actor)
+
+    @property
+    def software(self) -> bool:
+        """Whether OpenGL here is Mesa's software renderer (llvmpipe, softpipe): the
+        volume is then ray cast at a quarter of the rays (set_volume)."""
+        if self._software is None:
+            self.window.Render()  # the context exists once rendered
+            report = self.window.ReportCapabilities().lower()
+            self._software = any(name in report for name in ("llvmpipe", "softpipe", "swrast"))
+        return self._software
 
     # -- frames
     def resize(self, width: int, height: int) -> None:
@@ -172,8 +185,15 @@ class VolumeScene:
         if not volume.is_colour:
             array = np.ascontiguousarray(volume.array)
             self._arrays.append(array)
-            mapper = vtkSmartVolumeMapper()
+            mapper = vtkGPUVolumeRayCastMapper()
             mapper.SetInputData(_image_data(array))
+            if self.software:
+                # one ray per 2 x 2 pixels, one sample per voxel side: a quarter of the
+                # work of VTK's default (measured on Mesa llvmpipe, 512 x 512 x 300 CT in a
+                # 700 x 450 view: 2.0 s of CPU a frame instead of 7-9 s)
+                mapper.AutoAdjustSampleDistancesOff()
+                mapper.SetImageSampleDistance(2.0)
+                mapper.SetSampleDistance(self._unit)
             prop = vtkVolume()
             prop.SetMapper(mapper)
             prop.SetUserMatrix(matrix)

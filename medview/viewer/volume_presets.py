@@ -4,11 +4,13 @@ presets, and the matrix that places VTK's image grid in patient (LPS) space.
 Kept free of VTK and Qt so the numbers are checked without a display, and so the 3D view's
 module (`ui.volume_view`, which imports VTK) is only imported when the 3D layout is chosen.
 
-The CT presets are in HU. Bone and angiography follow 3D Slicer's "CT-Bone" and "CT-AAA"
-volume property presets; soft tissue and lung are MedView's (Slicer's soft-tissue preset is
-opaque from -160 HU and shows the skin only, its lung preset the airway wall): soft tissue
-shows fat faintly and muscle and organs opaque, lung the aerated parenchyma as a haze with
-the vessels and airways in it."""
+The CT presets are in HU. Angiography is 3D Slicer's "CT-AAA" volume property preset
+(contrast-filled vessels from about 150 HU, bone white). Bone has the colours of Slicer's
+"CT-Bone", whose opacity ramp starts at -16 HU: on a whole body that fills the skin with
+opaque red, so here it starts at 150 HU and shows the skeleton. Soft tissue shows fat
+faintly and muscle and organs opaque (the skin, unless clipped). Lung is transparent but
+for a faint haze of aerated parenchyma and the edges where it meets tissue (-500 HU):
+vessels, airways and nodules inside the lungs, and a thin skin line."""
 
 from __future__ import annotations
 
@@ -35,10 +37,10 @@ class VolumePreset:
 CT_VOLUME_PRESETS: tuple[VolumePreset, ...] = (
     VolumePreset(
         "Bone",
-        ((-3024, 0.0), (-16, 0.0), (641, 0.72), (3071, 0.71)),
+        ((-3024, 0.0), (150, 0.0), (641, 0.72), (3071, 0.71)),
         (
             (-3024, 0.0, 0.0, 0.0),
-            (-16, 0.73, 0.25, 0.30),
+            (150, 0.73, 0.25, 0.30),
             (641, 0.90, 0.82, 0.56),
             (3071, 1.0, 1.0, 1.0),
         ),
@@ -59,19 +61,18 @@ CT_VOLUME_PRESETS: tuple[VolumePreset, ...] = (
         "Lung",
         (
             (-3024, 0.0),
-            (-1000, 0.0),
-            (-900, 0.03),
-            (-500, 0.06),
-            (-300, 0.3),
-            (0, 0.5),
-            (3071, 0.5),
+            (-950, 0.0),
+            (-850, 0.003),
+            (-650, 0.01),
+            (-500, 0.25),
+            (-350, 0.0),
+            (3071, 0.0),
         ),
         (
             (-3024, 0.0, 0.0, 0.0),
-            (-900, 0.35, 0.55, 0.95),
-            (-500, 0.75, 0.80, 1.0),
-            (-300, 0.90, 0.55, 0.50),
-            (200, 1.0, 0.85, 0.80),
+            (-850, 0.55, 0.65, 1.0),
+            (-650, 0.85, 0.75, 0.95),
+            (-500, 1.0, 0.70, 0.65),
             (3071, 1.0, 1.0, 1.0),
         ),
     ),
