@@ -10,7 +10,9 @@
 # bundle built where libxcb-cursor0, -icccm4 or -keysyms1 are missing (a plain desktop
 # often lacks them; docs/development.md) working. DEB_COMPRESS picks dpkg-deb's compressor:
 # gzip by default (any dpkg; 1 GB in about a minute here), xz for the smallest file (slow),
-# zstd for Debian 12+ / Ubuntu 22.04+.
+# zstd for Debian 12+ / Ubuntu 22.04+. Recommends names Mesa's OpenGL drivers: the 3D view
+# (VTK) needs OpenGL 3.2 from a GPU vendor's driver or Mesa (llvmpipe where there is no GPU),
+# and says so in one sentence without it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -52,6 +54,7 @@ Priority: optional
 Architecture: $arch
 Installed-Size: $installed_kb
 Depends: $depends
+Recommends: libgl1-mesa-dri
 Maintainer: MedView developers
 Description: CT and MR viewer with AI assistance (not a medical device)
  MedView opens DICOM, NIfTI, NRRD and MHA studies, scrolls, windows and measures
