@@ -9,10 +9,18 @@ then the voxels with x fastest: x, y, z = (col, row, slice) is exactly the C ord
 
 The header says what ITK's writer says, as MedView's reader (io.image_files) and other
 tools read it: RAS sform and qform (code 1, scanner) from the LPS affine, millimetre units,
-no scaling. Colour volumes, big-endian arrays and compressed output stay with SimpleITK."""
+no scaling. Colour volumes, big-endian arrays and compressed output stay with SimpleITK.
+
+write_volume fsyncs the file before renaming it into place; left to that fsync, the disk
+would start on 150 MiB only once the last byte is in the page cache. So each chunk's
+writeback is started as soon as it is written (posix_fadvise DONTNEED, which on Linux
+queues the dirty pages for writing without waiting), and the disk works while the rest is
+copied: write + fsync took 0.97 s instead of 1.48 s at load 11 (medians of 9, issue 19).
+The bytes written are the same."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +45,8 @@ _DATATYPES = {
     )
 }
 _CHUNK_BYTES = 8 << 20  # slices are written in chunks of about this many bytes
+# where the platform has it (not macOS, not Windows): start writing a chunk out now
+_START_WRITEBACK = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 
 def streamable(volume: Volume) -> bool:
@@ -77,4 +87,8 @@ def write_nifti(volume: Volume, path: Path) -> None:
         f.write(b"\0\0\0\0")  # no extensions
         for k in range(0, array.shape[0], per_chunk):
             chunk = np.ascontiguousarray(array[k : k + per_chunk])  # a view when contiguous
+            start = f.tell()
             f.write(memoryview(chunk).cast("B"))
+            if _START_WRITEBACK is not None:
+                f.flush()
+                os.posix_fadvise(f.fileno(), start, chunk.nbytes, _START_WRITEBACK)
