@@ -2,11 +2,13 @@
 (benchmarks/gpu_check.sh runs it under a 10-minute limit).
 
 Steps: 2D inference (the bundled lesion-seg on a 300-slice study) and 3D sliding-window
-inference (a MONAI 3D U-Net through runtime.sliding3d), each also compared under bf16 and
-fp16 autocast against fp32; a forced out-of-memory (a per-process memory cap) and the
-runner's recovery; a fine-tune with fp16 autocast and GradScaler; DistributedDataParallel
-with NCCL in one process; onnxruntime's CUDA provider when it is installed; an imported
-.pt2 program moved to the GPU. Any failure ends the run with exit status 1.
+inference (a MONAI 3D U-Net through runtime.sliding3d, then with a focus slab first), each
+network also compared under bf16 and fp16 autocast against fp32, and the app's own path
+under fp16 (a GPU without bf16) against bf16; a forced out-of-memory (a per-process memory
+cap) and the runner's recovery; a fine-tune with fp16 autocast and GradScaler;
+DistributedDataParallel with NCCL in one process; onnxruntime's CUDA provider when it is
+installed; an imported .pt2 program moved to the GPU; nnU-Net's predictor on the GPU when
+nnunetv2 is installed. Any failure ends the run with exit status 1.
 
 Goals on one H100 (issue 17): 300 slices <= 1 s for the bundled 2D model, <= 5 s for a 3D
 sliding-window model. Without CUDA it prints "no device" and exits 0; `--rehearse` then
@@ -114,18 +116,63 @@ def unet3d(device: torch.device, roi: int = 96, batch: int = 4):
 
 
 def sliding_3d(device: torch.device, slices: int) -> str:
-    from medview.ai.runtime.inference import segment
+    """The whole study, then again with a focus: the slab around it first (progressive)."""
+    from medview.ai.runtime.inference import FOCUS_HALF, segment
 
     model = unet3d(device)
     segment(study(16, 128), model, reuse=False)  # warm-up
+    vol = study(slices)
     sync(device)
     t0 = time.perf_counter()
-    result = segment(study(slices), model, reuse=False)
+    result = segment(vol, model, reuse=False)
     sync(device)
-    return (
-        f"{slices} slices in {time.perf_counter() - t0:.2f} s on {result.device} "
-        f"(goal <= 5 s on an H100); {result.warnings or 'no warnings'}"
+    whole = time.perf_counter() - t0
+    first: list[float] = []
+    t0 = time.perf_counter()
+    focused = segment(
+        vol,
+        model,
+        reuse=False,
+        focus=slices // 2,
+        on_partial=lambda _r, _span: first or first.append(time.perf_counter() - t0),
     )
+    same = float((focused.label_map() == result.label_map()).mean())
+    if slices > 2 * FOCUS_HALF + 1 and not first:
+        raise AssertionError("no focus slab came first")
+    return (
+        f"{slices} slices in {whole:.2f} s on {result.device} (goal <= 5 s on an H100), "
+        f"focus slab first in {first[0] if first else whole:.2f} s, labels as without a focus "
+        f"on {same:.5f} of voxels; {result.warnings or 'no warnings'}"
+    )
+
+
+def app_fp16(device: torch.device, dims: int) -> str:
+    """The app's own inference path under fp16 autocast (what a GPU without bf16 gets:
+    device.autocast_context) against its bf16 one, on a 32-slice study: label agreement."""
+    from unittest import mock
+
+    from medview.ai.runtime.inference import segment
+
+    if device.type != "cuda":
+        return "skipped (CPU: no autocast)"
+    if not torch.cuda.is_bf16_supported():
+        return "skipped: no bf16 on this GPU, so the inference steps above ran fp16"
+    if dims == 2:
+        from medview.ai.models.registry import bundled_models_dir
+        from medview.ai.runtime.loading import load_model
+
+        folder = sorted((bundled_models_dir() / "lesion-seg").iterdir())[-1]
+        model = load_model(folder, device, reuse=False)
+    else:
+        model = unet3d(device)
+    vol = study(32, 256)
+    bf16 = segment(vol, model, reuse=False).label_map()
+    with mock.patch("torch.cuda.is_bf16_supported", return_value=False):
+        fp16 = segment(vol, model, reuse=False).label_map()
+    same = float((bf16 == fp16).mean())
+    if same < 0.99:
+        raise AssertionError(f"fp16 and bf16 labels agree on {same:.4f} of voxels only")
+    return f"fp16 vs bf16: labels agree on {same:.5f} of voxels"
 
 
 def autocast_agreement(device: torch.device, dims: int) -> str:
@@ -308,6 +355,34 @@ def pt2_to_gpu(device: torch.device, work: Path) -> str:
     return f"on {model.device}, max |dp| vs CPU {diff:.2e}"
 
 
+def nnunet_cuda(device: torch.device, work: Path) -> str:
+    """nnU-Net's predictor on the GPU (on the device, with mirroring) for an nnU-Net model
+    planned by nnU-Net itself (the tests' tiny model), with a focus slab first."""
+    try:
+        import nnunetv2  # noqa: F401
+    except ModuleNotFoundError:
+        return "skipped: nnunetv2 is not installed (the nnunet extra)"
+    from medview.ai.runtime.inference import segment
+    from medview.ai.runtime.loading import load_model
+    from medview.ai.runtime.nnunet_models import import_nnunet
+    from medview.demo import generate_demo_study
+    from medview.io.open_volume import load_volume
+    from tests.ai.nnunet_factory import build
+
+    series = [generate_demo_study(work / f"demo{i}", seed=i, slices=12).series_dir for i in (1, 2)]
+    model = load_model(import_nnunet(build(work / "nnunet", series)).folder, device, reuse=False)
+    vol, _ = load_volume([series[0]])
+    spans: list[tuple[int, int]] = []
+    sync(device)
+    t0 = time.perf_counter()
+    result = segment(vol, model, reuse=False, focus=6, on_partial=lambda _r, s: spans.append(s))
+    sync(device)
+    return (
+        f"{vol.shape[0]} slices in {time.perf_counter() - t0:.2f} s on {result.device}, "
+        f"mirroring {model.predictor.use_mirroring}, partial {spans or 'none (one patch deep)'}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -333,11 +408,14 @@ def main(argv: list[str] | None = None) -> int:
         step("2D autocast bf16 / fp16", lambda: autocast_agreement(device, 2))
         step("3D sliding-window inference", lambda: sliding_3d(device, slices))
         step("3D autocast bf16 / fp16", lambda: autocast_agreement(device, 3))
+        step("2D app path fp16 vs bf16", lambda: app_fp16(device, 2))
+        step("3D app path fp16 vs bf16", lambda: app_fp16(device, 3))
         step("forced out-of-memory + recovery", lambda: forced_oom(device))
         step("fine-tune, fp16 AMP + GradScaler", lambda: finetune_amp(device))
         step("DDP, NCCL, one process", lambda: ddp_nccl(device))
         step("onnxruntime CUDA provider", lambda: onnx_cuda(device, work))
         step("imported .pt2 moved to the GPU", lambda: pt2_to_gpu(device, work))
+        step("nnU-Net predictor on the GPU", lambda: nnunet_cuda(device, work))
         print(f"all {len(RESULTS)} steps passed in {time.perf_counter() - t0:.1f} s")
     return 0
 
