@@ -148,6 +148,27 @@ def test_no_command_or_paths_open_the_viewer(tmp_path, monkeypatch):
     assert calls == [([], False), ([str(tmp_path)], False), ([str(tmp_path)] * 2, False)]
 
 
+def test_viewer_launch_builds_no_command_parser(tmp_path, monkeypatch, capsys):
+    import medview.app
+    import medview.cli
+
+    def no_parser():
+        raise AssertionError("the command parser was built for a viewer launch")
+
+    monkeypatch.setattr(medview.cli, "_parser", no_parser)
+    monkeypatch.setattr(medview.app, "run_gui", lambda paths, demo=False: 0)
+    log = ["--log-file", str(tmp_path / "l")]
+    assert main([*log, str(tmp_path)]) == 0
+    assert main([*log, str(tmp_path / "gone")]) == 2
+    assert "not a command (info, convert, demo," in capsys.readouterr().err
+
+
+def test_command_names_are_the_parsers():
+    import medview.cli
+
+    assert medview.cli._parser().get_default("commands") == medview.cli.COMMANDS
+
+
 def test_demo_opens_the_viewer_unless_no_gui(tmp_path, monkeypatch, capsys):
     import medview.app
     import medview.commands.demo as demo
