@@ -379,8 +379,12 @@ def module_collection_mode(packages: tuple[str, ...] = SOURCE_PACKAGES) -> dict[
 
 
 def excluded_modules() -> list[str]:
-    """EXCLUDED_MODULES and the modules of torch.testing._internal beyond what torch needs."""
+    """EXCLUDED_MODULES and the modules of torch.testing._internal beyond what torch needs;
+    with MEDVIEW_BUNDLE_VTK=0 in the environment all of VTK too (243 MB: a bundle without the
+    3D view, whose cell then says so)."""
     out = list(EXCLUDED_MODULES)
+    if os.environ.get("MEDVIEW_BUNDLE_VTK", "1") == "0":
+        out.append("vtkmodules")
     root = _package_dir("torch")
     internal = root / "testing" / "_internal" if root else None
     if internal and internal.is_dir():

@@ -30,6 +30,7 @@ from medview.viewer.state import ViewerState
 PLANES = (Plane.AXIAL, Plane.CORONAL, Plane.SAGITTAL)
 WHEEL_NOTCH = 120  # angleDelta of one wheel notch
 LOADING = "Loading…"
+NO_VTK = "This MedView build has no 3D view: VTK, which draws it, is not installed."
 _CELLS = {
     "1": {},
     "1x3": {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (0, 2)},
@@ -130,11 +131,19 @@ class _VolumeCell(QtWidgets.QWidget):
             QtCore.QTimer.singleShot(0, self, self.build)
 
     def build(self) -> None:
-        if self.view is None:
+        if self.view is not None:
+            return
+        try:
             from medview.ui.volume_view import volume_view  # VTK: only for this layout
-
+        except ModuleNotFoundError as error:
+            if not (error.name or "").startswith("vtk"):
+                raise
+            # a desktop bundle built without VTK (packaging/README.md, MEDVIEW_BUNDLE_VTK)
+            self.view = QtWidgets.QLabel(NO_VTK, wordWrap=True)
+            self.view.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        else:
             self.view = volume_view(self.state)
-            self.layout().addWidget(self.view)
+        self.layout().addWidget(self.view)
 
 
 class ViewGrid(QtWidgets.QWidget):

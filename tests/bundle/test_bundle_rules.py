@@ -281,3 +281,10 @@ def test_the_vtk_modules_declared_are_those_the_3d_view_loads():
         full = name if name.startswith("vtkmodules") else f"vtkmodules.{name}"
         assert full not in excluded
         assert not any(full.startswith(e + ".") for e in excluded)
+
+
+def test_a_bundle_without_vtk_on_request(monkeypatch):
+    monkeypatch.setenv("MEDVIEW_BUNDLE_VTK", "0")
+    assert "vtkmodules" in bundle_filter.excluded_modules()
+    monkeypatch.delenv("MEDVIEW_BUNDLE_VTK")
+    assert "vtkmodules" not in bundle_filter.excluded_modules()

@@ -198,3 +198,18 @@ def test_3d_layout_in_the_main_window(qtbot, window):
     assert window.state.slice_index(Plane.SAGITTAL) == round(window.state.cursor_ijk[2])
     window.menus.layout_actions["1x3"].trigger()
     assert not grid.volume_cell.isVisible()
+
+
+def test_without_vtk_the_3d_cell_says_so(qtbot, monkeypatch):
+    """A desktop bundle built without VTK (MEDVIEW_BUNDLE_VTK=0): one sentence, no crash."""
+    from medview.ui.view_grid import NO_VTK, ViewGrid
+
+    monkeypatch.setitem(sys.modules, "vtkmodules", None)  # import vtkmodules fails
+    for name in ("medview.ui.volume_view", "medview.ui.volume_scene"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    grid = ViewGrid(ViewerState())
+    qtbot.addWidget(grid)
+    grid.set_layout("3d")
+    grid.show()
+    qtbot.waitUntil(lambda: grid.volume_cell.view is not None)
+    assert grid.volume_cell.view.text() == NO_VTK
