@@ -74,14 +74,18 @@ class ModelGrid:
     def study_to_model(self) -> np.ndarray:
         return np.linalg.inv(self.model_to_study)
 
-    def to_model(self, array: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    def to_model(
+        self, array: np.ndarray, device: torch.device | str = "cpu", mode: str = "bilinear"
+    ) -> np.ndarray:
         """float32 model-grid image of a study array (slice, row, col), trilinear (sampled
-        on `device`: the model's GPU makes it fast)."""
+        on `device`: the model's GPU makes it fast); mode "nearest" for a label map."""
         out = np.empty(self.shape, np.float32)
         step = max(1, _CHUNK_VOXELS // (self.shape[1] * self.shape[2]))
         for a in range(0, self.shape[0], step):
             b = min(self.shape[0], a + step)
-            out[a:b] = _sample(array[None], self.model_to_study, 0, (a, b), self.shape, device)[0]
+            out[a:b] = _sample(
+                array[None], self.model_to_study, 0, (a, b), self.shape, device, mode
+            )[0]
         return out
 
     def to_study(
@@ -124,8 +128,9 @@ def _sample(
     span: tuple[int, int],
     out_shape: tuple[int, int, int],
     device: torch.device | str = "cpu",
+    mode: str = "bilinear",
 ) -> np.ndarray:
-    """`source` (C, *src) sampled trilinearly at output voxels span[0]..span[1]-1 along
+    """`source` (C, *src) sampled trilinearly (or `mode`) at output voxels span[0]..span[1]-1 along
     `axis` of an output grid `out_shape`, where `out_to_src` maps output to source indices.
     Only the part of the source those voxels need is made float."""
     shape = list(out_shape)
@@ -168,5 +173,5 @@ def _sample(
     scale = torch.where(size > 1, 2.0 / (size - 1).clamp(min=1), torch.zeros_like(size))
     shift = torch.where(size > 1, -torch.ones_like(size), torch.zeros_like(size))
     g = (grid * scale + shift).flip(-1)[None]  # grid_sample wants (x, y, z)
-    out = F.grid_sample(part[None], g, mode="bilinear", padding_mode="border", align_corners=True)
+    out = F.grid_sample(part[None], g, mode=mode, padding_mode="border", align_corners=True)
     return out[0].cpu().numpy()

@@ -63,7 +63,9 @@ def save_state(work: Path, model: Any, st: dict) -> Path:
 def save_best(work: Path, model: Any) -> None:
     from safetensors.torch import save
 
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # copies: safetensors refuses tensors that share memory (nnU-Net's decoder holds its
+    # encoder, and each conv block lists its layers twice)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     write_file(work / BEST, save(state), "best weights")
 
 

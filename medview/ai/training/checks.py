@@ -75,7 +75,28 @@ def check_run(job: Job, entry: Any, checkpoint: Path, resume: bool) -> None:
             f"the networks it builds",
         )
     job.settings.check()
-    check_patch(card, job.settings.patch_size)
+    from medview.ai.training.grid_studies import is_volume
+
+    if not is_volume(card):
+        check_patch(card, job.settings.patch_size)
+    elif card.architecture == "torchscript":
+        raise UnsupportedInputError(
+            str(entry.folder),
+            f"{card.ref} is a TorchScript bundle; MedView fine-tunes only the networks it "
+            f"builds (import the bundle's models/model.pt instead of model.ts)",
+        )
+    elif card.architecture_args.get("deep_supervision"):
+        raise UnsupportedInputError(
+            str(entry.folder),
+            f"{card.ref} trains with deep supervision (several outputs); MedView "
+            f"fine-tunes 3D networks with one output",
+        )
+    elif job.settings.site_norm:
+        raise UnsupportedInputError(
+            None,
+            f"site_norm measures batch-norm statistics on 2.5D patches; turn it off "
+            f"to fine-tune {card.ref}, a 3D model",
+        )
     if job.version:
         check_new_version(card.name, job.version)
     if checkpoint.exists() and not resume:

@@ -284,6 +284,8 @@ class PreparedStudy:
     spacing_mm: tuple[float, float, float]
     counts: dict[int, int]  # voxels per card label value
     folder: Path  # its cache folder (what is derived from it is kept there too)
+    # voxel index -> LPS mm (4 x 4 rows): a 3D model turns the study to its own axes
+    affine: tuple = ()
 
 
 def _check_geometry(
@@ -386,6 +388,7 @@ def prepare_study(
     }
     meta = {
         "spacing_mm": list(volume.spacing_mm),
+        "affine": np.asarray(volume.affine, float).tolist(),
         "counts": counts,
         "card": card.ref,
         "mapping": mapping or {},
@@ -455,6 +458,7 @@ def _open(study: TrainStudy, folder: Path, meta: dict) -> PreparedStudy:
         tuple(float(v) for v in meta["spacing_mm"]),
         {int(k): int(v) for k, v in meta["counts"].items()},
         folder,
+        tuple(tuple(float(x) for x in row) for row in meta.get("affine", ())),
     )
 
 

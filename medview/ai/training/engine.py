@@ -74,6 +74,15 @@ def fresh_state(base: str, seconds: float) -> dict[str, Any]:
     }
 
 
+def network(folder: Path) -> Any:
+    """The torch network of the model version in `folder`, a private copy on the CPU (of an
+    nnU-Net model: its predictor's network, with the first fold's weights)."""
+    from medview.ai.runtime.loading import load_model
+
+    loaded = load_model(folder, "cpu", reuse=False)
+    return loaded.predictor.network if loaded.card.architecture == "nnunet" else loaded.module
+
+
 class Stopped(Exception):
     """Stop asked outside the training steps (the steps save a checkpoint themselves)."""
 
@@ -282,10 +291,9 @@ class Trainer:
     def _parent_pass(self, entry: Any, card: Any, own: list) -> None:
         """The parent's mistakes and scores in the reader's studies from one segmentation of
         each (training.parent_pass), before mining and the folds' scoring look for them."""
-        from medview.ai.runtime.loading import load_model
         from medview.ai.training.parent_pass import parent_pass
 
-        parent = load_model(entry.folder, "cpu", reuse=False).module.to(self.dist.device)
+        parent = network(entry.folder).to(self.dist.device)
         self.emit("mining", studies=len(own))
         parent_pass(
             parent,
@@ -316,16 +324,15 @@ class Trainer:
         task, state), None when stopped."""
         import torch
 
-        from medview.ai.runtime.loading import load_model
         from medview.ai.training.tasks import make_task
 
         device = self.dist.device
-        model = load_model(entry.folder, "cpu", reuse=False).module.to(device).train()
+        model = network(entry.folder).to(device).train()
         teacher = None
         if self.s.distill > 0 and card.task == "segmentation":
             from medview.ai.training.keep import frozen_parent
 
-            teacher = frozen_parent(load_model(entry.folder, "cpu", reuse=False).module.to(device))
+            teacher = frozen_parent(network(entry.folder).to(device))
         rehearsal = {p.key for p in self.replay_prepared}
         n_own = sum(p.key not in rehearsal for p in train)  # (the rehearsal studies come last)
         self.emit("mining", studies=len(train))
@@ -368,7 +375,7 @@ class Trainer:
             if device.type == "cuda"
             else None
         )
-        per_step = self.s.batch_size * self.dist.world
+        per_step = task.batch_size * self.dist.world
         steps = max(1, math.ceil(len(train) * self.s.patches_per_study / per_step))
         if st is None:
             st = load_checkpoint(self.work, model, opt, scaler) if self.resume else None
@@ -496,14 +503,13 @@ class Trainer:
         """Score a fold's version and the parent on the fold's held-out studies, keep the
         scores in the run's state and start the next phase from the parent (a checkpoint at
         its epoch 0, so a resume does not train this fold again)."""
-        from medview.ai.runtime.loading import load_model
         from medview.ai.training.metrics import held_out, scores_kept
 
         device = self.dist.device
         done = json.loads(st["folds_done"])
         phase = st["phase"]
         if self.dist.rank == 0:
-            parent = load_model(entry.folder, "cpu", reuse=False).module.to(device)
+            parent = network(entry.folder).to(device)
             report = lambda who: (  # noqa: E731
                 lambda i, n: self.emit(
                     "evaluate", model=who, study=i, of=n, fold=phase + 1, folds=len(self.folds)
@@ -532,7 +538,7 @@ class Trainer:
         if self.dist.rank == 0:  # the parent's weights: the next phase starts from them
             from medview.ai.training.checkpoint import save_state
 
-            parent_model = load_model(entry.folder, "cpu", reuse=False).module
+            parent_model = network(entry.folder)
             save_state(self.work, parent_model, fresh)
             self.emit("checkpoint", epoch=0, step=0, path=str(self.work / CHECKPOINT))
         return fresh
@@ -680,7 +686,6 @@ class Trainer:
     ) -> dict | None:
         from safetensors.torch import load_file
 
-        from medview.ai.runtime.loading import load_model
         from medview.ai.training import data as td
         from medview.ai.training import versions as tv
         from medview.ai.training.keep import describe
@@ -707,7 +712,7 @@ class Trainer:
 
                 model.load_state_dict(load_file(str(self.work / BEST)))
                 blend(model, self.start, self.s.interpolate)
-            parent = load_model(entry.folder, "cpu", reuse=False).module.to(device)
+            parent = network(entry.folder).to(device)
 
             def report(who: str) -> Callable[[int, int], None]:
                 return lambda i, n: self.emit("evaluate", model=who, study=i, of=n)
@@ -762,10 +767,10 @@ class Trainer:
         training = (
             f"Fine-tuned from {card.ref} on {n_own} locally labelled studies{replay} "
             f"(hash {fine_tune['train_hash']}), {checked} "
-            f"of {self.s.patches_per_study} patches of {self.s.patch_size}² per "
+            f"of {task.patch_words()} per "
             f"study, best epoch {st['best_epoch']}; AdamW lr {self.s.lr} with warm-up "
-            f"and cosine decay, DiceCE loss{describe(self.s, self.job.base)}, flips, "
-            f"rotation, zoom and intensity jitter; seed {self.s.seed}. Before this: "
+            f"and cosine decay, DiceCE loss{describe(self.s, self.job.base)}, "
+            f"{task.augment_words}; seed {self.s.seed}. Before this: "
             f"{card.training_data}"
         )
         used = refit is not None and refit[2]["used"]

@@ -58,8 +58,17 @@ def predict(
 ) -> np.ndarray:
     """uint8 label map of `slices` (all when None) of a study, (len, H, W): the most
     probable label where its probability is at least `threshold` (as the app's label map,
-    findings.postprocess.label_map_at, reads its codes)."""
+    findings.postprocess.label_map_at, reads its codes). An imported 3D model's runs on the
+    whole volume through the app's 3D runner (volume_predict)."""
     import torch
+
+    from medview.ai.training.grid_studies import is_volume
+
+    if is_volume(card):
+        from medview.ai.training.volume_predict import predict_volume
+
+        whole = predict_volume(module, card, study, device, check, threshold)
+        return whole if slices is None else whole[np.asarray(slices)]
 
     from medview.ai.runtime.device import autocast_context
     from medview.ai.runtime.fast_network import inference_copy, network_input
@@ -177,23 +186,36 @@ def quick_dice(
     two per study that mean jumped by 0.15 between epochs and made early stopping pick
     noise; DiceMetric's aggregate also waits for every DDP process, and only rank 0
     validates."""
-    values = [lab.value for lab in card.labels]
-    inter, total, truth = (np.zeros(len(values), np.int64) for _ in range(3))
+    pooled = PooledDice(card)
     for st, ks in zip(studies, slices, strict=True):
-        pred = predict(module, card, st, ks, device)
-        gt = np.asarray(st.labels[ks])
-        for i, v in enumerate(values):
+        pooled.add(predict(module, card, st, ks, device), np.asarray(st.labels[ks]))
+    return pooled.result()
+
+
+class PooledDice:
+    """Overlap counts per label summed over parts (slices, 3D windows), then Dice per label
+    and 'mean' over the labels any part holds (quick_dice's numbers)."""
+
+    def __init__(self, card: ModelCard) -> None:
+        self.card, self.values = card, [lab.value for lab in card.labels]
+        self.inter, self.total, self.truth = (np.zeros(len(self.values), np.int64) for _ in "itg")
+
+    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        for i, v in enumerate(self.values):
             p, g = pred == v, gt == v
             n_g = int(np.count_nonzero(g))
-            inter[i] += int(np.count_nonzero(p & g))
-            total[i] += int(np.count_nonzero(p)) + n_g
-            truth[i] += n_g
-    out: dict[str, float | None] = {}
-    for i, lab in enumerate(card.labels):
-        out[lab.name] = round(2 * float(inter[i]) / float(total[i]), 4) if truth[i] else None
-    given = [v for v in out.values() if v is not None]
-    out["mean"] = round(float(np.mean(given)), 4) if given else None
-    return out
+            self.inter[i] += int(np.count_nonzero(p & g))
+            self.total[i] += int(np.count_nonzero(p)) + n_g
+            self.truth[i] += n_g
+
+    def result(self) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for i, lab in enumerate(self.card.labels):
+            dice = 2 * float(self.inter[i]) / float(self.total[i]) if self.truth[i] else None
+            out[lab.name] = None if dice is None else round(dice, 4)
+        given = [v for v in out.values() if v is not None]
+        out["mean"] = round(float(np.mean(given)), 4) if given else None
+        return out
 
 
 def score(

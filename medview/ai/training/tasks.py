@@ -12,13 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from medview.ai.models.cards import ModelCard
 from medview.ai.training.data import PreparedStudy
 from medview.ai.training.patches import Augment, PatchSampler, validation_slices
+
+
+class Sampler(Protocol):
+    """Draws a training batch: (x, y) tensors on `device` and each patch's study index."""
+
+    def batch(self, rng: np.random.Generator, size: int, device: Any) -> tuple: ...
 
 
 class SegmentationTask:
@@ -42,6 +48,7 @@ class SegmentationTask:
         from monai.losses import DiceCELoss
 
         self.card, self.train, self.val, self.s = card, train, val, settings
+        self.batch_size = settings.batch_size
         self.check = check  # between inference batches: a stop ends mining and evaluation
         self.teacher = teacher if settings.distill > 0 else None
         self.distill_from = (
@@ -49,31 +56,46 @@ class SegmentationTask:
             if settings.distill_on == "all"
             else (len(train) if rehearsal_from is None else rehearsal_from)
         )
-        aug = Augment(enabled=bool(settings.augment), scanner=bool(settings.scanner_augment))
-        mined = None
-        if settings.mined_fraction > 0 and base is not None:
-            mined = []
-            for i, st in enumerate(train):  # about 7 s a 300-slice study on a CPU
-                if progress is not None:
-                    progress(i + 1, len(train))
-                mined.append(
-                    mined_mistakes(base, card, st, device, check, settings.mined_threshold)
-                )
-        self.sampler = PatchSampler(
-            train,
-            card,
-            settings.patch_size,
-            settings.pos_fraction,
-            aug,
-            mined,
-            settings.mined_fraction,
-        )
         self.loss = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
-        rng = np.random.default_rng(settings.seed + 7)
-        self.val_slices = [validation_slices(st, rng, 16, 16) for st in val]
+        self.sampler = self._sampler(self._mined(base, device, progress))
+        self._validation_set()
+
+    augment_words = "flips, rotation, zoom and intensity jitter"
+
+    def _sampler(self, mined: list[np.ndarray] | None) -> Sampler:
+        """The training patches (2.5D here; volume_task's 3D windows for a 3D model)."""
+        s = self.s
+        aug = Augment(enabled=bool(s.augment), scanner=bool(s.scanner_augment))
+        return PatchSampler(
+            self.train, self.card, s.patch_size, s.pos_fraction, aug, mined, s.mined_fraction
+        )
+
+    def _validation_set(self) -> None:
+        """What the quick check predicts each epoch: seeded slices of the validation studies."""
+        rng = np.random.default_rng(self.s.seed + 7)
+        self.val_slices = [validation_slices(st, rng, 16, 16) for st in self.val]
+
+    def _mined(
+        self, base: Any, device: Any, progress: Callable[[int, int], None] | None
+    ) -> list[np.ndarray] | None:
+        """The base model's mistakes in each training study (None without mining)."""
+        if self.s.mined_fraction <= 0 or base is None:
+            return None
+        mined = []
+        for i, st in enumerate(self.train):  # about 7 s a 300-slice study on a CPU
+            if progress is not None:
+                progress(i + 1, len(self.train))
+            mined.append(
+                mined_mistakes(base, self.card, st, device, self.check, self.s.mined_threshold)
+            )
+        return mined
+
+    def patch_words(self) -> str:
+        """How the card's training text counts a study's patches in an epoch."""
+        return f"{self.s.patches_per_study} patches of {self.s.patch_size}²"
 
     def batch_loss(self, model: Any, rng: np.random.Generator, device: Any) -> Any:
-        x, y, drawn = self.sampler.batch(rng, self.s.batch_size, device)
+        x, y, drawn = self.sampler.batch(rng, self.batch_size, device)
         logits = model(x).float()
         loss = self.loss(logits, y)
         keep = np.flatnonzero(drawn >= self.distill_from) if self.teacher is not None else []
@@ -144,6 +166,7 @@ class ClassificationTask:
         import torch
 
         self.card, self.train, self.val, self.s = card, train, val, settings
+        self.batch_size = settings.batch_size
         self.length = max(4, settings.patch_size // 8)
         self.ce = torch.nn.CrossEntropyLoss()
         self.targets = [
@@ -173,6 +196,9 @@ class ClassificationTask:
         logits = model(x).float()
         y = torch.from_numpy(np.stack(ys)).to(device)
         return self.ce(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    augment_words = SegmentationTask.augment_words
+    patch_words = SegmentationTask.patch_words
 
     def _scores(self, model: Any, device: Any) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -223,7 +249,15 @@ def make_task(
 ) -> SegmentationTask | ClassificationTask:
     """The task for the card; `base` is the untrained base network (segmentation mines its
     mistakes on the training studies, calling `progress(i, n)` before each), `teacher` a
-    frozen copy of it for distillation."""
+    frozen copy of it for distillation. An imported 3D model's is volume_task.VolumeTask."""
+    from medview.ai.training.grid_studies import is_volume
+
+    if is_volume(card):
+        from medview.ai.training.volume_task import VolumeTask
+
+        return VolumeTask(
+            card, train, val, settings, base, device, teacher, rehearsal_from, progress, check
+        )
     if card.task == "segmentation":
         return SegmentationTask(
             card, train, val, settings, base, device, teacher, rehearsal_from, progress, check

@@ -30,6 +30,9 @@ from medview.ai.models.registry import (
 )
 from medview.core.errors import InvalidInputError, ResourceLimitError, SettingError
 
+# imported kinds whose version holds more than the weights (training.imported_versions)
+IMPORTED_KINDS = ("nnunet", "monai.bundle-config")
+
 
 def next_version(name: str, parent: str) -> str:
     """The first free 'a.b.n' above the parent's version, over bundled and user models."""
@@ -97,6 +100,7 @@ def card_dict(
         weights_file="weights.safetensors",
         weights_format="safetensors",
         weights_sha256="",
+        claims={},  # a publisher's own numbers describe the parent, not this fine-tune
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         description=(
             f"{parent.name} {parent.version} fine-tuned on locally labelled "
@@ -130,7 +134,12 @@ def write_version(
             _copy_second_stage(parent, folder)
         else:
             _write_second_stage(card, folder, *fp)
-        write_model(folder, model, card)
+        if parent.architecture in IMPORTED_KINDS:
+            from medview.ai.training.imported_versions import write_imported
+
+            write_imported(folder, model, card, parent)
+        else:
+            write_model(folder, model, card)
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)  # ours, made just above: never a parent's
         # safetensors' error has no errno, only the OS's words ("os error 28")
@@ -176,17 +185,23 @@ def write_model(folder: Path, model: Any, card: dict) -> Path:
     """Save weights and card into folder (created); returns the card's path."""
     from safetensors.torch import save_file
 
-    from medview.io.workspace import atomic_write_text
-
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / card["weights_file"]
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # one metadata key: safetensors writes several in a random order, and the file's
     # sha256 (in the card) should be the same whenever the tensors are
     save_file(state, str(weights), metadata={"model": f"{card['name']}:{card['version']}"})
+    return write_card(folder, card)
+
+
+def write_card(folder: Path, card: dict) -> Path:
+    """The card last, with its weights file's SHA-256: the folder is a version once whole."""
+    from medview.io.workspace import atomic_write_text
+
+    weights = folder / card["weights_file"]
     card["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     card_from_dict(card, str(folder / CARD_FILE))  # refuse to write a card MedView rejects
     atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=2) + "\n")
     for path in folder.iterdir():  # package data: readable by everyone who runs MedView
-        path.chmod(0o644)
+        path.chmod(0o755 if path.is_dir() else 0o644)
     return folder / CARD_FILE

@@ -153,7 +153,7 @@ class TrainingPanel(QtWidgets.QWidget):
         for e in scan_models().models:
             self._names[e.ref] = {lab.value: lab.name for lab in e.card.labels}
             self._multiple[e.ref] = pad_multiple(e.card)
-            if e.card.architecture in ("torch.export", "onnx"):
+            if e.card.architecture in ("torch.export", "onnx", "torchscript"):
                 continue  # imported programs cannot be fine-tuned
             self.base_combo.addItem(e.ref + ("  (active)" if e.active else ""), e.ref)
             if e.active and e.card.task == "segmentation" and self.base_combo.count():
