@@ -110,7 +110,8 @@ class VolumeScene:
         self.volume: Volume | None = None
         self.lps_box: Box | None = None  # the volume's extent in LPS
         self.clip: Box | None = None
-        self._arrays: list[np.ndarray] = []  # memory the VTK image data shares
+        self._arrays: list[np.ndarray] = []  # memory the volume's VTK image data shares
+        self._label_arrays: list[np.ndarray] = []  # and the surfaces' (remade with them)
         self.window = vtkRenderWindow()
         self.window.SetOffScreenRendering(True)
         self.window.SetSize(400, 400)
@@ -255,6 +256,7 @@ class VolumeScene:
         for actor in self.surfaces:
             self.renderer.RemoveActor(actor)
         self.surfaces = []
+        self._label_arrays = []
         if self.volume is None:
             return
         matrix = _matrix(grid_to_lps(self.volume.affine))
@@ -268,7 +270,7 @@ class VolumeScene:
             ]
             if not values:
                 continue
-            self._arrays.append(array)
+            self._label_arrays.append(array)
             edges = vtkDiscreteFlyingEdges3D()
             edges.SetInputData(_image_data(array))
             for i, v in enumerate(values):

@@ -154,6 +154,20 @@ def test_segments_are_drawn_in_their_colours_and_hidden_ones_not(view):
 
 
 @needs_gl
+def test_surfaces_follow_the_layers(qtbot, view):
+    """A segment hidden in the Labels panel (alpha 0, then layers_changed) leaves the 3D
+    view once the surfaces are rebuilt after the pause (SURFACE_DELAY_MS)."""
+    view.volume_check.setChecked(False)
+    x, y = view.scene.display_point(_front_point(RED_CENTRE))
+    assert view.frame()[round(y), round(x)].max() > 10
+    layer = view.state.layers[0]
+    layer.label_colours[1] = (*RED, 0)
+    view.state.layers_changed()
+    qtbot.waitUntil(lambda: not view._surface_timer.isActive(), timeout=5_000)
+    assert view.frame()[round(y), round(x)].max() < 10
+
+
+@needs_gl
 def test_clip_box_cuts_away_what_is_outside_it(view):
     view.volume_check.setChecked(False)
     view.clip_check.setChecked(True)
