@@ -127,6 +127,22 @@ def test_click_on_a_surface_moves_the_crosshair_within_one_voxel(qtbot, view):
 
 
 @needs_gl
+def test_a_drag_turns_the_view_and_leaves_the_crosshair(qtbot, view):
+    camera = view.scene.renderer.GetActiveCamera()
+    before, cursor = np.array(camera.GetPosition()), view.state.cursor_ijk.copy()
+    centre = view.canvas.rect().center()
+    left = QtCore.Qt.MouseButton.LeftButton
+    qtbot.mousePress(view.canvas, left, pos=centre)
+    for dx in (10, 20, 40, 60):
+        qtbot.mouseMove(view.canvas, centre + QtCore.QPoint(dx, 0))
+    qtbot.mouseRelease(view.canvas, left, pos=centre + QtCore.QPoint(60, 0))
+    assert np.linalg.norm(np.array(camera.GetPosition()) - before) > 1.0
+    assert np.array_equal(view.state.cursor_ijk, cursor)
+    view.reset_camera()
+    assert np.allclose(camera.GetPosition(), before)
+
+
+@needs_gl
 def test_click_on_the_volume_picks_what_is_seen(view):
     """With the bone preset the rod is what is seen, not the faint soft tissue in front of
     it: a click on the rod lands on its front surface (rows grow to the front here, and the
