@@ -223,7 +223,10 @@ def _parser() -> argparse.ArgumentParser:
     activate.add_argument("ref", metavar="NAME:VERSION")
     imp = models_sub.add_parser(
         "import",
-        help="add a model: .pt2 / .onnx with its card, a MONAI bundle, an nnU-Net v2 folder",
+        help=(
+            "add a model: .pt2 / .onnx with its card, a MONAI bundle, an nnU-Net v2 folder, "
+            "or totalsegmentator[:TASK[:MODE]] (TotalSegmentator's weights on this machine)"
+        ),
         description="Import a torch.export program (.pt2) or an "
         "ONNX file with its card (JSON), a MONAI bundle "
         "(folder or zip in the Model Zoo layout) or an "

@@ -146,8 +146,11 @@ def describe(path: str) -> int:
 def run_import(
     path: str, card: str | None, name: str | None, version: str | None, allow_code: bool = False
 ) -> int:
-    """A .pt2 / .onnx file with --card, else a MONAI bundle or an nnU-Net v2 folder."""
+    """A .pt2 / .onnx file with --card, TotalSegmentator's task (totalsegmentator:TASK), else
+    a MONAI bundle or an nnU-Net v2 folder."""
     from pathlib import Path
+
+    from medview.ai.runtime import totalseg_models
 
     source = Path(path)
     if card is not None or source.suffix.lower() in (".pt2", ".onnx"):
@@ -160,6 +163,8 @@ def run_import(
             )
             return EXIT_USAGE
         entry = import_model(path, card, name=name, version=version)
+    elif totalseg_models.is_reference(path):
+        entry = totalseg_models.import_totalseg(path, name=name, version=version)
     elif (source / "dataset.json").is_file() and (source / "plans.json").is_file():
         from medview.ai.runtime.nnunet_models import import_nnunet
 

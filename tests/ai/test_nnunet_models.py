@@ -164,3 +164,61 @@ def test_without_the_extra_one_sentence_says_what_to_install(
     assert code != 0
     assert err.strip().count("\n") == 0
     assert "pip install 'medview[nnunet]'" in err
+
+
+def test_focus_slab_first_then_nnunets_whole_result(nnunet_folder, small_study, kept_data_dir):
+    """With a focus, nnU-Net's predictor runs first on a crop around it (at least one patch
+    deep): its middle slices arrive before any other slice is computed; then the whole
+    study fills every slice."""
+    from medview.ai.runtime.inference import segment
+    from medview.ai.runtime.loading import load_model
+    from medview.ai.runtime.nnunet_models import focus_slab, import_nnunet
+    from medview.core.volume import Volume
+
+    torch.set_num_threads(1)
+    model = load_model(import_nnunet(nnunet_folder[0]).folder, "cpu", reuse=False)
+    deep = Volume(np.concatenate([small_study.array] * 3), small_study.affine, small_study.metadata)
+    slab = focus_slab(model, deep, 30)
+    assert slab is not None
+    (run0, run1), (keep0, keep1) = slab
+    assert (keep0, keep1) == (22, 36) and run1 - run0 >= model.patch_slices(deep.spacing_mm)
+    assert focus_slab(model, small_study, 6) is None  # the crop would be the whole study
+    seen = []
+
+    def partial(result, span):
+        seen.append((span, bool(result.codes[:keep0].any()), bool(result.codes[keep0:].any())))
+
+    result = segment(deep, model, reuse=False, focus=30, on_partial=partial)
+    assert seen == [((22, 36), False, True)]  # the slab, nothing before it yet
+    assert result.codes[:keep0].any()
+
+
+def test_totalsegmentator_task_imports_from_its_weights_folder(
+    nnunet_folder, kept_data_dir, tmp_path, monkeypatch, capsys
+):
+    """TotalSegmentator's task 'body' from a weights folder laid out as TotalSegmentator
+    keeps it (the tests' nnU-Net model in its place): imported with TotalSegmentator's
+    label names and where it came from; nothing is downloaded."""
+    import shutil
+
+    from medview.ai.models import registry
+    from medview.cli import main
+
+    pytest.importorskip("totalsegmentator")
+    home = tmp_path / "totalseg"
+    results = home / "nnunet" / "results" / "Dataset299_body_1559subj"
+    shutil.copytree(nnunet_folder[0], results / "nnUNetTrainer__nnUNetPlans__3d_fullres")
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(home))
+    monkeypatch.delenv("TOTALSEG_WEIGHTS_PATH", raising=False)
+    log = str(kept_data_dir.parent / "log.txt")
+    code = main(["--log-file", log, "models", "import", "totalsegmentator:body"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.startswith("imported totalsegmentator-body:2.0.0 into ")
+    card = registry.resolve("totalsegmentator-body:2.0.0").card
+    assert [(lab.value, lab.name) for lab in card.labels] == [
+        (1, "body_trunc"),
+        (2, "body_extremities"),
+    ]
+    assert card.provenance["kind"] == "totalsegmentator"
+    assert (card.provenance["task"], card.provenance["dataset_id"]) == ("body", 299)

@@ -139,9 +139,16 @@ def _labels(dataset: dict[str, Any], where: str) -> list[tuple[int, str]]:
 
 
 def import_nnunet(
-    path: str | Path, *, name: str | None = None, version: str | None = None
+    path: str | Path,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    label_names: dict[int, str] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> registry.ModelEntry:
-    """Import an nnU-Net v2 model folder as a new version (all folds found)."""
+    """Import an nnU-Net v2 model folder as a new version (all folds found). `label_names`
+    (value: name, for every label of dataset.json) and `provenance` come from a tool that
+    ships the model (runtime.totalseg_models)."""
     from medview.ai.runtime.bundle_import import install, label_code
     from medview.core.labels import default_colour
 
@@ -163,6 +170,14 @@ def import_nnunet(
     configuration = first["init_args"]["configuration"]
     _check_plans(plans, configuration, str(source / "plans.json"))
     labels = _labels(dataset, str(source / "dataset.json"))
+    if label_names is not None:
+        if sorted(label_names) != [v for v, _ in labels]:
+            raise InvalidInputError(
+                str(source / "dataset.json"),
+                f"has labels {[v for v, _ in labels]}, not the {len(label_names)} its "
+                f"provider names",
+            )
+        labels = [(v, label_names[v]) for v, _ in labels]
     channels = dataset.get("channel_names") or dataset.get("modality") or {}
     if len(channels) != 1:
         raise UnsupportedInputError(
@@ -209,6 +224,7 @@ def import_nnunet(
             "dataset": plans.get("dataset_name", ""),
             "plans": plans.get("plans_name", ""),
             "folds": sorted(folds),
+            **(provenance or {}),
         },
         "licence": str(dataset.get("licence", dataset.get("license", "")))[:20000],
         "claims": {},
@@ -324,6 +340,12 @@ class NnunetModel:
         mirror = self.predictor.allowed_mirroring_axes if self.predictor.use_mirroring else ()
         return n * 2 ** len(mirror or ())
 
+    def patch_slices(self, spacing: tuple[float, ...]) -> int:
+        """Study slices one patch spans along the study's slice axis (axis 0)."""
+        conf = self.predictor.configuration_manager
+        j = list(self.predictor.plans_manager.transpose_forward).index(0)
+        return max(1, int(np.ceil(conf.patch_size[j] * conf.spacing[j] / spacing[0])))
+
 
 def segment_nnunet(
     volume: Volume,
@@ -337,11 +359,20 @@ def segment_nnunet(
     on_partial: Callable[[tuple[int, int]], None] | None = None,
 ) -> dict[str, float]:
     """Run nnU-Net's predictor on the study; probabilities come back on the study's grid
-    (nnU-Net resamples them itself) and go to `store` slab by slab. nnU-Net predicts the
-    whole volume at once, so there is no focus slab first (focus is ignored)."""
+    (nnU-Net resamples them itself) and go to `store` slab by slab.
+
+    With `focus` (the slice the reader looks at), nnU-Net's predictor first runs on a crop
+    of the study around it (`focus_slab`: at least one patch deep along the slices), whose
+    middle slices go to `store` and `on_partial`; then on the whole study, whose result
+    replaces them, so the final result is nnU-Net's own for the whole volume. The crop costs
+    its share of a whole run again."""
     import time
 
-    total = model.windows(volume.shape, volume.spacing_mm)
+    slab = focus_slab(model, volume, focus)
+    shapes = [volume.shape]
+    if slab is not None:
+        shapes.append((slab[0][1] - slab[0][0], *volume.shape[1:]))
+    total = sum(model.windows(shape, volume.spacing_mm) for shape in shapes)
     done = [0]
 
     def each_window(_module: Any, _inputs: Any) -> None:
@@ -357,18 +388,62 @@ def segment_nnunet(
     import tqdm
 
     tqdm.tqdm.monitor_interval = 0  # nnU-Net's progress bars would leave a monitor thread
-    t0 = time.perf_counter()
+    timings = {"predict": 0.0, "postprocess": 0.0}
     hook = model.predictor.network.register_forward_pre_hook(each_window)
     try:
-        image = volume.array.astype(np.float32)[None]
-        with contextlib.redirect_stdout(io.StringIO()):
-            _, probs = model.predictor.predict_single_npy_array(
-                image, {"spacing": list(volume.spacing_mm)}, None, None, True
-            )
+        if slab is not None:
+            (run0, run1), (keep0, keep1) = slab
+            t0 = time.perf_counter()
+            probs = _predict(model, volume.array[run0:run1], volume.spacing_mm)
+            t1 = time.perf_counter()
+            _store(store, probs[:, keep0 - run0 : keep1 - run0], keep0)
+            timings["predict"] += t1 - t0
+            timings["postprocess"] += time.perf_counter() - t1
+            if on_partial is not None:
+                on_partial((keep0, keep1))
+        t0 = time.perf_counter()
+        probs = _predict(model, volume.array, volume.spacing_mm)
     finally:
         hook.remove()
     t1 = time.perf_counter()
-    probs = np.asarray(probs, np.float32)
-    for k0 in range(0, volume.shape[0], 8):
-        store(k0, np.ascontiguousarray(probs[:, k0 : k0 + 8].transpose(1, 0, 2, 3)))
-    return {"predict": t1 - t0, "postprocess": time.perf_counter() - t1}
+    _store(store, probs, 0)
+    timings["predict"] += t1 - t0
+    timings["postprocess"] += time.perf_counter() - t1
+    return timings
+
+
+def focus_slab(
+    model: NnunetModel, volume: Volume, focus: int | None
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """((run from, run to), (kept from, kept to)) in study slices: the slices around
+    `focus` (FOCUS_HALF either side) are kept, run with half a patch of context either side
+    and at least one patch deep (shifted inwards at the study's ends); None without a focus,
+    or when the crop would be the whole study."""
+    if focus is None:
+        return None
+    from medview.ai.runtime.inference import FOCUS_HALF
+
+    s = volume.shape[0]
+    k = min(max(int(focus), 0), s - 1)
+    keep = (max(0, k - FOCUS_HALF), min(s, k + FOCUS_HALF + 1))
+    patch = model.patch_slices(volume.spacing_mm)
+    margin = -(-patch // 2)
+    depth = max(keep[1] - keep[0] + 2 * margin, patch)
+    start = max(0, min(keep[0] - margin, s - depth))
+    run = (start, min(s, start + depth))
+    return None if run == (0, s) else (run, keep)
+
+
+def _predict(model: NnunetModel, array: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """nnU-Net's class probabilities (K, slice, row, col) for a (slice, row, col) array."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, probs = model.predictor.predict_single_npy_array(
+            array.astype(np.float32)[None], {"spacing": list(spacing)}, None, None, True
+        )
+    return np.asarray(probs, np.float32)
+
+
+def _store(store: Callable[[int, np.ndarray], None], probs: np.ndarray, k0: int) -> None:
+    """(K, n, R, C) probabilities of study slices k0..k0+n-1 to `store`, 8 slices a call."""
+    for i in range(0, probs.shape[1], 8):
+        store(k0 + i, np.ascontiguousarray(probs[:, i : i + 8].transpose(1, 0, 2, 3)))
