@@ -10,8 +10,11 @@ Annotation (`into_labels`), which copies them into the label map and accepts the
 
 Everything slow is a job run by JobWorker (jobs.ai_assist): the model runs with one torch
 thread so the reader keeps scrolling and measuring meanwhile, cancel lands within a batch,
-and a result for a series no longer shown is dropped. The threshold slider needs no model:
-AIResults recomputes mask and findings from the kept probabilities, debounced by 100 ms."""
+and a result for a series no longer shown is dropped. The slab around the reader's slice
+comes first and is drawn at once, marked partial (`partial`), until the whole result
+replaces it; a cancelled or failed run leaves what was shown before. The threshold slider
+needs no model: AIResults recomputes mask and findings from the kept probabilities,
+debounced by 100 ms."""
 
 from __future__ import annotations
 
