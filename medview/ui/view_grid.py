@@ -25,7 +25,7 @@ from medview.jobs.studies import FirstSlice
 from medview.ui.settings import DEFAULT_LAYOUT, LAYOUTS
 from medview.ui.slice_view import GREY, GREY_INVERTED, SliceView
 from medview.viewer.planes import Plane, native_plane, plane_map
-from medview.viewer.state import ViewerState
+from medview.viewer.state import VOLUME, ViewerState
 
 PLANES = (Plane.AXIAL, Plane.CORONAL, Plane.SAGITTAL)
 WHEEL_NOTCH = 120  # angleDelta of one wheel notch
@@ -116,18 +116,27 @@ class _LoadingPage(pg.GraphicsView):
 
 
 class _VolumeCell(QtWidgets.QWidget):
-    """The 3D layout's fourth cell: empty until first shown, then (once that paint is
-    done) the 3D view, so neither start-up nor the other layouts import VTK."""
+    """The 3D layout's fourth cell: empty until it is shown with a volume open, then the
+    3D view, so neither start-up (whose first image comes before any volume, even with the
+    3D layout saved) nor the other layouts import VTK."""
 
     def __init__(self, state: ViewerState) -> None:
         super().__init__()
         self.state = state
         self.view: QtWidgets.QWidget | None = None
         QtWidgets.QVBoxLayout(self).setContentsMargins(0, 0, 0, 0)
+        state.subscribe(self._on_state)
+
+    def _on_state(self, what: str) -> None:
+        if what == VOLUME and self.isVisible():
+            self._build_soon()
 
     def showEvent(self, ev: QtGui.QShowEvent) -> None:
         super().showEvent(ev)
-        if self.view is None:
+        self._build_soon()
+
+    def _build_soon(self) -> None:
+        if self.view is None and self.state.volume is not None:
             QtCore.QTimer.singleShot(0, self, self.build)
 
     def build(self) -> None:
