@@ -12,9 +12,11 @@ log file only."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
@@ -323,7 +325,23 @@ def _err(message: str) -> None:
     print(f"medview: {message}", file=sys.stderr)
 
 
+# Headless commands that leave nothing behind to run: called from the entry points (argv
+# None: the process ends when main returns) they end the process at once, output and log
+# flushed, instead of tearing down the interpreter's ~600 modules one by one, as mypy does
+# after a run: 0.075 s of `medview convert`'s 1.3 s of CPU (medians of 10, issue 19).
+QUICK_EXIT = ("info", "convert")
+
+
+def _exit_now(status: int) -> NoReturn:
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader that went away
+            stream.flush()
+    os._exit(status)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    owns_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     gui = _gui_args(argv)
     if gui is not None:
@@ -341,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if status != EXIT_OK and not said.written:
         # every failure is told in one line, even one a command forgot to word
         _err(f"{args.command or 'medview'} failed (exit {status}); details in {log_file}")
+    if owns_process and args.command in QUICK_EXIT and threading.active_count() == 1:
+        _exit_now(status)
     return status
 
 

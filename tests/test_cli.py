@@ -105,6 +105,32 @@ def test_convert_npy_holds_modality_values(series, tmp_path):
     np.testing.assert_array_equal(arr, series.expected_array)
 
 
+@pytest.mark.parametrize("command", ["convert", "info"])
+def test_convert_and_info_end_their_process_at_once_with_output_flushed(series, tmp_path, command):
+    """From the entry point (no argv) they skip the interpreter's teardown, which would run
+    the atexit handler; called with argv (in-process callers) main returns as usual."""
+    out = tmp_path / "vol.nii"
+    args = ["--log-file", str(tmp_path / "log"), command, str(tmp_path / "study")]
+    args += [str(out)] if command == "convert" else []
+
+    def launch(call: str) -> subprocess.CompletedProcess:
+        code = (
+            "import atexit, sys\nfrom medview.cli import main\n"
+            f"atexit.register(print, 'TORN DOWN')\nsys.argv = ['medview', *{args!r}]\n"
+            f"sys.exit({call})"
+        )
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert ("wrote" if command == "convert" else "Series 1") in r.stdout
+        return r
+
+    assert "TORN DOWN" not in launch("main()").stdout
+    assert (tmp_path / "log").exists()
+    if command == "convert":
+        assert out.stat().st_size > 352
+    assert launch("main(sys.argv[1:])").stdout.rstrip().endswith("TORN DOWN")
+
+
 def test_convert_asks_which_series_when_several(tmp_path):
     write_ct_series(tmp_path / "two", n=4, label="a", series_number=1)
     b = write_ct_series(
