@@ -494,7 +494,8 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- view actions
     def set_layout(self, name: str) -> None:
         self.grid.set_layout(name)
-        self.settings.layout = name
+        if self.settings.layout != name:  # not at start-up: each write syncs the file to disk
+            self.settings.layout = name
         self.menus.layout_actions[name].setChecked(True)
 
     def reset_view(self) -> None:

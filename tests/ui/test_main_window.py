@@ -15,6 +15,7 @@ from PySide6.QtTest import QTest
 
 from medview.core.windowing import CT_PRESETS
 from medview.ui.about_dialog import about_text
+from medview.ui.main_window import MainWindow
 from medview.ui.settings import MAX_RECENT, Settings
 from medview.viewer.planes import Plane
 from tests.ui.main_window_fixtures import (
@@ -199,6 +200,20 @@ def test_nothing_found_says_so(qtbot, window, tmp_path):
     assert "1 other file not read (readme.txt)" in window.last_message.text()
     window.open_paths([str(tmp_path / "missing")])
     assert "does not exist" in window.last_message.text()
+
+
+def test_a_new_window_writes_no_settings_before_its_first_paint(qtbot, data_dir, monkeypatch):
+    """Every settings write syncs the file to disk (QSaveFile): start-up reads the saved
+    layout and does not write it back (issue 19)."""
+    Settings().layout = "1x3"
+    written: list[tuple[str, object]] = []
+    monkeypatch.setattr(Settings, "_set", lambda self, key, value: written.append((key, value)))
+    window = MainWindow(Settings(), panels_later=True)
+    qtbot.addWidget(window)
+    assert window.grid.layout_name == "1x3"
+    assert written == []
+    window.set_layout("2x2")
+    assert written == [("view/layout", "2x2")]
 
 
 def test_layouts_switch_and_persist(qtbot, window, two_series):
