@@ -6,6 +6,7 @@ sentence. (The nnU-Net model's fine-tune is in test_nnunet_models.py, beside its
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -128,3 +129,6 @@ def test_windows_centre_on_labels_and_map_study_points(imported, series, tmp_pat
     never = WindowSampler([grid], (32, 32, 32), 0.0)
     hit = np.mean([always.window(rng)[2].any() for _ in range(20)])
     assert hit == 1.0 and hit >= np.mean([never.window(rng)[2].any() for _ in range(20)])
+    # a study without labels (a validation fold may hold none) still gives windows
+    blank = dataclasses.replace(grid, labels=np.zeros_like(grid.labels))
+    assert not WindowSampler([blank], (32, 32, 32), 1.0).window(rng)[2].any()

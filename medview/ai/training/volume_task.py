@@ -66,7 +66,7 @@ class WindowSampler:
             s, vox = pool[rng.integers(len(pool))]
             quarter = self.size // 4
             return s, vox[rng.integers(len(vox))] + rng.integers(-quarter, quarter + 1)
-        if draw < self.pos_fraction + self.mined_fraction:
+        if self.mined_studies and draw < self.pos_fraction + self.mined_fraction:
             s = self.mined_studies[rng.integers(len(self.mined_studies))]
             return s, self.mined[s][rng.integers(len(self.mined[s]))]
         s = int(rng.integers(len(self.studies)))
