@@ -222,3 +222,58 @@ def test_totalsegmentator_task_imports_from_its_weights_folder(
     ]
     assert card.provenance["kind"] == "totalsegmentator"
     assert (card.provenance["task"], card.provenance["dataset_id"]) == ("body", 299)
+
+
+def test_fine_tune_writes_a_new_nnunet_checkpoint(
+    nnunet_folder, kept_data_dir, tmp_path, monkeypatch
+):
+    """The training engine on the imported model (docs/imported-models.md): 3D windows
+    preprocessed by nnU-Net's own preprocessor, a new version holding one checkpoint in
+    nnU-Net's format (read back with weights_only=True) beside the parent's plans, whose
+    network differs from the parent's, loads and runs; its card compares it with the parent
+    on the study it did not train on."""
+    from medview.ai.models import registry
+    from medview.ai.runtime.loading import load_model
+    from medview.ai.runtime.nnunet_models import import_nnunet, read_checkpoint
+    from medview.ai.training import volume_task
+    from medview.ai.training.engine import Job, Settings, Trainer
+    from tests.ai.imported_studies import labelled_studies
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(volume_task, "QUICK_WINDOWS", 1)  # each is a full network pass
+    parent = import_nnunet(nnunet_folder[0])
+    studies = labelled_studies(tmp_path / "studies", nnunet_folder[1])
+    settings = Settings(epochs=1, patches_per_study=1, threads=1, device="cpu", folds=1)
+    # one step, no teacher pass, no mining run: the test's time goes to the checks
+    settings.distill, settings.mined_fraction = 0.0, 0.0
+    done = Trainer(Job(str(studies), parent.ref, settings), lambda e: None, lambda: False).run()
+    assert done is not None
+    new = registry.resolve(done["version"])
+    assert sorted(p.name for p in new.folder.iterdir()) == [
+        "checkpoint_fold0.pth",
+        "dataset.json",
+        "metadata.json",
+        "plans.json",
+    ]
+    card = new.card
+    assert card.architecture == "nnunet" and card.parent_version == parent.card.version
+    assert list(card.architecture_args["folds"]) == ["0"]
+    ft = card.validation["fine_tune"]
+    assert ft["parent"] == parent.ref and len(ft["val_studies"]) == 1
+    assert set(ft["val_studies"]).isdisjoint(ft["train_studies"])
+    assert card.validation["studies"] == ft["parent_metrics"]["studies"] == 1
+    mine = read_checkpoint((new.folder / card.weights_file).read_bytes(), "new")
+    old = read_checkpoint((parent.folder / parent.card.weights_file).read_bytes(), "parent")
+    assert mine["trainer_name"] == old["trainer_name"] and mine["init_args"] == old["init_args"]
+    weights, before = mine["network_weights"], old["network_weights"]
+    assert weights.keys() == before.keys()
+    assert any(not torch.equal(weights[k], before[k]) for k in before)
+    # loaded as any version (the checkpoint read with weights_only=True), its network runs
+    # (the card's numbers above came from nnU-Net's predictor with these weights)
+    model = load_model(new.folder, "cpu", reuse=False)
+    net = model.predictor.network
+    assert all(torch.equal(net.state_dict()[k], weights[k]) for k in weights)
+    patch = model.predictor.configuration_manager.patch_size
+    with torch.inference_mode():
+        out = net(torch.zeros((1, 1, *patch)))
+    assert out.shape[1] == len(card.labels) + 1 and torch.isfinite(out).all()
