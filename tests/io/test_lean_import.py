@@ -25,8 +25,18 @@ def test_pydicom_comes_without_requests_and_tqdm_which_stay_importable():
 
 def test_modules_loaded_before_are_left_as_they_are():
     code = (
-        "import sys, requests\nimport medview.io.dicom\n"
+        "import sys, requests\nimport medview.io.dicom.index\n"
         "import pydicom.data.download as d\n"
         "print(sys.modules['requests'] is requests, d.HAVE_REQUESTS)"
     )
     assert _run(code) == "True True"
+
+
+def test_the_package_and_its_lazy_modules_do_not_import_pydicom():
+    """io.dicom.seg and io.dicom.tags (imported by the main window's panels) load pydicom
+    only when used; the start-up without a path must not pay for it."""
+    code = (
+        "import sys\nimport medview.io.dicom.seg, medview.io.dicom.tags\n"
+        "print('pydicom' in sys.modules)"
+    )
+    assert _run(code) == "False"

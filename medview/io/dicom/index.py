@@ -11,6 +11,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import medview.io.dicom.lean_import  # noqa: F401  (first: pydicom without its downloader)
+
+# isort: split
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info

@@ -1,4 +1,4 @@
-"""Import pydicom without the download helpers it never needs here.
+"""Importing this module imports pydicom without the download helpers it never needs here.
 
 pydicom's import loads pydicom.data.download, which imports `requests` (with urllib3,
 charset_normalizer, idna, certifi) and `tqdm` only to fetch its own test files from the
@@ -12,7 +12,12 @@ then raises ImportError for them, which pydicom catches), and the marks are take
 once: a later `import requests` (medview.net.web) loads it as usual. Modules already loaded
 are left alone. Another thread importing requests or tqdm for the first time during those
 0.2 s would see them absent; nothing in MedView does (its first pydicom import comes before
-any network or AI work)."""
+any network or AI work).
+
+io.dicom.index, which every scan (the viewer's preview and its scan, `medview convert`,
+`medview info`) imports first, imports this module before pydicom. The package itself does
+not: io.dicom.seg and io.dicom.tags, which the main window's panels import, load pydicom
+only when used."""
 
 from __future__ import annotations
 
@@ -35,3 +40,6 @@ def import_pydicom() -> None:
         for name in absent:
             if sys.modules.get(name, 0) is None:
                 del sys.modules[name]
+
+
+import_pydicom()
