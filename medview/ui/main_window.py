@@ -71,6 +71,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # the slice drawn while its study is scanned: (series of that one file, image)
         self._preview: Preview | None = None
         self._panels_built = False
+        self._closed = False  # closed: what start-up still had scheduled opens nothing
         self._build_status_bar()
         self.menus = MainMenus(self)
         self._update_title()
@@ -247,6 +248,8 @@ class MainWindow(QtWidgets.QMainWindow):
         preview.add_done_callback(read)
 
     def _build_and_open(self, paths: list[str], preview: Preview | None) -> None:
+        if self._closed:  # closed during start-up, before the preview came or was painted
+            return
         self.build_panels()
         self.open_paths(paths, preview)
 
@@ -586,6 +589,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training.shutdown()  # a running fine-tune is stopped (it keeps its checkpoint)
         self.annotation.shutdown()  # the labels' clean save
         self.pacs.shutdown()  # a send under way ends first
+        self._closed = True
         super().closeEvent(ev)
 
 

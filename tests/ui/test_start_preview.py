@@ -9,6 +9,7 @@ import numpy as np
 from dicom_factory import write_ct_series
 
 from medview.app import create_main_window, read_preview_soon
+from medview.ui.main_window import PREVIEW_WAIT_MS
 from medview.viewer.planes import Plane
 from tests.ui.main_window_fixtures import LOAD_TIMEOUT_MS
 
@@ -55,5 +56,9 @@ def test_closed_before_the_panels_are_built_saves_and_shuts_down(qtbot, data_dir
     window = create_main_window([str(tmp_path / "study")], preview=Future())  # never read
     qtbot.addWidget(window)
     assert window.dock("Studies") is None
+    opened: list[list[str]] = []
+    window.open_paths = lambda paths, preview=None: opened.append(paths)
     assert window.close()
     assert window.dock("Studies") is not None and window.settings.window_state
+    qtbot.wait(PREVIEW_WAIT_MS + 300)  # the wait for a preview that never came runs out
+    assert opened == []  # a closed window opens nothing afterwards
