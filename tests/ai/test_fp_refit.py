@@ -179,7 +179,7 @@ def test_a_cross_validated_fine_tune_writes_the_refit_or_keeps_the_parents(tmp_p
         ),
     )
     (folder / "fp.json").write_text(text)
-    done, events = run(tiny_job(tmp_path, epochs=1, folds=2))
+    done, events = run(tiny_job(tmp_path, epochs=1, folds=2, refit_fp=True))
     assert done is not None
     card = load_card(done["folder"])
     refit = card.validation["fine_tune"]["fp_refit"]

@@ -151,7 +151,9 @@ SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "False-positive stage",
         "With cross-validation: refit the false-positive classifier on the new network's "
         "own candidates in the held-out studies; the version keeps it only when it is "
-        "better there than the base model's.",
+        "better there than the base model's. Off by default: your studies hold only your "
+        "site's candidates, and a refit classifier can let the base model's own site's "
+        "false positives through.",
         {"text": "refit on the new network's candidates"},
     ),
     "trainable": (
