@@ -22,6 +22,10 @@ fi
 # the tests also run an nnU-Net v2 model made here with nnU-Net's own tools
 MEDVIEW_EXTRAS="${MEDVIEW_EXTRAS:-dev,nnunet}" ./scripts/setup.sh
 . .venv/bin/activate
+# TotalSegmentator's own task tables and weights layout, which `medview models import
+# totalsegmentator:TASK` reads, so its tests run here: without its dependencies (dipy, fury,
+# pyarrow, ...; pip --dry-run would also replace vtk 9.7 by 9.3.1), which that reading needs not
+python -m pip install --quiet --no-deps "TotalSegmentator>=2.18"
 ruff check medview tests benchmarks packaging
 ruff format --check medview tests benchmarks packaging
 lint-imports
