@@ -19,6 +19,9 @@ from medview.viewer.volume_presets import WINDOW_PRESET, preset, presets_for
 
 CLICK_PX = 4  # a press and release closer than this is a click (pick), not a drag
 SURFACE_DELAY_MS = 300  # label edits come stroke by stroke: surfaces rebuild after a pause
+# scrolling a slice view moves the crosshair every notch; the 3D frame (up to 2 s with
+# software OpenGL, on the GUI thread) follows once the crosshair rests, not every notch
+CURSOR_DELAY_MS = 250
 CLIP_STEPS = 100  # clip sliders run 0..100 % of the volume's extent along each axis
 CLIP_AXES = ("Right – left", "Anterior – posterior", "Inferior – superior")  # LPS x, y, z
 
@@ -74,6 +77,8 @@ class VolumeView(QtWidgets.QWidget):
         self._render_timer.timeout.connect(self.draw)
         self._surface_timer = QtCore.QTimer(self, singleShot=True, interval=SURFACE_DELAY_MS)
         self._surface_timer.timeout.connect(self._update_surfaces)
+        self._cursor_timer = QtCore.QTimer(self, singleShot=True, interval=CURSOR_DELAY_MS)
+        self._cursor_timer.timeout.connect(self.draw)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -153,7 +158,7 @@ class VolumeView(QtWidgets.QWidget):
             self._surface_timer.start()
         elif what == CURSOR:
             self._update_cursor()
-            self.schedule_render()
+            self._cursor_timer.start()  # restarted by each move: one frame when it rests
         elif what == WINDOW and self.preset_box.currentText() == WINDOW_PRESET:
             self._apply_preset()
             self.schedule_render()
@@ -225,6 +230,8 @@ class VolumeView(QtWidgets.QWidget):
         self._render_timer.start()
 
     def draw(self) -> None:
+        self._render_timer.stop()
+        self._cursor_timer.stop()  # this frame shows the crosshair too
         if not self._closed and self.isVisible():
             self.scene.render()
 

@@ -259,3 +259,22 @@ def test_without_vtk_the_3d_cell_says_so(qtbot, monkeypatch):
     state.set_volume(phantom()[0], "phantom")
     qtbot.waitUntil(lambda: grid.volume_cell.view is not None)
     assert grid.volume_cell.view.text() == NO_VTK
+
+
+@needs_gl
+def test_scrolling_the_slices_renders_once_the_crosshair_rests(view, qtbot, monkeypatch):
+    """Each notch of a slice view moves the crosshair; a 3D frame per notch (2 s with
+    software OpenGL, on the GUI thread) would freeze the scrolling."""
+    from medview.ui.volume_view import CURSOR_DELAY_MS
+
+    qtbot.wait(2 * CURSOR_DELAY_MS)  # frames the set-up asked for are done
+    frames = []
+    real = view.scene.render
+    monkeypatch.setattr(view.scene, "render", lambda: frames.append(1) or real())
+    for index in range(5, 25):
+        view.state.set_slice(Plane.AXIAL, index)
+        qtbot.wait(10)
+    assert frames == []  # still moving
+    qtbot.waitUntil(lambda: len(frames) == 1, timeout=5000)
+    qtbot.wait(2 * CURSOR_DELAY_MS)
+    assert len(frames) == 1
